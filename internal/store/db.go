@@ -1,0 +1,149 @@
+// Package store owns the database: opening either engine, applying the
+// versioned migrations, the models and the queries on them.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"github.com/pressly/goose/v3"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/switchboard/switchboard/migrations"
+)
+
+// Dialect names the database engine.
+type Dialect string
+
+const (
+	Postgres Dialect = "postgres"
+	SQLite   Dialect = "sqlite"
+)
+
+// DB is the gateway's database handle.
+type DB struct {
+	Gorm    *gorm.DB
+	Dialect Dialect
+}
+
+// Open connects to PostgreSQL when url starts with postgres:// (or
+// postgresql://), otherwise to the embedded SQLite file at sqlitePath
+// (":memory:" for a throw-away database).
+func Open(ctx context.Context, url, sqlitePath string) (*DB, error) {
+	cfg := &gorm.Config{
+		Logger:                 logger.Discard,
+		SkipDefaultTransaction: true,
+		NowFunc:                func() time.Time { return Now() },
+	}
+	if strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://") {
+		g, err := gorm.Open(postgres.Open(url), cfg)
+		if err != nil {
+			return nil, fmt.Errorf("store: open postgres: %w", err)
+		}
+		sqlDB, err := g.DB()
+		if err != nil {
+			return nil, fmt.Errorf("store: postgres pool: %w", err)
+		}
+		sqlDB.SetMaxOpenConns(20)
+		sqlDB.SetMaxIdleConns(10)
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+		if err := sqlDB.PingContext(ctx); err != nil {
+			return nil, fmt.Errorf("store: ping postgres: %w", err)
+		}
+		return &DB{Gorm: g, Dialect: Postgres}, nil
+	}
+	if url != "" {
+		return nil, fmt.Errorf("store: database url must start with postgres:// (got scheme %q)", scheme(url))
+	}
+	dsn := sqlitePath
+	if sqlitePath == ":memory:" {
+		// A named shared-cache memory database lives as long as one
+		// connection is open; the pool keeps exactly one.
+		dsn = fmt.Sprintf("file:mem%d?mode=memory&cache=shared", time.Now().UnixNano())
+	} else if err := os.MkdirAll(filepath.Dir(sqlitePath), 0o700); err != nil {
+		return nil, fmt.Errorf("store: create data dir: %w", err)
+	}
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	dsn += sep + "_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+	g, err := gorm.Open(sqlite.Open(dsn), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: open sqlite: %w", err)
+	}
+	sqlDB, err := g.DB()
+	if err != nil {
+		return nil, fmt.Errorf("store: sqlite pool: %w", err)
+	}
+	// SQLite has one writer; a single connection turns lock contention
+	// into queueing inside database/sql instead of SQLITE_BUSY errors.
+	sqlDB.SetMaxOpenConns(1)
+	sqlDB.SetConnMaxIdleTime(0)
+	sqlDB.SetConnMaxLifetime(0)
+	if err := sqlDB.PingContext(ctx); err != nil {
+		return nil, fmt.Errorf("store: ping sqlite: %w", err)
+	}
+	return &DB{Gorm: g, Dialect: SQLite}, nil
+}
+
+func scheme(url string) string {
+	if i := strings.Index(url, ":"); i > 0 {
+		return url[:i]
+	}
+	return ""
+}
+
+// SQL returns the underlying pool.
+func (d *DB) SQL() *sql.DB {
+	s, _ := d.Gorm.DB()
+	return s
+}
+
+// Ping checks that the database answers.
+func (d *DB) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return d.SQL().PingContext(ctx)
+}
+
+func (d *DB) Close() error { return d.SQL().Close() }
+
+// Migrate applies every pending migration of this engine.
+func (d *DB) Migrate(ctx context.Context) error {
+	sub, err := fs.Sub(migrations.FS, string(d.Dialect))
+	if err != nil {
+		return fmt.Errorf("store: migrations for %s: %w", d.Dialect, err)
+	}
+	dialect := goose.DialectPostgres
+	if d.Dialect == SQLite {
+		dialect = goose.DialectSQLite3
+	}
+	p, err := goose.NewProvider(dialect, d.SQL(), sub)
+	if err != nil {
+		return fmt.Errorf("store: migration provider: %w", err)
+	}
+	res, err := p.Up(ctx)
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	for _, r := range res {
+		slog.Info("migration applied", "engine", d.Dialect, "version", r.Source.Version, "took", r.Duration)
+	}
+	return nil
+}
+
+// Now is the database clock: UTC, microsecond precision, so a time read
+// back from PostgreSQL equals the one written and SQLite's text times
+// compare in order.
+func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }

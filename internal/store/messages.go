@@ -1,0 +1,337 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/switchboard/switchboard/internal/channel"
+)
+
+// UpsertContact finds or creates the customer of a channel, refreshing the
+// name and phone it was given, and moves last_inbound_at forward when
+// inboundAt is set (a message from the customer opens the service window).
+func UpsertContact(tx *gorm.DB, ch *Channel, c channel.Customer, inboundAt *time.Time) (*Contact, error) {
+	var ct Contact
+	err := tx.Where("channel_id = ? AND external_id = ?", ch.ID, c.ExternalID).First(&ct).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		now := Now()
+		ct = Contact{ID: NewID(), WorkspaceID: ch.WorkspaceID, ChannelID: ch.ID, ExternalID: c.ExternalID,
+			Name: c.Name, Phone: c.Phone, Username: c.Username, LastInboundAt: inboundAt, CreatedAt: now, UpdatedAt: now}
+		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&ct)
+		if res.Error != nil {
+			return nil, fmt.Errorf("store: create contact: %w", res.Error)
+		}
+		if res.RowsAffected == 1 {
+			return &ct, nil
+		}
+		// Created concurrently by another delivery: fall through and update.
+		if err := tx.Where("channel_id = ? AND external_id = ?", ch.ID, c.ExternalID).First(&ct).Error; err != nil {
+			return nil, fmt.Errorf("store: reload contact: %w", err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("store: find contact: %w", err)
+	}
+	set := map[string]any{}
+	if c.Name != "" && c.Name != ct.Name {
+		set["name"], ct.Name = c.Name, c.Name
+	}
+	if c.Phone != "" && c.Phone != ct.Phone {
+		set["phone"], ct.Phone = c.Phone, c.Phone
+	}
+	if c.Username != "" && c.Username != ct.Username {
+		set["username"], ct.Username = c.Username, c.Username
+	}
+	if inboundAt != nil && (ct.LastInboundAt == nil || inboundAt.After(*ct.LastInboundAt)) {
+		set["last_inbound_at"], ct.LastInboundAt = *inboundAt, inboundAt
+	}
+	if len(set) > 0 {
+		set["updated_at"] = Now()
+		q := tx.Model(&Contact{}).Where("id = ?", ct.ID)
+		if inboundAt != nil {
+			// Never move the window back if a newer message committed first.
+			q = q.Where("last_inbound_at IS NULL OR last_inbound_at <= ?", *inboundAt)
+		}
+		if err := q.Updates(set).Error; err != nil {
+			return nil, fmt.Errorf("store: update contact: %w", err)
+		}
+	}
+	return &ct, nil
+}
+
+// InsertMessage stores m unless a message with the same channel and
+// external id exists (Meta redelivers); it reports whether it inserted.
+func InsertMessage(tx *gorm.DB, m *Message) (bool, error) {
+	now := Now()
+	if m.ID == "" {
+		m.ID = NewID()
+	}
+	m.CreatedAt, m.UpdatedAt = now, now
+	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(m)
+	if res.Error != nil {
+		return false, fmt.Errorf("store: insert message: %w", res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// FindByExternalID finds a message of a channel by its wamid / mid.
+func FindByExternalID(tx *gorm.DB, channelID, externalID string) (*Message, error) {
+	var m Message
+	if err := tx.Where("channel_id = ? AND external_id = ?", channelID, externalID).First(&m).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &m, nil
+}
+
+// predecessors lists the statuses from which next is a step forward, so
+// the UPDATE itself enforces the order even when two deliveries race.
+func predecessors(next channel.Status) []string {
+	var out []string
+	for _, cur := range []channel.Status{channel.StatusQueued, channel.StatusSent, channel.StatusDelivered, channel.StatusRead, channel.StatusFailed, channel.StatusReceived} {
+		if channel.Advances(cur, next) {
+			out = append(out, string(cur))
+		}
+	}
+	return out
+}
+
+// StatusResult says what ApplyStatus did.
+type StatusResult int
+
+const (
+	StatusApplied StatusResult = iota // the message moved forward
+	StatusStale                       // known message, nothing newer learned
+	StatusOrphan                      // message not known yet; kept for later
+)
+
+// ApplyStatus records a status webhook against the outbound message it is
+// about. A status for a wamid we do not know yet is kept as an orphan:
+// Meta may send it before our send call returns.
+func ApplyStatus(tx *gorm.DB, channelID string, u channel.StatusUpdate) (StatusResult, *Message, error) {
+	m, err := FindByExternalID(tx, channelID, u.ExternalID)
+	if errors.Is(err, ErrNotFound) {
+		o := OrphanStatus{ChannelID: channelID, ExternalID: u.ExternalID, Status: string(u.Status), OccurredAt: u.Timestamp, CreatedAt: Now()}
+		if u.Error != nil {
+			o.ErrorCode, o.ErrorTitle, o.ErrorDetail = u.Error.Code, u.Error.Title, errDetail(u.Error)
+		}
+		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&o).Error; err != nil {
+			return 0, nil, fmt.Errorf("store: keep orphan status: %w", err)
+		}
+		return StatusOrphan, nil, nil
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	res, err := advance(tx, m, u)
+	return res, m, err
+}
+
+func errDetail(e *channel.ProviderError) string {
+	if e.Details != "" {
+		return e.Details
+	}
+	return e.Message
+}
+
+func advance(tx *gorm.DB, m *Message, u channel.StatusUpdate) (StatusResult, error) {
+	ts := u.Timestamp
+	if ts.IsZero() {
+		ts = Now()
+	}
+	// Timestamps are facts even when the status itself is stale (a late
+	// "delivered" after "read" still tells when it was delivered).
+	var col string
+	switch u.Status {
+	case channel.StatusSent:
+		col = "sent_at"
+	case channel.StatusDelivered:
+		col = "delivered_at"
+	case channel.StatusRead:
+		col = "read_at"
+	case channel.StatusFailed:
+		col = "failed_at"
+	}
+	if col != "" {
+		if err := tx.Model(&Message{}).Where("id = ? AND "+col+" IS NULL", m.ID).
+			Update(col, ts).Error; err != nil {
+			return 0, fmt.Errorf("store: status time: %w", err)
+		}
+	}
+	prev := predecessors(u.Status)
+	if len(prev) == 0 {
+		return StatusStale, nil
+	}
+	set := map[string]any{"status": string(u.Status), "updated_at": Now()}
+	if u.Status == channel.StatusFailed && u.Error != nil {
+		set["error_code"], set["error_title"], set["error_detail"] = u.Error.Code, u.Error.Title, errDetail(u.Error)
+	}
+	res := tx.Model(&Message{}).Where("id = ? AND status IN ?", m.ID, prev).Updates(set)
+	if res.Error != nil {
+		return 0, fmt.Errorf("store: advance status: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return StatusStale, nil
+	}
+	m.Status = string(u.Status)
+	return StatusApplied, nil
+}
+
+// MarkSent stores the external id of a message the messenger accepted and
+// applies any statuses that arrived before it.
+func MarkSent(tx *gorm.DB, m *Message, externalID string) error {
+	now := Now()
+	// Instagram echoes our own send; if the echo was stored before this
+	// call returned, it is a copy of m: fold it into m.
+	if err := tx.Where("channel_id = ? AND external_id = ? AND direction = ? AND id <> ?", m.ChannelID, externalID, Outbound, m.ID).
+		Delete(&Message{}).Error; err != nil {
+		return fmt.Errorf("store: fold echo: %w", err)
+	}
+	err := tx.Model(&Message{}).Where("id = ?", m.ID).Updates(map[string]any{
+		"external_id": externalID, "updated_at": now,
+	}).Error
+	if err != nil {
+		return fmt.Errorf("store: mark sent: %w", err)
+	}
+	m.ExternalID = &externalID
+	if _, err := advance(tx, m, channel.StatusUpdate{ExternalID: externalID, Status: channel.StatusSent, Timestamp: now}); err != nil {
+		return err
+	}
+	var orphans []OrphanStatus
+	if err := tx.Where("channel_id = ? AND external_id = ?", m.ChannelID, externalID).Order("id").Find(&orphans).Error; err != nil {
+		return fmt.Errorf("store: orphan statuses: %w", err)
+	}
+	for _, o := range orphans {
+		u := channel.StatusUpdate{ExternalID: externalID, Status: channel.Status(o.Status), Timestamp: o.OccurredAt}
+		if o.ErrorCode != 0 || o.ErrorTitle != "" {
+			u.Error = &channel.ProviderError{Code: o.ErrorCode, Title: o.ErrorTitle, Details: o.ErrorDetail}
+		}
+		if _, err := advance(tx, m, u); err != nil {
+			return err
+		}
+	}
+	if len(orphans) > 0 {
+		if err := tx.Where("channel_id = ? AND external_id = ?", m.ChannelID, externalID).Delete(&OrphanStatus{}).Error; err != nil {
+			return fmt.Errorf("store: clear orphan statuses: %w", err)
+		}
+	}
+	return nil
+}
+
+// MarkFailed fails a message that never reached the messenger or was
+// refused by it.
+func MarkFailed(tx *gorm.DB, m *Message, e channel.ProviderError) error {
+	_, err := advance(tx, m, channel.StatusUpdate{Status: channel.StatusFailed, Timestamp: Now(), Error: &e})
+	return err
+}
+
+// MessageView is a message with what a reader needs beside it.
+type MessageView struct {
+	Message
+	Contact *Contact
+	Media   *Media
+}
+
+// ListMessages lists a channel's messages newest first. before is the id
+// cursor (exclusive); it returns the cursor of the next page or "".
+func (s *Store) ListMessages(ctx context.Context, scope Scope, channelID, before string, limit int) ([]MessageView, string, error) {
+	if _, err := s.GetChannel(ctx, scope, channelID); err != nil {
+		return nil, "", err
+	}
+	q := s.g(ctx).Where("channel_id = ?", channelID)
+	if before != "" {
+		q = q.Where("id < ?", before)
+	}
+	var ms []Message
+	if err := q.Order("id DESC").Limit(limit + 1).Find(&ms).Error; err != nil {
+		return nil, "", fmt.Errorf("store: list messages: %w", err)
+	}
+	next := ""
+	if len(ms) > limit {
+		ms = ms[:limit]
+		next = ms[limit-1].ID
+	}
+	views, err := s.views(ctx, ms)
+	return views, next, err
+}
+
+// GetMessage returns one message in scope.
+func (s *Store) GetMessage(ctx context.Context, scope Scope, id string) (*MessageView, error) {
+	var m Message
+	if err := scope.apply(s.g(ctx)).Where("id = ?", id).First(&m).Error; err != nil {
+		return nil, notFound(err)
+	}
+	v, err := s.views(ctx, []Message{m})
+	if err != nil {
+		return nil, err
+	}
+	return &v[0], nil
+}
+
+func (s *Store) views(ctx context.Context, ms []Message) ([]MessageView, error) {
+	contactIDs, mediaIDs := map[string]bool{}, map[string]bool{}
+	for _, m := range ms {
+		contactIDs[m.ContactID] = true
+		if m.MediaID != nil {
+			mediaIDs[*m.MediaID] = true
+		}
+	}
+	contacts := map[string]*Contact{}
+	if len(contactIDs) > 0 {
+		var cs []Contact
+		if err := s.g(ctx).Where("id IN ?", keys(contactIDs)).Find(&cs).Error; err != nil {
+			return nil, fmt.Errorf("store: message contacts: %w", err)
+		}
+		for i := range cs {
+			contacts[cs[i].ID] = &cs[i]
+		}
+	}
+	media := map[string]*Media{}
+	if len(mediaIDs) > 0 {
+		var md []Media
+		if err := s.g(ctx).Where("id IN ?", keys(mediaIDs)).Find(&md).Error; err != nil {
+			return nil, fmt.Errorf("store: message media: %w", err)
+		}
+		for i := range md {
+			media[md[i].ID] = &md[i]
+		}
+	}
+	out := make([]MessageView, len(ms))
+	for i, m := range ms {
+		out[i] = MessageView{Message: m, Contact: contacts[m.ContactID]}
+		if m.MediaID != nil {
+			out[i].Media = media[*m.MediaID]
+		}
+	}
+	return out, nil
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// GetContact returns a contact of a channel by its external id.
+func (s *Store) GetContact(ctx context.Context, channelID, externalID string) (*Contact, error) {
+	var c Contact
+	if err := s.g(ctx).Where("channel_id = ? AND external_id = ?", channelID, externalID).First(&c).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &c, nil
+}
+
+// GetMedia returns a media row by id (unscoped: the signed URL is the
+// authorisation).
+func (s *Store) GetMedia(ctx context.Context, id string) (*Media, error) {
+	var m Media
+	if err := s.g(ctx).Where("id = ?", id).First(&m).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &m, nil
+}
