@@ -264,6 +264,10 @@ type Download struct {
 // ErrUnsupported is returned for an operation a messenger does not offer.
 var ErrUnsupported = errors.New("channel: operation not supported by this messenger")
 
+// ErrTooLarge is returned by FetchMedia for a file over the caller's limit.
+// Fetching again would not help.
+var ErrTooLarge = errors.New("channel: media exceeds the size limit")
+
 // Outcome tells the queue what to do about a failed send.
 type Outcome int
 
