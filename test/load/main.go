@@ -1,0 +1,416 @@
+// Command load fires signed WhatsApp inbound-text webhooks at a running
+// gateway and reports how fast it acknowledges them: throughput, latency
+// percentiles and the count of each HTTP status.
+//
+//	go run ./test/load -url http://127.0.0.1:8080 -app-secret "$SWITCHBOARD_META_APP_SECRET" -n 5000 -c 32
+//
+// With -admin-token it first creates a WhatsApp channel through the admin
+// API so that the webhooks route somewhere; otherwise it uses
+// -phone-number-id. A fraction of deliveries (-duplicates) re-sends an
+// earlier payload byte for byte, as Meta's retries do, to exercise dedupe.
+//
+// It refuses non-loopback targets unless -allow-remote is given: it is a
+// load generator and should not be pointed at someone else's server by
+// accident.
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/sandbox/metasim"
+)
+
+const (
+	maxMessages    = 1_000_000
+	maxConcurrency = 1024
+)
+
+type config struct {
+	url           string
+	appSecret     string
+	adminToken    string
+	phoneNumberID string
+	wabaID        string
+	displayPhone  string
+	n             int
+	concurrency   int
+	duplicates    float64
+	senders       int
+	timeout       time.Duration
+	allowRemote   bool
+	seed          uint64
+}
+
+func main() {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	cfg, err := parseFlags(os.Args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		logger.Error("bad flags", "err", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, os.Stdout, logger); err != nil {
+		logger.Error("load run failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	fs.StringVar(&c.url, "url", "http://127.0.0.1:8080", "gateway base URL; webhooks go to {url}/webhooks/meta")
+	fs.StringVar(&c.appSecret, "app-secret", "load-app-secret", "Meta app secret; must equal the gateway's SWITCHBOARD_META_APP_SECRET")
+	fs.StringVar(&c.adminToken, "admin-token", "", "if set, create a WhatsApp channel via POST {url}/api/v1/channels first")
+	fs.StringVar(&c.phoneNumberID, "phone-number-id", "109283746501928", "phone_number_id to target when -admin-token is not set")
+	fs.StringVar(&c.wabaID, "waba-id", "104857392017465", "WABA id to put in entry[].id when -admin-token is not set")
+	fs.StringVar(&c.displayPhone, "display-phone", "+77010000000", "business display number in webhook metadata")
+	fs.IntVar(&c.n, "n", 5000, "total webhooks to send, duplicates included")
+	fs.IntVar(&c.concurrency, "c", 32, "concurrent connections")
+	fs.Float64Var(&c.duplicates, "duplicates", 0.05, "fraction of webhooks that re-send an earlier payload verbatim (0 to 0.9)")
+	fs.IntVar(&c.senders, "senders", 3000, "distinct customer numbers")
+	fs.DurationVar(&c.timeout, "timeout", 2*time.Minute, "stop after this long, whatever is left")
+	fs.BoolVar(&c.allowRemote, "allow-remote", false, "allow a non-loopback -url")
+	fs.Uint64Var(&c.seed, "seed", 0, "random seed for the send plan (0: time-based)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	switch {
+	case c.n < 1 || c.n > maxMessages:
+		return c, fmt.Errorf("-n must be 1..%d, got %d", maxMessages, c.n)
+	case c.concurrency < 1 || c.concurrency > maxConcurrency:
+		return c, fmt.Errorf("-c must be 1..%d, got %d", maxConcurrency, c.concurrency)
+	case c.duplicates < 0 || c.duplicates > 0.9:
+		return c, fmt.Errorf("-duplicates must be 0..0.9, got %g", c.duplicates)
+	case c.senders < 1:
+		return c, fmt.Errorf("-senders must be positive, got %d", c.senders)
+	case c.timeout <= 0:
+		return c, fmt.Errorf("-timeout must be positive, got %s", c.timeout)
+	}
+	if c.seed == 0 {
+		c.seed = uint64(time.Now().UnixNano())
+	}
+	return c, nil
+}
+
+func run(ctx context.Context, cfg config, out io.Writer, logger *slog.Logger) error {
+	base, err := url.Parse(strings.TrimSuffix(cfg.url, "/"))
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return fmt.Errorf("-url %q is not an absolute http(s) URL", cfg.url)
+	}
+	if !cfg.allowRemote && !isLoopback(base.Hostname()) {
+		return fmt.Errorf("refusing non-loopback target %q without -allow-remote", base.Hostname())
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	defer cancel()
+
+	transport := &http.Transport{
+		Proxy:               nil, // a loopback benchmark must not detour through $HTTP_PROXY
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        cfg.concurrency,
+		MaxIdleConnsPerHost: cfg.concurrency,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	defer transport.CloseIdleConnections()
+	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
+	rng := rand.New(rand.NewPCG(cfg.seed, cfg.seed>>32|1))
+
+	target := channel{phoneNumberID: cfg.phoneNumberID, wabaID: cfg.wabaID, displayPhone: cfg.displayPhone}
+	if cfg.adminToken != "" {
+		target, err = createChannel(ctx, client, base.String(), cfg.adminToken, rng)
+		if err != nil {
+			return err
+		}
+		logger.Info("created channel", "id", target.id, "phone_number_id", target.phoneNumberID)
+	}
+
+	plan, err := buildPlan(cfg, target, rng)
+	if err != nil {
+		return err
+	}
+	hook := &metasim.WebhookClient{URL: base.String() + "/webhooks/meta", AppSecret: cfg.appSecret, HTTPClient: client}
+	logger.Info("firing webhooks", "url", hook.URL, "n", len(plan.sends), "unique", plan.unique, "concurrency", cfg.concurrency)
+	res := fire(ctx, hook, plan.sends, cfg.concurrency)
+	report(out, cfg, hook.URL, target, plan, res)
+	if res.timedOut {
+		return fmt.Errorf("stopped by -timeout %s after %d of %d webhooks", cfg.timeout, res.attempted, len(plan.sends))
+	}
+	if bad := res.attempted - res.acked2xx; bad > 0 {
+		return fmt.Errorf("%d of %d webhooks were not acknowledged with 2xx", bad, res.attempted)
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+type channel struct {
+	id            string // empty when not created by us
+	phoneNumberID string
+	wabaID        string
+	displayPhone  string
+}
+
+// createChannel registers a fresh WhatsApp channel so a run never collides
+// with real data or an earlier run's dedupe state.
+func createChannel(ctx context.Context, client *http.Client, baseURL, adminToken string, rng *rand.Rand) (channel, error) {
+	ch := channel{phoneNumberID: digits(rng, 15), wabaID: digits(rng, 15), displayPhone: "+77010000000"}
+	body, err := json.Marshal(map[string]string{
+		"type": "whatsapp", "name": "load",
+		"phone_number_id": ch.phoneNumberID, "waba_id": ch.wabaID,
+		"display_phone": ch.displayPhone, "access_token": "load-token",
+	})
+	if err != nil {
+		return ch, fmt.Errorf("create channel: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/api/v1/channels", bytes.NewReader(body))
+	if err != nil {
+		return ch, fmt.Errorf("create channel: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return ch, fmt.Errorf("create channel: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusCreated {
+		return ch, fmt.Errorf("create channel: HTTP %d: %s", resp.StatusCode, truncate(raw, 512))
+	}
+	var created struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(raw, &created); err != nil || created.ID == "" {
+		return ch, fmt.Errorf("create channel: response has no id: %s", truncate(raw, 512))
+	}
+	ch.id = created.ID
+	return ch, nil
+}
+
+func digits(rng *rand.Rand, n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte('0' + rng.IntN(10))
+	}
+	b[0] = byte('1' + rng.IntN(9))
+	return string(b)
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}
+
+type plan struct {
+	sends   [][]byte // in send order; duplicates share the backing array of their original
+	unique  int
+	senders int
+}
+
+// buildPlan renders every payload up front so that JSON encoding and HMAC
+// key setup stay out of the measured latency.
+func buildPlan(cfg config, ch channel, rng *rand.Rand) (plan, error) {
+	dups := int(float64(cfg.n) * cfg.duplicates)
+	unique := cfg.n - dups
+	senders := min(cfg.senders, unique)
+	now := time.Now()
+	seen := make(map[string]bool, unique)
+	originals := make([][]byte, unique)
+	for i := range originals {
+		k := i % senders
+		from := fmt.Sprintf("7705%07d", k)
+		wamid := metasim.NewWAMID(from)
+		for seen[wamid] {
+			wamid = metasim.NewWAMID(from)
+		}
+		seen[wamid] = true
+		name := fmt.Sprintf("Load User %d", k)
+		if k%2 == 1 {
+			// Cyrillic names exercise the \uXXXX escaping path of signature checks.
+			name = fmt.Sprintf("Клиент %d", k)
+		}
+		payload, _, err := metasim.BuildWhatsAppWebhook(metasim.WhatsAppInbound{
+			WABAID: ch.wabaID, PhoneNumberID: ch.phoneNumberID, DisplayPhone: ch.displayPhone,
+			From: from, Name: name, WAMID: wamid, Time: now,
+			Text: fmt.Sprintf("load message %d / сообщение %d", i, i),
+		})
+		if err != nil {
+			return plan{}, err
+		}
+		originals[i] = payload
+	}
+	// Place each duplicate a little after its original: near enough that
+	// some race the original in flight (concurrent dedupe), some well after.
+	type slot struct {
+		order   float64
+		payload []byte
+	}
+	slots := make([]slot, 0, cfg.n)
+	for i, p := range originals {
+		slots = append(slots, slot{float64(i), p})
+	}
+	spread := float64(4 * cfg.concurrency)
+	for range dups {
+		j := rng.IntN(unique)
+		slots = append(slots, slot{float64(j) + 0.5 + rng.Float64()*spread, originals[j]})
+	}
+	sort.SliceStable(slots, func(a, b int) bool { return slots[a].order < slots[b].order })
+	sends := make([][]byte, len(slots))
+	for i, s := range slots {
+		sends[i] = s.payload
+	}
+	return plan{sends: sends, unique: unique, senders: senders}, nil
+}
+
+type result struct {
+	attempted int
+	acked2xx  int
+	byStatus  map[string]int
+	latencies []time.Duration // of requests that got an HTTP answer
+	elapsed   time.Duration
+	timedOut  bool
+	errSample []string
+}
+
+func fire(ctx context.Context, hook *metasim.WebhookClient, sends [][]byte, concurrency int) result {
+	jobs := make(chan []byte)
+	var (
+		mu  sync.Mutex
+		res = result{byStatus: map[string]int{}, latencies: make([]time.Duration, 0, len(sends))}
+		wg  sync.WaitGroup
+	)
+	start := time.Now()
+	for range concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for payload := range jobs {
+				t0 := time.Now()
+				status, err := hook.Post(ctx, payload)
+				lat := time.Since(t0)
+				mu.Lock()
+				res.attempted++
+				switch {
+				case err != nil && ctx.Err() != nil:
+					res.byStatus["cancelled"]++
+				case err != nil:
+					res.byStatus["transport error"]++
+					if len(res.errSample) < 3 {
+						res.errSample = append(res.errSample, err.Error())
+					}
+				default:
+					res.byStatus[fmt.Sprint(status)]++
+					res.latencies = append(res.latencies, lat)
+					if status >= 200 && status < 300 {
+						res.acked2xx++
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for _, p := range sends {
+		select {
+		case jobs <- p:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	res.timedOut = errors.Is(ctx.Err(), context.DeadlineExceeded)
+	return res
+}
+
+// percentile uses the nearest-rank method on sorted durations.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(float64(len(sorted))*p/100+0.999999) - 1
+	return sorted[min(max(rank, 0), len(sorted)-1)]
+}
+
+func report(out io.Writer, cfg config, target string, ch channel, p plan, res result) {
+	lat := slices.Clone(res.latencies)
+	slices.Sort(lat)
+	answered := len(lat)
+	fmt.Fprintf(out, "target       %s\n", target)
+	if ch.id != "" {
+		fmt.Fprintf(out, "channel      %s (created, phone_number_id %s)\n", ch.id, ch.phoneNumberID)
+	} else {
+		fmt.Fprintf(out, "channel      phone_number_id %s\n", ch.phoneNumberID)
+	}
+	fmt.Fprintf(out, "plan         %d webhooks: %d unique wamids + %d verbatim duplicates, %d senders, concurrency %d\n",
+		len(p.sends), p.unique, len(p.sends)-p.unique, p.senders, cfg.concurrency)
+	fmt.Fprintf(out, "sent         %d in %s\n", res.attempted, res.elapsed.Round(time.Millisecond))
+	if secs := res.elapsed.Seconds(); secs > 0 {
+		fmt.Fprintf(out, "throughput   %.1f acks/s\n", float64(answered)/secs)
+	}
+	fmt.Fprintf(out, "latency      p50 %s  p90 %s  p99 %s  max %s  (n=%d)\n",
+		fmtDur(percentile(lat, 50)), fmtDur(percentile(lat, 90)), fmtDur(percentile(lat, 99)), fmtDur(percentile(lat, 100)), answered)
+	keys := make([]string, 0, len(res.byStatus))
+	for k := range res.byStatus {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, cmp.Compare)
+	for i, k := range keys {
+		label := "status"
+		if i > 0 {
+			label = ""
+		}
+		fmt.Fprintf(out, "%-12s %s: %d\n", label, k, res.byStatus[k])
+	}
+	for _, e := range res.errSample {
+		fmt.Fprintf(out, "error        %s\n", e)
+	}
+	if res.byStatus["401"]+res.byStatus["403"] > 0 {
+		fmt.Fprintln(out, "hint         401/403 usually means -app-secret differs from the gateway's SWITCHBOARD_META_APP_SECRET")
+	}
+	if res.timedOut {
+		fmt.Fprintf(out, "note         stopped by -timeout %s before the plan finished\n", cfg.timeout)
+	}
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d >= time.Second:
+		return d.Round(time.Millisecond).String()
+	case d >= time.Millisecond:
+		return d.Round(10 * time.Microsecond).String()
+	}
+	return d.Round(time.Microsecond).String()
+}
