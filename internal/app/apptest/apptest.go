@@ -1,0 +1,252 @@
+// Package apptest starts a whole gateway and a Meta simulator on loopback
+// for end-to-end tests, on SQLite or PostgreSQL.
+package apptest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/app"
+	"github.com/switchboard/switchboard/internal/config"
+	"github.com/switchboard/switchboard/internal/sandbox/metasim"
+	"github.com/switchboard/switchboard/internal/store/storetest"
+)
+
+const (
+	AppSecret   = "test_app_secret"
+	VerifyToken = "verify-me"
+	AdminToken  = "admin-test-token"
+	// The business number and Instagram account of the shared fixtures.
+	PhoneNumberID = "109283746501928"
+	WabaID        = "104857392017465"
+	IGUserID      = "17841405822304914"
+	WAToken       = "EAAG-wa-token"
+	IGToken       = "IGAA-ig-token"
+)
+
+// Env is a running gateway with its simulator.
+type Env struct {
+	T       testing.TB
+	App     *app.App
+	Sim     *metasim.Server
+	SimURL  string
+	URL     string // the gateway
+	Client  *http.Client
+	cleanup []func()
+}
+
+// Options tune an Env.
+type Options struct {
+	Postgres bool
+	// Sim changes the simulator's options before it starts.
+	Sim func(*metasim.Options)
+	// Config changes the gateway's configuration before it starts.
+	Config func(*config.Config)
+	// NoStart leaves the queue workers stopped.
+	NoStart bool
+	// DataDir and DatabaseURL reuse an earlier Env's storage (restarts).
+	DataDir     string
+	DatabaseURL string
+}
+
+// Start builds the simulator and the gateway and registers cleanup.
+func Start(t testing.TB, o Options) *Env {
+	t.Helper()
+	gw := httptest.NewUnstartedServer(nil)
+	gwURL := "http://" + gw.Listener.Addr().String()
+
+	simOpts := metasim.Options{AppSecret: AppSecret, WebhookURL: gwURL + "/webhooks/meta",
+		AutoStatuses: true, StatusDelay: 10 * time.Millisecond, ThroughputPerSecond: -1}
+	if o.Sim != nil {
+		o.Sim(&simOpts)
+	}
+	sim := metasim.New(simOpts)
+	simSrv := httptest.NewServer(sim)
+	sim.AddWhatsAppNumber(PhoneNumberID, WabaID, "77012345678", WAToken)
+	sim.AddInstagramAccount(IGUserID, IGToken)
+
+	env := []string{
+		"SWITCHBOARD_ADMIN_TOKEN=" + AdminToken,
+		"SWITCHBOARD_META_APP_SECRET=" + AppSecret,
+		"SWITCHBOARD_META_VERIFY_TOKEN=" + VerifyToken,
+		"SWITCHBOARD_META_GRAPH_URL=" + simSrv.URL,
+		"SWITCHBOARD_PUBLIC_URL=" + gwURL,
+		"SWITCHBOARD_ALLOW_PRIVATE_ENDPOINTS=true",
+		"SWITCHBOARD_SECRET_KEY=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+	}
+	cfg, err := config.Load("", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = o.DataDir
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	cfg.DatabaseURL = o.DatabaseURL
+	if o.Postgres && cfg.DatabaseURL == "" {
+		cfg.DatabaseURL = storetest.URL(t)
+	}
+	cfg.LogLevel = "warn"
+	if o.Config != nil {
+		o.Config(cfg)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	a, err := app.New(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw.Config.Handler = a.Handler()
+	gw.Start()
+	e := &Env{T: t, App: a, Sim: sim, SimURL: simSrv.URL, URL: gwURL, Client: &http.Client{Timeout: 30 * time.Second}}
+	if !o.NoStart {
+		if err := a.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		gw.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		a.Close(ctx)
+		sim.Close()
+		simSrv.Close()
+	})
+	return e
+}
+
+// Do calls the gateway with the admin token unless token is given.
+func (e *Env) Do(method, path string, body any, token ...string) (int, map[string]any) {
+	e.T.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		r = bytes.NewReader(b)
+	case string:
+		r = strings.NewReader(b)
+	default:
+		j, _ := json.Marshal(b)
+		r = bytes.NewReader(j)
+	}
+	req, _ := http.NewRequest(method, e.URL+path, r)
+	tok := AdminToken
+	if len(token) > 0 {
+		tok = token[0]
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := e.Client.Do(req)
+	if err != nil {
+		e.T.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	out := map[string]any{}
+	json.Unmarshal(raw, &out)
+	if len(out) == 0 && len(raw) > 0 {
+		out["_raw"] = string(raw)
+	}
+	return resp.StatusCode, out
+}
+
+// PostWebhook posts body to /webhooks/meta signed with the app secret.
+func (e *Env) PostWebhook(body []byte) (int, map[string]any) {
+	e.T.Helper()
+	return e.PostWebhookSigned(body, metasim.SignBody(AppSecret, body))
+}
+
+// PostWebhookSigned posts with the given signature header ("" for none).
+func (e *Env) PostWebhookSigned(body []byte, sig string) (int, map[string]any) {
+	e.T.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.URL+"/webhooks/meta", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if sig != "" {
+		req.Header.Set("X-Hub-Signature-256", sig)
+	}
+	resp, err := e.Client.Do(req)
+	if err != nil {
+		e.T.Fatalf("post webhook: %v", err)
+	}
+	defer resp.Body.Close()
+	out := map[string]any{}
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+// CreateWhatsApp creates the fixtures' WhatsApp channel and returns its id.
+func (e *Env) CreateWhatsApp(token ...string) string {
+	e.T.Helper()
+	st, body := e.Do("POST", "/api/v1/channels", map[string]any{"type": "whatsapp", "name": "Продажи WA",
+		"phone_number_id": PhoneNumberID, "waba_id": WabaID, "display_phone": "+7 701 234 56 78", "access_token": WAToken}, token...)
+	if st != http.StatusCreated {
+		e.T.Fatalf("create whatsapp channel: %d %v", st, body)
+	}
+	return body["id"].(string)
+}
+
+// CreateInstagram creates the fixtures' Instagram channel.
+func (e *Env) CreateInstagram(token ...string) string {
+	e.T.Helper()
+	st, body := e.Do("POST", "/api/v1/channels", map[string]any{"type": "instagram", "name": "Instagram",
+		"ig_user_id": IGUserID, "page_id": "1122334455", "access_token": IGToken}, token...)
+	if st != http.StatusCreated {
+		e.T.Fatalf("create instagram channel: %d %v", st, body)
+	}
+	return body["id"].(string)
+}
+
+// Messages lists a channel's messages, newest first.
+func (e *Env) Messages(channelID string) []map[string]any {
+	e.T.Helper()
+	st, body := e.Do("GET", "/api/v1/channels/"+channelID+"/messages?limit=500", nil)
+	if st != http.StatusOK {
+		e.T.Fatalf("list messages: %d %v", st, body)
+	}
+	var out []map[string]any
+	for _, m := range body["data"].([]any) {
+		out = append(out, m.(map[string]any))
+	}
+	return out
+}
+
+// Eventually polls cond until it holds or the deadline passes.
+func (e *Env) Eventually(what string, cond func() bool) {
+	e.T.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.T.Fatalf("timed out waiting for: %s", what)
+}
+
+// Each runs f on SQLite and, when TEST_DATABASE_URL is set, PostgreSQL.
+func Each(t *testing.T, o Options, f func(t *testing.T, e *Env)) {
+	t.Run("sqlite", func(t *testing.T) { f(t, Start(t, o)) })
+	if os.Getenv(storetest.EnvURL) == "" {
+		return
+	}
+	t.Run("postgres", func(t *testing.T) {
+		po := o
+		po.Postgres = true
+		f(t, Start(t, po))
+	})
+}

@@ -1,0 +1,253 @@
+package messaging
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"gorm.io/gorm"
+
+	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/queue"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// IngestResult counts what one webhook delivery did.
+type IngestResult struct {
+	Stored     int // new messages
+	Duplicates int // messages seen before (Meta retried)
+	Statuses   int // status updates applied or kept for later
+	Unrouted   int // envelopes for channels we do not know
+	Errors     int // account-level errors reported by Meta
+}
+
+// Ingest stores a verified, parsed delivery. Everything for known channels
+// is written in one transaction together with the jobs it causes, so the
+// caller may answer 200 once Ingest returns nil and nothing is lost.
+func (s *Service) Ingest(ctx context.Context, b *channel.Batch, raw []byte) (IngestResult, error) {
+	var res IngestResult
+	type routed struct {
+		ch  *store.Channel
+		env *channel.Envelope
+	}
+	var work []routed
+	for i := range b.Envelopes {
+		env := &b.Envelopes[i]
+		ch, err := s.store.ChannelByAccount(ctx, env.ChannelType, env.AccountID)
+		if errors.Is(err, store.ErrNotFound) {
+			res.Unrouted++
+			s.log.Warn("webhook for unknown channel", "channel_type", env.ChannelType, "account_id", env.AccountID)
+			if err := s.store.SaveUnrouted(ctx, env.ChannelType, env.AccountID, raw); err != nil {
+				return res, fmt.Errorf("messaging: keep unrouted delivery: %w", err)
+			}
+			continue
+		}
+		if err != nil {
+			return res, fmt.Errorf("messaging: route %s %s: %w", env.ChannelType, env.AccountID, err)
+		}
+		work = append(work, routed{ch, env})
+	}
+	if len(work) == 0 {
+		return res, nil
+	}
+	type counted struct{ typ, dir, status string }
+	var seen []counted
+	enqueued := false
+	err := s.store.Tx(ctx, func(tx *gorm.DB) error {
+		res.Stored, res.Duplicates, res.Statuses, res.Errors = 0, 0, 0, 0
+		seen = seen[:0]
+		for _, w := range work {
+			for i := range w.env.Messages {
+				in := &w.env.Messages[i]
+				stored, job, err := s.storeInbound(tx, w.ch, in)
+				if err != nil {
+					return err
+				}
+				if !stored {
+					res.Duplicates++
+					continue
+				}
+				res.Stored++
+				enqueued = enqueued || job
+				dir := store.Inbound
+				if in.Echo {
+					dir = store.Outbound
+				}
+				seen = append(seen, counted{w.ch.Type, dir, "received"})
+			}
+			for _, st := range w.env.Statuses {
+				r, _, err := store.ApplyStatus(tx, w.ch.ID, st)
+				if err != nil {
+					return err
+				}
+				res.Statuses++
+				if r == store.StatusApplied {
+					seen = append(seen, counted{w.ch.Type, store.Outbound, string(st.Status)})
+				}
+			}
+			for _, e := range w.env.Errors {
+				res.Errors++
+				s.log.Warn("messenger reported an account error", "channel_id", w.ch.ID, "code", e.Code, "title", e.Title, "details", e.Details)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return res, fmt.Errorf("messaging: store delivery: %w", err)
+	}
+	for _, c := range seen {
+		s.metrics.Messages.WithLabelValues(c.typ, c.dir, c.status).Inc()
+	}
+	if enqueued {
+		s.notify()
+	}
+	return res, nil
+}
+
+// storeInbound writes one inbound event; it reports whether it was new and
+// whether it enqueued a job.
+func (s *Service) storeInbound(tx *gorm.DB, ch *store.Channel, in *channel.Inbound) (bool, bool, error) {
+	if in.Deleted {
+		// The customer unsent an earlier message: mark it, keep its text.
+		m, err := store.FindByExternalID(tx, ch.ID, in.ExternalID)
+		if errors.Is(err, store.ErrNotFound) {
+			return false, false, nil
+		}
+		if err != nil {
+			return false, false, err
+		}
+		err = tx.Model(&store.Message{}).Where("id = ?", m.ID).
+			Updates(map[string]any{"status": string(channel.StatusDeleted), "updated_at": store.Now()}).Error
+		return err == nil, false, err
+	}
+	if in.ExternalID == "" {
+		return false, false, fmt.Errorf("messaging: %s message without an id", ch.Type)
+	}
+	if _, err := store.FindByExternalID(tx, ch.ID, in.ExternalID); err == nil {
+		return false, false, nil // a redelivery, or the echo of our own send
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return false, false, err
+	}
+
+	var inboundAt = &in.Timestamp
+	if in.Echo || in.Timestamp.IsZero() {
+		inboundAt = nil
+	}
+	contact, err := store.UpsertContact(tx, ch, in.Customer, inboundAt)
+	if err != nil {
+		return false, false, err
+	}
+	m := &store.Message{
+		WorkspaceID: ch.WorkspaceID, ChannelID: ch.ID, ContactID: contact.ID,
+		Direction: store.Inbound, Type: string(in.Type), Text: in.Text,
+		ExternalID: strPtr(in.ExternalID), QuotedExternalID: in.QuotedExternalID,
+		Status: string(channel.StatusReceived),
+	}
+	if !in.Timestamp.IsZero() {
+		ts := in.Timestamp.UTC()
+		m.ProviderAt = &ts
+	}
+	if in.Echo {
+		// Sent by a person from the messenger's own app, not through us.
+		m.Direction, m.Status = store.Outbound, string(channel.StatusSent)
+		m.SentAt = m.ProviderAt
+	}
+	quoted := in.QuotedExternalID
+	if in.Reaction != nil {
+		quoted = in.Reaction.TargetExternalID
+	}
+	if quoted != "" {
+		if q, err := store.FindByExternalID(tx, ch.ID, quoted); err == nil {
+			m.QuotedMessageID = &q.ID
+		}
+	}
+	if len(in.Errors) > 0 {
+		e := in.Errors[0]
+		m.ErrorCode, m.ErrorTitle, m.ErrorDetail = e.Code, e.Title, firstNonEmpty(e.Details, e.Message)
+	}
+	if extra := inboundExtra(in); extra != nil {
+		m.Extra = extra
+	}
+	var mediaRow *store.Media
+	if in.Media != nil && (in.Media.ProviderID != "" || in.Media.URL != "") {
+		now := store.Now()
+		mediaRow = &store.Media{ID: store.NewID(), WorkspaceID: ch.WorkspaceID, ChannelID: ch.ID,
+			ProviderID: in.Media.ProviderID, SourceURL: in.Media.URL, MimeType: in.Media.MimeType,
+			Filename: in.Media.Filename, SHA256: in.Media.SHA256, State: store.MediaPending, CreatedAt: now, UpdatedAt: now}
+		if err := tx.Create(mediaRow).Error; err != nil {
+			return false, false, fmt.Errorf("messaging: store media: %w", err)
+		}
+		m.MediaID = &mediaRow.ID
+	}
+	inserted, err := store.InsertMessage(tx, m)
+	if err != nil {
+		return false, false, err
+	}
+	if !inserted {
+		// Lost a race with a concurrent redelivery of the same message.
+		if mediaRow != nil {
+			if err := tx.Delete(mediaRow).Error; err != nil {
+				return false, false, err
+			}
+		}
+		return false, false, nil
+	}
+	if mediaRow == nil {
+		return true, false, nil
+	}
+	_, err = queue.Enqueue(tx, queue.NewJob{
+		Kind: JobFetchMedia, WorkspaceID: ch.WorkspaceID,
+		Payload: fetchMediaJob{MediaID: mediaRow.ID},
+	})
+	if err != nil {
+		return false, false, fmt.Errorf("messaging: enqueue media fetch: %w", err)
+	}
+	return true, true, nil
+}
+
+// inboundExtra gathers what has no column into the message's JSON extra.
+func inboundExtra(in *channel.Inbound) *string {
+	extra := map[string]any{}
+	for k, v := range in.Extra {
+		extra[k] = v
+	}
+	if in.Location != nil {
+		extra["location"] = in.Location
+	}
+	if in.Reaction != nil {
+		extra["reaction"] = in.Reaction
+	}
+	if in.Forwarded {
+		extra["forwarded"] = true
+	}
+	if in.Media != nil {
+		if in.Media.Caption != "" {
+			extra["caption"] = in.Media.Caption
+		}
+		if in.Media.Animated {
+			extra["animated"] = true
+		}
+	}
+	if len(in.Errors) > 1 {
+		extra["errors"] = in.Errors
+	}
+	if len(extra) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(extra)
+	if err != nil {
+		return nil
+	}
+	s := string(b)
+	return &s
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

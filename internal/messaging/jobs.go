@@ -1,0 +1,281 @@
+package messaging
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/media"
+	"github.com/switchboard/switchboard/internal/netguard"
+	"github.com/switchboard/switchboard/internal/queue"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// Register adds the service's job handlers to a queue.
+func (s *Service) Register(q interface {
+	Handle(kind string, h queue.Handler)
+}) {
+	q.Handle(JobSend, s.handleSend)
+	q.Handle(JobFetchMedia, s.handleFetchMedia)
+}
+
+// maxLimiterWait is how long a worker waits for the channel's token
+// bucket before handing the job back to the queue for later.
+const maxLimiterWait = 2 * time.Second
+
+func (s *Service) handleSend(ctx context.Context, j *queue.Job) error {
+	var p sendJob
+	if err := j.Decode(&p); err != nil {
+		return queue.Permanent(err)
+	}
+	mv, err := s.store.GetMessage(ctx, store.All, p.MessageID)
+	if errors.Is(err, store.ErrNotFound) {
+		return queue.Permanent(fmt.Errorf("message %s is gone", p.MessageID))
+	}
+	if err != nil {
+		return err
+	}
+	m := &mv.Message
+	if m.Status != string(channel.StatusQueued) || m.ExternalID != nil {
+		return nil // already handled by an earlier attempt
+	}
+	ch, err := s.store.GetChannel(ctx, store.All, m.ChannelID)
+	if err != nil {
+		return err
+	}
+	if ch.State != store.ChannelActive {
+		reason := "channel is " + ch.State
+		if ch.StateReason != "" {
+			reason += ": " + ch.StateReason
+		}
+		return s.fail(ctx, ch, m, channel.ProviderError{Title: "channel unavailable", Details: reason})
+	}
+	prov, ok := s.registry.ByType(channel.Type(ch.Type))
+	if !ok {
+		return queue.Permanent(fmt.Errorf("no provider for %s", ch.Type))
+	}
+	creds, err := s.store.Credentials(ch)
+	if err != nil {
+		return s.fail(ctx, ch, m, channel.ProviderError{Title: "credentials unreadable", Details: "the channel's token cannot be decrypted; set it again"})
+	}
+	if r := s.limiter(ch).Reserve(); r.Delay() > maxLimiterWait {
+		r.Cancel()
+		return queue.RetryAfter(r.Delay(), errors.New("channel send rate limit"))
+	} else if d := r.Delay(); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			r.Cancel()
+			return ctx.Err()
+		}
+	}
+
+	out, err := s.outbound(ctx, prov, creds, ch, mv)
+	if err != nil {
+		return s.sendFailure(ctx, j, ch, m, err)
+	}
+	sendCtx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
+	defer cancel()
+	start := time.Now()
+	res, err := prov.Sender.Send(sendCtx, creds, out)
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	s.metrics.OutboundLatency.WithLabelValues(ch.Type, result).Observe(time.Since(start).Seconds())
+	if err != nil {
+		return s.sendFailure(ctx, j, ch, m, err)
+	}
+	err = s.store.Tx(ctx, func(tx *gorm.DB) error { return store.MarkSent(tx, m, res.ExternalID) })
+	if err != nil {
+		// Meta accepted it; a retry would send twice. Keep trying to record.
+		return fmt.Errorf("record sent %s: %w", res.ExternalID, err)
+	}
+	s.metrics.Messages.WithLabelValues(ch.Type, store.Outbound, string(channel.StatusSent)).Inc()
+	s.log.Info("message sent", "message_id", m.ID, "channel_id", ch.ID, "external_id", res.ExternalID)
+	return nil
+}
+
+// outbound builds the provider request from a stored message.
+func (s *Service) outbound(ctx context.Context, prov *channel.Provider, creds channel.Credentials, ch *store.Channel, mv *store.MessageView) (*channel.Outbound, error) {
+	m := &mv.Message
+	out := &channel.Outbound{To: mv.Contact.ExternalID, Type: channel.MsgType(m.Type), Text: m.Text,
+		QuotedExternalID: m.QuotedExternalID, HumanAgent: m.HumanAgent}
+	if m.Template != nil {
+		var t channel.Template
+		if err := jsonUnmarshal(*m.Template, &t); err != nil {
+			return nil, queue.Permanent(err)
+		}
+		out.Template, out.Text = &t, ""
+	}
+	if md := mv.Media; md != nil {
+		out.Media = &channel.Media{MimeType: md.MimeType, Filename: md.Filename, Caption: m.Text}
+		out.Text = ""
+		switch {
+		case md.State == store.MediaRemote:
+			out.Media.URL = md.SourceURL
+		case md.ProviderID != "":
+			out.Media.ProviderID = md.ProviderID
+		case ch.Type == string(channel.WhatsApp):
+			id, err := s.upload(ctx, prov, creds, md)
+			if err != nil {
+				return nil, err
+			}
+			out.Media.ProviderID = id
+		default:
+			// Instagram has no upload: Meta fetches our signed link.
+			out.Media.URL = s.signer.URL(md.ID)
+		}
+	}
+	return out, nil
+}
+
+func (s *Service) upload(ctx context.Context, prov *channel.Provider, creds channel.Credentials, md *store.Media) (string, error) {
+	f, err := s.files.Open(ctx, md.StorageKey)
+	if err != nil {
+		return "", queue.Permanent(fmt.Errorf("open upload %s: %w", md.ID, err))
+	}
+	data, err := io.ReadAll(f)
+	f.Close()
+	if err != nil {
+		return "", fmt.Errorf("read upload %s: %w", md.ID, err)
+	}
+	id, err := prov.Sender.UploadMedia(ctx, creds, md.MimeType, md.Filename, data)
+	if err != nil {
+		return "", err
+	}
+	// Meta keeps uploads 30 days; a retry of this send reuses the id.
+	s.store.DB.Gorm.WithContext(ctx).Model(&store.Media{}).Where("id = ?", md.ID).
+		Updates(map[string]any{"provider_id": id, "updated_at": store.Now()})
+	return id, nil
+}
+
+// sendFailure turns a send error into the message's fate.
+func (s *Service) sendFailure(ctx context.Context, j *queue.Job, ch *store.Channel, m *store.Message, err error) error {
+	var se *channel.SendError
+	if errors.As(err, &se) {
+		switch se.Outcome {
+		case channel.OutcomeFailed:
+			return s.fail(ctx, ch, m, se.Err)
+		case channel.OutcomeChannelError:
+			reason := se.Err.String()
+			if serr := s.store.SetChannelState(ctx, ch.ID, store.ChannelError, reason); serr != nil {
+				return serr
+			}
+			s.log.Error("channel put into error state", "channel_id", ch.ID, "reason", reason)
+			return s.fail(ctx, ch, m, se.Err)
+		}
+	}
+	if errors.Is(err, netguard.ErrPrivateAddress) {
+		return s.fail(ctx, ch, m, channel.ProviderError{Title: "media link refused", Details: err.Error()})
+	}
+	if j.Attempts >= j.MaxAttempts {
+		pe := channel.ProviderError{Title: "gave up after retries", Details: err.Error()}
+		if se != nil {
+			pe = se.Err
+		}
+		return s.fail(ctx, ch, m, pe)
+	}
+	if se != nil && se.RetryAfter > 0 {
+		return queue.RetryAfter(se.RetryAfter, err)
+	}
+	return err
+}
+
+func (s *Service) fail(ctx context.Context, ch *store.Channel, m *store.Message, pe channel.ProviderError) error {
+	if err := s.store.Tx(ctx, func(tx *gorm.DB) error { return store.MarkFailed(tx, m, pe) }); err != nil {
+		return err
+	}
+	s.metrics.Messages.WithLabelValues(ch.Type, store.Outbound, string(channel.StatusFailed)).Inc()
+	s.log.Warn("message failed", "message_id", m.ID, "channel_id", ch.ID, "code", pe.Code, "reason", pe.String())
+	return nil
+}
+
+func (s *Service) handleFetchMedia(ctx context.Context, j *queue.Job) error {
+	var p fetchMediaJob
+	if err := j.Decode(&p); err != nil {
+		return queue.Permanent(err)
+	}
+	md, err := s.store.GetMedia(ctx, p.MediaID)
+	if errors.Is(err, store.ErrNotFound) {
+		return queue.Permanent(fmt.Errorf("media %s is gone", p.MediaID))
+	}
+	if err != nil {
+		return err
+	}
+	if md.State != store.MediaPending {
+		return nil
+	}
+	ch, err := s.store.GetChannel(ctx, store.All, md.ChannelID)
+	if err != nil {
+		return err
+	}
+	prov, ok := s.registry.ByType(channel.Type(ch.Type))
+	if !ok || prov.Fetcher == nil {
+		return queue.Permanent(fmt.Errorf("no media fetcher for %s", ch.Type))
+	}
+	creds, err := s.store.Credentials(ch)
+	if err != nil {
+		return s.mediaFailed(ctx, md, "channel token cannot be decrypted")
+	}
+	dl, err := prov.Fetcher.FetchMedia(ctx, creds, &channel.Media{ProviderID: md.ProviderID, URL: md.SourceURL, MimeType: md.MimeType}, s.cfg.MediaMaxBytes)
+	if err != nil {
+		var se *channel.SendError
+		switch {
+		case errors.Is(err, netguard.ErrPrivateAddress), errors.Is(err, channel.ErrTooLarge):
+			return s.mediaFailed(ctx, md, err.Error())
+		case errors.As(err, &se) && se.Outcome == channel.OutcomeChannelError:
+			s.store.SetChannelState(ctx, ch.ID, store.ChannelError, se.Err.String())
+			return s.mediaFailed(ctx, md, se.Err.String())
+		case errors.As(err, &se) && se.Outcome == channel.OutcomeFailed:
+			return s.mediaFailed(ctx, md, se.Err.String())
+		case j.Attempts >= j.MaxAttempts:
+			return s.mediaFailed(ctx, md, err.Error())
+		}
+		return fmt.Errorf("fetch media %s: %w", md.ID, err)
+	}
+	sum := sha256.Sum256(dl.Data)
+	key := md.WorkspaceID + "/" + md.ChannelID + "/" + md.ID
+	if _, err := s.files.Put(ctx, key, bytes.NewReader(dl.Data)); err != nil {
+		return err
+	}
+	mime := dl.MimeType
+	if mime == "" {
+		mime = md.MimeType
+	}
+	if mime == "" {
+		mime = http.DetectContentType(dl.Data)
+	}
+	return s.store.DB.Gorm.WithContext(ctx).Model(&store.Media{}).Where("id = ?", md.ID).Updates(map[string]any{
+		"state": store.MediaStored, "storage_key": key, "size": int64(len(dl.Data)),
+		"sha256": hex.EncodeToString(sum[:]), "mime_type": mime, "error": "", "updated_at": store.Now(),
+	}).Error
+}
+
+func (s *Service) mediaFailed(ctx context.Context, md *store.Media, reason string) error {
+	s.log.Warn("media download failed", "media_id", md.ID, "channel_id", md.ChannelID, "reason", reason)
+	return s.store.DB.Gorm.WithContext(ctx).Model(&store.Media{}).Where("id = ?", md.ID).
+		Updates(map[string]any{"state": store.MediaFailed, "error": reason, "updated_at": store.Now()}).Error
+}
+
+// OpenMedia returns a stored file for the signed-URL handler.
+func (s *Service) OpenMedia(ctx context.Context, id string) (*store.Media, io.ReadSeekCloser, error) {
+	md, err := s.store.GetMedia(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if md.State != store.MediaStored {
+		return md, nil, media.ErrNotFound
+	}
+	f, err := s.files.Open(ctx, md.StorageKey)
+	return md, f, err
+}

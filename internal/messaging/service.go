@@ -1,0 +1,87 @@
+// Package messaging is the gateway's core for messages: it stores what
+// messengers deliver, accepts what operators send, and does the slow work
+// (sending, fetching media) in queue jobs.
+package messaging
+
+import (
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/media"
+	"github.com/switchboard/switchboard/internal/metrics"
+	"github.com/switchboard/switchboard/internal/phone"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// Job kinds.
+const (
+	JobSend       = "message.send"
+	JobFetchMedia = "media.fetch"
+)
+
+// Config holds the limits the service enforces.
+type Config struct {
+	MediaMaxBytes  int64
+	UploadMaxBytes int64
+	SendRate       float64 // default per-channel messages per second
+	SendBurst      int
+	Phone          phone.Options
+	SendTimeout    time.Duration
+}
+
+// Service is the messaging core.
+type Service struct {
+	store    *store.Store
+	registry *channel.Registry
+	files    media.Store
+	signer   *media.Signer
+	metrics  *metrics.Metrics
+	log      *slog.Logger
+	cfg      Config
+	// notify wakes the queue after a commit that enqueued work.
+	notify func()
+
+	mu       sync.Mutex
+	limiters map[string]*rate.Limiter
+}
+
+func New(st *store.Store, reg *channel.Registry, files media.Store, signer *media.Signer, m *metrics.Metrics, log *slog.Logger, cfg Config, notify func()) *Service {
+	if cfg.SendTimeout == 0 {
+		cfg.SendTimeout = 30 * time.Second
+	}
+	if notify == nil {
+		notify = func() {}
+	}
+	return &Service{store: st, registry: reg, files: files, signer: signer, metrics: m, log: log, cfg: cfg, notify: notify, limiters: map[string]*rate.Limiter{}}
+}
+
+// limiter is the channel's token bucket; a channel's own rate overrides
+// the default.
+func (s *Service) limiter(ch *store.Channel) *rate.Limiter {
+	r := s.cfg.SendRate
+	if ch.SendRate > 0 {
+		r = ch.SendRate
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.limiters[ch.ID]
+	if !ok || l.Limit() != rate.Limit(r) {
+		l = rate.NewLimiter(rate.Limit(r), s.cfg.SendBurst)
+		s.limiters[ch.ID] = l
+	}
+	return l
+}
+
+func strPtr(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

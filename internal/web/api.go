@@ -1,0 +1,543 @@
+package web
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/messaging"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// maxJSONBody caps every JSON request of the admin API.
+const maxJSONBody = 1 << 20
+
+// decode reads a JSON body strictly: unknown fields and trailing data are
+// errors that name the problem.
+func decode(c *gin.Context, v any) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxJSONBody))
+	if err != nil {
+		fail(c, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("JSON bodies are limited to %d bytes", maxJSONBody))
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		fail(c, http.StatusBadRequest, "invalid_json", "request body: "+err.Error())
+		return false
+	}
+	if dec.More() {
+		fail(c, http.StatusBadRequest, "invalid_json", "request body: unexpected data after the JSON object")
+		return false
+	}
+	return true
+}
+
+// targetWorkspace is where a new resource goes: the token's workspace, or
+// the one the operator names, or the default.
+func (s *Server) targetWorkspace(c *gin.Context, requested string) (string, bool) {
+	sc := scopeOf(c)
+	if sc.WorkspaceID != "" {
+		if requested != "" && requested != sc.WorkspaceID {
+			fail(c, http.StatusNotFound, "workspace_not_found", "no such workspace")
+			return "", false
+		}
+		return sc.WorkspaceID, true
+	}
+	if requested == "" {
+		return s.d.DefaultWorkspaceID, true
+	}
+	if _, err := s.d.Store.GetWorkspace(c.Request.Context(), store.All, requested); err != nil {
+		fail(c, http.StatusNotFound, "workspace_not_found", "no such workspace")
+		return "", false
+	}
+	return requested, true
+}
+
+// ---- workspaces ----
+
+func (s *Server) listWorkspaces(c *gin.Context) {
+	ws, err := s.d.Store.ListWorkspaces(c.Request.Context(), scopeOf(c))
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"data": ws})
+}
+
+func (s *Server) getWorkspace(c *gin.Context) {
+	w, err := s.d.Store.GetWorkspace(c.Request.Context(), scopeOf(c), c.Param("id"))
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, w)
+}
+
+func (s *Server) createWorkspace(c *gin.Context) {
+	var req struct {
+		Name     string `json:"name"`
+		Timezone string `json:"timezone"`
+	}
+	if !decode(c, &req) {
+		return
+	}
+	req.Name = strings.TrimSpace(req.Name)
+	if req.Name == "" || utf8.RuneCountInString(req.Name) > 200 {
+		fail(c, http.StatusUnprocessableEntity, "name_invalid", "name is required, up to 200 characters")
+		return
+	}
+	if req.Timezone == "" {
+		req.Timezone = "UTC"
+	}
+	if _, err := time.LoadLocation(req.Timezone); err != nil {
+		fail(c, http.StatusUnprocessableEntity, "timezone_invalid", fmt.Sprintf("%q is not an IANA time zone (e.g. Europe/Moscow, Asia/Almaty)", req.Timezone))
+		return
+	}
+	w, err := s.d.Store.CreateWorkspace(c.Request.Context(), req.Name, req.Timezone)
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, w)
+}
+
+func (s *Server) createToken(c *gin.Context) {
+	w, err := s.d.Store.GetWorkspace(c.Request.Context(), scopeOf(c), c.Param("id"))
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	var req struct {
+		Name string `json:"name"`
+	}
+	if c.Request.ContentLength != 0 && !decode(c, &req) {
+		return
+	}
+	plain, t, err := s.d.Store.CreateAPIToken(c.Request.Context(), w.ID, req.Name)
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"id": t.ID, "workspace_id": w.ID, "name": t.Name, "token": plain,
+		"note": "the token is shown once; store it now"})
+}
+
+// ---- channels ----
+
+type channelView struct {
+	ID            string    `json:"id"`
+	WorkspaceID   string    `json:"workspace_id"`
+	Type          string    `json:"type"`
+	Name          string    `json:"name"`
+	State         string    `json:"state"`
+	StateReason   string    `json:"state_reason,omitempty"`
+	PhoneNumberID string    `json:"phone_number_id,omitempty"`
+	WabaID        string    `json:"waba_id,omitempty"`
+	DisplayPhone  string    `json:"display_phone,omitempty"`
+	IGUserID      string    `json:"ig_user_id,omitempty"`
+	PageID        string    `json:"page_id,omitempty"`
+	SendRate      float64   `json:"send_rate,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+// viewChannel never includes the access token.
+func viewChannel(ch *store.Channel) channelView {
+	v := channelView{ID: ch.ID, WorkspaceID: ch.WorkspaceID, Type: ch.Type, Name: ch.Name, State: ch.State,
+		StateReason: ch.StateReason, WabaID: ch.WabaID, DisplayPhone: ch.DisplayPhone, PageID: ch.PageID,
+		SendRate: ch.SendRate, CreatedAt: ch.CreatedAt, UpdatedAt: ch.UpdatedAt}
+	if ch.Type == string(channel.WhatsApp) {
+		v.PhoneNumberID = ch.AccountID
+	} else {
+		v.IGUserID = ch.AccountID
+	}
+	return v
+}
+
+type channelRequest struct {
+	Type          string   `json:"type"`
+	Name          *string  `json:"name"`
+	WorkspaceID   string   `json:"workspace_id"`
+	PhoneNumberID string   `json:"phone_number_id"`
+	WabaID        *string  `json:"waba_id"`
+	DisplayPhone  *string  `json:"display_phone"`
+	IGUserID      string   `json:"ig_user_id"`
+	PageID        *string  `json:"page_id"`
+	AccessToken   *string  `json:"access_token"`
+	SendRate      *float64 `json:"send_rate"`
+	State         *string  `json:"state"`
+}
+
+func digitsOnly(s string) bool {
+	if s == "" || len(s) > 32 {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func validName(p *string) bool {
+	return p != nil && strings.TrimSpace(*p) != "" && utf8.RuneCountInString(*p) <= 200
+}
+
+func (s *Server) createChannel(c *gin.Context) {
+	var req channelRequest
+	if !decode(c, &req) {
+		return
+	}
+	ch := &store.Channel{Type: req.Type}
+	switch channel.Type(req.Type) {
+	case channel.WhatsApp:
+		if !digitsOnly(req.PhoneNumberID) {
+			fail(c, http.StatusUnprocessableEntity, "phone_number_id_invalid", "phone_number_id is required: the digits Meta shows for the number")
+			return
+		}
+		if req.IGUserID != "" || req.PageID != nil {
+			fail(c, http.StatusUnprocessableEntity, "field_not_allowed", "ig_user_id and page_id belong to instagram channels")
+			return
+		}
+		ch.AccountID = req.PhoneNumberID
+	case channel.Instagram:
+		if !digitsOnly(req.IGUserID) {
+			fail(c, http.StatusUnprocessableEntity, "ig_user_id_invalid", "ig_user_id is required: the Instagram professional account id (digits)")
+			return
+		}
+		if req.PhoneNumberID != "" || req.WabaID != nil {
+			fail(c, http.StatusUnprocessableEntity, "field_not_allowed", "phone_number_id and waba_id belong to whatsapp channels")
+			return
+		}
+		ch.AccountID = req.IGUserID
+	default:
+		fail(c, http.StatusUnprocessableEntity, "type_invalid", `type must be "whatsapp" or "instagram"`)
+		return
+	}
+	if !validName(req.Name) {
+		fail(c, http.StatusUnprocessableEntity, "name_invalid", "name is required, up to 200 characters")
+		return
+	}
+	if req.AccessToken == nil || strings.TrimSpace(*req.AccessToken) == "" {
+		fail(c, http.StatusUnprocessableEntity, "access_token_required", "access_token is required")
+		return
+	}
+	if req.State != nil {
+		fail(c, http.StatusUnprocessableEntity, "field_not_allowed", "a new channel is always active")
+		return
+	}
+	if req.SendRate != nil && (*req.SendRate <= 0 || *req.SendRate > 1000) {
+		fail(c, http.StatusUnprocessableEntity, "send_rate_invalid", "send_rate is messages per second, above 0 and at most 1000")
+		return
+	}
+	ws, ok := s.targetWorkspace(c, req.WorkspaceID)
+	if !ok {
+		return
+	}
+	ch.WorkspaceID, ch.Name = ws, strings.TrimSpace(*req.Name)
+	for dst, src := range map[*string]*string{&ch.WabaID: req.WabaID, &ch.DisplayPhone: req.DisplayPhone, &ch.PageID: req.PageID} {
+		if src != nil {
+			*dst = *src
+		}
+	}
+	if req.SendRate != nil {
+		ch.SendRate = *req.SendRate
+	}
+	err := s.d.Store.CreateChannel(c.Request.Context(), ch, strings.TrimSpace(*req.AccessToken))
+	if errors.Is(err, store.ErrConflict) {
+		fail(c, http.StatusConflict, "channel_exists", "an active channel with this account id exists already")
+		return
+	}
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"id": ch.ID, "channel": viewChannel(ch)})
+}
+
+func (s *Server) listChannels(c *gin.Context) {
+	sc := scopeOf(c)
+	if ws := c.Query("workspace_id"); ws != "" {
+		if sc.WorkspaceID != "" && ws != sc.WorkspaceID {
+			fail(c, http.StatusNotFound, "workspace_not_found", "no such workspace")
+			return
+		}
+		sc = store.Scope{WorkspaceID: ws}
+	}
+	chs, err := s.d.Store.ListChannels(c.Request.Context(), sc)
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	out := make([]channelView, len(chs))
+	for i := range chs {
+		out[i] = viewChannel(&chs[i])
+	}
+	c.JSON(http.StatusOK, gin.H{"data": out})
+}
+
+func (s *Server) getChannel(c *gin.Context) {
+	ch, err := s.d.Store.GetChannel(c.Request.Context(), scopeOf(c), c.Param("id"))
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, viewChannel(ch))
+}
+
+func (s *Server) updateChannel(c *gin.Context) {
+	var req channelRequest
+	if !decode(c, &req) {
+		return
+	}
+	if req.Type != "" || req.PhoneNumberID != "" || req.IGUserID != "" || req.WorkspaceID != "" {
+		fail(c, http.StatusUnprocessableEntity, "field_immutable", "type, account ids and workspace cannot change; create a new channel")
+		return
+	}
+	if req.Name != nil && !validName(req.Name) {
+		fail(c, http.StatusUnprocessableEntity, "name_invalid", "name must be 1 to 200 characters")
+		return
+	}
+	if req.AccessToken != nil && strings.TrimSpace(*req.AccessToken) == "" {
+		fail(c, http.StatusUnprocessableEntity, "access_token_invalid", "access_token cannot be empty")
+		return
+	}
+	if req.State != nil && *req.State != store.ChannelActive && *req.State != store.ChannelDisabled {
+		fail(c, http.StatusUnprocessableEntity, "state_invalid", `state can be set to "active" or "disabled"`)
+		return
+	}
+	if req.SendRate != nil && (*req.SendRate < 0 || *req.SendRate > 1000) {
+		fail(c, http.StatusUnprocessableEntity, "send_rate_invalid", "send_rate is messages per second, 0 (default) to 1000")
+		return
+	}
+	ch, err := s.d.Store.UpdateChannel(c.Request.Context(), scopeOf(c), c.Param("id"), store.ChannelUpdate{
+		Name: req.Name, DisplayPhone: req.DisplayPhone, WabaID: req.WabaID, PageID: req.PageID,
+		AccessToken: req.AccessToken, SendRate: req.SendRate, State: req.State,
+	})
+	if errors.Is(err, store.ErrConflict) {
+		fail(c, http.StatusConflict, "channel_exists", "another active channel uses this account id")
+		return
+	}
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, viewChannel(ch))
+}
+
+func (s *Server) disableChannel(c *gin.Context) {
+	st := store.ChannelDisabled
+	ch, err := s.d.Store.UpdateChannel(c.Request.Context(), scopeOf(c), c.Param("id"), store.ChannelUpdate{State: &st})
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, viewChannel(ch))
+}
+
+// ---- messages ----
+
+type messageView struct {
+	ID          string          `json:"id"`
+	ChannelID   string          `json:"channel_id"`
+	Direction   string          `json:"direction"`
+	Type        string          `json:"type"`
+	Text        string          `json:"text,omitempty"`
+	Media       *mediaView      `json:"media,omitempty"`
+	Status      string          `json:"status"`
+	ExternalID  string          `json:"external_id,omitempty"`
+	Customer    *customerView   `json:"customer,omitempty"`
+	Quoted      *quotedView     `json:"quoted,omitempty"`
+	Template    json.RawMessage `json:"template,omitempty"`
+	Extra       json.RawMessage `json:"extra,omitempty"`
+	Error       *errorView      `json:"error,omitempty"`
+	CreatedAt   time.Time       `json:"created_at"`
+	ProviderAt  *time.Time      `json:"provider_at,omitempty"`
+	SentAt      *time.Time      `json:"sent_at,omitempty"`
+	DeliveredAt *time.Time      `json:"delivered_at,omitempty"`
+	ReadAt      *time.Time      `json:"read_at,omitempty"`
+	FailedAt    *time.Time      `json:"failed_at,omitempty"`
+}
+
+type mediaView struct {
+	ID       string `json:"id"`
+	State    string `json:"state"`
+	MimeType string `json:"mime_type,omitempty"`
+	Size     int64  `json:"size,omitempty"`
+	SHA256   string `json:"sha256,omitempty"`
+	Filename string `json:"filename,omitempty"`
+	URL      string `json:"url,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+type customerView struct {
+	ID       string `json:"id"`
+	Name     string `json:"name,omitempty"`
+	Phone    string `json:"phone,omitempty"`
+	Username string `json:"username,omitempty"`
+}
+
+type quotedView struct {
+	MessageID  string `json:"message_id,omitempty"`
+	ExternalID string `json:"external_id,omitempty"`
+}
+
+type errorView struct {
+	Code   int    `json:"code,omitempty"`
+	Title  string `json:"title,omitempty"`
+	Detail string `json:"detail,omitempty"`
+}
+
+func (s *Server) viewMessage(m *store.MessageView) messageView {
+	v := messageView{ID: m.ID, ChannelID: m.ChannelID, Direction: m.Direction, Type: m.Type, Text: m.Text,
+		Status: m.Status, CreatedAt: m.CreatedAt, ProviderAt: m.ProviderAt, SentAt: m.SentAt,
+		DeliveredAt: m.DeliveredAt, ReadAt: m.ReadAt, FailedAt: m.FailedAt}
+	if m.ExternalID != nil {
+		v.ExternalID = *m.ExternalID
+	}
+	if m.Contact != nil {
+		v.Customer = &customerView{ID: m.Contact.ExternalID, Name: m.Contact.Name, Phone: m.Contact.Phone, Username: m.Contact.Username}
+	}
+	if m.QuotedExternalID != "" || m.QuotedMessageID != nil {
+		v.Quoted = &quotedView{ExternalID: m.QuotedExternalID}
+		if m.QuotedMessageID != nil {
+			v.Quoted.MessageID = *m.QuotedMessageID
+		}
+	}
+	if m.Template != nil {
+		v.Template = json.RawMessage(*m.Template)
+	}
+	if m.Extra != nil && json.Valid([]byte(*m.Extra)) {
+		v.Extra = json.RawMessage(*m.Extra)
+	}
+	if m.ErrorCode != 0 || m.ErrorTitle != "" || m.ErrorDetail != "" {
+		v.Error = &errorView{Code: m.ErrorCode, Title: m.ErrorTitle, Detail: m.ErrorDetail}
+	}
+	if md := m.Media; md != nil {
+		mv := &mediaView{ID: md.ID, State: md.State, MimeType: md.MimeType, Size: md.Size, SHA256: md.SHA256, Filename: md.Filename, Error: md.Error}
+		switch md.State {
+		case store.MediaStored:
+			mv.URL = s.d.Signer.URL(md.ID)
+		case store.MediaRemote:
+			mv.URL = md.SourceURL
+		}
+		v.Media = mv
+	}
+	return v
+}
+
+func (s *Server) listMessages(c *gin.Context) {
+	limit := 50
+	if l := c.Query("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 500 {
+			fail(c, http.StatusBadRequest, "limit_invalid", "limit must be a whole number from 1 to 500")
+			return
+		}
+		limit = n
+	}
+	cursor := c.Query("cursor")
+	if cursor != "" && !store.ValidID(cursor) {
+		fail(c, http.StatusBadRequest, "cursor_invalid", "cursor must be a next_cursor value from an earlier page")
+		return
+	}
+	ms, next, err := s.d.Store.ListMessages(c.Request.Context(), scopeOf(c), c.Param("id"), cursor, limit)
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	out := make([]messageView, len(ms))
+	for i := range ms {
+		out[i] = s.viewMessage(&ms[i])
+	}
+	resp := gin.H{"data": out}
+	if next != "" {
+		resp["next_cursor"] = next
+	}
+	c.JSON(http.StatusOK, resp)
+}
+
+func (s *Server) getMessage(c *gin.Context) {
+	m, err := s.d.Store.GetMessage(c.Request.Context(), scopeOf(c), c.Param("id"))
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, s.viewMessage(m))
+}
+
+// sendMessage takes JSON, or multipart/form-data with a "file" part.
+func (s *Server) sendMessage(c *gin.Context) {
+	var req messaging.SendRequest
+	if strings.HasPrefix(c.ContentType(), "multipart/form-data") {
+		if !s.readMultipart(c, &req) {
+			return
+		}
+	} else if !decode(c, &req) {
+		return
+	}
+	m, err := s.d.Messaging.Send(c.Request.Context(), scopeOf(c), c.Param("id"), req)
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusAccepted, gin.H{"id": m.ID, "status": m.Status})
+}
+
+func (s *Server) readMultipart(c *gin.Context, req *messaging.SendRequest) bool {
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.d.UploadMaxBytes+(1<<20))
+	if err := c.Request.ParseMultipartForm(32 << 20); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			fail(c, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("uploads are limited to %d bytes", s.d.UploadMaxBytes))
+			return false
+		}
+		fail(c, http.StatusBadRequest, "multipart_invalid", "multipart body: "+err.Error())
+		return false
+	}
+	req.To, req.Text, req.ReplyTo = c.PostForm("to"), c.PostForm("text"), c.PostForm("reply_to")
+	fh, err := c.FormFile("file")
+	if err != nil {
+		fail(c, http.StatusBadRequest, "file_required", `multipart sends need a "file" part`)
+		return false
+	}
+	f, err := fh.Open()
+	if err != nil {
+		s.failErr(c, err)
+		return false
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, s.d.UploadMaxBytes+1))
+	if err != nil {
+		s.failErr(c, err)
+		return false
+	}
+	if int64(len(data)) > s.d.UploadMaxBytes {
+		fail(c, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("uploads are limited to %d bytes", s.d.UploadMaxBytes))
+		return false
+	}
+	req.Upload = &messaging.Upload{Filename: fh.Filename, MimeType: fh.Header.Get("Content-Type"), Data: data}
+	req.Media = &messaging.SendMedia{Caption: c.PostForm("caption"), Type: c.PostForm("type"), Filename: fh.Filename}
+	return true
+}
+
+func (s *Server) queueStats(c *gin.Context) {
+	st, err := s.d.Queue.Stats(c.Request.Context())
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"jobs": st})
+}

@@ -1,0 +1,191 @@
+// Package web is the gateway's HTTP face: Meta webhooks, the admin API,
+// signed media links, health and metrics.
+package web
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/media"
+	"github.com/switchboard/switchboard/internal/messaging"
+	"github.com/switchboard/switchboard/internal/metrics"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// QueueStats is what the API shows of the job queue.
+type QueueStats interface {
+	Stats(ctx context.Context) (map[string]int64, error)
+}
+
+// Deps are what the server needs; main builds them.
+type Deps struct {
+	Store     *store.Store
+	Messaging *messaging.Service
+	Registry  *channel.Registry
+	Metrics   *metrics.Metrics
+	Signer    *media.Signer
+	Queue     QueueStats
+	Log       *slog.Logger
+
+	AdminToken      string
+	MetaVerifyToken string
+	MetaAppSecret   string
+	WebhookMaxBytes int64
+	UploadMaxBytes  int64
+	// DefaultWorkspaceID receives what the operator creates without naming
+	// a workspace.
+	DefaultWorkspaceID string
+}
+
+type Server struct {
+	d      Deps
+	engine *gin.Engine
+}
+
+func New(d Deps) *Server {
+	gin.SetMode(gin.ReleaseMode)
+	s := &Server{d: d, engine: gin.New()}
+	s.engine.Use(s.recover, s.accessLog)
+	s.engine.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no such endpoint") })
+	s.engine.NoMethod(func(c *gin.Context) {
+		fail(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed here")
+	})
+	s.engine.HandleMethodNotAllowed = true
+
+	s.engine.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	s.engine.GET("/readyz", s.ready)
+	s.engine.GET("/metrics", gin.WrapH(promhttp.HandlerFor(d.Metrics.Registry, promhttp.HandlerOpts{})))
+
+	s.engine.GET("/webhooks/meta", s.verifyWebhook)
+	s.engine.POST("/webhooks/meta", s.receiveWebhook)
+	s.engine.GET("/media/:id", s.serveMedia)
+
+	api := s.engine.Group("/api/v1", s.auth)
+	api.GET("/workspaces", s.listWorkspaces)
+	api.POST("/workspaces", s.operatorOnly, s.createWorkspace)
+	api.GET("/workspaces/:id", s.getWorkspace)
+	api.POST("/workspaces/:id/tokens", s.createToken)
+	api.GET("/channels", s.listChannels)
+	api.POST("/channels", s.createChannel)
+	api.GET("/channels/:id", s.getChannel)
+	api.PATCH("/channels/:id", s.updateChannel)
+	api.DELETE("/channels/:id", s.disableChannel)
+	api.GET("/channels/:id/messages", s.listMessages)
+	api.POST("/channels/:id/messages", s.sendMessage)
+	api.GET("/messages/:id", s.getMessage)
+	api.GET("/queue", s.operatorOnly, s.queueStats)
+	return s
+}
+
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// ---- errors ----
+
+// fail answers {"error":{"code":…,"message":…}}.
+func fail(c *gin.Context, status int, code, msg string) {
+	c.AbortWithStatusJSON(status, gin.H{"error": gin.H{"code": code, "message": msg}})
+}
+
+// failErr maps the errors the core returns to HTTP answers.
+func (s *Server) failErr(c *gin.Context, err error) {
+	var me *messaging.Error
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &me):
+		fail(c, me.Status, me.Code, me.Message)
+	case errors.Is(err, store.ErrNotFound):
+		fail(c, http.StatusNotFound, "not_found", "not found")
+	case errors.Is(err, store.ErrConflict):
+		fail(c, http.StatusConflict, "conflict", "already exists")
+	case errors.As(err, &tooBig):
+		fail(c, http.StatusRequestEntityTooLarge, "body_too_large", "request body is too large")
+	case errors.Is(err, context.Canceled):
+		c.Abort()
+	default:
+		s.d.Log.Error("request failed", "path", c.FullPath(), "err", err)
+		fail(c, http.StatusInternalServerError, "internal", "internal error")
+	}
+}
+
+func (s *Server) recover(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.d.Log.Error("panic in handler", "path", c.FullPath(), "panic", r, "stack", string(debug.Stack()))
+			fail(c, http.StatusInternalServerError, "internal", "internal error")
+		}
+	}()
+	c.Next()
+}
+
+func (s *Server) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	// The path, never the query: media links carry signatures.
+	s.d.Log.Debug("http", "method", c.Request.Method, "path", c.Request.URL.Path, "status", c.Writer.Status(), "took", time.Since(start))
+}
+
+func (s *Server) ready(c *gin.Context) {
+	if err := s.d.Store.DB.Ping(c.Request.Context()); err != nil {
+		fail(c, http.StatusServiceUnavailable, "database_unavailable", "the database does not answer")
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}
+
+// ---- auth ----
+
+const scopeKey = "scope"
+
+// auth accepts the operator's admin token (every workspace) or a
+// workspace token (that workspace only).
+func (s *Server) auth(c *gin.Context) {
+	h := c.GetHeader("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || tok == "" {
+		c.Header("WWW-Authenticate", `Bearer realm="switchboard"`)
+		fail(c, http.StatusUnauthorized, "unauthorized", "send Authorization: Bearer <token>")
+		return
+	}
+	if s.d.AdminToken != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(s.d.AdminToken)) == 1 {
+		c.Set(scopeKey, store.All)
+		c.Next()
+		return
+	}
+	ws, err := s.d.Store.WorkspaceForToken(c.Request.Context(), tok)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.failErr(c, err)
+			return
+		}
+		fail(c, http.StatusUnauthorized, "unauthorized", "unknown or revoked token")
+		return
+	}
+	c.Set(scopeKey, store.Scope{WorkspaceID: ws})
+	c.Next()
+}
+
+func scopeOf(c *gin.Context) store.Scope {
+	v, _ := c.Get(scopeKey)
+	sc, _ := v.(store.Scope)
+	return sc
+}
+
+func isOperator(c *gin.Context) bool { return scopeOf(c).WorkspaceID == "" }
+
+func (s *Server) operatorOnly(c *gin.Context) {
+	if !isOperator(c) {
+		fail(c, http.StatusForbidden, "forbidden", "this needs the operator's admin token")
+		return
+	}
+	c.Next()
+}
