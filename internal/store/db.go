@@ -34,6 +34,8 @@ const (
 type DB struct {
 	Gorm    *gorm.DB
 	Dialect Dialect
+	// Log receives migration progress; nil means slog.Default().
+	Log *slog.Logger
 }
 
 // Open connects to PostgreSQL when url starts with postgres:// (or
@@ -137,8 +139,12 @@ func (d *DB) Migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
+	log := d.Log
+	if log == nil {
+		log = slog.Default()
+	}
 	for _, r := range res {
-		slog.Info("migration applied", "engine", d.Dialect, "version", r.Source.Version, "took", r.Duration)
+		log.Info("migration applied", "engine", d.Dialect, "version", r.Source.Version, "took", r.Duration)
 	}
 	return nil
 }

@@ -29,10 +29,13 @@ func UpsertContact(tx *gorm.DB, ch *Channel, c channel.Customer, inboundAt *time
 		if res.RowsAffected == 1 {
 			return &ct, nil
 		}
-		// Created concurrently by another delivery: fall through and update.
-		if err := tx.Where("channel_id = ? AND external_id = ?", ch.ID, c.ExternalID).First(&ct).Error; err != nil {
+		// Created concurrently by another delivery: load theirs into a fresh
+		// value (GORM would add ct's unused primary key to the WHERE).
+		var theirs Contact
+		if err := tx.Where("channel_id = ? AND external_id = ?", ch.ID, c.ExternalID).First(&theirs).Error; err != nil {
 			return nil, fmt.Errorf("store: reload contact: %w", err)
 		}
+		ct = theirs
 	} else if err != nil {
 		return nil, fmt.Errorf("store: find contact: %w", err)
 	}
