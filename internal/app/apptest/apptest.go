@@ -250,3 +250,6 @@ func Each(t *testing.T, o Options, f func(t *testing.T, e *Env)) {
 		f(t, Start(t, po))
 	})
 }
+
+// Sign returns the X-Hub-Signature-256 value for body.
+func Sign(body []byte) string { return metasim.SignBody(AppSecret, body) }
