@@ -1,0 +1,158 @@
+// Package queue is a small job queue kept in the gateway's own database: a
+// job is enqueued with the caller's GORM transaction, so it commits or rolls
+// back together with the business row that caused it (a transactional
+// outbox), and is then run by the workers of any gateway instance.
+//
+// Jobs sharing a Key run strictly one at a time in enqueue order, even
+// across retries, so messages to one customer go out in the order they were
+// written. Among the jobs that are ready, workspaces take turns, so one busy
+// tenant cannot starve the others.
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// Job states as stored in jobs.state. A job that succeeds is deleted, so
+// there is no "done" state.
+const (
+	StatePending = "pending"
+	StateRunning = "running"
+	StateDead    = "dead"
+)
+
+// DefaultMaxAttempts is used when NewJob.MaxAttempts is zero.
+const DefaultMaxAttempts = 12
+
+// maxErrorLen bounds last_error: it is for an operator to read, not a log.
+const maxErrorLen = 2000
+
+// NewJob describes a job to enqueue.
+type NewJob struct {
+	Kind        string
+	WorkspaceID string
+	// Key orders and serialises jobs: of all jobs with the same non-empty
+	// Key only the oldest runs, and only when none of them is running, e.g.
+	// "send:<channel_id>:<contact_id>". An empty Key makes the job
+	// independent of every other.
+	Key string
+	// Payload is stored JSON-encoded; Job.Decode reads it back.
+	Payload any
+	// RunAt delays the job; zero means now.
+	RunAt time.Time
+	// MaxAttempts bounds how often the handler is called before the job is
+	// dead-lettered; zero means DefaultMaxAttempts.
+	MaxAttempts int
+}
+
+// Job is one row of the jobs table.
+type Job struct {
+	ID          int64
+	Kind        string
+	WorkspaceID string
+	Key         string
+	Payload     json.RawMessage
+	State       string
+	// Attempts counts the handler calls so far, including the current one
+	// while the job is running.
+	Attempts    int
+	MaxAttempts int
+	RunAt       time.Time
+	LockedBy    string
+	LockedUntil time.Time // zero unless running
+	LastError   string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// Decode unmarshals the job's payload into v.
+func (j *Job) Decode(v any) error {
+	if err := json.Unmarshal(j.Payload, v); err != nil {
+		return fmt.Errorf("queue: decode payload of job %d (%s): %w", j.ID, j.Kind, err)
+	}
+	return nil
+}
+
+// Enqueue inserts a job using tx and returns its id. Pass the transaction
+// that writes the business row so both commit or neither does, then call
+// Queue.Notify after the commit so a local worker picks the job up at once.
+func Enqueue(tx *gorm.DB, j NewJob) (int64, error) {
+	if j.Kind == "" {
+		return 0, errors.New("queue: enqueue: empty kind")
+	}
+	if j.MaxAttempts < 0 {
+		return 0, fmt.Errorf("queue: enqueue %s: negative max attempts %d", j.Kind, j.MaxAttempts)
+	}
+	maxAttempts := j.MaxAttempts
+	if maxAttempts == 0 {
+		maxAttempts = DefaultMaxAttempts
+	}
+	payload, err := json.Marshal(j.Payload)
+	if err != nil {
+		return 0, fmt.Errorf("queue: enqueue %s: encode payload: %w", j.Kind, err)
+	}
+	now := store.Now()
+	runAt := now
+	if !j.RunAt.IsZero() {
+		// Same normalisation as store.Now, so SQLite's text times compare
+		// correctly with the ones the workers pass.
+		runAt = j.RunAt.UTC().Truncate(time.Microsecond)
+	}
+	var id int64
+	err = tx.Raw(`INSERT INTO jobs (kind, workspace_id, queue_key, payload, state, attempts,
+			max_attempts, run_at, locked_by, last_error, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, 0, ?, ?, '', '', ?, ?)
+		RETURNING id`,
+		j.Kind, j.WorkspaceID, j.Key, string(payload), StatePending, maxAttempts, runAt, now, now,
+	).Scan(&id).Error
+	if err != nil {
+		return 0, fmt.Errorf("queue: enqueue %s: %w", j.Kind, err)
+	}
+	return id, nil
+}
+
+// Handler runs one job. A nil error deletes the job; any other error
+// schedules a retry with backoff until MaxAttempts is reached, after which
+// the job is dead-lettered. Wrap the error with RetryAfter or Permanent to
+// steer that. The context ends when the job's lease does, since after that
+// another worker may run the job again.
+type Handler func(ctx context.Context, j *Job) error
+
+type retryAfterError struct {
+	after time.Duration
+	err   error
+}
+
+func (e *retryAfterError) Error() string { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error { return e.err }
+
+// RetryAfter makes the job's next attempt wait at least d, e.g. for a
+// provider's Retry-After header. Backoff still applies when it is longer.
+func RetryAfter(d time.Duration, err error) error {
+	if err == nil {
+		err = errors.New("retry requested")
+	}
+	return &retryAfterError{after: d, err: err}
+}
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Permanent dead-letters the job at once: retrying cannot help, e.g. the
+// recipient does not exist.
+func Permanent(err error) error {
+	if err == nil {
+		err = errors.New("permanent failure")
+	}
+	return &permanentError{err: err}
+}

@@ -1,0 +1,303 @@
+package queue
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// ErrNotDead is returned by Requeue for a job that is not dead-lettered.
+var ErrNotDead = errors.New("queue: no dead job with that id")
+
+const jobColumns = `id, kind, workspace_id, queue_key, payload, state, attempts, max_attempts,
+	run_at, locked_by, locked_until, last_error, created_at, updated_at`
+
+// A job is ready when it is pending, due, of a kind this instance handles
+// and the head of its key: the oldest pending job of the key, with no job
+// of the key running (an empty key shares nothing). turn ranks the ready
+// jobs within their workspace. The heads are found by two uncorrelated
+// subqueries that each engine runs once per claim; correlated NOT EXISTS
+// probes per pending job were several times slower on a large backlog and
+// pushed PostgreSQL's cost estimate into JIT compilation.
+const readySQL = `SELECT c.id, c.workspace_id,
+		ROW_NUMBER() OVER (PARTITION BY c.workspace_id ORDER BY c.id) AS turn
+	FROM jobs c
+	WHERE c.state = 'pending' AND c.run_at <= ? AND c.kind IN ?
+		AND (c.queue_key = '' OR (
+			c.id IN (SELECT MIN(o.id) FROM jobs o
+				WHERE o.state = 'pending' AND o.queue_key <> '' GROUP BY o.queue_key)
+			AND c.queue_key NOT IN (SELECT r.queue_key FROM jobs r WHERE r.state = 'running')))`
+
+// Workspaces take turns: ready jobs go by their rank in their workspace,
+// and among equal ranks the workspaces after the one served last come
+// first, so a workspace with one job is served within one round however
+// many jobs another has queued. %s is a collation for PostgreSQL, so that
+// it compares workspace ids bytewise as SQLite and nextCursor do.
+const fairOrder = `ORDER BY h.turn, CASE WHEN h.workspace_id %[1]s > ? THEN 0 ELSE 1 END, h.workspace_id %[1]s, h.id`
+
+const claimSet = `UPDATE jobs
+SET state = 'running', attempts = attempts + 1, locked_by = ?, locked_until = ?, updated_at = ?
+WHERE id IN (`
+
+// On SQLite the single writer makes one UPDATE atomic by itself. Selecting
+// straight from the ranked table matters: joined back to jobs, SQLite
+// re-ran the window query for every job.
+var claimSQLite = claimSet + `
+	SELECT h.id FROM (` + readySQL + `) h
+	` + fmt.Sprintf(fairOrder, "") + `
+	LIMIT ?)
+RETURNING ` + jobColumns
+
+// On PostgreSQL several instances claim side by side: each locks its rows
+// with SKIP LOCKED, and LIMIT counts only the rows it got, so a busy peer
+// does not shrink the batch. PostgreSQL refuses FOR UPDATE in a query with
+// window functions, so the ranking sits in a derived table and only j is
+// locked. Under READ COMMITTED a row changed since the statement's snapshot
+// is re-checked against the outer WHERE once locked, hence the repeated
+// state and run_at conditions.
+var claimPostgres = claimSet + `
+	SELECT j.id FROM jobs j JOIN (` + readySQL + `) h ON h.id = j.id
+	WHERE j.state = 'pending' AND j.run_at <= ?
+	` + fmt.Sprintf(fairOrder, `COLLATE "C"`) + `
+	LIMIT ?
+	FOR UPDATE OF j SKIP LOCKED)
+RETURNING ` + jobColumns
+
+// claim marks up to n ready jobs as running by this instance.
+func (q *Queue) claim(ctx context.Context, n int) ([]*Job, error) {
+	// Once the UPDATE has run, abandoning its result would leave the jobs
+	// claimed by nobody until their lease expires, so stopping does not
+	// cancel a claim; the timeout only guards against a hung database.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	now := store.Now()
+	query, args := claimSQLite, []any{q.opts.InstanceID, now.Add(q.opts.Lease), now, now, q.kinds, q.cursor, n}
+	if q.db.Dialect == store.Postgres {
+		query = claimPostgres
+		args = []any{q.opts.InstanceID, now.Add(q.opts.Lease), now, now, q.kinds, now, q.cursor, n}
+	}
+	rows, err := q.db.Gorm.WithContext(ctx).Raw(query, args...).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("queue: claim: %w", err)
+	}
+	jobs, err := scanJobs(rows)
+	if err != nil {
+		return jobs, fmt.Errorf("queue: claim: %w", err)
+	}
+	slices.SortFunc(jobs, func(a, b *Job) int { return cmp.Compare(a.ID, b.ID) })
+	q.cursor = nextCursor(q.cursor, jobs)
+	return jobs, nil
+}
+
+// nextCursor returns the workspace served last in a claim ordered as by
+// fairOrder: first the workspaces after cur, then, wrapping around, those up
+// to and including it.
+func nextCursor(cur string, jobs []*Job) string {
+	if len(jobs) == 0 {
+		return cur
+	}
+	var after, wrapped string
+	var haveAfter, haveWrapped bool
+	for _, j := range jobs {
+		ws := j.WorkspaceID
+		if ws > cur {
+			if !haveAfter || ws > after {
+				after, haveAfter = ws, true
+			}
+		} else if !haveWrapped || ws > wrapped {
+			wrapped, haveWrapped = ws, true
+		}
+	}
+	if haveWrapped {
+		return wrapped
+	}
+	return after
+}
+
+// The outcome statements only apply while this run still holds the job:
+// locked_by and attempts (raised by every claim) fence off a run whose
+// lease expired and whose job was claimed again, here or elsewhere.
+const owned = ` WHERE id = ? AND state = 'running' AND locked_by = ? AND attempts = ?`
+
+func (q *Queue) complete(ctx context.Context, j *Job) (bool, error) {
+	res := q.db.Gorm.WithContext(ctx).Exec(`DELETE FROM jobs`+owned, j.ID, q.opts.InstanceID, j.Attempts)
+	if res.Error != nil {
+		return false, fmt.Errorf("queue: complete job %d: %w", j.ID, res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+func (q *Queue) retry(ctx context.Context, j *Job, at time.Time, msg string) (bool, error) {
+	res := q.db.Gorm.WithContext(ctx).Exec(`UPDATE jobs
+		SET state = 'pending', run_at = ?, last_error = ?, locked_by = '', locked_until = NULL, updated_at = ?`+owned,
+		at, msg, store.Now(), j.ID, q.opts.InstanceID, j.Attempts)
+	if res.Error != nil {
+		return false, fmt.Errorf("queue: retry job %d: %w", j.ID, res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+func (q *Queue) bury(ctx context.Context, j *Job, msg string) (bool, error) {
+	res := q.db.Gorm.WithContext(ctx).Exec(`UPDATE jobs
+		SET state = 'dead', last_error = ?, locked_by = '', locked_until = NULL, updated_at = ?`+owned,
+		msg, store.Now(), j.ID, q.opts.InstanceID, j.Attempts)
+	if res.Error != nil {
+		return false, fmt.Errorf("queue: dead-letter job %d: %w", j.ID, res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// reap hands out again the jobs whose lease expired: their worker crashed
+// or hangs. The attempt is counted, so a job that kills its worker every
+// time ends up dead instead of looping.
+func (q *Queue) reap(ctx context.Context) (int, error) {
+	now := store.Now()
+	rows, err := q.db.Gorm.WithContext(ctx).Raw(`UPDATE jobs
+		SET state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'pending' END,
+			last_error = 'lease of ' || locked_by || ' expired',
+			locked_by = '', locked_until = NULL, updated_at = ?
+		WHERE state = 'running' AND locked_until < ?
+		RETURNING `+jobColumns, now, now).Rows()
+	if err != nil {
+		return 0, fmt.Errorf("queue: reap: %w", err)
+	}
+	jobs, err := scanJobs(rows)
+	for _, j := range jobs {
+		q.log.Warn("queue: lease expired", "kind", j.Kind, "job", j.ID, "workspace", j.WorkspaceID,
+			"attempt", j.Attempts, "state", j.State, "err", j.LastError)
+	}
+	if err != nil {
+		return len(jobs), fmt.Errorf("queue: reap: %w", err)
+	}
+	return len(jobs), nil
+}
+
+// Stats counts the jobs in each state; pending, running and dead are always
+// present.
+func (q *Queue) Stats(ctx context.Context) (map[string]int64, error) {
+	rows, err := q.db.Gorm.WithContext(ctx).Raw(`SELECT state, COUNT(*) FROM jobs GROUP BY state`).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("queue: stats: %w", err)
+	}
+	defer rows.Close()
+	stats := map[string]int64{StatePending: 0, StateRunning: 0, StateDead: 0}
+	for rows.Next() {
+		var state string
+		var n int64
+		if err := rows.Scan(&state, &n); err != nil {
+			return nil, fmt.Errorf("queue: stats: %w", err)
+		}
+		stats[state] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("queue: stats: %w", err)
+	}
+	return stats, nil
+}
+
+// Dead lists a workspace's dead-lettered jobs, newest first; an empty
+// workspaceID lists those of all workspaces. limit <= 0 means 100.
+func (q *Queue) Dead(ctx context.Context, workspaceID string, limit int) ([]Job, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	where, args := `state = 'dead'`, []any{}
+	if workspaceID != "" {
+		where += ` AND workspace_id = ?`
+		args = append(args, workspaceID)
+	}
+	rows, err := q.db.Gorm.WithContext(ctx).Raw(`SELECT `+jobColumns+` FROM jobs
+		WHERE `+where+` ORDER BY id DESC LIMIT ?`, append(args, limit)...).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("queue: dead jobs: %w", err)
+	}
+	jobs, err := scanJobs(rows)
+	if err != nil {
+		return nil, fmt.Errorf("queue: dead jobs: %w", err)
+	}
+	out := make([]Job, len(jobs))
+	for i, j := range jobs {
+		out[i] = *j
+	}
+	return out, nil
+}
+
+// Requeue gives a dead job a fresh set of attempts, to run now.
+func (q *Queue) Requeue(ctx context.Context, id int64) error {
+	now := store.Now()
+	res := q.db.Gorm.WithContext(ctx).Exec(`UPDATE jobs
+		SET state = 'pending', attempts = 0, run_at = ?, locked_by = '', locked_until = NULL, updated_at = ?
+		WHERE id = ? AND state = 'dead'`, now, now, id)
+	if res.Error != nil {
+		return fmt.Errorf("queue: requeue job %d: %w", id, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("queue: requeue job %d: %w", id, ErrNotDead)
+	}
+	q.Notify()
+	return nil
+}
+
+// scanJobs reads and closes rows of jobColumns.
+func scanJobs(rows *sql.Rows) ([]*Job, error) {
+	defer rows.Close()
+	var jobs []*Job
+	for rows.Next() {
+		j := new(Job)
+		var payload []byte
+		err := rows.Scan(&j.ID, &j.Kind, &j.WorkspaceID, &j.Key, &payload, &j.State, &j.Attempts, &j.MaxAttempts,
+			dbTime{&j.RunAt}, &j.LockedBy, dbTime{&j.LockedUntil}, &j.LastError, dbTime{&j.CreatedAt}, dbTime{&j.UpdatedAt})
+		if err != nil {
+			return jobs, err
+		}
+		j.Payload = payload
+		jobs = append(jobs, j)
+	}
+	return jobs, rows.Err()
+}
+
+// dbTime scans a time from either engine. SQLite hands back text where it
+// cannot see the column's declared type, as in RETURNING; NULL is the zero
+// time.
+type dbTime struct{ t *time.Time }
+
+// Text layouts SQLite's driver writes and reads.
+var timeLayouts = []string{
+	"2006-01-02 15:04:05.999999999-07:00",
+	"2006-01-02T15:04:05.999999999-07:00",
+	"2006-01-02 15:04:05.999999999",
+	"2006-01-02T15:04:05.999999999",
+	time.RFC3339Nano,
+}
+
+func (d dbTime) Scan(v any) error {
+	switch x := v.(type) {
+	case nil:
+		*d.t = time.Time{}
+		return nil
+	case time.Time:
+		*d.t = x.UTC()
+		return nil
+	case []byte:
+		return d.parse(string(x))
+	case string:
+		return d.parse(x)
+	}
+	return fmt.Errorf("queue: cannot scan %T into a time", v)
+}
+
+func (d dbTime) parse(s string) error {
+	for _, layout := range timeLayouts {
+		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			*d.t = t.UTC()
+			return nil
+		}
+	}
+	return fmt.Errorf("queue: unrecognised time %q", s)
+}
