@@ -126,6 +126,11 @@ func TestTenantsAreApart(t *testing.T) {
 		if _, ok := chv["access_token"]; ok {
 			t.Fatal("the API returned the access token")
 		}
+		var stored string
+		e.App.DB.Gorm.Raw("SELECT access_token FROM channels WHERE id = ?", chA).Scan(&stored)
+		if stored == "" || strings.Contains(stored, apptest.WAToken) {
+			t.Fatalf("access token not encrypted at rest: %q", stored)
+		}
 		e.Sim.SendWhatsAppText(t.Context(), apptest.PhoneNumberID, customer, "Анна", "Привет")
 		e.Eventually("inbound", func() bool { return len(e.Messages(chA)) == 1 })
 

@@ -112,11 +112,16 @@ func TestInstagramConversation(t *testing.T) {
 	apptest.Each(t, apptest.Options{}, func(t *testing.T, e *apptest.Env) {
 		ch := e.CreateInstagram()
 		igsid := "1133627508796544"
+		e.Sim.SetInstagramProfile(igsid, metasim.InstagramProfile{Name: "Мария Иванова", Username: "maria.iv"})
 		mid, err := e.Sim.SendInstagramText(context.Background(), apptest.IGUserID, igsid, "Привет! Есть размер M?")
 		if err != nil {
 			t.Fatal(err)
 		}
-		e.Eventually("inbound stored", func() bool { return findMsg(e.Messages(ch), byExternal(mid)) != nil })
+		// Instagram webhooks carry no name: the profile is looked up.
+		e.Eventually("customer named from the profile", func() bool {
+			m := findMsg(e.Messages(ch), byExternal(mid))
+			return m != nil && get(m, "customer", "name") == "Мария Иванова" && get(m, "customer", "username") == "maria.iv"
+		})
 		st, body := e.Do("POST", "/api/v1/channels/"+ch+"/messages", map[string]any{"to": igsid, "text": "Да, есть."})
 		if st != http.StatusAccepted {
 			t.Fatalf("send: %d %v", st, body)

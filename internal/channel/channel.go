@@ -255,6 +255,12 @@ type MediaFetcher interface {
 	FetchMedia(ctx context.Context, creds Credentials, m *Media, maxBytes int64) (*Download, error)
 }
 
+// ProfileFetcher looks a customer up where webhooks carry only an id
+// (Instagram sends no name).
+type ProfileFetcher interface {
+	FetchProfile(ctx context.Context, creds Credentials, externalID string) (*Customer, error)
+}
+
 // Download is a fetched file.
 type Download struct {
 	Data     []byte

@@ -16,6 +16,9 @@ type Provider struct {
 	Parser        Parser
 	Sender        Sender
 	Fetcher       MediaFetcher
+	// Profiles is optional: nil for messengers whose webhooks name the
+	// customer.
+	Profiles ProfileFetcher
 }
 
 // Registry holds the providers wired at start-up. It is built once in main

@@ -138,6 +138,16 @@ func (s *Service) storeInbound(tx *gorm.DB, ch *store.Channel, in *channel.Inbou
 	if err != nil {
 		return false, false, err
 	}
+	enqueued := false
+	if contact.Created && contact.Name == "" {
+		if p, ok := s.registry.ByType(channel.Type(ch.Type)); ok && p.Profiles != nil {
+			if _, err := queue.Enqueue(tx, queue.NewJob{Kind: JobProfile, WorkspaceID: ch.WorkspaceID,
+				Payload: profileJob{ContactID: contact.ID}, MaxAttempts: 5}); err != nil {
+				return false, false, fmt.Errorf("messaging: enqueue profile: %w", err)
+			}
+			enqueued = true
+		}
+	}
 	m := &store.Message{
 		WorkspaceID: ch.WorkspaceID, ChannelID: ch.ID, ContactID: contact.ID,
 		Direction: store.Inbound, Type: string(in.Type), Text: in.Text,
@@ -194,7 +204,7 @@ func (s *Service) storeInbound(tx *gorm.DB, ch *store.Channel, in *channel.Inbou
 		return false, false, nil
 	}
 	if mediaRow == nil {
-		return true, false, nil
+		return true, enqueued, nil
 	}
 	_, err = queue.Enqueue(tx, queue.NewJob{
 		Kind: JobFetchMedia, WorkspaceID: ch.WorkspaceID,

@@ -26,6 +26,52 @@ func (s *Service) Register(q interface {
 }) {
 	q.Handle(JobSend, s.handleSend)
 	q.Handle(JobFetchMedia, s.handleFetchMedia)
+	q.Handle(JobProfile, s.handleProfile)
+}
+
+// handleProfile names a customer the webhook did not name. A refusal
+// (no consent, blocked user) leaves the contact as it is.
+func (s *Service) handleProfile(ctx context.Context, j *queue.Job) error {
+	var p profileJob
+	if err := j.Decode(&p); err != nil {
+		return queue.Permanent(err)
+	}
+	var ct store.Contact
+	if err := s.store.DB.Gorm.WithContext(ctx).Where("id = ?", p.ContactID).First(&ct).Error; err != nil {
+		return queue.Permanent(fmt.Errorf("contact %s: %w", p.ContactID, err))
+	}
+	ch, err := s.store.GetChannel(ctx, store.All, ct.ChannelID)
+	if err != nil {
+		return err
+	}
+	prov, ok := s.registry.ByType(channel.Type(ch.Type))
+	if !ok || prov.Profiles == nil || ch.State != store.ChannelActive {
+		return nil
+	}
+	creds, err := s.store.Credentials(ch)
+	if err != nil {
+		return queue.Permanent(err)
+	}
+	prof, err := prov.Profiles.FetchProfile(ctx, creds, ct.ExternalID)
+	if err != nil {
+		var se *channel.SendError
+		if errors.As(err, &se) && se.Outcome != channel.OutcomeRetry {
+			s.log.Info("customer profile unavailable", "contact_id", ct.ID, "reason", se.Err.String())
+			return nil
+		}
+		return err
+	}
+	set := map[string]any{"updated_at": store.Now()}
+	if ct.Name == "" && prof.Name != "" {
+		set["name"] = prof.Name
+	}
+	if ct.Username == "" && prof.Username != "" {
+		set["username"] = prof.Username
+	}
+	if len(set) == 1 {
+		return nil
+	}
+	return s.store.DB.Gorm.WithContext(ctx).Model(&store.Contact{}).Where("id = ?", ct.ID).Updates(set).Error
 }
 
 // maxLimiterWait is how long a worker waits for the channel's token

@@ -77,6 +77,10 @@ type fetchMediaJob struct {
 	MediaID string `json:"media_id"`
 }
 
+type profileJob struct {
+	ContactID string `json:"contact_id"`
+}
+
 // Send validates a request, stores the message as queued together with the
 // job that will deliver it, and returns the message.
 func (s *Service) Send(ctx context.Context, scope store.Scope, channelID string, req SendRequest) (*store.Message, error) {

@@ -22,6 +22,7 @@ import (
 const (
 	JobSend       = "message.send"
 	JobFetchMedia = "media.fetch"
+	JobProfile    = "contact.profile"
 )
 
 // Config holds the limits the service enforces.

@@ -27,6 +27,7 @@ func UpsertContact(tx *gorm.DB, ch *Channel, c channel.Customer, inboundAt *time
 			return nil, fmt.Errorf("store: create contact: %w", res.Error)
 		}
 		if res.RowsAffected == 1 {
+			ct.Created = true
 			return &ct, nil
 		}
 		// Created concurrently by another delivery: load theirs into a fresh

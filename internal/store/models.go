@@ -58,6 +58,8 @@ type Contact struct {
 	LastInboundAt *time.Time
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
+	// Created is set by UpsertContact when this call made the contact.
+	Created bool `gorm:"-"`
 }
 
 // Media states.

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -99,10 +100,14 @@ func Start(t testing.TB, o Options) *Env {
 	if o.Config != nil {
 		o.Config(cfg)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// Every log line is kept (at debug level) so that cleanup can prove no
+	// secret was ever logged.
+	logs := &lockedBuffer{}
+	var sink io.Writer = logs
 	if os.Getenv("TEST_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		sink = io.MultiWriter(logs, os.Stderr)
 	}
+	log := slog.New(slog.NewTextHandler(sink, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a, err := app.New(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatal(err)
@@ -122,8 +127,31 @@ func Start(t testing.TB, o Options) *Env {
 		a.Close(ctx)
 		sim.Close()
 		simSrv.Close()
+		out := logs.String()
+		for _, secret := range []string{WAToken, IGToken, AdminToken, AppSecret, "EAAG-new", cfg.SecretKey} {
+			if strings.Contains(out, secret) {
+				t.Errorf("a secret (%.6s…) appeared in the gateway's logs", secret)
+			}
+		}
 	})
 	return e
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // Do calls the gateway with the admin token unless token is given.

@@ -47,3 +47,12 @@ func firstNonEmpty(s ...string) string {
 	}
 	return ""
 }
+
+// FetchProfile implements channel.ProfileFetcher.
+func (c *Client) FetchProfile(ctx context.Context, creds channel.Credentials, igsid string) (*channel.Customer, error) {
+	p, err := c.Profile(ctx, creds, igsid)
+	if err != nil {
+		return nil, err
+	}
+	return &channel.Customer{ExternalID: p.ID, Name: p.Name, Username: p.Username}, nil
+}

@@ -33,6 +33,7 @@ func NewProvider(c *Client) *channel.Provider {
 		Parser:        Parser{},
 		Sender:        c,
 		Fetcher:       c,
+		Profiles:      c,
 	}
 }
 
