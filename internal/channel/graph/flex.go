@@ -99,3 +99,26 @@ func DecodeAny(raw json.RawMessage) any {
 	}
 	return v
 }
+
+// Fields splits a JSON object into its members; nil if it is not one.
+// Parsers use it to read what they can of a payload that does not fit the
+// expected shape.
+func Fields(raw json.RawMessage) map[string]json.RawMessage {
+	var f map[string]json.RawMessage
+	if json.Unmarshal(raw, &f) != nil {
+		return nil
+	}
+	return f
+}
+
+// Field decodes one member, giving the zero value if absent or malformed.
+func Field[T any](f map[string]json.RawMessage, key string) T {
+	var v T
+	if raw, ok := f[key]; ok {
+		if json.Unmarshal(raw, &v) != nil {
+			var zero T
+			return zero
+		}
+	}
+	return v
+}

@@ -190,44 +190,23 @@ func msTime(v int64) time.Time {
 // salvage keeps a message event whose details did not decode, as
 // MsgUnsupported, when its mid can still be read.
 func salvage(raw json.RawMessage, err error) (channel.Inbound, bool) {
-	f := fields(raw)
-	msg := fields(f["message"])
-	mid := field[graph.FlexString](msg, "mid")
+	f := graph.Fields(raw)
+	msg := graph.Fields(f["message"])
+	mid := graph.Field[graph.FlexString](msg, "mid")
 	if mid == "" {
 		return channel.Inbound{}, false
 	}
-	customer := field[party](f, "sender")
-	echo := field[graph.FlexBool](msg, "is_echo")
+	customer := graph.Field[party](f, "sender")
+	echo := graph.Field[graph.FlexBool](msg, "is_echo")
 	if echo {
-		customer = field[party](f, "recipient")
+		customer = graph.Field[party](f, "recipient")
 	}
 	return channel.Inbound{
 		ExternalID: string(mid),
 		Customer:   channel.Customer{ExternalID: string(customer.ID)},
 		Type:       channel.MsgUnsupported,
 		Echo:       bool(echo),
-		Timestamp:  msTime(int64(field[graph.FlexInt](f, "timestamp"))),
+		Timestamp:  msTime(int64(graph.Field[graph.FlexInt](f, "timestamp"))),
 		Extra:      map[string]any{"original_type": "message", "decode_error": err.Error()},
 	}, true
-}
-
-// fields splits a JSON object into its members; nil if it is not one.
-func fields(raw json.RawMessage) map[string]json.RawMessage {
-	var f map[string]json.RawMessage
-	if json.Unmarshal(raw, &f) != nil {
-		return nil
-	}
-	return f
-}
-
-// field decodes one member, giving the zero value if absent or malformed.
-func field[T any](f map[string]json.RawMessage, key string) T {
-	var v T
-	if raw, ok := f[key]; ok {
-		if json.Unmarshal(raw, &v) != nil {
-			var zero T
-			return zero
-		}
-	}
-	return v
 }

@@ -48,7 +48,7 @@ func parseMessage(raw json.RawMessage, contacts []contact) (channel.Inbound, boo
 		// Keep the payload of a kind we do not map yet (order,
 		// request_welcome, ...) so nothing is lost for later.
 		if m.Type != "" && m.Type != "unsupported" {
-			if p := graph.DecodeAny(fields(raw)[m.Type]); p != nil {
+			if p := graph.DecodeAny(graph.Fields(raw)[m.Type]); p != nil {
 				extra[m.Type] = p
 			}
 		}
@@ -222,18 +222,18 @@ func contactsSummary(raw json.RawMessage) string {
 // salvage keeps what can be read of a message whose type-specific part did
 // not decode, as MsgUnsupported.
 func salvage(raw json.RawMessage, contacts []contact, err error) (channel.Inbound, bool) {
-	f := fields(raw)
-	id := field[graph.FlexString](f, "id")
+	f := graph.Fields(raw)
+	id := graph.Field[graph.FlexString](f, "id")
 	if id == "" {
 		return channel.Inbound{}, false
 	}
 	return channel.Inbound{
 		ExternalID: string(id),
-		Customer:   customer(field[graph.FlexString](f, "from"), field[graph.FlexString](f, "from_user_id"), contacts),
+		Customer:   customer(graph.Field[graph.FlexString](f, "from"), graph.Field[graph.FlexString](f, "from_user_id"), contacts),
 		Type:       channel.MsgUnsupported,
-		Timestamp:  unixTime(int64(field[graph.FlexInt](f, "timestamp"))),
+		Timestamp:  unixTime(int64(graph.Field[graph.FlexInt](f, "timestamp"))),
 		Extra: map[string]any{
-			"original_type": field[string](f, "type"),
+			"original_type": graph.Field[string](f, "type"),
 			"decode_error":  err.Error(),
 		},
 	}, true

@@ -94,12 +94,12 @@ func parseStatus(raw json.RawMessage) (channel.StatusUpdate, bool) {
 	if err := json.Unmarshal(raw, &s); err != nil {
 		// Keep the status itself even if its errors[] is odd.
 		s = status{}
-		f := fields(raw)
-		s.ID = field[graph.FlexString](f, "id")
-		s.Status = field[string](f, "status")
-		s.Timestamp = field[graph.FlexInt](f, "timestamp")
-		s.RecipientID = field[graph.FlexString](f, "recipient_id")
-		s.RecipientUserID = field[graph.FlexString](f, "recipient_user_id")
+		f := graph.Fields(raw)
+		s.ID = graph.Field[graph.FlexString](f, "id")
+		s.Status = graph.Field[string](f, "status")
+		s.Timestamp = graph.Field[graph.FlexInt](f, "timestamp")
+		s.RecipientID = graph.Field[graph.FlexString](f, "recipient_id")
+		s.RecipientUserID = graph.Field[graph.FlexString](f, "recipient_user_id")
 	}
 	if s.ID == "" || s.Status == "" {
 		return channel.StatusUpdate{}, false
@@ -185,25 +185,4 @@ func firstNonEmpty[T ~string](s ...T) T {
 		}
 	}
 	return ""
-}
-
-// fields splits a JSON object into its members; nil if it is not one.
-func fields(raw json.RawMessage) map[string]json.RawMessage {
-	var f map[string]json.RawMessage
-	if json.Unmarshal(raw, &f) != nil {
-		return nil
-	}
-	return f
-}
-
-// field decodes one member, giving the zero value if absent or malformed.
-func field[T any](f map[string]json.RawMessage, key string) T {
-	var v T
-	if raw, ok := f[key]; ok {
-		if json.Unmarshal(raw, &v) != nil {
-			var zero T
-			return zero
-		}
-	}
-	return v
 }
