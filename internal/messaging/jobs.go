@@ -141,10 +141,18 @@ func (s *Service) handleSend(ctx context.Context, j *queue.Job) error {
 	if err != nil {
 		return s.sendFailure(ctx, j, ch, m, err)
 	}
-	err = s.store.Tx(ctx, func(tx *gorm.DB) error { return store.MarkSent(tx, m, res.ExternalID) })
-	if err != nil {
-		// Meta accepted it; a retry would send twice. Keep trying to record.
-		return fmt.Errorf("record sent %s: %w", res.ExternalID, err)
+	// Meta has accepted the message: from here a retry of the job would
+	// send it twice, so recording is retried in place, and if the database
+	// stays away the job is dead-lettered with the wamid, not re-sent.
+	for attempt := 0; ; attempt++ {
+		err = s.store.Tx(ctx, func(tx *gorm.DB) error { return store.MarkSent(tx, m, res.ExternalID) })
+		if err == nil {
+			break
+		}
+		if attempt == 4 || ctx.Err() != nil {
+			return queue.Permanent(fmt.Errorf("sent as %s but could not record it: %w", res.ExternalID, err))
+		}
+		time.Sleep(time.Duration(200<<attempt) * time.Millisecond)
 	}
 	s.metrics.Messages.WithLabelValues(ch.Type, store.Outbound, string(channel.StatusSent)).Inc()
 	s.log.Info("message sent", "message_id", m.ID, "channel_id", ch.ID, "external_id", res.ExternalID)
