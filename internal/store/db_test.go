@@ -9,7 +9,7 @@ import (
 )
 
 func TestMigrationsGiveSameTables(t *testing.T) {
-	want := []string{"api_tokens", "channels", "contacts", "jobs", "media", "messages", "orphan_statuses", "unrouted_events", "workspaces"}
+	want := []string{"api_tokens", "channel_bindings", "channels", "contacts", "crm_events", "crm_links", "integrations", "jobs", "media", "messages", "oauth_states", "orphan_statuses", "unrouted_events", "workspaces"}
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		for _, table := range want {
 			if !db.Gorm.Migrator().HasTable(table) {

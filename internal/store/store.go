@@ -26,8 +26,9 @@ var (
 // Store is the gateway's data access, over one DB and the key that seals
 // credentials.
 type Store struct {
-	DB  *DB
-	box *secret.Box
+	DB           *DB
+	box          *secret.Box
+	refreshLocks locks
 }
 
 func New(db *DB, box *secret.Box) *Store { return &Store{DB: db, box: box} }
