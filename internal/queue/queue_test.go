@@ -650,6 +650,13 @@ func TestLeaseExpiryRecoversHungHandler(t *testing.T) {
 		q.Handle("send", func(ctx context.Context, j *queue.Job) error {
 			if j.Attempts == 1 {
 				<-release // ignores ctx, like a handler stuck in a syscall
+				// The lease has passed by now; the context's timer may lag
+				// the database by a moment on a loaded machine, so wait
+				// for it rather than sample Err once.
+				select {
+				case <-ctx.Done():
+				case <-time.After(5 * time.Second):
+				}
 				hungCtxErr <- ctx.Err()
 				return nil
 			}
