@@ -77,13 +77,16 @@ func (s *Service) Ingest(ctx context.Context, b *channel.Batch, raw []byte) (Ing
 				seen = append(seen, counted{w.ch.Type, dir, "received"})
 			}
 			for _, st := range w.env.Statuses {
-				r, _, err := store.ApplyStatus(tx, w.ch.ID, st)
+				r, m, err := store.ApplyStatus(tx, w.ch.ID, st)
 				if err != nil {
 					return err
 				}
 				res.Statuses++
 				if r == store.StatusApplied {
 					seen = append(seen, counted{w.ch.Type, store.Outbound, string(st.Status)})
+					if err := s.statusChanged(tx, w.ch, m); err != nil {
+						return err
+					}
 				}
 			}
 			for _, e := range w.env.Errors {
@@ -202,6 +205,9 @@ func (s *Service) storeInbound(tx *gorm.DB, ch *store.Channel, in *channel.Inbou
 			}
 		}
 		return false, false, nil
+	}
+	if err := s.messageStored(tx, ch, m); err != nil {
+		return false, false, err
 	}
 	if mediaRow == nil {
 		return true, enqueued, nil

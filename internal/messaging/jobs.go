@@ -145,7 +145,12 @@ func (s *Service) handleSend(ctx context.Context, j *queue.Job) error {
 	// send it twice, so recording is retried in place, and if the database
 	// stays away the job is dead-lettered with the wamid, not re-sent.
 	for attempt := 0; ; attempt++ {
-		err = s.store.Tx(ctx, func(tx *gorm.DB) error { return store.MarkSent(tx, m, res.ExternalID) })
+		err = s.store.Tx(ctx, func(tx *gorm.DB) error {
+			if err := store.MarkSent(tx, m, res.ExternalID); err != nil {
+				return err
+			}
+			return s.statusChanged(tx, ch, m)
+		})
 		if err == nil {
 			break
 		}
@@ -246,7 +251,17 @@ func (s *Service) sendFailure(ctx context.Context, j *queue.Job, ch *store.Chann
 }
 
 func (s *Service) fail(ctx context.Context, ch *store.Channel, m *store.Message, pe channel.ProviderError) error {
-	if err := s.store.Tx(ctx, func(tx *gorm.DB) error { return store.MarkFailed(tx, m, pe) }); err != nil {
+	err := s.store.Tx(ctx, func(tx *gorm.DB) error {
+		if err := store.MarkFailed(tx, m, pe); err != nil {
+			return err
+		}
+		if m.Status != string(channel.StatusFailed) {
+			return nil // it had moved on already (e.g. read)
+		}
+		m.ErrorCode, m.ErrorTitle, m.ErrorDetail = pe.Code, pe.Title, firstNonEmpty(pe.Details, pe.Message)
+		return s.statusChanged(tx, ch, m)
+	})
+	if err != nil {
 		return err
 	}
 	s.metrics.Messages.WithLabelValues(ch.Type, store.Outbound, string(channel.StatusFailed)).Inc()

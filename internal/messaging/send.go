@@ -39,6 +39,9 @@ type SendRequest struct {
 	ReplyTo  string            `json:"reply_to"`
 	// Upload is a file sent with the request (multipart), instead of a URL.
 	Upload *Upload `json:"-"`
+	// OnStored runs inside the transaction that stores the message, for a
+	// CRM to link its own ids to it.
+	OnStored func(tx *gorm.DB, m *store.Message) error `json:"-"`
 }
 
 type SendMedia struct {
@@ -160,6 +163,11 @@ func (s *Service) Send(ctx context.Context, scope store.Scope, channelID string,
 		}
 		if _, err := store.InsertMessage(tx, m); err != nil {
 			return err
+		}
+		if req.OnStored != nil {
+			if err := req.OnStored(tx, m); err != nil {
+				return err
+			}
 		}
 		_, err = queue.Enqueue(tx, queue.NewJob{
 			Kind: JobSend, WorkspaceID: ch.WorkspaceID,

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+	"gorm.io/gorm"
 
 	"github.com/switchboard/switchboard/internal/channel"
 	"github.com/switchboard/switchboard/internal/media"
@@ -49,6 +50,42 @@ type Service struct {
 
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter
+	hooks    []Hook
+}
+
+// Hook lets integrations follow what the core stores. Each call runs
+// inside the transaction that stored the change, so work a hook enqueues
+// commits or rolls back with it.
+type Hook interface {
+	// MessageStored: a new customer message, or an echo of one the
+	// business sent from elsewhere.
+	MessageStored(tx *gorm.DB, ch *store.Channel, m *store.Message) error
+	// StatusChanged: an outbound message moved to m.Status.
+	StatusChanged(tx *gorm.DB, ch *store.Channel, m *store.Message) error
+}
+
+// Notify wakes the queue workers (after a commit that enqueued work).
+func (s *Service) Notify() { s.notify() }
+
+// AddHook registers a hook; call it before the queue starts.
+func (s *Service) AddHook(h Hook) { s.hooks = append(s.hooks, h) }
+
+func (s *Service) messageStored(tx *gorm.DB, ch *store.Channel, m *store.Message) error {
+	for _, h := range s.hooks {
+		if err := h.MessageStored(tx, ch, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Service) statusChanged(tx *gorm.DB, ch *store.Channel, m *store.Message) error {
+	for _, h := range s.hooks {
+		if err := h.StatusChanged(tx, ch, m); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func New(st *store.Store, reg *channel.Registry, files media.Store, signer *media.Signer, m *metrics.Metrics, log *slog.Logger, cfg Config, notify func()) *Service {

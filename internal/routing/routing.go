@@ -1,0 +1,280 @@
+// Package routing carries what the messaging core stores to the CRMs a
+// channel is bound to, and reports back what happened to messages the CRMs
+// sent. It declares the Connector it needs; each CRM package implements it
+// and never sees the others.
+package routing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/switchboard/switchboard/internal/queue"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// Job kinds.
+const (
+	JobMirror = "crm.mirror"
+	JobStatus = "crm.status"
+)
+
+// LinkOutbound is the crm_links kind that ties an outbound message to the
+// CRM message it was written as; LinkMirrored marks a customer message as
+// delivered into the CRM.
+const (
+	LinkOutbound = "out_message"
+	LinkMirrored = "mirrored"
+)
+
+// MaxBatch bounds how many messages one Mirror call carries.
+const MaxBatch = 50
+
+// ErrParked tells the queue to try later without calling it a failure:
+// the integration cannot work now (needs re-authorisation) but its work
+// must not be lost.
+var ErrParked = errors.New("routing: integration is not active; work parked")
+
+// Connector is what routing needs from a CRM integration.
+type Connector interface {
+	// Mirror delivers a customer's messages (oldest first) into the CRM.
+	// It returns how many of msgs, from the start, it delivered.
+	Mirror(ctx context.Context, d *Delivery, msgs []store.MessageView) (int, error)
+	// Status tells the CRM what happened to a message its user wrote.
+	Status(ctx context.Context, d *Delivery, m *store.MessageView) error
+}
+
+// Delivery is the context of one piece of CRM work.
+type Delivery struct {
+	Integration *store.Integration
+	Binding     *store.ChannelBinding
+	Channel     *store.Channel
+	Contact     *store.Contact
+}
+
+// Router implements the messaging hooks and the CRM jobs.
+type Router struct {
+	store      *store.Store
+	log        *slog.Logger
+	connectors map[string]Connector
+	// Batch off sends one message per call (kept for the benchmark that
+	// shows what batching saves).
+	Batch bool
+}
+
+func New(st *store.Store, log *slog.Logger) *Router {
+	return &Router{store: st, log: log, connectors: map[string]Connector{}, Batch: true}
+}
+
+// Register wires a connector for an integration type.
+func (r *Router) Register(typ string, c Connector) { r.connectors[typ] = c }
+
+// Handle adds the router's jobs to a queue.
+func (r *Router) Handle(q interface {
+	Handle(kind string, h queue.Handler)
+}) {
+	q.Handle(JobMirror, r.handleMirror)
+	q.Handle(JobStatus, r.handleStatus)
+}
+
+type mirrorJob struct {
+	BindingID string `json:"binding_id"`
+	ContactID string `json:"contact_id"`
+}
+
+type statusJob struct {
+	IntegrationID string `json:"integration_id"`
+	MessageID     string `json:"message_id"`
+}
+
+func key(bindingOrIntegration, contactID string) string {
+	return "crm:" + bindingOrIntegration + ":" + contactID
+}
+
+// MessageStored enqueues mirroring of a customer message to every bound
+// integration. Several messages in a row make several jobs; the first
+// carries them all and the rest find nothing left to do.
+func (r *Router) MessageStored(tx *gorm.DB, ch *store.Channel, m *store.Message) error {
+	if m.Direction != store.Inbound {
+		return nil
+	}
+	bindings, err := store.BindingsForChannel(tx, ch.ID)
+	if err != nil {
+		return fmt.Errorf("routing: bindings of %s: %w", ch.ID, err)
+	}
+	for _, b := range bindings {
+		_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobMirror, WorkspaceID: ch.WorkspaceID,
+			Key: key(b.ID, m.ContactID), Payload: mirrorJob{BindingID: b.ID, ContactID: m.ContactID}, MaxAttempts: 50})
+		if err != nil {
+			return fmt.Errorf("routing: enqueue mirror: %w", err)
+		}
+	}
+	return nil
+}
+
+// StatusChanged reports the fate of a message to the CRM it came from.
+func (r *Router) StatusChanged(tx *gorm.DB, ch *store.Channel, m *store.Message) error {
+	var links []store.CRMLink
+	if err := tx.Where("kind = ? AND local_id = ?", LinkOutbound, m.ID).Find(&links).Error; err != nil {
+		return fmt.Errorf("routing: links of %s: %w", m.ID, err)
+	}
+	for _, l := range links {
+		_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobStatus, WorkspaceID: ch.WorkspaceID,
+			Key: key(l.IntegrationID, m.ContactID), Payload: statusJob{IntegrationID: l.IntegrationID, MessageID: m.ID}, MaxAttempts: 20})
+		if err != nil {
+			return fmt.Errorf("routing: enqueue status: %w", err)
+		}
+	}
+	return nil
+}
+
+// parkDelay is how long work waits while an integration is inactive.
+const parkDelay = 10 * time.Minute
+
+func (r *Router) integration(ctx context.Context, id string) (*store.Integration, Connector, error) {
+	in, err := r.store.GetIntegration(ctx, store.All, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, ok := r.connectors[in.Type]
+	if !ok {
+		return nil, nil, queue.Permanent(fmt.Errorf("no connector for %s", in.Type))
+	}
+	return in, c, nil
+}
+
+func (r *Router) handleMirror(ctx context.Context, j *queue.Job) error {
+	var p mirrorJob
+	if err := j.Decode(&p); err != nil {
+		return queue.Permanent(err)
+	}
+	var b store.ChannelBinding
+	if err := r.store.DB.Gorm.WithContext(ctx).Where("id = ?", p.BindingID).First(&b).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil // unbound since: nothing to mirror to
+		}
+		return err
+	}
+	in, conn, err := r.integration(ctx, b.IntegrationID)
+	if err != nil {
+		return err
+	}
+	switch in.State {
+	case store.IntegrationUninstalled:
+		return nil
+	case store.IntegrationActive:
+	default:
+		return queue.RetryAfter(parkDelay, ErrParked)
+	}
+	ch, err := r.store.GetChannel(ctx, store.All, b.ChannelID)
+	if err != nil {
+		return err
+	}
+	var contact store.Contact
+	if err := r.store.DB.Gorm.WithContext(ctx).Where("id = ?", p.ContactID).First(&contact).Error; err != nil {
+		return queue.Permanent(fmt.Errorf("contact %s: %w", p.ContactID, err))
+	}
+	msgs, err := r.pending(ctx, in.ID, b.ChannelID, p.ContactID, b.CreatedAt)
+	if err != nil || len(msgs) == 0 {
+		return err
+	}
+	if !r.Batch {
+		msgs = msgs[:1]
+		defer func() {
+			// Without batching every message is its own call: queue the rest.
+			r.store.Tx(context.WithoutCancel(ctx), func(tx *gorm.DB) error {
+				return r.MessageStored(tx, ch, &msgs[0].Message)
+			})
+		}()
+	}
+	d := &Delivery{Integration: in, Binding: &b, Channel: ch, Contact: &contact}
+	n, err := conn.Mirror(ctx, d, msgs)
+	if n > 0 {
+		if lerr := r.store.Tx(ctx, func(tx *gorm.DB) error {
+			for _, m := range msgs[:n] {
+				if err := store.PutLink(tx, in.ID, LinkMirrored, m.ID, b.ID); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); lerr != nil {
+			return lerr
+		}
+	}
+	if errors.Is(err, ErrParked) {
+		return queue.RetryAfter(parkDelay, err)
+	}
+	return err
+}
+
+// pending lists a contact's customer messages not yet in this integration,
+// oldest first, since the binding was made.
+func (r *Router) pending(ctx context.Context, integrationID, channelID, contactID string, since time.Time) ([]store.MessageView, error) {
+	var ids []string
+	err := r.store.DB.Gorm.WithContext(ctx).Model(&store.Message{}).
+		Where("messages.channel_id = ? AND messages.contact_id = ? AND messages.direction = ? AND messages.created_at >= ?", channelID, contactID, store.Inbound, since).
+		Where("NOT EXISTS (SELECT 1 FROM crm_links l WHERE l.integration_id = ? AND l.kind = ? AND l.local_id = messages.id)", integrationID, LinkMirrored).
+		Order("messages.id").Limit(MaxBatch).Pluck("messages.id", &ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("routing: pending messages: %w", err)
+	}
+	out := make([]store.MessageView, 0, len(ids))
+	for _, id := range ids {
+		v, err := r.store.GetMessage(ctx, store.All, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *v)
+	}
+	return out, nil
+}
+
+func (r *Router) handleStatus(ctx context.Context, j *queue.Job) error {
+	var p statusJob
+	if err := j.Decode(&p); err != nil {
+		return queue.Permanent(err)
+	}
+	in, conn, err := r.integration(ctx, p.IntegrationID)
+	if err != nil {
+		return err
+	}
+	switch in.State {
+	case store.IntegrationUninstalled:
+		return nil
+	case store.IntegrationActive:
+	default:
+		return queue.RetryAfter(parkDelay, ErrParked)
+	}
+	m, err := r.store.GetMessage(ctx, store.All, p.MessageID)
+	if err != nil {
+		return queue.Permanent(err)
+	}
+	ch, err := r.store.GetChannel(ctx, store.All, m.ChannelID)
+	if err != nil {
+		return err
+	}
+	var b store.ChannelBinding
+	if err := r.store.DB.Gorm.WithContext(ctx).Where("integration_id = ? AND channel_id = ?", in.ID, ch.ID).First(&b).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil
+		}
+		return err
+	}
+	err = conn.Status(ctx, &Delivery{Integration: in, Binding: &b, Channel: ch, Contact: m.Contact}, m)
+	if errors.Is(err, ErrParked) {
+		return queue.RetryAfter(parkDelay, err)
+	}
+	return err
+}
+
+// Resume re-arms an integration's parked and dead CRM work, after it was
+// authorised again.
+func (r *Router) Resume(ctx context.Context, workspaceID string) error {
+	return r.store.DB.Gorm.WithContext(ctx).Exec(
+		"UPDATE jobs SET state = ?, run_at = ?, attempts = 0, updated_at = ? WHERE workspace_id = ? AND kind IN (?, ?) AND state IN (?, ?)",
+		queue.StatePending, store.Now(), store.Now(), workspaceID, JobMirror, JobStatus, queue.StatePending, queue.StateDead).Error
+}
