@@ -20,12 +20,14 @@ import (
 	"github.com/switchboard/switchboard/internal/channel/instagram"
 	"github.com/switchboard/switchboard/internal/channel/whatsapp"
 	"github.com/switchboard/switchboard/internal/config"
+	"github.com/switchboard/switchboard/internal/crm/bitrix24"
 	"github.com/switchboard/switchboard/internal/media"
 	"github.com/switchboard/switchboard/internal/messaging"
 	"github.com/switchboard/switchboard/internal/metrics"
 	"github.com/switchboard/switchboard/internal/netguard"
 	"github.com/switchboard/switchboard/internal/phone"
 	"github.com/switchboard/switchboard/internal/queue"
+	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/secret"
 	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/internal/web"
@@ -40,6 +42,8 @@ type App struct {
 	Messaging *messaging.Service
 	Metrics   *metrics.Metrics
 	Signer    *media.Signer
+	Router    *routing.Router
+	Bitrix24  *bitrix24.Service
 	Log       *slog.Logger
 	// AdminToken is the operator's token (configured or generated).
 	AdminToken string
@@ -115,8 +119,16 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	}, q.Notify)
 	svc.Register(q)
 
+	router := routing.New(st, log)
+	svc.AddHook(router)
+	router.Handle(q)
+	b24 := bitrix24.New(bitrix24.Config{ClientID: cfg.Bitrix24ClientID, ClientSecret: cfg.Bitrix24ClientSecret,
+		OAuthURL: cfg.Bitrix24OAuthURL, PublicURL: cfg.PublicURL, AllowPrivate: cfg.AllowPrivateEndpoints,
+		OnUninstall: cfg.Bitrix24OnUninstall}, st, svc, router, signer, hc, log)
+	b24.Handle(q)
+
 	srv := web.New(web.Deps{
-		Store: st, Messaging: svc, Registry: reg, Metrics: m, Signer: signer, Queue: q, Log: log,
+		Store: st, Messaging: svc, Registry: reg, Metrics: m, Signer: signer, Queue: q, Log: log, Bitrix24: b24,
 		AdminToken: admin, MetaVerifyToken: cfg.MetaVerifyToken, MetaAppSecret: cfg.MetaAppSecret,
 		WebhookMaxBytes: cfg.WebhookMaxBytes, UploadMaxBytes: cfg.UploadMaxBytes,
 		DefaultWorkspaceID: ws.ID,
@@ -124,7 +136,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	if cfg.MetaAppSecret == "" {
 		log.Warn("SWITCHBOARD_META_APP_SECRET is not set: every Meta webhook will be refused (401)")
 	}
-	return &App{Config: cfg, DB: db, Store: st, Queue: q, Messaging: svc, Metrics: m, Signer: signer, Log: log,
+	return &App{Config: cfg, DB: db, Store: st, Queue: q, Messaging: svc, Metrics: m, Signer: signer, Log: log, Router: router, Bitrix24: b24,
 		AdminToken: admin, NewAdminToken: generated, DefaultWorkspace: ws, handler: srv.Handler()}, nil
 }
 

@@ -54,6 +54,13 @@ type Config struct {
 	SendRate  float64 `koanf:"send_rate"`
 	SendBurst int     `koanf:"send_burst"`
 
+	Bitrix24ClientID     string `koanf:"bitrix24_client_id"`
+	Bitrix24ClientSecret string `koanf:"bitrix24_client_secret"`
+	Bitrix24OAuthURL     string `koanf:"bitrix24_oauth_url"`
+	// Bitrix24OnUninstall: keep, on_clean (delete when the admin asks
+	// Bitrix24 to clear the app's data) or always.
+	Bitrix24OnUninstall string `koanf:"bitrix24_on_uninstall"`
+
 	AllowPrivateEndpoints bool          `koanf:"allow_private_endpoints"`
 	ShutdownTimeout       time.Duration `koanf:"shutdown_timeout"`
 	HTTPClientTimeout     time.Duration `koanf:"http_client_timeout"`
@@ -77,6 +84,8 @@ func Defaults() map[string]any {
 		"send_rate":               60.0,
 		"send_burst":              20,
 		"allow_private_endpoints": false,
+		"bitrix24_oauth_url":      "https://oauth.bitrix.info",
+		"bitrix24_on_uninstall":   "on_clean",
 		"shutdown_timeout":        "30s",
 		"http_client_timeout":     "30s",
 	}
@@ -137,6 +146,14 @@ func (c *Config) Validate() error {
 	}
 	if c.SendRate <= 0 || c.SendBurst < 1 {
 		errs = append(errs, errors.New("SWITCHBOARD_SEND_RATE must be positive and SWITCHBOARD_SEND_BURST at least 1"))
+	}
+	switch c.Bitrix24OnUninstall {
+	case "keep", "on_clean", "always":
+	default:
+		errs = append(errs, errors.New(`SWITCHBOARD_BITRIX24_ON_UNINSTALL must be "keep", "on_clean" or "always"`))
+	}
+	if p, err := url.Parse(c.Bitrix24OAuthURL); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+		errs = append(errs, fmt.Errorf("SWITCHBOARD_BITRIX24_OAUTH_URL must be an http(s) URL, got %q", c.Bitrix24OAuthURL))
 	}
 	if c.MediaURLTTL <= 0 {
 		errs = append(errs, errors.New("SWITCHBOARD_MEDIA_URL_TTL must be positive"))

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/crm/bitrix24"
 	"github.com/switchboard/switchboard/internal/media"
 	"github.com/switchboard/switchboard/internal/messaging"
 	"github.com/switchboard/switchboard/internal/metrics"
@@ -35,6 +36,7 @@ type Deps struct {
 	Metrics   *metrics.Metrics
 	Signer    *media.Signer
 	Queue     QueueStats
+	Bitrix24  *bitrix24.Service
 	Log       *slog.Logger
 
 	AdminToken      string
@@ -84,6 +86,17 @@ func New(d Deps) *Server {
 	api.POST("/channels/:id/messages", s.sendMessage)
 	api.GET("/messages/:id", s.getMessage)
 	api.GET("/queue", s.operatorOnly, s.queueStats)
+	api.GET("/integrations", s.listIntegrations)
+	api.GET("/integrations/:id", s.getIntegration)
+	api.PUT("/integrations/:id/channels/:channel_id", s.bindChannel)
+	api.DELETE("/integrations/:id/channels/:channel_id", s.unbindChannel)
+
+	if b := d.Bitrix24; b != nil {
+		s.engine.POST("/bitrix24/install", gin.WrapF(b.ServeInstall))
+		s.engine.POST("/bitrix24/events", gin.WrapF(b.ServeEvents))
+		s.engine.GET("/bitrix24/oauth/callback", gin.WrapF(b.ServeOAuthCallback))
+		s.engine.GET("/bitrix24/oauth/start", s.auth, s.bitrix24OAuthStart)
+	}
 	return s
 }
 

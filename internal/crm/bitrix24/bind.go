@@ -1,0 +1,177 @@
+package bitrix24
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+
+	"gorm.io/gorm"
+
+	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/queue"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// JobActivate switches our connector on (or off) for a binding's line.
+const JobActivate = "bitrix24.activate"
+
+// BindRequest binds a channel to a portal.
+type BindRequest struct {
+	Mode         string `json:"mode"`
+	LineID       string `json:"line_id"`
+	Entity       string `json:"entity"`
+	CategoryID   string `json:"category_id"`
+	StageID      string `json:"stage_id"`
+	OperatorName *bool  `json:"operator_name"`
+}
+
+var idPattern = regexp.MustCompile(`^[0-9]{1,10}$`)
+var stagePattern = regexp.MustCompile(`^[A-Za-z0-9_:]{1,50}$`)
+
+// Bind binds a channel of the integration's workspace in Open Lines or
+// direct CRM mode; the line is activated from the queue.
+func (s *Service) Bind(ctx context.Context, scope store.Scope, integrationID, channelID string, req BindRequest) (*store.ChannelBinding, error) {
+	in, err := s.store.GetIntegration(ctx, scope, integrationID)
+	if err != nil {
+		return nil, err
+	}
+	if in.Type != Type {
+		return nil, &HTTPError{http.StatusUnprocessableEntity, "integration_type", "this is not a Bitrix24 integration"}
+	}
+	ch, err := s.store.GetChannel(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, channelID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &HTTPError{http.StatusNotFound, "channel_not_found", "no such channel in the integration's workspace"}
+	}
+	if err != nil {
+		return nil, err
+	}
+	b := &store.ChannelBinding{WorkspaceID: in.WorkspaceID, IntegrationID: in.ID, ChannelID: ch.ID, Mode: req.Mode}
+	switch req.Mode {
+	case ModeOpenLines:
+		if !idPattern.MatchString(req.LineID) {
+			return nil, &HTTPError{http.StatusUnprocessableEntity, "line_id_invalid", "line_id is the Open Line's numeric id"}
+		}
+		if req.Entity != "" || req.CategoryID != "" || req.StageID != "" {
+			return nil, &HTTPError{http.StatusUnprocessableEntity, "field_not_allowed", "entity, category_id and stage_id belong to crm mode"}
+		}
+		b.LineID = req.LineID
+	case ModeCRM:
+		if req.Entity != "lead" && req.Entity != "deal" {
+			return nil, &HTTPError{http.StatusUnprocessableEntity, "entity_invalid", `entity must be "lead" or "deal"`}
+		}
+		if req.LineID != "" {
+			return nil, &HTTPError{http.StatusUnprocessableEntity, "field_not_allowed", "line_id belongs to openlines mode"}
+		}
+		if req.CategoryID != "" && (req.Entity != "deal" || !idPattern.MatchString(req.CategoryID)) {
+			return nil, &HTTPError{http.StatusUnprocessableEntity, "category_id_invalid", "category_id is a deal pipeline's numeric id"}
+		}
+		if req.StageID != "" && !stagePattern.MatchString(req.StageID) {
+			return nil, &HTTPError{http.StatusUnprocessableEntity, "stage_id_invalid", "stage_id is a status code such as NEW or C1:NEW"}
+		}
+		b.Entity, b.CategoryID, b.StageID = req.Entity, req.CategoryID, req.StageID
+	default:
+		return nil, &HTTPError{http.StatusUnprocessableEntity, "mode_invalid", `mode must be "openlines" or "crm"`}
+	}
+	set := BindingSettings{OperatorName: req.OperatorName != nil && *req.OperatorName}
+	raw, _ := json.Marshal(set)
+	str := string(raw)
+	b.Settings = &str
+	if err := s.store.PutBinding(ctx, b); err != nil {
+		return nil, err
+	}
+	if b.Mode == ModeOpenLines {
+		err := s.store.Tx(ctx, func(tx *gorm.DB) error {
+			_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobActivate, WorkspaceID: in.WorkspaceID, Key: "b24line:" + in.ID + ":" + b.LineID,
+				Payload: activateJob{IntegrationID: in.ID, ChannelID: ch.ID, LineID: b.LineID, Active: true}})
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.msg.Notify()
+	}
+	return b, nil
+}
+
+// Unbind removes a binding; the connector is switched off on its line
+// when no other channel of that type uses the line.
+func (s *Service) Unbind(ctx context.Context, scope store.Scope, integrationID, channelID string) error {
+	in, err := s.store.GetIntegration(ctx, scope, integrationID)
+	if err != nil {
+		return err
+	}
+	var b store.ChannelBinding
+	if err := s.store.DB.Gorm.WithContext(ctx).Where("integration_id = ? AND channel_id = ?", in.ID, channelID).First(&b).Error; err != nil {
+		return store.ErrNotFound
+	}
+	if _, err := s.store.DeleteBinding(ctx, in.ID, channelID); err != nil {
+		return err
+	}
+	if b.Mode != ModeOpenLines || in.State != store.IntegrationActive {
+		return nil
+	}
+	err = s.store.Tx(ctx, func(tx *gorm.DB) error {
+		_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobActivate, WorkspaceID: in.WorkspaceID, Key: "b24line:" + in.ID + ":" + b.LineID,
+			Payload: activateJob{IntegrationID: in.ID, ChannelID: channelID, LineID: b.LineID, Active: false}})
+		return err
+	})
+	s.msg.Notify()
+	return err
+}
+
+type activateJob struct {
+	IntegrationID string `json:"integration_id"`
+	ChannelID     string `json:"channel_id"`
+	LineID        string `json:"line_id"`
+	Active        bool   `json:"active"`
+}
+
+func (s *Service) handleActivate(ctx context.Context, j *queue.Job) error {
+	var p activateJob
+	if err := j.Decode(&p); err != nil {
+		return queue.Permanent(err)
+	}
+	in, err := s.store.GetIntegration(ctx, store.All, p.IntegrationID)
+	if err != nil || in.State == store.IntegrationUninstalled {
+		return nil
+	}
+	if in.State != store.IntegrationActive {
+		return s.classify(ErrNeedsReauth)
+	}
+	ch, err := s.store.GetChannel(ctx, store.All, p.ChannelID)
+	if err != nil {
+		return queue.Permanent(err)
+	}
+	connector := s.ConnectorID(channel.Type(ch.Type))
+	if !p.Active {
+		// Keep the connector on while another channel of this type uses the line.
+		bs, err := s.store.ListBindings(ctx, in.ID)
+		if err != nil {
+			return err
+		}
+		for _, b := range bs {
+			if b.Mode == ModeOpenLines && b.LineID == p.LineID {
+				if other, err := s.store.GetChannel(ctx, store.All, b.ChannelID); err == nil && other.Type == ch.Type {
+					return nil
+				}
+			}
+		}
+		return s.classify(s.client.Call(ctx, in.ID, "imconnector.activate", map[string]any{"CONNECTOR": connector, "LINE": p.LineID, "ACTIVE": "0"}, nil))
+	}
+	res, err := s.client.Batch(ctx, in.ID, []BatchCommand{
+		{Name: "activate", Method: "imconnector.activate", Params: map[string]any{"CONNECTOR": connector, "LINE": p.LineID, "ACTIVE": "1"}},
+		{Name: "data", Method: "imconnector.connector.data.set", Params: map[string]any{"CONNECTOR": connector, "LINE": p.LineID,
+			"DATA": map[string]any{"ID": ch.AccountID, "NAME": ch.Name + " " + ch.DisplayPhone, "URL": s.url("/"), "URL_IM": s.url("/")}}},
+	}, true)
+	if err != nil {
+		return s.classify(err)
+	}
+	for name, e := range res.Errors {
+		return fmt.Errorf("bitrix24: activate line %s: %s: %w", p.LineID, name, e)
+	}
+	s.log.Info("bitrix24 line activated", "integration_id", in.ID, "line", p.LineID, "channel_id", ch.ID)
+	return nil
+}

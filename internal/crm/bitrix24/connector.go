@@ -1,0 +1,460 @@
+package bitrix24
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"gorm.io/gorm"
+
+	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/messaging"
+	"github.com/switchboard/switchboard/internal/queue"
+	"github.com/switchboard/switchboard/internal/routing"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// Binding modes.
+const (
+	ModeOpenLines = "openlines"
+	ModeCRM       = "crm"
+)
+
+// BindingSettings are per-binding options.
+type BindingSettings struct {
+	// OperatorName prefixes an operator's reply with their name, as
+	// Bitrix24 signs it ("Anna: …"); off strips the signature.
+	OperatorName bool `json:"operator_name"`
+}
+
+func bindingSettings(b *store.ChannelBinding) BindingSettings {
+	var s BindingSettings
+	if b.Settings != nil {
+		json.Unmarshal([]byte(*b.Settings), &s)
+	}
+	return s
+}
+
+// linkChat ties a contact to the Open Lines chat Bitrix24 made for it.
+const linkChat = "ol_chat"
+
+// errMediaPending: a file is still downloading; mirror it on the next try.
+var errMediaPending = errors.New("bitrix24: media not downloaded yet")
+
+// Mirror implements routing.Connector: it sends a customer's messages into
+// the Open Line in one imconnector.send.messages call.
+func (s *Service) Mirror(ctx context.Context, d *routing.Delivery, msgs []store.MessageView) (int, error) {
+	if d.Binding.Mode != ModeOpenLines {
+		return s.mirrorCRM(ctx, d, msgs)
+	}
+	lang := d.Integration.Language
+	var items []map[string]any
+	ready := len(msgs)
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Media != nil && m.Media.State == store.MediaPending {
+			ready = i
+			break
+		}
+		items = append(items, s.openLinesMessage(d, m, lang))
+	}
+	if len(items) == 0 {
+		return 0, errMediaPending
+	}
+	var res struct {
+		Success bool `json:"SUCCESS"`
+		Data    struct {
+			Result []struct {
+				Success bool            `json:"SUCCESS"`
+				Errors  json.RawMessage `json:"ERRORS"`
+				Session struct {
+					ChatID json.RawMessage `json:"CHAT_ID"`
+				} `json:"session"`
+			} `json:"RESULT"`
+		} `json:"DATA"`
+	}
+	err := s.client.Call(ctx, d.Integration.ID, "imconnector.send.messages", map[string]any{
+		"CONNECTOR": s.ConnectorID(channel.Type(d.Channel.Type)), "LINE": d.Binding.LineID, "MESSAGES": items,
+	}, &res)
+	if err != nil {
+		return 0, s.classify(err)
+	}
+	delivered := 0
+	for _, r := range res.Data.Result {
+		if !r.Success {
+			break
+		}
+		delivered++
+		if chat := strings.Trim(string(r.Session.ChatID), `"`); chat != "" && chat != "null" {
+			s.store.Tx(ctx, func(tx *gorm.DB) error { return store.PutLink(tx, d.Integration.ID, linkChat, d.Contact.ID, chat) })
+		}
+	}
+	if delivered < len(items) {
+		return delivered, fmt.Errorf("bitrix24: send.messages accepted %d of %d", delivered, len(items))
+	}
+	if ready < len(msgs) {
+		return delivered, errMediaPending
+	}
+	return delivered, nil
+}
+
+func (s *Service) openLinesMessage(d *routing.Delivery, m *store.MessageView, lang string) map[string]any {
+	user := map[string]any{"id": d.Contact.ID}
+	first, last := splitName(firstNonEmpty(d.Contact.Name, d.Contact.Username, d.Contact.Phone, d.Contact.ExternalID))
+	user["name"] = first
+	if last != "" {
+		user["last_name"] = last
+	}
+	if d.Contact.Phone != "" {
+		user["phone"] = d.Contact.Phone
+	}
+	if d.Contact.Username != "" && d.Channel.Type == string(channel.Instagram) {
+		user["url"] = "https://instagram.com/" + url.PathEscape(d.Contact.Username)
+	}
+	msg := map[string]any{"id": externalID(m), "date": m.CreatedAt.Unix(), "text": InboundText(m, lang)}
+	if m.ProviderAt != nil {
+		msg["date"] = m.ProviderAt.Unix()
+	}
+	if m.Media != nil && m.Media.State == store.MediaStored {
+		name := firstNonEmpty(m.Media.Filename, m.Media.ID+extFor(m.Media.MimeType))
+		msg["files"] = []map[string]any{{"url": s.signer.URL(m.Media.ID), "name": name}}
+	}
+	return map[string]any{
+		"user":    user,
+		"message": msg,
+		"chat":    map[string]any{"id": d.Contact.ID, "name": firstNonEmpty(d.Contact.Name, d.Contact.Phone, d.Contact.Username)},
+	}
+}
+
+func externalID(m *store.MessageView) string {
+	if m.ExternalID != nil {
+		return *m.ExternalID
+	}
+	return m.ID
+}
+
+// namePart keeps what Bitrix24 accepts in a name: letters, spaces,
+// hyphens and apostrophes, up to 25 characters.
+var nameJunk = regexp.MustCompile(`[^\p{L}\p{M} '\-]+`)
+
+func splitName(full string) (string, string) {
+	clean := strings.Join(strings.Fields(nameJunk.ReplaceAllString(full, " ")), " ")
+	if clean == "" {
+		clean = strings.TrimSpace(full) // a phone number: let it through as is
+	}
+	first, last, _ := strings.Cut(clean, " ")
+	return truncRunes(first, 25), truncRunes(last, 25)
+}
+
+func truncRunes(s string, n int) string {
+	r := []rune(s)
+	if len(r) > n {
+		return string(r[:n])
+	}
+	return s
+}
+
+func extFor(mime string) string {
+	switch {
+	case strings.HasPrefix(mime, "image/jpeg"):
+		return ".jpg"
+	case strings.HasPrefix(mime, "image/png"):
+		return ".png"
+	case strings.HasPrefix(mime, "image/webp"):
+		return ".webp"
+	case strings.HasPrefix(mime, "audio/ogg"):
+		return ".ogg"
+	case strings.HasPrefix(mime, "audio/mpeg"):
+		return ".mp3"
+	case strings.HasPrefix(mime, "video/mp4"):
+		return ".mp4"
+	case strings.HasPrefix(mime, "application/pdf"):
+		return ".pdf"
+	}
+	return ""
+}
+
+// InboundText renders a customer message for an operator to read.
+func InboundText(m *store.MessageView, lang string) string {
+	var extra map[string]any
+	if m.Extra != nil {
+		json.Unmarshal([]byte(*m.Extra), &extra)
+	}
+	text := m.Text
+	switch channel.MsgType(m.Type) {
+	case channel.MsgLocation:
+		if loc, ok := extra["location"].(map[string]any); ok {
+			lat, lon := loc["latitude"], loc["longitude"]
+			parts := []string{"📍 " + T(lang, "location")}
+			for _, k := range []string{"name", "address"} {
+				if v, _ := loc[k].(string); v != "" {
+					parts = append(parts, v)
+				}
+			}
+			parts = append(parts, fmt.Sprintf("https://maps.google.com/?q=%v,%v", lat, lon))
+			text = strings.Join(parts, "\n")
+		}
+	case channel.MsgReaction:
+		r, _ := extra["reaction"].(map[string]any)
+		if e, _ := r["emoji"].(string); e != "" {
+			text = fmt.Sprintf(T(lang, "reaction"), e)
+		} else {
+			text = T(lang, "reaction_off")
+		}
+	case channel.MsgStoryMention:
+		text = "📣 " + T(lang, "story_mention")
+	case channel.MsgUnsupported:
+		orig, _ := extra["original_type"].(string)
+		text = fmt.Sprintf(T(lang, "unsupported"), firstNonEmpty(orig, m.ErrorTitle, "unknown"))
+	}
+	if c, _ := extra["caption"].(string); c != "" && !strings.Contains(text, c) {
+		text = strings.TrimSpace(text + "\n" + c)
+	}
+	if m.Quoted != "" {
+		text = "[QUOTE]" + m.Quoted + "[/QUOTE]" + text
+	}
+	if m.Status == string(channel.StatusDeleted) {
+		text = "[" + T(lang, "deleted") + "] " + text
+	}
+	return text
+}
+
+// operatorMessages sends what operators wrote in an Open Lines chat to the
+// customer.
+func (s *Service) operatorMessages(ctx context.Context, in *store.Integration, d map[string]any) error {
+	connector, line := str(d, "CONNECTOR"), str(d, "LINE")
+	typ, ok := s.channelTypeOf(connector)
+	if !ok {
+		return nil // not ours
+	}
+	b, err := s.store.BindingByLine(ctx, in.ID, line)
+	if errors.Is(err, store.ErrNotFound) {
+		s.log.Warn("bitrix24 reply on a line with no channel", "integration_id", in.ID, "line", line)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, m := range list(d["MESSAGES"]) {
+		if err := s.operatorMessage(ctx, in, b, typ, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Service) operatorMessage(ctx context.Context, in *store.Integration, b *store.ChannelBinding, typ channel.Type, m map[string]any) error {
+	imChat, imMsg := str(m, "im", "chat_id"), str(m, "im", "message_id")
+	remote := imChat + ":" + imMsg
+	if _, err := store.LinkByRemote(s.store.DB.Gorm.WithContext(ctx), in.ID, routing.LinkOutbound, remote); err == nil {
+		return nil // sent by an earlier attempt of this job
+	}
+	contactID := str(m, "chat", "id")
+	var contact store.Contact
+	if err := s.store.DB.Gorm.WithContext(ctx).Where("id = ?", contactID).First(&contact).Error; err != nil {
+		s.log.Warn("bitrix24 reply to an unknown chat", "integration_id", in.ID, "chat", contactID)
+		return nil
+	}
+	ch, err := s.store.GetChannel(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, contact.ChannelID)
+	if err != nil || ch.Type != string(typ) {
+		s.log.Warn("bitrix24 reply for a channel outside this portal's workspace", "integration_id", in.ID, "chat", contactID)
+		return nil
+	}
+	text := BBToText(str(m, "message", "text"), bindingSettings(b).OperatorName)
+	if str(m, "message", "user_id") == "0" && text == "" {
+		return nil // an automatic system message with nothing to say
+	}
+	reqs, err := s.operatorRequests(ctx, in, contact, text, list(mapOrNil(m["message"])["files"]))
+	if err != nil {
+		return err
+	}
+	for _, req := range reqs {
+		req.OnStored = func(tx *gorm.DB, msg *store.Message) error {
+			return store.PutLink(tx, in.ID, routing.LinkOutbound, msg.ID, remote)
+		}
+		_, err := s.msg.Send(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, ch.ID, req)
+		var me *messaging.Error
+		if errors.As(err, &me) {
+			reason := me.Message
+			if me.Code == "window_closed" && ch.Type == string(channel.WhatsApp) {
+				reason = T(in.Language, "window_closed")
+			}
+			return s.systemMessage(ctx, in, imChat, fmt.Sprintf(T(in.Language, "send_failed"), reason))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func mapOrNil(v any) map[string]any {
+	m, _ := v.(map[string]any)
+	return m
+}
+
+// operatorRequests turns an operator's text and files into sends: the
+// first file carries the text as its caption, other files go alone.
+func (s *Service) operatorRequests(ctx context.Context, in *store.Integration, contact store.Contact, text string, files []map[string]any) ([]messaging.SendRequest, error) {
+	to := contact.ExternalID
+	if len(files) == 0 {
+		return []messaging.SendRequest{{To: to, Text: text}}, nil
+	}
+	var out []messaging.SendRequest
+	for i, f := range files {
+		link := firstNonEmpty(str(f, "downloadLink"), str(f, "link"), str(f, "url"))
+		data, mime, err := s.download(ctx, in, link)
+		if err != nil {
+			return nil, err
+		}
+		req := messaging.SendRequest{To: to, Upload: &messaging.Upload{Filename: str(f, "name"), MimeType: mime, Data: data}}
+		if i == 0 {
+			req.Text = text
+		}
+		out = append(out, req)
+	}
+	return out, nil
+}
+
+// maxOperatorFile bounds what is fetched from a portal for one file.
+const maxOperatorFile = 100 << 20
+
+// download fetches an operator's file from the portal. Relative links are
+// relative to the portal; the client refuses private addresses.
+func (s *Service) download(ctx context.Context, in *store.Integration, link string) ([]byte, string, error) {
+	base, err := url.Parse(in.ClientEndpoint)
+	if err != nil {
+		return nil, "", queue.Permanent(err)
+	}
+	u, err := base.Parse(link)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || link == "" {
+		return nil, "", queue.Permanent(fmt.Errorf("bitrix24: bad file link %q", link))
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return nil, "", fmt.Errorf("bitrix24: download file: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, "", fmt.Errorf("bitrix24: download file: http %d", resp.StatusCode)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxOperatorFile+1))
+	if err != nil {
+		return nil, "", fmt.Errorf("bitrix24: download file: %w", err)
+	}
+	if len(data) > maxOperatorFile {
+		return nil, "", queue.Permanent(errors.New("bitrix24: operator file too large"))
+	}
+	return data, resp.Header.Get("Content-Type"), nil
+}
+
+// systemMessage writes a notice into the Open Lines chat.
+func (s *Service) systemMessage(ctx context.Context, in *store.Integration, imChatID, text string) error {
+	if imChatID == "" {
+		return nil
+	}
+	err := s.client.Call(ctx, in.ID, "im.message.add", map[string]any{"DIALOG_ID": "chat" + imChatID, "MESSAGE": text, "SYSTEM": "Y"}, nil)
+	return s.classify(err)
+}
+
+func (s *Service) editUnsupported(ctx context.Context, in *store.Integration, d map[string]any) error {
+	for _, m := range list(d["MESSAGES"]) {
+		if err := s.systemMessage(ctx, in, str(m, "im", "chat_id"), T(in.Language, "edit_unsupported")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Status implements routing.Connector: delivery and read receipts go to
+// the chat; a failure is written into it.
+func (s *Service) Status(ctx context.Context, d *routing.Delivery, m *store.MessageView) error {
+	remote, err := store.LinkByLocal(s.store.DB.Gorm.WithContext(ctx), d.Integration.ID, routing.LinkOutbound, m.ID)
+	if err != nil {
+		return nil
+	}
+	imChat, imMsg, _ := strings.Cut(remote, ":")
+	ext := externalID(m)
+	item := map[string]any{
+		"im":      map[string]any{"chat_id": imChat, "message_id": imMsg},
+		"message": map[string]any{"id": []string{ext}},
+		"chat":    map[string]any{"id": d.Contact.ID},
+	}
+	method := ""
+	switch channel.Status(m.Status) {
+	case channel.StatusDelivered:
+		method = "imconnector.send.status.delivery"
+		item["message"].(map[string]any)["date"] = deliveredAt(m)
+	case channel.StatusRead:
+		method = "imconnector.send.status.reading"
+	case channel.StatusFailed:
+		reason := firstNonEmpty(m.ErrorDetail, m.ErrorTitle, fmt.Sprintf("#%d", m.ErrorCode))
+		if m.ErrorCode == 131047 {
+			reason = T(d.Integration.Language, "window_closed")
+		}
+		return s.systemMessage(ctx, d.Integration, imChat, fmt.Sprintf(T(d.Integration.Language, "send_failed"), reason))
+	default:
+		return nil
+	}
+	err = s.client.Call(ctx, d.Integration.ID, method, map[string]any{
+		"CONNECTOR": s.ConnectorID(channel.Type(d.Channel.Type)), "LINE": d.Binding.LineID, "MESSAGES": []any{item},
+	}, nil)
+	if err != nil && method == "imconnector.send.status.reading" {
+		// The contract calls it a stub; a failure here is not worth retrying.
+		s.log.Debug("bitrix24 read receipt not taken", "err", err)
+		return nil
+	}
+	return s.classify(err)
+}
+
+func deliveredAt(m *store.MessageView) int64 {
+	if m.DeliveredAt != nil {
+		return m.DeliveredAt.Unix()
+	}
+	return store.Now().Unix()
+}
+
+// classify turns client errors into what the queue should do.
+func (s *Service) classify(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrNeedsReauth):
+		return fmt.Errorf("%w: %v", routing.ErrParked, err)
+	case IsRateLimited(err):
+		return queue.RetryAfter(RetryAfter(err), err)
+	}
+	return err
+}
+
+var (
+	bbSignature = regexp.MustCompile(`^\[b\](.+?):?\[/b\]\s*(\[br\]|\n)`)
+	bbBreak     = regexp.MustCompile(`(?i)\[br\]`)
+	bbURL       = regexp.MustCompile(`(?i)\[url=([^\]]+)\](.*?)\[/url\]`)
+	bbTags      = regexp.MustCompile(`(?i)\[/?(b|i|u|s|url|quote|code|color[^\]]*|size[^\]]*|user[^\]]*|chat[^\]]*)\]`)
+)
+
+// BBToText turns Bitrix24's BB-code into what a messenger shows. With
+// signature, a leading "[b]Name:[/b][br]" becomes "Name: "; without, it is
+// dropped.
+func BBToText(s string, signature bool) string {
+	if m := bbSignature.FindStringSubmatch(s); m != nil {
+		rest := s[len(m[0]):]
+		if signature {
+			s = strings.TrimSuffix(m[1], ":") + ": " + rest
+		} else {
+			s = rest
+		}
+	}
+	s = bbBreak.ReplaceAllString(s, "\n")
+	s = bbURL.ReplaceAllString(s, "$2 ($1)")
+	s = bbTags.ReplaceAllString(s, "")
+	return strings.TrimSpace(s)
+}

@@ -1,0 +1,317 @@
+package bitrix24
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/switchboard/switchboard/internal/netguard"
+	"github.com/switchboard/switchboard/internal/queue"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// maxFormBody caps install and event bodies (Bitrix24's are a few KB).
+const maxFormBody = 1 << 20
+
+// HTTPError is an answer with a JSON error body.
+type HTTPError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *HTTPError) Error() string { return e.Code + ": " + e.Message }
+
+func writeError(w http.ResponseWriter, err error) {
+	var he *HTTPError
+	if !errors.As(err, &he) {
+		he = &HTTPError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(he.Status)
+	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": he.Code, "message": he.Message}})
+}
+
+func readForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
+	if err := r.ParseForm(); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, &HTTPError{http.StatusRequestEntityTooLarge, "body_too_large", "the form body is too large"}
+		}
+		return nil, &HTTPError{http.StatusBadRequest, "form_invalid", "the body is not a valid form: " + err.Error()}
+	}
+	return r.Form, nil
+}
+
+// installRequest is what either install style told us.
+type installRequest struct {
+	event            bool // ONAPPINSTALL, else the install page
+	memberID         string
+	domain           string
+	refreshToken     string
+	applicationToken string
+	userID           string
+	lang             string
+}
+
+var memberIDPattern = regexp.MustCompile(`^[0-9a-fA-F]{16,64}$`)
+
+func parseInstall(form url.Values) (*installRequest, error) {
+	data := DecodeForm(form)
+	get := func(path ...string) string {
+		var v any = data
+		for _, p := range path {
+			m, ok := v.(map[string]any)
+			if !ok {
+				return ""
+			}
+			v = m[p]
+		}
+		s, _ := v.(string)
+		return s
+	}
+	var in installRequest
+	if strings.EqualFold(form.Get("event"), "ONAPPINSTALL") {
+		in = installRequest{event: true, memberID: get("auth", "member_id"), domain: get("auth", "domain"),
+			refreshToken: get("auth", "refresh_token"), applicationToken: get("auth", "application_token"),
+			userID: get("auth", "user_id"), lang: get("data", "LANGUAGE_ID")}
+	} else {
+		in = installRequest{memberID: form.Get("member_id"), domain: form.Get("DOMAIN"), refreshToken: form.Get("REFRESH_ID"),
+			applicationToken: form.Get("APPLICATION_TOKEN"), lang: form.Get("LANG")}
+	}
+	switch {
+	case !memberIDPattern.MatchString(in.memberID):
+		return nil, &HTTPError{http.StatusBadRequest, "member_id_invalid", "member_id is missing or malformed"}
+	case in.refreshToken == "":
+		return nil, &HTTPError{http.StatusBadRequest, "refresh_token_missing", "the install carries no refresh token (auth[refresh_token] or REFRESH_ID)"}
+	case in.applicationToken == "":
+		return nil, &HTTPError{http.StatusBadRequest, "application_token_missing", "the install carries no application token"}
+	}
+	return &in, nil
+}
+
+// ServeInstall handles POST /bitrix24/install.
+func (s *Service) ServeInstall(w http.ResponseWriter, r *http.Request) {
+	form, err := readForm(w, r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	// The page variant passes DOMAIN and LANG in the query string.
+	for _, k := range []string{"DOMAIN", "LANG", "PROTOCOL", "APP_SID"} {
+		if form.Get(k) == "" && r.URL.Query().Get(k) != "" {
+			form.Set(k, r.URL.Query().Get(k))
+		}
+	}
+	req, err := parseInstall(form)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	in, err := s.install(r.Context(), req.refreshToken, req.memberID, req.applicationToken, req.userID, req.lang, "")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.event {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]string{"status": "installed", "integration_id": in.ID})
+		return
+	}
+	renderPage(w, installFinishPage, pageData{Lang: req.lang, Text: T(req.lang, "installed")})
+}
+
+// install trusts nothing from the form but the refresh token: the OAuth
+// server's answer to it names the portal (member_id) and its REST
+// endpoint, so a forged install cannot point the gateway at another host.
+func (s *Service) install(ctx context.Context, refreshToken, memberID, appToken, userID, lang, workspaceID string) (*store.Integration, error) {
+	tok, err := s.oauth.Refresh(ctx, s.http, refreshToken)
+	if err != nil {
+		return nil, &HTTPError{http.StatusUnauthorized, "install_not_verified", "the OAuth server did not accept the install's token: " + errorCode(err)}
+	}
+	return s.accept(ctx, tok, memberID, appToken, userID, lang, workspaceID)
+}
+
+func (s *Service) accept(ctx context.Context, tok *Token, memberID, appToken, userID, lang, workspaceID string) (*store.Integration, error) {
+	if memberID != "" && !strings.EqualFold(tok.MemberID, memberID) {
+		return nil, &HTTPError{http.StatusUnauthorized, "member_id_mismatch", "the token belongs to another portal"}
+	}
+	if err := s.checkEndpoint(ctx, tok.ClientEndpoint); err != nil {
+		return nil, err
+	}
+	existing, err := s.store.IntegrationByExternal(ctx, Type, tok.MemberID)
+	if err == nil && workspaceID != "" && existing.WorkspaceID != workspaceID {
+		return nil, &HTTPError{http.StatusConflict, "portal_in_other_workspace", "this portal is connected to another workspace"}
+	}
+	if err == nil && appToken == "" {
+		// An OAuth connection from our side carries no application token;
+		// keep the one the marketplace install gave us.
+		if sec, serr := s.store.Secrets(existing); serr == nil {
+			appToken = sec.ApplicationToken
+		}
+	}
+	u, _ := url.Parse(tok.ClientEndpoint)
+	in, _, err := s.store.UpsertIntegration(ctx, store.InstallParams{Type: Type, ExternalID: strings.ToLower(tok.MemberID),
+		Domain: u.Host, ClientEndpoint: tok.ClientEndpoint, ServerEndpoint: tok.ServerEndpoint, Scope: tok.Scope,
+		InstalledBy: firstNonEmpty(userID, tok.UserID), Language: lang, Expiry: tok.Expiry, WorkspaceID: workspaceID,
+		Secrets: store.IntegrationSecrets{ApplicationToken: appToken, AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken}})
+	if err != nil {
+		return nil, err
+	}
+	err = s.store.Tx(ctx, func(tx *gorm.DB) error {
+		_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobSetup, WorkspaceID: in.WorkspaceID, Key: "b24setup:" + in.ID,
+			Payload: setupJob{IntegrationID: in.ID}})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Work parked while the portal needed re-authorisation goes on now.
+	if err := s.router.Resume(ctx, in.WorkspaceID); err != nil {
+		return nil, err
+	}
+	s.log.Info("bitrix24 portal installed", "integration_id", in.ID, "domain", in.Domain, "workspace_id", in.WorkspaceID)
+	return in, nil
+}
+
+// checkEndpoint refuses REST endpoints that are not https (unless private
+// endpoints are allowed, as in tests) or that resolve to private
+// addresses.
+func (s *Service) checkEndpoint(ctx context.Context, endpoint string) error {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Host == "" || !strings.HasSuffix(u.Path, "/rest/") {
+		return &HTTPError{http.StatusBadGateway, "endpoint_invalid", "the OAuth server returned no usable REST endpoint"}
+	}
+	if s.cfg.AllowPrivate {
+		return nil
+	}
+	if u.Scheme != "https" {
+		return &HTTPError{http.StatusBadGateway, "endpoint_invalid", "the portal's REST endpoint must be https"}
+	}
+	if err := netguard.CheckHost(ctx, u.Hostname()); err != nil {
+		return &HTTPError{http.StatusForbidden, "endpoint_not_allowed", "the portal's address is not allowed: " + err.Error()}
+	}
+	return nil
+}
+
+var domainPattern = regexp.MustCompile(`^(https?://)?[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?(:[0-9]{1,5})?$`)
+
+// OAuthStart answers GET /bitrix24/oauth/start?domain=… for a workspace:
+// it redirects to the portal's consent page with a single-use state.
+func (s *Service) OAuthStart(ctx context.Context, workspaceID, domain string) (string, error) {
+	domain = strings.TrimSpace(domain)
+	if !domainPattern.MatchString(domain) {
+		return "", &HTTPError{http.StatusUnprocessableEntity, "domain_invalid", "domain must be the portal's host, e.g. example.bitrix24.ru"}
+	}
+	if strings.HasPrefix(domain, "http://") && !s.cfg.AllowPrivate {
+		return "", &HTTPError{http.StatusUnprocessableEntity, "domain_invalid", "portals are reached over https"}
+	}
+	state, err := s.store.NewOAuthState(ctx, workspaceID, Type, domain, 10*time.Minute)
+	if err != nil {
+		return "", err
+	}
+	return s.oauth.AuthCodeURL(domain, state), nil
+}
+
+// ServeOAuthCallback handles GET /bitrix24/oauth/callback.
+func (s *Service) ServeOAuthCallback(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	st, err := s.store.ConsumeOAuthState(r.Context(), q.Get("state"), Type)
+	if err != nil {
+		writeError(w, &HTTPError{http.StatusBadRequest, "state_invalid", "the authorisation state is unknown, used or expired; start again"})
+		return
+	}
+	if q.Get("code") == "" {
+		writeError(w, &HTTPError{http.StatusBadRequest, "code_missing", "the callback carries no code"})
+		return
+	}
+	tok, err := s.oauth.Exchange(r.Context(), s.http, q.Get("code"))
+	if err != nil {
+		writeError(w, &HTTPError{http.StatusBadGateway, "exchange_failed", "the OAuth server refused the code: " + errorCode(err)})
+		return
+	}
+	in, err := s.accept(r.Context(), tok, q.Get("member_id"), "", "", "", st.WorkspaceID)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	renderPage(w, messagePage, pageData{Lang: "ru", Text: T("ru", "connected") + " / " + T("en", "connected"), IntegrationID: in.ID})
+}
+
+// uninstall stops all work for a portal; its data is kept or deleted by
+// the OnUninstall setting.
+func (s *Service) uninstall(ctx context.Context, in *store.Integration, clean bool) error {
+	del := s.cfg.OnUninstall == DeleteAlways || (s.cfg.OnUninstall == DeleteOnClean && clean)
+	return s.store.Tx(ctx, func(tx *gorm.DB) error {
+		if del {
+			if err := tx.Where("integration_id = ?", in.ID).Delete(&store.ChannelBinding{}).Error; err != nil {
+				return err
+			}
+			return tx.Where("id = ?", in.ID).Delete(&store.Integration{}).Error
+		}
+		// The API is revoked already; forget the tokens, keep the rest.
+		return tx.Model(&store.Integration{}).Where("id = ?", in.ID).Updates(map[string]any{
+			"state": store.IntegrationUninstalled, "state_reason": "the application was uninstalled from the portal",
+			"access_token": "", "refresh_token": "", "updated_at": store.Now()}).Error
+	})
+}
+
+func sameToken(a, b string) bool {
+	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+func errorCode(err error) string {
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Code != "" {
+		return ae.Code
+	}
+	return fmt.Sprint(err)
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+type pageData struct {
+	Lang          string
+	Text          string
+	IntegrationID string
+}
+
+func renderPage(w http.ResponseWriter, t *template.Template, d pageData) {
+	if d.Lang == "" {
+		d.Lang = "ru"
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	// Bitrix24 shows these pages in its iframe.
+	w.Header().Set("Content-Security-Policy", "frame-ancestors https://*.bitrix24.ru https://*.bitrix24.com https://*.bitrix24.kz https://*.bitrix24.by https://*.bitrix24.de https://*.bitrix24.eu")
+	t.Execute(w, d)
+}
+
+var installFinishPage = template.Must(template.New("install").Parse(`<!doctype html>
+<html lang="{{.Lang}}"><head><meta charset="utf-8"><title>Switchboard</title>
+<script src="//api.bitrix24.com/api/v1/"></script></head>
+<body style="font-family:sans-serif;padding:24px">
+<p>{{.Text}}</p>
+<script>if (window.BX24) { BX24.init(function(){ BX24.installFinish(); }); }</script>
+</body></html>`))
+
+var messagePage = template.Must(template.New("msg").Parse(`<!doctype html>
+<html lang="{{.Lang}}"><head><meta charset="utf-8"><title>Switchboard</title></head>
+<body style="font-family:sans-serif;padding:24px"><p>{{.Text}}</p></body></html>`))

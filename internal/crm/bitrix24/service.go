@@ -1,0 +1,226 @@
+// Package bitrix24 connects Switchboard to Bitrix24 portals: the
+// marketplace install, OAuth, the Open Lines connector (customers'
+// messages into Open Lines chats, operators' replies back to the
+// customer), and CRM records. It implements routing.Connector.
+package bitrix24
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/media"
+	"github.com/switchboard/switchboard/internal/messaging"
+	"github.com/switchboard/switchboard/internal/queue"
+	"github.com/switchboard/switchboard/internal/routing"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// Type is the integration type name.
+const Type = "bitrix24"
+
+// Job kinds.
+const (
+	JobSetup = "bitrix24.setup"
+	JobEvent = "bitrix24.event"
+)
+
+// Uninstall policies: what happens to a portal's data on ONAPPUNINSTALL.
+const (
+	KeepData      = "keep"     // always keep (the portal may come back)
+	DeleteOnClean = "on_clean" // delete when the admin ticked "clear application data"
+	DeleteAlways  = "always"
+)
+
+// Config is the integration's settings.
+type Config struct {
+	ClientID     string
+	ClientSecret string
+	// OAuthURL is the OAuth server (https://oauth.bitrix.info).
+	OAuthURL string
+	// PublicURL is how Bitrix24 reaches this gateway (event handlers,
+	// connector settings page).
+	PublicURL string
+	// ConnectorPrefix starts our connector ids (Bitrix24 allows [a-z0-9_]).
+	ConnectorPrefix string
+	// AllowPrivate lets portal endpoints resolve to private addresses.
+	AllowPrivate bool
+	// OnUninstall is KeepData, DeleteOnClean or DeleteAlways.
+	OnUninstall string
+}
+
+// Service is the Bitrix24 integration.
+type Service struct {
+	cfg    Config
+	store  *store.Store
+	client *Client
+	oauth  OAuthConfig
+	msg    *messaging.Service
+	router *routing.Router
+	signer *media.Signer
+	http   *http.Client
+	log    *slog.Logger
+}
+
+// New builds the integration. hc must be the guarded client (netguard)
+// unless private endpoints are allowed.
+func New(cfg Config, st *store.Store, msg *messaging.Service, router *routing.Router, signer *media.Signer, hc *http.Client, log *slog.Logger) *Service {
+	if cfg.ConnectorPrefix == "" {
+		cfg.ConnectorPrefix = "switchboard"
+	}
+	if cfg.OnUninstall == "" {
+		cfg.OnUninstall = DeleteOnClean
+	}
+	s := &Service{cfg: cfg, store: st, msg: msg, router: router, signer: signer, http: hc, log: log}
+	s.oauth = OAuthConfig{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, AuthServerURL: cfg.OAuthURL,
+		RedirectURL: strings.TrimRight(cfg.PublicURL, "/") + "/bitrix24/oauth/callback", AllowInsecure: cfg.AllowPrivate}
+	s.client = NewClient(ClientOptions{OAuth: s.oauth, HTTP: hc, Tokens: storeTokens{st}, Logger: log, AllowInsecure: cfg.AllowPrivate,
+		OnEndpointMoved: func(integrationID, endpoint string) {
+			host := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(endpoint, "https://"), "http://"), "/rest/")
+			if err := st.SetIntegrationEndpoint(context.Background(), integrationID, host, endpoint); err != nil {
+				log.Error("bitrix24: record moved portal", "integration_id", integrationID, "err", err)
+			}
+		}})
+	router.Register(Type, s)
+	return s
+}
+
+// Client exposes the REST client (tests, benchmarks).
+func (s *Service) Client() *Client { return s.client }
+
+// Handle adds the integration's jobs to a queue.
+func (s *Service) Handle(q interface {
+	Handle(kind string, h queue.Handler)
+}) {
+	q.Handle(JobSetup, s.handleSetup)
+	q.Handle(JobEvent, s.handleEvent)
+	q.Handle(JobActivate, s.handleActivate)
+}
+
+// ConnectorID is the Open Lines connector of a channel type.
+func (s *Service) ConnectorID(t channel.Type) string { return s.cfg.ConnectorPrefix + "_" + string(t) }
+
+// channelTypeOf maps our connector id back to the channel type.
+func (s *Service) channelTypeOf(connector string) (channel.Type, bool) {
+	for _, t := range []channel.Type{channel.WhatsApp, channel.Instagram} {
+		if strings.EqualFold(connector, s.ConnectorID(t)) {
+			return t, true
+		}
+	}
+	return "", false
+}
+
+func (s *Service) url(path string) string { return strings.TrimRight(s.cfg.PublicURL, "/") + path }
+
+// events bound on every portal at install (names are case-insensitive).
+var boundEvents = []string{"OnImConnectorMessageAdd", "OnImConnectorMessageUpdate", "OnImConnectorMessageDelete",
+	"OnImConnectorLineDelete", "OnImConnectorStatusDelete", "OnAppUninstall"}
+
+type setupJob struct {
+	IntegrationID string `json:"integration_id"`
+}
+
+// handleSetup registers the connectors and binds the events, in one batch.
+func (s *Service) handleSetup(ctx context.Context, j *queue.Job) error {
+	var p setupJob
+	if err := j.Decode(&p); err != nil {
+		return queue.Permanent(err)
+	}
+	in, err := s.store.GetIntegration(ctx, store.All, p.IntegrationID)
+	if err != nil {
+		return queue.Permanent(err)
+	}
+	if in.State != store.IntegrationActive {
+		return nil
+	}
+	var cmds []BatchCommand
+	for _, t := range []channel.Type{channel.WhatsApp, channel.Instagram} {
+		cmds = append(cmds, BatchCommand{Name: "register_" + string(t), Method: "imconnector.register", Params: map[string]any{
+			"ID":                s.ConnectorID(t),
+			"NAME":              connectorNames[t],
+			"ICON":              map[string]any{"DATA_IMAGE": icons[t], "COLOR": iconColors[t], "SIZE": "90%", "POSITION": "center"},
+			"PLACEMENT_HANDLER": s.url("/bitrix24/connector"),
+			"CHAT_GROUP":        "N",
+		}})
+	}
+	for t, code := range crmSources {
+		cmds = append(cmds, BatchCommand{Name: "source_" + string(t), Method: "crm.status.add", Params: map[string]any{
+			"fields": map[string]any{"ENTITY_ID": "SOURCE", "STATUS_ID": code, "NAME": connectorLabel(t), "SORT": 500}}})
+	}
+	for _, ev := range boundEvents {
+		cmds = append(cmds, BatchCommand{Name: "bind_" + strings.ToLower(ev), Method: "event.bind",
+			Params: map[string]any{"event": ev, "handler": s.url("/bitrix24/events")}})
+	}
+	res, err := s.client.Batch(ctx, in.ID, cmds, false)
+	if err != nil {
+		return fmt.Errorf("bitrix24: setup %s: %w", in.Domain, err)
+	}
+	for name, e := range res.Errors {
+		if strings.EqualFold(e.Code, "ERROR_HANDLER_ALREADY_EXIST") || strings.HasPrefix(name, "source_") {
+			continue // bound, or the source added, by an earlier install
+		}
+		return fmt.Errorf("bitrix24: setup %s: %s: %w", in.Domain, name, e)
+	}
+	s.log.Info("bitrix24 portal set up", "integration_id", in.ID, "domain", in.Domain)
+	return nil
+}
+
+var connectorNames = map[channel.Type]string{channel.WhatsApp: "WhatsApp (Switchboard)", channel.Instagram: "Instagram (Switchboard)"}
+
+var iconColors = map[channel.Type]string{channel.WhatsApp: "#25D366", channel.Instagram: "#E1306C"}
+
+// Icons are SVG data URIs, as imconnector.register wants them.
+var icons = map[channel.Type]string{
+	channel.WhatsApp:  "data:image/svg+xml,%3Csvg xmlns%3D%22http%3A%2F%2Fwww.w3.org%2F2000%2Fsvg%22 viewBox%3D%220 0 24 24%22%3E%3Cpath fill%3D%22%23fff%22 d%3D%22M12 2a10 10 0 0 0-8.6 15.1L2 22l5-1.3A10 10 0 1 0 12 2z%22%2F%3E%3C%2Fsvg%3E",
+	channel.Instagram: "data:image/svg+xml,%3Csvg xmlns%3D%22http%3A%2F%2Fwww.w3.org%2F2000%2Fsvg%22 viewBox%3D%220 0 24 24%22%3E%3Crect x%3D%223%22 y%3D%223%22 width%3D%2218%22 height%3D%2218%22 rx%3D%225%22 fill%3D%22none%22 stroke%3D%22%23fff%22 stroke-width%3D%222%22%2F%3E%3Ccircle cx%3D%2212%22 cy%3D%2212%22 r%3D%224%22 fill%3D%22none%22 stroke%3D%22%23fff%22 stroke-width%3D%222%22%2F%3E%3C%2Fsvg%3E",
+}
+
+// texts are what Switchboard writes into Bitrix24 and its pages, by the
+// portal's language.
+var texts = map[string]map[string]string{
+	"ru": {
+		"send_failed":      "Сообщение не доставлено клиенту: %s",
+		"window_closed":    "Клиент не писал больше 24 часов: WhatsApp позволяет отправить только шаблон.",
+		"unsupported":      "[сообщение неподдерживаемого типа: %s]",
+		"reaction":         "Реакция %s на сообщение",
+		"reaction_off":     "Реакция снята",
+		"location":         "Геопозиция",
+		"story_mention":    "Упоминание в истории",
+		"deleted":          "Клиент удалил сообщение",
+		"installed":        "Switchboard установлен. Подключите WhatsApp и Instagram к открытым линиям в Контакт-центре.",
+		"connected":        "Портал подключён к Switchboard.",
+		"edit_unsupported": "Мессенджер не позволяет изменять или удалять отправленные сообщения.",
+	},
+	"en": {
+		"send_failed":      "The message was not delivered to the customer: %s",
+		"window_closed":    "The customer has not written for over 24 hours: WhatsApp allows only a template.",
+		"unsupported":      "[message of an unsupported type: %s]",
+		"reaction":         "Reaction %s to a message",
+		"reaction_off":     "Reaction removed",
+		"location":         "Location",
+		"story_mention":    "Mentioned you in a story",
+		"deleted":          "The customer deleted a message",
+		"installed":        "Switchboard is installed. Connect WhatsApp and Instagram to Open Lines in the Contact Center.",
+		"connected":        "The portal is connected to Switchboard.",
+		"edit_unsupported": "The messenger does not allow editing or deleting sent messages.",
+	},
+}
+
+// T returns a text in lang (Russian when the language is not known, since
+// Bitrix24's users are mostly Russian-speaking).
+func T(lang, key string) string {
+	if m, ok := texts[strings.ToLower(lang)]; ok {
+		if v, ok := m[key]; ok {
+			return v
+		}
+	}
+	if strings.ToLower(lang) != "ru" && lang != "" {
+		if v, ok := texts["en"][key]; ok {
+			return v
+		}
+	}
+	return texts["ru"][key]
+}
