@@ -237,6 +237,8 @@ type MessageView struct {
 	Message
 	Contact *Contact
 	Media   *Media
+	// Quoted is the text of the message this one replies to, if known.
+	Quoted string
 }
 
 // ListMessages lists a channel's messages newest first. before is the id
@@ -303,11 +305,30 @@ func (s *Store) views(ctx context.Context, ms []Message) ([]MessageView, error) 
 			media[md[i].ID] = &md[i]
 		}
 	}
+	quoted := map[string]string{}
+	var qids []string
+	for _, m := range ms {
+		if m.QuotedMessageID != nil {
+			qids = append(qids, *m.QuotedMessageID)
+		}
+	}
+	if len(qids) > 0 {
+		var qs []Message
+		if err := s.g(ctx).Select("id", "text").Where("id IN ?", qids).Find(&qs).Error; err != nil {
+			return nil, fmt.Errorf("store: quoted messages: %w", err)
+		}
+		for _, q := range qs {
+			quoted[q.ID] = q.Text
+		}
+	}
 	out := make([]MessageView, len(ms))
 	for i, m := range ms {
 		out[i] = MessageView{Message: m, Contact: contacts[m.ContactID]}
 		if m.MediaID != nil {
 			out[i].Media = media[*m.MediaID]
+		}
+		if m.QuotedMessageID != nil {
+			out[i].Quoted = quoted[*m.QuotedMessageID]
 		}
 	}
 	return out, nil
