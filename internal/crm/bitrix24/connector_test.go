@@ -1,0 +1,123 @@
+package bitrix24
+
+import (
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+func TestBBToText(t *testing.T) {
+	cases := []struct {
+		in        string
+		signature bool
+		want      string
+	}{
+		{"[b]Анна Петрова:[/b][br]Добрый день!", false, "Добрый день!"},
+		{"[b]Анна Петрова:[/b][br]Добрый день!", true, "Анна Петрова: Добрый день!"},
+		{"Строка 1[br]Строка 2", false, "Строка 1\nСтрока 2"},
+		{"[B]важно[/B] и [i]курсив[/i]", false, "важно и курсив"},
+		{"Ссылка: [url=https://shop.example/p/1]товар[/url]", false, "Ссылка: товар (https://shop.example/p/1)"},
+		{"без разметки", true, "без разметки"},
+	}
+	for _, c := range cases {
+		if got := BBToText(c.in, c.signature); got != c.want {
+			t.Errorf("BBToText(%q, %v) = %q, want %q", c.in, c.signature, got, c.want)
+		}
+	}
+}
+
+func TestSplitNameKeepsWhatBitrixAccepts(t *testing.T) {
+	cases := map[string][2]string{
+		"Анна Смирнова":        {"Анна", "Смирнова"},
+		"Maria 🌸 O'Neil-Smith": {"Maria", "O'Neil-Smith"},
+		"+77012345678":         {"+77012345678", ""},
+		"Абдуллаевааааааааааааааааааааа": {"Абдуллаеваааааааааааааааа", ""},
+	}
+	for in, want := range cases {
+		f, l := splitName(in)
+		if f != want[0] || l != want[1] {
+			t.Errorf("splitName(%q) = %q, %q; want %q, %q", in, f, l, want[0], want[1])
+		}
+	}
+}
+
+func view(typ, text, extra string) *store.MessageView {
+	m := &store.MessageView{Message: store.Message{Type: typ, Text: text, Status: "received"}}
+	if extra != "" {
+		m.Extra = &extra
+	}
+	return m
+}
+
+func TestInboundTextShowsEveryTypeReadably(t *testing.T) {
+	loc := view("location", "", `{"location":{"latitude":43.2383,"longitude":76.9454,"name":"ТРЦ Mega","address":"Розыбакиева 247"}}`)
+	if got := InboundText(loc, "ru"); !strings.Contains(got, "Геопозиция") || !strings.Contains(got, "https://maps.google.com/?q=43.2383,76.9454") || !strings.Contains(got, "ТРЦ Mega") {
+		t.Errorf("location: %q", got)
+	}
+	if got := InboundText(view("reaction", "", `{"reaction":{"emoji":"👍"}}`), "en"); got != "Reaction 👍 to a message" {
+		t.Errorf("reaction: %q", got)
+	}
+	if got := InboundText(view("reaction", "", `{"reaction":{}}`), "ru"); got != "Реакция снята" {
+		t.Errorf("removed reaction: %q", got)
+	}
+	if got := InboundText(view("unsupported", "", `{"original_type":"poll"}`), "ru"); !strings.Contains(got, "poll") {
+		t.Errorf("unsupported: %q", got)
+	}
+	q := view("text", "Да, в 15:00 удобно", "")
+	q.Quoted = "Подходит ли вам время доставки?"
+	if got := InboundText(q, "ru"); got != "[QUOTE]Подходит ли вам время доставки?[/QUOTE]Да, в 15:00 удобно" {
+		t.Errorf("quoted: %q", got)
+	}
+	img := view("image", "", `{"caption":"Вот фото чека"}`)
+	if got := InboundText(img, "ru"); got != "Вот фото чека" {
+		t.Errorf("caption: %q", got)
+	}
+}
+
+func TestParseInstallFromFixture(t *testing.T) {
+	raw, err := os.ReadFile("testdata/install-event.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	form, err := url.ParseQuery(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := parseInstall(form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !in.event || in.memberID == "" || in.refreshToken == "" || in.applicationToken == "" || in.domain != "example.bitrix24.ru" {
+		t.Fatalf("parsed %+v", in)
+	}
+	form.Del("auth[refresh_token]")
+	if _, err := parseInstall(form); err == nil {
+		t.Fatal("install without refresh token accepted")
+	}
+	page := url.Values{"member_id": {"zz"}, "REFRESH_ID": {"r"}, "APPLICATION_TOKEN": {"a"}}
+	if _, err := parseInstall(page); err == nil {
+		t.Fatal("malformed member_id accepted")
+	}
+}
+
+func TestDedupKeyUsesMessageIDs(t *testing.T) {
+	raw, err := os.ReadFile("testdata/imconnector-message-add-event.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	form, _ := url.ParseQuery(strings.TrimSpace(string(raw)))
+	data := DecodeForm(form)
+	k1 := dedupKey("ONIMCONNECTORMESSAGEADD", data, []byte("a"))
+	k2 := dedupKey("ONIMCONNECTORMESSAGEADD", data, []byte("b"))
+	msgID := str(list(data["data"].(map[string]any)["MESSAGES"])[0], "im", "message_id")
+	if msgID == "" || k1 != "ONIMCONNECTORMESSAGEADD:"+msgID || k1 != k2 {
+		t.Fatalf("keys %q %q, want the event name and Bitrix24's message id %q", k1, k2, msgID)
+	}
+	other := dedupKey("ONIMCONNECTORLINEDELETE", map[string]any{"data": "107"}, []byte("x"))
+	if other == k1 {
+		t.Fatal("different events share a key")
+	}
+}
