@@ -1,0 +1,148 @@
+package main
+
+import "html/template"
+
+// The page is deliberately dependency-free: plain HTML and a little polling
+// JS, so it works offline and needs no build step. All dynamic text is set
+// with textContent, never innerHTML, since transcripts carry customer input.
+var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>b24sim · Bitrix24 sandbox</title>
+<style>
+ body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #222; }
+ h1 { font-size: 1.3rem; margin: 0 0 .3rem; }
+ h2 { font-size: 1.05rem; margin: 1.2rem 0 .4rem; }
+ .ru { color: #777; font-weight: normal; }
+ .line { border: 1px solid #ddd; border-radius: 6px; padding: .6rem 1rem; margin: 1rem 0; }
+ .msg { margin: .35rem 0; padding: .35rem .6rem; border-radius: 6px; max-width: 46rem; white-space: pre-wrap; }
+ .in { background: #f1f5f9; }
+ .out { background: #e8f7e4; margin-left: 4rem; }
+ .meta { color: #777; font-size: .78rem; }
+ form { display: flex; gap: .5rem; flex-wrap: wrap; align-items: end; margin-top: .6rem; }
+ label { font-size: .8rem; display: block; }
+ input, textarea { font: inherit; padding: .3rem; }
+ textarea { width: 28rem; }
+ .bad { color: #b00; }
+ .result { font-size: .85rem; }
+ table { border-collapse: collapse; font-size: .82rem; }
+ td { border-bottom: 1px solid #eee; padding: .2rem .5rem; }
+</style>
+</head>
+<body>
+<h1>Bitrix24 sandbox <span class="ru">/ Песочница Битрикс24</span></h1>
+<div>Portal <span class="ru">/ Портал</span>: <code>{{.Domain}}</code>, member_id <code>{{.MemberID}}</code></div>
+
+<form id="install">
+ <div><label>Install handler URL <span class="ru">/ Адрес обработчика установки</span></label>
+ <input name="url" size="50" value="{{.InstallURL}}" placeholder="http://127.0.0.1:8080/b24/install"></div>
+ <button>Post ONAPPINSTALL <span class="ru">/ Отправить ONAPPINSTALL</span></button>
+ <span class="result"></span>
+</form>
+
+<div id="lines"></div>
+
+<h2>Events posted to the app <span class="ru">/ События, отправленные приложению</span></h2>
+<table><tbody id="deliveries"></tbody></table>
+
+<script>
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+async function postJSON(path, data) {
+  const resp = await fetch(path, {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(data)});
+  return [resp, await resp.json()];
+}
+document.getElementById('install').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const out = ev.target.querySelector('.result');
+  try {
+    const [resp, res] = await postJSON('/sim/install', {url: ev.target.url.value});
+    out.className = 'result' + (resp.ok && !res.error && res.status < 300 ? '' : ' bad');
+    out.textContent = res.error || ('HTTP ' + res.status);
+  } catch (e) { out.className = 'result bad'; out.textContent = String(e); }
+});
+
+// Reply forms keep their typed text across polls: only transcripts are redrawn.
+const forms = {};
+function replyForm(line) {
+  if (forms[line.id]) return forms[line.id];
+  const f = el('form');
+  f.innerHTML = '<div><label>Chat (customer) <span class="ru">/ Чат (клиент)</span></label><input name="chat" size="18"></div>' +
+    '<div><label>Reply as operator <span class="ru">/ Ответ оператора</span></label><textarea name="text" rows="2"></textarea></div>' +
+    '<button>Send <span class="ru">/ Отправить</span></button><span class="result"></span>';
+  f.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const out = f.querySelector('.result');
+    try {
+      const [resp, res] = await postJSON('/sim/operator-reply', {line: line.id, chat: f.chat.value, text: f.text.value});
+      out.className = 'result' + (resp.ok && res.delivered ? '' : ' bad');
+      out.textContent = resp.ok ? (res.delivered ? 'delivered / доставлено' : res.error) : res.error;
+      if (resp.ok) f.text.value = '';
+    } catch (e) { out.className = 'result bad'; out.textContent = String(e); }
+    poll();
+  });
+  forms[line.id] = f;
+  return f;
+}
+
+async function poll() {
+  try {
+    const [lines, deliveries] = await Promise.all([
+      fetch('/sim/lines').then(r => r.json()),
+      fetch('/sim/deliveries').then(r => r.json()),
+    ]);
+    const root = document.getElementById('lines');
+    for (const line of lines) {
+      let box = document.getElementById('line-' + line.id);
+      if (!box) {
+        box = el('div', 'line');
+        box.id = 'line-' + line.id;
+        box.appendChild(el('h2'));
+        box.appendChild(el('div', 'transcript'));
+        box.appendChild(replyForm(line));
+        root.appendChild(box);
+      }
+      box.querySelector('h2').textContent = 'Open Line ' + line.id + ' · ' + line.name + (line.active ? '' : ' (inactive / неактивна)');
+      const tr = box.querySelector('.transcript');
+      tr.replaceChildren();
+      if (line.messages.length === 0) tr.appendChild(el('div', 'meta', 'No messages yet / Сообщений пока нет'));
+      for (const m of line.messages) {
+        const d = el('div', 'msg ' + m.direction);
+        const flags = [m.edited && 'edited/изменено', m.deleted && 'deleted/удалено', m.delivered && 'delivered/доставлено', m.read && 'read/прочитано'].filter(Boolean).join(', ');
+        d.appendChild(el('div', 'meta', new Date(m.time).toLocaleTimeString() + ' · ' + m.author + ' · chat ' + m.chat +
+          ' · im ' + m.im_chat_id + '/' + m.im_message_id + (flags ? ' · ' + flags : '')));
+        d.appendChild(el('div', '', m.text));
+        for (const f of (m.files || [])) {
+          const a = el('a', '', '📎 ' + f.name);
+          a.href = f.url; a.target = '_blank'; a.rel = 'noopener';
+          d.appendChild(el('div')).appendChild(a);
+        }
+        d.addEventListener('click', () => { replyForm(line).chat.value = m.chat; });
+        tr.appendChild(d);
+      }
+      const f = replyForm(line);
+      if (!f.chat.value && line.dialogs.length > 0) f.chat.value = line.dialogs[line.dialogs.length - 1].chat;
+    }
+    const tbody = document.getElementById('deliveries');
+    tbody.replaceChildren();
+    for (const d of deliveries.slice().reverse().slice(0, 50)) {
+      const row = el('tr');
+      row.appendChild(el('td', '', new Date(d.time).toLocaleTimeString()));
+      row.appendChild(el('td', '', d.event));
+      row.appendChild(el('td', '', d.handler));
+      row.appendChild(el('td', d.error || d.status < 200 || d.status > 299 ? 'bad' : '', d.error || String(d.status)));
+      tbody.appendChild(row);
+    }
+  } catch (e) { /* simulator restarting; try again */ }
+}
+poll();
+setInterval(poll, 1500);
+</script>
+</body>
+</html>
+`))
