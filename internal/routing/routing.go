@@ -89,6 +89,10 @@ type mirrorJob struct {
 type statusJob struct {
 	IntegrationID string `json:"integration_id"`
 	MessageID     string `json:"message_id"`
+	// Status is the one that caused the job: by the time it runs the
+	// message may have moved on (delivered, then read a moment later),
+	// and each step must still be reported.
+	Status string `json:"status"`
 }
 
 func key(bindingOrIntegration, contactID string) string {
@@ -124,7 +128,7 @@ func (r *Router) StatusChanged(tx *gorm.DB, ch *store.Channel, m *store.Message)
 	}
 	for _, l := range links {
 		_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobStatus, WorkspaceID: ch.WorkspaceID,
-			Key: key(l.IntegrationID, m.ContactID), Payload: statusJob{IntegrationID: l.IntegrationID, MessageID: m.ID}, MaxAttempts: 20})
+			Key: key(l.IntegrationID, m.ContactID), Payload: statusJob{IntegrationID: l.IntegrationID, MessageID: m.ID, Status: m.Status}, MaxAttempts: 20})
 		if err != nil {
 			return fmt.Errorf("routing: enqueue status: %w", err)
 		}
@@ -252,6 +256,9 @@ func (r *Router) handleStatus(ctx context.Context, j *queue.Job) error {
 	m, err := r.store.GetMessage(ctx, store.All, p.MessageID)
 	if err != nil {
 		return queue.Permanent(err)
+	}
+	if p.Status != "" {
+		m.Status = p.Status
 	}
 	ch, err := r.store.GetChannel(ctx, store.All, m.ChannelID)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/app"
 	"github.com/switchboard/switchboard/internal/config"
+	"github.com/switchboard/switchboard/internal/sandbox/b24sim"
 	"github.com/switchboard/switchboard/internal/sandbox/metasim"
 	"github.com/switchboard/switchboard/internal/store/storetest"
 )
@@ -32,14 +33,24 @@ const (
 	IGUserID      = "17841405822304914"
 	WAToken       = "EAAG-wa-token"
 	IGToken       = "IGAA-ig-token"
+	// The Bitrix24 application and portal of the tests.
+	B24ClientID = "app.sandbox.1"
+	B24Secret   = "b24-client-secret"
+	B24MemberID = "a223c6b3710f85df22e9377d6c4f7553"
+	B24AppToken = "51856fefc120afa4b628cc82d3935cce"
+	B24Domain   = "example.bitrix24.ru"
 )
 
 // Env is a running gateway with its simulator.
 type Env struct {
-	T       testing.TB
-	App     *app.App
-	Sim     *metasim.Server
-	SimURL  string
+	T      testing.TB
+	App    *app.App
+	Sim    *metasim.Server
+	SimURL string
+	// B24 and Portal are set with Options.Bitrix24.
+	B24     *b24sim.Server
+	B24URL  string
+	Portal  *b24sim.Portal
 	URL     string // the gateway
 	Client  *http.Client
 	cleanup []func()
@@ -54,6 +65,10 @@ type Options struct {
 	Config func(*config.Config)
 	// NoStart leaves the queue workers stopped.
 	NoStart bool
+	// Bitrix24 starts a portal simulator (OAuth server and REST).
+	Bitrix24 bool
+	// B24 changes the portal simulator's options before it starts.
+	B24 func(*b24sim.Options)
 	// DataDir and DatabaseURL reuse an earlier Env's storage (restarts).
 	DataDir     string
 	DatabaseURL string
@@ -75,6 +90,17 @@ func Start(t testing.TB, o Options) *Env {
 	sim.AddWhatsAppNumber(PhoneNumberID, WabaID, "77012345678", WAToken)
 	sim.AddInstagramAccount(IGUserID, IGToken)
 
+	var b24 *b24sim.Server
+	var b24Srv *httptest.Server
+	if o.Bitrix24 {
+		bo := b24sim.Options{ClientID: B24ClientID, ClientSecret: B24Secret, RedirectURL: gwURL + "/bitrix24/oauth/callback"}
+		if o.B24 != nil {
+			o.B24(&bo)
+		}
+		b24 = b24sim.New(bo)
+		b24Srv = httptest.NewServer(b24)
+		b24.SetBaseURL(b24Srv.URL)
+	}
 	env := []string{
 		"SWITCHBOARD_ADMIN_TOKEN=" + AdminToken,
 		"SWITCHBOARD_META_APP_SECRET=" + AppSecret,
@@ -83,6 +109,11 @@ func Start(t testing.TB, o Options) *Env {
 		"SWITCHBOARD_PUBLIC_URL=" + gwURL,
 		"SWITCHBOARD_ALLOW_PRIVATE_ENDPOINTS=true",
 		"SWITCHBOARD_SECRET_KEY=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		"SWITCHBOARD_BITRIX24_CLIENT_ID=" + B24ClientID,
+		"SWITCHBOARD_BITRIX24_CLIENT_SECRET=" + B24Secret,
+	}
+	if b24Srv != nil {
+		env = append(env, "SWITCHBOARD_BITRIX24_OAUTH_URL="+b24Srv.URL)
 	}
 	cfg, err := config.Load("", env)
 	if err != nil {
@@ -115,6 +146,11 @@ func Start(t testing.TB, o Options) *Env {
 	gw.Config.Handler = a.Handler()
 	gw.Start()
 	e := &Env{T: t, App: a, Sim: sim, SimURL: simSrv.URL, URL: gwURL, Client: &http.Client{Timeout: 30 * time.Second}}
+	if b24 != nil {
+		e.B24, e.B24URL = b24, b24Srv.URL
+		e.Portal = b24.AddPortal(b24sim.PortalOptions{MemberID: B24MemberID, Domain: B24Domain, ApplicationToken: B24AppToken,
+			Lines: []b24sim.OpenLine{{ID: 1, Name: "WhatsApp"}, {ID: 2, Name: "Instagram"}}})
+	}
 	if !o.NoStart {
 		if err := a.Start(context.Background()); err != nil {
 			t.Fatal(err)
@@ -127,8 +163,12 @@ func Start(t testing.TB, o Options) *Env {
 		a.Close(ctx)
 		sim.Close()
 		simSrv.Close()
+		if b24 != nil {
+			b24.Close()
+			b24Srv.Close()
+		}
 		out := logs.String()
-		for _, secret := range []string{WAToken, IGToken, AdminToken, AppSecret, "EAAG-new", cfg.SecretKey} {
+		for _, secret := range []string{WAToken, IGToken, AdminToken, AppSecret, "EAAG-new", cfg.SecretKey, B24Secret, B24AppToken} {
 			if strings.Contains(out, secret) {
 				t.Errorf("a secret (%.6s…) appeared in the gateway's logs", secret)
 			}
@@ -281,3 +321,28 @@ func Each(t *testing.T, o Options, f func(t *testing.T, e *Env)) {
 
 // Sign returns the X-Hub-Signature-256 value for body.
 func Sign(body []byte) string { return metasim.SignBody(AppSecret, body) }
+
+// InstallBitrix24 installs the app on the simulated portal through the
+// ONAPPINSTALL event and waits for the setup to reach the portal. It
+// returns the integration and its workspace.
+func (e *Env) InstallBitrix24() (integrationID, workspaceID string) {
+	e.T.Helper()
+	st, err := e.B24.PostInstallEvent(e.T.Context(), B24MemberID, e.URL+"/bitrix24/install", "ru")
+	if err != nil || st != http.StatusOK {
+		e.T.Fatalf("install: %d %v", st, err)
+	}
+	_, list := e.Do("GET", "/api/v1/integrations", nil)
+	for _, v := range list["data"].([]any) {
+		m := v.(map[string]any)
+		if m["type"] == "bitrix24" {
+			integrationID, workspaceID = m["id"].(string), m["workspace_id"].(string)
+		}
+	}
+	if integrationID == "" {
+		e.T.Fatalf("no integration after install: %v", list)
+	}
+	e.Eventually("connectors registered and events bound", func() bool {
+		return len(e.Portal.Connectors()) >= 2 && len(e.Portal.Events()) >= 6
+	})
+	return integrationID, workspaceID
+}

@@ -387,31 +387,38 @@ func (s *Service) Status(ctx context.Context, d *routing.Delivery, m *store.Mess
 		"message": map[string]any{"id": []string{ext}},
 		"chat":    map[string]any{"id": d.Contact.ID},
 	}
-	method := ""
+	connector := s.ConnectorID(channel.Type(d.Channel.Type))
+	delivery := func() error {
+		item["message"].(map[string]any)["date"] = deliveredAt(m)
+		return s.classify(s.client.Call(ctx, d.Integration.ID, "imconnector.send.status.delivery", map[string]any{
+			"CONNECTOR": connector, "LINE": d.Binding.LineID, "MESSAGES": []any{item}}, nil))
+	}
 	switch channel.Status(m.Status) {
 	case channel.StatusDelivered:
-		method = "imconnector.send.status.delivery"
-		item["message"].(map[string]any)["date"] = deliveredAt(m)
+		return delivery()
 	case channel.StatusRead:
-		method = "imconnector.send.status.reading"
+		// Meta skips "delivered" when both happen at once; read implies it.
+		if m.DeliveredAt == nil {
+			if err := delivery(); err != nil {
+				return err
+			}
+		}
+		delete(item["message"].(map[string]any), "date")
+		err := s.client.Call(ctx, d.Integration.ID, "imconnector.send.status.reading", map[string]any{
+			"CONNECTOR": connector, "LINE": d.Binding.LineID, "MESSAGES": []any{item}}, nil)
+		if err != nil {
+			// The contract calls it a stub; a failure is not worth retrying.
+			s.log.Debug("bitrix24 read receipt not taken", "err", err)
+		}
+		return nil
 	case channel.StatusFailed:
 		reason := firstNonEmpty(m.ErrorDetail, m.ErrorTitle, fmt.Sprintf("#%d", m.ErrorCode))
 		if m.ErrorCode == 131047 {
 			reason = T(d.Integration.Language, "window_closed")
 		}
 		return s.systemMessage(ctx, d.Integration, imChat, fmt.Sprintf(T(d.Integration.Language, "send_failed"), reason))
-	default:
-		return nil
 	}
-	err = s.client.Call(ctx, d.Integration.ID, method, map[string]any{
-		"CONNECTOR": s.ConnectorID(channel.Type(d.Channel.Type)), "LINE": d.Binding.LineID, "MESSAGES": []any{item},
-	}, nil)
-	if err != nil && method == "imconnector.send.status.reading" {
-		// The contract calls it a stub; a failure here is not worth retrying.
-		s.log.Debug("bitrix24 read receipt not taken", "err", err)
-		return nil
-	}
-	return s.classify(err)
+	return nil
 }
 
 func deliveredAt(m *store.MessageView) int64 {
