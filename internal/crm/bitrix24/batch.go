@@ -1,6 +1,7 @@
 package bitrix24
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -79,9 +80,9 @@ func (c *Client) Batch(ctx context.Context, integrationID string, cmds []BatchCo
 	}
 	for start := 0; start < len(cmds); start += MaxBatchCommands {
 		end := min(start+MaxBatchCommands, len(cmds))
-		cmd := make(map[string]string, end-start)
+		cmd := make(orderedCommands, 0, end-start)
 		for i := start; i < end; i++ {
-			cmd[cmds[i].Name] = encoded[i]
+			cmd = append(cmd, [2]string{cmds[i].Name, encoded[i]})
 		}
 		resp, err := c.CallResult(ctx, integrationID, "batch", map[string]any{"halt": haltFlag, "cmd": cmd})
 		if err != nil {
@@ -207,4 +208,32 @@ func namedRaw(raw json.RawMessage) (map[string]json.RawMessage, error) {
 		m[strconv.Itoa(i)] = v
 	}
 	return m, nil
+}
+
+// orderedCommands is the batch "cmd" object with its keys in the order
+// given: Bitrix24 runs the commands in that order, and a Go map would
+// sort them by name, running a command before the one it references.
+type orderedCommands [][2]string
+
+func (o orderedCommands) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, kv := range o {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, err := json.Marshal(kv[0])
+		if err != nil {
+			return nil, err
+		}
+		v, err := json.Marshal(kv[1])
+		if err != nil {
+			return nil, err
+		}
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
 }
