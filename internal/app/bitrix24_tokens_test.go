@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/switchboard/switchboard/internal/app/apptest"
 	"github.com/switchboard/switchboard/internal/sandbox/b24sim"
@@ -52,7 +53,7 @@ func TestBitrix24TokenExpiryAndReauthorisation(t *testing.T) {
 // The portal's leaky bucket is hit mid-burst: every message still arrives,
 // in order per customer.
 func TestBitrix24RateLimitMidBurst(t *testing.T) {
-	opts := apptest.Options{Bitrix24: true, B24: func(o *b24sim.Options) { o.LeakBurst = 3; o.LeakRate = 5 }}
+	opts := apptest.Options{Bitrix24: true, B24: func(o *b24sim.Options) { o.LeakBurst = 2; o.LeakRate = 2 }}
 	apptest.Each(t, opts, func(t *testing.T, e *apptest.Env) {
 		integ, ws := e.InstallBitrix24()
 		ch := createWAIn(t, e, ws)
@@ -63,6 +64,9 @@ func TestBitrix24RateLimitMidBurst(t *testing.T) {
 				if _, err := e.Sim.SendWhatsAppText(context.Background(), apptest.PhoneNumberID, c, "", "сообщение "+string(rune('A'+round))); err != nil {
 					t.Fatal(err)
 				}
+				// Spaced so that most messages make a call of their own
+				// (a burst would be batched into one and never hit the limit).
+				time.Sleep(40 * time.Millisecond)
 			}
 		}
 		e.Eventually("all 12 messages in the line", func() bool { return len(inboundOnLine(e, 1)) == 12 })

@@ -41,9 +41,12 @@ var ErrParked = errors.New("routing: integration is not active; work parked")
 
 // Connector is what routing needs from a CRM integration.
 type Connector interface {
-	// Mirror delivers a customer's messages (oldest first) into the CRM.
-	// It returns how many of msgs, from the start, it delivered.
-	Mirror(ctx context.Context, d *Delivery, msgs []store.MessageView) (int, error)
+	// Mirror delivers customers' messages into the CRM: msgs are oldest
+	// first and may belong to several customers of the binding's channel
+	// (each MessageView carries its Contact). It returns the ids of the
+	// messages it delivered; a customer's later message is never delivered
+	// before an earlier one.
+	Mirror(ctx context.Context, d *Delivery, msgs []store.MessageView) ([]string, error)
 	// Status tells the CRM what happened to a message its user wrote.
 	Status(ctx context.Context, d *Delivery, m *store.MessageView) error
 }
@@ -53,7 +56,8 @@ type Delivery struct {
 	Integration *store.Integration
 	Binding     *store.ChannelBinding
 	Channel     *store.Channel
-	Contact     *store.Contact
+	// Contact is set for Status; Mirror's messages carry their own.
+	Contact *store.Contact
 }
 
 // Router implements the messaging hooks and the CRM jobs.
@@ -83,7 +87,6 @@ func (r *Router) Handle(q interface {
 
 type mirrorJob struct {
 	BindingID string `json:"binding_id"`
-	ContactID string `json:"contact_id"`
 }
 
 type statusJob struct {
@@ -100,8 +103,9 @@ func key(bindingOrIntegration, contactID string) string {
 }
 
 // MessageStored enqueues mirroring of a customer message to every bound
-// integration. Several messages in a row make several jobs; the first
-// carries them all and the rest find nothing left to do.
+// integration. The jobs of one binding run one at a time, in order, and
+// each carries every message waiting on that binding (up to MaxBatch), so
+// a burst becomes a few calls; the later jobs find nothing left to do.
 func (r *Router) MessageStored(tx *gorm.DB, ch *store.Channel, m *store.Message) error {
 	if m.Direction != store.Inbound {
 		return nil
@@ -112,7 +116,7 @@ func (r *Router) MessageStored(tx *gorm.DB, ch *store.Channel, m *store.Message)
 	}
 	for _, b := range bindings {
 		_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobMirror, WorkspaceID: ch.WorkspaceID,
-			Key: key(b.ID, m.ContactID), Payload: mirrorJob{BindingID: b.ID, ContactID: m.ContactID}, MaxAttempts: 50})
+			Key: "crm:" + b.ID, Payload: mirrorJob{BindingID: b.ID}, MaxAttempts: 50})
 		if err != nil {
 			return fmt.Errorf("routing: enqueue mirror: %w", err)
 		}
@@ -178,11 +182,7 @@ func (r *Router) handleMirror(ctx context.Context, j *queue.Job) error {
 	if err != nil {
 		return err
 	}
-	var contact store.Contact
-	if err := r.store.DB.Gorm.WithContext(ctx).Where("id = ?", p.ContactID).First(&contact).Error; err != nil {
-		return queue.Permanent(fmt.Errorf("contact %s: %w", p.ContactID, err))
-	}
-	msgs, err := r.pending(ctx, in.ID, b.ChannelID, p.ContactID, b.CreatedAt)
+	msgs, err := r.pending(ctx, in.ID, b.ChannelID, b.CreatedAt)
 	if err != nil || len(msgs) == 0 {
 		return err
 	}
@@ -195,12 +195,12 @@ func (r *Router) handleMirror(ctx context.Context, j *queue.Job) error {
 			})
 		}()
 	}
-	d := &Delivery{Integration: in, Binding: &b, Channel: ch, Contact: &contact}
-	n, err := conn.Mirror(ctx, d, msgs)
-	if n > 0 {
+	d := &Delivery{Integration: in, Binding: &b, Channel: ch}
+	done, err := conn.Mirror(ctx, d, msgs)
+	if len(done) > 0 {
 		if lerr := r.store.Tx(ctx, func(tx *gorm.DB) error {
-			for _, m := range msgs[:n] {
-				if err := store.PutLink(tx, in.ID, LinkMirrored, m.ID, b.ID); err != nil {
+			for _, id := range done {
+				if err := store.PutLink(tx, in.ID, LinkMirrored, id, b.ID); err != nil {
 					return err
 				}
 			}
@@ -215,12 +215,12 @@ func (r *Router) handleMirror(ctx context.Context, j *queue.Job) error {
 	return err
 }
 
-// pending lists a contact's customer messages not yet in this integration,
-// oldest first, since the binding was made.
-func (r *Router) pending(ctx context.Context, integrationID, channelID, contactID string, since time.Time) ([]store.MessageView, error) {
+// pending lists the channel's customer messages not yet in this
+// integration, oldest first, since the binding was made.
+func (r *Router) pending(ctx context.Context, integrationID, channelID string, since time.Time) ([]store.MessageView, error) {
 	var ids []string
 	err := r.store.DB.Gorm.WithContext(ctx).Model(&store.Message{}).
-		Where("messages.channel_id = ? AND messages.contact_id = ? AND messages.direction = ? AND messages.created_at >= ?", channelID, contactID, store.Inbound, since).
+		Where("messages.channel_id = ? AND messages.direction = ? AND messages.created_at >= ?", channelID, store.Inbound, since).
 		Where("NOT EXISTS (SELECT 1 FROM crm_links l WHERE l.integration_id = ? AND l.kind = ? AND l.local_id = messages.id)", integrationID, LinkMirrored).
 		Order("messages.id").Limit(MaxBatch).Pluck("messages.id", &ids).Error
 	if err != nil {

@@ -293,10 +293,16 @@ func (e *Env) Messages(channelID string) []map[string]any {
 	return out
 }
 
-// Eventually polls cond until it holds or the deadline passes.
+// Eventually polls cond until it holds or 20 seconds pass.
 func (e *Env) Eventually(what string, cond func() bool) {
 	e.T.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	e.EventuallyWithin(20*time.Second, what, cond)
+}
+
+// EventuallyWithin polls cond until it holds or d passes.
+func (e *Env) EventuallyWithin(d time.Duration, what string, cond func() bool) {
+	e.T.Helper()
+	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		if cond() {
 			return

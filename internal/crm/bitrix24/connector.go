@@ -49,23 +49,18 @@ var errMediaPending = errors.New("bitrix24: media not downloaded yet")
 
 // Mirror implements routing.Connector: it sends a customer's messages into
 // the Open Line in one imconnector.send.messages call.
-func (s *Service) Mirror(ctx context.Context, d *routing.Delivery, msgs []store.MessageView) (int, error) {
+func (s *Service) Mirror(ctx context.Context, d *routing.Delivery, msgs []store.MessageView) ([]string, error) {
+	ready, waiting := readyMessages(msgs)
+	if len(ready) == 0 {
+		return nil, errMediaPending
+	}
 	if d.Binding.Mode != ModeOpenLines {
-		return s.mirrorCRM(ctx, d, msgs)
+		return s.mirrorCRM(ctx, d, ready, waiting)
 	}
 	lang := d.Integration.Language
 	var items []map[string]any
-	ready := len(msgs)
-	for i := range msgs {
-		m := &msgs[i]
-		if m.Media != nil && m.Media.State == store.MediaPending {
-			ready = i
-			break
-		}
-		items = append(items, s.openLinesMessage(d, m, lang))
-	}
-	if len(items) == 0 {
-		return 0, errMediaPending
+	for i := range ready {
+		items = append(items, s.openLinesMessage(d, &ready[i], lang))
 	}
 	var res struct {
 		Success bool `json:"SUCCESS"`
@@ -83,39 +78,62 @@ func (s *Service) Mirror(ctx context.Context, d *routing.Delivery, msgs []store.
 		"CONNECTOR": s.ConnectorID(channel.Type(d.Channel.Type)), "LINE": d.Binding.LineID, "MESSAGES": items,
 	}, &res)
 	if err != nil {
-		return 0, s.classify(err)
+		return nil, s.classify(err)
 	}
-	delivered := 0
-	for _, r := range res.Data.Result {
-		if !r.Success {
+	var done []string
+	refused := map[string]bool{} // customers with a refused message: keep their order
+	for i, r := range res.Data.Result {
+		if i >= len(ready) {
 			break
 		}
-		delivered++
+		m := &ready[i]
+		if !r.Success || refused[m.ContactID] {
+			refused[m.ContactID] = true
+			continue
+		}
+		done = append(done, m.ID)
 		if chat := strings.Trim(string(r.Session.ChatID), `"`); chat != "" && chat != "null" {
-			s.store.Tx(ctx, func(tx *gorm.DB) error { return store.PutLink(tx, d.Integration.ID, linkChat, d.Contact.ID, chat) })
+			s.store.Tx(ctx, func(tx *gorm.DB) error { return store.PutLink(tx, d.Integration.ID, linkChat, m.ContactID, chat) })
 		}
 	}
-	if delivered < len(items) {
-		return delivered, fmt.Errorf("bitrix24: send.messages accepted %d of %d", delivered, len(items))
+	if len(done) < len(ready) {
+		return done, fmt.Errorf("bitrix24: send.messages accepted %d of %d", len(done), len(ready))
 	}
-	if ready < len(msgs) {
-		return delivered, errMediaPending
+	if waiting {
+		return done, errMediaPending
 	}
-	return delivered, nil
+	return done, nil
+}
+
+// readyMessages drops, per customer, everything from the first message
+// whose file is still downloading, so no customer's messages overtake each
+// other; waiting says whether anything was held back.
+func readyMessages(msgs []store.MessageView) (ready []store.MessageView, waiting bool) {
+	held := map[string]bool{}
+	for _, m := range msgs {
+		if held[m.ContactID] || (m.Media != nil && m.Media.State == store.MediaPending) {
+			held[m.ContactID] = true
+			waiting = true
+			continue
+		}
+		ready = append(ready, m)
+	}
+	return ready, waiting
 }
 
 func (s *Service) openLinesMessage(d *routing.Delivery, m *store.MessageView, lang string) map[string]any {
-	user := map[string]any{"id": d.Contact.ID}
-	first, last := splitName(firstNonEmpty(d.Contact.Name, d.Contact.Username, d.Contact.Phone, d.Contact.ExternalID))
+	ct := m.Contact
+	user := map[string]any{"id": ct.ID}
+	first, last := splitName(firstNonEmpty(ct.Name, ct.Username, ct.Phone, ct.ExternalID))
 	user["name"] = first
 	if last != "" {
 		user["last_name"] = last
 	}
-	if d.Contact.Phone != "" {
-		user["phone"] = d.Contact.Phone
+	if ct.Phone != "" {
+		user["phone"] = ct.Phone
 	}
-	if d.Contact.Username != "" && d.Channel.Type == string(channel.Instagram) {
-		user["url"] = "https://instagram.com/" + url.PathEscape(d.Contact.Username)
+	if ct.Username != "" && d.Channel.Type == string(channel.Instagram) {
+		user["url"] = "https://instagram.com/" + url.PathEscape(ct.Username)
 	}
 	msg := map[string]any{"id": externalID(m), "date": m.CreatedAt.Unix(), "text": InboundText(m, lang)}
 	if m.ProviderAt != nil {
@@ -128,7 +146,7 @@ func (s *Service) openLinesMessage(d *routing.Delivery, m *store.MessageView, la
 	return map[string]any{
 		"user":    user,
 		"message": msg,
-		"chat":    map[string]any{"id": d.Contact.ID, "name": firstNonEmpty(d.Contact.Name, d.Contact.Phone, d.Contact.Username)},
+		"chat":    map[string]any{"id": ct.ID, "name": firstNonEmpty(ct.Name, ct.Phone, ct.Username)},
 	}
 }
 

@@ -29,26 +29,43 @@ var crmSources = map[channel.Type]string{channel.WhatsApp: "WHATSAPP", channel.I
 // create it), make a lead or deal in the chosen pipeline and stage, and
 // write the messages into its timeline — the creations and comments in one
 // batch call.
-func (s *Service) mirrorCRM(ctx context.Context, d *routing.Delivery, msgs []store.MessageView) (int, error) {
-	db := s.store.DB.Gorm.WithContext(ctx)
-	in, b, ct := d.Integration, d.Binding, d.Contact
-	ready := len(msgs)
-	for i := range msgs {
-		if msgs[i].Media != nil && msgs[i].Media.State == store.MediaPending {
-			ready = i
-			break
-		}
-	}
-	if ready == 0 {
-		return 0, errMediaPending
-	}
-	msgs = msgs[:ready]
+func (s *Service) mirrorCRM(ctx context.Context, d *routing.Delivery, ready []store.MessageView, waiting bool) ([]string, error) {
 	loc := time.UTC
-	if ws, err := s.store.GetWorkspace(ctx, store.All, in.WorkspaceID); err == nil {
+	if ws, err := s.store.GetWorkspace(ctx, store.All, d.Integration.WorkspaceID); err == nil {
 		if l, err := time.LoadLocation(ws.Timezone); err == nil {
 			loc = l
 		}
 	}
+	var order []string
+	byContact := map[string][]store.MessageView{}
+	for _, m := range ready {
+		if _, ok := byContact[m.ContactID]; !ok {
+			order = append(order, m.ContactID)
+		}
+		byContact[m.ContactID] = append(byContact[m.ContactID], m)
+	}
+	var done []string
+	for _, id := range order {
+		msgs := byContact[id]
+		n, err := s.mirrorCRMContact(ctx, d, msgs[0].Contact, msgs, loc)
+		for _, m := range msgs[:n] {
+			done = append(done, m.ID)
+		}
+		if err != nil {
+			return done, err
+		}
+	}
+	if waiting {
+		return done, errMediaPending
+	}
+	return done, nil
+}
+
+// mirrorCRMContact mirrors one customer's messages; it returns how many,
+// from the start, reached the timeline.
+func (s *Service) mirrorCRMContact(ctx context.Context, d *routing.Delivery, ct *store.Contact, msgs []store.MessageView, loc *time.Location) (int, error) {
+	db := s.store.DB.Gorm.WithContext(ctx)
+	in, b := d.Integration, d.Binding
 	entity := b.Entity
 	if entity != "deal" {
 		entity = "lead"
@@ -114,7 +131,7 @@ func (s *Service) mirrorCRM(ctx context.Context, d *routing.Delivery, msgs []sto
 	}
 	for i := range msgs {
 		cmds = append(cmds, BatchCommand{Name: "comment" + strconv.Itoa(i), Method: "crm.timeline.comment.add", Params: map[string]any{
-			"fields": map[string]any{"ENTITY_ID": entityRef, "ENTITY_TYPE": entity, "COMMENT": s.timelineText(d, &msgs[i], loc)},
+			"fields": map[string]any{"ENTITY_ID": entityRef, "ENTITY_TYPE": entity, "COMMENT": s.timelineText(d, ct, &msgs[i], loc)},
 		}})
 	}
 	res, err := s.client.Batch(ctx, in.ID, cmds, true)
@@ -187,9 +204,9 @@ func (s *Service) findContactByPhone(ctx context.Context, integrationID, phone s
 	return found.Contact[0].String(), nil
 }
 
-func (s *Service) timelineText(d *routing.Delivery, m *store.MessageView, loc *time.Location) string {
+func (s *Service) timelineText(d *routing.Delivery, ct *store.Contact, m *store.MessageView, loc *time.Location) string {
 	lang := d.Integration.Language
-	who := firstNonEmpty(d.Contact.Name, d.Contact.Username, d.Contact.Phone)
+	who := firstNonEmpty(ct.Name, ct.Username, ct.Phone)
 	text := InboundText(m, lang)
 	if m.Media != nil && m.Media.State == store.MediaStored {
 		text = strings.TrimSpace(text + "\n" + s.signer.URL(m.Media.ID))
