@@ -4,7 +4,9 @@ package app
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -124,7 +126,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	router.Handle(q)
 	b24 := bitrix24.New(bitrix24.Config{ClientID: cfg.Bitrix24ClientID, ClientSecret: cfg.Bitrix24ClientSecret,
 		OAuthURL: cfg.Bitrix24OAuthURL, PublicURL: cfg.PublicURL, AllowPrivate: cfg.AllowPrivateEndpoints,
-		OnUninstall: cfg.Bitrix24OnUninstall}, st, svc, router, signer, hc, log)
+		OnUninstall: cfg.Bitrix24OnUninstall, SessionKey: derive(key, "bitrix24 page sessions")}, st, svc, router, signer, hc, log)
 	b24.Handle(q)
 
 	srv := web.New(web.Deps{
@@ -203,3 +205,11 @@ func NewLogger(cfg *config.Config, w *os.File) *slog.Logger {
 
 // ShutdownTimeout bounds the drain on SIGTERM.
 func (a *App) ShutdownTimeout() time.Duration { return a.Config.ShutdownTimeout }
+
+// derive makes a key for one purpose from the gateway's secret, so no
+// single use exposes another.
+func derive(key []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
+}

@@ -360,3 +360,13 @@ func (s *Store) GetMedia(ctx context.Context, id string) (*Media, error) {
 	}
 	return &m, nil
 }
+
+// ListContactMessages lists a contact's messages, newest first.
+func (s *Store) ListContactMessages(ctx context.Context, contactID string, limit int) ([]MessageView, string, error) {
+	var ms []Message
+	if err := s.g(ctx).Where("contact_id = ?", contactID).Order("id DESC").Limit(limit).Find(&ms).Error; err != nil {
+		return nil, "", fmt.Errorf("store: contact messages: %w", err)
+	}
+	views, err := s.views(ctx, ms)
+	return views, "", err
+}

@@ -96,6 +96,13 @@ func New(d Deps) *Server {
 		s.engine.POST("/bitrix24/events", gin.WrapF(b.ServeEvents))
 		s.engine.GET("/bitrix24/oauth/callback", gin.WrapF(b.ServeOAuthCallback))
 		s.engine.GET("/bitrix24/oauth/start", s.auth, s.bitrix24OAuthStart)
+		s.engine.POST("/bitrix24/app", gin.WrapF(b.ServeApp))
+		s.engine.GET("/bitrix24/app", gin.WrapF(b.ServeApp))
+		s.engine.POST("/bitrix24/app/bind", gin.WrapF(b.ServeAppBind))
+		s.engine.POST("/bitrix24/tab", gin.WrapF(b.ServeTab))
+		s.engine.GET("/bitrix24/tab", gin.WrapF(b.ServeTab))
+		s.engine.POST("/bitrix24/tab/send", gin.WrapF(b.ServeTabSend))
+		s.engine.POST("/bitrix24/robot", gin.WrapF(b.ServeRobot))
 	}
 	return s
 }

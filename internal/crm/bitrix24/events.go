@@ -205,6 +205,8 @@ func (s *Service) handleEvent(ctx context.Context, j *queue.Job) error {
 		return err
 	case "ONIMCONNECTORSTATUSDELETE":
 		return s.connectorRemoved(ctx, in, str(d, "connector"), str(d, "line"))
+	case "ROBOT":
+		return s.runRobot(ctx, in, data)
 	}
 	s.log.Debug("bitrix24 event ignored", "event", ev.Kind)
 	return nil

@@ -50,6 +50,8 @@ type Config struct {
 	AllowPrivate bool
 	// OnUninstall is KeepData, DeleteOnClean or DeleteAlways.
 	OnUninstall string
+	// SessionKey signs the sessions of pages shown inside Bitrix24.
+	SessionKey []byte
 }
 
 // Service is the Bitrix24 integration.
@@ -150,6 +152,12 @@ func (s *Service) handleSetup(ctx context.Context, j *queue.Job) error {
 		cmds = append(cmds, BatchCommand{Name: "source_" + string(t), Method: "crm.status.add", Params: map[string]any{
 			"fields": map[string]any{"ENTITY_ID": "SOURCE", "STATUS_ID": code, "NAME": connectorLabel(t), "SORT": 500}}})
 	}
+	for placement, entity := range tabPlacements {
+		cmds = append(cmds, BatchCommand{Name: "tab_" + entity, Method: "placement.bind", Params: map[string]any{
+			"PLACEMENT": placement, "HANDLER": s.url("/bitrix24/tab"), "TITLE": "WhatsApp / Instagram",
+			"LANG_ALL": map[string]any{"ru": map[string]string{"TITLE": "WhatsApp / Instagram"}, "en": map[string]string{"TITLE": "WhatsApp / Instagram"}}}})
+	}
+	cmds = append(cmds, BatchCommand{Name: "robot", Method: "bizproc.robot.add", Params: s.robotDefinition(in.InstalledBy)})
 	for _, ev := range boundEvents {
 		cmds = append(cmds, BatchCommand{Name: "bind_" + strings.ToLower(ev), Method: "event.bind",
 			Params: map[string]any{"event": ev, "handler": s.url("/bitrix24/events")}})
@@ -159,8 +167,9 @@ func (s *Service) handleSetup(ctx context.Context, j *queue.Job) error {
 		return fmt.Errorf("bitrix24: setup %s: %w", in.Domain, err)
 	}
 	for name, e := range res.Errors {
-		if strings.EqualFold(e.Code, "ERROR_HANDLER_ALREADY_EXIST") || strings.HasPrefix(name, "source_") {
-			continue // bound, or the source added, by an earlier install
+		if strings.EqualFold(e.Code, "ERROR_HANDLER_ALREADY_EXIST") || strings.EqualFold(e.Code, "ERROR_ACTIVITY_ALREADY_INSTALLED") ||
+			strings.HasPrefix(name, "source_") || (strings.HasPrefix(name, "tab_") && strings.EqualFold(e.Code, "ERROR_CORE")) {
+			continue // bound, added or registered by an earlier install
 		}
 		return fmt.Errorf("bitrix24: setup %s: %s: %w", in.Domain, name, e)
 	}

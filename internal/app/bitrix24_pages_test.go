@@ -1,0 +1,109 @@
+package app_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/switchboard/switchboard/internal/app/apptest"
+)
+
+var noFollow = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// frame posts what Bitrix24 posts to an iframe handler.
+func frame(t *testing.T, e *apptest.Env, path, authID, placement, options string) (int, string) {
+	t.Helper()
+	form := url.Values{"AUTH_ID": {authID}, "AUTH_EXPIRES": {"3600"}, "member_id": {apptest.B24MemberID}, "status": {"P"},
+		"PLACEMENT": {placement}, "PLACEMENT_OPTIONS": {options}}
+	resp, err := http.PostForm(e.URL+path+"?DOMAIN="+apptest.B24Domain+"&PROTOCOL=1&LANG=ru&APP_SID=x", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+var sessRe = regexp.MustCompile(`name="sess" value="([^"]+)"`)
+
+func sessOf(t *testing.T, page string) string {
+	t.Helper()
+	m := sessRe.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no session on the page:\n%s", page)
+	}
+	return strings.ReplaceAll(m[1], "&#43;", "+")
+}
+
+// submit posts a page form and follows its redirect.
+func submit(t *testing.T, e *apptest.Env, path string, form url.Values) (int, string) {
+	t.Helper()
+	resp, err := noFollow.PostForm(e.URL+path, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		return resp.StatusCode, ""
+	}
+	next, err := http.Get(e.URL + resp.Header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Body.Close()
+	b, _ := io.ReadAll(next.Body)
+	return next.StatusCode, string(b)
+}
+
+func TestBitrix24CardTab(t *testing.T) {
+	e := apptest.Start(t, b24Opts)
+	_, ws := e.InstallBitrix24()
+	ch := createWAIn(t, e, ws)
+	e.Sim.SendWhatsAppText(context.Background(), apptest.PhoneNumberID, customer, "Анна", "Когда доставка?")
+	e.Eventually("inbound", func() bool { return len(e.Messages(ch)) == 1 })
+	contact := e.B24.AddContact(apptest.B24MemberID, map[string]any{"NAME": "Анна", "PHONE": []map[string]any{{"VALUE": "8 916 123-45-67", "VALUE_TYPE": "WORK"}}})
+	deal := e.B24.AddDeal(apptest.B24MemberID, map[string]any{"TITLE": "Заказ 4512", "CONTACT_ID": contact})
+
+	st, page := frame(t, e, "/bitrix24/tab", e.B24.UserToken(apptest.B24MemberID, 27), "CRM_DEAL_DETAIL_TAB", `{"ID":"`+strconv.Itoa(deal)+`"}`)
+	if st != http.StatusOK || !strings.Contains(page, "Когда доставка?") || !strings.Contains(page, "79161234567") {
+		t.Fatalf("card tab: %d\n%s", st, page)
+	}
+	sess := sessOf(t, page)
+	st, page = submit(t, e, "/bitrix24/tab/send", url.Values{"sess": {sess}, "target": {ch + "|+79161234567"}, "text": {"Завтра с 10 до 14."}})
+	if st != http.StatusOK || !strings.Contains(page, "поставлено в очередь") {
+		t.Fatalf("send from the tab: %d\n%s", st, page)
+	}
+	path := "/v25.0/" + apptest.PhoneNumberID + "/messages"
+	e.Eventually("sent through the Graph API", func() bool { return len(graphSends(e.Sim, path)) == 1 })
+	jsonEq(t, graphSends(e.Sim, path)[0].Body, `{"messaging_product":"whatsapp","recipient_type":"individual","to":"79161234567","type":"text","text":{"body":"Завтра с 10 до 14.","preview_url":false}}`)
+
+	// A number that is not the record's is refused.
+	_, page = submit(t, e, "/bitrix24/tab/send", url.Values{"sess": {sess}, "target": {ch + "|+77770000000"}, "text": {"x"}})
+	if !strings.Contains(page, "does not belong") {
+		t.Fatalf("foreign recipient accepted:\n%s", page)
+	}
+	// A customer who never wrote: free text is refused with the reason, a template goes.
+	other := e.B24.AddContact(apptest.B24MemberID, map[string]any{"NAME": "Ерлан", "PHONE": []map[string]any{{"VALUE": "+7 707 123 45 67"}}})
+	lead := e.B24.AddDeal(apptest.B24MemberID, map[string]any{"TITLE": "Новый", "CONTACT_ID": other})
+	_, page = frame(t, e, "/bitrix24/tab", e.B24.UserToken(apptest.B24MemberID, 27), "CRM_DEAL_DETAIL_TAB", `{"ID":"`+strconv.Itoa(lead)+`"}`)
+	sess2 := sessOf(t, page)
+	_, page = submit(t, e, "/bitrix24/tab/send", url.Values{"sess": {sess2}, "target": {ch + "|+77071234567"}, "text": {"Здравствуйте"}})
+	if !strings.Contains(page, "24") || strings.Contains(page, "поставлено") {
+		t.Fatalf("free text outside the window:\n%s", page)
+	}
+	_, page = submit(t, e, "/bitrix24/tab/send", url.Values{"sess": {sess2}, "target": {ch + "|+77071234567"}, "template": {"order_update"}, "template_language": {"ru"}, "template_params": {"Ерлан, 4513"}})
+	if !strings.Contains(page, "поставлено в очередь") {
+		t.Fatalf("template from the tab:\n%s", page)
+	}
+	e.Eventually("template sent", func() bool { return len(graphSends(e.Sim, path)) == 2 })
+	// The tab of one record cannot be used for another's number.
+	_, page = submit(t, e, "/bitrix24/tab/send", url.Values{"sess": {sess2}, "target": {ch + "|+79161234567"}, "text": {"x"}})
+	if !strings.Contains(page, "does not belong") {
+		t.Fatalf("the second record's session reached the first record's customer:\n%s", page)
+	}
+}

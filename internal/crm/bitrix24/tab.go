@@ -1,0 +1,294 @@
+package bitrix24
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/messaging"
+	phonenum "github.com/switchboard/switchboard/internal/phone"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// Card tabs we place in CRM records, by entity.
+var tabPlacements = map[string]string{"CRM_LEAD_DETAIL_TAB": "lead", "CRM_DEAL_DETAIL_TAB": "deal", "CRM_CONTACT_DETAIL_TAB": "contact"}
+
+var entityRef = regexp.MustCompile(`^(lead|deal|contact):[0-9]{1,12}$`)
+
+type tabMessage struct{ Direction, Text, Channel, Time, Status string }
+
+type tabTarget struct {
+	Value, Label string
+	WindowOpen   bool
+}
+
+type tabPage struct {
+	Lang, Sess, Notice string
+	NoticeErr          bool
+	T                  map[string]string
+	Phones             []string
+	Messages           []tabMessage
+	Targets            []tabTarget
+}
+
+// ServeTab shows the conversation with a CRM record's customer and lets
+// the manager write first.
+func (s *Service) ServeTab(w http.ResponseWriter, r *http.Request) {
+	var in *store.Integration
+	var ss *session
+	var err error
+	if r.Method == http.MethodPost {
+		form, ferr := readForm(w, r)
+		if ferr != nil {
+			writePageError(w, r, ferr)
+			return
+		}
+		in, ss, err = s.verifyFrame(r, form)
+		if err == nil {
+			entity, ok := tabPlacements[form.Get("PLACEMENT")]
+			var opts struct {
+				ID json.RawMessage `json:"ID"`
+			}
+			json.Unmarshal([]byte(form.Get("PLACEMENT_OPTIONS")), &opts)
+			ss.Entity = entity + ":" + strings.Trim(string(opts.ID), `"`)
+			if !ok || !entityRef.MatchString(ss.Entity) {
+				err = &HTTPError{http.StatusBadRequest, "placement_invalid", "this page is a CRM card tab; PLACEMENT or PLACEMENT_OPTIONS.ID is missing"}
+			}
+		}
+	} else {
+		in, ss, err = s.sessionFrom(r)
+	}
+	if err != nil {
+		writePageError(w, r, err)
+		return
+	}
+	t := textsFor(ss.Lang)
+	notice, isErr := "", false
+	if r.URL.Query().Get("sent") == "1" {
+		notice = t["sent"]
+	} else if e := r.URL.Query().Get("error"); e != "" {
+		notice, isErr = e, true
+	}
+	s.renderTab(w, r, in, ss, notice, isErr)
+}
+
+func (s *Service) renderTab(w http.ResponseWriter, r *http.Request, in *store.Integration, ss *session, notice string, isErr bool) {
+	ctx := r.Context()
+	t := textsFor(ss.Lang)
+	p := tabPage{Lang: ss.Lang, Sess: s.signSession(*ss), Notice: notice, NoticeErr: isErr, T: t}
+	phones, err := s.entityPhones(ctx, in, ss.Entity)
+	if err != nil {
+		s.log.Warn("bitrix24 tab: record phones", "integration_id", in.ID, "entity", ss.Entity, "err", err)
+	}
+	p.Phones = phones
+	contacts := s.tabContacts(ctx, in, ss.Entity, phones)
+	loc := time.UTC
+	if ws, err := s.store.GetWorkspace(ctx, store.All, in.WorkspaceID); err == nil {
+		if l, err := time.LoadLocation(ws.Timezone); err == nil {
+			loc = l
+		}
+	}
+	chs, _ := s.store.ListChannels(ctx, store.Scope{WorkspaceID: in.WorkspaceID})
+	chName := map[string]string{}
+	for _, ch := range chs {
+		chName[ch.ID] = ch.Name
+	}
+	for _, ct := range contacts {
+		views, _, err := s.store.ListContactMessages(ctx, ct.ID, 100)
+		if err != nil {
+			continue
+		}
+		for i := range views {
+			m := &views[i]
+			text := InboundText(m, ss.Lang)
+			if m.Direction == store.Outbound {
+				text = m.Text
+			}
+			p.Messages = append(p.Messages, tabMessage{Direction: m.Direction, Text: text, Channel: chName[m.ChannelID],
+				Time: m.CreatedAt.In(loc).Format("02.01.2006 15:04"), Status: m.Status})
+		}
+	}
+	sort.SliceStable(p.Messages, func(i, j int) bool { return p.Messages[i].Time < p.Messages[j].Time })
+	// Where the manager can write: every active WhatsApp channel to each
+	// phone, and the channel of every known contact.
+	seen := map[string]bool{}
+	add := func(ch store.Channel, to string, open bool) {
+		v := ch.ID + "|" + to
+		if seen[v] {
+			return
+		}
+		seen[v] = true
+		p.Targets = append(p.Targets, tabTarget{Value: v, Label: ch.Name + " → " + to, WindowOpen: open})
+	}
+	for _, ct := range contacts {
+		for _, ch := range chs {
+			if ch.ID == ct.ChannelID && ch.State == store.ChannelActive {
+				add(ch, firstNonEmpty(ct.Phone, ct.Username, ct.ExternalID), windowOpen(ct))
+			}
+		}
+	}
+	for _, ph := range phones {
+		for _, ch := range chs {
+			if ch.Type == string(channel.WhatsApp) && ch.State == store.ChannelActive {
+				add(ch, ph, false)
+			}
+		}
+	}
+	renderTemplate(w, "b24_tab.html", p)
+}
+
+func windowOpen(ct store.Contact) bool {
+	return ct.LastInboundAt != nil && time.Since(*ct.LastInboundAt) <= messaging.ServiceWindow
+}
+
+// entityPhones reads the record's phone numbers (a deal's through its
+// contact), normalised to E.164.
+func (s *Service) entityPhones(ctx context.Context, in *store.Integration, entity string) ([]string, error) {
+	kind, id, _ := strings.Cut(entity, ":")
+	var rec struct {
+		ContactID json.RawMessage `json:"CONTACT_ID"`
+		Phone     []struct {
+			Value string `json:"VALUE"`
+		} `json:"PHONE"`
+	}
+	if err := s.client.Call(ctx, in.ID, "crm."+kind+".get", map[string]any{"id": id}, &rec); err != nil {
+		return nil, err
+	}
+	if kind == "deal" {
+		cid := strings.Trim(string(rec.ContactID), `"`)
+		if cid == "" || cid == "null" || cid == "0" {
+			return nil, nil
+		}
+		rec.Phone = nil
+		if err := s.client.Call(ctx, in.ID, "crm.contact.get", map[string]any{"id": cid}, &rec); err != nil {
+			return nil, err
+		}
+	}
+	var out []string
+	for _, p := range rec.Phone {
+		if e164, err := phonenum.Normalize(p.Value, phonenum.Default); err == nil {
+			out = append(out, e164)
+		}
+	}
+	return out, nil
+}
+
+// tabContacts finds our customers behind a CRM record: by phone, and by
+// the record links CRM mode made.
+func (s *Service) tabContacts(ctx context.Context, in *store.Integration, entity string, phones []string) []store.Contact {
+	db := s.store.DB.Gorm.WithContext(ctx)
+	var out []store.Contact
+	if len(phones) > 0 {
+		digits := make([]string, len(phones))
+		for i, p := range phones {
+			digits[i] = phonenum.Digits(p)
+		}
+		db.Where("workspace_id = ? AND external_id IN ?", in.WorkspaceID, digits).Find(&out)
+	}
+	kind, id, _ := strings.Cut(entity, ":")
+	var linked []string
+	switch kind {
+	case "contact":
+		db.Model(&store.CRMLink{}).Where("integration_id = ? AND kind = ? AND remote_id = ?", in.ID, linkCRMContact, id).Pluck("local_id", &linked)
+	case "lead", "deal":
+		var locals []string
+		db.Model(&store.CRMLink{}).Where("integration_id = ? AND kind = ? AND remote_id = ?", in.ID, "crm_"+kind, id).Pluck("local_id", &locals)
+		for _, l := range locals {
+			if _, c, ok := strings.Cut(l, ":"); ok {
+				linked = append(linked, c)
+			}
+		}
+	}
+	if len(linked) > 0 {
+		var more []store.Contact
+		db.Where("workspace_id = ? AND id IN ?", in.WorkspaceID, linked).Find(&more)
+		have := map[string]bool{}
+		for _, c := range out {
+			have[c.ID] = true
+		}
+		for _, c := range more {
+			if !have[c.ID] {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// ServeTabSend sends the manager's first message (text or template).
+func (s *Service) ServeTabSend(w http.ResponseWriter, r *http.Request) {
+	if _, err := readForm(w, r); err != nil {
+		writePageError(w, r, err)
+		return
+	}
+	in, ss, err := s.sessionFrom(r)
+	if err != nil || ss.Entity == "" {
+		writePageError(w, r, firstErr(err, errNotAuthenticated))
+		return
+	}
+	chID, to, _ := strings.Cut(r.FormValue("target"), "|")
+	req := messaging.SendRequest{To: to, Text: strings.TrimSpace(r.FormValue("text"))}
+	if tpl := strings.TrimSpace(r.FormValue("template")); tpl != "" {
+		req.Template = &channel.Template{Name: tpl, Language: firstNonEmpty(strings.TrimSpace(r.FormValue("template_language")), ss.Lang)}
+		for _, p := range strings.Split(r.FormValue("template_params"), ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				req.Template.Params = append(req.Template.Params, p)
+			}
+		}
+		req.Text = ""
+	}
+	// The target must be one the page offered: a channel of this workspace
+	// to a number of this record (or a contact behind it).
+	allowed := false
+	phones, _ := s.entityPhones(r.Context(), in, ss.Entity)
+	for _, p := range phones {
+		if p == to {
+			allowed = true
+		}
+	}
+	for _, ct := range s.tabContacts(r.Context(), in, ss.Entity, phones) {
+		if ct.ChannelID == chID && (to == ct.Phone || to == ct.Username || to == ct.ExternalID) {
+			allowed = true
+			req.To = ct.ExternalID
+		}
+	}
+	q := url.Values{"sess": {s.signSession(*ss)}}
+	if !allowed {
+		q.Set("error", "this recipient does not belong to the record")
+	} else {
+		_, err = s.msg.Send(r.Context(), store.Scope{WorkspaceID: in.WorkspaceID}, chID, req)
+		var me *messaging.Error
+		switch {
+		case err == nil:
+			q.Set("sent", "1")
+		case errors.As(err, &me):
+			msg := me.Message
+			if me.Code == "window_closed" {
+				msg = T(ss.Lang, "window_closed")
+			}
+			q.Set("error", msg)
+		case errors.Is(err, store.ErrNotFound):
+			q.Set("error", "no such channel")
+		default:
+			s.log.Error("bitrix24 tab send", "integration_id", in.ID, "err", err)
+			q.Set("error", "internal error")
+		}
+	}
+	http.Redirect(w, r, "/bitrix24/tab?"+q.Encode(), http.StatusSeeOther)
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}

@@ -1,0 +1,8 @@
+// Package web holds the pages people see, embedded into the binary: the
+// Bitrix24 app page and CRM card tab for now, the admin cabinet later.
+package web
+
+import "embed"
+
+//go:embed templates/*.html
+var Templates embed.FS
