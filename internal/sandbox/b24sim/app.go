@@ -305,12 +305,21 @@ func userEntity(u User) Entity {
 	}
 }
 
+// mUserCurrent is user.current: the token's user (a token identifies both
+// the portal and the user). Like the real method it has no admin flag; see
+// user.admin.
 func mUserCurrent(c *call) (any, *page, *apiError) {
 	u, ok := c.p.user(c.userID)
 	if !ok {
 		u = User{ID: c.userID}
 	}
 	return c.p.userRow(u), nil, nil
+}
+
+// mUserAdmin is user.admin: whether the token's user is a portal
+// administrator (PortalOptions.AdminUserID). It needs no scope.
+func mUserAdmin(c *call) (any, *page, *apiError) {
+	return c.userID == c.p.adminID, nil, nil
 }
 
 // mUserGet is user.get: filter in FILTER or as top-level keys, sort/order,

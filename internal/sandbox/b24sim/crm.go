@@ -147,10 +147,11 @@ func (p *Portal) newEntityLocked(k entityKind, fields *phpArray, userID int, now
 		row["NAME"], row["LAST_NAME"], row["SECOND_NAME"], row["TYPE_ID"] = "", "", "", "CLIENT"
 	case kindLead:
 		row["TITLE"], row["NAME"], row["LAST_NAME"], row["SECOND_NAME"] = "Lead #"+id, "", "", ""
-		row["STATUS_ID"], row["CONTACT_ID"], row["COMPANY_ID"] = "NEW", "", ""
+		row["STATUS_ID"], row["CONTACT_ID"], row["COMPANY_ID"] = "NEW", nil, ""
 	case kindDeal:
 		row["TITLE"], row["TYPE_ID"], row["CATEGORY_ID"], row["STAGE_ID"] = "Deal #"+id, "SALE", "0", ""
-		row["CONTACT_ID"], row["COMPANY_ID"], row["OPPORTUNITY"], row["CURRENCY_ID"] = "", "0", "0.00", "RUB"
+		// CONTACT_ID is null until a contact is bound, as crm.deal.get shows.
+		row["CONTACT_ID"], row["COMPANY_ID"], row["OPPORTUNITY"], row["CURRENCY_ID"] = nil, "0", "0.00", "RUB"
 		row["BEGINDATE"], row["CLOSEDATE"] = p.date(now), p.date(now.AddDate(0, 0, 7))
 	}
 	p.applyFieldsLocked(k, row, fields, now)
@@ -160,8 +161,13 @@ func (p *Portal) newEntityLocked(k entityKind, fields *phpArray, userID int, now
 
 // applyFieldsLocked writes REST fields into a record: scalars as strings,
 // multifields merged by ID (a value without ID is added, an ID with an
-// empty VALUE deletes), then derived fields recomputed.
+// empty VALUE deletes), then derived fields recomputed. A deal's contacts
+// follow CCrmDeal: CONTACT_IDS replaces the bindings (first = primary);
+// CONTACT_ID alone adds that contact if missing and makes it primary;
+// CONTACT_ID always shows the primary contact (null without contacts).
 func (p *Portal) applyFieldsLocked(k entityKind, row Entity, fields *phpArray, now time.Time) {
+	var contactIDs []int
+	setContactIDs, setContactID := false, false
 	for _, key := range fields.Keys() {
 		v, _ := fields.Get(key)
 		name := strings.ToUpper(key)
@@ -171,9 +177,20 @@ func (p *Portal) applyFieldsLocked(k entityKind, row Entity, fields *phpArray, n
 		case name == "ID":
 			// read-only
 		case name == "CONTACT_IDS" && k == kindDeal:
-			if ids := asArray(v).Values(); len(ids) > 0 {
-				row["CONTACT_ID"] = str(ids[0])
+			setContactIDs = true
+			contactIDs = nil
+			vals := asArray(v).Values()
+			if _, isArr := v.(*phpArray); !isArr && str(v) != "" {
+				vals = []any{v}
 			}
+			for _, x := range vals {
+				if id := intval(x); id > 0 && !slices.Contains(contactIDs, id) {
+					contactIDs = append(contactIDs, id)
+				}
+			}
+		case name == "CONTACT_ID" && k == kindDeal:
+			setContactID = true
+			row[name] = str(v)
 		default:
 			if a, ok := v.(*phpArray); ok {
 				row[name] = plain(a)
@@ -184,6 +201,23 @@ func (p *Portal) applyFieldsLocked(k entityKind, row Entity, fields *phpArray, n
 	}
 	switch k {
 	case kindDeal:
+		id := row.Field("ID")
+		switch {
+		case setContactIDs:
+			p.dealContacts[id] = contactIDs
+		case setContactID:
+			if cid := intval(row["CONTACT_ID"]); cid > 0 {
+				bound := slices.DeleteFunc(slices.Clone(p.dealContacts[id]), func(x int) bool { return x == cid })
+				p.dealContacts[id] = append([]int{cid}, bound...)
+			} else {
+				p.dealContacts[id] = nil
+			}
+		}
+		if ids := p.dealContacts[id]; len(ids) > 0 {
+			row["CONTACT_ID"] = strconv.Itoa(ids[0])
+		} else {
+			row["CONTACT_ID"] = nil
+		}
 		cat := intval(row["CATEGORY_ID"])
 		row["CATEGORY_ID"] = strconv.Itoa(cat)
 		if row.Field("STAGE_ID") == "" {
@@ -957,4 +991,35 @@ func mTodoAdd(c *call) (any, *page, *apiError) {
 		ResponsibleID: responsible, PingOffsets: pings, ColorID: paramStr(c.params, "colorId"), Created: c.now,
 	})
 	return map[string]any{"id": c.p.seq.todo}, nil, nil
+}
+
+// DealContacts returns the contact ids bound to a deal, the primary one
+// first (what crm.deal.contact.items.get lists).
+func (p *Portal) DealContacts(dealID int) []int {
+	p.s.mu.Lock()
+	defer p.s.mu.Unlock()
+	return slices.Clone(p.dealContacts[strconv.Itoa(dealID)])
+}
+
+// mDealContactItemsGet is crm.deal.contact.items.get: the deal's contact
+// bindings with integer ids, SORT in steps of 10 and the primary first.
+func mDealContactItemsGet(c *call) (any, *page, *apiError) {
+	id := intval(param(c.params, "id"))
+	if id <= 0 {
+		return nil, nil, errLegacyCRM("The parameter ownerEntityID is invalid or not defined.")
+	}
+	if c.p.deals.byID(id) == nil {
+		return nil, nil, errLegacyCRM("Not found.")
+	}
+	ids := c.p.dealContacts[strconv.Itoa(id)]
+	out := make([]any, 0, len(ids))
+	for i, cid := range ids {
+		row := newPHPArray()
+		row.Set("CONTACT_ID", cid)
+		row.Set("SORT", (i+1)*10)
+		row.Set("ROLE_ID", 0)
+		row.Set("IS_PRIMARY", map[bool]string{true: "Y", false: "N"}[i == 0])
+		out = append(out, row)
+	}
+	return out, nil, nil
 }

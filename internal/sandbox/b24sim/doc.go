@@ -23,6 +23,10 @@
 // with "time", list pagination (50 per page, start/next/total), batch with
 // $result[...] references, PHP bracket-key parameters, string-typed values of
 // the old crm.* methods, the imconnector life cycle (register → activate →
-// data.set → send.messages → operator reply event → delivery status), and
-// event delivery without retries.
+// data.set → send.messages → operator reply event → delivery status),
+// event delivery without retries, automation-rule robots (bizproc.robot.*,
+// RunRobot posting what the queue posts to a robot handler, and one
+// bizproc.event.send answer per subscribed run), and iframe pages
+// (OpenPlacement posting what the browser posts to an app page or widget,
+// with a user's token that works for REST as that user).
 package b24sim

@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// DefaultScope is what the app card of a connector lists (contract §1.1).
-const DefaultScope = "crm,imopenlines,imconnector,im,user,department,placement,contact_center"
+// DefaultScope is what the app card of a connector lists (contract §1.1),
+// plus bizproc for automation-rule robots.
+const DefaultScope = "crm,imopenlines,imconnector,im,user,department,placement,contact_center,bizproc"
 
 // PortalOptions describe one Bitrix24 portal with the app installed.
 // Zero fields get defaults matching the fixtures.
@@ -123,9 +124,16 @@ type Portal struct {
 	notifies    []Notification
 	chatMsgs    []ChatMessage
 	files       map[string]*storedFile
-	failures    []*failure
-	bucket      leakyBucket
-	seq         portalSeq
+
+	robots       []*Robot
+	robotRuns    map[string]*robotRun // by event_token
+	robotResults []RobotResult
+	// dealContacts are the contact bindings of each deal (by deal ID), the
+	// primary one first; CONTACT_ID mirrors the first.
+	dealContacts map[string][]int
+	failures     []*failure
+	bucket       leakyBucket
+	seq          portalSeq
 }
 
 // portalSeq hands out ids. Ranges differ per kind so that a gateway mixing
@@ -184,22 +192,24 @@ func (s *Server) AddPortal(o PortalOptions) *Portal {
 		}
 	}
 	p := &Portal{
-		s:           s,
-		memberID:    o.MemberID,
-		domain:      o.Domain,
-		appToken:    o.ApplicationToken,
-		adminID:     o.AdminUserID,
-		operatorID:  o.OperatorUserID,
-		status:      o.Status,
-		scope:       o.Scope,
-		lang:        o.LanguageID,
-		users:       slices.Clone(o.Users),
-		departments: slices.Clone(o.Departments),
-		conn:        make(map[connLineKey]*connStatus),
-		contacts:    newEntityTable("CONTACT", 100),
-		leads:       newEntityTable("LEAD", 400),
-		deals:       newEntityTable("DEAL", 700),
-		files:       make(map[string]*storedFile),
+		s:            s,
+		memberID:     o.MemberID,
+		domain:       o.Domain,
+		appToken:     o.ApplicationToken,
+		adminID:      o.AdminUserID,
+		operatorID:   o.OperatorUserID,
+		status:       o.Status,
+		scope:        o.Scope,
+		lang:         o.LanguageID,
+		users:        slices.Clone(o.Users),
+		departments:  slices.Clone(o.Departments),
+		conn:         make(map[connLineKey]*connStatus),
+		contacts:     newEntityTable("CONTACT", 100),
+		leads:        newEntityTable("LEAD", 400),
+		deals:        newEntityTable("DEAL", 700),
+		files:        make(map[string]*storedFile),
+		robotRuns:    make(map[string]*robotRun),
+		dealContacts: make(map[string][]int),
 		seq: portalSeq{
 			imChat: 1800, imMessage: 86400, session: 320, connUser: 580,
 			eventHandler: 550, placement: 10, status: 300,
