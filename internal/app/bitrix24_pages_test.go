@@ -107,3 +107,95 @@ func TestBitrix24CardTab(t *testing.T) {
 		t.Fatalf("the second record's session reached the first record's customer:\n%s", page)
 	}
 }
+func TestBitrix24AppPage(t *testing.T) {
+	e := apptest.Start(t, b24Opts)
+	integ, ws := e.InstallBitrix24()
+	ch := createWAIn(t, e, ws)
+
+	st, page := frame(t, e, "/bitrix24/app", "forged-token", "DEFAULT", "{}")
+	if st != http.StatusUnauthorized {
+		t.Fatalf("forged AUTH_ID: %d", st)
+	}
+	st, page = frame(t, e, "/bitrix24/app", e.B24.UserToken(apptest.B24MemberID, e.Portal.AdminUserID()), "DEFAULT", "{}")
+	if st != http.StatusOK || !strings.Contains(page, "Продажи") || !strings.Contains(page, "Открытая линия") || !strings.Contains(page, "работает") {
+		t.Fatalf("app page: %d\n%s", st, page)
+	}
+	sess := sessOf(t, page)
+	st, page = submit(t, e, "/bitrix24/app/bind", url.Values{"sess": {sess}, "channel_id": {ch}, "mode": {"openlines"}, "line_id": {"1"}, "operator_name": {"1"}})
+	if st != http.StatusOK || !strings.Contains(page, "Сохранено") {
+		t.Fatalf("save: %d\n%s", st, page)
+	}
+	_, v := e.Do("GET", "/api/v1/integrations/"+integ, nil)
+	b := v["bindings"].([]any)
+	if len(b) != 1 || b[0].(map[string]any)["line_id"] != "1" {
+		t.Fatalf("binding after the page saved it: %v", v)
+	}
+	e.Eventually("line activated", func() bool { return e.Portal.ConnectorStatus("switchboard_whatsapp", 1).Active })
+
+	// A manager who is not an admin sees the page but cannot change it.
+	st, page = frame(t, e, "/bitrix24/app", e.B24.UserToken(apptest.B24MemberID, 27), "DEFAULT", "{}")
+	if st != http.StatusOK || strings.Contains(page, `action="/bitrix24/app/bind"`) {
+		t.Fatalf("non-admin page: %d", st)
+	}
+	if st, _ := submit(t, e, "/bitrix24/app/bind", url.Values{"sess": {sessOf(t, page)}, "channel_id": {ch}, "mode": {"none"}}); st != http.StatusForbidden {
+		t.Fatalf("non-admin save: %d", st)
+	}
+	if st, _ := submit(t, e, "/bitrix24/app/bind", url.Values{"sess": {sess[:len(sess)-2] + "AA"}, "channel_id": {ch}, "mode": {"none"}}); st != http.StatusUnauthorized {
+		t.Fatalf("tampered session: %d", st)
+	}
+}
+
+
+func TestBitrix24Robot(t *testing.T) {
+	e := apptest.Start(t, b24Opts)
+	integ, ws := e.InstallBitrix24()
+	ch := createWAIn(t, e, ws)
+	bindLine(t, e, integ, ch, "1")
+	e.Eventually("robot registered", func() bool {
+		for _, r := range e.Portal.Robots() {
+			if r.Code == "switchboard_send" && r.UseSubscription == "Y" {
+				return true
+			}
+		}
+		return false
+	})
+	e.Sim.SendWhatsAppText(context.Background(), apptest.PhoneNumberID, customer, "Анна", "Привет")
+	e.Eventually("inbound", func() bool { return len(e.Messages(ch)) == 1 })
+
+	token, st, err := e.B24.RunRobot(context.Background(), apptest.B24MemberID, "switchboard_send", []string{"crm", "CCrmDocumentDeal", "DEAL_8061"},
+		map[string]string{"phone": "8 916 123-45-67", "text": "Ваш заказ собран."})
+	if err != nil || st != http.StatusOK {
+		t.Fatalf("robot run: %d %v", st, err)
+	}
+	path := "/v25.0/" + apptest.PhoneNumberID + "/messages"
+	e.Eventually("robot's message sent", func() bool { return len(graphSends(e.Sim, path)) == 1 })
+	jsonEq(t, graphSends(e.Sim, path)[0].Body, `{"messaging_product":"whatsapp","recipient_type":"individual","to":"79161234567","type":"text","text":{"body":"Ваш заказ собран.","preview_url":false}}`)
+	e.Eventually("result returned to the business process", func() bool {
+		for _, r := range e.Portal.RobotResults() {
+			if r.EventToken == token && r.ReturnValues["message_id"] != "" && r.ReturnValues["error"] == "" {
+				return true
+			}
+		}
+		return false
+	})
+	// Outside the window the robot reports the reason instead of sending.
+	token2, _, _ := e.B24.RunRobot(context.Background(), apptest.B24MemberID, "switchboard_send", []string{"crm", "CCrmDocumentDeal", "DEAL_8062"},
+		map[string]string{"phone": "+77071234567", "text": "Здравствуйте"})
+	e.Eventually("failure returned to the business process", func() bool {
+		for _, r := range e.Portal.RobotResults() {
+			if r.EventToken == token2 {
+				s, _ := r.ReturnValues["error"].(string)
+				return strings.Contains(s, "24")
+			}
+		}
+		return false
+	})
+	// A forged run is refused.
+	form := url.Values{"code": {"switchboard_send"}, "event_token": {"x|y|z"}, "properties[phone]": {customer}, "properties[text]": {"spam"},
+		"auth[member_id]": {apptest.B24MemberID}, "auth[application_token]": {"forged"}}
+	resp, _ := http.PostForm(e.URL+"/bitrix24/robot", form)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("forged robot run: %d", resp.StatusCode)
+	}
+}

@@ -129,7 +129,11 @@ func (s *Service) runRobot(ctx context.Context, in *store.Integration, data map[
 	m, err := s.msg.Send(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, ch.ID, req)
 	var me *messaging.Error
 	if errors.As(err, &me) {
-		return answer("", me.Message)
+		msg := me.Message
+		if me.Code == "window_closed" && ch.Type == string(channel.WhatsApp) {
+			msg = T(in.Language, "window_closed")
+		}
+		return answer("", msg)
 	}
 	if err != nil {
 		return err
