@@ -145,7 +145,6 @@ func TestBitrix24AppPage(t *testing.T) {
 	}
 }
 
-
 func TestBitrix24Robot(t *testing.T) {
 	e := apptest.Start(t, b24Opts)
 	integ, ws := e.InstallBitrix24()

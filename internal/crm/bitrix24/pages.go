@@ -333,4 +333,3 @@ func (s *Service) ServeAppBind(w http.ResponseWriter, r *http.Request) {
 	}
 	http.Redirect(w, r, "/bitrix24/app?"+q.Encode(), http.StatusSeeOther)
 }
-
