@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/app/apptest"
 	"github.com/switchboard/switchboard/internal/sandbox/b24sim"
+	"github.com/switchboard/switchboard/internal/sandbox/metasim"
 )
 
 // The install page variant (the admin opens the app in the portal).
@@ -174,4 +175,40 @@ func TestBitrix24NoCrossPortalLeak(t *testing.T) {
 	if n := len(graphSends(e.Sim, "/v25.0/"+apptest.PhoneNumberID+"/messages")); n != 0 {
 		t.Fatalf("portal B's operator reached portal A's customer (%d sends)", n)
 	}
+}
+
+// An Instagram channel on a second line of the same portal: the customer
+// arrives with the name and picture from their profile.
+func TestBitrix24InstagramOnSecondLine(t *testing.T) {
+	e := apptest.Start(t, b24Opts)
+	integ, ws := e.InstallBitrix24()
+	wa := createWAIn(t, e, ws)
+	bindLine(t, e, integ, wa, "1")
+	st, ig := e.Do("POST", "/api/v1/channels", map[string]any{"type": "instagram", "name": "Instagram", "workspace_id": ws,
+		"ig_user_id": apptest.IGUserID, "access_token": apptest.IGToken})
+	if st != http.StatusCreated {
+		t.Fatalf("ig channel: %d %v", st, ig)
+	}
+	if st, body := e.Do("PUT", "/api/v1/integrations/"+integ+"/channels/"+ig["id"].(string), map[string]any{"mode": "openlines", "line_id": "2"}); st != 200 {
+		t.Fatalf("bind ig: %d %v", st, body)
+	}
+	e.Eventually("line 2 active for Instagram", func() bool { return e.Portal.ConnectorStatus("switchboard_instagram", 2).Active })
+	igsid := "1133627508796544"
+	e.Sim.SetInstagramProfile(igsid, metasimProfile("Мария Иванова", "maria.iv", "https://cdn.example/p/maria.jpg"))
+	if _, err := e.Sim.SendInstagramText(context.Background(), apptest.IGUserID, igsid, "Есть размер M?"); err != nil {
+		t.Fatal(err)
+	}
+	e.Eventually("Instagram message on line 2", func() bool { return len(inboundOnLine(e, 2)) == 1 })
+	m := inboundOnLine(e, 2)[0]
+	if m.User.Name != "Мария" || m.User.LastName != "Иванова" || m.User.PictureURL != "https://cdn.example/p/maria.jpg" ||
+		m.User.URL != "https://instagram.com/maria.iv" || m.Connector != "switchboard_instagram" {
+		t.Fatalf("line 2 got %+v", m)
+	}
+	if n := len(inboundOnLine(e, 1)); n != 0 {
+		t.Fatalf("the WhatsApp line got %d Instagram messages", n)
+	}
+}
+
+func metasimProfile(name, username, pic string) metasim.InstagramProfile {
+	return metasim.InstagramProfile{Name: name, Username: username, ProfilePic: pic}
 }

@@ -123,6 +123,9 @@ type Customer struct {
 	Name       string `json:"name,omitempty"`
 	Phone      string `json:"phone,omitempty"` // E.164 with '+', WhatsApp only
 	Username   string `json:"username,omitempty"`
+	// AvatarURL is a picture link where the messenger gives one; such
+	// links expire, so it is refreshed whenever the profile is read.
+	AvatarURL string `json:"avatar_url,omitempty"`
 }
 
 // Media describes a file attached to a message.

@@ -68,6 +68,9 @@ func (s *Service) handleProfile(ctx context.Context, j *queue.Job) error {
 	if ct.Username == "" && prof.Username != "" {
 		set["username"] = prof.Username
 	}
+	if prof.AvatarURL != "" && prof.AvatarURL != ct.AvatarURL {
+		set["avatar_url"] = prof.AvatarURL
+	}
 	if len(set) == 1 {
 		return nil
 	}

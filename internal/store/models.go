@@ -55,6 +55,7 @@ type Contact struct {
 	Name          string
 	Phone         string
 	Username      string
+	AvatarURL     string
 	LastInboundAt *time.Time
 	CreatedAt     time.Time
 	UpdatedAt     time.Time

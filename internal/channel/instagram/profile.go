@@ -54,5 +54,5 @@ func (c *Client) FetchProfile(ctx context.Context, creds channel.Credentials, ig
 	if err != nil {
 		return nil, err
 	}
-	return &channel.Customer{ExternalID: p.ID, Name: p.Name, Username: p.Username}, nil
+	return &channel.Customer{ExternalID: p.ID, Name: p.Name, Username: p.Username, AvatarURL: p.ProfilePic}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -50,7 +51,7 @@ var errMediaPending = errors.New("bitrix24: media not downloaded yet")
 // Mirror implements routing.Connector: it sends a customer's messages into
 // the Open Line in one imconnector.send.messages call.
 func (s *Service) Mirror(ctx context.Context, d *routing.Delivery, msgs []store.MessageView) ([]string, error) {
-	ready, waiting := readyMessages(msgs)
+	ready, waiting := readyMessages(msgs, channel.Type(d.Channel.Type), time.Now())
 	if len(ready) == 0 {
 		return nil, errMediaPending
 	}
@@ -105,13 +106,20 @@ func (s *Service) Mirror(ctx context.Context, d *routing.Delivery, msgs []store.
 	return done, nil
 }
 
+// profileGrace is how long a new Instagram customer's messages wait for
+// the profile lookup, so the operator sees a name rather than an id.
+const profileGrace = 15 * time.Second
+
 // readyMessages drops, per customer, everything from the first message
-// whose file is still downloading, so no customer's messages overtake each
-// other; waiting says whether anything was held back.
-func readyMessages(msgs []store.MessageView) (ready []store.MessageView, waiting bool) {
+// whose file is still downloading (or whose sender's name is still being
+// looked up), so no customer's messages overtake each other; waiting says
+// whether anything was held back.
+func readyMessages(msgs []store.MessageView, typ channel.Type, now time.Time) (ready []store.MessageView, waiting bool) {
 	held := map[string]bool{}
 	for _, m := range msgs {
-		if held[m.ContactID] || (m.Media != nil && m.Media.State == store.MediaPending) {
+		unnamed := typ == channel.Instagram && m.Contact != nil && m.Contact.Name == "" && m.Contact.Username == "" &&
+			now.Sub(m.Contact.CreatedAt) < profileGrace
+		if held[m.ContactID] || unnamed || (m.Media != nil && m.Media.State == store.MediaPending) {
 			held[m.ContactID] = true
 			waiting = true
 			continue
@@ -131,6 +139,9 @@ func (s *Service) openLinesMessage(d *routing.Delivery, m *store.MessageView, la
 	}
 	if ct.Phone != "" {
 		user["phone"] = ct.Phone
+	}
+	if ct.AvatarURL != "" {
+		user["picture"] = map[string]any{"url": ct.AvatarURL}
 	}
 	if ct.Username != "" && d.Channel.Type == string(channel.Instagram) {
 		user["url"] = "https://instagram.com/" + url.PathEscape(ct.Username)
