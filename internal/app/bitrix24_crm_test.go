@@ -150,12 +150,13 @@ func TestBitrix24LineEventsAndUninstall(t *testing.T) {
 		}
 		e.Eventually("binding removed with the line", func() bool { return bindings() == 0 })
 
-		// Uninstall without "clear data": stopped, data kept.
+		bindLine(t, e, integ, ch, "1")
+		// Uninstall without "clear data": stopped, bindings revoked, the rest kept.
 		if err := e.B24.PostEvent(ctx, apptest.B24MemberID, "ONAPPUNINSTALL", url.Values{"data[CLEAN]": {"0"}}); err != nil {
 			t.Fatal(err)
 		}
 		_, v := e.Do("GET", "/api/v1/integrations/"+integ, nil)
-		if v["state"] != "uninstalled" {
+		if v["state"] != "uninstalled" || len(v["bindings"].([]any)) != 0 {
 			t.Fatalf("after uninstall: %v", v)
 		}
 		calls := len(e.B24.Requests())
@@ -166,4 +167,17 @@ func TestBitrix24LineEventsAndUninstall(t *testing.T) {
 			t.Fatalf("the gateway called an uninstalled portal (%d new requests)", n-calls)
 		}
 	})
+}
+
+// "Clear application data" on uninstall deletes the portal (the default
+// on_clean setting).
+func TestBitrix24UninstallWithCleanDeletes(t *testing.T) {
+	e := apptest.Start(t, b24Opts)
+	integ, _ := e.InstallBitrix24()
+	if err := e.B24.PostEvent(context.Background(), apptest.B24MemberID, "ONAPPUNINSTALL", url.Values{"data[CLEAN]": {"1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := e.Do("GET", "/api/v1/integrations/"+integ, nil); st != http.StatusNotFound {
+		t.Fatalf("integration after a clean uninstall: %d", st)
+	}
 }

@@ -254,10 +254,11 @@ func (s *Service) ServeOAuthCallback(w http.ResponseWriter, r *http.Request) {
 func (s *Service) uninstall(ctx context.Context, in *store.Integration, clean bool) error {
 	del := s.cfg.OnUninstall == DeleteAlways || (s.cfg.OnUninstall == DeleteOnClean && clean)
 	return s.store.Tx(ctx, func(tx *gorm.DB) error {
+		// The channels stop feeding the portal either way.
+		if err := tx.Where("integration_id = ?", in.ID).Delete(&store.ChannelBinding{}).Error; err != nil {
+			return err
+		}
 		if del {
-			if err := tx.Where("integration_id = ?", in.ID).Delete(&store.ChannelBinding{}).Error; err != nil {
-				return err
-			}
 			return tx.Where("id = ?", in.ID).Delete(&store.Integration{}).Error
 		}
 		// The API is revoked already; forget the tokens, keep the rest.
