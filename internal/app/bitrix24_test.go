@@ -64,6 +64,9 @@ func TestBitrix24OpenLinesConversation(t *testing.T) {
 		}
 		ch := createWAIn(t, e, ws)
 		bindLine(t, e, integ, ch, "1")
+		if src := e.B24.Line(apptest.B24MemberID, 1).CRMSource(); src != "WHATSAPP" {
+			t.Fatalf("the line's CRM source is %q: leads it creates would not carry the channel", src)
+		}
 
 		wamid, err := e.Sim.SendWhatsAppText(context.Background(), apptest.PhoneNumberID, customer, "Анна Смирнова", "Здравствуйте! Заказ 4512 ещё в пути?")
 		if err != nil {

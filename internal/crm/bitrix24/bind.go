@@ -165,11 +165,20 @@ func (s *Service) handleActivate(ctx context.Context, j *queue.Job) error {
 		{Name: "activate", Method: "imconnector.activate", Params: map[string]any{"CONNECTOR": connector, "LINE": p.LineID, "ACTIVE": "1"}},
 		{Name: "data", Method: "imconnector.connector.data.set", Params: map[string]any{"CONNECTOR": connector, "LINE": p.LineID,
 			"DATA": map[string]any{"ID": ch.AccountID, "NAME": ch.Name + " " + ch.DisplayPhone, "URL": s.url("/"), "URL_IM": s.url("/")}}},
-	}, true)
+		// Leads and deals the line's CRM tracker creates carry the channel
+		// as their source, as in direct CRM mode.
+		{Name: "source", Method: "imopenlines.config.update", Params: map[string]any{"CONFIG_ID": p.LineID,
+			"PARAMS": map[string]any{"CRM_SOURCE": crmSources[channel.Type(ch.Type)]}}},
+	}, false)
 	if err != nil {
 		return s.classify(err)
 	}
 	for name, e := range res.Errors {
+		if name == "source" {
+			// Labelling only: the line works without it.
+			s.log.Warn("bitrix24: could not set the line's CRM source", "integration_id", in.ID, "line", p.LineID, "err", e)
+			continue
+		}
 		return fmt.Errorf("bitrix24: activate line %s: %s: %w", p.LineID, name, e)
 	}
 	s.log.Info("bitrix24 line activated", "integration_id", in.ID, "line", p.LineID, "channel_id", ch.ID)

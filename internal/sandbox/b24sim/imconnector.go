@@ -665,7 +665,32 @@ func lineRow(l *LineState) *phpArray {
 	r.Set("ID", strconv.Itoa(l.id))
 	r.Set("LINE_NAME", l.name)
 	r.Set("ACTIVE", map[bool]string{true: "Y", false: "N"}[l.active])
+	r.Set("CRM_SOURCE", l.crmSource)
 	return r
+}
+
+// mOpenLinesConfigUpdate changes a line's settings (only those the
+// simulator models: LINE_NAME, ACTIVE, CRM_SOURCE).
+func mOpenLinesConfigUpdate(c *call) (any, *page, *apiError) {
+	id := intval(param(c.params, "CONFIG_ID"))
+	l := c.p.lineLocked(id)
+	if l == nil {
+		return nil, nil, newAPIError(400, "CONFIG_NOT_FOUND", "Config not found")
+	}
+	params := param(c.params, "PARAMS")
+	if params == nil {
+		return nil, nil, newAPIError(400, "PARAMS_ERROR", "Params is not specified")
+	}
+	if v := childStr(params, "LINE_NAME"); v != "" {
+		l.name = v
+	}
+	if v := childStr(params, "ACTIVE"); v != "" {
+		l.active = v == "Y"
+	}
+	if v := childStr(params, "CRM_SOURCE"); v != "" {
+		l.crmSource = v
+	}
+	return true, nil, nil
 }
 
 func mOpenLinesList(c *call) (any, *page, *apiError) {

@@ -509,6 +509,7 @@ type LineState struct {
 	id         int
 	name       string
 	active     bool
+	crmSource  string
 	messages   []Message
 	deliveries []StatusReport
 	reads      []StatusReport
@@ -567,4 +568,12 @@ func (l *LineState) Dialogs() []Dialog {
 		out = append(out, *d)
 	}
 	return out
+}
+
+// CRMSource is the source the line's CRM tracker gives the leads and deals
+// it creates (imopenlines.config.update PARAMS[CRM_SOURCE]).
+func (l *LineState) CRMSource() string {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	return l.crmSource
 }

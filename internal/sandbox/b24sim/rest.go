@@ -258,6 +258,7 @@ func (s *Server) methodTable() map[string]methodSpec {
 		"user.get":                         {scope: "user", fn: mUserGet},
 		"department.get":                   {scope: "department", fn: mDepartmentGet},
 		"imopenlines.config.get":           {scope: "imopenlines", fn: mOpenLinesConfigGet},
+		"imopenlines.config.update":        {scope: "imopenlines", fn: mOpenLinesConfigUpdate},
 	}
 	return m
 }
