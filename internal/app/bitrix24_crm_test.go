@@ -151,6 +151,7 @@ func TestBitrix24LineEventsAndUninstall(t *testing.T) {
 		e.Eventually("binding removed with the line", func() bool { return bindings() == 0 })
 
 		bindLine(t, e, integ, ch, "1")
+		e.WaitIdle()
 		// Uninstall without "clear data": stopped, bindings revoked, the rest kept.
 		if err := e.B24.PostEvent(ctx, apptest.B24MemberID, "ONAPPUNINSTALL", url.Values{"data[CLEAN]": {"0"}}); err != nil {
 			t.Fatal(err)

@@ -143,6 +143,18 @@ func (r *Router) StatusChanged(tx *gorm.DB, ch *store.Channel, m *store.Message)
 // parkDelay is how long work waits while an integration is inactive.
 const parkDelay = 10 * time.Minute
 
+// workable says whether an integration's work may run now: an uninstalled
+// one drops it (nil), one needing re-authorisation parks it.
+func workable(in *store.Integration) (bool, error) {
+	switch in.State {
+	case store.IntegrationActive:
+		return true, nil
+	case store.IntegrationUninstalled:
+		return false, nil
+	}
+	return false, queue.RetryAfter(parkDelay, ErrParked)
+}
+
 func (r *Router) integration(ctx context.Context, id string) (*store.Integration, Connector, error) {
 	in, err := r.store.GetIntegration(ctx, store.All, id)
 	if err != nil {
@@ -171,12 +183,8 @@ func (r *Router) handleMirror(ctx context.Context, j *queue.Job) error {
 	if err != nil {
 		return err
 	}
-	switch in.State {
-	case store.IntegrationUninstalled:
-		return nil
-	case store.IntegrationActive:
-	default:
-		return queue.RetryAfter(parkDelay, ErrParked)
+	if run, err := workable(in); !run {
+		return err
 	}
 	ch, err := r.store.GetChannel(ctx, store.All, b.ChannelID)
 	if err != nil {
@@ -246,12 +254,8 @@ func (r *Router) handleStatus(ctx context.Context, j *queue.Job) error {
 	if err != nil {
 		return err
 	}
-	switch in.State {
-	case store.IntegrationUninstalled:
-		return nil
-	case store.IntegrationActive:
-	default:
-		return queue.RetryAfter(parkDelay, ErrParked)
+	if run, err := workable(in); !run {
+		return err
 	}
 	m, err := r.store.GetMessage(ctx, store.All, p.MessageID)
 	if err != nil {

@@ -352,3 +352,14 @@ func (e *Env) InstallBitrix24() (integrationID, workspaceID string) {
 	})
 	return integrationID, workspaceID
 }
+
+// WaitIdle waits until no job is running or due: work already handed to
+// the queue is done.
+func (e *Env) WaitIdle() {
+	e.T.Helper()
+	e.Eventually("queue idle", func() bool {
+		var n int64
+		e.App.DB.Gorm.Table("jobs").Where("state = ? OR (state = ? AND run_at <= ?)", "running", "pending", time.Now().UTC()).Count(&n)
+		return n == 0
+	})
+}

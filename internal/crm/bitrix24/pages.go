@@ -129,6 +129,21 @@ func (s *Service) callAsUser(ctx context.Context, in *store.Integration, token, 
 	return json.Unmarshal(env.Result, out)
 }
 
+// pageEntry opens a page: a POST from Bitrix24 is proven by its AUTH_ID
+// (form is returned for the placement's options), a GET carries a session.
+func (s *Service) pageEntry(w http.ResponseWriter, r *http.Request) (*store.Integration, *session, url.Values, error) {
+	if r.Method != http.MethodPost {
+		in, ss, err := s.sessionFrom(r)
+		return in, ss, nil, err
+	}
+	form, err := readForm(w, r)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	in, ss, err := s.verifyFrame(r, form)
+	return in, ss, form, err
+}
+
 func (s *Service) sessionFrom(r *http.Request) (*store.Integration, *session, error) {
 	ss, err := s.openSession(firstNonEmpty(r.FormValue("sess"), r.URL.Query().Get("sess")))
 	if err != nil {
@@ -217,19 +232,7 @@ type appPage struct {
 // ServeApp handles the app page: POST from Bitrix24 (AUTH_ID), or GET with
 // a session after a save.
 func (s *Service) ServeApp(w http.ResponseWriter, r *http.Request) {
-	var in *store.Integration
-	var ss *session
-	var err error
-	if r.Method == http.MethodPost {
-		form, ferr := readForm(w, r)
-		if ferr != nil {
-			writePageError(w, r, ferr)
-			return
-		}
-		in, ss, err = s.verifyFrame(r, form)
-	} else {
-		in, ss, err = s.sessionFrom(r)
-	}
+	in, ss, _, err := s.pageEntry(w, r)
 	if err != nil {
 		writePageError(w, r, err)
 		return

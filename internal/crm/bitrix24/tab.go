@@ -41,29 +41,18 @@ type tabPage struct {
 // ServeTab shows the conversation with a CRM record's customer and lets
 // the manager write first.
 func (s *Service) ServeTab(w http.ResponseWriter, r *http.Request) {
-	var in *store.Integration
-	var ss *session
-	var err error
-	if r.Method == http.MethodPost {
-		form, ferr := readForm(w, r)
-		if ferr != nil {
-			writePageError(w, r, ferr)
-			return
+	in, ss, form, err := s.pageEntry(w, r)
+	if form != nil && err == nil {
+		// Opened from a card: the placement names the record.
+		entity, ok := tabPlacements[form.Get("PLACEMENT")]
+		var opts struct {
+			ID json.RawMessage `json:"ID"`
 		}
-		in, ss, err = s.verifyFrame(r, form)
-		if err == nil {
-			entity, ok := tabPlacements[form.Get("PLACEMENT")]
-			var opts struct {
-				ID json.RawMessage `json:"ID"`
-			}
-			json.Unmarshal([]byte(form.Get("PLACEMENT_OPTIONS")), &opts)
-			ss.Entity = entity + ":" + strings.Trim(string(opts.ID), `"`)
-			if !ok || !entityRef.MatchString(ss.Entity) {
-				err = &HTTPError{http.StatusBadRequest, "placement_invalid", "this page is a CRM card tab; PLACEMENT or PLACEMENT_OPTIONS.ID is missing"}
-			}
+		json.Unmarshal([]byte(form.Get("PLACEMENT_OPTIONS")), &opts)
+		ss.Entity = entity + ":" + strings.Trim(string(opts.ID), `"`)
+		if !ok || !entityRef.MatchString(ss.Entity) {
+			err = &HTTPError{http.StatusBadRequest, "placement_invalid", "this page is a CRM card tab; PLACEMENT or PLACEMENT_OPTIONS.ID is missing"}
 		}
-	} else {
-		in, ss, err = s.sessionFrom(r)
 	}
 	if err != nil {
 		writePageError(w, r, err)

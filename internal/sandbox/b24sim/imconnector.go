@@ -665,7 +665,9 @@ func lineRow(l *LineState) *phpArray {
 	r.Set("ID", strconv.Itoa(l.id))
 	r.Set("LINE_NAME", l.name)
 	r.Set("ACTIVE", map[bool]string{true: "Y", false: "N"}[l.active])
-	r.Set("CRM_SOURCE", l.crmSource)
+	if l.crmSource != "" {
+		r.Set("CRM_SOURCE", l.crmSource)
+	}
 	return r
 }
 
