@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/internal/sandbox/b24sim"
+	"github.com/switchboard/switchboard/internal/sandbox/simhttp"
 )
 
 type config struct {
@@ -174,8 +175,6 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 		Handler:           newHandler(sim, cfg, logger),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
 	logger.Info("b24sim listening", "addr", cfg.addr, "member_id", cfg.memberID, "domain", cfg.domain, "client_id", cfg.clientID, "lines", len(cfg.lines))
 
 	if cfg.installURL != "" {
@@ -192,17 +191,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 		}()
 	}
 
-	select {
-	case err := <-errc:
-		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	return nil
+	return simhttp.Serve(ctx, srv)
 }
 
 func newHandler(sim *b24sim.Server, cfg config, logger *slog.Logger) http.Handler {

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/internal/sandbox/metasim"
+	"github.com/switchboard/switchboard/internal/sandbox/simhttp"
 )
 
 type config struct {
@@ -140,24 +141,12 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 		Handler:           newHandler(sim, cfg, logger),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
 	logger.Info("metasim listening",
 		"addr", cfg.addr, "webhook_url", cfg.webhookURL,
 		"phone_number_id", cfg.phoneNumberID, "waba_id", cfg.wabaID, "ig_user_id", cfg.igUserID,
 		"auto_statuses", cfg.autoStatuses, "status_delay", cfg.statusDelay)
 
-	select {
-	case err := <-errc:
-		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	return nil
+	return simhttp.Serve(ctx, srv)
 }
 
 func newHandler(sim *metasim.Server, cfg config, logger *slog.Logger) http.Handler {
