@@ -78,6 +78,12 @@ func TestBitrix24CardTab(t *testing.T) {
 	if st != http.StatusOK || !strings.Contains(page, "поставлено в очередь") {
 		t.Fatalf("send from the tab: %d\n%s", st, page)
 	}
+	// The conversation reads oldest first, in the page's language.
+	q, a := strings.Index(page, "Когда доставка?"), strings.Index(page, "Завтра с 10 до 14.")
+	russian := regexp.MustCompile(`· (в очереди|отправлено|доставлено|прочитано)\s*<`)
+	if q < 0 || a < 0 || q > a || !russian.MatchString(page) || regexp.MustCompile(`· (queued|sent|delivered|read)\s*<`).MatchString(page) {
+		t.Fatalf("conversation order or status wording wrong (question at %d, reply at %d):\n%s", q, a, page)
+	}
 	path := "/v25.0/" + apptest.PhoneNumberID + "/messages"
 	e.Eventually("sent through the Graph API", func() bool { return len(graphSends(e.Sim, path)) == 1 })
 	jsonEq(t, graphSends(e.Sim, path)[0].Body, `{"messaging_product":"whatsapp","recipient_type":"individual","to":"79161234567","type":"text","text":{"body":"Завтра с 10 до 14.","preview_url":false}}`)

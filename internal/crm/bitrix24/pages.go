@@ -166,7 +166,9 @@ var pageTexts = map[string]map[string]string{
 		"no_messages": "Сообщений с этим клиентом пока нет.", "write": "Написать клиенту", "no_target": "У клиента нет номера телефона или активного канала.",
 		"text": "Текст сообщения", "template": "Шаблон", "language": "Язык", "params": "Параметры через запятую",
 		"template_hint":       "Если клиент не писал больше 24 часов, WhatsApp примет только утверждённый шаблон.",
-		"window_closed_short": "окно 24 ч закрыто", "send": "Отправить", "sent": "Сообщение поставлено в очередь на отправку.", "line_any": "—"},
+		"window_closed_short": "окно 24 ч закрыто", "send": "Отправить",
+		"status_queued": "в очереди", "status_sent": "отправлено", "status_delivered": "доставлено", "status_read": "прочитано",
+		"status_failed": "не доставлено", "channel_active": "работает", "channel_error": "ошибка", "channel_disabled": "отключён", "sent": "Сообщение поставлено в очередь на отправку.", "line_any": "—"},
 	"en": {"portal": "Portal", "channels": "Channels", "no_channels": "The portal's workspace has no WhatsApp or Instagram channels yet.",
 		"channel": "Channel", "state": "State", "binding": "Where messages go", "mode_openlines": "Open Line", "mode_crm": "Straight into CRM",
 		"mode_none": "Nowhere", "line": "Line", "entity": "Create", "lead": "a lead", "deal": "a deal", "category": "Pipeline", "stage": "Stage",
@@ -175,7 +177,9 @@ var pageTexts = map[string]map[string]string{
 		"no_messages": "No messages with this customer yet.", "write": "Write to the customer", "no_target": "The customer has no phone number or active channel.",
 		"text": "Message text", "template": "Template", "language": "Language", "params": "Parameters, comma-separated",
 		"template_hint":       "If the customer has not written for over 24 hours, WhatsApp takes only an approved template.",
-		"window_closed_short": "24 h window closed", "send": "Send", "sent": "The message is queued for sending.", "line_any": "—"},
+		"window_closed_short": "24 h window closed", "send": "Send",
+		"status_queued": "queued", "status_sent": "sent", "status_delivered": "delivered", "status_read": "read",
+		"status_failed": "not delivered", "channel_active": "working", "channel_error": "error", "channel_disabled": "disabled", "sent": "The message is queued for sending.", "line_any": "—"},
 }
 
 func textsFor(lang string) map[string]string {
@@ -259,7 +263,11 @@ func (s *Service) renderApp(w http.ResponseWriter, r *http.Request, in *store.In
 		if ch.State == store.ChannelDisabled {
 			continue
 		}
-		c := appChannel{ID: ch.ID, Name: ch.Name, Type: ch.Type, Address: firstNonEmpty(ch.DisplayPhone, ch.AccountID), State: ch.State}
+		c := appChannel{ID: ch.ID, Name: ch.Name, Type: ch.Type, Address: firstNonEmpty(ch.DisplayPhone, ch.AccountID),
+			State: firstNonEmpty(t["channel_"+ch.State], ch.State)}
+		if ch.StateReason != "" {
+			c.State += ": " + ch.StateReason
+		}
 		if b, ok := byChannel[ch.ID]; ok {
 			c.Mode, c.LineID, c.Entity, c.CategoryID, c.StageID = b.Mode, b.LineID, b.Entity, b.CategoryID, b.StageID
 			c.OperatorName = bindingSettings(&b).OperatorName

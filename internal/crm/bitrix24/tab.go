@@ -22,7 +22,10 @@ var tabPlacements = map[string]string{"CRM_LEAD_DETAIL_TAB": "lead", "CRM_DEAL_D
 
 var entityRef = regexp.MustCompile(`^(lead|deal|contact):[0-9]{1,12}$`)
 
-type tabMessage struct{ Direction, Text, Channel, Time, Status string }
+type tabMessage struct {
+	Direction, Text, Channel, Time, Status string
+	at                                     time.Time
+}
 
 type tabTarget struct {
 	Value, Label string
@@ -101,10 +104,10 @@ func (s *Service) renderTab(w http.ResponseWriter, r *http.Request, in *store.In
 				text = m.Text
 			}
 			p.Messages = append(p.Messages, tabMessage{Direction: m.Direction, Text: text, Channel: chName[m.ChannelID],
-				Time: m.CreatedAt.In(loc).Format("02.01.2006 15:04"), Status: m.Status})
+				Time: m.CreatedAt.In(loc).Format("02.01.2006 15:04"), Status: firstNonEmpty(t["status_"+m.Status], m.Status), at: m.CreatedAt})
 		}
 	}
-	sort.SliceStable(p.Messages, func(i, j int) bool { return p.Messages[i].Time < p.Messages[j].Time })
+	sort.SliceStable(p.Messages, func(i, j int) bool { return p.Messages[i].at.Before(p.Messages[j].at) })
 	// Where the manager can write: every active WhatsApp channel to each
 	// phone, and the channel of every known contact.
 	seen := map[string]bool{}
