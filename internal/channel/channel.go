@@ -5,6 +5,7 @@
 package channel
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -110,7 +111,7 @@ type ProviderError struct {
 }
 
 func (e ProviderError) String() string {
-	s := fmt.Sprintf("(#%d) %s", e.Code, firstNonEmpty(e.Title, e.Message))
+	s := fmt.Sprintf("(#%d) %s", e.Code, cmp.Or(e.Title, e.Message))
 	if e.Details != "" {
 		s += ": " + e.Details
 	}
@@ -313,13 +314,4 @@ func (m *Inbound) ExtraJSON() []byte {
 		return nil
 	}
 	return b
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

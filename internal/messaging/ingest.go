@@ -1,6 +1,7 @@
 package messaging
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -177,7 +178,7 @@ func (s *Service) storeInbound(tx *gorm.DB, ch *store.Channel, in *channel.Inbou
 	}
 	if len(in.Errors) > 0 {
 		e := in.Errors[0]
-		m.ErrorCode, m.ErrorTitle, m.ErrorDetail = e.Code, e.Title, firstNonEmpty(e.Details, e.Message)
+		m.ErrorCode, m.ErrorTitle, m.ErrorDetail = e.Code, e.Title, cmp.Or(e.Details, e.Message)
 	}
 	if extra := inboundExtra(in); extra != nil {
 		m.Extra = extra
@@ -257,13 +258,4 @@ func inboundExtra(in *channel.Inbound) *string {
 	}
 	s := string(b)
 	return &s
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

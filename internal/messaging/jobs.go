@@ -2,6 +2,7 @@ package messaging
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -261,7 +262,7 @@ func (s *Service) fail(ctx context.Context, ch *store.Channel, m *store.Message,
 		if m.Status != string(channel.StatusFailed) {
 			return nil // it had moved on already (e.g. read)
 		}
-		m.ErrorCode, m.ErrorTitle, m.ErrorDetail = pe.Code, pe.Title, firstNonEmpty(pe.Details, pe.Message)
+		m.ErrorCode, m.ErrorTitle, m.ErrorDetail = pe.Code, pe.Title, cmp.Or(pe.Details, pe.Message)
 		return s.statusChanged(tx, ch, m)
 	})
 	if err != nil {

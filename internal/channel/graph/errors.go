@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"cmp"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -109,7 +110,7 @@ func ParseError(httpStatus int, body []byte, retryAfterHeader string) *channel.S
 		e := eb.Error
 		se.Err = channel.ProviderError{
 			Subcode: int(e.ErrorSubcode),
-			Message: firstNonEmpty(e.Message, e.ErrorUserMsg),
+			Message: cmp.Or(e.Message, e.ErrorUserMsg),
 		}
 		if e.Code != nil {
 			se.Err.Code = int(*e.Code)
@@ -164,15 +165,6 @@ func truncate(s string, n int) string {
 		s = s[:len(s)-1]
 	}
 	return s + "…"
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // Misconfigured is a call refused before reaching Meta because the channel

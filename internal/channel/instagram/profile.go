@@ -1,6 +1,7 @@
 package instagram
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -36,16 +37,7 @@ func (c *Client) Profile(ctx context.Context, creds channel.Credentials, igsid s
 	if err := c.g.GetJSON(ctx, creds.AccessToken, url.PathEscape(igsid), q, &p); err != nil {
 		return nil, fmt.Errorf("instagram: profile: %w", err)
 	}
-	return &Profile{ID: firstNonEmpty(string(p.ID), igsid), Name: p.Name, Username: p.Username, ProfilePic: p.ProfilePic}, nil
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
+	return &Profile{ID: cmp.Or(string(p.ID), igsid), Name: p.Name, Username: p.Username, ProfilePic: p.ProfilePic}, nil
 }
 
 // FetchProfile implements channel.ProfileFetcher.

@@ -2,6 +2,7 @@ package whatsapp
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -88,7 +89,7 @@ func (c *Client) FetchMedia(ctx context.Context, creds channel.Credentials, m *c
 			return nil, fmt.Errorf("whatsapp: fetch media: %w", err)
 		}
 		// A type we were told beats a CDN's guess.
-		d.MimeType = firstNonEmpty(m.MimeType, d.MimeType)
+		d.MimeType = cmp.Or(m.MimeType, d.MimeType)
 		return d, nil
 	}
 	var q url.Values
@@ -111,6 +112,6 @@ func (c *Client) FetchMedia(ctx context.Context, creds channel.Credentials, m *c
 		return nil, fmt.Errorf("whatsapp: fetch media %s: %w", m.ProviderID, err)
 	}
 	// Graph's own answer names the type more reliably than the CDN header.
-	d.MimeType = firstNonEmpty(info.MimeType, d.MimeType, m.MimeType)
+	d.MimeType = cmp.Or(info.MimeType, d.MimeType, m.MimeType)
 	return d, nil
 }

@@ -1,6 +1,7 @@
 package whatsapp
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -108,7 +109,7 @@ func parseStatus(raw json.RawMessage) (channel.StatusUpdate, bool) {
 		ExternalID:  string(s.ID),
 		Status:      channel.Status(strings.ToLower(s.Status)),
 		Timestamp:   unixTime(int64(s.Timestamp)),
-		RecipientID: string(firstNonEmpty(s.RecipientID, s.RecipientUserID)),
+		RecipientID: string(cmp.Or(s.RecipientID, s.RecipientUserID)),
 	}
 	if len(s.Errors) > 0 {
 		pe := s.Errors[0].provider()
@@ -132,7 +133,7 @@ func (e wireError) provider() channel.ProviderError {
 // entry with the same id: Meta does not promise contacts[] is in message
 // order.
 func customer(from, userID graph.FlexString, contacts []contact) channel.Customer {
-	c := channel.Customer{ExternalID: string(firstNonEmpty(from, userID))}
+	c := channel.Customer{ExternalID: string(cmp.Or(from, userID))}
 	var match *contact
 	for i := range contacts {
 		ct := &contacts[i]
@@ -145,7 +146,7 @@ func customer(from, userID graph.FlexString, contacts []contact) channel.Custome
 		// No id on the message at all: a lone contact can only be its sender.
 		match = &contacts[0]
 		from = match.WaID
-		c.ExternalID = string(firstNonEmpty(match.WaID, match.UserID))
+		c.ExternalID = string(cmp.Or(match.WaID, match.UserID))
 	}
 	if match != nil {
 		c.Name = match.Profile.Name
@@ -176,13 +177,4 @@ func isDigits(s string) bool {
 		}
 	}
 	return true
-}
-
-func firstNonEmpty[T ~string](s ...T) T {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

@@ -1,6 +1,7 @@
 package whatsapp
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -127,7 +128,7 @@ func (c *Client) Send(ctx context.Context, creds channel.Credentials, msg *chann
 	}
 	res := &channel.SendResult{ExternalID: string(resp.Messages[0].ID)}
 	if len(resp.Contacts) > 0 {
-		res.RecipientID = string(firstNonEmpty(resp.Contacts[0].WaID, resp.Contacts[0].UserID))
+		res.RecipientID = string(cmp.Or(resp.Contacts[0].WaID, resp.Contacts[0].UserID))
 	}
 	return res, nil
 }

@@ -1,6 +1,7 @@
 package bitrix24
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -132,7 +133,7 @@ func readyMessages(msgs []store.MessageView, typ channel.Type, now time.Time) (r
 func (s *Service) openLinesMessage(d *routing.Delivery, m *store.MessageView, lang string) map[string]any {
 	ct := m.Contact
 	user := map[string]any{"id": ct.ID}
-	first, last := splitName(firstNonEmpty(ct.Name, ct.Username, ct.Phone, ct.ExternalID))
+	first, last := splitName(cmp.Or(ct.Name, ct.Username, ct.Phone, ct.ExternalID))
 	user["name"] = first
 	if last != "" {
 		user["last_name"] = last
@@ -151,13 +152,13 @@ func (s *Service) openLinesMessage(d *routing.Delivery, m *store.MessageView, la
 		msg["date"] = m.ProviderAt.Unix()
 	}
 	if m.Media != nil && m.Media.State == store.MediaStored {
-		name := firstNonEmpty(m.Media.Filename, m.Media.ID+extFor(m.Media.MimeType))
+		name := cmp.Or(m.Media.Filename, m.Media.ID+extFor(m.Media.MimeType))
 		msg["files"] = []map[string]any{{"url": s.signer.URL(m.Media.ID), "name": name}}
 	}
 	return map[string]any{
 		"user":    user,
 		"message": msg,
-		"chat":    map[string]any{"id": ct.ID, "name": firstNonEmpty(ct.Name, ct.Phone, ct.Username)},
+		"chat":    map[string]any{"id": ct.ID, "name": cmp.Or(ct.Name, ct.Phone, ct.Username)},
 	}
 }
 
@@ -240,7 +241,7 @@ func InboundText(m *store.MessageView, lang string) string {
 		text = "📣 " + T(lang, "story_mention")
 	case channel.MsgUnsupported:
 		orig, _ := extra["original_type"].(string)
-		text = fmt.Sprintf(T(lang, "unsupported"), firstNonEmpty(orig, m.ErrorTitle, "unknown"))
+		text = fmt.Sprintf(T(lang, "unsupported"), cmp.Or(orig, m.ErrorTitle, "unknown"))
 	}
 	if c, _ := extra["caption"].(string); c != "" && !strings.Contains(text, c) {
 		text = strings.TrimSpace(text + "\n" + c)
@@ -337,7 +338,7 @@ func (s *Service) operatorRequests(ctx context.Context, in *store.Integration, c
 	}
 	var out []messaging.SendRequest
 	for i, f := range files {
-		link := firstNonEmpty(str(f, "downloadLink"), str(f, "link"), str(f, "url"))
+		link := cmp.Or(str(f, "downloadLink"), str(f, "link"), str(f, "url"))
 		data, mime, err := s.download(ctx, in, link)
 		if err != nil {
 			return nil, err
@@ -441,7 +442,7 @@ func (s *Service) Status(ctx context.Context, d *routing.Delivery, m *store.Mess
 		}
 		return nil
 	case channel.StatusFailed:
-		reason := firstNonEmpty(m.ErrorDetail, m.ErrorTitle, fmt.Sprintf("#%d", m.ErrorCode))
+		reason := cmp.Or(m.ErrorDetail, m.ErrorTitle, fmt.Sprintf("#%d", m.ErrorCode))
 		if m.ErrorCode == 131047 {
 			reason = T(d.Integration.Language, "window_closed")
 		}

@@ -1,6 +1,7 @@
 package bitrix24
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -86,9 +87,9 @@ func (s *Service) mirrorCRMContact(ctx context.Context, d *routing.Delivery, ct 
 	}
 	typ := channel.Type(d.Channel.Type)
 	source := crmSources[typ]
-	sourceDesc := fmt.Sprintf("%s %s (%s)", connectorLabel(typ), firstNonEmpty(d.Channel.DisplayPhone, d.Channel.AccountID), d.Channel.Name)
+	sourceDesc := fmt.Sprintf("%s %s (%s)", connectorLabel(typ), cmp.Or(d.Channel.DisplayPhone, d.Channel.AccountID), d.Channel.Name)
 	owner := in.InstalledBy
-	first, last := splitName(firstNonEmpty(ct.Name, ct.Username, ct.Phone, ct.ExternalID))
+	first, last := splitName(cmp.Or(ct.Name, ct.Username, ct.Phone, ct.ExternalID))
 
 	var cmds []BatchCommand
 	contactRef := contactID
@@ -105,14 +106,14 @@ func (s *Service) mirrorCRMContact(ctx context.Context, d *routing.Delivery, ct 
 	}
 	entityRef := entityID
 	if entityID == "" {
-		title := fmt.Sprintf("%s: %s", connectorLabel(typ), firstNonEmpty(ct.Name, ct.Phone, ct.Username, ct.ExternalID))
+		title := fmt.Sprintf("%s: %s", connectorLabel(typ), cmp.Or(ct.Name, ct.Phone, ct.Username, ct.ExternalID))
 		fields := map[string]any{"TITLE": title, "SOURCE_ID": source, "SOURCE_DESCRIPTION": sourceDesc, "OPENED": "Y"}
 		if owner != "" {
 			fields["ASSIGNED_BY_ID"] = owner
 		}
 		if entity == "deal" {
 			fields["CONTACT_ID"] = contactRef
-			fields["CATEGORY_ID"] = firstNonEmpty(b.CategoryID, "0")
+			fields["CATEGORY_ID"] = cmp.Or(b.CategoryID, "0")
 			if b.StageID != "" {
 				fields["STAGE_ID"] = b.StageID
 			}
@@ -206,7 +207,7 @@ func (s *Service) findContactByPhone(ctx context.Context, integrationID, phone s
 
 func (s *Service) timelineText(d *routing.Delivery, ct *store.Contact, m *store.MessageView, loc *time.Location) string {
 	lang := d.Integration.Language
-	who := firstNonEmpty(ct.Name, ct.Username, ct.Phone)
+	who := cmp.Or(ct.Name, ct.Username, ct.Phone)
 	text := InboundText(m, lang)
 	if m.Media != nil && m.Media.State == store.MediaStored {
 		text = strings.TrimSpace(text + "\n" + s.signer.URL(m.Media.ID))

@@ -1,6 +1,7 @@
 package bitrix24
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -164,7 +165,7 @@ func (s *Service) accept(ctx context.Context, tok *Token, memberID, appToken, us
 	u, _ := url.Parse(tok.ClientEndpoint)
 	in, _, err := s.store.UpsertIntegration(ctx, store.InstallParams{Type: Type, ExternalID: strings.ToLower(tok.MemberID),
 		Domain: u.Host, ClientEndpoint: tok.ClientEndpoint, ServerEndpoint: tok.ServerEndpoint, Scope: tok.Scope,
-		InstalledBy: firstNonEmpty(userID, tok.UserID), Language: lang, Expiry: tok.Expiry, WorkspaceID: workspaceID,
+		InstalledBy: cmp.Or(userID, tok.UserID), Language: lang, Expiry: tok.Expiry, WorkspaceID: workspaceID,
 		Secrets: store.IntegrationSecrets{ApplicationToken: appToken, AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken}})
 	if err != nil {
 		return nil, err
@@ -278,15 +279,6 @@ func errorCode(err error) string {
 		return ae.Code
 	}
 	return fmt.Sprint(err)
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 type pageData struct {

@@ -1,6 +1,7 @@
 package bitrix24
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -93,7 +94,7 @@ func (s *Service) verifyFrame(r *http.Request, form url.Values) (*store.Integrat
 	}
 	var admin bool
 	s.callAsUser(r.Context(), in, authID, "user.admin", nil, &admin)
-	lang := firstNonEmpty(r.URL.Query().Get("LANG"), form.Get("LANG"), in.Language, "ru")
+	lang := cmp.Or(r.URL.Query().Get("LANG"), form.Get("LANG"), in.Language, "ru")
 	return in, &session{IntegrationID: in.ID, UserID: strings.Trim(string(user.ID), `"`), Admin: admin, Lang: lang}, nil
 }
 
@@ -145,7 +146,7 @@ func (s *Service) pageEntry(w http.ResponseWriter, r *http.Request) (*store.Inte
 }
 
 func (s *Service) sessionFrom(r *http.Request) (*store.Integration, *session, error) {
-	ss, err := s.openSession(firstNonEmpty(r.FormValue("sess"), r.URL.Query().Get("sess")))
+	ss, err := s.openSession(cmp.Or(r.FormValue("sess"), r.URL.Query().Get("sess")))
 	if err != nil {
 		return nil, nil, &HTTPError{http.StatusUnauthorized, "session_invalid", "the page session is invalid or expired; reopen it from Bitrix24"}
 	}
@@ -251,8 +252,8 @@ func (s *Service) ServeApp(w http.ResponseWriter, r *http.Request) {
 func (s *Service) renderApp(w http.ResponseWriter, r *http.Request, in *store.Integration, ss *session, notice, errText string) {
 	ctx := r.Context()
 	t := textsFor(ss.Lang)
-	p := appPage{Lang: ss.Lang, Domain: in.Domain, State: in.State, StateText: firstNonEmpty(t[in.State], in.State), StateReason: in.StateReason,
-		Admin: ss.Admin, Sess: s.signSession(*ss), Notice: firstNonEmpty(errText, notice), NoticeErr: errText != "", T: t}
+	p := appPage{Lang: ss.Lang, Domain: in.Domain, State: in.State, StateText: cmp.Or(t[in.State], in.State), StateReason: in.StateReason,
+		Admin: ss.Admin, Sess: s.signSession(*ss), Notice: cmp.Or(errText, notice), NoticeErr: errText != "", T: t}
 	chs, _ := s.store.ListChannels(ctx, store.Scope{WorkspaceID: in.WorkspaceID})
 	bs, _ := s.store.ListBindings(ctx, in.ID)
 	byChannel := map[string]store.ChannelBinding{}
@@ -263,8 +264,8 @@ func (s *Service) renderApp(w http.ResponseWriter, r *http.Request, in *store.In
 		if ch.State == store.ChannelDisabled {
 			continue
 		}
-		c := appChannel{ID: ch.ID, Name: ch.Name, Type: ch.Type, Address: firstNonEmpty(ch.DisplayPhone, ch.AccountID),
-			State: firstNonEmpty(t["channel_"+ch.State], ch.State)}
+		c := appChannel{ID: ch.ID, Name: ch.Name, Type: ch.Type, Address: cmp.Or(ch.DisplayPhone, ch.AccountID),
+			State: cmp.Or(t["channel_"+ch.State], ch.State)}
 		if ch.StateReason != "" {
 			c.State += ": " + ch.StateReason
 		}

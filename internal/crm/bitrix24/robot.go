@@ -1,6 +1,7 @@
 package bitrix24
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -105,7 +106,7 @@ func (s *Service) runRobot(ctx context.Context, in *store.Integration, data map[
 	token := str(data, "event_token")
 	answer := func(messageID, errText string) error {
 		err := s.client.Call(ctx, in.ID, "bizproc.event.send", map[string]any{"EVENT_TOKEN": token,
-			"RETURN_VALUES": map[string]any{"message_id": messageID, "error": errText}, "LOG_MESSAGE": firstNonEmpty(errText, "Switchboard: "+messageID)}, nil)
+			"RETURN_VALUES": map[string]any{"message_id": messageID, "error": errText}, "LOG_MESSAGE": cmp.Or(errText, "Switchboard: "+messageID)}, nil)
 		var ae *APIError
 		if errors.As(err, &ae) && strings.EqualFold(ae.Code, "ACCESS_DENIED") {
 			return nil // the rule does not wait for an answer, or it was answered
@@ -118,7 +119,7 @@ func (s *Service) runRobot(ctx context.Context, in *store.Integration, data map[
 	}
 	req := messaging.SendRequest{To: get("phone"), Text: get("text")}
 	if tpl := get("template"); tpl != "" {
-		req.Template = &channel.Template{Name: tpl, Language: firstNonEmpty(get("template_language"), in.Language, "ru")}
+		req.Template = &channel.Template{Name: tpl, Language: cmp.Or(get("template_language"), in.Language, "ru")}
 		for _, p := range strings.Split(get("template_params"), ",") {
 			if p = strings.TrimSpace(p); p != "" {
 				req.Template.Params = append(req.Template.Params, p)

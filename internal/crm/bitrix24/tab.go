@@ -1,6 +1,7 @@
 package bitrix24
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -104,7 +105,7 @@ func (s *Service) renderTab(w http.ResponseWriter, r *http.Request, in *store.In
 				text = m.Text
 			}
 			p.Messages = append(p.Messages, tabMessage{Direction: m.Direction, Text: text, Channel: chName[m.ChannelID],
-				Time: m.CreatedAt.In(loc).Format("02.01.2006 15:04"), Status: firstNonEmpty(t["status_"+m.Status], m.Status), at: m.CreatedAt})
+				Time: m.CreatedAt.In(loc).Format("02.01.2006 15:04"), Status: cmp.Or(t["status_"+m.Status], m.Status), at: m.CreatedAt})
 		}
 	}
 	sort.SliceStable(p.Messages, func(i, j int) bool { return p.Messages[i].at.Before(p.Messages[j].at) })
@@ -122,7 +123,7 @@ func (s *Service) renderTab(w http.ResponseWriter, r *http.Request, in *store.In
 	for _, ct := range contacts {
 		for _, ch := range chs {
 			if ch.ID == ct.ChannelID && ch.State == store.ChannelActive {
-				add(ch, firstNonEmpty(ct.Phone, ct.Username, ct.ExternalID), windowOpen(ct))
+				add(ch, cmp.Or(ct.Phone, ct.Username, ct.ExternalID), windowOpen(ct))
 			}
 		}
 	}
@@ -228,7 +229,7 @@ func (s *Service) ServeTabSend(w http.ResponseWriter, r *http.Request) {
 	chID, to, _ := strings.Cut(r.FormValue("target"), "|")
 	req := messaging.SendRequest{To: to, Text: strings.TrimSpace(r.FormValue("text"))}
 	if tpl := strings.TrimSpace(r.FormValue("template")); tpl != "" {
-		req.Template = &channel.Template{Name: tpl, Language: firstNonEmpty(strings.TrimSpace(r.FormValue("template_language")), ss.Lang)}
+		req.Template = &channel.Template{Name: tpl, Language: cmp.Or(strings.TrimSpace(r.FormValue("template_language")), ss.Lang)}
 		for _, p := range strings.Split(r.FormValue("template_params"), ",") {
 			if p = strings.TrimSpace(p); p != "" {
 				req.Template.Params = append(req.Template.Params, p)

@@ -1,6 +1,7 @@
 package b24sim
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strconv"
@@ -423,18 +424,9 @@ func readUser(u any) ExternalUser {
 		Email:             childStr(u, "email"),
 		PictureURL:        childStr(child(u, "picture"), "url"),
 		URL:               childStr(u, "url"),
-		Gender:            firstNonEmpty(childStr(u, "gender"), childStr(u, "sex")),
+		Gender:            cmp.Or(childStr(u, "gender"), childStr(u, "sex")),
 		SkipPhoneValidate: strings.EqualFold(childStr(u, "skip_phone_validate"), "Y"),
 	}
-}
-
-func firstNonEmpty(ss ...string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }
 
 func dataResult(items []any) any {
