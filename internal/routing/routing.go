@@ -115,11 +115,20 @@ func (r *Router) MessageStored(tx *gorm.DB, ch *store.Channel, m *store.Message)
 		return fmt.Errorf("routing: bindings of %s: %w", ch.ID, err)
 	}
 	for _, b := range bindings {
-		_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobMirror, WorkspaceID: ch.WorkspaceID,
-			Key: "crm:" + b.ID, Payload: mirrorJob{BindingID: b.ID}, MaxAttempts: 50})
-		if err != nil {
-			return fmt.Errorf("routing: enqueue mirror: %w", err)
+		if err := enqueueMirror(tx, b.WorkspaceID, b.ID); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// enqueueMirror queues a mirror job for one binding; the jobs of a binding
+// share one key, so they run one at a time and in order.
+func enqueueMirror(tx *gorm.DB, workspaceID, bindingID string) error {
+	_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobMirror, WorkspaceID: workspaceID,
+		Key: "crm:" + bindingID, Payload: mirrorJob{BindingID: bindingID}, MaxAttempts: 50})
+	if err != nil {
+		return fmt.Errorf("routing: enqueue mirror: %w", err)
 	}
 	return nil
 }
@@ -197,9 +206,10 @@ func (r *Router) handleMirror(ctx context.Context, j *queue.Job) error {
 	if !r.Batch {
 		msgs = msgs[:1]
 		defer func() {
-			// Without batching every message is its own call: queue the rest.
+			// Without batching every message is its own call: queue the
+			// rest for this binding only.
 			r.store.Tx(context.WithoutCancel(ctx), func(tx *gorm.DB) error {
-				return r.MessageStored(tx, ch, &msgs[0].Message)
+				return enqueueMirror(tx, b.WorkspaceID, b.ID)
 			})
 		}()
 	}

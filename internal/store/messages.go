@@ -362,11 +362,10 @@ func (s *Store) GetMedia(ctx context.Context, id string) (*Media, error) {
 }
 
 // ListContactMessages lists a contact's messages, newest first.
-func (s *Store) ListContactMessages(ctx context.Context, contactID string, limit int) ([]MessageView, string, error) {
+func (s *Store) ListContactMessages(ctx context.Context, contactID string, limit int) ([]MessageView, error) {
 	var ms []Message
 	if err := s.g(ctx).Where("contact_id = ?", contactID).Order("id DESC").Limit(limit).Find(&ms).Error; err != nil {
-		return nil, "", fmt.Errorf("store: contact messages: %w", err)
+		return nil, fmt.Errorf("store: contact messages: %w", err)
 	}
-	views, err := s.views(ctx, ms)
-	return views, "", err
+	return s.views(ctx, ms)
 }

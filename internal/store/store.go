@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
@@ -285,5 +284,3 @@ func (s *Store) Credentials(ch *Channel) (channel.Credentials, error) {
 func (s *Store) SaveUnrouted(ctx context.Context, typ channel.Type, accountID string, payload []byte) error {
 	return s.g(ctx).Create(&UnroutedEvent{ChannelType: string(typ), AccountID: accountID, Payload: string(payload), CreatedAt: Now()}).Error
 }
-
-func ptrTime(t time.Time) *time.Time { return &t }

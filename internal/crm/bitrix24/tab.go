@@ -94,7 +94,7 @@ func (s *Service) renderTab(w http.ResponseWriter, r *http.Request, in *store.In
 		chName[ch.ID] = ch.Name
 	}
 	for _, ct := range contacts {
-		views, _, err := s.store.ListContactMessages(ctx, ct.ID, 100)
+		views, err := s.store.ListContactMessages(ctx, ct.ID, 100)
 		if err != nil {
 			continue
 		}
