@@ -71,6 +71,7 @@ func New(d Deps) *Server {
 	s.engine.GET("/webhooks/meta", s.verifyWebhook)
 	s.engine.POST("/webhooks/meta", s.receiveWebhook)
 	s.engine.GET("/media/:id", s.serveMedia)
+	s.engine.HEAD("/media/:id", s.serveMedia)
 
 	api := s.engine.Group("/api/v1", s.auth)
 	api.GET("/workspaces", s.listWorkspaces)
