@@ -27,7 +27,6 @@ import (
 	"github.com/switchboard/switchboard/internal/messaging"
 	"github.com/switchboard/switchboard/internal/metrics"
 	"github.com/switchboard/switchboard/internal/netguard"
-	"github.com/switchboard/switchboard/internal/phone"
 	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/secret"
@@ -119,7 +118,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	q := queue.New(db, queue.Options{Workers: cfg.QueueWorkers, Logger: log, Registerer: m.Registry})
 	svc := messaging.New(st, reg, files, signer, m, log, messaging.Config{
 		MediaMaxBytes: cfg.MediaMaxBytes, UploadMaxBytes: cfg.UploadMaxBytes,
-		SendRate: cfg.SendRate, SendBurst: cfg.SendBurst, Phone: phone.Default,
+		SendRate: cfg.SendRate, SendBurst: cfg.SendBurst,
 		SendTimeout: cfg.HTTPClientTimeout,
 	}, q.Notify)
 	svc.Register(q)

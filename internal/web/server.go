@@ -93,6 +93,7 @@ func New(d Deps) *Server {
 	api.GET("/workspaces", s.listWorkspaces)
 	api.POST("/workspaces", s.operatorOnly, s.createWorkspace)
 	api.GET("/workspaces/:id", s.getWorkspace)
+	api.PATCH("/workspaces/:id", s.updateWorkspace)
 	api.POST("/workspaces/:id/tokens", s.createToken)
 	api.GET("/channels", s.listChannels)
 	api.POST("/channels", s.createChannel)
