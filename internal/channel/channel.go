@@ -196,8 +196,13 @@ type Envelope struct {
 	// AccountID routes the envelope: the phone_number_id for WhatsApp, the
 	// Instagram professional account id for Instagram.
 	AccountID string
-	Messages  []Inbound
-	Statuses  []StatusUpdate
+	// Owner is the business account the delivery says holds AccountID:
+	// the WABA id (entry.id) for WhatsApp; empty for Instagram, whose
+	// entry.id is the account itself. A channel receives an envelope only
+	// from the owner it was proven to belong to.
+	Owner    string
+	Messages []Inbound
+	Statuses []StatusUpdate
 	// Errors are account-level problems not tied to a message.
 	Errors []ProviderError
 }
