@@ -184,6 +184,24 @@ func TestWebhookFromAnotherWABA(t *testing.T) {
 		if contacts != 1 {
 			t.Fatalf("%d contacts; the foreign delivery made one", contacts)
 		}
+
+		// A channel from before the check, with no WABA, receives nothing
+		// until its WABA is set (and proven).
+		if err := e.App.DB.Gorm.Model(&store.Channel{}).Where("id = ?", ch).Update("waba_id", "").Error; err != nil {
+			t.Fatal(err)
+		}
+		if st, body := e.PostWebhook(delivery(apptest.WabaID, "wamid.LEGACY1")); st != http.StatusOK || body["stored"] != float64(0) {
+			t.Fatalf("channel without a WABA stored a delivery: %d %v", st, body)
+		}
+		if st, body := e.Do("PATCH", "/api/v1/channels/"+ch, map[string]any{"access_token": apptest.WAToken}); st != http.StatusUnprocessableEntity || errCode(body) != "waba_id_required" {
+			t.Fatalf("re-proof without a WABA: %d %v", st, body)
+		}
+		if st, body := e.Do("PATCH", "/api/v1/channels/"+ch, map[string]any{"waba_id": apptest.WabaID}); st != http.StatusOK || body["waba_id"] != apptest.WabaID {
+			t.Fatalf("setting the WABA: %d %v", st, body)
+		}
+		if st, body := e.PostWebhook(delivery(apptest.WabaID, "wamid.LEGACY2")); st != http.StatusOK || body["stored"] != float64(1) {
+			t.Fatalf("after the WABA was set: %d %v", st, body)
+		}
 	})
 }
 

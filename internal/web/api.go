@@ -56,6 +56,10 @@ func (s *Server) targetWorkspace(c *gin.Context, requested string) (string, bool
 	if requested == "" {
 		return s.d.DefaultWorkspaceID, true
 	}
+	if !store.ValidID(requested) {
+		fail(c, http.StatusNotFound, "workspace_not_found", "no such workspace")
+		return "", false
+	}
 	if _, err := s.d.Store.GetWorkspace(c.Request.Context(), store.All, requested); err != nil {
 		fail(c, http.StatusNotFound, "workspace_not_found", "no such workspace")
 		return "", false
