@@ -19,7 +19,7 @@ var b24Opts = apptest.Options{Bitrix24: true}
 func createWAIn(t *testing.T, e *apptest.Env, ws string) string {
 	t.Helper()
 	st, body := e.Do("POST", "/api/v1/channels", map[string]any{"type": "whatsapp", "name": "Продажи", "workspace_id": ws,
-		"phone_number_id": apptest.PhoneNumberID, "display_phone": "+7 701 234 56 78", "access_token": apptest.WAToken})
+		"phone_number_id": apptest.PhoneNumberID, "waba_id": apptest.WabaID, "display_phone": "+7 701 234 56 78", "access_token": apptest.WAToken})
 	if st != http.StatusCreated {
 		t.Fatalf("channel: %d %v", st, body)
 	}

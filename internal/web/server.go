@@ -100,6 +100,7 @@ func New(d Deps) *Server {
 	api.GET("/channels/:id", s.getChannel)
 	api.PATCH("/channels/:id", s.updateChannel)
 	api.DELETE("/channels/:id", s.disableChannel)
+	api.POST("/channels/:id/move", s.operatorOnly, s.moveChannel)
 	api.GET("/channels/:id/messages", s.listMessages)
 	api.POST("/channels/:id/messages", s.sendMessage)
 	api.GET("/messages/:id", s.getMessage)
@@ -168,9 +169,10 @@ func (s *Server) bodyDeadline(c *gin.Context) {
 
 // ---- errors ----
 
-// fail answers {"error":{"code":…,"message":…}}.
+// fail answers {"error":{"code":…,"message":…}}, with <, > and & as they
+// are (not \u003c): people read these on terminals.
 func fail(c *gin.Context, status int, code, msg string) {
-	c.AbortWithStatusJSON(status, gin.H{"error": gin.H{"code": code, "message": msg}})
+	c.AbortWithStatusPureJSON(status, gin.H{"error": gin.H{"code": code, "message": msg}})
 }
 
 // failErr maps the errors the core returns to HTTP answers.
