@@ -102,12 +102,7 @@ func (s *Server) createWorkspace(c *gin.Context) {
 	if req.Timezone == "" {
 		req.Timezone = "UTC"
 	}
-	if len(req.Timezone) > maxTimezone || textProblem(req.Timezone, maxTimezone) != "" {
-		fail(c, http.StatusUnprocessableEntity, "timezone_invalid", "timezone is an IANA time zone (e.g. Europe/Moscow, Asia/Almaty)")
-		return
-	}
-	if _, err := time.LoadLocation(req.Timezone); err != nil {
-		fail(c, http.StatusUnprocessableEntity, "timezone_invalid", fmt.Sprintf("%q is not an IANA time zone (e.g. Europe/Moscow, Asia/Almaty)", req.Timezone))
+	if !checkTimezone(c, req.Timezone) {
 		return
 	}
 	w, err := s.d.Store.CreateWorkspace(c.Request.Context(), name, req.Timezone)

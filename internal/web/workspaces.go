@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/nyaruka/phonenumbers"
@@ -26,17 +25,14 @@ func (s *Server) updateWorkspace(c *gin.Context) {
 		return
 	}
 	if req.Name != nil {
-		*req.Name = strings.TrimSpace(*req.Name)
-		if *req.Name == "" || utf8.RuneCountInString(*req.Name) > 200 || strings.ContainsFunc(*req.Name, isControl) {
-			fail(c, http.StatusUnprocessableEntity, "name_invalid", "name must be 1 to 200 characters, without control characters")
+		name, ok := checkName(c, *req.Name)
+		if !ok {
 			return
 		}
+		req.Name = &name
 	}
-	if req.Timezone != nil {
-		if _, err := time.LoadLocation(*req.Timezone); err != nil || *req.Timezone == "" || *req.Timezone == "Local" {
-			fail(c, http.StatusUnprocessableEntity, "timezone_invalid", fmt.Sprintf("%q is not an IANA time zone (e.g. Europe/Moscow, Asia/Almaty)", *req.Timezone))
-			return
-		}
+	if req.Timezone != nil && !checkTimezone(c, *req.Timezone) {
+		return
 	}
 	if req.PhoneRegion != nil {
 		*req.PhoneRegion = strings.ToUpper(strings.TrimSpace(*req.PhoneRegion))
@@ -51,12 +47,19 @@ func (s *Server) updateWorkspace(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, w)
+	reply(c, http.StatusOK, w)
 }
 
-// isControl reports characters no name should carry: control characters
-// and the bidirectional overrides that make text read differently than it
-// is stored.
-func isControl(r rune) bool {
-	return r < 0x20 || (r >= 0x7f && r < 0xa0) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) || r == 0x200e || r == 0x200f
+// checkTimezone answers and returns false unless tz is an IANA zone name
+// (not "Local", which would be this server's clock, not the workspace's).
+func checkTimezone(c *gin.Context, tz string) bool {
+	if len(tz) > maxTimezone || textProblem(tz, maxTimezone) != "" {
+		fail(c, http.StatusUnprocessableEntity, "timezone_invalid", "timezone is an IANA time zone (e.g. Europe/Moscow, Asia/Almaty)")
+		return false
+	}
+	if _, err := time.LoadLocation(tz); err != nil || tz == "" || tz == "Local" {
+		fail(c, http.StatusUnprocessableEntity, "timezone_invalid", fmt.Sprintf("%q is not an IANA time zone (e.g. Europe/Moscow, Asia/Almaty)", tz))
+		return false
+	}
+	return true
 }
