@@ -112,7 +112,7 @@ func (s *Store) UpsertIntegration(ctx context.Context, p InstallParams) (*Integr
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			ws := p.WorkspaceID
 			if ws == "" {
-				w := Workspace{ID: NewID(), Name: p.Domain, Timezone: "Europe/Moscow", CreatedAt: now, UpdatedAt: now}
+				w := newWorkspace(p.Domain, "Europe/Moscow")
 				if err := tx.Create(&w).Error; err != nil {
 					return err
 				}
