@@ -50,7 +50,12 @@ func readForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 		if errors.As(err, &tooBig) {
 			return nil, &HTTPError{http.StatusRequestEntityTooLarge, "body_too_large", "the form body is too large"}
 		}
-		return nil, &HTTPError{http.StatusBadRequest, "form_invalid", "the body is not a valid form: " + err.Error()}
+		return nil, &HTTPError{http.StatusBadRequest, "form_invalid", "the body is not a valid form"}
+	}
+	// Every handler that reads a form runs before authentication, so the
+	// shape is capped here, before anything decodes it.
+	if err := checkFormShape(r.Form); err != nil {
+		return nil, &HTTPError{http.StatusBadRequest, "form_too_complex", err.Error()}
 	}
 	return r.Form, nil
 }
