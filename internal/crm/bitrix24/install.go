@@ -6,7 +6,6 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -144,7 +143,7 @@ func (s *Service) ServeInstall(w http.ResponseWriter, r *http.Request) {
 func (s *Service) install(ctx context.Context, refreshToken, memberID, appToken, userID, lang, workspaceID string) (*store.Integration, error) {
 	tok, err := s.oauth.Refresh(ctx, s.http, refreshToken)
 	if err != nil {
-		return nil, &HTTPError{http.StatusUnauthorized, "install_not_verified", "the OAuth server did not accept the install's token: " + errorCode(err)}
+		return nil, s.oauthFailure(err, "install_not_verified", "the OAuth server did not accept the install's token")
 	}
 	return s.accept(ctx, tok, memberID, appToken, userID, lang, workspaceID)
 }
@@ -206,7 +205,10 @@ func (s *Service) checkEndpoint(ctx context.Context, endpoint string) error {
 		return &HTTPError{http.StatusBadGateway, "endpoint_invalid", "the portal's REST endpoint must be https"}
 	}
 	if err := netguard.CheckHost(ctx, u.Hostname()); err != nil {
-		return &HTTPError{http.StatusForbidden, "endpoint_not_allowed", "the portal's address is not allowed: " + err.Error()}
+		// The guard's words name the address it resolved to: the log
+		// keeps them, the caller only learns that it was refused.
+		s.log.Warn("bitrix24: portal endpoint refused", "endpoint", endpoint, "err", err)
+		return &HTTPError{http.StatusForbidden, "endpoint_not_allowed", "the portal's address is not allowed"}
 	}
 	return nil
 }
@@ -244,7 +246,7 @@ func (s *Service) ServeOAuthCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	tok, err := s.oauth.Exchange(r.Context(), s.http, q.Get("code"))
 	if err != nil {
-		writeError(w, &HTTPError{http.StatusBadGateway, "exchange_failed", "the OAuth server refused the code: " + errorCode(err)})
+		writeError(w, s.oauthFailure(err, "exchange_failed", "the OAuth server refused the code"))
 		return
 	}
 	in, err := s.accept(r.Context(), tok, q.Get("member_id"), "", "", "", st.WorkspaceID)
@@ -278,12 +280,27 @@ func sameToken(a, b string) bool {
 	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
 
-func errorCode(err error) string {
+// oauthCodePattern is what an OAuth error code looks like (invalid_grant,
+// PAYMENT_REQUIRED); anything else is not repeated to the caller.
+var oauthCodePattern = regexp.MustCompile(`^[A-Za-z_]{1,64}$`)
+
+// oauthFailure turns a failed call to the OAuth server into an answer for
+// whoever posted the install or callback, who may be anyone: the OAuth
+// server's own error code is passed on (it is what a portal admin can act
+// on), while transport errors — which name our addresses, ports and Go
+// types — go to the log only, and the caller gets a stable code.
+func (s *Service) oauthFailure(err error, code, message string) *HTTPError {
 	var ae *APIError
-	if errors.As(err, &ae) && ae.Code != "" {
-		return ae.Code
+	if errors.As(err, &ae) && oauthCodePattern.MatchString(ae.Code) {
+		s.log.Info("bitrix24: OAuth server refused", "code", code, "oauth_error", ae.Code)
+		status := http.StatusUnauthorized
+		if code == "exchange_failed" {
+			status = http.StatusBadGateway
+		}
+		return &HTTPError{status, code, message + ": " + ae.Code}
 	}
-	return fmt.Sprint(err)
+	s.log.Warn("bitrix24: OAuth server not reached", "code", code, "err", err)
+	return &HTTPError{http.StatusBadGateway, "oauth_unavailable", "the OAuth server could not be reached; try again later"}
 }
 
 type pageData struct {
