@@ -152,13 +152,13 @@ func (s *Service) openLinesMessage(d *routing.Delivery, m *store.MessageView, la
 		msg["date"] = m.ProviderAt.Unix()
 	}
 	if m.Media != nil && m.Media.State == store.MediaStored {
-		name := cmp.Or(m.Media.Filename, m.Media.ID+extFor(m.Media.MimeType))
+		name := NeutralizeBB(cmp.Or(m.Media.Filename, m.Media.ID+extFor(m.Media.MimeType)))
 		msg["files"] = []map[string]any{{"url": s.signer.URL(m.Media.ID), "name": name}}
 	}
 	return map[string]any{
 		"user":    user,
 		"message": msg,
-		"chat":    map[string]any{"id": ct.ID, "name": cmp.Or(ct.Name, ct.Phone, ct.Username)},
+		"chat":    map[string]any{"id": ct.ID, "name": NeutralizeBB(cmp.Or(ct.Name, ct.Phone, ct.Username))},
 	}
 }
 
@@ -176,7 +176,7 @@ var nameJunk = regexp.MustCompile(`[^\p{L}\p{M} '\-]+`)
 func splitName(full string) (string, string) {
 	clean := strings.Join(strings.Fields(nameJunk.ReplaceAllString(full, " ")), " ")
 	if clean == "" {
-		clean = strings.TrimSpace(full) // a phone number: let it through as is
+		clean = NeutralizeBB(strings.TrimSpace(full)) // a phone number: let it through as is
 	}
 	first, last, _ := strings.Cut(clean, " ")
 	return truncRunes(first, 25), truncRunes(last, 25)
@@ -210,13 +210,34 @@ func extFor(mime string) string {
 	return ""
 }
 
-// InboundText renders a customer message for an operator to read.
+// bbBreaker follows every "[" in what a customer wrote. Bitrix24 takes a
+// tag only when its name comes right after the bracket ([b], [url=…],
+// [user=…], [send=…] buttons, [icon=…]…), so one character there stops
+// every tag, known or not, while the text still reads as typed. U+200B
+// ZERO WIDTH SPACE is invisible, so the operator sees exactly the
+// customer's characters; a look-alike bracket (＜［＞) would change what is
+// shown and copied, and an HTML entity (&#91;) would be shown literally,
+// since Bitrix24 escapes HTML in chat text.
+const bbBreaker = "\u200b"
+
+// NeutralizeBB makes text a customer controls (message text, captions,
+// names, file names) show in Bitrix24 as typed instead of as BB-code.
+func NeutralizeBB(s string) string {
+	if !strings.Contains(s, "[") {
+		return s
+	}
+	return strings.ReplaceAll(s, "[", "["+bbBreaker)
+}
+
+// InboundText renders a customer message for an operator to read. What
+// the customer wrote is neutralised (NeutralizeBB); only the markup added
+// here ([QUOTE]) is BB-code.
 func InboundText(m *store.MessageView, lang string) string {
 	var extra map[string]any
 	if m.Extra != nil {
 		json.Unmarshal([]byte(*m.Extra), &extra)
 	}
-	text := m.Text
+	text := NeutralizeBB(m.Text)
 	switch channel.MsgType(m.Type) {
 	case channel.MsgLocation:
 		if loc, ok := extra["location"].(map[string]any); ok {
@@ -224,7 +245,7 @@ func InboundText(m *store.MessageView, lang string) string {
 			parts := []string{"📍 " + T(lang, "location")}
 			for _, k := range []string{"name", "address"} {
 				if v, _ := loc[k].(string); v != "" {
-					parts = append(parts, v)
+					parts = append(parts, NeutralizeBB(v))
 				}
 			}
 			parts = append(parts, fmt.Sprintf("https://maps.google.com/?q=%v,%v", lat, lon))
@@ -233,7 +254,7 @@ func InboundText(m *store.MessageView, lang string) string {
 	case channel.MsgReaction:
 		r, _ := extra["reaction"].(map[string]any)
 		if e, _ := r["emoji"].(string); e != "" {
-			text = fmt.Sprintf(T(lang, "reaction"), e)
+			text = fmt.Sprintf(T(lang, "reaction"), NeutralizeBB(e))
 		} else {
 			text = T(lang, "reaction_off")
 		}
@@ -241,13 +262,15 @@ func InboundText(m *store.MessageView, lang string) string {
 		text = "📣 " + T(lang, "story_mention")
 	case channel.MsgUnsupported:
 		orig, _ := extra["original_type"].(string)
-		text = fmt.Sprintf(T(lang, "unsupported"), cmp.Or(orig, m.ErrorTitle, "unknown"))
+		text = fmt.Sprintf(T(lang, "unsupported"), NeutralizeBB(cmp.Or(orig, m.ErrorTitle, "unknown")))
 	}
-	if c, _ := extra["caption"].(string); c != "" && !strings.Contains(text, c) {
-		text = strings.TrimSpace(text + "\n" + c)
+	if c, _ := extra["caption"].(string); c != "" {
+		if c = NeutralizeBB(c); !strings.Contains(text, c) {
+			text = strings.TrimSpace(text + "\n" + c)
+		}
 	}
 	if m.Quoted != "" {
-		text = "[QUOTE]" + m.Quoted + "[/QUOTE]" + text
+		text = "[QUOTE]" + NeutralizeBB(m.Quoted) + "[/QUOTE]" + text
 	}
 	if m.Status == string(channel.StatusDeleted) {
 		text = "[" + T(lang, "deleted") + "] " + text

@@ -3,9 +3,13 @@ package bitrix24
 import (
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/switchboard/switchboard/internal/media"
+	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -119,5 +123,48 @@ func TestDedupKeyUsesMessageIDs(t *testing.T) {
 	other := dedupKey("ONIMCONNECTORLINEDELETE", map[string]any{"data": "107"}, []byte("x"))
 	if other == k1 {
 		t.Fatal("different events share a key")
+	}
+}
+
+// bbTag matches what Bitrix24 would take as a tag: a name right after "[".
+var bbTag = regexp.MustCompile(`(?i)\[/?(b|i|u|s|url|quote|code|color|size|user|chat|send|put|icon|img|br|call|context|dialog)\b`)
+
+// What a customer writes reaches the operator's chat as typed, never as
+// Bitrix24 markup: text, captions, quotes, names and file names (S5).
+func TestCustomerBBCodeIsNeutralised(t *testing.T) {
+	typed := "[url=https://evil.example]Оплатить[/url] [b]срочно[/b] [send=/pay]Pay[/send]"
+	check := func(what, got, want string) {
+		t.Helper()
+		if bbTag.MatchString(got) {
+			t.Errorf("%s carries live markup: %q", what, got)
+		}
+		if shown := strings.ReplaceAll(got, "\u200b", ""); shown != want {
+			t.Errorf("%s shows %q, want %q", what, shown, want)
+		}
+	}
+	check("text", InboundText(view("text", typed, ""), "ru"), typed)
+	check("caption", InboundText(view("image", "", `{"caption":"[url=https://evil.example]чек[/url]"}`), "ru"), "[url=https://evil.example]чек[/url]")
+	q := view("text", "да", "")
+	q.Quoted = "[b]x[/b]"
+	if got := InboundText(q, "ru"); !strings.HasPrefix(got, "[QUOTE]") || strings.Contains(got, "[b]") {
+		t.Errorf("quote: %q (our own [QUOTE] stays markup, the quoted text does not)", got)
+	}
+
+	s := &Service{cfg: Config{ConnectorPrefix: "switchboard"}, signer: media.NewSigner([]byte("k"), "https://gw.example", time.Hour)}
+	m := view("document", typed, "")
+	m.Contact = &store.Contact{ID: "c1", Name: "[url=https://evil.example]Служба поддержки[/url]", Phone: "+79161234567"}
+	m.Media = &store.Media{ID: "m1", State: store.MediaStored, Filename: "[b]счёт[/b].pdf"}
+	d := &routing.Delivery{Channel: &store.Channel{Type: "whatsapp"}}
+	item := s.openLinesMessage(d, m, "ru")
+	check("chat name", item["chat"].(map[string]any)["name"].(string), m.Contact.Name)
+	check("file name", item["message"].(map[string]any)["files"].([]map[string]any)[0]["name"].(string), "[b]счёт[/b].pdf")
+	check("message text", item["message"].(map[string]any)["text"].(string), typed)
+	for _, k := range []string{"name", "last_name"} {
+		if v, _ := item["user"].(map[string]any)[k].(string); strings.ContainsAny(v, "[]") {
+			t.Errorf("user %s: %q", k, v)
+		}
+	}
+	if f, _ := splitName("[]"); bbTag.MatchString(f) || strings.ReplaceAll(f, "\u200b", "") != "[]" {
+		t.Errorf("a name of brackets only: %q", f)
 	}
 }
