@@ -110,7 +110,7 @@ func (s *Service) Unbind(ctx context.Context, scope store.Scope, integrationID, 
 	if _, err := s.store.DeleteBinding(ctx, in.ID, channelID); err != nil {
 		return err
 	}
-	if b.Mode != ModeOpenLines || in.State != store.IntegrationActive {
+	if b.Mode != ModeOpenLines || !workable(in) {
 		return nil
 	}
 	err = s.store.Tx(ctx, func(tx *gorm.DB) error {
@@ -138,7 +138,7 @@ func (s *Service) handleActivate(ctx context.Context, j *queue.Job) error {
 	if err != nil || in.State == store.IntegrationUninstalled {
 		return nil
 	}
-	if in.State != store.IntegrationActive {
+	if !workable(in) {
 		return s.classify(ErrNeedsReauth)
 	}
 	ch, err := s.store.GetChannel(ctx, store.All, p.ChannelID)

@@ -31,6 +31,10 @@ func (s *Service) ServeEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := strings.ToUpper(form.Get("event"))
+	if probe := form.Get(probeField); probe != "" && name == "" {
+		s.answerProbe(w, probe) // verifyHandlers checking that this URL reaches us
+		return
+	}
 	if name == "" {
 		writeError(w, &HTTPError{http.StatusBadRequest, "event_missing", "the body names no event"})
 		return
