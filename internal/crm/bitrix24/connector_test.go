@@ -1,6 +1,10 @@
 package bitrix24
 
 import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"regexp"
@@ -166,5 +170,35 @@ func TestCustomerBBCodeIsNeutralised(t *testing.T) {
 	}
 	if f, _ := splitName("[]"); bbTag.MatchString(f) || strings.ReplaceAll(f, "\u200b", "") != "[]" {
 		t.Errorf("a name of brackets only: %q", f)
+	}
+}
+
+// Operators' messages are ordered per chat, not per portal: one chat's
+// failing reply never holds back another chat's (S4).
+func TestEventKeyIsPerChat(t *testing.T) {
+	msg := func(chat string) map[string]any {
+		return map[string]any{"data": map[string]any{"MESSAGES": []any{map[string]any{"im": map[string]any{"chat_id": chat}}}}}
+	}
+	a, a2, b := eventKey("p1", msg("11")), eventKey("p1", msg("11")), eventKey("p1", msg("12"))
+	if a != a2 || a == b || eventKey("p2", msg("11")) == a {
+		t.Fatalf("keys %q %q %q", a, a2, b)
+	}
+	if k := eventKey("p1", map[string]any{"data": "3"}); k != "b24event:p1" {
+		t.Fatalf("line delete key %q", k)
+	}
+}
+
+// A file the portal refuses (4xx) is refused for good; a 5xx or 429 is
+// worth another try.
+func TestDownloadTellsRefusedFromTransient(t *testing.T) {
+	for status, refused := range map[int]bool{404: true, 403: true, 410: true, 429: false, 408: false, 500: false, 503: false} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(status) }))
+		s := &Service{http: srv.Client()}
+		_, _, err := s.download(context.Background(), &store.Integration{ClientEndpoint: srv.URL + "/rest/"}, "/file")
+		srv.Close()
+		var fr *fileRefused
+		if errors.As(err, &fr) != refused || err == nil {
+			t.Errorf("HTTP %d: %v, refused for good: %v", status, err, refused)
+		}
 	}
 }

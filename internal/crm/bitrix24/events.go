@@ -85,7 +85,7 @@ func (s *Service) ServeEvents(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		_, err = queue.Enqueue(tx, queue.NewJob{Kind: JobEvent, WorkspaceID: in.WorkspaceID,
-			Key: "b24event:" + in.ID, Payload: eventJob{EventID: ev.ID}, MaxAttempts: 30})
+			Key: eventKey(in.ID, data), Payload: eventJob{EventID: ev.ID}, MaxAttempts: 30})
 		return err
 	})
 	if err != nil {
@@ -96,6 +96,20 @@ func (s *Service) ServeEvents(w http.ResponseWriter, r *http.Request) {
 	s.msg.Notify()
 	w.Header().Set("Content-Type", "application/json")
 	w.Write([]byte(`{"status":"ok"}`))
+}
+
+// eventKey orders an event's job: per Open Lines chat for events about
+// messages, so a reply that keeps failing holds back only its own chat,
+// never the portal's other conversations; per portal for the rest.
+func eventKey(integrationID string, data map[string]any) string {
+	if d, ok := data["data"].(map[string]any); ok {
+		if ms := list(d["MESSAGES"]); len(ms) > 0 {
+			if chat := str(ms[0], "im", "chat_id"); chat != "" {
+				return "b24event:" + integrationID + ":chat" + chat
+			}
+		}
+	}
+	return "b24event:" + integrationID
 }
 
 // dedupKey identifies an event so a duplicate delivery is stored once:

@@ -228,6 +228,7 @@ var icons = map[channel.Type]string{
 var texts = map[string]map[string]string{
 	"ru": {
 		"send_failed":      "Сообщение не доставлено клиенту: %s",
+		"file_failed":      "Файл не отправлен клиенту: %s",
 		"window_closed":    "Клиент не писал больше 24 часов: WhatsApp позволяет отправить только шаблон.",
 		"unsupported":      "[сообщение неподдерживаемого типа: %s]",
 		"reaction":         "Реакция %s на сообщение",
@@ -241,6 +242,7 @@ var texts = map[string]map[string]string{
 	},
 	"en": {
 		"send_failed":      "The message was not delivered to the customer: %s",
+		"file_failed":      "A file was not sent to the customer: %s",
 		"window_closed":    "The customer has not written for over 24 hours: WhatsApp allows only a template.",
 		"unsupported":      "[message of an unsupported type: %s]",
 		"reaction":         "Reaction %s to a message",
