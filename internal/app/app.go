@@ -126,7 +126,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	router.Handle(q)
 	b24 := bitrix24.New(bitrix24.Config{ClientID: cfg.Bitrix24ClientID, ClientSecret: cfg.Bitrix24ClientSecret,
 		OAuthURL: cfg.Bitrix24OAuthURL, PublicURL: cfg.PublicURL, AllowPrivate: cfg.AllowPrivateEndpoints,
-		OnUninstall: cfg.Bitrix24OnUninstall, SessionKey: derive(key, "bitrix24 page sessions")}, st, svc, router, signer, hc, log)
+		OnUninstall: cfg.Bitrix24OnUninstall, Workspace: cfg.Bitrix24Workspace, SessionKey: derive(key, "bitrix24 page sessions")}, st, svc, router, signer, hc, log)
 	b24.Handle(q)
 
 	srv := web.New(web.Deps{

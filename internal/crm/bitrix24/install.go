@@ -159,7 +159,11 @@ func (s *Service) accept(ctx context.Context, tok *Token, memberID, appToken, us
 	if err == nil && workspaceID != "" && existing.WorkspaceID != workspaceID {
 		return nil, &HTTPError{http.StatusConflict, "portal_in_other_workspace", "this portal is connected to another workspace"}
 	}
-	if err == nil && appToken == "" {
+	if errors.Is(err, store.ErrNotFound) && workspaceID == "" {
+		if workspaceID, err = s.installWorkspace(ctx); err != nil {
+			return nil, err
+		}
+	} else if err == nil && appToken == "" {
 		// An OAuth connection from our side carries no application token;
 		// keep the one the marketplace install gave us.
 		if sec, serr := s.store.Secrets(existing); serr == nil {
@@ -188,6 +192,38 @@ func (s *Service) accept(ctx context.Context, tok *Token, memberID, appToken, us
 	}
 	s.log.Info("bitrix24 portal installed", "integration_id", in.ID, "domain", in.Domain, "workspace_id", in.WorkspaceID)
 	return in, nil
+}
+
+// installWorkspace picks the workspace of a new portal installed from
+// Bitrix24's side; "" asks the store for a new one named after the portal.
+// Channels made before the install are in the default workspace, so a
+// single-tenant gateway (only the default workspace, no portal in it yet)
+// puts its portal there, where they can be bound. A second portal gets a
+// workspace of its own under auto: two portals never share customers by
+// accident.
+func (s *Service) installWorkspace(ctx context.Context) (string, error) {
+	switch s.cfg.Workspace {
+	case WorkspaceNew:
+		return "", nil
+	case WorkspaceDefault:
+		ws, err := s.store.EnsureDefaultWorkspace(ctx)
+		if err != nil {
+			return "", err
+		}
+		return ws.ID, nil
+	}
+	all, err := s.store.ListWorkspaces(ctx, store.All)
+	if err != nil {
+		return "", err
+	}
+	if len(all) != 1 || !all[0].IsDefault {
+		return "", nil
+	}
+	there, err := s.store.ListIntegrations(ctx, store.Scope{WorkspaceID: all[0].ID})
+	if err != nil || len(there) > 0 {
+		return "", err
+	}
+	return all[0].ID, nil
 }
 
 // checkEndpoint refuses REST endpoints that are not https (unless private

@@ -53,7 +53,23 @@ type Config struct {
 	OnUninstall string
 	// SessionKey signs the sessions of pages shown inside Bitrix24.
 	SessionKey []byte
+	// Workspace places a portal installed from Bitrix24's side (the
+	// marketplace or a local app): WorkspaceAuto, WorkspaceDefault or
+	// WorkspaceNew.
+	Workspace string
 }
+
+// Where a portal installed from Bitrix24's side lands.
+const (
+	// WorkspaceAuto: the default workspace while it is the only one and
+	// holds no portal yet (a single-tenant gateway, whose channels are all
+	// there), else a new workspace named after the portal.
+	WorkspaceAuto = "auto"
+	// WorkspaceDefault: always the default workspace.
+	WorkspaceDefault = "default"
+	// WorkspaceNew: always a new workspace named after the portal.
+	WorkspaceNew = "new"
+)
 
 // Service is the Bitrix24 integration.
 type Service struct {
