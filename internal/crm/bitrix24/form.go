@@ -1,6 +1,7 @@
 package bitrix24
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -201,6 +202,29 @@ func checkFormShape(values url.Values) error {
 		}
 		nodes += (depth + 1) * max(len(vs), 1)
 		if nodes > maxFormNodes {
+			return errFormTooLarge
+		}
+	}
+	return nil
+}
+
+// checkRawForm applies the same caps as checkFormShape to an undecoded
+// form body, bracket by bracket ("[" or "%5B"), so a hostile body is
+// refused after one pass of byte searches, without unescaping it.
+func checkRawForm(body []byte) error {
+	nodes := 0
+	for len(body) > 0 {
+		var pair []byte
+		pair, body, _ = bytes.Cut(body, []byte("&"))
+		key, _, _ := bytes.Cut(pair, []byte("="))
+		depth := bytes.Count(key, []byte("["))
+		if bytes.IndexByte(key, '%') >= 0 {
+			depth += bytes.Count(key, []byte("%5B")) + bytes.Count(key, []byte("%5b"))
+		}
+		if depth > maxFormDepth {
+			return errFormTooDeep
+		}
+		if nodes += depth + 1; nodes > maxFormNodes {
 			return errFormTooLarge
 		}
 	}

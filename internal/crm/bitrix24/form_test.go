@@ -224,3 +224,15 @@ func BenchmarkReadFormDeep(b *testing.B) {
 		}
 	}
 }
+
+// The check alone, on a body already read: what refusing costs beyond
+// reading the request.
+func BenchmarkCheckRawFormDeep(b *testing.B) {
+	body := []byte(deepForm())
+	b.ReportAllocs()
+	for b.Loop() {
+		if checkRawForm(body) == nil {
+			b.Fatal("deep form accepted")
+		}
+	}
+}
