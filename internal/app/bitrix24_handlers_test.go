@@ -9,6 +9,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/app/apptest"
 	"github.com/switchboard/switchboard/internal/config"
+	"github.com/switchboard/switchboard/internal/crm/bitrix24"
 )
 
 // integrationState reads the portal's state and reason from the API.
@@ -45,6 +46,10 @@ func TestBitrix24ReinstallReplacesStaleHandlers(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		if err := e.App.Bitrix24.Client().Call(context.Background(), integ, "bizproc.robot.update",
+			map[string]any{"CODE": bitrix24.RobotCode, "FIELDS": map[string]any{"HANDLER": old + "/bitrix24/robot"}}, nil); err != nil {
+			t.Fatal(err)
+		}
 		if st, _ := e.B24.PostInstallEvent(context.Background(), apptest.B24MemberID, e.URL+"/bitrix24/install", "ru"); st != http.StatusOK {
 			t.Fatalf("reinstall: %d", st)
 		}
@@ -72,6 +77,9 @@ func TestBitrix24ReinstallReplacesStaleHandlers(t *testing.T) {
 			if len(hs) != 1 || hs[0] != e.URL+"/bitrix24/tab" {
 				t.Errorf("%s shows %v, want one tab at %s", pl, hs, e.URL+"/bitrix24/tab")
 			}
+		}
+		if rs := e.Portal.Robots(); len(rs) != 1 || rs[0].Handler != e.URL+"/bitrix24/robot" {
+			t.Errorf("robot: %+v, want its handler at %s", rs, e.URL+"/bitrix24/robot")
 		}
 		if st, reason := integrationState(e); st != "active" {
 			t.Errorf("state after a clean reinstall: %s (%s)", st, reason)
