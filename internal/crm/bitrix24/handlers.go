@@ -1,6 +1,7 @@
 package bitrix24
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -10,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -128,7 +130,7 @@ func (s *Service) mismatch(p *portalBindings) string {
 			problems = append(problems, ev+": "+strings.Join(got, ", "))
 		}
 	}
-	for _, placement := range slices.Sorted(mapKeys(tabPlacements)) {
+	for _, placement := range slices.Sorted(maps.Keys(tabPlacements)) {
 		var got []string
 		for _, b := range p.placements {
 			if strings.EqualFold(b.Placement, placement) {
@@ -136,30 +138,13 @@ func (s *Service) mismatch(p *portalBindings) string {
 			}
 		}
 		if len(got) != 1 || got[0] != s.tabURL() {
-			problems = append(problems, placement+": "+cmpOrNone(strings.Join(got, ", ")))
+			problems = append(problems, placement+": "+cmp.Or(strings.Join(got, ", "), "none"))
 		}
 	}
 	if len(problems) == 0 {
 		return ""
 	}
 	return fmt.Sprintf("Bitrix24 must send this app's events to %s, but the portal has %s", want, strings.Join(problems, "; "))
-}
-
-func cmpOrNone(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return s
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // verifyHandlers reads the portal's bindings back after setup and probes
