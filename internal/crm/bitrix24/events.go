@@ -27,7 +27,7 @@ type eventJob struct {
 func (s *Service) ServeEvents(w http.ResponseWriter, r *http.Request) {
 	form, err := readForm(w, r)
 	if err != nil {
-		writeError(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	name := strings.ToUpper(form.Get("event"))
@@ -49,12 +49,12 @@ func (s *Service) ServeEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		writeError(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	sec, err := s.store.Secrets(in)
 	if err != nil {
-		writeError(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	if !sameToken(appToken, sec.ApplicationToken) {
@@ -72,7 +72,7 @@ func (s *Service) ServeEvents(w http.ResponseWriter, r *http.Request) {
 	if name == "ONAPPUNINSTALL" {
 		clean := form.Get("data[CLEAN]") == "1"
 		if err := s.uninstall(r.Context(), in, clean); err != nil {
-			writeError(w, err)
+			s.fail(w, r, err)
 			return
 		}
 		s.log.Info("bitrix24 app uninstalled", "integration_id", in.ID, "domain", in.Domain, "clean", clean)

@@ -35,6 +35,16 @@ type HTTPError struct {
 
 func (e *HTTPError) Error() string { return e.Code + ": " + e.Message }
 
+// fail answers err like writeError and logs what the answer leaves out:
+// anything that is not an *HTTPError is answered "internal error" only.
+func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var he *HTTPError
+	if !errors.As(err, &he) {
+		s.log.Error("bitrix24: request failed", "path", r.URL.Path, "err", err)
+	}
+	writeError(w, err)
+}
+
 func writeError(w http.ResponseWriter, err error) {
 	var he *HTTPError
 	if !errors.As(err, &he) {
@@ -140,7 +150,7 @@ func parseInstall(form url.Values) (*installRequest, error) {
 func (s *Service) ServeInstall(w http.ResponseWriter, r *http.Request) {
 	form, err := readForm(w, r)
 	if err != nil {
-		writeError(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	// The page variant passes DOMAIN and LANG in the query string.
@@ -151,12 +161,12 @@ func (s *Service) ServeInstall(w http.ResponseWriter, r *http.Request) {
 	}
 	req, err := parseInstall(form)
 	if err != nil {
-		writeError(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	in, err := s.install(r.Context(), req.refreshToken, req.memberID, req.applicationToken, req.userID, req.lang, "")
 	if err != nil {
-		writeError(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	if req.event {
@@ -317,7 +327,7 @@ func (s *Service) ServeOAuthCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	in, err := s.accept(r.Context(), tok, q.Get("member_id"), "", "", "", st.WorkspaceID)
 	if err != nil {
-		writeError(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	renderPage(w, messagePage, pageData{Lang: "ru", Text: T("ru", "connected") + " / " + T("en", "connected"), IntegrationID: in.ID})
