@@ -106,6 +106,11 @@ func TestBitrix24WrongPublicURLShowsInState(t *testing.T) {
 		if st != "handlers_mismatch" || !strings.Contains(reason, wrong+"/bitrix24/events") {
 			t.Fatalf("state %q, reason %q: want handlers_mismatch naming %s", st, reason, wrong)
 		}
+		// The app page inside Bitrix24 says it too, in the portal's language.
+		code, page := frame(t, e, "/bitrix24/app", e.B24.UserToken(apptest.B24MemberID, e.Portal.AdminUserID()), "DEFAULT", "{}")
+		if code != http.StatusOK || !strings.Contains(page, "ответы операторов не доходят") || !strings.Contains(page, wrong+"/bitrix24/events") {
+			t.Fatalf("app page: %d\n%s", code, page)
+		}
 		// The portal is not parked: a line can be bound and customers'
 		// messages still reach it, so operators at least see them.
 		bindLine(t, e, integ, createWAIn(t, e, ws), "1")
