@@ -145,7 +145,16 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 func (a *App) Handler() http.Handler { return a.handler }
 
 // Start runs the queue workers.
-func (a *App) Start(ctx context.Context) error { return a.Queue.Start(ctx) }
+func (a *App) Start(ctx context.Context) error {
+	// Portals whose handlers missed this gateway are set up again: the
+	// public URL may have been fixed since.
+	if a.Bitrix24 != nil {
+		if _, err := a.Bitrix24.RecheckMismatched(ctx); err != nil {
+			return err
+		}
+	}
+	return a.Queue.Start(ctx)
+}
 
 // Close drains the queue within ctx and closes the database.
 func (a *App) Close(ctx context.Context) error {

@@ -120,3 +120,33 @@ func TestBitrix24WrongPublicURLShowsInState(t *testing.T) {
 		e.Eventually("customer's message in the line", func() bool { return len(inboundOnLine(e, 1)) == 1 })
 	})
 }
+
+// A portal in handlers_mismatch is set up again at start (the public URL
+// may have been fixed), which rebinds what is missing and clears the
+// state without a reinstall.
+func TestBitrix24MismatchIsRecheckedAtStart(t *testing.T) {
+	apptest.Each(t, b24Opts, func(t *testing.T, e *apptest.Env) {
+		integ, _ := e.InstallBitrix24()
+		e.WaitIdle()
+		if err := e.App.Bitrix24.Client().Call(context.Background(), integ, "event.unbind",
+			map[string]any{"event": "OnImConnectorMessageAdd", "handler": e.URL + "/bitrix24/events"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.App.Store.SetIntegrationState(context.Background(), integ, "handlers_mismatch", "OnImConnectorMessageAdd: no handler"); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := e.App.Bitrix24.RecheckMismatched(context.Background()); err != nil || n != 1 {
+			t.Fatalf("recheck: %d %v", n, err)
+		}
+		e.Eventually("state cleared", func() bool { st, _ := integrationState(e); return st == "active" })
+		n := 0
+		for _, b := range e.Portal.Events() {
+			if strings.EqualFold(b.Event, "OnImConnectorMessageAdd") && b.Handler == e.URL+"/bitrix24/events" {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("OnImConnectorMessageAdd bound %d times to us", n)
+		}
+	})
+}

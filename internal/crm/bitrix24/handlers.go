@@ -234,3 +234,30 @@ func (s *Service) answerProbe(w http.ResponseWriter, nonce string) {
 		s.log.Debug("bitrix24: probe answer not written", "err", err)
 	}
 }
+
+// RecheckMismatched queues setup again for every portal in
+// handlers_mismatch. Run at start: after the operator fixes
+// SWITCHBOARD_PUBLIC_URL and restarts, the portals' handlers are bound
+// to the new URL, the stale ones unbound, and the state cleared, with no
+// reinstall. It returns how many portals it queued.
+func (s *Service) RecheckMismatched(ctx context.Context) (int, error) {
+	ins, err := s.store.ListIntegrations(ctx, store.All)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for i := range ins {
+		in := &ins[i]
+		if in.Type != Type || in.State != store.IntegrationHandlersMismatch {
+			continue
+		}
+		if err := s.enqueueSetup(ctx, in); err != nil {
+			return n, err
+		}
+		n++
+	}
+	if n > 0 {
+		s.msg.Notify()
+	}
+	return n, nil
+}

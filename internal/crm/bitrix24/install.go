@@ -218,12 +218,7 @@ func (s *Service) accept(ctx context.Context, tok *Token, memberID, appToken, us
 	if err != nil {
 		return nil, err
 	}
-	err = s.store.Tx(ctx, func(tx *gorm.DB) error {
-		_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobSetup, WorkspaceID: in.WorkspaceID, Key: "b24setup:" + in.ID,
-			Payload: setupJob{IntegrationID: in.ID}})
-		return err
-	})
-	if err != nil {
+	if err := s.enqueueSetup(ctx, in); err != nil {
 		return nil, err
 	}
 	// Work parked while the portal needed re-authorisation goes on now.
@@ -264,6 +259,15 @@ func (s *Service) installWorkspace(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return all[0].ID, nil
+}
+
+// enqueueSetup queues the portal's setup; one runs at a time per portal.
+func (s *Service) enqueueSetup(ctx context.Context, in *store.Integration) error {
+	return s.store.Tx(ctx, func(tx *gorm.DB) error {
+		_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobSetup, WorkspaceID: in.WorkspaceID, Key: "b24setup:" + in.ID,
+			Payload: setupJob{IntegrationID: in.ID}})
+		return err
+	})
 }
 
 // checkEndpoint refuses REST endpoints that are not https (unless private
