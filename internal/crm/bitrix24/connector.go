@@ -336,7 +336,8 @@ func (s *Service) operatorMessage(ctx context.Context, in *store.Integration, b 
 			return err
 		}
 		if len(reqs) == 0 {
-			// Nothing left to send; remember the message as handled.
+			// Nothing left to send. Remember the message as handled, so a
+			// retry of this event for a later message does not say it twice.
 			return s.store.Tx(ctx, func(tx *gorm.DB) error {
 				return store.PutLink(tx, in.ID, routing.LinkOutbound, "b24file:"+remote, remote)
 			})
