@@ -39,6 +39,10 @@ type boundPlacement struct {
 type portalBindings struct {
 	events     []boundEvent
 	placements []boundPlacement
+	// noPlacements: placement.get failed (e.g. a portal whose app card
+	// lacks the placement scope); tabs are then neither unbound nor
+	// checked, while events, which replies depend on, still are.
+	noPlacements bool
 }
 
 // readBindings asks the portal what it has bound for this app, in one
@@ -56,7 +60,8 @@ func (s *Service) readBindings(ctx context.Context, integrationID string) (*port
 		return nil, err
 	}
 	if err := res.Decode("placements", &out.placements); err != nil {
-		return nil, err
+		s.log.Warn("bitrix24: placement.get failed; card tabs are not checked", "integration_id", integrationID, "err", err)
+		out.placements, out.noPlacements = nil, true
 	}
 	return &out, nil
 }
@@ -101,7 +106,7 @@ func (s *Service) staleCommands(p *portalBindings) []BatchCommand {
 				Params: map[string]any{"event": b.Event, "handler": b.Handler}})
 		}
 	}
-	for i, b := range p.placements {
+	for i, b := range p.placements { // none when placement.get failed
 		if _, tab := tabPlacements[strings.ToUpper(b.Placement)]; tab && b.Handler != s.tabURL() {
 			cmds = append(cmds, BatchCommand{Name: fmt.Sprintf("unbind_tab_%d", i), Method: "placement.unbind",
 				Params: map[string]any{"PLACEMENT": b.Placement, "HANDLER": b.Handler}})
@@ -131,6 +136,9 @@ func (s *Service) mismatch(p *portalBindings) string {
 		}
 	}
 	for _, placement := range slices.Sorted(maps.Keys(tabPlacements)) {
+		if p.noPlacements {
+			break
+		}
 		var got []string
 		for _, b := range p.placements {
 			if strings.EqualFold(b.Placement, placement) {

@@ -62,3 +62,14 @@ func TestStaleCommandsUnbindOnlyOursAndStale(t *testing.T) {
 		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// When placement.get fails, the tabs are left alone and only the events
+// are judged.
+func TestMismatchWithoutPlacements(t *testing.T) {
+	s := &Service{cfg: Config{PublicURL: "https://gw.example"}}
+	p := goodBindings(s)
+	p.placements, p.noPlacements = nil, true
+	if r := s.mismatch(p); r != "" {
+		t.Fatalf("reason %q", r)
+	}
+}
