@@ -205,8 +205,14 @@ func (s *Service) handleSetup(ctx context.Context, j *queue.Job) error {
 	}
 	for name, e := range res.Errors {
 		switch {
-		case strings.EqualFold(e.Code, "ERROR_HANDLER_ALREADY_EXIST"), strings.HasPrefix(name, "source_"):
-			continue // bound or added by an earlier install
+		case strings.EqualFold(e.Code, "ERROR_HANDLER_ALREADY_EXIST"), strings.HasPrefix(name, "source_"),
+			strings.HasPrefix(name, "tab_") && strings.EqualFold(e.Code, "ERROR_CORE"):
+			continue // bound or added by an earlier install (or a setup running beside this one)
+		case strings.HasPrefix(name, "tab_") && bound.noPlacements:
+			// The card tabs are a convenience; without the placement
+			// scope the Open Lines work as before.
+			s.log.Warn("bitrix24: card tab not bound", "integration_id", in.ID, "command", name, "err", e)
+			continue
 		case name == "robot" && strings.EqualFold(e.Code, "ERROR_ACTIVITY_ALREADY_INSTALLED"):
 			// Installed earlier, maybe with another public URL: bring its
 			// handler and fields up to date.
