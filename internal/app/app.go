@@ -128,7 +128,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	router.Handle(q)
 	b24 := bitrix24.New(bitrix24.Config{ClientID: cfg.Bitrix24ClientID, ClientSecret: cfg.Bitrix24ClientSecret,
 		OAuthURL: cfg.Bitrix24OAuthURL, PublicURL: cfg.PublicURL, AllowPrivate: cfg.AllowPrivateEndpoints,
-		OnUninstall: cfg.Bitrix24OnUninstall, SessionKey: derive(key, "bitrix24 page sessions")}, st, svc, router, signer, hc, log)
+		OnUninstall: cfg.Bitrix24OnUninstall, Workspace: cfg.Bitrix24Workspace, SessionKey: derive(key, "bitrix24 page sessions")}, st, svc, router, signer, hc, log)
 	b24.Handle(q)
 
 	srv := web.New(web.Deps{
@@ -157,7 +157,16 @@ func (a *App) Handler() http.Handler { return a.handler }
 func (a *App) MetricsHandler() http.Handler { return web.MetricsHandler(a.Metrics) }
 
 // Start runs the queue workers.
-func (a *App) Start(ctx context.Context) error { return a.Queue.Start(ctx) }
+func (a *App) Start(ctx context.Context) error {
+	// Portals whose handlers missed this gateway are set up again: the
+	// public URL may have been fixed since.
+	if a.Bitrix24 != nil {
+		if _, err := a.Bitrix24.RecheckMismatched(ctx); err != nil {
+			return err
+		}
+	}
+	return a.Queue.Start(ctx)
+}
 
 // Close drains the queue within ctx and closes the database.
 func (a *App) Close(ctx context.Context) error {

@@ -64,6 +64,10 @@ type Config struct {
 	// Bitrix24OnUninstall: keep, on_clean (delete when the admin asks
 	// Bitrix24 to clear the app's data) or always.
 	Bitrix24OnUninstall string `koanf:"bitrix24_on_uninstall"`
+	// Bitrix24Workspace places a portal installed from Bitrix24's side:
+	// auto (the default workspace while it is the only one and holds no
+	// portal, else a new workspace per portal), default, or new.
+	Bitrix24Workspace string `koanf:"bitrix24_workspace"`
 
 	// MetricsAddr, when set, serves /metrics on a listener of its own (for
 	// example 127.0.0.1:9100) and nowhere else. Unset, /metrics is on the
@@ -100,6 +104,7 @@ func Defaults() map[string]any {
 		"allow_private_endpoints": false,
 		"bitrix24_oauth_url":      "https://oauth.bitrix.info",
 		"bitrix24_on_uninstall":   "on_clean",
+		"bitrix24_workspace":      "auto",
 		"shutdown_timeout":        "30s",
 		"body_read_timeout":       "15s",
 		"upload_read_timeout":     "2m",
@@ -170,6 +175,11 @@ func (c *Config) Validate() error {
 	case "keep", "on_clean", "always":
 	default:
 		errs = append(errs, errors.New(`SWITCHBOARD_BITRIX24_ON_UNINSTALL must be "keep", "on_clean" or "always"`))
+	}
+	switch c.Bitrix24Workspace {
+	case "", "auto", "default", "new":
+	default:
+		errs = append(errs, errors.New(`SWITCHBOARD_BITRIX24_WORKSPACE must be "auto", "default" or "new"`))
 	}
 	if p, err := url.Parse(c.Bitrix24OAuthURL); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 		errs = append(errs, fmt.Errorf("SWITCHBOARD_BITRIX24_OAUTH_URL must be an http(s) URL, got %q", c.Bitrix24OAuthURL))

@@ -163,7 +163,8 @@ var pageTexts = map[string]map[string]string{
 		"channel": "Канал", "state": "Состояние", "binding": "Куда идут сообщения", "mode_openlines": "Открытая линия", "mode_crm": "Сразу в CRM",
 		"mode_none": "Никуда", "line": "Линия", "entity": "Создавать", "lead": "лид", "deal": "сделку", "category": "Воронка", "stage": "Стадия",
 		"operator_name": "Подписывать именем оператора", "save": "Сохранить", "refresh": "Обновить", "saved": "Сохранено.", "active": "работает",
-		"needs_reauth": "нужна повторная авторизация", "uninstalled": "удалено", "conversation": "Переписка",
+		"needs_reauth": "нужна повторная авторизация", "uninstalled": "удалено",
+		"handlers_mismatch": "ответы операторов не доходят: обработчики событий портала указывают не на Switchboard", "conversation": "Переписка",
 		"no_messages": "Сообщений с этим клиентом пока нет.", "write": "Написать клиенту", "no_target": "У клиента нет номера телефона или активного канала.",
 		"text": "Текст сообщения", "template": "Шаблон", "language": "Язык", "params": "Параметры через запятую",
 		"template_hint":       "Если клиент не писал больше 24 часов, WhatsApp примет только утверждённый шаблон.",
@@ -174,7 +175,8 @@ var pageTexts = map[string]map[string]string{
 		"channel": "Channel", "state": "State", "binding": "Where messages go", "mode_openlines": "Open Line", "mode_crm": "Straight into CRM",
 		"mode_none": "Nowhere", "line": "Line", "entity": "Create", "lead": "a lead", "deal": "a deal", "category": "Pipeline", "stage": "Stage",
 		"operator_name": "Sign with the operator's name", "save": "Save", "refresh": "Refresh", "saved": "Saved.", "active": "working",
-		"needs_reauth": "needs re-authorisation", "uninstalled": "uninstalled", "conversation": "Conversation",
+		"needs_reauth": "needs re-authorisation", "uninstalled": "uninstalled",
+		"handlers_mismatch": "operators' replies cannot arrive: the portal's event handlers do not point at Switchboard", "conversation": "Conversation",
 		"no_messages": "No messages with this customer yet.", "write": "Write to the customer", "no_target": "The customer has no phone number or active channel.",
 		"text": "Message text", "template": "Template", "language": "Language", "params": "Parameters, comma-separated",
 		"template_hint":       "If the customer has not written for over 24 hours, WhatsApp takes only an approved template.",
@@ -280,7 +282,7 @@ func (s *Service) renderApp(w http.ResponseWriter, r *http.Request, in *store.In
 		}
 		p.Channels = append(p.Channels, c)
 	}
-	if ss.Admin && in.State == store.IntegrationActive {
+	if ss.Admin && workable(in) {
 		var lines []struct {
 			ID       json.RawMessage `json:"ID"`
 			LineName string          `json:"LINE_NAME"`
