@@ -33,12 +33,12 @@ func TestWorkspacePhoneSettings(t *testing.T) {
 		if st != 200 || w["phone_trunk8"] != false || w["phone_region"] != "CN" || w["timezone"] != "Asia/Almaty" {
 			t.Fatalf("patch: %d %v", st, w)
 		}
-		if st, body := send("8 (916) 123-45-67"); st != http.StatusUnprocessableEntity || code(body) != "invalid_phone" {
+		if st, body := send("8 (916) 123-45-67"); st != http.StatusUnprocessableEntity || errCode(body) != "invalid_phone" {
 			t.Fatalf("8 (916) … with the trunk rule off: %d %v", st, body)
 		}
 		// A Chinese mobile written without '+' is a number, not +7 …; it
 		// has not written to us, so the window is what refuses it.
-		if st, body := send("8613800138000"); st != http.StatusUnprocessableEntity || code(body) != "window_closed" {
+		if st, body := send("8613800138000"); st != http.StatusUnprocessableEntity || errCode(body) != "window_closed" {
 			t.Fatalf("8613800138000 with the trunk rule off: %d %v", st, body)
 		}
 
@@ -55,7 +55,7 @@ func TestWorkspacePhoneSettings(t *testing.T) {
 			{map[string]any{"phone_trunk8": "yes"}, "invalid_json"},
 			{map[string]any{"dialogs": 1}, "invalid_json"},
 		} {
-			if st, body := e.Do("PATCH", "/api/v1/workspaces/"+ws, bad.body); code(body) != bad.code || st < 400 {
+			if st, body := e.Do("PATCH", "/api/v1/workspaces/"+ws, bad.body); errCode(body) != bad.code || st < 400 {
 				t.Errorf("%v: %d %v, want %s", bad.body, st, body, bad.code)
 			}
 		}
@@ -76,12 +76,4 @@ func TestWorkspacePhoneSettings(t *testing.T) {
 			t.Fatalf("the foreign patch went through: %v", w)
 		}
 	})
-}
-
-func code(body map[string]any) string {
-	if e, ok := body["error"].(map[string]any); ok {
-		c, _ := e["code"].(string)
-		return c
-	}
-	return ""
 }
