@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/switchboard/switchboard/internal/app/apptest"
@@ -264,4 +266,65 @@ func TestBitrix24CardTabInBrowser(t *testing.T) {
 	}
 	path := "/v25.0/" + apptest.PhoneNumberID + "/messages"
 	e.Eventually("sent through the Graph API", func() bool { return len(graphSends(e.Sim, path)) == 1 })
+}
+
+// Without script every field shows and the save still works; a refused
+// save comes back worded in the page's language with the chosen mode.
+func TestBitrix24AppPageWithoutScript(t *testing.T) {
+	ctx := browser(t)
+	e := apptest.Start(t, b24Opts)
+	integ, ws := e.InstallBitrix24()
+	ch := createWAIn(t, e, ws)
+	if err := e.B24.AddDealCategory(apptest.B24MemberID, b24sim.DealCategory{ID: 1, Name: "Опт", Sort: 400}); err != nil {
+		t.Fatal(err)
+	}
+	form := "#bind-" + ch
+	err := chromedp.Do(ctx,
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+			return err
+		}),
+		chromedp.Navigate(openAsPortalUser(t, e, e.Portal.AdminUserID(), "DEFAULT", e.URL+"/bitrix24/app", nil)),
+		// The portal's form cannot post itself without script either.
+		chromedp.Click("noscript button, form button"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitPage(t, ctx, `!!document.querySelector(`+strconv.Quote(form)+`)`)
+	for _, sel := range []string{"select[name=line_id]", "select.category", "select.stage"} {
+		if !shown(t, ctx, form+" "+sel) {
+			t.Fatalf("without script %s is hidden", sel)
+		}
+	}
+	// A stage of the default pipeline with the Опт pipeline: refused.
+	err = chromedp.Do(ctx,
+		chromedp.SetValue(form+" select.mode", "crm"),
+		chromedp.SetValue(form+" select.entity", "deal"),
+		chromedp.SetValue(form+" select.category", "1"),
+		chromedp.SetValue(form+" select.stage", "WON"),
+		screenshot(t, "app-noscript.png"),
+		chromedp.Click(form+" button[type=submit]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitPage(t, ctx, `!!document.querySelector('#notice')`)
+	if err := chromedp.Do(ctx, screenshot(t, "app-noscript-refused.png")); err != nil {
+		t.Fatal(err)
+	}
+	notice := evalIn[string](t, ctx, `document.querySelector('#notice').textContent`)
+	mode := evalIn[string](t, ctx, `document.querySelector(`+strconv.Quote(form+" select.mode")+`).value`)
+	if !strings.Contains(notice, "не относится к выбранной воронке") || mode != "crm" || len(bindingsOf(t, e, integ)) != 0 {
+		t.Fatalf("refused save: notice %q, mode %q, bindings %v", notice, mode, bindingsOf(t, e, integ))
+	}
+	err = chromedp.Do(ctx,
+		chromedp.SetValue(form+" select.stage", "C1:WON"),
+		chromedp.Click(form+" button[type=submit]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitPage(t, ctx, `(document.querySelector('#notice')||{}).textContent=='Сохранено.'`)
+	b := bindingsOf(t, e, integ)
+	if len(b) != 1 || b[0].(map[string]any)["stage_id"] != "C1:WON" {
+		t.Fatalf("binding saved without script: %v", b)
+	}
 }
