@@ -344,6 +344,9 @@ func renderTemplate(w http.ResponseWriter, status int, name string, data any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Security-Policy", "frame-ancestors https://*.bitrix24.ru https://*.bitrix24.com https://*.bitrix24.kz https://*.bitrix24.by https://*.bitrix24.de https://*.bitrix24.eu")
 	w.Header().Set("Cache-Control", "no-store")
+	// A GET page's address carries its session; no Referer may take it to
+	// the scripts and links the page loads.
+	w.Header().Set("Referrer-Policy", "no-referrer")
 	// Rendered into a buffer first, so that a template error cannot leave
 	// half a page behind a 200.
 	var buf bytes.Buffer

@@ -89,3 +89,21 @@ func TestSessionAbsoluteLifetime(t *testing.T) {
 		}
 	}
 }
+
+// Every text of the pages exists in both languages, so that no page
+// falls back to the other language's words.
+func TestPageTextsInBothLanguages(t *testing.T) {
+	for key := range pageTexts["ru"] {
+		if pageTexts["en"][key] == "" {
+			t.Errorf("%s has no English text", key)
+		}
+	}
+	for key := range pageTexts["en"] {
+		if pageTexts["ru"][key] == "" {
+			t.Errorf("%s has no Russian text", key)
+		}
+	}
+	if errText("ru", "no_such_code") != pageTexts["ru"]["err_internal"] {
+		t.Error("an unknown code is not worded as an internal error")
+	}
+}
