@@ -49,8 +49,19 @@ func TestBitrix24AppPageChoices(t *testing.T) {
 		}
 		admin := e.B24.UserToken(apptest.B24MemberID, e.Portal.AdminUserID())
 
-		// The portal's lines, pipelines and stages are offered as choices.
+		// The portal's lines, pipelines and stages are offered as choices,
+		// read in one batch, and a second for the extra pipeline's stages.
+		e.WaitIdle()
+		batches := len(e.B24.Calls("batch"))
 		st, page := frame(t, e, "/bitrix24/app", admin, "DEFAULT", "{}")
+		if n := len(e.B24.Calls("batch")) - batches; n != 2 {
+			t.Errorf("the page view made %d batch calls, want 2", n)
+		}
+		for _, c := range e.B24.Calls("") {
+			if !c.InBatch && (c.Method == "crm.status.list" || c.Method == "crm.category.list" || c.Method == "imopenlines.config.list.get") {
+				t.Errorf("%s called outside a batch", c.Method)
+			}
+		}
 		for _, want := range []string{`<option value="1" >#1 WhatsApp</option>`, `>#2 Instagram<`, `<option value="1" >Опт</option>`,
 			`value="C1:PREPARATION" data-entity="deal" data-pipeline="1"`, `value="PREPARATION" data-entity="deal" data-pipeline="0"`, `value="IN_PROCESS" data-entity="lead"`} {
 			if st != http.StatusOK || !strings.Contains(page, want) {
