@@ -93,7 +93,12 @@ func (s *Service) renderTab(w http.ResponseWriter, r *http.Request, in *store.In
 			loc = l
 		}
 	}
-	chs, _ := s.store.ListChannels(ctx, store.Scope{WorkspaceID: in.WorkspaceID})
+	chs, err := s.store.ListChannels(ctx, store.Scope{WorkspaceID: in.WorkspaceID})
+	if err != nil {
+		s.log.Error("bitrix24 tab: channels", "integration_id", in.ID, "err", err)
+		writePageError(w, r, ss, err)
+		return
+	}
 	chName := map[string]string{}
 	for _, ch := range chs {
 		chName[ch.ID] = ch.Name
@@ -101,6 +106,8 @@ func (s *Service) renderTab(w http.ResponseWriter, r *http.Request, in *store.In
 	for _, ct := range contacts {
 		views, err := s.store.ListContactMessages(ctx, ct.ID, 100)
 		if err != nil {
+			// One customer's history missing beats no page at all.
+			s.log.Error("bitrix24 tab: messages", "integration_id", in.ID, "contact_id", ct.ID, "err", err)
 			continue
 		}
 		for i := range views {
@@ -182,22 +189,29 @@ func (s *Service) entityPhones(ctx context.Context, in *store.Integration, entit
 // the record links CRM mode made.
 func (s *Service) tabContacts(ctx context.Context, in *store.Integration, entity string, phones []string) []store.Contact {
 	db := s.store.DB.Gorm.WithContext(ctx)
+	// A failed lookup shows fewer customers (and allows fewer recipients);
+	// it is logged rather than failing the page.
+	logErr := func(err error) {
+		if err != nil {
+			s.log.Error("bitrix24 tab: customers of a record", "integration_id", in.ID, "entity", entity, "err", err)
+		}
+	}
 	var out []store.Contact
 	if len(phones) > 0 {
 		digits := make([]string, len(phones))
 		for i, p := range phones {
 			digits[i] = phonenum.Digits(p)
 		}
-		db.Where("workspace_id = ? AND external_id IN ?", in.WorkspaceID, digits).Find(&out)
+		logErr(db.Where("workspace_id = ? AND external_id IN ?", in.WorkspaceID, digits).Find(&out).Error)
 	}
 	kind, id, _ := strings.Cut(entity, ":")
 	var linked []string
 	switch kind {
 	case "contact":
-		db.Model(&store.CRMLink{}).Where("integration_id = ? AND kind = ? AND remote_id = ?", in.ID, linkCRMContact, id).Pluck("local_id", &linked)
+		logErr(db.Model(&store.CRMLink{}).Where("integration_id = ? AND kind = ? AND remote_id = ?", in.ID, linkCRMContact, id).Pluck("local_id", &linked).Error)
 	case "lead", "deal":
 		var locals []string
-		db.Model(&store.CRMLink{}).Where("integration_id = ? AND kind = ? AND remote_id = ?", in.ID, "crm_"+kind, id).Pluck("local_id", &locals)
+		logErr(db.Model(&store.CRMLink{}).Where("integration_id = ? AND kind = ? AND remote_id = ?", in.ID, "crm_"+kind, id).Pluck("local_id", &locals).Error)
 		for _, l := range locals {
 			if _, c, ok := strings.Cut(l, ":"); ok {
 				linked = append(linked, c)
@@ -206,7 +220,7 @@ func (s *Service) tabContacts(ctx context.Context, in *store.Integration, entity
 	}
 	if len(linked) > 0 {
 		var more []store.Contact
-		db.Where("workspace_id = ? AND id IN ?", in.WorkspaceID, linked).Find(&more)
+		logErr(db.Where("workspace_id = ? AND id IN ?", in.WorkspaceID, linked).Find(&more).Error)
 		have := map[string]bool{}
 		for _, c := range out {
 			have[c.ID] = true
