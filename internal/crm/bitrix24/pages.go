@@ -340,7 +340,7 @@ func codeOf(err error) string {
 	return "internal"
 }
 
-func renderTemplate(w http.ResponseWriter, status int, name string, data any) {
+func (s *Service) renderTemplate(w http.ResponseWriter, lang string, status int, name string, data any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Security-Policy", "frame-ancestors https://*.bitrix24.ru https://*.bitrix24.com https://*.bitrix24.kz https://*.bitrix24.by https://*.bitrix24.de https://*.bitrix24.eu")
 	w.Header().Set("Cache-Control", "no-store")
@@ -351,9 +351,10 @@ func renderTemplate(w http.ResponseWriter, status int, name string, data any) {
 	// half a page behind a 200.
 	var buf bytes.Buffer
 	if err := pageTemplates.ExecuteTemplate(&buf, name, data); err != nil {
+		s.log.Error("bitrix24 page: template", "template", name, "err", err)
 		w.WriteHeader(http.StatusInternalServerError)
-		if _, err := io.WriteString(w, "page error"); err != nil {
-			return
+		if err := messagePage.Execute(w, pageData{Lang: lang, Text: errText(lang, "internal")}); err != nil {
+			return // the status is out; nothing more can be said
 		}
 		return
 	}
@@ -484,7 +485,7 @@ func (s *Service) renderApp(w http.ResponseWriter, r *http.Request, status int, 
 		p.Choices = *pc
 		p.ChoicesNotice = !pc.LinesOK || !pc.StagesOK || !pc.StatusOK
 	}
-	renderTemplate(w, status, "b24_app.html", p)
+	s.renderTemplate(w, ss.Lang, status, "b24_app.html", p)
 }
 
 // ServeAppBind saves a channel's binding from the app page, through the

@@ -146,7 +146,7 @@ func (s *Service) renderTab(w http.ResponseWriter, r *http.Request, in *store.In
 			}
 		}
 	}
-	renderTemplate(w, http.StatusOK, "b24_tab.html", p)
+	s.renderTemplate(w, ss.Lang, http.StatusOK, "b24_tab.html", p)
 }
 
 func windowOpen(ct store.Contact) bool {
