@@ -36,7 +36,7 @@ func bindingsOf(t *testing.T, e *apptest.Env, integ string) []any {
 }
 
 // english finds an English sentence of ours on a page that should be
-// Russian (the portal's own names, like "General", are not ours).
+// Russian.
 var english = regexp.MustCompile(`(?i)\b(the|is|must|session|reopen|belongs?|pipeline|numeric)\b`)
 
 func TestBitrix24AppPageChoices(t *testing.T) {

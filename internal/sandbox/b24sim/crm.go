@@ -683,7 +683,7 @@ func (p *Portal) seedStatuses() {
 		p.seedDealStagesLocked(cat.ID)
 	}
 	for i, ls := range [][3]string{{"NEW", "Unassigned", ""}, {"IN_PROCESS", "In progress", ""}, {"PROCESSED", "Processed", ""}, {"JUNK", "Junk lead", "F"}, {"CONVERTED", "Good lead", "S"}} {
-		p.addStatusLocked("STATUS", ls[0], ls[1], (i+1)*10, true, -1, "", ls[2])
+		p.addStatusLocked("STATUS", ls[0], p.localName("STATUS", ls[0], ls[1]), (i+1)*10, true, -1, "", ls[2])
 	}
 	for i, src := range []string{"CALL", "EMAIL", "WEB", "ADVERTISING", "PARTNER", "RECOMMENDATION", "TRADE_SHOW", "WEBFORM", "CALLBACK", "RC_GENERATOR", "STORE", "OTHER"} {
 		p.addStatusLocked("SOURCE", src, titleCase(src), (i+1)*10, true, -1, "", "")
@@ -719,7 +719,7 @@ func (p *Portal) seedDealStagesLocked(catID int) {
 		if catID != 0 && !slices.Contains([]string{"NEW", "PREPARATION", "WON", "LOSE"}, st.id) {
 			continue
 		}
-		p.addStatusLocked(entity, stagePrefix(catID)+st.id, st.name, st.sort, st.system, catID, st.color, st.sem)
+		p.addStatusLocked(entity, stagePrefix(catID)+st.id, p.localName("DEAL_STAGE", st.id, st.name), st.sort, st.system, catID, st.color, st.sem)
 	}
 }
 

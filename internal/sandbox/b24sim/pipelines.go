@@ -24,3 +24,34 @@ func (s *Server) AddDealCategory(memberID string, c DealCategory) error {
 	p.seedDealStagesLocked(c.ID)
 	return nil
 }
+
+// ruNames are the names a Russian portal gives its default pipeline, deal
+// stages and lead statuses (Bitrix24 names them in the portal's language
+// at creation), by kind and code.
+var ruNames = map[string]string{
+	"CATEGORY:0":                    "Общая",
+	"DEAL_STAGE:NEW":                "Новая",
+	"DEAL_STAGE:PREPARATION":        "Подготовка документов",
+	"DEAL_STAGE:PREPAYMENT_INVOICE": "Счёт на предоплату",
+	"DEAL_STAGE:EXECUTING":          "В работе",
+	"DEAL_STAGE:FINAL_INVOICE":      "Финальный счёт",
+	"DEAL_STAGE:WON":                "Сделка успешна",
+	"DEAL_STAGE:LOSE":               "Сделка провалена",
+	"DEAL_STAGE:APOLOGY":            "Анализ причины провала",
+	"STATUS:NEW":                    "Не обработан",
+	"STATUS:IN_PROCESS":             "В работе",
+	"STATUS:PROCESSED":              "Обработан",
+	"STATUS:JUNK":                   "Некачественный лид",
+	"STATUS:CONVERTED":              "Качественный лид",
+}
+
+// localName is a built-in name in the portal's language: Russian on a
+// Russian portal, else English.
+func (p *Portal) localName(kind, code, en string) string {
+	if p.lang == "ru" {
+		if v, ok := ruNames[kind+":"+code]; ok {
+			return v
+		}
+	}
+	return en
+}

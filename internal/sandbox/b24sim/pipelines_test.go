@@ -27,3 +27,23 @@ func TestAddDealCategory(t *testing.T) {
 		t.Errorf("default stages: %s", r.raw)
 	}
 }
+
+// A Russian portal names its built-in pipeline, stages and lead statuses
+// in Russian, another one in English.
+func TestBuiltInNamesInPortalLanguage(t *testing.T) {
+	for lang, want := range map[string][3]string{"ru": {"Общая", "Новая", "Не обработан"}, "en": {"General", "New", "Unassigned"}} {
+		env := newSim(t, Options{}, PortalOptions{LanguageID: lang})
+		r := env.ok(t, "crm.category.list", map[string]any{"entityTypeId": 2})
+		if dig(r.body, "result", "categories", 0, "name") != want[0] {
+			t.Errorf("%s pipeline: %s", lang, r.raw)
+		}
+		r = env.ok(t, "crm.status.list", map[string]any{"filter": map[string]any{"ENTITY_ID": "DEAL_STAGE"}})
+		if dig(r.body, "result", 0, "NAME") != want[1] {
+			t.Errorf("%s stage: %s", lang, r.raw)
+		}
+		r = env.ok(t, "crm.status.list", map[string]any{"filter": map[string]any{"ENTITY_ID": "STATUS"}})
+		if dig(r.body, "result", 0, "NAME") != want[2] {
+			t.Errorf("%s lead status: %s", lang, r.raw)
+		}
+	}
+}
