@@ -220,6 +220,7 @@ var pageTexts = map[string]map[string]string{
 	"ru": {"portal": "Портал", "channels": "Каналы", "no_channels": "В рабочем пространстве портала пока нет каналов WhatsApp или Instagram.",
 		"channel": "Канал", "state": "Состояние", "binding": "Куда идут сообщения", "mode_openlines": "Открытая линия", "mode_crm": "Сразу в CRM",
 		"mode_none": "Никуда", "line": "Линия", "entity": "Создавать", "lead": "лид", "deal": "сделку", "category": "Воронка", "stage": "Стадия",
+		"bound_lead": "лид", "bound_deal": "сделка",
 		"stage_first": "первая стадия", "lead_statuses": "Статусы лида", "pipeline_of": "Воронка",
 		"line_id_hint": "номер линии", "category_id_hint": "номер воронки", "stage_id_hint": "код стадии",
 		"operator_name": "Подписывать именем оператора", "save": "Сохранить", "refresh": "Обновить", "saved": "Сохранено.", "active": "работает",
@@ -267,6 +268,7 @@ var pageTexts = map[string]map[string]string{
 	"en": {"portal": "Portal", "channels": "Channels", "no_channels": "The portal's workspace has no WhatsApp or Instagram channels yet.",
 		"channel": "Channel", "state": "State", "binding": "Where messages go", "mode_openlines": "Open Line", "mode_crm": "Straight into CRM",
 		"mode_none": "Nowhere", "line": "Line", "entity": "Create", "lead": "a lead", "deal": "a deal", "category": "Pipeline", "stage": "Stage",
+		"bound_lead": "lead", "bound_deal": "deal",
 		"stage_first": "first stage", "lead_statuses": "Lead statuses", "pipeline_of": "Pipeline",
 		"line_id_hint": "line number", "category_id_hint": "pipeline number", "stage_id_hint": "stage code",
 		"operator_name": "Sign with the operator's name", "save": "Save", "refresh": "Refresh", "saved": "Saved.", "active": "working",
@@ -468,7 +470,7 @@ func (s *Service) renderApp(w http.ResponseWriter, r *http.Request, status int, 
 			if b.Mode == ModeOpenLines {
 				c.ModeText = t["mode_openlines"] + " #" + b.LineID
 			} else {
-				c.ModeText = t["mode_crm"] + ": " + t[b.Entity]
+				c.ModeText = t["mode_crm"] + ": " + cmp.Or(t["bound_"+b.Entity], b.Entity)
 			}
 		}
 		if refused != nil && refused.ID == ch.ID {
