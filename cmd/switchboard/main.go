@@ -2,6 +2,7 @@
 //
 //	switchboard [serve] [--config file.yaml]   run the gateway (default)
 //	switchboard migrate [--config file.yaml]   apply database migrations and exit
+//	switchboard healthcheck [--config …]       exit 0 when the local gateway is ready (container health checks)
 //	switchboard version                        print the version
 package main
 
@@ -34,24 +35,51 @@ func main() {
 	}
 }
 
+const usage = `Usage: switchboard [command] [--config file.yaml]
+
+Commands:
+  serve        run the gateway (the default)
+  migrate      apply the database migrations and exit
+  healthcheck  exit 0 when the gateway on this machine answers /readyz
+  version      print the version
+  help         print this help
+
+Settings come from SWITCHBOARD_* environment variables or the YAML file
+(config/switchboard.example.yaml explains each); the environment wins.
+
+Flags:
+`
+
 func run(args []string, stdout, stderr io.Writer) error {
 	cmd := "serve"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
-	fs := flag.NewFlagSet("switchboard "+cmd, flag.ContinueOnError)
+	fs := flag.NewFlagSet("switchboard", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "YAML configuration file (environment variables override it)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	if cmd == "help" {
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return nil
+	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // asked for help; the usage is printed
+		}
 		return err
 	}
 	switch cmd {
 	case "version":
 		fmt.Fprintln(stdout, "switchboard", version)
 		return nil
-	case "serve", "migrate":
+	case "serve", "migrate", "healthcheck":
 	default:
-		return fmt.Errorf("unknown command %q (serve, migrate, version)", cmd)
+		return fmt.Errorf("unknown command %q (serve, migrate, healthcheck, version, help)", cmd)
 	}
 	cfg, err := config.Load(*cfgPath, os.Environ())
 	if err != nil {
@@ -61,6 +89,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	slog.SetDefault(log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if cmd == "healthcheck" {
+		return healthcheck(ctx, cfg)
+	}
 	if cmd == "migrate" {
 		db, err := app.OpenDB(ctx, cfg)
 		if err != nil {
@@ -76,7 +107,41 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return serve(ctx, cfg, log, stdout)
 }
 
+// healthcheck asks the gateway on this machine whether it is ready; the
+// image has no shell or curl for a container's health check to use.
+func healthcheck(ctx context.Context, cfg *config.Config) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, config.LocalURL(cfg.HTTPAddr)+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: /readyz answered %s", resp.Status)
+	}
+	return nil
+}
+
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.Writer) error {
+	// The port first: a taken port must fail before anything is generated,
+	// printed or started.
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+	}
+	defer ln.Close()
+	var metricsLn net.Listener
+	if cfg.MetricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("listen %s (metrics): %w", cfg.MetricsAddr, err)
+		}
+		defer metricsLn.Close()
+	}
 	a, err := app.New(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -96,21 +161,25 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.
 		Addr:              cfg.HTTPAddr,
 		Handler:           a.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       2 * time.Minute, // uploads
-		WriteTimeout:      2 * time.Minute,
-		IdleTimeout:       2 * time.Minute,
-	}
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+		// The uploads' deadline; every other route shortens it to
+		// SWITCHBOARD_BODY_READ_TIMEOUT once its handler starts.
+		ReadTimeout:  cfg.UploadReadTimeout,
+		WriteTimeout: 2 * time.Minute,
+		IdleTimeout:  2 * time.Minute,
 	}
 	engine := "sqlite"
 	if cfg.DatabaseURL != "" {
 		engine = "postgres"
 	}
 	log.Info("switchboard listening", "addr", ln.Addr().String(), "database", engine, "version", version)
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	var metricsSrv *http.Server
+	if metricsLn != nil {
+		metricsSrv = &http.Server{Handler: a.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second}
+		log.Info("metrics listening", "addr", metricsLn.Addr().String())
+		go func() { errc <- metricsSrv.Serve(metricsLn) }()
+	}
 
 	select {
 	case err := <-errc:
@@ -123,8 +192,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.
 	drain, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	herr := srv.Shutdown(drain)
+	var merr error
+	if metricsSrv != nil {
+		merr = metricsSrv.Shutdown(drain)
+	}
 	qerr := a.Close(drain)
-	if err := errors.Join(herr, qerr); err != nil {
+	if err := errors.Join(herr, merr, qerr); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped")

@@ -44,8 +44,11 @@ func TestServeDrainsOnShutdown(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
 	ln.Close()
+	mln, _ := net.Listen("tcp", "127.0.0.1:0")
+	metricsAddr := mln.Addr().String()
+	mln.Close()
 	dir := t.TempDir()
-	cfg, err := config.Load("", []string{"SWITCHBOARD_DATA_DIR=" + dir, "SWITCHBOARD_HTTP_ADDR=" + addr})
+	cfg, err := config.Load("", []string{"SWITCHBOARD_DATA_DIR=" + dir, "SWITCHBOARD_HTTP_ADDR=" + addr, "SWITCHBOARD_METRICS_ADDR=" + metricsAddr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,6 +70,21 @@ func TestServeDrainsOnShutdown(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// With a metrics address the series are there, without a token, and
+	// not on the public listener.
+	for url, want := range map[string]int{"http://" + metricsAddr + "/metrics": 200, "http://" + addr + "/metrics": 404} {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("%s: %d, want %d", url, resp.StatusCode, want)
+		}
+	}
+	if err := healthcheck(context.Background(), cfg); err != nil {
+		t.Fatalf("healthcheck of a ready gateway: %v", err)
+	}
 	cancel()
 	select {
 	case err := <-done:
@@ -79,5 +97,55 @@ func TestServeDrainsOnShutdown(t *testing.T) {
 	tok, _ := os.ReadFile(filepath.Join(dir, "admin_token"))
 	if len(tok) == 0 || !strings.Contains(out.String(), strings.TrimSpace(string(tok))) {
 		t.Fatalf("admin token not printed/kept: %q", out.String())
+	}
+}
+
+func TestHelpListsCommands(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"serve", "--help"}} {
+		var out, errb bytes.Buffer
+		if err := run(args, &out, &errb); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		text := out.String() + errb.String()
+		for _, want := range []string{"serve", "migrate", "healthcheck", "version", "-config"} {
+			if !strings.Contains(text, want) {
+				t.Fatalf("%v: help lacks %q:\n%s", args, want, text)
+			}
+		}
+	}
+}
+
+// A first start that fails (here: the port is taken; before, a wrong
+// database URL did the same) must not generate the admin token, or the
+// next start would find it on disk and never show it.
+func TestFailedFirstStartStillShowsTheTokenLater(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := t.TempDir()
+	cfg, err := config.Load("", []string{"SWITCHBOARD_DATA_DIR=" + dir, "SWITCHBOARD_HTTP_ADDR=" + taken.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := serve(context.Background(), cfg, app.NewLogger(cfg, os.Stderr), &out); err == nil || !strings.Contains(err.Error(), "listen") {
+		t.Fatalf("a taken port: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "admin_token")); !os.IsNotExist(err) || out.Len() != 0 {
+		t.Fatalf("a start that could not listen generated or printed the token: %v %q", err, out.String())
+	}
+
+	cfg, err = config.Load("", []string{"SWITCHBOARD_DATA_DIR=" + dir, "SWITCHBOARD_DATABASE_URL=postgres://nobody@127.0.0.1:1/none?connect_timeout=2",
+		"SWITCHBOARD_SECRET_KEY=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.New(context.Background(), cfg, app.NewLogger(cfg, os.Stderr)); err == nil {
+		t.Fatal("a database that does not answer was accepted")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "admin_token")); !os.IsNotExist(err) {
+		t.Fatalf("a start whose database failed generated the token: %v", err)
 	}
 }

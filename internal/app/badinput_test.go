@@ -81,8 +81,8 @@ func TestWebhookBadInput(t *testing.T) {
 		}{
 			{"unknown object", `{"object":"page","entry":[]}`},
 			{"unknown channel", strings.Replace(string(text), "109283746501928", "999999999999999", 1)},
-			{"unknown message type", `{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"phone_number_id":"109283746501928"},"messages":[{"from":"79161234567","id":"wamid.NEWTYPE","timestamp":"1767600000","type":"poll","poll":{"q":"?"}}]}}]}]}`},
-			{"message without type", `{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"phone_number_id":"109283746501928"},"messages":[{"from":"79161234567","id":"wamid.NOTYPE","timestamp":"1767600000"}]}}]}]}`},
+			{"unknown message type", `{"object":"whatsapp_business_account","entry":[{"id":"104857392017465","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"phone_number_id":"109283746501928"},"messages":[{"from":"79161234567","id":"wamid.NEWTYPE","timestamp":"1767600000","type":"poll","poll":{"q":"?"}}]}}]}]}`},
+			{"message without type", `{"object":"whatsapp_business_account","entry":[{"id":"104857392017465","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"phone_number_id":"109283746501928"},"messages":[{"from":"79161234567","id":"wamid.NOTYPE","timestamp":"1767600000"}]}}]}]}`},
 			{"other field", `{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"account_update","value":{"event":"X"}}]}]}`},
 		}
 		for _, c := range accepted {
@@ -210,7 +210,9 @@ func TestAPIValidation(t *testing.T) {
 		{"phone number id", "POST", "/api/v1/channels", map[string]any{"type": "whatsapp", "name": "x", "phone_number_id": "+7 701", "access_token": "t"}, "", 422, "phone_number_id_invalid"},
 		{"unknown field", "POST", "/api/v1/channels", map[string]any{"type": "whatsapp", "name": "x", "phone_number_id": "1", "access_token": "t", "colour": "red"}, "", 400, "invalid_json"},
 		{"malformed json", "POST", "/api/v1/channels", "{", "", 400, "invalid_json"},
-		{"duplicate number", "POST", "/api/v1/channels", map[string]any{"type": "whatsapp", "name": "x", "phone_number_id": apptest.PhoneNumberID, "access_token": "t"}, "", 409, "channel_exists"},
+		{"duplicate number", "POST", "/api/v1/channels", map[string]any{"type": "whatsapp", "name": "x", "phone_number_id": apptest.PhoneNumberID, "waba_id": apptest.WabaID, "access_token": apptest.WAToken}, "", 409, "channel_exists"},
+		{"number with a token Meta refuses", "POST", "/api/v1/channels", map[string]any{"type": "whatsapp", "name": "x", "phone_number_id": apptest.PhoneNumberID, "waba_id": apptest.WabaID, "access_token": "t"}, "", 422, "account_not_verified"},
+		{"no waba", "POST", "/api/v1/channels", map[string]any{"type": "whatsapp", "name": "x", "phone_number_id": apptest.PhoneNumberID, "access_token": apptest.WAToken}, "", 422, "waba_id_required"},
 		{"timezone", "POST", "/api/v1/workspaces", map[string]any{"name": "x", "timezone": "Mars/Olympus"}, "", 422, "timezone_invalid"},
 		{"missing channel", "GET", "/api/v1/channels/01M84V3BMG32ZGESSX3PYXJWM8", nil, "", 404, "not_found"},
 		{"limit", "GET", "/api/v1/channels/" + wa + "/messages?limit=501", nil, "", 400, "limit_invalid"},

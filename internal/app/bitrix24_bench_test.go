@@ -57,7 +57,7 @@ func BenchmarkBitrix24CallsPer100Messages(b *testing.B) {
 
 func createWAInB(b *testing.B, e *apptest.Env, ws string) string {
 	st, body := e.Do("POST", "/api/v1/channels", map[string]any{"type": "whatsapp", "name": "Продажи", "workspace_id": ws,
-		"phone_number_id": apptest.PhoneNumberID, "access_token": apptest.WAToken})
+		"phone_number_id": apptest.PhoneNumberID, "waba_id": apptest.WabaID, "access_token": apptest.WAToken})
 	if st != 201 {
 		b.Fatalf("channel: %d %v", st, body)
 	}

@@ -136,8 +136,9 @@ func TestBitrix24NoCrossPortalLeak(t *testing.T) {
 			integB0 = m["id"].(string)
 		}
 	}
+	e.Sim.AddWhatsAppNumber("200000000000001", "200000000000002", "+7 916 000 00 01", "EAAG-b")
 	st, chB := e.Do("POST", "/api/v1/channels", map[string]any{"type": "whatsapp", "name": "B", "workspace_id": wsB,
-		"phone_number_id": "200000000000001", "access_token": "EAAG-b"})
+		"phone_number_id": "200000000000001", "waba_id": "200000000000002", "access_token": "EAAG-b"})
 	if st != http.StatusCreated {
 		t.Fatalf("B's channel: %d %v", st, chB)
 	}

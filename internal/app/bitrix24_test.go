@@ -19,7 +19,7 @@ var b24Opts = apptest.Options{Bitrix24: true}
 func createWAIn(t *testing.T, e *apptest.Env, ws string) string {
 	t.Helper()
 	st, body := e.Do("POST", "/api/v1/channels", map[string]any{"type": "whatsapp", "name": "Продажи", "workspace_id": ws,
-		"phone_number_id": apptest.PhoneNumberID, "display_phone": "+7 701 234 56 78", "access_token": apptest.WAToken})
+		"phone_number_id": apptest.PhoneNumberID, "waba_id": apptest.WabaID, "display_phone": "+7 701 234 56 78", "access_token": apptest.WAToken})
 	if st != http.StatusCreated {
 		t.Fatalf("channel: %d %v", st, body)
 	}
@@ -141,6 +141,7 @@ func TestBitrix24RejectsForgedAndMalformedInput(t *testing.T) {
 			"data[MESSAGES][0][message][text]": {"hi"}, "data[MESSAGES][0][chat][id]": {"x"},
 			"auth[member_id]": {member}, "auth[application_token]": {token}}.Encode()
 	}
+	deepNested := "a" + strings.Repeat("[a]", 340000) + "=1"
 	cases := []struct {
 		name, path, body string
 		want             int
@@ -153,6 +154,11 @@ func TestBitrix24RejectsForgedAndMalformedInput(t *testing.T) {
 		{"oversized", "/bitrix24/events", "event=X&pad=" + strings.Repeat("a", 2<<20), 413},
 		{"install with a made-up token", "/bitrix24/install", url.Values{"event": {"ONAPPINSTALL"}, "auth[member_id]": {apptest.B24MemberID},
 			"auth[refresh_token]": {"made-up"}, "auth[application_token]": {"x"}, "auth[client_endpoint]": {"http://169.254.169.254/rest/"}}.Encode(), 401},
+		// One key nested 340,000 levels (~1 MiB): refused before it is
+		// decoded, on every form endpoint that runs before authentication.
+		{"deeply nested install", "/bitrix24/install", deepNested, 400},
+		{"deeply nested event", "/bitrix24/events", deepNested, 400},
+		{"deeply nested robot run", "/bitrix24/robot", deepNested, 400},
 		{"install without member id", "/bitrix24/install", url.Values{"event": {"ONAPPINSTALL"}, "auth[refresh_token]": {"r"}}.Encode(), 400},
 	}
 	for _, c := range cases {

@@ -93,9 +93,11 @@ func TestWhatsAppConversation(t *testing.T) {
 			"text":{"body":"Добрый день! Заказ уже в Алматы.","preview_url":false},"context":{"message_id":"`+wamid+`"}}`)
 
 		var out map[string]any
-		e.Eventually("status read", func() bool {
+		// Two status webhooks may be stored in either order; "read" can land
+		// first, and the late "delivered" still records its time.
+		e.Eventually("status read, delivery time known", func() bool {
 			_, out = e.Do("GET", "/api/v1/messages/"+outID, nil)
-			return out["status"] == "read"
+			return out["status"] == "read" && out["delivered_at"] != nil
 		})
 		for _, k := range []string{"sent_at", "delivered_at", "read_at", "external_id"} {
 			if out[k] == nil || out[k] == "" {

@@ -196,8 +196,13 @@ type Envelope struct {
 	// AccountID routes the envelope: the phone_number_id for WhatsApp, the
 	// Instagram professional account id for Instagram.
 	AccountID string
-	Messages  []Inbound
-	Statuses  []StatusUpdate
+	// Owner is the business account the delivery says holds AccountID:
+	// the WABA id (entry.id) for WhatsApp; empty for Instagram, whose
+	// entry.id is the account itself. A channel receives an envelope only
+	// from the owner it was proven to belong to.
+	Owner    string
+	Messages []Inbound
+	Statuses []StatusUpdate
 	// Errors are account-level problems not tied to a message.
 	Errors []ProviderError
 }
@@ -264,6 +269,34 @@ type MediaFetcher interface {
 type ProfileFetcher interface {
 	FetchProfile(ctx context.Context, creds Credentials, externalID string) (*Customer, error)
 }
+
+// Account is what the messenger says about the account a token was
+// checked for.
+type Account struct {
+	ID string // phone_number_id / Instagram account id, as the messenger confirmed it
+	// Owner is the business account that holds it: the WABA id for
+	// WhatsApp; empty for Instagram, whose webhooks name the account itself.
+	Owner        string
+	DisplayPhone string // WhatsApp: the number as Meta shows it
+	Name         string // WhatsApp verified name / Instagram username
+}
+
+// AccountVerifier proves that a token may act for an account, so that one
+// tenant cannot connect another's number by knowing its id.
+type AccountVerifier interface {
+	// VerifyAccount asks the messenger, with creds.AccessToken, for the
+	// account creds.AccountID and, where the messenger has one, checks that
+	// it belongs to owner (the WABA). A refusal wraps ErrAccountNotProven;
+	// any other error means the messenger could not be asked (network,
+	// throttling) and proves nothing either way.
+	VerifyAccount(ctx context.Context, creds Credentials, owner string) (*Account, error)
+}
+
+// ErrAccountNotProven: the messenger did not accept the token for that
+// account, or the account is not in the given business account. Meta does
+// not tell an unknown id from one the token may not see, and neither does
+// this error.
+var ErrAccountNotProven = errors.New("channel: the messenger did not confirm the token for this account")
 
 // Download is a fetched file.
 type Download struct {

@@ -19,6 +19,9 @@ type Provider struct {
 	// Profiles is optional: nil for messengers whose webhooks name the
 	// customer.
 	Profiles ProfileFetcher
+	// Verifier proves a token's hold on an account before a channel is
+	// created or re-activated for it.
+	Verifier AccountVerifier
 }
 
 // Registry holds the providers wired at start-up. It is built once in main

@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -29,13 +30,16 @@ type Config struct {
 	HTTPAddr    string `koanf:"http_addr"`
 	DataDir     string `koanf:"data_dir"`
 	DatabaseURL string `koanf:"database_url"`
-	// PublicURL is how CRMs and Meta reach this gateway; signed media
-	// links are built on it.
-	PublicURL  string `koanf:"public_url"`
-	AdminToken string `koanf:"admin_token"`
-	SecretKey  string `koanf:"secret_key"`
-	LogLevel   string `koanf:"log_level"`
-	LogFormat  string `koanf:"log_format"`
+	// PublicURL is how CRMs and Meta reach this gateway: Bitrix24's event
+	// handlers, OAuth redirects and signed media links are built on it.
+	// Unset, it is derived from HTTPAddr (PublicURLDerived tells so), which
+	// is right only for trying the gateway on one machine.
+	PublicURL        string `koanf:"public_url"`
+	PublicURLDerived bool   `koanf:"-"`
+	AdminToken       string `koanf:"admin_token"`
+	SecretKey        string `koanf:"secret_key"`
+	LogLevel         string `koanf:"log_level"`
+	LogFormat        string `koanf:"log_format"`
 
 	MetaVerifyToken   string `koanf:"meta_verify_token"`
 	MetaAppSecret     string `koanf:"meta_app_secret"`
@@ -60,10 +64,25 @@ type Config struct {
 	// Bitrix24OnUninstall: keep, on_clean (delete when the admin asks
 	// Bitrix24 to clear the app's data) or always.
 	Bitrix24OnUninstall string `koanf:"bitrix24_on_uninstall"`
+	// Bitrix24Workspace places a portal installed from Bitrix24's side:
+	// auto (the default workspace while it is the only one and holds no
+	// portal, else a new workspace per portal), default, or new.
+	Bitrix24Workspace string `koanf:"bitrix24_workspace"`
+
+	// MetricsAddr, when set, serves /metrics on a listener of its own (for
+	// example 127.0.0.1:9100) and nowhere else. Unset, /metrics is on the
+	// main listener and wants MetricsToken, or the admin token when that is
+	// unset, since the series tell outsiders about traffic and versions.
+	MetricsAddr  string `koanf:"metrics_addr"`
+	MetricsToken string `koanf:"metrics_token"`
 
 	AllowPrivateEndpoints bool          `koanf:"allow_private_endpoints"`
 	ShutdownTimeout       time.Duration `koanf:"shutdown_timeout"`
-	HTTPClientTimeout     time.Duration `koanf:"http_client_timeout"`
+	// BodyReadTimeout bounds the sending of a request body on every route
+	// but uploads, which get UploadReadTimeout.
+	BodyReadTimeout   time.Duration `koanf:"body_read_timeout"`
+	UploadReadTimeout time.Duration `koanf:"upload_read_timeout"`
+	HTTPClientTimeout time.Duration `koanf:"http_client_timeout"`
 }
 
 // Defaults let `switchboard` start with nothing configured.
@@ -71,7 +90,6 @@ func Defaults() map[string]any {
 	return map[string]any{
 		"http_addr":               ":8080",
 		"data_dir":                "./data",
-		"public_url":              "http://localhost:8080",
 		"log_level":               "info",
 		"log_format":              "text",
 		"meta_graph_url":          "https://graph.facebook.com",
@@ -86,7 +104,10 @@ func Defaults() map[string]any {
 		"allow_private_endpoints": false,
 		"bitrix24_oauth_url":      "https://oauth.bitrix.info",
 		"bitrix24_on_uninstall":   "on_clean",
+		"bitrix24_workspace":      "auto",
 		"shutdown_timeout":        "30s",
+		"body_read_timeout":       "15s",
+		"upload_read_timeout":     "2m",
 		"http_client_timeout":     "30s",
 	}
 }
@@ -121,6 +142,9 @@ func Load(path string, environ []string) (*Config, error) {
 	if c.InstagramGraphURL == "" {
 		c.InstagramGraphURL = c.MetaGraphURL
 	}
+	if c.PublicURL == "" {
+		c.PublicURL, c.PublicURLDerived = LocalURL(c.HTTPAddr), true
+	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -152,13 +176,62 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, errors.New(`SWITCHBOARD_BITRIX24_ON_UNINSTALL must be "keep", "on_clean" or "always"`))
 	}
+	switch c.Bitrix24Workspace {
+	case "", "auto", "default", "new":
+	default:
+		errs = append(errs, errors.New(`SWITCHBOARD_BITRIX24_WORKSPACE must be "auto", "default" or "new"`))
+	}
 	if p, err := url.Parse(c.Bitrix24OAuthURL); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 		errs = append(errs, fmt.Errorf("SWITCHBOARD_BITRIX24_OAUTH_URL must be an http(s) URL, got %q", c.Bitrix24OAuthURL))
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			errs = append(errs, fmt.Errorf("SWITCHBOARD_METRICS_ADDR must be host:port (e.g. 127.0.0.1:9100), got %q", c.MetricsAddr))
+		}
+	}
+	if c.BodyReadTimeout <= 0 || c.UploadReadTimeout < c.BodyReadTimeout {
+		errs = append(errs, errors.New("SWITCHBOARD_BODY_READ_TIMEOUT must be positive and SWITCHBOARD_UPLOAD_READ_TIMEOUT at least as long"))
 	}
 	if c.MediaURLTTL <= 0 {
 		errs = append(errs, errors.New("SWITCHBOARD_MEDIA_URL_TTL must be positive"))
 	}
 	return errors.Join(errs...)
+}
+
+// LocalURL is the URL of a listen address as seen from the same machine:
+// ":9000" and "0.0.0.0:9000" are http://localhost:9000.
+func LocalURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// PublicURLProblem says why Meta and CRMs could not reach the gateway at
+// its public URL, or "" when the URL looks reachable from outside.
+func (c *Config) PublicURLProblem() string {
+	p, err := url.Parse(c.PublicURL)
+	if err != nil {
+		return "it is not a URL"
+	}
+	host := p.Hostname()
+	if c.PublicURLDerived {
+		return "SWITCHBOARD_PUBLIC_URL is not set, so it was taken from the listen address"
+	}
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return "it names this machine (localhost)"
+	}
+	if ip := net.ParseIP(host); ip != nil && (ip.IsLoopback() || ip.IsPrivate() || ip.IsUnspecified() || ip.IsLinkLocalUnicast()) {
+		return "it is a loopback or private address"
+	}
+	if p.Scheme != "https" {
+		return "it is not https"
+	}
+	return ""
 }
 
 // SQLitePath is where the embedded database lives.

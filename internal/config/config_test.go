@@ -54,3 +54,32 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		t.Error("missing config file accepted")
 	}
 }
+
+// Bitrix24 registers its event handlers on the public URL: unset, it must
+// follow the listen address, and a URL outsiders cannot reach is named.
+func TestPublicURL(t *testing.T) {
+	cases := []struct {
+		env     []string
+		want    string
+		problem bool
+	}{
+		{nil, "http://localhost:8080", true},
+		{[]string{"SWITCHBOARD_HTTP_ADDR=:9137"}, "http://localhost:9137", true},
+		{[]string{"SWITCHBOARD_HTTP_ADDR=0.0.0.0:9137"}, "http://localhost:9137", true},
+		{[]string{"SWITCHBOARD_HTTP_ADDR=127.0.0.2:81"}, "http://127.0.0.2:81", true},
+		{[]string{"SWITCHBOARD_HTTP_ADDR=[::1]:81"}, "http://[::1]:81", true},
+		{[]string{"SWITCHBOARD_PUBLIC_URL=http://localhost:8080"}, "http://localhost:8080", true},
+		{[]string{"SWITCHBOARD_PUBLIC_URL=https://10.0.0.5"}, "https://10.0.0.5", true},
+		{[]string{"SWITCHBOARD_PUBLIC_URL=http://sb.example.com"}, "http://sb.example.com", true},
+		{[]string{"SWITCHBOARD_PUBLIC_URL=https://sb.example.com", "SWITCHBOARD_HTTP_ADDR=:9137"}, "https://sb.example.com", false},
+	}
+	for _, tc := range cases {
+		c, err := Load("", tc.env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.PublicURL != tc.want || (c.PublicURLProblem() != "") != tc.problem {
+			t.Errorf("%v: public URL %q (want %q), problem %q", tc.env, c.PublicURL, tc.want, c.PublicURLProblem())
+		}
+	}
+}

@@ -47,6 +47,19 @@ func (s *Service) Ingest(ctx context.Context, b *channel.Batch, raw []byte) (Ing
 		if err != nil {
 			return res, fmt.Errorf("messaging: route %s %s: %w", env.ChannelType, env.AccountID, err)
 		}
+		if env.Owner != ch.WabaID {
+			// The number was proven to belong to the channel's WABA; a
+			// delivery naming another (or none) is not this channel's to
+			// store. Kept like any unroutable delivery, and still answered
+			// 200 so Meta does not disable the webhook.
+			res.Unrouted++
+			s.log.Warn("webhook from another business account than the channel's; not stored into it",
+				"channel_id", ch.ID, "channel_type", env.ChannelType, "account_id", env.AccountID, "owner", env.Owner)
+			if err := s.store.SaveUnrouted(ctx, env.ChannelType, env.AccountID, raw); err != nil {
+				return res, fmt.Errorf("messaging: keep unrouted delivery: %w", err)
+			}
+			continue
+		}
 		work = append(work, routed{ch, env})
 	}
 	if len(work) == 0 {

@@ -97,8 +97,12 @@ func (s *Service) Send(ctx context.Context, scope store.Scope, channelID string,
 	case store.ChannelError:
 		return nil, &Error{Status: http.StatusConflict, Code: "channel_error", Message: "the channel is in error state: " + ch.StateReason}
 	}
+	ws, err := s.store.GetWorkspace(ctx, store.All, ch.WorkspaceID)
+	if err != nil {
+		return nil, err
+	}
 	typ := channel.Type(ch.Type)
-	to, err := s.recipient(typ, req.To)
+	to, err := s.recipient(typ, req.To, phone.Options{Trunk8: ws.PhoneTrunk8, Region: ws.PhoneRegion})
 	if err != nil {
 		return nil, err
 	}
@@ -188,8 +192,9 @@ func (s *Service) Send(ctx context.Context, scope store.Scope, channelID string,
 	return m, nil
 }
 
-// recipient reads "to" as the messenger addresses customers.
-func (s *Service) recipient(typ channel.Type, to string) (channel.Customer, error) {
+// recipient reads "to" as the messenger addresses customers, numbers as
+// the workspace says people write them.
+func (s *Service) recipient(typ channel.Type, to string, numbers phone.Options) (channel.Customer, error) {
 	to = strings.TrimSpace(to)
 	if to == "" {
 		return channel.Customer{}, bad("to_required", "\"to\" is required")
@@ -202,7 +207,7 @@ func (s *Service) recipient(typ channel.Type, to string) (channel.Customer, erro
 		}
 		return channel.Customer{ExternalID: to}, nil
 	}
-	e164, err := phone.Normalize(to, s.cfg.Phone)
+	e164, err := phone.Normalize(to, numbers)
 	if err != nil {
 		return channel.Customer{}, bad("invalid_phone", "%q is not a phone number", to)
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/switchboard/switchboard/internal/channel"
 	"github.com/switchboard/switchboard/internal/media"
 	"github.com/switchboard/switchboard/internal/metrics"
-	"github.com/switchboard/switchboard/internal/phone"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -32,7 +31,6 @@ type Config struct {
 	UploadMaxBytes int64
 	SendRate       float64 // default per-channel messages per second
 	SendBurst      int
-	Phone          phone.Options
 	SendTimeout    time.Duration
 }
 

@@ -25,9 +25,12 @@ type Options struct {
 // Default suits the first customers: Russia and Kazakhstan.
 var Default = Options{Trunk8: true, Region: "RU"}
 
-// Normalize returns the number in E.164 form, with the leading '+'.
+// Normalize returns the number in E.164 form, with the leading '+'. Words
+// around the number ("тел. 8 912 …", "… (мобильный)") are ignored, as CRM
+// records and people's notes carry them; inside it only the usual
+// separators may stand.
 func Normalize(raw string, o Options) (string, error) {
-	s := strings.TrimSpace(raw)
+	s := trimToNumber(raw)
 	plus := strings.HasPrefix(s, "+")
 	var digits strings.Builder
 	for _, r := range s {
@@ -61,6 +64,17 @@ func Normalize(raw string, o Options) (string, error) {
 		return "", ErrInvalid
 	}
 	return phonenumbers.Format(num, phonenumbers.E164), nil
+}
+
+// trimToNumber drops what stands before the first digit or '+' and after
+// the last digit.
+func trimToNumber(raw string) string {
+	start := strings.IndexFunc(raw, func(r rune) bool { return r == '+' || (r >= '0' && r <= '9') })
+	end := strings.LastIndexFunc(raw, func(r rune) bool { return r >= '0' && r <= '9' })
+	if start < 0 || end < start {
+		return ""
+	}
+	return raw[start : end+1]
 }
 
 // Digits is the E.164 number without '+', as WhatsApp's wa_id.

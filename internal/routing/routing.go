@@ -156,7 +156,9 @@ const parkDelay = 10 * time.Minute
 // one drops it (nil), one needing re-authorisation parks it.
 func workable(in *store.Integration) (bool, error) {
 	switch in.State {
-	case store.IntegrationActive:
+	case store.IntegrationActive, store.IntegrationHandlersMismatch:
+		// A portal whose handlers miss us still takes customers' messages;
+		// only operators' replies cannot arrive.
 		return true, nil
 	case store.IntegrationUninstalled:
 		return false, nil

@@ -18,6 +18,10 @@ const (
 	IntegrationActive      = "active"
 	IntegrationNeedsReauth = "needs_reauth"
 	IntegrationUninstalled = "uninstalled"
+	// IntegrationHandlersMismatch: the portal's event handlers do not
+	// point at this gateway, so operators' replies cannot arrive; the
+	// rest of its work goes on.
+	IntegrationHandlersMismatch = "handlers_mismatch"
 )
 
 type Integration struct {
@@ -112,7 +116,7 @@ func (s *Store) UpsertIntegration(ctx context.Context, p InstallParams) (*Integr
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			ws := p.WorkspaceID
 			if ws == "" {
-				w := Workspace{ID: NewID(), Name: p.Domain, Timezone: "Europe/Moscow", CreatedAt: now, UpdatedAt: now}
+				w := newWorkspace(p.Domain, "Europe/Moscow")
 				if err := tx.Create(&w).Error; err != nil {
 					return err
 				}
@@ -314,11 +318,12 @@ func (s *Store) DeleteBinding(ctx context.Context, integrationID, channelID stri
 	return res.RowsAffected > 0, res.Error
 }
 
-// BindingsForChannel lists the live integrations a channel feeds.
+// BindingsForChannel lists the live integrations a channel feeds. A
+// portal whose handlers miss us is live: customers' messages still reach it.
 func BindingsForChannel(tx *gorm.DB, channelID string) ([]ChannelBinding, error) {
 	var out []ChannelBinding
 	err := tx.Joins("JOIN integrations ON integrations.id = channel_bindings.integration_id").
-		Where("channel_bindings.channel_id = ? AND integrations.state = ?", channelID, IntegrationActive).
+		Where("channel_bindings.channel_id = ? AND integrations.state IN ?", channelID, []string{IntegrationActive, IntegrationHandlersMismatch}).
 		Order("channel_bindings.id").Find(&out).Error
 	return out, err
 }

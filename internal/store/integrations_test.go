@@ -43,6 +43,10 @@ func TestIntegrationInstallIsIdempotentAndSealed(t *testing.T) {
 		if ws.Name != "example.bitrix24.ru" {
 			t.Fatalf("marketplace install should make a workspace named after the portal, got %q", ws.Name)
 		}
+		// Its people's numbers are read like every other new workspace's.
+		if !ws.PhoneTrunk8 || ws.PhoneRegion != "RU" {
+			t.Fatalf("an installed portal's workspace reads numbers with trunk8=%v region=%q", ws.PhoneTrunk8, ws.PhoneRegion)
+		}
 		if bytes.Contains([]byte(b.RefreshToken+b.AccessToken+b.ApplicationToken), []byte("ref-2")) {
 			t.Fatal("tokens stored in clear")
 		}

@@ -2,13 +2,26 @@ package store
 
 import "time"
 
+// Workspace is one tenant: its channels, integrations and settings.
 type Workspace struct {
-	ID        string    `gorm:"primaryKey" json:"id"`
-	Name      string    `json:"name"`
-	Timezone  string    `json:"timezone"`
-	IsDefault bool      `json:"is_default"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID        string `gorm:"primaryKey" json:"id"`
+	Name      string `json:"name"`
+	Timezone  string `json:"timezone"`
+	IsDefault bool   `json:"is_default"`
+	// PhoneTrunk8 and PhoneRegion say how numbers typed by people are read
+	// (see phone.Options).
+	PhoneTrunk8 bool      `json:"phone_trunk8"`
+	PhoneRegion string    `json:"phone_region"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// WorkspaceUpdate holds the settings a PATCH changes; nil leaves one as it is.
+type WorkspaceUpdate struct {
+	Name        *string
+	Timezone    *string
+	PhoneTrunk8 *bool
+	PhoneRegion *string
 }
 
 type APIToken struct {

@@ -82,8 +82,8 @@ func (s *Store) EnsureDefaultWorkspace(ctx context.Context) (*Workspace, error) 
 	if !errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, fmt.Errorf("store: default workspace: %w", err)
 	}
-	now := Now()
-	w = Workspace{ID: NewID(), Name: "Default", Timezone: "UTC", IsDefault: true, CreatedAt: now, UpdatedAt: now}
+	w = newWorkspace("Default", "UTC")
+	w.IsDefault = true
 	if err := s.g(ctx).Create(&w).Error; err != nil {
 		if IsUniqueViolation(err) { // another instance won the race
 			return s.EnsureDefaultWorkspace(ctx)
@@ -93,9 +93,15 @@ func (s *Store) EnsureDefaultWorkspace(ctx context.Context) (*Workspace, error) 
 	return &w, nil
 }
 
-func (s *Store) CreateWorkspace(ctx context.Context, name, tz string) (*Workspace, error) {
+// newWorkspace is a workspace with the settings every new one starts with:
+// numbers read as in Russia and Kazakhstan, the first customers' countries.
+func newWorkspace(name, tz string) Workspace {
 	now := Now()
-	w := Workspace{ID: NewID(), Name: name, Timezone: tz, CreatedAt: now, UpdatedAt: now}
+	return Workspace{ID: NewID(), Name: name, Timezone: tz, PhoneTrunk8: true, PhoneRegion: "RU", CreatedAt: now, UpdatedAt: now}
+}
+
+func (s *Store) CreateWorkspace(ctx context.Context, name, tz string) (*Workspace, error) {
+	w := newWorkspace(name, tz)
 	if err := s.g(ctx).Create(&w).Error; err != nil {
 		return nil, fmt.Errorf("store: create workspace: %w", err)
 	}
@@ -123,6 +129,30 @@ func (s *Store) GetWorkspace(ctx context.Context, scope Scope, id string) (*Work
 		return nil, notFound(err)
 	}
 	return &w, nil
+}
+
+// UpdateWorkspace changes a workspace's settings and returns it.
+func (s *Store) UpdateWorkspace(ctx context.Context, scope Scope, id string, u WorkspaceUpdate) (*Workspace, error) {
+	if _, err := s.GetWorkspace(ctx, scope, id); err != nil {
+		return nil, err
+	}
+	set := map[string]any{"updated_at": Now()}
+	if u.Name != nil {
+		set["name"] = *u.Name
+	}
+	if u.Timezone != nil {
+		set["timezone"] = *u.Timezone
+	}
+	if u.PhoneTrunk8 != nil {
+		set["phone_trunk8"] = *u.PhoneTrunk8
+	}
+	if u.PhoneRegion != nil {
+		set["phone_region"] = *u.PhoneRegion
+	}
+	if err := s.g(ctx).Model(&Workspace{}).Where("id = ?", id).Updates(set).Error; err != nil {
+		return nil, fmt.Errorf("store: update workspace: %w", err)
+	}
+	return s.GetWorkspace(ctx, scope, id)
 }
 
 // CreateAPIToken issues a workspace token. Only its hash is stored; the

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -33,7 +32,7 @@ func decode(c *gin.Context, v any) bool {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		fail(c, http.StatusBadRequest, "invalid_json", "request body: "+err.Error())
+		fail(c, http.StatusBadRequest, "invalid_json", jsonProblem(err))
 		return false
 	}
 	if dec.More() {
@@ -57,6 +56,10 @@ func (s *Server) targetWorkspace(c *gin.Context, requested string) (string, bool
 	if requested == "" {
 		return s.d.DefaultWorkspaceID, true
 	}
+	if !store.ValidID(requested) {
+		fail(c, http.StatusNotFound, "workspace_not_found", "no such workspace")
+		return "", false
+	}
 	if _, err := s.d.Store.GetWorkspace(c.Request.Context(), store.All, requested); err != nil {
 		fail(c, http.StatusNotFound, "workspace_not_found", "no such workspace")
 		return "", false
@@ -72,7 +75,7 @@ func (s *Server) listWorkspaces(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"data": ws})
+	reply(c, http.StatusOK, gin.H{"data": ws})
 }
 
 func (s *Server) getWorkspace(c *gin.Context) {
@@ -81,7 +84,7 @@ func (s *Server) getWorkspace(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, w)
+	reply(c, http.StatusOK, w)
 }
 
 func (s *Server) createWorkspace(c *gin.Context) {
@@ -92,24 +95,22 @@ func (s *Server) createWorkspace(c *gin.Context) {
 	if !decode(c, &req) {
 		return
 	}
-	req.Name = strings.TrimSpace(req.Name)
-	if req.Name == "" || utf8.RuneCountInString(req.Name) > 200 {
-		fail(c, http.StatusUnprocessableEntity, "name_invalid", "name is required, up to 200 characters")
+	name, ok := checkName(c, req.Name)
+	if !ok {
 		return
 	}
 	if req.Timezone == "" {
 		req.Timezone = "UTC"
 	}
-	if _, err := time.LoadLocation(req.Timezone); err != nil {
-		fail(c, http.StatusUnprocessableEntity, "timezone_invalid", fmt.Sprintf("%q is not an IANA time zone (e.g. Europe/Moscow, Asia/Almaty)", req.Timezone))
+	if !checkTimezone(c, req.Timezone) {
 		return
 	}
-	w, err := s.d.Store.CreateWorkspace(c.Request.Context(), req.Name, req.Timezone)
+	w, err := s.d.Store.CreateWorkspace(c.Request.Context(), name, req.Timezone)
 	if err != nil {
 		s.failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, w)
+	reply(c, http.StatusCreated, w)
 }
 
 func (s *Server) createToken(c *gin.Context) {
@@ -124,12 +125,17 @@ func (s *Server) createToken(c *gin.Context) {
 	if c.Request.ContentLength != 0 && !decode(c, &req) {
 		return
 	}
+	req.Name = strings.TrimSpace(req.Name)
+	if p := textProblem(req.Name, maxNameRunes); p != "" {
+		fail(c, http.StatusUnprocessableEntity, "name_invalid", "name: "+p)
+		return
+	}
 	plain, t, err := s.d.Store.CreateAPIToken(c.Request.Context(), w.ID, req.Name)
 	if err != nil {
 		s.failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, gin.H{"id": t.ID, "workspace_id": w.ID, "name": t.Name, "token": plain,
+	reply(c, http.StatusCreated, gin.H{"id": t.ID, "workspace_id": w.ID, "name": t.Name, "token": plain,
 		"note": "the token is shown once; store it now"})
 }
 
@@ -180,7 +186,7 @@ type channelRequest struct {
 }
 
 func digitsOnly(s string) bool {
-	if s == "" || len(s) > 32 {
+	if s == "" || len(s) > maxIDDigits {
 		return false
 	}
 	for _, r := range s {
@@ -191,8 +197,31 @@ func digitsOnly(s string) bool {
 	return true
 }
 
-func validName(p *string) bool {
-	return p != nil && strings.TrimSpace(*p) != "" && utf8.RuneCountInString(*p) <= 200
+// checkOptional validates the optional fields create and PATCH share. It
+// answers and returns false on the first problem.
+func checkOptional(c *gin.Context, req *channelRequest) bool {
+	if req.WabaID != nil && !digitsOnly(*req.WabaID) {
+		fail(c, http.StatusUnprocessableEntity, "waba_id_invalid", "waba_id is the WhatsApp Business Account id (digits) that owns the number, from WhatsApp Manager")
+		return false
+	}
+	if req.PageID != nil && *req.PageID != "" && !digitsOnly(*req.PageID) {
+		fail(c, http.StatusUnprocessableEntity, "page_id_invalid", "page_id is the id (digits) of the Facebook Page linked to the Instagram account")
+		return false
+	}
+	if req.DisplayPhone != nil {
+		if p := displayPhoneProblem(*req.DisplayPhone); p != "" {
+			fail(c, http.StatusUnprocessableEntity, "display_phone_invalid", p)
+			return false
+		}
+	}
+	if req.AccessToken != nil {
+		*req.AccessToken = strings.TrimSpace(*req.AccessToken)
+		if p := tokenProblem(*req.AccessToken); p != "" {
+			fail(c, http.StatusUnprocessableEntity, "access_token_invalid", p)
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) createChannel(c *gin.Context) {
@@ -203,8 +232,8 @@ func (s *Server) createChannel(c *gin.Context) {
 	ch := &store.Channel{Type: req.Type}
 	switch channel.Type(req.Type) {
 	case channel.WhatsApp:
-		if !digitsOnly(req.PhoneNumberID) {
-			fail(c, http.StatusUnprocessableEntity, "phone_number_id_invalid", "phone_number_id is required: the digits Meta shows for the number")
+		if p := phoneNumberIDProblem(req.PhoneNumberID); p != "" {
+			fail(c, http.StatusUnprocessableEntity, "phone_number_id_invalid", p)
 			return
 		}
 		if req.IGUserID != "" || req.PageID != nil {
@@ -217,8 +246,8 @@ func (s *Server) createChannel(c *gin.Context) {
 			fail(c, http.StatusUnprocessableEntity, "ig_user_id_invalid", "ig_user_id is required: the Instagram professional account id (digits)")
 			return
 		}
-		if req.PhoneNumberID != "" || req.WabaID != nil {
-			fail(c, http.StatusUnprocessableEntity, "field_not_allowed", "phone_number_id and waba_id belong to whatsapp channels")
+		if req.PhoneNumberID != "" || req.WabaID != nil || req.DisplayPhone != nil {
+			fail(c, http.StatusUnprocessableEntity, "field_not_allowed", "phone_number_id, waba_id and display_phone belong to whatsapp channels")
 			return
 		}
 		ch.AccountID = req.IGUserID
@@ -226,12 +255,26 @@ func (s *Server) createChannel(c *gin.Context) {
 		fail(c, http.StatusUnprocessableEntity, "type_invalid", `type must be "whatsapp" or "instagram"`)
 		return
 	}
-	if !validName(req.Name) {
-		fail(c, http.StatusUnprocessableEntity, "name_invalid", "name is required, up to 200 characters")
+	if req.Name == nil {
+		fail(c, http.StatusUnprocessableEntity, "name_invalid", fmt.Sprintf("name is required, up to %d characters", maxNameRunes))
+		return
+	}
+	name, ok := checkName(c, *req.Name)
+	if !ok {
 		return
 	}
 	if req.AccessToken == nil || strings.TrimSpace(*req.AccessToken) == "" {
 		fail(c, http.StatusUnprocessableEntity, "access_token_required", "access_token is required")
+		return
+	}
+	if !checkOptional(c, &req) {
+		return
+	}
+	// Webhooks name the WABA; the gateway stores a number's messages only
+	// when they come from the WABA the number was proven to belong to.
+	// Graph has no read that gives a number's WABA, so it is asked for.
+	if ch.Type == string(channel.WhatsApp) && req.WabaID == nil {
+		fail(c, http.StatusUnprocessableEntity, "waba_id_required", "waba_id is required for whatsapp: the WhatsApp Business Account id (digits) that owns the number, from WhatsApp Manager")
 		return
 	}
 	if req.State != nil {
@@ -246,7 +289,7 @@ func (s *Server) createChannel(c *gin.Context) {
 	if !ok {
 		return
 	}
-	ch.WorkspaceID, ch.Name = ws, strings.TrimSpace(*req.Name)
+	ch.WorkspaceID, ch.Name = ws, name
 	for dst, src := range map[*string]*string{&ch.WabaID: req.WabaID, &ch.DisplayPhone: req.DisplayPhone, &ch.PageID: req.PageID} {
 		if src != nil {
 			*dst = *src
@@ -255,8 +298,18 @@ func (s *Server) createChannel(c *gin.Context) {
 	if req.SendRate != nil {
 		ch.SendRate = *req.SendRate
 	}
-	err := s.d.Store.CreateChannel(c.Request.Context(), ch, strings.TrimSpace(*req.AccessToken))
+	acc, ok := s.proveOwnership(c, claim{typ: channel.Type(ch.Type), accountID: ch.AccountID, owner: ch.WabaID,
+		token: *req.AccessToken, workspace: ws, held: true})
+	if !ok {
+		return
+	}
+	if ch.DisplayPhone == "" && displayPhoneProblem(acc.DisplayPhone) == "" {
+		ch.DisplayPhone = acc.DisplayPhone
+	}
+	err := s.d.Store.CreateChannel(c.Request.Context(), ch, *req.AccessToken)
 	if errors.Is(err, store.ErrConflict) {
+		// Only the workspace's own channel (or, for the operator, any) can
+		// be the conflict: another workspace's was refused above.
 		fail(c, http.StatusConflict, "channel_exists", "an active channel with this account id exists already")
 		return
 	}
@@ -264,7 +317,7 @@ func (s *Server) createChannel(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, gin.H{"id": ch.ID, "channel": viewChannel(ch)})
+	reply(c, http.StatusCreated, viewChannel(ch))
 }
 
 func (s *Server) listChannels(c *gin.Context) {
@@ -285,7 +338,7 @@ func (s *Server) listChannels(c *gin.Context) {
 	for i := range chs {
 		out[i] = viewChannel(&chs[i])
 	}
-	c.JSON(http.StatusOK, gin.H{"data": out})
+	reply(c, http.StatusOK, gin.H{"data": out})
 }
 
 func (s *Server) getChannel(c *gin.Context) {
@@ -294,7 +347,7 @@ func (s *Server) getChannel(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, viewChannel(ch))
+	reply(c, http.StatusOK, viewChannel(ch))
 }
 
 func (s *Server) updateChannel(c *gin.Context) {
@@ -303,15 +356,17 @@ func (s *Server) updateChannel(c *gin.Context) {
 		return
 	}
 	if req.Type != "" || req.PhoneNumberID != "" || req.IGUserID != "" || req.WorkspaceID != "" {
-		fail(c, http.StatusUnprocessableEntity, "field_immutable", "type, account ids and workspace cannot change; create a new channel")
+		fail(c, http.StatusUnprocessableEntity, "field_immutable", "type, account ids and workspace cannot change here; create a new channel (the operator moves channels with POST /api/v1/channels/{id}/move)")
 		return
 	}
-	if req.Name != nil && !validName(req.Name) {
-		fail(c, http.StatusUnprocessableEntity, "name_invalid", "name must be 1 to 200 characters")
-		return
+	if req.Name != nil {
+		name, ok := checkName(c, *req.Name)
+		if !ok {
+			return
+		}
+		req.Name = &name
 	}
-	if req.AccessToken != nil && strings.TrimSpace(*req.AccessToken) == "" {
-		fail(c, http.StatusUnprocessableEntity, "access_token_invalid", "access_token cannot be empty")
+	if !checkOptional(c, &req) {
 		return
 	}
 	if req.State != nil && *req.State != store.ChannelActive && *req.State != store.ChannelDisabled {
@@ -322,11 +377,52 @@ func (s *Server) updateChannel(c *gin.Context) {
 		fail(c, http.StatusUnprocessableEntity, "send_rate_invalid", "send_rate is messages per second, 0 (default) to 1000")
 		return
 	}
-	ch, err := s.d.Store.UpdateChannel(c.Request.Context(), scopeOf(c), c.Param("id"), store.ChannelUpdate{
+	ctx := c.Request.Context()
+	ch, err := s.d.Store.GetChannel(ctx, scopeOf(c), c.Param("id"))
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	typ := channel.Type(ch.Type)
+	if typ == channel.WhatsApp && req.PageID != nil || typ == channel.Instagram && (req.WabaID != nil || req.DisplayPhone != nil) {
+		fail(c, http.StatusUnprocessableEntity, "field_not_allowed", "waba_id and display_phone belong to whatsapp channels, page_id to instagram ones")
+		return
+	}
+	// A new token, a new WABA or a channel coming back to work is a claim
+	// on the account again, proven like a new channel's.
+	activating := req.State != nil && *req.State == store.ChannelActive && ch.State != store.ChannelActive
+	if req.AccessToken != nil || req.WabaID != nil || activating {
+		cl := claim{typ: typ, accountID: ch.AccountID, owner: ch.WabaID, workspace: ch.WorkspaceID,
+			held: activating && ch.State == store.ChannelDisabled}
+		if req.WabaID != nil {
+			cl.owner = *req.WabaID
+		}
+		if typ == channel.WhatsApp && cl.owner == "" {
+			fail(c, http.StatusUnprocessableEntity, "waba_id_required", "this channel has no waba_id yet: send it with this change (the WhatsApp Business Account id that owns the number)")
+			return
+		}
+		if req.AccessToken != nil {
+			cl.token = *req.AccessToken
+		} else {
+			creds, err := s.d.Store.Credentials(ch)
+			if err != nil {
+				s.failErr(c, err)
+				return
+			}
+			cl.token = creds.AccessToken
+		}
+		if _, ok := s.proveOwnership(c, cl); !ok {
+			return
+		}
+	}
+	ch, err = s.d.Store.UpdateChannel(ctx, scopeOf(c), c.Param("id"), store.ChannelUpdate{
 		Name: req.Name, DisplayPhone: req.DisplayPhone, WabaID: req.WabaID, PageID: req.PageID,
 		AccessToken: req.AccessToken, SendRate: req.SendRate, State: req.State,
 	})
 	if errors.Is(err, store.ErrConflict) {
+		// Another workspace's channel was refused by the claim above (a
+		// disabled channel coming back checks that no other workspace
+		// holds the number), so the one in the way is this workspace's.
 		fail(c, http.StatusConflict, "channel_exists", "another active channel uses this account id")
 		return
 	}
@@ -334,7 +430,7 @@ func (s *Server) updateChannel(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, viewChannel(ch))
+	reply(c, http.StatusOK, viewChannel(ch))
 }
 
 func (s *Server) disableChannel(c *gin.Context) {
@@ -344,7 +440,7 @@ func (s *Server) disableChannel(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, viewChannel(ch))
+	reply(c, http.StatusOK, viewChannel(ch))
 }
 
 // ---- messages ----
@@ -466,7 +562,7 @@ func (s *Server) listMessages(c *gin.Context) {
 	if next != "" {
 		resp["next_cursor"] = next
 	}
-	c.JSON(http.StatusOK, resp)
+	reply(c, http.StatusOK, resp)
 }
 
 func (s *Server) getMessage(c *gin.Context) {
@@ -475,7 +571,7 @@ func (s *Server) getMessage(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, s.viewMessage(m))
+	reply(c, http.StatusOK, s.viewMessage(m))
 }
 
 // sendMessage takes JSON, or multipart/form-data with a "file" part.
@@ -493,7 +589,7 @@ func (s *Server) sendMessage(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusAccepted, gin.H{"id": m.ID, "status": m.Status})
+	reply(c, http.StatusAccepted, gin.H{"id": m.ID, "status": m.Status})
 }
 
 func (s *Server) readMultipart(c *gin.Context, req *messaging.SendRequest) bool {
@@ -539,5 +635,5 @@ func (s *Server) queueStats(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"jobs": st})
+	reply(c, http.StatusOK, gin.H{"jobs": st})
 }

@@ -3,6 +3,7 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"errors"
@@ -44,20 +45,33 @@ type Deps struct {
 	MetaAppSecret   string
 	WebhookMaxBytes int64
 	UploadMaxBytes  int64
+	// MetricsToken guards /metrics on this listener; empty means the admin
+	// token. With MetricsElsewhere the route is not here at all (it has a
+	// listener of its own).
+	MetricsToken     string
+	MetricsElsewhere bool
+	// BodyReadTimeout bounds how long a client may take to send a request
+	// body; uploads get UploadReadTimeout instead. A slow body holds a
+	// connection and a goroutine, and the webhook and CRM routes take
+	// anyone's bodies before authenticating them.
+	BodyReadTimeout   time.Duration
+	UploadReadTimeout time.Duration
 	// DefaultWorkspaceID receives what the operator creates without naming
 	// a workspace.
 	DefaultWorkspaceID string
 }
 
+// Server is the gateway's HTTP handler.
 type Server struct {
-	d      Deps
-	engine *gin.Engine
+	d        Deps
+	engine   *gin.Engine
+	refusals refusalLogs
 }
 
 func New(d Deps) *Server {
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{d: d, engine: gin.New()}
-	s.engine.Use(s.recover, s.accessLog)
+	s := &Server{d: d, engine: gin.New(), refusals: newRefusalLogs()}
+	s.engine.Use(s.recover, s.accessLog, s.bodyDeadline)
 	s.engine.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no such endpoint") })
 	s.engine.NoMethod(func(c *gin.Context) {
 		fail(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed here")
@@ -66,22 +80,27 @@ func New(d Deps) *Server {
 
 	s.engine.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	s.engine.GET("/readyz", s.ready)
-	s.engine.GET("/metrics", gin.WrapH(promhttp.HandlerFor(d.Metrics.Registry, promhttp.HandlerOpts{})))
+	if !d.MetricsElsewhere {
+		s.engine.GET("/metrics", s.metricsAuth, gin.WrapH(MetricsHandler(d.Metrics)))
+	}
 
 	s.engine.GET("/webhooks/meta", s.verifyWebhook)
 	s.engine.POST("/webhooks/meta", s.receiveWebhook)
 	s.engine.GET("/media/:id", s.serveMedia)
+	s.engine.HEAD("/media/:id", s.serveMedia)
 
 	api := s.engine.Group("/api/v1", s.auth)
 	api.GET("/workspaces", s.listWorkspaces)
 	api.POST("/workspaces", s.operatorOnly, s.createWorkspace)
 	api.GET("/workspaces/:id", s.getWorkspace)
+	api.PATCH("/workspaces/:id", s.updateWorkspace)
 	api.POST("/workspaces/:id/tokens", s.createToken)
 	api.GET("/channels", s.listChannels)
 	api.POST("/channels", s.createChannel)
 	api.GET("/channels/:id", s.getChannel)
 	api.PATCH("/channels/:id", s.updateChannel)
 	api.DELETE("/channels/:id", s.disableChannel)
+	api.POST("/channels/:id/move", s.operatorOnly, s.moveChannel)
 	api.GET("/channels/:id/messages", s.listMessages)
 	api.POST("/channels/:id/messages", s.sendMessage)
 	api.GET("/messages/:id", s.getMessage)
@@ -109,11 +128,51 @@ func New(d Deps) *Server {
 
 func (s *Server) Handler() http.Handler { return s.engine }
 
+// MetricsHandler serves the gateway's Prometheus series.
+func MetricsHandler(m *metrics.Metrics) http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+}
+
+// metricsAuth asks for the metrics token (or the admin token) on the main
+// listener.
+func (s *Server) metricsAuth(c *gin.Context) {
+	want := cmp.Or(s.d.MetricsToken, s.d.AdminToken)
+	tok, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	if !ok || want == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(want)) != 1 {
+		c.Header("WWW-Authenticate", `Bearer realm="switchboard metrics"`)
+		fail(c, http.StatusUnauthorized, "unauthorized", "send Authorization: Bearer <metrics token>")
+		return
+	}
+	c.Next()
+}
+
+// uploadRoutes may take a long body; every other route gets the short
+// deadline.
+var uploadRoutes = map[string]bool{"POST /api/v1/channels/:id/messages": true}
+
+// bodyDeadline sets how long the rest of the request body may take to
+// arrive. The server's own ReadTimeout is the long one, for uploads.
+func (s *Server) bodyDeadline(c *gin.Context) {
+	d := s.d.BodyReadTimeout
+	if uploadRoutes[c.Request.Method+" "+c.FullPath()] {
+		d = s.d.UploadReadTimeout
+	}
+	if d > 0 {
+		// Not every writer supports deadlines (tests' recorders); the
+		// server's ReadTimeout still bounds those.
+		if err := http.NewResponseController(c.Writer).SetReadDeadline(time.Now().Add(d)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			s.d.Log.Debug("could not set a read deadline", "err", err)
+		}
+	}
+	c.Next()
+}
+
 // ---- errors ----
 
-// fail answers {"error":{"code":…,"message":…}}.
+// fail answers {"error":{"code":…,"message":…}}, with <, > and & as they
+// are (not \u003c): people read these on terminals.
 func fail(c *gin.Context, status int, code, msg string) {
-	c.AbortWithStatusJSON(status, gin.H{"error": gin.H{"code": code, "message": msg}})
+	c.AbortWithStatusPureJSON(status, gin.H{"error": gin.H{"code": code, "message": msg}})
 }
 
 // failErr maps the errors the core returns to HTTP answers.

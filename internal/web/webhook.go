@@ -8,10 +8,24 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"golang.org/x/time/rate"
 
 	"github.com/switchboard/switchboard/internal/channel"
 	"github.com/switchboard/switchboard/internal/channel/graph"
 )
+
+// refusalLogs keep a misconfigured app secret or verify token visible in
+// the log without letting a flood of forged deliveries flood it too.
+type refusalLogs struct {
+	verify, signature *rate.Sometimes
+}
+
+func newRefusalLogs() refusalLogs {
+	return refusalLogs{
+		verify:    &rate.Sometimes{First: 1, Interval: time.Minute},
+		signature: &rate.Sometimes{First: 1, Interval: time.Minute},
+	}
+}
 
 // verifyWebhook answers Meta's subscription check.
 func (s *Server) verifyWebhook(c *gin.Context) {
@@ -19,6 +33,10 @@ func (s *Server) verifyWebhook(c *gin.Context) {
 	token := c.Query("hub.verify_token")
 	if mode != "subscribe" || s.d.MetaVerifyToken == "" ||
 		subtle.ConstantTimeCompare([]byte(token), []byte(s.d.MetaVerifyToken)) != 1 {
+		s.refusals.verify.Do(func() {
+			s.d.Log.Warn("Meta webhook verification refused: hub.verify_token does not match SWITCHBOARD_META_VERIFY_TOKEN (or it is unset); logged at most once a minute",
+				"mode", mode, "verify_token_set", s.d.MetaVerifyToken != "", "remote", c.ClientIP())
+		})
 		fail(c, http.StatusForbidden, "verification_failed", "hub.mode must be subscribe and hub.verify_token must match")
 		return
 	}
@@ -50,11 +68,19 @@ func (s *Server) receiveWebhook(c *gin.Context) {
 	sig := c.GetHeader("X-Hub-Signature-256")
 	if sig == "" {
 		count("bad_signature")
+		s.refusals.signature.Do(func() {
+			s.d.Log.Warn("Meta webhook refused: no X-Hub-Signature-256 header; logged at most once a minute",
+				"remote", c.ClientIP(), "bytes", len(body))
+		})
 		fail(c, http.StatusUnauthorized, "signature_missing", "X-Hub-Signature-256 header is required")
 		return
 	}
 	if s.d.MetaAppSecret == "" || !graph.VerifySignature(s.d.MetaAppSecret, body, sig) {
 		count("bad_signature")
+		s.refusals.signature.Do(func() {
+			s.d.Log.Warn("Meta webhook refused: X-Hub-Signature-256 does not match; is SWITCHBOARD_META_APP_SECRET the app's secret? Logged at most once a minute",
+				"app_secret_set", s.d.MetaAppSecret != "", "remote", c.ClientIP(), "bytes", len(body))
+		})
 		fail(c, http.StatusUnauthorized, "signature_invalid", "X-Hub-Signature-256 does not match the body")
 		return
 	}
@@ -69,7 +95,10 @@ func (s *Server) receiveWebhook(c *gin.Context) {
 			return
 		}
 		count("bad_request")
-		fail(c, http.StatusBadRequest, "payload_invalid", err.Error())
+		// The parser's words name our types and offsets: the log has them,
+		// the caller gets a stable answer.
+		s.d.Log.Warn("signed Meta webhook could not be parsed", "err", err, "bytes", len(body))
+		fail(c, http.StatusBadRequest, "payload_invalid", "the body is not a Meta webhook payload this gateway can read")
 		return
 	}
 	if len(batch.Envelopes) > 0 {

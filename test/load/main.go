@@ -4,9 +4,11 @@
 //
 //	go run ./test/load -url http://127.0.0.1:8080 -app-secret "$SWITCHBOARD_META_APP_SECRET" -n 5000 -c 32
 //
-// With -admin-token it first creates a WhatsApp channel through the admin
-// API so that the webhooks route somewhere; otherwise it uses
-// -phone-number-id. A fraction of deliveries (-duplicates) re-sends an
+// With -admin-token it first creates the WhatsApp channel of
+// -phone-number-id / -waba-id / -access-token through the admin API (the
+// gateway confirms the token with Graph, so these must be a real number's
+// or the simulator's, as the defaults are); one that exists already is
+// used as it is. Without it the channel must exist. A fraction of deliveries (-duplicates) re-sends an
 // earlier payload byte for byte, as Meta's retries do, to exercise dedupe.
 //
 // It refuses non-loopback targets unless -allow-remote is given: it is a
@@ -52,6 +54,7 @@ type config struct {
 	phoneNumberID string
 	wabaID        string
 	displayPhone  string
+	accessToken   string
 	n             int
 	concurrency   int
 	duplicates    float64
@@ -84,9 +87,10 @@ func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	fs.StringVar(&c.url, "url", "http://127.0.0.1:8080", "gateway base URL; webhooks go to {url}/webhooks/meta")
 	fs.StringVar(&c.appSecret, "app-secret", "load-app-secret", "Meta app secret; must equal the gateway's SWITCHBOARD_META_APP_SECRET")
-	fs.StringVar(&c.adminToken, "admin-token", "", "if set, create a WhatsApp channel via POST {url}/api/v1/channels first")
-	fs.StringVar(&c.phoneNumberID, "phone-number-id", "109283746501928", "phone_number_id to target when -admin-token is not set")
-	fs.StringVar(&c.wabaID, "waba-id", "104857392017465", "WABA id to put in entry[].id when -admin-token is not set")
+	fs.StringVar(&c.adminToken, "admin-token", "", "if set, create the WhatsApp channel via POST {url}/api/v1/channels first (an existing one is kept)")
+	fs.StringVar(&c.phoneNumberID, "phone-number-id", "109283746501928", "phone_number_id to target (default: the simulator's)")
+	fs.StringVar(&c.wabaID, "waba-id", "104857392017465", "WABA id of that number, put in entry[].id (default: the simulator's)")
+	fs.StringVar(&c.accessToken, "access-token", "sandbox-token", "the number's access token, for -admin-token (default: the simulator's)")
 	fs.StringVar(&c.displayPhone, "display-phone", "+77010000000", "business display number in webhook metadata")
 	fs.IntVar(&c.n, "n", 5000, "total webhooks to send, duplicates included")
 	fs.IntVar(&c.concurrency, "c", 32, "concurrent connections")
@@ -140,11 +144,11 @@ func run(ctx context.Context, cfg config, out io.Writer, logger *slog.Logger) er
 
 	target := channel{phoneNumberID: cfg.phoneNumberID, wabaID: cfg.wabaID, displayPhone: cfg.displayPhone}
 	if cfg.adminToken != "" {
-		target, err = createChannel(ctx, client, base.String(), cfg.adminToken, rng)
+		target, err = createChannel(ctx, client, base.String(), cfg.adminToken, cfg.accessToken, target)
 		if err != nil {
 			return err
 		}
-		logger.Info("created channel", "id", target.id, "phone_number_id", target.phoneNumberID)
+		logger.Info("channel ready", "id", target.id, "phone_number_id", target.phoneNumberID)
 	}
 
 	plan, err := buildPlan(cfg, target, rng)
@@ -179,14 +183,16 @@ type channel struct {
 	displayPhone  string
 }
 
-// createChannel registers a fresh WhatsApp channel so a run never collides
-// with real data or an earlier run's dedupe state.
-func createChannel(ctx context.Context, client *http.Client, baseURL, adminToken string, rng *rand.Rand) (channel, error) {
-	ch := channel{phoneNumberID: digits(rng, 15), wabaID: digits(rng, 15), displayPhone: "+77010000000"}
+// createChannel registers the WhatsApp channel the webhooks go to. The
+// gateway connects a number only after Graph confirms its token, so a
+// made-up number cannot be used; wamids are fresh each run, so an earlier
+// run's dedupe state does not matter, and an existing channel
+// (409 channel_exists) is used as it is.
+func createChannel(ctx context.Context, client *http.Client, baseURL, adminToken, accessToken string, ch channel) (channel, error) {
 	body, err := json.Marshal(map[string]string{
 		"type": "whatsapp", "name": "load",
 		"phone_number_id": ch.phoneNumberID, "waba_id": ch.wabaID,
-		"display_phone": ch.displayPhone, "access_token": "load-token",
+		"display_phone": ch.displayPhone, "access_token": accessToken,
 	})
 	if err != nil {
 		return ch, fmt.Errorf("create channel: %w", err)
@@ -203,6 +209,9 @@ func createChannel(ctx context.Context, client *http.Client, baseURL, adminToken
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode == http.StatusConflict {
+		return ch, nil
+	}
 	if resp.StatusCode != http.StatusCreated {
 		return ch, fmt.Errorf("create channel: HTTP %d: %s", resp.StatusCode, truncate(raw, 512))
 	}
@@ -214,15 +223,6 @@ func createChannel(ctx context.Context, client *http.Client, baseURL, adminToken
 	}
 	ch.id = created.ID
 	return ch, nil
-}
-
-func digits(rng *rand.Rand, n int) string {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte('0' + rng.IntN(10))
-	}
-	b[0] = byte('1' + rng.IntN(9))
-	return string(b)
 }
 
 func truncate(b []byte, n int) string {

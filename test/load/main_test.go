@@ -115,7 +115,7 @@ func TestLoadRun(t *testing.T) {
 		t.Errorf("%d senders, want 150", len(g.senders))
 	}
 	want := g.channelIn["phone_number_id"]
-	if g.channelIn["type"] != "whatsapp" || g.channelIn["access_token"] != "load-token" || g.channelIn["display_phone"] != "+77010000000" || len(want) != 15 {
+	if g.channelIn["type"] != "whatsapp" || g.channelIn["access_token"] != "sandbox-token" || g.channelIn["waba_id"] != "104857392017465" || g.channelIn["display_phone"] != "+77010000000" || len(want) != 15 {
 		t.Errorf("channel request %v", g.channelIn)
 	}
 	if len(g.phoneIDs) != 1 || !g.phoneIDs[want] {
@@ -188,5 +188,25 @@ func TestPercentile(t *testing.T) {
 	}
 	if percentile(nil, 50) != 0 {
 		t.Error("empty")
+	}
+}
+
+// The gateway connects a number once; a second run uses the channel that
+// is there, and a refusal (the token not confirmed) stops the run.
+func TestCreateChannelAnswers(t *testing.T) {
+	for _, c := range []struct {
+		status int
+		ok     bool
+	}{{http.StatusConflict, true}, {http.StatusUnprocessableEntity, false}} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(c.status)
+			w.Write([]byte(`{"error":{"code":"x","message":"y"}}`))
+		}))
+		want := channel{phoneNumberID: "109283746501928", wabaID: "104857392017465"}
+		got, err := createChannel(context.Background(), srv.Client(), srv.URL, "admin", "sandbox-token", want)
+		srv.Close()
+		if (err == nil) != c.ok || (c.ok && got != want) {
+			t.Errorf("HTTP %d: %+v %v", c.status, got, err)
+		}
 	}
 }

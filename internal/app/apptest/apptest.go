@@ -53,6 +53,7 @@ type Env struct {
 	Portal  *b24sim.Portal
 	URL     string // the gateway
 	Client  *http.Client
+	logs    *lockedBuffer
 	cleanup []func()
 }
 
@@ -145,7 +146,7 @@ func Start(t testing.TB, o Options) *Env {
 	}
 	gw.Config.Handler = a.Handler()
 	gw.Start()
-	e := &Env{T: t, App: a, Sim: sim, SimURL: simSrv.URL, URL: gwURL, Client: &http.Client{Timeout: 30 * time.Second}}
+	e := &Env{T: t, App: a, Sim: sim, SimURL: simSrv.URL, URL: gwURL, Client: &http.Client{Timeout: 30 * time.Second}, logs: logs}
 	if b24 != nil {
 		e.B24, e.B24URL = b24, b24Srv.URL
 		e.Portal = b24.AddPortal(b24sim.PortalOptions{MemberID: B24MemberID, Domain: B24Domain, ApplicationToken: B24AppToken,
@@ -193,6 +194,9 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// Logs is everything the gateway logged so far.
+func (e *Env) Logs() string { return e.logs.String() }
 
 // Do calls the gateway with the admin token unless token is given.
 func (e *Env) Do(method, path string, body any, token ...string) (int, map[string]any) {

@@ -3,6 +3,7 @@ package graph
 import (
 	"cmp"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -171,4 +172,13 @@ func truncate(s string, n int) string {
 // itself lacks something (its account id); it puts the channel in error.
 func Misconfigured(msg string) *channel.SendError {
 	return &channel.SendError{Outcome: channel.OutcomeChannelError, Err: channel.ProviderError{Message: msg}}
+}
+
+// Refused reports whether err is Graph refusing a call for good (an object
+// that does not exist or the token may not read, a bad or expired token, a
+// missing permission), as opposed to not answering (network, throttling,
+// a 5xx), which proves nothing.
+func Refused(err error) bool {
+	var se *channel.SendError
+	return errors.As(err, &se) && se.Outcome != channel.OutcomeRetry
 }

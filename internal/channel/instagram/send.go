@@ -34,6 +34,7 @@ func NewProvider(c *Client) *channel.Provider {
 		Sender:        c,
 		Fetcher:       c,
 		Profiles:      c,
+		Verifier:      c,
 	}
 }
 

@@ -21,7 +21,8 @@ var _ channel.Parser = Parser{}
 
 // Parse normalises a verified webhook body. Changes other than "messages"
 // (template status, account updates) are skipped. Envelopes are merged per
-// phone_number_id, in order of first appearance. A message that cannot be
+// (WABA, phone_number_id), in order of first appearance; the WABA is the
+// entry's id, kept as the envelope's Owner. A message that cannot be
 // decoded but has an id is kept as MsgUnsupported, so one odd message does
 // not make Meta re-deliver the whole batch; items without an id are
 // dropped because nothing downstream could deduplicate them.
@@ -34,7 +35,8 @@ func (Parser) Parse(body []byte) (*channel.Batch, error) {
 		return nil, fmt.Errorf("whatsapp: parse webhook: object is %q, want %q", wh.Object, Object)
 	}
 	b := &channel.Batch{}
-	byAccount := map[string]int{}
+	type key struct{ owner, account string }
+	byAccount := map[key]int{}
 	for i, e := range wh.Entry {
 		for j, ch := range e.Changes {
 			if ch.Field != "messages" || len(ch.Value) == 0 {
@@ -45,17 +47,19 @@ func (Parser) Parse(body []byte) (*channel.Batch, error) {
 				return nil, fmt.Errorf("whatsapp: parse webhook: entry %d change %d: %w", i, j, err)
 			}
 			env := parseValue(&v)
+			env.Owner = string(e.ID)
 			if len(env.Messages)+len(env.Statuses)+len(env.Errors) == 0 {
 				continue
 			}
-			if k, ok := byAccount[env.AccountID]; ok {
-				prev := &b.Envelopes[k]
+			k := key{env.Owner, env.AccountID}
+			if at, ok := byAccount[k]; ok {
+				prev := &b.Envelopes[at]
 				prev.Messages = append(prev.Messages, env.Messages...)
 				prev.Statuses = append(prev.Statuses, env.Statuses...)
 				prev.Errors = append(prev.Errors, env.Errors...)
 				continue
 			}
-			byAccount[env.AccountID] = len(b.Envelopes)
+			byAccount[k] = len(b.Envelopes)
 			b.Envelopes = append(b.Envelopes, env)
 		}
 	}

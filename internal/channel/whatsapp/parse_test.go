@@ -22,11 +22,11 @@ var (
 )
 
 func inbound(m channel.Inbound) *channel.Batch {
-	return &channel.Batch{Envelopes: []channel.Envelope{{ChannelType: channel.WhatsApp, AccountID: phoneID, Messages: []channel.Inbound{m}}}}
+	return &channel.Batch{Envelopes: []channel.Envelope{{ChannelType: channel.WhatsApp, AccountID: phoneID, Owner: wabaID, Messages: []channel.Inbound{m}}}}
 }
 
 func statuses(s ...channel.StatusUpdate) *channel.Batch {
-	return &channel.Batch{Envelopes: []channel.Envelope{{ChannelType: channel.WhatsApp, AccountID: phoneID, Statuses: s}}}
+	return &channel.Batch{Envelopes: []channel.Envelope{{ChannelType: channel.WhatsApp, AccountID: phoneID, Owner: wabaID, Statuses: s}}}
 }
 
 func jsonAny(s string) any { return graph.DecodeAny(json.RawMessage(s)) }
@@ -174,12 +174,12 @@ func TestParseFixtures(t *testing.T) {
 			Error: &channel.ProviderError{Code: 131026, Title: "Message undeliverable", Message: "Message undeliverable", Details: "Message Undeliverable."},
 		})},
 		{"wa-webhook-value-errors.json", &channel.Batch{Envelopes: []channel.Envelope{{
-			ChannelType: channel.WhatsApp, AccountID: phoneID,
+			ChannelType: channel.WhatsApp, AccountID: phoneID, Owner: wabaID,
 			Errors: []channel.ProviderError{{Code: 130429, Title: "Rate limit hit", Message: "(#130429) Rate limit hit", Details: "Cloud API message throughput has been reached."}},
 		}}}},
 		{"wa-batch-multi-entries.json", &channel.Batch{Envelopes: []channel.Envelope{
 			{
-				ChannelType: channel.WhatsApp, AccountID: phoneID,
+				ChannelType: channel.WhatsApp, AccountID: phoneID, Owner: wabaID,
 				Messages: []channel.Inbound{
 					{ExternalID: "wamid.HBgLNzkxNjEyMzQ1NjcVAgASGBQzQkFUQ0gwMDAwMDAwMDAwMDAxAA==", Customer: anna, Type: channel.MsgText, Text: "Первое сообщение", Timestamp: time.Unix(1767600100, 0).UTC()},
 					{ExternalID: "wamid.HBgLNzkxNjEyMzQ1NjcVAgASGBQzQkFUQ0gwMDAwMDAwMDAwMDAyAA==", Customer: anna, Type: channel.MsgText, Text: "И второе сразу следом", Timestamp: time.Unix(1767600101, 0).UTC()},
@@ -194,7 +194,7 @@ func TestParseFixtures(t *testing.T) {
 				},
 			},
 			{
-				ChannelType: channel.WhatsApp, AccountID: "118273645500192",
+				ChannelType: channel.WhatsApp, AccountID: "118273645500192", Owner: "198273645019283",
 				Messages: []channel.Inbound{{
 					ExternalID: "wamid.HBgLNzkxNjEyMzQ1NjcVAgASGBQzQkFUQ0gwMDAwMDAwMDAwMDA0AA==", Customer: dana, Type: channel.MsgReaction, Timestamp: time.Unix(1767600103, 0).UTC(),
 					Reaction: &channel.Reaction{TargetExternalID: "wamid.HBgLNzkxNjEyMzQ1NjcVAgASGBQzT1VUQk9VTkQwMDAwMDAwMDA3AA==", Emoji: "❤️"},
@@ -240,7 +240,7 @@ func assertBatch(t *testing.T, got, want *channel.Batch) {
 
 func TestParseEdgeCases(t *testing.T) {
 	wrap := func(value string) []byte {
-		return []byte(`{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":` + value + `}]}]}`)
+		return []byte(`{"object":"whatsapp_business_account","entry":[{"id":"` + wabaID + `","changes":[{"field":"messages","value":` + value + `}]}]}`)
 	}
 	meta := `"metadata":{"display_phone_number":"77012345678","phone_number_id":"109283746501928"}`
 	one := func(m channel.Inbound) *channel.Batch { return inbound(m) }
@@ -290,7 +290,7 @@ func TestParseEdgeCases(t *testing.T) {
 				{"from":"77015550199","id":"wamid.F","timestamp":"1767600000","type":"system","system":{"body":"User changed number","type":"user_changed_number","new_wa_id":"77015550200"}},
 				{"from":"77015550199","id":"wamid.G","timestamp":"1767600000","type":"interactive","interactive":{"type":"nfm_reply","nfm_reply":{"name":"flow","body":"Sent","response_json":"{\"size\":\"M\"}"}}},
 				{"from":"77015550199","id":"wamid.H","timestamp":"1767600000","type":"text","context":{"frequently_forwarded":true},"text":{"body":"x"}}]}`),
-			want: &channel.Batch{Envelopes: []channel.Envelope{{ChannelType: channel.WhatsApp, AccountID: phoneID, Messages: []channel.Inbound{
+			want: &channel.Batch{Envelopes: []channel.Envelope{{ChannelType: channel.WhatsApp, AccountID: phoneID, Owner: wabaID, Messages: []channel.Inbound{
 				{ExternalID: "wamid.F", Customer: channel.Customer{ExternalID: "77015550199", Phone: "+77015550199"}, Type: channel.MsgSystem, Text: "User changed number", Timestamp: t0,
 					Extra: map[string]any{"system_type": "user_changed_number", "new_wa_id": "77015550200"}},
 				{ExternalID: "wamid.G", Customer: channel.Customer{ExternalID: "77015550199", Phone: "+77015550199"}, Type: channel.MsgInteractive, Text: "Sent", Timestamp: t0,
@@ -305,7 +305,7 @@ func TestParseEdgeCases(t *testing.T) {
 				{"from":"77015550199","id":"wamid.I","timestamp":"1767600000","type":"location","location":{"latitude":"forty"}},
 				{"from":"77015550199","timestamp":"1767600000","type":"text","text":{"body":"no id"}}],
 				"statuses":[{"id":"wamid.J","status":"played","timestamp":"1767600000","recipient_id":"77015550199","errors":"odd"},{"status":"read"}]}`),
-			want: &channel.Batch{Envelopes: []channel.Envelope{{ChannelType: channel.WhatsApp, AccountID: phoneID,
+			want: &channel.Batch{Envelopes: []channel.Envelope{{ChannelType: channel.WhatsApp, AccountID: phoneID, Owner: wabaID,
 				Messages: []channel.Inbound{{ExternalID: "wamid.I", Customer: channel.Customer{ExternalID: "77015550199", Phone: "+77015550199"}, Type: channel.MsgUnsupported, Timestamp: t0,
 					Extra: map[string]any{"original_type": "location", "decode_error": "json: cannot unmarshal string into Go struct field location.location.latitude of type float64"}}},
 				Statuses: []channel.StatusUpdate{{ExternalID: "wamid.J", Status: "played", Timestamp: t0, RecipientID: "77015550199"}},
@@ -352,5 +352,24 @@ func TestParseRejects(t *testing.T) {
 		if b, err := (Parser{}).Parse([]byte(body)); err == nil {
 			t.Errorf("%q: no error, got %+v", body, b)
 		}
+	}
+}
+
+// A number's events under another WABA's entry stay apart, so the gateway
+// can refuse them without losing the rightful ones.
+func TestParseKeepsOwnersApart(t *testing.T) {
+	value := func(id string) string {
+		return `{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"phone_number_id":"` + phoneID + `"},` +
+			`"messages":[{"from":"79161234567","id":"` + id + `","timestamp":"1767600000","type":"text","text":{"body":"hi"}}]}}`
+	}
+	body := `{"object":"whatsapp_business_account","entry":[{"id":"` + wabaID + `","changes":[` + value("wamid.1") + `]},` +
+		`{"id":"300000000000001","changes":[` + value("wamid.2") + `]},{"id":"` + wabaID + `","changes":[` + value("wamid.3") + `]}]}`
+	b, err := Parser{}.Parse([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Envelopes) != 2 || b.Envelopes[0].Owner != wabaID || len(b.Envelopes[0].Messages) != 2 ||
+		b.Envelopes[1].Owner != "300000000000001" || len(b.Envelopes[1].Messages) != 1 || b.Envelopes[1].Messages[0].ExternalID != "wamid.2" {
+		t.Fatalf("envelopes: %+v", b.Envelopes)
 	}
 }

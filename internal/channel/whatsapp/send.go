@@ -35,6 +35,7 @@ func NewProvider(c *Client) *channel.Provider {
 		Parser:        Parser{},
 		Sender:        c,
 		Fetcher:       c,
+		Verifier:      c,
 	}
 }
 

@@ -43,7 +43,7 @@ func (s *Service) Bind(ctx context.Context, scope store.Scope, integrationID, ch
 	}
 	ch, err := s.store.GetChannel(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, channelID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, &HTTPError{http.StatusNotFound, "channel_not_found", "no such channel in the integration's workspace"}
+		return nil, s.channelNotHere(ctx, scope, in, channelID)
 	}
 	if err != nil {
 		return nil, err
@@ -110,7 +110,7 @@ func (s *Service) Unbind(ctx context.Context, scope store.Scope, integrationID, 
 	if _, err := s.store.DeleteBinding(ctx, in.ID, channelID); err != nil {
 		return err
 	}
-	if b.Mode != ModeOpenLines || in.State != store.IntegrationActive {
+	if b.Mode != ModeOpenLines || !workable(in) {
 		return nil
 	}
 	err = s.store.Tx(ctx, func(tx *gorm.DB) error {
@@ -120,6 +120,26 @@ func (s *Service) Unbind(ctx context.Context, scope store.Scope, integrationID, 
 	})
 	s.msg.Notify()
 	return err
+}
+
+// channelNotHere explains a bind of a channel the integration's workspace
+// does not have. Only the operator, who sees every workspace, learns that
+// it is in another one and how to move it; a workspace token gets the same
+// answer whether or not the channel exists elsewhere.
+func (s *Service) channelNotHere(ctx context.Context, scope store.Scope, in *store.Integration, channelID string) error {
+	if scope == store.All {
+		other, err := s.store.GetChannel(ctx, store.All, channelID)
+		if err == nil {
+			return &HTTPError{http.StatusNotFound, "channel_in_other_workspace", fmt.Sprintf(
+				"channel %s is in workspace %s, not in the integration's workspace %s; move it there with POST /api/v1/channels/%s/move {\"workspace_id\":\"%s\"} and bind again",
+				other.ID, other.WorkspaceID, in.WorkspaceID, other.ID, in.WorkspaceID)}
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+	}
+	return &HTTPError{http.StatusNotFound, "channel_not_found",
+		"no such channel in the integration's workspace; create it there, or ask the operator to move it (POST /api/v1/channels/{id}/move)"}
 }
 
 type activateJob struct {
@@ -138,7 +158,7 @@ func (s *Service) handleActivate(ctx context.Context, j *queue.Job) error {
 	if err != nil || in.State == store.IntegrationUninstalled {
 		return nil
 	}
-	if in.State != store.IntegrationActive {
+	if !workable(in) {
 		return s.classify(ErrNeedsReauth)
 	}
 	ch, err := s.store.GetChannel(ctx, store.All, p.ChannelID)

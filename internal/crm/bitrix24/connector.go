@@ -152,13 +152,13 @@ func (s *Service) openLinesMessage(d *routing.Delivery, m *store.MessageView, la
 		msg["date"] = m.ProviderAt.Unix()
 	}
 	if m.Media != nil && m.Media.State == store.MediaStored {
-		name := cmp.Or(m.Media.Filename, m.Media.ID+extFor(m.Media.MimeType))
+		name := NeutralizeBB(cmp.Or(m.Media.Filename, m.Media.ID+extFor(m.Media.MimeType)))
 		msg["files"] = []map[string]any{{"url": s.signer.URL(m.Media.ID), "name": name}}
 	}
 	return map[string]any{
 		"user":    user,
 		"message": msg,
-		"chat":    map[string]any{"id": ct.ID, "name": cmp.Or(ct.Name, ct.Phone, ct.Username)},
+		"chat":    map[string]any{"id": ct.ID, "name": NeutralizeBB(cmp.Or(ct.Name, ct.Phone, ct.Username))},
 	}
 }
 
@@ -176,7 +176,7 @@ var nameJunk = regexp.MustCompile(`[^\p{L}\p{M} '\-]+`)
 func splitName(full string) (string, string) {
 	clean := strings.Join(strings.Fields(nameJunk.ReplaceAllString(full, " ")), " ")
 	if clean == "" {
-		clean = strings.TrimSpace(full) // a phone number: let it through as is
+		clean = NeutralizeBB(strings.TrimSpace(full)) // a phone number: let it through as is
 	}
 	first, last, _ := strings.Cut(clean, " ")
 	return truncRunes(first, 25), truncRunes(last, 25)
@@ -210,13 +210,34 @@ func extFor(mime string) string {
 	return ""
 }
 
-// InboundText renders a customer message for an operator to read.
+// bbBreaker follows every "[" in what a customer wrote. Bitrix24 takes a
+// tag only when its name comes right after the bracket ([b], [url=…],
+// [user=…], [send=…] buttons, [icon=…]…), so one character there stops
+// every tag, known or not, while the text still reads as typed. U+200B
+// ZERO WIDTH SPACE is invisible, so the operator sees exactly the
+// customer's characters; a look-alike bracket (＜［＞) would change what is
+// shown and copied, and an HTML entity (&#91;) would be shown literally,
+// since Bitrix24 escapes HTML in chat text.
+const bbBreaker = "\u200b"
+
+// NeutralizeBB makes text a customer controls (message text, captions,
+// names, file names) show in Bitrix24 as typed instead of as BB-code.
+func NeutralizeBB(s string) string {
+	if !strings.Contains(s, "[") {
+		return s
+	}
+	return strings.ReplaceAll(s, "[", "["+bbBreaker)
+}
+
+// InboundText renders a customer message for an operator to read. What
+// the customer wrote is neutralised (NeutralizeBB); only the markup added
+// here ([QUOTE]) is BB-code.
 func InboundText(m *store.MessageView, lang string) string {
 	var extra map[string]any
 	if m.Extra != nil {
 		json.Unmarshal([]byte(*m.Extra), &extra)
 	}
-	text := m.Text
+	text := NeutralizeBB(m.Text)
 	switch channel.MsgType(m.Type) {
 	case channel.MsgLocation:
 		if loc, ok := extra["location"].(map[string]any); ok {
@@ -224,7 +245,7 @@ func InboundText(m *store.MessageView, lang string) string {
 			parts := []string{"📍 " + T(lang, "location")}
 			for _, k := range []string{"name", "address"} {
 				if v, _ := loc[k].(string); v != "" {
-					parts = append(parts, v)
+					parts = append(parts, NeutralizeBB(v))
 				}
 			}
 			parts = append(parts, fmt.Sprintf("https://maps.google.com/?q=%v,%v", lat, lon))
@@ -233,7 +254,7 @@ func InboundText(m *store.MessageView, lang string) string {
 	case channel.MsgReaction:
 		r, _ := extra["reaction"].(map[string]any)
 		if e, _ := r["emoji"].(string); e != "" {
-			text = fmt.Sprintf(T(lang, "reaction"), e)
+			text = fmt.Sprintf(T(lang, "reaction"), NeutralizeBB(e))
 		} else {
 			text = T(lang, "reaction_off")
 		}
@@ -241,13 +262,15 @@ func InboundText(m *store.MessageView, lang string) string {
 		text = "📣 " + T(lang, "story_mention")
 	case channel.MsgUnsupported:
 		orig, _ := extra["original_type"].(string)
-		text = fmt.Sprintf(T(lang, "unsupported"), cmp.Or(orig, m.ErrorTitle, "unknown"))
+		text = fmt.Sprintf(T(lang, "unsupported"), NeutralizeBB(cmp.Or(orig, m.ErrorTitle, "unknown")))
 	}
-	if c, _ := extra["caption"].(string); c != "" && !strings.Contains(text, c) {
-		text = strings.TrimSpace(text + "\n" + c)
+	if c, _ := extra["caption"].(string); c != "" {
+		if c = NeutralizeBB(c); !strings.Contains(text, c) {
+			text = strings.TrimSpace(text + "\n" + c)
+		}
 	}
 	if m.Quoted != "" {
-		text = "[QUOTE]" + m.Quoted + "[/QUOTE]" + text
+		text = "[QUOTE]" + NeutralizeBB(m.Quoted) + "[/QUOTE]" + text
 	}
 	if m.Status == string(channel.StatusDeleted) {
 		text = "[" + T(lang, "deleted") + "] " + text
@@ -300,9 +323,25 @@ func (s *Service) operatorMessage(ctx context.Context, in *store.Integration, b 
 	if str(m, "message", "user_id") == "0" && text == "" {
 		return nil // an automatic system message with nothing to say
 	}
-	reqs, err := s.operatorRequests(ctx, in, contact, text, list(mapOrNil(m["message"])["files"]))
+	reqs, failed, err := s.operatorRequests(ctx, in, contact, text, list(mapOrNil(m["message"])["files"]))
 	if err != nil {
 		return err
+	}
+	if len(failed) > 0 {
+		// Said before the sends: once one is stored, a retry skips the
+		// whole message (LinkByRemote above), so a note after them that
+		// failed would be lost.
+		note := fmt.Sprintf(T(in.Language, "file_failed"), strings.Join(failed, "; "))
+		if err := s.systemMessage(ctx, in, imChat, note); err != nil {
+			return err
+		}
+		if len(reqs) == 0 {
+			// Nothing left to send. Remember the message as handled, so a
+			// retry of this event for a later message does not say it twice.
+			return s.store.Tx(ctx, func(tx *gorm.DB) error {
+				return store.PutLink(tx, in.ID, routing.LinkOutbound, "b24file:"+remote, remote)
+			})
+		}
 	}
 	for _, req := range reqs {
 		req.OnStored = func(tx *gorm.DB, msg *store.Message) error {
@@ -330,33 +369,48 @@ func mapOrNil(v any) map[string]any {
 }
 
 // operatorRequests turns an operator's text and files into sends: the
-// first file carries the text as its caption, other files go alone.
-func (s *Service) operatorRequests(ctx context.Context, in *store.Integration, contact store.Contact, text string, files []map[string]any) ([]messaging.SendRequest, error) {
+// first file carries the text as its caption, other files go alone. A
+// file the portal refuses for good (a 4xx, a bad link, too large) is left
+// out and named in failed, so the rest of the message still goes and the
+// chat is told; only a failure worth retrying (network, 5xx) fails the
+// whole message.
+func (s *Service) operatorRequests(ctx context.Context, in *store.Integration, contact store.Contact, text string, files []map[string]any) (reqs []messaging.SendRequest, failed []string, err error) {
 	to := contact.ExternalID
-	if len(files) == 0 {
-		return []messaging.SendRequest{{To: to, Text: text}}, nil
-	}
-	var out []messaging.SendRequest
-	for i, f := range files {
+	for _, f := range files {
 		link := cmp.Or(str(f, "downloadLink"), str(f, "link"), str(f, "url"))
 		data, mime, err := s.download(ctx, in, link)
+		var refused *fileRefused
+		if errors.As(err, &refused) {
+			name := cmp.Or(str(f, "name"), "file")
+			s.log.Warn("bitrix24 operator file not fetched", "integration_id", in.ID, "file", name, "reason", refused.reason)
+			failed = append(failed, "«"+name+"»: "+refused.reason)
+			continue
+		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		req := messaging.SendRequest{To: to, Upload: &messaging.Upload{Filename: str(f, "name"), MimeType: mime, Data: data}}
-		if i == 0 {
-			req.Text = text
-		}
-		out = append(out, req)
+		reqs = append(reqs, messaging.SendRequest{To: to, Upload: &messaging.Upload{Filename: str(f, "name"), MimeType: mime, Data: data}})
 	}
-	return out, nil
+	switch {
+	case len(reqs) > 0:
+		reqs[0].Text = text
+	case text != "" || len(files) == 0:
+		reqs = []messaging.SendRequest{{To: to, Text: text}}
+	}
+	return reqs, failed, nil
 }
+
+// fileRefused is a file the portal will not give us however often we ask.
+type fileRefused struct{ reason string }
+
+func (e *fileRefused) Error() string { return "bitrix24: operator file refused: " + e.reason }
 
 // maxOperatorFile bounds what is fetched from a portal for one file.
 const maxOperatorFile = 100 << 20
 
 // download fetches an operator's file from the portal. Relative links are
-// relative to the portal; the client refuses private addresses.
+// relative to the portal; the client refuses private addresses. A 4xx
+// (but 408 and 429), a bad link or a file too large is a *fileRefused.
 func (s *Service) download(ctx context.Context, in *store.Integration, link string) ([]byte, string, error) {
 	base, err := url.Parse(in.ClientEndpoint)
 	if err != nil {
@@ -364,15 +418,21 @@ func (s *Service) download(ctx context.Context, in *store.Integration, link stri
 	}
 	u, err := base.Parse(link)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || link == "" {
-		return nil, "", queue.Permanent(fmt.Errorf("bitrix24: bad file link %q", link))
+		return nil, "", &fileRefused{"bad link"}
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, "", &fileRefused{"bad link"}
+	}
 	resp, err := s.http.Do(req)
 	if err != nil {
 		return nil, "", fmt.Errorf("bitrix24: download file: %w", err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	switch {
+	case resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests:
+		return nil, "", &fileRefused{fmt.Sprintf("the portal answered HTTP %d", resp.StatusCode)}
+	case resp.StatusCode != http.StatusOK:
 		return nil, "", fmt.Errorf("bitrix24: download file: http %d", resp.StatusCode)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxOperatorFile+1))
@@ -380,7 +440,7 @@ func (s *Service) download(ctx context.Context, in *store.Integration, link stri
 		return nil, "", fmt.Errorf("bitrix24: download file: %w", err)
 	}
 	if len(data) > maxOperatorFile {
-		return nil, "", queue.Permanent(errors.New("bitrix24: operator file too large"))
+		return nil, "", &fileRefused{fmt.Sprintf("larger than %d MiB", maxOperatorFile>>20)}
 	}
 	return data, resp.Header.Get("Content-Type"), nil
 }

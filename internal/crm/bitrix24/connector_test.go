@@ -1,11 +1,19 @@
 package bitrix24
 
 import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/switchboard/switchboard/internal/media"
+	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -119,5 +127,78 @@ func TestDedupKeyUsesMessageIDs(t *testing.T) {
 	other := dedupKey("ONIMCONNECTORLINEDELETE", map[string]any{"data": "107"}, []byte("x"))
 	if other == k1 {
 		t.Fatal("different events share a key")
+	}
+}
+
+// bbTag matches what Bitrix24 would take as a tag: a name right after "[".
+var bbTag = regexp.MustCompile(`(?i)\[/?(b|i|u|s|url|quote|code|color|size|user|chat|send|put|icon|img|br|call|context|dialog)\b`)
+
+// What a customer writes reaches the operator's chat as typed, never as
+// Bitrix24 markup: text, captions, quotes, names and file names (S5).
+func TestCustomerBBCodeIsNeutralised(t *testing.T) {
+	typed := "[url=https://evil.example]Оплатить[/url] [b]срочно[/b] [send=/pay]Pay[/send]"
+	check := func(what, got, want string) {
+		t.Helper()
+		if bbTag.MatchString(got) {
+			t.Errorf("%s carries live markup: %q", what, got)
+		}
+		if shown := strings.ReplaceAll(got, "\u200b", ""); shown != want {
+			t.Errorf("%s shows %q, want %q", what, shown, want)
+		}
+	}
+	check("text", InboundText(view("text", typed, ""), "ru"), typed)
+	check("caption", InboundText(view("image", "", `{"caption":"[url=https://evil.example]чек[/url]"}`), "ru"), "[url=https://evil.example]чек[/url]")
+	q := view("text", "да", "")
+	q.Quoted = "[b]x[/b]"
+	if got := InboundText(q, "ru"); !strings.HasPrefix(got, "[QUOTE]") || strings.Contains(got, "[b]") {
+		t.Errorf("quote: %q (our own [QUOTE] stays markup, the quoted text does not)", got)
+	}
+
+	s := &Service{cfg: Config{ConnectorPrefix: "switchboard"}, signer: media.NewSigner([]byte("k"), "https://gw.example", time.Hour)}
+	m := view("document", typed, "")
+	m.Contact = &store.Contact{ID: "c1", Name: "[url=https://evil.example]Служба поддержки[/url]", Phone: "+79161234567"}
+	m.Media = &store.Media{ID: "m1", State: store.MediaStored, Filename: "[b]счёт[/b].pdf"}
+	d := &routing.Delivery{Channel: &store.Channel{Type: "whatsapp"}}
+	item := s.openLinesMessage(d, m, "ru")
+	check("chat name", item["chat"].(map[string]any)["name"].(string), m.Contact.Name)
+	check("file name", item["message"].(map[string]any)["files"].([]map[string]any)[0]["name"].(string), "[b]счёт[/b].pdf")
+	check("message text", item["message"].(map[string]any)["text"].(string), typed)
+	for _, k := range []string{"name", "last_name"} {
+		if v, _ := item["user"].(map[string]any)[k].(string); strings.ContainsAny(v, "[]") {
+			t.Errorf("user %s: %q", k, v)
+		}
+	}
+	if f, _ := splitName("[]"); bbTag.MatchString(f) || strings.ReplaceAll(f, "\u200b", "") != "[]" {
+		t.Errorf("a name of brackets only: %q", f)
+	}
+}
+
+// Operators' messages are ordered per chat, not per portal: one chat's
+// failing reply never holds back another chat's (S4).
+func TestEventKeyIsPerChat(t *testing.T) {
+	msg := func(chat string) map[string]any {
+		return map[string]any{"data": map[string]any{"MESSAGES": []any{map[string]any{"im": map[string]any{"chat_id": chat}}}}}
+	}
+	a, a2, b := eventKey("p1", msg("11")), eventKey("p1", msg("11")), eventKey("p1", msg("12"))
+	if a != a2 || a == b || eventKey("p2", msg("11")) == a {
+		t.Fatalf("keys %q %q %q", a, a2, b)
+	}
+	if k := eventKey("p1", map[string]any{"data": "3"}); k != "b24event:p1" {
+		t.Fatalf("line delete key %q", k)
+	}
+}
+
+// A file the portal refuses (4xx) is refused for good; a 5xx or 429 is
+// worth another try.
+func TestDownloadTellsRefusedFromTransient(t *testing.T) {
+	for status, refused := range map[int]bool{404: true, 403: true, 410: true, 429: false, 408: false, 500: false, 503: false} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(status) }))
+		s := &Service{http: srv.Client()}
+		_, _, err := s.download(context.Background(), &store.Integration{ClientEndpoint: srv.URL + "/rest/"}, "/file")
+		srv.Close()
+		var fr *fileRefused
+		if errors.As(err, &fr) != refused || err == nil {
+			t.Errorf("HTTP %d: %v, refused for good: %v", status, err, refused)
+		}
 	}
 }

@@ -106,7 +106,7 @@ func (s *Service) mirrorCRMContact(ctx context.Context, d *routing.Delivery, ct 
 	}
 	entityRef := entityID
 	if entityID == "" {
-		title := fmt.Sprintf("%s: %s", connectorLabel(typ), cmp.Or(ct.Name, ct.Phone, ct.Username, ct.ExternalID))
+		title := fmt.Sprintf("%s: %s", connectorLabel(typ), NeutralizeBB(cmp.Or(ct.Name, ct.Phone, ct.Username, ct.ExternalID)))
 		fields := map[string]any{"TITLE": title, "SOURCE_ID": source, "SOURCE_DESCRIPTION": sourceDesc, "OPENED": "Y"}
 		if owner != "" {
 			fields["ASSIGNED_BY_ID"] = owner
@@ -207,7 +207,7 @@ func (s *Service) findContactByPhone(ctx context.Context, integrationID, phone s
 
 func (s *Service) timelineText(d *routing.Delivery, ct *store.Contact, m *store.MessageView, loc *time.Location) string {
 	lang := d.Integration.Language
-	who := cmp.Or(ct.Name, ct.Username, ct.Phone)
+	who := NeutralizeBB(cmp.Or(ct.Name, ct.Username, ct.Phone))
 	text := InboundText(m, lang)
 	if m.Media != nil && m.Media.State == store.MediaStored {
 		text = strings.TrimSpace(text + "\n" + s.signer.URL(m.Media.ID))

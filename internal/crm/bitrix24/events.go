@@ -27,10 +27,14 @@ type eventJob struct {
 func (s *Service) ServeEvents(w http.ResponseWriter, r *http.Request) {
 	form, err := readForm(w, r)
 	if err != nil {
-		writeError(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	name := strings.ToUpper(form.Get("event"))
+	if probe := form.Get(probeField); probe != "" && name == "" {
+		s.answerProbe(w, probe) // verifyHandlers checking that this URL reaches us
+		return
+	}
 	if name == "" {
 		writeError(w, &HTTPError{http.StatusBadRequest, "event_missing", "the body names no event"})
 		return
@@ -45,12 +49,12 @@ func (s *Service) ServeEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		writeError(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	sec, err := s.store.Secrets(in)
 	if err != nil {
-		writeError(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	if !sameToken(appToken, sec.ApplicationToken) {
@@ -68,7 +72,7 @@ func (s *Service) ServeEvents(w http.ResponseWriter, r *http.Request) {
 	if name == "ONAPPUNINSTALL" {
 		clean := form.Get("data[CLEAN]") == "1"
 		if err := s.uninstall(r.Context(), in, clean); err != nil {
-			writeError(w, err)
+			s.fail(w, r, err)
 			return
 		}
 		s.log.Info("bitrix24 app uninstalled", "integration_id", in.ID, "domain", in.Domain, "clean", clean)
@@ -81,7 +85,7 @@ func (s *Service) ServeEvents(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		_, err = queue.Enqueue(tx, queue.NewJob{Kind: JobEvent, WorkspaceID: in.WorkspaceID,
-			Key: "b24event:" + in.ID, Payload: eventJob{EventID: ev.ID}, MaxAttempts: 30})
+			Key: eventKey(in.ID, data), Payload: eventJob{EventID: ev.ID}, MaxAttempts: 30})
 		return err
 	})
 	if err != nil {
@@ -92,6 +96,20 @@ func (s *Service) ServeEvents(w http.ResponseWriter, r *http.Request) {
 	s.msg.Notify()
 	w.Header().Set("Content-Type", "application/json")
 	w.Write([]byte(`{"status":"ok"}`))
+}
+
+// eventKey orders an event's job: per Open Lines chat for events about
+// messages, so a reply that keeps failing holds back only its own chat,
+// never the portal's other conversations; per portal for the rest.
+func eventKey(integrationID string, data map[string]any) string {
+	if d, ok := data["data"].(map[string]any); ok {
+		if ms := list(d["MESSAGES"]); len(ms) > 0 {
+			if chat := str(ms[0], "im", "chat_id"); chat != "" {
+				return "b24event:" + integrationID + ":chat" + chat
+			}
+		}
+	}
+	return "b24event:" + integrationID
 }
 
 // dedupKey identifies an event so a duplicate delivery is stored once:

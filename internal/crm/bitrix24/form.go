@@ -1,7 +1,9 @@
 package bitrix24
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"reflect"
@@ -169,15 +171,82 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
+// Caps on the shape of a form from outside. Bitrix24's deepest body (an
+// operator's message event) nests 6 levels and a robot's run a few dozen
+// keys; a body past these is an attack on the decoder (one key nested
+// 340,000 levels took 280 MiB and a second of CPU), refused before it is
+// decoded.
+const (
+	// maxFormDepth is the most bracket levels one key may have.
+	maxFormDepth = 16
+	// maxFormNodes bounds the tree a form decodes to: the sum, over every
+	// value, of its key's segments.
+	maxFormNodes = 20000
+)
+
+// errFormTooDeep and errFormTooLarge say which cap a form broke.
+var (
+	errFormTooDeep  = errors.New("a form key is nested too deep")
+	errFormTooLarge = errors.New("the form has too many fields")
+)
+
+// checkFormShape enforces maxFormDepth and maxFormNodes on parsed values.
+// It allocates nothing and reads each key once, so a hostile body costs
+// what parsing it cost.
+func checkFormShape(values url.Values) error {
+	nodes := 0
+	for k, vs := range values {
+		depth := strings.Count(k, "[")
+		if depth > maxFormDepth {
+			return errFormTooDeep
+		}
+		nodes += (depth + 1) * max(len(vs), 1)
+		if nodes > maxFormNodes {
+			return errFormTooLarge
+		}
+	}
+	return nil
+}
+
+// checkRawForm applies the same caps as checkFormShape to an undecoded
+// form body, bracket by bracket ("[" or "%5B"), so a hostile body is
+// refused after one pass of byte searches, without unescaping it.
+func checkRawForm(body []byte) error {
+	nodes := 0
+	for len(body) > 0 {
+		var pair []byte
+		pair, body, _ = bytes.Cut(body, []byte("&"))
+		key, _, _ := bytes.Cut(pair, []byte("="))
+		depth := bytes.Count(key, []byte("["))
+		if bytes.IndexByte(key, '%') >= 0 {
+			depth += bytes.Count(key, []byte("%5B")) + bytes.Count(key, []byte("%5b"))
+		}
+		if depth > maxFormDepth {
+			return errFormTooDeep
+		}
+		if nodes += depth + 1; nodes > maxFormNodes {
+			return errFormTooLarge
+		}
+	}
+	return nil
+}
+
 // DecodeForm rebuilds the nesting of a PHP-style form (event bodies,
 // iframe POSTs) from its bracket keys: data[MESSAGES][0][im][chat_id]=1807
 // becomes {"data":{"MESSAGES":[{"im":{"chat_id":"1807"}}]}}. Values stay
 // strings; a level whose keys are exactly 0..n-1 becomes a []any, any other
 // level a map[string]any; "[]" appends as in PHP. A key repeated without
 // "[]" keeps its last value, and a later, deeper key replaces a scalar.
+//
+// Keys nested deeper than maxFormDepth are left out, so even a form that
+// did not pass checkFormShape cannot make the tree deep; readForm refuses
+// such forms before anyone decodes them.
 func DecodeForm(values url.Values) map[string]any {
 	root := &formNode{}
 	for _, k := range sortedKeys(values) {
+		if strings.Count(k, "[") > maxFormDepth {
+			continue
+		}
 		path := splitFormKey(k)
 		for _, v := range values[k] {
 			root.set(path, v)

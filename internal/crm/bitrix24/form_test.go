@@ -2,8 +2,12 @@ package bitrix24
 
 import (
 	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -154,5 +158,81 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	json.Unmarshal([]byte(strings.ReplaceAll(string(raw), `"LINE":3`, `"LINE":"3"`)), &want)
 	if got := DecodeForm(v); !reflect.DeepEqual(got, want) {
 		t.Errorf("got %#v\nwant %#v", got, want)
+	}
+}
+
+// deepForm is the issue's attack: one key nested 340,000 levels, about 1 MiB.
+func deepForm() string {
+	return "a" + strings.Repeat("[a]", 340000) + "=1"
+}
+
+func postForm(body string) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, "/bitrix24/events", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return r
+}
+
+// A form nested past maxFormDepth, or with more fields than maxFormNodes,
+// is refused with 400 before it is decoded; Bitrix24's real bodies pass.
+func TestReadFormCapsShape(t *testing.T) {
+	many := make(url.Values)
+	for i := range maxFormNodes/4 + 1 {
+		many.Set("data[x]["+strconv.Itoa(i)+"][y]", "1")
+	}
+	for name, body := range map[string]string{"deep": deepForm(), "just past the depth cap": "a" + strings.Repeat("[a]", maxFormDepth+1) + "=1",
+		"too many fields": many.Encode()} {
+		_, err := readForm(httptest.NewRecorder(), postForm(body))
+		var he *HTTPError
+		if !errors.As(err, &he) || he.Status != http.StatusBadRequest || he.Code != "form_too_complex" {
+			t.Errorf("%s: %v, want 400 form_too_complex", name, err)
+		}
+	}
+	for _, name := range []string{"install-event.txt", "imconnector-message-add-event.txt", "imconnector-message-update-event.txt"} {
+		if _, err := readForm(httptest.NewRecorder(), postForm(strings.TrimSpace(string(fixture(t, name))))); err != nil {
+			t.Errorf("%s refused: %v", name, err)
+		}
+	}
+}
+
+// The refusal costs a bounded number of allocations, whatever the depth:
+// before the cap the deep form made ~680,000 (a map and a node a level).
+func TestDeepFormAllocationsBounded(t *testing.T) {
+	body := deepForm()
+	allocs := testing.AllocsPerRun(5, func() {
+		if _, err := readForm(httptest.NewRecorder(), postForm(body)); err == nil {
+			t.Fatal("deep form accepted")
+		}
+	})
+	if allocs > 200 {
+		t.Fatalf("refusing the deep form made %.0f allocations", allocs)
+	}
+	v, err := url.ParseQuery(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if allocs := testing.AllocsPerRun(5, func() { DecodeForm(v) }); allocs > 20 {
+		t.Fatalf("DecodeForm of the deep form made %.0f allocations", allocs)
+	}
+}
+
+func BenchmarkReadFormDeep(b *testing.B) {
+	body := deepForm()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := readForm(httptest.NewRecorder(), postForm(body)); err == nil {
+			b.Fatal("deep form accepted")
+		}
+	}
+}
+
+// The check alone, on a body already read: what refusing costs beyond
+// reading the request.
+func BenchmarkCheckRawFormDeep(b *testing.B) {
+	body := []byte(deepForm())
+	b.ReportAllocs()
+	for b.Loop() {
+		if checkRawForm(body) == nil {
+			b.Fatal("deep form accepted")
+		}
 	}
 }

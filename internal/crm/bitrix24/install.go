@@ -1,13 +1,15 @@
 package bitrix24
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"html/template"
+	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -33,6 +35,16 @@ type HTTPError struct {
 
 func (e *HTTPError) Error() string { return e.Code + ": " + e.Message }
 
+// fail answers err like writeError and logs what the answer leaves out:
+// anything that is not an *HTTPError is answered "internal error" only.
+func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var he *HTTPError
+	if !errors.As(err, &he) {
+		s.log.Error("bitrix24: request failed", "path", r.URL.Path, "err", err)
+	}
+	writeError(w, err)
+}
+
 func writeError(w http.ResponseWriter, err error) {
 	var he *HTTPError
 	if !errors.As(err, &he) {
@@ -43,14 +55,46 @@ func writeError(w http.ResponseWriter, err error) {
 	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": he.Code, "message": he.Message}})
 }
 
+// readForm reads a form body and its query. Every handler that reads a
+// form runs before authentication, so the body's shape is checked on its
+// raw bytes before anything unescapes or decodes it, and the parsed form
+// (query included) once more after.
 func readForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
+	tooBig := func(err error) bool {
+		var mb *http.MaxBytesError
+		return errors.As(err, &mb)
+	}
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/x-www-form-urlencoded" &&
+		(r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch) {
+		// One buffer of the announced size: growing one step by step
+		// cost more than the checks themselves for a 1 MiB body.
+		size := r.ContentLength
+		if size < 0 || size > maxFormBody {
+			size = 0
+		}
+		buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))
+		_, err := buf.ReadFrom(r.Body)
+		body := buf.Bytes()
+		switch {
+		case tooBig(err):
+			return nil, &HTTPError{http.StatusRequestEntityTooLarge, "body_too_large", "the form body is too large"}
+		case err != nil:
+			return nil, &HTTPError{http.StatusBadRequest, "form_invalid", "the body could not be read"}
+		}
+		if err := checkRawForm(body); err != nil {
+			return nil, &HTTPError{http.StatusBadRequest, "form_too_complex", err.Error()}
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
 	if err := r.ParseForm(); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		if tooBig(err) {
 			return nil, &HTTPError{http.StatusRequestEntityTooLarge, "body_too_large", "the form body is too large"}
 		}
-		return nil, &HTTPError{http.StatusBadRequest, "form_invalid", "the body is not a valid form: " + err.Error()}
+		return nil, &HTTPError{http.StatusBadRequest, "form_invalid", "the body is not a valid form"}
+	}
+	if err := checkFormShape(r.Form); err != nil {
+		return nil, &HTTPError{http.StatusBadRequest, "form_too_complex", err.Error()}
 	}
 	return r.Form, nil
 }
@@ -106,7 +150,7 @@ func parseInstall(form url.Values) (*installRequest, error) {
 func (s *Service) ServeInstall(w http.ResponseWriter, r *http.Request) {
 	form, err := readForm(w, r)
 	if err != nil {
-		writeError(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	// The page variant passes DOMAIN and LANG in the query string.
@@ -117,12 +161,12 @@ func (s *Service) ServeInstall(w http.ResponseWriter, r *http.Request) {
 	}
 	req, err := parseInstall(form)
 	if err != nil {
-		writeError(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	in, err := s.install(r.Context(), req.refreshToken, req.memberID, req.applicationToken, req.userID, req.lang, "")
 	if err != nil {
-		writeError(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	if req.event {
@@ -139,7 +183,7 @@ func (s *Service) ServeInstall(w http.ResponseWriter, r *http.Request) {
 func (s *Service) install(ctx context.Context, refreshToken, memberID, appToken, userID, lang, workspaceID string) (*store.Integration, error) {
 	tok, err := s.oauth.Refresh(ctx, s.http, refreshToken)
 	if err != nil {
-		return nil, &HTTPError{http.StatusUnauthorized, "install_not_verified", "the OAuth server did not accept the install's token: " + errorCode(err)}
+		return nil, s.oauthFailure(err, "install_not_verified", "the OAuth server did not accept the install's token")
 	}
 	return s.accept(ctx, tok, memberID, appToken, userID, lang, workspaceID)
 }
@@ -155,7 +199,11 @@ func (s *Service) accept(ctx context.Context, tok *Token, memberID, appToken, us
 	if err == nil && workspaceID != "" && existing.WorkspaceID != workspaceID {
 		return nil, &HTTPError{http.StatusConflict, "portal_in_other_workspace", "this portal is connected to another workspace"}
 	}
-	if err == nil && appToken == "" {
+	if errors.Is(err, store.ErrNotFound) && workspaceID == "" {
+		if workspaceID, err = s.installWorkspace(ctx); err != nil {
+			return nil, err
+		}
+	} else if err == nil && appToken == "" {
 		// An OAuth connection from our side carries no application token;
 		// keep the one the marketplace install gave us.
 		if sec, serr := s.store.Secrets(existing); serr == nil {
@@ -170,12 +218,7 @@ func (s *Service) accept(ctx context.Context, tok *Token, memberID, appToken, us
 	if err != nil {
 		return nil, err
 	}
-	err = s.store.Tx(ctx, func(tx *gorm.DB) error {
-		_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobSetup, WorkspaceID: in.WorkspaceID, Key: "b24setup:" + in.ID,
-			Payload: setupJob{IntegrationID: in.ID}})
-		return err
-	})
-	if err != nil {
+	if err := s.enqueueSetup(ctx, in); err != nil {
 		return nil, err
 	}
 	// Work parked while the portal needed re-authorisation goes on now.
@@ -184,6 +227,47 @@ func (s *Service) accept(ctx context.Context, tok *Token, memberID, appToken, us
 	}
 	s.log.Info("bitrix24 portal installed", "integration_id", in.ID, "domain", in.Domain, "workspace_id", in.WorkspaceID)
 	return in, nil
+}
+
+// installWorkspace picks the workspace of a new portal installed from
+// Bitrix24's side; "" asks the store for a new one named after the portal.
+// Channels made before the install are in the default workspace, so a
+// single-tenant gateway (only the default workspace, no portal in it yet)
+// puts its portal there, where they can be bound. A second portal gets a
+// workspace of its own under auto: two portals never share customers by
+// accident.
+func (s *Service) installWorkspace(ctx context.Context) (string, error) {
+	switch s.cfg.Workspace {
+	case WorkspaceNew:
+		return "", nil
+	case WorkspaceDefault:
+		ws, err := s.store.EnsureDefaultWorkspace(ctx)
+		if err != nil {
+			return "", err
+		}
+		return ws.ID, nil
+	}
+	all, err := s.store.ListWorkspaces(ctx, store.All)
+	if err != nil {
+		return "", err
+	}
+	if len(all) != 1 || !all[0].IsDefault {
+		return "", nil
+	}
+	there, err := s.store.ListIntegrations(ctx, store.Scope{WorkspaceID: all[0].ID})
+	if err != nil || len(there) > 0 {
+		return "", err
+	}
+	return all[0].ID, nil
+}
+
+// enqueueSetup queues the portal's setup; one runs at a time per portal.
+func (s *Service) enqueueSetup(ctx context.Context, in *store.Integration) error {
+	return s.store.Tx(ctx, func(tx *gorm.DB) error {
+		_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobSetup, WorkspaceID: in.WorkspaceID, Key: "b24setup:" + in.ID,
+			Payload: setupJob{IntegrationID: in.ID}})
+		return err
+	})
 }
 
 // checkEndpoint refuses REST endpoints that are not https (unless private
@@ -201,7 +285,10 @@ func (s *Service) checkEndpoint(ctx context.Context, endpoint string) error {
 		return &HTTPError{http.StatusBadGateway, "endpoint_invalid", "the portal's REST endpoint must be https"}
 	}
 	if err := netguard.CheckHost(ctx, u.Hostname()); err != nil {
-		return &HTTPError{http.StatusForbidden, "endpoint_not_allowed", "the portal's address is not allowed: " + err.Error()}
+		// The guard's words name the address it resolved to: the log
+		// keeps them, the caller only learns that it was refused.
+		s.log.Warn("bitrix24: portal endpoint refused", "endpoint", endpoint, "err", err)
+		return &HTTPError{http.StatusForbidden, "endpoint_not_allowed", "the portal's address is not allowed"}
 	}
 	return nil
 }
@@ -239,12 +326,12 @@ func (s *Service) ServeOAuthCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	tok, err := s.oauth.Exchange(r.Context(), s.http, q.Get("code"))
 	if err != nil {
-		writeError(w, &HTTPError{http.StatusBadGateway, "exchange_failed", "the OAuth server refused the code: " + errorCode(err)})
+		writeError(w, s.oauthFailure(err, "exchange_failed", "the OAuth server refused the code"))
 		return
 	}
 	in, err := s.accept(r.Context(), tok, q.Get("member_id"), "", "", "", st.WorkspaceID)
 	if err != nil {
-		writeError(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	renderPage(w, messagePage, pageData{Lang: "ru", Text: T("ru", "connected") + " / " + T("en", "connected"), IntegrationID: in.ID})
@@ -273,12 +360,27 @@ func sameToken(a, b string) bool {
 	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
 
-func errorCode(err error) string {
+// oauthCodePattern is what an OAuth error code looks like (invalid_grant,
+// PAYMENT_REQUIRED); anything else is not repeated to the caller.
+var oauthCodePattern = regexp.MustCompile(`^[A-Za-z_]{1,64}$`)
+
+// oauthFailure turns a failed call to the OAuth server into an answer for
+// whoever posted the install or callback, who may be anyone: the OAuth
+// server's own error code is passed on (it is what a portal admin can act
+// on), while transport errors — which name our addresses, ports and Go
+// types — go to the log only, and the caller gets a stable code.
+func (s *Service) oauthFailure(err error, code, message string) *HTTPError {
 	var ae *APIError
-	if errors.As(err, &ae) && ae.Code != "" {
-		return ae.Code
+	if errors.As(err, &ae) && oauthCodePattern.MatchString(ae.Code) {
+		s.log.Info("bitrix24: OAuth server refused", "code", code, "oauth_error", ae.Code)
+		status := http.StatusUnauthorized
+		if code == "exchange_failed" {
+			status = http.StatusBadGateway
+		}
+		return &HTTPError{status, code, message + ": " + ae.Code}
 	}
-	return fmt.Sprint(err)
+	s.log.Warn("bitrix24: OAuth server not reached", "code", code, "err", err)
+	return &HTTPError{http.StatusBadGateway, "oauth_unavailable", "the OAuth server could not be reached; try again later"}
 }
 
 type pageData struct {

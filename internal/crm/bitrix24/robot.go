@@ -57,7 +57,7 @@ func (s *Service) robotDefinition(authUser string) map[string]any {
 func (s *Service) ServeRobot(w http.ResponseWriter, r *http.Request) {
 	form, err := readForm(w, r)
 	if err != nil {
-		writeError(w, err)
+		s.fail(w, r, err)
 		return
 	}
 	data := DecodeForm(form)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"strings"
 
@@ -52,7 +53,23 @@ type Config struct {
 	OnUninstall string
 	// SessionKey signs the sessions of pages shown inside Bitrix24.
 	SessionKey []byte
+	// Workspace places a portal installed from Bitrix24's side (the
+	// marketplace or a local app): WorkspaceAuto, WorkspaceDefault or
+	// WorkspaceNew.
+	Workspace string
 }
+
+// Where a portal installed from Bitrix24's side lands.
+const (
+	// WorkspaceAuto: the default workspace while it is the only one and
+	// holds no portal yet (a single-tenant gateway, whose channels are all
+	// there), else a new workspace named after the portal.
+	WorkspaceAuto = "auto"
+	// WorkspaceDefault: always the default workspace.
+	WorkspaceDefault = "default"
+	// WorkspaceNew: always a new workspace named after the portal.
+	WorkspaceNew = "new"
+)
 
 // Service is the Bitrix24 integration.
 type Service struct {
@@ -125,7 +142,11 @@ type setupJob struct {
 	IntegrationID string `json:"integration_id"`
 }
 
-// handleSetup registers the connectors and binds the events, in one batch.
+// handleSetup registers the connectors and binds the events, in one
+// batch, and then reads the portal's bindings back. It is idempotent:
+// Bitrix24 keeps an event's or a placement's earlier handler beside a new
+// one and calls both, so what is ours and points elsewhere (an install
+// with another public URL) is unbound, and only what is missing is bound.
 func (s *Service) handleSetup(ctx context.Context, j *queue.Job) error {
 	var p setupJob
 	if err := j.Decode(&p); err != nil {
@@ -135,8 +156,12 @@ func (s *Service) handleSetup(ctx context.Context, j *queue.Job) error {
 	if err != nil {
 		return queue.Permanent(err)
 	}
-	if in.State != store.IntegrationActive {
+	if !workable(in) {
 		return nil
+	}
+	bound, err := s.readBindings(ctx, in.ID)
+	if err != nil {
+		return s.classify(fmt.Errorf("bitrix24: setup %s: read bindings: %w", in.Domain, err))
 	}
 	var cmds []BatchCommand
 	for _, t := range []channel.Type{channel.WhatsApp, channel.Instagram} {
@@ -153,28 +178,61 @@ func (s *Service) handleSetup(ctx context.Context, j *queue.Job) error {
 			"fields": map[string]any{"ENTITY_ID": "SOURCE", "STATUS_ID": code, "NAME": connectorLabel(t), "SORT": 500}}})
 	}
 	for placement, entity := range tabPlacements {
+		if bound.hasTab(placement, s.tabURL()) {
+			continue
+		}
 		cmds = append(cmds, BatchCommand{Name: "tab_" + entity, Method: "placement.bind", Params: map[string]any{
-			"PLACEMENT": placement, "HANDLER": s.url("/bitrix24/tab"), "TITLE": "WhatsApp / Instagram",
+			"PLACEMENT": placement, "HANDLER": s.tabURL(), "TITLE": "WhatsApp / Instagram",
 			"LANG_ALL": map[string]any{"ru": map[string]string{"TITLE": "WhatsApp / Instagram"}, "en": map[string]string{"TITLE": "WhatsApp / Instagram"}}}})
 	}
-	cmds = append(cmds, BatchCommand{Name: "robot", Method: "bizproc.robot.add", Params: s.robotDefinition(in.InstalledBy)})
+	robot := s.robotDefinition(in.InstalledBy)
+	cmds = append(cmds, BatchCommand{Name: "robot", Method: "bizproc.robot.add", Params: robot})
 	for _, ev := range boundEvents {
+		if bound.hasEvent(ev, s.eventsURL()) {
+			continue
+		}
 		cmds = append(cmds, BatchCommand{Name: "bind_" + strings.ToLower(ev), Method: "event.bind",
-			Params: map[string]any{"event": ev, "handler": s.url("/bitrix24/events")}})
+			Params: map[string]any{"event": ev, "handler": s.eventsURL()}})
 	}
+	// The stale bindings go after the new ones: Bitrix24 does not resend
+	// an event, so a moment with no handler would lose replies, while a
+	// moment with two only delivers one twice, and the events inbox stores
+	// a message id once.
+	cmds = append(cmds, s.staleCommands(bound)...)
 	res, err := s.client.Batch(ctx, in.ID, cmds, false)
 	if err != nil {
-		return fmt.Errorf("bitrix24: setup %s: %w", in.Domain, err)
+		return s.classify(fmt.Errorf("bitrix24: setup %s: %w", in.Domain, err))
 	}
 	for name, e := range res.Errors {
-		if strings.EqualFold(e.Code, "ERROR_HANDLER_ALREADY_EXIST") || strings.EqualFold(e.Code, "ERROR_ACTIVITY_ALREADY_INSTALLED") ||
-			strings.HasPrefix(name, "source_") || (strings.HasPrefix(name, "tab_") && strings.EqualFold(e.Code, "ERROR_CORE")) {
-			continue // bound, added or registered by an earlier install
+		switch {
+		case strings.EqualFold(e.Code, "ERROR_HANDLER_ALREADY_EXIST"), strings.HasPrefix(name, "source_"),
+			strings.HasPrefix(name, "tab_") && strings.EqualFold(e.Code, "ERROR_CORE"):
+			continue // bound or added by an earlier install (or a setup running beside this one)
+		case strings.HasPrefix(name, "tab_") && bound.noPlacements:
+			// The card tabs are a convenience; without the placement
+			// scope the Open Lines work as before.
+			s.log.Warn("bitrix24: card tab not bound", "integration_id", in.ID, "command", name, "err", e)
+			continue
+		case name == "robot" && strings.EqualFold(e.Code, "ERROR_ACTIVITY_ALREADY_INSTALLED"):
+			// Installed earlier, maybe with another public URL: bring its
+			// handler and fields up to date.
+			fields := maps.Clone(robot)
+			delete(fields, "CODE")
+			if err := s.client.Call(ctx, in.ID, "bizproc.robot.update", map[string]any{"CODE": RobotCode, "FIELDS": fields}, nil); err != nil {
+				return s.classify(fmt.Errorf("bitrix24: setup %s: update robot: %w", in.Domain, err))
+			}
+			continue
 		}
 		return fmt.Errorf("bitrix24: setup %s: %s: %w", in.Domain, name, e)
 	}
 	s.log.Info("bitrix24 portal set up", "integration_id", in.ID, "domain", in.Domain)
-	return nil
+	return s.verifyHandlers(ctx, in)
+}
+
+// workable says whether an integration's work may run: active, or with
+// handlers that do not reach us (see verifyHandlers).
+func workable(in *store.Integration) bool {
+	return in.State == store.IntegrationActive || in.State == store.IntegrationHandlersMismatch
 }
 
 var connectorNames = map[channel.Type]string{channel.WhatsApp: "WhatsApp (Switchboard)", channel.Instagram: "Instagram (Switchboard)"}
@@ -192,6 +250,7 @@ var icons = map[channel.Type]string{
 var texts = map[string]map[string]string{
 	"ru": {
 		"send_failed":      "Сообщение не доставлено клиенту: %s",
+		"file_failed":      "Файл не отправлен клиенту: %s",
 		"window_closed":    "Клиент не писал больше 24 часов: WhatsApp позволяет отправить только шаблон.",
 		"unsupported":      "[сообщение неподдерживаемого типа: %s]",
 		"reaction":         "Реакция %s на сообщение",
@@ -205,6 +264,7 @@ var texts = map[string]map[string]string{
 	},
 	"en": {
 		"send_failed":      "The message was not delivered to the customer: %s",
+		"file_failed":      "A file was not sent to the customer: %s",
 		"window_closed":    "The customer has not written for over 24 hours: WhatsApp allows only a template.",
 		"unsupported":      "[message of an unsupported type: %s]",
 		"reaction":         "Reaction %s to a message",

@@ -355,6 +355,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte) {
 			return
 		}
 		writeGraphError(w, errUnsupported(r.Method, id))
+	case len(segs) == 3 && segs[2] == "phone_numbers" && r.Method == http.MethodGet:
+		s.handleWABAPhoneNumbers(w, r, token, id)
 	case len(segs) == 3 && segs[2] == "media" && r.Method == http.MethodPost:
 		if num := s.whatsAppNumber(id, token); num != nil {
 			s.handleMediaUpload(w, r, num)
@@ -366,11 +368,18 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 }
 
-// handleObject serves GET/DELETE /{id}: a media object or an Instagram user.
+// handleObject serves GET/DELETE /{id}: a media object, the business's own
+// phone number or Instagram account, or an Instagram customer.
 func (s *Server) handleObject(w http.ResponseWriter, r *http.Request, token, id string) {
 	switch r.Method {
 	case http.MethodGet:
 		if s.handleMediaGet(w, r, token, id) {
+			return
+		}
+		if s.handlePhoneNumberGet(w, token, id) {
+			return
+		}
+		if s.handleIGUserGet(w, r, token, id) {
 			return
 		}
 		if s.handleIGProfile(w, r, token, id) {

@@ -1,0 +1,65 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/nyaruka/phonenumbers"
+
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// updateWorkspace changes a workspace's name, clock and how its people's
+// phone numbers are read. A workspace token may change its own workspace.
+func (s *Server) updateWorkspace(c *gin.Context) {
+	var req struct {
+		Name        *string `json:"name"`
+		Timezone    *string `json:"timezone"`
+		PhoneTrunk8 *bool   `json:"phone_trunk8"`
+		PhoneRegion *string `json:"phone_region"`
+	}
+	if !decode(c, &req) {
+		return
+	}
+	if req.Name != nil {
+		name, ok := checkName(c, *req.Name)
+		if !ok {
+			return
+		}
+		req.Name = &name
+	}
+	if req.Timezone != nil && !checkTimezone(c, *req.Timezone) {
+		return
+	}
+	if req.PhoneRegion != nil {
+		*req.PhoneRegion = strings.ToUpper(strings.TrimSpace(*req.PhoneRegion))
+		if _, ok := phonenumbers.GetSupportedRegions()[*req.PhoneRegion]; !ok {
+			fail(c, http.StatusUnprocessableEntity, "phone_region_invalid", fmt.Sprintf("phone_region is a two-letter country code (RU, KZ, UZ…), got %q", *req.PhoneRegion))
+			return
+		}
+	}
+	w, err := s.d.Store.UpdateWorkspace(c.Request.Context(), scopeOf(c), c.Param("id"), store.WorkspaceUpdate{
+		Name: req.Name, Timezone: req.Timezone, PhoneTrunk8: req.PhoneTrunk8, PhoneRegion: req.PhoneRegion})
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	reply(c, http.StatusOK, w)
+}
+
+// checkTimezone answers and returns false unless tz is an IANA zone name
+// (not "Local", which would be this server's clock, not the workspace's).
+func checkTimezone(c *gin.Context, tz string) bool {
+	if len(tz) > maxTimezone || textProblem(tz, maxTimezone) != "" {
+		fail(c, http.StatusUnprocessableEntity, "timezone_invalid", "timezone is an IANA time zone (e.g. Europe/Moscow, Asia/Almaty)")
+		return false
+	}
+	if _, err := time.LoadLocation(tz); err != nil || tz == "" || tz == "Local" {
+		fail(c, http.StatusUnprocessableEntity, "timezone_invalid", fmt.Sprintf("%q is not an IANA time zone (e.g. Europe/Moscow, Asia/Almaty)", tz))
+		return false
+	}
+	return true
+}
