@@ -9,7 +9,8 @@
 // events is http://127.0.0.1:9091/rest/. Install the app by letting the
 // simulator post ONAPPINSTALL to the gateway (-install-url, or the button on
 // the page), then open http://127.0.0.1:9091/sim/ to read each line's
-// transcript and answer as an operator.
+// transcript and answer as an operator, and to open the app page or a CRM
+// card tab in the browser as a portal user would.
 //
 // Control API:
 //
@@ -17,9 +18,13 @@
 //	POST /sim/install        {"url","lang"}          post ONAPPINSTALL to url
 //	GET  /sim/lines                                  lines, dialogs and transcripts
 //	GET  /sim/deliveries                             events posted to the gateway
+//	POST /sim/open (form: placement, user, handler, id)
+//	                                                 a page that opens the app's
+//	                                                 iframe in this browser
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,6 +33,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -49,7 +55,9 @@ type config struct {
 	appToken     string
 	redirectURL  string
 	installURL   string
+	appURL       string
 	lines        []b24sim.OpenLine
+	pipelines    []b24sim.DealCategory
 	leakRate     float64
 	leakBurst    int
 	maxRecorded  int
@@ -82,7 +90,7 @@ func envOr(key, def string) string {
 
 func parseFlags(args []string) (config, error) {
 	var c config
-	var lines string
+	var lines, pipelines string
 	fs := flag.NewFlagSet("b24sim", flag.ContinueOnError)
 	fs.StringVar(&c.addr, "addr", ":9091", "listen address")
 	fs.StringVar(&c.baseURL, "base-url", "", "URL the gateway reaches this simulator at, for client_endpoint and file links (default: http://127.0.0.1:<port of -addr>)")
@@ -93,7 +101,9 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.appToken, "app-token", envOr("B24SIM_APP_TOKEN", "8c41d2f07e9a3b5c6d1e2f3a4b5c6d7e"), "application_token sent with every event (env B24SIM_APP_TOKEN)")
 	fs.StringVar(&c.redirectURL, "redirect-url", "", "app card redirect URI for /oauth/authorize/")
 	fs.StringVar(&c.installURL, "install-url", "", "post ONAPPINSTALL to this URL once listening (the gateway's install handler)")
-	fs.StringVar(&lines, "lines", "1:Open Line", "Open Lines as id:name, comma-separated")
+	fs.StringVar(&c.appURL, "app-url", "", "the app's page (its handler in the app card; default: /bitrix24/app next to -install-url, else http://127.0.0.1:8080/bitrix24/app)")
+	fs.StringVar(&lines, "lines", "1:WhatsApp,2:Instagram,3:Сайт", "Open Lines as id:name, comma-separated")
+	fs.StringVar(&pipelines, "pipelines", "1:Опт,2:Розница", "deal pipelines besides the default one, as id:name, comma-separated (each gets NEW, PREPARATION, WON and LOSE stages)")
 	fs.Float64Var(&c.leakRate, "leak-rate", b24sim.DefaultLeakRate, "leaky bucket drain per second (negative disables)")
 	fs.IntVar(&c.leakBurst, "leak-burst", b24sim.DefaultLeakBurst, "leaky bucket size (negative disables)")
 	fs.IntVar(&c.maxRecorded, "max-recorded", 1000, "requests, calls and deliveries kept in memory")
@@ -105,6 +115,16 @@ func parseFlags(args []string) (config, error) {
 		return c, err
 	}
 	c.lines = ls
+	ps, err := parseLines(pipelines)
+	if err != nil && strings.TrimSpace(pipelines) != "" {
+		return c, fmt.Errorf("-pipelines: %w", err)
+	}
+	for _, p := range ps {
+		c.pipelines = append(c.pipelines, b24sim.DealCategory{ID: p.ID, Name: p.Name, Sort: 100 * (len(c.pipelines) + 4)})
+	}
+	if c.appURL == "" {
+		c.appURL = appURLFor(c.installURL)
+	}
 	if c.baseURL == "" {
 		// The install event goes out before the gateway's first request,
 		// so the simulator cannot learn its address from a Host header.
@@ -125,6 +145,17 @@ func defaultBaseURL(addr string) string {
 		host = "127.0.0.1"
 	}
 	return "http://" + net.JoinHostPort(host, port)
+}
+
+// appURLFor guesses the app page from the install handler: the gateway
+// serves both, /bitrix24/install and /bitrix24/app.
+func appURLFor(installURL string) string {
+	u, err := url.Parse(installURL)
+	if installURL == "" || err != nil || u.Host == "" {
+		return "http://127.0.0.1:8080/bitrix24/app"
+	}
+	u.Path, u.RawQuery = "/bitrix24/app", ""
+	return u.String()
 }
 
 func parseLines(s string) ([]b24sim.OpenLine, error) {
@@ -163,7 +194,13 @@ func newSim(cfg config, logger *slog.Logger) *b24sim.Server {
 		Domain:           cfg.domain,
 		ApplicationToken: cfg.appToken,
 		Lines:            cfg.lines,
+		DealCategories:   cfg.pipelines,
 	})
+	// A customer with a deal, so that a card tab has someone to show: the
+	// Meta simulator's default customer writes from this number.
+	contact := sim.AddContact(cfg.memberID, map[string]any{"NAME": "Анна", "LAST_NAME": "Смирнова",
+		"PHONE": []map[string]any{{"VALUE": "+7 916 123-45-67", "VALUE_TYPE": "MOBILE"}}})
+	sim.AddDeal(cfg.memberID, map[string]any{"TITLE": "Заказ 4512", "CONTACT_ID": contact})
 	return sim
 }
 
@@ -208,6 +245,7 @@ func newHandler(sim *b24sim.Server, cfg config, logger *slog.Logger) http.Handle
 	mux.HandleFunc("POST /sim/install", c.install)
 	mux.HandleFunc("GET /sim/lines", c.lines)
 	mux.HandleFunc("GET /sim/deliveries", c.deliveries)
+	mux.HandleFunc("POST /sim/open", c.open)
 	// Everything else is the OAuth server, portal REST or file links.
 	mux.Handle("/", sim)
 	return mux
@@ -412,12 +450,80 @@ func (c *control) deliveries(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// open answers with a page that posts to one of the app's iframes from
+// this browser, as Bitrix24's page does when a user opens the app
+// (placement DEFAULT) or a CRM card's tab (CRM_DEAL_DETAIL_TAB...). A card
+// tab goes to the handler the app bound with placement.bind.
+func (c *control) open(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form / неверная форма: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	placement := r.PostForm.Get("placement")
+	user, err := strconv.Atoi(cmp.Or(r.PostForm.Get("user"), "0"))
+	if err != nil {
+		http.Error(w, "user must be a number / номер пользователя — число", http.StatusBadRequest)
+		return
+	}
+	var handler string
+	var options map[string]any
+	if placement == "DEFAULT" {
+		handler = cmp.Or(strings.TrimSpace(r.PostForm.Get("handler")), c.cfg.appURL)
+		if !strings.HasPrefix(handler, "http://") && !strings.HasPrefix(handler, "https://") {
+			http.Error(w, "the app URL must be http(s) / адрес приложения должен быть http(s)", http.StatusBadRequest)
+			return
+		}
+	} else {
+		options = map[string]any{"ID": strings.TrimSpace(r.PostForm.Get("id"))}
+	}
+	req, err := c.sim.PlacementRequest(c.cfg.memberID, user, placement, handler, options, r.PostForm.Get("lang"))
+	if errors.Is(err, b24sim.ErrPlacementNotBound) {
+		http.Error(w, "The app has not bound this card tab yet: install it first. / Приложение ещё не добавило эту вкладку: сначала установите его.", http.StatusConflict)
+		return
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	page, err := req.AutoSubmitHTML()
+	if err != nil {
+		c.log.Error("render open page", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	// It carries a live access token of the user.
+	w.Header().Set("Cache-Control", "no-store")
+	if _, err := w.Write(page); err != nil {
+		c.log.Warn("write open page", "err", err)
+	}
+}
+
+// pageUser is a portal user the page can open the app as.
+type pageUser struct {
+	ID    int
+	Name  string
+	Admin bool
+}
+
 func (c *control) page(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	p := c.sim.Portal(c.cfg.memberID)
+	users := []pageUser{{ID: p.AdminUserID(), Name: "admin / администратор", Admin: true}}
+	if op := p.OperatorUserID(); op != p.AdminUserID() {
+		users = append(users, pageUser{ID: op, Name: "manager / менеджер"})
+	}
+	deal := ""
+	if ds := p.Deals(); len(ds) > 0 {
+		deal = ds[len(ds)-1].Field("ID")
+	}
 	err := pageTmpl.Execute(w, map[string]any{
 		"MemberID":   c.cfg.memberID,
 		"Domain":     c.cfg.domain,
 		"InstallURL": c.cfg.installURL,
+		"AppURL":     c.cfg.appURL,
+		"Users":      users,
+		"DealID":     deal,
 	})
 	if err != nil {
 		c.log.Error("render page", "err", err)

@@ -189,3 +189,80 @@ func TestParseLines(t *testing.T) {
 		t.Errorf("parseLines = %v, %v", ls, err)
 	}
 }
+
+// The page's install hint names the gateway's real route, and its buttons
+// open the app page and a card tab as a portal user's browser would.
+func TestOpenAsPortalUser(t *testing.T) {
+	cfg, err := parseFlags([]string{"-install-url", "http://127.0.0.1:8080/bitrix24/install"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.appURL != "http://127.0.0.1:8080/bitrix24/app" || len(cfg.pipelines) != 2 || len(cfg.lines) != 3 {
+		t.Fatalf("defaults: app %s, pipelines %v, lines %v", cfg.appURL, cfg.pipelines, cfg.lines)
+	}
+	sim := newSim(cfg, slog.New(slog.DiscardHandler))
+	defer sim.Close()
+	srv := httptest.NewServer(newHandler(sim, cfg, slog.New(slog.DiscardHandler)))
+	defer srv.Close()
+
+	get := func(path string) string {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	page := get("/sim/")
+	if strings.Contains(page, "/b24/install") || !strings.Contains(page, "/bitrix24/install") {
+		t.Error("the install hint names a route the gateway does not have")
+	}
+	for _, want := range []string{`id="open-app"`, `id="open-tab"`, `value="http://127.0.0.1:8080/bitrix24/app"`, `value="CRM_DEAL_DETAIL_TAB"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %s", want)
+		}
+	}
+
+	open := func(form url.Values) (int, string) {
+		resp, err := http.PostForm(srv.URL+"/sim/open", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, string(b)
+	}
+	st, body := open(url.Values{"placement": {"DEFAULT"}, "user": {"1"}, "lang": {"en"}, "handler": {"http://127.0.0.1:8080/bitrix24/app"}})
+	for _, want := range []string{`<form method="post" action="http://127.0.0.1:8080/bitrix24/app?DOMAIN=example.bitrix24.ru&amp;PROTOCOL=1&amp;LANG=en&amp;APP_SID=`,
+		`name="AUTH_ID" value="`, `name="member_id" value="` + cfg.memberID + `"`, `name="PLACEMENT" value="DEFAULT"`, `document.forms[0].submit()`} {
+		if st != http.StatusOK || !strings.Contains(body, want) {
+			t.Fatalf("open the app page: %d, lacks %s\n%s", st, want, body)
+		}
+	}
+	// A card tab goes to the handler the app bound; before the app binds
+	// one, the person is told to install first.
+	tab := url.Values{"placement": {"CRM_DEAL_DETAIL_TAB"}, "user": {"27"}, "id": {"8061"}}
+	if st, body := open(tab); st != http.StatusConflict || !strings.Contains(body, "установите") {
+		t.Fatalf("card tab before install: %d %s", st, body)
+	}
+	access, _ := sim.InstallTokens(cfg.memberID)
+	resp, err := http.PostForm(srv.URL+"/rest/placement.bind.json", url.Values{"auth": {access}, "PLACEMENT": {"CRM_DEAL_DETAIL_TAB"}, "HANDLER": {"http://127.0.0.1:8080/bitrix24/tab"}, "TITLE": {"WhatsApp"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("placement.bind: %d", resp.StatusCode)
+	}
+	st, body = open(tab)
+	if st != http.StatusOK || !strings.Contains(body, `action="http://127.0.0.1:8080/bitrix24/tab?DOMAIN=`) || !strings.Contains(body, `name="PLACEMENT_OPTIONS" value="{&#34;ID&#34;:&#34;8061&#34;}"`) {
+		t.Fatalf("open the card tab: %d\n%s", st, body)
+	}
+}

@@ -36,9 +36,31 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 
 <form id="install">
  <div><label>Install handler URL <span class="ru">/ Адрес обработчика установки</span></label>
- <input name="url" size="50" value="{{.InstallURL}}" placeholder="http://127.0.0.1:8080/b24/install"></div>
+ <input name="url" size="50" value="{{.InstallURL}}" placeholder="http://127.0.0.1:8080/bitrix24/install"></div>
  <button>Post ONAPPINSTALL <span class="ru">/ Отправить ONAPPINSTALL</span></button>
  <span class="result"></span>
+</form>
+
+<h2>Open the app as a portal user <span class="ru">/ Открыть приложение как пользователь портала</span></h2>
+<p class="meta">Posts to the app's iframe from this browser, in a new tab, as Bitrix24 does (a fresh AUTH_ID of the user).
+<span class="ru">Открывает iframe приложения в новой вкладке этого браузера, как Битрикс24 (со свежим AUTH_ID пользователя).</span></p>
+<form method="post" action="/sim/open" target="_blank" id="open-app">
+ <input type="hidden" name="placement" value="DEFAULT">
+ <div><label>App page URL <span class="ru">/ Адрес страницы приложения</span></label>
+ <input name="handler" size="40" value="{{.AppURL}}"></div>
+ <div><label>User <span class="ru">/ Пользователь</span></label>
+ <select name="user">{{range .Users}}<option value="{{.ID}}">#{{.ID}} {{.Name}}</option>{{end}}</select></div>
+ <div><label>Language <span class="ru">/ Язык</span></label><select name="lang"><option value="ru">ru</option><option value="en">en</option></select></div>
+ <button>Open the app page <span class="ru">/ Открыть страницу приложения</span></button>
+</form>
+<form method="post" action="/sim/open" target="_blank" id="open-tab">
+ <div><label>CRM card <span class="ru">/ Карточка CRM</span></label>
+ <select name="placement"><option value="CRM_DEAL_DETAIL_TAB">deal / сделка</option><option value="CRM_LEAD_DETAIL_TAB">lead / лид</option><option value="CRM_CONTACT_DETAIL_TAB">contact / контакт</option></select></div>
+ <div><label>Record id <span class="ru">/ Номер записи</span></label><input name="id" size="8" value="{{.DealID}}"></div>
+ <div><label>User <span class="ru">/ Пользователь</span></label>
+ <select name="user">{{range .Users}}<option value="{{.ID}}">#{{.ID}} {{.Name}}</option>{{end}}</select></div>
+ <div><label>Language <span class="ru">/ Язык</span></label><select name="lang"><option value="ru">ru</option><option value="en">en</option></select></div>
+ <button>Open the card tab <span class="ru">/ Открыть вкладку карточки</span></button>
 </form>
 
 <div id="lines"></div>

@@ -157,6 +157,11 @@ func newHandler(sim *metasim.Server, cfg config, logger *slog.Logger) http.Handl
 	mux.HandleFunc("POST /sim/instagram/inbound", c.instagramInbound)
 	mux.HandleFunc("GET /sim/requests", c.requests)
 	mux.HandleFunc("GET /sim/webhooks", c.webhooks)
+	// Browsers ask for it on every visit to the page; answered here so it
+	// is not recorded (and refused) as a Graph request.
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	})
 	// Everything else is Graph API or the media download host.
 	mux.Handle("/", sim)
 	return mux

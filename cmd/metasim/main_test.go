@@ -92,3 +92,36 @@ func TestControlAPI(t *testing.T) {
 		}
 	}
 }
+
+// A browser asks every page's host for /favicon.ico; that is not a Graph
+// request and must not appear among them.
+func TestFaviconIsNotAGraphRequest(t *testing.T) {
+	cfg, err := parseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim := metasim.New(metasim.Options{AppSecret: "s"})
+	defer sim.Close()
+	srv := httptest.NewServer(newHandler(sim, cfg, slog.New(slog.DiscardHandler)))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/favicon.ico")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Errorf("favicon: %d, want 204", resp.StatusCode)
+	}
+	resp, err = http.Get(srv.URL + "/sim/requests")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(body), "favicon") {
+		t.Errorf("the favicon request is listed among the Graph requests: %s", body)
+	}
+}

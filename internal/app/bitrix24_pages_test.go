@@ -90,7 +90,7 @@ func TestBitrix24CardTab(t *testing.T) {
 
 	// A number that is not the record's is refused.
 	_, page = submit(t, e, "/bitrix24/tab/send", url.Values{"sess": {sess}, "target": {ch + "|+77770000000"}, "text": {"x"}})
-	if !strings.Contains(page, "does not belong") {
+	if !strings.Contains(page, "не относится к записи") {
 		t.Fatalf("foreign recipient accepted:\n%s", page)
 	}
 	// A customer who never wrote: free text is refused with the reason, a template goes.
@@ -109,8 +109,29 @@ func TestBitrix24CardTab(t *testing.T) {
 	e.Eventually("template sent", func() bool { return len(graphSends(e.Sim, path)) == 2 })
 	// The tab of one record cannot be used for another's number.
 	_, page = submit(t, e, "/bitrix24/tab/send", url.Values{"sess": {sess2}, "target": {ch + "|+79161234567"}, "text": {"x"}})
-	if !strings.Contains(page, "does not belong") {
+	if !strings.Contains(page, "не относится к записи") {
 		t.Fatalf("the second record's session reached the first record's customer:\n%s", page)
+	}
+	// The tab's notice is worded by the page from a code: a link cannot
+	// put its own text on it.
+	resp, err := http.Get(e.URL + "/bitrix24/tab?" + url.Values{"sess": {sess2}, "error": {"Call +1 555 0100 now"}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || strings.Contains(string(b), "555 0100") || !strings.Contains(string(b), "Внутренняя ошибка") {
+		t.Fatalf("a crafted notice: %v\n%s", err, b)
+	}
+	// Nor can a link send: the fields of a send are read from the body.
+	before := len(graphSends(e.Sim, path))
+	sendQ := url.Values{"sess": {sess2}, "target": {ch + "|+77071234567"}, "template": {"order_update"}, "template_language": {"ru"}}.Encode()
+	if st, _ := submit(t, e, "/bitrix24/tab/send?"+sendQ, nil); st != http.StatusUnauthorized {
+		t.Fatalf("a send from the query string: %d", st)
+	}
+	e.WaitIdle()
+	if n := len(graphSends(e.Sim, path)); n != before {
+		t.Fatalf("the query string sent a message: %d sends, want %d", n, before)
 	}
 }
 func TestBitrix24AppPage(t *testing.T) {

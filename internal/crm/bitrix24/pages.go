@@ -1,6 +1,7 @@
 package bitrix24
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/hmac"
@@ -31,21 +32,44 @@ type session struct {
 	Admin         bool   `json:"a"`
 	Lang          string `json:"l"`
 	// Entity is the CRM record a card tab was opened for ("deal:8061").
-	Entity  string `json:"e,omitempty"`
-	Expires int64  `json:"x"`
+	Entity string `json:"e,omitempty"`
+	// Auth is when the portal itself last vouched for the user (the
+	// AUTH_ID check, unix seconds). Renewals never move it, so a leaked
+	// session dies sessionMaxAge after it, however often it is used.
+	Auth    int64 `json:"t"`
+	Expires int64 `json:"x"`
 }
 
-const sessionTTL = 2 * time.Hour
+const (
+	// sessionTTL is how long a page stays usable without a new view.
+	sessionTTL = 2 * time.Hour
+	// sessionMaxAge bounds a session from the portal's own
+	// authentication: a working day, after which the page must be opened
+	// again from Bitrix24 (which posts a fresh AUTH_ID).
+	sessionMaxAge = 8 * time.Hour
+)
 
+// errSessionExpired is a well-signed session past its time.
+var errSessionExpired = errors.New("session expired")
+
+// signSession renews a session for sessionTTL, but never past
+// sessionMaxAge from its Auth.
 func (s *Service) signSession(ss session) string {
-	ss.Expires = time.Now().Add(sessionTTL).Unix()
-	raw, _ := json.Marshal(ss)
+	ss.Expires = min(time.Now().Add(sessionTTL).Unix(), ss.Auth+int64(sessionMaxAge/time.Second))
+	raw, err := json.Marshal(ss)
+	if err != nil {
+		// A struct of strings, bools and ints always marshals.
+		panic(err)
+	}
 	body := base64.RawURLEncoding.EncodeToString(raw)
 	m := hmac.New(sha256.New, s.cfg.SessionKey)
 	m.Write([]byte(body))
 	return body + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
+// openSession checks a session's signature and age. A genuine but
+// expired session is returned with errSessionExpired, so that the refusal
+// can be worded in its language.
 func (s *Service) openSession(v string) (*session, error) {
 	body, sig, ok := strings.Cut(v, ".")
 	if !ok {
@@ -65,8 +89,11 @@ func (s *Service) openSession(v string) (*session, error) {
 	if err := json.Unmarshal(raw, &ss); err != nil {
 		return nil, err
 	}
-	if time.Now().Unix() > ss.Expires {
-		return nil, errors.New("session expired")
+	now := time.Now().Unix()
+	// Auth 0 is a session signed before Auth existed: it has no proven
+	// start, so it gets no renewal.
+	if now > ss.Expires || ss.Auth == 0 || now > ss.Auth+int64(sessionMaxAge/time.Second) {
+		return &ss, errSessionExpired
 	}
 	return &ss, nil
 }
@@ -93,20 +120,32 @@ func (s *Service) verifyFrame(r *http.Request, form url.Values) (*store.Integrat
 		return nil, nil, errNotAuthenticated
 	}
 	var admin bool
-	s.callAsUser(r.Context(), in, authID, "user.admin", nil, &admin)
+	if err := s.callAsUser(r.Context(), in, authID, "user.admin", nil, &admin); err != nil {
+		// The user is proven; only the admin rights are unknown, so the
+		// page opens read-only.
+		s.log.Warn("bitrix24 page: user.admin", "integration_id", in.ID, "err", err)
+		admin = false
+	}
 	lang := cmp.Or(r.URL.Query().Get("LANG"), form.Get("LANG"), in.Language, "ru")
-	return in, &session{IntegrationID: in.ID, UserID: strings.Trim(string(user.ID), `"`), Admin: admin, Lang: lang}, nil
+	return in, &session{IntegrationID: in.ID, UserID: strings.Trim(string(user.ID), `"`), Admin: admin, Lang: lang, Auth: time.Now().Unix()}, nil
 }
 
 // callAsUser calls REST with a user's token (from an iframe), on the
 // portal's stored endpoint.
 func (s *Service) callAsUser(ctx context.Context, in *store.Integration, token, method string, params map[string]any, out any) error {
-	body, _ := json.Marshal(params)
-	if params == nil {
-		body = []byte("{}")
+	body := []byte("{}")
+	if params != nil {
+		var err error
+		if body, err = json.Marshal(params); err != nil {
+			return fmt.Errorf("bitrix24: %s as user: %w", method, err)
+		}
 	}
 	u := in.ClientEndpoint + method + ".json?auth=" + url.QueryEscape(token)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(string(body)))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		// The message names the method only: u carries the user's token.
+		return fmt.Errorf("bitrix24: %s as user: bad endpoint", method)
+	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	resp, err := s.http.Do(req)
@@ -114,7 +153,10 @@ func (s *Service) callAsUser(ctx context.Context, in *store.Integration, token, 
 		return fmt.Errorf("bitrix24: %s as user: request failed", method)
 	}
 	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("bitrix24: %s as user: read answer: %w", method, err)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("bitrix24: %s as user: http %d", method, resp.StatusCode)
 	}
@@ -132,36 +174,55 @@ func (s *Service) callAsUser(ctx context.Context, in *store.Integration, token, 
 
 // pageEntry opens a page: a POST from Bitrix24 is proven by its AUTH_ID
 // (form is returned for the placement's options), a GET carries a session.
+// The returned session is non-nil whenever its language is known, even
+// with an error, so that the refusal is worded in it.
 func (s *Service) pageEntry(w http.ResponseWriter, r *http.Request) (*store.Integration, *session, url.Values, error) {
 	if r.Method != http.MethodPost {
 		in, ss, err := s.sessionFrom(r)
 		return in, ss, nil, err
 	}
-	form, err := readForm(w, r)
-	if err != nil {
+	if _, err := readForm(w, r); err != nil {
 		return nil, nil, nil, err
 	}
+	// Bitrix24 posts the tokens in the body; a token in a URL ends up in
+	// logs and histories, so the query string is not read for them.
+	form := r.PostForm
 	in, ss, err := s.verifyFrame(r, form)
 	return in, ss, form, err
 }
 
+// sessionFrom opens the page session of a request: from the body of a
+// POST (a form of the page), from the query string of a GET (the page's
+// own links and redirects). A POST never takes it, or anything else,
+// from its query string, so a link cannot make a change.
 func (s *Service) sessionFrom(r *http.Request) (*store.Integration, *session, error) {
-	ss, err := s.openSession(cmp.Or(r.FormValue("sess"), r.URL.Query().Get("sess")))
+	v := r.URL.Query().Get("sess")
+	if r.Method == http.MethodPost {
+		v = r.PostForm.Get("sess")
+	}
+	ss, err := s.openSession(v)
+	if errors.Is(err, errSessionExpired) {
+		return nil, ss, &HTTPError{http.StatusUnauthorized, "session_expired", "the page session has expired; reopen the app from Bitrix24"}
+	}
 	if err != nil {
-		return nil, nil, &HTTPError{http.StatusUnauthorized, "session_invalid", "the page session is invalid or expired; reopen it from Bitrix24"}
+		return nil, nil, &HTTPError{http.StatusUnauthorized, "session_invalid", "the page session is invalid; reopen the app from Bitrix24"}
 	}
 	in, err := s.store.GetIntegration(r.Context(), store.All, ss.IntegrationID)
 	if err != nil || in.State == store.IntegrationUninstalled {
-		return nil, nil, errNotAuthenticated
+		return nil, ss, errNotAuthenticated
 	}
 	return in, ss, nil
 }
 
-// pageTexts are the words the pages use, per language.
+// pageTexts are the words the pages use, per language. Refusals are
+// "err_" + the error's code; every code a page can meet has both.
 var pageTexts = map[string]map[string]string{
 	"ru": {"portal": "Портал", "channels": "Каналы", "no_channels": "В рабочем пространстве портала пока нет каналов WhatsApp или Instagram.",
 		"channel": "Канал", "state": "Состояние", "binding": "Куда идут сообщения", "mode_openlines": "Открытая линия", "mode_crm": "Сразу в CRM",
 		"mode_none": "Никуда", "line": "Линия", "entity": "Создавать", "lead": "лид", "deal": "сделку", "category": "Воронка", "stage": "Стадия",
+		"bound_lead": "лид", "bound_deal": "сделка",
+		"stage_first": "первая стадия", "lead_statuses": "Статусы лида", "pipeline_of": "Воронка",
+		"line_id_hint": "номер линии", "category_id_hint": "номер воронки", "stage_id_hint": "код стадии",
 		"operator_name": "Подписывать именем оператора", "save": "Сохранить", "refresh": "Обновить", "saved": "Сохранено.", "active": "работает",
 		"needs_reauth": "нужна повторная авторизация", "uninstalled": "удалено",
 		"handlers_mismatch": "ответы операторов не доходят: обработчики событий портала указывают не на Switchboard", "conversation": "Переписка",
@@ -170,10 +231,48 @@ var pageTexts = map[string]map[string]string{
 		"template_hint":       "Если клиент не писал больше 24 часов, WhatsApp примет только утверждённый шаблон.",
 		"window_closed_short": "окно 24 ч закрыто", "send": "Отправить",
 		"status_queued": "в очереди", "status_sent": "отправлено", "status_delivered": "доставлено", "status_read": "прочитано",
-		"status_failed": "не доставлено", "channel_active": "работает", "channel_error": "ошибка", "channel_disabled": "отключён", "sent": "Сообщение поставлено в очередь на отправку.", "line_any": "—"},
+		"status_failed": "не доставлено", "channel_active": "работает", "channel_error": "ошибка", "channel_disabled": "отключён", "sent": "Сообщение поставлено в очередь на отправку.", "line_any": "—",
+		"choices_unavailable":            "Битрикс24 не отдал список линий, воронок или стадий; введите их номера вручную или обновите страницу позже.",
+		"err_not_authenticated":          "Откройте эту страницу из Битрикс24.",
+		"err_unknown_portal":             "Switchboard не установлен на этом портале.",
+		"err_session_invalid":            "Сессия страницы недействительна. Откройте приложение заново из Битрикс24.",
+		"err_session_expired":            "Сессия страницы истекла. Откройте приложение заново из Битрикс24.",
+		"err_admin_only":                 "Менять, куда идут сообщения, может только администратор портала.",
+		"err_placement_invalid":          "Эта страница открывается вкладкой в карточке CRM.",
+		"err_body_too_large":             "Слишком большой запрос.",
+		"err_form_invalid":               "Форма пришла повреждённой. Обновите страницу и попробуйте снова.",
+		"err_internal":                   "Внутренняя ошибка. Попробуйте позже.",
+		"err_integration_type":           "Это не интеграция с Битрикс24.",
+		"err_channel_not_found":          "Такого канала нет в рабочем пространстве портала.",
+		"err_channel_in_other_workspace": "Этот канал в другом рабочем пространстве; попросите оператора Switchboard перенести его.",
+		"err_mode_invalid":               "Выберите, куда идут сообщения: открытая линия, CRM или никуда.",
+		"err_line_id_invalid":            "Выберите открытую линию.",
+		"err_line_unknown":               "Такой открытой линии на портале нет.",
+		"err_field_not_allowed":          "Поля линии и CRM нельзя задавать одновременно.",
+		"err_entity_invalid":             "Выберите, что создавать: лид или сделку.",
+		"err_category_id_invalid":        "Номер воронки — целое число.",
+		"err_category_unknown":           "Такой воронки на портале нет.",
+		"err_stage_id_invalid":           "Код стадии может содержать только латинские буквы, цифры, «_» и «:».",
+		"err_stage_unknown":              "Эта стадия не относится к выбранной воронке.",
+		"err_recipient_foreign":          "Этот получатель не относится к записи CRM.",
+		"err_window_closed":              "Клиент не писал больше 24 часов: WhatsApp позволяет отправить только шаблон.",
+		"err_channel_disabled":           "Канал отключён.",
+		"err_channel_error":              "Канал в состоянии ошибки; проверьте его настройки.",
+		"err_text_required":              "Введите текст сообщения или выберите шаблон.",
+		"err_text_too_long":              "Текст сообщения слишком длинный.",
+		"err_ambiguous_message":          "Отправьте либо текст, либо шаблон.",
+		"err_template_invalid":           "Шаблон указан неверно: нужны имя и язык.",
+		"err_template_unsupported":       "В этом канале шаблоны не поддерживаются.",
+		"err_invalid_phone":              "Номер телефона указан неверно.",
+		"err_invalid_recipient":          "Получатель указан неверно.",
+		"err_to_required":                "Не указан получатель.",
+	},
 	"en": {"portal": "Portal", "channels": "Channels", "no_channels": "The portal's workspace has no WhatsApp or Instagram channels yet.",
 		"channel": "Channel", "state": "State", "binding": "Where messages go", "mode_openlines": "Open Line", "mode_crm": "Straight into CRM",
 		"mode_none": "Nowhere", "line": "Line", "entity": "Create", "lead": "a lead", "deal": "a deal", "category": "Pipeline", "stage": "Stage",
+		"bound_lead": "lead", "bound_deal": "deal",
+		"stage_first": "first stage", "lead_statuses": "Lead statuses", "pipeline_of": "Pipeline",
+		"line_id_hint": "line number", "category_id_hint": "pipeline number", "stage_id_hint": "stage code",
 		"operator_name": "Sign with the operator's name", "save": "Save", "refresh": "Refresh", "saved": "Saved.", "active": "working",
 		"needs_reauth": "needs re-authorisation", "uninstalled": "uninstalled",
 		"handlers_mismatch": "operators' replies cannot arrive: the portal's event handlers do not point at Switchboard", "conversation": "Conversation",
@@ -182,7 +281,42 @@ var pageTexts = map[string]map[string]string{
 		"template_hint":       "If the customer has not written for over 24 hours, WhatsApp takes only an approved template.",
 		"window_closed_short": "24 h window closed", "send": "Send",
 		"status_queued": "queued", "status_sent": "sent", "status_delivered": "delivered", "status_read": "read",
-		"status_failed": "not delivered", "channel_active": "working", "channel_error": "error", "channel_disabled": "disabled", "sent": "The message is queued for sending.", "line_any": "—"},
+		"status_failed": "not delivered", "channel_active": "working", "channel_error": "error", "channel_disabled": "disabled", "sent": "The message is queued for sending.", "line_any": "—",
+		"choices_unavailable":            "Bitrix24 did not give the list of lines, pipelines or stages; type their numbers or refresh the page later.",
+		"err_not_authenticated":          "Open this page from Bitrix24.",
+		"err_unknown_portal":             "Switchboard is not installed on this portal.",
+		"err_session_invalid":            "The page session is not valid. Reopen the app from Bitrix24.",
+		"err_session_expired":            "The page session has expired. Reopen the app from Bitrix24.",
+		"err_admin_only":                 "Only a portal administrator can change where messages go.",
+		"err_placement_invalid":          "This page opens as a tab in a CRM card.",
+		"err_body_too_large":             "The request is too large.",
+		"err_form_invalid":               "The form arrived damaged. Refresh the page and try again.",
+		"err_internal":                   "Internal error. Try again later.",
+		"err_integration_type":           "This is not a Bitrix24 integration.",
+		"err_channel_not_found":          "There is no such channel in the portal's workspace.",
+		"err_channel_in_other_workspace": "This channel is in another workspace; ask the Switchboard operator to move it.",
+		"err_mode_invalid":               "Choose where messages go: an Open Line, the CRM or nowhere.",
+		"err_line_id_invalid":            "Choose an Open Line.",
+		"err_line_unknown":               "The portal has no such Open Line.",
+		"err_field_not_allowed":          "Line and CRM fields cannot be set together.",
+		"err_entity_invalid":             "Choose what to create: a lead or a deal.",
+		"err_category_id_invalid":        "A pipeline number is a whole number.",
+		"err_category_unknown":           "The portal has no such pipeline.",
+		"err_stage_id_invalid":           "A stage code has only Latin letters, digits, \"_\" and \":\".",
+		"err_stage_unknown":              "This stage does not belong to the chosen pipeline.",
+		"err_recipient_foreign":          "This recipient does not belong to the CRM record.",
+		"err_window_closed":              "The customer has not written for over 24 hours: WhatsApp allows only a template.",
+		"err_channel_disabled":           "The channel is disabled.",
+		"err_channel_error":              "The channel is in error; check its settings.",
+		"err_text_required":              "Type a message or choose a template.",
+		"err_text_too_long":              "The message is too long.",
+		"err_ambiguous_message":          "Send either a text or a template.",
+		"err_template_invalid":           "The template is wrong: it needs a name and a language.",
+		"err_template_unsupported":       "This channel does not support templates.",
+		"err_invalid_phone":              "The phone number is not valid.",
+		"err_invalid_recipient":          "The recipient is not valid.",
+		"err_to_required":                "No recipient given.",
+	},
 }
 
 func textsFor(lang string) map[string]string {
@@ -192,16 +326,60 @@ func textsFor(lang string) map[string]string {
 	return pageTexts["ru"]
 }
 
-func renderTemplate(w http.ResponseWriter, name string, data any) {
+// errText words an error code in the page's language; a code without a
+// text (one a newer layer added) reads as an internal error rather than
+// as English on a Russian page.
+func errText(lang, code string) string {
+	t := textsFor(lang)
+	if v, ok := t["err_"+code]; ok {
+		return v
+	}
+	return t["err_internal"]
+}
+
+// codeOf is the code a page words an error by.
+func codeOf(err error) string {
+	var he *HTTPError
+	if errors.As(err, &he) {
+		return he.Code
+	}
+	return "internal"
+}
+
+func (s *Service) renderTemplate(w http.ResponseWriter, lang string, status int, name string, data any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Security-Policy", "frame-ancestors https://*.bitrix24.ru https://*.bitrix24.com https://*.bitrix24.kz https://*.bitrix24.by https://*.bitrix24.de https://*.bitrix24.eu")
 	w.Header().Set("Cache-Control", "no-store")
-	if err := pageTemplates.ExecuteTemplate(w, name, data); err != nil {
-		fmt.Fprint(w, "page error")
+	// A GET page's address carries its session; no Referer may take it to
+	// the scripts and links the page loads.
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	// Rendered into a buffer first, so that a template error cannot leave
+	// half a page behind a 200.
+	var buf bytes.Buffer
+	if err := pageTemplates.ExecuteTemplate(&buf, name, data); err != nil {
+		s.log.Error("bitrix24 page: template", "template", name, "err", err)
+		w.WriteHeader(http.StatusInternalServerError)
+		if err := messagePage.Execute(w, pageData{Lang: lang, Text: errText(lang, "internal")}); err != nil {
+			return // the status is out; nothing more can be said
+		}
+		return
+	}
+	w.WriteHeader(status)
+	if _, err := buf.WriteTo(w); err != nil {
+		return // the client went away
 	}
 }
 
-func writePageError(w http.ResponseWriter, r *http.Request, err error) {
+// pageLang is the language of a refusal: the session's when it is known,
+// else the LANG Bitrix24 puts in an iframe's query string.
+func pageLang(r *http.Request, ss *session) string {
+	if ss != nil && ss.Lang != "" {
+		return ss.Lang
+	}
+	return cmp.Or(r.URL.Query().Get("LANG"), "ru")
+}
+
+func writePageError(w http.ResponseWriter, r *http.Request, ss *session, err error) {
 	var he *HTTPError
 	if !errors.As(err, &he) {
 		he = &HTTPError{http.StatusInternalServerError, "internal", "internal error"}
@@ -210,21 +388,25 @@ func writePageError(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, he)
 		return
 	}
+	lang := pageLang(r, ss)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(he.Status)
-	messagePage.Execute(w, pageData{Lang: "ru", Text: he.Message})
+	if err := messagePage.Execute(w, pageData{Lang: lang, Text: errText(lang, he.Code)}); err != nil {
+		return // the status is out; nothing more can be said
+	}
 }
 
 // ---- app page ----
 
+// appChannel is a channel's row: what it is bound to now (ModeText) and
+// what its form shows (the stored binding, or what a refused save asked).
 type appChannel struct {
-	ID, Name, Type, Address, State             string
-	Mode, ModeText, LineID, Entity, CategoryID string
-	StageID                                    string
-	OperatorName                               bool
+	ID, Name, Type, Address, State            string
+	ModeText                                  string
+	Mode, LineID, Entity, CategoryID, StageID string
+	OperatorName                              bool
 }
-
-type appLine struct{ ID, Name string }
 
 type appPage struct {
 	Lang, Domain, State, StateText, StateReason string
@@ -233,7 +415,9 @@ type appPage struct {
 	NoticeErr                                   bool
 	T                                           map[string]string
 	Channels                                    []appChannel
-	Lines                                       []appLine
+	Choices                                     portalChoices
+	// ChoicesNotice says the portal refused some lists (admins only).
+	ChoicesNotice bool
 }
 
 // ServeApp handles the app page: POST from Bitrix24 (AUTH_ID), or GET with
@@ -241,23 +425,36 @@ type appPage struct {
 func (s *Service) ServeApp(w http.ResponseWriter, r *http.Request) {
 	in, ss, _, err := s.pageEntry(w, r)
 	if err != nil {
-		writePageError(w, r, err)
+		writePageError(w, r, ss, err)
 		return
 	}
 	notice := ""
-	if r.URL.Query().Get("saved") == "1" {
+	if r.Method == http.MethodGet && r.URL.Query().Get("saved") == "1" {
 		notice = textsFor(ss.Lang)["saved"]
 	}
-	s.renderApp(w, r, in, ss, notice, r.URL.Query().Get("error"))
+	s.renderApp(w, r, http.StatusOK, in, ss, notice, nil, nil)
 }
 
-func (s *Service) renderApp(w http.ResponseWriter, r *http.Request, in *store.Integration, ss *session, notice, errText string) {
+// renderApp shows the page. refused is the form a save was refused for
+// (shown again as it was sent, with errText); nil otherwise. pc are the
+// portal's choices when the caller already read them.
+func (s *Service) renderApp(w http.ResponseWriter, r *http.Request, status int, in *store.Integration, ss *session, notice string, refused *appChannel, pc *portalChoices) {
 	ctx := r.Context()
 	t := textsFor(ss.Lang)
 	p := appPage{Lang: ss.Lang, Domain: in.Domain, State: in.State, StateText: cmp.Or(t[in.State], in.State), StateReason: in.StateReason,
-		Admin: ss.Admin, Sess: s.signSession(*ss), Notice: cmp.Or(errText, notice), NoticeErr: errText != "", T: t}
-	chs, _ := s.store.ListChannels(ctx, store.Scope{WorkspaceID: in.WorkspaceID})
-	bs, _ := s.store.ListBindings(ctx, in.ID)
+		Admin: ss.Admin, Sess: s.signSession(*ss), Notice: notice, NoticeErr: refused != nil, T: t}
+	chs, err := s.store.ListChannels(ctx, store.Scope{WorkspaceID: in.WorkspaceID})
+	if err != nil {
+		s.log.Error("bitrix24 app page: channels", "integration_id", in.ID, "err", err)
+		writePageError(w, r, ss, err)
+		return
+	}
+	bs, err := s.store.ListBindings(ctx, in.ID)
+	if err != nil {
+		s.log.Error("bitrix24 app page: bindings", "integration_id", in.ID, "err", err)
+		writePageError(w, r, ss, err)
+		return
+	}
 	byChannel := map[string]store.ChannelBinding{}
 	for _, b := range bs {
 		byChannel[b.ChannelID] = b
@@ -267,7 +464,7 @@ func (s *Service) renderApp(w http.ResponseWriter, r *http.Request, in *store.In
 			continue
 		}
 		c := appChannel{ID: ch.ID, Name: ch.Name, Type: ch.Type, Address: cmp.Or(ch.DisplayPhone, ch.AccountID),
-			State: cmp.Or(t["channel_"+ch.State], ch.State)}
+			State: cmp.Or(t["channel_"+ch.State], ch.State), Mode: "none"}
 		if ch.StateReason != "" {
 			c.State += ": " + ch.StateReason
 		}
@@ -277,73 +474,89 @@ func (s *Service) renderApp(w http.ResponseWriter, r *http.Request, in *store.In
 			if b.Mode == ModeOpenLines {
 				c.ModeText = t["mode_openlines"] + " #" + b.LineID
 			} else {
-				c.ModeText = t["mode_crm"] + ": " + t[b.Entity]
+				c.ModeText = t["mode_crm"] + ": " + cmp.Or(t["bound_"+b.Entity], b.Entity)
 			}
+		}
+		if refused != nil && refused.ID == ch.ID {
+			c.Mode, c.LineID, c.Entity, c.CategoryID, c.StageID, c.OperatorName =
+				refused.Mode, refused.LineID, refused.Entity, refused.CategoryID, refused.StageID, refused.OperatorName
 		}
 		p.Channels = append(p.Channels, c)
 	}
 	if ss.Admin && workable(in) {
-		var lines []struct {
-			ID       json.RawMessage `json:"ID"`
-			LineName string          `json:"LINE_NAME"`
+		if pc == nil {
+			loaded := s.loadChoices(ctx, in)
+			pc = &loaded
 		}
-		if err := s.client.Call(ctx, in.ID, "imopenlines.config.list.get", map[string]any{"PARAMS": map[string]any{"select": []string{"ID", "LINE_NAME"}}}, &lines); err == nil {
-			for _, l := range lines {
-				id := strings.Trim(string(l.ID), `"`)
-				p.Lines = append(p.Lines, appLine{ID: id, Name: "#" + id + " " + l.LineName})
-			}
-		}
+		p.Choices = *pc
+		p.ChoicesNotice = !pc.LinesOK || !pc.StagesOK || !pc.StatusOK
 	}
-	renderTemplate(w, "b24_app.html", p)
+	s.renderTemplate(w, ss.Lang, status, "b24_app.html", p)
 }
 
 // ServeAppBind saves a channel's binding from the app page, through the
-// same code as the admin API.
+// same code as the admin API. Everything is read from the POST body: a
+// query string (a link someone was sent) changes nothing.
 func (s *Service) ServeAppBind(w http.ResponseWriter, r *http.Request) {
 	if _, err := readForm(w, r); err != nil {
-		writePageError(w, r, err)
+		writePageError(w, r, nil, err)
 		return
 	}
 	in, ss, err := s.sessionFrom(r)
 	if err != nil {
-		writePageError(w, r, err)
+		writePageError(w, r, ss, err)
 		return
 	}
 	if !ss.Admin {
-		writePageError(w, r, &HTTPError{http.StatusForbidden, "admin_only", "only a portal administrator can change where messages go"})
+		writePageError(w, r, ss, &HTTPError{http.StatusForbidden, "admin_only", "only a portal administrator can change where messages go"})
 		return
 	}
+	f := r.PostForm
 	scope := store.Scope{WorkspaceID: in.WorkspaceID}
-	chID := r.FormValue("channel_id")
-	mode := r.FormValue("mode")
-	if mode == "none" {
-		err = s.Unbind(r.Context(), scope, in.ID, chID)
+	// Only the fields of the chosen mode count: the page sends every field
+	// (it works without script), hidden or not.
+	sent := appChannel{ID: f.Get("channel_id"), Mode: f.Get("mode"), OperatorName: f.Get("operator_name") == "1"}
+	var pc *portalChoices
+	if sent.Mode == "none" {
+		err = s.Unbind(r.Context(), scope, in.ID, sent.ID)
 		if errors.Is(err, store.ErrNotFound) {
 			err = nil
 		}
 	} else {
-		op := r.FormValue("operator_name") == "1"
-		req := BindRequest{Mode: mode, OperatorName: &op}
-		if mode == ModeOpenLines {
-			req.LineID = r.FormValue("line_id")
-		} else {
-			req.Entity, req.CategoryID, req.StageID = r.FormValue("entity"), r.FormValue("category_id"), r.FormValue("stage_id")
-			if req.Entity != "deal" {
-				req.CategoryID = ""
+		req := BindRequest{Mode: sent.Mode, OperatorName: &sent.OperatorName}
+		switch sent.Mode {
+		case ModeOpenLines:
+			req.LineID = strings.TrimSpace(f.Get("line_id"))
+			sent.LineID = req.LineID
+		case ModeCRM:
+			req.Entity, req.StageID = f.Get("entity"), strings.TrimSpace(f.Get("stage_id"))
+			if req.Entity == "deal" {
+				req.CategoryID = strings.TrimSpace(f.Get("category_id"))
 			}
+			sent.Entity, sent.CategoryID, sent.StageID = req.Entity, req.CategoryID, req.StageID
 		}
-		_, err = s.Bind(r.Context(), scope, in.ID, chID, req)
+		if workable(in) && (sent.Mode == ModeOpenLines || sent.Mode == ModeCRM) {
+			loaded := s.loadChoices(r.Context(), in)
+			pc = &loaded
+			err = pc.checkChoice(req)
+		}
+		if err == nil {
+			_, err = s.Bind(r.Context(), scope, in.ID, sent.ID, req)
+		}
 	}
-	q := url.Values{"sess": {s.signSession(*ss)}}
+	if err == nil {
+		q := url.Values{"sess": {s.signSession(*ss)}, "saved": {"1"}}
+		http.Redirect(w, r, "/bitrix24/app?"+q.Encode(), http.StatusSeeOther)
+		return
+	}
 	var he *HTTPError
-	switch {
-	case err == nil:
-		q.Set("saved", "1")
-	case errors.As(err, &he):
-		q.Set("error", he.Message)
-	default:
-		q.Set("error", "internal error")
+	status := http.StatusUnprocessableEntity
+	if errors.As(err, &he) {
+		status = he.Status
+	} else {
+		status = http.StatusInternalServerError
 		s.log.Error("bitrix24 app page bind", "integration_id", in.ID, "err", err)
 	}
-	http.Redirect(w, r, "/bitrix24/app?"+q.Encode(), http.StatusSeeOther)
+	// Shown again as sent, so the admin keeps the chosen mode and fields.
+	s.renderApp(w, r, status, in, ss, errText(ss.Lang, codeOf(err)), &sent, pc)
 }

@@ -52,22 +52,27 @@ func (s *Service) ServeTab(w http.ResponseWriter, r *http.Request) {
 		var opts struct {
 			ID json.RawMessage `json:"ID"`
 		}
-		json.Unmarshal([]byte(form.Get("PLACEMENT_OPTIONS")), &opts)
+		// Malformed options leave the ID empty, which the check below refuses.
+		if jerr := json.Unmarshal([]byte(form.Get("PLACEMENT_OPTIONS")), &opts); jerr != nil {
+			opts.ID = nil
+		}
 		ss.Entity = entity + ":" + strings.Trim(string(opts.ID), `"`)
 		if !ok || !entityRef.MatchString(ss.Entity) {
 			err = &HTTPError{http.StatusBadRequest, "placement_invalid", "this page is a CRM card tab; PLACEMENT or PLACEMENT_OPTIONS.ID is missing"}
 		}
 	}
 	if err != nil {
-		writePageError(w, r, err)
+		writePageError(w, r, ss, err)
 		return
 	}
 	t := textsFor(ss.Lang)
 	notice, isErr := "", false
-	if r.URL.Query().Get("sent") == "1" {
+	// After a send the redirect names the outcome by code; the words are
+	// the page's own, so a crafted link cannot put text on the page.
+	if r.Method == http.MethodGet && r.URL.Query().Get("sent") == "1" {
 		notice = t["sent"]
-	} else if e := r.URL.Query().Get("error"); e != "" {
-		notice, isErr = e, true
+	} else if e := r.URL.Query().Get("error"); r.Method == http.MethodGet && e != "" {
+		notice, isErr = errText(ss.Lang, e), true
 	}
 	s.renderTab(w, r, in, ss, notice, isErr)
 }
@@ -88,7 +93,12 @@ func (s *Service) renderTab(w http.ResponseWriter, r *http.Request, in *store.In
 			loc = l
 		}
 	}
-	chs, _ := s.store.ListChannels(ctx, store.Scope{WorkspaceID: in.WorkspaceID})
+	chs, err := s.store.ListChannels(ctx, store.Scope{WorkspaceID: in.WorkspaceID})
+	if err != nil {
+		s.log.Error("bitrix24 tab: channels", "integration_id", in.ID, "err", err)
+		writePageError(w, r, ss, err)
+		return
+	}
 	chName := map[string]string{}
 	for _, ch := range chs {
 		chName[ch.ID] = ch.Name
@@ -96,6 +106,8 @@ func (s *Service) renderTab(w http.ResponseWriter, r *http.Request, in *store.In
 	for _, ct := range contacts {
 		views, err := s.store.ListContactMessages(ctx, ct.ID, 100)
 		if err != nil {
+			// One customer's history missing beats no page at all.
+			s.log.Error("bitrix24 tab: messages", "integration_id", in.ID, "contact_id", ct.ID, "err", err)
 			continue
 		}
 		for i := range views {
@@ -134,7 +146,7 @@ func (s *Service) renderTab(w http.ResponseWriter, r *http.Request, in *store.In
 			}
 		}
 	}
-	renderTemplate(w, "b24_tab.html", p)
+	s.renderTemplate(w, ss.Lang, http.StatusOK, "b24_tab.html", p)
 }
 
 func windowOpen(ct store.Contact) bool {
@@ -177,22 +189,29 @@ func (s *Service) entityPhones(ctx context.Context, in *store.Integration, entit
 // the record links CRM mode made.
 func (s *Service) tabContacts(ctx context.Context, in *store.Integration, entity string, phones []string) []store.Contact {
 	db := s.store.DB.Gorm.WithContext(ctx)
+	// A failed lookup shows fewer customers (and allows fewer recipients);
+	// it is logged rather than failing the page.
+	logErr := func(err error) {
+		if err != nil {
+			s.log.Error("bitrix24 tab: customers of a record", "integration_id", in.ID, "entity", entity, "err", err)
+		}
+	}
 	var out []store.Contact
 	if len(phones) > 0 {
 		digits := make([]string, len(phones))
 		for i, p := range phones {
 			digits[i] = phonenum.Digits(p)
 		}
-		db.Where("workspace_id = ? AND external_id IN ?", in.WorkspaceID, digits).Find(&out)
+		logErr(db.Where("workspace_id = ? AND external_id IN ?", in.WorkspaceID, digits).Find(&out).Error)
 	}
 	kind, id, _ := strings.Cut(entity, ":")
 	var linked []string
 	switch kind {
 	case "contact":
-		db.Model(&store.CRMLink{}).Where("integration_id = ? AND kind = ? AND remote_id = ?", in.ID, linkCRMContact, id).Pluck("local_id", &linked)
+		logErr(db.Model(&store.CRMLink{}).Where("integration_id = ? AND kind = ? AND remote_id = ?", in.ID, linkCRMContact, id).Pluck("local_id", &linked).Error)
 	case "lead", "deal":
 		var locals []string
-		db.Model(&store.CRMLink{}).Where("integration_id = ? AND kind = ? AND remote_id = ?", in.ID, "crm_"+kind, id).Pluck("local_id", &locals)
+		logErr(db.Model(&store.CRMLink{}).Where("integration_id = ? AND kind = ? AND remote_id = ?", in.ID, "crm_"+kind, id).Pluck("local_id", &locals).Error)
 		for _, l := range locals {
 			if _, c, ok := strings.Cut(l, ":"); ok {
 				linked = append(linked, c)
@@ -201,7 +220,7 @@ func (s *Service) tabContacts(ctx context.Context, in *store.Integration, entity
 	}
 	if len(linked) > 0 {
 		var more []store.Contact
-		db.Where("workspace_id = ? AND id IN ?", in.WorkspaceID, linked).Find(&more)
+		logErr(db.Where("workspace_id = ? AND id IN ?", in.WorkspaceID, linked).Find(&more).Error)
 		have := map[string]bool{}
 		for _, c := range out {
 			have[c.ID] = true
@@ -218,19 +237,21 @@ func (s *Service) tabContacts(ctx context.Context, in *store.Integration, entity
 // ServeTabSend sends the manager's first message (text or template).
 func (s *Service) ServeTabSend(w http.ResponseWriter, r *http.Request) {
 	if _, err := readForm(w, r); err != nil {
-		writePageError(w, r, err)
+		writePageError(w, r, nil, err)
 		return
 	}
 	in, ss, err := s.sessionFrom(r)
 	if err != nil || ss.Entity == "" {
-		writePageError(w, r, firstErr(err, errNotAuthenticated))
+		writePageError(w, r, ss, firstErr(err, errNotAuthenticated))
 		return
 	}
-	chID, to, _ := strings.Cut(r.FormValue("target"), "|")
-	req := messaging.SendRequest{To: to, Text: strings.TrimSpace(r.FormValue("text"))}
-	if tpl := strings.TrimSpace(r.FormValue("template")); tpl != "" {
-		req.Template = &channel.Template{Name: tpl, Language: cmp.Or(strings.TrimSpace(r.FormValue("template_language")), ss.Lang)}
-		for _, p := range strings.Split(r.FormValue("template_params"), ",") {
+	// The body only: a query string (a link) sends nothing.
+	f := r.PostForm
+	chID, to, _ := strings.Cut(f.Get("target"), "|")
+	req := messaging.SendRequest{To: to, Text: strings.TrimSpace(f.Get("text"))}
+	if tpl := strings.TrimSpace(f.Get("template")); tpl != "" {
+		req.Template = &channel.Template{Name: tpl, Language: cmp.Or(strings.TrimSpace(f.Get("template_language")), ss.Lang)}
+		for _, p := range strings.Split(f.Get("template_params"), ",") {
 			if p = strings.TrimSpace(p); p != "" {
 				req.Template.Params = append(req.Template.Params, p)
 			}
@@ -240,7 +261,12 @@ func (s *Service) ServeTabSend(w http.ResponseWriter, r *http.Request) {
 	// The target must be one the page offered: a channel of this workspace
 	// to a number of this record (or a contact behind it).
 	allowed := false
-	phones, _ := s.entityPhones(r.Context(), in, ss.Entity)
+	phones, err := s.entityPhones(r.Context(), in, ss.Entity)
+	if err != nil {
+		// The record's own numbers are unknown; a contact linked to it
+		// may still be allowed below.
+		s.log.Warn("bitrix24 tab send: record phones", "integration_id", in.ID, "entity", ss.Entity, "err", err)
+	}
 	for _, p := range phones {
 		if p == to {
 			allowed = true
@@ -254,7 +280,7 @@ func (s *Service) ServeTabSend(w http.ResponseWriter, r *http.Request) {
 	}
 	q := url.Values{"sess": {s.signSession(*ss)}}
 	if !allowed {
-		q.Set("error", "this recipient does not belong to the record")
+		q.Set("error", "recipient_foreign")
 	} else {
 		_, err = s.msg.Send(r.Context(), store.Scope{WorkspaceID: in.WorkspaceID}, chID, req)
 		var me *messaging.Error
@@ -262,16 +288,13 @@ func (s *Service) ServeTabSend(w http.ResponseWriter, r *http.Request) {
 		case err == nil:
 			q.Set("sent", "1")
 		case errors.As(err, &me):
-			msg := me.Message
-			if me.Code == "window_closed" {
-				msg = T(ss.Lang, "window_closed")
-			}
-			q.Set("error", msg)
+			// The code travels; the page words it in its language.
+			q.Set("error", me.Code)
 		case errors.Is(err, store.ErrNotFound):
-			q.Set("error", "no such channel")
+			q.Set("error", "channel_not_found")
 		default:
 			s.log.Error("bitrix24 tab send", "integration_id", in.ID, "err", err)
-			q.Set("error", "internal error")
+			q.Set("error", "internal")
 		}
 	}
 	http.Redirect(w, r, "/bitrix24/tab?"+q.Encode(), http.StatusSeeOther)

@@ -679,6 +679,24 @@ func (p *Portal) addStatusLocked(entityID, statusID, name string, sort int, syst
 }
 
 func (p *Portal) seedStatuses() {
+	for _, cat := range p.categories {
+		p.seedDealStagesLocked(cat.ID)
+	}
+	for i, ls := range [][3]string{{"NEW", "Unassigned", ""}, {"IN_PROCESS", "In progress", ""}, {"PROCESSED", "Processed", ""}, {"JUNK", "Junk lead", "F"}, {"CONVERTED", "Good lead", "S"}} {
+		p.addStatusLocked("STATUS", ls[0], p.localName("STATUS", ls[0], ls[1]), (i+1)*10, true, -1, "", ls[2])
+	}
+	for i, src := range []string{"CALL", "EMAIL", "WEB", "ADVERTISING", "PARTNER", "RECOMMENDATION", "TRADE_SHOW", "WEBFORM", "CALLBACK", "RC_GENERATOR", "STORE", "OTHER"} {
+		p.addStatusLocked("SOURCE", src, titleCase(src), (i+1)*10, true, -1, "", "")
+	}
+	for i, t := range []string{"SALE", "COMPLEX", "GOODS", "SERVICES", "SERVICE"} {
+		p.addStatusLocked("DEAL_TYPE", t, titleCase(t), (i+1)*10, true, -1, "", "")
+	}
+}
+
+// seedDealStagesLocked adds a pipeline's stages: the default pipeline
+// (0) gets Bitrix24's eight, another one NEW, PREPARATION, WON and LOSE
+// with its C{id}: prefix.
+func (p *Portal) seedDealStagesLocked(catID int) {
 	stages := []struct {
 		id, name, color, sem string
 		sort                 int
@@ -693,26 +711,15 @@ func (p *Portal) seedStatuses() {
 		{"LOSE", "Deal lost", "#FF5752", "F", 70, true},
 		{"APOLOGY", "Analyze failure", "#FF5752", "F", 80, false},
 	}
-	for _, cat := range p.categories {
-		entity := "DEAL_STAGE"
-		if cat.ID != 0 {
-			entity += "_" + strconv.Itoa(cat.ID)
+	entity := "DEAL_STAGE"
+	if catID != 0 {
+		entity += "_" + strconv.Itoa(catID)
+	}
+	for _, st := range stages {
+		if catID != 0 && !slices.Contains([]string{"NEW", "PREPARATION", "WON", "LOSE"}, st.id) {
+			continue
 		}
-		for _, st := range stages {
-			if cat.ID != 0 && !slices.Contains([]string{"NEW", "PREPARATION", "WON", "LOSE"}, st.id) {
-				continue
-			}
-			p.addStatusLocked(entity, stagePrefix(cat.ID)+st.id, st.name, st.sort, st.system, cat.ID, st.color, st.sem)
-		}
-	}
-	for i, ls := range [][3]string{{"NEW", "Unassigned", ""}, {"IN_PROCESS", "In progress", ""}, {"PROCESSED", "Processed", ""}, {"JUNK", "Junk lead", "F"}, {"CONVERTED", "Good lead", "S"}} {
-		p.addStatusLocked("STATUS", ls[0], ls[1], (i+1)*10, true, -1, "", ls[2])
-	}
-	for i, src := range []string{"CALL", "EMAIL", "WEB", "ADVERTISING", "PARTNER", "RECOMMENDATION", "TRADE_SHOW", "WEBFORM", "CALLBACK", "RC_GENERATOR", "STORE", "OTHER"} {
-		p.addStatusLocked("SOURCE", src, titleCase(src), (i+1)*10, true, -1, "", "")
-	}
-	for i, t := range []string{"SALE", "COMPLEX", "GOODS", "SERVICES", "SERVICE"} {
-		p.addStatusLocked("DEAL_TYPE", t, titleCase(t), (i+1)*10, true, -1, "", "")
+		p.addStatusLocked(entity, stagePrefix(catID)+st.id, p.localName("DEAL_STAGE", st.id, st.name), st.sort, st.system, catID, st.color, st.sem)
 	}
 }
 

@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
-	"time"
 )
 
 // ErrPlacementNotBound is returned (wrapped) by OpenPlacement when the app
@@ -57,97 +54,19 @@ func placementManagedBySystem(code string) bool {
 // Deliveries with Event PlacementEventPrefix+placement. It returns the
 // handler's status and page; err reports setup and transport errors.
 func (s *Server) OpenPlacement(memberID string, userID int, placement, handlerURL string, options map[string]any, lang string) (status int, body string, err error) {
-	placement = strings.ToUpper(strings.TrimSpace(placement))
-	if placement == "" {
-		return 0, "", errors.New("b24sim: open placement: empty placement code")
-	}
-	optJSON := "{}"
-	if len(options) > 0 {
-		raw, err := marshalJSON(options)
-		if err != nil {
-			return 0, "", fmt.Errorf("b24sim: open placement: options: %w", err)
-		}
-		// PHP's json_encode escapes slashes: {"URI":"\/crm\/deal\/details\/5\/"}.
-		optJSON = strings.ReplaceAll(string(raw), "/", `\/`)
-	}
-
-	s.mu.Lock()
-	p, err := s.portalLocked(memberID)
+	req, err := s.PlacementRequest(memberID, userID, placement, handlerURL, options, lang)
 	if err != nil {
-		s.mu.Unlock()
 		return 0, "", err
 	}
-	if userID == 0 {
-		userID = p.adminID
-	}
-	if _, ok := p.user(userID); !ok {
-		s.mu.Unlock()
-		return 0, "", fmt.Errorf("b24sim: open placement: portal %s has no user %d", p.memberID, userID)
-	}
-	if handlerURL == "" {
-		for _, b := range p.placements {
-			if b.Placement == placement {
-				handlerURL = b.Handler
-				break
-			}
-		}
-		if handlerURL == "" {
-			s.mu.Unlock()
-			return 0, "", fmt.Errorf("b24sim: open placement %s: %w", placement, ErrPlacementNotBound)
-		}
-	} else if !placementManagedBySystem(placement) {
-		bound := false
-		for _, b := range p.placements {
-			if b.Placement == placement && b.Handler == handlerURL {
-				bound = true
-				break
-			}
-		}
-		if !bound {
-			s.mu.Unlock()
-			return 0, "", fmt.Errorf("b24sim: open placement %s at %s: %w", placement, handlerURL, ErrPlacementNotBound)
-		}
-	}
-	target, err := url.Parse(handlerURL)
-	if err != nil {
-		s.mu.Unlock()
-		return 0, "", fmt.Errorf("b24sim: open placement: handler URL: %w", err)
-	}
-	if lang == "" {
-		lang = p.lang
-	}
-	// Appended to whatever query the handler URL has, in Bitrix24's order.
-	q := "DOMAIN=" + url.QueryEscape(p.domain) + "&PROTOCOL=1&LANG=" + url.QueryEscape(lang) + "&APP_SID=" + randomHex(16)
-	if target.RawQuery != "" {
-		target.RawQuery += "&" + q
-	} else {
-		target.RawQuery = q
-	}
-	now := s.clock()
-	access, refresh, _ := s.issuePairLocked(p, userID, now)
-	var f formFields
-	f.add("AUTH_ID", access)
-	f.add("AUTH_EXPIRES", strconv.Itoa(int(s.opts.AccessTTL/time.Second)))
-	f.add("REFRESH_ID", refresh)
-	f.add("SERVER_ENDPOINT", s.clientEndpointLocked())
-	f.add("APPLICATION_TOKEN", p.appToken)
-	f.add("APPLICATION_SCOPE", p.scope)
-	f.add("member_id", p.memberID)
-	f.add("status", p.status)
-	f.add("PLACEMENT", placement)
-	f.add("PLACEMENT_OPTIONS", optJSON)
-	domain := p.domain
-	s.mu.Unlock()
-
-	form := f.encode()
-	d := EventDelivery{MemberID: p.memberID, Event: PlacementEventPrefix + placement, Handler: target.String(), Body: form}
-	status, body, err = s.postIframe(target.String(), form, domain)
+	form := req.encode()
+	d := EventDelivery{MemberID: req.memberID, Event: PlacementEventPrefix + req.Placement, Handler: req.URL, Body: form}
+	status, body, err = s.postIframe(req.URL, form, req.domain)
 	d.Status = status
 	if err != nil {
 		d.Err = err.Error()
-		s.log.Warn("iframe open failed", "member_id", p.memberID, "placement", placement, "err", err)
+		s.log.Warn("iframe open failed", "member_id", req.memberID, "placement", req.Placement, "err", err)
 	} else {
-		s.log.Info("iframe opened", "member_id", p.memberID, "placement", placement, "status", status)
+		s.log.Info("iframe opened", "member_id", req.memberID, "placement", req.Placement, "status", status)
 	}
 	s.mu.Lock()
 	d.Time = s.clock()

@@ -42,7 +42,8 @@ type PortalOptions struct {
 	// Departments; nil means those of department-get-response.json.
 	Departments []Department
 	// DealCategories are extra deal pipelines next to the default one
-	// (id 0, "General"); each gets NEW, PREPARATION, WON and LOSE stages.
+	// (id 0, "General", or "Общая" on a Russian portal); each gets NEW,
+	// PREPARATION, WON and LOSE stages.
 	DealCategories []DealCategory
 }
 
@@ -224,7 +225,7 @@ func (s *Server) AddPortal(o PortalOptions) *Portal {
 		p.lines = append(p.lines, &LineState{s: s, id: l.ID, name: name, active: !l.Inactive})
 	}
 	slices.SortFunc(p.lines, func(a, b *LineState) int { return a.id - b.id })
-	p.categories = append([]DealCategory{{ID: 0, Name: "General", Sort: 300}}, o.DealCategories...)
+	p.categories = append([]DealCategory{{ID: 0, Name: p.localName("CATEGORY", "0", "General"), Sort: 300}}, o.DealCategories...)
 	p.seedStatuses()
 
 	s.mu.Lock()
