@@ -133,7 +133,18 @@ func TestBitrix24CardTab(t *testing.T) {
 	if n := len(graphSends(e.Sim, path)); n != before {
 		t.Fatalf("the query string sent a message: %d sends, want %d", n, before)
 	}
+	// The record's "8 916 …" is read by the workspace's rule: with the
+	// trunk-8 rule off it is no Russian number, so the customer is not
+	// the record's any more.
+	if st, _ := e.Do("PATCH", "/api/v1/workspaces/"+ws, map[string]any{"phone_trunk8": false}); st != http.StatusOK {
+		t.Fatalf("turn the trunk rule off: %d", st)
+	}
+	_, page = frame(t, e, "/bitrix24/tab", e.B24.UserToken(apptest.B24MemberID, 27), "CRM_DEAL_DETAIL_TAB", `{"ID":"`+strconv.Itoa(deal)+`"}`)
+	if strings.Contains(page, "Когда доставка?") {
+		t.Fatalf("with the trunk rule off, 8 916 … still found the +7 customer:\n%s", page)
+	}
 }
+
 func TestBitrix24AppPage(t *testing.T) {
 	e := apptest.Start(t, b24Opts)
 	integ, ws := e.InstallBitrix24()

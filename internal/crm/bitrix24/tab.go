@@ -176,9 +176,16 @@ func (s *Service) entityPhones(ctx context.Context, in *store.Integration, entit
 			return nil, err
 		}
 	}
+	// The record's numbers are read the way the workspace's people write
+	// them (8 912 … is +7 912 … unless the workspace turned that off).
+	ws, err := s.store.GetWorkspace(ctx, store.All, in.WorkspaceID)
+	if err != nil {
+		return nil, err
+	}
+	numbers := phonenum.Options{Trunk8: ws.PhoneTrunk8, Region: ws.PhoneRegion}
 	var out []string
 	for _, p := range rec.Phone {
-		if e164, err := phonenum.Normalize(p.Value, phonenum.Default); err == nil {
+		if e164, err := phonenum.Normalize(p.Value, numbers); err == nil {
 			out = append(out, e164)
 		}
 	}
