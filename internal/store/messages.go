@@ -189,10 +189,18 @@ func advance(tx *gorm.DB, m *Message, u channel.StatusUpdate) (StatusResult, err
 func MarkSent(tx *gorm.DB, m *Message, externalID string) error {
 	now := Now()
 	// Instagram echoes our own send; if the echo was stored before this
-	// call returned, it is a copy of m: fold it into m.
-	if err := tx.Where("channel_id = ? AND external_id = ? AND direction = ? AND id <> ?", m.ChannelID, externalID, Outbound, m.ID).
-		Delete(&Message{}).Error; err != nil {
-		return fmt.Errorf("store: fold echo: %w", err)
+	// call returned, it is a copy of m: fold it into m, with whatever the
+	// customer did to the copy meanwhile (a read lands on the copy when it
+	// comes before this transaction).
+	var echoes []Message
+	echoOf := tx.Where("channel_id = ? AND external_id = ? AND direction = ? AND id <> ?", m.ChannelID, externalID, Outbound, m.ID)
+	if err := echoOf.Find(&echoes).Error; err != nil {
+		return fmt.Errorf("store: find echo: %w", err)
+	}
+	if len(echoes) > 0 {
+		if err := tx.Where("id IN ?", messageIDs(echoes)).Delete(&Message{}).Error; err != nil {
+			return fmt.Errorf("store: fold echo: %w", err)
+		}
 	}
 	err := tx.Model(&Message{}).Where("id = ?", m.ID).Updates(map[string]any{
 		"external_id": externalID, "updated_at": now,
@@ -203,6 +211,19 @@ func MarkSent(tx *gorm.DB, m *Message, externalID string) error {
 	m.ExternalID = &externalID
 	if _, err := advance(tx, m, channel.StatusUpdate{ExternalID: externalID, Status: channel.StatusSent, Timestamp: now}); err != nil {
 		return err
+	}
+	for _, e := range echoes {
+		for _, st := range []struct {
+			status channel.Status
+			at     *time.Time
+		}{{channel.StatusDelivered, e.DeliveredAt}, {channel.StatusRead, e.ReadAt}} {
+			if st.at == nil {
+				continue
+			}
+			if _, err := advance(tx, m, channel.StatusUpdate{ExternalID: externalID, Status: st.status, Timestamp: *st.at}); err != nil {
+				return err
+			}
+		}
 	}
 	var orphans []OrphanStatus
 	if err := tx.Where("channel_id = ? AND external_id = ?", m.ChannelID, externalID).Order("id").Find(&orphans).Error; err != nil {
@@ -223,6 +244,14 @@ func MarkSent(tx *gorm.DB, m *Message, externalID string) error {
 		}
 	}
 	return nil
+}
+
+func messageIDs(ms []Message) []string {
+	ids := make([]string, len(ms))
+	for i := range ms {
+		ids[i] = ms[i].ID
+	}
+	return ids
 }
 
 // MarkFailed fails a message that never reached the messenger or was
