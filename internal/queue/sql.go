@@ -143,6 +143,24 @@ func (q *Queue) retry(ctx context.Context, j *Job, at time.Time, msg string) (bo
 	return res.RowsAffected == 1, nil
 }
 
+// snooze puts the job back as pending until at and takes back the attempt
+// its claim counted. The id is kept, so the job stays the head of its key.
+func (q *Queue) snooze(ctx context.Context, j *Job, at time.Time, msg string) (bool, error) {
+	if at.IsZero() {
+		at = store.Now()
+	}
+	// Same normalisation as store.Now, so SQLite's text times compare
+	// correctly with the ones the workers pass.
+	at = at.UTC().Truncate(time.Microsecond)
+	res := q.db.Gorm.WithContext(ctx).Exec(`UPDATE jobs
+		SET state = 'pending', attempts = attempts - 1, run_at = ?, last_error = ?, locked_by = '', locked_until = NULL, updated_at = ?`+owned,
+		at, msg, store.Now(), j.ID, q.opts.InstanceID, j.Attempts)
+	if res.Error != nil {
+		return false, fmt.Errorf("queue: snooze job %d: %w", j.ID, res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
 func (q *Queue) bury(ctx context.Context, j *Job, msg string) (bool, error) {
 	res := q.db.Gorm.WithContext(ctx).Exec(`UPDATE jobs
 		SET state = 'dead', last_error = ?, locked_by = '', locked_until = NULL, updated_at = ?`+owned,
