@@ -1,8 +1,10 @@
 package web
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +22,9 @@ func (s *Server) updateWorkspace(c *gin.Context) {
 		Timezone    *string `json:"timezone"`
 		PhoneTrunk8 *bool   `json:"phone_trunk8"`
 		PhoneRegion *string `json:"phone_region"`
+		// Raw, so that 2.5, "5" or 1e9 get this field's own answer rather
+		// than a generic JSON one.
+		DialogsPerHourLimit json.RawMessage `json:"dialogs_per_hour_limit"`
 	}
 	if !decode(c, &req) {
 		return
@@ -41,8 +46,17 @@ func (s *Server) updateWorkspace(c *gin.Context) {
 			return
 		}
 	}
+	var limit *int
+	if req.DialogsPerHourLimit != nil {
+		n, ok := checkDialogLimit(c, req.DialogsPerHourLimit)
+		if !ok {
+			return
+		}
+		limit = &n
+	}
 	w, err := s.d.Store.UpdateWorkspace(c.Request.Context(), scopeOf(c), c.Param("id"), store.WorkspaceUpdate{
-		Name: req.Name, Timezone: req.Timezone, PhoneTrunk8: req.PhoneTrunk8, PhoneRegion: req.PhoneRegion})
+		Name: req.Name, Timezone: req.Timezone, PhoneTrunk8: req.PhoneTrunk8, PhoneRegion: req.PhoneRegion,
+		DialogsPerHourLimit: limit})
 	if err != nil {
 		s.failErr(c, err)
 		return
@@ -62,4 +76,18 @@ func checkTimezone(c *gin.Context, tz string) bool {
 		return false
 	}
 	return true
+}
+
+// checkDialogLimit answers and returns false unless raw is a whole number
+// from 0 to store.MaxDialogsPerHour, written as one: not a string, a
+// fraction, an exponent or null.
+func checkDialogLimit(c *gin.Context, raw json.RawMessage) (int, bool) {
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil || n < 0 || n > store.MaxDialogsPerHour {
+		fail(c, http.StatusUnprocessableEntity, "dialogs_per_hour_limit_invalid", fmt.Sprintf(
+			"dialogs_per_hour_limit is a whole number of new dialogs per channel per hour, 0 (no limit) to %d; got %.40s",
+			store.MaxDialogsPerHour, raw))
+		return 0, false
+	}
+	return int(n), true
 }
