@@ -945,9 +945,13 @@ func TestSnoozeGivesTheAttemptBack(t *testing.T) {
 		ids := enqueue(t, db, queue.NewJob{Kind: "held", MaxAttempts: 3})
 		start(t, q)
 		got := []int{recv(t, attempts), recv(t, attempts)}
-		waitFor(t, "snoozed row", func() bool { r, _ := jobRow(t, db, ids[0]); return r.LastError == "dialog limit reached" })
-		if r, _ := jobRow(t, db, ids[0]); r.State != queue.StatePending || r.Attempts != 1 {
-			t.Errorf("snoozed row = %+v, want pending with 1 attempt", r)
+		var snoozed row
+		waitFor(t, "snoozed row", func() bool {
+			snoozed, _ = jobRow(t, db, ids[0])
+			return snoozed.LastError == "dialog limit reached" && snoozed.State == queue.StatePending
+		})
+		if snoozed.Attempts != 1 {
+			t.Errorf("snoozed row = %+v, want 1 attempt (the failure's)", snoozed)
 		}
 		waitFor(t, "job done", func() bool { r, ok := jobRow(t, db, ids[0]); return !ok || r.State == queue.StateDead })
 		if r, ok := jobRow(t, db, ids[0]); ok {
