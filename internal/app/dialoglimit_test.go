@@ -270,3 +270,65 @@ func TestDialogLimitAcrossInstances(t *testing.T) {
 		}
 	}
 }
+
+// Raising the limit lets held messages go at once, not at the next hour;
+// lowering it again holds new dialogs again.
+func TestDialogLimitRaisedReleasesHeldMessages(t *testing.T) {
+	apptest.Each(t, apptest.Options{NoStart: true}, func(t *testing.T, e *apptest.Env) {
+		var clock shiftedClock
+		clock.setTo(time.UTC, 10)
+		e.App.Messaging.SetClock(clock.now)
+		if err := e.App.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		ws := "/api/v1/workspaces/" + e.App.DefaultWorkspace.ID
+		if st, w := e.Do("PATCH", ws, map[string]any{"dialogs_per_hour_limit": 1}); st != http.StatusOK {
+			t.Fatalf("set the limit: %d %v", st, w)
+		}
+		ch := e.CreateWhatsApp()
+		customers := []string{"79161234561", "79161234562", "79161234563"}
+		for _, c := range customers {
+			if _, err := e.Sim.SendWhatsAppText(context.Background(), apptest.PhoneNumberID, c, "Клиент", "Здравствуйте"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.Eventually("customers wrote", func() bool { return len(e.Messages(ch)) == 3 })
+		reply := func(to string) {
+			t.Helper()
+			if st, body := e.Do("POST", "/api/v1/channels/"+ch+"/messages", map[string]any{"to": to, "text": "Ответ"}); st != http.StatusAccepted {
+				t.Fatalf("send: %d %v", st, body)
+			}
+		}
+		reply(customers[0])
+		reply(customers[1])
+		e.WaitIdle()
+		if d := dialogs(t, e, ch); d["this_hour"] != float64(1) || d["waiting"] != float64(1) {
+			t.Fatalf("dialogs = %v, want one counted and one waiting", d)
+		}
+
+		if st, w := e.Do("PATCH", ws, map[string]any{"dialogs_per_hour_limit": 2}); st != http.StatusOK {
+			t.Fatalf("raise the limit: %d %v", st, w)
+		}
+		e.Eventually("the held message sent", func() bool { return len(graphTextSends(e)) == 2 })
+		if d := dialogs(t, e, ch); d["this_hour"] != float64(2) || d["waiting"] != float64(0) || d["paused_until"] == nil {
+			t.Fatalf("dialogs = %v, want two counted, none waiting, paused (the raised limit is used up)", d)
+		}
+		reply(customers[2])
+		e.WaitIdle()
+		if d := dialogs(t, e, ch); d["this_hour"] != float64(2) || d["waiting"] != float64(1) {
+			t.Fatalf("dialogs = %v, want a third customer held at the raised limit", d)
+		}
+		// Lowering it wakes the held one too, which is held again.
+		if st, w := e.Do("PATCH", ws, map[string]any{"dialogs_per_hour_limit": 1}); st != http.StatusOK {
+			t.Fatalf("lower the limit: %d %v", st, w)
+		}
+		e.WaitIdle()
+		if d := dialogs(t, e, ch); d["this_hour"] != float64(2) || d["waiting"] != float64(1) || len(graphTextSends(e)) != 2 {
+			t.Fatalf("dialogs = %v after lowering the limit, want still 2 counted and 1 waiting", d)
+		}
+		if st, w := e.Do("PATCH", ws, map[string]any{"dialogs_per_hour_limit": 0}); st != http.StatusOK {
+			t.Fatalf("remove the limit: %d %v", st, w)
+		}
+		e.Eventually("the third customer's message sent once the limit is gone", func() bool { return len(graphTextSends(e)) == 3 })
+	})
+}

@@ -126,3 +126,22 @@ func (s *Service) DialogCounters(ctx context.Context, chs []store.Channel) (map[
 	}
 	return out, nil
 }
+
+// sendKey is the queue key of a customer's sends on a channel.
+func sendKey(channelID, contactID string) string { return "send:" + channelID + ":" + contactID }
+
+// HeldSendKeys returns the queue keys of the send jobs the dialog counter
+// holds in a workspace, for waking them when its limit changes (see
+// queue.Queue.Wake with JobSend): a job with room now goes out, the others
+// are held again.
+func (s *Service) HeldSendKeys(ctx context.Context, workspaceID string) ([]string, error) {
+	held, err := s.store.HeldDialogs(ctx, workspaceID)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, len(held))
+	for i, h := range held {
+		keys[i] = sendKey(h.ChannelID, h.ContactID)
+	}
+	return keys, nil
+}

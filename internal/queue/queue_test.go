@@ -1014,3 +1014,47 @@ func TestSnoozeKeepsKeyOrder(t *testing.T) {
 		}
 	})
 }
+
+// Wake makes a snoozed job of the given keys due now; jobs of other keys
+// stay put off.
+func TestWakeRunsSnoozedJobsNow(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		q := newQueue(t, db, queue.Options{})
+		ran := make(chan string, 10)
+		q.Handle("send", func(ctx context.Context, j *queue.Job) error {
+			ran <- fmt.Sprintf("%s#%d", j.Key, j.Attempts)
+			if j.LastError == "" {
+				return queue.Snooze(time.Now().Add(time.Hour), errors.New("held"))
+			}
+			return nil
+		})
+		ids := enqueue(t, db, queue.NewJob{Kind: "send", Key: "a"}, queue.NewJob{Kind: "send", Key: "b"})
+		start(t, q)
+		first := []string{recv(t, ran), recv(t, ran)}
+		slices.Sort(first)
+		if !reflect.DeepEqual(first, []string{"a#1", "b#1"}) {
+			t.Fatalf("first runs %v", first)
+		}
+		waitFor(t, "both snoozed", func() bool {
+			a, _ := jobRow(t, db, ids[0])
+			b, _ := jobRow(t, db, ids[1])
+			return a.State == queue.StatePending && b.State == queue.StatePending
+		})
+		n, err := q.Wake(context.Background(), "send", []string{"a", "c"})
+		if err != nil || n != 1 {
+			t.Fatalf("Wake = %d, %v; want 1 job moved", n, err)
+		}
+		if got := recv(t, ran); got != "a#1" {
+			t.Fatalf("after Wake ran %s, want a#1 (the snooze gave its attempt back)", got)
+		}
+		waitFor(t, "a done", func() bool { _, ok := jobRow(t, db, ids[0]); return !ok })
+		if r, ok := jobRow(t, db, ids[1]); !ok || r.State != queue.StatePending {
+			t.Fatalf("b was not left snoozed: %+v %v", r, ok)
+		}
+		select {
+		case got := <-ran:
+			t.Fatalf("%s ran though only a was woken", got)
+		default:
+		}
+	})
+}

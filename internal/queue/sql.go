@@ -196,6 +196,32 @@ func (q *Queue) reap(ctx context.Context) (int, error) {
 	return len(jobs), nil
 }
 
+// wakeBatch bounds the keys in one statement, below either engine's limit
+// on bound parameters.
+const wakeBatch = 500
+
+// Wake makes the pending jobs of a kind with the given keys due now: a head
+// snoozed until later, or waiting out a retry's backoff, runs at once. It
+// is for when what such jobs wait for has changed (a limit was raised);
+// a job that still has to wait snoozes again. It returns how many jobs it
+// moved.
+func (q *Queue) Wake(ctx context.Context, kind string, keys []string) (int64, error) {
+	var woken int64
+	for chunk := range slices.Chunk(keys, wakeBatch) {
+		now := store.Now()
+		res := q.db.Gorm.WithContext(ctx).Exec(`UPDATE jobs SET run_at = ?, updated_at = ?
+			WHERE state = 'pending' AND kind = ? AND queue_key IN ? AND run_at > ?`, now, now, kind, chunk, now)
+		if res.Error != nil {
+			return woken, fmt.Errorf("queue: wake %s jobs: %w", kind, res.Error)
+		}
+		woken += res.RowsAffected
+	}
+	if woken > 0 {
+		q.Notify()
+	}
+	return woken, nil
+}
+
 // Stats counts the jobs in each state; pending, running and dead are always
 // present.
 func (q *Queue) Stats(ctx context.Context) (map[string]int64, error) {

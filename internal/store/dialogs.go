@@ -183,3 +183,22 @@ func (s *Store) DialogStats(ctx context.Context, channelID string, hourStart tim
 	}
 	return st, nil
 }
+
+// HeldDialog is a channel's customer whose queued messages the dialog
+// counter holds back.
+type HeldDialog struct {
+	ChannelID string
+	ContactID string
+}
+
+// HeldDialogs lists the dialogs held back in a workspace's channels.
+func (s *Store) HeldDialogs(ctx context.Context, workspaceID string) ([]HeldDialog, error) {
+	var out []HeldDialog
+	err := s.g(ctx).Raw(`SELECT DISTINCT channel_id, contact_id FROM messages
+		WHERE workspace_id = ? AND held_until IS NOT NULL AND status = ?`,
+		workspaceID, string(channel.StatusQueued)).Scan(&out).Error
+	if err != nil {
+		return nil, fmt.Errorf("store: held dialogs: %w", err)
+	}
+	return out, nil
+}

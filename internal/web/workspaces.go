@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/nyaruka/phonenumbers"
 
+	"github.com/switchboard/switchboard/internal/messaging"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -61,7 +63,25 @@ func (s *Server) updateWorkspace(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
+	if limit != nil {
+		s.wakeHeld(c.Request.Context(), w.ID)
+	}
 	reply(c, http.StatusOK, w)
+}
+
+// wakeHeld lets the messages held by the dialog limit try again after the
+// limit changed, rather than at the next hour: a raised or removed limit
+// sends them now, a lowered one holds them again. The change is made by
+// then, so a failure here is logged, not answered: they go at the next
+// hour as before.
+func (s *Server) wakeHeld(ctx context.Context, workspaceID string) {
+	keys, err := s.d.Messaging.HeldSendKeys(ctx, workspaceID)
+	if err == nil && len(keys) > 0 {
+		_, err = s.d.Queue.Wake(ctx, messaging.JobSend, keys)
+	}
+	if err != nil {
+		s.d.Log.Warn("dialog limit changed; held messages wait for the next hour", "workspace_id", workspaceID, "err", err)
+	}
 }
 
 // checkTimezone answers and returns false unless tz is an IANA zone name
