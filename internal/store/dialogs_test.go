@@ -82,6 +82,9 @@ func TestAdmitDialogCountsEachCustomerOncePerHour(t *testing.T) {
 		if h := heldUntil(t, st, cm); h == nil || !h.Equal(next) {
 			t.Fatalf("held message's held_until = %v, want %v", h, next)
 		}
+		if held, err := st.HeldDialogs(ctx, ch.WorkspaceID); err != nil || len(held) != 1 || held[0] != (store.HeldDialog{ChannelID: ch.ID, ContactID: c}) {
+			t.Fatalf("held dialogs = %v, %v; want the third customer's", held, err)
+		}
 		// A customer counted this hour is not a new dialog.
 		if v := admit(a, "", hour); !v.Admitted || v.Counted || v.ThisHour != 2 {
 			t.Fatalf("counted customer again: %+v", v)
@@ -102,6 +105,9 @@ func TestAdmitDialogCountsEachCustomerOncePerHour(t *testing.T) {
 		}
 		if h := heldUntil(t, st, cm); h != nil {
 			t.Fatalf("admitted message still held until %v", h)
+		}
+		if held, err := st.HeldDialogs(ctx, ch.WorkspaceID); err != nil || len(held) != 0 {
+			t.Fatalf("held dialogs after the release = %v, %v", held, err)
 		}
 		if stats, err = st.DialogStats(ctx, ch.ID, next); err != nil || stats.ThisHour != 1 || stats.Waiting != 0 {
 			t.Fatalf("next hour stats = %+v, %v", stats, err)
