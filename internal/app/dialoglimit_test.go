@@ -212,7 +212,7 @@ func TestDialogLimitBadInput(t *testing.T) {
 	}
 	for _, raw := range []string{`-1`, `100001`, `1000000000000000000000`, `2.5`, `7.0`, `1e3`, `"5"`, `null`, `true`, `[]`, `{}`} {
 		st, body := e.Do("PATCH", ws, `{"name":"Переименован","dialogs_per_hour_limit":`+raw+`}`)
-		if st != http.StatusUnprocessableEntity || code(body) != "dialogs_per_hour_limit_invalid" {
+		if st != http.StatusUnprocessableEntity || errCode(body) != "dialogs_per_hour_limit_invalid" {
 			t.Errorf("dialogs_per_hour_limit %s: %d %v, want 422 dialogs_per_hour_limit_invalid", raw, st, body)
 		}
 	}
