@@ -176,7 +176,7 @@ func (s *Service) Send(ctx context.Context, scope store.Scope, channelID string,
 		_, err = queue.Enqueue(tx, queue.NewJob{
 			Kind: JobSend, WorkspaceID: ch.WorkspaceID,
 			// One customer's messages go out in order, one at a time.
-			Key:     "send:" + ch.ID + ":" + contact.ID,
+			Key:     sendKey(ch.ID, contact.ID),
 			Payload: sendJob{MessageID: m.ID},
 		})
 		return err

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -49,6 +50,10 @@ type Service struct {
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter
 	hooks    []Hook
+
+	// clock is nil for time.Now; SetClock replaces it.
+	clock atomic.Pointer[func() time.Time]
+	zones sync.Map // time zone name → *time.Location
 }
 
 // Hook lets integrations follow what the core stores. Each call runs

@@ -62,7 +62,7 @@ type Job struct {
 	Payload     json.RawMessage
 	State       string
 	// Attempts counts the handler calls so far, including the current one
-	// while the job is running.
+	// while the job is running; calls that ended in Snooze are not counted.
 	Attempts    int
 	MaxAttempts int
 	RunAt       time.Time
@@ -122,7 +122,8 @@ func Enqueue(tx *gorm.DB, j NewJob) (int64, error) {
 // Handler runs one job. A nil error deletes the job; any other error
 // schedules a retry with backoff until MaxAttempts is reached, after which
 // the job is dead-lettered. Wrap the error with RetryAfter or Permanent to
-// steer that. The context ends when the job's lease does, since after that
+// steer that, or return Snooze to put the job off without it counting as a
+// failure. The context ends when the job's lease does, since after that
 // another worker may run the job again.
 type Handler func(ctx context.Context, j *Job) error
 
@@ -155,4 +156,24 @@ func Permanent(err error) error {
 		err = errors.New("permanent failure")
 	}
 	return &permanentError{err: err}
+}
+
+type snoozeError struct {
+	until time.Time
+	err   error
+}
+
+func (e *snoozeError) Error() string { return e.err.Error() }
+func (e *snoozeError) Unwrap() error { return e.err }
+
+// Snooze puts the job off until the given time without spending an
+// attempt: the worker sets run_at and gives the attempt back, so a job held
+// for hours by a quota (not by a failure) is never dead-lettered for it.
+// The job keeps its place at the head of its Key, so later jobs of the key
+// wait behind it. reason is kept in last_error for an operator to read.
+func Snooze(until time.Time, reason error) error {
+	if reason == nil {
+		reason = errors.New("snoozed")
+	}
+	return &snoozeError{until: until, err: reason}
 }

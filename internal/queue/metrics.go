@@ -18,7 +18,7 @@ func newMetrics(q *Queue, reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		jobs: register(q, reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_queue_jobs_total",
-			Help: "Handler runs by job kind and outcome (done, retry, dead).",
+			Help: "Handler runs by job kind and outcome (done, retry, snoozed, dead).",
 		}, []string{"kind", "result"})),
 		retries: register(q, reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_queue_retries_total",

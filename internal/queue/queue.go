@@ -331,10 +331,18 @@ func (q *Queue) finish(ctx context.Context, j *Job, herr error, took time.Durati
 	)
 	log := q.log.With("kind", j.Kind, "job", j.ID, "workspace", j.WorkspaceID, "attempt", j.Attempts)
 	var perm *permanentError
+	var sn *snoozeError
 	switch {
 	case herr == nil:
 		result = "done"
 		owned, err = q.complete(ctx, j)
+	case errors.As(herr, &sn):
+		// Checked before MaxAttempts: a snooze is not a failure, so it
+		// must not dead-letter a job that has used its attempts on errors.
+		result = "snoozed"
+		msg := errorText(herr)
+		owned, err = q.snooze(ctx, j, sn.until, msg)
+		log.Debug("queue: job snoozed", "reason", msg, "until", sn.until)
 	case errors.As(herr, &perm) || j.Attempts >= j.MaxAttempts:
 		result = "dead"
 		msg := errorText(herr)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -913,4 +914,147 @@ func value(m *dto.Metric) float64 {
 		return float64(m.Histogram.GetSampleCount())
 	}
 	return 0
+}
+
+// A snoozed job is put off without spending attempts: a job that has used
+// most of its attempts on failures can be snoozed any number of times and
+// still has its last attempts afterwards, and is never dead-lettered for
+// waiting. Its row says why it waits.
+func TestSnoozeGivesTheAttemptBack(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		q := newQueue(t, db, queue.Options{})
+		attempts := make(chan int, 20)
+		var n atomic.Int32
+		// Calls: a failure, three snoozes, a failure, a success.
+		q.Handle("held", func(ctx context.Context, j *queue.Job) error {
+			i := n.Add(1)
+			attempts <- j.Attempts
+			switch i {
+			case 1:
+				return errors.New("first failure")
+			case 2:
+				// Long enough to read the row in between.
+				return queue.Snooze(time.Now().Add(300*time.Millisecond), errors.New("dialog limit reached"))
+			case 3, 4:
+				return queue.Snooze(time.Now().Add(20*time.Millisecond), errors.New("dialog limit reached"))
+			case 5:
+				return errors.New("second failure")
+			}
+			return nil
+		})
+		ids := enqueue(t, db, queue.NewJob{Kind: "held", MaxAttempts: 3})
+		start(t, q)
+		got := []int{recv(t, attempts), recv(t, attempts)}
+		var snoozed row
+		waitFor(t, "snoozed row", func() bool {
+			snoozed, _ = jobRow(t, db, ids[0])
+			return snoozed.LastError == "dialog limit reached" && snoozed.State == queue.StatePending
+		})
+		if snoozed.Attempts != 1 {
+			t.Errorf("snoozed row = %+v, want 1 attempt (the failure's)", snoozed)
+		}
+		waitFor(t, "job done", func() bool { r, ok := jobRow(t, db, ids[0]); return !ok || r.State == queue.StateDead })
+		if r, ok := jobRow(t, db, ids[0]); ok {
+			t.Fatalf("job ended %+v after %d calls, want done", r, n.Load())
+		}
+		for range 4 {
+			got = append(got, recv(t, attempts))
+		}
+		if want := []int{1, 2, 2, 2, 2, 3}; !reflect.DeepEqual(got, want) {
+			t.Errorf("attempts seen by the calls %v, want %v", got, want)
+		}
+	})
+}
+
+// A snoozed job keeps the head of its key: the key's later jobs wait until
+// it has run, however long it is put off.
+func TestSnoozeKeepsKeyOrder(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		q := newQueue(t, db, queue.Options{Workers: 4})
+		order := make(chan string, 10)
+		var first atomic.Bool
+		q.Handle("send", func(ctx context.Context, j *queue.Job) error {
+			var n int
+			if err := j.Decode(&n); err != nil {
+				return err
+			}
+			if j.Key == "k" && n == 1 && !first.Swap(true) {
+				order <- "k/1 snoozed"
+				return queue.Snooze(time.Now().Add(300*time.Millisecond), errors.New("held"))
+			}
+			order <- fmt.Sprintf("%s/%d", j.Key, n)
+			return nil
+		})
+		enqueue(t, db,
+			queue.NewJob{Kind: "send", Key: "k", Payload: 1},
+			queue.NewJob{Kind: "send", Key: "k", Payload: 2},
+			queue.NewJob{Kind: "send", Key: "other", Payload: 3},
+		)
+		start(t, q)
+		var got []string
+		for range 4 {
+			got = append(got, recv(t, order))
+		}
+		var k []string
+		sawOther := false
+		for _, e := range got {
+			if e[0] == 'k' {
+				k = append(k, e)
+			}
+			if e == "other/3" {
+				sawOther = true
+			}
+		}
+		if want := []string{"k/1 snoozed", "k/1", "k/2"}; !reflect.DeepEqual(k, want) || !sawOther {
+			t.Errorf("ran %v; key k ran %v, want %v, and other must run too", got, k, want)
+		}
+		// The other key was not held up by k's snooze.
+		if slices.Index(got, "other/3") > slices.Index(got, "k/1") {
+			t.Errorf("ran %v: other/3 should run while k/1 is snoozed", got)
+		}
+	})
+}
+
+// Wake makes a snoozed job of the given keys due now; jobs of other keys
+// stay put off.
+func TestWakeRunsSnoozedJobsNow(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		q := newQueue(t, db, queue.Options{})
+		ran := make(chan string, 10)
+		q.Handle("send", func(ctx context.Context, j *queue.Job) error {
+			ran <- fmt.Sprintf("%s#%d", j.Key, j.Attempts)
+			if j.LastError == "" {
+				return queue.Snooze(time.Now().Add(time.Hour), errors.New("held"))
+			}
+			return nil
+		})
+		ids := enqueue(t, db, queue.NewJob{Kind: "send", Key: "a"}, queue.NewJob{Kind: "send", Key: "b"})
+		start(t, q)
+		first := []string{recv(t, ran), recv(t, ran)}
+		slices.Sort(first)
+		if !reflect.DeepEqual(first, []string{"a#1", "b#1"}) {
+			t.Fatalf("first runs %v", first)
+		}
+		waitFor(t, "both snoozed", func() bool {
+			a, _ := jobRow(t, db, ids[0])
+			b, _ := jobRow(t, db, ids[1])
+			return a.State == queue.StatePending && b.State == queue.StatePending
+		})
+		n, err := q.Wake(context.Background(), "send", []string{"a", "c"})
+		if err != nil || n != 1 {
+			t.Fatalf("Wake = %d, %v; want 1 job moved", n, err)
+		}
+		if got := recv(t, ran); got != "a#1" {
+			t.Fatalf("after Wake ran %s, want a#1 (the snooze gave its attempt back)", got)
+		}
+		waitFor(t, "a done", func() bool { _, ok := jobRow(t, db, ids[0]); return !ok })
+		if r, ok := jobRow(t, db, ids[1]); !ok || r.State != queue.StatePending {
+			t.Fatalf("b was not left snoozed: %+v %v", r, ok)
+		}
+		select {
+		case got := <-ran:
+			t.Fatalf("%s ran though only a was woken", got)
+		default:
+		}
+	})
 }

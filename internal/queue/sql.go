@@ -143,6 +143,24 @@ func (q *Queue) retry(ctx context.Context, j *Job, at time.Time, msg string) (bo
 	return res.RowsAffected == 1, nil
 }
 
+// snooze puts the job back as pending until at and takes back the attempt
+// its claim counted. The id is kept, so the job stays the head of its key.
+func (q *Queue) snooze(ctx context.Context, j *Job, at time.Time, msg string) (bool, error) {
+	if at.IsZero() {
+		at = store.Now()
+	}
+	// Same normalisation as store.Now, so SQLite's text times compare
+	// correctly with the ones the workers pass.
+	at = at.UTC().Truncate(time.Microsecond)
+	res := q.db.Gorm.WithContext(ctx).Exec(`UPDATE jobs
+		SET state = 'pending', attempts = attempts - 1, run_at = ?, last_error = ?, locked_by = '', locked_until = NULL, updated_at = ?`+owned,
+		at, msg, store.Now(), j.ID, q.opts.InstanceID, j.Attempts)
+	if res.Error != nil {
+		return false, fmt.Errorf("queue: snooze job %d: %w", j.ID, res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
 func (q *Queue) bury(ctx context.Context, j *Job, msg string) (bool, error) {
 	res := q.db.Gorm.WithContext(ctx).Exec(`UPDATE jobs
 		SET state = 'dead', last_error = ?, locked_by = '', locked_until = NULL, updated_at = ?`+owned,
@@ -176,6 +194,32 @@ func (q *Queue) reap(ctx context.Context) (int, error) {
 		return len(jobs), fmt.Errorf("queue: reap: %w", err)
 	}
 	return len(jobs), nil
+}
+
+// wakeBatch bounds the keys in one statement, below either engine's limit
+// on bound parameters.
+const wakeBatch = 500
+
+// Wake makes the pending jobs of a kind with the given keys due now: a head
+// snoozed until later, or waiting out a retry's backoff, runs at once. It
+// is for when what such jobs wait for has changed (a limit was raised);
+// a job that still has to wait snoozes again. It returns how many jobs it
+// moved.
+func (q *Queue) Wake(ctx context.Context, kind string, keys []string) (int64, error) {
+	var woken int64
+	for chunk := range slices.Chunk(keys, wakeBatch) {
+		now := store.Now()
+		res := q.db.Gorm.WithContext(ctx).Exec(`UPDATE jobs SET run_at = ?, updated_at = ?
+			WHERE state = 'pending' AND kind = ? AND queue_key IN ? AND run_at > ?`, now, now, kind, chunk, now)
+		if res.Error != nil {
+			return woken, fmt.Errorf("queue: wake %s jobs: %w", kind, res.Error)
+		}
+		woken += res.RowsAffected
+	}
+	if woken > 0 {
+		q.Notify()
+	}
+	return woken, nil
 }
 
 // Stats counts the jobs in each state; pending, running and dead are always

@@ -10,10 +10,13 @@ type Workspace struct {
 	IsDefault bool   `json:"is_default"`
 	// PhoneTrunk8 and PhoneRegion say how numbers typed by people are read
 	// (see phone.Options).
-	PhoneTrunk8 bool      `json:"phone_trunk8"`
-	PhoneRegion string    `json:"phone_region"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	PhoneTrunk8 bool   `json:"phone_trunk8"`
+	PhoneRegion string `json:"phone_region"`
+	// DialogsPerHourLimit caps the dialogs each channel of the workspace
+	// opens per hour of its clock (Timezone); 0 means no cap.
+	DialogsPerHourLimit int       `json:"dialogs_per_hour_limit"`
+	CreatedAt           time.Time `json:"created_at"`
+	UpdatedAt           time.Time `json:"updated_at"`
 }
 
 // WorkspaceUpdate holds the settings a PATCH changes; nil leaves one as it is.
@@ -22,6 +25,8 @@ type WorkspaceUpdate struct {
 	Timezone    *string
 	PhoneTrunk8 *bool
 	PhoneRegion *string
+	// DialogsPerHourLimit is validated by the caller (0..MaxDialogsPerHour).
+	DialogsPerHourLimit *int
 }
 
 type APIToken struct {
@@ -133,8 +138,11 @@ type Message struct {
 	DeliveredAt      *time.Time
 	ReadAt           *time.Time
 	FailedAt         *time.Time
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	// HeldUntil is set while the channel's dialog counter holds this queued
+	// message back: when it is tried again.
+	HeldUntil *time.Time
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 type OrphanStatus struct {

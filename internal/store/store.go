@@ -149,6 +149,9 @@ func (s *Store) UpdateWorkspace(ctx context.Context, scope Scope, id string, u W
 	if u.PhoneRegion != nil {
 		set["phone_region"] = *u.PhoneRegion
 	}
+	if u.DialogsPerHourLimit != nil {
+		set["dialogs_per_hour_limit"] = *u.DialogsPerHourLimit
+	}
 	if err := s.g(ctx).Model(&Workspace{}).Where("id = ?", id).Updates(set).Error; err != nil {
 		return nil, fmt.Errorf("store: update workspace: %w", err)
 	}

@@ -156,6 +156,10 @@ type channelView struct {
 	SendRate      float64   `json:"send_rate,omitempty"`
 	CreatedAt     time.Time `json:"created_at"`
 	UpdatedAt     time.Time `json:"updated_at"`
+
+	// Dialogs is the channel's dialog counter this hour (absent only when
+	// it could not be read after a change).
+	Dialogs *messaging.DialogCounter `json:"dialogs,omitempty"`
 }
 
 // viewChannel never includes the access token.
@@ -169,6 +173,25 @@ func viewChannel(ch *store.Channel) channelView {
 		v.IGUserID = ch.AccountID
 	}
 	return v
+}
+
+// replyChannel answers with a channel and its dialog counter. After a
+// change (changed), a counter that cannot be read is logged and left out
+// rather than reporting an error for a change that was made.
+func (s *Server) replyChannel(c *gin.Context, status int, ch *store.Channel, changed bool) {
+	v := viewChannel(ch)
+	counters, err := s.d.Messaging.DialogCounters(c.Request.Context(), []store.Channel{*ch})
+	switch {
+	case err == nil:
+		d := counters[ch.ID]
+		v.Dialogs = &d
+	case changed:
+		s.d.Log.Warn("channel changed; its dialog counter could not be read", "channel_id", ch.ID, "err", err)
+	default:
+		s.failErr(c, err)
+		return
+	}
+	reply(c, status, v)
 }
 
 type channelRequest struct {
@@ -317,7 +340,7 @@ func (s *Server) createChannel(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	reply(c, http.StatusCreated, viewChannel(ch))
+	s.replyChannel(c, http.StatusCreated, ch, true)
 }
 
 func (s *Server) listChannels(c *gin.Context) {
@@ -334,9 +357,16 @@ func (s *Server) listChannels(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
+	counters, err := s.d.Messaging.DialogCounters(c.Request.Context(), chs)
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
 	out := make([]channelView, len(chs))
 	for i := range chs {
 		out[i] = viewChannel(&chs[i])
+		d := counters[chs[i].ID]
+		out[i].Dialogs = &d
 	}
 	reply(c, http.StatusOK, gin.H{"data": out})
 }
@@ -347,7 +377,7 @@ func (s *Server) getChannel(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	reply(c, http.StatusOK, viewChannel(ch))
+	s.replyChannel(c, http.StatusOK, ch, false)
 }
 
 func (s *Server) updateChannel(c *gin.Context) {
@@ -430,7 +460,7 @@ func (s *Server) updateChannel(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	reply(c, http.StatusOK, viewChannel(ch))
+	s.replyChannel(c, http.StatusOK, ch, true)
 }
 
 func (s *Server) disableChannel(c *gin.Context) {
@@ -440,7 +470,7 @@ func (s *Server) disableChannel(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	reply(c, http.StatusOK, viewChannel(ch))
+	s.replyChannel(c, http.StatusOK, ch, true)
 }
 
 // ---- messages ----
@@ -465,6 +495,9 @@ type messageView struct {
 	DeliveredAt *time.Time      `json:"delivered_at,omitempty"`
 	ReadAt      *time.Time      `json:"read_at,omitempty"`
 	FailedAt    *time.Time      `json:"failed_at,omitempty"`
+	// HeldUntil: the channel's dialog limit holds this queued message
+	// until then.
+	HeldUntil *time.Time `json:"held_until,omitempty"`
 }
 
 type mediaView struct {
@@ -500,6 +533,9 @@ func (s *Server) viewMessage(m *store.MessageView) messageView {
 	v := messageView{ID: m.ID, ChannelID: m.ChannelID, Direction: m.Direction, Type: m.Type, Text: m.Text,
 		Status: m.Status, CreatedAt: m.CreatedAt, ProviderAt: m.ProviderAt, SentAt: m.SentAt,
 		DeliveredAt: m.DeliveredAt, ReadAt: m.ReadAt, FailedAt: m.FailedAt}
+	if m.Status == string(channel.StatusQueued) {
+		v.HeldUntil = m.HeldUntil
+	}
 	if m.ExternalID != nil {
 		v.ExternalID = *m.ExternalID
 	}

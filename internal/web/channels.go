@@ -250,5 +250,5 @@ func (s *Server) moveChannel(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	reply(c, http.StatusOK, viewChannel(ch))
+	s.replyChannel(c, http.StatusOK, ch, true)
 }

@@ -24,9 +24,11 @@ import (
 	"github.com/switchboard/switchboard/internal/store"
 )
 
-// QueueStats is what the API shows of the job queue.
+// QueueStats is what the API uses of the job queue: it shows its counts,
+// and wakes jobs whose wait a change has ended.
 type QueueStats interface {
 	Stats(ctx context.Context) (map[string]int64, error)
+	Wake(ctx context.Context, kind string, keys []string) (int64, error)
 }
 
 // Deps are what the server needs; main builds them.

@@ -1,14 +1,18 @@
 package web
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/nyaruka/phonenumbers"
 
+	"github.com/switchboard/switchboard/internal/messaging"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -20,6 +24,9 @@ func (s *Server) updateWorkspace(c *gin.Context) {
 		Timezone    *string `json:"timezone"`
 		PhoneTrunk8 *bool   `json:"phone_trunk8"`
 		PhoneRegion *string `json:"phone_region"`
+		// Raw, so that 2.5, "5" or 1e9 get this field's own answer rather
+		// than a generic JSON one.
+		DialogsPerHourLimit json.RawMessage `json:"dialogs_per_hour_limit"`
 	}
 	if !decode(c, &req) {
 		return
@@ -41,13 +48,40 @@ func (s *Server) updateWorkspace(c *gin.Context) {
 			return
 		}
 	}
+	var limit *int
+	if req.DialogsPerHourLimit != nil {
+		n, ok := checkDialogLimit(c, req.DialogsPerHourLimit)
+		if !ok {
+			return
+		}
+		limit = &n
+	}
 	w, err := s.d.Store.UpdateWorkspace(c.Request.Context(), scopeOf(c), c.Param("id"), store.WorkspaceUpdate{
-		Name: req.Name, Timezone: req.Timezone, PhoneTrunk8: req.PhoneTrunk8, PhoneRegion: req.PhoneRegion})
+		Name: req.Name, Timezone: req.Timezone, PhoneTrunk8: req.PhoneTrunk8, PhoneRegion: req.PhoneRegion,
+		DialogsPerHourLimit: limit})
 	if err != nil {
 		s.failErr(c, err)
 		return
 	}
+	if limit != nil {
+		s.wakeHeld(c.Request.Context(), w.ID)
+	}
 	reply(c, http.StatusOK, w)
+}
+
+// wakeHeld lets the messages held by the dialog limit try again after the
+// limit changed, rather than at the next hour: a raised or removed limit
+// sends them now, a lowered one holds them again. The change is made by
+// then, so a failure here is logged, not answered: they go at the next
+// hour as before.
+func (s *Server) wakeHeld(ctx context.Context, workspaceID string) {
+	keys, err := s.d.Messaging.HeldSendKeys(ctx, workspaceID)
+	if err == nil && len(keys) > 0 {
+		_, err = s.d.Queue.Wake(ctx, messaging.JobSend, keys)
+	}
+	if err != nil {
+		s.d.Log.Warn("dialog limit changed; held messages wait for the next hour", "workspace_id", workspaceID, "err", err)
+	}
 }
 
 // checkTimezone answers and returns false unless tz is an IANA zone name
@@ -62,4 +96,18 @@ func checkTimezone(c *gin.Context, tz string) bool {
 		return false
 	}
 	return true
+}
+
+// checkDialogLimit answers and returns false unless raw is a whole number
+// from 0 to store.MaxDialogsPerHour, written as one: not a string, a
+// fraction, an exponent or null.
+func checkDialogLimit(c *gin.Context, raw json.RawMessage) (int, bool) {
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil || n < 0 || n > store.MaxDialogsPerHour {
+		fail(c, http.StatusUnprocessableEntity, "dialogs_per_hour_limit_invalid", fmt.Sprintf(
+			"dialogs_per_hour_limit is a whole number of new dialogs per channel per hour, 0 (no limit) to %d; got %.40s",
+			store.MaxDialogsPerHour, raw))
+		return 0, false
+	}
+	return int(n), true
 }
