@@ -73,6 +73,19 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
+	// The command may also follow the flags (switchboard --config c.yaml
+	// migrate); anything else left over is a mistake, not a reason to serve.
+	if rest := fs.Args(); len(rest) > 0 {
+		if cmd != "serve" || len(args) == 0 || args[0] == "serve" || len(rest) > 1 {
+			return fmt.Errorf("unexpected arguments %q (see switchboard help)", rest)
+		}
+		cmd = rest[0]
+		if cmd == "help" {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return nil
+		}
+	}
 	switch cmd {
 	case "version":
 		fmt.Fprintln(stdout, "switchboard", version)

@@ -149,3 +149,23 @@ func TestFailedFirstStartStillShowsTheTokenLater(t *testing.T) {
 		t.Fatalf("a start whose database failed generated the token: %v", err)
 	}
 }
+
+// The command may follow the flags; a stray word never starts the server.
+func TestCommandAfterFlags(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte("data_dir: "+filepath.Join(dir, "data")+"\n"), 0o600)
+	var out, errb bytes.Buffer
+	if err := run([]string{"--config", cfg, "version"}, &out, &errb); err != nil || !strings.Contains(out.String(), "switchboard") {
+		t.Fatalf("flags then version: %v %q", err, out.String())
+	}
+	out.Reset()
+	if err := run([]string{"--config", cfg, "migrate"}, &out, &errb); err != nil || !strings.Contains(out.String(), "migrations applied") {
+		t.Fatalf("flags then migrate: %v %q", err, out.String())
+	}
+	for _, args := range [][]string{{"--config", cfg, "fly"}, {"migrate", "--config", cfg, "extra"}, {"--config", cfg, "version", "now"}} {
+		if err := run(args, &out, &errb); err == nil {
+			t.Fatalf("%v was accepted", args)
+		}
+	}
+}

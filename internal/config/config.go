@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -135,6 +137,19 @@ func Load(path string, environ []string) (*Config, error) {
 	if err := k.Load(confmap.Provider(envMap, "::"), nil); err != nil {
 		return nil, fmt.Errorf("config: environment: %w", err)
 	}
+	// A misspelt key would otherwise leave its setting at the default
+	// without a word (publc_url: the handlers then point nowhere).
+	known := knownKeys()
+	var unknown []string
+	for _, key := range k.Keys() {
+		if !known[key] {
+			unknown = append(unknown, key)
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		return nil, fmt.Errorf("config: unknown settings %s (file keys in lower case, or SWITCHBOARD_ + the key in capitals; config/switchboard.example.yaml lists them)", strings.Join(unknown, ", "))
+	}
 	var c Config
 	if err := k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{Tag: "koanf", FlatPaths: true}); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -149,6 +164,18 @@ func Load(path string, environ []string) (*Config, error) {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// knownKeys are the keys Config reads.
+func knownKeys() map[string]bool {
+	out := map[string]bool{}
+	t := reflect.TypeOf(Config{})
+	for i := range t.NumField() {
+		if tag := t.Field(i).Tag.Get("koanf"); tag != "" && tag != "-" {
+			out[tag] = true
+		}
+	}
+	return out
 }
 
 // Validate names the first setting that cannot work.
@@ -183,6 +210,14 @@ func (c *Config) Validate() error {
 	}
 	if p, err := url.Parse(c.Bitrix24OAuthURL); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 		errs = append(errs, fmt.Errorf("SWITCHBOARD_BITRIX24_OAUTH_URL must be an http(s) URL, got %q", c.Bitrix24OAuthURL))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf(`SWITCHBOARD_LOG_FORMAT must be "text" or "json", got %q`, c.LogFormat))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf(`SWITCHBOARD_LOG_LEVEL must be "debug", "info", "warn" or "error", got %q`, c.LogLevel))
 	}
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {

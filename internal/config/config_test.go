@@ -43,6 +43,9 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		"SWITCHBOARD_QUEUE_WORKERS=0":          "SWITCHBOARD_QUEUE_WORKERS",
 		"SWITCHBOARD_SEND_RATE=-1":             "SWITCHBOARD_SEND_RATE",
 		"SWITCHBOARD_META_GRAPH_URL=not a url": "SWITCHBOARD_META_GRAPH_URL",
+		"SWITCHBOARD_LOG_FORMAT=xml":           "SWITCHBOARD_LOG_FORMAT",
+		"SWITCHBOARD_LOG_LEVEL=loud":           "SWITCHBOARD_LOG_LEVEL",
+		"SWITCHBOARD_PUBLC_URL=https://x":      "publc_url",
 	}
 	for env, name := range cases {
 		_, err := Load("", []string{env})
@@ -52,6 +55,11 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml"), nil); err == nil {
 		t.Error("missing config file accepted")
+	}
+	typo := filepath.Join(t.TempDir(), "typo.yaml")
+	os.WriteFile(typo, []byte("publc_url: https://sb.example.com\nbogus_key: 1\n"), 0o600)
+	if _, err := Load(typo, nil); err == nil || !strings.Contains(err.Error(), "bogus_key, publc_url") {
+		t.Errorf("misspelt file keys: %v", err)
 	}
 }
 

@@ -297,10 +297,12 @@ func (e *Env) Messages(channelID string) []map[string]any {
 	return out
 }
 
-// Eventually polls cond until it holds or 20 seconds pass.
+// Eventually polls cond until it holds or 60 seconds pass. The bound
+// guards against hangs; it measures nothing, and a loaded 2-core machine
+// running the suite under -race has needed more than 20 s.
 func (e *Env) Eventually(what string, cond func() bool) {
 	e.T.Helper()
-	e.EventuallyWithin(20*time.Second, what, cond)
+	e.EventuallyWithin(60*time.Second, what, cond)
 }
 
 // EventuallyWithin polls cond until it holds or d passes.
