@@ -77,3 +77,50 @@ func TestWorkspacePhoneSettings(t *testing.T) {
 		}
 	})
 }
+
+// A leaked workspace token can be found and cut off: the list never shows
+// a token, a revoked one stops working at once, and another workspace can
+// neither list nor revoke this one's.
+func TestWorkspaceTokensListAndRevoke(t *testing.T) {
+	apptest.Each(t, apptest.Options{}, func(t *testing.T, e *apptest.Env) {
+		_, a := e.Do("POST", "/api/v1/workspaces", map[string]any{"name": "Алматы"})
+		_, b := e.Do("POST", "/api/v1/workspaces", map[string]any{"name": "Москва"})
+		wsA, wsB := a["id"].(string), b["id"].(string)
+		_, t1 := e.Do("POST", "/api/v1/workspaces/"+wsA+"/tokens", map[string]any{"name": "crm"})
+		_, t2 := e.Do("POST", "/api/v1/workspaces/"+wsA+"/tokens", map[string]any{"name": "leaked"})
+		_, tb := e.Do("POST", "/api/v1/workspaces/"+wsB+"/tokens", nil)
+		tokA, leaked, tokB := t1["token"].(string), t2["token"].(string), tb["token"].(string)
+
+		st, list := e.Do("GET", "/api/v1/workspaces/"+wsA+"/tokens", nil, tokA)
+		if st != http.StatusOK || len(list["data"].([]any)) != 2 {
+			t.Fatalf("list: %d %v", st, list)
+		}
+		for _, v := range list["data"].([]any) {
+			if _, ok := v.(map[string]any)["token"]; ok {
+				t.Fatalf("the list shows a token: %v", v)
+			}
+		}
+		if st, _ := e.Do("GET", "/api/v1/workspaces/"+wsA+"/tokens", nil, tokB); st != http.StatusNotFound {
+			t.Fatalf("B listed A's tokens: %d", st)
+		}
+		if st, _ := e.Do("DELETE", "/api/v1/workspaces/"+wsA+"/tokens/"+t2["id"].(string), nil, tokB); st != http.StatusNotFound {
+			t.Fatalf("B revoked A's token: %d", st)
+		}
+		if st, _ := e.Do("GET", "/api/v1/channels", nil, leaked); st != http.StatusOK {
+			t.Fatalf("the token B tried to revoke stopped working: %d", st)
+		}
+		st, rv := e.Do("DELETE", "/api/v1/workspaces/"+wsA+"/tokens/"+t2["id"].(string), nil, tokA)
+		if st != http.StatusOK || rv["revoked_at"] == nil {
+			t.Fatalf("revoke: %d %v", st, rv)
+		}
+		if st, _ := e.Do("GET", "/api/v1/channels", nil, leaked); st != http.StatusUnauthorized {
+			t.Fatalf("a revoked token still works: %d", st)
+		}
+		if st, _ := e.Do("GET", "/api/v1/channels", nil, tokA); st != http.StatusOK {
+			t.Fatalf("revoking one token stopped another: %d", st)
+		}
+		if st, _ := e.Do("DELETE", "/api/v1/workspaces/"+wsA+"/tokens/nope", nil, tokA); st != http.StatusNotFound {
+			t.Fatalf("revoking a made-up token: %d", st)
+		}
+	})
+}

@@ -189,6 +189,37 @@ func (s *Store) WorkspaceForToken(ctx context.Context, plain string) (string, er
 	return t.WorkspaceID, nil
 }
 
+// ListAPITokens lists a workspace's tokens, revoked ones too, oldest
+// first; only their hashes are stored, so no token is in the list.
+func (s *Store) ListAPITokens(ctx context.Context, scope Scope, workspaceID string) ([]APIToken, error) {
+	if _, err := s.GetWorkspace(ctx, scope, workspaceID); err != nil {
+		return nil, err
+	}
+	var ts []APIToken
+	if err := s.g(ctx).Where("workspace_id = ?", workspaceID).Order("id").Find(&ts).Error; err != nil {
+		return nil, fmt.Errorf("store: list tokens: %w", err)
+	}
+	return ts, nil
+}
+
+// RevokeAPIToken stops a workspace's token from working, at once. Revoking
+// a revoked token changes nothing.
+func (s *Store) RevokeAPIToken(ctx context.Context, scope Scope, workspaceID, tokenID string) (*APIToken, error) {
+	if _, err := s.GetWorkspace(ctx, scope, workspaceID); err != nil {
+		return nil, err
+	}
+	now := Now()
+	if err := s.g(ctx).Model(&APIToken{}).Where("id = ? AND workspace_id = ? AND revoked_at IS NULL", tokenID, workspaceID).
+		Update("revoked_at", now).Error; err != nil {
+		return nil, fmt.Errorf("store: revoke token: %w", err)
+	}
+	var t APIToken
+	if err := s.g(ctx).Where("id = ? AND workspace_id = ?", tokenID, workspaceID).First(&t).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &t, nil
+}
+
 // ---- channels ----
 
 func tokenAAD(channelID string) string { return "channel:" + channelID + ":access_token" }

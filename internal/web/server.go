@@ -97,6 +97,8 @@ func New(d Deps) *Server {
 	api.GET("/workspaces/:id", s.getWorkspace)
 	api.PATCH("/workspaces/:id", s.updateWorkspace)
 	api.POST("/workspaces/:id/tokens", s.createToken)
+	api.GET("/workspaces/:id/tokens", s.listTokens)
+	api.DELETE("/workspaces/:id/tokens/:token_id", s.revokeToken)
 	api.GET("/channels", s.listChannels)
 	api.POST("/channels", s.createChannel)
 	api.GET("/channels/:id", s.getChannel)

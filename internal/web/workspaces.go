@@ -111,3 +111,46 @@ func checkDialogLimit(c *gin.Context, raw json.RawMessage) (int, bool) {
 	}
 	return int(n), true
 }
+
+// tokenView shows a token without the token: only its hash is kept.
+type tokenView struct {
+	ID          string     `json:"id"`
+	WorkspaceID string     `json:"workspace_id"`
+	Name        string     `json:"name"`
+	CreatedAt   time.Time  `json:"created_at"`
+	RevokedAt   *time.Time `json:"revoked_at,omitempty"`
+}
+
+func viewToken(t *store.APIToken) tokenView {
+	return tokenView{ID: t.ID, WorkspaceID: t.WorkspaceID, Name: t.Name, CreatedAt: t.CreatedAt, RevokedAt: t.RevokedAt}
+}
+
+// listTokens shows a workspace's tokens, so a leaked one can be found and
+// revoked.
+func (s *Server) listTokens(c *gin.Context) {
+	ts, err := s.d.Store.ListAPITokens(c.Request.Context(), scopeOf(c), c.Param("id"))
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	out := make([]tokenView, len(ts))
+	for i := range ts {
+		out[i] = viewToken(&ts[i])
+	}
+	reply(c, http.StatusOK, gin.H{"data": out})
+}
+
+// revokeToken stops a token from working at once; a workspace token may
+// revoke itself.
+func (s *Server) revokeToken(c *gin.Context) {
+	if !store.ValidID(c.Param("token_id")) {
+		fail(c, http.StatusNotFound, "not_found", "no such token")
+		return
+	}
+	t, err := s.d.Store.RevokeAPIToken(c.Request.Context(), scopeOf(c), c.Param("id"), c.Param("token_id"))
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	reply(c, http.StatusOK, viewToken(t))
+}
