@@ -44,9 +44,16 @@ func TestBitrix24FilesAndSignature(t *testing.T) {
 	apptest.Each(t, b24Opts, func(t *testing.T, e *apptest.Env) {
 		integ, ws := e.InstallBitrix24()
 		ch := createWAIn(t, e, ws)
-		st, _ := e.Do("PUT", "/api/v1/integrations/"+integ+"/channels/"+ch, map[string]any{"mode": "openlines", "line_id": "1", "operator_name": true})
+		st, b := e.Do("PUT", "/api/v1/integrations/"+integ+"/channels/"+ch, map[string]any{"mode": "openlines", "line_id": "1", "operator_name": true})
 		if st != 200 {
 			t.Fatal("bind")
+		}
+		// What was asked for is shown back, by PUT and by GET.
+		_, integView := e.Do("GET", "/api/v1/integrations/"+integ, nil)
+		for _, v := range []any{b["settings"], integView["bindings"].([]any)[0].(map[string]any)["settings"]} {
+			if set, _ := v.(map[string]any); set["operator_name"] != true {
+				t.Fatalf("operator_name not shown: PUT %v, GET %v", b, integView)
+			}
 		}
 		e.Eventually("line active", func() bool { return e.Portal.ConnectorStatus("switchboard_whatsapp", 1).Active })
 		photo := append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte{7}, 2048)...)

@@ -156,11 +156,15 @@ func jsonKind(t reflect.Type) string {
 // business account, or an account another workspace holds. Saying which
 // would tell a stranger that the number is connected here.
 func notProven(c *gin.Context, typ channel.Type) {
-	msg := "Meta did not confirm this access_token for this ig_user_id: use a token of that Instagram professional account (its Page's token, or its Instagram Login token) and the account's id"
+	// Both causes are named, since the answer cannot say which: a rightful
+	// owner whose number the operator placed elsewhere must not be sent
+	// chasing a token that is fine.
+	const elsewhere = "; if the token and ids are right, the account may be connected in another workspace: ask the gateway's operator"
+	msg := "Meta did not confirm this access_token for this ig_user_id: use a token of that Instagram professional account (its Page's token, or its Instagram Login token) and the account's id" + elsewhere
 	if typ == channel.WhatsApp {
 		msg = "Meta did not confirm this access_token for this phone_number_id in this waba_id: use a token of the business that owns the number " +
 			"(a system-user token with whatsapp_business_messaging and whatsapp_business_management) and Meta's ids from WhatsApp Manager; " +
-			"phone_number_id is Meta's id of the number, not the number itself"
+			"phone_number_id is Meta's id of the number, not the number itself" + elsewhere
 	}
 	fail(c, http.StatusUnprocessableEntity, "account_not_verified", msg)
 }

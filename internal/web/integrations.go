@@ -1,6 +1,7 @@
 package web
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
@@ -31,10 +32,17 @@ type bindingView struct {
 	Entity     string `json:"entity,omitempty"`
 	CategoryID string `json:"category_id,omitempty"`
 	StageID    string `json:"stage_id,omitempty"`
+	// Settings are the integration's own options for the binding (for
+	// Bitrix24 Open Lines, operator_name), shown as they were stored.
+	Settings json.RawMessage `json:"settings,omitempty"`
 }
 
 func viewBinding(b *store.ChannelBinding) bindingView {
-	return bindingView{ChannelID: b.ChannelID, Mode: b.Mode, LineID: b.LineID, Entity: b.Entity, CategoryID: b.CategoryID, StageID: b.StageID}
+	v := bindingView{ChannelID: b.ChannelID, Mode: b.Mode, LineID: b.LineID, Entity: b.Entity, CategoryID: b.CategoryID, StageID: b.StageID}
+	if b.Settings != nil && json.Valid([]byte(*b.Settings)) {
+		v.Settings = json.RawMessage(*b.Settings)
+	}
+	return v
 }
 
 // viewIntegration never includes tokens.
