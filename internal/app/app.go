@@ -158,10 +158,10 @@ func (a *App) MetricsHandler() http.Handler { return web.MetricsHandler(a.Metric
 
 // Start runs the queue workers.
 func (a *App) Start(ctx context.Context) error {
-	// Portals whose handlers missed this gateway are set up again: the
-	// public URL may have been fixed since.
+	// Portals whose handlers miss this gateway are set up again: the
+	// public URL may have changed or been fixed since the last start.
 	if a.Bitrix24 != nil {
-		if _, err := a.Bitrix24.RecheckMismatched(ctx); err != nil {
+		if _, err := a.Bitrix24.RecheckHandlers(ctx); err != nil {
 			return err
 		}
 	}

@@ -135,7 +135,7 @@ func TestBitrix24MismatchIsRecheckedAtStart(t *testing.T) {
 		if err := e.App.Store.SetIntegrationState(context.Background(), integ, "handlers_mismatch", "OnImConnectorMessageAdd: no handler"); err != nil {
 			t.Fatal(err)
 		}
-		if n, err := e.App.Bitrix24.RecheckMismatched(context.Background()); err != nil || n != 1 {
+		if n, err := e.App.Bitrix24.RecheckHandlers(context.Background()); err != nil || n != 1 {
 			t.Fatalf("recheck: %d %v", n, err)
 		}
 		e.Eventually("state cleared", func() bool { st, _ := integrationState(e); return st == "active" })
@@ -147,6 +147,49 @@ func TestBitrix24MismatchIsRecheckedAtStart(t *testing.T) {
 		}
 		if n != 1 {
 			t.Fatalf("OnImConnectorMessageAdd bound %d times to us", n)
+		}
+	})
+}
+
+// The gateway restarted under another public URL, with no reinstall: the
+// portal still sends events to the old address while its state says
+// active. The check at start finds that and moves the handlers (found by a
+// new-user trial: replies went to a closed port unseen).
+func TestBitrix24HandlersFollowAChangedURLAtStart(t *testing.T) {
+	apptest.Each(t, b24Opts, func(t *testing.T, e *apptest.Env) {
+		integ, _ := e.InstallBitrix24()
+		e.WaitIdle()
+		const old = "http://127.0.0.1:1/bitrix24/events"
+		c := e.App.Bitrix24.Client()
+		for _, ev := range []string{"OnImConnectorMessageAdd", "OnAppUninstall"} {
+			if err := c.Call(context.Background(), integ, "event.unbind", map[string]any{"event": ev, "handler": e.URL + "/bitrix24/events"}, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Call(context.Background(), integ, "event.bind", map[string]any{"event": ev, "handler": old}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if st, _ := integrationState(e); st != "active" {
+			t.Fatalf("state before the restart: %s", st)
+		}
+		if n, err := e.App.Bitrix24.RecheckHandlers(context.Background()); err != nil || n != 1 {
+			t.Fatalf("recheck: %d %v", n, err)
+		}
+		e.Eventually("handlers moved to this gateway", func() bool {
+			ours, stale := 0, 0
+			for _, b := range e.Portal.Events() {
+				if strings.EqualFold(b.Event, "OnImConnectorMessageAdd") && b.Handler == e.URL+"/bitrix24/events" {
+					ours++
+				}
+				if b.Handler == old {
+					stale++
+				}
+			}
+			return ours == 1 && stale == 0
+		})
+		e.WaitIdle()
+		if st, reason := integrationState(e); st != "active" {
+			t.Fatalf("state after the recheck: %s (%s)", st, reason)
 		}
 	})
 }

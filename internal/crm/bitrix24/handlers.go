@@ -243,12 +243,13 @@ func (s *Service) answerProbe(w http.ResponseWriter, nonce string) {
 	}
 }
 
-// RecheckMismatched queues setup again for every portal in
-// handlers_mismatch. Run at start: after the operator fixes
-// SWITCHBOARD_PUBLIC_URL and restarts, the portals' handlers are bound
-// to the new URL, the stale ones unbound, and the state cleared, with no
-// reinstall. It returns how many portals it queued.
-func (s *Service) RecheckMismatched(ctx context.Context) (int, error) {
+// RecheckHandlers queues a check of every working portal's bindings, and
+// setup where they differ. Run at start: when SWITCHBOARD_PUBLIC_URL was
+// changed or fixed, the portals' handlers follow it (bound to the new
+// URL, the stale ones unbound, a handlers_mismatch state cleared) with no
+// reinstall; otherwise replies would go to the old address unseen. It
+// returns how many portals it queued.
+func (s *Service) RecheckHandlers(ctx context.Context) (int, error) {
 	ins, err := s.store.ListIntegrations(ctx, store.All)
 	if err != nil {
 		return 0, err
@@ -256,10 +257,10 @@ func (s *Service) RecheckMismatched(ctx context.Context) (int, error) {
 	n := 0
 	for i := range ins {
 		in := &ins[i]
-		if in.Type != Type || in.State != store.IntegrationHandlersMismatch {
+		if in.Type != Type || (in.State != store.IntegrationHandlersMismatch && in.State != store.IntegrationActive) {
 			continue
 		}
-		if err := s.enqueueSetup(ctx, in); err != nil {
+		if err := s.enqueueSetup(ctx, in, in.State == store.IntegrationActive); err != nil {
 			return n, err
 		}
 		n++

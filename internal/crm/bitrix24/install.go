@@ -218,7 +218,7 @@ func (s *Service) accept(ctx context.Context, tok *Token, memberID, appToken, us
 	if err != nil {
 		return nil, err
 	}
-	if err := s.enqueueSetup(ctx, in); err != nil {
+	if err := s.enqueueSetup(ctx, in, false); err != nil {
 		return nil, err
 	}
 	// Work parked while the portal needed re-authorisation goes on now.
@@ -262,10 +262,10 @@ func (s *Service) installWorkspace(ctx context.Context) (string, error) {
 }
 
 // enqueueSetup queues the portal's setup; one runs at a time per portal.
-func (s *Service) enqueueSetup(ctx context.Context, in *store.Integration) error {
+func (s *Service) enqueueSetup(ctx context.Context, in *store.Integration, verifyFirst bool) error {
 	return s.store.Tx(ctx, func(tx *gorm.DB) error {
 		_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobSetup, WorkspaceID: in.WorkspaceID, Key: "b24setup:" + in.ID,
-			Payload: setupJob{IntegrationID: in.ID}})
+			Payload: setupJob{IntegrationID: in.ID, VerifyFirst: verifyFirst}})
 		return err
 	})
 }

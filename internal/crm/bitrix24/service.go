@@ -140,6 +140,10 @@ var boundEvents = []string{"OnImConnectorMessageAdd", "OnImConnectorMessageUpdat
 
 type setupJob struct {
 	IntegrationID string `json:"integration_id"`
+	// VerifyFirst sets the portal up only when its bindings differ from
+	// what this gateway needs (the check at every start): a portal whose
+	// handlers already point here costs two reads, not a setup.
+	VerifyFirst bool `json:"verify_first,omitempty"`
 }
 
 // handleSetup registers the connectors and binds the events, in one
@@ -162,6 +166,9 @@ func (s *Service) handleSetup(ctx context.Context, j *queue.Job) error {
 	bound, err := s.readBindings(ctx, in.ID)
 	if err != nil {
 		return s.classify(fmt.Errorf("bitrix24: setup %s: read bindings: %w", in.Domain, err))
+	}
+	if p.VerifyFirst && in.State == store.IntegrationActive && s.mismatch(bound) == "" {
+		return nil
 	}
 	var cmds []BatchCommand
 	for _, t := range []channel.Type{channel.WhatsApp, channel.Instagram} {
