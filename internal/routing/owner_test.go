@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/switchboard/switchboard/internal/routing"
@@ -428,6 +429,8 @@ func BenchmarkPick(b *testing.B) {
 	}
 }
 
+var benchCustomers atomic.Int64
+
 // BenchmarkAssignOwner: "new" assigns a new customer each time (lock, pick,
 // two writes, commit); "returning" asks again for an assigned customer (one
 // read). Serial, one instance.
@@ -460,15 +463,12 @@ func BenchmarkAssignOwner(b *testing.B) {
 			// Eight goroutines assigning new customers to one rotation: the
 			// row lock makes them take turns.
 			b.Run("new-parallel8", func(b *testing.B) {
-				var mu sync.Mutex
-				i := 0
 				b.SetParallelism(4) // 4 × GOMAXPROCS(2) = 8 goroutines
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
-						mu.Lock()
-						i++
-						c := fmt.Sprintf("p%d", i)
-						mu.Unlock()
+						// The benchmark body runs again for each b.N: a
+						// counter outside it keeps every customer new.
+						c := fmt.Sprintf("p%d", benchCustomers.Add(1))
 						if _, _, err := routing.AssignRoundRobin(ctx, st, "bench", c, us, nil); err != nil {
 							b.Error(err)
 							return
