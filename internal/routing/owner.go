@@ -186,6 +186,10 @@ type OwnerStore interface {
 // this call picked. The rotation's state lives in the database under a row
 // lock, so the sequence survives restarts and stays exact across gateway
 // instances. It answers ErrNoActiveOwner when nobody in users is active.
+//
+// active runs while the rotation's row is locked, so it must answer from
+// memory (the CRM's user list as last fetched), never by calling the CRM:
+// a slow answer would hold up every assignment of the scope.
 func AssignRoundRobin(ctx context.Context, st OwnerStore, scopeKey, contactID string, users []WeightedUser, active func(userID string) bool) (userID string, fresh bool, err error) {
 	pick := func(raw string) (string, string, error) {
 		var state RotationState

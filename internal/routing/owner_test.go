@@ -226,6 +226,48 @@ func TestPickLeaverCausesNoRun(t *testing.T) {
 	}
 }
 
+// A changed weight is a changed group: the rotation starts a new cycle
+// for the new weights rather than mixing values built for the old ones.
+func TestPickWeightChangeStartsNewCycle(t *testing.T) {
+	_, state := pickN(routing.RotationState{}, users(1, 1, 2, 1), nil, 2)
+	got, _ := pickN(state, users(1, 1, 2, 2), nil, 12)
+	want, _ := pickN(routing.RotationState{}, users(1, 1, 2, 2), nil, 12)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("after a weight change: %v, want the new weights' cycle %v", got, want)
+	}
+}
+
+// fakeOwners is an OwnerStore holding one rotation's state in memory, for
+// what the database cannot easily be made to hold.
+type fakeOwners struct{ state string }
+
+func (f *fakeOwners) AssignOwner(_ context.Context, _, _ string, pick func(string) (string, string, error)) (string, bool, error) {
+	uid, next, err := pick(f.state)
+	if err != nil {
+		return "", false, err
+	}
+	f.state = next
+	return uid, true, nil
+}
+
+func (f *fakeOwners) ClaimFirstResponder(context.Context, string, string, string) (string, bool, error) {
+	return "", false, errors.New("not used")
+}
+
+// A stored state that cannot be read (a hand-edited row, a future format)
+// costs the cycle's position, not the assignments.
+func TestAssignRoundRobinUnreadableStateStartsNewCycle(t *testing.T) {
+	f := &fakeOwners{state: "{not json"}
+	us := users(2, 1)
+	want, _ := pickN(routing.RotationState{}, us, nil, 3)
+	for i, w := range want {
+		uid, _, err := routing.AssignRoundRobin(context.Background(), f, "b:1", fmt.Sprintf("c%d", i), us, nil)
+		if err != nil || uid != w {
+			t.Fatalf("pick %d over an unreadable state: %q %v, want %s", i, uid, err, w)
+		}
+	}
+}
+
 // ---- through the store ----
 
 func newStore(t testing.TB, db *store.DB) *store.Store { return store.New(db, nil) }
