@@ -471,6 +471,8 @@ func BenchmarkPick(b *testing.B) {
 	}
 }
 
+// benchCustomers numbers the benchmarks' new customers: their bodies run
+// again for each b.N and each -count, and every customer must be new.
 var benchCustomers atomic.Int64
 
 // BenchmarkAssignOwner: "new" assigns a new customer each time (lock, pick,
@@ -484,10 +486,9 @@ func BenchmarkAssignOwner(b *testing.B) {
 			st := newStore(b, engines[name](b))
 			ctx := context.Background()
 			b.Run("new", func(b *testing.B) {
-				i := 0
 				for b.Loop() {
-					i++
-					if _, _, err := routing.AssignRoundRobin(ctx, st, "bench", fmt.Sprintf("n%d", i), us, nil); err != nil {
+					c := fmt.Sprintf("n%d", benchCustomers.Add(1))
+					if _, _, err := routing.AssignRoundRobin(ctx, st, "bench", c, us, nil); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -508,8 +509,6 @@ func BenchmarkAssignOwner(b *testing.B) {
 				b.SetParallelism(4) // 4 × GOMAXPROCS(2) = 8 goroutines
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
-						// The benchmark body runs again for each b.N: a
-						// counter outside it keeps every customer new.
 						c := fmt.Sprintf("p%d", benchCustomers.Add(1))
 						if _, _, err := routing.AssignRoundRobin(ctx, st, "bench", c, us, nil); err != nil {
 							b.Error(err)
