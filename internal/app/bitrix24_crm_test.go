@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/switchboard/switchboard/internal/app/apptest"
+	"github.com/switchboard/switchboard/internal/sandbox/b24sim"
 )
 
 func TestBitrix24DirectCRMMode(t *testing.T) {
@@ -16,6 +17,26 @@ func TestBitrix24DirectCRMMode(t *testing.T) {
 		ch := createWAIn(t, e, ws)
 		// A contact with this number exists already; it must be found, not duplicated.
 		existing := e.B24.AddContact(apptest.B24MemberID, map[string]any{"NAME": "Анна", "PHONE": []map[string]any{{"VALUE": "+7 (916) 123-45-67", "VALUE_TYPE": "WORK"}}})
+		// The API checks the pipeline and stage against the portal, as the
+		// app page does: a pipeline the portal lacks, or a stage of another
+		// pipeline, is refused and nothing is bound.
+		for _, bad := range []map[string]any{
+			{"mode": "crm", "entity": "deal", "category_id": "1", "stage_id": "C1:NEW"},
+			{"mode": "openlines", "line_id": "99"},
+		} {
+			if st, body := e.Do("PUT", "/api/v1/integrations/"+integ+"/channels/"+ch, bad); st != http.StatusUnprocessableEntity {
+				t.Fatalf("bind %v: %d %v", bad, st, body)
+			}
+		}
+		if err := e.B24.AddDealCategory(apptest.B24MemberID, b24sim.DealCategory{ID: 1, Name: "Розница"}); err != nil {
+			t.Fatal(err)
+		}
+		if st, body := e.Do("PUT", "/api/v1/integrations/"+integ+"/channels/"+ch, map[string]any{"mode": "crm", "entity": "deal", "category_id": "1", "stage_id": "WON"}); st != http.StatusUnprocessableEntity || errCode(body) != "stage_unknown" {
+			t.Fatalf("a stage of another pipeline: %d %v", st, body)
+		}
+		if _, v := e.Do("GET", "/api/v1/integrations/"+integ, nil); len(v["bindings"].([]any)) != 0 {
+			t.Fatalf("a refused bind was stored: %v", v)
+		}
 		st, body := e.Do("PUT", "/api/v1/integrations/"+integ+"/channels/"+ch, map[string]any{"mode": "crm", "entity": "deal", "category_id": "1", "stage_id": "C1:NEW"})
 		if st != http.StatusOK {
 			t.Fatalf("bind: %d %v", st, body)

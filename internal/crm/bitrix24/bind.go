@@ -32,8 +32,16 @@ var idPattern = regexp.MustCompile(`^[0-9]{1,10}$`)
 var stagePattern = regexp.MustCompile(`^[A-Za-z0-9_:]{1,50}$`)
 
 // Bind binds a channel of the integration's workspace in Open Lines or
-// direct CRM mode; the line is activated from the queue.
+// direct CRM mode; the line is activated from the queue. The line,
+// pipeline and stage are checked against what the portal offers, for the
+// API as for the app page.
 func (s *Service) Bind(ctx context.Context, scope store.Scope, integrationID, channelID string, req BindRequest) (*store.ChannelBinding, error) {
+	return s.bind(ctx, scope, integrationID, channelID, req, nil)
+}
+
+// bind is Bind with the portal's choices when the caller has read them
+// already (the app page shows them again on a refusal); nil reads them.
+func (s *Service) bind(ctx context.Context, scope store.Scope, integrationID, channelID string, req BindRequest, pc *portalChoices) (*store.ChannelBinding, error) {
 	in, err := s.store.GetIntegration(ctx, scope, integrationID)
 	if err != nil {
 		return nil, err
@@ -74,6 +82,17 @@ func (s *Service) Bind(ctx context.Context, scope store.Scope, integrationID, ch
 		b.Entity, b.CategoryID, b.StageID = req.Entity, req.CategoryID, req.StageID
 	default:
 		return nil, &HTTPError{http.StatusUnprocessableEntity, "mode_invalid", `mode must be "openlines" or "crm"`}
+	}
+	// A line or stage the portal does not have would bind without a word
+	// and then fail every message; only a portal that can be asked is.
+	if workable(in) {
+		if pc == nil {
+			loaded := s.loadChoices(ctx, in)
+			pc = &loaded
+		}
+		if err := pc.checkChoice(req); err != nil {
+			return nil, err
+		}
 	}
 	set := BindingSettings{OperatorName: req.OperatorName != nil && *req.OperatorName}
 	raw, _ := json.Marshal(set)

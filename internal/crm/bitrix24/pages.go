@@ -538,11 +538,8 @@ func (s *Service) ServeAppBind(w http.ResponseWriter, r *http.Request) {
 		if workable(in) && (sent.Mode == ModeOpenLines || sent.Mode == ModeCRM) {
 			loaded := s.loadChoices(r.Context(), in)
 			pc = &loaded
-			err = pc.checkChoice(req)
 		}
-		if err == nil {
-			_, err = s.Bind(r.Context(), scope, in.ID, sent.ID, req)
-		}
+		_, err = s.bind(r.Context(), scope, in.ID, sent.ID, req, pc)
 	}
 	if err == nil {
 		q := url.Values{"sess": {s.signSession(*ss)}, "saved": {"1"}}
