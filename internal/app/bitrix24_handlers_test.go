@@ -108,8 +108,12 @@ func TestBitrix24WrongPublicURLShowsInState(t *testing.T) {
 		}
 		// The app page inside Bitrix24 says it too, in the portal's language.
 		code, page := frame(t, e, "/bitrix24/app", e.B24.UserToken(apptest.B24MemberID, e.Portal.AdminUserID()), "DEFAULT", "{}")
-		if code != http.StatusOK || !strings.Contains(page, "ответы операторов не доходят") || !strings.Contains(page, wrong+"/bitrix24/events") {
+		if code != http.StatusOK || !strings.Contains(page, "ответы операторов не доходят") || !strings.Contains(page, "Портал должен отправлять события на "+wrong+"/bitrix24/events") {
 			t.Fatalf("app page: %d\n%s", code, page)
+		}
+		// Only in the page's language: the stored reason is English.
+		if strings.Contains(page, "does not reach") || strings.Contains(page, "Bitrix24 must send") {
+			t.Fatalf("English reason on a Russian page:\n%s", page)
 		}
 		// The portal is not parked: a line can be bound and customers'
 		// messages still reach it, so operators at least see them.

@@ -236,3 +236,29 @@ func TestBitrix24Robot(t *testing.T) {
 		t.Fatalf("forged robot run: %d", resp.StatusCode)
 	}
 }
+
+// Pages may be framed by the portal that shows them, whatever its domain
+// (self-hosted, .ua, .com.br…), and by no other; an error page, whose
+// portal is not known, keeps the cloud list.
+func TestBitrix24PagesAreFramedByTheirPortal(t *testing.T) {
+	e := apptest.Start(t, b24Opts)
+	e.InstallBitrix24()
+	form := url.Values{"AUTH_ID": {e.B24.UserToken(apptest.B24MemberID, 1)}, "AUTH_EXPIRES": {"3600"}, "member_id": {apptest.B24MemberID}, "PLACEMENT": {"DEFAULT"}, "PLACEMENT_OPTIONS": {"{}"}}
+	resp, err := http.PostForm(e.URL+"/bitrix24/app?DOMAIN="+apptest.B24Domain+"&LANG=ru", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got, want := resp.Header.Get("Content-Security-Policy"), "frame-ancestors "+e.B24URL; resp.StatusCode != 200 || got != want {
+		t.Fatalf("app page: %d, CSP %q, want %q", resp.StatusCode, got, want)
+	}
+	form.Set("AUTH_ID", "forged")
+	resp, err = http.PostForm(e.URL+"/bitrix24/app?DOMAIN="+apptest.B24Domain+"&LANG=ru", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if csp := resp.Header.Get("Content-Security-Policy"); strings.Contains(csp, e.B24URL) {
+		t.Fatalf("a page for a forged user names the portal: %q", csp)
+	}
+}

@@ -17,6 +17,12 @@ import (
 	"github.com/switchboard/switchboard/internal/store"
 )
 
+// errNotThisPortal answers an event or robot call whose member_id and
+// application token do not name an installed portal. One answer for an
+// unknown portal and a wrong token, so a stranger cannot learn which
+// portals use this gateway.
+var errNotThisPortal = &HTTPError{http.StatusUnauthorized, "unauthorized", "auth[member_id] and auth[application_token] do not name a portal this app is installed on"}
+
 type eventJob struct {
 	EventID string `json:"event_id"`
 }
@@ -45,7 +51,7 @@ func (s *Service) ServeEvents(w http.ResponseWriter, r *http.Request) {
 	appToken, _ := auth["application_token"].(string)
 	in, err := s.store.IntegrationByExternal(r.Context(), Type, strings.ToLower(memberID))
 	if errors.Is(err, store.ErrNotFound) || memberID == "" {
-		writeError(w, &HTTPError{http.StatusUnauthorized, "unknown_portal", "no installed portal has this member_id"})
+		writeError(w, errNotThisPortal)
 		return
 	}
 	if err != nil {
@@ -58,7 +64,7 @@ func (s *Service) ServeEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !sameToken(appToken, sec.ApplicationToken) {
-		writeError(w, &HTTPError{http.StatusUnauthorized, "application_token_invalid", "auth[application_token] does not match this portal"})
+		writeError(w, errNotThisPortal)
 		return
 	}
 	if in.State == store.IntegrationUninstalled {

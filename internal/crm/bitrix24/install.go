@@ -174,7 +174,7 @@ func (s *Service) ServeInstall(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]string{"status": "installed", "integration_id": in.ID})
 		return
 	}
-	renderPage(w, installFinishPage, pageData{Lang: req.lang, Text: T(req.lang, "installed")})
+	renderPage(w, installFinishPage, pageData{Lang: req.lang, Text: T(req.lang, "installed"), integration: in})
 }
 
 // install trusts nothing from the form but the refresh token: the OAuth
@@ -387,6 +387,8 @@ type pageData struct {
 	Lang          string
 	Text          string
 	IntegrationID string
+	// integration, when known, is the portal allowed to frame the page.
+	integration *store.Integration
 }
 
 func renderPage(w http.ResponseWriter, t *template.Template, d pageData) {
@@ -395,7 +397,7 @@ func renderPage(w http.ResponseWriter, t *template.Template, d pageData) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	// Bitrix24 shows these pages in its iframe.
-	w.Header().Set("Content-Security-Policy", "frame-ancestors https://*.bitrix24.ru https://*.bitrix24.com https://*.bitrix24.kz https://*.bitrix24.by https://*.bitrix24.de https://*.bitrix24.eu")
+	w.Header().Set("Content-Security-Policy", frameAncestors(d.integration))
 	t.Execute(w, d)
 }
 

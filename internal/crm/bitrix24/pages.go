@@ -226,6 +226,8 @@ var pageTexts = map[string]map[string]string{
 		"operator_name": "Подписывать именем оператора", "save": "Сохранить", "refresh": "Обновить", "saved": "Сохранено.", "active": "работает",
 		"needs_reauth": "нужна повторная авторизация", "uninstalled": "удалено",
 		"handlers_mismatch": "ответы операторов не доходят: обработчики событий портала указывают не на Switchboard", "conversation": "Переписка",
+		"handlers_mismatch_hint": "Портал должен отправлять события на %s. Проверьте SWITCHBOARD_PUBLIC_URL шлюза и перезапустите его: обработчики исправятся сами.",
+		"needs_reauth_hint":      "Портал отозвал доступ приложения. Откройте приложение заново или переустановите его.",
 		"no_messages": "Сообщений с этим клиентом пока нет.", "write": "Написать клиенту", "no_target": "У клиента нет номера телефона или активного канала.",
 		"text": "Текст сообщения", "template": "Шаблон", "language": "Язык", "params": "Параметры через запятую",
 		"template_hint":       "Если клиент не писал больше 24 часов, WhatsApp примет только утверждённый шаблон.",
@@ -276,6 +278,8 @@ var pageTexts = map[string]map[string]string{
 		"operator_name": "Sign with the operator's name", "save": "Save", "refresh": "Refresh", "saved": "Saved.", "active": "working",
 		"needs_reauth": "needs re-authorisation", "uninstalled": "uninstalled",
 		"handlers_mismatch": "operators' replies cannot arrive: the portal's event handlers do not point at Switchboard", "conversation": "Conversation",
+		"handlers_mismatch_hint": "The portal must send events to %s. Check the gateway's SWITCHBOARD_PUBLIC_URL and restart it: the handlers are then fixed by themselves.",
+		"needs_reauth_hint":      "The portal withdrew the app's access. Open the app again or reinstall it.",
 		"no_messages": "No messages with this customer yet.", "write": "Write to the customer", "no_target": "The customer has no phone number or active channel.",
 		"text": "Message text", "template": "Template", "language": "Language", "params": "Parameters, comma-separated",
 		"template_hint":       "If the customer has not written for over 24 hours, WhatsApp takes only an approved template.",
@@ -319,11 +323,15 @@ var pageTexts = map[string]map[string]string{
 	},
 }
 
-func textsFor(lang string) map[string]string {
+func textsFor(lang string) map[string]string { return pageTexts[shownLang(lang)] }
+
+// shownLang is the language a page is shown in: Russian for the portals of
+// Russian-reading countries and when unknown, English for the rest.
+func shownLang(lang string) string {
 	if strings.EqualFold(lang, "en") || (lang != "" && !strings.EqualFold(lang, "ru") && !strings.EqualFold(lang, "kz") && !strings.EqualFold(lang, "by") && !strings.EqualFold(lang, "ua")) {
-		return pageTexts["en"]
+		return "en"
 	}
-	return pageTexts["ru"]
+	return "ru"
 }
 
 // errText words an error code in the page's language; a code without a
@@ -346,9 +354,26 @@ func codeOf(err error) string {
 	return "internal"
 }
 
-func (s *Service) renderTemplate(w http.ResponseWriter, lang string, status int, name string, data any) {
+// cloudPortals are the origins that may frame a page before we know which
+// portal asks (error pages); a known portal's pages allow only its own.
+const cloudPortals = "https://*.bitrix24.ru https://*.bitrix24.com https://*.bitrix24.kz https://*.bitrix24.by https://*.bitrix24.de https://*.bitrix24.eu"
+
+// frameAncestors allows the portal that shows the page to frame it: its
+// own origin, taken from the REST endpoint the OAuth server gave, so a
+// self-hosted portal or another zone (.ua, .pl, .com.br…) works too.
+func frameAncestors(in *store.Integration) string {
+	if in != nil {
+		if u, err := url.Parse(in.ClientEndpoint); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" &&
+			!strings.ContainsAny(u.Host, " ;,'\"") {
+			return "frame-ancestors " + u.Scheme + "://" + u.Host
+		}
+	}
+	return "frame-ancestors " + cloudPortals
+}
+
+func (s *Service) renderTemplate(w http.ResponseWriter, in *store.Integration, lang string, status int, name string, data any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "frame-ancestors https://*.bitrix24.ru https://*.bitrix24.com https://*.bitrix24.kz https://*.bitrix24.by https://*.bitrix24.de https://*.bitrix24.eu")
+	w.Header().Set("Content-Security-Policy", frameAncestors(in))
 	w.Header().Set("Cache-Control", "no-store")
 	// A GET page's address carries its session; no Referer may take it to
 	// the scripts and links the page loads.
@@ -435,13 +460,31 @@ func (s *Service) ServeApp(w http.ResponseWriter, r *http.Request) {
 	s.renderApp(w, r, http.StatusOK, in, ss, notice, nil, nil)
 }
 
+// stateReason explains the portal's state in the page's language. The
+// stored reason is the gateway's own, in English and mostly URLs: it is
+// shown as it is only on an English page, after the explanation.
+func (s *Service) stateReason(in *store.Integration, lang string) string {
+	t := textsFor(lang)
+	var hint string
+	switch in.State {
+	case store.IntegrationHandlersMismatch:
+		hint = fmt.Sprintf(t["handlers_mismatch_hint"], s.eventsURL())
+	case store.IntegrationNeedsReauth:
+		hint = t["needs_reauth_hint"]
+	}
+	if shownLang(lang) != "en" || in.StateReason == "" {
+		return hint
+	}
+	return strings.TrimSpace(hint + " " + in.StateReason)
+}
+
 // renderApp shows the page. refused is the form a save was refused for
 // (shown again as it was sent, with errText); nil otherwise. pc are the
 // portal's choices when the caller already read them.
 func (s *Service) renderApp(w http.ResponseWriter, r *http.Request, status int, in *store.Integration, ss *session, notice string, refused *appChannel, pc *portalChoices) {
 	ctx := r.Context()
 	t := textsFor(ss.Lang)
-	p := appPage{Lang: ss.Lang, Domain: in.Domain, State: in.State, StateText: cmp.Or(t[in.State], in.State), StateReason: in.StateReason,
+	p := appPage{Lang: ss.Lang, Domain: in.Domain, State: in.State, StateText: cmp.Or(t[in.State], in.State), StateReason: s.stateReason(in, ss.Lang),
 		Admin: ss.Admin, Sess: s.signSession(*ss), Notice: notice, NoticeErr: refused != nil, T: t}
 	chs, err := s.store.ListChannels(ctx, store.Scope{WorkspaceID: in.WorkspaceID})
 	if err != nil {
@@ -491,7 +534,7 @@ func (s *Service) renderApp(w http.ResponseWriter, r *http.Request, status int, 
 		p.Choices = *pc
 		p.ChoicesNotice = !pc.LinesOK || !pc.StagesOK || !pc.StatusOK
 	}
-	s.renderTemplate(w, ss.Lang, status, "b24_app.html", p)
+	s.renderTemplate(w, in, ss.Lang, status, "b24_app.html", p)
 }
 
 // ServeAppBind saves a channel's binding from the app page, through the

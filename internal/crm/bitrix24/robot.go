@@ -64,12 +64,12 @@ func (s *Service) ServeRobot(w http.ResponseWriter, r *http.Request) {
 	memberID, appToken := str(data, "auth", "member_id"), str(data, "auth", "application_token")
 	in, err := s.store.IntegrationByExternal(r.Context(), Type, strings.ToLower(memberID))
 	if err != nil || memberID == "" {
-		writeError(w, &HTTPError{http.StatusUnauthorized, "unknown_portal", "no installed portal has this member_id"})
+		writeError(w, errNotThisPortal)
 		return
 	}
 	sec, err := s.store.Secrets(in)
 	if err != nil || !sameToken(appToken, sec.ApplicationToken) {
-		writeError(w, &HTTPError{http.StatusUnauthorized, "application_token_invalid", "auth[application_token] does not match this portal"})
+		writeError(w, errNotThisPortal)
 		return
 	}
 	token := str(data, "event_token")

@@ -146,7 +146,7 @@ func (s *Service) renderTab(w http.ResponseWriter, r *http.Request, in *store.In
 			}
 		}
 	}
-	s.renderTemplate(w, ss.Lang, http.StatusOK, "b24_tab.html", p)
+	s.renderTemplate(w, in, ss.Lang, http.StatusOK, "b24_tab.html", p)
 }
 
 func windowOpen(ct store.Contact) bool {
