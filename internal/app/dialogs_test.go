@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/switchboard/switchboard/internal/app/apptest"
+	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -287,6 +288,11 @@ func TestDialogsStayInTheirWorkspace(t *testing.T) {
 		if err := e.App.Store.PutBinding(ctx, &store.ChannelBinding{WorkspaceID: wsB, IntegrationID: inB.ID, ChannelID: chB, Mode: "crm", Entity: "lead"}); err != nil {
 			t.Fatal(err)
 		}
+		// B's portal waits for re-authorisation: its conversations go on,
+		// its CRM work does not start.
+		if err := e.App.Store.SetIntegrationState(ctx, inB.ID, store.IntegrationNeedsReauth, "test"); err != nil {
+			t.Fatal(err)
+		}
 
 		if _, err := e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, customer, "Анна", "Здравствуйте"); err != nil {
 			t.Fatal(err)
@@ -298,6 +304,10 @@ func TestDialogsStayInTheirWorkspace(t *testing.T) {
 		listA, listB := dialogsOf(t, e, "limit=10", a), dialogsOf(t, e, "limit=10", b)
 		if len(listA) != 1 || listA[0]["channel_id"] != ch || len(listB) != 1 || listB[0]["channel_id"] != chB || listB[0]["integration_id"] != inB.ID {
 			t.Fatalf("workspace lists: a %v, b %v", listA, listB)
+		}
+		var mirrorsB int64
+		if err := e.App.DB.Gorm.Table("jobs").Where("kind = ? AND workspace_id = ?", routing.JobMirror, wsB).Count(&mirrorsB).Error; err != nil || mirrorsB != 0 {
+			t.Fatalf("%d mirror jobs for a portal that needs re-authorisation (%v)", mirrorsB, err)
 		}
 		if all := dialogsOf(t, e, "limit=10"); len(all) != 2 {
 			t.Fatalf("the operator sees %d dialogs, want 2", len(all))
