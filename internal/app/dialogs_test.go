@@ -156,6 +156,20 @@ func TestDialogFollowsAConversation(t *testing.T) {
 			_, d = e.Do("GET", "/api/v1/dialogs/"+id, nil)
 			return d["waiting"] == false && d["unread_count"] == 0.0
 		})
+
+		// A thumbs-up to the answer is counted, and asks for nothing.
+		reaction := `{"object":"whatsapp_business_account","entry":[{"id":"` + apptest.WabaID + `","changes":[{"value":{"messaging_product":"whatsapp",
+			"metadata":{"display_phone_number":"77012345678","phone_number_id":"` + apptest.PhoneNumberID + `"},
+			"contacts":[{"profile":{"name":"Анна Смирнова"},"wa_id":"` + customer + `"}],
+			"messages":[{"from":"` + customer + `","id":"wamid.DIALOGREACTION1","timestamp":"1767600000","type":"reaction",
+			"reaction":{"message_id":"wamid.ANY","emoji":"👍"}}]},"field":"messages"}]}]}`
+		if st, body := e.PostWebhook([]byte(reaction)); st != http.StatusOK {
+			t.Fatalf("reaction webhook: %d %v", st, body)
+		}
+		if _, d = e.Do("GET", "/api/v1/dialogs/"+id, nil); d["waiting"] != false || d["unread_count"] != 1.0 ||
+			d["last_inbound_at"] != createdAt(t, e, newestInbound(t, e, ch)) {
+			t.Fatalf("after a reaction: %v", d)
+		}
 	})
 }
 
