@@ -173,6 +173,11 @@ func (s *Service) Send(ctx context.Context, scope store.Scope, channelID string,
 				return err
 			}
 		}
+		// An answer is an answer when it is written, not when Meta takes
+		// it: the hooks see it in this transaction.
+		if err := s.messageStored(tx, ch, m); err != nil {
+			return err
+		}
 		_, err = queue.Enqueue(tx, queue.NewJob{
 			Kind: JobSend, WorkspaceID: ch.WorkspaceID,
 			// One customer's messages go out in order, one at a time.

@@ -60,8 +60,9 @@ type Service struct {
 // inside the transaction that stored the change, so work a hook enqueues
 // commits or rolls back with it.
 type Hook interface {
-	// MessageStored: a new customer message, or an echo of one the
-	// business sent from elsewhere.
+	// MessageStored: a new customer message, an echo of one the
+	// business sent from elsewhere, or a message Send queued (outbound,
+	// status queued).
 	MessageStored(tx *gorm.DB, ch *store.Channel, m *store.Message) error
 	// StatusChanged: an outbound message moved to m.Status.
 	StatusChanged(tx *gorm.DB, ch *store.Channel, m *store.Message) error

@@ -13,6 +13,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/switchboard/switchboard/internal/channel"
 	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/store"
 )
@@ -102,24 +103,53 @@ func key(bindingOrIntegration, contactID string) string {
 	return "crm:" + bindingOrIntegration + ":" + contactID
 }
 
-// MessageStored enqueues mirroring of a customer message to every bound
-// integration. The jobs of one binding run one at a time, in order, and
-// each carries every message waiting on that binding (up to MaxBatch), so
-// a burst becomes a few calls; the later jobs find nothing left to do.
+// MessageStored keeps the dialog of the message's customer in every
+// integration the channel is bound to, and enqueues mirroring of a
+// customer message to the live ones. It runs in the transaction that
+// stored the message, so a dialog never disagrees with the messages: per
+// binding one upsert, plus the mirror job for a customer's message.
+//
+// The jobs of one binding run one at a time, in order, and each carries
+// every message waiting on that binding (up to MaxBatch), so a burst
+// becomes a few calls; the later jobs find nothing left to do.
 func (r *Router) MessageStored(tx *gorm.DB, ch *store.Channel, m *store.Message) error {
-	if m.Direction != store.Inbound {
-		return nil
-	}
-	bindings, err := store.BindingsForChannel(tx, ch.ID)
+	bindings, err := store.AllBindingsForChannel(tx, ch.ID)
 	if err != nil {
-		return fmt.Errorf("routing: bindings of %s: %w", ch.ID, err)
+		return fmt.Errorf("routing: %w", err)
 	}
 	for _, b := range bindings {
+		k := store.DialogKey{WorkspaceID: b.WorkspaceID, IntegrationID: b.IntegrationID, ChannelID: ch.ID, ContactID: m.ContactID}
+		// The gateway's clock, not the messenger's: answers have no
+		// messenger time when they are queued, and timers later count on
+		// this clock too.
+		if m.Direction != store.Inbound {
+			if err := store.DialogOutbound(tx, k, m.CreatedAt); err != nil {
+				return fmt.Errorf("routing: %w", err)
+			}
+			continue
+		}
+		if err := store.DialogInbound(tx, k, m.CreatedAt, wantsAnswer(m)); err != nil {
+			return fmt.Errorf("routing: %w", err)
+		}
+		if !b.Live() {
+			continue // parked until the portal is authorised again
+		}
 		if err := enqueueMirror(tx, b.WorkspaceID, b.ID); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// wantsAnswer says whether a customer's message makes the dialog wait: a
+// reaction to our message, or a notice from the messenger (the customer
+// changed number), asks nobody anything.
+func wantsAnswer(m *store.Message) bool {
+	switch channel.MsgType(m.Type) {
+	case channel.MsgReaction, channel.MsgSystem:
+		return false
+	}
+	return true
 }
 
 // enqueueMirror queues a mirror job for one binding; the jobs of a binding

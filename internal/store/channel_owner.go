@@ -29,8 +29,9 @@ func (s *Store) AccountHeldElsewhere(ctx context.Context, typ channel.Type, acco
 // one transaction: the channel and every row scoped by workspace that
 // belongs to it (contacts, messages, media) move; its bindings to the old
 // workspace's CRM integrations are removed, with what those integrations
-// learned about its contacts and messages (crm_links), so the old tenant's
-// CRM can neither receive its new messages nor reach its customers.
+// learned about its contacts and messages (crm_links) and their dialogs,
+// so the old tenant's CRM can neither receive its new messages nor reach
+// its customers.
 // It returns the channel as moved.
 func (s *Store) MoveChannel(ctx context.Context, id, workspaceID string) (*Channel, error) {
 	err := s.Tx(ctx, func(tx *gorm.DB) error {
@@ -61,6 +62,11 @@ func (s *Store) MoveChannel(ctx context.Context, id, workspaceID string) (*Chann
 		}
 		if err := tx.Where("channel_id = ?", id).Delete(&ChannelBinding{}).Error; err != nil {
 			return fmt.Errorf("bindings: %w", err)
+		}
+		// Dialogs are per integration, and those integrations stay behind:
+		// their owners and CRM records mean nothing in the new workspace.
+		if err := tx.Where("channel_id = ?", id).Delete(&Dialog{}).Error; err != nil {
+			return fmt.Errorf("dialogs: %w", err)
 		}
 		now := Now()
 		for _, m := range []any{&Contact{}, &Message{}, &Media{}} {

@@ -1,8 +1,8 @@
 package store_test
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -11,215 +11,405 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/switchboard/switchboard/internal/channel"
-	"github.com/switchboard/switchboard/internal/secret"
 	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/internal/store/storetest"
 )
 
-// queuedTo stores a customer and an outbound message queued to them, as
-// messaging.Send does, and returns the contact's and the message's ids.
-func queuedTo(t *testing.T, st *store.Store, ch *store.Channel, customer string) (contactID, messageID string) {
+// dialogFixture is a workspace with a channel, a CRM integration and
+// customers, the dialogs' keys made of them.
+type dialogFixture struct {
+	st *store.Store
+	ws string
+	ch *store.Channel
+	in *store.Integration
+}
+
+func newDialogFixture(t *testing.T, st *store.Store, ws, account, member string) *dialogFixture {
 	t.Helper()
-	err := st.Tx(context.Background(), func(tx *gorm.DB) error {
-		c, err := store.UpsertContact(tx, ch, channel.Customer{ExternalID: customer}, nil)
-		if err != nil {
-			return err
-		}
-		m := &store.Message{WorkspaceID: ch.WorkspaceID, ChannelID: ch.ID, ContactID: c.ID, Direction: store.Outbound,
-			Type: "text", Text: "hi", Status: string(channel.StatusQueued)}
-		if _, err := store.InsertMessage(tx, m); err != nil {
-			return err
-		}
-		contactID, messageID = c.ID, m.ID
-		return nil
-	})
+	ctx := context.Background()
+	ch := &store.Channel{WorkspaceID: ws, Type: "whatsapp", Name: "wa", AccountID: account}
+	if err := st.CreateChannel(ctx, ch, "tok"); err != nil {
+		t.Fatal(err)
+	}
+	in, _, err := st.UpsertIntegration(ctx, store.InstallParams{Type: "bitrix24", ExternalID: member, Domain: member + ".bitrix24.ru",
+		WorkspaceID: ws, Secrets: store.IntegrationSecrets{RefreshToken: "r"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return contactID, messageID
+	return &dialogFixture{st: st, ws: ws, ch: ch, in: in}
 }
 
-func heldUntil(t *testing.T, st *store.Store, messageID string) *time.Time {
+// key makes (or finds) the customer and returns the dialog's key.
+func (f *dialogFixture) key(t *testing.T, customer string) store.DialogKey {
 	t.Helper()
-	m, err := st.GetMessage(context.Background(), store.All, messageID)
+	ct, err := store.UpsertContact(f.st.DB.Gorm, f.ch, channel.Customer{ExternalID: customer, Phone: "+" + customer, Name: "Анна"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m.HeldUntil
+	return store.DialogKey{WorkspaceID: f.ws, IntegrationID: f.in.ID, ChannelID: f.ch.ID, ContactID: ct.ID}
 }
 
-func TestAdmitDialogCountsEachCustomerOncePerHour(t *testing.T) {
+func defaultWS(t *testing.T, st *store.Store) string {
+	t.Helper()
+	ws, err := st.EnsureDefaultWorkspace(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ws.ID
+}
+
+func find(t *testing.T, st *store.Store, k store.DialogKey) *store.DialogView {
+	t.Helper()
+	d, err := st.FindDialog(context.Background(), k)
+	if err != nil {
+		t.Fatalf("find dialog: %v", err)
+	}
+	return d
+}
+
+func sameTime(a *time.Time, b time.Time) bool { return a != nil && a.Equal(b) }
+
+// The life of one conversation: the customer writes twice, is answered,
+// writes again, and an operator says no reply is needed.
+func TestDialogFollowsTheConversation(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		box, _ := secret.NewBox(bytes.Repeat([]byte{1}, 32))
-		st := store.New(db, box)
-		ctx := context.Background()
-		ch := newChannel(t, st)
-		hour := time.Date(2026, 11, 30, 12, 0, 0, 0, time.FixedZone("+05", 5*3600))
-		next := hour.Add(time.Hour)
-		admit := func(contact, message string, at time.Time) store.DialogVerdict {
-			t.Helper()
-			v, err := st.AdmitDialog(ctx, store.DialogAdmission{ChannelID: ch.ID, ContactID: contact, MessageID: message,
-				HourStart: at, Limit: 2, Retry: at.Add(time.Hour)})
+		st := testStore(t, db)
+		f := newDialogFixture(t, st, defaultWS(t, st), "1", "m1")
+		k := f.key(t, "79161234567")
+		g := db.Gorm
+		t0 := time.Date(2026, 11, 30, 9, 0, 0, 123456000, time.UTC)
+		at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+
+		if err := store.DialogInbound(g, k, at(0), true); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.DialogInbound(g, k, at(5), true); err != nil {
+			t.Fatal(err)
+		}
+		d := find(t, st, k)
+		if d.UnreadCount != 2 || !d.Waiting || !sameTime(d.WaitingSince, at(0)) || !sameTime(d.LastInboundAt, at(5)) ||
+			d.LastOutboundAt != nil || !d.LastMessageAt.Equal(at(5)) || d.WorkspaceID != f.ws {
+			t.Fatalf("after two messages: %+v", d.Dialog)
+		}
+		if d.Contact == nil || d.Contact.ExternalID != "79161234567" {
+			t.Fatalf("dialog's customer: %+v", d.Contact)
+		}
+		var n int64
+		if err := g.Model(&store.Dialog{}).Count(&n).Error; err != nil || n != 1 {
+			t.Fatalf("%d dialogs (%v), want one", n, err)
+		}
+
+		if err := store.DialogOutbound(g, k, at(10)); err != nil {
+			t.Fatal(err)
+		}
+		d = find(t, st, k)
+		if d.UnreadCount != 0 || d.Waiting || d.WaitingSince != nil || !sameTime(d.LastOutboundAt, at(10)) ||
+			!sameTime(d.LastInboundAt, at(5)) || !d.LastMessageAt.Equal(at(10)) {
+			t.Fatalf("after the answer: %+v", d.Dialog)
+		}
+
+		// A reaction is read as a message, not as a question.
+		if err := store.DialogInbound(g, k, at(12), false); err != nil {
+			t.Fatal(err)
+		}
+		d = find(t, st, k)
+		if d.UnreadCount != 1 || d.Waiting || d.WaitingSince != nil || !sameTime(d.LastInboundAt, at(12)) {
+			t.Fatalf("after a reaction: %+v", d.Dialog)
+		}
+
+		if err := store.DialogInbound(g, k, at(20), true); err != nil {
+			t.Fatal(err)
+		}
+		// A message that was held up arrives after a newer one: counted,
+		// but the times do not go back and the wait does not restart.
+		if err := store.DialogInbound(g, k, at(15), true); err != nil {
+			t.Fatal(err)
+		}
+		d = find(t, st, k)
+		if d.UnreadCount != 3 || !d.Waiting || !sameTime(d.WaitingSince, at(20)) || !sameTime(d.LastInboundAt, at(20)) ||
+			!d.LastMessageAt.Equal(at(20)) {
+			t.Fatalf("waiting again: %+v", d.Dialog)
+		}
+
+		got, err := st.DialogNoReplyNeeded(context.Background(), store.All, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Waiting || got.WaitingSince != nil || got.NoReplyNeededAt == nil || got.UnreadCount != 3 {
+			t.Fatalf("after no-reply-needed: %+v", got.Dialog)
+		}
+		again, err := st.DialogNoReplyNeeded(context.Background(), store.All, d.ID)
+		if err != nil || !again.NoReplyNeededAt.Equal(*got.NoReplyNeededAt) {
+			t.Fatalf("a second no-reply-needed moved the mark: %v → %v (%v)", got.NoReplyNeededAt, again.NoReplyNeededAt, err)
+		}
+	})
+}
+
+// A business that writes first starts a dialog that waits for nobody.
+func TestDialogStartedByTheBusiness(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		st := testStore(t, db)
+		f := newDialogFixture(t, st, defaultWS(t, st), "1", "m1")
+		k := f.key(t, "79161234567")
+		at := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+		if err := store.DialogOutbound(db.Gorm, k, at); err != nil {
+			t.Fatal(err)
+		}
+		d := find(t, st, k)
+		if d.Waiting || d.UnreadCount != 0 || d.LastInboundAt != nil || !sameTime(d.LastOutboundAt, at) || !d.LastMessageAt.Equal(at) {
+			t.Fatalf("%+v", d.Dialog)
+		}
+	})
+}
+
+// Every message of a burst is counted once, whatever the interleaving.
+func TestDialogInboundConcurrently(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		st := testStore(t, db)
+		f := newDialogFixture(t, st, defaultWS(t, st), "1", "m1")
+		k := f.key(t, "79161234567")
+		const n = 16
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		base := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				errs[i] = st.Tx(context.Background(), func(tx *gorm.DB) error {
+					return store.DialogInbound(tx, k, base.Add(time.Duration(i)*time.Second), true)
+				})
+			}(i)
+		}
+		wg.Wait()
+		for _, err := range errs {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return v
 		}
-		a, am := queuedTo(t, st, ch, "77010000001")
-		b, bm := queuedTo(t, st, ch, "77010000002")
-		c, cm := queuedTo(t, st, ch, "77010000003")
-		_, cm2 := queuedTo(t, st, ch, "77010000003") // queued behind cm
-
-		if v := admit(a, am, hour); !v.Admitted || !v.Counted || v.ThisHour != 1 {
-			t.Fatalf("first customer: %+v", v)
-		}
-		if v := admit(b, bm, hour); !v.Admitted || !v.Counted || v.ThisHour != 2 {
-			t.Fatalf("second customer: %+v", v)
-		}
-		if v := admit(c, cm, hour); v.Admitted || v.Counted || v.ThisHour != 2 {
-			t.Fatalf("third customer over the limit: %+v", v)
-		}
-		if h := heldUntil(t, st, cm); h == nil || !h.Equal(next) {
-			t.Fatalf("held message's held_until = %v, want %v", h, next)
-		}
-		if held, err := st.HeldDialogs(ctx, ch.WorkspaceID); err != nil || len(held) != 1 || held[0] != (store.HeldDialog{ChannelID: ch.ID, ContactID: c}) {
-			t.Fatalf("held dialogs = %v, %v; want the third customer's", held, err)
-		}
-		// A customer counted this hour is not a new dialog.
-		if v := admit(a, "", hour); !v.Admitted || v.Counted || v.ThisHour != 2 {
-			t.Fatalf("counted customer again: %+v", v)
-		}
-		stats, err := st.DialogStats(ctx, ch.ID, hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The held message and the one queued behind it to the same
-		// customer wait; the admitted ones (still queued) do not.
-		if stats.ThisHour != 2 || stats.Waiting != 2 {
-			t.Fatalf("stats = %+v, want 2 this hour and 2 waiting", stats)
-		}
-
-		// The next hour has room again, and the old hour is gone.
-		if v := admit(c, cm, next); !v.Admitted || !v.Counted || v.ThisHour != 1 {
-			t.Fatalf("held customer in the next hour: %+v", v)
-		}
-		if h := heldUntil(t, st, cm); h != nil {
-			t.Fatalf("admitted message still held until %v", h)
-		}
-		if held, err := st.HeldDialogs(ctx, ch.WorkspaceID); err != nil || len(held) != 0 {
-			t.Fatalf("held dialogs after the release = %v, %v", held, err)
-		}
-		if stats, err = st.DialogStats(ctx, ch.ID, next); err != nil || stats.ThisHour != 1 || stats.Waiting != 0 {
-			t.Fatalf("next hour stats = %+v, %v", stats, err)
-		}
-		if old, err := st.DialogStats(ctx, ch.ID, hour); err != nil || old.ThisHour != 0 {
-			t.Fatalf("the old hour was kept: %+v, %v", old, err)
-		}
-		if h := heldUntil(t, st, cm2); h != nil {
-			t.Fatalf("a message queued behind the held one is marked held itself: %v", h)
-		}
-
-		// No limit: everyone is admitted and still counted.
-		v, err := st.AdmitDialog(ctx, store.DialogAdmission{ChannelID: ch.ID, ContactID: a, HourStart: next, Limit: 0, Retry: next.Add(time.Hour)})
-		if err != nil || !v.Admitted || !v.Counted || v.ThisHour != 2 {
-			t.Fatalf("without a limit: %+v, %v", v, err)
+		d := find(t, st, k)
+		if d.UnreadCount != n || !d.Waiting || !sameTime(d.LastInboundAt, base.Add((n-1)*time.Second)) {
+			t.Fatalf("%+v", d.Dialog)
 		}
 	})
 }
 
-// admitAll asks for one dialog per customer at once through the given
-// stores in turn, and returns how many were counted.
-func admitAll(t *testing.T, stores []*store.Store, ch *store.Channel, contacts []string, limit int, hour time.Time) int {
-	t.Helper()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	counted := 0
-	start := make(chan struct{})
-	for i, c := range contacts {
-		wg.Add(1)
-		go func(st *store.Store, contact string) {
-			defer wg.Done()
-			<-start
-			v, err := st.AdmitDialog(context.Background(), store.DialogAdmission{ChannelID: ch.ID, ContactID: contact,
-				HourStart: hour, Limit: limit, Retry: hour.Add(time.Hour)})
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			if v.Admitted != v.Counted {
-				t.Errorf("new customer admitted=%v counted=%v", v.Admitted, v.Counted)
-			}
-			if v.Counted {
-				mu.Lock()
-				counted++
-				mu.Unlock()
-			}
-		}(stores[i%len(stores)], c)
-	}
-	close(start)
-	wg.Wait()
-	return counted
-}
-
-func contacts(t *testing.T, st *store.Store, ch *store.Channel, n int) []string {
-	var ids []string
-	for i := range n {
-		c, _ := queuedTo(t, st, ch, fmt.Sprintf("7701%07d", i))
-		ids = append(ids, c)
-	}
-	return ids
-}
-
-// Many workers want the hour's last slots at once: exactly the limit is
-// counted.
-func TestAdmitDialogRace(t *testing.T) {
+// A connector records the CRM record and owner it made; first responders
+// race for an unassigned dialog and exactly one wins.
+func TestDialogCRMRecordAndOwner(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		box, _ := secret.NewBox(bytes.Repeat([]byte{1}, 32))
-		st := store.New(db, box)
-		ch := newChannel(t, st)
-		hour := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
-		const limit = 5
-		if n := admitAll(t, []*store.Store{st}, ch, contacts(t, st, ch, 40), limit, hour); n != limit {
-			t.Fatalf("%d dialogs counted, want exactly %d", n, limit)
+		st := testStore(t, db)
+		f := newDialogFixture(t, st, defaultWS(t, st), "1", "m1")
+		k := f.key(t, "79161234567")
+		g := db.Gorm
+		// No message yet (a conversation from before dialogs): created.
+		if err := store.SetDialogCRM(g, k, store.DialogCRM{Entity: "deal", EntityID: "42", OwnerUserID: "7"}); err != nil {
+			t.Fatal(err)
 		}
-		if s, err := st.DialogStats(context.Background(), ch.ID, hour); err != nil || s.ThisHour != limit {
-			t.Fatalf("stats %+v, %v", s, err)
+		d := find(t, st, k)
+		if d.CRMEntity != "deal" || d.CRMEntityID != "42" || d.OwnerUserID != "7" || d.Waiting || d.UnreadCount != 0 {
+			t.Fatalf("created by the connector: %+v", d.Dialog)
+		}
+		if err := store.DialogInbound(g, k, time.Now(), true); err != nil {
+			t.Fatal(err)
+		}
+		// Without an owner the record changes and the owner stays.
+		if err := store.SetDialogCRM(g, k, store.DialogCRM{Entity: "lead", EntityID: "9"}); err != nil {
+			t.Fatal(err)
+		}
+		d = find(t, st, k)
+		if d.CRMEntity != "lead" || d.CRMEntityID != "9" || d.OwnerUserID != "7" || d.UnreadCount != 1 || !d.Waiting {
+			t.Fatalf("after a new record: %+v", d.Dialog)
+		}
+		if err := store.SetDialogCRM(g, k, store.DialogCRM{Entity: "lead"}); err == nil {
+			t.Fatal("a record without an id was accepted")
+		}
+
+		if ok, err := store.SetDialogOwner(g, k, "8", true); err != nil || ok {
+			t.Fatalf("onlyUnassigned took an owned dialog: %v %v", ok, err)
+		}
+		if ok, err := store.SetDialogOwner(g, k, "", false); err != nil || !ok {
+			t.Fatalf("unassign: %v %v", ok, err)
+		}
+		if ok, err := store.SetDialogOwner(g, k, "8", true); err != nil || !ok {
+			t.Fatalf("first responder: %v %v", ok, err)
+		}
+		if ok, err := store.SetDialogOwner(g, k, "9", true); err != nil || ok {
+			t.Fatalf("second responder: %v %v", ok, err)
+		}
+		if d = find(t, st, k); d.OwnerUserID != "8" {
+			t.Fatalf("owner %q", d.OwnerUserID)
 		}
 	})
 }
 
-// Two gateway instances (two pools) on one PostgreSQL race for the last
-// slots of an hour: exactly the limit is counted across both.
-func TestAdmitDialogRaceAcrossInstances(t *testing.T) {
-	url := storetest.URL(t)
-	box, _ := secret.NewBox(bytes.Repeat([]byte{2}, 32))
-	var stores []*store.Store
-	for range 2 {
-		db, err := store.Open(context.Background(), url, "")
+func TestDialogCursor(t *testing.T) {
+	c := store.DialogCursor{At: time.Date(2026, 11, 30, 9, 0, 0, 123456000, time.UTC), ID: store.NewID()}
+	back, err := store.ParseDialogCursor(c.String())
+	if err != nil || !back.At.Equal(c.At) || back.ID != c.ID {
+		t.Fatalf("round trip %v → %q → %v (%v)", c, c.String(), back, err)
+	}
+	for _, bad := range []string{"", "_", "123", "123_", "_" + c.ID, "12a_" + c.ID, "-5_" + c.ID, "+5_" + c.ID,
+		"1_" + c.ID + "x", "1_abc", "99999999999999999999_" + c.ID} {
+		if _, err := store.ParseDialogCursor(bad); !errors.Is(err, store.ErrBadCursor) {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}
+
+// Lists are scoped to the workspace, filtered, newest activity first
+// (ties broken by id), and the pages together hold every dialog once.
+func TestListDialogs(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		st := testStore(t, db)
+		a := newDialogFixture(t, st, defaultWS(t, st), "1", "m1")
+		other, err := st.CreateWorkspace(ctx, "other", "UTC")
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { db.Close() })
-		stores = append(stores, store.New(db, box))
-	}
-	ch := newChannel(t, stores[0])
-	hour := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
-	ids := contacts(t, stores[0], ch, 60)
-	// Part of the hour is taken already, so the race is for the last slots.
-	if n := admitAll(t, stores, ch, ids[:4], 7, hour); n != 4 {
-		t.Fatalf("%d counted before the race, want 4", n)
-	}
-	for range 3 { // the race is short; run it a few times
-		if n := admitAll(t, stores, ch, ids[4:], 7, hour); n != 3 {
-			t.Fatalf("%d dialogs counted in the race for the last 3 slots, want exactly 3", n)
+		b := newDialogFixture(t, st, other.ID, "2", "m2")
+		g := db.Gorm
+		base := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+		var keys []store.DialogKey
+		for i := 0; i < 11; i++ {
+			k := a.key(t, fmt.Sprintf("7916000%04d", i))
+			keys = append(keys, k)
+			// Pairs share a time, so the id decides between them.
+			if err := store.DialogInbound(g, k, base.Add(time.Duration(i/2)*time.Minute), true); err != nil {
+				t.Fatal(err)
+			}
 		}
-		// A new hour with 4 slots taken again, for another race.
-		hour = hour.Add(time.Hour)
-		if n := admitAll(t, stores, ch, ids[:4], 7, hour); n != 4 {
-			t.Fatalf("%d counted before the race, want 4", n)
+		// Three answered, two owned by user 5.
+		for _, i := range []int{1, 4, 7} {
+			if err := store.DialogOutbound(g, keys[i], base.Add(time.Hour+time.Duration(i)*time.Second)); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	if s, err := stores[1].DialogStats(context.Background(), ch.ID, hour); err != nil || s.ThisHour != 4 {
-		t.Fatalf("stats %+v, %v", s, err)
-	}
+		for _, i := range []int{2, 4} {
+			if _, err := store.SetDialogOwner(g, keys[i], "5", false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		kb := b.key(t, "77010000000")
+		if err := store.DialogInbound(g, kb, base.Add(2*time.Hour), true); err != nil {
+			t.Fatal(err)
+		}
+
+		list := func(scope store.Scope, f store.DialogFilter, limit int) []store.DialogView {
+			t.Helper()
+			var all []store.DialogView
+			var after *store.DialogCursor
+			for pages := 0; ; pages++ {
+				if pages > 20 {
+					t.Fatal("paging does not end")
+				}
+				ds, next, err := st.ListDialogs(ctx, scope, f, after, limit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(ds) > limit {
+					t.Fatalf("page of %d, limit %d", len(ds), limit)
+				}
+				all = append(all, ds...)
+				if next == nil {
+					return all
+				}
+				// The cursor goes through its text form, as the API's does.
+				c, err := store.ParseDialogCursor(next.String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				after = &c
+			}
+		}
+		wsA := store.Scope{WorkspaceID: a.ws}
+		all := list(wsA, store.DialogFilter{}, 100)
+		if len(all) != 11 {
+			t.Fatalf("%d dialogs in workspace a, want 11", len(all))
+		}
+		for i := 1; i < len(all); i++ {
+			p, c := all[i-1], all[i]
+			if p.LastMessageAt.Before(c.LastMessageAt) || p.LastMessageAt.Equal(c.LastMessageAt) && p.ID < c.ID {
+				t.Fatalf("out of order at %d: %v %s then %v %s", i, p.LastMessageAt, p.ID, c.LastMessageAt, c.ID)
+			}
+		}
+		if all[0].ContactID != keys[7].ContactID || all[0].Contact == nil {
+			t.Fatalf("the latest answered dialog is not first: %+v", all[0])
+		}
+		for _, limit := range []int{1, 2, 3, 5} {
+			paged := list(wsA, store.DialogFilter{}, limit)
+			if len(paged) != len(all) {
+				t.Fatalf("limit %d: %d dialogs over the pages, want %d", limit, len(paged), len(all))
+			}
+			for i := range paged {
+				if paged[i].ID != all[i].ID {
+					t.Fatalf("limit %d: page order differs at %d", limit, i)
+				}
+			}
+		}
+
+		yes, no, five, nobody := true, false, "5", ""
+		count := func(scope store.Scope, f store.DialogFilter) int { return len(list(scope, f, 4)) }
+		for _, c := range []struct {
+			name  string
+			scope store.Scope
+			f     store.DialogFilter
+			want  int
+		}{
+			{"operator sees both workspaces", store.All, store.DialogFilter{}, 12},
+			{"workspace b", store.Scope{WorkspaceID: b.ws}, store.DialogFilter{}, 1},
+			{"waiting", wsA, store.DialogFilter{Waiting: &yes}, 8},
+			{"answered", wsA, store.DialogFilter{Waiting: &no}, 3},
+			{"owner 5", wsA, store.DialogFilter{Owner: &five}, 2},
+			{"unassigned", wsA, store.DialogFilter{Owner: &nobody}, 9},
+			{"owner 5 waiting", wsA, store.DialogFilter{Owner: &five, Waiting: &yes}, 1},
+			{"integration a", store.All, store.DialogFilter{IntegrationID: a.in.ID}, 11},
+			{"channel b", store.All, store.DialogFilter{ChannelID: b.ch.ID}, 1},
+			{"b's channel from workspace a", wsA, store.DialogFilter{ChannelID: b.ch.ID}, 0},
+			{"b's integration from workspace a", wsA, store.DialogFilter{IntegrationID: b.in.ID}, 0},
+		} {
+			if got := count(c.scope, c.f); got != c.want {
+				t.Errorf("%s: %d dialogs, want %d", c.name, got, c.want)
+			}
+		}
+
+		db2 := find(t, st, kb)
+		if _, err := st.GetDialog(ctx, wsA, db2.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("workspace a read b's dialog: %v", err)
+		}
+		if _, err := st.DialogNoReplyNeeded(ctx, wsA, db2.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("workspace a marked b's dialog: %v", err)
+		}
+		if d := find(t, st, kb); !d.Waiting || d.NoReplyNeededAt != nil {
+			t.Fatalf("b's dialog changed through workspace a: %+v", d.Dialog)
+		}
+		if d, err := st.GetDialog(ctx, store.Scope{WorkspaceID: b.ws}, db2.ID); err != nil || d.ID != db2.ID {
+			t.Fatalf("b reads its own dialog: %v", err)
+		}
+	})
+}
+
+// A channel moved to another workspace leaves its dialogs behind with the
+// integrations they belong to.
+func TestMoveChannelDropsItsDialogs(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		st := testStore(t, db)
+		a := newDialogFixture(t, st, defaultWS(t, st), "1", "m1")
+		k := a.key(t, "79161234567")
+		if err := store.DialogInbound(db.Gorm, k, time.Now(), true); err != nil {
+			t.Fatal(err)
+		}
+		other, err := st.CreateWorkspace(ctx, "other", "UTC")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.MoveChannel(ctx, a.ch.ID, other.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.FindDialog(ctx, k); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("the moved channel's dialog is still there: %v", err)
+		}
+	})
 }

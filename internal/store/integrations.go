@@ -318,14 +318,49 @@ func (s *Store) DeleteBinding(ctx context.Context, integrationID, channelID stri
 	return res.RowsAffected > 0, res.Error
 }
 
-// BindingsForChannel lists the live integrations a channel feeds. A
+// liveStates are the integration states that take a channel's messages. A
 // portal whose handlers miss us is live: customers' messages still reach it.
+var liveStates = []string{IntegrationActive, IntegrationHandlersMismatch}
+
+// BindingsForChannel lists the live integrations a channel feeds.
 func BindingsForChannel(tx *gorm.DB, channelID string) ([]ChannelBinding, error) {
 	var out []ChannelBinding
 	err := tx.Joins("JOIN integrations ON integrations.id = channel_bindings.integration_id").
-		Where("channel_bindings.channel_id = ? AND integrations.state IN ?", channelID, []string{IntegrationActive, IntegrationHandlersMismatch}).
+		Where("channel_bindings.channel_id = ? AND integrations.state IN ?", channelID, liveStates).
 		Order("channel_bindings.id").Find(&out).Error
 	return out, err
+}
+
+// StatedBinding is a binding with its integration's state.
+type StatedBinding struct {
+	ChannelBinding
+	IntegrationState string
+}
+
+// Live says whether the integration takes the channel's messages now (one
+// that needs re-authorisation is bound but not live).
+func (b *StatedBinding) Live() bool {
+	for _, s := range liveStates {
+		if b.IntegrationState == s {
+			return true
+		}
+	}
+	return false
+}
+
+// AllBindingsForChannel lists every binding of a channel, live or not, in
+// one query: the conversation goes on in each while a portal waits for
+// re-authorisation.
+func AllBindingsForChannel(tx *gorm.DB, channelID string) ([]StatedBinding, error) {
+	var out []StatedBinding
+	err := tx.Table("channel_bindings").Select("channel_bindings.*, integrations.state AS integration_state").
+		Joins("JOIN integrations ON integrations.id = channel_bindings.integration_id").
+		Where("channel_bindings.channel_id = ?", channelID).
+		Order("channel_bindings.id").Scan(&out).Error
+	if err != nil {
+		return nil, fmt.Errorf("store: bindings of channel %s: %w", channelID, err)
+	}
+	return out, nil
 }
 
 func (s *Store) ListBindings(ctx context.Context, integrationID string) ([]ChannelBinding, error) {
