@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -313,53 +312,4 @@ func statusIs(ext, status string) func(*testing.T, *apptest.Env, func(string) ma
 	return func(t *testing.T, e *apptest.Env, m func(string) map[string]any) {
 		want(t, m(ext), "status", status)
 	}
-}
-
-// A status that came while the send's own transaction was running is kept
-// as an orphan that transaction cannot see (PostgreSQL), and MarkSent then
-// misses it. The kept-status job applies it once the message is known.
-func TestStatusKeptWhileItsSendCommitsIsApplied(t *testing.T) {
-	apptest.Each(t, apptest.Options{NoStart: true}, func(t *testing.T, e *apptest.Env) {
-		ch := e.CreateWhatsApp()
-		if _, err := e.Sim.SendWhatsAppText(context.Background(), apptest.PhoneNumberID, customer, "Анна", "Готов заказ?"); err != nil {
-			t.Fatal(err)
-		}
-		st, body := e.Do("POST", "/api/v1/channels/"+ch+"/messages", map[string]any{"to": customer, "text": "Ваш заказ готов"})
-		if st != http.StatusAccepted {
-			t.Fatalf("send: %d %v", st, body)
-		}
-		id := body["id"].(string)
-		delivered := fixture(t, "wa-status-delivered.json")
-		var wamid struct {
-			Entry []struct {
-				Changes []struct {
-					Value struct{ Statuses []struct{ ID string } }
-				}
-			}
-		}
-		if err := json.Unmarshal(delivered, &wamid); err != nil {
-			t.Fatal(err)
-		}
-		ext := wamid.Entry[0].Changes[0].Value.Statuses[0].ID
-		if st, _ := e.PostWebhook(delivered); st != 200 {
-			t.Fatal("status")
-		}
-		// The send job recorded the wamid without seeing the kept status,
-		// as it does when both transactions run at once; the send itself
-		// is out of the picture.
-		db := e.App.DB.Gorm
-		if err := db.Exec("UPDATE messages SET external_id = ?, status = 'sent' WHERE id = ?", ext, id).Error; err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Exec("DELETE FROM jobs WHERE kind = 'message.send'").Error; err != nil {
-			t.Fatal(err)
-		}
-		if err := e.App.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		e.Eventually("the kept status applied", func() bool {
-			_, m := e.Do("GET", "/api/v1/messages/"+id, nil)
-			return m["status"] == "delivered" && m["delivered_at"] != nil
-		})
-	})
 }

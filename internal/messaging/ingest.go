@@ -96,11 +96,6 @@ func (s *Service) Ingest(ctx context.Context, b *channel.Batch, raw []byte) (Ing
 					return err
 				}
 				res.Statuses++
-				if r == store.StatusOrphan {
-					if err := enqueueKeptStatus(tx, w.ch, st.ExternalID); err != nil {
-						return err
-					}
-				}
 				if r == store.StatusApplied {
 					seen = append(seen, counted{w.ch.Type, store.Outbound, string(st.Status)})
 					if err := s.statusChanged(tx, w.ch, m); err != nil {

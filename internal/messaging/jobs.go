@@ -28,61 +28,6 @@ func (s *Service) Register(q interface {
 	q.Handle(JobSend, s.handleSend)
 	q.Handle(JobFetchMedia, s.handleFetchMedia)
 	q.Handle(JobProfile, s.handleProfile)
-	q.Handle(JobKeptStatus, s.handleKeptStatus)
-}
-
-type keptStatusJob struct {
-	ChannelID  string `json:"channel_id"`
-	ExternalID string `json:"external_id"`
-}
-
-// keptStatusTries bounds how long a kept status waits for its message: a
-// status of a message sent by other means (the phone app, another
-// provider) never finds one, and that is no failure.
-const keptStatusTries = 12
-
-// enqueueKeptStatus makes sure a status that came before its message is
-// applied even when the send's own transaction missed it.
-func enqueueKeptStatus(tx *gorm.DB, ch *store.Channel, externalID string) error {
-	_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobKeptStatus, WorkspaceID: ch.WorkspaceID,
-		Key: "kept:" + ch.ID + ":" + externalID, RunAt: store.Now().Add(time.Second),
-		Payload: keptStatusJob{ChannelID: ch.ID, ExternalID: externalID}, MaxAttempts: keptStatusTries + 1})
-	if err != nil {
-		return fmt.Errorf("messaging: enqueue kept status: %w", err)
-	}
-	return nil
-}
-
-// errNotKnownYet retries a kept status until its message is known.
-var errNotKnownYet = errors.New("messaging: the status's message is not known yet")
-
-func (s *Service) handleKeptStatus(ctx context.Context, j *queue.Job) error {
-	var p keptStatusJob
-	if err := j.Decode(&p); err != nil {
-		return queue.Permanent(err)
-	}
-	ch, err := s.store.GetChannel(ctx, store.All, p.ChannelID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	err = s.store.Tx(ctx, func(tx *gorm.DB) error {
-		m, applied, err := store.ApplyKeptStatuses(tx, p.ChannelID, p.ExternalID)
-		if err != nil || !applied {
-			return err
-		}
-		return s.statusChanged(tx, ch, m)
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		if j.Attempts >= keptStatusTries {
-			s.log.Debug("kept status never found its message", "channel_id", p.ChannelID)
-			return nil
-		}
-		return errNotKnownYet
-	}
-	return err
 }
 
 // handleProfile names a customer the webhook did not name. A refusal

@@ -24,8 +24,6 @@ const (
 	JobSend       = "message.send"
 	JobFetchMedia = "media.fetch"
 	JobProfile    = "contact.profile"
-	// JobKeptStatus applies a status that came before its message was known.
-	JobKeptStatus = "message.kept_status"
 )
 
 // Config holds the limits the service enforces.

@@ -225,17 +225,9 @@ func MarkSent(tx *gorm.DB, m *Message, externalID string) error {
 			}
 		}
 	}
-	_, err = applyOrphans(tx, m, externalID)
-	return err
-}
-
-// applyOrphans applies, in order, the statuses kept for a message's
-// external id before the message was known, and clears them. It reports
-// whether there were any.
-func applyOrphans(tx *gorm.DB, m *Message, externalID string) (bool, error) {
 	var orphans []OrphanStatus
 	if err := tx.Where("channel_id = ? AND external_id = ?", m.ChannelID, externalID).Order("id").Find(&orphans).Error; err != nil {
-		return false, fmt.Errorf("store: orphan statuses: %w", err)
+		return fmt.Errorf("store: orphan statuses: %w", err)
 	}
 	for _, o := range orphans {
 		u := channel.StatusUpdate{ExternalID: externalID, Status: channel.Status(o.Status), Timestamp: o.OccurredAt}
@@ -243,32 +235,15 @@ func applyOrphans(tx *gorm.DB, m *Message, externalID string) (bool, error) {
 			u.Error = &channel.ProviderError{Code: o.ErrorCode, Title: o.ErrorTitle, Details: o.ErrorDetail}
 		}
 		if _, err := advance(tx, m, u); err != nil {
-			return false, err
+			return err
 		}
 	}
 	if len(orphans) > 0 {
 		if err := tx.Where("channel_id = ? AND external_id = ?", m.ChannelID, externalID).Delete(&OrphanStatus{}).Error; err != nil {
-			return false, fmt.Errorf("store: clear orphan statuses: %w", err)
+			return fmt.Errorf("store: clear orphan statuses: %w", err)
 		}
 	}
-	return len(orphans) > 0, nil
-}
-
-// ApplyKeptStatuses applies the statuses kept for externalID once its
-// message is known. MarkSent does so too, but a status stored while the
-// send's own transaction runs is invisible to it on PostgreSQL, and each
-// transaction then misses the other. It returns the message and whether
-// any status was applied, or ErrNotFound while no message has the id.
-func ApplyKeptStatuses(tx *gorm.DB, channelID, externalID string) (*Message, bool, error) {
-	m, err := FindByExternalID(tx, channelID, externalID)
-	if err != nil {
-		return nil, false, err
-	}
-	applied, err := applyOrphans(tx, m, externalID)
-	if err != nil {
-		return nil, false, err
-	}
-	return m, applied, nil
+	return nil
 }
 
 func messageIDs(ms []Message) []string {
