@@ -116,6 +116,9 @@ const (
 // about. A status for a wamid we do not know yet is kept as an orphan:
 // Meta may send it before our send call returns.
 func ApplyStatus(tx *gorm.DB, channelID string, u channel.StatusUpdate) (StatusResult, *Message, error) {
+	if err := lockExternalID(tx, channelID, u.ExternalID); err != nil {
+		return 0, nil, err
+	}
 	m, err := FindByExternalID(tx, channelID, u.ExternalID)
 	if errors.Is(err, ErrNotFound) {
 		o := OrphanStatus{ChannelID: channelID, ExternalID: u.ExternalID, Status: string(u.Status), OccurredAt: u.Timestamp, CreatedAt: Now()}
@@ -184,9 +187,29 @@ func advance(tx *gorm.DB, m *Message, u channel.StatusUpdate) (StatusResult, err
 	return StatusApplied, nil
 }
 
+// lockExternalID makes the transactions that record a message's external
+// id and those that apply a status to it take turns. Otherwise, on
+// PostgreSQL, a status stored while MarkSent runs finds no message (its id
+// is not committed yet) and is kept for later, while MarkSent has already
+// read the kept statuses: each misses the other and the status is lost.
+// Taken first, the lock makes the later one see what the earlier one
+// committed. SQLite runs one writer at a time already.
+func lockExternalID(tx *gorm.DB, channelID, externalID string) error {
+	if tx.Dialector.Name() != "postgres" {
+		return nil
+	}
+	if err := tx.Exec("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", channelID+":"+externalID).Error; err != nil {
+		return fmt.Errorf("store: lock %s: %w", externalID, err)
+	}
+	return nil
+}
+
 // MarkSent stores the external id of a message the messenger accepted and
 // applies any statuses that arrived before it.
 func MarkSent(tx *gorm.DB, m *Message, externalID string) error {
+	if err := lockExternalID(tx, m.ChannelID, externalID); err != nil {
+		return err
+	}
 	now := Now()
 	// Instagram echoes our own send; if the echo was stored before this
 	// call returned, it is a copy of m: fold it into m, with whatever the

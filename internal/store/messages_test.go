@@ -66,3 +66,67 @@ func TestMarkSentKeepsWhatHappenedToTheEcho(t *testing.T) {
 		}
 	})
 }
+
+// A status webhook stored while the send's transaction records the wamid
+// must not be lost: on PostgreSQL each transaction used to miss the
+// other's rows (the status kept as an orphan after MarkSent had read the
+// orphans). Here MarkSent's transaction stays open a moment after it read
+// them, and the status arrives in that moment.
+func TestStatusDuringMarkSentIsNotLost(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		box, _ := secret.NewBox(bytes.Repeat([]byte{1}, 32))
+		st := store.New(db, box)
+		ch := newChannel(t, st)
+		ctx := context.Background()
+		var contact *store.Contact
+		if err := st.Tx(ctx, func(tx *gorm.DB) error {
+			var err error
+			contact, err = store.UpsertContact(tx, ch, channel.Customer{ExternalID: "79161234567"}, nil)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 8 {
+			now := store.Now()
+			m := store.Message{ID: store.NewID(), WorkspaceID: ch.WorkspaceID, ChannelID: ch.ID, ContactID: contact.ID, Direction: store.Outbound,
+				Type: "text", Text: "x", Status: string(channel.StatusQueued), CreatedAt: now, UpdatedAt: now}
+			if err := db.Gorm.Create(&m).Error; err != nil {
+				t.Fatal(err)
+			}
+			wamid := "wamid.race" + string(rune('a'+i))
+			marked := make(chan struct{})
+			done := make(chan error, 2)
+			go func() {
+				done <- st.Tx(ctx, func(tx *gorm.DB) error {
+					if err := store.MarkSent(tx, &m, wamid); err != nil {
+						return err
+					}
+					close(marked)
+					time.Sleep(30 * time.Millisecond) // the status arrives now
+					return nil
+				})
+			}()
+			go func() {
+				if db.Dialect == "postgres" {
+					<-marked
+				}
+				done <- st.Tx(ctx, func(tx *gorm.DB) error {
+					_, _, err := store.ApplyStatus(tx, ch.ID, channel.StatusUpdate{ExternalID: wamid, Status: channel.StatusDelivered, Timestamp: store.Now()})
+					return err
+				})
+			}()
+			for range 2 {
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := st.GetMessage(ctx, store.All, m.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Status != string(channel.StatusDelivered) || got.DeliveredAt == nil {
+				t.Fatalf("round %d: status %s after a delivery that came while the send committed", i, got.Status)
+			}
+		}
+	})
+}
