@@ -16,6 +16,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/messaging"
 	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/routing"
@@ -348,7 +349,7 @@ func (s *Service) operatorMessage(ctx context.Context, in *store.Integration, b 
 			return store.PutLink(tx, in.ID, routing.LinkOutbound, msg.ID, remote)
 		}
 		_, err := s.msg.Send(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, ch.ID, req)
-		var me *messaging.Error
+		var me *fault.Error
 		if errors.As(err, &me) {
 			reason := me.Message
 			if me.Code == "window_closed" && ch.Type == string(channel.WhatsApp) {

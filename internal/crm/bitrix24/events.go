@@ -13,6 +13,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/store"
 )
@@ -36,7 +37,7 @@ func (s *Service) ServeEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if name == "" {
-		writeError(w, &HTTPError{http.StatusBadRequest, "event_missing", "the body names no event"})
+		writeError(w, fault.New(fault.Malformed, "event_missing", "the body names no event"))
 		return
 	}
 	data := DecodeForm(form)
@@ -45,7 +46,7 @@ func (s *Service) ServeEvents(w http.ResponseWriter, r *http.Request) {
 	appToken, _ := auth["application_token"].(string)
 	in, err := s.store.IntegrationByExternal(r.Context(), Type, strings.ToLower(memberID))
 	if errors.Is(err, store.ErrNotFound) || memberID == "" {
-		writeError(w, &HTTPError{http.StatusUnauthorized, "unknown_portal", "no installed portal has this member_id"})
+		writeError(w, fault.New(fault.Unauthorized, "unknown_portal", "no installed portal has this member_id"))
 		return
 	}
 	if err != nil {
@@ -58,7 +59,7 @@ func (s *Service) ServeEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !sameToken(appToken, sec.ApplicationToken) {
-		writeError(w, &HTTPError{http.StatusUnauthorized, "application_token_invalid", "auth[application_token] does not match this portal"})
+		writeError(w, fault.New(fault.Unauthorized, "application_token_invalid", "auth[application_token] does not match this portal"))
 		return
 	}
 	if in.State == store.IntegrationUninstalled {
@@ -90,7 +91,7 @@ func (s *Service) ServeEvents(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		s.log.Error("bitrix24 event not stored", "integration_id", in.ID, "event", name, "err", err)
-		writeError(w, &HTTPError{http.StatusServiceUnavailable, "store_failed", "could not store the event"})
+		writeError(w, fault.New(fault.Unavailable, "store_failed", "could not store the event"))
 		return
 	}
 	s.msg.Notify()

@@ -17,7 +17,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/internal/web/httperr"
 	"github.com/switchboard/switchboard/web"
 )
 
@@ -98,7 +100,7 @@ func (s *Service) openSession(v string) (*session, error) {
 	return &ss, nil
 }
 
-var errNotAuthenticated = &HTTPError{http.StatusUnauthorized, "not_authenticated", "open this page from Bitrix24"}
+var errNotAuthenticated = fault.New(fault.Unauthorized, "not_authenticated", "open this page from Bitrix24")
 
 // verifyFrame proves an iframe POST: the portal must be ours, and the
 // AUTH_ID must be a live token of that portal, which we check by asking
@@ -111,7 +113,7 @@ func (s *Service) verifyFrame(r *http.Request, form url.Values) (*store.Integrat
 	}
 	in, err := s.store.IntegrationByExternal(r.Context(), Type, memberID)
 	if err != nil || in.State == store.IntegrationUninstalled {
-		return nil, nil, &HTTPError{http.StatusUnauthorized, "unknown_portal", "Switchboard is not installed on this portal"}
+		return nil, nil, fault.New(fault.Unauthorized, "unknown_portal", "Switchboard is not installed on this portal")
 	}
 	var user struct {
 		ID json.RawMessage `json:"ID"`
@@ -202,10 +204,10 @@ func (s *Service) sessionFrom(r *http.Request) (*store.Integration, *session, er
 	}
 	ss, err := s.openSession(v)
 	if errors.Is(err, errSessionExpired) {
-		return nil, ss, &HTTPError{http.StatusUnauthorized, "session_expired", "the page session has expired; reopen the app from Bitrix24"}
+		return nil, ss, fault.New(fault.Unauthorized, "session_expired", "the page session has expired; reopen the app from Bitrix24")
 	}
 	if err != nil {
-		return nil, nil, &HTTPError{http.StatusUnauthorized, "session_invalid", "the page session is invalid; reopen the app from Bitrix24"}
+		return nil, nil, fault.New(fault.Unauthorized, "session_invalid", "the page session is invalid; reopen the app from Bitrix24")
 	}
 	in, err := s.store.GetIntegration(r.Context(), store.All, ss.IntegrationID)
 	if err != nil || in.State == store.IntegrationUninstalled {
@@ -339,9 +341,8 @@ func errText(lang, code string) string {
 
 // codeOf is the code a page words an error by.
 func codeOf(err error) string {
-	var he *HTTPError
-	if errors.As(err, &he) {
-		return he.Code
+	if fe := fault.As(err); fe != nil {
+		return fe.Code
 	}
 	return "internal"
 }
@@ -380,19 +381,16 @@ func pageLang(r *http.Request, ss *session) string {
 }
 
 func writePageError(w http.ResponseWriter, r *http.Request, ss *session, err error) {
-	var he *HTTPError
-	if !errors.As(err, &he) {
-		he = &HTTPError{http.StatusInternalServerError, "internal", "internal error"}
-	}
 	if strings.Contains(r.Header.Get("Accept"), "application/json") {
-		writeError(w, he)
+		writeError(w, err)
 		return
 	}
+	fe, status, _ := httperr.Of(err)
 	lang := pageLang(r, ss)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(he.Status)
-	if err := messagePage.Execute(w, pageData{Lang: lang, Text: errText(lang, he.Code)}); err != nil {
+	w.WriteHeader(status)
+	if err := messagePage.Execute(w, pageData{Lang: lang, Text: errText(lang, fe.Code)}); err != nil {
 		return // the status is out; nothing more can be said
 	}
 }
@@ -508,7 +506,7 @@ func (s *Service) ServeAppBind(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ss.Admin {
-		writePageError(w, r, ss, &HTTPError{http.StatusForbidden, "admin_only", "only a portal administrator can change where messages go"})
+		writePageError(w, r, ss, fault.New(fault.Forbidden, "admin_only", "only a portal administrator can change where messages go"))
 		return
 	}
 	f := r.PostForm
@@ -549,12 +547,8 @@ func (s *Service) ServeAppBind(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/bitrix24/app?"+q.Encode(), http.StatusSeeOther)
 		return
 	}
-	var he *HTTPError
-	status := http.StatusUnprocessableEntity
-	if errors.As(err, &he) {
-		status = he.Status
-	} else {
-		status = http.StatusInternalServerError
+	_, status, ok := httperr.Of(err)
+	if !ok {
 		s.log.Error("bitrix24 app page bind", "integration_id", in.ID, "err", err)
 	}
 	// Shown again as sent, so the admin keeps the chosen mode and fields.

@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/messaging"
 	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/store"
@@ -63,18 +64,25 @@ func (s *Service) ServeRobot(w http.ResponseWriter, r *http.Request) {
 	data := DecodeForm(form)
 	memberID, appToken := str(data, "auth", "member_id"), str(data, "auth", "application_token")
 	in, err := s.store.IntegrationByExternal(r.Context(), Type, strings.ToLower(memberID))
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		// Answered like an unknown portal, as before; the cause is ours.
+		s.log.Error("bitrix24 robot: portal lookup", "err", err)
+	}
 	if err != nil || memberID == "" {
-		writeError(w, &HTTPError{http.StatusUnauthorized, "unknown_portal", "no installed portal has this member_id"})
+		writeError(w, fault.New(fault.Unauthorized, "unknown_portal", "no installed portal has this member_id"))
 		return
 	}
 	sec, err := s.store.Secrets(in)
+	if err != nil {
+		s.log.Error("bitrix24 robot: portal secrets", "integration_id", in.ID, "err", err)
+	}
 	if err != nil || !sameToken(appToken, sec.ApplicationToken) {
-		writeError(w, &HTTPError{http.StatusUnauthorized, "application_token_invalid", "auth[application_token] does not match this portal"})
+		writeError(w, fault.New(fault.Unauthorized, "application_token_invalid", "auth[application_token] does not match this portal"))
 		return
 	}
 	token := str(data, "event_token")
 	if token == "" || str(data, "code") != RobotCode {
-		writeError(w, &HTTPError{http.StatusBadRequest, "robot_invalid", "event_token and our robot code are required"})
+		writeError(w, fault.New(fault.Malformed, "robot_invalid", "event_token and our robot code are required"))
 		return
 	}
 	delete(data, "auth")
@@ -90,7 +98,7 @@ func (s *Service) ServeRobot(w http.ResponseWriter, r *http.Request) {
 		return err
 	})
 	if err != nil {
-		writeError(w, &HTTPError{http.StatusServiceUnavailable, "store_failed", "could not store the robot run"})
+		writeError(w, fault.New(fault.Unavailable, "store_failed", "could not store the robot run"))
 		return
 	}
 	s.msg.Notify()
@@ -128,7 +136,7 @@ func (s *Service) runRobot(ctx context.Context, in *store.Integration, data map[
 		req.Text = ""
 	}
 	m, err := s.msg.Send(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, ch.ID, req)
-	var me *messaging.Error
+	var me *fault.Error
 	if errors.As(err, &me) {
 		msg := me.Message
 		if me.Code == "window_closed" && ch.Type == string(channel.WhatsApp) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/messaging"
 	phonenum "github.com/switchboard/switchboard/internal/phone"
 	"github.com/switchboard/switchboard/internal/store"
@@ -58,7 +59,7 @@ func (s *Service) ServeTab(w http.ResponseWriter, r *http.Request) {
 		}
 		ss.Entity = entity + ":" + strings.Trim(string(opts.ID), `"`)
 		if !ok || !entityRef.MatchString(ss.Entity) {
-			err = &HTTPError{http.StatusBadRequest, "placement_invalid", "this page is a CRM card tab; PLACEMENT or PLACEMENT_OPTIONS.ID is missing"}
+			err = fault.New(fault.Malformed, "placement_invalid", "this page is a CRM card tab; PLACEMENT or PLACEMENT_OPTIONS.ID is missing")
 		}
 	}
 	if err != nil {
@@ -290,7 +291,7 @@ func (s *Service) ServeTabSend(w http.ResponseWriter, r *http.Request) {
 		q.Set("error", "recipient_foreign")
 	} else {
 		_, err = s.msg.Send(r.Context(), store.Scope{WorkspaceID: in.WorkspaceID}, chID, req)
-		var me *messaging.Error
+		var me *fault.Error
 		switch {
 		case err == nil:
 			q.Set("sent", "1")
