@@ -153,8 +153,8 @@ func (s *Service) Send(ctx context.Context, scope store.Scope, channelID string,
 		}
 		m.ContactID = contact.ID
 		if mediaRow != nil {
-			if err := tx.Create(mediaRow).Error; err != nil {
-				return fmt.Errorf("messaging: store media: %w", err)
+			if err := store.InsertMedia(tx, mediaRow); err != nil {
+				return fmt.Errorf("messaging: %w", err)
 			}
 			m.MediaID = &mediaRow.ID
 		}

@@ -103,9 +103,9 @@ func (s *Service) Unbind(ctx context.Context, scope store.Scope, integrationID, 
 	if err != nil {
 		return err
 	}
-	var b store.ChannelBinding
-	if err := s.store.DB.Gorm.WithContext(ctx).Where("integration_id = ? AND channel_id = ?", in.ID, channelID).First(&b).Error; err != nil {
-		return store.ErrNotFound
+	b, err := s.store.BindingOf(ctx, in.ID, channelID)
+	if err != nil {
+		return err
 	}
 	if _, err := s.store.DeleteBinding(ctx, in.ID, channelID); err != nil {
 		return err

@@ -306,14 +306,20 @@ func (s *Service) operatorMessages(ctx context.Context, in *store.Integration, d
 func (s *Service) operatorMessage(ctx context.Context, in *store.Integration, b *store.ChannelBinding, typ channel.Type, m map[string]any) error {
 	imChat, imMsg := str(m, "im", "chat_id"), str(m, "im", "message_id")
 	remote := imChat + ":" + imMsg
-	if _, err := store.LinkByRemote(s.store.DB.Gorm.WithContext(ctx), in.ID, routing.LinkOutbound, remote); err == nil {
+	switch _, err := s.store.LocalOf(ctx, in.ID, routing.LinkOutbound, remote); {
+	case err == nil:
 		return nil // sent by an earlier attempt of this job
+	case !errors.Is(err, store.ErrNotFound):
+		return err
 	}
 	contactID := str(m, "chat", "id")
-	var contact store.Contact
-	if err := s.store.DB.Gorm.WithContext(ctx).Where("id = ?", contactID).First(&contact).Error; err != nil {
+	contact, err := s.store.ContactByID(ctx, contactID)
+	if errors.Is(err, store.ErrNotFound) {
 		s.log.Warn("bitrix24 reply to an unknown chat", "integration_id", in.ID, "chat", contactID)
 		return nil
+	}
+	if err != nil {
+		return err
 	}
 	ch, err := s.store.GetChannel(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, contact.ChannelID)
 	if err != nil || ch.Type != string(typ) {
@@ -324,7 +330,7 @@ func (s *Service) operatorMessage(ctx context.Context, in *store.Integration, b 
 	if str(m, "message", "user_id") == "0" && text == "" {
 		return nil // an automatic system message with nothing to say
 	}
-	reqs, failed, err := s.operatorRequests(ctx, in, contact, text, list(mapOrNil(m["message"])["files"]))
+	reqs, failed, err := s.operatorRequests(ctx, in, *contact, text, list(mapOrNil(m["message"])["files"]))
 	if err != nil {
 		return err
 	}
@@ -467,9 +473,12 @@ func (s *Service) editUnsupported(ctx context.Context, in *store.Integration, d 
 // Status implements routing.Connector: delivery and read receipts go to
 // the chat; a failure is written into it.
 func (s *Service) Status(ctx context.Context, d *routing.Delivery, m *store.MessageView) error {
-	remote, err := store.LinkByLocal(s.store.DB.Gorm.WithContext(ctx), d.Integration.ID, routing.LinkOutbound, m.ID)
+	remote, err := s.store.RemoteOf(ctx, d.Integration.ID, routing.LinkOutbound, m.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // not sent from the portal: nothing to report there
+	}
 	if err != nil {
-		return nil
+		return err
 	}
 	imChat, imMsg, _ := strings.Cut(remote, ":")
 	ext := externalID(m)

@@ -328,19 +328,9 @@ func (s *Service) ServeOAuthCallback(w http.ResponseWriter, r *http.Request) {
 // the OnUninstall setting.
 func (s *Service) uninstall(ctx context.Context, in *store.Integration, clean bool) error {
 	del := s.cfg.OnUninstall == DeleteAlways || (s.cfg.OnUninstall == DeleteOnClean && clean)
-	return s.store.Tx(ctx, func(tx *gorm.DB) error {
-		// The channels stop feeding the portal either way.
-		if err := tx.Where("integration_id = ?", in.ID).Delete(&store.ChannelBinding{}).Error; err != nil {
-			return err
-		}
-		if del {
-			return tx.Where("id = ?", in.ID).Delete(&store.Integration{}).Error
-		}
-		// The API is revoked already; forget the tokens, keep the rest.
-		return tx.Model(&store.Integration{}).Where("id = ?", in.ID).Updates(map[string]any{
-			"state": store.IntegrationUninstalled, "state_reason": "the application was uninstalled from the portal",
-			"access_token": "", "refresh_token": "", "updated_at": store.Now()}).Error
-	})
+	// The channels stop feeding the portal either way; a kept portal
+	// forgets its tokens (the API is revoked already) and keeps the rest.
+	return s.store.UninstallIntegration(ctx, in.ID, del, "the application was uninstalled from the portal")
 }
 
 func sameToken(a, b string) bool {

@@ -196,7 +196,6 @@ func (s *Service) entityPhones(ctx context.Context, in *store.Integration, entit
 // tabContacts finds our customers behind a CRM record: by phone, and by
 // the record links CRM mode made.
 func (s *Service) tabContacts(ctx context.Context, in *store.Integration, entity string, phones []string) []store.Contact {
-	db := s.store.DB.Gorm.WithContext(ctx)
 	// A failed lookup shows fewer customers (and allows fewer recipients);
 	// it is logged rather than failing the page.
 	logErr := func(err error) {
@@ -210,16 +209,20 @@ func (s *Service) tabContacts(ctx context.Context, in *store.Integration, entity
 		for i, p := range phones {
 			digits[i] = phonenum.Digits(p)
 		}
-		logErr(db.Where("workspace_id = ? AND external_id IN ?", in.WorkspaceID, digits).Find(&out).Error)
+		found, err := s.store.ContactsByExternalIDs(ctx, in.WorkspaceID, digits)
+		logErr(err)
+		out = found
 	}
 	kind, id, _ := strings.Cut(entity, ":")
 	var linked []string
 	switch kind {
 	case "contact":
-		logErr(db.Model(&store.CRMLink{}).Where("integration_id = ? AND kind = ? AND remote_id = ?", in.ID, linkCRMContact, id).Pluck("local_id", &linked).Error)
+		ids, err := s.store.LocalIDsByRemote(ctx, in.ID, linkCRMContact, id)
+		logErr(err)
+		linked = ids
 	case "lead", "deal":
-		var locals []string
-		logErr(db.Model(&store.CRMLink{}).Where("integration_id = ? AND kind = ? AND remote_id = ?", in.ID, "crm_"+kind, id).Pluck("local_id", &locals).Error)
+		locals, err := s.store.LocalIDsByRemote(ctx, in.ID, "crm_"+kind, id)
+		logErr(err)
 		for _, l := range locals {
 			if _, c, ok := strings.Cut(l, ":"); ok {
 				linked = append(linked, c)
@@ -227,8 +230,8 @@ func (s *Service) tabContacts(ctx context.Context, in *store.Integration, entity
 		}
 	}
 	if len(linked) > 0 {
-		var more []store.Contact
-		logErr(db.Where("workspace_id = ? AND id IN ?", in.WorkspaceID, linked).Find(&more).Error)
+		more, err := s.store.ContactsByIDs(ctx, in.WorkspaceID, linked)
+		logErr(err)
 		have := map[string]bool{}
 		for _, c := range out {
 			have[c.ID] = true
