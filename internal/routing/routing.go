@@ -152,15 +152,21 @@ func (r *Router) StatusChanged(tx *gorm.DB, ch *store.Channel, m *store.Message)
 // parkDelay is how long work waits while an integration is inactive.
 const parkDelay = 10 * time.Minute
 
+// Live says whether an integration can be worked with: active, or with
+// handlers that miss us — such a CRM still takes customers' messages;
+// only its operators' replies cannot arrive. It is the one rule for every
+// CRM and for routing's own jobs.
+func Live(in *store.Integration) bool {
+	return in.State == store.IntegrationActive || in.State == store.IntegrationHandlersMismatch
+}
+
 // workable says whether an integration's work may run now: an uninstalled
 // one drops it (nil), one needing re-authorisation parks it.
 func workable(in *store.Integration) (bool, error) {
-	switch in.State {
-	case store.IntegrationActive, store.IntegrationHandlersMismatch:
-		// A portal whose handlers miss us still takes customers' messages;
-		// only operators' replies cannot arrive.
+	switch {
+	case Live(in):
 		return true, nil
-	case store.IntegrationUninstalled:
+	case in.State == store.IntegrationUninstalled:
 		return false, nil
 	}
 	return false, queue.RetryAfter(parkDelay, ErrParked)

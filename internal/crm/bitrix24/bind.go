@@ -12,6 +12,7 @@ import (
 	"github.com/switchboard/switchboard/internal/channel"
 	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/queue"
+	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -110,7 +111,7 @@ func (s *Service) Unbind(ctx context.Context, scope store.Scope, integrationID, 
 	if _, err := s.store.DeleteBinding(ctx, in.ID, channelID); err != nil {
 		return err
 	}
-	if b.Mode != ModeOpenLines || !workable(in) {
+	if b.Mode != ModeOpenLines || !routing.Live(in) {
 		return nil
 	}
 	err = s.store.Tx(ctx, func(tx *gorm.DB) error {
@@ -158,7 +159,7 @@ func (s *Service) handleActivate(ctx context.Context, j *queue.Job) error {
 	if err != nil || in.State == store.IntegrationUninstalled {
 		return nil
 	}
-	if !workable(in) {
+	if !routing.Live(in) {
 		return s.classify(ErrNeedsReauth)
 	}
 	ch, err := s.store.GetChannel(ctx, store.All, p.ChannelID)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/internal/fault"
+	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/internal/web/httperr"
 	"github.com/switchboard/switchboard/web"
@@ -481,7 +482,7 @@ func (s *Service) renderApp(w http.ResponseWriter, r *http.Request, status int, 
 		}
 		p.Channels = append(p.Channels, c)
 	}
-	if ss.Admin && workable(in) {
+	if ss.Admin && routing.Live(in) {
 		if pc == nil {
 			loaded := s.loadChoices(ctx, in)
 			pc = &loaded
@@ -533,7 +534,7 @@ func (s *Service) ServeAppBind(w http.ResponseWriter, r *http.Request) {
 			}
 			sent.Entity, sent.CategoryID, sent.StageID = req.Entity, req.CategoryID, req.StageID
 		}
-		if workable(in) && (sent.Mode == ModeOpenLines || sent.Mode == ModeCRM) {
+		if routing.Live(in) && (sent.Mode == ModeOpenLines || sent.Mode == ModeCRM) {
 			loaded := s.loadChoices(r.Context(), in)
 			pc = &loaded
 			err = pc.checkChoice(req)

@@ -156,7 +156,7 @@ func (s *Service) handleSetup(ctx context.Context, j *queue.Job) error {
 	if err != nil {
 		return queue.Permanent(err)
 	}
-	if !workable(in) {
+	if !routing.Live(in) {
 		return nil
 	}
 	bound, err := s.readBindings(ctx, in.ID)
@@ -227,12 +227,6 @@ func (s *Service) handleSetup(ctx context.Context, j *queue.Job) error {
 	}
 	s.log.Info("bitrix24 portal set up", "integration_id", in.ID, "domain", in.Domain)
 	return s.verifyHandlers(ctx, in)
-}
-
-// workable says whether an integration's work may run: active, or with
-// handlers that do not reach us (see verifyHandlers).
-func workable(in *store.Integration) bool {
-	return in.State == store.IntegrationActive || in.State == store.IntegrationHandlersMismatch
 }
 
 var connectorNames = map[channel.Type]string{channel.WhatsApp: "WhatsApp (Switchboard)", channel.Instagram: "Instagram (Switchboard)"}
