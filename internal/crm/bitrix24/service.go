@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/crm"
 	"github.com/switchboard/switchboard/internal/media"
 	"github.com/switchboard/switchboard/internal/messaging"
 	"github.com/switchboard/switchboard/internal/queue"
@@ -82,6 +83,8 @@ type Service struct {
 	signer *media.Signer
 	http   *http.Client
 	log    *slog.Logger
+	// sessions sign the pages' sessions, with cfg.SessionKey.
+	sessions *crm.Sessions
 }
 
 // New builds the integration. hc must be the guarded client (netguard)
@@ -93,7 +96,8 @@ func New(cfg Config, st *store.Store, msg *messaging.Service, router *routing.Ro
 	if cfg.OnUninstall == "" {
 		cfg.OnUninstall = DeleteOnClean
 	}
-	s := &Service{cfg: cfg, store: st, msg: msg, router: router, signer: signer, http: hc, log: log}
+	s := &Service{cfg: cfg, store: st, msg: msg, router: router, signer: signer, http: hc, log: log,
+		sessions: crm.NewSessions(cfg.SessionKey)}
 	s.oauth = OAuthConfig{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, AuthServerURL: cfg.OAuthURL,
 		RedirectURL: strings.TrimRight(cfg.PublicURL, "/") + "/bitrix24/oauth/callback", AllowInsecure: cfg.AllowPrivate}
 	s.client = NewClient(ClientOptions{OAuth: s.oauth, HTTP: hc, Tokens: storeTokens{st}, Logger: log, AllowInsecure: cfg.AllowPrivate,

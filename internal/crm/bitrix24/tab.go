@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/crm"
 	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/messaging"
 	phonenum "github.com/switchboard/switchboard/internal/phone"
@@ -78,10 +79,10 @@ func (s *Service) ServeTab(w http.ResponseWriter, r *http.Request) {
 	s.renderTab(w, r, in, ss, notice, isErr)
 }
 
-func (s *Service) renderTab(w http.ResponseWriter, r *http.Request, in *store.Integration, ss *session, notice string, isErr bool) {
+func (s *Service) renderTab(w http.ResponseWriter, r *http.Request, in *store.Integration, ss *crm.Session, notice string, isErr bool) {
 	ctx := r.Context()
 	t := textsFor(ss.Lang)
-	p := tabPage{Lang: ss.Lang, Sess: s.signSession(*ss), Notice: notice, NoticeErr: isErr, T: t}
+	p := tabPage{Lang: ss.Lang, Sess: s.sessions.Sign(*ss), Notice: notice, NoticeErr: isErr, T: t}
 	phones, err := s.entityPhones(ctx, in, ss.Entity)
 	if err != nil {
 		s.log.Warn("bitrix24 tab: record phones", "integration_id", in.ID, "entity", ss.Entity, "err", err)
@@ -289,7 +290,7 @@ func (s *Service) ServeTabSend(w http.ResponseWriter, r *http.Request) {
 			req.To = ct.ExternalID
 		}
 	}
-	q := url.Values{"sess": {s.signSession(*ss)}}
+	q := url.Values{"sess": {s.sessions.Sign(*ss)}}
 	if !allowed {
 		q.Set("error", "recipient_foreign")
 	} else {
