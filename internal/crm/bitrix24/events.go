@@ -11,12 +11,23 @@ import (
 	"sort"
 	"strings"
 
-	"gorm.io/gorm"
-
+	"github.com/switchboard/switchboard/internal/crm"
 	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/store"
 )
+
+// callerRefusal words crm's refusal of a caller in Bitrix24's terms; our
+// own failures pass as they are.
+func callerRefusal(err error) error {
+	switch {
+	case errors.Is(err, crm.ErrUnknownCaller):
+		return fault.New(fault.Unauthorized, "unknown_portal", "no installed portal has this member_id")
+	case errors.Is(err, crm.ErrBadCallerToken):
+		return fault.New(fault.Unauthorized, "application_token_invalid", "auth[application_token] does not match this portal")
+	}
+	return err
+}
 
 type eventJob struct {
 	EventID string `json:"event_id"`
@@ -44,22 +55,9 @@ func (s *Service) ServeEvents(w http.ResponseWriter, r *http.Request) {
 	auth, _ := data["auth"].(map[string]any)
 	memberID, _ := auth["member_id"].(string)
 	appToken, _ := auth["application_token"].(string)
-	in, err := s.store.IntegrationByExternal(r.Context(), Type, strings.ToLower(memberID))
-	if errors.Is(err, store.ErrNotFound) || memberID == "" {
-		writeError(w, fault.New(fault.Unauthorized, "unknown_portal", "no installed portal has this member_id"))
-		return
-	}
+	in, err := s.inbox.Caller(r.Context(), Type, strings.ToLower(memberID), appToken)
 	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	sec, err := s.store.Secrets(in)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if !sameToken(appToken, sec.ApplicationToken) {
-		writeError(w, fault.New(fault.Unauthorized, "application_token_invalid", "auth[application_token] does not match this portal"))
+		s.fail(w, r, callerRefusal(err))
 		return
 	}
 	if in.State == store.IntegrationUninstalled {
@@ -80,21 +78,15 @@ func (s *Service) ServeEvents(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	err = s.store.Tx(r.Context(), func(tx *gorm.DB) error {
-		inserted, err := store.InsertCRMEvent(tx, ev)
-		if err != nil || !inserted {
-			return err
-		}
-		_, err = queue.Enqueue(tx, queue.NewJob{Kind: JobEvent, WorkspaceID: in.WorkspaceID,
-			Key: eventKey(in.ID, data), Payload: eventJob{EventID: ev.ID}, MaxAttempts: 30})
-		return err
+	err = s.inbox.Keep(r.Context(), ev, func(ev *store.CRMEvent) queue.NewJob {
+		return queue.NewJob{Kind: JobEvent, WorkspaceID: in.WorkspaceID,
+			Key: eventKey(in.ID, data), Payload: eventJob{EventID: ev.ID}, MaxAttempts: 30}
 	})
 	if err != nil {
 		s.log.Error("bitrix24 event not stored", "integration_id", in.ID, "event", name, "err", err)
 		writeError(w, fault.New(fault.Unavailable, "store_failed", "could not store the event"))
 		return
 	}
-	s.msg.Notify()
 	w.Header().Set("Content-Type", "application/json")
 	w.Write([]byte(`{"status":"ok"}`))
 }

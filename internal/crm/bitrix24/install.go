@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"html/template"
@@ -331,10 +330,6 @@ func (s *Service) uninstall(ctx context.Context, in *store.Integration, clean bo
 	// The channels stop feeding the portal either way; a kept portal
 	// forgets its tokens (the API is revoked already) and keeps the rest.
 	return s.store.UninstallIntegration(ctx, in.ID, del, "the application was uninstalled from the portal")
-}
-
-func sameToken(a, b string) bool {
-	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
 
 // oauthCodePattern is what an OAuth error code looks like (invalid_grant,

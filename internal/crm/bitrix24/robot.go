@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"strings"
 
-	"gorm.io/gorm"
-
 	"github.com/switchboard/switchboard/internal/channel"
 	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/messaging"
@@ -63,21 +61,9 @@ func (s *Service) ServeRobot(w http.ResponseWriter, r *http.Request) {
 	}
 	data := DecodeForm(form)
 	memberID, appToken := str(data, "auth", "member_id"), str(data, "auth", "application_token")
-	in, err := s.store.IntegrationByExternal(r.Context(), Type, strings.ToLower(memberID))
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		// Answered like an unknown portal, as before; the cause is ours.
-		s.log.Error("bitrix24 robot: portal lookup", "err", err)
-	}
-	if err != nil || memberID == "" {
-		writeError(w, fault.New(fault.Unauthorized, "unknown_portal", "no installed portal has this member_id"))
-		return
-	}
-	sec, err := s.store.Secrets(in)
+	in, err := s.inbox.Caller(r.Context(), Type, strings.ToLower(memberID), appToken)
 	if err != nil {
-		s.log.Error("bitrix24 robot: portal secrets", "integration_id", in.ID, "err", err)
-	}
-	if err != nil || !sameToken(appToken, sec.ApplicationToken) {
-		writeError(w, fault.New(fault.Unauthorized, "application_token_invalid", "auth[application_token] does not match this portal"))
+		s.fail(w, r, callerRefusal(err))
 		return
 	}
 	token := str(data, "event_token")
@@ -88,20 +74,15 @@ func (s *Service) ServeRobot(w http.ResponseWriter, r *http.Request) {
 	delete(data, "auth")
 	payload, _ := json.Marshal(data)
 	ev := &store.CRMEvent{IntegrationID: in.ID, Kind: "ROBOT", DedupKey: "ROBOT:" + token, Payload: string(payload)}
-	err = s.store.Tx(r.Context(), func(tx *gorm.DB) error {
-		inserted, err := store.InsertCRMEvent(tx, ev)
-		if err != nil || !inserted {
-			return err
-		}
-		_, err = queue.Enqueue(tx, queue.NewJob{Kind: JobEvent, WorkspaceID: in.WorkspaceID, Key: "b24robot:" + ev.ID,
-			Payload: eventJob{EventID: ev.ID}, MaxAttempts: 20})
-		return err
+	err = s.inbox.Keep(r.Context(), ev, func(ev *store.CRMEvent) queue.NewJob {
+		return queue.NewJob{Kind: JobEvent, WorkspaceID: in.WorkspaceID, Key: "b24robot:" + ev.ID,
+			Payload: eventJob{EventID: ev.ID}, MaxAttempts: 20}
 	})
 	if err != nil {
+		s.log.Error("bitrix24 robot run not stored", "integration_id", in.ID, "err", err)
 		writeError(w, fault.New(fault.Unavailable, "store_failed", "could not store the robot run"))
 		return
 	}
-	s.msg.Notify()
 	w.Header().Set("Content-Type", "application/json")
 	w.Write([]byte(`{"status":"ok"}`))
 }

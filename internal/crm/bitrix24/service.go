@@ -85,6 +85,8 @@ type Service struct {
 	log    *slog.Logger
 	// sessions sign the pages' sessions, with cfg.SessionKey.
 	sessions *crm.Sessions
+	// inbox checks and keeps what the portal posts to us.
+	inbox *crm.Inbox
 }
 
 // New builds the integration. hc must be the guarded client (netguard)
@@ -97,7 +99,7 @@ func New(cfg Config, st *store.Store, msg *messaging.Service, router *routing.Ro
 		cfg.OnUninstall = DeleteOnClean
 	}
 	s := &Service{cfg: cfg, store: st, msg: msg, router: router, signer: signer, http: hc, log: log,
-		sessions: crm.NewSessions(cfg.SessionKey)}
+		sessions: crm.NewSessions(cfg.SessionKey), inbox: crm.NewInbox(st, msg.Notify)}
 	s.oauth = OAuthConfig{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, AuthServerURL: cfg.OAuthURL,
 		RedirectURL: strings.TrimRight(cfg.PublicURL, "/") + "/bitrix24/oauth/callback", AllowInsecure: cfg.AllowPrivate}
 	s.client = NewClient(ClientOptions{OAuth: s.oauth, HTTP: hc, Tokens: storeTokens{st}, Logger: log, AllowInsecure: cfg.AllowPrivate,
