@@ -102,7 +102,7 @@ func New(cfg Config, st *store.Store, msg *messaging.Service, router *routing.Ro
 		sessions: crm.NewSessions(cfg.SessionKey), inbox: crm.NewInbox(st, msg.Notify)}
 	s.oauth = OAuthConfig{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, AuthServerURL: cfg.OAuthURL,
 		RedirectURL: strings.TrimRight(cfg.PublicURL, "/") + "/bitrix24/oauth/callback", AllowInsecure: cfg.AllowPrivate}
-	s.client = NewClient(ClientOptions{OAuth: s.oauth, HTTP: hc, Tokens: storeTokens{st}, Logger: log, AllowInsecure: cfg.AllowPrivate,
+	s.client = NewClient(ClientOptions{OAuth: s.oauth, HTTP: hc, Tokens: storeTokens{crm.NewTokens(st)}, Logger: log, AllowInsecure: cfg.AllowPrivate,
 		Limiter: crm.NewLimiter(crm.LimiterOptions{Rate: DefaultRate, Burst: DefaultBurst}),
 		OnEndpointMoved: func(integrationID, endpoint string) {
 			host := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(endpoint, "https://"), "http://"), "/rest/")
