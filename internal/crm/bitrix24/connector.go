@@ -16,6 +16,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/crm"
 	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/messaging"
 	"github.com/switchboard/switchboard/internal/queue"
@@ -528,17 +529,13 @@ func deliveredAt(m *store.MessageView) int64 {
 	return store.Now().Unix()
 }
 
-// classify turns client errors into what the queue should do.
+// classify turns client errors into what the queue should do, by crm's
+// rule, with what the client knows of Bitrix24's answers.
 func (s *Service) classify(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, ErrNeedsReauth):
-		return fmt.Errorf("%w: %v", routing.ErrParked, err)
-	case IsRateLimited(err):
-		return queue.RetryAfter(RetryAfter(err), err)
-	}
-	return err
+	return crm.Classify(err, crm.Signals{
+		NeedsReauth: func(err error) bool { return errors.Is(err, ErrNeedsReauth) },
+		RetryAfter:  RetryAfter,
+	})
 }
 
 var (
