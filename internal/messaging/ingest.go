@@ -134,8 +134,7 @@ func (s *Service) storeInbound(tx *gorm.DB, ch *store.Channel, in *channel.Inbou
 		if err != nil {
 			return false, false, err
 		}
-		err = tx.Model(&store.Message{}).Where("id = ?", m.ID).
-			Updates(map[string]any{"status": string(channel.StatusDeleted), "updated_at": store.Now()}).Error
+		err = store.MarkMessageDeleted(tx, m.ID)
 		return err == nil, false, err
 	}
 	if in.ExternalID == "" {
@@ -202,8 +201,8 @@ func (s *Service) storeInbound(tx *gorm.DB, ch *store.Channel, in *channel.Inbou
 		mediaRow = &store.Media{ID: store.NewID(), WorkspaceID: ch.WorkspaceID, ChannelID: ch.ID,
 			ProviderID: in.Media.ProviderID, SourceURL: in.Media.URL, MimeType: in.Media.MimeType,
 			Filename: in.Media.Filename, SHA256: in.Media.SHA256, State: store.MediaPending, CreatedAt: now, UpdatedAt: now}
-		if err := tx.Create(mediaRow).Error; err != nil {
-			return false, false, fmt.Errorf("messaging: store media: %w", err)
+		if err := store.InsertMedia(tx, mediaRow); err != nil {
+			return false, false, fmt.Errorf("messaging: %w", err)
 		}
 		m.MediaID = &mediaRow.ID
 	}
@@ -214,7 +213,7 @@ func (s *Service) storeInbound(tx *gorm.DB, ch *store.Channel, in *channel.Inbou
 	if !inserted {
 		// Lost a race with a concurrent redelivery of the same message.
 		if mediaRow != nil {
-			if err := tx.Delete(mediaRow).Error; err != nil {
+			if err := store.DeleteMedia(tx, mediaRow.ID); err != nil {
 				return false, false, err
 			}
 		}

@@ -37,8 +37,8 @@ func (s *Service) handleProfile(ctx context.Context, j *queue.Job) error {
 	if err := j.Decode(&p); err != nil {
 		return queue.Permanent(err)
 	}
-	var ct store.Contact
-	if err := s.store.DB.Gorm.WithContext(ctx).Where("id = ?", p.ContactID).First(&ct).Error; err != nil {
+	ct, err := s.store.ContactByID(ctx, p.ContactID)
+	if err != nil {
 		return queue.Permanent(fmt.Errorf("contact %s: %w", p.ContactID, err))
 	}
 	ch, err := s.store.GetChannel(ctx, store.All, ct.ChannelID)
@@ -62,20 +62,22 @@ func (s *Service) handleProfile(ctx context.Context, j *queue.Job) error {
 		}
 		return err
 	}
-	set := map[string]any{"updated_at": store.Now()}
-	if ct.Name == "" && prof.Name != "" {
-		set["name"] = prof.Name
+	// A name or username the contact has is kept; a new avatar replaces
+	// the old (Meta's avatar links expire).
+	var up store.ProfileUpdate
+	if ct.Name == "" {
+		up.Name = prof.Name
 	}
-	if ct.Username == "" && prof.Username != "" {
-		set["username"] = prof.Username
+	if ct.Username == "" {
+		up.Username = prof.Username
 	}
-	if prof.AvatarURL != "" && prof.AvatarURL != ct.AvatarURL {
-		set["avatar_url"] = prof.AvatarURL
+	if prof.AvatarURL != ct.AvatarURL {
+		up.AvatarURL = prof.AvatarURL
 	}
-	if len(set) == 1 {
+	if up == (store.ProfileUpdate{}) {
 		return nil
 	}
-	return s.store.DB.Gorm.WithContext(ctx).Model(&store.Contact{}).Where("id = ?", ct.ID).Updates(set).Error
+	return s.store.UpdateContactProfile(ctx, ct.ID, up)
 }
 
 // maxLimiterWait is how long a worker waits for the channel's token
@@ -222,8 +224,10 @@ func (s *Service) upload(ctx context.Context, prov *channel.Provider, creds chan
 		return "", err
 	}
 	// Meta keeps uploads 30 days; a retry of this send reuses the id.
-	s.store.DB.Gorm.WithContext(ctx).Model(&store.Media{}).Where("id = ?", md.ID).
-		Updates(map[string]any{"provider_id": id, "updated_at": store.Now()})
+	if err := s.store.SetMediaProviderID(ctx, md.ID, id); err != nil {
+		// The upload worked; a retry would only upload again.
+		s.log.Warn("media upload id not kept", "media_id", md.ID, "err", err)
+	}
 	return id, nil
 }
 
@@ -333,16 +337,13 @@ func (s *Service) handleFetchMedia(ctx context.Context, j *queue.Job) error {
 	if mime == "" {
 		mime = http.DetectContentType(dl.Data)
 	}
-	return s.store.DB.Gorm.WithContext(ctx).Model(&store.Media{}).Where("id = ?", md.ID).Updates(map[string]any{
-		"state": store.MediaStored, "storage_key": key, "size": int64(len(dl.Data)),
-		"sha256": hex.EncodeToString(sum[:]), "mime_type": mime, "error": "", "updated_at": store.Now(),
-	}).Error
+	return s.store.MarkMediaStored(ctx, md.ID, store.StoredFile{
+		Key: key, Size: int64(len(dl.Data)), SHA256: hex.EncodeToString(sum[:]), MimeType: mime})
 }
 
 func (s *Service) mediaFailed(ctx context.Context, md *store.Media, reason string) error {
 	s.log.Warn("media download failed", "media_id", md.ID, "channel_id", md.ChannelID, "reason", reason)
-	return s.store.DB.Gorm.WithContext(ctx).Model(&store.Media{}).Where("id = ?", md.ID).
-		Updates(map[string]any{"state": store.MediaFailed, "error": reason, "updated_at": store.Now()}).Error
+	return s.store.MarkMediaFailed(ctx, md.ID, reason)
 }
 
 // OpenMedia returns a stored file for the signed-URL handler.

@@ -17,6 +17,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/media"
 	"github.com/switchboard/switchboard/internal/phone"
 	"github.com/switchboard/switchboard/internal/queue"
@@ -59,17 +60,9 @@ type Upload struct {
 	Data     []byte
 }
 
-// Error is a refusal the API shows to the caller as is.
-type Error struct {
-	Status  int
-	Code    string
-	Message string
-}
-
-func (e *Error) Error() string { return e.Code + ": " + e.Message }
-
-func bad(code, format string, a ...any) *Error {
-	return &Error{Status: http.StatusUnprocessableEntity, Code: code, Message: fmt.Sprintf(format, a...)}
+// bad is a request whose content the messenger would refuse.
+func bad(code, format string, a ...any) *fault.Error {
+	return fault.Newf(fault.Invalid, code, format, a...)
 }
 
 type sendJob struct {
@@ -93,9 +86,9 @@ func (s *Service) Send(ctx context.Context, scope store.Scope, channelID string,
 	}
 	switch ch.State {
 	case store.ChannelDisabled:
-		return nil, &Error{Status: http.StatusConflict, Code: "channel_disabled", Message: "the channel is disabled"}
+		return nil, fault.New(fault.Conflict, "channel_disabled", "the channel is disabled")
 	case store.ChannelError:
-		return nil, &Error{Status: http.StatusConflict, Code: "channel_error", Message: "the channel is in error state: " + ch.StateReason}
+		return nil, fault.New(fault.Conflict, "channel_error", "the channel is in error state: "+ch.StateReason)
 	}
 	ws, err := s.store.GetWorkspace(ctx, store.All, ch.WorkspaceID)
 	if err != nil {
@@ -160,8 +153,8 @@ func (s *Service) Send(ctx context.Context, scope store.Scope, channelID string,
 		}
 		m.ContactID = contact.ID
 		if mediaRow != nil {
-			if err := tx.Create(mediaRow).Error; err != nil {
-				return fmt.Errorf("messaging: store media: %w", err)
+			if err := store.InsertMedia(tx, mediaRow); err != nil {
+				return fmt.Errorf("messaging: %w", err)
 			}
 			m.MediaID = &mediaRow.ID
 		}
@@ -342,7 +335,7 @@ func (s *Service) checkWindow(ctx context.Context, ch *store.Channel, to channel
 	if last == nil {
 		msg = "the customer has never written to this channel; " + map[bool]string{true: "Instagram allows no message until they write", false: "only a template can be sent"}[ch.Type == string(channel.Instagram)]
 	}
-	return false, &Error{Status: http.StatusUnprocessableEntity, Code: "window_closed", Message: msg}
+	return false, fault.New(fault.Invalid, "window_closed", msg)
 }
 
 // prepareMedia builds the media row of an outbound file: a link passed on,
@@ -357,8 +350,8 @@ func (s *Service) prepareMedia(ctx context.Context, ch *store.Channel, req *Send
 	}
 	up := req.Upload
 	if limit, ok := media.Limits[string(t)]; ok && int64(len(up.Data)) > limit {
-		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: "media_too_large",
-			Message: fmt.Sprintf("%s files are limited to %d bytes by the messenger", t, limit)}
+		return nil, fault.Newf(fault.TooLarge, "media_too_large",
+			"%s files are limited to %d bytes by the messenger", t, limit)
 	}
 	mime := up.MimeType
 	if mime == "" || mime == "application/octet-stream" {

@@ -345,3 +345,30 @@ func (d dbTime) parse(s string) error {
 	}
 	return fmt.Errorf("queue: unrecognised time %q", s)
 }
+
+// Rearm gives a workspace's pending and dead jobs of the given kinds a
+// fresh set of attempts, due now: what they waited for (a CRM's
+// authorisation) is back. It is a function on the database rather than a
+// method because the router that calls it holds no queue.
+func Rearm(ctx context.Context, db *store.DB, workspaceID string, kinds ...string) error {
+	now := store.Now()
+	err := db.Gorm.WithContext(ctx).Exec(
+		"UPDATE jobs SET state = ?, run_at = ?, attempts = 0, updated_at = ? WHERE workspace_id = ? AND kind IN ? AND state IN (?, ?)",
+		StatePending, now, now, workspaceID, kinds, StatePending, StateDead).Error
+	if err != nil {
+		return fmt.Errorf("queue: rearm %v jobs of %s: %w", kinds, workspaceID, err)
+	}
+	return nil
+}
+
+// Busy counts the jobs running or due now; none means the work handed to
+// the queue so far is done (tests wait for that).
+func (q *Queue) Busy(ctx context.Context) (int64, error) {
+	var n int64
+	err := q.db.Gorm.WithContext(ctx).Table("jobs").
+		Where("state = ? OR (state = ? AND run_at <= ?)", StateRunning, StatePending, store.Now()).Count(&n).Error
+	if err != nil {
+		return 0, fmt.Errorf("queue: busy jobs: %w", err)
+	}
+	return n, nil
+}

@@ -165,9 +165,9 @@ func enqueueMirror(tx *gorm.DB, workspaceID, bindingID string) error {
 
 // StatusChanged reports the fate of a message to the CRM it came from.
 func (r *Router) StatusChanged(tx *gorm.DB, ch *store.Channel, m *store.Message) error {
-	var links []store.CRMLink
-	if err := tx.Where("kind = ? AND local_id = ?", LinkOutbound, m.ID).Find(&links).Error; err != nil {
-		return fmt.Errorf("routing: links of %s: %w", m.ID, err)
+	links, err := store.LinksByLocal(tx, LinkOutbound, m.ID)
+	if err != nil {
+		return fmt.Errorf("routing: %w", err)
 	}
 	for _, l := range links {
 		_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobStatus, WorkspaceID: ch.WorkspaceID,
@@ -182,15 +182,21 @@ func (r *Router) StatusChanged(tx *gorm.DB, ch *store.Channel, m *store.Message)
 // parkDelay is how long work waits while an integration is inactive.
 const parkDelay = 10 * time.Minute
 
+// Live says whether an integration can be worked with: active, or with
+// handlers that miss us — such a CRM still takes customers' messages;
+// only its operators' replies cannot arrive. It is the one rule for every
+// CRM and for routing's own jobs.
+func Live(in *store.Integration) bool {
+	return in.State == store.IntegrationActive || in.State == store.IntegrationHandlersMismatch
+}
+
 // workable says whether an integration's work may run now: an uninstalled
 // one drops it (nil), one needing re-authorisation parks it.
 func workable(in *store.Integration) (bool, error) {
-	switch in.State {
-	case store.IntegrationActive, store.IntegrationHandlersMismatch:
-		// A portal whose handlers miss us still takes customers' messages;
-		// only operators' replies cannot arrive.
+	switch {
+	case Live(in):
 		return true, nil
-	case store.IntegrationUninstalled:
+	case in.State == store.IntegrationUninstalled:
 		return false, nil
 	}
 	return false, queue.RetryAfter(parkDelay, ErrParked)
@@ -213,11 +219,11 @@ func (r *Router) handleMirror(ctx context.Context, j *queue.Job) error {
 	if err := j.Decode(&p); err != nil {
 		return queue.Permanent(err)
 	}
-	var b store.ChannelBinding
-	if err := r.store.DB.Gorm.WithContext(ctx).Where("id = ?", p.BindingID).First(&b).Error; err != nil {
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return nil // unbound since: nothing to mirror to
-		}
+	b, err := r.store.GetBinding(ctx, p.BindingID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // unbound since: nothing to mirror to
+	}
+	if err != nil {
 		return err
 	}
 	in, conn, err := r.integration(ctx, b.IntegrationID)
@@ -240,12 +246,16 @@ func (r *Router) handleMirror(ctx context.Context, j *queue.Job) error {
 		defer func() {
 			// Without batching every message is its own call: queue the
 			// rest for this binding only.
-			r.store.Tx(context.WithoutCancel(ctx), func(tx *gorm.DB) error {
+			err := r.store.Tx(context.WithoutCancel(ctx), func(tx *gorm.DB) error {
 				return enqueueMirror(tx, b.WorkspaceID, b.ID)
 			})
+			if err != nil {
+				// The rest goes with the binding's next message.
+				r.log.Error("routing: queue the next mirror", "binding_id", b.ID, "err", err)
+			}
 		}()
 	}
-	d := &Delivery{Integration: in, Binding: &b, Channel: ch}
+	d := &Delivery{Integration: in, Binding: b, Channel: ch}
 	done, err := conn.Mirror(ctx, d, msgs)
 	if len(done) > 0 {
 		if lerr := r.store.Tx(ctx, func(tx *gorm.DB) error {
@@ -268,11 +278,7 @@ func (r *Router) handleMirror(ctx context.Context, j *queue.Job) error {
 // pending lists the channel's customer messages not yet in this
 // integration, oldest first, since the binding was made.
 func (r *Router) pending(ctx context.Context, integrationID, channelID string, since time.Time) ([]store.MessageView, error) {
-	var ids []string
-	err := r.store.DB.Gorm.WithContext(ctx).Model(&store.Message{}).
-		Where("messages.channel_id = ? AND messages.direction = ? AND messages.created_at >= ?", channelID, store.Inbound, since).
-		Where("NOT EXISTS (SELECT 1 FROM crm_links l WHERE l.integration_id = ? AND l.kind = ? AND l.local_id = messages.id)", integrationID, LinkMirrored).
-		Order("messages.id").Limit(MaxBatch).Pluck("messages.id", &ids).Error
+	ids, err := r.store.UnlinkedInbound(ctx, integrationID, LinkMirrored, channelID, since, MaxBatch)
 	if err != nil {
 		return nil, fmt.Errorf("routing: pending messages: %w", err)
 	}
@@ -310,14 +316,14 @@ func (r *Router) handleStatus(ctx context.Context, j *queue.Job) error {
 	if err != nil {
 		return err
 	}
-	var b store.ChannelBinding
-	if err := r.store.DB.Gorm.WithContext(ctx).Where("integration_id = ? AND channel_id = ?", in.ID, ch.ID).First(&b).Error; err != nil {
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return nil
-		}
+	b, err := r.store.BindingOf(ctx, in.ID, ch.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // unbound since: nobody to tell
+	}
+	if err != nil {
 		return err
 	}
-	err = conn.Status(ctx, &Delivery{Integration: in, Binding: &b, Channel: ch, Contact: m.Contact}, m)
+	err = conn.Status(ctx, &Delivery{Integration: in, Binding: b, Channel: ch, Contact: m.Contact}, m)
 	if errors.Is(err, ErrParked) {
 		return queue.RetryAfter(parkDelay, err)
 	}
@@ -327,7 +333,5 @@ func (r *Router) handleStatus(ctx context.Context, j *queue.Job) error {
 // Resume re-arms an integration's parked and dead CRM work, after it was
 // authorised again.
 func (r *Router) Resume(ctx context.Context, workspaceID string) error {
-	return r.store.DB.Gorm.WithContext(ctx).Exec(
-		"UPDATE jobs SET state = ?, run_at = ?, attempts = 0, updated_at = ? WHERE workspace_id = ? AND kind IN (?, ?) AND state IN (?, ?)",
-		queue.StatePending, store.Now(), store.Now(), workspaceID, JobMirror, JobStatus, queue.StatePending, queue.StateDead).Error
+	return queue.Rearm(ctx, r.store.DB, workspaceID, JobMirror, JobStatus)
 }

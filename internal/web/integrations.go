@@ -2,7 +2,6 @@ package web
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"time"
 
@@ -102,7 +101,7 @@ func (s *Server) bindChannel(c *gin.Context) {
 	}
 	b, err := s.d.Bitrix24.Bind(c.Request.Context(), scopeOf(c), c.Param("id"), c.Param("channel_id"), req)
 	if err != nil {
-		s.failIntegration(c, err)
+		s.failErr(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, viewBinding(b))
@@ -114,19 +113,10 @@ func (s *Server) unbindChannel(c *gin.Context) {
 		return
 	}
 	if err := s.d.Bitrix24.Unbind(c.Request.Context(), scopeOf(c), c.Param("id"), c.Param("channel_id")); err != nil {
-		s.failIntegration(c, err)
+		s.failErr(c, err)
 		return
 	}
 	c.Status(http.StatusNoContent)
-}
-
-func (s *Server) failIntegration(c *gin.Context, err error) {
-	var he *bitrix24.HTTPError
-	if errors.As(err, &he) {
-		fail(c, he.Status, he.Code, he.Message)
-		return
-	}
-	s.failErr(c, err)
 }
 
 // bitrix24OAuthStart sends an admin to the portal's consent page; the
@@ -145,7 +135,7 @@ func (s *Server) bitrix24OAuthStart(c *gin.Context) {
 	}
 	u, err := s.d.Bitrix24.OAuthStart(c.Request.Context(), ws, c.Query("domain"))
 	if err != nil {
-		s.failIntegration(c, err)
+		s.failErr(c, err)
 		return
 	}
 	c.Redirect(http.StatusFound, u)

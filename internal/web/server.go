@@ -18,10 +18,12 @@ import (
 
 	"github.com/switchboard/switchboard/internal/channel"
 	"github.com/switchboard/switchboard/internal/crm/bitrix24"
+	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/media"
 	"github.com/switchboard/switchboard/internal/messaging"
 	"github.com/switchboard/switchboard/internal/metrics"
 	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/internal/web/httperr"
 )
 
 // QueueStats is what the API uses of the job queue: it shows its counts,
@@ -184,11 +186,10 @@ func fail(c *gin.Context, status int, code, msg string) {
 
 // failErr maps the errors the core returns to HTTP answers.
 func (s *Server) failErr(c *gin.Context, err error) {
-	var me *messaging.Error
 	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &me):
-		fail(c, me.Status, me.Code, me.Message)
+	switch fe := fault.As(err); {
+	case fe != nil:
+		fail(c, httperr.Status(fe.Kind), fe.Code, fe.Message)
 	case errors.Is(err, store.ErrNotFound):
 		fail(c, http.StatusNotFound, "not_found", "not found")
 	case errors.Is(err, store.ErrConflict):

@@ -364,8 +364,7 @@ func (e *Env) InstallBitrix24() (integrationID, workspaceID string) {
 func (e *Env) WaitIdle() {
 	e.T.Helper()
 	e.Eventually("queue idle", func() bool {
-		var n int64
-		e.App.DB.Gorm.Table("jobs").Where("state = ? OR (state = ? AND run_at <= ?)", "running", "pending", time.Now().UTC()).Count(&n)
-		return n == 0
+		n, err := e.App.Queue.Busy(context.Background())
+		return err == nil && n == 0
 	})
 }

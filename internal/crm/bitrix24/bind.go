@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"regexp"
 
 	"gorm.io/gorm"
 
 	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/queue"
+	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -47,7 +48,7 @@ func (s *Service) bind(ctx context.Context, scope store.Scope, integrationID, ch
 		return nil, err
 	}
 	if in.Type != Type {
-		return nil, &HTTPError{http.StatusUnprocessableEntity, "integration_type", "this is not a Bitrix24 integration"}
+		return nil, fault.New(fault.Invalid, "integration_type", "this is not a Bitrix24 integration")
 	}
 	ch, err := s.store.GetChannel(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, channelID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -60,32 +61,32 @@ func (s *Service) bind(ctx context.Context, scope store.Scope, integrationID, ch
 	switch req.Mode {
 	case ModeOpenLines:
 		if !idPattern.MatchString(req.LineID) {
-			return nil, &HTTPError{http.StatusUnprocessableEntity, "line_id_invalid", "line_id is the Open Line's numeric id"}
+			return nil, fault.New(fault.Invalid, "line_id_invalid", "line_id is the Open Line's numeric id")
 		}
 		if req.Entity != "" || req.CategoryID != "" || req.StageID != "" {
-			return nil, &HTTPError{http.StatusUnprocessableEntity, "field_not_allowed", "entity, category_id and stage_id belong to crm mode"}
+			return nil, fault.New(fault.Invalid, "field_not_allowed", "entity, category_id and stage_id belong to crm mode")
 		}
 		b.LineID = req.LineID
 	case ModeCRM:
 		if req.Entity != "lead" && req.Entity != "deal" {
-			return nil, &HTTPError{http.StatusUnprocessableEntity, "entity_invalid", `entity must be "lead" or "deal"`}
+			return nil, fault.New(fault.Invalid, "entity_invalid", `entity must be "lead" or "deal"`)
 		}
 		if req.LineID != "" {
-			return nil, &HTTPError{http.StatusUnprocessableEntity, "field_not_allowed", "line_id belongs to openlines mode"}
+			return nil, fault.New(fault.Invalid, "field_not_allowed", "line_id belongs to openlines mode")
 		}
 		if req.CategoryID != "" && (req.Entity != "deal" || !idPattern.MatchString(req.CategoryID)) {
-			return nil, &HTTPError{http.StatusUnprocessableEntity, "category_id_invalid", "category_id is a deal pipeline's numeric id"}
+			return nil, fault.New(fault.Invalid, "category_id_invalid", "category_id is a deal pipeline's numeric id")
 		}
 		if req.StageID != "" && !stagePattern.MatchString(req.StageID) {
-			return nil, &HTTPError{http.StatusUnprocessableEntity, "stage_id_invalid", "stage_id is a status code such as NEW or C1:NEW"}
+			return nil, fault.New(fault.Invalid, "stage_id_invalid", "stage_id is a status code such as NEW or C1:NEW")
 		}
 		b.Entity, b.CategoryID, b.StageID = req.Entity, req.CategoryID, req.StageID
 	default:
-		return nil, &HTTPError{http.StatusUnprocessableEntity, "mode_invalid", `mode must be "openlines" or "crm"`}
+		return nil, fault.New(fault.Invalid, "mode_invalid", `mode must be "openlines" or "crm"`)
 	}
 	// A line or stage the portal does not have would bind without a word
 	// and then fail every message; only a portal that can be asked is.
-	if workable(in) {
+	if routing.Live(in) {
 		if pc == nil {
 			loaded := s.loadChoices(ctx, in)
 			pc = &loaded
@@ -122,14 +123,14 @@ func (s *Service) Unbind(ctx context.Context, scope store.Scope, integrationID, 
 	if err != nil {
 		return err
 	}
-	var b store.ChannelBinding
-	if err := s.store.DB.Gorm.WithContext(ctx).Where("integration_id = ? AND channel_id = ?", in.ID, channelID).First(&b).Error; err != nil {
-		return store.ErrNotFound
+	b, err := s.store.BindingOf(ctx, in.ID, channelID)
+	if err != nil {
+		return err
 	}
 	if _, err := s.store.DeleteBinding(ctx, in.ID, channelID); err != nil {
 		return err
 	}
-	if b.Mode != ModeOpenLines || !workable(in) {
+	if b.Mode != ModeOpenLines || !routing.Live(in) {
 		return nil
 	}
 	err = s.store.Tx(ctx, func(tx *gorm.DB) error {
@@ -149,16 +150,16 @@ func (s *Service) channelNotHere(ctx context.Context, scope store.Scope, in *sto
 	if scope == store.All {
 		other, err := s.store.GetChannel(ctx, store.All, channelID)
 		if err == nil {
-			return &HTTPError{http.StatusNotFound, "channel_in_other_workspace", fmt.Sprintf(
+			return fault.Newf(fault.NotFound, "channel_in_other_workspace",
 				"channel %s is in workspace %s, not in the integration's workspace %s; move it there with POST /api/v1/channels/%s/move {\"workspace_id\":\"%s\"} and bind again",
-				other.ID, other.WorkspaceID, in.WorkspaceID, other.ID, in.WorkspaceID)}
+				other.ID, other.WorkspaceID, in.WorkspaceID, other.ID, in.WorkspaceID)
 		}
 		if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 	}
-	return &HTTPError{http.StatusNotFound, "channel_not_found",
-		"no such channel in the integration's workspace; create it there, or ask the operator to move it (POST /api/v1/channels/{id}/move)"}
+	return fault.New(fault.NotFound, "channel_not_found",
+		"no such channel in the integration's workspace; create it there, or ask the operator to move it (POST /api/v1/channels/{id}/move)")
 }
 
 type activateJob struct {
@@ -177,7 +178,7 @@ func (s *Service) handleActivate(ctx context.Context, j *queue.Job) error {
 	if err != nil || in.State == store.IntegrationUninstalled {
 		return nil
 	}
-	if !workable(in) {
+	if !routing.Live(in) {
 		return s.classify(ErrNeedsReauth)
 	}
 	ch, err := s.store.GetChannel(ctx, store.All, p.ChannelID)

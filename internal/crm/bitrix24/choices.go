@@ -3,11 +3,11 @@ package bitrix24
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -165,7 +165,7 @@ func (pc *portalChoices) checkChoice(req BindRequest) error {
 	switch req.Mode {
 	case ModeOpenLines:
 		if pc.LinesOK && req.LineID != "" && !has(pc.Lines, req.LineID, "") {
-			return &HTTPError{http.StatusUnprocessableEntity, "line_unknown", "the portal has no such Open Line"}
+			return fault.New(fault.Invalid, "line_unknown", "the portal has no such Open Line")
 		}
 	case ModeCRM:
 		switch req.Entity {
@@ -178,14 +178,14 @@ func (pc *portalChoices) checkChoice(req BindRequest) error {
 				cat = "0"
 			}
 			if !has(pc.Pipelines, cat, "") {
-				return &HTTPError{http.StatusUnprocessableEntity, "category_unknown", "the portal has no such pipeline"}
+				return fault.New(fault.Invalid, "category_unknown", "the portal has no such pipeline")
 			}
 			if req.StageID != "" && !has(pc.Stages, req.StageID, cat) {
-				return &HTTPError{http.StatusUnprocessableEntity, "stage_unknown", "the stage does not belong to the pipeline"}
+				return fault.New(fault.Invalid, "stage_unknown", "the stage does not belong to the pipeline")
 			}
 		case "lead":
 			if pc.StatusOK && req.StageID != "" && !has(pc.Statuses, req.StageID, "") {
-				return &HTTPError{http.StatusUnprocessableEntity, "stage_unknown", "no such lead status"}
+				return fault.New(fault.Invalid, "stage_unknown", "no such lead status")
 			}
 		}
 	}

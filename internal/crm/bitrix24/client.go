@@ -1,5 +1,5 @@
 // Package bitrix24 talks to Bitrix24 portals: the OAuth server, the REST API
-// of each portal (with per-portal rate limiting, token refresh and batch
+// of each portal (with a per-portal rate limiter, token refresh and batch
 // calls) and the PHP-style form encoding Bitrix24 uses for events and batch
 // commands. Contract: shared/docs/bitrix24.md.
 package bitrix24
@@ -18,10 +18,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 const (
@@ -55,11 +52,10 @@ type ClientOptions struct {
 	// client with a 75s timeout.
 	HTTP   *http.Client
 	Tokens TokenStore
-	// Rate (requests/s) and Burst shape each portal's own limiter; zero
-	// takes DefaultRate/DefaultBurst.
-	Rate   float64
-	Burst  int
-	Logger *slog.Logger
+	// Limiter spaces each portal's calls (the gateway passes crm's, at
+	// DefaultRate/DefaultBurst); nil sends without limit, for tests.
+	Limiter Limiter
+	Logger  *slog.Logger
 	// AllowInsecure accepts http:// client endpoints and auth servers; for
 	// tests and the simulator only.
 	AllowInsecure bool
@@ -69,6 +65,12 @@ type ClientOptions struct {
 	OnEndpointMoved func(integrationID, newEndpoint string)
 	// MaxResponseBytes caps one answer; zero takes DefaultMaxResponseBytes.
 	MaxResponseBytes int64
+}
+
+// Limiter is what the client needs from a rate limiter: one slot of an
+// integration's own bucket before each call.
+type Limiter interface {
+	Wait(ctx context.Context, integrationID string) error
 }
 
 // Client calls the REST API of many portals. It holds no tokens itself:
@@ -84,15 +86,7 @@ type Client struct {
 	onMoved       func(integrationID, newEndpoint string)
 	maxBody       int64
 
-	rate  rate.Limit
-	burst int
-	mu    sync.Mutex
-	lims  map[string]*rate.Limiter
-
-	// now and sleep are replaced in tests to drive the limiter without
-	// waiting in real time.
-	now   func() time.Time
-	sleep func(ctx context.Context, d time.Duration) error
+	limiter Limiter
 }
 
 // NewClient returns a client; see ClientOptions for defaults.
@@ -119,23 +113,13 @@ func NewClient(opts ClientOptions) *Client {
 		allowInsecure: opts.AllowInsecure,
 		onMoved:       opts.OnEndpointMoved,
 		maxBody:       opts.MaxResponseBytes,
-		rate:          rate.Limit(opts.Rate),
-		burst:         opts.Burst,
-		lims:          make(map[string]*rate.Limiter),
-		now:           time.Now,
-		sleep:         sleepCtx,
+		limiter:       opts.Limiter,
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	if c.maxBody <= 0 {
 		c.maxBody = DefaultMaxResponseBytes
-	}
-	if c.rate <= 0 {
-		c.rate = DefaultRate
-	}
-	if c.burst <= 0 {
-		c.burst = DefaultBurst
 	}
 	return c
 }
@@ -409,7 +393,7 @@ func (c *Client) post(ctx context.Context, endpoint, method, token string, body 
 	data, readErr := readCapped(resp.Body, c.maxBody)
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		// A truncated error body still classifies by status.
-		return nil, "", parseAPIError(resp.StatusCode, data, resp.Header, c.now(), token)
+		return nil, "", parseAPIError(resp.StatusCode, data, resp.Header, time.Now(), token)
 	}
 	if readErr != nil {
 		return nil, "", fmt.Errorf("read response: %w", readErr)
@@ -426,7 +410,7 @@ func (c *Client) post(ctx context.Context, endpoint, method, token string, body 
 		return nil, "", fmt.Errorf("decode response (HTTP %d, %s): %w", resp.StatusCode, resp.Header.Get("Content-Type"), err)
 	}
 	if rawString(env.Error) != "" || (env.Result == nil && env.Error != nil) {
-		return nil, "", parseAPIError(resp.StatusCode, data, resp.Header, c.now(), token)
+		return nil, "", parseAPIError(resp.StatusCode, data, resp.Header, time.Now(), token)
 	}
 	if env.Result == nil {
 		return nil, "", fmt.Errorf("response has no result (HTTP %d)", resp.StatusCode)
@@ -537,49 +521,12 @@ var methodRE = regexp.MustCompile(`^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$`)
 // segment after the endpoint.
 func validMethod(m string) bool { return len(m) <= 200 && methodRE.MatchString(m) }
 
-// wait takes a slot from the integration's limiter, sleeping if needed.
+// wait takes a slot from the integration's limiter, if there is one.
 func (c *Client) wait(ctx context.Context, integrationID string) error {
-	lim := c.limiter(integrationID)
-	now := c.now()
-	r := lim.ReserveN(now, 1)
-	if !r.OK() {
-		return errors.New("limiter refused")
-	}
-	d := r.DelayFrom(now)
-	if d <= 0 {
+	if c.limiter == nil {
 		return nil
 	}
-	if dl, ok := ctx.Deadline(); ok && dl.Sub(now) < d {
-		r.CancelAt(now)
-		return fmt.Errorf("would wait %v, past the context deadline", d)
-	}
-	if err := c.sleep(ctx, d); err != nil {
-		r.CancelAt(c.now())
-		return err
-	}
-	return nil
-}
-
-func (c *Client) limiter(integrationID string) *rate.Limiter {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	lim, ok := c.lims[integrationID]
-	if !ok {
-		lim = rate.NewLimiter(c.rate, c.burst)
-		c.lims[integrationID] = lim
-	}
-	return lim
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return c.limiter.Wait(ctx, integrationID)
 }
 
 // encodeJSON marshals params without HTML escaping, which Bitrix24 does not

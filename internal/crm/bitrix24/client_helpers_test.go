@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/crm"
 )
 
 const (
@@ -229,8 +231,7 @@ func newTestEnv(t *testing.T, accessToken, refreshToken, validAccess string, han
 		OAuth:         OAuthConfig{ClientID: testClientID, ClientSecret: testClientSecret, AuthServerURL: env.oauth.srv.URL},
 		HTTP:          &http.Client{Timeout: 10 * time.Second},
 		Tokens:        env.store,
-		Rate:          1000,
-		Burst:         1000,
+		Limiter:       crm.NewLimiter(crm.LimiterOptions{Rate: 1000, Burst: 1000}),
 		AllowInsecure: true,
 		Logger:        slog.New(slog.NewTextHandler(env.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		OnEndpointMoved: func(id, ep string) {

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/crm"
 )
 
 func TestCallRequestShape(t *testing.T) {
@@ -465,8 +467,8 @@ func TestRateLimiterSpacesCallsPerPortal(t *testing.T) {
 	env := newTestEnv(t, "valid-access", "rt-0", "valid-access", nil)
 	env.store.Put(Credentials{IntegrationID: "other", ClientEndpoint: env.portal.endpoint(), AccessToken: "valid-access"})
 	clock := &fakeClock{now: time.Now()}
-	env.client = NewClient(ClientOptions{Tokens: env.store, Rate: 2, Burst: 3, AllowInsecure: true})
-	env.client.now, env.client.sleep = clock.Now, clock.Sleep
+	env.client = NewClient(ClientOptions{Tokens: env.store, AllowInsecure: true,
+		Limiter: crm.NewLimiter(crm.LimiterOptions{Rate: 2, Burst: 3, Now: clock.Now, Sleep: clock.Sleep})})
 
 	for range 6 {
 		if err := env.call(context.Background(), "user.current"); err != nil {
@@ -492,8 +494,8 @@ func TestRateLimiterSpacesCallsPerPortal(t *testing.T) {
 func TestRateLimiterHonoursContext(t *testing.T) {
 	env := newTestEnv(t, "valid-access", "rt-0", "valid-access", nil)
 	clock := &fakeClock{now: time.Now()}
-	env.client = NewClient(ClientOptions{Tokens: env.store, Rate: 1, Burst: 1, AllowInsecure: true})
-	env.client.now, env.client.sleep = clock.Now, clock.Sleep
+	env.client = NewClient(ClientOptions{Tokens: env.store, AllowInsecure: true,
+		Limiter: crm.NewLimiter(crm.LimiterOptions{Rate: 1, Burst: 1, Now: clock.Now, Sleep: clock.Sleep})})
 	if err := env.call(context.Background(), "user.current"); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,8 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/crm"
+	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/messaging"
 	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/routing"
@@ -305,14 +307,20 @@ func (s *Service) operatorMessages(ctx context.Context, in *store.Integration, d
 func (s *Service) operatorMessage(ctx context.Context, in *store.Integration, b *store.ChannelBinding, typ channel.Type, m map[string]any) error {
 	imChat, imMsg := str(m, "im", "chat_id"), str(m, "im", "message_id")
 	remote := imChat + ":" + imMsg
-	if _, err := store.LinkByRemote(s.store.DB.Gorm.WithContext(ctx), in.ID, routing.LinkOutbound, remote); err == nil {
+	switch _, err := s.store.LocalOf(ctx, in.ID, routing.LinkOutbound, remote); {
+	case err == nil:
 		return nil // sent by an earlier attempt of this job
+	case !errors.Is(err, store.ErrNotFound):
+		return err
 	}
 	contactID := str(m, "chat", "id")
-	var contact store.Contact
-	if err := s.store.DB.Gorm.WithContext(ctx).Where("id = ?", contactID).First(&contact).Error; err != nil {
+	contact, err := s.store.ContactByID(ctx, contactID)
+	if errors.Is(err, store.ErrNotFound) {
 		s.log.Warn("bitrix24 reply to an unknown chat", "integration_id", in.ID, "chat", contactID)
 		return nil
+	}
+	if err != nil {
+		return err
 	}
 	ch, err := s.store.GetChannel(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, contact.ChannelID)
 	if err != nil || ch.Type != string(typ) {
@@ -323,7 +331,7 @@ func (s *Service) operatorMessage(ctx context.Context, in *store.Integration, b 
 	if str(m, "message", "user_id") == "0" && text == "" {
 		return nil // an automatic system message with nothing to say
 	}
-	reqs, failed, err := s.operatorRequests(ctx, in, contact, text, list(mapOrNil(m["message"])["files"]))
+	reqs, failed, err := s.operatorRequests(ctx, in, *contact, text, list(mapOrNil(m["message"])["files"]))
 	if err != nil {
 		return err
 	}
@@ -348,7 +356,7 @@ func (s *Service) operatorMessage(ctx context.Context, in *store.Integration, b 
 			return store.PutLink(tx, in.ID, routing.LinkOutbound, msg.ID, remote)
 		}
 		_, err := s.msg.Send(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, ch.ID, req)
-		var me *messaging.Error
+		var me *fault.Error
 		if errors.As(err, &me) {
 			reason := me.Message
 			if me.Code == "window_closed" && ch.Type == string(channel.WhatsApp) {
@@ -466,9 +474,12 @@ func (s *Service) editUnsupported(ctx context.Context, in *store.Integration, d 
 // Status implements routing.Connector: delivery and read receipts go to
 // the chat; a failure is written into it.
 func (s *Service) Status(ctx context.Context, d *routing.Delivery, m *store.MessageView) error {
-	remote, err := store.LinkByLocal(s.store.DB.Gorm.WithContext(ctx), d.Integration.ID, routing.LinkOutbound, m.ID)
+	remote, err := s.store.RemoteOf(ctx, d.Integration.ID, routing.LinkOutbound, m.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // not sent from the portal: nothing to report there
+	}
 	if err != nil {
-		return nil
+		return err
 	}
 	imChat, imMsg, _ := strings.Cut(remote, ":")
 	ext := externalID(m)
@@ -518,17 +529,13 @@ func deliveredAt(m *store.MessageView) int64 {
 	return store.Now().Unix()
 }
 
-// classify turns client errors into what the queue should do.
+// classify turns client errors into what the queue should do, by crm's
+// rule, with what the client knows of Bitrix24's answers.
 func (s *Service) classify(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, ErrNeedsReauth):
-		return fmt.Errorf("%w: %v", routing.ErrParked, err)
-	case IsRateLimited(err):
-		return queue.RetryAfter(RetryAfter(err), err)
-	}
-	return err
+	return crm.Classify(err, crm.Signals{
+		NeedsReauth: func(err error) bool { return errors.Is(err, ErrNeedsReauth) },
+		RetryAfter:  RetryAfter,
+	})
 }
 
 var (

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -65,7 +66,6 @@ func (s *Service) mirrorCRM(ctx context.Context, d *routing.Delivery, ready []st
 // mirrorCRMContact mirrors one customer's messages; it returns how many,
 // from the start, reached the timeline.
 func (s *Service) mirrorCRMContact(ctx context.Context, d *routing.Delivery, ct *store.Contact, msgs []store.MessageView, loc *time.Location) (int, error) {
-	db := s.store.DB.Gorm.WithContext(ctx)
 	in, b := d.Integration, d.Binding
 	entity := b.Entity
 	if entity != "deal" {
@@ -75,8 +75,15 @@ func (s *Service) mirrorCRMContact(ctx context.Context, d *routing.Delivery, ct 
 	if entity == "deal" {
 		entityLink = linkCRMDeal
 	}
-	contactID, _ := store.LinkByLocal(db, in.ID, linkCRMContact, ct.ID)
-	entityID, _ := store.LinkByLocal(db, in.ID, entityLink, b.ID+":"+ct.ID)
+	// An unlinked customer or record is created below.
+	contactID, err := s.store.RemoteOf(ctx, in.ID, linkCRMContact, ct.ID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return 0, err
+	}
+	entityID, err := s.store.RemoteOf(ctx, in.ID, entityLink, b.ID+":"+ct.ID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return 0, err
+	}
 
 	if contactID == "" && ct.Phone != "" {
 		found, err := s.findContactByPhone(ctx, in.ID, ct.Phone)

@@ -11,17 +11,21 @@ import (
 	"sort"
 	"strings"
 
-	"gorm.io/gorm"
-
+	"github.com/switchboard/switchboard/internal/crm"
+	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
-// errNotThisPortal answers an event or robot call whose member_id and
-// application token do not name an installed portal. One answer for an
-// unknown portal and a wrong token, so a stranger cannot learn which
-// portals use this gateway.
-var errNotThisPortal = &HTTPError{http.StatusUnauthorized, "unauthorized", "auth[member_id] and auth[application_token] do not name a portal this app is installed on"}
+// callerRefusal words crm's refusal of a caller in Bitrix24's terms; our
+// own failures pass as they are. An unknown portal and a wrong token get
+// one answer, so a stranger cannot learn which portals use this gateway.
+func callerRefusal(err error) error {
+	if errors.Is(err, crm.ErrUnknownCaller) || errors.Is(err, crm.ErrBadCallerToken) {
+		return fault.New(fault.Unauthorized, "unauthorized", "auth[member_id] and auth[application_token] do not name a portal this app is installed on")
+	}
+	return err
+}
 
 type eventJob struct {
 	EventID string `json:"event_id"`
@@ -42,29 +46,16 @@ func (s *Service) ServeEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if name == "" {
-		writeError(w, &HTTPError{http.StatusBadRequest, "event_missing", "the body names no event"})
+		writeError(w, fault.New(fault.Malformed, "event_missing", "the body names no event"))
 		return
 	}
 	data := DecodeForm(form)
 	auth, _ := data["auth"].(map[string]any)
 	memberID, _ := auth["member_id"].(string)
 	appToken, _ := auth["application_token"].(string)
-	in, err := s.store.IntegrationByExternal(r.Context(), Type, strings.ToLower(memberID))
-	if errors.Is(err, store.ErrNotFound) || memberID == "" {
-		writeError(w, errNotThisPortal)
-		return
-	}
+	in, err := s.inbox.Caller(r.Context(), Type, strings.ToLower(memberID), appToken)
 	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	sec, err := s.store.Secrets(in)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if !sameToken(appToken, sec.ApplicationToken) {
-		writeError(w, errNotThisPortal)
+		s.fail(w, r, callerRefusal(err))
 		return
 	}
 	if in.State == store.IntegrationUninstalled {
@@ -85,21 +76,15 @@ func (s *Service) ServeEvents(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	err = s.store.Tx(r.Context(), func(tx *gorm.DB) error {
-		inserted, err := store.InsertCRMEvent(tx, ev)
-		if err != nil || !inserted {
-			return err
-		}
-		_, err = queue.Enqueue(tx, queue.NewJob{Kind: JobEvent, WorkspaceID: in.WorkspaceID,
-			Key: eventKey(in.ID, data), Payload: eventJob{EventID: ev.ID}, MaxAttempts: 30})
-		return err
+	err = s.inbox.Keep(r.Context(), ev, func(ev *store.CRMEvent) queue.NewJob {
+		return queue.NewJob{Kind: JobEvent, WorkspaceID: in.WorkspaceID,
+			Key: eventKey(in.ID, data), Payload: eventJob{EventID: ev.ID}, MaxAttempts: 30}
 	})
 	if err != nil {
 		s.log.Error("bitrix24 event not stored", "integration_id", in.ID, "event", name, "err", err)
-		writeError(w, &HTTPError{http.StatusServiceUnavailable, "store_failed", "could not store the event"})
+		writeError(w, fault.New(fault.Unavailable, "store_failed", "could not store the event"))
 		return
 	}
-	s.msg.Notify()
 	w.Header().Set("Content-Type", "application/json")
 	w.Write([]byte(`{"status":"ok"}`))
 }

@@ -10,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/switchboard/switchboard/internal/fault"
+	"github.com/switchboard/switchboard/internal/web/httperr"
 )
 
 func TestDecodeFormFixtures(t *testing.T) {
@@ -182,8 +185,8 @@ func TestReadFormCapsShape(t *testing.T) {
 	for name, body := range map[string]string{"deep": deepForm(), "just past the depth cap": "a" + strings.Repeat("[a]", maxFormDepth+1) + "=1",
 		"too many fields": many.Encode()} {
 		_, err := readForm(httptest.NewRecorder(), postForm(body))
-		var he *HTTPError
-		if !errors.As(err, &he) || he.Status != http.StatusBadRequest || he.Code != "form_too_complex" {
+		var he *fault.Error
+		if !errors.As(err, &he) || httperr.Status(he.Kind) != http.StatusBadRequest || he.Code != "form_too_complex" {
 			t.Errorf("%s: %v, want 400 form_too_complex", name, err)
 		}
 	}

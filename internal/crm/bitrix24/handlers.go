@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/netguard"
 	"github.com/switchboard/switchboard/internal/store"
 )
@@ -234,7 +235,7 @@ func (s *Service) probeSignature(nonce string) string {
 // answerProbe answers a probe posted to the events handler.
 func (s *Service) answerProbe(w http.ResponseWriter, nonce string) {
 	if len(nonce) > 64 {
-		writeError(w, &HTTPError{http.StatusBadRequest, "probe_invalid", "the probe is too long"})
+		writeError(w, fault.New(fault.Malformed, "probe_invalid", "the probe is too long"))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"html/template"
@@ -18,42 +17,29 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/netguard"
 	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/internal/web/httperr"
 )
 
 // maxFormBody caps install and event bodies (Bitrix24's are a few KB).
 const maxFormBody = 1 << 20
 
-// HTTPError is an answer with a JSON error body.
-type HTTPError struct {
-	Status  int
-	Code    string
-	Message string
-}
-
-func (e *HTTPError) Error() string { return e.Code + ": " + e.Message }
-
 // fail answers err like writeError and logs what the answer leaves out:
-// anything that is not an *HTTPError is answered "internal error" only.
+// anything that is not a *fault.Error is answered "internal error" only.
 func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var he *HTTPError
-	if !errors.As(err, &he) {
+	if fault.As(err) == nil {
 		s.log.Error("bitrix24: request failed", "path", r.URL.Path, "err", err)
 	}
 	writeError(w, err)
 }
 
-func writeError(w http.ResponseWriter, err error) {
-	var he *HTTPError
-	if !errors.As(err, &he) {
-		he = &HTTPError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(he.Status)
-	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": he.Code, "message": he.Message}})
-}
+// writeError answers a JSON error. These handlers run on plain net/http
+// (the portal posts to them, not to the API), so they write their answers
+// themselves, with the status web's own mapping gives the error's kind.
+func writeError(w http.ResponseWriter, err error) { httperr.WriteJSON(w, err) }
 
 // readForm reads a form body and its query. Every handler that reads a
 // form runs before authentication, so the body's shape is checked on its
@@ -78,23 +64,23 @@ func readForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 		body := buf.Bytes()
 		switch {
 		case tooBig(err):
-			return nil, &HTTPError{http.StatusRequestEntityTooLarge, "body_too_large", "the form body is too large"}
+			return nil, fault.New(fault.TooLarge, "body_too_large", "the form body is too large")
 		case err != nil:
-			return nil, &HTTPError{http.StatusBadRequest, "form_invalid", "the body could not be read"}
+			return nil, fault.New(fault.Malformed, "form_invalid", "the body could not be read")
 		}
 		if err := checkRawForm(body); err != nil {
-			return nil, &HTTPError{http.StatusBadRequest, "form_too_complex", err.Error()}
+			return nil, fault.New(fault.Malformed, "form_too_complex", err.Error())
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 	}
 	if err := r.ParseForm(); err != nil {
 		if tooBig(err) {
-			return nil, &HTTPError{http.StatusRequestEntityTooLarge, "body_too_large", "the form body is too large"}
+			return nil, fault.New(fault.TooLarge, "body_too_large", "the form body is too large")
 		}
-		return nil, &HTTPError{http.StatusBadRequest, "form_invalid", "the body is not a valid form"}
+		return nil, fault.New(fault.Malformed, "form_invalid", "the body is not a valid form")
 	}
 	if err := checkFormShape(r.Form); err != nil {
-		return nil, &HTTPError{http.StatusBadRequest, "form_too_complex", err.Error()}
+		return nil, fault.New(fault.Malformed, "form_too_complex", err.Error())
 	}
 	return r.Form, nil
 }
@@ -137,11 +123,11 @@ func parseInstall(form url.Values) (*installRequest, error) {
 	}
 	switch {
 	case !memberIDPattern.MatchString(in.memberID):
-		return nil, &HTTPError{http.StatusBadRequest, "member_id_invalid", "member_id is missing or malformed"}
+		return nil, fault.New(fault.Malformed, "member_id_invalid", "member_id is missing or malformed")
 	case in.refreshToken == "":
-		return nil, &HTTPError{http.StatusBadRequest, "refresh_token_missing", "the install carries no refresh token (auth[refresh_token] or REFRESH_ID)"}
+		return nil, fault.New(fault.Malformed, "refresh_token_missing", "the install carries no refresh token (auth[refresh_token] or REFRESH_ID)")
 	case in.applicationToken == "":
-		return nil, &HTTPError{http.StatusBadRequest, "application_token_missing", "the install carries no application token"}
+		return nil, fault.New(fault.Malformed, "application_token_missing", "the install carries no application token")
 	}
 	return &in, nil
 }
@@ -190,14 +176,14 @@ func (s *Service) install(ctx context.Context, refreshToken, memberID, appToken,
 
 func (s *Service) accept(ctx context.Context, tok *Token, memberID, appToken, userID, lang, workspaceID string) (*store.Integration, error) {
 	if memberID != "" && !strings.EqualFold(tok.MemberID, memberID) {
-		return nil, &HTTPError{http.StatusUnauthorized, "member_id_mismatch", "the token belongs to another portal"}
+		return nil, fault.New(fault.Unauthorized, "member_id_mismatch", "the token belongs to another portal")
 	}
 	if err := s.checkEndpoint(ctx, tok.ClientEndpoint); err != nil {
 		return nil, err
 	}
 	existing, err := s.store.IntegrationByExternal(ctx, Type, tok.MemberID)
 	if err == nil && workspaceID != "" && existing.WorkspaceID != workspaceID {
-		return nil, &HTTPError{http.StatusConflict, "portal_in_other_workspace", "this portal is connected to another workspace"}
+		return nil, fault.New(fault.Conflict, "portal_in_other_workspace", "this portal is connected to another workspace")
 	}
 	if errors.Is(err, store.ErrNotFound) && workspaceID == "" {
 		if workspaceID, err = s.installWorkspace(ctx); err != nil {
@@ -276,19 +262,19 @@ func (s *Service) enqueueSetup(ctx context.Context, in *store.Integration, verif
 func (s *Service) checkEndpoint(ctx context.Context, endpoint string) error {
 	u, err := url.Parse(endpoint)
 	if err != nil || u.Host == "" || !strings.HasSuffix(u.Path, "/rest/") {
-		return &HTTPError{http.StatusBadGateway, "endpoint_invalid", "the OAuth server returned no usable REST endpoint"}
+		return fault.New(fault.Upstream, "endpoint_invalid", "the OAuth server returned no usable REST endpoint")
 	}
 	if s.cfg.AllowPrivate {
 		return nil
 	}
 	if u.Scheme != "https" {
-		return &HTTPError{http.StatusBadGateway, "endpoint_invalid", "the portal's REST endpoint must be https"}
+		return fault.New(fault.Upstream, "endpoint_invalid", "the portal's REST endpoint must be https")
 	}
 	if err := netguard.CheckHost(ctx, u.Hostname()); err != nil {
 		// The guard's words name the address it resolved to: the log
 		// keeps them, the caller only learns that it was refused.
 		s.log.Warn("bitrix24: portal endpoint refused", "endpoint", endpoint, "err", err)
-		return &HTTPError{http.StatusForbidden, "endpoint_not_allowed", "the portal's address is not allowed"}
+		return fault.New(fault.Forbidden, "endpoint_not_allowed", "the portal's address is not allowed")
 	}
 	return nil
 }
@@ -300,10 +286,10 @@ var domainPattern = regexp.MustCompile(`^(https?://)?[a-zA-Z0-9]([a-zA-Z0-9.-]*[
 func (s *Service) OAuthStart(ctx context.Context, workspaceID, domain string) (string, error) {
 	domain = strings.TrimSpace(domain)
 	if !domainPattern.MatchString(domain) {
-		return "", &HTTPError{http.StatusUnprocessableEntity, "domain_invalid", "domain must be the portal's host, e.g. example.bitrix24.ru"}
+		return "", fault.New(fault.Invalid, "domain_invalid", "domain must be the portal's host, e.g. example.bitrix24.ru")
 	}
 	if strings.HasPrefix(domain, "http://") && !s.cfg.AllowPrivate {
-		return "", &HTTPError{http.StatusUnprocessableEntity, "domain_invalid", "portals are reached over https"}
+		return "", fault.New(fault.Invalid, "domain_invalid", "portals are reached over https")
 	}
 	state, err := s.store.NewOAuthState(ctx, workspaceID, Type, domain, 10*time.Minute)
 	if err != nil {
@@ -317,11 +303,11 @@ func (s *Service) ServeOAuthCallback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	st, err := s.store.ConsumeOAuthState(r.Context(), q.Get("state"), Type)
 	if err != nil {
-		writeError(w, &HTTPError{http.StatusBadRequest, "state_invalid", "the authorisation state is unknown, used or expired; start again"})
+		writeError(w, fault.New(fault.Malformed, "state_invalid", "the authorisation state is unknown, used or expired; start again"))
 		return
 	}
 	if q.Get("code") == "" {
-		writeError(w, &HTTPError{http.StatusBadRequest, "code_missing", "the callback carries no code"})
+		writeError(w, fault.New(fault.Malformed, "code_missing", "the callback carries no code"))
 		return
 	}
 	tok, err := s.oauth.Exchange(r.Context(), s.http, q.Get("code"))
@@ -341,23 +327,9 @@ func (s *Service) ServeOAuthCallback(w http.ResponseWriter, r *http.Request) {
 // the OnUninstall setting.
 func (s *Service) uninstall(ctx context.Context, in *store.Integration, clean bool) error {
 	del := s.cfg.OnUninstall == DeleteAlways || (s.cfg.OnUninstall == DeleteOnClean && clean)
-	return s.store.Tx(ctx, func(tx *gorm.DB) error {
-		// The channels stop feeding the portal either way.
-		if err := tx.Where("integration_id = ?", in.ID).Delete(&store.ChannelBinding{}).Error; err != nil {
-			return err
-		}
-		if del {
-			return tx.Where("id = ?", in.ID).Delete(&store.Integration{}).Error
-		}
-		// The API is revoked already; forget the tokens, keep the rest.
-		return tx.Model(&store.Integration{}).Where("id = ?", in.ID).Updates(map[string]any{
-			"state": store.IntegrationUninstalled, "state_reason": "the application was uninstalled from the portal",
-			"access_token": "", "refresh_token": "", "updated_at": store.Now()}).Error
-	})
-}
-
-func sameToken(a, b string) bool {
-	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+	// The channels stop feeding the portal either way; a kept portal
+	// forgets its tokens (the API is revoked already) and keeps the rest.
+	return s.store.UninstallIntegration(ctx, in.ID, del, "the application was uninstalled from the portal")
 }
 
 // oauthCodePattern is what an OAuth error code looks like (invalid_grant,
@@ -369,18 +341,18 @@ var oauthCodePattern = regexp.MustCompile(`^[A-Za-z_]{1,64}$`)
 // server's own error code is passed on (it is what a portal admin can act
 // on), while transport errors — which name our addresses, ports and Go
 // types — go to the log only, and the caller gets a stable code.
-func (s *Service) oauthFailure(err error, code, message string) *HTTPError {
+func (s *Service) oauthFailure(err error, code, message string) *fault.Error {
 	var ae *APIError
 	if errors.As(err, &ae) && oauthCodePattern.MatchString(ae.Code) {
 		s.log.Info("bitrix24: OAuth server refused", "code", code, "oauth_error", ae.Code)
-		status := http.StatusUnauthorized
+		kind := fault.Unauthorized
 		if code == "exchange_failed" {
-			status = http.StatusBadGateway
+			kind = fault.Upstream
 		}
-		return &HTTPError{status, code, message + ": " + ae.Code}
+		return &fault.Error{Kind: kind, Code: code, Message: message + ": " + ae.Code, Err: err}
 	}
 	s.log.Warn("bitrix24: OAuth server not reached", "code", code, "err", err)
-	return &HTTPError{http.StatusBadGateway, "oauth_unavailable", "the OAuth server could not be reached; try again later"}
+	return fault.New(fault.Upstream, "oauth_unavailable", "the OAuth server could not be reached; try again later")
 }
 
 type pageData struct {

@@ -9,6 +9,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/switchboard/switchboard/internal/fault"
+	"github.com/switchboard/switchboard/internal/web/httperr"
 )
 
 // Answers to install and OAuth callers name neither our addresses nor Go
@@ -26,8 +29,8 @@ func TestInstallErrorsHideInternals(t *testing.T) {
 	leaks := []string{"127.0.0.1", "dial tcp", "netguard", "connection refused", "*url.Error", "private"}
 	check := func(name string, err error, status int, code string) {
 		t.Helper()
-		var he *HTTPError
-		if !errors.As(err, &he) || he.Status != status || he.Code != code {
+		var he *fault.Error
+		if !errors.As(err, &he) || httperr.Status(he.Kind) != status || he.Code != code {
 			t.Fatalf("%s: %#v, want %d %s", name, err, status, code)
 		}
 		for _, l := range leaks {

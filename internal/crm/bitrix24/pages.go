@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,93 +14,22 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/crm"
+	"github.com/switchboard/switchboard/internal/fault"
+	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/internal/web/httperr"
 	"github.com/switchboard/switchboard/web"
 )
 
 var pageTemplates = template.Must(template.ParseFS(web.Templates, "templates/b24_*.html"))
 
-// session is who opened a page inside Bitrix24, proven once by the
-// AUTH_ID Bitrix24 posted and carried on as a signed, expiring value (a
-// third-party cookie in an iframe is not dependable).
-type session struct {
-	IntegrationID string `json:"i"`
-	UserID        string `json:"u"`
-	Admin         bool   `json:"a"`
-	Lang          string `json:"l"`
-	// Entity is the CRM record a card tab was opened for ("deal:8061").
-	Entity string `json:"e,omitempty"`
-	// Auth is when the portal itself last vouched for the user (the
-	// AUTH_ID check, unix seconds). Renewals never move it, so a leaked
-	// session dies sessionMaxAge after it, however often it is used.
-	Auth    int64 `json:"t"`
-	Expires int64 `json:"x"`
-}
-
-const (
-	// sessionTTL is how long a page stays usable without a new view.
-	sessionTTL = 2 * time.Hour
-	// sessionMaxAge bounds a session from the portal's own
-	// authentication: a working day, after which the page must be opened
-	// again from Bitrix24 (which posts a fresh AUTH_ID).
-	sessionMaxAge = 8 * time.Hour
-)
-
-// errSessionExpired is a well-signed session past its time.
-var errSessionExpired = errors.New("session expired")
-
-// signSession renews a session for sessionTTL, but never past
-// sessionMaxAge from its Auth.
-func (s *Service) signSession(ss session) string {
-	ss.Expires = min(time.Now().Add(sessionTTL).Unix(), ss.Auth+int64(sessionMaxAge/time.Second))
-	raw, err := json.Marshal(ss)
-	if err != nil {
-		// A struct of strings, bools and ints always marshals.
-		panic(err)
-	}
-	body := base64.RawURLEncoding.EncodeToString(raw)
-	m := hmac.New(sha256.New, s.cfg.SessionKey)
-	m.Write([]byte(body))
-	return body + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-// openSession checks a session's signature and age. A genuine but
-// expired session is returned with errSessionExpired, so that the refusal
-// can be worded in its language.
-func (s *Service) openSession(v string) (*session, error) {
-	body, sig, ok := strings.Cut(v, ".")
-	if !ok {
-		return nil, errors.New("malformed session")
-	}
-	m := hmac.New(sha256.New, s.cfg.SessionKey)
-	m.Write([]byte(body))
-	want := base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-	if !hmac.Equal([]byte(sig), []byte(want)) {
-		return nil, errors.New("bad session signature")
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(body)
-	if err != nil {
-		return nil, err
-	}
-	var ss session
-	if err := json.Unmarshal(raw, &ss); err != nil {
-		return nil, err
-	}
-	now := time.Now().Unix()
-	// Auth 0 is a session signed before Auth existed: it has no proven
-	// start, so it gets no renewal.
-	if now > ss.Expires || ss.Auth == 0 || now > ss.Auth+int64(sessionMaxAge/time.Second) {
-		return &ss, errSessionExpired
-	}
-	return &ss, nil
-}
-
-var errNotAuthenticated = &HTTPError{http.StatusUnauthorized, "not_authenticated", "open this page from Bitrix24"}
+var errNotAuthenticated = fault.New(fault.Unauthorized, "not_authenticated", "open this page from Bitrix24")
 
 // verifyFrame proves an iframe POST: the portal must be ours, and the
 // AUTH_ID must be a live token of that portal, which we check by asking
 // the portal's stored REST endpoint (never the form's DOMAIN) who it is.
-func (s *Service) verifyFrame(r *http.Request, form url.Values) (*store.Integration, *session, error) {
+func (s *Service) verifyFrame(r *http.Request, form url.Values) (*store.Integration, *crm.Session, error) {
 	memberID := strings.ToLower(form.Get("member_id"))
 	authID := form.Get("AUTH_ID")
 	if !memberIDPattern.MatchString(memberID) || authID == "" {
@@ -111,7 +37,7 @@ func (s *Service) verifyFrame(r *http.Request, form url.Values) (*store.Integrat
 	}
 	in, err := s.store.IntegrationByExternal(r.Context(), Type, memberID)
 	if err != nil || in.State == store.IntegrationUninstalled {
-		return nil, nil, &HTTPError{http.StatusUnauthorized, "unknown_portal", "Switchboard is not installed on this portal"}
+		return nil, nil, fault.New(fault.Unauthorized, "unknown_portal", "Switchboard is not installed on this portal")
 	}
 	var user struct {
 		ID json.RawMessage `json:"ID"`
@@ -127,7 +53,7 @@ func (s *Service) verifyFrame(r *http.Request, form url.Values) (*store.Integrat
 		admin = false
 	}
 	lang := cmp.Or(r.URL.Query().Get("LANG"), form.Get("LANG"), in.Language, "ru")
-	return in, &session{IntegrationID: in.ID, UserID: strings.Trim(string(user.ID), `"`), Admin: admin, Lang: lang, Auth: time.Now().Unix()}, nil
+	return in, &crm.Session{IntegrationID: in.ID, UserID: strings.Trim(string(user.ID), `"`), Admin: admin, Lang: lang, Auth: time.Now().Unix()}, nil
 }
 
 // callAsUser calls REST with a user's token (from an iframe), on the
@@ -176,7 +102,7 @@ func (s *Service) callAsUser(ctx context.Context, in *store.Integration, token, 
 // (form is returned for the placement's options), a GET carries a session.
 // The returned session is non-nil whenever its language is known, even
 // with an error, so that the refusal is worded in it.
-func (s *Service) pageEntry(w http.ResponseWriter, r *http.Request) (*store.Integration, *session, url.Values, error) {
+func (s *Service) pageEntry(w http.ResponseWriter, r *http.Request) (*store.Integration, *crm.Session, url.Values, error) {
 	if r.Method != http.MethodPost {
 		in, ss, err := s.sessionFrom(r)
 		return in, ss, nil, err
@@ -195,17 +121,17 @@ func (s *Service) pageEntry(w http.ResponseWriter, r *http.Request) (*store.Inte
 // POST (a form of the page), from the query string of a GET (the page's
 // own links and redirects). A POST never takes it, or anything else,
 // from its query string, so a link cannot make a change.
-func (s *Service) sessionFrom(r *http.Request) (*store.Integration, *session, error) {
+func (s *Service) sessionFrom(r *http.Request) (*store.Integration, *crm.Session, error) {
 	v := r.URL.Query().Get("sess")
 	if r.Method == http.MethodPost {
 		v = r.PostForm.Get("sess")
 	}
-	ss, err := s.openSession(v)
-	if errors.Is(err, errSessionExpired) {
-		return nil, ss, &HTTPError{http.StatusUnauthorized, "session_expired", "the page session has expired; reopen the app from Bitrix24"}
+	ss, err := s.sessions.Open(v)
+	if errors.Is(err, crm.ErrSessionExpired) {
+		return nil, ss, fault.New(fault.Unauthorized, "session_expired", "the page session has expired; reopen the app from Bitrix24")
 	}
 	if err != nil {
-		return nil, nil, &HTTPError{http.StatusUnauthorized, "session_invalid", "the page session is invalid; reopen the app from Bitrix24"}
+		return nil, nil, fault.New(fault.Unauthorized, "session_invalid", "the page session is invalid; reopen the app from Bitrix24")
 	}
 	in, err := s.store.GetIntegration(r.Context(), store.All, ss.IntegrationID)
 	if err != nil || in.State == store.IntegrationUninstalled {
@@ -347,9 +273,8 @@ func errText(lang, code string) string {
 
 // codeOf is the code a page words an error by.
 func codeOf(err error) string {
-	var he *HTTPError
-	if errors.As(err, &he) {
-		return he.Code
+	if fe := fault.As(err); fe != nil {
+		return fe.Code
 	}
 	return "internal"
 }
@@ -397,27 +322,24 @@ func (s *Service) renderTemplate(w http.ResponseWriter, in *store.Integration, l
 
 // pageLang is the language of a refusal: the session's when it is known,
 // else the LANG Bitrix24 puts in an iframe's query string.
-func pageLang(r *http.Request, ss *session) string {
+func pageLang(r *http.Request, ss *crm.Session) string {
 	if ss != nil && ss.Lang != "" {
 		return ss.Lang
 	}
 	return cmp.Or(r.URL.Query().Get("LANG"), "ru")
 }
 
-func writePageError(w http.ResponseWriter, r *http.Request, ss *session, err error) {
-	var he *HTTPError
-	if !errors.As(err, &he) {
-		he = &HTTPError{http.StatusInternalServerError, "internal", "internal error"}
-	}
+func writePageError(w http.ResponseWriter, r *http.Request, ss *crm.Session, err error) {
 	if strings.Contains(r.Header.Get("Accept"), "application/json") {
-		writeError(w, he)
+		writeError(w, err)
 		return
 	}
+	fe, status, _ := httperr.Of(err)
 	lang := pageLang(r, ss)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(he.Status)
-	if err := messagePage.Execute(w, pageData{Lang: lang, Text: errText(lang, he.Code)}); err != nil {
+	w.WriteHeader(status)
+	if err := messagePage.Execute(w, pageData{Lang: lang, Text: errText(lang, fe.Code)}); err != nil {
 		return // the status is out; nothing more can be said
 	}
 }
@@ -481,11 +403,11 @@ func (s *Service) stateReason(in *store.Integration, lang string) string {
 // renderApp shows the page. refused is the form a save was refused for
 // (shown again as it was sent, with errText); nil otherwise. pc are the
 // portal's choices when the caller already read them.
-func (s *Service) renderApp(w http.ResponseWriter, r *http.Request, status int, in *store.Integration, ss *session, notice string, refused *appChannel, pc *portalChoices) {
+func (s *Service) renderApp(w http.ResponseWriter, r *http.Request, status int, in *store.Integration, ss *crm.Session, notice string, refused *appChannel, pc *portalChoices) {
 	ctx := r.Context()
 	t := textsFor(ss.Lang)
 	p := appPage{Lang: ss.Lang, Domain: in.Domain, State: in.State, StateText: cmp.Or(t[in.State], in.State), StateReason: s.stateReason(in, ss.Lang),
-		Admin: ss.Admin, Sess: s.signSession(*ss), Notice: notice, NoticeErr: refused != nil, T: t}
+		Admin: ss.Admin, Sess: s.sessions.Sign(*ss), Notice: notice, NoticeErr: refused != nil, T: t}
 	chs, err := s.store.ListChannels(ctx, store.Scope{WorkspaceID: in.WorkspaceID})
 	if err != nil {
 		s.log.Error("bitrix24 app page: channels", "integration_id", in.ID, "err", err)
@@ -526,7 +448,7 @@ func (s *Service) renderApp(w http.ResponseWriter, r *http.Request, status int, 
 		}
 		p.Channels = append(p.Channels, c)
 	}
-	if ss.Admin && workable(in) {
+	if ss.Admin && routing.Live(in) {
 		if pc == nil {
 			loaded := s.loadChoices(ctx, in)
 			pc = &loaded
@@ -551,7 +473,7 @@ func (s *Service) ServeAppBind(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ss.Admin {
-		writePageError(w, r, ss, &HTTPError{http.StatusForbidden, "admin_only", "only a portal administrator can change where messages go"})
+		writePageError(w, r, ss, fault.New(fault.Forbidden, "admin_only", "only a portal administrator can change where messages go"))
 		return
 	}
 	f := r.PostForm
@@ -578,23 +500,19 @@ func (s *Service) ServeAppBind(w http.ResponseWriter, r *http.Request) {
 			}
 			sent.Entity, sent.CategoryID, sent.StageID = req.Entity, req.CategoryID, req.StageID
 		}
-		if workable(in) && (sent.Mode == ModeOpenLines || sent.Mode == ModeCRM) {
+		if routing.Live(in) && (sent.Mode == ModeOpenLines || sent.Mode == ModeCRM) {
 			loaded := s.loadChoices(r.Context(), in)
 			pc = &loaded
 		}
 		_, err = s.bind(r.Context(), scope, in.ID, sent.ID, req, pc)
 	}
 	if err == nil {
-		q := url.Values{"sess": {s.signSession(*ss)}, "saved": {"1"}}
+		q := url.Values{"sess": {s.sessions.Sign(*ss)}, "saved": {"1"}}
 		http.Redirect(w, r, "/bitrix24/app?"+q.Encode(), http.StatusSeeOther)
 		return
 	}
-	var he *HTTPError
-	status := http.StatusUnprocessableEntity
-	if errors.As(err, &he) {
-		status = he.Status
-	} else {
-		status = http.StatusInternalServerError
+	_, status, ok := httperr.Of(err)
+	if !ok {
 		s.log.Error("bitrix24 app page bind", "integration_id", in.ID, "err", err)
 	}
 	// Shown again as sent, so the admin keeps the chosen mode and fields.

@@ -8,9 +8,8 @@ import (
 	"net/http"
 	"strings"
 
-	"gorm.io/gorm"
-
 	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/messaging"
 	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/store"
@@ -62,38 +61,28 @@ func (s *Service) ServeRobot(w http.ResponseWriter, r *http.Request) {
 	}
 	data := DecodeForm(form)
 	memberID, appToken := str(data, "auth", "member_id"), str(data, "auth", "application_token")
-	in, err := s.store.IntegrationByExternal(r.Context(), Type, strings.ToLower(memberID))
-	if err != nil || memberID == "" {
-		writeError(w, errNotThisPortal)
-		return
-	}
-	sec, err := s.store.Secrets(in)
-	if err != nil || !sameToken(appToken, sec.ApplicationToken) {
-		writeError(w, errNotThisPortal)
+	in, err := s.inbox.Caller(r.Context(), Type, strings.ToLower(memberID), appToken)
+	if err != nil {
+		s.fail(w, r, callerRefusal(err))
 		return
 	}
 	token := str(data, "event_token")
 	if token == "" || str(data, "code") != RobotCode {
-		writeError(w, &HTTPError{http.StatusBadRequest, "robot_invalid", "event_token and our robot code are required"})
+		writeError(w, fault.New(fault.Malformed, "robot_invalid", "event_token and our robot code are required"))
 		return
 	}
 	delete(data, "auth")
 	payload, _ := json.Marshal(data)
 	ev := &store.CRMEvent{IntegrationID: in.ID, Kind: "ROBOT", DedupKey: "ROBOT:" + token, Payload: string(payload)}
-	err = s.store.Tx(r.Context(), func(tx *gorm.DB) error {
-		inserted, err := store.InsertCRMEvent(tx, ev)
-		if err != nil || !inserted {
-			return err
-		}
-		_, err = queue.Enqueue(tx, queue.NewJob{Kind: JobEvent, WorkspaceID: in.WorkspaceID, Key: "b24robot:" + ev.ID,
-			Payload: eventJob{EventID: ev.ID}, MaxAttempts: 20})
-		return err
+	err = s.inbox.Keep(r.Context(), ev, func(ev *store.CRMEvent) queue.NewJob {
+		return queue.NewJob{Kind: JobEvent, WorkspaceID: in.WorkspaceID, Key: "b24robot:" + ev.ID,
+			Payload: eventJob{EventID: ev.ID}, MaxAttempts: 20}
 	})
 	if err != nil {
-		writeError(w, &HTTPError{http.StatusServiceUnavailable, "store_failed", "could not store the robot run"})
+		s.log.Error("bitrix24 robot run not stored", "integration_id", in.ID, "err", err)
+		writeError(w, fault.New(fault.Unavailable, "store_failed", "could not store the robot run"))
 		return
 	}
-	s.msg.Notify()
 	w.Header().Set("Content-Type", "application/json")
 	w.Write([]byte(`{"status":"ok"}`))
 }
@@ -128,7 +117,7 @@ func (s *Service) runRobot(ctx context.Context, in *store.Integration, data map[
 		req.Text = ""
 	}
 	m, err := s.msg.Send(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, ch.ID, req)
-	var me *messaging.Error
+	var me *fault.Error
 	if errors.As(err, &me) {
 		msg := me.Message
 		if me.Code == "window_closed" && ch.Type == string(channel.WhatsApp) {

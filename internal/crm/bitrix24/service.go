@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/crm"
 	"github.com/switchboard/switchboard/internal/media"
 	"github.com/switchboard/switchboard/internal/messaging"
 	"github.com/switchboard/switchboard/internal/queue"
@@ -82,6 +83,10 @@ type Service struct {
 	signer *media.Signer
 	http   *http.Client
 	log    *slog.Logger
+	// sessions sign the pages' sessions, with cfg.SessionKey.
+	sessions *crm.Sessions
+	// inbox checks and keeps what the portal posts to us.
+	inbox *crm.Inbox
 }
 
 // New builds the integration. hc must be the guarded client (netguard)
@@ -93,10 +98,12 @@ func New(cfg Config, st *store.Store, msg *messaging.Service, router *routing.Ro
 	if cfg.OnUninstall == "" {
 		cfg.OnUninstall = DeleteOnClean
 	}
-	s := &Service{cfg: cfg, store: st, msg: msg, router: router, signer: signer, http: hc, log: log}
+	s := &Service{cfg: cfg, store: st, msg: msg, router: router, signer: signer, http: hc, log: log,
+		sessions: crm.NewSessions(cfg.SessionKey), inbox: crm.NewInbox(st, msg.Notify)}
 	s.oauth = OAuthConfig{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, AuthServerURL: cfg.OAuthURL,
 		RedirectURL: strings.TrimRight(cfg.PublicURL, "/") + "/bitrix24/oauth/callback", AllowInsecure: cfg.AllowPrivate}
-	s.client = NewClient(ClientOptions{OAuth: s.oauth, HTTP: hc, Tokens: storeTokens{st}, Logger: log, AllowInsecure: cfg.AllowPrivate,
+	s.client = NewClient(ClientOptions{OAuth: s.oauth, HTTP: hc, Tokens: storeTokens{crm.NewTokens(st)}, Logger: log, AllowInsecure: cfg.AllowPrivate,
+		Limiter: crm.NewLimiter(crm.LimiterOptions{Rate: DefaultRate, Burst: DefaultBurst}),
 		OnEndpointMoved: func(integrationID, endpoint string) {
 			host := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(endpoint, "https://"), "http://"), "/rest/")
 			if err := st.SetIntegrationEndpoint(context.Background(), integrationID, host, endpoint); err != nil {
@@ -160,7 +167,7 @@ func (s *Service) handleSetup(ctx context.Context, j *queue.Job) error {
 	if err != nil {
 		return queue.Permanent(err)
 	}
-	if !workable(in) {
+	if !routing.Live(in) {
 		return nil
 	}
 	bound, err := s.readBindings(ctx, in.ID)
@@ -234,12 +241,6 @@ func (s *Service) handleSetup(ctx context.Context, j *queue.Job) error {
 	}
 	s.log.Info("bitrix24 portal set up", "integration_id", in.ID, "domain", in.Domain)
 	return s.verifyHandlers(ctx, in)
-}
-
-// workable says whether an integration's work may run: active, or with
-// handlers that do not reach us (see verifyHandlers).
-func workable(in *store.Integration) bool {
-	return in.State == store.IntegrationActive || in.State == store.IntegrationHandlersMismatch
 }
 
 var connectorNames = map[channel.Type]string{channel.WhatsApp: "WhatsApp (Switchboard)", channel.Instagram: "Instagram (Switchboard)"}

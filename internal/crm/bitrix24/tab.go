@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/crm"
+	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/messaging"
 	phonenum "github.com/switchboard/switchboard/internal/phone"
 	"github.com/switchboard/switchboard/internal/store"
@@ -58,7 +60,7 @@ func (s *Service) ServeTab(w http.ResponseWriter, r *http.Request) {
 		}
 		ss.Entity = entity + ":" + strings.Trim(string(opts.ID), `"`)
 		if !ok || !entityRef.MatchString(ss.Entity) {
-			err = &HTTPError{http.StatusBadRequest, "placement_invalid", "this page is a CRM card tab; PLACEMENT or PLACEMENT_OPTIONS.ID is missing"}
+			err = fault.New(fault.Malformed, "placement_invalid", "this page is a CRM card tab; PLACEMENT or PLACEMENT_OPTIONS.ID is missing")
 		}
 	}
 	if err != nil {
@@ -77,10 +79,10 @@ func (s *Service) ServeTab(w http.ResponseWriter, r *http.Request) {
 	s.renderTab(w, r, in, ss, notice, isErr)
 }
 
-func (s *Service) renderTab(w http.ResponseWriter, r *http.Request, in *store.Integration, ss *session, notice string, isErr bool) {
+func (s *Service) renderTab(w http.ResponseWriter, r *http.Request, in *store.Integration, ss *crm.Session, notice string, isErr bool) {
 	ctx := r.Context()
 	t := textsFor(ss.Lang)
-	p := tabPage{Lang: ss.Lang, Sess: s.signSession(*ss), Notice: notice, NoticeErr: isErr, T: t}
+	p := tabPage{Lang: ss.Lang, Sess: s.sessions.Sign(*ss), Notice: notice, NoticeErr: isErr, T: t}
 	phones, err := s.entityPhones(ctx, in, ss.Entity)
 	if err != nil {
 		s.log.Warn("bitrix24 tab: record phones", "integration_id", in.ID, "entity", ss.Entity, "err", err)
@@ -195,7 +197,6 @@ func (s *Service) entityPhones(ctx context.Context, in *store.Integration, entit
 // tabContacts finds our customers behind a CRM record: by phone, and by
 // the record links CRM mode made.
 func (s *Service) tabContacts(ctx context.Context, in *store.Integration, entity string, phones []string) []store.Contact {
-	db := s.store.DB.Gorm.WithContext(ctx)
 	// A failed lookup shows fewer customers (and allows fewer recipients);
 	// it is logged rather than failing the page.
 	logErr := func(err error) {
@@ -209,16 +210,20 @@ func (s *Service) tabContacts(ctx context.Context, in *store.Integration, entity
 		for i, p := range phones {
 			digits[i] = phonenum.Digits(p)
 		}
-		logErr(db.Where("workspace_id = ? AND external_id IN ?", in.WorkspaceID, digits).Find(&out).Error)
+		found, err := s.store.ContactsByExternalIDs(ctx, in.WorkspaceID, digits)
+		logErr(err)
+		out = found
 	}
 	kind, id, _ := strings.Cut(entity, ":")
 	var linked []string
 	switch kind {
 	case "contact":
-		logErr(db.Model(&store.CRMLink{}).Where("integration_id = ? AND kind = ? AND remote_id = ?", in.ID, linkCRMContact, id).Pluck("local_id", &linked).Error)
+		ids, err := s.store.LocalIDsByRemote(ctx, in.ID, linkCRMContact, id)
+		logErr(err)
+		linked = ids
 	case "lead", "deal":
-		var locals []string
-		logErr(db.Model(&store.CRMLink{}).Where("integration_id = ? AND kind = ? AND remote_id = ?", in.ID, "crm_"+kind, id).Pluck("local_id", &locals).Error)
+		locals, err := s.store.LocalIDsByRemote(ctx, in.ID, "crm_"+kind, id)
+		logErr(err)
 		for _, l := range locals {
 			if _, c, ok := strings.Cut(l, ":"); ok {
 				linked = append(linked, c)
@@ -226,8 +231,8 @@ func (s *Service) tabContacts(ctx context.Context, in *store.Integration, entity
 		}
 	}
 	if len(linked) > 0 {
-		var more []store.Contact
-		logErr(db.Where("workspace_id = ? AND id IN ?", in.WorkspaceID, linked).Find(&more).Error)
+		more, err := s.store.ContactsByIDs(ctx, in.WorkspaceID, linked)
+		logErr(err)
 		have := map[string]bool{}
 		for _, c := range out {
 			have[c.ID] = true
@@ -285,12 +290,12 @@ func (s *Service) ServeTabSend(w http.ResponseWriter, r *http.Request) {
 			req.To = ct.ExternalID
 		}
 	}
-	q := url.Values{"sess": {s.signSession(*ss)}}
+	q := url.Values{"sess": {s.sessions.Sign(*ss)}}
 	if !allowed {
 		q.Set("error", "recipient_foreign")
 	} else {
 		_, err = s.msg.Send(r.Context(), store.Scope{WorkspaceID: in.WorkspaceID}, chID, req)
-		var me *messaging.Error
+		var me *fault.Error
 		switch {
 		case err == nil:
 			q.Set("sent", "1")

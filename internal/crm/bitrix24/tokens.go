@@ -2,14 +2,15 @@ package bitrix24
 
 import (
 	"context"
-	"time"
 
+	"github.com/switchboard/switchboard/internal/crm"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
-// storeTokens keeps portals' tokens in the database, sealed, with
-// refreshes serialised by store.RefreshTokens.
-type storeTokens struct{ st *store.Store }
+// storeTokens is the client's TokenStore on crm's token store: tokens
+// sealed in the database, refreshes serialised per portal. It only turns
+// an integration into Bitrix24's Credentials.
+type storeTokens struct{ t *crm.Tokens }
 
 func credentialsOf(in *store.Integration, sec store.IntegrationSecrets) Credentials {
 	c := Credentials{IntegrationID: in.ID, MemberID: in.ExternalID, ClientEndpoint: in.ClientEndpoint,
@@ -21,11 +22,7 @@ func credentialsOf(in *store.Integration, sec store.IntegrationSecrets) Credenti
 }
 
 func (t storeTokens) Credentials(ctx context.Context, integrationID string) (Credentials, error) {
-	in, err := t.st.GetIntegration(ctx, store.All, integrationID)
-	if err != nil {
-		return Credentials{}, err
-	}
-	sec, err := t.st.Secrets(in)
+	in, sec, err := t.t.Load(ctx, integrationID)
 	if err != nil {
 		return Credentials{}, err
 	}
@@ -33,14 +30,12 @@ func (t storeTokens) Credentials(ctx context.Context, integrationID string) (Cre
 }
 
 func (t storeTokens) RefreshLocked(ctx context.Context, integrationID string, fn func(cur Credentials) (Credentials, error)) (Credentials, error) {
-	in, sec, err := t.st.RefreshTokens(ctx, integrationID, func(in *store.Integration, sec store.IntegrationSecrets) (store.IntegrationSecrets, time.Time, error) {
+	in, sec, err := t.t.Refresh(ctx, integrationID, func(in *store.Integration, sec store.IntegrationSecrets) (crm.Grant, error) {
 		next, err := fn(credentialsOf(in, sec))
 		if err != nil {
-			return sec, time.Time{}, err
+			return crm.Grant{}, err
 		}
-		out := sec
-		out.AccessToken, out.RefreshToken = next.AccessToken, next.RefreshToken
-		return out, next.Expiry, nil
+		return crm.Grant{AccessToken: next.AccessToken, RefreshToken: next.RefreshToken, Expiry: next.Expiry}, nil
 	})
 	if err != nil {
 		return Credentials{}, err
@@ -49,5 +44,5 @@ func (t storeTokens) RefreshLocked(ctx context.Context, integrationID string, fn
 }
 
 func (t storeTokens) MarkNeedsReauth(ctx context.Context, integrationID, reason string) error {
-	return t.st.SetIntegrationState(ctx, integrationID, store.IntegrationNeedsReauth, reason)
+	return t.t.MarkNeedsReauth(ctx, integrationID, reason)
 }

@@ -1,0 +1,38 @@
+package crm
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/queue"
+	"github.com/switchboard/switchboard/internal/routing"
+)
+
+// Signals are what a CRM's client can tell about a failed call; the CRM
+// knows its error codes, Classify knows what the queue does with them.
+type Signals struct {
+	// NeedsReauth: nothing but the integration's admin authorising again
+	// helps (refresh token dead, app removed or unpaid).
+	NeedsReauth func(err error) bool
+	// RetryAfter: how long the CRM asked us to wait (rate limits, its own
+	// outages); 0 when err is not such an answer.
+	RetryAfter func(err error) time.Duration
+}
+
+// Classify turns a failed CRM call into what the queue does with its job:
+// parked (routing.ErrParked, whose jobs routing retries only after a long
+// pause) when only the admin can help; retried after
+// the CRM's own delay when it asked to slow down; anything else as it is,
+// for the queue's backoff (a queue.Permanent stays permanent).
+func Classify(err error, sig Signals) error {
+	switch {
+	case err == nil:
+		return nil
+	case sig.NeedsReauth(err):
+		return fmt.Errorf("%w: %v", routing.ErrParked, err)
+	}
+	if d := sig.RetryAfter(err); d > 0 {
+		return queue.RetryAfter(d, err)
+	}
+	return err
+}

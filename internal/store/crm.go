@@ -1,0 +1,97 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// GetBinding returns a binding by its id, or ErrNotFound.
+func (s *Store) GetBinding(ctx context.Context, id string) (*ChannelBinding, error) {
+	var b ChannelBinding
+	if err := s.g(ctx).Where("id = ?", id).First(&b).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &b, nil
+}
+
+// BindingOf returns an integration's binding of a channel, or ErrNotFound.
+func (s *Store) BindingOf(ctx context.Context, integrationID, channelID string) (*ChannelBinding, error) {
+	var b ChannelBinding
+	if err := s.g(ctx).Where("integration_id = ? AND channel_id = ?", integrationID, channelID).First(&b).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &b, nil
+}
+
+// LinksByLocal lists every integration's links of a kind for a local object.
+func LinksByLocal(tx *gorm.DB, kind, localID string) ([]CRMLink, error) {
+	var out []CRMLink
+	if err := tx.Where("kind = ? AND local_id = ?", kind, localID).Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("store: links of %s: %w", localID, err)
+	}
+	return out, nil
+}
+
+// LocalIDsByRemote lists the local ids an integration links to remoteID
+// under a kind.
+func (s *Store) LocalIDsByRemote(ctx context.Context, integrationID, kind, remoteID string) ([]string, error) {
+	var out []string
+	err := s.g(ctx).Model(&CRMLink{}).Where("integration_id = ? AND kind = ? AND remote_id = ?", integrationID, kind, remoteID).
+		Pluck("local_id", &out).Error
+	if err != nil {
+		return nil, fmt.Errorf("store: links to %s: %w", remoteID, err)
+	}
+	return out, nil
+}
+
+// RemoteOf is LinkByLocal outside a transaction.
+func (s *Store) RemoteOf(ctx context.Context, integrationID, kind, localID string) (string, error) {
+	return LinkByLocal(s.g(ctx), integrationID, kind, localID)
+}
+
+// LocalOf is LinkByRemote outside a transaction.
+func (s *Store) LocalOf(ctx context.Context, integrationID, kind, remoteID string) (string, error) {
+	return LinkByRemote(s.g(ctx), integrationID, kind, remoteID)
+}
+
+// UnlinkedInbound lists the ids of a channel's customer messages since a
+// time that have no link of linkKind to the integration, oldest first, up
+// to limit: what is still to be mirrored there.
+func (s *Store) UnlinkedInbound(ctx context.Context, integrationID, linkKind, channelID string, since time.Time, limit int) ([]string, error) {
+	var ids []string
+	err := s.g(ctx).Model(&Message{}).
+		Where("messages.channel_id = ? AND messages.direction = ? AND messages.created_at >= ?", channelID, Inbound, since).
+		Where("NOT EXISTS (SELECT 1 FROM crm_links l WHERE l.integration_id = ? AND l.kind = ? AND l.local_id = messages.id)", integrationID, linkKind).
+		Order("messages.id").Limit(limit).Pluck("messages.id", &ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("store: unlinked messages: %w", err)
+	}
+	return ids, nil
+}
+
+// UninstallIntegration removes an integration's bindings and then either
+// the integration itself (remove) or its tokens, marking it uninstalled
+// with reason; in one transaction.
+func (s *Store) UninstallIntegration(ctx context.Context, id string, remove bool, reason string) error {
+	return s.Tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Where("integration_id = ?", id).Delete(&ChannelBinding{}).Error; err != nil {
+			return fmt.Errorf("store: unbind integration %s: %w", id, err)
+		}
+		if remove {
+			if err := tx.Where("id = ?", id).Delete(&Integration{}).Error; err != nil {
+				return fmt.Errorf("store: delete integration %s: %w", id, err)
+			}
+			return nil
+		}
+		err := tx.Model(&Integration{}).Where("id = ?", id).Updates(map[string]any{
+			"state": IntegrationUninstalled, "state_reason": reason,
+			"access_token": "", "refresh_token": "", "updated_at": Now()}).Error
+		if err != nil {
+			return fmt.Errorf("store: mark integration %s uninstalled: %w", id, err)
+		}
+		return nil
+	})
+}
