@@ -171,24 +171,20 @@ func cleanName(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// extFor names a file that came without a name by its MIME type, so the
-// operator's computer opens it with the right program.
+// extByMime gives a file that came without a name an extension by its
+// MIME type, so the operator's computer opens it with the right program.
+var extByMime = []struct{ prefix, ext string }{
+	{"image/jpeg", ".jpg"}, {"image/png", ".png"}, {"image/webp", ".webp"},
+	{"audio/ogg", ".ogg"}, {"audio/mpeg", ".mp3"}, {"video/mp4", ".mp4"},
+	{"application/pdf", ".pdf"},
+}
+
 func extFor(mime string) string {
-	switch {
-	case strings.HasPrefix(mime, "image/jpeg"):
-		return ".jpg"
-	case strings.HasPrefix(mime, "image/png"):
-		return ".png"
-	case strings.HasPrefix(mime, "image/webp"):
-		return ".webp"
-	case strings.HasPrefix(mime, "audio/ogg"):
-		return ".ogg"
-	case strings.HasPrefix(mime, "audio/mpeg"):
-		return ".mp3"
-	case strings.HasPrefix(mime, "video/mp4"):
-		return ".mp4"
-	case strings.HasPrefix(mime, "application/pdf"):
-		return ".pdf"
+	for _, e := range extByMime {
+		// A prefix, since the type may carry parameters ("audio/ogg; codecs=opus").
+		if strings.HasPrefix(mime, e.prefix) {
+			return e.ext
+		}
 	}
 	return ""
 }
