@@ -149,13 +149,17 @@ func (s *Service) openLinesMessage(d *routing.Delivery, m *store.MessageView, la
 	if ct.Username != "" && d.Channel.Type == string(channel.Instagram) {
 		user["url"] = "https://instagram.com/" + url.PathEscape(ct.Username)
 	}
-	msg := map[string]any{"id": externalID(m), "date": m.CreatedAt.Unix(), "text": InboundText(m, lang)}
+	r := s.render(m, lang)
+	msg := map[string]any{"id": externalID(m), "date": m.CreatedAt.Unix(), "text": InboundText(r)}
 	if m.ProviderAt != nil {
 		msg["date"] = m.ProviderAt.Unix()
 	}
-	if m.Media != nil && m.Media.State == store.MediaStored {
-		name := NeutralizeBB(cmp.Or(m.Media.Filename, m.Media.ID+extFor(m.Media.MimeType)))
-		msg["files"] = []map[string]any{{"url": s.signer.URL(m.Media.ID), "name": name}}
+	if len(r.Files) > 0 {
+		files := make([]map[string]any, len(r.Files))
+		for i, f := range r.Files {
+			files[i] = map[string]any{"url": f.URL, "name": NeutralizeBB(f.Name)}
+		}
+		msg["files"] = files
 	}
 	return map[string]any{
 		"user":    user,
@@ -192,26 +196,6 @@ func truncRunes(s string, n int) string {
 	return s
 }
 
-func extFor(mime string) string {
-	switch {
-	case strings.HasPrefix(mime, "image/jpeg"):
-		return ".jpg"
-	case strings.HasPrefix(mime, "image/png"):
-		return ".png"
-	case strings.HasPrefix(mime, "image/webp"):
-		return ".webp"
-	case strings.HasPrefix(mime, "audio/ogg"):
-		return ".ogg"
-	case strings.HasPrefix(mime, "audio/mpeg"):
-		return ".mp3"
-	case strings.HasPrefix(mime, "video/mp4"):
-		return ".mp4"
-	case strings.HasPrefix(mime, "application/pdf"):
-		return ".pdf"
-	}
-	return ""
-}
-
 // bbBreaker follows every "[" in what a customer wrote. Bitrix24 takes a
 // tag only when its name comes right after the bracket ([b], [url=…],
 // [user=…], [send=…] buttons, [icon=…]…), so one character there stops
@@ -231,51 +215,28 @@ func NeutralizeBB(s string) string {
 	return strings.ReplaceAll(s, "[", "["+bbBreaker)
 }
 
-// InboundText renders a customer message for an operator to read. What
-// the customer wrote is neutralised (NeutralizeBB); only the markup added
-// here ([QUOTE]) is BB-code.
-func InboundText(m *store.MessageView, lang string) string {
-	var extra map[string]any
-	if m.Extra != nil {
-		json.Unmarshal([]byte(*m.Extra), &extra)
+// render is crm.Render with this service's signed links. A message whose
+// Extra does not parse is still shown from its plain fields; the fault is
+// logged, since it means a parser stored something it should not have.
+func (s *Service) render(m *store.MessageView, lang string) crm.Rendered {
+	r, err := crm.Render(m, shownLang(lang), s.signer.URL)
+	if err != nil {
+		s.log.Error("bitrix24: render a message", "message_id", m.ID, "err", err)
 	}
-	text := NeutralizeBB(m.Text)
-	switch channel.MsgType(m.Type) {
-	case channel.MsgLocation:
-		if loc, ok := extra["location"].(map[string]any); ok {
-			lat, lon := loc["latitude"], loc["longitude"]
-			parts := []string{"📍 " + T(lang, "location")}
-			for _, k := range []string{"name", "address"} {
-				if v, _ := loc[k].(string); v != "" {
-					parts = append(parts, NeutralizeBB(v))
-				}
-			}
-			parts = append(parts, fmt.Sprintf("https://maps.google.com/?q=%v,%v", lat, lon))
-			text = strings.Join(parts, "\n")
-		}
-	case channel.MsgReaction:
-		r, _ := extra["reaction"].(map[string]any)
-		if e, _ := r["emoji"].(string); e != "" {
-			text = fmt.Sprintf(T(lang, "reaction"), NeutralizeBB(e))
-		} else {
-			text = T(lang, "reaction_off")
-		}
-	case channel.MsgStoryMention:
-		text = "📣 " + T(lang, "story_mention")
-	case channel.MsgUnsupported:
-		orig, _ := extra["original_type"].(string)
-		text = fmt.Sprintf(T(lang, "unsupported"), NeutralizeBB(cmp.Or(orig, m.ErrorTitle, "unknown")))
+	return r
+}
+
+// InboundText formats a rendered message as Bitrix24 chat text. What the
+// customer wrote is neutralised (NeutralizeBB); only the markup added
+// here ([QUOTE]) is BB-code. Files are not in it: Open Lines takes them as
+// attachments and the timeline as links.
+func InboundText(r crm.Rendered) string {
+	text := NeutralizeBB(r.Text)
+	if r.Quote != "" {
+		text = "[QUOTE]" + NeutralizeBB(r.Quote) + "[/QUOTE]" + text
 	}
-	if c, _ := extra["caption"].(string); c != "" {
-		if c = NeutralizeBB(c); !strings.Contains(text, c) {
-			text = strings.TrimSpace(text + "\n" + c)
-		}
-	}
-	if m.Quoted != "" {
-		text = "[QUOTE]" + NeutralizeBB(m.Quoted) + "[/QUOTE]" + text
-	}
-	if m.Status == string(channel.StatusDeleted) {
-		text = "[" + T(lang, "deleted") + "] " + text
+	if r.Deleted != "" {
+		text = "[" + r.Deleted + "] " + text
 	}
 	return text
 }
@@ -359,8 +320,8 @@ func (s *Service) operatorMessage(ctx context.Context, in *store.Integration, b 
 		var me *fault.Error
 		if errors.As(err, &me) {
 			reason := me.Message
-			if me.Code == "window_closed" && ch.Type == string(channel.WhatsApp) {
-				reason = T(in.Language, "window_closed")
+			if me.Code == "window_closed" {
+				reason = crm.WindowClosed(shownLang(in.Language), ch.Type)
 			}
 			return s.systemMessage(ctx, in, imChat, fmt.Sprintf(T(in.Language, "send_failed"), reason))
 		}
@@ -515,7 +476,7 @@ func (s *Service) Status(ctx context.Context, d *routing.Delivery, m *store.Mess
 	case channel.StatusFailed:
 		reason := cmp.Or(m.ErrorDetail, m.ErrorTitle, fmt.Sprintf("#%d", m.ErrorCode))
 		if m.ErrorCode == 131047 {
-			reason = T(d.Integration.Language, "window_closed")
+			reason = crm.WindowClosed(shownLang(d.Integration.Language), d.Channel.Type)
 		}
 		return s.systemMessage(ctx, d.Integration, imChat, fmt.Sprintf(T(d.Integration.Language, "send_failed"), reason))
 	}

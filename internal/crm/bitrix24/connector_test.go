@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/crm"
 	"github.com/switchboard/switchboard/internal/media"
 	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
@@ -62,25 +63,25 @@ func view(typ, text, extra string) *store.MessageView {
 
 func TestInboundTextShowsEveryTypeReadably(t *testing.T) {
 	loc := view("location", "", `{"location":{"latitude":43.2383,"longitude":76.9454,"name":"ТРЦ Mega","address":"Розыбакиева 247"}}`)
-	if got := InboundText(loc, "ru"); !strings.Contains(got, "Геопозиция") || !strings.Contains(got, "https://maps.google.com/?q=43.2383,76.9454") || !strings.Contains(got, "ТРЦ Mega") {
+	if got := bb(t, loc, "ru"); !strings.Contains(got, "Геопозиция") || !strings.Contains(got, "https://maps.google.com/?q=43.2383,76.9454") || !strings.Contains(got, "ТРЦ Mega") {
 		t.Errorf("location: %q", got)
 	}
-	if got := InboundText(view("reaction", "", `{"reaction":{"emoji":"👍"}}`), "en"); got != "Reaction 👍 to a message" {
+	if got := bb(t, view("reaction", "", `{"reaction":{"emoji":"👍"}}`), "en"); got != "Reaction 👍 to a message" {
 		t.Errorf("reaction: %q", got)
 	}
-	if got := InboundText(view("reaction", "", `{"reaction":{}}`), "ru"); got != "Реакция снята" {
+	if got := bb(t, view("reaction", "", `{"reaction":{}}`), "ru"); got != "Реакция снята" {
 		t.Errorf("removed reaction: %q", got)
 	}
-	if got := InboundText(view("unsupported", "", `{"original_type":"poll"}`), "ru"); !strings.Contains(got, "poll") {
+	if got := bb(t, view("unsupported", "", `{"original_type":"poll"}`), "ru"); !strings.Contains(got, "poll") {
 		t.Errorf("unsupported: %q", got)
 	}
 	q := view("text", "Да, в 15:00 удобно", "")
 	q.Quoted = "Подходит ли вам время доставки?"
-	if got := InboundText(q, "ru"); got != "[QUOTE]Подходит ли вам время доставки?[/QUOTE]Да, в 15:00 удобно" {
+	if got := bb(t, q, "ru"); got != "[QUOTE]Подходит ли вам время доставки?[/QUOTE]Да, в 15:00 удобно" {
 		t.Errorf("quoted: %q", got)
 	}
 	img := view("image", "", `{"caption":"Вот фото чека"}`)
-	if got := InboundText(img, "ru"); got != "Вот фото чека" {
+	if got := bb(t, img, "ru"); got != "Вот фото чека" {
 		t.Errorf("caption: %q", got)
 	}
 }
@@ -146,11 +147,11 @@ func TestCustomerBBCodeIsNeutralised(t *testing.T) {
 			t.Errorf("%s shows %q, want %q", what, shown, want)
 		}
 	}
-	check("text", InboundText(view("text", typed, ""), "ru"), typed)
-	check("caption", InboundText(view("image", "", `{"caption":"[url=https://evil.example]чек[/url]"}`), "ru"), "[url=https://evil.example]чек[/url]")
+	check("text", bb(t, view("text", typed, ""), "ru"), typed)
+	check("caption", bb(t, view("image", "", `{"caption":"[url=https://evil.example]чек[/url]"}`), "ru"), "[url=https://evil.example]чек[/url]")
 	q := view("text", "да", "")
 	q.Quoted = "[b]x[/b]"
-	if got := InboundText(q, "ru"); !strings.HasPrefix(got, "[QUOTE]") || strings.Contains(got, "[b]") {
+	if got := bb(t, q, "ru"); !strings.HasPrefix(got, "[QUOTE]") || strings.Contains(got, "[b]") {
 		t.Errorf("quote: %q (our own [QUOTE] stays markup, the quoted text does not)", got)
 	}
 
@@ -201,4 +202,15 @@ func TestDownloadTellsRefusedFromTransient(t *testing.T) {
 			t.Errorf("HTTP %d: %v, refused for good: %v", status, err, refused)
 		}
 	}
+}
+
+// bb is the Bitrix24 chat text of a message, as Open Lines and the
+// timeline get it.
+func bb(t *testing.T, m *store.MessageView, lang string) string {
+	t.Helper()
+	r, err := crm.Render(m, lang, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return InboundText(r)
 }

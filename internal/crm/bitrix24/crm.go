@@ -214,10 +214,14 @@ func (s *Service) findContactByPhone(ctx context.Context, integrationID, phone s
 
 func (s *Service) timelineText(d *routing.Delivery, ct *store.Contact, m *store.MessageView, loc *time.Location) string {
 	lang := d.Integration.Language
-	who := NeutralizeBB(cmp.Or(ct.Name, ct.Username, ct.Phone))
-	text := InboundText(m, lang)
-	if m.Media != nil && m.Media.State == store.MediaStored {
-		text = strings.TrimSpace(text + "\n" + s.signer.URL(m.Media.ID))
+	// The comment is signed with the contact the timeline belongs to.
+	withContact := *m
+	withContact.Contact = ct
+	r := s.render(&withContact, lang)
+	who := NeutralizeBB(r.Author)
+	text := InboundText(r)
+	for _, f := range r.Files {
+		text = strings.TrimSpace(text + "\n" + f.URL)
 	}
 	when := m.CreatedAt
 	if m.ProviderAt != nil {

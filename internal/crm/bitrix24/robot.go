@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/crm"
 	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/messaging"
 	"github.com/switchboard/switchboard/internal/queue"
@@ -120,8 +121,8 @@ func (s *Service) runRobot(ctx context.Context, in *store.Integration, data map[
 	var me *fault.Error
 	if errors.As(err, &me) {
 		msg := me.Message
-		if me.Code == "window_closed" && ch.Type == string(channel.WhatsApp) {
-			msg = T(in.Language, "window_closed")
+		if me.Code == "window_closed" {
+			msg = crm.WindowClosed(shownLang(in.Language), ch.Type)
 		}
 		return answer("", msg)
 	}

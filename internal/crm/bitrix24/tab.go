@@ -25,9 +25,13 @@ var tabPlacements = map[string]string{"CRM_LEAD_DETAIL_TAB": "lead", "CRM_DEAL_D
 
 var entityRef = regexp.MustCompile(`^(lead|deal|contact):[0-9]{1,12}$`)
 
+// tabMessage is one message on the card tab. The tab is an HTML page, so
+// it shows the neutral rendering as is (html/template escapes it): no
+// BB-code, no U+200B, and files as links to their signed URLs.
 type tabMessage struct {
-	Direction, Text, Channel, Time, Status string
-	at                                     time.Time
+	crm.Rendered
+	Direction, Channel, Time, Status string
+	at                               time.Time
 }
 
 type tabTarget struct {
@@ -75,6 +79,11 @@ func (s *Service) ServeTab(w http.ResponseWriter, r *http.Request) {
 		notice = t["sent"]
 	} else if e := r.URL.Query().Get("error"); r.Method == http.MethodGet && e != "" {
 		notice, isErr = errText(ss.Lang, e), true
+		if e == "window_closed" {
+			// The send names the messenger; a crafted value only picks
+			// another of the fixed explanations.
+			notice = crm.WindowClosed(shownLang(ss.Lang), r.URL.Query().Get("messenger"))
+		}
 	}
 	s.renderTab(w, r, in, ss, notice, isErr)
 }
@@ -114,11 +123,7 @@ func (s *Service) renderTab(w http.ResponseWriter, r *http.Request, in *store.In
 		}
 		for i := range views {
 			m := &views[i]
-			text := InboundText(m, ss.Lang)
-			if m.Direction == store.Outbound {
-				text = m.Text
-			}
-			p.Messages = append(p.Messages, tabMessage{Direction: m.Direction, Text: text, Channel: chName[m.ChannelID],
+			p.Messages = append(p.Messages, tabMessage{Rendered: s.render(m, ss.Lang), Direction: m.Direction, Channel: chName[m.ChannelID],
 				Time: m.CreatedAt.In(loc).Format("02.01.2006 15:04"), Status: cmp.Or(t["status_"+m.Status], m.Status), at: m.CreatedAt})
 		}
 	}
@@ -302,6 +307,12 @@ func (s *Service) ServeTabSend(w http.ResponseWriter, r *http.Request) {
 		case errors.As(err, &me):
 			// The code travels; the page words it in its language.
 			q.Set("error", me.Code)
+			if me.Code == "window_closed" {
+				// The explanation differs by messenger.
+				if ch, err := s.store.GetChannel(r.Context(), store.Scope{WorkspaceID: in.WorkspaceID}, chID); err == nil {
+					q.Set("messenger", ch.Type)
+				}
+			}
 		case errors.Is(err, store.ErrNotFound):
 			q.Set("error", "channel_not_found")
 		default:
