@@ -22,6 +22,7 @@ import (
 	"github.com/switchboard/switchboard/internal/channel/instagram"
 	"github.com/switchboard/switchboard/internal/channel/whatsapp"
 	"github.com/switchboard/switchboard/internal/config"
+	"github.com/switchboard/switchboard/internal/crm"
 	"github.com/switchboard/switchboard/internal/crm/bitrix24"
 	"github.com/switchboard/switchboard/internal/media"
 	"github.com/switchboard/switchboard/internal/messaging"
@@ -129,10 +130,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	b24 := bitrix24.New(bitrix24.Config{ClientID: cfg.Bitrix24ClientID, ClientSecret: cfg.Bitrix24ClientSecret,
 		OAuthURL: cfg.Bitrix24OAuthURL, PublicURL: cfg.PublicURL, AllowPrivate: cfg.AllowPrivateEndpoints,
 		OnUninstall: cfg.Bitrix24OnUninstall, Workspace: cfg.Bitrix24Workspace, SessionKey: derive(key, "bitrix24 page sessions")}, st, svc, router, signer, hc, log)
-	b24.Handle(q)
+	// Each CRM provider is one entry here: it mounts its routes, binds
+	// channels and handles its jobs.
+	crms := crm.NewRegistry(b24)
+	crms.Handle(q)
 
 	srv := web.New(web.Deps{
-		Store: st, Messaging: svc, Registry: reg, Metrics: m, Signer: signer, Queue: q, Log: log, Bitrix24: b24,
+		Store: st, Messaging: svc, Registry: reg, Metrics: m, Signer: signer, Queue: q, Log: log, Integrations: crms,
 		AdminToken: admin, MetaVerifyToken: cfg.MetaVerifyToken, MetaAppSecret: cfg.MetaAppSecret,
 		WebhookMaxBytes: cfg.WebhookMaxBytes, UploadMaxBytes: cfg.UploadMaxBytes,
 		DefaultWorkspaceID: ws.ID,

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,8 +13,10 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/messaging"
 	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/internal/strictjson"
 )
 
 // maxJSONBody caps every JSON request of the admin API.
@@ -24,22 +25,26 @@ const maxJSONBody = 1 << 20
 // decode reads a JSON body strictly: unknown fields and trailing data are
 // errors that name the problem.
 func decode(c *gin.Context, v any) bool {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxJSONBody))
-	if err != nil {
-		fail(c, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("JSON bodies are limited to %d bytes", maxJSONBody))
+	body, ok := readBody(c)
+	if !ok {
 		return false
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		fail(c, http.StatusBadRequest, "invalid_json", jsonProblem(err))
-		return false
-	}
-	if dec.More() {
-		fail(c, http.StatusBadRequest, "invalid_json", "request body: unexpected data after the JSON object")
+	if err := strictjson.Decode(body, v); err != nil {
+		fail(c, http.StatusBadRequest, strictjson.Code, fault.As(err).Message)
 		return false
 	}
 	return true
+}
+
+// readBody reads a JSON body up to maxJSONBody, for decode or for whoever
+// decodes it (a CRM provider binding a channel).
+func readBody(c *gin.Context) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxJSONBody))
+	if err != nil {
+		fail(c, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("JSON bodies are limited to %d bytes", maxJSONBody))
+		return nil, false
+	}
+	return body, true
 }
 
 // targetWorkspace is where a new resource goes: the token's workspace, or

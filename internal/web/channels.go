@@ -1,12 +1,9 @@
 package web
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"reflect"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -105,50 +102,6 @@ func phoneNumberIDProblem(s string) string {
 		return what + "; the number goes in display_phone"
 	}
 	return what
-}
-
-// jsonProblem turns a decoding error into a sentence for the caller,
-// instead of Go's (`invalid character 'y' in literal true`).
-func jsonProblem(err error) string {
-	const takes = "this API takes a JSON object with Content-Type: application/json, e.g. -d '{\"name\":\"Sales\"}'"
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.Is(err, io.EOF):
-		return "the body is empty: " + takes
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return "the JSON body ends too early: " + takes
-	case errors.As(err, &syn):
-		return fmt.Sprintf("the body is not JSON (at byte %d): %s; form fields are not accepted", syn.Offset, takes)
-	case errors.As(err, &typ):
-		if typ.Field == "" {
-			return "the body must be " + jsonKind(typ.Type) + ": " + takes
-		}
-		return fmt.Sprintf("field %q must be %s", typ.Field, jsonKind(typ.Type))
-	}
-	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return "unknown field " + f
-	}
-	return "the body is not valid JSON: " + takes
-}
-
-func jsonKind(t reflect.Type) string {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "true or false"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
-		reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	}
-	return "a JSON object"
 }
 
 // notProven is the single answer to every failed claim of an account:

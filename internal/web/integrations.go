@@ -7,7 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/switchboard/switchboard/internal/crm/bitrix24"
+	"github.com/switchboard/switchboard/internal/crm"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -31,8 +31,8 @@ type bindingView struct {
 	Entity     string `json:"entity,omitempty"`
 	CategoryID string `json:"category_id,omitempty"`
 	StageID    string `json:"stage_id,omitempty"`
-	// Settings are the integration's own options for the binding (for
-	// Bitrix24 Open Lines, operator_name), shown as they were stored.
+	// Settings are the integration's own options for the binding (for an
+	// Open Lines binding, operator_name), shown as they were stored.
 	Settings json.RawMessage `json:"settings,omitempty"`
 }
 
@@ -90,16 +90,36 @@ func (s *Server) getIntegration(c *gin.Context) {
 	c.JSON(http.StatusOK, v)
 }
 
-func (s *Server) bindChannel(c *gin.Context) {
-	if s.d.Bitrix24 == nil {
+// provider is the registered provider of the integration named in the
+// path, looked up in the caller's scope; false when it answered already.
+// An integration whose type no provider serves is as good as absent.
+func (s *Server) provider(c *gin.Context) (crm.Integration, bool) {
+	in, err := s.d.Store.GetIntegration(c.Request.Context(), scopeOf(c), c.Param("id"))
+	if err != nil {
+		s.failErr(c, err)
+		return nil, false
+	}
+	p, ok := s.d.Integrations.Get(in.Type)
+	if !ok {
 		fail(c, http.StatusNotFound, "not_found", "no such integration")
+		return nil, false
+	}
+	return p, true
+}
+
+// bindChannel hands the body to the integration's provider, which alone
+// knows its fields. The body is read (and its size refused) first, as
+// before; it is decoded only once the integration is found.
+func (s *Server) bindChannel(c *gin.Context) {
+	body, ok := readBody(c)
+	if !ok {
 		return
 	}
-	var req bitrix24.BindRequest
-	if !decode(c, &req) {
+	p, ok := s.provider(c)
+	if !ok {
 		return
 	}
-	b, err := s.d.Bitrix24.Bind(c.Request.Context(), scopeOf(c), c.Param("id"), c.Param("channel_id"), req)
+	b, err := p.Bind(c.Request.Context(), scopeOf(c), c.Param("id"), c.Param("channel_id"), body)
 	if err != nil {
 		s.failErr(c, err)
 		return
@@ -108,35 +128,55 @@ func (s *Server) bindChannel(c *gin.Context) {
 }
 
 func (s *Server) unbindChannel(c *gin.Context) {
-	if s.d.Bitrix24 == nil {
-		fail(c, http.StatusNotFound, "not_found", "no such integration")
+	p, ok := s.provider(c)
+	if !ok {
 		return
 	}
-	if err := s.d.Bitrix24.Unbind(c.Request.Context(), scopeOf(c), c.Param("id"), c.Param("channel_id")); err != nil {
+	if err := p.Unbind(c.Request.Context(), scopeOf(c), c.Param("id"), c.Param("channel_id")); err != nil {
 		s.failErr(c, err)
 		return
 	}
 	c.Status(http.StatusNoContent)
 }
 
-// bitrix24OAuthStart sends an admin to the portal's consent page; the
-// portal lands in the workspace of the token that started it.
-func (s *Server) bitrix24OAuthStart(c *gin.Context) {
-	ws := scopeOf(c).WorkspaceID
-	if ws == "" {
-		ws = c.Query("workspace_id")
-		if ws == "" {
-			ws = s.d.DefaultWorkspaceID
-		}
-		if _, err := s.d.Store.GetWorkspace(c.Request.Context(), store.All, ws); err != nil {
-			fail(c, http.StatusNotFound, "workspace_not_found", "no such workspace")
+// routes is how integrations mount their handlers on the server.
+type routes struct{ s *Server }
+
+// Public mounts h as it is: the integration authenticates its callers.
+func (r routes) Public(method, path string, h http.HandlerFunc) {
+	r.s.engine.Handle(method, path, gin.WrapF(h))
+}
+
+// Workspace mounts h behind the API token, for the workspace the call
+// acts for.
+func (r routes) Workspace(method, path string, h crm.WorkspaceHandler) {
+	s := r.s
+	s.engine.Handle(method, path, s.auth, func(c *gin.Context) {
+		ws, ok := s.actingWorkspace(c)
+		if !ok {
 			return
 		}
+		if err := h(c.Writer, c.Request, ws); err != nil {
+			s.failErr(c, err)
+		}
+	})
+}
+
+// actingWorkspace is the workspace a call to an integration's route acts
+// for: the token's own, or for the operator the workspace_id query
+// parameter or else the default workspace, which must exist.
+func (s *Server) actingWorkspace(c *gin.Context) (string, bool) {
+	ws := scopeOf(c).WorkspaceID
+	if ws != "" {
+		return ws, true
 	}
-	u, err := s.d.Bitrix24.OAuthStart(c.Request.Context(), ws, c.Query("domain"))
-	if err != nil {
-		s.failErr(c, err)
-		return
+	ws = c.Query("workspace_id")
+	if ws == "" {
+		ws = s.d.DefaultWorkspaceID
 	}
-	c.Redirect(http.StatusFound, u)
+	if _, err := s.d.Store.GetWorkspace(c.Request.Context(), store.All, ws); err != nil {
+		fail(c, http.StatusNotFound, "workspace_not_found", "no such workspace")
+		return "", false
+	}
+	return ws, true
 }

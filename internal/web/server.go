@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/switchboard/switchboard/internal/channel"
-	"github.com/switchboard/switchboard/internal/crm/bitrix24"
+	"github.com/switchboard/switchboard/internal/crm"
 	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/media"
 	"github.com/switchboard/switchboard/internal/messaging"
@@ -41,8 +41,10 @@ type Deps struct {
 	Metrics   *metrics.Metrics
 	Signer    *media.Signer
 	Queue     QueueStats
-	Bitrix24  *bitrix24.Service
-	Log       *slog.Logger
+	// Integrations are the CRM providers: each mounts its routes and binds
+	// channels of its integrations. Nil means none.
+	Integrations *crm.Registry
+	Log          *slog.Logger
 
 	AdminToken      string
 	MetaVerifyToken string
@@ -119,18 +121,8 @@ func New(d Deps) *Server {
 	api.PUT("/integrations/:id/channels/:channel_id", s.bindChannel)
 	api.DELETE("/integrations/:id/channels/:channel_id", s.unbindChannel)
 
-	if b := d.Bitrix24; b != nil {
-		s.engine.POST("/bitrix24/install", gin.WrapF(b.ServeInstall))
-		s.engine.POST("/bitrix24/events", gin.WrapF(b.ServeEvents))
-		s.engine.GET("/bitrix24/oauth/callback", gin.WrapF(b.ServeOAuthCallback))
-		s.engine.GET("/bitrix24/oauth/start", s.auth, s.bitrix24OAuthStart)
-		s.engine.POST("/bitrix24/app", gin.WrapF(b.ServeApp))
-		s.engine.GET("/bitrix24/app", gin.WrapF(b.ServeApp))
-		s.engine.POST("/bitrix24/app/bind", gin.WrapF(b.ServeAppBind))
-		s.engine.POST("/bitrix24/tab", gin.WrapF(b.ServeTab))
-		s.engine.GET("/bitrix24/tab", gin.WrapF(b.ServeTab))
-		s.engine.POST("/bitrix24/tab/send", gin.WrapF(b.ServeTabSend))
-		s.engine.POST("/bitrix24/robot", gin.WrapF(b.ServeRobot))
+	for _, in := range d.Integrations.All() {
+		in.Mount(routes{s})
 	}
 	return s
 }

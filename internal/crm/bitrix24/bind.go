@@ -14,6 +14,7 @@ import (
 	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/internal/strictjson"
 )
 
 // JobActivate switches our connector on (or off) for a binding's line.
@@ -33,10 +34,15 @@ var idPattern = regexp.MustCompile(`^[0-9]{1,10}$`)
 var stagePattern = regexp.MustCompile(`^[A-Za-z0-9_:]{1,50}$`)
 
 // Bind binds a channel of the integration's workspace in Open Lines or
-// direct CRM mode; the line is activated from the queue. The line,
-// pipeline and stage are checked against what the portal offers, for the
-// API as for the app page.
-func (s *Service) Bind(ctx context.Context, scope store.Scope, integrationID, channelID string, req BindRequest) (*store.ChannelBinding, error) {
+// direct CRM mode; the line is activated from the queue. body is the admin
+// API's BindRequest, refused in the API's words when it does not decode.
+// The line, pipeline and stage are checked against what the portal offers,
+// for the API as for the app page.
+func (s *Service) Bind(ctx context.Context, scope store.Scope, integrationID, channelID string, body json.RawMessage) (*store.ChannelBinding, error) {
+	var req BindRequest
+	if err := strictjson.Decode(body, &req); err != nil {
+		return nil, err
+	}
 	return s.bind(ctx, scope, integrationID, channelID, req, nil)
 }
 

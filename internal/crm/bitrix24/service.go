@@ -118,9 +118,7 @@ func New(cfg Config, st *store.Store, msg *messaging.Service, router *routing.Ro
 func (s *Service) Client() *Client { return s.client }
 
 // Handle adds the integration's jobs to a queue.
-func (s *Service) Handle(q interface {
-	Handle(kind string, h queue.Handler)
-}) {
+func (s *Service) Handle(q crm.JobHandlers) {
 	q.Handle(JobSetup, s.handleSetup)
 	q.Handle(JobEvent, s.handleEvent)
 	q.Handle(JobActivate, s.handleActivate)
