@@ -3,6 +3,7 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -17,25 +18,8 @@ import (
 // and returns the signed link of the stored file.
 func uploadFile(t *testing.T, e *apptest.Env, ch, filename, contentType string, data []byte) string {
 	t.Helper()
-	var buf bytes.Buffer
-	w := multipart.NewWriter(&buf)
-	w.WriteField("to", customer)
-	h := textproto.MIMEHeader{}
-	h.Set("Content-Disposition", `form-data; name="file"; filename="`+filename+`"`)
-	h.Set("Content-Type", contentType)
-	fw, _ := w.CreatePart(h)
-	fw.Write(data)
-	w.Close()
-	req, _ := http.NewRequest("POST", e.URL+"/api/v1/channels/"+ch+"/messages", &buf)
-	req.Header.Set("Authorization", "Bearer "+apptest.AdminToken)
-	req.Header.Set("Content-Type", w.FormDataContentType())
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("upload %s: %d", filename, resp.StatusCode)
+	if st, body := postUpload(t, e, ch, filename, contentType, data); st != http.StatusAccepted {
+		t.Fatalf("upload %s: %d %v", filename, st, body)
 	}
 	var url string
 	e.Eventually("upload stored", func() bool {
@@ -50,13 +34,59 @@ func uploadFile(t *testing.T, e *apptest.Env, ch, filename, contentType string, 
 	return url
 }
 
+// postUpload posts a file to customer through the multipart API and
+// returns the answer as it came.
+func postUpload(t *testing.T, e *apptest.Env, ch, filename, contentType string, data []byte) (int, map[string]any) {
+	t.Helper()
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	if err := w.WriteField("to", customer); err != nil {
+		t.Fatal(err)
+	}
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", `form-data; name="file"; filename="`+filename+`"`)
+	h.Set("Content-Type", contentType)
+	fw, err := w.CreatePart(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fw.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest("POST", e.URL+"/api/v1/channels/"+ch+"/messages", &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+apptest.AdminToken)
+	req.Header.Set("Content-Type", w.FormDataContentType())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("upload %s: answer is not JSON: %v", filename, err)
+	}
+	return resp.StatusCode, body
+}
+
 // Files from customers and operators are served from the gateway's own
 // origin, so none of them may run script there: active types are
 // downloads, every answer is sandboxed, and HEAD answers like GET.
 func TestMediaLinksNeverRunActiveContent(t *testing.T) {
 	apptest.Each(t, apptest.Options{}, func(t *testing.T, e *apptest.Env) {
-		ch := e.CreateWhatsApp()
-		e.Sim.SendWhatsAppText(context.Background(), apptest.PhoneNumberID, customer, "Анна", "Пришлите файлы")
+		// Instagram, because it checks no file types yet: WhatsApp now
+		// refuses SVG and HTML uploads up front (see
+		// TestUploadRefusesWhatWhatsAppRefuses), yet whatever a channel
+		// stores must still be served safely.
+		ch := e.CreateInstagram()
+		if _, err := e.Sim.SendInstagramText(context.Background(), apptest.IGUserID, customer, "Пришлите файлы"); err != nil {
+			t.Fatal(err)
+		}
 		e.Eventually("inbound", func() bool { return len(e.Messages(ch)) == 1 })
 
 		svg := []byte(`<svg xmlns="http://www.w3.org/2000/svg"><script>alert(document.cookie)</script></svg>`)
@@ -108,5 +138,77 @@ func TestMediaLinksNeverRunActiveContent(t *testing.T) {
 				}
 			}
 		}
+	})
+}
+
+// An upload WhatsApp would take with 202 and fail later with "(#100)
+// Invalid parameter" is refused when it is sent, with a code and a message
+// naming what was received and what is accepted; nothing is stored,
+// queued or sent. Files Meta takes still go.
+func TestUploadRefusesWhatWhatsAppRefuses(t *testing.T) {
+	apptest.Each(t, apptest.Options{}, func(t *testing.T, e *apptest.Env) {
+		ch := e.CreateWhatsApp()
+		if _, err := e.Sim.SendWhatsAppText(context.Background(), apptest.PhoneNumberID, customer, "Анна", "Пришлите файлы"); err != nil {
+			t.Fatal(err)
+		}
+		e.Eventually("inbound", func() bool { return len(e.Messages(ch)) == 1 })
+		e.WaitIdle()
+		posts := func() int {
+			n := 0
+			for _, r := range e.Sim.Requests() {
+				if r.Method == http.MethodPost {
+					n++
+				}
+			}
+			return n
+		}
+		before := posts()
+
+		png := append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte("p"), 64)...)
+		for _, c := range []struct {
+			name, filename, contentType string
+			data                        []byte
+			code                        string
+			mentions                    []string
+		}{
+			{"svg image", "logo.svg", "image/svg+xml", []byte(`<svg xmlns="http://www.w3.org/2000/svg"/>`),
+				"media_type_unsupported", []string{"image/svg+xml", "image/jpeg, image/png"}},
+			{"html page", "invoice.html", "text/html", []byte(`<html><body>Счёт</body></html>`),
+				"media_type_unsupported", []string{"text/html", "application/pdf"}},
+			{"png over 5 MB", "big.png", "image/png", append(png, bytes.Repeat([]byte("p"), 6<<20)...),
+				"media_too_large", []string{"5242880"}},
+		} {
+			st, body := postUpload(t, e, ch, c.filename, c.contentType, c.data)
+			if st != http.StatusUnprocessableEntity || errCode(body) != c.code {
+				t.Fatalf("%s: %d %v, want 422 %s", c.name, st, body, c.code)
+			}
+			msg, _ := body["error"].(map[string]any)["message"].(string)
+			for _, m := range c.mentions {
+				if !strings.Contains(msg, m) {
+					t.Errorf("%s: message %q does not name %s", c.name, msg, m)
+				}
+			}
+		}
+		e.WaitIdle()
+		if n := len(e.Messages(ch)); n != 1 {
+			t.Fatalf("refused uploads were stored: %d messages", n)
+		}
+		if n := posts(); n != before {
+			t.Fatalf("refused uploads reached the simulator: %d requests", n-before)
+		}
+
+		uploadFile(t, e, ch, "photo.png", "image/png", png)
+		uploadFile(t, e, ch, "offer.pdf", "application/pdf", []byte("%PDF-1.4 offer"))
+		e.Eventually("png and pdf sent", func() bool {
+			sent := 0
+			for _, m := range e.Messages(ch) {
+				// The simulator delivers and reads at once, so "sent" may
+				// already be past.
+				if st := m["status"]; m["direction"] == "out" && (st == "sent" || st == "delivered" || st == "read") {
+					sent++
+				}
+			}
+			return sent == 2
+		})
 	})
 }

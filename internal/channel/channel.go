@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -111,7 +112,10 @@ type ProviderError struct {
 }
 
 func (e ProviderError) String() string {
-	s := fmt.Sprintf("(#%d) %s", e.Code, cmp.Or(e.Title, e.Message))
+	// Graph messages already start with their code ("(#100) Invalid
+	// parameter"); prefixing it again read "(#100) (#100) …".
+	prefix := fmt.Sprintf("(#%d) ", e.Code)
+	s := prefix + strings.TrimPrefix(cmp.Or(e.Title, e.Message), prefix)
 	if e.Details != "" {
 		s += ": " + e.Details
 	}

@@ -22,6 +22,10 @@ type Provider struct {
 	// Verifier proves a token's hold on an account before a channel is
 	// created or re-activated for it.
 	Verifier AccountVerifier
+	// Media is optional: what the messenger accepts for each outbound
+	// media kind, checked on uploads before they are queued. nil means no
+	// check (Instagram, for now), and the messenger alone decides.
+	Media MediaRules
 }
 
 // Registry holds the providers wired at start-up. It is built once in main

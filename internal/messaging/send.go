@@ -261,6 +261,13 @@ func (s *Service) validate(typ channel.Type, req *SendRequest) (channel.MsgType,
 		if typ == channel.Instagram && (t == channel.MsgSticker) {
 			return "", bad("media_type_invalid", "Instagram does not take stickers")
 		}
+		// Only an upload's type and size are known here; a URL's are known
+		// once Meta fetches it, so links are left to the messenger.
+		if req.Upload != nil {
+			if err := s.checkUpload(typ, t, req.Upload); err != nil {
+				return "", err
+			}
+		}
 		return t, nil
 	}
 	text := strings.TrimSpace(req.Text)
@@ -277,10 +284,49 @@ func (s *Service) validate(typ channel.Type, req *SendRequest) (channel.MsgType,
 	return channel.MsgText, nil
 }
 
+// uploadMIME is the type an upload is stored and sent with: as declared,
+// or sniffed when the client declared none.
+func uploadMIME(up *Upload) string {
+	if up.MimeType == "" || up.MimeType == "application/octet-stream" {
+		return http.DetectContentType(up.Data)
+	}
+	return up.MimeType
+}
+
+// checkUpload refuses an upload the messenger would refuse after taking
+// it (an SVG as an image, an HTML page as a document), so the operator
+// hears why now rather than reading Meta's "(#100) Invalid parameter"
+// later. Messengers that declare no rules are not checked.
+func (s *Service) checkUpload(typ channel.Type, kind channel.MsgType, up *Upload) error {
+	p, ok := s.registry.ByType(typ)
+	if !ok || p.Media == nil {
+		return nil
+	}
+	mimeType := uploadMIME(up)
+	r := p.Media.Check(kind, mimeType, int64(len(up.Data)))
+	if r == nil {
+		return nil
+	}
+	if r.Reason == channel.MediaTooLarge {
+		return bad(channel.MediaTooLarge, "%s files are limited to %d bytes on %s; this one is %d bytes",
+			kind, r.Rule.MaxBytes, typ, r.Size)
+	}
+	msg := fmt.Sprintf("%s does not take %q as %s; accepted: %s", typ, r.MimeType, kind, strings.Join(r.Rule.Types, ", "))
+	if len(r.Rule.Types) == 0 {
+		msg = fmt.Sprintf("%s does not take %s files", typ, kind)
+	}
+	if kind != channel.MsgDocument && p.Media.Accepts(channel.MsgDocument, mimeType) {
+		msg += `; send it as "document" instead`
+	}
+	return bad(channel.MediaTypeUnsupported, "%s", msg)
+}
+
 func guessType(req *SendRequest) channel.MsgType {
 	mime, name := "", req.Media.URL
 	if req.Upload != nil {
-		mime, name = req.Upload.MimeType, req.Upload.Filename
+		// The sniffed type when none was declared, as prepareMedia stores
+		// it: a PNG sent as octet-stream is an image, not a document.
+		mime, name = uploadMIME(req.Upload), req.Upload.Filename
 	}
 	switch {
 	case strings.HasPrefix(mime, "image/webp"):
@@ -350,13 +396,11 @@ func (s *Service) prepareMedia(ctx context.Context, ch *store.Channel, req *Send
 	}
 	up := req.Upload
 	if limit, ok := media.Limits[string(t)]; ok && int64(len(up.Data)) > limit {
-		return nil, fault.Newf(fault.TooLarge, "media_too_large",
+		// Invalid, as the provider's own check says it: one code, one status.
+		return nil, fault.Newf(fault.Invalid, "media_too_large",
 			"%s files are limited to %d bytes by the messenger", t, limit)
 	}
-	mime := up.MimeType
-	if mime == "" || mime == "application/octet-stream" {
-		mime = http.DetectContentType(up.Data)
-	}
+	mime := uploadMIME(up)
 	sum := sha256.Sum256(up.Data)
 	row.MimeType, row.Size, row.SHA256 = mime, int64(len(up.Data)), hex.EncodeToString(sum[:])
 	if row.Filename == "" {

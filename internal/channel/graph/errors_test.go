@@ -151,3 +151,16 @@ func TestParseRetryAfter(t *testing.T) {
 		t.Errorf("RetryAfter = %v", se.RetryAfter)
 	}
 }
+
+// Meta's message already carries "(#100)"; the failure reason built from
+// it must not repeat it.
+func TestParseErrorReasonNamesCodeOnce(t *testing.T) {
+	body, err := os.ReadFile("testdata/wa-error-100-invalid-param.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ParseError(400, body, "").Err.String()
+	if strings.Count(got, "(#100)") != 1 || !strings.HasPrefix(got, "(#100) ") {
+		t.Errorf("reason %q", got)
+	}
+}

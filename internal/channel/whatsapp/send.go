@@ -36,6 +36,7 @@ func NewProvider(c *Client) *channel.Provider {
 		Sender:        c,
 		Fetcher:       c,
 		Verifier:      c,
+		Media:         MediaRules,
 	}
 }
 
