@@ -92,18 +92,22 @@ func (s *Service) renderTab(w http.ResponseWriter, r *http.Request, in *store.In
 	ctx := r.Context()
 	t := textsFor(ss.Lang)
 	p := tabPage{Lang: ss.Lang, Sess: s.sessions.Sign(*ss), Notice: notice, NoticeErr: isErr, T: t}
-	phones, err := s.entityPhones(ctx, in, ss.Entity)
+	// One read of the workspace serves the record's numbers and the clock.
+	loc := time.UTC
+	ws, err := s.store.GetWorkspace(ctx, store.All, in.WorkspaceID)
 	if err != nil {
-		s.log.Warn("bitrix24 tab: record phones", "integration_id", in.ID, "entity", ss.Entity, "err", err)
+		s.log.Error("bitrix24 tab: workspace", "integration_id", in.ID, "err", err)
+	} else if l, err := time.LoadLocation(ws.Timezone); err == nil {
+		loc = l
+	}
+	var phones []string
+	if ws != nil {
+		if phones, err = s.entityPhones(ctx, in, ws, ss.Entity); err != nil {
+			s.log.Warn("bitrix24 tab: record phones", "integration_id", in.ID, "entity", ss.Entity, "err", err)
+		}
 	}
 	p.Phones = phones
 	contacts := s.tabContacts(ctx, in, ss.Entity, phones)
-	loc := time.UTC
-	if ws, err := s.store.GetWorkspace(ctx, store.All, in.WorkspaceID); err == nil {
-		if l, err := time.LoadLocation(ws.Timezone); err == nil {
-			loc = l
-		}
-	}
 	chs, err := s.store.ListChannels(ctx, store.Scope{WorkspaceID: in.WorkspaceID})
 	if err != nil {
 		s.log.Error("bitrix24 tab: channels", "integration_id", in.ID, "err", err)
@@ -162,7 +166,7 @@ func windowOpen(ct store.Contact) bool {
 
 // entityPhones reads the record's phone numbers (a deal's through its
 // contact), normalised to E.164.
-func (s *Service) entityPhones(ctx context.Context, in *store.Integration, entity string) ([]string, error) {
+func (s *Service) entityPhones(ctx context.Context, in *store.Integration, ws *store.Workspace, entity string) ([]string, error) {
 	kind, id, _ := strings.Cut(entity, ":")
 	var rec struct {
 		ContactID json.RawMessage `json:"CONTACT_ID"`
@@ -185,10 +189,6 @@ func (s *Service) entityPhones(ctx context.Context, in *store.Integration, entit
 	}
 	// The record's numbers are read the way the workspace's people write
 	// them (8 912 … is +7 912 … unless the workspace turned that off).
-	ws, err := s.store.GetWorkspace(ctx, store.All, in.WorkspaceID)
-	if err != nil {
-		return nil, err
-	}
 	numbers := phonenum.Options{Trunk8: ws.PhoneTrunk8, Region: ws.PhoneRegion}
 	var out []string
 	for _, p := range rec.Phone {
@@ -278,7 +278,11 @@ func (s *Service) ServeTabSend(w http.ResponseWriter, r *http.Request) {
 	// The target must be one the page offered: a channel of this workspace
 	// to a number of this record (or a contact behind it).
 	allowed := false
-	phones, err := s.entityPhones(r.Context(), in, ss.Entity)
+	ws, err := s.store.GetWorkspace(r.Context(), store.All, in.WorkspaceID)
+	var phones []string
+	if err == nil {
+		phones, err = s.entityPhones(r.Context(), in, ws, ss.Entity)
+	}
 	if err != nil {
 		// The record's own numbers are unknown; a contact linked to it
 		// may still be allowed below.
