@@ -394,12 +394,8 @@ func (s *Server) updateChannel(c *gin.Context) {
 		fail(c, http.StatusUnprocessableEntity, "field_immutable", "type, account ids and workspace cannot change here; create a new channel (the operator moves channels with POST /api/v1/channels/{id}/move)")
 		return
 	}
-	if req.Name != nil {
-		name, ok := checkName(c, *req.Name)
-		if !ok {
-			return
-		}
-		req.Name = &name
+	if !checkOptionalName(c, req.Name) {
+		return
 	}
 	if !checkOptional(c, &req) {
 		return

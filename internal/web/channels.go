@@ -58,6 +58,17 @@ func checkName(c *gin.Context, name string) (string, bool) {
 	return name, true
 }
 
+// checkOptionalName validates a name a PATCH may leave out (nil), trimming
+// it in place. It answers and returns false when the name is refused.
+func checkOptionalName(c *gin.Context, name *string) bool {
+	if name == nil {
+		return true
+	}
+	trimmed, ok := checkName(c, *name)
+	*name = trimmed
+	return ok
+}
+
 // tokenProblem says why s cannot be an access token: Meta's tokens are
 // printable ASCII without spaces.
 func tokenProblem(s string) string {

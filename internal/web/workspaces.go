@@ -31,12 +31,8 @@ func (s *Server) updateWorkspace(c *gin.Context) {
 	if !decode(c, &req) {
 		return
 	}
-	if req.Name != nil {
-		name, ok := checkName(c, *req.Name)
-		if !ok {
-			return
-		}
-		req.Name = &name
+	if !checkOptionalName(c, req.Name) {
+		return
 	}
 	if req.Timezone != nil && !checkTimezone(c, *req.Timezone) {
 		return
