@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -284,8 +285,19 @@ type ChannelBinding struct {
 	CategoryID    string
 	StageID       string
 	Settings      *string
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// Name is the channel's name inside this integration (item 1).
+	Name string
+	// OwnerPolicy is routing.OwnerPolicy as JSON; "" leaves new records on
+	// the installing user.
+	OwnerPolicy string
+	// OnRepeat is routing.OnRepeat*: what a customer whose last record is
+	// closed gets.
+	OnRepeat string
+	// Mirror is routing.Mirror*: each message, hourly or daily batches, or
+	// none.
+	Mirror    string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // PutBinding creates or replaces the binding of a channel to an integration.
@@ -296,6 +308,7 @@ func (s *Store) PutBinding(ctx context.Context, b *ChannelBinding) error {
 	switch {
 	case errors.Is(err, gorm.ErrRecordNotFound):
 		b.ID, b.CreatedAt, b.UpdatedAt = NewID(), now, now
+		b.OnRepeat, b.Mirror = cmp.Or(b.OnRepeat, "last_closed"), cmp.Or(b.Mirror, "each")
 		if err := s.g(ctx).Create(b).Error; err != nil {
 			if IsUniqueViolation(err) {
 				return s.PutBinding(ctx, b)
@@ -307,9 +320,11 @@ func (s *Store) PutBinding(ctx context.Context, b *ChannelBinding) error {
 		return err
 	}
 	b.ID, b.CreatedAt, b.UpdatedAt = cur.ID, cur.CreatedAt, now
+	b.OnRepeat, b.Mirror = cmp.Or(b.OnRepeat, "last_closed"), cmp.Or(b.Mirror, "each")
 	return s.g(ctx).Model(&ChannelBinding{}).Where("id = ?", cur.ID).Updates(map[string]any{
 		"mode": b.Mode, "line_id": b.LineID, "entity": b.Entity, "category_id": b.CategoryID,
-		"stage_id": b.StageID, "settings": b.Settings, "updated_at": now,
+		"stage_id": b.StageID, "settings": b.Settings, "name": b.Name, "owner_policy": b.OwnerPolicy,
+		"on_repeat": b.OnRepeat, "mirror": b.Mirror, "updated_at": now,
 	}).Error
 }
 

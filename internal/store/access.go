@@ -1,0 +1,96 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// Access levels of a CRM user to a channel (item 4). No row means
+// AccessNone.
+const (
+	AccessNone = "none"
+	AccessRead = "read"
+	AccessSend = "send"
+)
+
+// ChannelAccess is one cell of an integration's access matrix.
+type ChannelAccess struct {
+	IntegrationID string `gorm:"primaryKey"`
+	UserID        string `gorm:"primaryKey"`
+	ChannelID     string `gorm:"primaryKey"`
+	// Level is AccessRead or AccessSend; AccessNone is stored as no row.
+	Level string
+	// IsDefault marks the user's default outbound channel.
+	IsDefault bool
+	UpdatedAt time.Time
+}
+
+// TableName keeps gorm off its plural guess.
+func (ChannelAccess) TableName() string { return "channel_access" }
+
+// ReplaceAccess makes rows the whole access matrix of the integration, in
+// one transaction. Rows with AccessNone are dropped. The caller validates
+// (levels, one default per user among channels the user can send from).
+func (s *Store) ReplaceAccess(ctx context.Context, integrationID string, rows []ChannelAccess) error {
+	now := Now()
+	return s.Tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Where("integration_id = ?", integrationID).Delete(&ChannelAccess{}).Error; err != nil {
+			return fmt.Errorf("store: clear access: %w", err)
+		}
+		for i := range rows {
+			r := rows[i]
+			if r.Level == AccessNone || r.Level == "" {
+				continue
+			}
+			r.IntegrationID, r.UpdatedAt = integrationID, now
+			if err := tx.Create(&r).Error; err != nil {
+				return fmt.Errorf("store: put access: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// AccessMatrix lists the integration's non-"none" access rows by user, then
+// channel.
+func (s *Store) AccessMatrix(ctx context.Context, integrationID string) ([]ChannelAccess, error) {
+	var out []ChannelAccess
+	err := s.g(ctx).Where("integration_id = ?", integrationID).Order("user_id, channel_id").Find(&out).Error
+	if err != nil {
+		return nil, fmt.Errorf("store: access matrix: %w", err)
+	}
+	return out, nil
+}
+
+// AccessLevel is the user's access to the channel within the integration:
+// AccessNone when no row grants any.
+func (s *Store) AccessLevel(ctx context.Context, integrationID, userID, channelID string) (string, error) {
+	var r ChannelAccess
+	err := s.g(ctx).Where("integration_id = ? AND user_id = ? AND channel_id = ?", integrationID, userID, channelID).First(&r).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return AccessNone, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: access level: %w", err)
+	}
+	return r.Level, nil
+}
+
+// UsersWithAccess lists the active CRM users who can at least read the
+// channel within the integration: those an unanswered customer's
+// escalation reaches.
+func (s *Store) UsersWithAccess(ctx context.Context, integrationID, channelID string) ([]string, error) {
+	var out []string
+	err := s.g(ctx).Table("channel_access").Select("channel_access.user_id").
+		Joins("JOIN crm_users ON crm_users.integration_id = channel_access.integration_id AND crm_users.user_id = channel_access.user_id").
+		Where("channel_access.integration_id = ? AND channel_access.channel_id = ? AND crm_users.active", integrationID, channelID).
+		Order("channel_access.user_id").Pluck("channel_access.user_id", &out).Error
+	if err != nil {
+		return nil, fmt.Errorf("store: users with access: %w", err)
+	}
+	return out, nil
+}
