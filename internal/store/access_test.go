@@ -109,7 +109,7 @@ func TestAccessMatrixRulesInTheStore(t *testing.T) {
 		}
 
 		bad := map[string][]store.ChannelAccess{
-			"two defaults": {{UserID: "1", ChannelID: f.ch.ID, Level: store.AccessSend, IsDefault: true}, {UserID: "1", ChannelID: ch2.ID, Level: store.AccessSend, IsDefault: true}},
+			"two defaults":    {{UserID: "1", ChannelID: f.ch.ID, Level: store.AccessSend, IsDefault: true}, {UserID: "1", ChannelID: ch2.ID, Level: store.AccessSend, IsDefault: true}},
 			"default on read": {{UserID: "1", ChannelID: f.ch.ID, Level: store.AccessRead, IsDefault: true}},
 			"unknown level":   {{UserID: "1", ChannelID: f.ch.ID, Level: "write"}},
 		}
