@@ -384,7 +384,7 @@ func TestCardTabEnforcesAccess(t *testing.T) {
 		}
 		target := f.wa + "|+79161234567"
 		shown := `value="` + strings.ReplaceAll(target, "+", "&#43;") + `"` // as the page escapes it
-		const olga = 27 // not a portal admin
+		const olga = 27                                                     // not a portal admin
 
 		// Never configured: everyone reads and sends (upgrades lock nobody out).
 		page := tabAs(t, e, olga, deal)
@@ -483,5 +483,3 @@ func setOwner(t *testing.T, e *apptest.Env, f *settingsFixture, owner string) {
 		t.Fatal(err)
 	}
 }
-
-
