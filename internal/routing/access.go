@@ -270,12 +270,20 @@ type Gate struct {
 	levels   map[string]string
 }
 
+// AccessOpen is whether the integration's access is still open (never
+// configured: everyone may read and send), given how many matrix rows it
+// has. Whoever asks "who has access to this channel" (the unanswered
+// escalation) takes every active user then, not store.UsersWithAccess,
+// which lists matrix rows only.
+func AccessOpen(s IntegrationSettings, rows int) bool {
+	return s.AccessMode != AccessModeMatrix && rows == 0
+}
+
 // NewGate builds the gate of userID from the integration's settings and
 // its whole matrix. The matrix applies once the settings say so or any row
 // exists; before that everyone may send (upgrades lock nobody out).
 func NewGate(s IntegrationSettings, matrix []store.ChannelAccess, userID string, admin bool) Gate {
-	g := Gate{settings: s, userID: userID, admin: admin, levels: map[string]string{}}
-	g.open = s.AccessMode != AccessModeMatrix && len(matrix) == 0
+	g := Gate{settings: s, userID: userID, admin: admin, open: AccessOpen(s, len(matrix)), levels: map[string]string{}}
 	for _, r := range matrix {
 		if r.UserID == userID {
 			g.levels[r.ChannelID] = r.Level
