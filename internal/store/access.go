@@ -129,7 +129,9 @@ func (s *Store) AccessLevel(ctx context.Context, integrationID, userID, channelI
 
 // UsersWithAccess lists the active CRM users who can at least read the
 // channel within the integration: those an unanswered customer's
-// escalation reaches.
+// escalation reaches. It reads rows only: while an integration's access
+// is still open (routing.AccessOpen: never configured) it has none, and
+// the caller takes every active user instead.
 func (s *Store) UsersWithAccess(ctx context.Context, integrationID, channelID string) ([]string, error) {
 	var out []string
 	err := s.g(ctx).Table("channel_access").Select("channel_access.user_id").
