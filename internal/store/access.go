@@ -32,26 +32,73 @@ type ChannelAccess struct {
 // TableName keeps gorm off its plural guess.
 func (ChannelAccess) TableName() string { return "channel_access" }
 
+// ErrAccessInvalid is a matrix the store refuses to write: a level it
+// does not know, or two default channels for one user. The routing core
+// validates before writing, so meeting it is a bug in the caller.
+var ErrAccessInvalid = errors.New("store: invalid access matrix")
+
 // ReplaceAccess makes rows the whole access matrix of the integration, in
 // one transaction. Rows with AccessNone are dropped. The caller validates
-// (levels, one default per user among channels the user can send from).
+// (users, bound channels, the default-channel rule); the store still
+// refuses unknown levels, a default without send and two defaults for one
+// user (ErrAccessInvalid), and writes nothing then.
 func (s *Store) ReplaceAccess(ctx context.Context, integrationID string, rows []ChannelAccess) error {
+	return s.Tx(ctx, func(tx *gorm.DB) error { return replaceAccess(tx, integrationID, rows) })
+}
+
+func replaceAccess(tx *gorm.DB, integrationID string, rows []ChannelAccess) error {
+	defaults := map[string]string{}
+	for _, r := range rows {
+		switch r.Level {
+		case AccessNone, "", AccessRead, AccessSend:
+		default:
+			return fmt.Errorf("%w: level %q", ErrAccessInvalid, r.Level)
+		}
+		if !r.IsDefault {
+			continue
+		}
+		if r.Level != AccessSend {
+			return fmt.Errorf("%w: user %s's default channel %s has no send access", ErrAccessInvalid, r.UserID, r.ChannelID)
+		}
+		if prev, dup := defaults[r.UserID]; dup {
+			return fmt.Errorf("%w: user %s has two default channels, %s and %s", ErrAccessInvalid, r.UserID, prev, r.ChannelID)
+		}
+		defaults[r.UserID] = r.ChannelID
+	}
 	now := Now()
+	if err := tx.Where("integration_id = ?", integrationID).Delete(&ChannelAccess{}).Error; err != nil {
+		return fmt.Errorf("store: clear access: %w", err)
+	}
+	for i := range rows {
+		r := rows[i]
+		if r.Level == AccessNone || r.Level == "" {
+			continue
+		}
+		r.IntegrationID, r.UpdatedAt = integrationID, now
+		if err := tx.Create(&r).Error; err != nil {
+			return fmt.Errorf("store: put access: %w", err)
+		}
+	}
+	return nil
+}
+
+// PutRoutingSettings writes an integration's routing settings (the JSON
+// of routing.IntegrationSettings) and, unless access is nil, replaces its
+// access matrix, in one transaction: a refused matrix leaves the settings
+// as they were too.
+func (s *Store) PutRoutingSettings(ctx context.Context, integrationID, settings string, access *[]ChannelAccess) error {
 	return s.Tx(ctx, func(tx *gorm.DB) error {
-		if err := tx.Where("integration_id = ?", integrationID).Delete(&ChannelAccess{}).Error; err != nil {
-			return fmt.Errorf("store: clear access: %w", err)
+		res := tx.Model(&Integration{}).Where("id = ?", integrationID).Updates(map[string]any{"settings": settings, "updated_at": Now()})
+		if res.Error != nil {
+			return fmt.Errorf("store: put integration settings: %w", res.Error)
 		}
-		for i := range rows {
-			r := rows[i]
-			if r.Level == AccessNone || r.Level == "" {
-				continue
-			}
-			r.IntegrationID, r.UpdatedAt = integrationID, now
-			if err := tx.Create(&r).Error; err != nil {
-				return fmt.Errorf("store: put access: %w", err)
-			}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
 		}
-		return nil
+		if access == nil {
+			return nil
+		}
+		return replaceAccess(tx, integrationID, *access)
 	})
 }
 
@@ -82,7 +129,9 @@ func (s *Store) AccessLevel(ctx context.Context, integrationID, userID, channelI
 
 // UsersWithAccess lists the active CRM users who can at least read the
 // channel within the integration: those an unanswered customer's
-// escalation reaches.
+// escalation reaches. It reads rows only: while an integration's access
+// is still open (routing.AccessOpen: never configured) it has none, and
+// the caller takes every active user instead.
 func (s *Store) UsersWithAccess(ctx context.Context, integrationID, channelID string) ([]string, error) {
 	var out []string
 	err := s.g(ctx).Table("channel_access").Select("channel_access.user_id").

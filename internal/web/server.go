@@ -120,6 +120,10 @@ func New(d Deps) *Server {
 	api.GET("/integrations/:id", s.getIntegration)
 	api.PUT("/integrations/:id/channels/:channel_id", s.bindChannel)
 	api.DELETE("/integrations/:id/channels/:channel_id", s.unbindChannel)
+	api.GET("/integrations/:id/settings", s.getSettings)
+	api.PUT("/integrations/:id/settings", s.putSettings)
+	api.POST("/integrations/:id/access/bulk", s.bulkAccess)
+	api.POST("/integrations/:id/refresh", s.refreshIntegration)
 
 	for _, in := range d.Integrations.All() {
 		in.Mount(routes{s})

@@ -17,6 +17,7 @@ import (
 	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/messaging"
 	phonenum "github.com/switchboard/switchboard/internal/phone"
+	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -46,6 +47,9 @@ type tabPage struct {
 	Phones             []string
 	Messages           []tabMessage
 	Targets            []tabTarget
+	// ReadOnly explains a send box the user's access rights took
+	// targets from ("" when none was taken).
+	ReadOnly string
 }
 
 // ServeTab shows the conversation with a CRM record's customer and lets
@@ -108,6 +112,12 @@ func (s *Service) renderTab(w http.ResponseWriter, r *http.Request, in *store.In
 	}
 	p.Phones = phones
 	contacts := s.tabContacts(ctx, in, ss.Entity, phones)
+	gate, err := s.gateOf(ctx, in, ss)
+	if err != nil {
+		s.log.Error("bitrix24 tab: access rights", "integration_id", in.ID, "err", err)
+		writePageError(w, r, ss, err)
+		return
+	}
 	chs, err := s.store.ListChannels(ctx, store.Scope{WorkspaceID: in.WorkspaceID})
 	if err != nil {
 		s.log.Error("bitrix24 tab: channels", "integration_id", in.ID, "err", err)
@@ -118,7 +128,13 @@ func (s *Service) renderTab(w http.ResponseWriter, r *http.Request, in *store.In
 	for _, ch := range chs {
 		chName[ch.ID] = ch.Name
 	}
+	owners := s.dialogOwners(ctx, in, contacts)
 	for _, ct := range contacts {
+		// A channel the user has no access to, or a dialog the
+		// visibility rule hides, shows nothing at all.
+		if !gate.Sees(ct.ChannelID, owners[ct.ID]) {
+			continue
+		}
 		views, err := s.store.ListContactMessages(ctx, ct.ID, 100)
 		if err != nil {
 			// One customer's history missing beats no page at all.
@@ -134,28 +150,40 @@ func (s *Service) renderTab(w http.ResponseWriter, r *http.Request, in *store.In
 	sort.SliceStable(p.Messages, func(i, j int) bool { return p.Messages[i].at.Before(p.Messages[j].at) })
 	// Where the manager can write: every active WhatsApp channel to each
 	// phone, and the channel of every known contact.
+	// Only where the user may send: a target the access rights take
+	// away is left out, and the page says why when the user could read.
 	seen := map[string]bool{}
-	add := func(ch store.Channel, to string, open bool) {
+	readOnly := false
+	add := func(ch store.Channel, to, owner string, open bool) {
 		v := ch.ID + "|" + to
 		if seen[v] {
 			return
 		}
 		seen[v] = true
+		if !gate.Sends(ch.ID, owner) {
+			readOnly = readOnly || gate.Sees(ch.ID, owner)
+			return
+		}
 		p.Targets = append(p.Targets, tabTarget{Value: v, Label: ch.Name + " → " + to, WindowOpen: open})
 	}
 	for _, ct := range contacts {
 		for _, ch := range chs {
 			if ch.ID == ct.ChannelID && ch.State == store.ChannelActive {
-				add(ch, cmp.Or(ct.Phone, ct.Username, ct.ExternalID), windowOpen(ct))
+				add(ch, cmp.Or(ct.Phone, ct.Username, ct.ExternalID), owners[ct.ID], windowOpen(ct))
 			}
 		}
 	}
 	for _, ph := range phones {
 		for _, ch := range chs {
 			if ch.Type == string(channel.WhatsApp) && ch.State == store.ChannelActive {
-				add(ch, ph, false)
+				// A customer who never wrote on this channel has no
+				// dialog: unassigned.
+				add(ch, ph, "", false)
 			}
 		}
+	}
+	if readOnly {
+		p.ReadOnly = t["read_only"]
 	}
 	s.renderTemplate(w, in, ss.Lang, http.StatusOK, "b24_tab.html", p)
 }
@@ -293,10 +321,32 @@ func (s *Service) ServeTabSend(w http.ResponseWriter, r *http.Request) {
 			allowed = true
 		}
 	}
-	for _, ct := range s.tabContacts(r.Context(), in, ss.Entity, phones) {
+	owner := ""
+	contacts := s.tabContacts(r.Context(), in, ss.Entity, phones)
+	owners := s.dialogOwners(r.Context(), in, contacts)
+	for _, ct := range contacts {
 		if ct.ChannelID == chID && (to == ct.Phone || to == ct.Username || to == ct.ExternalID) {
 			allowed = true
 			req.To = ct.ExternalID
+			owner = owners[ct.ID]
+		}
+	}
+	// The access rights (item 4) and visibility (item 5): refused with a
+	// 403 and the reason in the page's language, before anything is sent.
+	if allowed {
+		gate, err := s.gateOf(r.Context(), in, ss)
+		if err != nil {
+			s.log.Error("bitrix24 tab send: access rights", "integration_id", in.ID, "err", err)
+			writePageError(w, r, ss, err)
+			return
+		}
+		switch {
+		case !gate.Sees(chID, owner):
+			writePageError(w, r, ss, fault.New(fault.Forbidden, "access_denied", "no access to this conversation"))
+			return
+		case !gate.Sends(chID, owner):
+			writePageError(w, r, ss, fault.New(fault.Forbidden, "channel_read_only", "read-only access to this channel"))
+			return
 		}
 	}
 	q := url.Values{"sess": {s.sessions.Sign(*ss)}}
@@ -334,4 +384,45 @@ func firstErr(errs ...error) error {
 		}
 	}
 	return nil
+}
+
+// gateOf is what the page's user may see and do in the integration: the
+// routing core's access matrix and visibility rule, the portal's admins
+// passing everything (see routing.Gate).
+func (s *Service) gateOf(ctx context.Context, in *store.Integration, ss *crm.Session) (routing.Gate, error) {
+	settings, err := routing.SettingsOf(in)
+	if err != nil {
+		// Settings that do not decode would silently open what an admin
+		// closed: the page refuses instead.
+		return routing.Gate{}, err
+	}
+	matrix, err := s.store.AccessMatrix(ctx, in.ID)
+	if err != nil {
+		return routing.Gate{}, err
+	}
+	return routing.NewGate(settings, matrix, ss.UserID, ss.Admin), nil
+}
+
+// unknownOwner stands for an owner that could not be read: no CRM user
+// id has a NUL in it.
+const unknownOwner = "\x00unknown"
+
+// dialogOwners are the owners of the customers' dialogs in this
+// integration, by contact id; a customer without a dialog is unassigned
+// (absent). A failed lookup is logged and counts as owned by nobody the
+// user could be, so "own" visibility hides rather than leaks it.
+func (s *Service) dialogOwners(ctx context.Context, in *store.Integration, contacts []store.Contact) map[string]string {
+	out := map[string]string{}
+	for _, ct := range contacts {
+		d, err := s.store.FindDialog(ctx, store.DialogKey{IntegrationID: in.ID, ChannelID: ct.ChannelID, ContactID: ct.ID})
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			s.log.Error("bitrix24 tab: dialog owner", "integration_id", in.ID, "contact_id", ct.ID, "err", err)
+			out[ct.ID] = unknownOwner
+		case d.OwnerUserID != "":
+			out[ct.ID] = d.OwnerUserID
+		}
+	}
+	return out
 }

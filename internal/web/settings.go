@@ -1,0 +1,243 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/switchboard/switchboard/internal/fault"
+	"github.com/switchboard/switchboard/internal/routing"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// crmUserView is a CRM user as the settings show it; read-only, the CRM
+// is its source (POST …/refresh reads it again).
+type crmUserView struct {
+	UserID    string    `json:"user_id"`
+	Name      string    `json:"name"`
+	Email     string    `json:"email,omitempty"`
+	Active    bool      `json:"active"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// settingsView is GET /api/v1/integrations/{id}/settings. A PUT takes the
+// same document back: users is ignored there (read-only), every other
+// field left out keeps its value.
+type settingsView struct {
+	Users              []crmUserView        `json:"users"`
+	AccessMode         string               `json:"access_mode"`
+	Access             []routing.UserAccess `json:"access"`
+	Visibility         string               `json:"visibility"`
+	ChatAdminUserID    string               `json:"chat_admin_user_id"`
+	NotifyAfterSeconds int                  `json:"notify_after_seconds"`
+}
+
+// settingsRequest is PUT's body. Pointers tell "left out" from a value.
+type settingsRequest struct {
+	// Users is accepted so that a GET's document can be PUT back as it
+	// is; it is never written (the CRM is the source of users).
+	Users              json.RawMessage       `json:"users"`
+	AccessMode         *string               `json:"access_mode"`
+	Access             *[]routing.UserAccess `json:"access"`
+	Visibility         *string               `json:"visibility"`
+	ChatAdminUserID    *string               `json:"chat_admin_user_id"`
+	NotifyAfterSeconds *int                  `json:"notify_after_seconds"`
+}
+
+// settingsState is what a settings handler reads before changing
+// anything: the integration in the caller's scope, its settings, users,
+// bound channels and matrix (rows of unbound channels left out: they are
+// neither shown nor kept by a change).
+type settingsState struct {
+	in       *store.Integration
+	settings routing.IntegrationSettings
+	ac       routing.AccessContext
+	matrix   []store.ChannelAccess
+}
+
+// settingsState loads the state of the integration named in the path;
+// false when it answered already. Another workspace's integration is a
+// 404, as if it did not exist.
+func (s *Server) settingsState(c *gin.Context) (*settingsState, bool) {
+	ctx := c.Request.Context()
+	in, err := s.d.Store.GetIntegration(ctx, scopeOf(c), c.Param("id"))
+	if err != nil {
+		s.failErr(c, err)
+		return nil, false
+	}
+	st := &settingsState{in: in}
+	if st.settings, err = routing.SettingsOf(in); err != nil {
+		// Stored settings that no longer decode: shown and changed from
+		// the defaults, so that an admin can repair them with a PUT.
+		s.d.Log.Warn("integration settings do not decode", "integration_id", in.ID, "err", err)
+	}
+	if st.ac.Users, err = s.d.Store.CRMUsers(ctx, in.ID); err != nil {
+		s.failErr(c, err)
+		return nil, false
+	}
+	bs, err := s.d.Store.ListBindings(ctx, in.ID)
+	if err != nil {
+		s.failErr(c, err)
+		return nil, false
+	}
+	bound := map[string]bool{}
+	for _, b := range bs {
+		st.ac.Bound = append(st.ac.Bound, b.ChannelID)
+		bound[b.ChannelID] = true
+	}
+	all, err := s.d.Store.AccessMatrix(ctx, in.ID)
+	if err != nil {
+		s.failErr(c, err)
+		return nil, false
+	}
+	for _, r := range all {
+		if bound[r.ChannelID] {
+			st.matrix = append(st.matrix, r)
+		}
+	}
+	return st, true
+}
+
+func (st *settingsState) view() settingsView {
+	v := settingsView{Users: []crmUserView{}, AccessMode: st.settings.AccessMode, Access: routing.AccessView(st.matrix),
+		Visibility: st.settings.Visibility, ChatAdminUserID: st.settings.ChatAdminUserID, NotifyAfterSeconds: st.settings.NotifyAfterSeconds}
+	for _, u := range st.ac.Users {
+		v.Users = append(v.Users, crmUserView{UserID: u.UserID, Name: u.Name, Email: u.Email, Active: u.Active, UpdatedAt: u.UpdatedAt.UTC()})
+	}
+	return v
+}
+
+// known is any user the CRM listed, active or not.
+func (st *settingsState) known(id string) bool {
+	for _, u := range st.ac.Users {
+		if u.UserID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// policyFault turns the routing core's refusal into the API's: 422 with
+// the code, the message naming the field.
+func policyFault(err error) error {
+	var pe *routing.PolicyError
+	if errors.As(err, &pe) {
+		return &fault.Error{Kind: fault.Invalid, Code: pe.Code, Message: pe.Error(), Err: err}
+	}
+	return err
+}
+
+// save writes settings (and the matrix unless nil) and answers the
+// settings as they now are.
+func (s *Server) saveSettings(c *gin.Context, st *settingsState, access *[]store.ChannelAccess) {
+	if err := s.d.Store.PutRoutingSettings(c.Request.Context(), st.in.ID, st.settings.Encode(), access); err != nil {
+		s.failErr(c, err)
+		return
+	}
+	if access != nil {
+		st.matrix = *access
+	}
+	c.JSON(http.StatusOK, st.view())
+}
+
+func (s *Server) getSettings(c *gin.Context) {
+	st, ok := s.settingsState(c)
+	if !ok {
+		return
+	}
+	c.JSON(http.StatusOK, st.view())
+}
+
+// putSettings validates everything first and writes in one transaction,
+// so a refusal changes nothing. Writing access switches the integration
+// to the matrix; access_mode "open" (with no access rows) opens it again.
+func (s *Server) putSettings(c *gin.Context) {
+	var req settingsRequest
+	if !decode(c, &req) {
+		return
+	}
+	st, ok := s.settingsState(c)
+	if !ok {
+		return
+	}
+	next := st.settings
+	if req.Visibility != nil {
+		next.Visibility = *req.Visibility
+	}
+	if req.ChatAdminUserID != nil {
+		next.ChatAdminUserID = *req.ChatAdminUserID
+	}
+	if req.NotifyAfterSeconds != nil {
+		next.NotifyAfterSeconds = *req.NotifyAfterSeconds
+	}
+	if req.AccessMode != nil {
+		next.AccessMode = *req.AccessMode
+	}
+	if err := next.Validate(st.known); err != nil {
+		s.failErr(c, policyFault(err))
+		return
+	}
+	var access *[]store.ChannelAccess
+	switch {
+	case req.Access != nil:
+		rows, err := routing.ValidateAccess(*req.Access, st.ac)
+		if err != nil {
+			s.failErr(c, policyFault(err))
+			return
+		}
+		if next.AccessMode == routing.AccessModeOpen && req.AccessMode != nil {
+			if len(rows) > 0 {
+				s.failErr(c, fault.New(fault.Invalid, routing.CodeAccessModeAccess,
+					`access_mode: "open" lets everyone send; it takes no access rows (send "access": [] or leave it out)`))
+				return
+			}
+		} else {
+			next.AccessMode = routing.AccessModeMatrix
+		}
+		access = &rows
+	case req.AccessMode != nil && next.AccessMode == routing.AccessModeOpen:
+		// Opening clears the matrix: rows left behind would still apply.
+		access = &[]store.ChannelAccess{}
+	}
+	st.settings = next
+	s.saveSettings(c, st, access)
+}
+
+// bulkAccess is POST …/access/bulk: add_all or remove_all, for one
+// channel or the whole matrix. It switches the integration to the matrix.
+func (s *Server) bulkAccess(c *gin.Context) {
+	var req routing.BulkAccess
+	if !decode(c, &req) {
+		return
+	}
+	st, ok := s.settingsState(c)
+	if !ok {
+		return
+	}
+	rows, err := req.Apply(st.matrix, st.ac)
+	if err != nil {
+		s.failErr(c, policyFault(err))
+		return
+	}
+	st.settings.AccessMode = routing.AccessModeMatrix
+	s.saveSettings(c, st, &rows)
+}
+
+// refreshIntegration reads the CRM's users again, now, through the
+// integration's client, and answers the settings with them.
+func (s *Server) refreshIntegration(c *gin.Context) {
+	st, ok := s.settingsState(c)
+	if !ok {
+		return
+	}
+	users, err := s.d.Integrations.RefreshUsers(c.Request.Context(), s.d.Store, st.in)
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	st.ac.Users = users
+	c.JSON(http.StatusOK, st.view())
+}
