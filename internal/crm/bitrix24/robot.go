@@ -117,6 +117,8 @@ func (s *Service) runRobot(ctx context.Context, in *store.Integration, data map[
 		}
 		req.Text = ""
 	}
+	// Operators of an Open Line see what the automation told the customer.
+	req.OnStored = s.echoToOpenLine(in, "")
 	m, err := s.msg.Send(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, ch.ID, req)
 	var me *fault.Error
 	if errors.As(err, &me) {
