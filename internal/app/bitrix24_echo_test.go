@@ -87,10 +87,12 @@ func TestBitrix24TabReplyEchoedToOpenLine(t *testing.T) {
 			t.Fatalf("%d sends to WhatsApp", n)
 		}
 
-		// A robot's message is shown too, as the robot's.
+		// A robot's message is shown too, as the robot's. Its recipient and
+		// its channel, both numbers as people type them, are read by the
+		// workspace's 8→7 rule.
 		e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, customer, "Анна", "Спасибо")
 		_, _, err = e.B24.RunRobot(ctx, apptest.B24MemberID, "switchboard_send", []string{"crm", "CCrmDocumentDeal", "DEAL_" + strconv.Itoa(deal)},
-			map[string]string{"phone": "тел. 8 916 123-45-67", "text": "Ваш заказ собран."})
+			map[string]string{"phone": "тел. 8 916 123-45-67", "channel": "8 701 234 56 78", "text": "Ваш заказ собран."})
 		if err != nil {
 			t.Fatal(err)
 		}
