@@ -194,24 +194,6 @@ func resultID(raw json.RawMessage) string {
 	return s
 }
 
-// findContactByPhone asks crm.duplicate.findbycomm for the contact that has
-// this number (Bitrix24 ignores formatting).
-func (s *Service) findContactByPhone(ctx context.Context, integrationID, phone string) (string, error) {
-	var raw json.RawMessage
-	err := s.client.Call(ctx, integrationID, "crm.duplicate.findbycomm", map[string]any{
-		"type": "PHONE", "values": []string{phone}, "entity_type": "CONTACT"}, &raw)
-	if err != nil {
-		return "", err
-	}
-	var found struct {
-		Contact []json.Number `json:"CONTACT"`
-	}
-	if json.Unmarshal(raw, &found) != nil || len(found.Contact) == 0 {
-		return "", nil // [] when nothing is found
-	}
-	return found.Contact[0].String(), nil
-}
-
 func (s *Service) timelineText(d *routing.Delivery, ct *store.Contact, m *store.MessageView, loc *time.Location) string {
 	lang := d.Integration.Language
 	// The comment is signed with the contact the timeline belongs to.

@@ -12,6 +12,7 @@ import (
 	"github.com/switchboard/switchboard/internal/crm"
 	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/messaging"
+	phonenum "github.com/switchboard/switchboard/internal/phone"
 	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/store"
 )
@@ -117,6 +118,8 @@ func (s *Service) runRobot(ctx context.Context, in *store.Integration, data map[
 		}
 		req.Text = ""
 	}
+	// Operators of an Open Line see what the automation told the customer.
+	req.OnStored = s.echoToOpenLine(in, "")
 	m, err := s.msg.Send(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, ch.ID, req)
 	var me *fault.Error
 	if errors.As(err, &me) {
@@ -149,9 +152,18 @@ func (s *Service) robotChannel(ctx context.Context, in *store.Integration, name 
 		}, v)
 	}
 	if name != "" {
+		// A number is read by the workspace's rule, as the recipient is:
+		// "8 701 234 56 78" names the channel "+7 701 234 56 78".
+		rule := phonenum.Default
+		if ws, err := s.store.GetWorkspace(ctx, store.All, in.WorkspaceID); err == nil {
+			rule = phonenum.Options{Trunk8: ws.PhoneTrunk8, Region: ws.PhoneRegion}
+		} else {
+			s.log.Warn("bitrix24 robot: workspace", "integration_id", in.ID, "err", err)
+		}
 		for i := range chs {
 			ch := &chs[i]
-			if ch.State == store.ChannelActive && (ch.ID == name || ch.AccountID == name || (digits(name) != "" && digits(ch.DisplayPhone) == digits(name))) {
+			sameNumber := digits(name) != "" && (digits(ch.DisplayPhone) == digits(name) || phonenum.Same(name, ch.DisplayPhone, rule))
+			if ch.State == store.ChannelActive && (ch.ID == name || ch.AccountID == name || sameNumber) {
 				return ch, nil
 			}
 		}

@@ -353,6 +353,9 @@ func (s *Service) ServeTabSend(w http.ResponseWriter, r *http.Request) {
 	if !allowed {
 		q.Set("error", "recipient_foreign")
 	} else {
+		// Once accepted, the reply is also shown in the customer's Open
+		// Lines chat when the channel is bound there (tab_echo.go).
+		req.OnStored = s.echoToOpenLine(in, ss.UserID)
 		_, err = s.msg.Send(r.Context(), store.Scope{WorkspaceID: in.WorkspaceID}, chID, req)
 		var me *fault.Error
 		switch {

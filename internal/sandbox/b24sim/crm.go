@@ -595,6 +595,37 @@ func normalizePhone(s string) string {
 	return b.String()
 }
 
+// dedupePhone is the key Bitrix24's duplicate index keeps for a phone
+// (crm's DuplicateCommunicationCriterion::normalizePhone, which calls the
+// main module's NormalizePhone): the digits without the extension, then,
+// for ten digits or more, a leading 00 or 011 (international prefixes)
+// or 0 dropped and a leading 8 read as Russia's 7 — except 80, 81, 82 —
+// while "+8…" keeps its 8 (it becomes 00… first). Nothing else is
+// guessed: "9123456789" stays ten digits and does not find "+7 912 …",
+// and "8613800138000" written without '+' is indexed as 7613800138000.
+func dedupePhone(s string) string {
+	trimmed := strings.TrimSpace(s)
+	d := normalizePhone(trimmed)
+	if len(trimmed) >= 10 && strings.HasPrefix(trimmed, "+8") {
+		d = "00" + d
+	}
+	if len(d) < 10 {
+		return d
+	}
+	switch {
+	case strings.HasPrefix(d, "80"), strings.HasPrefix(d, "81"), strings.HasPrefix(d, "82"):
+	case strings.HasPrefix(d, "00"):
+		d = d[2:]
+	case strings.HasPrefix(d, "011"):
+		d = d[3:]
+	case strings.HasPrefix(d, "8"):
+		d = "7" + d[1:]
+	case strings.HasPrefix(d, "0"):
+		d = d[1:]
+	}
+	return d
+}
+
 // mFindByComm is crm.duplicate.findbycomm (contract §5).
 func mFindByComm(c *call) (any, *page, *apiError) {
 	typ := strings.ToUpper(paramStr(c.params, "type"))
@@ -610,7 +641,7 @@ func mFindByComm(c *call) (any, *page, *apiError) {
 	}
 	norm := func(s string) string {
 		if typ == "PHONE" {
-			return normalizePhone(s)
+			return dedupePhone(s)
 		}
 		return strings.ToLower(strings.TrimSpace(s))
 	}
