@@ -122,6 +122,7 @@ func (s *Service) Handle(q crm.JobHandlers) {
 	q.Handle(JobSetup, s.handleSetup)
 	q.Handle(JobEvent, s.handleEvent)
 	q.Handle(JobActivate, s.handleActivate)
+	q.Handle(JobAssign, s.handleAssign)
 }
 
 // ConnectorID is the Open Lines connector of a channel type.

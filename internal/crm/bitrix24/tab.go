@@ -303,11 +303,14 @@ func (s *Service) ServeTabSend(w http.ResponseWriter, r *http.Request) {
 	if !allowed {
 		q.Set("error", "recipient_foreign")
 	} else {
-		_, err = s.msg.Send(r.Context(), store.Scope{WorkspaceID: in.WorkspaceID}, chID, req)
+		var m *store.Message
+		m, err = s.msg.Send(r.Context(), store.Scope{WorkspaceID: in.WorkspaceID}, chID, req)
 		var me *fault.Error
 		switch {
 		case err == nil:
 			q.Set("sent", "1")
+			// A manager's answer may make them the customer's owner.
+			s.claimByAnswer(r.Context(), in, chID, m.ContactID, ss.UserID)
 		case errors.As(err, &me):
 			// The code travels; the page words it in its language.
 			q.Set("error", me.Code)
