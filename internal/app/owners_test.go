@@ -187,6 +187,7 @@ func TestRoundRobinOwnersCRM(t *testing.T) {
 		// A customer writing again keeps the owner and the deal.
 		e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, "79160000000", "Клиент 0", "Ещё вопрос")
 		e.Eventually("second comment", func() bool { return len(e.Portal.TimelineComments()) == n+1 })
+		e.WaitIdle() // the links are written after the portal has the records
 
 		counts, err := e.App.Store.OwnerCounts(ctx, bindingID(t, e, integ, ch))
 		if err != nil {
@@ -220,6 +221,7 @@ func TestRoundRobinOwnersCRM(t *testing.T) {
 		seedCRMUsers(t, e, integ, []string{"1"}, "27", "3", "4")
 		e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, "79169999999", "Поздний", "Есть кто?")
 		e.Eventually("deal for the late customer", func() bool { return len(e.Portal.Deals()) == n+1 })
+		e.WaitIdle()
 		late := e.Portal.Deals()[n]
 		if late.Field("ASSIGNED_BY_ID") != in.InstalledBy || customerDialogs(t, e, integ)["+79169999999"].OwnerUserID != "" {
 			t.Fatalf("with nobody active: deal %v", late)
@@ -253,6 +255,7 @@ func TestFirstResponderCRM(t *testing.T) {
 			"users": []map[string]any{{"user_id": "27"}}}})
 		e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, customer, "Анна", "Когда доставка?")
 		e.Eventually("deal", func() bool { return len(e.Portal.Deals()) == 1 && len(e.Portal.TimelineComments()) == 1 })
+		e.WaitIdle()
 		deal := e.Portal.Deals()[0]
 		if deal.Field("ASSIGNED_BY_ID") != in.InstalledBy || customerDialogs(t, e, integ)["+"+customer].OwnerUserID != "" {
 			t.Fatalf("before an answer: deal %v, dialog %+v", deal, customerDialogs(t, e, integ)["+"+customer])
@@ -339,6 +342,7 @@ func TestOnRepeatCRM(t *testing.T) {
 				}
 				say("Хочу ещё один заказ")
 				e.Eventually("a new record for the repeat customer", func() bool { return len(records()) == 2 && len(e.Portal.TimelineComments()) == 3 })
+				e.WaitIdle() // the link is written after the portal has the record
 				second := records()[1]
 				if comments(second.Field("ID")) != 1 || comments(first.Field("ID")) != 2 {
 					t.Fatalf("comments: first %d, second %d", comments(first.Field("ID")), comments(second.Field("ID")))
@@ -378,4 +382,3 @@ func TestOnRepeatCRM(t *testing.T) {
 		})
 	}
 }
-
