@@ -148,6 +148,17 @@ func TestBindingPolicyAPI(t *testing.T) {
 		if v["owner"] != nil || v["on_repeat"] != "last_closed" || v["mirror"] != "each" || v["name"] != nil {
 			t.Fatalf("defaults after a PUT without the policy: %v", v)
 		}
+
+		// The app page has no policy fields: saving it keeps what the API set.
+		bindCRM(t, e, integ, ch, map[string]any{"mode": "crm", "entity": "deal", "name": "Продажи", "owner": owner, "on_repeat": "new", "mirror": "daily"})
+		_, set := e.Do("GET", "/api/v1/integrations/"+integ, nil)
+		_, page := frame(t, e, "/bitrix24/app", e.B24.UserToken(apptest.B24MemberID, e.Portal.AdminUserID()), "DEFAULT", "{}")
+		if st, page := submit(t, e, "/bitrix24/app/bind", url.Values{"sess": {sessOf(t, page)}, "channel_id": {ch}, "mode": {"crm"}, "entity": {"deal"}}); st != http.StatusOK {
+			t.Fatalf("page save: %d\n%s", st, page)
+		}
+		if _, after := e.Do("GET", "/api/v1/integrations/"+integ, nil); fmt.Sprint(after["bindings"]) != fmt.Sprint(set["bindings"]) {
+			t.Fatalf("the app page changed the policy:\n%v\n%v", set["bindings"], after["bindings"])
+		}
 	})
 }
 
