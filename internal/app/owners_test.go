@@ -375,18 +375,36 @@ func TestOnRepeatCRM(t *testing.T) {
 				say("И ещё")
 				e.Eventually("third comment in the new record", func() bool { return comments(second.Field("ID")) == 2 })
 
+				// The owner is switched off in the CRM: the customer's
+				// next new record goes to someone active.
+				was := second.Field("ASSIGNED_BY_ID")
+				other := map[string]string{"27": "3", "3": "27"}[was]
+				seedCRMUsers(t, e, integ, []string{other}, was)
+				id, _ = strconv.Atoi(second.Field("ID"))
+				if err := closeRecord(id); err != nil {
+					t.Fatal(err)
+				}
+				say("Снова я")
+				e.Eventually("a third record", func() bool { return len(records()) == 3 })
+				e.WaitIdle()
+				third := records()[2]
+				if third.Field("ASSIGNED_BY_ID") != other || customerDialogs(t, e, integ)["+"+customer].OwnerUserID != other {
+					t.Fatalf("third record %v: want it on %s, %s is switched off", third, other, was)
+				}
+
 				// last_closed: a closed record is written into, and
 				// nobody asks the portal whether it is closed.
 				policy["on_repeat"] = "last_closed"
+				seedCRMUsers(t, e, integ, []string{"27", "3"}) // a policy may not name a switched-off user
 				bindCRM(t, e, integ, ch, policy)
-				id, _ = strconv.Atoi(second.Field("ID"))
+				id, _ = strconv.Atoi(third.Field("ID"))
 				if err := closeRecord(id); err != nil {
 					t.Fatal(err)
 				}
 				before := lists()
 				say("После закрытия")
-				e.Eventually("comment in the closed record", func() bool { return comments(second.Field("ID")) == 3 })
-				if len(records()) != 2 || lists() != before {
+				e.Eventually("comment in the closed record", func() bool { return comments(third.Field("ID")) == 2 })
+				if len(records()) != 3 || lists() != before {
 					t.Fatalf("last_closed: %d records, %d more list calls", len(records()), lists()-before)
 				}
 			})

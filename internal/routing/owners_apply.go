@@ -20,6 +20,7 @@ import (
 type OwnerDeps interface {
 	OwnerStore
 	OwnerOf(ctx context.Context, scopeKey, contactID string) (string, error)
+	ReleaseOwner(ctx context.Context, scopeKey, contactID, userID string) error
 	CRMUsers(ctx context.Context, integrationID string) ([]store.CRMUser, error)
 }
 
@@ -61,6 +62,8 @@ type NewOwner struct {
 // customer whose closed deal is replaced by a new one (on_repeat "new")
 // goes back to the person who knows them, and the rotation does not
 // advance for them. A returning customer is not a new one to share out.
+// An owner switched off in the CRM since is released first: round_robin
+// then picks among the active, first_responder waits for a new answer.
 func OwnerForNewRecord(ctx context.Context, st OwnerDeps, b *store.ChannelBinding, contactID string) (NewOwner, error) {
 	p, err := PolicyOf(b)
 	if err != nil {
@@ -69,13 +72,17 @@ func OwnerForNewRecord(ctx context.Context, st OwnerDeps, b *store.ChannelBindin
 	if p.Owner == nil {
 		return NewOwner{Reason: OwnerNoPolicy}, nil
 	}
+	users, err := st.CRMUsers(ctx, b.IntegrationID)
+	if err != nil {
+		return NewOwner{}, err
+	}
+	active := KnownActive(users)
+	if err := releaseInactive(ctx, st, b.ID, contactID, active); err != nil {
+		return NewOwner{}, err
+	}
 	switch p.Owner.Strategy {
 	case StrategyRoundRobin:
-		users, err := st.CRMUsers(ctx, b.IntegrationID)
-		if err != nil {
-			return NewOwner{}, err
-		}
-		uid, _, err := AssignRoundRobin(ctx, st, b.ID, contactID, p.Owner.Users, KnownActive(users))
+		uid, _, err := AssignRoundRobin(ctx, st, b.ID, contactID, p.Owner.Users, active)
 		if errors.Is(err, ErrNoActiveOwner) {
 			return NewOwner{Reason: OwnerNobodyActive}, nil
 		}
@@ -96,6 +103,22 @@ func OwnerForNewRecord(ctx context.Context, st OwnerDeps, b *store.ChannelBindin
 	// Validate refuses any other strategy; one stored by hand is treated
 	// as no policy rather than stopping the customer's messages.
 	return NewOwner{Reason: OwnerNoPolicy}, nil
+}
+
+// releaseInactive forgets the customer's owner when the CRM has switched
+// them off: a deactivated user is never given a record.
+func releaseInactive(ctx context.Context, st OwnerDeps, scopeKey, contactID string, active func(string) bool) error {
+	owner, err := st.OwnerOf(ctx, scopeKey, contactID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if active(owner) {
+		return nil
+	}
+	return st.ReleaseOwner(ctx, scopeKey, contactID, owner)
 }
 
 // Claim is what an operator's answer did to a first_responder dialog.

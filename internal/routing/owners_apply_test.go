@@ -53,6 +53,13 @@ func (m *memOwners) OwnerOf(_ context.Context, scope, contact string) (string, e
 	return "", store.ErrNotFound
 }
 
+func (m *memOwners) ReleaseOwner(_ context.Context, scope, contact, user string) error {
+	if m.owners[scope+"/"+contact] == user {
+		delete(m.owners, scope+"/"+contact)
+	}
+	return nil
+}
+
 func (m *memOwners) CRMUsers(context.Context, string) ([]store.CRMUser, error) { return m.users, nil }
 
 func crmUser(id string, active bool) store.CRMUser {
@@ -83,8 +90,10 @@ func TestOwnerForNewRecord(t *testing.T) {
 			{UserID: "4", Reason: routing.OwnerRotated}, {UserID: "3", Reason: routing.OwnerRotated}, {UserID: "4", Reason: routing.OwnerRotated}}},
 		{"round robin with nobody active", rr, []store.CRMUser{crmUser("3", false), crmUser("4", false)}, "", []routing.NewOwner{{Reason: routing.OwnerNobodyActive}}},
 		{"round robin, returning customer keeps the owner", rr, active, "3", []routing.NewOwner{{UserID: "3", Reason: routing.OwnerRotated}}},
+		{"round robin, returning customer of a switched-off owner", rr, active, "9", []routing.NewOwner{{UserID: "4", Reason: routing.OwnerRotated}}},
 		{"first responder before any answer", fr, active, "", []routing.NewOwner{{Reason: routing.OwnerWaiting}}},
 		{"first responder after a claim", fr, active, "3", []routing.NewOwner{{UserID: "3", Reason: routing.OwnerClaimed}}},
+		{"first responder, the claimer switched off", fr, active, "9", []routing.NewOwner{{Reason: routing.OwnerWaiting}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -110,7 +119,7 @@ func TestOwnerForNewRecord(t *testing.T) {
 					t.Fatalf("customer %d: %+v, want %+v (all: %+v)", i, got[i], c.want[i], got)
 				}
 			}
-			if c.claimed != "" && st.picks != 0 {
+			if c.claimed != "" && c.claimed != "9" && st.picks != 0 {
 				t.Fatalf("the rotation advanced for a customer who has an owner")
 			}
 		})
