@@ -129,7 +129,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	router.Handle(q)
 	b24 := bitrix24.New(bitrix24.Config{ClientID: cfg.Bitrix24ClientID, ClientSecret: cfg.Bitrix24ClientSecret,
 		OAuthURL: cfg.Bitrix24OAuthURL, PublicURL: cfg.PublicURL, AllowPrivate: cfg.AllowPrivateEndpoints,
-		OnUninstall: cfg.Bitrix24OnUninstall, Workspace: cfg.Bitrix24Workspace, SessionKey: derive(key, "bitrix24 page sessions")}, st, svc, router, signer, hc, log)
+		OnUninstall: cfg.Bitrix24OnUninstall, Workspace: cfg.Bitrix24Workspace, Rate: cfg.Bitrix24Rate, Burst: cfg.Bitrix24Burst, SessionKey: derive(key, "bitrix24 page sessions")}, st, svc, router, signer, hc, log)
 	// Each CRM provider is one entry here: it mounts its routes, binds
 	// channels and handles its jobs.
 	crms := crm.NewRegistry(b24)

@@ -70,6 +70,11 @@ type Config struct {
 	// auto (the default workspace while it is the only one and holds no
 	// portal, else a new workspace per portal), default, or new.
 	Bitrix24Workspace string `koanf:"bitrix24_workspace"`
+	// Bitrix24Rate and Bitrix24Burst space the REST calls to each portal
+	// (calls per second and bucket size): Bitrix24's own limit, 2 and 50
+	// on standard plans, 5 and 250 on Enterprise.
+	Bitrix24Rate  float64 `koanf:"bitrix24_rate"`
+	Bitrix24Burst int     `koanf:"bitrix24_burst"`
 
 	// MetricsAddr, when set, serves /metrics on a listener of its own (for
 	// example 127.0.0.1:9100) and nowhere else. Unset, /metrics is on the
@@ -107,6 +112,8 @@ func Defaults() map[string]any {
 		"bitrix24_oauth_url":      "https://oauth.bitrix.info",
 		"bitrix24_on_uninstall":   "on_clean",
 		"bitrix24_workspace":      "auto",
+		"bitrix24_rate":           2.0,
+		"bitrix24_burst":          40,
 		"shutdown_timeout":        "30s",
 		"body_read_timeout":       "15s",
 		"upload_read_timeout":     "2m",
@@ -197,6 +204,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SendRate <= 0 || c.SendBurst < 1 {
 		errs = append(errs, errors.New("SWITCHBOARD_SEND_RATE must be positive and SWITCHBOARD_SEND_BURST at least 1"))
+	}
+	if c.Bitrix24Rate <= 0 || c.Bitrix24Burst < 1 {
+		errs = append(errs, errors.New("SWITCHBOARD_BITRIX24_RATE must be positive and SWITCHBOARD_BITRIX24_BURST at least 1"))
 	}
 	switch c.Bitrix24OnUninstall {
 	case "keep", "on_clean", "always":

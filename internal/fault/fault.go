@@ -44,7 +44,10 @@ type Error struct {
 	Kind    Kind
 	Code    string
 	Message string
-	Err     error
+	// Field is the JSON path of the refused value (e.g.
+	// "owner.users[2].weight") when one value is to blame; "" otherwise.
+	Field string
+	Err   error
 }
 
 // Error is the code and message, then the cause if there is one.

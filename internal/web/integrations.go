@@ -34,12 +34,28 @@ type bindingView struct {
 	// Settings are the integration's own options for the binding (for an
 	// Open Lines binding, operator_name), shown as they were stored.
 	Settings json.RawMessage `json:"settings,omitempty"`
+	// Name is the channel's name inside the integration.
+	Name string `json:"name,omitempty"`
+	// Owner, OnRepeat and Mirror are the routing policy of a binding that
+	// writes into CRM records itself (crm mode); owner is absent when new
+	// records go to the installing user.
+	Owner    json.RawMessage `json:"owner,omitempty"`
+	OnRepeat string          `json:"on_repeat,omitempty"`
+	Mirror   string          `json:"mirror,omitempty"`
 }
 
 func viewBinding(b *store.ChannelBinding) bindingView {
-	v := bindingView{ChannelID: b.ChannelID, Mode: b.Mode, LineID: b.LineID, Entity: b.Entity, CategoryID: b.CategoryID, StageID: b.StageID}
+	v := bindingView{ChannelID: b.ChannelID, Mode: b.Mode, LineID: b.LineID, Entity: b.Entity, CategoryID: b.CategoryID, StageID: b.StageID, Name: b.Name}
 	if b.Settings != nil && json.Valid([]byte(*b.Settings)) {
 		v.Settings = json.RawMessage(*b.Settings)
+	}
+	// The policy's fields mean something only where the gateway writes
+	// the records (an Open Line's are the CRM's own business).
+	if b.Mode == "crm" {
+		v.OnRepeat, v.Mirror = b.OnRepeat, b.Mirror
+		if b.OwnerPolicy != "" && json.Valid([]byte(b.OwnerPolicy)) {
+			v.Owner = json.RawMessage(b.OwnerPolicy)
+		}
 	}
 	return v
 }

@@ -184,6 +184,9 @@ func fail(c *gin.Context, status int, code, msg string) {
 func (s *Server) failErr(c *gin.Context, err error) {
 	var tooBig *http.MaxBytesError
 	switch fe := fault.As(err); {
+	case fe != nil && fe.Field != "":
+		// The value to fix, for a client that marks it in a form.
+		c.AbortWithStatusPureJSON(httperr.Status(fe.Kind), gin.H{"error": gin.H{"code": fe.Code, "message": fe.Message, "field": fe.Field}})
 	case fe != nil:
 		fail(c, httperr.Status(fe.Kind), fe.Code, fe.Message)
 	case errors.Is(err, store.ErrNotFound):

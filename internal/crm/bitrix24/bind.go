@@ -20,7 +20,9 @@ import (
 // JobActivate switches our connector on (or off) for a binding's line.
 const JobActivate = "bitrix24.activate"
 
-// BindRequest binds a channel to a portal.
+// BindRequest binds a channel to a portal. The CRM-neutral policy (name,
+// owner, on_repeat, mirror) sits next to Bitrix24's own fields; a PUT
+// replaces it whole, so a field left out is back at its default.
 type BindRequest struct {
 	Mode         string `json:"mode"`
 	LineID       string `json:"line_id"`
@@ -28,6 +30,10 @@ type BindRequest struct {
 	CategoryID   string `json:"category_id"`
 	StageID      string `json:"stage_id"`
 	OperatorName *bool  `json:"operator_name"`
+	routing.BindingPolicy
+	// keepPolicy keeps the binding's stored policy: the app page has no
+	// fields for it, and saving the page must not wipe what the API set.
+	keepPolicy bool
 }
 
 var idPattern = regexp.MustCompile(`^[0-9]{1,10}$`)
@@ -90,6 +96,10 @@ func (s *Service) bind(ctx context.Context, scope store.Scope, integrationID, ch
 	default:
 		return nil, fault.New(fault.Invalid, "mode_invalid", `mode must be "openlines" or "crm"`)
 	}
+	policy, err := s.bindPolicy(ctx, in.ID, ch.ID, req)
+	if err != nil {
+		return nil, err
+	}
 	// A line or stage the portal does not have would bind without a word
 	// and then fail every message; only a portal that can be asked is.
 	if routing.Live(in) {
@@ -105,6 +115,7 @@ func (s *Service) bind(ctx context.Context, scope store.Scope, integrationID, ch
 	raw, _ := json.Marshal(set)
 	str := string(raw)
 	b.Settings = &str
+	policy.Apply(b)
 	if err := s.store.PutBinding(ctx, b); err != nil {
 		return nil, err
 	}
@@ -122,6 +133,41 @@ func (s *Service) bind(ctx context.Context, scope store.Scope, integrationID, ch
 	return b, nil
 }
 
+// bindPolicy is the policy a bind stores: the request's, checked against
+// the CRM's users as last read, or for the app page the binding's stored
+// one (in openlines mode its name only). A kept policy is not checked
+// again: a user switched off since must not stop the page from saving,
+// and is skipped when owners are picked.
+func (s *Service) bindPolicy(ctx context.Context, integrationID, channelID string, req BindRequest) (routing.BindingPolicy, error) {
+	if req.keepPolicy {
+		cur, err := s.store.BindingOf(ctx, integrationID, channelID)
+		if errors.Is(err, store.ErrNotFound) {
+			return routing.BindingPolicy{}, nil
+		}
+		if err != nil {
+			return routing.BindingPolicy{}, err
+		}
+		p, err := routing.PolicyOf(cur)
+		if err != nil || req.Mode != ModeCRM {
+			// An unreadable stored policy is dropped rather than kept
+			// broken; the name survives either way.
+			return routing.BindingPolicy{Name: cur.Name}, nil
+		}
+		return p, nil
+	}
+	var users []store.CRMUser
+	if req.Owner != nil {
+		var err error
+		if users, err = s.store.CRMUsers(ctx, integrationID); err != nil {
+			return routing.BindingPolicy{}, err
+		}
+	}
+	if err := routing.ValidateBinding(req.BindingPolicy, req.Mode == ModeCRM, integrationID, users); err != nil {
+		return routing.BindingPolicy{}, err
+	}
+	return req.BindingPolicy, nil
+}
+
 // Unbind removes a binding; the connector is switched off on its line
 // when no other channel of that type uses the line.
 func (s *Service) Unbind(ctx context.Context, scope store.Scope, integrationID, channelID string) error {
@@ -135,6 +181,10 @@ func (s *Service) Unbind(ctx context.Context, scope store.Scope, integrationID, 
 	}
 	if _, err := s.store.DeleteBinding(ctx, in.ID, channelID); err != nil {
 		return err
+	}
+	// The owners were the removed binding's; a new binding starts afresh.
+	if err := s.store.DeleteOwnerScope(ctx, b.ID); err != nil {
+		s.log.Error("bitrix24: forget the unbound channel's owners", "integration_id", in.ID, "binding_id", b.ID, "err", err)
 	}
 	if b.Mode != ModeOpenLines || !routing.Live(in) {
 		return nil

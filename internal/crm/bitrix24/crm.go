@@ -13,6 +13,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
 )
@@ -46,10 +47,14 @@ func (s *Service) mirrorCRM(ctx context.Context, d *routing.Delivery, ready []st
 		}
 		byContact[m.ContactID] = append(byContact[m.ContactID], m)
 	}
+	closed, err := s.closedRecords(ctx, d, order)
+	if err != nil {
+		return nil, err
+	}
 	var done []string
 	for _, id := range order {
 		msgs := byContact[id]
-		n, err := s.mirrorCRMContact(ctx, d, msgs[0].Contact, msgs, loc)
+		n, err := s.mirrorCRMContact(ctx, d, msgs[0].Contact, msgs, loc, closed)
 		for _, m := range msgs[:n] {
 			done = append(done, m.ID)
 		}
@@ -63,44 +68,134 @@ func (s *Service) mirrorCRM(ctx context.Context, d *routing.Delivery, ready []st
 	return done, nil
 }
 
-// mirrorCRMContact mirrors one customer's messages; it returns how many,
-// from the start, reached the timeline.
-func (s *Service) mirrorCRMContact(ctx context.Context, d *routing.Delivery, ct *store.Contact, msgs []store.MessageView, loc *time.Location) (int, error) {
-	in, b := d.Integration, d.Binding
-	entity := b.Entity
-	if entity != "deal" {
-		entity = "lead"
+// crmEntity is the kind of record a binding keeps conversations in, and
+// the crm_links kind that ties a customer to it.
+func crmEntity(b *store.ChannelBinding) (entity, link string) {
+	if b.Entity == "deal" {
+		return "deal", linkCRMDeal
 	}
-	entityLink := linkCRMLead
-	if entity == "deal" {
-		entityLink = linkCRMDeal
-	}
-	// An unlinked customer or record is created below.
-	contactID, err := s.store.RemoteOf(ctx, in.ID, linkCRMContact, ct.ID)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return 0, err
-	}
-	entityID, err := s.store.RemoteOf(ctx, in.ID, entityLink, b.ID+":"+ct.ID)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return 0, err
-	}
+	return "lead", linkCRMLead
+}
 
-	if contactID == "" && ct.Phone != "" {
+// closedRecords asks the portal which of the records linked to these
+// customers are closed (a deal won or lost, a lead converted or junked),
+// in one crm.*.list call for the whole mirror call. It asks only when
+// the binding's on_repeat would act on the answer: under "last_closed"
+// a closed record is written into like an open one.
+func (s *Service) closedRecords(ctx context.Context, d *routing.Delivery, contactIDs []string) (map[string]bool, error) {
+	p, err := routing.PolicyOf(d.Binding)
+	if err != nil {
+		return nil, queue.Permanent(err)
+	}
+	if !routing.StartNewRecord(p, true) {
+		return nil, nil
+	}
+	entity, link := crmEntity(d.Binding)
+	var ids []string
+	for _, c := range contactIDs {
+		id, err := s.store.RemoteOf(ctx, d.Integration.ID, link, d.Binding.ID+":"+c)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	// A mirror call carries at most routing.MaxBatch customers, and a
+	// list page holds 50 rows: one call.
+	var rows []struct {
+		ID        string `json:"ID"`
+		Closed    string `json:"CLOSED"`
+		StageSem  string `json:"STAGE_SEMANTIC_ID"`
+		StatusSem string `json:"STATUS_SEMANTIC_ID"`
+	}
+	sel := []string{"ID", "CLOSED", "STAGE_SEMANTIC_ID"}
+	if entity == "lead" {
+		sel = []string{"ID", "STATUS_SEMANTIC_ID"}
+	}
+	if err := s.client.Call(ctx, d.Integration.ID, "crm."+entity+".list", map[string]any{
+		"filter": map[string]any{"@ID": ids}, "select": sel}, &rows); err != nil {
+		return nil, s.classify(err)
+	}
+	closed := map[string]bool{}
+	for _, r := range rows {
+		sem := r.StageSem
+		if entity == "lead" {
+			sem = r.StatusSem
+		}
+		if r.Closed == "Y" || sem == "S" || sem == "F" {
+			closed[r.ID] = true
+		}
+	}
+	return closed, nil
+}
+
+// recordPlan is how one mirror call gets the customer's contact and
+// record: the ids it has, the batch commands that create what is missing,
+// and the references later commands use for them.
+type recordPlan struct {
+	entity, link        string
+	contactID, entityID string // known ids; "" while the plan creates them
+	contactRef          string // contactID or "$result[contact]"
+	entityRef           string // entityID or "$result[entity]"
+	cmds                []BatchCommand
+	owner               routing.NewOwner
+	// replaced is the closed record a new one replaces (on_repeat new).
+	replaced string
+}
+
+// planRecord finds the customer's contact (by link, then by phone) and
+// record (by link), and plans the creation of what is missing. A new
+// record's owner is the binding's policy's choice, the installing user
+// without one; a closed record is replaced when the policy says so.
+func (s *Service) planRecord(ctx context.Context, d *routing.Delivery, ct *store.Contact, closed map[string]bool) (*recordPlan, error) {
+	in, b := d.Integration, d.Binding
+	pl := &recordPlan{}
+	pl.entity, pl.link = crmEntity(b)
+	var err error
+	// An unlinked customer or record is created below.
+	pl.contactID, err = s.store.RemoteOf(ctx, in.ID, linkCRMContact, ct.ID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	pl.entityID, err = s.store.RemoteOf(ctx, in.ID, pl.link, b.ID+":"+ct.ID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	if pl.entityID != "" && closed[pl.entityID] {
+		pl.replaced, pl.entityID = pl.entityID, ""
+	}
+	if pl.contactID == "" && ct.Phone != "" {
 		found, err := s.findContactByPhone(ctx, in.ID, ct.Phone)
 		if err != nil {
-			return 0, s.classify(err)
+			return nil, s.classify(err)
 		}
-		contactID = found
+		pl.contactID = found
+	}
+	owner := in.InstalledBy
+	if pl.entityID == "" {
+		if pl.owner, err = routing.OwnerForNewRecord(ctx, s.store, b, ct.ID); err != nil {
+			return nil, err
+		}
+		owner = cmp.Or(pl.owner.UserID, owner)
+		if pl.owner.Reason == routing.OwnerNobodyActive {
+			s.log.Warn("bitrix24: nobody in the owner group is active; the record goes to the installing user",
+				"integration_id", in.ID, "binding_id", b.ID, "contact_id", ct.ID, "user_id", owner)
+		}
 	}
 	typ := channel.Type(d.Channel.Type)
 	source := crmSources[typ]
 	sourceDesc := fmt.Sprintf("%s %s (%s)", connectorLabel(typ), cmp.Or(d.Channel.DisplayPhone, d.Channel.AccountID), d.Channel.Name)
-	owner := in.InstalledBy
 	first, last := splitName(cmp.Or(ct.Name, ct.Username, ct.Phone, ct.ExternalID))
 
-	var cmds []BatchCommand
-	contactRef := contactID
-	if contactID == "" {
+	pl.contactRef = pl.contactID
+	if pl.contactID == "" {
+		// A contact we create is the new record's owner's; one found in
+		// the CRM keeps whoever has it there.
 		fields := map[string]any{"NAME": first, "LAST_NAME": last, "OPENED": "Y", "SOURCE_ID": source, "SOURCE_DESCRIPTION": sourceDesc}
 		if ct.Phone != "" {
 			fields["PHONE"] = []map[string]any{{"VALUE": ct.Phone, "VALUE_TYPE": "MOBILE"}}
@@ -108,24 +203,24 @@ func (s *Service) mirrorCRMContact(ctx context.Context, d *routing.Delivery, ct 
 		if owner != "" {
 			fields["ASSIGNED_BY_ID"] = owner
 		}
-		cmds = append(cmds, BatchCommand{Name: "contact", Method: "crm.contact.add", Params: map[string]any{"fields": fields}})
-		contactRef = "$result[contact]"
+		pl.cmds = append(pl.cmds, BatchCommand{Name: "contact", Method: "crm.contact.add", Params: map[string]any{"fields": fields}})
+		pl.contactRef = "$result[contact]"
 	}
-	entityRef := entityID
-	if entityID == "" {
+	pl.entityRef = pl.entityID
+	if pl.entityID == "" {
 		title := fmt.Sprintf("%s: %s", connectorLabel(typ), NeutralizeBB(cmp.Or(ct.Name, ct.Phone, ct.Username, ct.ExternalID)))
 		fields := map[string]any{"TITLE": title, "SOURCE_ID": source, "SOURCE_DESCRIPTION": sourceDesc, "OPENED": "Y"}
 		if owner != "" {
 			fields["ASSIGNED_BY_ID"] = owner
 		}
-		if entity == "deal" {
-			fields["CONTACT_ID"] = contactRef
+		if pl.entity == "deal" {
+			fields["CONTACT_ID"] = pl.contactRef
 			fields["CATEGORY_ID"] = cmp.Or(b.CategoryID, "0")
 			if b.StageID != "" {
 				fields["STAGE_ID"] = b.StageID
 			}
 		} else {
-			fields["CONTACT_ID"] = contactRef
+			fields["CONTACT_ID"] = pl.contactRef
 			fields["NAME"], fields["LAST_NAME"] = first, last
 			if b.StageID != "" {
 				fields["STATUS_ID"] = b.StageID
@@ -134,36 +229,68 @@ func (s *Service) mirrorCRMContact(ctx context.Context, d *routing.Delivery, ct 
 				fields["PHONE"] = []map[string]any{{"VALUE": ct.Phone, "VALUE_TYPE": "MOBILE"}}
 			}
 		}
-		cmds = append(cmds, BatchCommand{Name: "entity", Method: "crm." + entity + ".add", Params: map[string]any{"fields": fields}})
-		entityRef = "$result[entity]"
+		pl.cmds = append(pl.cmds, BatchCommand{Name: "entity", Method: "crm." + pl.entity + ".add", Params: map[string]any{"fields": fields}})
+		pl.entityRef = "$result[entity]"
 	}
-	for i := range msgs {
-		cmds = append(cmds, BatchCommand{Name: "comment" + strconv.Itoa(i), Method: "crm.timeline.comment.add", Params: map[string]any{
-			"fields": map[string]any{"ENTITY_ID": entityRef, "ENTITY_TYPE": entity, "COMMENT": s.timelineText(d, ct, &msgs[i], loc)},
-		}})
-	}
-	res, err := s.client.Batch(ctx, in.ID, cmds, true)
-	if err != nil {
-		return 0, s.classify(err)
-	}
-	// Record what was created even if a later comment failed, so a retry
-	// does not create the contact or the deal twice.
-	err = s.store.Tx(ctx, func(tx *gorm.DB) error {
-		if id := resultID(res.Results["contact"]); id != "" {
+	return pl, nil
+}
+
+// linkRecord records what the batch created (even if a later comment
+// failed, so a retry does not create the contact or the record twice),
+// re-links a customer whose closed record was replaced, and tells the
+// dialog its record and owner.
+func (s *Service) linkRecord(ctx context.Context, d *routing.Delivery, ct *store.Contact, pl *recordPlan, res *BatchResult) error {
+	in, b := d.Integration, d.Binding
+	return s.store.Tx(ctx, func(tx *gorm.DB) error {
+		if id := cmp.Or(resultID(res.Results["contact"]), pl.contactID); id != "" {
 			if err := store.PutLink(tx, in.ID, linkCRMContact, ct.ID, id); err != nil {
 				return err
 			}
-		} else if contactID != "" {
-			if err := store.PutLink(tx, in.ID, linkCRMContact, ct.ID, contactID); err != nil {
-				return err
-			}
 		}
-		if id := resultID(res.Results["entity"]); id != "" {
-			return store.PutLink(tx, in.ID, entityLink, b.ID+":"+ct.ID, id)
+		created := resultID(res.Results["entity"])
+		if created == "" {
+			return nil
+		}
+		put := store.PutLink
+		if pl.replaced != "" {
+			put = store.ReplaceLink
+		}
+		if err := put(tx, in.ID, pl.link, b.ID+":"+ct.ID, created); err != nil {
+			return err
+		}
+		k := store.DialogKey{WorkspaceID: b.WorkspaceID, IntegrationID: in.ID, ChannelID: b.ChannelID, ContactID: ct.ID}
+		if err := store.SetDialogCRM(tx, k, store.DialogCRM{Entity: pl.entity, EntityID: created, OwnerUserID: pl.owner.UserID}); err != nil {
+			return err
+		}
+		if pl.owner.Reason == routing.OwnerWaiting {
+			// A member may claim the customer between the owner's choice
+			// and this link; their reassignment found no record then.
+			// This job, run after the link commits, applies such a claim
+			// (and costs no call when there is none).
+			return enqueueAssign(tx, b, ct.ID)
 		}
 		return nil
 	})
+}
+
+// mirrorCRMContact mirrors one customer's messages; it returns how many,
+// from the start, reached the timeline.
+func (s *Service) mirrorCRMContact(ctx context.Context, d *routing.Delivery, ct *store.Contact, msgs []store.MessageView, loc *time.Location, closed map[string]bool) (int, error) {
+	pl, err := s.planRecord(ctx, d, ct, closed)
 	if err != nil {
+		return 0, err
+	}
+	cmds := pl.cmds
+	for i := range msgs {
+		cmds = append(cmds, BatchCommand{Name: "comment" + strconv.Itoa(i), Method: "crm.timeline.comment.add", Params: map[string]any{
+			"fields": map[string]any{"ENTITY_ID": pl.entityRef, "ENTITY_TYPE": pl.entity, "COMMENT": s.timelineText(d, ct, &msgs[i], loc)},
+		}})
+	}
+	res, err := s.client.Batch(ctx, d.Integration.ID, cmds, true)
+	if err != nil {
+		return 0, s.classify(err)
+	}
+	if err := s.linkRecord(ctx, d, ct, pl, res); err != nil {
 		return 0, err
 	}
 	done := 0

@@ -494,7 +494,7 @@ func (s *Service) ServeAppBind(w http.ResponseWriter, r *http.Request) {
 			err = nil
 		}
 	} else {
-		req := BindRequest{Mode: sent.Mode, OperatorName: &sent.OperatorName}
+		req := BindRequest{Mode: sent.Mode, OperatorName: &sent.OperatorName, keepPolicy: true}
 		switch sent.Mode {
 		case ModeOpenLines:
 			req.LineID = strings.TrimSpace(f.Get("line_id"))

@@ -5,6 +5,7 @@
 package bitrix24
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -58,6 +59,10 @@ type Config struct {
 	// marketplace or a local app): WorkspaceAuto, WorkspaceDefault or
 	// WorkspaceNew.
 	Workspace string
+	// Rate and Burst space the calls to each portal; zero means
+	// DefaultRate and DefaultBurst.
+	Rate  float64
+	Burst int
 }
 
 // Where a portal installed from Bitrix24's side lands.
@@ -103,7 +108,7 @@ func New(cfg Config, st *store.Store, msg *messaging.Service, router *routing.Ro
 	s.oauth = OAuthConfig{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, AuthServerURL: cfg.OAuthURL,
 		RedirectURL: strings.TrimRight(cfg.PublicURL, "/") + "/bitrix24/oauth/callback", AllowInsecure: cfg.AllowPrivate}
 	s.client = NewClient(ClientOptions{OAuth: s.oauth, HTTP: hc, Tokens: storeTokens{crm.NewTokens(st)}, Logger: log, AllowInsecure: cfg.AllowPrivate,
-		Limiter: crm.NewLimiter(crm.LimiterOptions{Rate: DefaultRate, Burst: DefaultBurst}),
+		Limiter: crm.NewLimiter(crm.LimiterOptions{Rate: cmp.Or(cfg.Rate, DefaultRate), Burst: cmp.Or(cfg.Burst, DefaultBurst)}),
 		OnEndpointMoved: func(integrationID, endpoint string) {
 			host := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(endpoint, "https://"), "http://"), "/rest/")
 			if err := st.SetIntegrationEndpoint(context.Background(), integrationID, host, endpoint); err != nil {
@@ -123,6 +128,7 @@ func (s *Service) Handle(q crm.JobHandlers) {
 	q.Handle(JobEvent, s.handleEvent)
 	q.Handle(JobActivate, s.handleActivate)
 	q.Handle(JobOpenLineEcho, s.handleOpenLineEcho)
+	q.Handle(JobAssign, s.handleAssign)
 }
 
 // ConnectorID is the Open Lines connector of a channel type.

@@ -356,11 +356,14 @@ func (s *Service) ServeTabSend(w http.ResponseWriter, r *http.Request) {
 		// Once accepted, the reply is also shown in the customer's Open
 		// Lines chat when the channel is bound there (tab_echo.go).
 		req.OnStored = s.echoToOpenLine(in, ss.UserID)
-		_, err = s.msg.Send(r.Context(), store.Scope{WorkspaceID: in.WorkspaceID}, chID, req)
+		var m *store.Message
+		m, err = s.msg.Send(r.Context(), store.Scope{WorkspaceID: in.WorkspaceID}, chID, req)
 		var me *fault.Error
 		switch {
 		case err == nil:
 			q.Set("sent", "1")
+			// A manager's answer may make them the customer's owner.
+			s.claimByAnswer(r.Context(), in, chID, m.ContactID, ss.UserID)
 		case errors.As(err, &me):
 			// The code travels; the page words it in its language.
 			q.Set("error", me.Code)

@@ -55,3 +55,31 @@ func (p *Portal) localName(kind, code, en string) string {
 	}
 	return en
 }
+
+// SetDealStage moves a deal to a stage as a manager would in the UI (no
+// event is posted): STAGE_SEMANTIC_ID and CLOSED follow the stage, so a
+// WON or LOSE stage closes the deal. It is how tests close a record.
+func (s *Server) SetDealStage(memberID string, dealID int, stageID string) error {
+	return s.setField(memberID, kindDeal, dealID, "STAGE_ID", stageID)
+}
+
+// SetLeadStatus moves a lead to a status (CONVERTED and JUNK close it:
+// STATUS_SEMANTIC_ID S and F), as SetDealStage does for deals.
+func (s *Server) SetLeadStatus(memberID string, leadID int, statusID string) error {
+	return s.setField(memberID, kindLead, leadID, "STATUS_ID", statusID)
+}
+
+func (s *Server) setField(memberID string, k entityKind, id int, field, value string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := s.portalLocked(memberID)
+	if err != nil {
+		return err
+	}
+	row := p.table(k).byID(id)
+	if row == nil {
+		return fmt.Errorf("b24sim: no %s %d", k.name(), id)
+	}
+	p.applyFieldsLocked(k, row, phpListKV(field, value), s.clock())
+	return nil
+}

@@ -54,11 +54,16 @@ func Of(err error) (fe *fault.Error, status int, ok bool) {
 	return &e, http.StatusInternalServerError, false
 }
 
-// WriteJSON answers {"error":{"code","message"}} with err's status.
+// WriteJSON answers {"error":{"code","message"}} with err's status,
+// and "field" when the error names the value to blame.
 func WriteJSON(w http.ResponseWriter, err error) {
 	fe, status, _ := Of(err)
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	// An encoding failure means the client went away; the status is out.
-	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": fe.Code, "message": fe.Message}})
+	body := map[string]string{"code": fe.Code, "message": fe.Message}
+	if fe.Field != "" {
+		body["field"] = fe.Field
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": body})
 }

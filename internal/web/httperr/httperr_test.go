@@ -36,3 +36,18 @@ func TestWriteJSON(t *testing.T) {
 		t.Errorf("plain error leaks or is not internal: %d %s", w.Code, w.Body)
 	}
 }
+
+func TestWriteJSONNamesTheField(t *testing.T) {
+	w := httptest.NewRecorder()
+	WriteJSON(w, &fault.Error{Kind: fault.Invalid, Code: "owner_weight_out_of_range", Field: "owner.users[2].weight",
+		Message: "owner.users[2].weight: weight 0 is outside 1..100"})
+	want := `{"error":{"code":"owner_weight_out_of_range","field":"owner.users[2].weight","message":"owner.users[2].weight: weight 0 is outside 1..100"}}`
+	if w.Code != http.StatusUnprocessableEntity || strings.TrimSpace(w.Body.String()) != want {
+		t.Fatalf("%d %s", w.Code, w.Body.String())
+	}
+	w = httptest.NewRecorder()
+	WriteJSON(w, fault.New(fault.Invalid, "x", "nothing to blame"))
+	if strings.Contains(w.Body.String(), `"field"`) {
+		t.Fatalf("an empty field was written: %s", w.Body.String())
+	}
+}
