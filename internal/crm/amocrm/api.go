@@ -91,12 +91,12 @@ func (p *API) Users(ctx context.Context) ([]User, error) {
 
 // Pipeline is a lead pipeline with its statuses.
 type Pipeline struct {
-	ID           int    `json:"id"`
-	Name         string `json:"name"`
-	Sort         int    `json:"sort"`
-	IsMain       bool   `json:"is_main"`
-	IsUnsortedOn bool   `json:"is_unsorted_on"`
-	IsArchive    bool   `json:"is_archive"`
+	ID           int      `json:"id"`
+	Name         string   `json:"name"`
+	Sort         int      `json:"sort"`
+	IsMain       bool     `json:"is_main"`
+	IsUnsortedOn bool     `json:"is_unsorted_on"`
+	IsArchive    bool     `json:"is_archive"`
 	Statuses     []Status `json:"-"`
 	Embedded     struct {
 		Statuses []Status `json:"statuses"`

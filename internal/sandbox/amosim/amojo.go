@@ -272,14 +272,14 @@ func (s *Server) handleNewMessage(w http.ResponseWriter, r *http.Request, body [
 	var req struct {
 		EventType string `json:"event_type"`
 		Payload   struct {
-			Timestamp      int64        `json:"timestamp"`
-			MsecTimestamp  int64        `json:"msec_timestamp"`
-			MsgID          string       `json:"msgid"`
-			ConversationID string       `json:"conversation_id"`
-			Sender         *amojoSender `json:"sender"`
-			Receiver       *amojoSender `json:"receiver"`
+			Timestamp      int64         `json:"timestamp"`
+			MsecTimestamp  int64         `json:"msec_timestamp"`
+			MsgID          string        `json:"msgid"`
+			ConversationID string        `json:"conversation_id"`
+			Sender         *amojoSender  `json:"sender"`
+			Receiver       *amojoSender  `json:"receiver"`
 			Message        *amojoMessage `json:"message"`
-			Silent         bool `json:"silent"`
+			Silent         bool          `json:"silent"`
 		} `json:"payload"`
 	}
 	if err := strictDecode(body, &req); err != nil {

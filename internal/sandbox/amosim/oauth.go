@@ -169,7 +169,7 @@ func b64json(v any) string { return base64.RawURLEncoding.EncodeToString(mustJSO
 // the cause in "hint".
 func oauthProblem(status int, hint string) *Problem {
 	return &Problem{Status: status, Hint: hint, Title: "Некорректный запрос",
-		Type: "https://developers.amocrm.ru/v3/errors/OAuthProblemJson",
+		Type:   "https://developers.amocrm.ru/v3/errors/OAuthProblemJson",
 		Detail: "В запросе отсутствует ряд параметров или параметры невалидны"}
 }
 
