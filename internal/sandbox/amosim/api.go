@@ -199,7 +199,7 @@ func (s *Server) getAccount(w http.ResponseWriter, r *http.Request, c *call) {
 		}
 	}
 	if with["users_groups"] {
-		emb["users_groups"] = []map[string]any{{"id": 0, "name": "Отдел продаж", "uuid": nil}}
+		emb["users_groups"] = []map[string]any{{"id": 0, "name": "Отдел продаж", "uuid": nil}, {"id": 412301, "name": "Support", "uuid": nil}}
 	}
 	if with["datetime_settings"] {
 		loc, _ := time.LoadLocation(sp.Timezone)
