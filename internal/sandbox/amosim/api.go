@@ -540,6 +540,11 @@ func (s *Server) parseContact(c *call, m map[string]any, prefix string, e *itemE
 	}
 	ct.Phones, ct.Emails, ct.Other = e.customFields(m, prefix)
 	ct.Tags = e.tags(m, prefix)
+	for _, t := range e.tagNames(m, "tags_to_add") {
+		if !slices.Contains(ct.Tags, t) {
+			ct.Tags = append(ct.Tags, t)
+		}
+	}
 	return ct
 }
 

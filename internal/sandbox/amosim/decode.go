@@ -116,11 +116,8 @@ func (e *itemErrs) str(m map[string]any, key, prefix string) (string, bool) {
 // tags reads _embedded.tags ([{name}] or [{id}]); nil when absent.
 func (e *itemErrs) tags(m map[string]any, prefix string) []string {
 	emb, _ := m["_embedded"].(map[string]any)
-	if emb == nil {
-		return e.tagNames(m, "tags_to_add")
-	}
 	if _, ok := emb["tags"]; !ok {
-		return e.tagNames(m, "tags_to_add")
+		return nil
 	}
 	return e.tagList(emb["tags"], prefix+"_embedded.tags")
 }

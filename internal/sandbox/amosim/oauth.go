@@ -95,6 +95,14 @@ func (s *Server) InstallRedirect(accountID int) (url.Values, error) {
 	return url.Values{"code": {code}, "referer": {ref}, "platform": {platform}, "from_widget": {"1"}}, nil
 }
 
+// SetReferer sets the host install redirects give as referer (see
+// Options.Referer); tests call it with the httptest server's host.
+func (s *Server) SetReferer(host string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.Referer = host
+}
+
 // LongLivedToken issues a long-lived token (no refresh token) valid for
 // ttl, as an admin generates on the integration's keys tab.
 func (s *Server) LongLivedToken(accountID int, ttl time.Duration) (string, error) {
