@@ -128,7 +128,7 @@ func newSim(cfg config, logger *slog.Logger) *amosim.Server {
 	u, _ := url.Parse(cfg.baseURL)
 	sim := amosim.New(amosim.Options{
 		ClientID: cfg.clientID, ClientSecret: cfg.clientSecret, RedirectURI: cfg.redirectURI, Referer: u.Host,
-		ChannelID: cfg.channelID, ChannelSecret: cfg.channelSecret, HookURL: cfg.hookURL, Rate: cfg.rate, Logger: logger,
+		ChannelID: cfg.channelID, ChannelSecret: cfg.channelSecret, HookURL: cfg.hookURL, Rate: cfg.rate, Logger: logger, MaxRecorded: 1000,
 	})
 	if err := sim.AddAccount(amosim.ExampleAccount()); err != nil {
 		panic(err) // the example account is valid

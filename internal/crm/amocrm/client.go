@@ -29,9 +29,10 @@ import (
 
 const (
 	// Rate is the documented limit per integration and account (contract
-	// §2.4); Burst 1 spaces calls evenly, so even a limiter on amoCRM's
-	// side that allows no burst at all is never tripped by the client.
-	Rate  = 7.0
+	// §2.4).
+	Rate = 7.0
+	// Burst 1 spaces calls evenly, so even a limiter on amoCRM's side that
+	// allows no burst at all is never tripped by the client.
 	Burst = 1
 
 	// PageLimit is the largest page amoCRM serves.

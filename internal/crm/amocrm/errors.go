@@ -79,6 +79,7 @@ type FieldError struct {
 	Detail string `json:"detail"`
 }
 
+// Error says what failed, with every validation error.
 func (e *Error) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "amocrm: %s: HTTP %d", e.Op, e.Status)

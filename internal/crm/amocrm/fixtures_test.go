@@ -274,6 +274,16 @@ func TestWidgetToken(t *testing.T) {
 			}
 		})
 	}
+	// Single use, when the caller records jti.
+	seen := map[string]bool{}
+	once := widgetVerifier(valid)
+	once.Replayed = func(jti string, _ time.Time) bool { s := seen[jti]; seen[jti] = true; return s }
+	if _, err := once.Verify(token); err != nil {
+		t.Fatalf("first use: %v", err)
+	}
+	if _, err := once.Verify(token); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("replayed token accepted: %v", err)
+	}
 	// A correctly re-signed token with the right fields passes (the
 	// forging helper itself is sound).
 	if _, err := widgetVerifier(valid).VerifyFor(signHS256(t, hdr, with("user_id", 9000001), fxClientSecret), 30123456); err != nil {
@@ -451,6 +461,16 @@ func TestErrorsFromFixtures(t *testing.T) {
 		if Retryable(e) != c.retryable {
 			t.Errorf("%s: retryable %v", c.file, !c.retryable)
 		}
+	}
+	// A 502 from the front (HTML, not JSON) and a dropped connection are
+	// retried with the queue's backoff, unchanged by Classify.
+	bad := parseError("GET /api/v4/leads", 502, http.Header{}, []byte("<html>Bad Gateway</html>"))
+	if !errors.Is(bad, ErrServer) || !Retryable(bad) || Permanent(bad) || Classify(bad) != error(bad) {
+		t.Errorf("502: %v", bad)
+	}
+	netErr := errors.New("connection reset by peer")
+	if !Retryable(netErr) || Retryable(context.Canceled) || Retryable(ErrInvalidHost) {
+		t.Error("network errors misclassified")
 	}
 	e := parseError("POST /api/v4/leads/complex", 400, http.Header{}, fixture(t, "error_validation_400.json"))
 	items := ItemErrors(e)

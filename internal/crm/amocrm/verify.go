@@ -90,6 +90,10 @@ type WidgetVerifier struct {
 	Leeway time.Duration
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
+	// Replayed, when set, records a token's jti (until its expiry) and
+	// reports whether it was seen before: a replayed token is refused,
+	// which makes the token single use as amoCRM intends.
+	Replayed func(jti string, until time.Time) bool
 }
 
 // Verify checks a token: HS256 keyed with the client secret's raw bytes,
@@ -155,6 +159,9 @@ func (v WidgetVerifier) Verify(token string) (*WidgetClaims, error) {
 	}
 	if _, err := v.Hosts.AccountBase(iss.Host); err != nil {
 		return nil, fmt.Errorf("%w: widget token: issuer: %v", ErrBadSignature, err)
+	}
+	if v.Replayed != nil && (c.Jti == "" || v.Replayed(c.Jti, time.Unix(c.Exp, 0))) {
+		return nil, fmt.Errorf("%w: widget token: used before", ErrBadSignature)
 	}
 	return &c, nil
 }

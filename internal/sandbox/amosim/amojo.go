@@ -505,7 +505,7 @@ func (s *Server) ManagerReply(ctx context.Context, accountID int, conversationID
 		s.postHook(ctx, &d)
 	}
 	s.mu.Lock()
-	s.hooks = append(s.hooks, d)
+	s.hooks = appendCapped(s.hooks, d, s.opts.MaxRecorded)
 	s.mu.Unlock()
 	return msgID, d, nil
 }

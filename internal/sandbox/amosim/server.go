@@ -84,6 +84,9 @@ type Options struct {
 	HTTPClient *http.Client
 	// Logger gets one line per request; token values are never logged.
 	Logger *slog.Logger
+	// MaxRecorded caps Requests() and Hooks() (oldest dropped first); 0
+	// keeps all, which suits tests; the standalone simulator sets it.
+	MaxRecorded int
 }
 
 // Request is one HTTP request the simulator answered.
@@ -209,7 +212,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec.Status = sw.status
 	s.log.Info("amosim request", "method", r.Method, "path", r.URL.Path, "account", rec.AccountID, "status", sw.status)
 	s.mu.Lock()
-	s.requests = append(s.requests, *rec)
+	s.requests = appendCapped(s.requests, *rec, s.opts.MaxRecorded)
 	s.mu.Unlock()
 }
 
@@ -271,6 +274,14 @@ func (s *Server) ResetCounts() {
 	}
 }
 
+func appendCapped[T any](list []T, v T, limit int) []T {
+	list = append(list, v)
+	if limit > 0 && len(list) > limit {
+		list = slices.Delete(list, 0, len(list)-limit)
+	}
+	return list
+}
+
 func (s *Server) newID() int {
 	s.nextID++
 	return s.nextID
@@ -281,6 +292,7 @@ type statusWriter struct {
 	status int
 }
 
+// WriteHeader records the status for the request log.
 func (w *statusWriter) WriteHeader(code int) {
 	w.status = code
 	w.ResponseWriter.WriteHeader(code)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -351,5 +352,39 @@ func TestComplexValidationChangesNothing(t *testing.T) {
 	leads := e.sim.Leads(fxAccount)
 	if len(leads) != 2 || leads[0].StatusID != 61000002 || leads[0].ResponsibleUserID != 9000002 || leads[0].Tags[0] != "WhatsApp" {
 		t.Errorf("leads %+v", leads)
+	}
+}
+
+func TestNotesTypesAndLimit(t *testing.T) {
+	e := newEnv(t, Options{NoteTextLimit: 10})
+	tok, _ := e.token()
+	lead := e.sim.PutLead(fxAccount, Lead{Name: "x", PipelineID: 7000001, StatusID: 61000002})
+	body := func(items ...string) []byte { return []byte("[" + strings.Join(items, ",") + "]") }
+	id := strconv.Itoa(lead)
+	cases := []struct {
+		item, code, path string
+	}{
+		{`{"entity_id":` + id + `,"note_type":"common","params":{"text":"12345678901"}}`, "InvalidLength", "params.text"},
+		{`{"entity_id":` + id + `,"note_type":"service_message","params":{"text":"hi"}}`, "FieldMissing", "params.service"},
+		{`{"entity_id":` + id + `,"note_type":"chat_bubble","params":{"text":"hi"}}`, "NotSupportedChoice", "note_type"},
+		{`{"entity_id":1,"note_type":"common","params":{"text":"hi"}}`, "NotFound", "entity_id"},
+		{`{"entity_id":"` + id + `","note_type":"common","params":{"text":"hi"}}`, "InvalidType", "entity_id"},
+		{`{"entity_id":` + id + `,"note_type":"sms_in","params":{"text":"hi"}}`, "FieldMissing", "params.phone"},
+	}
+	for _, c := range cases {
+		e.clk.Add(time.Second)
+		st, _, b := e.do("POST", "/api/v4/leads/notes", tok, "application/json", body(c.item))
+		if st != 400 || !strings.Contains(string(b), `"code":"`+c.code+`","path":"`+c.path+`"`) {
+			t.Errorf("%s: %d %s", c.item, st, b)
+		}
+	}
+	if n := e.sim.Notes(fxAccount); len(n) != 0 {
+		t.Errorf("refused notes stored: %+v", n)
+	}
+	e.clk.Add(time.Second)
+	st, _, b := e.do("POST", "/api/v4/leads/"+id+"/notes", tok, "application/json",
+		body(`{"note_type":"extended_service_message","params":{"service":"WA","text":"0123456789"}}`))
+	if st != 200 || len(e.sim.Notes(fxAccount)) != 1 {
+		t.Errorf("note at the limit: %d %s", st, b)
 	}
 }
