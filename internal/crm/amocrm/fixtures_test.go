@@ -328,6 +328,12 @@ func TestHostPolicy(t *testing.T) {
 		{local, "example.amocrm.ru", "https://example.amocrm.ru"},
 		{HostPolicy{BaseURL: "https://sim.example.net"}, "sim.example.net", "https://sim.example.net"},
 	}
+	if u := fxOAuth.ConsentURL("st8", "post_message", false); u != "https://www.amocrm.ru/oauth?client_id="+fxClientID+"&mode=post_message&state=st8" {
+		t.Errorf("consent URL %s", u)
+	}
+	if AmojoBase("shop.kommo.com") != "https://amojo.kommo.com" || AmojoBase("example.amocrm.ru") != "https://amojo.amocrm.ru" {
+		t.Error("amojo host")
+	}
 	for _, c := range cases {
 		got, err := c.p.AccountBase(c.host)
 		if got != c.want || (c.want == "") != errors.Is(err, ErrInvalidHost) {
