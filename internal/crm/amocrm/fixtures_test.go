@@ -357,6 +357,8 @@ func TestResponsesFromFixtures(t *testing.T) {
 		"/api/v4/leads/complex":   {200, "leads_complex_response.json"},
 		"/api/v4/leads/notes":     {200, "note_create_response.json"},
 		"/api/v4/tasks":           {200, "task_create_response.json"},
+		"POST /api/v4/contacts":   {200, "contacts_create_response.json"},
+		"POST /api/v4/leads":      {200, "leads_create_response.json"},
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer tok" {
@@ -367,7 +369,10 @@ func TestResponsesFromFixtures(t *testing.T) {
 			w.WriteHeader(204) // empty_list_204.txt
 			return
 		}
-		rt, ok := routes[r.URL.Path]
+		rt, ok := routes[r.Method+" "+r.URL.Path]
+		if !ok {
+			rt, ok = routes[r.URL.Path]
+		}
 		if !ok {
 			w.WriteHeader(404)
 			return
@@ -423,6 +428,24 @@ func TestResponsesFromFixtures(t *testing.T) {
 	tasks, err := api.AddTasks(ctx, []TaskInput{{Text: "x"}})
 	if err != nil || len(tasks) != 1 || tasks[0].ID != 4745251 {
 		t.Errorf("tasks %+v %v", tasks, err)
+	}
+	cc, err := api.CreateContacts(ctx, []ContactInput{{Name: "Алексей"}})
+	if err != nil || len(cc) != 1 || cc[0].ID != 40100002 || cc[0].RequestID != "wa:77071234567" {
+		t.Errorf("contacts created %+v %v", cc, err)
+	}
+	lc, err := api.CreateLeads(ctx, []LeadInput{{Name: "x"}})
+	if err != nil || len(lc) != 1 || lc[0].ID != 25100004 {
+		t.Errorf("leads created %+v %v", lc, err)
+	}
+	var sent struct {
+		NewMessage AmojoSent `json:"new_message"`
+	}
+	if err := json.Unmarshal(fixture(t, "amojo_new_message_response.json"), &sent); err != nil || sent.NewMessage.MsgID != "8f1176d7-c357-42b0-b944-a15d537a27d3" || sent.NewMessage.ReceiverID != nil {
+		t.Errorf("new message answer %+v %v", sent, err)
+	}
+	var conn AmojoConnection
+	if err := json.Unmarshal(fixture(t, "amojo_connect_response.json"), &conn); err != nil || conn.ScopeID != fxScope || conn.HookAPIVersion != "v2" {
+		t.Errorf("connect answer %+v %v", conn, err)
 	}
 	var tj tokenJSON
 	json.Unmarshal(fixture(t, "oauth_token_response.json"), &tj)

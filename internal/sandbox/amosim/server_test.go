@@ -251,6 +251,16 @@ func TestTokenEndpointRefusals(t *testing.T) {
 func TestRefreshRotates(t *testing.T) {
 	e := newEnv(t, Options{})
 	_, refresh := e.token()
+	// The subdomain lookup with the (still valid) refresh token.
+	req, _ := http.NewRequest("GET", e.srv.URL+"/oauth2/account/current/subdomain", nil)
+	req.Header.Set("X-Refresh-Token", refresh)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	jsonEqual(t, "subdomain", sb, fixture(t, "oauth_account_subdomain.json"))
 	body := func(rt string) []byte {
 		b, _ := json.Marshal(map[string]string{"client_id": fxClientID, "client_secret": fxClientSecret,
 			"grant_type": "refresh_token", "refresh_token": rt, "redirect_uri": fxRedirect})
