@@ -1,0 +1,333 @@
+// Command amosim runs the amoCRM simulator (one example account's OAuth
+// endpoint and API v4, the disable hook, disposable widget tokens and the
+// Chats API) as a standalone server, so a person can watch WhatsApp and
+// Instagram conversations turn into amoCRM leads, notes and chats without an
+// amoCRM account.
+//
+// Give the gateway the same client id, secret and redirect URI, and the
+// simulator's URL as its amoCRM test base (the referer the simulator sends is
+// its own host:port). Open http://127.0.0.1:9093/sim/ to install the widget
+// (the simulator calls the redirect URI with a code, as amoCRM does), read
+// leads, notes, tasks and chats, answer in a chat as a manager, mint a
+// widget token, switch the account to unpaid, or disable the integration.
+//
+// Control API:
+//
+//	GET  /sim/state                                  accounts and their data (JSON)
+//	POST /sim/install        (form: account)         GET redirect URI with code & referer
+//	POST /sim/disable        (form: account)         GET the disable hook, signed
+//	POST /sim/manager-reply  (form: account, conversation, user, text)
+//	                                                 a manager answers in a chat
+//	POST /sim/unpaid         (form: account, unpaid) switch the subscription
+//	POST /sim/widget-token   (form: account, user)   a disposable token (JSON)
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/sandbox/amosim"
+	"github.com/switchboard/switchboard/internal/sandbox/simhttp"
+)
+
+type config struct {
+	addr          string
+	baseURL       string
+	clientID      string
+	clientSecret  string
+	redirectURI   string
+	disableURL    string
+	channelID     string
+	channelSecret string
+	hookURL       string
+	rate          float64
+}
+
+func main() {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	cfg, err := parseFlags(os.Args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		logger.Error("bad flags", "err", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	sim := newSim(cfg, logger)
+	defer sim.Close()
+	srv := &http.Server{Addr: cfg.addr, Handler: newHandler(sim, cfg, logger), ReadHeaderTimeout: 10 * time.Second}
+	logger.Info("amosim listening", "addr", cfg.addr, "base", cfg.baseURL, "client_id", cfg.clientID)
+	if err := simhttp.Serve(ctx, srv); err != nil {
+		logger.Error("amosim stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func parseFlags(args []string) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("amosim", flag.ContinueOnError)
+	fs.StringVar(&c.addr, "addr", ":9093", "listen address")
+	fs.StringVar(&c.baseURL, "base-url", "", "URL the gateway reaches this simulator at; its host:port is the referer (default: http://127.0.0.1:<port of -addr>)")
+	fs.StringVar(&c.clientID, "client-id", envOr("AMOSIM_CLIENT_ID", "6a2d4741-1b2c-4d3e-8f90-92277723dcea"), "integration id (env AMOSIM_CLIENT_ID)")
+	fs.StringVar(&c.clientSecret, "client-secret", envOr("AMOSIM_CLIENT_SECRET", "sandbox-client-secret"), "integration secret (env AMOSIM_CLIENT_SECRET)")
+	fs.StringVar(&c.redirectURI, "redirect-uri", "http://127.0.0.1:8080/amocrm/oauth/callback", "the integration's redirect URI (install calls it)")
+	fs.StringVar(&c.disableURL, "disable-url", "http://127.0.0.1:8080/amocrm/disabled", "the integration's disable hook")
+	fs.StringVar(&c.channelID, "channel-id", envOr("AMOSIM_CHANNEL_ID", "f90ba33d-c9d9-44da-b76c-c349b0ecbe41"), "Chats API channel id (env AMOSIM_CHANNEL_ID)")
+	fs.StringVar(&c.channelSecret, "channel-secret", envOr("AMOSIM_CHANNEL_SECRET", "5a44c5dff55f3c15a4cce8d7c4cc27e207c7e189"), "Chats API channel secret (env AMOSIM_CHANNEL_SECRET)")
+	fs.StringVar(&c.hookURL, "hook-url", "http://127.0.0.1:8080/amocrm/amojo/:scope_id", "where manager replies are posted (:scope_id is replaced)")
+	fs.Float64Var(&c.rate, "rate", amosim.DefaultRate, "API requests per second per account (negative disables)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if c.baseURL == "" {
+		c.baseURL = defaultBaseURL(c.addr)
+	}
+	c.baseURL = strings.TrimSuffix(c.baseURL, "/")
+	u, err := url.Parse(c.baseURL)
+	if err != nil || u.Host == "" {
+		return c, fmt.Errorf("-base-url %q is not a URL", c.baseURL)
+	}
+	return c, nil
+}
+
+// defaultBaseURL turns ":9093" or "0.0.0.0:9093" into http://127.0.0.1:9093.
+func defaultBaseURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+func newSim(cfg config, logger *slog.Logger) *amosim.Server {
+	u, _ := url.Parse(cfg.baseURL)
+	sim := amosim.New(amosim.Options{
+		ClientID: cfg.clientID, ClientSecret: cfg.clientSecret, RedirectURI: cfg.redirectURI, Referer: u.Host,
+		ChannelID: cfg.channelID, ChannelSecret: cfg.channelSecret, HookURL: cfg.hookURL, Rate: cfg.rate, Logger: logger, MaxRecorded: 1000,
+	})
+	if err := sim.AddAccount(amosim.ExampleAccount()); err != nil {
+		panic(err) // the example account is valid
+	}
+	return sim
+}
+
+type control struct {
+	sim *amosim.Server
+	cfg config
+	log *slog.Logger
+	hc  *http.Client
+}
+
+func newHandler(sim *amosim.Server, cfg config, logger *slog.Logger) http.Handler {
+	c := &control{sim: sim, cfg: cfg, log: logger, hc: &http.Client{Timeout: 10 * time.Second}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /sim", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/sim/", http.StatusFound) })
+	mux.HandleFunc("GET /sim/{$}", c.page)
+	mux.HandleFunc("GET /sim/state", c.state)
+	mux.HandleFunc("POST /sim/install", c.install)
+	mux.HandleFunc("POST /sim/disable", c.disable)
+	mux.HandleFunc("POST /sim/manager-reply", c.reply)
+	mux.HandleFunc("POST /sim/unpaid", c.unpaid)
+	mux.HandleFunc("POST /sim/widget-token", c.widgetToken)
+	mux.Handle("/", sim) // OAuth, API v4 and amojo
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v) // the client went away; nothing to do
+}
+
+func formInt(r *http.Request, key string, def int) (int, error) {
+	v := r.FormValue(key)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s must be a number", key)
+	}
+	return n, nil
+}
+
+// done answers a form from the page with a redirect back, an API call with
+// JSON.
+func done(w http.ResponseWriter, r *http.Request, status int, v any) {
+	if strings.Contains(r.Header.Get("Accept"), "text/html") {
+		http.Redirect(w, r, "/sim/", http.StatusSeeOther)
+		return
+	}
+	writeJSON(w, status, v)
+}
+
+func (c *control) account(r *http.Request) (int, error) {
+	return formInt(r, "account", amosim.ExampleAccount().ID)
+}
+
+type accountState struct {
+	Spec     amosim.AccountSpec
+	Scope    string
+	Leads    []amosim.Lead
+	Contacts []amosim.Contact
+	Notes    []amosim.Note
+	Tasks    []amosim.Task
+	Chats    []amosim.Chat
+	Counts   amosim.Counts
+}
+
+func (c *control) snapshot() []accountState {
+	var out []accountState
+	for _, spec := range c.sim.Accounts() {
+		scope, _ := c.sim.ScopeID(spec.ID)
+		out = append(out, accountState{Spec: spec, Scope: scope, Leads: c.sim.Leads(spec.ID), Contacts: c.sim.Contacts(spec.ID),
+			Notes: c.sim.Notes(spec.ID), Tasks: c.sim.Tasks(spec.ID), Chats: c.sim.Chats(spec.ID), Counts: c.sim.Counts(spec.ID)})
+	}
+	return out
+}
+
+func (c *control) state(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, c.snapshot())
+}
+
+// install calls the redirect URI server to server, as amoCRM does when an
+// admin installs the widget (it waits ~3 s and ignores the answer).
+func (c *control) install(w http.ResponseWriter, r *http.Request) {
+	id, err := c.account(r)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	q, err := c.sim.InstallRedirect(id)
+	if err != nil {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+		return
+	}
+	status, err := c.get(r.Context(), c.cfg.redirectURI, q, 3*time.Second)
+	c.log.Info("install redirect", "url", c.cfg.redirectURI, "status", status, "err", err)
+	done(w, r, http.StatusOK, map[string]any{"status": status, "error": errString(err)})
+}
+
+func (c *control) disable(w http.ResponseWriter, r *http.Request) {
+	id, err := c.account(r)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	c.sim.RevokeTokens(id)
+	status, err := c.get(r.Context(), c.cfg.disableURL, c.sim.DisableHookQuery(id), 10*time.Second)
+	c.log.Info("disable hook", "url", c.cfg.disableURL, "status", status, "err", err)
+	done(w, r, http.StatusOK, map[string]any{"status": status, "error": errString(err)})
+}
+
+func (c *control) get(ctx context.Context, target string, q url.Values, timeout time.Duration) (int, error) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return 0, err
+	}
+	u.RawQuery = q.Encode()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func (c *control) reply(w http.ResponseWriter, r *http.Request) {
+	id, err := c.account(r)
+	user, uerr := formInt(r, "user", 9000002)
+	if err == nil {
+		err = uerr
+	}
+	conv, text := r.FormValue("conversation"), strings.TrimSpace(r.FormValue("text"))
+	if err == nil && (conv == "" || text == "") {
+		err = errors.New("conversation and text are required")
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	msgID, d, err := c.sim.ManagerReply(r.Context(), id, conv, user, text)
+	if err != nil {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+		return
+	}
+	done(w, r, http.StatusOK, map[string]any{"msgid": msgID, "hook_status": d.Status, "hook_error": d.Err})
+}
+
+func (c *control) unpaid(w http.ResponseWriter, r *http.Request) {
+	id, err := c.account(r)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	unpaid := r.FormValue("unpaid") == "on" || r.FormValue("unpaid") == "true"
+	c.sim.SetUnpaid(id, unpaid)
+	done(w, r, http.StatusOK, map[string]bool{"unpaid": unpaid})
+}
+
+// widgetToken mints the X-Auth-Token the widget would send for a user; the
+// audience is scheme://host of the redirect URI, as amoCRM sets it.
+func (c *control) widgetToken(w http.ResponseWriter, r *http.Request) {
+	id, err := c.account(r)
+	user, uerr := formInt(r, "user", 9000001)
+	if err == nil {
+		err = uerr
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	ru, err := url.Parse(c.cfg.redirectURI)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "bad -redirect-uri"})
+		return
+	}
+	tok, claims, err := c.sim.DisposableToken(id, user, ru.Scheme+"://"+ru.Host)
+	if err != nil {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "claims": claims})
+}
