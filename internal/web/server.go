@@ -44,7 +44,9 @@ type Deps struct {
 	// Integrations are the CRM providers: each mounts its routes and binds
 	// channels of its integrations. Nil means none.
 	Integrations *crm.Registry
-	Log          *slog.Logger
+	// Mirror closes hourly and daily mirror batches on demand.
+	Mirror MirrorFlusher
+	Log    *slog.Logger
 
 	AdminToken      string
 	MetaVerifyToken string
@@ -120,6 +122,7 @@ func New(d Deps) *Server {
 	api.GET("/integrations/:id", s.getIntegration)
 	api.PUT("/integrations/:id/channels/:channel_id", s.bindChannel)
 	api.DELETE("/integrations/:id/channels/:channel_id", s.unbindChannel)
+	api.POST("/integrations/:id/mirror/flush", s.flushMirror)
 
 	for _, in := range d.Integrations.All() {
 		in.Mount(routes{s})
