@@ -229,3 +229,55 @@ func batchesIn(t testing.TB, e *apptest.Env, integ, state string) int {
 	}
 	return int(n)
 }
+
+// TestMirrorFlushRace: flushes run while customers write: whatever a
+// flush catches of a message still being stored, every message ends up in
+// exactly one batch and one comment.
+func TestMirrorFlushRace(t *testing.T) {
+	apptest.Each(t, b24Opts, func(t *testing.T, e *apptest.Env) {
+		ctx := context.Background()
+		integ, ws := e.InstallBitrix24()
+		ch := createWAIn(t, e, ws)
+		if st, body := e.Do("PUT", "/api/v1/integrations/"+integ+"/channels/"+ch, map[string]any{"mode": "crm", "entity": "lead"}); st != http.StatusOK {
+			t.Fatalf("bind: %d %v", st, body)
+		}
+		setMirror(t, e, integ, ch, routing.MirrorDaily)
+		const total = 60
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 1; i <= total; i++ {
+				e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, fmt.Sprintf("7916300%04d", i%4), "Клиент", fmt.Sprintf("r%03d.", i))
+			}
+		}()
+		flushes := 0
+		for running := true; running; flushes++ {
+			select {
+			case <-done:
+				running = false
+			default:
+			}
+			if st, body := e.Do("POST", "/api/v1/integrations/"+integ+"/mirror/flush", nil); st != http.StatusOK {
+				t.Fatalf("flush: %d %v", st, body)
+			}
+		}
+		e.Do("POST", "/api/v1/integrations/"+integ+"/mirror/flush", nil)
+		e.Eventually("every message mirrored", func() bool { return mirroredCount(t, e) == total })
+		e.WaitIdle()
+		all := ""
+		for _, c := range e.Portal.TimelineComments() {
+			all += c.Comment + "\n"
+		}
+		for i := 1; i <= total; i++ {
+			if n := strings.Count(all, fmt.Sprintf("r%03d.", i)); n != 1 {
+				t.Errorf("r%03d. is %d times in the timelines", i, n)
+			}
+		}
+		var items int64
+		e.App.Store.DB.Gorm.Model(&store.MirrorBatchItem{}).Count(&items)
+		if items != total {
+			t.Fatalf("%d batch items for %d messages", items, total)
+		}
+		t.Logf("%d flushes, %d comments", flushes, len(e.Portal.TimelineComments()))
+	})
+}

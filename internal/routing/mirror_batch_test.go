@@ -3,6 +3,8 @@ package routing
 import (
 	"testing"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/store"
 )
 
 func TestWindow(t *testing.T) {
@@ -65,5 +67,20 @@ func TestWindow(t *testing.T) {
 func TestLocation(t *testing.T) {
 	if Location("") != time.UTC || Location("Mars/Olympus") != time.UTC || Location("Asia/Kolkata").String() != "Asia/Kolkata" {
 		t.Fatal("Location")
+	}
+}
+
+func TestMirrorModeOf(t *testing.T) {
+	for _, c := range []struct{ mode, mirror, want string }{
+		{"crm", MirrorHourly, MirrorHourly},
+		{"crm", MirrorNone, MirrorNone},
+		{"crm", "", MirrorEach},
+		// Open Lines: operators answer in the chat, so each message goes.
+		{"openlines", MirrorDaily, MirrorEach},
+		{"openlines", MirrorNone, MirrorEach},
+	} {
+		if got := MirrorModeOf(&store.ChannelBinding{Mode: c.mode, Mirror: c.mirror}); got != c.want {
+			t.Errorf("%s/%s: %s, want %s", c.mode, c.mirror, got, c.want)
+		}
 	}
 }
