@@ -188,7 +188,7 @@ func openWindow(tx *gorm.DB, b *store.ChannelBinding, mode string, t time.Time) 
 		return fmt.Errorf("routing: %w", err)
 	}
 	opens, closes := Window(mode, t, Location(tz))
-	_, created, err := store.OpenMirrorBatch(tx, b, mode, opens, closes)
+	created, err := store.OpenMirrorBatch(tx, b, mode, opens, closes)
 	if err != nil || !created {
 		return err
 	}

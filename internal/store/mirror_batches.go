@@ -55,13 +55,13 @@ type MirrorBatchItem struct {
 func (MirrorBatchItem) TableName() string { return "mirror_batch_items" }
 
 // OpenMirrorBatch makes sure the binding has an open batch for the window
-// [opens, closes), inside the ingest transaction. created says this call
+// [opens, closes), inside the ingest transaction; created says this call
 // made it (the caller then schedules its closing). An existing open batch
 // is touched, which holds its row until tx commits: a closer that wants to
 // close it waits for this message to be committed and so sees it; a batch
 // closed meanwhile is replaced by a new open one, so the message is never
 // left without a window.
-func OpenMirrorBatch(tx *gorm.DB, b *ChannelBinding, mode string, opens, closes time.Time) (batch *MirrorBatch, created bool, err error) {
+func OpenMirrorBatch(tx *gorm.DB, b *ChannelBinding, mode string, opens, closes time.Time) (created bool, err error) {
 	now := Now()
 	opens, closes = opens.UTC().Truncate(time.Microsecond), closes.UTC().Truncate(time.Microsecond)
 	for range 3 {
@@ -72,28 +72,23 @@ func OpenMirrorBatch(tx *gorm.DB, b *ChannelBinding, mode string, opens, closes 
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?) ON CONFLICT DO NOTHING`,
 			nb.ID, nb.WorkspaceID, nb.IntegrationID, nb.BindingID, nb.ChannelID, nb.Mode, nb.OpensAt, nb.ClosesAt, nb.State, now, now)
 		if res.Error != nil {
-			return nil, false, fmt.Errorf("store: open mirror batch: %w", res.Error)
+			return false, fmt.Errorf("store: open mirror batch: %w", res.Error)
 		}
 		if res.RowsAffected == 1 {
-			return &nb, true, nil
+			return true, nil
 		}
 		// Open already: take its row lock (see above). Zero rows means a
 		// closer closed it between the two statements: open a new one.
-		var cur MirrorBatch
 		res = tx.Model(&MirrorBatch{}).Where("binding_id = ? AND closes_at = ? AND state = ?", b.ID, closes, BatchOpen).
 			Update("updated_at", now)
 		if res.Error != nil {
-			return nil, false, fmt.Errorf("store: touch mirror batch: %w", res.Error)
+			return false, fmt.Errorf("store: touch mirror batch: %w", res.Error)
 		}
-		if res.RowsAffected == 0 {
-			continue
+		if res.RowsAffected == 1 {
+			return false, nil
 		}
-		if err := tx.Where("binding_id = ? AND closes_at = ? AND state = ?", b.ID, closes, BatchOpen).First(&cur).Error; err != nil {
-			return nil, false, fmt.Errorf("store: read mirror batch: %w", err)
-		}
-		return &cur, false, nil
 	}
-	return nil, false, fmt.Errorf("store: open mirror batch of binding %s: closed under us three times", b.ID)
+	return false, fmt.Errorf("store: open mirror batch of binding %s: closed under us three times", b.ID)
 }
 
 // OpenMirrorBatches lists an integration's open batches, oldest window

@@ -25,7 +25,7 @@ func storeInbound(t *testing.T, tx *gorm.DB, ch *store.Channel, b *store.Channel
 	if _, err := store.InsertMessage(tx, m); err != nil {
 		t.Fatal(err)
 	}
-	_, created, err = store.OpenMirrorBatch(tx, b, "hourly", opens, closes)
+	created, err = store.OpenMirrorBatch(tx, b, "hourly", opens, closes)
 	if err != nil {
 		t.Fatal(err)
 	}
