@@ -41,7 +41,9 @@ func (d *batchDouble) Mirror(ctx context.Context, _ *routing.Delivery, msgs []st
 	return ids, nil
 }
 
-func (d *batchDouble) Status(context.Context, *routing.Delivery, *store.MessageView) error { return nil }
+func (d *batchDouble) Status(context.Context, *routing.Delivery, *store.MessageView) error {
+	return nil
+}
 
 func (d *batchDouble) MirrorBatches(ctx context.Context, _ *store.Integration, batches []routing.Batch) ([]string, error) {
 	d.mu.Lock()
