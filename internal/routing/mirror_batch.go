@@ -247,9 +247,8 @@ func (r *Router) closeBatches(ctx context.Context, integrationID string, until *
 		for i := range open {
 			batch := &open[i]
 			since, upto := batch.ClosesAt, batch.ClosesAt // an empty range: takes nothing
-			if b := byID[batch.BindingID]; b != nil && MirrorModeOf(b) != MirrorEach {
-				// In each mode the each-path owns the binding's messages
-				// (it was switched since the window opened).
+			b := byID[batch.BindingID]
+			if b != nil && MirrorModeOf(b) != MirrorEach {
 				since = b.CreatedAt
 				if until == nil {
 					upto = time.Time{} // a flush takes everything there is
@@ -258,6 +257,14 @@ func (r *Router) closeBatches(ctx context.Context, integrationID string, until *
 			closed, n, err := store.CloseMirrorBatch(tx, batch, since, upto, LinkMirrored)
 			if err != nil {
 				return err
+			}
+			if closed && b != nil && MirrorModeOf(b) == MirrorEach {
+				// Switched to each since the window opened: the each-path
+				// owns the binding's messages, and is woken for those that
+				// came while it was hourly or daily.
+				if err := enqueueMirror(tx, b.WorkspaceID, b.ID); err != nil {
+					return err
+				}
 			}
 			if closed && n > 0 {
 				res.Batches++

@@ -150,7 +150,6 @@ func TestBatchesThroughTheNeutralInterface(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		double.mu.Lock()
-		defer double.mu.Unlock()
 		if len(double.calls) != 2 || len(double.calls[1]) != 1 || !double.calls[1][0].Retry || double.calls[1][0].ID != double.calls[0][1].ID {
 			t.Fatalf("calls: first %d batches, then %+v", len(double.calls[0]), double.calls[1:])
 		}
@@ -162,8 +161,49 @@ func TestBatchesThroughTheNeutralInterface(t *testing.T) {
 		if double.each != 0 {
 			t.Fatalf("the each-path wrote %d messages", double.each)
 		}
+		double.mu.Unlock()
 		if res, err := r.Flush(ctx, store.All, in.ID); err != nil || res.Batches != 0 {
 			t.Fatalf("second flush: %+v %v", res, err)
+		}
+
+		// A message waits in an hourly window, then the binding is switched
+		// to each: the window closes empty and the each-path takes it.
+		err = st.Tx(ctx, func(tx *gorm.DB) error {
+			c, err := store.UpsertContact(tx, chans[0], channel.Customer{ExternalID: "79160000009"}, nil)
+			if err != nil {
+				return err
+			}
+			m := &store.Message{WorkspaceID: ws.ID, ChannelID: chans[0].ID, ContactID: c.ID, Direction: store.Inbound, Type: "text",
+				Text: "switched", Status: string(channel.StatusReceived)}
+			if _, err := store.InsertMessage(tx, m); err != nil {
+				return err
+			}
+			return r.MessageStored(tx, chans[0], m)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := st.BindingOf(ctx, in.ID, chans[0].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Mirror = routing.MirrorEach
+		if err := st.PutBinding(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := r.Flush(ctx, store.All, in.ID); err != nil || res.Batches != 0 {
+			t.Fatalf("flush after the switch: %+v %v", res, err)
+		}
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			double.mu.Lock()
+			each, batched := double.each, len(double.calls)
+			double.mu.Unlock()
+			if each == 1 && batched == 2 {
+				break
+			}
+			if time.Now().After(deadline) || each > 1 || batched > 2 {
+				t.Fatalf("after the switch: each-path %d messages, %d batch calls", each, batched)
+			}
 		}
 	})
 }
