@@ -125,6 +125,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	svc.Register(q)
 
 	router := routing.New(st, log)
+	router.Notify = q.Notify
 	svc.AddHook(router)
 	router.Handle(q)
 	b24 := bitrix24.New(bitrix24.Config{ClientID: cfg.Bitrix24ClientID, ClientSecret: cfg.Bitrix24ClientSecret,
@@ -136,7 +137,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	crms.Handle(q)
 
 	srv := web.New(web.Deps{
-		Store: st, Messaging: svc, Registry: reg, Metrics: m, Signer: signer, Queue: q, Log: log, Integrations: crms,
+		Store: st, Messaging: svc, Registry: reg, Metrics: m, Signer: signer, Queue: q, Log: log, Integrations: crms, Mirror: router,
 		AdminToken: admin, MetaVerifyToken: cfg.MetaVerifyToken, MetaAppSecret: cfg.MetaAppSecret,
 		WebhookMaxBytes: cfg.WebhookMaxBytes, UploadMaxBytes: cfg.UploadMaxBytes,
 		DefaultWorkspaceID: ws.ID,

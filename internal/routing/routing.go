@@ -69,6 +69,8 @@ type Router struct {
 	// Batch off sends one message per call (kept for the benchmark that
 	// shows what batching saves).
 	Batch bool
+	// Notify wakes the local queue workers after a flush queued work.
+	Notify func()
 }
 
 func New(st *store.Store, log *slog.Logger) *Router {
@@ -84,6 +86,8 @@ func (r *Router) Handle(q interface {
 }) {
 	q.Handle(JobMirror, r.handleMirror)
 	q.Handle(JobStatus, r.handleStatus)
+	q.Handle(JobMirrorWindow, r.handleMirrorWindow)
+	q.Handle(JobMirrorSend, r.handleMirrorSend)
 }
 
 type mirrorJob struct {
@@ -134,7 +138,7 @@ func (r *Router) MessageStored(tx *gorm.DB, ch *store.Channel, m *store.Message)
 		if !b.Live() {
 			continue // parked until the portal is authorised again
 		}
-		if err := enqueueMirror(tx, b.WorkspaceID, b.ID); err != nil {
+		if err := r.mirrorStored(tx, &b.ChannelBinding, m); err != nil {
 			return err
 		}
 	}
@@ -226,6 +230,9 @@ func (r *Router) handleMirror(ctx context.Context, j *queue.Job) error {
 	if err != nil {
 		return err
 	}
+	if mode := MirrorModeOf(b); mode != MirrorEach {
+		return r.leaveToBatches(ctx, b, mode)
+	}
 	in, conn, err := r.integration(ctx, b.IntegrationID)
 	if err != nil {
 		return err
@@ -237,7 +244,7 @@ func (r *Router) handleMirror(ctx context.Context, j *queue.Job) error {
 	if err != nil {
 		return err
 	}
-	msgs, err := r.pending(ctx, in.ID, b.ChannelID, b.CreatedAt)
+	msgs, err := r.pending(ctx, in.ID, b.ID, b.ChannelID, b.CreatedAt)
 	if err != nil || len(msgs) == 0 {
 		return err
 	}
@@ -276,9 +283,10 @@ func (r *Router) handleMirror(ctx context.Context, j *queue.Job) error {
 }
 
 // pending lists the channel's customer messages not yet in this
-// integration, oldest first, since the binding was made.
-func (r *Router) pending(ctx context.Context, integrationID, channelID string, since time.Time) ([]store.MessageView, error) {
-	ids, err := r.store.UnlinkedInbound(ctx, integrationID, LinkMirrored, channelID, since, MaxBatch)
+// integration, oldest first, since the binding was made; those placed in
+// an hourly or daily batch belong to it.
+func (r *Router) pending(ctx context.Context, integrationID, bindingID, channelID string, since time.Time) ([]store.MessageView, error) {
+	ids, err := r.store.UnmirroredInbound(ctx, integrationID, bindingID, LinkMirrored, channelID, since, MaxBatch)
 	if err != nil {
 		return nil, fmt.Errorf("routing: pending messages: %w", err)
 	}
@@ -333,5 +341,5 @@ func (r *Router) handleStatus(ctx context.Context, j *queue.Job) error {
 // Resume re-arms an integration's parked and dead CRM work, after it was
 // authorised again.
 func (r *Router) Resume(ctx context.Context, workspaceID string) error {
-	return queue.Rearm(ctx, r.store.DB, workspaceID, JobMirror, JobStatus)
+	return queue.Rearm(ctx, r.store.DB, workspaceID, JobMirror, JobStatus, JobMirrorWindow, JobMirrorSend)
 }

@@ -44,7 +44,9 @@ type Deps struct {
 	// Integrations are the CRM providers: each mounts its routes and binds
 	// channels of its integrations. Nil means none.
 	Integrations *crm.Registry
-	Log          *slog.Logger
+	// Mirror closes hourly and daily mirror batches on demand.
+	Mirror MirrorFlusher
+	Log    *slog.Logger
 
 	AdminToken      string
 	MetaVerifyToken string
@@ -124,6 +126,7 @@ func New(d Deps) *Server {
 	api.PUT("/integrations/:id/settings", s.putSettings)
 	api.POST("/integrations/:id/access/bulk", s.bulkAccess)
 	api.POST("/integrations/:id/refresh", s.refreshIntegration)
+	api.POST("/integrations/:id/mirror/flush", s.flushMirror)
 
 	for _, in := range d.Integrations.All() {
 		in.Mount(routes{s})

@@ -133,8 +133,12 @@ type Portal struct {
 	// primary one first; CONTACT_ID mirrors the first.
 	dealContacts map[string][]int
 	failures     []*failure
-	bucket       leakyBucket
-	seq          portalSeq
+	// failuresAfter fail calls after applying them (FailAfterNext).
+	failuresAfter []*failure
+	// restCalls counts authenticated REST requests (RESTCalls).
+	restCalls int
+	bucket    leakyBucket
+	seq       portalSeq
 }
 
 // portalSeq hands out ids. Ranges differ per kind so that a gateway mixing

@@ -141,6 +141,7 @@ func (s *Server) handleREST(w http.ResponseWriter, r *http.Request, body []byte,
 		writeAPIError(w, aerr)
 		return
 	}
+	p.restCalls++
 	c := &call{s: s, p: p, userID: tok.userID, scope: tok.scope, method: method, params: params, now: now, base: base, events: &events}
 	result, pg, cerr := s.execLocked(c)
 	s.mu.Unlock()
@@ -190,7 +191,11 @@ func (s *Server) runLocked(c *call) (any, *page, *apiError) {
 	if f := c.p.takeFailure(c.method); f != nil {
 		return nil, nil, f
 	}
-	return spec.fn(c)
+	result, pg, err := spec.fn(c)
+	if f := c.p.takeFailureAfter(c.method); f != nil && err == nil {
+		return nil, nil, f
+	}
+	return result, pg, err
 }
 
 // hasScope checks a scope list; separators seen in the wild are "," and
@@ -246,6 +251,7 @@ func (s *Server) methodTable() map[string]methodSpec {
 		"crm.status.list":                  {scope: "crm", fn: mStatusList},
 		"crm.status.add":                   {scope: "crm", fn: mStatusAdd},
 		"crm.timeline.comment.add":         {scope: "crm", fn: mTimelineCommentAdd},
+		"crm.timeline.comment.list":        {scope: "crm", fn: mTimelineCommentList},
 		"crm.activity.todo.add":            {scope: "crm", fn: mTodoAdd},
 		"crm.deal.contact.items.get":       {scope: "crm", fn: mDealContactItemsGet},
 		"user.current":                     {fn: mUserCurrent},

@@ -292,6 +292,7 @@ func (s *Server) Reset() {
 	clear(s.tokenCalls)
 	for _, p := range s.portals {
 		p.bucket = leakyBucket{}
+		p.restCalls = 0
 	}
 }
 

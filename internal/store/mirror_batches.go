@@ -1,0 +1,224 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// States of a mirror batch.
+const (
+	// BatchOpen: the window still collects; nothing is assigned yet.
+	BatchOpen = "open"
+	// BatchClosed: its messages are assigned; nothing was sent.
+	BatchClosed = "closed"
+	// BatchSending: a write to the CRM was attempted and may have landed.
+	// Whoever sends it again first looks for it in the CRM.
+	BatchSending = "sending"
+	// BatchSent: written, and its messages are linked as mirrored.
+	BatchSent = "sent"
+)
+
+// MirrorBatch is one window of one binding (see migration 00013).
+type MirrorBatch struct {
+	ID            string `gorm:"primaryKey"`
+	WorkspaceID   string
+	IntegrationID string
+	BindingID     string
+	ChannelID     string
+	Mode          string
+	OpensAt       time.Time
+	ClosesAt      time.Time
+	State         string
+	ClosedAt      *time.Time
+	Messages      int
+	Attempts      int
+	SentAt        *time.Time
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// TableName keeps gorm off its plural guess.
+func (MirrorBatch) TableName() string { return "mirror_batches" }
+
+// MirrorBatchItem places one customer message in one batch.
+type MirrorBatchItem struct {
+	BindingID string `gorm:"primaryKey"`
+	MessageID string `gorm:"primaryKey"`
+	BatchID   string
+	ContactID string
+}
+
+// TableName keeps gorm off its plural guess.
+func (MirrorBatchItem) TableName() string { return "mirror_batch_items" }
+
+// OpenMirrorBatch makes sure the binding has an open batch for the window
+// [opens, closes), inside the ingest transaction; created says this call
+// made it (the caller then schedules its closing). An existing open batch
+// is touched, which holds its row until tx commits: a closer that wants to
+// close it waits for this message to be committed and so sees it; a batch
+// closed meanwhile is replaced by a new open one, so the message is never
+// left without a window.
+func OpenMirrorBatch(tx *gorm.DB, b *ChannelBinding, mode string, opens, closes time.Time) (created bool, err error) {
+	now := Now()
+	opens, closes = opens.UTC().Truncate(time.Microsecond), closes.UTC().Truncate(time.Microsecond)
+	for range 3 {
+		nb := MirrorBatch{ID: NewID(), WorkspaceID: b.WorkspaceID, IntegrationID: b.IntegrationID, BindingID: b.ID,
+			ChannelID: b.ChannelID, Mode: mode, OpensAt: opens, ClosesAt: closes, State: BatchOpen, CreatedAt: now, UpdatedAt: now}
+		res := tx.Exec(`INSERT INTO mirror_batches (id, workspace_id, integration_id, binding_id, channel_id, mode, opens_at, closes_at,
+				state, messages, attempts, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?) ON CONFLICT DO NOTHING`,
+			nb.ID, nb.WorkspaceID, nb.IntegrationID, nb.BindingID, nb.ChannelID, nb.Mode, nb.OpensAt, nb.ClosesAt, nb.State, now, now)
+		if res.Error != nil {
+			return false, fmt.Errorf("store: open mirror batch: %w", res.Error)
+		}
+		if res.RowsAffected == 1 {
+			return true, nil
+		}
+		// Open already: take its row lock (see above). Zero rows means a
+		// closer closed it between the two statements: open a new one.
+		res = tx.Model(&MirrorBatch{}).Where("binding_id = ? AND closes_at = ? AND state = ?", b.ID, closes, BatchOpen).
+			Update("updated_at", now)
+		if res.Error != nil {
+			return false, fmt.Errorf("store: touch mirror batch: %w", res.Error)
+		}
+		if res.RowsAffected == 1 {
+			return false, nil
+		}
+	}
+	return false, fmt.Errorf("store: open mirror batch of binding %s: closed under us three times", b.ID)
+}
+
+// OpenMirrorBatches lists an integration's open batches, oldest window
+// first; with until set only those whose window ended by then.
+func OpenMirrorBatches(tx *gorm.DB, integrationID string, until *time.Time) ([]MirrorBatch, error) {
+	q := tx.Where("integration_id = ? AND state = ?", integrationID, BatchOpen)
+	if until != nil {
+		q = q.Where("closes_at <= ?", until.UTC().Truncate(time.Microsecond))
+	}
+	var out []MirrorBatch
+	if err := q.Order("closes_at, id").Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("store: open mirror batches: %w", err)
+	}
+	return out, nil
+}
+
+// CloseMirrorBatch closes an open batch: it takes the batch's row (a
+// concurrent closer waits here, then finds it closed and gets false), and
+// assigns it every customer message of the binding's channel created since
+// the binding and before upto (zero: no bound) that is in no batch of the
+// binding yet and not linked as mirrored (linkKind) to the integration. A
+// batch that got no message is marked sent: there is nothing to write.
+// It returns whether this call closed it and how many messages it took.
+func CloseMirrorBatch(tx *gorm.DB, batch *MirrorBatch, since, upto time.Time, linkKind string) (closed bool, n int, err error) {
+	now := Now()
+	res := tx.Model(&MirrorBatch{}).Where("id = ? AND state = ?", batch.ID, BatchOpen).
+		Updates(map[string]any{"state": BatchClosed, "closed_at": now, "updated_at": now})
+	if res.Error != nil {
+		return false, 0, fmt.Errorf("store: close mirror batch: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return false, 0, nil
+	}
+	if upto.IsZero() {
+		upto = now.Add(time.Hour) // every committed message
+	}
+	ins := tx.Exec(`INSERT INTO mirror_batch_items (binding_id, message_id, batch_id, contact_id)
+		SELECT ?, m.id, ?, m.contact_id FROM messages m
+		WHERE m.channel_id = ? AND m.direction = ? AND m.created_at >= ? AND m.created_at < ?
+			AND NOT EXISTS (SELECT 1 FROM mirror_batch_items i WHERE i.binding_id = ? AND i.message_id = m.id)
+			AND NOT EXISTS (SELECT 1 FROM crm_links l WHERE l.integration_id = ? AND l.kind = ? AND l.local_id = m.id)
+		ON CONFLICT DO NOTHING`,
+		batch.BindingID, batch.ID, batch.ChannelID, Inbound, since.UTC().Truncate(time.Microsecond), upto.UTC().Truncate(time.Microsecond),
+		batch.BindingID, batch.IntegrationID, linkKind)
+	if ins.Error != nil {
+		return false, 0, fmt.Errorf("store: assign mirror batch: %w", ins.Error)
+	}
+	n = int(ins.RowsAffected)
+	set := map[string]any{"messages": n}
+	if n == 0 {
+		set["state"], set["sent_at"] = BatchSent, now
+	}
+	if err := tx.Model(&MirrorBatch{}).Where("id = ?", batch.ID).Updates(set).Error; err != nil {
+		return false, 0, fmt.Errorf("store: close mirror batch: %w", err)
+	}
+	batch.State, batch.ClosedAt, batch.Messages = BatchClosed, &now, n
+	if n == 0 {
+		batch.State = BatchSent
+	}
+	return true, n, nil
+}
+
+// PendingMirrorBatches lists an integration's batches closed but not sent
+// (closed or sending), oldest window first, up to limit.
+func (s *Store) PendingMirrorBatches(ctx context.Context, integrationID string, limit int) ([]MirrorBatch, error) {
+	var out []MirrorBatch
+	err := s.g(ctx).Where("integration_id = ? AND state IN ?", integrationID, []string{BatchClosed, BatchSending}).
+		Order("closes_at, id").Limit(limit).Find(&out).Error
+	if err != nil {
+		return nil, fmt.Errorf("store: pending mirror batches: %w", err)
+	}
+	return out, nil
+}
+
+// MirrorBatchMessageIDs lists a batch's messages, oldest first.
+func (s *Store) MirrorBatchMessageIDs(ctx context.Context, batchID string) ([]string, error) {
+	var ids []string
+	err := s.g(ctx).Table("mirror_batch_items").Where("batch_id = ?", batchID).
+		Order("message_id").Pluck("message_id", &ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("store: mirror batch messages: %w", err)
+	}
+	return ids, nil
+}
+
+// MarkMirrorBatchesSending records, before the CRM is called, that a write
+// of these batches may land; each attempt is counted.
+func (s *Store) MarkMirrorBatchesSending(ctx context.Context, ids []string) error {
+	now := Now()
+	err := s.g(ctx).Model(&MirrorBatch{}).Where("id IN ? AND state IN ?", ids, []string{BatchClosed, BatchSending}).
+		Updates(map[string]any{"state": BatchSending, "attempts": gorm.Expr("attempts + 1"), "updated_at": now}).Error
+	if err != nil {
+		return fmt.Errorf("store: mark mirror batches sending: %w", err)
+	}
+	return nil
+}
+
+// MarkMirrorBatchSent records a batch as written, in tx (with the links of
+// its messages).
+func MarkMirrorBatchSent(tx *gorm.DB, id string) error {
+	now := Now()
+	err := tx.Model(&MirrorBatch{}).Where("id = ?", id).
+		Updates(map[string]any{"state": BatchSent, "sent_at": now, "updated_at": now}).Error
+	if err != nil {
+		return fmt.Errorf("store: mark mirror batch sent: %w", err)
+	}
+	return nil
+}
+
+// UnmirroredInbound is UnlinkedInbound without the messages already placed
+// in a batch of the binding: those belong to their batch.
+func (s *Store) UnmirroredInbound(ctx context.Context, integrationID, bindingID, linkKind, channelID string, since time.Time, limit int) ([]string, error) {
+	var ids []string
+	err := s.g(ctx).Model(&Message{}).
+		Where("messages.channel_id = ? AND messages.direction = ? AND messages.created_at >= ?", channelID, Inbound, since).
+		Where("NOT EXISTS (SELECT 1 FROM crm_links l WHERE l.integration_id = ? AND l.kind = ? AND l.local_id = messages.id)", integrationID, linkKind).
+		Where("NOT EXISTS (SELECT 1 FROM mirror_batch_items i WHERE i.binding_id = ? AND i.message_id = messages.id)", bindingID).
+		Order("messages.id").Limit(limit).Pluck("messages.id", &ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("store: unmirrored messages: %w", err)
+	}
+	return ids, nil
+}
+
+// WorkspaceTimezone reads a workspace's clock name in tx ("" when unset).
+func WorkspaceTimezone(tx *gorm.DB, workspaceID string) (string, error) {
+	var tz string
+	err := tx.Raw("SELECT timezone FROM workspaces WHERE id = ?", workspaceID).Scan(&tz).Error
+	if err != nil {
+		return "", fmt.Errorf("store: workspace timezone: %w", err)
+	}
+	return tz, nil
+}
