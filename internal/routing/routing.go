@@ -69,6 +69,8 @@ type Router struct {
 	// Batch off sends one message per call (kept for the benchmark that
 	// shows what batching saves).
 	Batch bool
+	// menus sends the branch menu (branch.go); set by SetMenuSender.
+	menus MenuSender
 }
 
 func New(st *store.Store, log *slog.Logger) *Router {
@@ -84,6 +86,7 @@ func (r *Router) Handle(q interface {
 }) {
 	q.Handle(JobMirror, r.handleMirror)
 	q.Handle(JobStatus, r.handleStatus)
+	q.Handle(JobBranchMenu, r.handleBranchMenu)
 }
 
 type mirrorJob struct {
@@ -116,6 +119,10 @@ func (r *Router) MessageStored(tx *gorm.DB, ch *store.Channel, m *store.Message)
 	bindings, err := store.AllBindingsForChannel(tx, ch.ID)
 	if err != nil {
 		return fmt.Errorf("routing: %w", err)
+	}
+	// In branch mode the customer's branch alone (branch.go).
+	if bindings, err = r.branchBindings(tx, ch, m, bindings); err != nil {
+		return err
 	}
 	for _, b := range bindings {
 		k := store.DialogKey{WorkspaceID: b.WorkspaceID, IntegrationID: b.IntegrationID, ChannelID: ch.ID, ContactID: m.ContactID}
@@ -278,7 +285,14 @@ func (r *Router) handleMirror(ctx context.Context, j *queue.Job) error {
 // pending lists the channel's customer messages not yet in this
 // integration, oldest first, since the binding was made.
 func (r *Router) pending(ctx context.Context, integrationID, channelID string, since time.Time) ([]store.MessageView, error) {
-	ids, err := r.store.UnlinkedInbound(ctx, integrationID, LinkMirrored, channelID, since, MaxBatch)
+	unlinked := r.store.UnlinkedInbound
+	if rt, err := r.store.ChannelRoutingOf(ctx, channelID); err != nil {
+		return nil, err
+	} else if rt.Mode == store.RoutingBranch {
+		// Only the branch's own customers (held ones wait for their choice).
+		unlinked = r.store.UnlinkedInboundOfBranch
+	}
+	ids, err := unlinked(ctx, integrationID, LinkMirrored, channelID, since, MaxBatch)
 	if err != nil {
 		return nil, fmt.Errorf("routing: pending messages: %w", err)
 	}

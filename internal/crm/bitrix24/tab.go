@@ -12,11 +12,14 @@ import (
 	"strings"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/switchboard/switchboard/internal/channel"
 	"github.com/switchboard/switchboard/internal/crm"
 	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/messaging"
 	phonenum "github.com/switchboard/switchboard/internal/phone"
+	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -248,7 +251,11 @@ func (s *Service) tabContacts(ctx context.Context, in *store.Integration, entity
 			}
 		}
 	}
-	return out
+	// A customer of another branch of a shared channel is not this
+	// portal's to see; on a failed check none is shown.
+	own, err := s.store.OwnBranchContacts(ctx, in.ID, out)
+	logErr(err)
+	return own
 }
 
 // ServeTabSend sends the manager's first message (text or template).
@@ -299,6 +306,8 @@ func (s *Service) ServeTabSend(w http.ResponseWriter, r *http.Request) {
 			req.To = ct.ExternalID
 		}
 	}
+	// In branch mode only the customer's branch may write to them.
+	req.OnStored = func(tx *gorm.DB, m *store.Message) error { return routing.ClaimOutbound(tx, in.ID, chID, m.ContactID) }
 	q := url.Values{"sess": {s.sessions.Sign(*ss)}}
 	if !allowed {
 		q.Set("error", "recipient_foreign")
