@@ -38,7 +38,7 @@ func commentsWith(p *b24sim.Portal, text string) int {
 	return n
 }
 
-// menusTo lists the texts the gateway sent a customer through the Graph API.
+// textsTo lists the texts the gateway sent a customer through the Graph API.
 func textsTo(e *apptest.Env, waID string) []string {
 	var out []string
 	for _, r := range graphSends(e.Sim, "/v25.0/"+apptest.PhoneNumberID+"/messages") {
@@ -181,6 +181,31 @@ func TestBranchRouting(t *testing.T) {
 			t.Fatal("a menu to a customer whose branch a rule chose")
 		}
 
+		// D never chooses: MaxMenus (3) menus, then silence; the messages
+		// stay held, and a valid answer later still chooses.
+		const d = "79163330003"
+		for _, text := range []string{"привет", "?", "??", "???"} {
+			e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, d, "Дина", text)
+			e.Eventually("D's message stored", func() bool {
+				n := 0
+				for _, m := range e.Messages(ch) {
+					if m["direction"] == "in" && m["text"] == text {
+						n++
+					}
+				}
+				return n == 1
+			})
+		}
+		e.WaitIdle()
+		if n := len(textsTo(e, d)); n != 3 {
+			t.Fatalf("D got %d menus, want 3", n)
+		}
+		if st, v := e.Do("GET", "/api/v1/channels/"+ch+"/customers/"+d+"/branch", nil); st != http.StatusOK || v["integration_id"] != "" {
+			t.Fatalf("D's branch: %d %v", st, v)
+		}
+		e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, d, "Дина", "1")
+		e.Eventually("D's held messages in Moscow", func() bool { return commentsWith(mskPortal, "???") == 1 && commentsWith(mskPortal, "привет") == 1 })
+
 		// Each branch lists its own customers only.
 		customersOf := func(in string) map[string]bool {
 			out := map[string]bool{}
@@ -189,7 +214,7 @@ func TestBranchRouting(t *testing.T) {
 			}
 			return out
 		}
-		if got := customersOf(msk); len(got) != 1 || !got[a] {
+		if got := customersOf(msk); len(got) != 2 || !got[a] || !got[d] {
 			t.Fatalf("Moscow's dialogs: %v", got)
 		}
 		if got := customersOf(kzn); len(got) != 2 || !got[b] || !got[c] {
@@ -257,7 +282,7 @@ func TestBranchRouting(t *testing.T) {
 		if commentsWith(mskPortal, "Добрый день")+commentsWith(mskPortal, "Когда откроетесь?") != 0 {
 			t.Fatal("the move copied B's Kazan history to Moscow")
 		}
-		if got := customersOf(msk); len(got) != 2 || !got[a] || !got[b] {
+		if got := customersOf(msk); len(got) != 3 || !got[a] || !got[b] || !got[d] {
 			t.Fatalf("Moscow's dialogs after the move: %v", got)
 		}
 		if len(textsTo(e, b)) != 2 {

@@ -280,6 +280,24 @@ func (c *BranchConfig) has(integrationID string) bool {
 	return false
 }
 
+// keepBound drops the branches whose integration was unbound from the
+// channel since the configuration was saved: they leave the menu, and
+// their customers choose again (a customer is never held for a CRM that
+// no longer takes the channel).
+func (c *BranchConfig) keepBound(bound []string) {
+	is := map[string]bool{}
+	for _, id := range bound {
+		is[id] = true
+	}
+	kept := c.Branches[:0:0]
+	for _, b := range c.Branches {
+		if is[b.IntegrationID] {
+			kept = append(kept, b)
+		}
+	}
+	c.Branches = kept
+}
+
 // Decide picks the branch of a customer's message, in this order: the
 // customer's branch (sticky); a branch listing their number; after a menu,
 // a reply with a branch's number ("2") or name; a branch's keyword as a
@@ -446,6 +464,11 @@ func (r *Router) branchBindings(tx *gorm.DB, ch *store.Channel, m *store.Message
 	if err != nil {
 		return nil, err
 	}
+	bound := make([]string, len(bindings))
+	for i, b := range bindings {
+		bound[i] = b.IntegrationID
+	}
+	cfg.keepBound(bound)
 	cur, err := store.BranchOf(tx, ch.ID, m.ContactID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
@@ -534,6 +557,12 @@ func (r *Router) handleBranchMenu(ctx context.Context, j *queue.Job) error {
 	if err != nil {
 		return queue.Permanent(err)
 	}
+	bound, err := r.store.BoundIntegrationIDs(ctx, p.ChannelID)
+	if err != nil {
+		return err
+	}
+	// Numbered as branchBindings reads the answer.
+	cfg.keepBound(bound)
 	ch, err := r.store.GetChannel(ctx, store.All, p.ChannelID)
 	if err != nil {
 		return err

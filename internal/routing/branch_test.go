@@ -129,3 +129,19 @@ func TestBranchConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// A branch whose integration was unbound leaves the menu, and its
+// customers choose again instead of being held for a CRM that is gone.
+func TestBranchUnbound(t *testing.T) {
+	c := branchFixture(t)
+	c.keepBound([]string{"kzn", "ala"})
+	if got := c.Decide(Customer{Branch: "msk"}, "привет"); got != (Decision{SendMenu: true}) {
+		t.Fatalf("customer of an unbound branch: %+v", got)
+	}
+	if got := c.Decide(Customer{Phone: "+79120000000", MenusSent: 1}, "1"); got != (Decision{IntegrationID: "kzn", Source: store.BranchByMenu}) {
+		t.Fatalf("menu after unbinding: %+v", got)
+	}
+	if !strings.HasSuffix(c.Menu(), "\n1 — Казань\n2 — Алматы") {
+		t.Fatalf("menu %q", c.Menu())
+	}
+}

@@ -8,11 +8,14 @@ import (
 	"net/http"
 	"strings"
 
+	"gorm.io/gorm"
+
 	"github.com/switchboard/switchboard/internal/channel"
 	"github.com/switchboard/switchboard/internal/crm"
 	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/messaging"
 	"github.com/switchboard/switchboard/internal/queue"
+	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -117,6 +120,8 @@ func (s *Service) runRobot(ctx context.Context, in *store.Integration, data map[
 		}
 		req.Text = ""
 	}
+	// In branch mode only the customer's branch writes to them.
+	req.OnStored = func(tx *gorm.DB, m *store.Message) error { return routing.ClaimOutbound(tx, in.ID, ch.ID, m.ContactID) }
 	m, err := s.msg.Send(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, ch.ID, req)
 	var me *fault.Error
 	if errors.As(err, &me) {
