@@ -204,7 +204,9 @@ func TestBranchRouting(t *testing.T) {
 			t.Fatalf("D's branch: %d %v", st, v)
 		}
 		e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, d, "Дина", "1")
-		e.Eventually("D's held messages in Moscow", func() bool { return commentsWith(mskPortal, "???") == 1 && commentsWith(mskPortal, "привет") == 1 })
+		e.Eventually("D's held messages in Moscow", func() bool {
+			return commentsWith(mskPortal, "???") == 1 && commentsWith(mskPortal, "привет") == 1
+		})
 
 		// Each branch lists its own customers only.
 		customersOf := func(in string) map[string]bool {
@@ -262,6 +264,12 @@ func TestBranchRouting(t *testing.T) {
 			if st, v := e.Do("PUT", bad.path, bad.body); st != bad.st || errCode(v) != bad.code {
 				t.Fatalf("move %v: %d %v", bad.body, st, v)
 			}
+		}
+		if st, _ := e.Do("PUT", branchPath, map[string]any{"integration_id": msk}, tok["token"].(string)); st != http.StatusNotFound {
+			t.Fatalf("another workspace moved a customer: %d", st)
+		}
+		if st, _ := e.Do("GET", branchPath, nil, tok["token"].(string)); st != http.StatusNotFound {
+			t.Fatalf("another workspace read a customer's branch: %d", st)
 		}
 		if _, v := e.Do("GET", branchPath, nil); v["integration_id"] != kzn {
 			t.Fatalf("a refused move moved B: %v", v)
