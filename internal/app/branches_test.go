@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboard/switchboard/internal/app/apptest"
 	"github.com/switchboard/switchboard/internal/config"
@@ -163,6 +164,27 @@ func TestBranchRouting(t *testing.T) {
 		// "2" chooses Kazan: the held messages go there, and only there.
 		e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, b, "Борис", "2")
 		e.Eventually("B's held message in Kazan", func() bool { return commentsWith(kznPortal, "Добрый день") == 1 })
+		// Kazan's dialog counts what B wrote while choosing, and waits since the first.
+		dialogOf := func(in, waID string) map[string]any {
+			for _, d := range dialogsOf(t, e, "integration_id="+in) {
+				if d["customer"].(map[string]any)["id"] == waID {
+					return d
+				}
+			}
+			return nil
+		}
+		at := func(v any) time.Time {
+			s, _ := v.(string)
+			ts, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				t.Fatalf("time %v: %v", v, err)
+			}
+			return ts
+		}
+		if dv := dialogOf(kzn, b); dv == nil || dv["unread_count"] != float64(3) || dv["waiting"] != true ||
+			!at(dv["waiting_since"]).Before(at(dv["last_inbound_at"])) {
+			t.Fatalf("Kazan's dialog with B: %v", dv)
+		}
 		e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, b, "Борис", "Когда откроетесь?")
 		e.Eventually("B's next message in Kazan", func() bool { return commentsWith(kznPortal, "Когда откроетесь?") == 1 })
 		// C is on Kazan's list of numbers; the Moscow keyword does not matter.
@@ -208,6 +230,19 @@ func TestBranchRouting(t *testing.T) {
 			return commentsWith(mskPortal, "???") == 1 && commentsWith(mskPortal, "привет") == 1
 		})
 
+		// E is still choosing when an admin puts them in Kazan: what E wrote
+		// goes there at once, not only with E's next message.
+		const f = "79164440004"
+		e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, f, "Ефим", "Здрасьте")
+		e.Eventually("menu to E", func() bool { return len(textsTo(e, f)) == 1 })
+		if st, v := e.Do("PUT", "/api/v1/channels/"+ch+"/customers/"+f+"/branch", map[string]any{"integration_id": kzn}); st != http.StatusOK || v["source"] != "moved" {
+			t.Fatalf("move E: %d %v", st, v)
+		}
+		e.Eventually("E's held message in Kazan", func() bool { return commentsWith(kznPortal, "Здрасьте") == 1 })
+		if dv := dialogOf(kzn, f); dv == nil || dv["unread_count"] != float64(1) || dv["waiting"] != true {
+			t.Fatalf("Kazan's dialog with E: %v", dv)
+		}
+
 		// Each branch lists its own customers only.
 		customersOf := func(in string) map[string]bool {
 			out := map[string]bool{}
@@ -219,7 +254,7 @@ func TestBranchRouting(t *testing.T) {
 		if got := customersOf(msk); len(got) != 2 || !got[a] || !got[d] {
 			t.Fatalf("Moscow's dialogs: %v", got)
 		}
-		if got := customersOf(kzn); len(got) != 2 || !got[b] || !got[c] {
+		if got := customersOf(kzn); len(got) != 3 || !got[b] || !got[c] || !got[f] {
 			t.Fatalf("Kazan's dialogs: %v", got)
 		}
 		branchPath := "/api/v1/channels/" + ch + "/customers/" + b + "/branch"

@@ -483,6 +483,7 @@ func (r *Router) branchBindings(tx *gorm.DB, ch *store.Channel, m *store.Message
 		return only(bindings, cu.Branch), nil
 	}
 	var contact *store.Contact
+	var prompt *store.BranchPrompt
 	if cu.Branch == "" || !cfg.has(cu.Branch) {
 		if contact, err = store.ContactTx(tx, m.ContactID); err != nil {
 			return nil, fmt.Errorf("routing: branch of contact: %w", err)
@@ -490,8 +491,11 @@ func (r *Router) branchBindings(tx *gorm.DB, ch *store.Channel, m *store.Message
 		if ch.Type == string(channel.WhatsApp) {
 			cu.Phone = "+" + contact.ExternalID
 		}
-		if cu.MenusSent, err = store.MenusSent(tx, ch.ID, m.ContactID); err != nil {
+		if prompt, err = store.PromptOf(tx, ch.ID, m.ContactID); err != nil {
 			return nil, err
+		}
+		if prompt != nil {
+			cu.MenusSent = prompt.MenusSent
 		}
 	}
 	d := cfg.Decide(cu, m.Text)
@@ -505,13 +509,20 @@ func (r *Router) branchBindings(tx *gorm.DB, ch *store.Channel, m *store.Message
 		}
 	case d.IntegrationID != "":
 		// What the customer wrote while choosing goes with them.
-		cb, err := store.AssignBranch(tx, ch.ID, m.ContactID, d.IntegrationID, d.Source, contact.CreatedAt)
+		cb, assigned, err := store.AssignBranch(tx, ch.ID, m.ContactID, d.IntegrationID, d.Source, contact.CreatedAt)
 		if err != nil {
 			return nil, err
 		}
 		d.IntegrationID = cb.IntegrationID
+		if assigned {
+			// The loop in MessageStored records this message and
+			// enqueues the mirroring of all.
+			if err := takeHeld(tx, only(bindings, cb.IntegrationID), m.ContactID, prompt, m.ID, false); err != nil {
+				return nil, err
+			}
+		}
 	case d.SendMenu:
-		counted, err := store.CountMenu(tx, ch.ID, m.ContactID, MaxMenus)
+		counted, err := store.CountMenu(tx, ch.ID, m.ContactID, MaxMenus, m.CreatedAt)
 		if err != nil || !counted {
 			return nil, err
 		}
@@ -522,6 +533,34 @@ func (r *Router) branchBindings(tx *gorm.DB, ch *store.Channel, m *store.Message
 		}
 	}
 	return only(bindings, d.IntegrationID), nil
+}
+
+// takeHeld gives a branch the messages its new customer wrote while
+// choosing (since their prompt began; exceptID is the message being
+// stored, which the caller records): they count in the branch's dialog
+// (unread, waiting since the first), and with mirror a mirror job is
+// queued for them. b is the branch's binding (none: nothing to do).
+func takeHeld(tx *gorm.DB, b []store.StatedBinding, contactID string, p *store.BranchPrompt, exceptID string, mirror bool) error {
+	if p == nil || len(b) == 0 {
+		return nil
+	}
+	held, err := store.HeldInbound(tx, b[0].ChannelID, contactID, p.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("routing: %w", err)
+	}
+	k := store.DialogKey{WorkspaceID: b[0].WorkspaceID, IntegrationID: b[0].IntegrationID, ChannelID: b[0].ChannelID, ContactID: contactID}
+	for i := range held {
+		if held[i].ID == exceptID {
+			continue
+		}
+		if err := store.DialogInbound(tx, k, held[i].CreatedAt, wantsAnswer(&held[i])); err != nil {
+			return fmt.Errorf("routing: %w", err)
+		}
+	}
+	if mirror && len(held) > 0 && b[0].Live() {
+		return enqueueMirror(tx, b[0].WorkspaceID, b[0].ID)
+	}
+	return nil
 }
 
 // only keeps the binding of one integration ("" keeps none).
@@ -724,7 +763,10 @@ func MoveCustomer(ctx context.Context, st *store.Store, scope store.Scope, chann
 	if !cfg.has(integrationID) {
 		return nil, invalid(CodeBranchNotBound, "integration_id", "%q is not the integration of one of the channel's branches", integrationID)
 	}
-	cb, err := st.MoveBranch(ctx, channelID, ct.ID, integrationID)
+	var cb *store.CustomerBranch
+	err = st.Tx(ctx, func(tx *gorm.DB) error {
+		return moveTx(tx, channelID, ct.ID, integrationID, store.BranchByMove, &cb)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -753,16 +795,45 @@ func ClaimOutbound(tx *gorm.DB, integrationID, channelID, contactID string) erro
 	cur, err := store.BranchOf(tx, channelID, contactID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		_, err = store.MoveBranchTx(tx, channelID, contactID, integrationID, store.BranchByOutbound)
-		return err
+		return moveTx(tx, channelID, contactID, integrationID, store.BranchByOutbound, nil)
 	case err != nil:
 		return err
 	case cur.IntegrationID != integrationID && cfg.has(cur.IntegrationID):
 		return refuse
 	case cur.IntegrationID != integrationID:
 		// Their branch left the configuration: the writer takes them.
-		_, err = store.MoveBranchTx(tx, channelID, contactID, integrationID, store.BranchByOutbound)
-		return err
+		return moveTx(tx, channelID, contactID, integrationID, store.BranchByOutbound, nil)
 	}
 	return nil
+}
+
+// moveTx puts a customer in a branch outside the rules (an admin's move,
+// a CRM writing first). A customer still choosing brings what they wrote
+// meanwhile: it counts in the branch's dialog and is mirrored there now,
+// not only with their next message. out, when not nil, gets the result.
+func moveTx(tx *gorm.DB, channelID, contactID, integrationID, source string, out **store.CustomerBranch) error {
+	prompt, err := store.PromptOf(tx, channelID, contactID)
+	if err != nil {
+		return err
+	}
+	_, err = store.BranchOf(tx, channelID, contactID)
+	choosing := errors.Is(err, store.ErrNotFound)
+	if err != nil && !choosing {
+		return err
+	}
+	cb, err := store.MoveBranchTx(tx, channelID, contactID, integrationID, source)
+	if err != nil {
+		return err
+	}
+	if out != nil {
+		*out = cb
+	}
+	if !choosing {
+		return nil
+	}
+	bindings, err := store.AllBindingsForChannel(tx, channelID)
+	if err != nil {
+		return err
+	}
+	return takeHeld(tx, only(bindings, integrationID), contactID, prompt, "", true)
 }

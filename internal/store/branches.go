@@ -113,27 +113,29 @@ func (s *Store) CustomerBranchOf(ctx context.Context, channelID, contactID strin
 }
 
 // AssignBranch puts a customer in a branch unless they already have one,
-// and returns the branch they have now: with two messages racing, the
-// first assignment wins and both see it. The branch takes the customer's
-// messages since since (their first one: what they wrote while choosing
-// goes with them). The customer's menu prompt is done with, and their
-// dialogs of this channel in other integrations (from before the channel
-// was in branch mode) are dropped: each branch sees only its own.
-func AssignBranch(tx *gorm.DB, channelID, contactID, integrationID, source string, since time.Time) (*CustomerBranch, error) {
+// and returns the branch they have now and whether this call assigned it:
+// with two messages racing, the first assignment wins and both see it.
+// The branch takes the customer's messages since since (their first one:
+// what they wrote while choosing goes with them). The customer's menu
+// prompt is done with, and their dialogs of this channel in other
+// integrations (from before the channel was in branch mode) are dropped:
+// each branch sees only its own.
+func AssignBranch(tx *gorm.DB, channelID, contactID, integrationID, source string, since time.Time) (*CustomerBranch, bool, error) {
 	now := Now()
 	cb := CustomerBranch{ChannelID: channelID, ContactID: contactID, IntegrationID: integrationID, Source: source,
 		Since: since.UTC(), CreatedAt: now, UpdatedAt: now}
 	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&cb)
 	if res.Error != nil {
-		return nil, fmt.Errorf("store: assign branch: %w", res.Error)
+		return nil, false, fmt.Errorf("store: assign branch: %w", res.Error)
 	}
 	if res.RowsAffected == 0 {
-		return BranchOf(tx, channelID, contactID)
+		cur, err := BranchOf(tx, channelID, contactID)
+		return cur, false, err
 	}
 	if err := settleBranch(tx, &cb); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return &cb, nil
+	return &cb, true, nil
 }
 
 // settleBranch ends the customer's prompt and drops their dialogs of the
@@ -207,32 +209,46 @@ type BranchPrompt struct {
 // TableName is the table's name.
 func (BranchPrompt) TableName() string { return "branch_prompts" }
 
-// MenusSent is how many menus a customer still choosing was sent.
-func MenusSent(tx *gorm.DB, channelID, contactID string) (int, error) {
+// PromptOf returns the prompt of a customer still choosing, or nil when
+// they were never sent a menu (or have chosen).
+func PromptOf(tx *gorm.DB, channelID, contactID string) (*BranchPrompt, error) {
 	var p BranchPrompt
 	err := tx.Where("channel_id = ? AND contact_id = ?", channelID, contactID).First(&p).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return 0, nil
+		return nil, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("store: branch prompt: %w", err)
+		return nil, fmt.Errorf("store: branch prompt: %w", err)
 	}
-	return p.MenusSent, nil
+	return &p, nil
 }
 
 // CountMenu records one more menu sent to a customer, unless max were
 // sent already; it reports whether it counted (and so whether to send).
+// The first one starts the prompt at firstAt, the time of the message
+// that made the customer choose: from there on their messages are held.
 // One statement, so two messages racing on PostgreSQL count twice only
 // below max.
-func CountMenu(tx *gorm.DB, channelID, contactID string, max int) (bool, error) {
-	now := Now()
+func CountMenu(tx *gorm.DB, channelID, contactID string, max int, firstAt time.Time) (bool, error) {
 	res := tx.Exec(`INSERT INTO branch_prompts (channel_id, contact_id, menus_sent, created_at, updated_at) VALUES (?, ?, 1, ?, ?)
 ON CONFLICT (channel_id, contact_id) DO UPDATE SET menus_sent = branch_prompts.menus_sent + 1, updated_at = excluded.updated_at
-WHERE branch_prompts.menus_sent < ?`, channelID, contactID, now, now, max)
+WHERE branch_prompts.menus_sent < ?`, channelID, contactID, firstAt.UTC(), Now(), max)
 	if res.Error != nil {
 		return false, fmt.Errorf("store: count branch menu: %w", res.Error)
 	}
 	return res.RowsAffected == 1, nil
+}
+
+// HeldInbound lists a customer's messages on a channel since a time,
+// oldest first: what they wrote while choosing a branch.
+func HeldInbound(tx *gorm.DB, channelID, contactID string, since time.Time) ([]Message, error) {
+	var out []Message
+	err := tx.Where("channel_id = ? AND contact_id = ? AND direction = ? AND created_at >= ?", channelID, contactID, Inbound, since.UTC()).
+		Order("id").Find(&out).Error
+	if err != nil {
+		return nil, fmt.Errorf("store: held messages: %w", err)
+	}
+	return out, nil
 }
 
 // UnlinkedInboundOfBranch is UnlinkedInbound for a branch-mode channel:
