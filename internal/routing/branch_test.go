@@ -13,7 +13,7 @@ func branchFixture(t *testing.T) BranchConfig {
 	t.Helper()
 	c, err := BranchConfig{Mode: "branch", Branches: []Branch{
 		{IntegrationID: "msk", Name: "Москва", Keywords: []string{"москва", "MSK", "Красная площадь"}, Numbers: []string{"8 (912) 000-00-00"}},
-		{IntegrationID: "kzn", Name: "Казань", Keywords: []string{"казань", "kazan"}},
+		{IntegrationID: "kzn", Name: "Казань", Keywords: []string{"казань", "kazan", "Зелёный Дол"}},
 		{IntegrationID: "ala", Name: "Алматы", Keywords: []string{"алматы", "almaty"}, Numbers: []string{"+7 701 111 22 33"}},
 	}}.Validate([]string{"msk", "kzn", "ala"}, phone.Default)
 	if err != nil {
@@ -43,6 +43,7 @@ func TestBranchDecide(t *testing.T) {
 		{"keyword latin abbreviation", &c, Customer{}, "msk pls", Decision{IntegrationID: "msk", Source: store.BranchByKeyword}},
 		{"keyword is a word, not a substring", &c, Customer{}, "подмосквазань kazanskiy", Decision{SendMenu: true}},
 		{"multi-word keyword with ё/е and punctuation", &c, Customer{}, "рядом с красная-площадь", Decision{IntegrationID: "msk", Source: store.BranchByKeyword}},
+		{"ё and е are one letter", &c, Customer{}, "я из зеленый дол", Decision{IntegrationID: "kzn", Source: store.BranchByKeyword}},
 		{"no rule: menu", &c, Customer{}, "Здравствуйте", Decision{SendMenu: true}},
 		{"a digit before any menu is not a choice", &c, Customer{}, "2", Decision{SendMenu: true}},
 		{"menu reply 1", &c, Customer{MenusSent: 1}, " 1 ", Decision{IntegrationID: "msk", Source: store.BranchByMenu}},

@@ -151,24 +151,13 @@ func settleBranch(tx *gorm.DB, cb *CustomerBranch) error {
 	return nil
 }
 
-// MoveBranch puts a customer in another branch from now on: the new
-// branch takes the messages from this moment, the old one keeps in its
-// CRM what it had but loses the dialog (it no longer sees the customer).
-// Moving a customer to the branch they are in changes nothing.
-func (s *Store) MoveBranch(ctx context.Context, channelID, contactID, integrationID string) (*CustomerBranch, error) {
-	var out *CustomerBranch
-	err := s.Tx(ctx, func(tx *gorm.DB) error {
-		var err error
-		out, err = MoveBranchTx(tx, channelID, contactID, integrationID, BranchByMove)
-		return err
-	})
-	return out, err
-}
-
-// MoveBranchTx is MoveBranch inside a transaction, with the source to
-// record (a move by an admin, or a rule choosing again because the
-// customer's branch left the configuration). A customer still choosing
-// takes what they wrote meanwhile to the branch.
+// MoveBranchTx puts a customer in another branch from now on, with the
+// source to record (a move by an admin, a CRM writing first, or a rule
+// choosing again because the customer's branch left the configuration):
+// the new branch takes the messages from this moment, the old one keeps in
+// its CRM what it had but loses the dialog (it no longer sees the
+// customer). A customer still choosing takes what they wrote meanwhile to
+// the branch. Moving a customer to the branch they are in changes nothing.
 func MoveBranchTx(tx *gorm.DB, channelID, contactID, integrationID, source string) (*CustomerBranch, error) {
 	cur, err := BranchOf(tx, channelID, contactID)
 	if err == nil && cur.IntegrationID == integrationID {

@@ -15,11 +15,11 @@ CREATE TABLE channel_routing (
 );
 
 -- The branch each customer of a branch-mode channel belongs to. since is
--- the earliest message time the branch takes: the customer's first
--- message on the first choice (messages held while the customer chose go
--- with them), the moment of a move after a move (the old branch keeps
--- what it had). source says which rule chose (sticky is not a source: it
--- is this row).
+-- the earliest message time the branch takes: when a customer first gets
+-- a branch, their whole history on the channel (so the messages held
+-- while they chose go with them); after a move, the moment of the move
+-- (the old branch keeps what it had). source says which rule chose
+-- (number, keyword, menu, default, moved, outbound); staying is this row.
 CREATE TABLE customer_branches (
     channel_id     text        NOT NULL REFERENCES channels (id) ON DELETE CASCADE,
     contact_id     text        NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
