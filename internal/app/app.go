@@ -127,6 +127,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	router := routing.New(st, log)
 	router.Notify = q.Notify
 	svc.AddHook(router)
+	router.SetMenuSender(menuSender{svc})
 	router.Handle(q)
 	b24 := bitrix24.New(bitrix24.Config{ClientID: cfg.Bitrix24ClientID, ClientSecret: cfg.Bitrix24ClientSecret,
 		OAuthURL: cfg.Bitrix24OAuthURL, PublicURL: cfg.PublicURL, AllowPrivate: cfg.AllowPrivateEndpoints,
@@ -156,6 +157,16 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 }
 
 func (a *App) Handler() http.Handler { return a.handler }
+
+// menuSender lets routing send the branch menu through messaging (stored,
+// queued and sent like any message) without importing it.
+type menuSender struct{ svc *messaging.Service }
+
+// SendText queues a text to a channel's customer.
+func (m menuSender) SendText(ctx context.Context, channelID, to, text string) error {
+	_, err := m.svc.Send(ctx, store.All, channelID, messaging.SendRequest{To: to, Text: text})
+	return err
+}
 
 // MetricsHandler serves the Prometheus series, for a listener of their own
 // (SWITCHBOARD_METRICS_ADDR).

@@ -71,6 +71,8 @@ type Router struct {
 	Batch bool
 	// Notify wakes the local queue workers after a flush queued work.
 	Notify func()
+	// menus sends the branch menu (branch.go); set by SetMenuSender.
+	menus MenuSender
 }
 
 func New(st *store.Store, log *slog.Logger) *Router {
@@ -88,6 +90,7 @@ func (r *Router) Handle(q interface {
 	q.Handle(JobStatus, r.handleStatus)
 	q.Handle(JobMirrorWindow, r.handleMirrorWindow)
 	q.Handle(JobMirrorSend, r.handleMirrorSend)
+	q.Handle(JobBranchMenu, r.handleBranchMenu)
 }
 
 type mirrorJob struct {
@@ -120,6 +123,10 @@ func (r *Router) MessageStored(tx *gorm.DB, ch *store.Channel, m *store.Message)
 	bindings, err := store.AllBindingsForChannel(tx, ch.ID)
 	if err != nil {
 		return fmt.Errorf("routing: %w", err)
+	}
+	// In branch mode the customer's branch alone (branch.go).
+	if bindings, err = r.branchBindings(tx, ch, m, bindings); err != nil {
+		return err
 	}
 	for _, b := range bindings {
 		k := store.DialogKey{WorkspaceID: b.WorkspaceID, IntegrationID: b.IntegrationID, ChannelID: ch.ID, ContactID: m.ContactID}
@@ -284,7 +291,8 @@ func (r *Router) handleMirror(ctx context.Context, j *queue.Job) error {
 
 // pending lists the channel's customer messages not yet in this
 // integration, oldest first, since the binding was made; those placed in
-// an hourly or daily batch belong to it.
+// an hourly or daily batch belong to it, and on a channel in branch mode
+// only the integration's own customers are its.
 func (r *Router) pending(ctx context.Context, integrationID, bindingID, channelID string, since time.Time) ([]store.MessageView, error) {
 	ids, err := r.store.UnmirroredInbound(ctx, integrationID, bindingID, LinkMirrored, channelID, since, MaxBatch)
 	if err != nil {

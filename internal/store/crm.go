@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"gorm.io/gorm"
 )
@@ -55,21 +54,6 @@ func (s *Store) RemoteOf(ctx context.Context, integrationID, kind, localID strin
 // LocalOf is LinkByRemote outside a transaction.
 func (s *Store) LocalOf(ctx context.Context, integrationID, kind, remoteID string) (string, error) {
 	return LinkByRemote(s.g(ctx), integrationID, kind, remoteID)
-}
-
-// UnlinkedInbound lists the ids of a channel's customer messages since a
-// time that have no link of linkKind to the integration, oldest first, up
-// to limit: what is still to be mirrored there.
-func (s *Store) UnlinkedInbound(ctx context.Context, integrationID, linkKind, channelID string, since time.Time, limit int) ([]string, error) {
-	var ids []string
-	err := s.g(ctx).Model(&Message{}).
-		Where("messages.channel_id = ? AND messages.direction = ? AND messages.created_at >= ?", channelID, Inbound, since).
-		Where("NOT EXISTS (SELECT 1 FROM crm_links l WHERE l.integration_id = ? AND l.kind = ? AND l.local_id = messages.id)", integrationID, linkKind).
-		Order("messages.id").Limit(limit).Pluck("messages.id", &ids).Error
-	if err != nil {
-		return nil, fmt.Errorf("store: unlinked messages: %w", err)
-	}
-	return ids, nil
 }
 
 // UninstallIntegration removes an integration's bindings and then either

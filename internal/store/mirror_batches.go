@@ -130,9 +130,10 @@ func CloseMirrorBatch(tx *gorm.DB, batch *MirrorBatch, since, upto time.Time, li
 		WHERE m.channel_id = ? AND m.direction = ? AND m.created_at >= ? AND m.created_at < ?
 			AND NOT EXISTS (SELECT 1 FROM mirror_batch_items i WHERE i.binding_id = ? AND i.message_id = m.id)
 			AND NOT EXISTS (SELECT 1 FROM crm_links l WHERE l.integration_id = ? AND l.kind = ? AND l.local_id = m.id)
+			AND `+ownBranchMessage+`
 		ON CONFLICT DO NOTHING`,
 		batch.BindingID, batch.ID, batch.ChannelID, Inbound, since.UTC().Truncate(time.Microsecond), upto.UTC().Truncate(time.Microsecond),
-		batch.BindingID, batch.IntegrationID, linkKind)
+		batch.BindingID, batch.IntegrationID, linkKind, batch.IntegrationID)
 	if ins.Error != nil {
 		return false, 0, fmt.Errorf("store: assign mirror batch: %w", ins.Error)
 	}
@@ -198,15 +199,18 @@ func MarkMirrorBatchSent(tx *gorm.DB, id string) error {
 	return nil
 }
 
-// UnmirroredInbound is UnlinkedInbound without the messages already placed
-// in a batch of the binding: those belong to their batch.
+// UnmirroredInbound lists, oldest first, the channel's customer messages
+// since the binding that are not linked as mirrored to the integration,
+// not placed in a batch of the binding (those belong to their batch) and,
+// on a channel in branch mode, of the integration's own customers.
 func (s *Store) UnmirroredInbound(ctx context.Context, integrationID, bindingID, linkKind, channelID string, since time.Time, limit int) ([]string, error) {
 	var ids []string
-	err := s.g(ctx).Model(&Message{}).
-		Where("messages.channel_id = ? AND messages.direction = ? AND messages.created_at >= ?", channelID, Inbound, since).
-		Where("NOT EXISTS (SELECT 1 FROM crm_links l WHERE l.integration_id = ? AND l.kind = ? AND l.local_id = messages.id)", integrationID, linkKind).
-		Where("NOT EXISTS (SELECT 1 FROM mirror_batch_items i WHERE i.binding_id = ? AND i.message_id = messages.id)", bindingID).
-		Order("messages.id").Limit(limit).Pluck("messages.id", &ids).Error
+	err := s.g(ctx).Table("messages AS m").
+		Where("m.channel_id = ? AND m.direction = ? AND m.created_at >= ?", channelID, Inbound, since).
+		Where("NOT EXISTS (SELECT 1 FROM crm_links l WHERE l.integration_id = ? AND l.kind = ? AND l.local_id = m.id)", integrationID, linkKind).
+		Where("NOT EXISTS (SELECT 1 FROM mirror_batch_items i WHERE i.binding_id = ? AND i.message_id = m.id)", bindingID).
+		Where(ownBranchMessage, integrationID).
+		Order("m.id").Limit(limit).Pluck("m.id", &ids).Error
 	if err != nil {
 		return nil, fmt.Errorf("store: unmirrored messages: %w", err)
 	}

@@ -368,3 +368,25 @@ func (e *Env) WaitIdle() {
 		return err == nil && n == 0
 	})
 }
+
+// InstallBitrix24Portal adds another portal to the simulator and installs
+// the app there, for tests with several CRMs; run the gateway with
+// Bitrix24Workspace "default" to have it in the first portal's workspace.
+// It returns the portal and its integration's id.
+func (e *Env) InstallBitrix24Portal(memberID, domain, appToken string) (*b24sim.Portal, string) {
+	e.T.Helper()
+	p := e.B24.AddPortal(b24sim.PortalOptions{MemberID: memberID, Domain: domain, ApplicationToken: appToken,
+		Lines: []b24sim.OpenLine{{ID: 1, Name: "WhatsApp"}}})
+	st, err := e.B24.PostInstallEvent(e.T.Context(), memberID, e.URL+"/bitrix24/install", "ru")
+	if err != nil || st != http.StatusOK {
+		e.T.Fatalf("install %s: %d %v", domain, st, err)
+	}
+	in, err := e.App.Store.IntegrationByExternal(e.T.Context(), "bitrix24", strings.ToLower(memberID))
+	if err != nil {
+		e.T.Fatalf("no integration after installing %s: %v", domain, err)
+	}
+	e.Eventually("connectors registered and events bound on "+domain, func() bool {
+		return len(p.Connectors()) >= 1 && len(p.Events()) >= 6
+	})
+	return p, in.ID
+}

@@ -314,6 +314,10 @@ func (s *Service) operatorMessage(ctx context.Context, in *store.Integration, b 
 	}
 	for _, req := range reqs {
 		req.OnStored = func(tx *gorm.DB, msg *store.Message) error {
+			// In branch mode only the customer's branch writes to them.
+			if err := routing.ClaimOutbound(tx, in.ID, ch.ID, msg.ContactID); err != nil {
+				return err
+			}
 			return store.PutLink(tx, in.ID, routing.LinkOutbound, msg.ID, remote)
 		}
 		_, err := s.msg.Send(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, ch.ID, req)

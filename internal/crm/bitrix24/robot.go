@@ -118,8 +118,7 @@ func (s *Service) runRobot(ctx context.Context, in *store.Integration, data map[
 		}
 		req.Text = ""
 	}
-	// Operators of an Open Line see what the automation told the customer.
-	req.OnStored = s.echoToOpenLine(in, "")
+	req.OnStored = s.crmSendStored(in, "")
 	m, err := s.msg.Send(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, ch.ID, req)
 	var me *fault.Error
 	if errors.As(err, &me) {

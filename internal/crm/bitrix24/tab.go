@@ -276,7 +276,11 @@ func (s *Service) tabContacts(ctx context.Context, in *store.Integration, entity
 			}
 		}
 	}
-	return out
+	// A customer of another branch of a shared channel is not this
+	// portal's to see; on a failed check none is shown.
+	own, err := s.store.OwnBranchContacts(ctx, in.ID, out)
+	logErr(err)
+	return own
 }
 
 // ServeTabSend sends the manager's first message (text or template).
@@ -353,9 +357,7 @@ func (s *Service) ServeTabSend(w http.ResponseWriter, r *http.Request) {
 	if !allowed {
 		q.Set("error", "recipient_foreign")
 	} else {
-		// Once accepted, the reply is also shown in the customer's Open
-		// Lines chat when the channel is bound there (tab_echo.go).
-		req.OnStored = s.echoToOpenLine(in, ss.UserID)
+		req.OnStored = s.crmSendStored(in, ss.UserID)
 		var m *store.Message
 		m, err = s.msg.Send(r.Context(), store.Scope{WorkspaceID: in.WorkspaceID}, chID, req)
 		var me *fault.Error

@@ -33,6 +33,21 @@ type olEchoJob struct {
 	UserID string `json:"user_id,omitempty"`
 }
 
+// crmSendStored is the OnStored hook of every message written from the
+// portal's CRM side (card tab, robot), run in the transaction that accepts
+// it: in branch mode only the customer's branch may write to them (a
+// customer with no branch yet becomes this portal's), and operators of an
+// Open Line see what was written. userID is the writer; "" for a robot.
+func (s *Service) crmSendStored(in *store.Integration, userID string) func(tx *gorm.DB, m *store.Message) error {
+	echo := s.echoToOpenLine(in, userID)
+	return func(tx *gorm.DB, m *store.Message) error {
+		if err := routing.ClaimOutbound(tx, in.ID, m.ChannelID, m.ContactID); err != nil {
+			return err
+		}
+		return echo(tx, m)
+	}
+}
+
 // echoToOpenLine is the OnStored hook of a CRM-side send: in the
 // transaction that accepts the message, it queues the echo when the
 // message's channel is bound to this portal in Open Lines mode. Being in
