@@ -84,6 +84,8 @@ func (r *Router) Handle(q interface {
 }) {
 	q.Handle(JobMirror, r.handleMirror)
 	q.Handle(JobStatus, r.handleStatus)
+	q.Handle(JobNotify, r.handleNotify)
+	q.Handle(JobEscalate, r.handleEscalate)
 }
 
 type mirrorJob struct {
@@ -138,7 +140,8 @@ func (r *Router) MessageStored(tx *gorm.DB, ch *store.Channel, m *store.Message)
 			return err
 		}
 	}
-	return nil
+	// After the mirror jobs, so a notice can queue behind its binding's.
+	return r.armNotices(tx, ch, m, bindings)
 }
 
 // wantsAnswer says whether a customer's message makes the dialog wait: a
@@ -333,5 +336,6 @@ func (r *Router) handleStatus(ctx context.Context, j *queue.Job) error {
 // Resume re-arms an integration's parked and dead CRM work, after it was
 // authorised again.
 func (r *Router) Resume(ctx context.Context, workspaceID string) error {
-	return queue.Rearm(ctx, r.store.DB, workspaceID, JobMirror, JobStatus)
+	// Escalation timers re-armed before their deadline snooze again.
+	return queue.Rearm(ctx, r.store.DB, workspaceID, JobMirror, JobStatus, JobNotify, JobEscalate)
 }
