@@ -1,0 +1,401 @@
+package routing
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/queue"
+	"github.com/switchboard/switchboard/internal/secret"
+	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/internal/store/storetest"
+)
+
+// fakeCRM is a CRM that records the notices it is given.
+type fakeCRM struct {
+	mu      sync.Mutex
+	notices []Notice
+	fail    error
+}
+
+func (f *fakeCRM) Mirror(context.Context, *Delivery, []store.MessageView) ([]string, error) {
+	return nil, nil
+}
+func (f *fakeCRM) Status(context.Context, *Delivery, *store.MessageView) error { return nil }
+func (f *fakeCRM) Notify(_ context.Context, _ *Delivery, n Notice) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return f.fail
+	}
+	f.notices = append(f.notices, n)
+	return nil
+}
+
+func (f *fakeCRM) sent() []Notice {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.notices)
+}
+
+// noticeFixture is a channel bound in CRM mode to one integration whose
+// installing user is "1", with users 3, 5, 7 active and 9 deactivated.
+type noticeFixture struct {
+	db  *store.DB
+	st  *store.Store
+	r   *Router
+	crm *fakeCRM
+	ws  string
+	ch  *store.Channel
+	in  *store.Integration
+	b   *store.ChannelBinding
+}
+
+func newNoticeFixture(t *testing.T, db *store.DB) *noticeFixture {
+	t.Helper()
+	ctx := context.Background()
+	box, err := secret.NewBox(bytes.Repeat([]byte{1}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.New(db, box)
+	ws, err := st.EnsureDefaultWorkspace(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := &store.Channel{WorkspaceID: ws.ID, Type: "whatsapp", Name: "Продажи", AccountID: "acc-1"}
+	if err := st.CreateChannel(ctx, ch, "tok"); err != nil {
+		t.Fatal(err)
+	}
+	in, _, err := st.UpsertIntegration(ctx, store.InstallParams{Type: "fake", ExternalID: "m-1", Domain: "crm.example", InstalledBy: "1", WorkspaceID: ws.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &store.ChannelBinding{WorkspaceID: ws.ID, IntegrationID: in.ID, ChannelID: ch.ID, Mode: "crm"}
+	if err := st.PutBinding(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	err = st.ReplaceCRMUsers(ctx, in.ID, []store.CRMUser{{UserID: "1", Active: true}, {UserID: "3", Active: true},
+		{UserID: "5", Active: true}, {UserID: "7", Active: true}, {UserID: "9", Active: false}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &noticeFixture{db: db, st: st, crm: &fakeCRM{}, ws: ws.ID, ch: ch, in: in, b: b}
+	f.r = New(st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f.r.Register("fake", f.crm)
+	f.access(t, "5", "7", "9")
+	return f
+}
+
+// access gives these users read access to the channel, and nobody else.
+func (f *noticeFixture) access(t *testing.T, users ...string) {
+	t.Helper()
+	var rows []store.ChannelAccess
+	for _, u := range users {
+		rows = append(rows, store.ChannelAccess{UserID: u, ChannelID: f.ch.ID, Level: store.AccessRead})
+	}
+	if err := f.st.ReplaceAccess(context.Background(), f.in.ID, rows); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// policy sets the binding's owner group (none without users).
+func (f *noticeFixture) policy(t *testing.T, group ...string) {
+	t.Helper()
+	p := BindingPolicy{}
+	if len(group) > 0 {
+		p.Owner = &OwnerPolicy{Strategy: StrategyFirstResponder}
+		for _, u := range group {
+			p.Owner.Users = append(p.Owner.Users, WeightedUser{UserID: u})
+		}
+	}
+	p.Apply(f.b)
+	if err := f.st.PutBinding(context.Background(), f.b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *noticeFixture) contact(t *testing.T, phone string) *store.Contact {
+	t.Helper()
+	ct, err := store.UpsertContact(f.db.Gorm, f.ch, channel.Customer{ExternalID: phone, Phone: "+" + phone, Name: "Анна"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ct
+}
+
+// message stores a message of the contact as the ingest path does and
+// runs the routing hook in its transaction; ago backdates it.
+func (f *noticeFixture) message(t *testing.T, ct *store.Contact, dir, typ string, ago time.Duration) *store.Message {
+	t.Helper()
+	m := &store.Message{WorkspaceID: f.ws, ChannelID: f.ch.ID, ContactID: ct.ID, Direction: dir, Type: typ, Text: "Где мой заказ?", Status: "received"}
+	err := f.st.Tx(context.Background(), func(tx *gorm.DB) error {
+		if _, err := store.InsertMessage(tx, m); err != nil {
+			return err
+		}
+		m.CreatedAt = m.CreatedAt.Add(-ago)
+		return f.r.MessageStored(tx, f.ch, m)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func (f *noticeFixture) dialog(t *testing.T, ct *store.Contact) *store.DialogView {
+	t.Helper()
+	d, err := f.st.FindDialog(context.Background(), store.DialogKey{IntegrationID: f.in.ID, ChannelID: f.ch.ID, ContactID: ct.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+type jobRow struct {
+	ID       int64
+	Kind     string
+	QueueKey string
+	Payload  string
+	RunAt    time.Time
+}
+
+// jobs lists the queued notice jobs of a dialog, oldest first.
+func (f *noticeFixture) jobs(t *testing.T, dialogID string) []jobRow {
+	t.Helper()
+	var rows []jobRow
+	err := f.db.Gorm.Raw(`SELECT id, kind, queue_key, payload, run_at FROM jobs WHERE kind IN ? ORDER BY id`,
+		[]string{JobNotify, JobEscalate}).Scan(&rows).Error
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []jobRow
+	for _, r := range rows {
+		var p noticeJob
+		if err := json.Unmarshal([]byte(r.Payload), &p); err != nil {
+			t.Fatal(err)
+		}
+		if p.DialogID == dialogID {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// run calls the handler of a queued job as a worker would.
+func (f *noticeFixture) run(j jobRow) error {
+	job := &queue.Job{ID: j.ID, Kind: j.Kind, Payload: json.RawMessage(j.Payload)}
+	if j.Kind == JobEscalate {
+		return f.r.handleEscalate(context.Background(), job)
+	}
+	return f.r.handleNotify(context.Background(), job)
+}
+
+func kinds(js []jobRow) []string {
+	var out []string
+	for _, j := range js {
+		out = append(out, j.Kind)
+	}
+	return out
+}
+
+// The first unanswered message arms one notice and one timer, due the
+// integration's delay after it; the rest of the period arms nothing, and
+// a reaction does not make anyone wait.
+func TestNoticesArmOncePerWaitingPeriod(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newNoticeFixture(t, db)
+		ct := f.contact(t, "79160000001")
+		f.message(t, ct, store.Inbound, string(channel.MsgReaction), 0)
+		d := f.dialog(t, ct)
+		if js := f.jobs(t, d.ID); len(js) != 0 {
+			t.Fatalf("a reaction armed %v", kinds(js))
+		}
+		first := f.message(t, ct, store.Inbound, "text", 0)
+		f.message(t, ct, store.Inbound, "text", 0)
+		d = f.dialog(t, ct)
+		js := f.jobs(t, d.ID)
+		if !slices.Equal(kinds(js), []string{JobNotify, JobEscalate}) {
+			t.Fatalf("jobs after two messages: %v", kinds(js))
+		}
+		var p noticeJob
+		json.Unmarshal([]byte(js[1].Payload), &p)
+		if p.MessageID != first.ID || !p.Since.Equal(*d.WaitingSince) || d.NotifiedSince == nil || !d.NotifiedSince.Equal(*d.WaitingSince) {
+			t.Fatalf("payload %+v, dialog %+v", p, d.Dialog)
+		}
+		if want := d.WaitingSince.Add(DefaultNotifyAfterSeconds * time.Second); !js[1].RunAt.Equal(want) || js[1].QueueKey != EscalationKey(d.ID) {
+			t.Fatalf("timer due %v key %q, want %v %q", js[1].RunAt, js[1].QueueKey, want, EscalationKey(d.ID))
+		}
+		// Behind the binding's mirror job, so it can link the record.
+		if js[0].QueueKey != mirrorKey(f.b.ID) {
+			t.Fatalf("notice key %q", js[0].QueueKey)
+		}
+
+		// An answer ends the period; the next message begins another,
+		// with the delay as set now.
+		f.message(t, ct, store.Outbound, "text", 0)
+		if err := db.Gorm.Exec(`UPDATE integrations SET settings = ? WHERE id = ?`, `{"notify_after_seconds":60}`, f.in.ID).Error; err != nil {
+			t.Fatal(err)
+		}
+		f.b.Mirror = MirrorHourly
+		if err := f.st.PutBinding(context.Background(), f.b); err != nil {
+			t.Fatal(err)
+		}
+		f.message(t, ct, store.Inbound, "text", 0)
+		d = f.dialog(t, ct)
+		js = f.jobs(t, d.ID)
+		if len(js) != 4 || js[3].Kind != JobEscalate || !js[3].RunAt.Equal(d.WaitingSince.Add(time.Minute)) {
+			t.Fatalf("second period: %+v", js)
+		}
+		if js[2].QueueKey != "" {
+			t.Fatalf("without a mirror job to follow the notice is keyed %q", js[2].QueueKey)
+		}
+	})
+}
+
+// Who hears of a new waiting customer, and who of one left waiting.
+func TestNoticeRecipients(t *testing.T) {
+	cases := []struct {
+		name     string
+		owner    string
+		group    []string
+		access   []string
+		newTo    []string
+		escalate []string
+	}{
+		{"the owner", "5", []string{"3"}, []string{"5", "7"}, []string{"5"}, []string{"5", "7"}},
+		{"a deactivated owner: the group", "9", []string{"3", "9"}, []string{"5", "7"}, []string{"3"}, []string{"5", "7"}},
+		{"no owner: the group's active members", "", []string{"9", "3", "7"}, []string{"5"}, []string{"3", "7"}, []string{"5"}},
+		{"a group of the deactivated: everyone with access", "", []string{"9"}, []string{"5", "7", "9"}, []string{"5", "7"}, []string{"5", "7"}},
+		{"no group: everyone with access", "", nil, []string{"7", "5"}, []string{"5", "7"}, []string{"5", "7"}},
+		{"nobody with access: the installing user", "", nil, nil, []string{"1"}, []string{"1"}},
+		{"only the deactivated with access: the installing user", "", nil, []string{"9"}, []string{"1"}, []string{"1"}},
+		{"nobody with access: the escalation still reaches the owner", "3", nil, nil, []string{"3"}, []string{"3"}},
+	}
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newNoticeFixture(t, db)
+		for i, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				f.policy(t, c.group...)
+				f.access(t, c.access...)
+				ct := f.contact(t, fmt.Sprintf("7916100%04d", i))
+				// The business wrote first, so the dialog has its owner
+				// before the customer waits.
+				f.message(t, ct, store.Outbound, "text", time.Hour)
+				if c.owner != "" {
+					k := store.DialogKey{WorkspaceID: f.ws, IntegrationID: f.in.ID, ChannelID: f.ch.ID, ContactID: ct.ID}
+					if _, err := store.SetDialogOwner(db.Gorm, k, c.owner, false); err != nil {
+						t.Fatal(err)
+					}
+				}
+				f.message(t, ct, store.Inbound, "text", 10*time.Minute)
+				before := len(f.crm.sent())
+				for _, j := range f.jobs(t, f.dialog(t, ct).ID) {
+					if err := f.run(j); err != nil {
+						t.Fatalf("%s: %v", j.Kind, err)
+					}
+				}
+				got := f.crm.sent()[before:]
+				if len(got) != 2 || got[0].Kind != NoticeNew || got[1].Kind != NoticeEscalation {
+					t.Fatalf("notices %+v", got)
+				}
+				if !slices.Equal(got[0].UserIDs, c.newTo) || !slices.Equal(got[1].UserIDs, c.escalate) {
+					t.Fatalf("new to %v, escalation to %v; want %v and %v", got[0].UserIDs, got[1].UserIDs, c.newTo, c.escalate)
+				}
+				if got[0].Message == nil || got[0].Message.Text != "Где мой заказ?" || got[0].Dialog.Contact == nil || got[1].Waited < 10*time.Minute {
+					t.Fatalf("notice content %+v", got[1])
+				}
+			})
+		}
+	})
+}
+
+// The timer: early it snoozes, due it tells everyone once, a second run
+// tells nobody; a failed delivery is retried; a parked integration keeps
+// it; an answer or "no reply needed" leaves it nothing to do.
+func TestEscalationTimer(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := newNoticeFixture(t, db)
+		escalations := func() int {
+			n := 0
+			for _, x := range f.crm.sent() {
+				if x.Kind == NoticeEscalation {
+					n++
+				}
+			}
+			return n
+		}
+		timer := func(ct *store.Contact) jobRow {
+			t.Helper()
+			js := f.jobs(t, f.dialog(t, ct).ID)
+			if len(js) == 0 || js[len(js)-1].Kind != JobEscalate {
+				t.Fatalf("no timer: %+v", js)
+			}
+			return js[len(js)-1]
+		}
+
+		early := f.contact(t, "79162000001")
+		f.message(t, early, store.Inbound, "text", 0)
+		if err := f.run(timer(early)); !errors.Is(err, errNotDue) || escalations() != 0 {
+			t.Fatalf("an early timer: %v, %d sent", err, escalations())
+		}
+
+		late := f.contact(t, "79162000002")
+		f.message(t, late, store.Inbound, "text", 10*time.Minute)
+		f.crm.fail = errors.New("portal down")
+		if err := f.run(timer(late)); err == nil || f.dialog(t, late).EscalatedAt != nil {
+			t.Fatalf("a failed delivery: %v, dialog %+v", err, f.dialog(t, late).Dialog)
+		}
+		f.crm.fail = nil
+		if err := f.st.SetIntegrationState(ctx, f.in.ID, store.IntegrationNeedsReauth, "test"); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.run(timer(late)); !errors.Is(err, ErrParked) || escalations() != 0 {
+			t.Fatalf("parked: %v, %d sent", err, escalations())
+		}
+		if err := f.st.SetIntegrationState(ctx, f.in.ID, store.IntegrationActive, ""); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if err := f.run(timer(late)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := escalations(); n != 1 {
+			t.Fatalf("%d escalations from a timer run twice, want 1", n)
+		}
+		if d := f.dialog(t, late); d.EscalatedAt == nil || !d.EscalatedFor(*d.WaitingSince) {
+			t.Fatalf("escalation not marked: %+v", d.Dialog)
+		}
+
+		answered := f.contact(t, "79162000003")
+		f.message(t, answered, store.Inbound, "text", 10*time.Minute)
+		f.message(t, answered, store.Outbound, "text", 0)
+		skipped := f.contact(t, "79162000004")
+		f.message(t, skipped, store.Inbound, "text", 10*time.Minute)
+		if _, err := f.st.DialogNoReplyNeeded(ctx, store.All, f.dialog(t, skipped).ID); err != nil {
+			t.Fatal(err)
+		}
+		for _, ct := range []*store.Contact{answered, skipped} {
+			for _, j := range f.jobs(t, f.dialog(t, ct).ID) {
+				if err := f.run(j); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if n := len(f.crm.sent()); n != 1 {
+			t.Fatalf("%d notices; the answered and the skipped customer were announced: %+v", n, f.crm.sent())
+		}
+	})
+}
