@@ -399,3 +399,42 @@ func TestEscalationTimer(t *testing.T) {
 		}
 	})
 }
+
+// A customer message that came while the integration needed
+// re-authorisation gets no mirror job then; Resume queues the run that
+// carries it, and re-arms the parked notices.
+func TestResumeQueuesParkedMirror(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := newNoticeFixture(t, db)
+		mirrors := func() int64 {
+			var n int64
+			if err := db.Gorm.Table("jobs").Where("kind = ? AND queue_key = ?", JobMirror, mirrorKey(f.b.ID)).Count(&n).Error; err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		if err := f.st.SetIntegrationState(ctx, f.in.ID, store.IntegrationNeedsReauth, "test"); err != nil {
+			t.Fatal(err)
+		}
+		ct := f.contact(t, "79163000001")
+		f.message(t, ct, store.Inbound, "text", 0)
+		js := f.jobs(t, f.dialog(t, ct).ID)
+		if mirrors() != 0 || len(js) != 2 || js[0].QueueKey != "" {
+			t.Fatalf("while parked: %d mirror jobs, notices %+v", mirrors(), js)
+		}
+		if err := f.st.SetIntegrationState(ctx, f.in.ID, store.IntegrationActive, ""); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.r.Resume(ctx, f.ws); err != nil {
+			t.Fatal(err)
+		}
+		if n := mirrors(); n != 1 {
+			t.Fatalf("%d mirror jobs after Resume, want 1", n)
+		}
+		// The timer, re-armed to now, is not due: it snoozes.
+		if err := f.run(f.jobs(t, f.dialog(t, ct).ID)[1]); !errors.Is(err, errNotDue) {
+			t.Fatalf("a re-armed timer: %v", err)
+		}
+	})
+}

@@ -334,8 +334,45 @@ func (r *Router) handleStatus(ctx context.Context, j *queue.Job) error {
 }
 
 // Resume re-arms an integration's parked and dead CRM work, after it was
-// authorised again.
+// authorised again, and queues a mirror run per live binding: a customer
+// message that came while the binding was not live has no mirror job of
+// its own (MessageStored queues none then), and would otherwise wait for
+// the customer's next message.
 func (r *Router) Resume(ctx context.Context, workspaceID string) error {
 	// Escalation timers re-armed before their deadline snooze again.
-	return queue.Rearm(ctx, r.store.DB, workspaceID, JobMirror, JobStatus, JobNotify, JobEscalate)
+	if err := queue.Rearm(ctx, r.store.DB, workspaceID, JobMirror, JobStatus, JobNotify, JobEscalate); err != nil {
+		return err
+	}
+	return r.mirrorParked(ctx, workspaceID)
+}
+
+// mirrorParked queues one mirror run for each binding of the workspace's
+// live integrations; a run with nothing unmirrored makes no CRM call.
+func (r *Router) mirrorParked(ctx context.Context, workspaceID string) error {
+	ins, err := r.store.ListIntegrations(ctx, store.Scope{WorkspaceID: workspaceID})
+	if err != nil {
+		return err
+	}
+	var bindings []store.ChannelBinding
+	for i := range ins {
+		if !Live(&ins[i]) {
+			continue
+		}
+		bs, err := r.store.ListBindings(ctx, ins[i].ID)
+		if err != nil {
+			return fmt.Errorf("routing: bindings to resume: %w", err)
+		}
+		bindings = append(bindings, bs...)
+	}
+	if len(bindings) == 0 {
+		return nil
+	}
+	return r.store.Tx(ctx, func(tx *gorm.DB) error {
+		for _, b := range bindings {
+			if err := enqueueMirror(tx, b.WorkspaceID, b.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
