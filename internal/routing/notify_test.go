@@ -438,3 +438,72 @@ func TestResumeQueuesParkedMirror(t *testing.T) {
 		}
 	})
 }
+
+// Two gateway instances on one database, each timer queued twice: every
+// waiting customer is announced and escalated exactly once between them.
+func TestEscalationOnceAcrossInstances(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := newNoticeFixture(t, db)
+		const customers = 20
+		var dialogs []*store.DialogView
+		for i := range customers {
+			ct := f.contact(t, fmt.Sprintf("7916400%04d", i))
+			f.message(t, ct, store.Inbound, "text", 10*time.Minute)
+			d := f.dialog(t, ct)
+			dialogs = append(dialogs, d)
+			// A duplicate of the timer, as a retry after a lost lease is.
+			if err := f.st.Tx(ctx, func(tx *gorm.DB) error {
+				return EnqueueEscalation(tx, f.ws, d.ID, *d.WaitingSince, "", time.Time{})
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var crms []*fakeCRM
+		for i := range 2 {
+			c := &fakeCRM{}
+			crms = append(crms, c)
+			r := New(f.st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			r.Register("fake", c)
+			q := queue.New(db, queue.Options{Workers: 4, PollInterval: 20 * time.Millisecond, InstanceID: fmt.Sprintf("gw-%d", i),
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			r.Handle(q)
+			if err := q.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				q.Stop(sctx)
+			})
+		}
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			var left int64
+			if err := db.Gorm.Table("jobs").Where("kind IN ?", []string{JobNotify, JobEscalate}).Count(&left).Error; err != nil {
+				t.Fatal(err)
+			}
+			if left == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d notice jobs still queued", left)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		count := map[string]int{}
+		for _, c := range crms {
+			for _, n := range c.sent() {
+				count[n.Kind+" "+n.Dialog.ID]++
+			}
+		}
+		for _, d := range dialogs {
+			if count[NoticeNew+" "+d.ID] != 1 || count[NoticeEscalation+" "+d.ID] != 1 {
+				t.Fatalf("dialog %s: %d new, %d escalations; want 1 each", d.ID, count[NoticeNew+" "+d.ID], count[NoticeEscalation+" "+d.ID])
+			}
+		}
+		if len(crms[0].sent()) == 0 || len(crms[1].sent()) == 0 {
+			t.Logf("one instance did all the work (%d / %d): allowed, but the test showed less", len(crms[0].sent()), len(crms[1].sent()))
+		}
+	})
+}
