@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
@@ -76,14 +77,19 @@ func setNotifyAfter(t *testing.T, e *apptest.Env, integ string, seconds int) {
 	}
 }
 
-// fireTimer makes the dialog's escalation timer fire now, as if its
-// deadline had come: the delay drops to a second and the timer is woken.
-// A timer that finds the dialog waiting less than that snoozes the rest of
+// fireTimer makes the binding's escalation timers fire now, as if their
+// deadline had come: the delay drops to a second and the timers are woken.
+// A timer whose customer has waited less than that snoozes the rest of
 // the second.
-func fireTimer(t *testing.T, e *apptest.Env, integ, dialogID string) {
+func fireTimer(t *testing.T, e *apptest.Env, integ, ch string) {
 	t.Helper()
 	setNotifyAfter(t, e, integ, 1)
-	if _, err := e.App.Queue.Wake(context.Background(), routing.JobEscalate, []string{routing.EscalationKey(dialogID)}); err != nil {
+	b, err := e.App.Store.BindingOf(context.Background(), integ, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := routing.EscalationKey(b.ID)
+	if _, err := e.App.Queue.Wake(context.Background(), routing.JobEscalate, []string{key}); err != nil {
 		t.Fatal(err)
 	}
 	e.Eventually("the escalation timer ran", func() bool {
@@ -93,7 +99,7 @@ func fireTimer(t *testing.T, e *apptest.Env, integ, dialogID string) {
 			return false
 		}
 		var pending int64
-		err = e.App.DB.Gorm.Table("jobs").Where("kind = ? AND queue_key = ?", routing.JobEscalate, routing.EscalationKey(dialogID)).Count(&pending).Error
+		err = e.App.DB.Gorm.Table("jobs").Where("kind = ? AND queue_key = ?", routing.JobEscalate, key).Count(&pending).Error
 		return err == nil && pending == 0
 	})
 }
@@ -176,7 +182,7 @@ func TestNotifyWaitingCustomerCRMMode(t *testing.T) {
 			t.Fatal("escalated before the deadline")
 		}
 
-		fireTimer(t, e, integ, id)
+		fireTimer(t, e, integ, ch)
 		esc := notices(e, routing.NoticeEscalation)
 		if got := usersOf(esc); !slices.Equal(got, []int{5, 7}) {
 			t.Fatalf("escalated to %v, want everyone active with access [5 7]: %+v", got, esc)
@@ -190,14 +196,11 @@ func TestNotifyWaitingCustomerCRMMode(t *testing.T) {
 		if err != nil || dv.EscalatedAt == nil {
 			t.Fatalf("escalation not recorded on the dialog: %v %+v", err, dv)
 		}
-		first := newestInbound(t, e, ch)
-		err = e.App.Store.Tx(ctx, func(tx *gorm.DB) error {
-			return routing.EnqueueEscalation(tx, ws, id, *dv.WaitingSince, first, time.Now())
-		})
+		err = e.App.Store.Tx(ctx, func(tx *gorm.DB) error { return routing.EnqueueEscalation(tx, b, time.Now()) })
 		if err != nil {
 			t.Fatal(err)
 		}
-		fireTimer(t, e, integ, id)
+		fireTimer(t, e, integ, ch)
 		if n := len(notices(e, routing.NoticeEscalation)); n != 2 {
 			t.Fatalf("%d escalation notices after the timer ran twice, want 2", n)
 		}
@@ -224,7 +227,7 @@ func TestNotifyWaitingCustomerCRMMode(t *testing.T) {
 		if st, body := e.Do("POST", "/api/v1/dialogs/"+id+"/no-reply-needed", nil); st != http.StatusOK {
 			t.Fatalf("no-reply-needed: %d %v", st, body)
 		}
-		fireTimer(t, e, integ, id)
+		fireTimer(t, e, integ, ch)
 		if n := len(notices(e, routing.NoticeEscalation)); n != 2 {
 			t.Fatalf("%d escalation notices: one went out after no-reply-needed", n)
 		}
@@ -268,13 +271,54 @@ func TestNotifyAnsweredBeforeDeadlineOpenLines(t *testing.T) {
 			t.Fatalf("a Russian notice on an English portal: %q", news[0].Message)
 		}
 
-		id := onlyDialog(t, e, ch)["id"].(string)
 		if st, body := e.Do("POST", "/api/v1/channels/"+ch+"/messages", map[string]any{"to": customer, "text": "It is on its way."}); st != http.StatusAccepted {
 			t.Fatalf("reply: %d %v", st, body)
 		}
-		fireTimer(t, e, integ, id)
+		fireTimer(t, e, integ, ch)
 		if esc := notices(e, routing.NoticeEscalation); len(esc) != 0 {
 			t.Fatalf("escalated an answered customer: %+v", esc)
+		}
+	})
+}
+
+// notifyBatches counts the batch calls that carried notifications.
+func notifyBatches(e *apptest.Env) int {
+	n := 0
+	for _, c := range e.B24.Calls("batch") {
+		if strings.Contains(fmt.Sprint(c.Params["cmd"]), "im.notify.personal.add") {
+			n++
+		}
+	}
+	return n
+}
+
+// Twelve customers left waiting are escalated to both users with access
+// in one batch call, not twelve.
+func TestNotifyBurstEscalatesInOneCall(t *testing.T) {
+	apptest.Each(t, b24Opts, func(t *testing.T, e *apptest.Env) {
+		ctx := context.Background()
+		integ, ws := e.InstallBitrix24()
+		ch := createWAIn(t, e, ws)
+		bindLine(t, e, integ, ch, "1")
+		seedUsers(t, e, integ, ch)
+		const customers = 12
+		for i := range customers {
+			if _, err := e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, fmt.Sprintf("7916600%04d", i), "Клиент", "Здравствуйте"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.Eventually("every customer announced", func() bool { return len(notices(e, routing.NoticeNew)) == 2*customers })
+		e.WaitIdle()
+		before := notifyBatches(e)
+		if before > customers {
+			t.Fatalf("%d batch calls announced %d customers", before, customers)
+		}
+		fireTimer(t, e, integ, ch)
+		if n := notifyBatches(e) - before; n != 1 {
+			t.Fatalf("%d batch calls for the escalation of %d customers, want 1", n, customers)
+		}
+		if got := usersOf(notices(e, routing.NoticeEscalation)); len(got) != 2*customers || got[0] != 5 || got[len(got)-1] != 7 {
+			t.Fatalf("escalated to %v", got)
 		}
 	})
 }

@@ -50,31 +50,44 @@ type Notice struct {
 	Waited time.Duration
 }
 
-// Notifier is what routing needs from a CRM to tell its users about a
-// waiting customer. A Connector that also implements it gets the notices;
-// one that does not simply has none. Its errors are classified like
-// Mirror's (ErrParked parks the notice).
+// Notifier is what routing needs from a CRM to tell its users about
+// waiting customers. A Connector that also implements it gets the notices;
+// one that does not simply has none. ns are notices of one binding (up to
+// MaxNotices), to be sent in as few calls as the CRM allows; an error
+// means none may have gone out, and all are sent again later (a CRM should
+// make a repeated notice replace the earlier one where it can). Errors are
+// classified like Mirror's (ErrParked parks the notices).
 type Notifier interface {
-	Notify(ctx context.Context, d *Delivery, n Notice) error
+	Notify(ctx context.Context, d *Delivery, ns []Notice) error
 }
 
-// noticeJob is the payload of both notice kinds: the dialog, the waiting
-// period (its waiting_since) and the message that began it.
+// MaxNotices bounds the notices one job carries.
+const MaxNotices = 50
+
+// noticeJob is the payload of both notice kinds. A job is queued per
+// waiting period but carries every period of its binding that is due, so
+// the later jobs of a burst find nothing left; DialogID names the period
+// that queued it, for the logs.
 type noticeJob struct {
-	DialogID  string    `json:"dialog_id"`
-	Since     time.Time `json:"since"`
-	MessageID string    `json:"message_id"`
+	IntegrationID string `json:"integration_id"`
+	ChannelID     string `json:"channel_id"`
+	DialogID      string `json:"dialog_id"`
 }
 
-// errNotDue snoozes an escalation that fired before its deadline: a
-// re-armed job (Resume) or a delay raised since the job was queued.
+// errNotDue snoozes an escalation timer that fired before its deadline:
+// a re-armed job (Resume) or a delay raised since it was queued.
 var errNotDue = errors.New("routing: escalation not due yet")
 
-// EscalationKey is the queue key of a dialog's escalation timers. The
-// timers of one dialog run in order and never side by side; a timer waits
-// at the head of its key until due, which is why it shares the key with
-// nothing else (tests wake a timer by it, see queue.Wake).
-func EscalationKey(dialogID string) string { return "notify:" + dialogID }
+// EscalationKey is the queue key of a binding's escalation timers. The
+// timers of a binding run in order and never side by side (each carries
+// every due period of the binding, so two at once would tell twice); a
+// timer waits at the head of its key until due, and those behind it are
+// due later. Tests wake the timers by it (queue.Wake).
+func EscalationKey(bindingID string) string { return "notify:" + bindingID }
+
+// noticeKey is the key of a binding's "new message" notices when no
+// mirror job runs per message: one at a time, for the same reason.
+func noticeKey(bindingID string) string { return "notice:" + bindingID }
 
 // mirrorKey is the key enqueueMirror gives a binding's mirror jobs.
 func mirrorKey(bindingID string) string { return "crm:" + bindingID }
@@ -108,20 +121,20 @@ func (r *Router) armNotices(tx *gorm.DB, ch *store.Channel, m *store.Message, bi
 			r.log.Warn("routing: notice delay from default", "integration_id", b.IntegrationID, "err", err)
 			set.NotifyAfterSeconds = DefaultNotifyAfterSeconds
 		}
-		p := noticeJob{DialogID: arm.DialogID, Since: arm.WaitingSince, MessageID: m.ID}
+		p := noticeJob{IntegrationID: b.IntegrationID, ChannelID: ch.ID, DialogID: arm.DialogID}
 		// The notice goes behind the mirror job just queued for this
 		// binding, so it can link the record (or chat) the mirror creates
-		// and name the owner a rotation picks. Elsewhere it stands alone.
-		newKey := ""
+		// and name the owner a rotation picks.
+		key := noticeKey(b.ID)
 		if b.Live() && (b.Mirror == "" || b.Mirror == MirrorEach) {
-			newKey = mirrorKey(b.ID)
+			key = mirrorKey(b.ID)
 		}
-		if _, err := queue.Enqueue(tx, queue.NewJob{Kind: JobNotify, WorkspaceID: b.WorkspaceID, Key: newKey,
+		if _, err := queue.Enqueue(tx, queue.NewJob{Kind: JobNotify, WorkspaceID: b.WorkspaceID, Key: key,
 			Payload: p, MaxAttempts: 50}); err != nil {
 			return fmt.Errorf("routing: enqueue notice: %w", err)
 		}
 		due := arm.WaitingSince.Add(time.Duration(set.NotifyAfterSeconds) * time.Second)
-		if _, err := queue.Enqueue(tx, queue.NewJob{Kind: JobEscalate, WorkspaceID: b.WorkspaceID, Key: EscalationKey(arm.DialogID),
+		if _, err := queue.Enqueue(tx, queue.NewJob{Kind: JobEscalate, WorkspaceID: b.WorkspaceID, Key: EscalationKey(b.ID),
 			Payload: p, RunAt: due, MaxAttempts: 50}); err != nil {
 			return fmt.Errorf("routing: enqueue escalation: %w", err)
 		}
@@ -129,40 +142,36 @@ func (r *Router) armNotices(tx *gorm.DB, ch *store.Channel, m *store.Message, bi
 	return nil
 }
 
-// EnqueueEscalation queues an escalation timer for the waiting period of
-// the dialog that began at since, due at. armNotices queues the real ones;
-// tests queue a second to prove a duplicated or retried timer tells
-// nobody twice.
-func EnqueueEscalation(tx *gorm.DB, workspaceID, dialogID string, since time.Time, messageID string, at time.Time) error {
-	_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobEscalate, WorkspaceID: workspaceID, Key: EscalationKey(dialogID),
-		Payload: noticeJob{DialogID: dialogID, Since: since, MessageID: messageID}, RunAt: at, MaxAttempts: 50})
+// EnqueueEscalation queues an escalation timer of a binding, due at.
+// armNotices queues the real ones; tests queue another to prove a
+// duplicated or retried timer tells nobody twice.
+func EnqueueEscalation(tx *gorm.DB, b *store.ChannelBinding, at time.Time) error {
+	_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobEscalate, WorkspaceID: b.WorkspaceID, Key: EscalationKey(b.ID),
+		Payload: noticeJob{IntegrationID: b.IntegrationID, ChannelID: b.ChannelID}, RunAt: at, MaxAttempts: 50})
 	if err != nil {
 		return fmt.Errorf("routing: enqueue escalation: %w", err)
 	}
 	return nil
 }
 
-// noticeWork is what both notice handlers load.
+// noticeWork is what both notice handlers load: the binding and what it
+// takes to decide who hears of its customers.
 type noticeWork struct {
-	dialog   *store.DialogView
 	in       *store.Integration
 	binding  *store.ChannelBinding
 	channel  *store.Channel
 	notifier Notifier
+	// inactive are the CRM's users it deactivated.
+	inactive map[string]bool
+	// access are the active users with access to the channel.
+	access []string
 }
 
-// load reads the dialog, integration and binding of a notice. A nil work
-// with a nil error means there is nobody to notify any more (dialog,
-// integration or binding gone, CRM without notices).
+// load reads the binding of a notice job. A nil work with a nil error
+// means there is nobody to notify any more (integration or binding gone,
+// CRM without notices).
 func (r *Router) load(ctx context.Context, p noticeJob) (*noticeWork, error) {
-	d, err := r.store.GetDialog(ctx, store.All, p.DialogID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	in, conn, err := r.integration(ctx, d.IntegrationID)
+	in, conn, err := r.integration(ctx, p.IntegrationID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
@@ -173,23 +182,41 @@ func (r *Router) load(ctx context.Context, p noticeJob) (*noticeWork, error) {
 	if !ok {
 		return nil, nil
 	}
-	b, err := r.store.BindingOf(ctx, in.ID, d.ChannelID)
+	b, err := r.store.BindingOf(ctx, in.ID, p.ChannelID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil // unbound since
 	}
 	if err != nil {
 		return nil, err
 	}
-	ch, err := r.store.GetChannel(ctx, store.All, d.ChannelID)
+	ch, err := r.store.GetChannel(ctx, store.All, p.ChannelID)
 	if err != nil {
 		return nil, err
 	}
-	return &noticeWork{dialog: d, in: in, binding: b, channel: ch, notifier: n}, nil
+	return &noticeWork{in: in, binding: b, channel: ch, notifier: n}, nil
 }
 
-// handleNotify tells the owner (or group) that a customer began to wait.
-// A dialog answered before the job ran (a parked integration coming back
-// hours later) is past news and is dropped.
+// recipients reads, once per job, the users a notice may go to.
+func (r *Router) recipients(ctx context.Context, w *noticeWork) error {
+	users, err := r.store.CRMUsers(ctx, w.in.ID)
+	if err != nil {
+		return err
+	}
+	w.inactive = map[string]bool{}
+	for _, u := range users {
+		if !u.Active {
+			w.inactive[u.UserID] = true
+		}
+	}
+	w.access, err = r.store.UsersWithAccess(ctx, w.in.ID, w.channel.ID)
+	return err
+}
+
+// handleNotify tells the owners (or groups) that customers began to wait:
+// every armed period of the binding not yet announced, in one delivery,
+// then marks them. A dialog answered before the job ran (a parked
+// integration coming back hours later) is no longer listed: past news is
+// dropped.
 func (r *Router) handleNotify(ctx context.Context, j *queue.Job) error {
 	var p noticeJob
 	if err := j.Decode(&p); err != nil {
@@ -199,25 +226,30 @@ func (r *Router) handleNotify(ctx context.Context, j *queue.Job) error {
 	if w == nil || err != nil {
 		return err
 	}
-	if !w.dialog.WaitingSinceIs(p.Since) {
-		return nil
+	ds, err := r.store.DialogsToAnnounce(ctx, w.in.ID, w.channel.ID, MaxNotices)
+	if err != nil || len(ds) == 0 {
+		return err
 	}
 	if run, err := workable(w.in); !run {
 		return err
 	}
-	users, err := r.ownerOrGroup(ctx, w)
-	if err != nil {
+	if err := r.recipients(ctx, w); err != nil {
 		return err
 	}
-	return r.deliver(ctx, w, Notice{Kind: NoticeNew, UserIDs: users, Dialog: w.dialog, Message: r.noticeMessage(ctx, p.MessageID)})
+	ns := make([]Notice, 0, len(ds))
+	for i := range ds {
+		ns = append(ns, Notice{Kind: NoticeNew, UserIDs: r.ownerOrGroup(w, &ds[i]), Dialog: &ds[i], Message: r.noticeMessage(ctx, &ds[i])})
+	}
+	return r.deliver(ctx, w, ns, r.store.MarkDialogAnnounced)
 }
 
-// handleEscalate is the timer: when the customer still waits in the same
-// period and it was not escalated yet, everyone with access to the channel
-// is told, then the period is marked. The mark comes after the delivery:
-// a crash in between repeats the notice (Bitrix24 replaces a notice with
-// the same tag) rather than losing it; a retried or duplicated timer finds
-// the mark and tells nobody.
+// handleEscalate is the timer: every armed period of the binding that has
+// waited notify_after_seconds and was not escalated yet is told to
+// everyone with access to the channel, then marked. The mark comes after
+// the delivery: a crash in between repeats the notice (Bitrix24 replaces
+// a notice with the same tag) rather than losing it; a retried or
+// duplicated timer finds the marks and tells nobody. A period answered
+// or marked "no reply needed" no longer waits and is not listed.
 func (r *Router) handleEscalate(ctx context.Context, j *queue.Job) error {
 	var p noticeJob
 	if err := j.Decode(&p); err != nil {
@@ -227,65 +259,85 @@ func (r *Router) handleEscalate(ctx context.Context, j *queue.Job) error {
 	if w == nil || err != nil {
 		return err
 	}
-	if !w.dialog.WaitingSinceIs(p.Since) || w.dialog.EscalatedFor(p.Since) {
-		return nil // answered, no reply needed, or told already
-	}
 	set, err := SettingsOf(w.in)
 	if err != nil {
 		r.log.Warn("routing: escalation delay from default", "integration_id", w.in.ID, "err", err)
 		set.NotifyAfterSeconds = DefaultNotifyAfterSeconds
 	}
+	delay := time.Duration(set.NotifyAfterSeconds) * time.Second
 	now := store.Now()
-	if due := p.Since.Add(time.Duration(set.NotifyAfterSeconds) * time.Second); now.Before(due) {
-		return queue.Snooze(due, errNotDue)
+	ds, err := r.store.DialogsToEscalate(ctx, w.in.ID, w.channel.ID, now.Add(-delay), MaxNotices)
+	if err != nil {
+		return err
+	}
+	if len(ds) == 0 {
+		// Nothing due. The period that queued this timer may still be
+		// waiting for a deadline moved later (a raised delay, a re-armed
+		// job): wait for it rather than leave it untold.
+		if d, err := r.store.GetDialog(ctx, store.All, p.DialogID); err == nil && d.Waiting && d.WaitingSince != nil &&
+			d.NotifiedSince != nil && d.NotifiedSince.Equal(*d.WaitingSince) && !d.EscalatedFor(*d.WaitingSince) {
+			if due := d.WaitingSince.Add(delay); now.Before(due) {
+				return queue.Snooze(due, errNotDue)
+			}
+		}
+		return nil
 	}
 	if run, err := workable(w.in); !run {
 		return err
 	}
-	users, err := r.store.UsersWithAccess(ctx, w.in.ID, w.channel.ID)
-	if err != nil {
+	if err := r.recipients(ctx, w); err != nil {
 		return err
 	}
-	if len(users) == 0 {
-		// Nobody has access configured: someone must still hear of it.
-		if users, err = r.ownerOrGroup(ctx, w); err != nil {
+	ns := make([]Notice, 0, len(ds))
+	for i := range ds {
+		users := w.access
+		if len(users) == 0 {
+			// Nobody has access configured: someone must still hear.
+			users = r.ownerOrGroup(w, &ds[i])
+		}
+		ns = append(ns, Notice{Kind: NoticeEscalation, UserIDs: users, Dialog: &ds[i],
+			Message: r.noticeMessage(ctx, &ds[i]), Waited: now.Sub(*ds[i].NotifiedSince)})
+	}
+	return r.deliver(ctx, w, ns, r.store.MarkDialogEscalated)
+}
+
+// deliver hands notices to the CRM and marks each period told (the
+// period is the armed one, NotifiedSince, which the store's lists only
+// return while it is the dialog's current waiting period). A notice with
+// nobody to tell is logged and marked, not failed.
+func (r *Router) deliver(ctx context.Context, w *noticeWork, ns []Notice, mark func(ctx context.Context, dialogID string, since time.Time) (bool, error)) error {
+	send := make([]Notice, 0, len(ns))
+	for _, n := range ns {
+		if len(n.UserIDs) == 0 {
+			r.log.Warn("routing: nobody to notify of a waiting customer", "integration_id", w.in.ID, "dialog_id", n.Dialog.ID, "kind", n.Kind)
+			continue
+		}
+		send = append(send, n)
+	}
+	if len(send) > 0 {
+		err := w.notifier.Notify(ctx, &Delivery{Integration: w.in, Binding: w.binding, Channel: w.channel}, send)
+		if errors.Is(err, ErrParked) {
+			return queue.RetryAfter(parkDelay, err)
+		}
+		if err != nil {
 			return err
 		}
 	}
-	err = r.deliver(ctx, w, Notice{Kind: NoticeEscalation, UserIDs: users, Dialog: w.dialog,
-		Message: r.noticeMessage(ctx, p.MessageID), Waited: now.Sub(p.Since)})
-	if err != nil {
-		return err
-	}
-	if _, err := r.store.MarkDialogEscalated(ctx, w.dialog.ID, p.Since); err != nil {
-		return err
+	for _, n := range ns {
+		if _, err := mark(ctx, n.Dialog.ID, *n.Dialog.NotifiedSince); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// deliver hands a notice to the CRM; nobody to tell is logged, not failed.
-func (r *Router) deliver(ctx context.Context, w *noticeWork, n Notice) error {
-	if len(n.UserIDs) == 0 {
-		r.log.Warn("routing: nobody to notify of a waiting customer", "integration_id", w.in.ID, "dialog_id", w.dialog.ID, "kind", n.Kind)
-		return nil
-	}
-	d := &Delivery{Integration: w.in, Binding: w.binding, Channel: w.channel, Contact: w.dialog.Contact}
-	err := w.notifier.Notify(ctx, d, n)
-	if errors.Is(err, ErrParked) {
-		return queue.RetryAfter(parkDelay, err)
-	}
-	return err
-}
-
-// noticeMessage reads the message a notice quotes; a notice without an
-// excerpt is better than none, so a failure is only logged.
-func (r *Router) noticeMessage(ctx context.Context, id string) *store.MessageView {
-	if id == "" {
-		return nil
-	}
-	m, err := r.store.GetMessage(ctx, store.All, id)
+// noticeMessage reads the message that began the dialog's waiting period,
+// for an excerpt; a notice without one is better than none, so a failure
+// is only logged.
+func (r *Router) noticeMessage(ctx context.Context, d *store.DialogView) *store.MessageView {
+	m, err := r.store.FirstInboundSince(ctx, d.ContactID, *d.NotifiedSince)
 	if err != nil {
-		r.log.Warn("routing: message of a notice", "message_id", id, "err", err)
+		r.log.Warn("routing: message of a notice", "dialog_id", d.ID, "err", err)
 		return nil
 	}
 	return m
@@ -296,19 +348,9 @@ func (r *Router) noticeMessage(ctx context.Context, id string) *store.MessageVie
 // in it) everyone with access to the channel; with nobody there either
 // the user who installed the integration. A user the CRM deactivated is
 // skipped.
-func (r *Router) ownerOrGroup(ctx context.Context, w *noticeWork) ([]string, error) {
-	users, err := r.store.CRMUsers(ctx, w.in.ID)
-	if err != nil {
-		return nil, err
-	}
-	inactive := map[string]bool{}
-	for _, u := range users {
-		if !u.Active {
-			inactive[u.UserID] = true
-		}
-	}
-	if o := w.dialog.OwnerUserID; o != "" && !inactive[o] {
-		return []string{o}, nil
+func (r *Router) ownerOrGroup(w *noticeWork, d *store.DialogView) []string {
+	if o := d.OwnerUserID; o != "" && !w.inactive[o] {
+		return []string{o}
 	}
 	p, err := PolicyOf(w.binding)
 	if err != nil {
@@ -317,23 +359,19 @@ func (r *Router) ownerOrGroup(ctx context.Context, w *noticeWork) ([]string, err
 	if p.Owner != nil {
 		var group []string
 		for _, u := range p.Owner.Users {
-			if u.UserID != "" && !inactive[u.UserID] && !slices.Contains(group, u.UserID) {
+			if u.UserID != "" && !w.inactive[u.UserID] && !slices.Contains(group, u.UserID) {
 				group = append(group, u.UserID)
 			}
 		}
 		if len(group) > 0 {
-			return group, nil
+			return group
 		}
 	}
-	access, err := r.store.UsersWithAccess(ctx, w.in.ID, w.channel.ID)
-	if err != nil {
-		return nil, err
-	}
-	if len(access) > 0 {
-		return access, nil
+	if len(w.access) > 0 {
+		return w.access
 	}
 	if w.in.InstalledBy != "" {
-		return []string{w.in.InstalledBy}, nil
+		return []string{w.in.InstalledBy}
 	}
-	return nil, nil
+	return nil
 }

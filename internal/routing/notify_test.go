@@ -26,6 +26,7 @@ import (
 type fakeCRM struct {
 	mu      sync.Mutex
 	notices []Notice
+	calls   int
 	fail    error
 }
 
@@ -33,13 +34,14 @@ func (f *fakeCRM) Mirror(context.Context, *Delivery, []store.MessageView) ([]str
 	return nil, nil
 }
 func (f *fakeCRM) Status(context.Context, *Delivery, *store.MessageView) error { return nil }
-func (f *fakeCRM) Notify(_ context.Context, _ *Delivery, n Notice) error {
+func (f *fakeCRM) Notify(_ context.Context, _ *Delivery, ns []Notice) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fail != nil {
 		return f.fail
 	}
-	f.notices = append(f.notices, n)
+	f.calls++
+	f.notices = append(f.notices, ns...)
 	return nil
 }
 
@@ -230,11 +232,14 @@ func TestNoticesArmOncePerWaitingPeriod(t *testing.T) {
 		}
 		var p noticeJob
 		json.Unmarshal([]byte(js[1].Payload), &p)
-		if p.MessageID != first.ID || !p.Since.Equal(*d.WaitingSince) || d.NotifiedSince == nil || !d.NotifiedSince.Equal(*d.WaitingSince) {
+		if p != (noticeJob{IntegrationID: f.in.ID, ChannelID: f.ch.ID, DialogID: d.ID}) || d.NotifiedSince == nil || !d.NotifiedSince.Equal(*d.WaitingSince) {
 			t.Fatalf("payload %+v, dialog %+v", p, d.Dialog)
 		}
-		if want := d.WaitingSince.Add(DefaultNotifyAfterSeconds * time.Second); !js[1].RunAt.Equal(want) || js[1].QueueKey != EscalationKey(d.ID) {
-			t.Fatalf("timer due %v key %q, want %v %q", js[1].RunAt, js[1].QueueKey, want, EscalationKey(d.ID))
+		if m, err := f.st.FirstInboundSince(context.Background(), ct.ID, *d.WaitingSince); err != nil || m.ID != first.ID {
+			t.Fatalf("the period's first message: %v %v, want %s", m, err, first.ID)
+		}
+		if want := d.WaitingSince.Add(DefaultNotifyAfterSeconds * time.Second); !js[1].RunAt.Equal(want) || js[1].QueueKey != EscalationKey(f.b.ID) {
+			t.Fatalf("timer due %v key %q, want %v %q", js[1].RunAt, js[1].QueueKey, want, EscalationKey(f.b.ID))
 		}
 		// Behind the binding's mirror job, so it can link the record.
 		if js[0].QueueKey != mirrorKey(f.b.ID) {
@@ -257,7 +262,7 @@ func TestNoticesArmOncePerWaitingPeriod(t *testing.T) {
 		if len(js) != 4 || js[3].Kind != JobEscalate || !js[3].RunAt.Equal(d.WaitingSince.Add(time.Minute)) {
 			t.Fatalf("second period: %+v", js)
 		}
-		if js[2].QueueKey != "" {
+		if js[2].QueueKey != noticeKey(f.b.ID) {
 			t.Fatalf("without a mirror job to follow the notice is keyed %q", js[2].QueueKey)
 		}
 	})
@@ -394,8 +399,13 @@ func TestEscalationTimer(t *testing.T) {
 				}
 			}
 		}
-		if n := len(f.crm.sent()); n != 1 {
-			t.Fatalf("%d notices; the answered and the skipped customer were announced: %+v", n, f.crm.sent())
+		for _, n := range f.crm.sent() {
+			if n.Dialog.ContactID == answered.ID || n.Dialog.ContactID == skipped.ID {
+				t.Fatalf("the answered or the skipped customer was announced: %+v", n)
+			}
+		}
+		if n := escalations(); n != 1 {
+			t.Fatalf("%d escalations, want the one", n)
 		}
 	})
 }
@@ -420,7 +430,7 @@ func TestResumeQueuesParkedMirror(t *testing.T) {
 		ct := f.contact(t, "79163000001")
 		f.message(t, ct, store.Inbound, "text", 0)
 		js := f.jobs(t, f.dialog(t, ct).ID)
-		if mirrors() != 0 || len(js) != 2 || js[0].QueueKey != "" {
+		if mirrors() != 0 || len(js) != 2 || js[0].QueueKey != noticeKey(f.b.ID) {
 			t.Fatalf("while parked: %d mirror jobs, notices %+v", mirrors(), js)
 		}
 		if err := f.st.SetIntegrationState(ctx, f.in.ID, store.IntegrationActive, ""); err != nil {
@@ -454,7 +464,7 @@ func TestEscalationOnceAcrossInstances(t *testing.T) {
 			dialogs = append(dialogs, d)
 			// A duplicate of the timer, as a retry after a lost lease is.
 			if err := f.st.Tx(ctx, func(tx *gorm.DB) error {
-				return EnqueueEscalation(tx, f.ws, d.ID, *d.WaitingSince, "", time.Time{})
+				return EnqueueEscalation(tx, f.b, time.Time{})
 			}); err != nil {
 				t.Fatal(err)
 			}
@@ -504,6 +514,39 @@ func TestEscalationOnceAcrossInstances(t *testing.T) {
 		}
 		if len(crms[0].sent()) == 0 || len(crms[1].sent()) == 0 {
 			t.Logf("one instance did all the work (%d / %d): allowed, but the test showed less", len(crms[0].sent()), len(crms[1].sent()))
+		}
+	})
+}
+
+// A burst of new customers: the first notice job carries MaxNotices of
+// them in one delivery, the next the rest, the others find nothing; the
+// first due timer escalates them all the same way.
+func TestNoticesOfABurstTravelTogether(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newNoticeFixture(t, db)
+		const customers = MaxNotices + 10
+		for i := range customers {
+			f.message(t, f.contact(t, fmt.Sprintf("7916500%04d", i)), store.Inbound, "text", 10*time.Minute)
+		}
+		var rows []jobRow
+		if err := db.Gorm.Raw(`SELECT id, kind, queue_key, payload, run_at FROM jobs WHERE kind IN ? ORDER BY kind DESC, id`,
+			[]string{JobNotify, JobEscalate}).Scan(&rows).Error; err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 2*customers {
+			t.Fatalf("%d jobs for %d customers", len(rows), customers)
+		}
+		for _, j := range rows {
+			if err := f.run(j); err != nil {
+				t.Fatal(err)
+			}
+		}
+		count := map[string]int{}
+		for _, n := range f.crm.sent() {
+			count[n.Kind]++
+		}
+		if f.crm.calls != 4 || count[NoticeNew] != customers || count[NoticeEscalation] != customers {
+			t.Fatalf("%d deliveries of %v for %d customers, want 4 (50 + 10 of each kind)", f.crm.calls, count, customers)
 		}
 	})
 }

@@ -17,6 +17,8 @@ type DialogNotices struct {
 	// NotifiedSince: the period whose notices (the "new message" notice
 	// and the escalation timer) were armed.
 	NotifiedSince *time.Time
+	// AnnouncedSince: the period whose "new message" notice went out.
+	AnnouncedSince *time.Time
 	// EscalatedSince: the period whose escalation went out.
 	EscalatedSince *time.Time
 	// EscalatedAt is when it went out.
@@ -68,18 +70,83 @@ func ArmDialogNotices(tx *gorm.DB, k DialogKey) (*DialogArm, error) {
 	return &DialogArm{DialogID: row.ID, WaitingSince: row.WaitingSince.UTC(), IntegrationSettings: row.Settings}, nil
 }
 
+// Which mark a notice sets; the kinds are routing's.
+const (
+	noticeAnnounced = "announced_since"
+	noticeEscalated = "escalated_since"
+)
+
+// DialogsToAnnounce lists the dialogs of a channel within an integration
+// whose current waiting period was armed and not yet announced, the
+// longest waiting first, up to limit. A listed dialog's NotifiedSince is
+// its period: it equals WaitingSince, since a dialog that stopped waiting
+// or began another period since it was armed is not listed.
+func (s *Store) DialogsToAnnounce(ctx context.Context, integrationID, channelID string, limit int) ([]DialogView, error) {
+	return s.dialogsToTell(ctx, integrationID, channelID, noticeAnnounced, nil, limit)
+}
+
+// DialogsToEscalate lists the dialogs of a channel within an integration
+// that have waited, in an armed period, since before waitingBefore and
+// were not escalated for it, the longest waiting first, up to limit.
+func (s *Store) DialogsToEscalate(ctx context.Context, integrationID, channelID string, waitingBefore time.Time, limit int) ([]DialogView, error) {
+	return s.dialogsToTell(ctx, integrationID, channelID, noticeEscalated, &waitingBefore, limit)
+}
+
+func (s *Store) dialogsToTell(ctx context.Context, integrationID, channelID, mark string, before *time.Time, limit int) ([]DialogView, error) {
+	q := s.g(ctx).Where(`integration_id = ? AND channel_id = ? AND waiting AND notified_since = waiting_since
+		AND (`+mark+` IS NULL OR `+mark+` <> waiting_since)`, integrationID, channelID)
+	if before != nil {
+		q = q.Where("notified_since <= ?", before.UTC().Truncate(time.Microsecond))
+	}
+	var ds []Dialog
+	if err := q.Order("notified_since, id").Limit(limit).Find(&ds).Error; err != nil {
+		return nil, fmt.Errorf("store: dialogs to tell (%s): %w", mark, err)
+	}
+	return s.dialogViews(ctx, ds)
+}
+
+// MarkDialogAnnounced records that the "new message" notice of the
+// waiting period that began at since went out. It changes nothing and
+// returns false when the dialog no longer waits since then, or that
+// period was marked already.
+func (s *Store) MarkDialogAnnounced(ctx context.Context, dialogID string, since time.Time) (bool, error) {
+	return s.markDialog(ctx, dialogID, since, noticeAnnounced, map[string]any{})
+}
+
 // MarkDialogEscalated records that the waiting period that began at since
-// was escalated. It changes nothing and returns false when the dialog no
-// longer waits since then, or that period was marked already.
+// was escalated, and when. It changes nothing and returns false when the
+// dialog no longer waits since then, or that period was marked already.
 func (s *Store) MarkDialogEscalated(ctx context.Context, dialogID string, since time.Time) (bool, error) {
-	now := Now()
-	res := s.g(ctx).Exec(`UPDATE dialogs SET escalated_since = waiting_since, escalated_at = ?, updated_at = ?
-		WHERE id = ? AND waiting AND waiting_since = ? AND (escalated_since IS NULL OR escalated_since <> waiting_since)`,
-		now, now, dialogID, since.UTC().Truncate(time.Microsecond))
+	return s.markDialog(ctx, dialogID, since, noticeEscalated, map[string]any{"escalated_at": Now()})
+}
+
+func (s *Store) markDialog(ctx context.Context, dialogID string, since time.Time, mark string, set map[string]any) (bool, error) {
+	set[mark] = gorm.Expr("waiting_since")
+	set["updated_at"] = Now()
+	res := s.g(ctx).Model(&Dialog{}).
+		Where(`id = ? AND waiting AND waiting_since = ? AND (`+mark+` IS NULL OR `+mark+` <> waiting_since)`,
+			dialogID, since.UTC().Truncate(time.Microsecond)).
+		Updates(set)
 	if res.Error != nil {
-		return false, fmt.Errorf("store: mark dialog escalated: %w", res.Error)
+		return false, fmt.Errorf("store: mark dialog %s: %w", mark, res.Error)
 	}
 	return res.RowsAffected == 1, nil
+}
+
+// FirstInboundSince returns the customer's first message at or after
+// since: the one that began a waiting period, which a notice quotes.
+func (s *Store) FirstInboundSince(ctx context.Context, contactID string, since time.Time) (*MessageView, error) {
+	var m Message
+	err := s.g(ctx).Where("contact_id = ? AND direction = ? AND created_at >= ?", contactID, Inbound, since.UTC().Truncate(time.Microsecond)).
+		Order("created_at, id").First(&m).Error
+	if err != nil {
+		return nil, notFound(err)
+	}
+	vs, err := s.views(ctx, []Message{m})
+	if err != nil {
+		return nil, err
+	}
+	return &vs[0], nil
 }
 
 // WaitingSinceIs says whether the dialog still waits in the period that
@@ -92,4 +159,9 @@ func (d *Dialog) WaitingSinceIs(since time.Time) bool {
 // EscalatedFor says whether the period that began at since was escalated.
 func (d *Dialog) EscalatedFor(since time.Time) bool {
 	return d.EscalatedSince != nil && d.EscalatedSince.Equal(since.Truncate(time.Microsecond))
+}
+
+// AnnouncedFor says whether the period that began at since was announced.
+func (d *Dialog) AnnouncedFor(since time.Time) bool {
+	return d.AnnouncedSince != nil && d.AnnouncedSince.Equal(since.Truncate(time.Microsecond))
 }

@@ -43,40 +43,44 @@ var noticeTexts = map[string]map[string]string{
 }
 
 // Notify implements routing.Notifier: one im.notify.personal.add per
-// user, all in one batch call (50 users a call). The text is in the
-// portal's language and links the customer's deal or lead (CRM mode) or
-// Open Lines chat when one is known. A tag per dialog and kind makes a
-// repeated notice replace the earlier one on the portal, so a notice sent
-// again after a crash is still seen once.
-func (s *Service) Notify(ctx context.Context, d *routing.Delivery, n routing.Notice) error {
+// notice and user, all in one batch call (50 commands a call). The text is
+// in the portal's language and links the customer's deal or lead (CRM
+// mode) or Open Lines chat when one is known. A tag per dialog and kind
+// makes a repeated notice replace the earlier one on the portal, so a
+// notice sent again after a crash is still seen once.
+func (s *Service) Notify(ctx context.Context, d *routing.Delivery, ns []routing.Notice) error {
 	lang := shownLang(d.Integration.Language)
-	text, err := s.noticeText(ctx, d, n, lang, time.Now())
-	if err != nil {
-		return err
+	var cmds []BatchCommand
+	var whom []string
+	for i, n := range ns {
+		text, err := s.noticeText(ctx, d, n, lang, time.Now())
+		if err != nil {
+			return err
+		}
+		tag := "SWITCHBOARD|" + n.Dialog.ID + "|" + n.Kind
+		for j, u := range n.UserIDs {
+			cmds = append(cmds, BatchCommand{Name: "n" + strconv.Itoa(i) + "_" + strconv.Itoa(j), Method: "im.notify.personal.add",
+				Params: map[string]any{"USER_ID": u, "MESSAGE": text, "TAG": tag}})
+			whom = append(whom, u)
+		}
 	}
-	tag := "SWITCHBOARD|" + n.Dialog.ID + "|" + n.Kind
-	cmds := make([]BatchCommand, 0, len(n.UserIDs))
-	for i, u := range n.UserIDs {
-		cmds = append(cmds, BatchCommand{Name: "notify" + strconv.Itoa(i), Method: "im.notify.personal.add",
-			Params: map[string]any{"USER_ID": u, "MESSAGE": text, "TAG": tag}})
+	if len(cmds) == 0 {
+		return nil
 	}
 	res, err := s.client.Batch(ctx, d.Integration.ID, cmds, false)
 	if err != nil {
 		return s.classify(err)
 	}
-	if len(res.Errors) == 0 {
-		return nil
-	}
 	var first error
-	for i, u := range n.UserIDs {
-		if e, ok := res.Errors["notify"+strconv.Itoa(i)]; ok {
-			s.log.Warn("bitrix24: a user was not notified", "integration_id", d.Integration.ID, "user_id", u, "err", e)
+	for i, c := range cmds {
+		if e, ok := res.Errors[c.Name]; ok {
+			s.log.Warn("bitrix24: a user was not notified", "integration_id", d.Integration.ID, "user_id", whom[i], "err", e)
 			if first == nil {
 				first = e
 			}
 		}
 	}
-	if len(res.Errors) < len(cmds) {
+	if first == nil || len(res.Errors) < len(cmds) {
 		// Someone was told; sending again would repeat it to them for the
 		// sake of users the portal refuses (deleted, say).
 		return nil
