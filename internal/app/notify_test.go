@@ -78,12 +78,18 @@ func setNotifyAfter(t *testing.T, e *apptest.Env, integ string, seconds int) {
 }
 
 // fireTimer makes the binding's escalation timers fire now, as if their
-// deadline had come: the delay drops to a second and the timers are woken.
-// A timer whose customer has waited less than that snoozes the rest of
-// the second.
+// deadline had come: the delay drops to a second, the newest customer
+// message is let become a second old, and the timers are woken.
 func fireTimer(t *testing.T, e *apptest.Env, integ, ch string) {
 	t.Helper()
 	setNotifyAfter(t, e, integ, 1)
+	// The newest customer message's deadline passes first, so the timer
+	// decides on what the dialog is, not on a deadline not yet come.
+	last, err := time.Parse(time.RFC3339Nano, createdAt(t, e, newestInbound(t, e, ch)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(last.Add(1100 * time.Millisecond)))
 	b, err := e.App.Store.BindingOf(context.Background(), integ, ch)
 	if err != nil {
 		t.Fatal(err)
