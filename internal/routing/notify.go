@@ -20,8 +20,10 @@ import (
 // notify_after_seconds, everyone with access to the channel is told once
 // (JobEscalate). Both are queue jobs enqueued in the ingest transaction,
 // so they survive restarts and run once across instances; the escalation
-// is a job delayed to its deadline, which checks when it fires that the
-// dialog still waits in the same period.
+// is a job delayed to its deadline. When a job runs it tells only of
+// periods that are still the dialog's current one (armed at the same
+// waiting_since, still waiting, not yet told), so an answer or "no reply
+// needed" in the meantime leaves it nothing to do.
 const (
 	JobNotify   = "crm.notify"
 	JobEscalate = "crm.notify.escalate"
@@ -40,7 +42,8 @@ type Notice struct {
 	Kind string
 	// UserIDs are the CRM's user ids to tell: never empty, no repeats.
 	UserIDs []string
-	// Dialog is the waiting dialog with its customer; its CRMEntity names
+	// Dialog is the waiting dialog with its customer; its NotifiedSince
+	// (= WaitingSince) is the waiting period told of, its CRMEntity names
 	// the record when the connector has linked one.
 	Dialog *store.DialogView
 	// Message is the period's first unanswered message, for an excerpt;
@@ -66,8 +69,9 @@ const MaxNotices = 50
 
 // noticeJob is the payload of both notice kinds. A job is queued per
 // waiting period but carries every period of its binding that is due, so
-// the later jobs of a burst find nothing left; DialogID names the period
-// that queued it, for the logs.
+// the later jobs of a burst find nothing left; DialogID names the dialog
+// whose period queued it (a timer that finds nothing due checks whether
+// that one's deadline moved later).
 type noticeJob struct {
 	IntegrationID string `json:"integration_id"`
 	ChannelID     string `json:"channel_id"`
@@ -270,35 +274,46 @@ func (r *Router) handleEscalate(ctx context.Context, j *queue.Job) error {
 	if err != nil {
 		return err
 	}
-	if len(ds) == 0 {
-		// Nothing due. The period that queued this timer may still be
-		// waiting for a deadline moved later (a raised delay, a re-armed
-		// job): wait for it rather than leave it untold.
-		if d, err := r.store.GetDialog(ctx, store.All, p.DialogID); err == nil && d.Waiting && d.WaitingSince != nil &&
-			d.NotifiedSince != nil && d.NotifiedSince.Equal(*d.WaitingSince) && !d.EscalatedFor(*d.WaitingSince) {
-			if due := d.WaitingSince.Add(delay); now.Before(due) {
-				return queue.Snooze(due, errNotDue)
-			}
+	if len(ds) > 0 {
+		if run, err := workable(w.in); !run {
+			return err
 		}
+		if err := r.recipients(ctx, w); err != nil {
+			return err
+		}
+		ns := make([]Notice, 0, len(ds))
+		for i := range ds {
+			users := w.access
+			if len(users) == 0 {
+				// Nobody has access configured: someone must still hear.
+				users = r.ownerOrGroup(w, &ds[i])
+			}
+			ns = append(ns, Notice{Kind: NoticeEscalation, UserIDs: users, Dialog: &ds[i],
+				Message: r.noticeMessage(ctx, &ds[i]), Waited: now.Sub(*ds[i].NotifiedSince)})
+		}
+		if err := r.deliver(ctx, w, ns, r.store.MarkDialogEscalated); err != nil {
+			return err
+		}
+	}
+	// The period that queued this timer may not be due yet: its deadline
+	// moved later (a raised delay) or the timer was re-armed early
+	// (Resume). Wait for it rather than leave it untold.
+	if p.DialogID == "" {
 		return nil
 	}
-	if run, err := workable(w.in); !run {
+	d, err := r.store.GetDialog(ctx, store.All, p.DialogID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
 		return err
 	}
-	if err := r.recipients(ctx, w); err != nil {
-		return err
-	}
-	ns := make([]Notice, 0, len(ds))
-	for i := range ds {
-		users := w.access
-		if len(users) == 0 {
-			// Nobody has access configured: someone must still hear.
-			users = r.ownerOrGroup(w, &ds[i])
+	if d.Waiting && d.WaitingSince != nil && d.NotifiedSince != nil && d.NotifiedSince.Equal(*d.WaitingSince) && !d.EscalatedFor(*d.WaitingSince) {
+		if due := d.WaitingSince.Add(delay); now.Before(due) {
+			return queue.Snooze(due, errNotDue)
 		}
-		ns = append(ns, Notice{Kind: NoticeEscalation, UserIDs: users, Dialog: &ds[i],
-			Message: r.noticeMessage(ctx, &ds[i]), Waited: now.Sub(*ds[i].NotifiedSince)})
 	}
-	return r.deliver(ctx, w, ns, r.store.MarkDialogEscalated)
+	return nil
 }
 
 // deliver hands notices to the CRM and marks each period told (the

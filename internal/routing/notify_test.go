@@ -550,3 +550,23 @@ func TestNoticesOfABurstTravelTogether(t *testing.T) {
 		}
 	})
 }
+
+// A timer run early (re-armed by Resume) escalates what is due in its
+// binding and still waits for its own customer's deadline.
+func TestEarlyTimerKeepsItsOwnDeadline(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newNoticeFixture(t, db)
+		due := f.contact(t, "79167000001")
+		f.message(t, due, store.Inbound, "text", 10*time.Minute)
+		early := f.contact(t, "79167000002")
+		f.message(t, early, store.Inbound, "text", 0)
+		js := f.jobs(t, f.dialog(t, early).ID)
+		if err := f.run(js[len(js)-1]); !errors.Is(err, errNotDue) {
+			t.Fatalf("the early timer: %v, want a snooze to its deadline", err)
+		}
+		sent := f.crm.sent()
+		if len(sent) != 1 || sent[0].Kind != NoticeEscalation || sent[0].Dialog.ContactID != due.ID {
+			t.Fatalf("notices %+v, want the due customer's escalation", sent)
+		}
+	})
+}
