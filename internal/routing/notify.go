@@ -308,8 +308,8 @@ func (r *Router) handleEscalate(ctx context.Context, j *queue.Job) error {
 	if err != nil {
 		return err
 	}
-	if d.Waiting && d.WaitingSince != nil && d.NotifiedSince != nil && d.NotifiedSince.Equal(*d.WaitingSince) && !d.EscalatedFor(*d.WaitingSince) {
-		if due := d.WaitingSince.Add(delay); now.Before(due) {
+	if since := d.ArmedPeriod(); since != nil && !d.EscalatedFor(*since) {
+		if due := since.Add(delay); now.Before(due) {
 			return queue.Snooze(due, errNotDue)
 		}
 	}

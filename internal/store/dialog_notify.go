@@ -149,19 +149,16 @@ func (s *Store) FirstInboundSince(ctx context.Context, contactID string, since t
 	return &vs[0], nil
 }
 
-// WaitingSinceIs says whether the dialog still waits in the period that
-// began at since: an answer, "no reply needed" or a later period all make
-// it false. Times are compared as the store keeps them (microseconds).
-func (d *Dialog) WaitingSinceIs(since time.Time) bool {
-	return d.Waiting && d.WaitingSince != nil && d.WaitingSince.Equal(since.Truncate(time.Microsecond))
+// ArmedPeriod is the start of the dialog's current waiting period when it
+// waits and its notices were armed; nil otherwise.
+func (d *Dialog) ArmedPeriod() *time.Time {
+	if !d.Waiting || d.WaitingSince == nil || d.NotifiedSince == nil || !d.NotifiedSince.Equal(*d.WaitingSince) {
+		return nil
+	}
+	return d.WaitingSince
 }
 
 // EscalatedFor says whether the period that began at since was escalated.
 func (d *Dialog) EscalatedFor(since time.Time) bool {
 	return d.EscalatedSince != nil && d.EscalatedSince.Equal(since.Truncate(time.Microsecond))
-}
-
-// AnnouncedFor says whether the period that began at since was announced.
-func (d *Dialog) AnnouncedFor(since time.Time) bool {
-	return d.AnnouncedSince != nil && d.AnnouncedSince.Equal(since.Truncate(time.Microsecond))
 }
