@@ -91,6 +91,8 @@ func (r *Router) Handle(q interface {
 	q.Handle(JobMirrorWindow, r.handleMirrorWindow)
 	q.Handle(JobMirrorSend, r.handleMirrorSend)
 	q.Handle(JobBranchMenu, r.handleBranchMenu)
+	q.Handle(JobNotify, r.handleNotify)
+	q.Handle(JobEscalate, r.handleEscalate)
 }
 
 type mirrorJob struct {
@@ -149,7 +151,8 @@ func (r *Router) MessageStored(tx *gorm.DB, ch *store.Channel, m *store.Message)
 			return err
 		}
 	}
-	return nil
+	// After the mirror jobs, so a notice can queue behind its binding's.
+	return r.armNotices(tx, ch, m, bindings)
 }
 
 // wantsAnswer says whether a customer's message makes the dialog wait: a
@@ -347,7 +350,45 @@ func (r *Router) handleStatus(ctx context.Context, j *queue.Job) error {
 }
 
 // Resume re-arms an integration's parked and dead CRM work, after it was
-// authorised again.
+// authorised again, and queues a mirror run per live binding: a customer
+// message that came while the binding was not live has no mirror job of
+// its own (MessageStored queues none then), and would otherwise wait for
+// the customer's next message.
 func (r *Router) Resume(ctx context.Context, workspaceID string) error {
-	return queue.Rearm(ctx, r.store.DB, workspaceID, JobMirror, JobStatus, JobMirrorWindow, JobMirrorSend)
+	// Escalation timers re-armed before their deadline snooze again.
+	if err := queue.Rearm(ctx, r.store.DB, workspaceID, JobMirror, JobStatus, JobMirrorWindow, JobMirrorSend, JobNotify, JobEscalate); err != nil {
+		return err
+	}
+	return r.mirrorParked(ctx, workspaceID)
+}
+
+// mirrorParked queues one mirror run for each binding of the workspace's
+// live integrations; a run with nothing unmirrored makes no CRM call.
+func (r *Router) mirrorParked(ctx context.Context, workspaceID string) error {
+	ins, err := r.store.ListIntegrations(ctx, store.Scope{WorkspaceID: workspaceID})
+	if err != nil {
+		return err
+	}
+	var bindings []store.ChannelBinding
+	for i := range ins {
+		if !Live(&ins[i]) {
+			continue
+		}
+		bs, err := r.store.ListBindings(ctx, ins[i].ID)
+		if err != nil {
+			return fmt.Errorf("routing: bindings to resume: %w", err)
+		}
+		bindings = append(bindings, bs...)
+	}
+	if len(bindings) == 0 {
+		return nil
+	}
+	return r.store.Tx(ctx, func(tx *gorm.DB) error {
+		for _, b := range bindings {
+			if err := enqueueMirror(tx, b.WorkspaceID, b.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

@@ -38,8 +38,10 @@ type Dialog struct {
 	// nil unless Waiting.
 	WaitingSince    *time.Time
 	NoReplyNeededAt *time.Time
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
+	// DialogNotices are the unanswered-customer notices' marks.
+	DialogNotices
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // DialogKey names a dialog the way the code that meets one knows it: by
