@@ -59,6 +59,12 @@ func (s *Service) verifyFrame(r *http.Request, form url.Values) (*store.Integrat
 // callAsUser calls REST with a user's token (from an iframe), on the
 // portal's stored endpoint.
 func (s *Service) callAsUser(ctx context.Context, in *store.Integration, token, method string, params map[string]any, out any) error {
+	// The portal counts a user's calls in the same bucket as the app's:
+	// they take a slot of the portal's limiter too, or a busy card tab
+	// would push the queue's calls over the portal's limit.
+	if err := s.client.wait(ctx, in.ID); err != nil {
+		return fmt.Errorf("bitrix24: %s as user: %w", method, err)
+	}
 	body := []byte("{}")
 	if params != nil {
 		var err error
