@@ -583,7 +583,7 @@ func TestAmoCRMRefreshUsersAndBind(t *testing.T) {
 
 		// A full binding in the second pipeline.
 		good := map[string]any{"mode": "crm", "category_id": amoSecond, "stage_id": amoSecondSt, "name": "WA продажи",
-			"owner": map[string]any{"strategy": "round_robin", "users": []any{map[string]any{"user_id": "9000001", "weight": 2}}},
+			"owner":     map[string]any{"strategy": "round_robin", "users": []any{map[string]any{"user_id": "9000001", "weight": 2}}},
 			"on_repeat": "new", "mirror": "hourly"}
 		st, v = e.Do("PUT", path, good)
 		if st != http.StatusOK || v["category_id"] != amoSecond || v["stage_id"] != amoSecondSt || v["mirror"] != "hourly" || v["on_repeat"] != "new" || v["name"] != "WA продажи" {
