@@ -690,3 +690,67 @@ func TestAmoCRMNotConfigured(t *testing.T) {
 		}
 	}
 }
+
+// A token about to expire is refreshed before it is used: no call is
+// refused on the way.
+func TestAmoCRMRefreshBeforeExpiry(t *testing.T) {
+	apptest.Each(t, amoOpts, func(t *testing.T, e *apptest.Env) {
+		addAmoAccount(t, e)
+		id, _ := installAmoWidget(t, e)
+		_, old := storedAmo(t, e, id)
+		soon := time.Now().Add(10 * time.Minute).UTC()
+		if err := e.App.DB.Gorm.Table("integrations").Where("id = ?", id).Update("token_expires_at", soon).Error; err != nil {
+			t.Fatal(err)
+		}
+		refused := e.Amo.Counts(amoAccount).Unauthorized
+		if st, v := e.Do("POST", "/api/v1/integrations/"+id+"/refresh", nil); st != http.StatusOK {
+			t.Fatalf("refresh: %d %v", st, v)
+		}
+		in, cur := storedAmo(t, e, id)
+		if cur.RefreshToken == old.RefreshToken || in.TokenExpiresAt == nil || time.Until(*in.TokenExpiresAt) < 23*time.Hour {
+			t.Fatalf("not refreshed ahead of expiry: expires %v", in.TokenExpiresAt)
+		}
+		if got := e.Amo.Counts(amoAccount).Unauthorized; got != refused {
+			t.Fatalf("%d calls refused with 401 on the way", got-refused)
+		}
+	})
+}
+
+// A second account installed from its widget gets a workspace of its own
+// (the auto rule), on the account's clock.
+func TestAmoCRMSecondAccountOwnWorkspace(t *testing.T) {
+	apptest.Each(t, amoOpts, func(t *testing.T, e *apptest.Env) {
+		addAmoAccount(t, e)
+		_, ws1 := installAmoWidget(t, e)
+		second := amosim.ExampleAccount()
+		second.ID, second.Subdomain, second.Timezone, second.AmojoID = 30999999, "second", "Asia/Almaty", "9e0c1b2a-0000-4000-8000-000000000002"
+		if err := e.Amo.AddAccount(second); err != nil {
+			t.Fatal(err)
+		}
+		q, err := e.Amo.InstallRedirect(second.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, body, _ := amoGet(t, e, "/amocrm/oauth/callback", q); st != http.StatusOK {
+			t.Fatalf("install: %d %s", st, body)
+		}
+		var ws2 string
+		e.Eventually("second account recorded", func() bool {
+			for _, in := range amoIntegrations(t, e) {
+				if in["workspace_id"] != ws1 {
+					ws2 = in["workspace_id"].(string)
+				}
+			}
+			return ws2 != ""
+		})
+		if ws1 != e.App.DefaultWorkspace.ID || ws2 == ws1 {
+			t.Fatalf("workspaces %s and %s", ws1, ws2)
+		}
+		if _, w := e.Do("GET", "/api/v1/workspaces/"+ws2, nil); w["timezone"] != "Asia/Almaty" {
+			t.Fatalf("the new workspace's clock: %v", w["timezone"])
+		}
+		if n := len(amoIntegrations(t, e)); n != 2 {
+			t.Fatalf("%d integrations", n)
+		}
+	})
+}

@@ -90,7 +90,7 @@ func (s *Service) ServeOAuthCallback(w http.ResponseWriter, r *http.Request) {
 				s.log.Error("amocrm: consume denied state", "err", err)
 			}
 		}
-		s.fail(w, r, fault.New(fault.Forbidden, "access_denied", T("en", "access_denied")))
+		renderPage(w, http.StatusForbidden, "ru", T("ru", "access_denied")+" / "+T("en", "access_denied"))
 		return
 	}
 	host := strings.ToLower(strings.TrimSpace(q.Get("referer")))
