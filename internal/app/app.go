@@ -23,6 +23,7 @@ import (
 	"github.com/switchboard/switchboard/internal/channel/whatsapp"
 	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/internal/crm"
+	"github.com/switchboard/switchboard/internal/crm/amocrm"
 	"github.com/switchboard/switchboard/internal/crm/bitrix24"
 	"github.com/switchboard/switchboard/internal/media"
 	"github.com/switchboard/switchboard/internal/messaging"
@@ -46,6 +47,7 @@ type App struct {
 	Signer    *media.Signer
 	Router    *routing.Router
 	Bitrix24  *bitrix24.Service
+	AmoCRM    *amocrm.Service
 	Log       *slog.Logger
 	// AdminToken is the operator's token (configured or generated).
 	AdminToken string
@@ -134,7 +136,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		OnUninstall: cfg.Bitrix24OnUninstall, Workspace: cfg.Bitrix24Workspace, Rate: cfg.Bitrix24Rate, Burst: cfg.Bitrix24Burst, SessionKey: derive(key, "bitrix24 page sessions")}, st, svc, router, signer, hc, log)
 	// Each CRM provider is one entry here: it mounts its routes, binds
 	// channels and handles its jobs.
-	crms := crm.NewRegistry(b24)
+	amo := amocrm.New(amocrm.Config{ClientID: cfg.AmoCRMClientID, ClientSecret: cfg.AmoCRMClientSecret, RedirectURI: cfg.AmoCRMRedirectURI,
+		ChannelID: cfg.AmoCRMChannelID, ChannelSecret: cfg.AmoCRMChannelSecret, ChannelCode: cfg.AmoCRMChannelCode,
+		BaseURL: cfg.AmoCRMBaseURL, AllowPrivate: cfg.AllowPrivateEndpoints, PublicURL: cfg.PublicURL, Workspace: cfg.AmoCRMWorkspace},
+		st, router, hc, svc.Notify, log)
+	crms := crm.NewRegistry(b24, amo)
 	crms.Handle(q)
 
 	srv := web.New(web.Deps{
@@ -152,7 +158,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		log.Warn("Meta and CRMs may not reach this gateway at its public URL: set SWITCHBOARD_PUBLIC_URL to the https address they can reach",
 			"public_url", cfg.PublicURL, "problem", why)
 	}
-	return &App{Config: cfg, DB: db, Store: st, Queue: q, Messaging: svc, Metrics: m, Signer: signer, Log: log, Router: router, Bitrix24: b24,
+	return &App{Config: cfg, DB: db, Store: st, Queue: q, Messaging: svc, Metrics: m, Signer: signer, Log: log, Router: router, Bitrix24: b24, AmoCRM: amo,
 		AdminToken: admin, NewAdminToken: generated, DefaultWorkspace: ws, handler: srv.Handler()}, nil
 }
 

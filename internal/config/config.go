@@ -76,6 +76,29 @@ type Config struct {
 	Bitrix24Rate  float64 `koanf:"bitrix24_rate"`
 	Bitrix24Burst int     `koanf:"bitrix24_burst"`
 
+	// AmoCRMClientID, AmoCRMClientSecret and AmoCRMRedirectURI are the
+	// amoCRM/Kommo integration's keys; without the first two the amoCRM
+	// routes answer 503 amocrm_not_configured. The Redirect URI must equal
+	// the integration's (amoCRM compares it on every token request);
+	// empty, it is PublicURL + /amocrm/oauth/callback.
+	AmoCRMClientID     string `koanf:"amocrm_client_id"`
+	AmoCRMClientSecret string `koanf:"amocrm_client_secret"`
+	AmoCRMRedirectURI  string `koanf:"amocrm_redirect_uri"`
+	// AmoCRMChannelID, AmoCRMChannelSecret and AmoCRMChannelCode are the
+	// Chats API (amojo) channel amoCRM registered for the integration;
+	// optional (without them the widget's own chat window serves).
+	AmoCRMChannelID     string `koanf:"amocrm_channel_id"`
+	AmoCRMChannelSecret string `koanf:"amocrm_channel_secret"`
+	AmoCRMChannelCode   string `koanf:"amocrm_channel_code"`
+	// AmoCRMBaseURL is one more account base the gateway may call besides
+	// *.amocrm.ru, *.kommo.com and *.amocrm.com, for the simulator and
+	// tests (e.g. http://127.0.0.1:9093; a loopback base also needs
+	// AllowPrivateEndpoints). A referer equal to its host is called there.
+	AmoCRMBaseURL string `koanf:"amocrm_base_url"`
+	// AmoCRMWorkspace places an account installed from amoCRM's side (the
+	// widget), as Bitrix24Workspace does for portals: auto, default or new.
+	AmoCRMWorkspace string `koanf:"amocrm_workspace"`
+
 	// MetricsAddr, when set, serves /metrics on a listener of its own (for
 	// example 127.0.0.1:9100) and nowhere else. Unset, /metrics is on the
 	// main listener and wants MetricsToken, or the admin token when that is
@@ -114,6 +137,7 @@ func Defaults() map[string]any {
 		"bitrix24_workspace":      "auto",
 		"bitrix24_rate":           2.0,
 		"bitrix24_burst":          40,
+		"amocrm_workspace":        "auto",
 		"shutdown_timeout":        "30s",
 		"body_read_timeout":       "15s",
 		"upload_read_timeout":     "2m",
@@ -217,6 +241,21 @@ func (c *Config) Validate() error {
 	case "", "auto", "default", "new":
 	default:
 		errs = append(errs, errors.New(`SWITCHBOARD_BITRIX24_WORKSPACE must be "auto", "default" or "new"`))
+	}
+	switch c.AmoCRMWorkspace {
+	case "", "auto", "default", "new":
+	default:
+		errs = append(errs, errors.New(`SWITCHBOARD_AMOCRM_WORKSPACE must be "auto", "default" or "new"`))
+	}
+	if c.AmoCRMBaseURL != "" {
+		if p, err := url.Parse(c.AmoCRMBaseURL); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || (p.Path != "" && p.Path != "/") {
+			errs = append(errs, fmt.Errorf("SWITCHBOARD_AMOCRM_BASE_URL must be an http(s) URL with no path, got %q", c.AmoCRMBaseURL))
+		}
+	}
+	if c.AmoCRMRedirectURI != "" {
+		if p, err := url.Parse(c.AmoCRMRedirectURI); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			errs = append(errs, fmt.Errorf("SWITCHBOARD_AMOCRM_REDIRECT_URI must be an http(s) URL, got %q", c.AmoCRMRedirectURI))
+		}
 	}
 	if p, err := url.Parse(c.Bitrix24OAuthURL); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 		errs = append(errs, fmt.Errorf("SWITCHBOARD_BITRIX24_OAUTH_URL must be an http(s) URL, got %q", c.Bitrix24OAuthURL))

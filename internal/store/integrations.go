@@ -44,9 +44,13 @@ type Integration struct {
 	TokenVersion     int64
 	InstalledBy      string
 	Language         string
-	Settings         *string
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	// ChatAccountID is the account's id in its CRM's chat service
+	// (amoCRM's amojo_id), which the Chats API addresses it by; "" for
+	// CRMs without one.
+	ChatAccountID string
+	Settings      *string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 // IntegrationSecrets are an integration's credentials in the clear.
@@ -101,6 +105,17 @@ type InstallParams struct {
 	Language       string
 	Expiry         time.Time
 	Secrets        IntegrationSecrets
+	// ReplaceSecrets writes every secret as given, an empty one clearing
+	// the stored value; otherwise an empty secret keeps what is stored
+	// (an OAuth reconnect keeps the marketplace's application token). A
+	// long-lived token replacing an OAuth pair must not leave the old
+	// refresh token behind.
+	ReplaceSecrets bool
+	// ChatAccountID is written when not empty.
+	ChatAccountID string
+	// Timezone is the time zone of a workspace made for a new
+	// integration; "" is Europe/Moscow.
+	Timezone string
 	// WorkspaceID places a new integration; empty makes a workspace named
 	// after the domain.
 	WorkspaceID string
@@ -117,7 +132,7 @@ func (s *Store) UpsertIntegration(ctx context.Context, p InstallParams) (*Integr
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			ws := p.WorkspaceID
 			if ws == "" {
-				w := newWorkspace(p.Domain, "Europe/Moscow")
+				w := newWorkspace(p.Domain, cmp.Or(p.Timezone, "Europe/Moscow"))
 				if err := tx.Create(&w).Error; err != nil {
 					return err
 				}
@@ -142,6 +157,15 @@ func (s *Store) UpsertIntegration(ctx context.Context, p InstallParams) (*Integr
 		}
 		if !p.Expiry.IsZero() {
 			set["token_expires_at"] = p.Expiry.UTC()
+		}
+		if p.ChatAccountID != "" {
+			set["chat_account_id"] = p.ChatAccountID
+		}
+		if p.ReplaceSecrets {
+			set["application_token"], set["access_token"], set["refresh_token"] = "", "", ""
+			if p.Expiry.IsZero() {
+				set["token_expires_at"] = nil
+			}
 		}
 		if err := s.sealInto(set, out.ID, p.Secrets); err != nil {
 			return err

@@ -18,6 +18,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/app"
 	"github.com/switchboard/switchboard/internal/config"
+	"github.com/switchboard/switchboard/internal/sandbox/amosim"
 	"github.com/switchboard/switchboard/internal/sandbox/b24sim"
 	"github.com/switchboard/switchboard/internal/sandbox/metasim"
 	"github.com/switchboard/switchboard/internal/store/storetest"
@@ -39,6 +40,9 @@ const (
 	B24MemberID = "a223c6b3710f85df22e9377d6c4f7553"
 	B24AppToken = "51856fefc120afa4b628cc82d3935cce"
 	B24Domain   = "example.bitrix24.ru"
+	// The amoCRM integration of the tests (the fixtures' client id).
+	AmoClientID = "6a2d4741-1b2c-4d3e-8f90-92277723dcea"
+	AmoSecret   = "amo-client-secret-for-tests-0123456789abcdef0123456789abcdef01"
 )
 
 // Env is a running gateway with its simulator.
@@ -48,9 +52,15 @@ type Env struct {
 	Sim    *metasim.Server
 	SimURL string
 	// B24 and Portal are set with Options.Bitrix24.
-	B24     *b24sim.Server
-	B24URL  string
-	Portal  *b24sim.Portal
+	B24    *b24sim.Server
+	B24URL string
+	Portal *b24sim.Portal
+	// Amo is the amoCRM simulator, AmoURL its base and AmoHost the
+	// referer it gives (set with Options.AmoCRM). It starts with no
+	// account: add them with Amo.AddAccount.
+	Amo     *amosim.Server
+	AmoURL  string
+	AmoHost string
 	URL     string // the gateway
 	Client  *http.Client
 	logs    *lockedBuffer
@@ -70,6 +80,11 @@ type Options struct {
 	Bitrix24 bool
 	// B24 changes the portal simulator's options before it starts.
 	B24 func(*b24sim.Options)
+	// AmoCRM starts an amoCRM simulator and configures the integration
+	// with it as the allowed test base.
+	AmoCRM bool
+	// Amo changes the amoCRM simulator's options before it starts.
+	Amo func(*amosim.Options)
 	// DataDir and DatabaseURL reuse an earlier Env's storage (restarts).
 	DataDir     string
 	DatabaseURL string
@@ -102,6 +117,17 @@ func Start(t testing.TB, o Options) *Env {
 		b24Srv = httptest.NewServer(b24)
 		b24.SetBaseURL(b24Srv.URL)
 	}
+	var amo *amosim.Server
+	var amoSrv *httptest.Server
+	if o.AmoCRM {
+		ao := amosim.Options{ClientID: AmoClientID, ClientSecret: AmoSecret, RedirectURI: gwURL + "/amocrm/oauth/callback", Rate: -1}
+		if o.Amo != nil {
+			o.Amo(&ao)
+		}
+		amo = amosim.New(ao)
+		amoSrv = httptest.NewServer(amo)
+		amo.SetReferer(strings.TrimPrefix(amoSrv.URL, "http://"))
+	}
 	env := []string{
 		"SWITCHBOARD_ADMIN_TOKEN=" + AdminToken,
 		"SWITCHBOARD_META_APP_SECRET=" + AppSecret,
@@ -115,6 +141,10 @@ func Start(t testing.TB, o Options) *Env {
 	}
 	if b24Srv != nil {
 		env = append(env, "SWITCHBOARD_BITRIX24_OAUTH_URL="+b24Srv.URL)
+	}
+	if amoSrv != nil {
+		env = append(env, "SWITCHBOARD_AMOCRM_CLIENT_ID="+AmoClientID, "SWITCHBOARD_AMOCRM_CLIENT_SECRET="+AmoSecret,
+			"SWITCHBOARD_AMOCRM_BASE_URL="+amoSrv.URL)
 	}
 	cfg, err := config.Load("", env)
 	if err != nil {
@@ -152,6 +182,9 @@ func Start(t testing.TB, o Options) *Env {
 		e.Portal = b24.AddPortal(b24sim.PortalOptions{MemberID: B24MemberID, Domain: B24Domain, ApplicationToken: B24AppToken,
 			Lines: []b24sim.OpenLine{{ID: 1, Name: "WhatsApp"}, {ID: 2, Name: "Instagram"}}})
 	}
+	if amo != nil {
+		e.Amo, e.AmoURL, e.AmoHost = amo, amoSrv.URL, strings.TrimPrefix(amoSrv.URL, "http://")
+	}
 	if !o.NoStart {
 		if err := a.Start(context.Background()); err != nil {
 			t.Fatal(err)
@@ -168,8 +201,12 @@ func Start(t testing.TB, o Options) *Env {
 			b24.Close()
 			b24Srv.Close()
 		}
+		if amo != nil {
+			amo.Close()
+			amoSrv.Close()
+		}
 		out := logs.String()
-		for _, secret := range []string{WAToken, IGToken, AdminToken, AppSecret, "EAAG-new", cfg.SecretKey, B24Secret, B24AppToken} {
+		for _, secret := range []string{WAToken, IGToken, AdminToken, AppSecret, "EAAG-new", cfg.SecretKey, B24Secret, B24AppToken, AmoSecret} {
 			if strings.Contains(out, secret) {
 				t.Errorf("a secret (%.6s…) appeared in the gateway's logs", secret)
 			}

@@ -6,9 +6,13 @@
 // amojo hook signature, the referer of an install). Contract:
 // shared/docs/amocrm.md.
 //
-// The package keeps no tokens: the caller's TokenSource does, so refreshes
-// can be serialised across gateway instances and every rotated pair stored
-// before it is used.
+// The client keeps no tokens: its TokenSource does, so refreshes can be
+// serialised across gateway instances and every rotated pair stored before
+// it is used. Service (service.go) is the gateway's amoCRM integration on
+// top of the client: registered in the CRM registry, it installs accounts
+// (widget install, consent page, long-lived token), keeps their tokens
+// sealed in the store (tokens.go), answers the disable hook, lists users
+// and binds channels to a pipeline and status.
 package amocrm
 
 import (

@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/crm"
 	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/routing"
@@ -64,7 +65,7 @@ func (s *Service) bind(ctx context.Context, scope store.Scope, integrationID, ch
 	}
 	ch, err := s.store.GetChannel(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, channelID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, s.channelNotHere(ctx, scope, in, channelID)
+		return nil, crm.ChannelNotHere(ctx, s.store, scope, in, channelID)
 	}
 	if err != nil {
 		return nil, err
@@ -171,20 +172,9 @@ func (s *Service) bindPolicy(ctx context.Context, integrationID, channelID strin
 // Unbind removes a binding; the connector is switched off on its line
 // when no other channel of that type uses the line.
 func (s *Service) Unbind(ctx context.Context, scope store.Scope, integrationID, channelID string) error {
-	in, err := s.store.GetIntegration(ctx, scope, integrationID)
+	in, b, err := crm.Unbind(ctx, s.store, s.log, scope, integrationID, channelID)
 	if err != nil {
 		return err
-	}
-	b, err := s.store.BindingOf(ctx, in.ID, channelID)
-	if err != nil {
-		return err
-	}
-	if _, err := s.store.DeleteBinding(ctx, in.ID, channelID); err != nil {
-		return err
-	}
-	// The owners were the removed binding's; a new binding starts afresh.
-	if err := s.store.DeleteOwnerScope(ctx, b.ID); err != nil {
-		s.log.Error("bitrix24: forget the unbound channel's owners", "integration_id", in.ID, "binding_id", b.ID, "err", err)
 	}
 	if b.Mode != ModeOpenLines || !routing.Live(in) {
 		return nil
@@ -196,26 +186,6 @@ func (s *Service) Unbind(ctx context.Context, scope store.Scope, integrationID, 
 	})
 	s.msg.Notify()
 	return err
-}
-
-// channelNotHere explains a bind of a channel the integration's workspace
-// does not have. Only the operator, who sees every workspace, learns that
-// it is in another one and how to move it; a workspace token gets the same
-// answer whether or not the channel exists elsewhere.
-func (s *Service) channelNotHere(ctx context.Context, scope store.Scope, in *store.Integration, channelID string) error {
-	if scope == store.All {
-		other, err := s.store.GetChannel(ctx, store.All, channelID)
-		if err == nil {
-			return fault.Newf(fault.NotFound, "channel_in_other_workspace",
-				"channel %s is in workspace %s, not in the integration's workspace %s; move it there with POST /api/v1/channels/%s/move {\"workspace_id\":\"%s\"} and bind again",
-				other.ID, other.WorkspaceID, in.WorkspaceID, other.ID, in.WorkspaceID)
-		}
-		if !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-	}
-	return fault.New(fault.NotFound, "channel_not_found",
-		"no such channel in the integration's workspace; create it there, or ask the operator to move it (POST /api/v1/channels/{id}/move)")
 }
 
 type activateJob struct {

@@ -17,6 +17,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/switchboard/switchboard/internal/crm"
 	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/netguard"
 	"github.com/switchboard/switchboard/internal/queue"
@@ -216,35 +217,9 @@ func (s *Service) accept(ctx context.Context, tok *Token, memberID, appToken, us
 }
 
 // installWorkspace picks the workspace of a new portal installed from
-// Bitrix24's side; "" asks the store for a new one named after the portal.
-// Channels made before the install are in the default workspace, so a
-// single-tenant gateway (only the default workspace, no portal in it yet)
-// puts its portal there, where they can be bound. A second portal gets a
-// workspace of its own under auto: two portals never share customers by
-// accident.
+// Bitrix24's side by the Workspace setting (crm.InstallWorkspace).
 func (s *Service) installWorkspace(ctx context.Context) (string, error) {
-	switch s.cfg.Workspace {
-	case WorkspaceNew:
-		return "", nil
-	case WorkspaceDefault:
-		ws, err := s.store.EnsureDefaultWorkspace(ctx)
-		if err != nil {
-			return "", err
-		}
-		return ws.ID, nil
-	}
-	all, err := s.store.ListWorkspaces(ctx, store.All)
-	if err != nil {
-		return "", err
-	}
-	if len(all) != 1 || !all[0].IsDefault {
-		return "", nil
-	}
-	there, err := s.store.ListIntegrations(ctx, store.Scope{WorkspaceID: all[0].ID})
-	if err != nil || len(there) > 0 {
-		return "", err
-	}
-	return all[0].ID, nil
+	return crm.InstallWorkspace(ctx, s.store, s.cfg.Workspace)
 }
 
 // enqueueSetup queues the portal's setup; one runs at a time per portal.

@@ -68,13 +68,13 @@ type Config struct {
 // Where a portal installed from Bitrix24's side lands.
 const (
 	// WorkspaceAuto: the default workspace while it is the only one and
-	// holds no portal yet (a single-tenant gateway, whose channels are all
-	// there), else a new workspace named after the portal.
-	WorkspaceAuto = "auto"
+	// holds no integration yet, else a new workspace named after the
+	// portal (crm.WorkspaceAuto).
+	WorkspaceAuto = crm.WorkspaceAuto
 	// WorkspaceDefault: always the default workspace.
-	WorkspaceDefault = "default"
+	WorkspaceDefault = crm.WorkspaceDefault
 	// WorkspaceNew: always a new workspace named after the portal.
-	WorkspaceNew = "new"
+	WorkspaceNew = crm.WorkspaceNew
 )
 
 // Service is the Bitrix24 integration.

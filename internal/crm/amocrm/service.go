@@ -1,0 +1,164 @@
+package amocrm
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/switchboard/switchboard/internal/crm"
+	"github.com/switchboard/switchboard/internal/fault"
+	"github.com/switchboard/switchboard/internal/routing"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// Type is the store.Integration.Type of amoCRM and Kommo accounts.
+const Type = "amocrm"
+
+// Job kinds.
+const (
+	// JobInstall exchanges a widget install's code and records the
+	// account: amoCRM waits only ~3 s for the install callback, so the
+	// exchange cannot happen while it waits.
+	JobInstall = "amocrm.install"
+)
+
+// CodeNotConfigured answers every amoCRM route of a gateway without the
+// integration's client id and secret.
+const CodeNotConfigured = "amocrm_not_configured"
+
+// Config is the integration's settings (SWITCHBOARD_AMOCRM_*).
+type Config struct {
+	ClientID     string
+	ClientSecret string
+	// RedirectURI is the integration's Redirect URI; empty is
+	// PublicURL + /amocrm/oauth/callback.
+	RedirectURI string
+	// ChannelID, ChannelSecret and ChannelCode are the Chats API channel;
+	// kept for the connector, unused by authorisation.
+	ChannelID     string
+	ChannelSecret string
+	ChannelCode   string
+	// BaseURL is one more allowed account base (the simulator); see
+	// HostPolicy.BaseURL.
+	BaseURL string
+	// AllowPrivate lets BaseURL be a loopback or private address.
+	AllowPrivate bool
+	// PublicURL is how amoCRM and admins' browsers reach the gateway.
+	PublicURL string
+	// Workspace places an account installed from the widget:
+	// crm.WorkspaceAuto, WorkspaceDefault or WorkspaceNew.
+	Workspace string
+}
+
+// Service is the amoCRM integration: authorisation (widget install,
+// consent page, long-lived token), the disable hook, the account's users
+// and pipelines, and channel bindings. The connector (messages into leads,
+// notes and amojo) builds on it.
+type Service struct {
+	cfg    Config
+	store  *store.Store
+	client *Client
+	tokens *storeTokens
+	router *routing.Router
+	hc     *http.Client
+	notify func()
+	log    *slog.Logger
+}
+
+// New builds the integration. hc must be the guarded client (netguard)
+// unless private endpoints are allowed; notify wakes the queue after a job
+// is enqueued.
+func New(cfg Config, st *store.Store, router *routing.Router, hc *http.Client, notify func(), log *slog.Logger) *Service {
+	if cfg.RedirectURI == "" {
+		cfg.RedirectURI = strings.TrimRight(cfg.PublicURL, "/") + "/amocrm/oauth/callback"
+	}
+	if notify == nil {
+		notify = func() {}
+	}
+	s := &Service{cfg: cfg, store: st, router: router, hc: hc, notify: notify, log: log}
+	s.tokens = &storeTokens{t: crm.NewTokens(st), log: log}
+	s.client = NewClient(Options{OAuth: s.oauth(), HTTP: hc, Tokens: s.tokens, Hosts: s.hosts(), Logger: log,
+		OnNeedsReauth: func(ctx context.Context, integrationID, reason string) {
+			s.tokens.markNeedsReauth(ctx, integrationID, reason)
+		}})
+	s.tokens.client = s.client
+	router.Register(Type, s)
+	return s
+}
+
+func (s *Service) oauth() OAuthConfig {
+	return OAuthConfig{ClientID: s.cfg.ClientID, ClientSecret: s.cfg.ClientSecret, RedirectURI: s.cfg.RedirectURI}
+}
+
+func (s *Service) hosts() HostPolicy {
+	return HostPolicy{BaseURL: s.cfg.BaseURL, AllowPrivate: s.cfg.AllowPrivate}
+}
+
+// Client is the API client over the stored tokens (the connector's entry
+// point: Client().For(s.Account(in))).
+func (s *Service) Client() *Client { return s.client }
+
+// Config returns the integration's settings, the channel keys included.
+func (s *Service) Config() Config { return s.cfg }
+
+// Account names an integration's account for the client: its id keys the
+// rate limiter and the tokens, its host is where calls go.
+func (s *Service) Account(in *store.Integration) Account { return Account{ID: in.ID, Host: in.Domain} }
+
+// API is the client bound to an integration's account.
+func (s *Service) API(in *store.Integration) *API { return s.client.For(s.Account(in)) }
+
+// configured refuses work on a gateway without the integration's keys.
+func (s *Service) configured() error {
+	if s.cfg.ClientID == "" || s.cfg.ClientSecret == "" {
+		return fault.New(fault.Unavailable, CodeNotConfigured,
+			"amoCRM is not configured on this gateway: set SWITCHBOARD_AMOCRM_CLIENT_ID and SWITCHBOARD_AMOCRM_CLIENT_SECRET")
+	}
+	return nil
+}
+
+// The Service is amoCRM's entry in the CRM registry.
+var _ crm.Integration = (*Service)(nil)
+
+// Type is the store.Integration.Type of accounts.
+func (s *Service) Type() string { return Type }
+
+// Mount adds the routes amoCRM and admins call. The callback and the
+// disable hook authenticate their callers themselves (OAuth state or the
+// account's own token endpoint; the hook's HMAC); starting a consent and
+// giving a long-lived token need the workspace's API token.
+func (s *Service) Mount(r crm.Routes) {
+	r.Public(http.MethodGet, "/amocrm/oauth/callback", s.ServeOAuthCallback)
+	r.Public(http.MethodGet, "/amocrm/disabled", s.ServeDisabled)
+	r.Workspace(http.MethodGet, "/amocrm/oauth/start", s.serveOAuthStart)
+	r.Workspace(http.MethodPost, "/api/v1/integrations/amocrm", s.serveLongLived)
+}
+
+// Handle adds the integration's jobs to a queue.
+func (s *Service) Handle(q crm.JobHandlers) {
+	q.Handle(JobInstall, s.handleInstall)
+}
+
+// texts are what Switchboard shows people, by the account's language.
+var texts = map[string]map[string]string{
+	"ru": {
+		"connected":     "Switchboard подключён к amoCRM. Это окно можно закрыть.",
+		"connecting":    "Switchboard подключается к amoCRM. Настройки появятся через несколько секунд.",
+		"access_denied": "Доступ не предоставлен: Switchboard не подключён.",
+	},
+	"en": {
+		"connected":     "Switchboard is connected to amoCRM. You may close this window.",
+		"connecting":    "Switchboard is connecting to amoCRM. The settings appear in a few seconds.",
+		"access_denied": "Access was not granted: Switchboard is not connected.",
+	},
+}
+
+// T returns a text in lang: Russian for "ru" or no language, English
+// otherwise.
+func T(lang, key string) string {
+	if lang == "" || strings.EqualFold(lang, "ru") {
+		return texts["ru"][key]
+	}
+	return texts["en"][key]
+}
