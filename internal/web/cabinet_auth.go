@@ -241,6 +241,15 @@ func (s *Server) login(c *gin.Context) {
 		s.pageErr(c, err)
 		return
 	}
+	// Each check takes argon2's 19 MiB: a burst of sign-ins waits for a
+	// slot rather than taking the memory all at once.
+	select {
+	case s.hashSlots <- struct{}{}:
+	case <-ctx.Done():
+		c.Abort()
+		return
+	}
+	defer func() { <-s.hashSlots }()
 	var who *store.CabinetUser
 	for i := range users {
 		ok, err := password.Verify(plain, users[i].PasswordHash)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -80,11 +81,13 @@ type Server struct {
 	d        Deps
 	engine   *gin.Engine
 	refusals refusalLogs
+	// hashSlots bounds the password checks running at once.
+	hashSlots chan struct{}
 }
 
 func New(d Deps) *Server {
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{d: d, engine: gin.New(), refusals: newRefusalLogs()}
+	s := &Server{d: d, engine: gin.New(), refusals: newRefusalLogs(), hashSlots: make(chan struct{}, 2*runtime.NumCPU())}
 	if err := s.engine.SetTrustedProxies(d.TrustedProxies); err != nil {
 		d.Log.Error("SWITCHBOARD_TRUSTED_PROXIES is not a list of addresses; trusting none", "err", err)
 		_ = s.engine.SetTrustedProxies(nil) // nil cannot fail
