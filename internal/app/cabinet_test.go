@@ -133,6 +133,10 @@ func TestCabinetUsersAPI(t *testing.T) {
 			t.Fatal("the hash is shown")
 		}
 		owner := body["id"].(string)
+		// The generated password signs in.
+		if st := newVisitor(t, e).login("owner@example.com", body["password"].(string)); st != 303 {
+			t.Fatalf("sign in with the generated password: %d", st)
+		}
 
 		count := func() int {
 			_, l := e.Do("GET", "/api/v1/workspaces/"+ws+"/users", nil)
