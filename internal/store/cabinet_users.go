@@ -280,7 +280,8 @@ type loginFailure struct {
 func (loginFailure) TableName() string { return "login_failures" }
 
 // RecordLoginFailure counts one failed sign-in against each of keys (kind
-// → key) and forgets those of them older than before.
+// → key) and forgets every failure older than before, so the table holds
+// one window's failures at most.
 func (s *Store) RecordLoginFailure(ctx context.Context, keys map[string]string, before time.Time) error {
 	now := Now()
 	return s.Tx(ctx, func(tx *gorm.DB) error {
@@ -288,9 +289,9 @@ func (s *Store) RecordLoginFailure(ctx context.Context, keys map[string]string, 
 			if err := tx.Create(&loginFailure{ID: NewID(), Kind: kind, Key: key, CreatedAt: now}).Error; err != nil {
 				return fmt.Errorf("store: record login failure: %w", err)
 			}
-			if err := tx.Where("kind = ? AND key = ? AND created_at < ?", kind, key, before).Delete(&loginFailure{}).Error; err != nil {
-				return fmt.Errorf("store: prune login failures: %w", err)
-			}
+		}
+		if err := tx.Where("created_at < ?", before).Delete(&loginFailure{}).Error; err != nil {
+			return fmt.Errorf("store: prune login failures: %w", err)
 		}
 		return nil
 	})

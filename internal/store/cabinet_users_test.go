@@ -140,6 +140,18 @@ func TestLoginFailures(t *testing.T) {
 		if n, _, _ := st.LoginFailures(ctx, store.LoginByIP, "10.0.0.1", start.Add(-time.Minute)); n != 3 {
 			t.Fatalf("clearing the account cleared the address: %d", n)
 		}
+		// A later failure forgets every one older than its window.
+		mark := store.Now()
+		time.Sleep(2 * time.Millisecond)
+		if err := st.RecordLoginFailure(ctx, map[string]string{store.LoginByAccount: "b@example.com"}, mark.Add(time.Microsecond)); err != nil {
+			t.Fatal(err)
+		}
+		if n, _, _ := st.LoginFailures(ctx, store.LoginByIP, "10.0.0.1", start.Add(-time.Minute)); n != 0 {
+			t.Fatalf("failures older than the window were kept: %d", n)
+		}
+		if n, _, _ := st.LoginFailures(ctx, store.LoginByAccount, "b@example.com", start.Add(-time.Minute)); n != 1 {
+			t.Fatalf("the new failure: %d", n)
+		}
 	})
 }
 

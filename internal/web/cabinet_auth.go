@@ -192,8 +192,13 @@ func (s *Server) loginPage(c *gin.Context) {
 // renderLogin shows the form with a fresh double-submit token: a random
 // cookie and, in the form, its HMAC.
 func (s *Server) renderLogin(c *gin.Context, status int, email, problem string) {
-	seed := randomToken(16)
-	s.setCookie(c, loginCookie, seed, time.Time{})
+	// The seed the browser has is kept, so that a sign-in form open in
+	// another tab still works.
+	seed, err := c.Cookie(loginCookie)
+	if err != nil || len(seed) != 22 {
+		seed = randomToken(16)
+		s.setCookie(c, loginCookie, seed, time.Time{})
+	}
 	p := s.newPage(c, "login")
 	p.CSRF = s.mac("login", seed)
 	p.Email = email
