@@ -470,6 +470,13 @@ func TestCabinetCSRF(t *testing.T) {
 	if st, _ := fresh.post("/login", url.Values{"csrf": {csrfOf(t, lp)}, "email": {"owner@example.com"}, "password": {ownerPW}}); st != 403 {
 		t.Fatalf("login with another browser's token: %d", st)
 	}
+	// Two sign-in tabs: the first one's form still works.
+	tabs := newVisitor(t, e)
+	_, tab1 := tabs.get("/login")
+	tabs.get("/login")
+	if st, _ := tabs.post("/login", url.Values{"csrf": {csrfOf(t, tab1)}, "email": {"owner@example.com"}, "password": {ownerPW}}); st != 303 {
+		t.Fatalf("the first tab's sign-in: %d", st)
+	}
 	// With the token, it works.
 	if st, _ := v.post("/language", url.Values{"csrf": {token}, "lang": {"en"}, "back": {"/"}}); st != 303 {
 		t.Fatalf("language with the token: %d", st)
