@@ -3,10 +3,12 @@
 //	switchboard [serve] [--config file.yaml]   run the gateway (default)
 //	switchboard migrate [--config file.yaml]   apply database migrations and exit
 //	switchboard healthcheck [--config …]       exit 0 when the local gateway is ready (container health checks)
+//	switchboard user add --email … --role …    add a web cabinet user
 //	switchboard version                        print the version
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -17,19 +19,23 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 	_ "time/tzdata" // workspaces' time zones must resolve on minimal images
 
 	"github.com/switchboard/switchboard/internal/app"
 	"github.com/switchboard/switchboard/internal/config"
+	"github.com/switchboard/switchboard/internal/fault"
+	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/internal/web"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	if err := runIn(os.Stdin, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "switchboard:", err)
 		os.Exit(1)
 	}
@@ -41,6 +47,10 @@ Commands:
   serve        run the gateway (the default)
   migrate      apply the database migrations and exit
   healthcheck  exit 0 when the gateway on this machine answers /readyz
+  user add     add a web cabinet user: --email, --role owner|admin|manager,
+               --workspace (default: the default workspace), --name, and
+               --password-stdin to read the password from the first line
+               of stdin (else one is generated and printed once)
   version      print the version
   help         print this help
 
@@ -50,10 +60,18 @@ Settings come from SWITCHBOARD_* environment variables or the YAML file
 Flags:
 `
 
+// run is runIn with nothing on stdin.
 func run(args []string, stdout, stderr io.Writer) error {
+	return runIn(strings.NewReader(""), args, stdout, stderr)
+}
+
+func runIn(stdin io.Reader, args []string, stdout, stderr io.Writer) error {
 	cmd := "serve"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
+	}
+	if cmd == "user" {
+		return userCommand(stdin, args, stdout, stderr)
 	}
 	fs := flag.NewFlagSet("switchboard", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -92,7 +110,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return nil
 	case "serve", "migrate", "healthcheck":
 	default:
-		return fmt.Errorf("unknown command %q (serve, migrate, healthcheck, version, help)", cmd)
+		return fmt.Errorf("unknown command %q (serve, migrate, healthcheck, user, version, help)", cmd)
 	}
 	cfg, err := config.Load(*cfgPath, os.Environ())
 	if err != nil {
@@ -214,5 +232,64 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped")
+	return nil
+}
+
+// userCommand runs "switchboard user add": it creates a cabinet user in the
+// database the configuration names (the operator's way to the first
+// owner). The password comes from stdin's first line with
+// --password-stdin, else one is generated and printed once.
+func userCommand(stdin io.Reader, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "add" {
+		return errors.New(`usage: switchboard user add --email … --role owner|admin|manager [--workspace id] [--name …] [--password-stdin] [--config file.yaml]`)
+	}
+	fs := flag.NewFlagSet("switchboard user add", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "YAML configuration file (environment variables override it)")
+	ws := fs.String("workspace", "", "the workspace's id (default: the default workspace)")
+	email := fs.String("email", "", "the user's e-mail, used to sign in")
+	name := fs.String("name", "", "the user's name")
+	role := fs.String("role", "", "owner, admin or manager")
+	fromStdin := fs.Bool("password-stdin", false, "read the password from the first line of stdin")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	var pw string
+	if *fromStdin {
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("read the password from stdin: %w", err)
+		}
+		if pw = strings.TrimRight(line, "\r\n"); pw == "" {
+			return errors.New("--password-stdin: stdin's first line is empty")
+		}
+	}
+	cfg, err := config.Load(*cfgPath, os.Environ())
+	if err != nil {
+		return err
+	}
+	log := app.NewLogger(cfg, os.Stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	u, generated, err := app.AddUser(ctx, cfg, log, *ws, web.NewUser{Email: *email, Name: *name, Role: *role, Password: pw})
+	if err != nil {
+		if fe := fault.As(err); fe != nil {
+			return fmt.Errorf("%s: %s", fe.Code, fe.Message)
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("workspace_not_found: no workspace %q", *ws)
+		}
+		return err
+	}
+	fmt.Fprintf(stdout, "user %s added to workspace %s: %s (%s)\n", u.ID, u.WorkspaceID, u.Email, u.Role)
+	if generated != "" {
+		fmt.Fprintf(stdout, "\nPassword (shown once):\n\n    %s\n\n", generated)
+	}
 	return nil
 }

@@ -150,6 +150,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		DefaultWorkspaceID: ws.ID,
 		MetricsToken:       cfg.MetricsToken, MetricsElsewhere: cfg.MetricsAddr != "",
 		BodyReadTimeout: cfg.BodyReadTimeout, UploadReadTimeout: cfg.UploadReadTimeout,
+		Cabinet: web.CabinetOptions{Key: derive(key, "cabinet csrf"), SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),
+			IdleTimeout: cfg.SessionIdleTimeout, MaxAge: cfg.SessionMaxAge,
+			AccountFailures: int64(cfg.LoginFailuresPerAccount), IPFailures: int64(cfg.LoginFailuresPerIP), FailureWindow: cfg.LoginFailureWindow},
+		TrustedProxies: cfg.TrustedProxyList(),
 	})
 	if cfg.MetaAppSecret == "" {
 		log.Warn("SWITCHBOARD_META_APP_SECRET is not set: every Meta webhook will be refused (401)")

@@ -106,6 +106,20 @@ type Config struct {
 	MetricsAddr  string `koanf:"metrics_addr"`
 	MetricsToken string `koanf:"metrics_token"`
 
+	// SessionIdleTimeout ends a cabinet session unused for this long;
+	// SessionMaxAge ends every session this long after sign-in.
+	SessionIdleTimeout time.Duration `koanf:"session_idle_timeout"`
+	SessionMaxAge      time.Duration `koanf:"session_max_age"`
+	// LoginFailuresPerAccount failed sign-ins to one e-mail, or
+	// LoginFailuresPerIP from one address, within LoginFailureWindow lock
+	// the cabinet's sign-in for them until the oldest leaves the window.
+	LoginFailuresPerAccount int           `koanf:"login_failures_per_account"`
+	LoginFailuresPerIP      int           `koanf:"login_failures_per_ip"`
+	LoginFailureWindow      time.Duration `koanf:"login_failure_window"`
+	// TrustedProxies lists the reverse proxies (comma-separated IPs or
+	// CIDRs) whose X-Forwarded-For names the client; empty trusts none.
+	TrustedProxies string `koanf:"trusted_proxies"`
+
 	AllowPrivateEndpoints bool          `koanf:"allow_private_endpoints"`
 	ShutdownTimeout       time.Duration `koanf:"shutdown_timeout"`
 	// BodyReadTimeout bounds the sending of a request body on every route
@@ -118,30 +132,35 @@ type Config struct {
 // Defaults let `switchboard` start with nothing configured.
 func Defaults() map[string]any {
 	return map[string]any{
-		"http_addr":               ":8080",
-		"data_dir":                "./data",
-		"log_level":               "info",
-		"log_format":              "text",
-		"meta_graph_url":          "https://graph.facebook.com",
-		"meta_api_version":        "v25.0",
-		"webhook_max_bytes":       int64(4 << 20),
-		"media_max_bytes":         int64(100 << 20),
-		"media_url_ttl":           "24h",
-		"upload_max_bytes":        int64(100 << 20),
-		"queue_workers":           4,
-		"send_rate":               60.0,
-		"send_burst":              20,
-		"allow_private_endpoints": false,
-		"bitrix24_oauth_url":      "https://oauth.bitrix.info",
-		"bitrix24_on_uninstall":   "on_clean",
-		"bitrix24_workspace":      "auto",
-		"bitrix24_rate":           2.0,
-		"bitrix24_burst":          40,
-		"amocrm_workspace":        "auto",
-		"shutdown_timeout":        "30s",
-		"body_read_timeout":       "15s",
-		"upload_read_timeout":     "2m",
-		"http_client_timeout":     "30s",
+		"http_addr":                  ":8080",
+		"data_dir":                   "./data",
+		"log_level":                  "info",
+		"log_format":                 "text",
+		"meta_graph_url":             "https://graph.facebook.com",
+		"meta_api_version":           "v25.0",
+		"webhook_max_bytes":          int64(4 << 20),
+		"media_max_bytes":            int64(100 << 20),
+		"media_url_ttl":              "24h",
+		"upload_max_bytes":           int64(100 << 20),
+		"queue_workers":              4,
+		"send_rate":                  60.0,
+		"send_burst":                 20,
+		"allow_private_endpoints":    false,
+		"bitrix24_oauth_url":         "https://oauth.bitrix.info",
+		"bitrix24_on_uninstall":      "on_clean",
+		"bitrix24_workspace":         "auto",
+		"bitrix24_rate":              2.0,
+		"bitrix24_burst":             40,
+		"amocrm_workspace":           "auto",
+		"shutdown_timeout":           "30s",
+		"session_idle_timeout":       "12h",
+		"session_max_age":            "168h",
+		"login_failures_per_account": 5,
+		"login_failures_per_ip":      20,
+		"login_failure_window":       "15m",
+		"body_read_timeout":          "15s",
+		"upload_read_timeout":        "2m",
+		"http_client_timeout":        "30s",
 	}
 }
 
@@ -276,6 +295,19 @@ func (c *Config) Validate() error {
 	if c.BodyReadTimeout <= 0 || c.UploadReadTimeout < c.BodyReadTimeout {
 		errs = append(errs, errors.New("SWITCHBOARD_BODY_READ_TIMEOUT must be positive and SWITCHBOARD_UPLOAD_READ_TIMEOUT at least as long"))
 	}
+	if c.SessionIdleTimeout <= 0 || c.SessionMaxAge < c.SessionIdleTimeout {
+		errs = append(errs, errors.New("SWITCHBOARD_SESSION_IDLE_TIMEOUT must be positive and SWITCHBOARD_SESSION_MAX_AGE at least as long"))
+	}
+	if c.LoginFailuresPerAccount < 1 || c.LoginFailuresPerIP < 1 || c.LoginFailureWindow <= 0 {
+		errs = append(errs, errors.New("SWITCHBOARD_LOGIN_FAILURES_PER_ACCOUNT and _PER_IP must be at least 1 and SWITCHBOARD_LOGIN_FAILURE_WINDOW positive"))
+	}
+	for _, p := range c.TrustedProxyList() {
+		if net.ParseIP(p) == nil {
+			if _, _, err := net.ParseCIDR(p); err != nil {
+				errs = append(errs, fmt.Errorf("SWITCHBOARD_TRUSTED_PROXIES lists IPs or CIDRs separated by commas; %q is neither", p))
+			}
+		}
+	}
 	if c.MediaURLTTL <= 0 {
 		errs = append(errs, errors.New("SWITCHBOARD_MEDIA_URL_TTL must be positive"))
 	}
@@ -316,6 +348,17 @@ func (c *Config) PublicURLProblem() string {
 		return "it is not https"
 	}
 	return ""
+}
+
+// TrustedProxyList is TrustedProxies as a list.
+func (c *Config) TrustedProxyList() []string {
+	var out []string
+	for _, p := range strings.Split(c.TrustedProxies, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // SQLitePath is where the embedded database lives.

@@ -77,3 +77,12 @@ func ValidID(s string) bool {
 	}
 	return true
 }
+
+// IDAt is the smallest id made at moment t: ids compare as strings in time
+// order, so "id >= IDAt(t)" selects what was made from t on.
+func IDAt(t time.Time) string {
+	var raw [16]byte
+	ms := uint64(t.UnixMilli())
+	raw[0], raw[1], raw[2], raw[3], raw[4], raw[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
+	return encode(raw)
+}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -67,6 +68,12 @@ type Deps struct {
 	// DefaultWorkspaceID receives what the operator creates without naming
 	// a workspace.
 	DefaultWorkspaceID string
+	// Cabinet configures the web cabinet's sessions and sign-in limits.
+	Cabinet CabinetOptions
+	// TrustedProxies are the addresses (CIDRs) whose X-Forwarded-For is
+	// believed; from anyone else the connection's address is the client's
+	// (the sign-in limit per address must not be dodged by a header).
+	TrustedProxies []string
 }
 
 // Server is the gateway's HTTP handler.
@@ -74,11 +81,17 @@ type Server struct {
 	d        Deps
 	engine   *gin.Engine
 	refusals refusalLogs
+	// hashSlots bounds the password checks running at once.
+	hashSlots chan struct{}
 }
 
 func New(d Deps) *Server {
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{d: d, engine: gin.New(), refusals: newRefusalLogs()}
+	s := &Server{d: d, engine: gin.New(), refusals: newRefusalLogs(), hashSlots: make(chan struct{}, 2*runtime.NumCPU())}
+	if err := s.engine.SetTrustedProxies(d.TrustedProxies); err != nil {
+		d.Log.Error("SWITCHBOARD_TRUSTED_PROXIES is not a list of addresses; trusting none", "err", err)
+		_ = s.engine.SetTrustedProxies(nil) // nil cannot fail
+	}
 	s.engine.Use(s.recover, s.accessLog, s.bodyDeadline)
 	s.engine.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no such endpoint") })
 	s.engine.NoMethod(func(c *gin.Context) {
@@ -105,6 +118,10 @@ func New(d Deps) *Server {
 	api.POST("/workspaces/:id/tokens", s.createToken)
 	api.GET("/workspaces/:id/tokens", s.listTokens)
 	api.DELETE("/workspaces/:id/tokens/:token_id", s.revokeToken)
+	api.POST("/workspaces/:id/users", s.createUser)
+	api.GET("/workspaces/:id/users", s.listUsers)
+	api.DELETE("/workspaces/:id/users/:user_id", s.deleteUser)
+	api.PUT("/workspaces/:id/users/:user_id/crm_links", s.putUserCRMLinks)
 	api.GET("/channels", s.listChannels)
 	api.POST("/channels", s.createChannel)
 	api.GET("/channels/:id", s.getChannel)
@@ -131,6 +148,8 @@ func New(d Deps) *Server {
 	api.POST("/integrations/:id/access/bulk", s.bulkAccess)
 	api.POST("/integrations/:id/refresh", s.refreshIntegration)
 	api.POST("/integrations/:id/mirror/flush", s.flushMirror)
+
+	s.mountCabinet()
 
 	for _, in := range d.Integrations.All() {
 		in.Mount(routes{s})
