@@ -202,6 +202,9 @@ func TestNotifyWaitingCustomerCRMMode(t *testing.T) {
 		if err != nil || dv.EscalatedAt == nil {
 			t.Fatalf("escalation not recorded on the dialog: %v %+v", err, dv)
 		}
+		if st, body := e.Do("GET", "/api/v1/dialogs/"+id, nil); st != http.StatusOK || body["escalated_at"] == nil {
+			t.Fatalf("the API does not show the escalation: %d %v", st, body)
+		}
 		err = e.App.Store.Tx(ctx, func(tx *gorm.DB) error { return routing.EnqueueEscalation(tx, b, time.Now()) })
 		if err != nil {
 			t.Fatal(err)

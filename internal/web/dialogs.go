@@ -27,8 +27,11 @@ type dialogView struct {
 	LastOutboundAt  *time.Time     `json:"last_outbound_at"`
 	LastMessageAt   time.Time      `json:"last_message_at"`
 	NoReplyNeededAt *time.Time     `json:"no_reply_needed_at"`
-	CreatedAt       time.Time      `json:"created_at"`
-	UpdatedAt       time.Time      `json:"updated_at"`
+	// EscalatedAt is when everyone with access was last told that the
+	// customer waits too long (notify_after_seconds).
+	EscalatedAt *time.Time `json:"escalated_at"`
+	CreatedAt   time.Time  `json:"created_at"`
+	UpdatedAt   time.Time  `json:"updated_at"`
 }
 
 type crmRecordView struct {
@@ -48,7 +51,7 @@ func viewDialog(d *store.DialogView) dialogView {
 	v := dialogView{ID: d.ID, WorkspaceID: d.WorkspaceID, IntegrationID: d.IntegrationID, ChannelID: d.ChannelID,
 		UnreadCount: d.UnreadCount, Waiting: d.Waiting, WaitingSince: utc(d.WaitingSince),
 		LastInboundAt: utc(d.LastInboundAt), LastOutboundAt: utc(d.LastOutboundAt), LastMessageAt: d.LastMessageAt.UTC(),
-		NoReplyNeededAt: utc(d.NoReplyNeededAt), CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC()}
+		NoReplyNeededAt: utc(d.NoReplyNeededAt), EscalatedAt: utc(d.EscalatedAt), CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC()}
 	if d.OwnerUserID != "" {
 		owner := d.OwnerUserID
 		v.Owner = &owner
