@@ -361,12 +361,15 @@ func Rearm(ctx context.Context, db *store.DB, workspaceID string, kinds ...strin
 	return nil
 }
 
-// Busy counts the jobs running or due now; none means the work handed to
-// the queue so far is done (tests wait for that).
+// Busy counts the jobs running or ready now (due and the head of their
+// key); none means the work handed to the queue so far is done, or waits
+// for a time (tests wait for that). A due job behind its key's parked head
+// is not ready: it runs after the head, not now.
 func (q *Queue) Busy(ctx context.Context) (int64, error) {
 	var n int64
 	err := q.db.Gorm.WithContext(ctx).Table("jobs").
-		Where("state = ? OR (state = ? AND run_at <= ?)", StateRunning, StatePending, store.Now()).Count(&n).Error
+		Where(`state = ? OR (state = ? AND run_at <= ? AND (queue_key = '' OR id IN (SELECT MIN(o.id) FROM jobs o
+			WHERE o.state = 'pending' AND o.queue_key <> '' GROUP BY o.queue_key)))`, StateRunning, StatePending, store.Now()).Count(&n).Error
 	if err != nil {
 		return 0, fmt.Errorf("queue: busy jobs: %w", err)
 	}
