@@ -76,6 +76,7 @@ func (s *Server) mountCabinet() {
 	admin.GET("/employees", s.employeesPage)
 	admin.POST("/employees", s.addEmployee)
 	admin.POST("/employees/:user_id/delete", s.deleteEmployee)
+	s.mountCabinetAdmin(admin)
 }
 
 func randomToken(n int) string {

@@ -42,6 +42,8 @@ type page struct {
 	Field     string
 	Form      NewUser
 	Refusal   [2]string
+	// Channels, integrations and their settings.
+	adminPage
 }
 
 type channelRow struct {
