@@ -75,7 +75,12 @@ func problemOf(t map[string]string, err error) *problem {
 
 // channelsPage lists the workspace's channels with the form to add one.
 func (s *Server) channelsPage(c *gin.Context) {
-	s.renderChannels(c, http.StatusOK, s.newPage(c, "channels"))
+	p := s.newPage(c, "channels")
+	switch done := c.Query("done"); done {
+	case "channel_added", "token_replaced", "channel_disabled":
+		p.Notice = p.T[done]
+	}
+	s.renderChannels(c, http.StatusOK, p)
 }
 
 func (s *Server) renderChannels(c *gin.Context, status int, p *page) {
@@ -117,6 +122,7 @@ func (s *Server) renderChannels(c *gin.Context, status int, p *page) {
 		}
 		p.ChannelList = append(p.ChannelList, r)
 	}
+	p.Path = "/channels" // a refused form's page switches language back here
 	p.WebhookURL = strings.TrimRight(s.d.PublicURL, "/") + "/webhooks/meta"
 	p.VerifyToken = s.d.MetaVerifyToken
 	if p.ChannelForm.Type == "" {
@@ -160,8 +166,8 @@ func (s *Server) addChannelPage(c *gin.Context) {
 		s.pageErr(c, err)
 		return
 	}
-	p.Notice = p.T["channel_added"]
-	s.renderChannels(c, http.StatusOK, p)
+	c.Redirect(http.StatusSeeOther, "/channels?done=channel_added")
+	c.Abort()
 }
 
 // channelTokenPage replaces a channel's token, proven with Meta first as
@@ -196,8 +202,8 @@ func (s *Server) changeChannelPage(c *gin.Context, req channelRequest, done stri
 		s.pageErr(c, err)
 		return
 	}
-	p.Notice = p.T[done]
-	s.renderChannels(c, http.StatusOK, p)
+	c.Redirect(http.StatusSeeOther, "/channels?done="+done)
+	c.Abort()
 }
 
 // On says whether the refusal names field (nil: no refusal), for the

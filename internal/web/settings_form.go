@@ -169,15 +169,15 @@ func formInt(form url.Values, field, code string) (int, error) {
 // settingsAction does what one of the form's buttons asks, through the
 // API's own code paths. channelID is set for a bound channel's actions.
 // A refusal is a *fault.Error and changes nothing.
-func (s *Server) settingsAction(ctx context.Context, sc store.Scope, st *settingsState, action, channelID string, form url.Values) (*store.Workspace, error) {
+func (s *Server) settingsAction(ctx context.Context, sc store.Scope, st *settingsState, action, channelID string, form url.Values) error {
 	switch action {
 	case "settings":
 		vis, admin := form.Get("visibility"), form.Get("chat_admin_user_id")
 		n, err := formInt(form, "notify_after_seconds", routing.CodeNotifyAfter)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		return nil, s.changeSettings(ctx, st, settingsRequest{Visibility: &vis, ChatAdminUserID: &admin, NotifyAfterSeconds: &n})
+		return s.changeSettings(ctx, st, settingsRequest{Visibility: &vis, ChatAdminUserID: &admin, NotifyAfterSeconds: &n})
 	case "access":
 		rows := make([]routing.UserAccess, 0, len(st.ac.Users))
 		for _, u := range st.ac.Users {
@@ -196,24 +196,25 @@ func (s *Server) settingsAction(ctx context.Context, sc store.Scope, st *setting
 				rows = append(rows, ua)
 			}
 		}
-		return nil, s.changeSettings(ctx, st, settingsRequest{Access: &rows})
+		return s.changeSettings(ctx, st, settingsRequest{Access: &rows})
 	case "bulk":
-		return nil, s.applyBulk(ctx, st, routing.BulkAccess{Op: form.Get("op"), ChannelID: form.Get("channel_id"), Level: form.Get("level")})
+		return s.applyBulk(ctx, st, routing.BulkAccess{Op: form.Get("op"), ChannelID: form.Get("channel_id"), Level: form.Get("level")})
 	case "refresh":
-		return nil, s.refreshUsers(ctx, st)
+		return s.refreshUsers(ctx, st)
 	case "phone":
 		on := form.Get("phone_trunk8") == "on"
-		return s.patchWorkspace(ctx, sc, st.in.WorkspaceID, store.WorkspaceUpdate{PhoneTrunk8: &on}, false)
+		_, err := s.patchWorkspace(ctx, sc, st.in.WorkspaceID, store.WorkspaceUpdate{PhoneTrunk8: &on}, false)
+		return err
 	case "policy":
-		return nil, s.setBindingPolicy(ctx, st, channelID, form)
+		return s.setBindingPolicy(ctx, st, channelID, form)
 	case "unbind":
 		p, ok := s.d.Integrations.Get(st.in.Type)
 		if !ok {
-			return nil, store.ErrNotFound
+			return store.ErrNotFound
 		}
-		return nil, p.Unbind(ctx, sc, st.in.ID, channelID)
+		return p.Unbind(ctx, sc, st.in.ID, channelID)
 	}
-	return nil, store.ErrNotFound
+	return store.ErrNotFound
 }
 
 // setBindingPolicy changes a bound channel's name, owner strategy, repeat
@@ -307,7 +308,7 @@ func (s *Server) integrationPage(c *gin.Context) {
 	if !ok {
 		return
 	}
-	s.renderIntegration(c, http.StatusOK, st, "", nil)
+	s.renderIntegration(c, http.StatusOK, st, cabinetTexts[lang(c)]["saved_"+c.Query("saved")], nil)
 }
 
 func (s *Server) renderIntegration(c *gin.Context, status int, st *settingsState, notice string, refused *problem) {
@@ -320,6 +321,9 @@ func (s *Server) renderIntegration(c *gin.Context, status int, st *settingsState
 	}
 	f.Notice, f.Refused = notice, refused
 	p.Settings = f
+	// A refused form is shown at its action's address; the language
+	// switch comes back to the page's own.
+	p.Path = "/integrations/" + st.in.ID
 	s.render(c, status, "integration", p)
 }
 
@@ -344,7 +348,7 @@ func (s *Server) integrationActionPage(c *gin.Context) {
 		return
 	}
 	sc := store.Scope{WorkspaceID: cc.Workspace.ID}
-	ws, err := s.settingsAction(ctx, sc, st, action, channelID, c.Request.PostForm)
+	err := s.settingsAction(ctx, sc, st, action, channelID, c.Request.PostForm)
 	t := cabinetTexts[lang(c)]
 	if pr := problemOf(t, err); pr != nil {
 		pr.ChannelID = channelID
@@ -360,13 +364,7 @@ func (s *Server) integrationActionPage(c *gin.Context) {
 		s.pageErr(c, err)
 		return
 	}
-	if ws != nil {
-		cc.Workspace = ws
-	}
-	// Read again: an unbind or a policy change shows as stored.
-	fresh, ok := s.integrationState(c)
-	if !ok {
-		return
-	}
-	s.renderIntegration(c, http.StatusOK, fresh, t["saved_"+action], nil)
+	// Post, redirect, get: a reload shows the page, not the form again.
+	c.Redirect(http.StatusSeeOther, "/integrations/"+st.in.ID+"?saved="+action)
+	c.Abort()
 }
