@@ -4,10 +4,12 @@ import (
 	"html"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/switchboard/switchboard/internal/app/apptest"
+	"github.com/switchboard/switchboard/internal/store"
 )
 
 // channelsOf lists a workspace's channels as the API shows them, by name.
@@ -347,6 +349,27 @@ func TestCabinetIntegrationSettingsPage(t *testing.T) {
 		}
 		if _, in := e.Do("GET", f.integrationURL, nil); len(in["bindings"].([]any)) != 1 {
 			t.Errorf("a stranger unbound: %v", in["bindings"])
+		}
+
+		// needs_reauth: the page links to the provider's OAuth start,
+		// which the owner's session opens (the API token is not needed).
+		if err := e.App.Store.SetIntegrationState(t.Context(), f.integ, store.IntegrationNeedsReauth, "refresh token revoked"); err != nil {
+			t.Fatal(err)
+		}
+		_, page = v.get("/integrations")
+		link := regexp.MustCompile(`class="reauth" href="([^"]+)"`).FindStringSubmatch(page)
+		if link == nil || !strings.HasPrefix(html.UnescapeString(link[1]), "/bitrix24/oauth/start?domain=") {
+			t.Fatalf("no re-authorise link:\n%.1500s", page)
+		}
+		r, _ := v.do("GET", html.UnescapeString(link[1]), nil)
+		if r.StatusCode != http.StatusFound || r.Header.Get("Location") == "" {
+			t.Errorf("the owner's re-authorise link: %d %s", r.StatusCode, r.Header.Get("Location"))
+		}
+		if r, _ := m.do("GET", html.UnescapeString(link[1]), nil); r.StatusCode != http.StatusForbidden {
+			t.Errorf("a manager's re-authorise: %d", r.StatusCode)
+		}
+		if r, _ := newVisitor(t, e).do("GET", html.UnescapeString(link[1]), nil); r.StatusCode != http.StatusUnauthorized {
+			t.Errorf("re-authorise with neither token nor session: %d", r.StatusCode)
 		}
 	})
 }
