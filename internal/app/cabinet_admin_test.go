@@ -166,6 +166,19 @@ func TestCabinetChannelsPage(t *testing.T) {
 			t.Errorf("after disable: %v", c)
 		}
 
+		// Instagram: its own fields, its own refusals.
+		igForm := url.Values{"csrf": {csrf}, "type": {"instagram"}, "name": {"Инста"}, "ig_user_id": {"@flowers"}, "page_id": {"1122334455"}, "access_token": {apptest.IGToken}}
+		st, page = v.post("/channels", igForm)
+		if st != 422 {
+			t.Errorf("instagram by handle: %d", st)
+		}
+		refusedWith(t, page, "ig_user_id_invalid", "ig_user_id", "ID аккаунта Instagram обязателен")
+		igForm.Set("ig_user_id", apptest.IGUserID)
+		v.saved("/channels", igForm)
+		if c := channelsOf(t, e, ws)["Инста"]; c == nil || c["ig_user_id"] != apptest.IGUserID || c["page_id"] != "1122334455" {
+			t.Errorf("instagram channel: %v", c)
+		}
+
 		// A manager keeps Home and is refused here.
 		m := newVisitor(t, e)
 		m.login("manager@example.com", "manager password")
@@ -179,7 +192,7 @@ func TestCabinetChannelsPage(t *testing.T) {
 		if st, _ := m.post("/channels", url.Values{"csrf": {csrfOf(t, home)}, "type": {"instagram"}, "name": {"x"}, "ig_user_id": {apptest.IGUserID}, "access_token": {apptest.IGToken}}); st != http.StatusForbidden {
 			t.Errorf("manager adds a channel: %d", st)
 		}
-		if len(channelsOf(t, e, ws)) != 1 {
+		if len(channelsOf(t, e, ws)) != 2 {
 			t.Error("a manager's post made a channel")
 		}
 	})

@@ -28,20 +28,19 @@ func (s *Server) mountCabinetAdmin(g *gin.RouterGroup) {
 
 // adminPage is what the channels and integrations pages add to page.
 type adminPage struct {
-	ChannelList  []channelPageRow
-	ChannelForm  channelForm
-	WebhookURL   string
-	VerifyToken  string
-	Refused      *problem
-	Integrated   []integrationPageRow
-	Settings     *settingsForm
-	ChannelNames map[string]string
+	ChannelList []channelPageRow
+	ChannelForm channelForm
+	WebhookURL  string
+	VerifyToken string
+	Refused     *problem
+	Integrated  []integrationPageRow
+	Settings    *settingsForm
 }
 
 // channelPageRow is a channel as the channels page lists it.
 type channelPageRow struct {
 	channelRow
-	ID, Account, WabaID, Disabled string
+	ID, Account, WabaID           string
 	Active                        bool
 	DialogsThisHour, DialogsLimit int
 	PausedUntil                   string
