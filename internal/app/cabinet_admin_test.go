@@ -1,12 +1,14 @@
 package app_test
 
 import (
+	"fmt"
 	"html"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboard/switchboard/internal/app/apptest"
 	"github.com/switchboard/switchboard/internal/store"
@@ -135,6 +137,36 @@ func TestCabinetChannelsPage(t *testing.T) {
 		}
 		if page = v.saved("/channels/"+id+"/token", url.Values{"csrf": {csrf}, "access_token": {apptest.WAToken}}); !strings.Contains(page, "Токен заменён") {
 			t.Errorf("good token:\n%.400s", page)
+		}
+
+		// The dialog counter, its pause in the workspace's clock, and the
+		// day's messages.
+		if st, b := e.Do("PATCH", "/api/v1/workspaces/"+ws, map[string]any{"dialogs_per_hour_limit": 1, "timezone": "Asia/Almaty"}); st != 200 {
+			t.Fatalf("limit: %d %v", st, b)
+		}
+		if _, err := e.Sim.SendWhatsAppText(t.Context(), apptest.PhoneNumberID, "77015550101", "Анна", "Здравствуйте!"); err != nil {
+			t.Fatal(err)
+		}
+		e.Eventually("the customer's message stored", func() bool { return len(e.Messages(id)) == 1 })
+		// A dialog is counted when the business answers.
+		if st, b := e.Do("POST", "/api/v1/channels/"+id+"/messages", map[string]any{"to": "77015550101", "text": "Добрый день!"}); st != 202 {
+			t.Fatalf("reply: %d %v", st, b)
+		}
+		var d map[string]any
+		e.Eventually("the dialog counted", func() bool {
+			d = channelsOf(t, e, ws)["Продажи"]["dialogs"].(map[string]any)
+			return d["this_hour"] == float64(1)
+		})
+		paused, err := time.Parse(time.RFC3339Nano, fmt.Sprint(d["paused_until"]))
+		if err != nil || d["this_hour"] != float64(1) {
+			t.Fatalf("the API's counter: %v", d)
+		}
+		almaty, _ := time.LoadLocation("Asia/Almaty")
+		_, page = v.get("/channels")
+		row := page[strings.Index(page, `id="ch-`+id+`"`):]
+		row = row[:strings.Index(row, "</tr>")]
+		if !strings.Contains(row, "1 / 1") || !strings.Contains(row, "пауза до "+paused.In(almaty).Format("02.01.2006 15:04")) || !strings.Contains(row, `class="m24">2<`) {
+			t.Errorf("the channel's row:\n%s", row)
 		}
 
 		// Another workspace's channel is not here.
