@@ -302,6 +302,9 @@ func TestCabinetIntegrationSettingsPage(t *testing.T) {
 			t.Errorf("notify 10: %d", st)
 		}
 		refusedWith(t, page, "notify_after_seconds_out_of_range", "notify_after_seconds", "from 30 to 86400")
+		if !strings.Contains(page, `name="notify_after_seconds" inputmode="numeric" value="10" class="bad"`) {
+			t.Error("the refused value is not shown back, marked")
+		}
 		_, body := e.Do("GET", f.settingsPath, nil)
 		if body["visibility"] != "all" || body["chat_admin_user_id"] != "" {
 			t.Fatalf("a refused form changed settings: %v", body)

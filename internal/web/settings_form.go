@@ -36,7 +36,7 @@ type settingsForm struct {
 	AccessMode string
 	Visibility string
 	ChatAdmin  string
-	NotifySecs int
+	NotifySecs string
 	Trunk8     bool
 
 	Notice  string
@@ -97,7 +97,7 @@ func (s *Server) settingsFormOf(ctx context.Context, st *settingsState, ws *stor
 	f := &settingsForm{T: t, Lang: lang, CSRF: csrf, Base: base, ID: in.ID, Type: in.Type, Domain: in.Domain, State: in.State,
 		StateLabel: stateLabel(t, in.State), Reason: in.StateReason, ReauthURL: reauthURL(in),
 		AccessMode: st.settings.AccessMode, Visibility: st.settings.Visibility, ChatAdmin: st.settings.ChatAdminUserID,
-		NotifySecs: st.settings.NotifyAfterSeconds, Trunk8: ws.PhoneTrunk8}
+		NotifySecs: strconv.Itoa(st.settings.NotifyAfterSeconds), Trunk8: ws.PhoneTrunk8}
 	if f.AccessMode == "" {
 		f.AccessMode = routing.AccessModeOpen
 	}
@@ -308,10 +308,12 @@ func (s *Server) integrationPage(c *gin.Context) {
 	if !ok {
 		return
 	}
-	s.renderIntegration(c, http.StatusOK, st, cabinetTexts[lang(c)]["saved_"+c.Query("saved")], nil)
+	s.renderIntegration(c, http.StatusOK, st, cabinetTexts[lang(c)]["saved_"+c.Query("saved")], nil, nil)
 }
 
-func (s *Server) renderIntegration(c *gin.Context, status int, st *settingsState, notice string, refused *problem) {
+// renderIntegration shows the page; typed, when set, is a refused
+// general-settings form whose values are shown as they were typed.
+func (s *Server) renderIntegration(c *gin.Context, status int, st *settingsState, notice string, refused *problem, typed url.Values) {
 	cc := cabinetOf(c)
 	p := s.newPage(c, "integrations")
 	f, err := s.settingsFormOf(c.Request.Context(), st, cc.Workspace, p.T, p.Lang, p.CSRF, "/integrations/"+st.in.ID)
@@ -320,6 +322,9 @@ func (s *Server) renderIntegration(c *gin.Context, status int, st *settingsState
 		return
 	}
 	f.Notice, f.Refused = notice, refused
+	if typed != nil {
+		f.Visibility, f.ChatAdmin, f.NotifySecs = typed.Get("visibility"), typed.Get("chat_admin_user_id"), typed.Get("notify_after_seconds")
+	}
 	p.Settings = f
 	// A refused form is shown at its action's address; the language
 	// switch comes back to the page's own.
@@ -357,7 +362,11 @@ func (s *Server) integrationActionPage(c *gin.Context) {
 		if !ok {
 			return
 		}
-		s.renderIntegration(c, httperr.Status(fault.As(err).Kind), fresh, "", pr)
+		var typed url.Values
+		if action == "settings" {
+			typed = c.Request.PostForm
+		}
+		s.renderIntegration(c, httperr.Status(fault.As(err).Kind), fresh, "", pr, typed)
 		return
 	}
 	if err != nil {
