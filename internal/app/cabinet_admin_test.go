@@ -259,6 +259,9 @@ func TestCabinetIntegrationSettingsPage(t *testing.T) {
 			t.Fatalf("integrations page: %d\n%.600s", st, page)
 		}
 		base := "/integrations/" + f.integ
+		if _, emp := v.get("/employees"); !strings.Contains(emp, `href="`+base+`#access"`) {
+			t.Error("the employees page does not lead to the integration's access matrix")
+		}
 		st, page = v.get(base)
 		if st != 200 || !strings.Contains(page, "Продажи") || !strings.Contains(page, `name="lvl:27:`+f.wa+`"`) {
 			t.Fatalf("settings page: %d\n%.600s", st, page)

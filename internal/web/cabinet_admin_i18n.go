@@ -8,6 +8,7 @@ package web
 var adminTexts = map[string]map[string]string{
 	"ru": {
 		"integration": "Интеграция", "settings": "Настройки",
+		"access_where":  "Доступ сотрудников CRM к каналам (нет / чтение / чтение и отправка, канал по умолчанию) настраивается в каждой интеграции:",
 		"webhook_title": "Для настроек приложения Meta", "webhook_url": "URL обратного вызова (Callback URL)", "verify_token": "Маркер подтверждения (Verify token)",
 		"webhook_hint": "Вставьте эти значения в приложении Meta: WhatsApp → Конфигурация → Webhook (и Instagram → Webhooks), подпишитесь на messages.",
 		"account":      "Аккаунт", "dialogs_hour": "Диалогов за час", "no_limit": "без лимита", "paused_until": "пауза до",
@@ -76,6 +77,7 @@ var adminTexts = map[string]map[string]string{
 	},
 	"en": {
 		"integration": "Integration", "settings": "Settings",
+		"access_where":  "CRM employees' access to channels (none / read / read and send, the default channel) is set per integration:",
 		"webhook_title": "For the Meta app's settings", "webhook_url": "Callback URL", "verify_token": "Verify token",
 		"webhook_hint": "Paste these into the Meta app: WhatsApp → Configuration → Webhook (and Instagram → Webhooks), and subscribe to messages.",
 		"account":      "Account", "dialogs_hour": "Dialogs this hour", "no_limit": "no limit", "paused_until": "paused until",

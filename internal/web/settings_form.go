@@ -265,25 +265,34 @@ type integrationPageRow struct {
 
 // integrationsPage lists the workspace's CRM integrations.
 func (s *Server) integrationsPage(c *gin.Context) {
-	ctx := c.Request.Context()
-	cc := cabinetOf(c)
 	p := s.newPage(c, "integrations")
-	ins, err := s.d.Store.ListIntegrations(ctx, store.Scope{WorkspaceID: cc.Workspace.ID})
+	rows, err := s.integrationRows(c.Request.Context(), cabinetOf(c).Workspace.ID, p.T)
 	if err != nil {
 		s.pageErr(c, err)
 		return
 	}
+	p.Integrated = rows
+	s.render(c, http.StatusOK, "integrations", p)
+}
+
+// integrationRows are a workspace's integrations with their states and
+// bound channels, for the integrations and employees pages.
+func (s *Server) integrationRows(ctx context.Context, workspaceID string, t map[string]string) ([]integrationPageRow, error) {
+	ins, err := s.d.Store.ListIntegrations(ctx, store.Scope{WorkspaceID: workspaceID})
+	if err != nil {
+		return nil, err
+	}
+	var out []integrationPageRow
 	for i := range ins {
 		in := &ins[i]
 		bs, err := s.d.Store.ListBindings(ctx, in.ID)
 		if err != nil {
-			s.pageErr(c, err)
-			return
+			return nil, err
 		}
-		p.Integrated = append(p.Integrated, integrationPageRow{integrationRow: integrationRow{Type: in.Type, Domain: in.Domain, State: in.State,
-			StateLabel: stateLabel(p.T, in.State), Reason: in.StateReason}, ID: in.ID, ReauthURL: reauthURL(in), Bound: len(bs)})
+		out = append(out, integrationPageRow{integrationRow: integrationRow{Type: in.Type, Domain: in.Domain, State: in.State,
+			StateLabel: stateLabel(t, in.State), Reason: in.StateReason}, ID: in.ID, ReauthURL: reauthURL(in), Bound: len(bs)})
 	}
-	s.render(c, http.StatusOK, "integrations", p)
+	return out, nil
 }
 
 // integrationState loads the integration in the path within the signed-in
