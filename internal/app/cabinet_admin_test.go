@@ -416,6 +416,18 @@ func TestCabinetIntegrationSettingsPage(t *testing.T) {
 		if r.StatusCode != http.StatusFound || r.Header.Get("Location") == "" {
 			t.Errorf("the owner's re-authorise link: %d %s", r.StatusCode, r.Header.Get("Location"))
 		}
+		// Connecting: a form per provider; a refusal is a page in both
+		// languages, not the API's JSON.
+		if !strings.Contains(page, `action="/bitrix24/oauth/start"`) || !strings.Contains(page, `action="/amocrm/oauth/start"`) {
+			t.Errorf("no connect forms:\n%.1500s", page)
+		}
+		r, refused := v.do("GET", "/bitrix24/oauth/start?domain=not%20a%20host", nil)
+		if r.StatusCode != 422 || !strings.Contains(refused, "Адрес CRM: только имя хоста") || !strings.Contains(refused, "The CRM&#39;s address: the host name only") {
+			t.Errorf("a bad domain from the cabinet: %d\n%s", r.StatusCode, refused[strings.Index(refused, "<main>"):])
+		}
+		if r, body := e.Do("GET", "/bitrix24/oauth/start?domain=not%20a%20host", nil); r != 422 || errCode(body) != "domain_invalid" {
+			t.Errorf("the API's answer changed: %d %v", r, body)
+		}
 		if r, _ := m.do("GET", html.UnescapeString(link[1]), nil); r.StatusCode != http.StatusForbidden {
 			t.Errorf("a manager's re-authorise: %d", r.StatusCode)
 		}

@@ -35,6 +35,8 @@ type adminPage struct {
 	Refused     *problem
 	Integrated  []integrationPageRow
 	Settings    *settingsForm
+	// Providers are the CRM types an integration can be connected with.
+	Providers []string
 }
 
 // channelPageRow is a channel as the channels page lists it.
@@ -208,3 +210,16 @@ func (s *Server) changeChannelPage(c *gin.Context, req channelRequest, done stri
 // On says whether the refusal names field (nil: no refusal), for the
 // form to mark the input.
 func (p *problem) On(field string) bool { return p != nil && p.Field == field }
+
+// faultPage shows a refusal from a shared code path as a cabinet page, in
+// both languages (the code's texts, else the message as it came).
+func (s *Server) faultPage(c *gin.Context, err error) {
+	fe := fault.As(err)
+	if fe == nil {
+		s.pageErr(c, err)
+		return
+	}
+	p := s.newPage(c, "")
+	p.Refusal = [2]string{problemOf(cabinetTexts["ru"], err).Text, problemOf(cabinetTexts["en"], err).Text}
+	s.render(c, httperr.Status(fe.Kind), "refused", p)
+}

@@ -8,8 +8,11 @@ package web
 var adminTexts = map[string]map[string]string{
 	"ru": {
 		"integration": "Интеграция", "settings": "Настройки",
-		"access_where":  "Доступ сотрудников CRM к каналам (нет / чтение / чтение и отправка, канал по умолчанию) настраивается в каждой интеграции:",
-		"webhook_title": "Для настроек приложения Meta", "webhook_url": "URL обратного вызова (Callback URL)", "verify_token": "Маркер подтверждения (Verify token)",
+		"connect_crm": "Подключить CRM", "connect": "Подключить", "crm_address": "Адрес CRM, если она его просит (example.bitrix24.ru)",
+		"connect_hint":     "Откроется страница согласия CRM; войдите администратором CRM и разрешите доступ.",
+		"e_domain_invalid": "Адрес CRM: только имя хоста, например example.bitrix24.ru.",
+		"access_where":     "Доступ сотрудников CRM к каналам (нет / чтение / чтение и отправка, канал по умолчанию) настраивается в каждой интеграции:",
+		"webhook_title":    "Для настроек приложения Meta", "webhook_url": "URL обратного вызова (Callback URL)", "verify_token": "Маркер подтверждения (Verify token)",
 		"webhook_hint": "Вставьте эти значения в приложении Meta: WhatsApp → Конфигурация → Webhook (и Instagram → Webhooks), подпишитесь на messages.",
 		"account":      "Аккаунт", "dialogs_hour": "Диалогов за час", "no_limit": "без лимита", "paused_until": "пауза до",
 		"replace_token": "Заменить токен", "new_token": "Новый токен доступа", "disable": "Отключить", "confirm_disable": "Отключить канал?",
@@ -77,8 +80,11 @@ var adminTexts = map[string]map[string]string{
 	},
 	"en": {
 		"integration": "Integration", "settings": "Settings",
-		"access_where":  "CRM employees' access to channels (none / read / read and send, the default channel) is set per integration:",
-		"webhook_title": "For the Meta app's settings", "webhook_url": "Callback URL", "verify_token": "Verify token",
+		"connect_crm": "Connect a CRM", "connect": "Connect", "crm_address": "The CRM's address, if it asks for one (example.bitrix24.ru)",
+		"connect_hint":     "The CRM's consent page opens; sign in as the CRM's administrator and allow access.",
+		"e_domain_invalid": "The CRM's address: the host name only, e.g. example.bitrix24.ru.",
+		"access_where":     "CRM employees' access to channels (none / read / read and send, the default channel) is set per integration:",
+		"webhook_title":    "For the Meta app's settings", "webhook_url": "Callback URL", "verify_token": "Verify token",
 		"webhook_hint": "Paste these into the Meta app: WhatsApp → Configuration → Webhook (and Instagram → Webhooks), and subscribe to messages.",
 		"account":      "Account", "dialogs_hour": "Dialogs this hour", "no_limit": "no limit", "paused_until": "paused until",
 		"replace_token": "Replace token", "new_token": "New access token", "disable": "Disable", "confirm_disable": "Disable this channel?",

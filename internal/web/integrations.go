@@ -173,6 +173,10 @@ func (r routes) Workspace(method, path string, h crm.WorkspaceHandler) {
 			return
 		}
 		if err := h(c.Writer, c.Request, ws); err != nil {
+			if cabinetOf(c) != nil {
+				s.faultPage(c, err) // opened from the cabinet: a page, not JSON
+				return
+			}
 			s.failErr(c, err)
 		}
 	})

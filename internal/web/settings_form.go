@@ -272,6 +272,9 @@ func (s *Server) integrationsPage(c *gin.Context) {
 		return
 	}
 	p.Integrated = rows
+	for _, in := range s.d.Integrations.All() {
+		p.Providers = append(p.Providers, in.Type())
+	}
 	s.render(c, http.StatusOK, "integrations", p)
 }
 
