@@ -9,8 +9,8 @@ var adminTexts = map[string]map[string]string{
 	"ru": {
 		"integration": "Интеграция", "settings": "Настройки",
 		"connect_crm": "Подключить CRM", "connect": "Подключить", "crm_address": "Адрес CRM (если нужен)",
-		"connect_hint":     "Адрес — имя хоста портала, например example.bitrix24.ru, для CRM, которые его спрашивают. Откроется страница согласия CRM; войдите администратором CRM и разрешите доступ.",
-		"e_domain_invalid": "Адрес CRM: только имя хоста, например example.bitrix24.ru.",
+		"connect_hint":     "Адрес — имя хоста портала, например crm.example.com, для CRM, которые его спрашивают. Откроется страница согласия CRM; войдите администратором CRM и разрешите доступ.",
+		"e_domain_invalid": "Адрес CRM: только имя хоста, например crm.example.com.",
 		"access_where":     "Доступ сотрудников CRM к каналам (нет / чтение / чтение и отправка, канал по умолчанию) настраивается в каждой интеграции:",
 		"webhook_title":    "Для настроек приложения Meta", "webhook_url": "URL обратного вызова (Callback URL)", "verify_token": "Маркер подтверждения (Verify token)",
 		"webhook_hint": "Вставьте эти значения в приложении Meta: WhatsApp → Конфигурация → Webhook (и Instagram → Webhooks), подпишитесь на messages.",
@@ -81,8 +81,8 @@ var adminTexts = map[string]map[string]string{
 	"en": {
 		"integration": "Integration", "settings": "Settings",
 		"connect_crm": "Connect a CRM", "connect": "Connect", "crm_address": "CRM address (if needed)",
-		"connect_hint":     "The address is the portal's host, e.g. example.bitrix24.ru, for CRMs that ask for it. The CRM's consent page opens; sign in as the CRM's administrator and allow access.",
-		"e_domain_invalid": "The CRM's address: the host name only, e.g. example.bitrix24.ru.",
+		"connect_hint":     "The address is the portal's host, e.g. crm.example.com, for CRMs that ask for it. The CRM's consent page opens; sign in as the CRM's administrator and allow access.",
+		"e_domain_invalid": "The CRM's address: the host name only, e.g. crm.example.com.",
 		"access_where":     "CRM employees' access to channels (none / read / read and send, the default channel) is set per integration:",
 		"webhook_title":    "For the Meta app's settings", "webhook_url": "Callback URL", "verify_token": "Verify token",
 		"webhook_hint": "Paste these into the Meta app: WhatsApp → Configuration → Webhook (and Instagram → Webhooks), and subscribe to messages.",

@@ -18,7 +18,7 @@ import (
 // settingsForm is the data of the "integration_settings" template: one
 // integration's settings items 1–7 as one form. It carries everything the
 // template needs (texts, CSRF token, where the form posts) so that it
-// renders inside any layout: the cabinet's page, and later the amoCRM
+// renders inside any layout: the cabinet's page, and later a CRM
 // widget's.
 type settingsForm struct {
 	T    map[string]string

@@ -7,11 +7,11 @@ import (
 )
 
 // The settings form renders on its own, without the cabinet's chrome,
-// posting under whatever Base the embedding page gives: the amoCRM
+// posting under whatever Base the embedding page gives: a CRM
 // widget page is to embed the same template.
 func TestSettingsFormRendersAlone(t *testing.T) {
 	f := &settingsForm{T: cabinetTexts["en"], Lang: "en", CSRF: "tok", Base: "/widget/x/settings/01ABC",
-		ID: "01ABC", Type: "amocrm", State: "active", StateLabel: "active", AccessMode: "matrix", Visibility: "all", NotifySecs: "300",
+		ID: "01ABC", Type: "somecrm", State: "active", StateLabel: "active", AccessMode: "matrix", Visibility: "all", NotifySecs: "300",
 		Users:    []formUser{{ID: "5", Name: "Ann", Active: true}},
 		Channels: []formBinding{{ChannelID: "01CH", ChannelName: "Sales", Mode: "crm", CRMMode: true, OnRepeat: "last_closed", Mirror: "each"}},
 		Matrix:   []formAccessRow{{UserID: "5", Name: "Ann", Active: true, Cells: []formCell{{ChannelID: "01CH", Level: "read"}}}},
