@@ -145,7 +145,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 
 	srv := web.New(web.Deps{
 		Store: st, Messaging: svc, Registry: reg, Metrics: m, Signer: signer, Queue: q, Log: log, Integrations: crms, Mirror: router,
-		AdminToken: admin, MetaVerifyToken: cfg.MetaVerifyToken, MetaAppSecret: cfg.MetaAppSecret,
+		AdminToken: admin, MetaVerifyToken: cfg.MetaVerifyToken, PublicURL: cfg.PublicURL, MetaAppSecret: cfg.MetaAppSecret,
 		WebhookMaxBytes: cfg.WebhookMaxBytes, UploadMaxBytes: cfg.UploadMaxBytes,
 		DefaultWorkspaceID: ws.ID,
 		MetricsToken:       cfg.MetricsToken, MetricsElsewhere: cfg.MetricsAddr != "",

@@ -559,6 +559,11 @@ func TestCabinetRoles(t *testing.T) {
 			{"GET", "/employees", nil},
 			{"POST", "/employees", url.Values{"email": {"x@example.com"}, "role": {"manager"}, "password": {"0123456789"}}},
 			{"POST", "/employees/" + admin + "/delete", url.Values{}},
+			{"GET", "/channels", nil},
+			{"POST", "/channels", url.Values{"type": {"whatsapp"}}},
+			{"GET", "/integrations", nil},
+			{"GET", "/integrations/" + admin, nil},
+			{"POST", "/integrations/" + admin + "/access", url.Values{}},
 		} {
 			if c.form != nil {
 				c.form.Set("csrf", mgrTok)
@@ -568,7 +573,7 @@ func TestCabinetRoles(t *testing.T) {
 				t.Errorf("manager %s %s: %d", c.method, c.path, r.StatusCode)
 			}
 		}
-		if _, home := mgr.get("/"); strings.Contains(home, `href="/employees"`) {
+		if _, home := mgr.get("/"); strings.Contains(home, `href="/employees"`) || strings.Contains(home, `href="/channels"`) {
 			t.Error("a manager is shown a link to a page they cannot open")
 		}
 		if n := countRows(t, e, "cabinet_users", "workspace_id = ?", ws); n != 3 {

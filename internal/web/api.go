@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -225,31 +226,32 @@ func digitsOnly(s string) bool {
 	return true
 }
 
-// checkOptional validates the optional fields create and PATCH share. It
-// answers and returns false on the first problem.
-func checkOptional(c *gin.Context, req *channelRequest) bool {
+// invalid is a 422 refusal of one field.
+func invalid(field, code, msg string) error {
+	return &fault.Error{Kind: fault.Invalid, Code: code, Message: msg, Field: field}
+}
+
+// checkOptional validates the optional fields create and PATCH share,
+// trimming the token in place; the first problem is returned.
+func checkOptional(req *channelRequest) error {
 	if req.WabaID != nil && !digitsOnly(*req.WabaID) {
-		fail(c, http.StatusUnprocessableEntity, "waba_id_invalid", "waba_id is the WhatsApp Business Account id (digits) that owns the number, from WhatsApp Manager")
-		return false
+		return invalid("waba_id", "waba_id_invalid", "waba_id is the WhatsApp Business Account id (digits) that owns the number, from WhatsApp Manager")
 	}
 	if req.PageID != nil && *req.PageID != "" && !digitsOnly(*req.PageID) {
-		fail(c, http.StatusUnprocessableEntity, "page_id_invalid", "page_id is the id (digits) of the Facebook Page linked to the Instagram account")
-		return false
+		return invalid("page_id", "page_id_invalid", "page_id is the id (digits) of the Facebook Page linked to the Instagram account")
 	}
 	if req.DisplayPhone != nil {
 		if p := displayPhoneProblem(*req.DisplayPhone); p != "" {
-			fail(c, http.StatusUnprocessableEntity, "display_phone_invalid", p)
-			return false
+			return invalid("display_phone", "display_phone_invalid", p)
 		}
 	}
 	if req.AccessToken != nil {
 		*req.AccessToken = strings.TrimSpace(*req.AccessToken)
 		if p := tokenProblem(*req.AccessToken); p != "" {
-			fail(c, http.StatusUnprocessableEntity, "access_token_invalid", p)
-			return false
+			return invalid("access_token", "access_token_invalid", p)
 		}
 	}
-	return true
+	return nil
 }
 
 func (s *Server) createChannel(c *gin.Context) {
@@ -257,65 +259,73 @@ func (s *Server) createChannel(c *gin.Context) {
 	if !decode(c, &req) {
 		return
 	}
+	ch, err := s.newChannel(c.Request.Context(), scopeOf(c), req, func() (string, bool) { return s.targetWorkspace(c, req.WorkspaceID) })
+	if err != nil {
+		if !c.IsAborted() {
+			s.failErr(c, err)
+		}
+		return
+	}
+	s.replyChannel(c, http.StatusCreated, ch, true)
+}
+
+// errAnswered: the workspace lookup answered the request already.
+var errAnswered = errors.New("web: answered")
+
+// newChannel is adding a channel, for the API and the cabinet alike:
+// every field checked, the account proven with Meta, then stored. target
+// picks the workspace once the fields are valid (false: it answered).
+func (s *Server) newChannel(ctx context.Context, sc store.Scope, req channelRequest, target func() (string, bool)) (*store.Channel, error) {
 	ch := &store.Channel{Type: req.Type}
 	switch channel.Type(req.Type) {
 	case channel.WhatsApp:
 		if p := phoneNumberIDProblem(req.PhoneNumberID); p != "" {
-			fail(c, http.StatusUnprocessableEntity, "phone_number_id_invalid", p)
-			return
+			return nil, invalid("phone_number_id", "phone_number_id_invalid", p)
 		}
 		if req.IGUserID != "" || req.PageID != nil {
-			fail(c, http.StatusUnprocessableEntity, "field_not_allowed", "ig_user_id and page_id belong to instagram channels")
-			return
+			return nil, fault.New(fault.Invalid, "field_not_allowed", "ig_user_id and page_id belong to instagram channels")
 		}
 		ch.AccountID = req.PhoneNumberID
 	case channel.Instagram:
 		if !digitsOnly(req.IGUserID) {
-			fail(c, http.StatusUnprocessableEntity, "ig_user_id_invalid", "ig_user_id is required: the Instagram professional account id (digits)")
-			return
+			return nil, invalid("ig_user_id", "ig_user_id_invalid", "ig_user_id is required: the Instagram professional account id (digits)")
 		}
 		if req.PhoneNumberID != "" || req.WabaID != nil || req.DisplayPhone != nil {
-			fail(c, http.StatusUnprocessableEntity, "field_not_allowed", "phone_number_id, waba_id and display_phone belong to whatsapp channels")
-			return
+			return nil, fault.New(fault.Invalid, "field_not_allowed", "phone_number_id, waba_id and display_phone belong to whatsapp channels")
 		}
 		ch.AccountID = req.IGUserID
 	default:
-		fail(c, http.StatusUnprocessableEntity, "type_invalid", `type must be "whatsapp" or "instagram"`)
-		return
+		return nil, invalid("type", "type_invalid", `type must be "whatsapp" or "instagram"`)
 	}
 	if req.Name == nil {
-		fail(c, http.StatusUnprocessableEntity, "name_invalid", fmt.Sprintf("name is required, up to %d characters", maxNameRunes))
-		return
+		return nil, invalid("name", "name_invalid", fmt.Sprintf("name is required, up to %d characters", maxNameRunes))
 	}
-	name, ok := checkName(c, *req.Name)
-	if !ok {
-		return
+	name, err := validName(*req.Name)
+	if err != nil {
+		fault.As(err).Field = "name"
+		return nil, err
 	}
 	if req.AccessToken == nil || strings.TrimSpace(*req.AccessToken) == "" {
-		fail(c, http.StatusUnprocessableEntity, "access_token_required", "access_token is required")
-		return
+		return nil, invalid("access_token", "access_token_required", "access_token is required")
 	}
-	if !checkOptional(c, &req) {
-		return
+	if err := checkOptional(&req); err != nil {
+		return nil, err
 	}
 	// Webhooks name the WABA; the gateway stores a number's messages only
 	// when they come from the WABA the number was proven to belong to.
 	// Graph has no read that gives a number's WABA, so it is asked for.
 	if ch.Type == string(channel.WhatsApp) && req.WabaID == nil {
-		fail(c, http.StatusUnprocessableEntity, "waba_id_required", "waba_id is required for whatsapp: the WhatsApp Business Account id (digits) that owns the number, from WhatsApp Manager")
-		return
+		return nil, invalid("waba_id", "waba_id_required", "waba_id is required for whatsapp: the WhatsApp Business Account id (digits) that owns the number, from WhatsApp Manager")
 	}
 	if req.State != nil {
-		fail(c, http.StatusUnprocessableEntity, "field_not_allowed", "a new channel is always active")
-		return
+		return nil, fault.New(fault.Invalid, "field_not_allowed", "a new channel is always active")
 	}
 	if req.SendRate != nil && (*req.SendRate <= 0 || *req.SendRate > 1000) {
-		fail(c, http.StatusUnprocessableEntity, "send_rate_invalid", "send_rate is messages per second, above 0 and at most 1000")
-		return
+		return nil, invalid("send_rate", "send_rate_invalid", "send_rate is messages per second, above 0 and at most 1000")
 	}
-	ws, ok := s.targetWorkspace(c, req.WorkspaceID)
+	ws, ok := target()
 	if !ok {
-		return
+		return nil, errAnswered
 	}
 	ch.WorkspaceID, ch.Name = ws, name
 	for dst, src := range map[*string]*string{&ch.WabaID: req.WabaID, &ch.DisplayPhone: req.DisplayPhone, &ch.PageID: req.PageID} {
@@ -326,26 +336,24 @@ func (s *Server) createChannel(c *gin.Context) {
 	if req.SendRate != nil {
 		ch.SendRate = *req.SendRate
 	}
-	acc, ok := s.proveOwnership(c, claim{typ: channel.Type(ch.Type), accountID: ch.AccountID, owner: ch.WabaID,
-		token: *req.AccessToken, workspace: ws, held: true})
-	if !ok {
-		return
+	acc, err := s.proveOwnership(ctx, claim{typ: channel.Type(ch.Type), accountID: ch.AccountID, owner: ch.WabaID,
+		token: *req.AccessToken, workspace: ws, held: true, operator: sc.WorkspaceID == ""})
+	if err != nil {
+		return nil, err
 	}
 	if ch.DisplayPhone == "" && displayPhoneProblem(acc.DisplayPhone) == "" {
 		ch.DisplayPhone = acc.DisplayPhone
 	}
-	err := s.d.Store.CreateChannel(c.Request.Context(), ch, *req.AccessToken)
+	err = s.d.Store.CreateChannel(ctx, ch, *req.AccessToken)
 	if errors.Is(err, store.ErrConflict) {
 		// Only the workspace's own channel (or, for the operator, any) can
 		// be the conflict: another workspace's was refused above.
-		fail(c, http.StatusConflict, "channel_exists", "an active channel with this account id exists already")
-		return
+		return nil, fault.New(fault.Conflict, "channel_exists", "an active channel with this account id exists already")
 	}
 	if err != nil {
-		s.failErr(c, err)
-		return
+		return nil, err
 	}
-	s.replyChannel(c, http.StatusCreated, ch, true)
+	return ch, nil
 }
 
 func (s *Server) listChannels(c *gin.Context) {
@@ -390,63 +398,71 @@ func (s *Server) updateChannel(c *gin.Context) {
 	if !decode(c, &req) {
 		return
 	}
-	if req.Type != "" || req.PhoneNumberID != "" || req.IGUserID != "" || req.WorkspaceID != "" {
-		fail(c, http.StatusUnprocessableEntity, "field_immutable", "type, account ids and workspace cannot change here; create a new channel (the operator moves channels with POST /api/v1/channels/{id}/move)")
-		return
-	}
-	if !checkOptionalName(c, req.Name) {
-		return
-	}
-	if !checkOptional(c, &req) {
-		return
-	}
-	if req.State != nil && *req.State != store.ChannelActive && *req.State != store.ChannelDisabled {
-		fail(c, http.StatusUnprocessableEntity, "state_invalid", `state can be set to "active" or "disabled"`)
-		return
-	}
-	if req.SendRate != nil && (*req.SendRate < 0 || *req.SendRate > 1000) {
-		fail(c, http.StatusUnprocessableEntity, "send_rate_invalid", "send_rate is messages per second, 0 (default) to 1000")
-		return
-	}
-	ctx := c.Request.Context()
-	ch, err := s.d.Store.GetChannel(ctx, scopeOf(c), c.Param("id"))
+	ch, err := s.changeChannel(c.Request.Context(), scopeOf(c), c.Param("id"), req)
 	if err != nil {
 		s.failErr(c, err)
 		return
 	}
+	s.replyChannel(c, http.StatusOK, ch, true)
+}
+
+// changeChannel is a PATCH of a channel, for the API and the cabinet
+// alike: a new token, WABA or a comeback is proven with Meta first.
+func (s *Server) changeChannel(ctx context.Context, sc store.Scope, id string, req channelRequest) (*store.Channel, error) {
+	if req.Type != "" || req.PhoneNumberID != "" || req.IGUserID != "" || req.WorkspaceID != "" {
+		return nil, fault.New(fault.Invalid, "field_immutable", "type, account ids and workspace cannot change here; create a new channel (the operator moves channels with POST /api/v1/channels/{id}/move)")
+	}
+	if req.Name != nil {
+		name, err := validName(*req.Name)
+		if err != nil {
+			fault.As(err).Field = "name"
+			return nil, err
+		}
+		req.Name = &name
+	}
+	if err := checkOptional(&req); err != nil {
+		return nil, err
+	}
+	if req.State != nil && *req.State != store.ChannelActive && *req.State != store.ChannelDisabled {
+		return nil, invalid("state", "state_invalid", `state can be set to "active" or "disabled"`)
+	}
+	if req.SendRate != nil && (*req.SendRate < 0 || *req.SendRate > 1000) {
+		return nil, invalid("send_rate", "send_rate_invalid", "send_rate is messages per second, 0 (default) to 1000")
+	}
+	ch, err := s.d.Store.GetChannel(ctx, sc, id)
+	if err != nil {
+		return nil, err
+	}
 	typ := channel.Type(ch.Type)
 	if typ == channel.WhatsApp && req.PageID != nil || typ == channel.Instagram && (req.WabaID != nil || req.DisplayPhone != nil) {
-		fail(c, http.StatusUnprocessableEntity, "field_not_allowed", "waba_id and display_phone belong to whatsapp channels, page_id to instagram ones")
-		return
+		return nil, fault.New(fault.Invalid, "field_not_allowed", "waba_id and display_phone belong to whatsapp channels, page_id to instagram ones")
 	}
 	// A new token, a new WABA or a channel coming back to work is a claim
 	// on the account again, proven like a new channel's.
 	activating := req.State != nil && *req.State == store.ChannelActive && ch.State != store.ChannelActive
 	if req.AccessToken != nil || req.WabaID != nil || activating {
 		cl := claim{typ: typ, accountID: ch.AccountID, owner: ch.WabaID, workspace: ch.WorkspaceID,
-			held: activating && ch.State == store.ChannelDisabled}
+			held: activating && ch.State == store.ChannelDisabled, operator: sc.WorkspaceID == ""}
 		if req.WabaID != nil {
 			cl.owner = *req.WabaID
 		}
 		if typ == channel.WhatsApp && cl.owner == "" {
-			fail(c, http.StatusUnprocessableEntity, "waba_id_required", "this channel has no waba_id yet: send it with this change (the WhatsApp Business Account id that owns the number)")
-			return
+			return nil, invalid("waba_id", "waba_id_required", "this channel has no waba_id yet: send it with this change (the WhatsApp Business Account id that owns the number)")
 		}
 		if req.AccessToken != nil {
 			cl.token = *req.AccessToken
 		} else {
 			creds, err := s.d.Store.Credentials(ch)
 			if err != nil {
-				s.failErr(c, err)
-				return
+				return nil, err
 			}
 			cl.token = creds.AccessToken
 		}
-		if _, ok := s.proveOwnership(c, cl); !ok {
-			return
+		if _, err := s.proveOwnership(ctx, cl); err != nil {
+			return nil, err
 		}
 	}
-	ch, err = s.d.Store.UpdateChannel(ctx, scopeOf(c), c.Param("id"), store.ChannelUpdate{
+	ch, err = s.d.Store.UpdateChannel(ctx, sc, id, store.ChannelUpdate{
 		Name: req.Name, DisplayPhone: req.DisplayPhone, WabaID: req.WabaID, PageID: req.PageID,
 		AccessToken: req.AccessToken, SendRate: req.SendRate, State: req.State,
 	})
@@ -454,14 +470,9 @@ func (s *Server) updateChannel(c *gin.Context) {
 		// Another workspace's channel was refused by the claim above (a
 		// disabled channel coming back checks that no other workspace
 		// holds the number), so the one in the way is this workspace's.
-		fail(c, http.StatusConflict, "channel_exists", "another active channel uses this account id")
-		return
+		return nil, fault.New(fault.Conflict, "channel_exists", "another active channel uses this account id")
 	}
-	if err != nil {
-		s.failErr(c, err)
-		return
-	}
-	s.replyChannel(c, http.StatusOK, ch, true)
+	return ch, err
 }
 
 func (s *Server) disableChannel(c *gin.Context) {

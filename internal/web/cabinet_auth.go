@@ -76,6 +76,7 @@ func (s *Server) mountCabinet() {
 	admin.GET("/employees", s.employeesPage)
 	admin.POST("/employees", s.addEmployee)
 	admin.POST("/employees/:user_id/delete", s.deleteEmployee)
+	s.mountCabinetAdmin(admin)
 }
 
 func randomToken(n int) string {
@@ -108,38 +109,45 @@ func (s *Server) setCookie(c *gin.Context, name, value string, expires time.Time
 // signedIn loads the session; without a live one, the browser goes to
 // the sign-in page.
 func (s *Server) signedIn(c *gin.Context) {
+	if s.loadSession(c) {
+		c.Next()
+	}
+}
+
+// loadSession is signedIn without going on: false when it answered.
+func (s *Server) loadSession(c *gin.Context) bool {
 	ctx := c.Request.Context()
 	raw, err := c.Cookie(sessionCookie)
 	if err != nil || raw == "" || len(raw) > 100 {
 		c.Redirect(http.StatusSeeOther, "/login")
 		c.Abort()
-		return
+		return false
 	}
 	hash := hashSession(raw)
 	ses, u, err := s.d.Store.CabinetSessionUser(ctx, hash, store.Now().Add(-s.d.Cabinet.IdleTimeout))
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			s.pageErr(c, err)
-			return
+			return false
 		}
 		s.setCookie(c, sessionCookie, "", time.Time{})
 		c.Redirect(http.StatusSeeOther, "/login")
 		c.Abort()
-		return
+		return false
 	}
 	ws, err := s.d.Store.GetWorkspace(ctx, store.All, u.WorkspaceID)
 	if err != nil {
 		s.pageErr(c, err)
-		return
+		return false
 	}
 	if time.Since(ses.LastSeenAt) > touchEvery {
 		if err := s.d.Store.TouchCabinetSession(ctx, hash); err != nil {
 			s.pageErr(c, err)
-			return
+			return false
 		}
 	}
 	c.Set(cabinetKey, &cabinetCtx{User: u, Workspace: ws, sessionID: raw, csrf: s.mac("csrf", raw)})
-	c.Next()
+	return true
 }
 
 // csrfCheck refuses every signed-in request that changes something unless
@@ -147,10 +155,16 @@ func (s *Server) signedIn(c *gin.Context) {
 // X-CSRF-Token header). The token is an HMAC of the session id, which
 // another site can neither read nor make.
 func (s *Server) csrfCheck(c *gin.Context) {
+	if s.csrfOK(c) {
+		c.Next()
+	}
+}
+
+// csrfOK is csrfCheck without going on: false when it refused.
+func (s *Server) csrfOK(c *gin.Context) bool {
 	switch c.Request.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
-		c.Next()
-		return
+		return true
 	}
 	got := c.GetHeader("X-CSRF-Token")
 	if got == "" {
@@ -159,8 +173,30 @@ func (s *Server) csrfCheck(c *gin.Context) {
 	want := cabinetOf(c).csrf
 	if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
 		s.refusePage(c, http.StatusForbidden, "csrf")
+		return false
+	}
+	return true
+}
+
+// apiOrCabinet lets an integration's workspace routes (the OAuth start
+// the integrations page links to) be opened from the cabinet: a request
+// without an API token but with a session of the workspace's owner or
+// admin acts for that workspace, CSRF-checked like every cabinet form.
+// With a token, or neither, it is the API's auth as before.
+func (s *Server) apiOrCabinet(c *gin.Context) {
+	if _, err := c.Cookie(sessionCookie); err != nil || c.GetHeader("Authorization") != "" {
+		s.auth(c)
 		return
 	}
+	if !s.loadSession(c) || !s.csrfOK(c) {
+		return
+	}
+	cc := cabinetOf(c)
+	if r := cc.User.Role; r != store.RoleOwner && r != store.RoleAdmin {
+		s.refusePage(c, http.StatusForbidden, "forbidden")
+		return
+	}
+	c.Set(scopeKey, store.Scope{WorkspaceID: cc.Workspace.ID})
 	c.Next()
 }
 

@@ -42,6 +42,8 @@ type page struct {
 	Field     string
 	Form      NewUser
 	Refusal   [2]string
+	// Channels, integrations and their settings.
+	adminPage
 }
 
 type channelRow struct {
@@ -215,6 +217,11 @@ func (s *Server) renderEmployees(c *gin.Context, status int, p *page) {
 	}
 	if p.Form.Role == "" {
 		p.Form.Role = store.RoleManager
+	}
+	// The access matrix lives with each integration: linked from here.
+	if p.Integrated, err = s.integrationRows(ctx, cc.Workspace.ID, p.T); err != nil {
+		s.pageErr(c, err)
+		return
 	}
 	s.render(c, status, "employees", p)
 }

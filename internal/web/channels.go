@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -43,16 +45,25 @@ func textProblem(s string, max int) string {
 	return ""
 }
 
-// checkName validates a name: required, trimmed, bounded, printable. It
-// answers and returns false when the name is refused.
-func checkName(c *gin.Context, name string) (string, bool) {
+// validName validates a name: required, trimmed, bounded, printable.
+func validName(name string) (string, error) {
 	name = strings.TrimSpace(name)
 	if name == "" {
-		fail(c, http.StatusUnprocessableEntity, "name_invalid", fmt.Sprintf("name is required, up to %d characters", maxNameRunes))
-		return "", false
+		return "", fault.Newf(fault.Invalid, "name_invalid", "name is required, up to %d characters", maxNameRunes)
 	}
 	if p := textProblem(name, maxNameRunes); p != "" {
-		fail(c, http.StatusUnprocessableEntity, "name_invalid", "name: "+p)
+		return "", fault.New(fault.Invalid, "name_invalid", "name: "+p)
+	}
+	return name, nil
+}
+
+// checkName is validName for handlers: it answers and returns false when
+// the name is refused.
+func checkName(c *gin.Context, name string) (string, bool) {
+	name, err := validName(name)
+	if err != nil {
+		fe := fault.As(err)
+		fail(c, http.StatusUnprocessableEntity, fe.Code, fe.Message)
 		return "", false
 	}
 	return name, true
@@ -119,7 +130,7 @@ func phoneNumberIDProblem(s string) string {
 // a token Meta does not accept for it, an account outside the given
 // business account, or an account another workspace holds. Saying which
 // would tell a stranger that the number is connected here.
-func notProven(c *gin.Context, typ channel.Type) {
+func notProven(typ channel.Type) error {
 	// Both causes are named, since the answer cannot say which: a rightful
 	// owner whose number the operator placed elsewhere must not be sent
 	// chasing a token that is fine.
@@ -130,7 +141,7 @@ func notProven(c *gin.Context, typ channel.Type) {
 			"(a system-user token with whatsapp_business_messaging and whatsapp_business_management) and Meta's ids from WhatsApp Manager; " +
 			"phone_number_id is Meta's id of the number, not the number itself" + elsewhere
 	}
-	fail(c, http.StatusUnprocessableEntity, "account_not_verified", msg)
+	return fault.New(fault.Invalid, "account_not_verified", msg)
 }
 
 // claim is an account a request wants a channel to act for.
@@ -143,6 +154,9 @@ type claim struct {
 	// held: also refuse when another workspace holds the account (a new
 	// channel, or a disabled one coming back).
 	held bool
+	// operator: the caller is the gateway's operator, who may claim an
+	// account another workspace holds (moving a business).
+	operator bool
 }
 
 // proveOwnership asks the messenger whether the token may act for the
@@ -150,39 +164,32 @@ type claim struct {
 // whether another workspace holds it. Both refusals answer the same, and
 // both come after the messenger's round trip, so neither the answer nor
 // its timing says the account is connected elsewhere. The operator may
-// claim an account another workspace holds (moving a business). It
-// answers and returns false when the claim is refused.
-func (s *Server) proveOwnership(c *gin.Context, cl claim) (*channel.Account, bool) {
+// claim an account another workspace holds (moving a business).
+func (s *Server) proveOwnership(ctx context.Context, cl claim) (*channel.Account, error) {
 	p, ok := s.d.Registry.ByType(cl.typ)
 	if !ok || p.Verifier == nil {
-		s.failErr(c, fmt.Errorf("web: no account verifier for %s", cl.typ))
-		return nil, false
+		return nil, fmt.Errorf("web: no account verifier for %s", cl.typ)
 	}
-	ctx := c.Request.Context()
 	acc, err := p.Verifier.VerifyAccount(ctx, channel.Credentials{AccountID: cl.accountID, AccessToken: cl.token}, cl.owner)
 	switch {
 	case errors.Is(err, channel.ErrAccountNotProven):
 		s.d.Log.Info("account claim refused by the messenger", "channel_type", cl.typ, "account_id", cl.accountID, "workspace_id", cl.workspace, "err", err)
-		notProven(c, cl.typ)
-		return nil, false
+		return nil, notProven(cl.typ)
 	case err != nil:
 		s.d.Log.Warn("could not verify an account with the messenger", "channel_type", cl.typ, "account_id", cl.accountID, "err", err)
-		fail(c, http.StatusBadGateway, "verification_unavailable", "could not reach Meta to confirm the access_token; nothing was changed, try again")
-		return nil, false
+		return nil, fault.New(fault.Upstream, "verification_unavailable", "could not reach Meta to confirm the access_token; nothing was changed, try again")
 	}
-	if cl.held && !isOperator(c) {
+	if cl.held && !cl.operator {
 		held, err := s.d.Store.AccountHeldElsewhere(ctx, cl.typ, cl.accountID, cl.workspace)
 		if err != nil {
-			s.failErr(c, err)
-			return nil, false
+			return nil, err
 		}
 		if held {
 			s.d.Log.Warn("account claim refused: another workspace holds the account", "channel_type", cl.typ, "account_id", cl.accountID, "workspace_id", cl.workspace)
-			notProven(c, cl.typ)
-			return nil, false
+			return nil, notProven(cl.typ)
 		}
 	}
-	return acc, true
+	return acc, nil
 }
 
 // moveChannel gives a channel with its history to another workspace

@@ -163,16 +163,20 @@ func (r routes) Public(method, path string, h http.HandlerFunc) {
 	r.s.engine.Handle(method, path, gin.WrapF(h))
 }
 
-// Workspace mounts h behind the API token, for the workspace the call
-// acts for.
+// Workspace mounts h behind the API token (or an owner's or admin's
+// cabinet session), for the workspace the call acts for.
 func (r routes) Workspace(method, path string, h crm.WorkspaceHandler) {
 	s := r.s
-	s.engine.Handle(method, path, s.auth, func(c *gin.Context) {
+	s.engine.Handle(method, path, s.apiOrCabinet, func(c *gin.Context) {
 		ws, ok := s.actingWorkspace(c)
 		if !ok {
 			return
 		}
 		if err := h(c.Writer, c.Request, ws); err != nil {
+			if cabinetOf(c) != nil {
+				s.faultPage(c, err) // opened from the cabinet: a page, not JSON
+				return
+			}
 			s.failErr(c, err)
 		}
 	})

@@ -51,6 +51,9 @@ type Deps struct {
 
 	AdminToken      string
 	MetaVerifyToken string
+	// PublicURL is how Meta reaches the gateway; the cabinet shows the
+	// webhook URL built from it.
+	PublicURL       string
 	MetaAppSecret   string
 	WebhookMaxBytes int64
 	UploadMaxBytes  int64

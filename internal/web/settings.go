@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -56,17 +57,27 @@ type settingsState struct {
 	settings routing.IntegrationSettings
 	ac       routing.AccessContext
 	matrix   []store.ChannelAccess
+	bindings []store.ChannelBinding
 }
 
 // settingsState loads the state of the integration named in the path;
 // false when it answered already. Another workspace's integration is a
 // 404, as if it did not exist.
 func (s *Server) settingsState(c *gin.Context) (*settingsState, bool) {
-	ctx := c.Request.Context()
-	in, err := s.d.Store.GetIntegration(ctx, scopeOf(c), c.Param("id"))
+	st, err := s.loadSettings(c.Request.Context(), scopeOf(c), c.Param("id"))
 	if err != nil {
 		s.failErr(c, err)
 		return nil, false
+	}
+	return st, true
+}
+
+// loadSettings reads an integration's settings state in a scope, for the
+// API and the cabinet alike.
+func (s *Server) loadSettings(ctx context.Context, sc store.Scope, id string) (*settingsState, error) {
+	in, err := s.d.Store.GetIntegration(ctx, sc, id)
+	if err != nil {
+		return nil, err
 	}
 	st := &settingsState{in: in}
 	if st.settings, err = routing.SettingsOf(in); err != nil {
@@ -75,30 +86,28 @@ func (s *Server) settingsState(c *gin.Context) (*settingsState, bool) {
 		s.d.Log.Warn("integration settings do not decode", "integration_id", in.ID, "err", err)
 	}
 	if st.ac.Users, err = s.d.Store.CRMUsers(ctx, in.ID); err != nil {
-		s.failErr(c, err)
-		return nil, false
+		return nil, err
 	}
 	bs, err := s.d.Store.ListBindings(ctx, in.ID)
 	if err != nil {
-		s.failErr(c, err)
-		return nil, false
+		return nil, err
 	}
 	bound := map[string]bool{}
 	for _, b := range bs {
 		st.ac.Bound = append(st.ac.Bound, b.ChannelID)
 		bound[b.ChannelID] = true
 	}
+	st.bindings = bs
 	all, err := s.d.Store.AccessMatrix(ctx, in.ID)
 	if err != nil {
-		s.failErr(c, err)
-		return nil, false
+		return nil, err
 	}
 	for _, r := range all {
 		if bound[r.ChannelID] {
 			st.matrix = append(st.matrix, r)
 		}
 	}
-	return st, true
+	return st, nil
 }
 
 func (st *settingsState) view() settingsView {
@@ -125,20 +134,27 @@ func (st *settingsState) known(id string) bool {
 func policyFault(err error) error {
 	var pe *routing.PolicyError
 	if errors.As(err, &pe) {
-		return &fault.Error{Kind: fault.Invalid, Code: pe.Code, Message: pe.Error(), Err: err}
+		return &fault.Error{Kind: fault.Invalid, Code: pe.Code, Message: pe.Error(), Field: pe.Field, Err: err}
 	}
 	return err
 }
 
-// save writes settings (and the matrix unless nil) and answers the
-// settings as they now are.
-func (s *Server) saveSettings(c *gin.Context, st *settingsState, access *[]store.ChannelAccess) {
-	if err := s.d.Store.PutRoutingSettings(c.Request.Context(), st.in.ID, st.settings.Encode(), access); err != nil {
-		s.failErr(c, err)
-		return
+// store writes settings (and the matrix unless nil) into st.
+func (s *Server) storeSettings(ctx context.Context, st *settingsState, access *[]store.ChannelAccess) error {
+	if err := s.d.Store.PutRoutingSettings(ctx, st.in.ID, st.settings.Encode(), access); err != nil {
+		return err
 	}
 	if access != nil {
 		st.matrix = *access
+	}
+	return nil
+}
+
+// answerSettings answers the settings as they now are, or the error.
+func (s *Server) answerSettings(c *gin.Context, st *settingsState, err error) {
+	if err != nil {
+		s.failErr(c, err)
+		return
 	}
 	c.JSON(http.StatusOK, st.view())
 }
@@ -151,9 +167,6 @@ func (s *Server) getSettings(c *gin.Context) {
 	c.JSON(http.StatusOK, st.view())
 }
 
-// putSettings validates everything first and writes in one transaction,
-// so a refusal changes nothing. Writing access switches the integration
-// to the matrix; access_mode "open" (with no access rows) opens it again.
 func (s *Server) putSettings(c *gin.Context) {
 	var req settingsRequest
 	if !decode(c, &req) {
@@ -163,6 +176,14 @@ func (s *Server) putSettings(c *gin.Context) {
 	if !ok {
 		return
 	}
+	s.answerSettings(c, st, s.changeSettings(c.Request.Context(), st, req))
+}
+
+// changeSettings validates everything first and writes in one
+// transaction, so a refusal changes nothing. Writing access switches the
+// integration to the matrix; access_mode "open" (with no access rows)
+// opens it again. The API's PUT and the cabinet's form both come here.
+func (s *Server) changeSettings(ctx context.Context, st *settingsState, req settingsRequest) error {
 	next := st.settings
 	if req.Visibility != nil {
 		next.Visibility = *req.Visibility
@@ -177,22 +198,19 @@ func (s *Server) putSettings(c *gin.Context) {
 		next.AccessMode = *req.AccessMode
 	}
 	if err := next.Validate(st.known); err != nil {
-		s.failErr(c, policyFault(err))
-		return
+		return policyFault(err)
 	}
 	var access *[]store.ChannelAccess
 	switch {
 	case req.Access != nil:
 		rows, err := routing.ValidateAccess(*req.Access, st.ac)
 		if err != nil {
-			s.failErr(c, policyFault(err))
-			return
+			return policyFault(err)
 		}
 		if next.AccessMode == routing.AccessModeOpen && req.AccessMode != nil {
 			if len(rows) > 0 {
-				s.failErr(c, fault.New(fault.Invalid, routing.CodeAccessModeAccess,
-					`access_mode: "open" lets everyone send; it takes no access rows (send "access": [] or leave it out)`))
-				return
+				return fault.New(fault.Invalid, routing.CodeAccessModeAccess,
+					`access_mode: "open" lets everyone send; it takes no access rows (send "access": [] or leave it out)`)
 			}
 		} else {
 			next.AccessMode = routing.AccessModeMatrix
@@ -203,7 +221,7 @@ func (s *Server) putSettings(c *gin.Context) {
 		access = &[]store.ChannelAccess{}
 	}
 	st.settings = next
-	s.saveSettings(c, st, access)
+	return s.storeSettings(ctx, st, access)
 }
 
 // bulkAccess is POST …/access/bulk: add_all or remove_all, for one
@@ -217,13 +235,17 @@ func (s *Server) bulkAccess(c *gin.Context) {
 	if !ok {
 		return
 	}
+	s.answerSettings(c, st, s.applyBulk(c.Request.Context(), st, req))
+}
+
+// applyBulk is a bulk change of the matrix, for the API and the cabinet.
+func (s *Server) applyBulk(ctx context.Context, st *settingsState, req routing.BulkAccess) error {
 	rows, err := req.Apply(st.matrix, st.ac)
 	if err != nil {
-		s.failErr(c, policyFault(err))
-		return
+		return policyFault(err)
 	}
 	st.settings.AccessMode = routing.AccessModeMatrix
-	s.saveSettings(c, st, &rows)
+	return s.storeSettings(ctx, st, &rows)
 }
 
 // refreshIntegration reads the CRM's users again, now, through the
@@ -233,11 +255,15 @@ func (s *Server) refreshIntegration(c *gin.Context) {
 	if !ok {
 		return
 	}
-	users, err := s.d.Integrations.RefreshUsers(c.Request.Context(), s.d.Store, st.in)
+	s.answerSettings(c, st, s.refreshUsers(c.Request.Context(), st))
+}
+
+// refreshUsers reads the CRM's users again into st.
+func (s *Server) refreshUsers(ctx context.Context, st *settingsState) error {
+	users, err := s.d.Integrations.RefreshUsers(ctx, s.d.Store, st.in)
 	if err != nil {
-		s.failErr(c, err)
-		return
+		return err
 	}
 	st.ac.Users = users
-	c.JSON(http.StatusOK, st.view())
+	return nil
 }

@@ -52,17 +52,27 @@ func (s *Server) updateWorkspace(c *gin.Context) {
 		}
 		limit = &n
 	}
-	w, err := s.d.Store.UpdateWorkspace(c.Request.Context(), scopeOf(c), c.Param("id"), store.WorkspaceUpdate{
+	w, err := s.patchWorkspace(c.Request.Context(), scopeOf(c), c.Param("id"), store.WorkspaceUpdate{
 		Name: req.Name, Timezone: req.Timezone, PhoneTrunk8: req.PhoneTrunk8, PhoneRegion: req.PhoneRegion,
-		DialogsPerHourLimit: limit})
+		DialogsPerHourLimit: limit}, limit != nil)
 	if err != nil {
 		s.failErr(c, err)
 		return
 	}
-	if limit != nil {
-		s.wakeHeld(c.Request.Context(), w.ID)
-	}
 	reply(c, http.StatusOK, w)
+}
+
+// patchWorkspace writes a checked change of a workspace, for the API and
+// the cabinet; a changed dialog limit (limitChanged) wakes the held sends.
+func (s *Server) patchWorkspace(ctx context.Context, sc store.Scope, id string, u store.WorkspaceUpdate, limitChanged bool) (*store.Workspace, error) {
+	w, err := s.d.Store.UpdateWorkspace(ctx, sc, id, u)
+	if err != nil {
+		return nil, err
+	}
+	if limitChanged {
+		s.wakeHeld(ctx, w.ID)
+	}
+	return w, nil
 }
 
 // wakeHeld lets the messages held by the dialog limit try again after the

@@ -1,0 +1,391 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/switchboard/switchboard/internal/fault"
+	"github.com/switchboard/switchboard/internal/routing"
+	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/internal/web/httperr"
+)
+
+// settingsForm is the data of the "integration_settings" template: one
+// integration's settings items 1–7 as one form. It carries everything the
+// template needs (texts, CSRF token, where the form posts) so that it
+// renders inside any layout: the cabinet's page, and later a CRM
+// widget's.
+type settingsForm struct {
+	T    map[string]string
+	Lang string
+	CSRF string
+	// Base is the path the form's actions post under: Base+"/settings",
+	// Base+"/channels/{id}/policy" and so on.
+	Base string
+
+	ID, Type, Domain, State, StateLabel, Reason, ReauthURL string
+
+	Users      []formUser
+	Channels   []formBinding
+	Matrix     []formAccessRow
+	AccessMode string
+	Visibility string
+	ChatAdmin  string
+	NotifySecs string
+	Trunk8     bool
+
+	Notice  string
+	Refused *problem
+}
+
+type formUser struct {
+	ID, Name, Email string
+	Active          bool
+}
+
+// formBinding is one bound channel: items 1, 3, 3.1 and 6. The mode and
+// the CRM's line, pipeline and stage are shown, not edited: choosing them
+// needs the provider's own lists (its bind page and the API do that).
+type formBinding struct {
+	ChannelID, ChannelName, Name, Mode string
+	Line, Entity, Category, Stage      string
+	CRMMode                            bool
+	Strategy, OnRepeat, Mirror         string
+	Owners                             []formOwner
+}
+
+type formOwner struct {
+	UserID, Name string
+	On           bool
+	Weight       int
+}
+
+// formAccessRow is one user's row of the access matrix.
+type formAccessRow struct {
+	UserID, Name string
+	Active       bool
+	Cells        []formCell
+}
+
+type formCell struct {
+	ChannelID, Level string
+	Default          bool
+}
+
+// reauthURL is where an integration whose grant the CRM withdrew starts
+// its consent again: each provider mounts /{type}/oauth/start, which takes
+// the portal's domain where it needs one.
+func reauthURL(in *store.Integration) string {
+	if in.State != store.IntegrationNeedsReauth {
+		return ""
+	}
+	u := "/" + url.PathEscape(in.Type) + "/oauth/start"
+	if in.Domain != "" {
+		u += "?domain=" + url.QueryEscape(in.Domain)
+	}
+	return u
+}
+
+// settingsFormOf builds the form from the settings state.
+func (s *Server) settingsFormOf(ctx context.Context, st *settingsState, ws *store.Workspace, t map[string]string, lang, csrf, base string) (*settingsForm, error) {
+	in := st.in
+	f := &settingsForm{T: t, Lang: lang, CSRF: csrf, Base: base, ID: in.ID, Type: in.Type, Domain: in.Domain, State: in.State,
+		StateLabel: stateLabel(t, in.State), Reason: in.StateReason, ReauthURL: reauthURL(in),
+		AccessMode: st.settings.AccessMode, Visibility: st.settings.Visibility, ChatAdmin: st.settings.ChatAdminUserID,
+		NotifySecs: strconv.Itoa(st.settings.NotifyAfterSeconds), Trunk8: ws.PhoneTrunk8}
+	if f.AccessMode == "" {
+		f.AccessMode = routing.AccessModeOpen
+	}
+	for _, u := range st.ac.Users {
+		f.Users = append(f.Users, formUser{ID: u.UserID, Name: u.Name, Email: u.Email, Active: u.Active})
+	}
+	chs, err := s.d.Store.ListChannels(ctx, store.Scope{WorkspaceID: in.WorkspaceID})
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]string{}
+	for _, ch := range chs {
+		names[ch.ID] = ch.Name
+	}
+	for i := range st.bindings {
+		b := &st.bindings[i]
+		fb := formBinding{ChannelID: b.ChannelID, ChannelName: names[b.ChannelID], Name: b.Name, Mode: b.Mode, Line: b.LineID,
+			Entity: b.Entity, Category: b.CategoryID, Stage: b.StageID, CRMMode: b.Mode == "crm"}
+		pol, err := routing.PolicyOf(b)
+		if err != nil {
+			s.d.Log.Warn("a binding's owner policy does not decode", "binding_id", b.ID, "err", err)
+		}
+		fb.OnRepeat, fb.Mirror = pol.OnRepeat, pol.Mirror
+		weights := map[string]int{}
+		if pol.Owner != nil {
+			fb.Strategy = pol.Owner.Strategy
+			for _, w := range pol.Owner.Users {
+				weights[w.UserID] = w.Weight
+			}
+		}
+		for _, u := range st.ac.Users {
+			w, on := weights[u.UserID]
+			if !on {
+				w = 1
+			}
+			fb.Owners = append(fb.Owners, formOwner{UserID: u.UserID, Name: u.Name, On: on, Weight: w})
+		}
+		f.Channels = append(f.Channels, fb)
+	}
+	levels := map[[2]string]store.ChannelAccess{}
+	for _, r := range st.matrix {
+		levels[[2]string{r.UserID, r.ChannelID}] = r
+	}
+	for _, u := range st.ac.Users {
+		row := formAccessRow{UserID: u.UserID, Name: u.Name, Active: u.Active}
+		for _, b := range st.bindings {
+			r, ok := levels[[2]string{u.UserID, b.ChannelID}]
+			lv := store.AccessNone
+			if ok {
+				lv = r.Level
+			}
+			row.Cells = append(row.Cells, formCell{ChannelID: b.ChannelID, Level: lv, Default: ok && r.IsDefault})
+		}
+		f.Matrix = append(f.Matrix, row)
+	}
+	return f, nil
+}
+
+// formInt reads a whole number from a form field, refusing anything else
+// with the field's own code.
+func formInt(form url.Values, field, code string) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(form.Get(field)))
+	if err != nil {
+		return 0, &fault.Error{Kind: fault.Invalid, Code: code, Field: field, Message: field + " is a whole number"}
+	}
+	return n, nil
+}
+
+// settingsAction does what one of the form's buttons asks, through the
+// API's own code paths. channelID is set for a bound channel's actions.
+// A refusal is a *fault.Error and changes nothing.
+func (s *Server) settingsAction(ctx context.Context, sc store.Scope, st *settingsState, action, channelID string, form url.Values) error {
+	switch action {
+	case "settings":
+		vis, admin := form.Get("visibility"), form.Get("chat_admin_user_id")
+		n, err := formInt(form, "notify_after_seconds", routing.CodeNotifyAfter)
+		if err != nil {
+			return err
+		}
+		return s.changeSettings(ctx, st, settingsRequest{Visibility: &vis, ChatAdminUserID: &admin, NotifyAfterSeconds: &n})
+	case "access":
+		rows := make([]routing.UserAccess, 0, len(st.ac.Users))
+		for _, u := range st.ac.Users {
+			ua := routing.UserAccess{UserID: u.UserID, Channels: map[string]string{}}
+			for _, ch := range st.ac.Bound {
+				if lv := form.Get("lvl:" + u.UserID + ":" + ch); lv != "" && lv != store.AccessNone {
+					ua.Channels[ch] = lv
+				}
+			}
+			// The default mark follows the level, as in a bulk change: a
+			// channel that loses send loses the mark.
+			if d := form.Get("def:" + u.UserID); d != "" && routing.CanSend(ua.Channels[d]) {
+				ua.DefaultChannelID = d
+			}
+			if len(ua.Channels) > 0 {
+				rows = append(rows, ua)
+			}
+		}
+		return s.changeSettings(ctx, st, settingsRequest{Access: &rows})
+	case "bulk":
+		return s.applyBulk(ctx, st, routing.BulkAccess{Op: form.Get("op"), ChannelID: form.Get("channel_id"), Level: form.Get("level")})
+	case "refresh":
+		return s.refreshUsers(ctx, st)
+	case "phone":
+		on := form.Get("phone_trunk8") == "on"
+		_, err := s.patchWorkspace(ctx, sc, st.in.WorkspaceID, store.WorkspaceUpdate{PhoneTrunk8: &on}, false)
+		return err
+	case "policy":
+		return s.setBindingPolicy(ctx, st, channelID, form)
+	case "unbind":
+		p, ok := s.d.Integrations.Get(st.in.Type)
+		if !ok {
+			return store.ErrNotFound
+		}
+		return p.Unbind(ctx, sc, st.in.ID, channelID)
+	}
+	return store.ErrNotFound
+}
+
+// setBindingPolicy changes a bound channel's name, owner strategy, repeat
+// rule and mirror mode. It is checked by routing.ValidateBinding, the
+// check every provider's bind makes, and changes only those columns: the
+// line, pipeline and stage stay as the provider's bind set them.
+func (s *Server) setBindingPolicy(ctx context.Context, st *settingsState, channelID string, form url.Values) error {
+	var b *store.ChannelBinding
+	for i := range st.bindings {
+		if st.bindings[i].ChannelID == channelID {
+			b = &st.bindings[i]
+		}
+	}
+	if b == nil {
+		return store.ErrNotFound
+	}
+	crmMode := b.Mode == "crm"
+	pol := routing.BindingPolicy{Name: strings.TrimSpace(form.Get("name"))}
+	if crmMode {
+		pol.OnRepeat, pol.Mirror = form.Get("on_repeat"), form.Get("mirror")
+		if strategy := form.Get("strategy"); strategy != "" {
+			pol.Owner = &routing.OwnerPolicy{Strategy: strategy}
+			for _, u := range st.ac.Users {
+				if form.Get("owner:"+u.UserID) != "on" {
+					continue
+				}
+				w, err := formInt(form, "weight:"+u.UserID, routing.CodeOwnerWeight)
+				if err != nil {
+					return err
+				}
+				pol.Owner.Users = append(pol.Owner.Users, routing.WeightedUser{UserID: u.UserID, Weight: w})
+			}
+		}
+	}
+	if err := routing.ValidateBinding(pol, crmMode, st.in.ID, st.ac.Users); err != nil {
+		return err
+	}
+	pol.Apply(b)
+	return s.d.Store.PutBinding(ctx, b)
+}
+
+// integrationPageRow is an integration as the integrations page lists it.
+type integrationPageRow struct {
+	integrationRow
+	ID, ReauthURL string
+	Bound         int
+}
+
+// integrationsPage lists the workspace's CRM integrations.
+func (s *Server) integrationsPage(c *gin.Context) {
+	p := s.newPage(c, "integrations")
+	rows, err := s.integrationRows(c.Request.Context(), cabinetOf(c).Workspace.ID, p.T)
+	if err != nil {
+		s.pageErr(c, err)
+		return
+	}
+	p.Integrated = rows
+	for _, in := range s.d.Integrations.All() {
+		p.Providers = append(p.Providers, in.Type())
+	}
+	s.render(c, http.StatusOK, "integrations", p)
+}
+
+// integrationRows are a workspace's integrations with their states and
+// bound channels, for the integrations and employees pages.
+func (s *Server) integrationRows(ctx context.Context, workspaceID string, t map[string]string) ([]integrationPageRow, error) {
+	ins, err := s.d.Store.ListIntegrations(ctx, store.Scope{WorkspaceID: workspaceID})
+	if err != nil {
+		return nil, err
+	}
+	var out []integrationPageRow
+	for i := range ins {
+		in := &ins[i]
+		bs, err := s.d.Store.ListBindings(ctx, in.ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, integrationPageRow{integrationRow: integrationRow{Type: in.Type, Domain: in.Domain, State: in.State,
+			StateLabel: stateLabel(t, in.State), Reason: in.StateReason}, ID: in.ID, ReauthURL: reauthURL(in), Bound: len(bs)})
+	}
+	return out, nil
+}
+
+// integrationState loads the integration in the path within the signed-in
+// workspace; false when it answered (another workspace's is a 404).
+func (s *Server) integrationState(c *gin.Context) (*settingsState, bool) {
+	id := c.Param("integration_id")
+	if !store.ValidID(id) {
+		s.refusePage(c, http.StatusNotFound, "not_found")
+		return nil, false
+	}
+	st, err := s.loadSettings(c.Request.Context(), store.Scope{WorkspaceID: cabinetOf(c).Workspace.ID}, id)
+	if err != nil {
+		s.pageErr(c, err)
+		return nil, false
+	}
+	return st, true
+}
+
+// integrationPage shows one integration's settings form in the cabinet.
+func (s *Server) integrationPage(c *gin.Context) {
+	st, ok := s.integrationState(c)
+	if !ok {
+		return
+	}
+	s.renderIntegration(c, http.StatusOK, st, cabinetTexts[lang(c)]["saved_"+c.Query("saved")], nil, nil)
+}
+
+// renderIntegration shows the page; typed, when set, is a refused
+// general-settings form whose values are shown as they were typed.
+func (s *Server) renderIntegration(c *gin.Context, status int, st *settingsState, notice string, refused *problem, typed url.Values) {
+	cc := cabinetOf(c)
+	p := s.newPage(c, "integrations")
+	f, err := s.settingsFormOf(c.Request.Context(), st, cc.Workspace, p.T, p.Lang, p.CSRF, "/integrations/"+st.in.ID)
+	if err != nil {
+		s.pageErr(c, err)
+		return
+	}
+	f.Notice, f.Refused = notice, refused
+	if typed != nil {
+		f.Visibility, f.ChatAdmin, f.NotifySecs = typed.Get("visibility"), typed.Get("chat_admin_user_id"), typed.Get("notify_after_seconds")
+	}
+	p.Settings = f
+	// A refused form is shown at its action's address; the language
+	// switch comes back to the page's own.
+	p.Path = "/integrations/" + st.in.ID
+	s.render(c, status, "integration", p)
+}
+
+// integrationActionPage runs one of the settings form's actions and shows
+// the form again: with the change, or with the refusal and nothing
+// changed.
+func (s *Server) integrationActionPage(c *gin.Context) {
+	ctx := c.Request.Context()
+	cc := cabinetOf(c)
+	action, channelID := c.Param("action"), c.Param("channel_id")
+	perChannel := action == "policy" || action == "unbind"
+	if (channelID != "") != perChannel || channelID != "" && !store.ValidID(channelID) {
+		s.refusePage(c, http.StatusNotFound, "not_found")
+		return
+	}
+	st, ok := s.integrationState(c)
+	if !ok {
+		return
+	}
+	if err := c.Request.ParseForm(); err != nil {
+		s.refusePage(c, http.StatusBadRequest, "internal")
+		return
+	}
+	sc := store.Scope{WorkspaceID: cc.Workspace.ID}
+	err := s.settingsAction(ctx, sc, st, action, channelID, c.Request.PostForm)
+	t := cabinetTexts[lang(c)]
+	if pr := problemOf(t, err); pr != nil {
+		pr.ChannelID = channelID
+		// Shown as stored: the refused change was not written.
+		fresh, ok := s.integrationState(c)
+		if !ok {
+			return
+		}
+		var typed url.Values
+		if action == "settings" {
+			typed = c.Request.PostForm
+		}
+		s.renderIntegration(c, httperr.Status(fault.As(err).Kind), fresh, "", pr, typed)
+		return
+	}
+	if err != nil {
+		s.pageErr(c, err)
+		return
+	}
+	// Post, redirect, get: a reload shows the page, not the form again.
+	c.Redirect(http.StatusSeeOther, "/integrations/"+st.in.ID+"?saved="+action)
+	c.Abort()
+}
