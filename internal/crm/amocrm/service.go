@@ -49,6 +49,9 @@ type Config struct {
 	// Workspace places an account installed from the widget:
 	// crm.WorkspaceAuto, WorkspaceDefault or WorkspaceNew.
 	Workspace string
+	// FileURL gives a stored media file's signed link for notes; nil
+	// leaves files out of them.
+	FileURL func(mediaID string) string
 }
 
 // Service is the amoCRM integration: authorisation (widget install,

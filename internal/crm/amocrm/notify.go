@@ -1,0 +1,138 @@
+package amocrm
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/routing"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// The Service tells account users about waiting customers.
+var _ routing.Notifier = (*Service)(nil)
+
+// Unanswered customers become tasks, not notifications: API v4 has no
+// method that puts a message into a user's notification centre (its
+// notifications come from amoCRM's own events and amojo chats), while a
+// task is assigned to one user, shows in the lead card, the user's task
+// list and the mobile app, and amoCRM itself reminds them when its
+// deadline passes. A task is also what managers close when done, so the
+// reminder does not linger.
+
+// TaskDeadline is how long after the notice a task is due: short, since
+// a waiting customer is the point.
+const TaskDeadline = 15 * time.Minute
+
+// taskTypeFollowUp is amoCRM's built-in "Связаться" (follow up) type.
+const taskTypeFollowUp = 1
+
+// taskExcerptRunes bounds the quote of the customer's message in a task.
+const taskExcerptRunes = 120
+
+// taskWords are the tasks' words. %[1]s is the customer, %[2]s the
+// channel, %[3]d the minutes waited.
+var taskWords = map[string]map[string]string{
+	"ru": {
+		routing.NoticeNew:        "Ответить клиенту %[1]s: новое сообщение в канале «%[2]s»",
+		routing.NoticeEscalation: "Клиент %[1]s ждёт ответа %[3]d мин. в канале «%[2]s»",
+		"excerpt":                ": «%s»",
+	},
+	"en": {
+		routing.NoticeNew:        "Answer customer %[1]s: new message in channel “%[2]s”",
+		routing.NoticeEscalation: "Customer %[1]s has been waiting %[3]d min for an answer in channel “%[2]s”",
+		"excerpt":                ": “%s”",
+	},
+}
+
+// Notify implements routing.Notifier: one follow-up task per notice and
+// user, on the customer's lead when it has one, due in TaskDeadline, all
+// in one POST /api/v4/tasks (50 a call). A repeated notice (the job
+// retried after amoCRM took the tasks but the answer was lost) makes a
+// second task: amoCRM cannot replace one, and a duplicate reminder is
+// better than a lost one.
+func (s *Service) Notify(ctx context.Context, d *routing.Delivery, ns []routing.Notice) error {
+	l := lang(d.Integration)
+	due := time.Now().Add(TaskDeadline).Unix()
+	var tasks []TaskInput
+	for _, n := range ns {
+		lead, err := s.noticeLead(ctx, d, n.Dialog)
+		if err != nil {
+			return err
+		}
+		text := s.taskText(d, n, l)
+		for _, u := range n.UserIDs {
+			uid, err := strconv.Atoi(u)
+			if err != nil || uid <= 0 {
+				s.log.Warn("amocrm: notice for a user id that is not amoCRM's", "integration_id", d.Integration.ID, "user_id", u)
+				continue
+			}
+			t := TaskInput{TaskTypeID: taskTypeFollowUp, Text: text, CompleteTill: due, ResponsibleUserID: uid}
+			if lead != 0 {
+				t.EntityID, t.EntityType = lead, "leads"
+			}
+			tasks = append(tasks, t)
+		}
+	}
+	if len(tasks) == 0 {
+		return nil
+	}
+	if _, err := s.API(d.Integration).AddTasks(ctx, tasks); err != nil {
+		return Classify(err)
+	}
+	return nil
+}
+
+// noticeLead is the waiting customer's lead in this binding, 0 when none
+// is known yet.
+func (s *Service) noticeLead(ctx context.Context, d *routing.Delivery, dv *store.DialogView) (int, error) {
+	if dv == nil {
+		return 0, nil
+	}
+	if dv.CRMEntity == EntityLead {
+		if id, err := strconv.Atoi(dv.CRMEntityID); err == nil {
+			return id, nil
+		}
+	}
+	if dv.Contact == nil {
+		return 0, nil
+	}
+	return s.remoteInt(ctx, d.Integration.ID, linkLead, d.Binding.ID+":"+dv.Contact.ID)
+}
+
+// taskText words a notice: who waits (name and number), in which
+// channel, and the start of what they wrote.
+func (s *Service) taskText(d *routing.Delivery, n routing.Notice, l string) string {
+	w := taskWords[l]
+	who := ""
+	if ct := n.Dialog.Contact; ct != nil {
+		name := cleanLine(cmp.Or(ct.Name, ct.Username))
+		switch {
+		case name != "" && ct.Phone != "" && name != ct.Phone:
+			who = name + " (" + ct.Phone + ")"
+		default:
+			who = cmp.Or(name, ct.Phone, ct.ExternalID)
+		}
+	}
+	ch := cleanLine(cmp.Or(d.Binding.Name, d.Channel.Name, d.Channel.DisplayPhone))
+	minutes := int((n.Waited + time.Minute - 1) / time.Minute)
+	text := fmt.Sprintf(w[n.Kind], who, ch, max(minutes, 1))
+	if n.Message != nil {
+		r := s.render(n.Message, n.Dialog.Contact, l)
+		ex := r.Text
+		if ex == "" && len(r.Files) > 0 {
+			ex = r.Files[0].Name
+		}
+		ex = cleanLine(ex)
+		if rs := []rune(ex); len(rs) > taskExcerptRunes {
+			ex = strings.TrimSpace(string(rs[:taskExcerptRunes])) + "…"
+		}
+		if ex != "" {
+			text += fmt.Sprintf(w["excerpt"], ex)
+		}
+	}
+	return text
+}
