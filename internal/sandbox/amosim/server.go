@@ -385,3 +385,15 @@ func mustJSON(v any) []byte {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// SetRate changes the per-account rate limit while running (requests per
+// second and bucket size; a negative rate turns it off), for tests that
+// install with no limit and then storm.
+func (s *Server) SetRate(rate float64, burst int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.Rate, s.opts.Burst = rate, burst
+	for _, a := range s.accounts {
+		a.bucket = tokenBucket{}
+	}
+}
