@@ -173,6 +173,20 @@ func TestAmoCRMHourlyNotes(t *testing.T) {
 		if n := len(e.Amo.Notes(amoAccount)); n != 1 {
 			t.Fatalf("%d notes after a second flush", n)
 		}
+
+		// amoCRM writes the next batch's note but its answer is lost: the
+		// retry reads the lead's notes, finds the marker and writes nothing.
+		e.Amo.FailAfterApply("POST /api/v4/leads/notes", 1)
+		amoSend(t, e, "79123456789", "Анна", "четвёртое")
+		if st, v := e.Do("POST", "/api/v1/integrations/"+id+"/mirror/flush", nil); st != http.StatusOK || v["messages"] != float64(1) {
+			t.Fatalf("third flush: %d %v", st, v)
+		}
+		e.Eventually("the batch recorded as sent", func() bool { return mirroredCount(t, e) == 4 })
+		e.WaitIdle()
+		notes = e.Amo.Notes(amoAccount)
+		if len(notes) != 2 || !strings.Contains(notes[1].Text(), "четвёртое") || e.Amo.Counts(amoAccount).ByRoute["GET /api/v4/leads/{id}/notes"] == 0 {
+			t.Fatalf("after a lost answer: %d notes, counts %v", len(notes), e.Amo.Counts(amoAccount).ByRoute)
+		}
 	})
 }
 
