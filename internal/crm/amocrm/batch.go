@@ -167,11 +167,7 @@ func (s *Service) batchText(d *routing.Delivery, b *routing.Batch, ct *store.Con
 	if loc == nil {
 		loc = time.UTC
 	}
-	opens, closes := b.Opens.In(loc), b.Closes.In(loc)
-	period := opens.Format("02.01.2006 15:04") + "–" + closes.Format("15:04")
-	if closes.Sub(opens) > 24*time.Hour || (closes.YearDay() != opens.YearDay() && !(closes.Hour() == 0 && closes.Minute() == 0)) {
-		period = opens.Format("02.01.2006 15:04") + "–" + closes.Format("02.01.2006 15:04")
-	}
+	period := b.Period()
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "%s · %s · %s (%s) · %d %s\n", channelLabel(channel.Type(d.Channel.Type)), words[0], period, loc.String(), len(msgs), words[1])
 	for i := range msgs {
@@ -181,11 +177,7 @@ func (s *Service) batchText(d *routing.Delivery, b *routing.Batch, ct *store.Con
 		if m.ProviderAt != nil {
 			when = *m.ProviderAt
 		}
-		lt := when.In(loc)
-		stamp := lt.Format("15:04")
-		if lt.YearDay() != opens.YearDay() {
-			stamp = lt.Format("02.01 15:04")
-		}
+		stamp := b.Stamp(when)
 		fmt.Fprintf(&sb, "\n%s %s:\n%s\n", stamp, r.Author, body(r))
 	}
 	return strings.TrimRight(sb.String(), "\n")

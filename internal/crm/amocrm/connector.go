@@ -105,19 +105,16 @@ func (s *Service) writeNotes(ctx context.Context, in *store.Integration, plan []
 	return written, nil
 }
 
-// byCustomer groups messages by customer, customers in the order of their
-// first message, each customer's messages oldest first.
+// byCustomer is crm.ByCustomer with each customer's contact.
 func byCustomer(msgs []store.MessageView) ([]*store.Contact, map[string][]store.MessageView) {
-	var order []*store.Contact
-	by := map[string][]store.MessageView{}
-	for _, m := range msgs {
-		if m.Contact == nil {
-			continue
+	ids, by := crm.ByCustomer(msgs)
+	order := make([]*store.Contact, 0, len(ids))
+	for _, id := range ids {
+		ct := by[id][0].Contact
+		if ct == nil {
+			ct = &store.Contact{ID: id}
 		}
-		if _, ok := by[m.ContactID]; !ok {
-			order = append(order, m.Contact)
-		}
-		by[m.ContactID] = append(by[m.ContactID], m)
+		order = append(order, ct)
 	}
 	return order, by
 }
