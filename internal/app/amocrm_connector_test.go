@@ -302,3 +302,37 @@ func TestAmoCRMCallFigures(t *testing.T) {
 		})
 	}
 }
+
+// TestAmoCRMFirstResponder: under first_responder a new lead waits on the
+// installing user; the first group member to answer (the widget or amojo
+// will call ClaimByAnswer) becomes its responsible user; a later answerer
+// or an outsider changes nothing.
+func TestAmoCRMFirstResponder(t *testing.T) {
+	apptest.Each(t, amoOpts, func(t *testing.T, e *apptest.Env) {
+		id, _, ch := amoBound(t, e, map[string]any{"mode": "crm",
+			"owner": map[string]any{"strategy": "first_responder", "users": []map[string]any{{"user_id": "9000001"}, {"user_id": "9000002"}}}})
+		amoSend(t, e, "79123456789", "Анна", "Здравствуйте")
+		e.Eventually("lead", func() bool { return len(e.Amo.Leads(amoAccount)) == 1 })
+		e.WaitIdle()
+		if l := e.Amo.Leads(amoAccount)[0]; l.ResponsibleUserID != 9000001 {
+			t.Fatalf("waiting lead on %d, want the installing user", l.ResponsibleUserID)
+		}
+		var contactID string
+		if err := e.App.DB.Gorm.Table("contacts").Select("id").Where("phone = ?", "+79123456789").Scan(&contactID).Error; err != nil || contactID == "" {
+			t.Fatalf("contact: %q %v", contactID, err)
+		}
+		in, _ := storedAmo(t, e, id)
+		ctx := context.Background()
+		for _, u := range []string{"9000099", "9000002", "9000001"} { // outsider, winner, late
+			if err := e.App.AmoCRM.ClaimByAnswer(ctx, in, ch, contactID, u); err != nil {
+				t.Fatal(err)
+			}
+			e.WaitIdle()
+		}
+		e.Eventually("lead handed to the first responder", func() bool { return e.Amo.Leads(amoAccount)[0].ResponsibleUserID == 9000002 })
+		e.WaitIdle()
+		if l := e.Amo.Leads(amoAccount)[0]; l.ResponsibleUserID != 9000002 {
+			t.Fatalf("lead on %d after a later answer", l.ResponsibleUserID)
+		}
+	})
+}

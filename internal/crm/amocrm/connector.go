@@ -325,6 +325,15 @@ func (s *Service) linkLeads(ctx context.Context, d *routing.Delivery, todo []*ne
 			if err := store.SetDialogCRM(tx, k, store.DialogCRM{Entity: EntityLead, EntityID: strconv.Itoa(c.lead), OwnerUserID: nl.owner.UserID}); err != nil {
 				return err
 			}
+			if nl.owner.Reason == routing.OwnerWaiting {
+				// A member may claim the customer between the owner's
+				// choice and this link, when the claim found no lead to
+				// hand over; this job, run after the link commits,
+				// applies such a claim (and costs no call without one).
+				if err := enqueueAssign(tx, b, nl.ct.ID); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})

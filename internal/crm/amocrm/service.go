@@ -141,6 +141,7 @@ func (s *Service) Mount(r crm.Routes) {
 // Handle adds the integration's jobs to a queue.
 func (s *Service) Handle(q crm.JobHandlers) {
 	q.Handle(JobInstall, s.handleInstall)
+	q.Handle(JobAssign, s.handleAssign)
 }
 
 // texts are what Switchboard shows people, by the account's language.
