@@ -151,6 +151,11 @@ func TestAmoCRMHourlyNotes(t *testing.T) {
 		if n := len(e.Amo.Notes(amoAccount)); n != 0 {
 			t.Fatalf("%d notes before the window closed", n)
 		}
+		// The waiting customer's task made the lead at once; the notes
+		// wait for the window.
+		if ls, ts := e.Amo.Leads(amoAccount), e.Amo.Tasks(amoAccount); len(ls) != 1 || len(ts) != 1 || ts[0].EntityID != ls[0].ID {
+			t.Fatalf("before the flush: leads %+v tasks %+v", ls, ts)
+		}
 		if st, v := e.Do("POST", "/api/v1/integrations/"+id+"/mirror/flush", nil); st != http.StatusOK || v["messages"] != float64(3) {
 			t.Fatalf("flush: %d %v", st, v)
 		}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -142,6 +143,15 @@ type newLead struct {
 // the error says why; the others are usable.
 func (s *Service) ensureLeads(ctx context.Context, d *routing.Delivery, cts []*store.Contact) (map[string]int, error) {
 	in, b := d.Integration, d.Binding
+	// The mirror, batch and notice jobs of a binding run under different
+	// queue keys; each may be the first to meet a new customer. Within
+	// the gateway one at a time reads the links and creates what is
+	// missing, so the second finds the first's lead. (Two instances
+	// could still both create one; the link written first wins and the
+	// other lead stays unused.)
+	mu, _ := s.leadLocks.LoadOrStore(in.ID, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
 	p, err := routing.PolicyOf(b)
 	if err != nil {
 		return nil, queue.Permanent(err)

@@ -3,6 +3,7 @@ package amocrm
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -57,11 +58,15 @@ var taskWords = map[string]map[string]string{
 func (s *Service) Notify(ctx context.Context, d *routing.Delivery, ns []routing.Notice) error {
 	l := lang(d.Integration)
 	due := time.Now().Add(TaskDeadline).Unix()
+	leads, err := s.noticeLeads(ctx, d, ns)
+	if err != nil {
+		return err
+	}
 	var tasks []TaskInput
 	for _, n := range ns {
-		lead, err := s.noticeLead(ctx, d, n.Dialog)
-		if err != nil {
-			return err
+		lead := 0
+		if n.Dialog != nil && n.Dialog.Contact != nil {
+			lead = leads[n.Dialog.Contact.ID]
 		}
 		text := s.taskText(d, n, l)
 		for _, u := range n.UserIDs {
@@ -86,21 +91,52 @@ func (s *Service) Notify(ctx context.Context, d *routing.Delivery, ns []routing.
 	return nil
 }
 
-// noticeLead is the waiting customer's lead in this binding, 0 when none
-// is known yet.
-func (s *Service) noticeLead(ctx context.Context, d *routing.Delivery, dv *store.DialogView) (int, error) {
-	if dv == nil {
-		return 0, nil
+// noticeLeads are the waiting customers' leads in this binding, by store
+// contact id. Under hourly and daily mirroring a new customer's lead would
+// wait for the batch: it is made now (as the batch would make it, in one
+// leads/complex for all), so the task sits on the lead and the team sees
+// the customer at once; the batch's notes follow into it. Under "none"
+// nothing is written into amoCRM but the task.
+func (s *Service) noticeLeads(ctx context.Context, d *routing.Delivery, ns []routing.Notice) (map[string]int, error) {
+	leads := map[string]int{}
+	var missing []*store.Contact
+	for _, n := range ns {
+		dv := n.Dialog
+		if dv == nil || dv.Contact == nil {
+			continue
+		}
+		if dv.CRMEntity == EntityLead {
+			if id, err := strconv.Atoi(dv.CRMEntityID); err == nil {
+				leads[dv.Contact.ID] = id
+				continue
+			}
+		}
+		id, err := s.remoteInt(ctx, d.Integration.ID, linkLead, d.Binding.ID+":"+dv.Contact.ID)
+		if err != nil {
+			return nil, err
+		}
+		if id != 0 {
+			leads[dv.Contact.ID] = id
+			continue
+		}
+		missing = append(missing, dv.Contact)
 	}
-	if dv.CRMEntity == EntityLead {
-		if id, err := strconv.Atoi(dv.CRMEntityID); err == nil {
-			return id, nil
+	if len(missing) == 0 || routing.MirrorModeOf(d.Binding) == routing.MirrorNone {
+		return leads, nil
+	}
+	made, err := s.ensureLeads(ctx, d, missing)
+	for k, v := range made {
+		leads[k] = v
+	}
+	if err != nil {
+		// The task still goes out, without its lead: a customer whose
+		// lead amoCRM refused must not also go unannounced.
+		s.log.Warn("amocrm: lead for a notice", "integration_id", d.Integration.ID, "err", err)
+		if errors.Is(err, routing.ErrParked) || Retryable(err) {
+			return nil, err
 		}
 	}
-	if dv.Contact == nil {
-		return 0, nil
-	}
-	return s.remoteInt(ctx, d.Integration.ID, linkLead, d.Binding.ID+":"+dv.Contact.ID)
+	return leads, nil
 }
 
 // taskText words a notice: who waits (name and number), in which

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/switchboard/switchboard/internal/crm"
 	"github.com/switchboard/switchboard/internal/fault"
@@ -67,6 +68,9 @@ type Service struct {
 	hc     *http.Client
 	notify func()
 	log    *slog.Logger
+	// leadLocks (by integration id) keep two jobs of one account from
+	// creating the same customer's lead side by side (connector.go).
+	leadLocks sync.Map
 }
 
 // New builds the integration. hc must be the guarded client (netguard)
