@@ -341,3 +341,31 @@ func TestAmoCRMFirstResponder(t *testing.T) {
 		}
 	})
 }
+
+// TestAmoCRMInstagramByLink: an Instagram customer has no number to search
+// by: a contact is made once, tagged Instagram, and found again by its
+// stored link.
+func TestAmoCRMInstagramByLink(t *testing.T) {
+	apptest.Each(t, amoOpts, func(t *testing.T, e *apptest.Env) {
+		addAmoAccount(t, e)
+		id, _ := installAmoWidget(t, e)
+		ch := e.CreateInstagram()
+		if st, v := e.Do("PUT", "/api/v1/integrations/"+id+"/channels/"+ch, map[string]any{"mode": "crm"}); st != http.StatusOK {
+			t.Fatalf("bind: %d %v", st, v)
+		}
+		ctx := context.Background()
+		for i, text := range []string{"Привет", "Есть в наличии?"} {
+			if _, err := e.Sim.SendInstagramText(ctx, apptest.IGUserID, "1790001", text); err != nil {
+				t.Fatal(err)
+			}
+			e.Eventually("note", func() bool { return len(e.Amo.Notes(amoAccount)) == i+1 })
+		}
+		cs, ls := e.Amo.Contacts(amoAccount), e.Amo.Leads(amoAccount)
+		if len(cs) != 1 || len(ls) != 1 || len(cs[0].Phones) != 0 || !slices.Contains(ls[0].Tags, "Instagram") || !slices.Equal(ls[0].ContactIDs, []int{cs[0].ID}) {
+			t.Fatalf("contacts %+v leads %+v", cs, ls)
+		}
+		if n := e.Amo.Counts(amoAccount).ByRoute["GET /api/v4/contacts"]; n != 0 {
+			t.Fatalf("%d phone searches for an Instagram customer", n)
+		}
+	})
+}
