@@ -369,3 +369,29 @@ func TestAmoCRMInstagramByLink(t *testing.T) {
 		}
 	})
 }
+
+// TestAmoCRMDeletedLead: a lead a user deleted is replaced by a new one
+// for the same contact, and the message that found it gone is written
+// there.
+func TestAmoCRMDeletedLead(t *testing.T) {
+	apptest.Each(t, amoOpts, func(t *testing.T, e *apptest.Env) {
+		amoBound(t, e, map[string]any{"mode": "crm"})
+		amoSend(t, e, "79123456789", "Анна", "Здравствуйте")
+		e.Eventually("lead", func() bool { return len(e.Amo.Notes(amoAccount)) == 1 })
+		old := e.Amo.Leads(amoAccount)[0]
+		e.Amo.DeleteLead(amoAccount, old.ID)
+		amoSend(t, e, "79123456789", "Анна", "Вы где?")
+		e.Eventually("a new lead with the note", func() bool {
+			ls := e.Amo.Leads(amoAccount)
+			return len(ls) == 1 && ls[0].ID != old.ID && len(amoNotesOn(e, ls[0].ID)) == 1
+		})
+		e.WaitIdle()
+		nl := e.Amo.Leads(amoAccount)[0]
+		if !slices.Equal(nl.ContactIDs, old.ContactIDs) || len(e.Amo.Contacts(amoAccount)) != 1 || !strings.Contains(amoNotesOn(e, nl.ID)[0], "Вы где?") {
+			t.Fatalf("replacement lead %+v (old %+v)", nl, old)
+		}
+		// And it stays the customer's lead.
+		amoSend(t, e, "79123456789", "Анна", "Алло")
+		e.Eventually("next note on it", func() bool { return len(amoNotesOn(e, nl.ID)) == 2 })
+	})
+}

@@ -61,7 +61,7 @@ func (s *Service) MirrorBatches(ctx context.Context, in *store.Integration, batc
 		b := &batches[bi]
 		d := &routing.Delivery{Integration: in, Binding: b.Binding, Channel: b.Channel}
 		order, by := byCustomer(b.Messages)
-		leads, err := s.ensureLeads(ctx, d, order)
+		leads, err := s.ensureLeads(ctx, d, order, nil)
 		if err != nil {
 			fail(b.ID, err)
 		}

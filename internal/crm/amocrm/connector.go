@@ -46,7 +46,7 @@ var _ routing.Connector = (*Service)(nil)
 // costs no more calls than one note per call would.
 func (s *Service) Mirror(ctx context.Context, d *routing.Delivery, msgs []store.MessageView) ([]string, error) {
 	order, by := byCustomer(msgs)
-	leads, leadErr := s.ensureLeads(ctx, d, order)
+	leads, leadErr := s.ensureLeads(ctx, d, order, nil)
 	loc := s.location(ctx, d.Integration)
 	var plan []plannedNote
 	for _, ct := range order {
@@ -61,7 +61,40 @@ func (s *Service) Mirror(ctx context.Context, d *routing.Delivery, msgs []store.
 			}
 		}
 	}
+	for i := range plan {
+		plan[i].note.RequestID = strconv.Itoa(i)
+	}
 	written, err := s.writeNotes(ctx, d.Integration, plan)
+	if gone := goneLeads(err, plan); len(gone) > 0 {
+		// A user deleted a customer's lead: the customer gets a new one
+		// and the rest of the notes go there.
+		s.log.Warn("amocrm: leads deleted in the account are replaced", "integration_id", d.Integration.ID, "leads", len(gone))
+		var again []*store.Contact
+		for _, ct := range order {
+			if gone[leads[ct.ID]] {
+				again = append(again, ct)
+			}
+		}
+		fresh, ferr := s.ensureLeads(ctx, d, again, gone)
+		rest := plan[written:]
+		for i := range rest {
+			if id := rest[i].note.EntityID; gone[id] {
+				for _, ct := range again {
+					if leads[ct.ID] == id && fresh[ct.ID] != 0 {
+						rest[i].note.EntityID = fresh[ct.ID]
+					}
+				}
+			}
+			if gone[rest[i].note.EntityID] {
+				rest = rest[:i] // its customer has no lead yet: stop there
+				break
+			}
+		}
+		var more int
+		more, err = s.writeNotes(ctx, d.Integration, rest)
+		written += more
+		err = cmp.Or(err, ferr)
+	}
 	// A message counts once all its notes are written; notes go in the
 	// customers' order, so what is done is a prefix of each customer's.
 	var done []string
@@ -106,6 +139,26 @@ func (s *Service) writeNotes(ctx context.Context, in *store.Integration, plan []
 	return written, nil
 }
 
+// goneLeads are the leads a refused notes call named as not found.
+func goneLeads(err error, plan []plannedNote) map[int]bool {
+	var gone map[int]bool
+	for rid, errs := range ItemErrors(err) {
+		i, aerr := strconv.Atoi(rid)
+		if aerr != nil || i < 0 || i >= len(plan) {
+			continue
+		}
+		for _, fe := range errs {
+			if fe.Code == "NotFound" && fe.Path == "entity_id" {
+				if gone == nil {
+					gone = map[int]bool{}
+				}
+				gone[plan[i].note.EntityID] = true
+			}
+		}
+	}
+	return gone
+}
+
 // byCustomer is crm.ByCustomer with each customer's contact.
 func byCustomer(msgs []store.MessageView) ([]*store.Contact, map[string][]store.MessageView) {
 	ids, by := crm.ByCustomer(msgs)
@@ -139,9 +192,10 @@ type newLead struct {
 //     one, else one found by phone, else a new one embedded in the lead;
 //     all new leads in one POST /api/v4/leads/complex.
 //
-// Customers whose lead could not be made are missing from the answer and
-// the error says why; the others are usable.
-func (s *Service) ensureLeads(ctx context.Context, d *routing.Delivery, cts []*store.Contact) (map[string]int, error) {
+// gone names leads amoCRM no longer has (deleted by a user): they are
+// replaced like closed ones. Customers whose lead could not be made are
+// missing from the answer and the error says why; the others are usable.
+func (s *Service) ensureLeads(ctx context.Context, d *routing.Delivery, cts []*store.Contact, gone map[int]bool) (map[string]int, error) {
 	in, b := d.Integration, d.Binding
 	// The mirror, batch and notice jobs of a binding run under different
 	// queue keys; each may be the first to meet a new customer. Within
@@ -187,7 +241,7 @@ func (s *Service) ensureLeads(ctx context.Context, d *routing.Delivery, cts []*s
 	}
 	var todo []*newLead
 	for _, ct := range cts {
-		if id, ok := linked[ct.ID]; ok && (!checkClosed || open[id]) {
+		if id, ok := linked[ct.ID]; ok && (!checkClosed || open[id]) && !gone[id] {
 			leads[ct.ID] = id
 			continue
 		}

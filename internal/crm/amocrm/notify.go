@@ -85,10 +85,31 @@ func (s *Service) Notify(ctx context.Context, d *routing.Delivery, ns []routing.
 	if len(tasks) == 0 {
 		return nil
 	}
-	if _, err := s.API(d.Integration).AddTasks(ctx, tasks); err != nil {
-		return Classify(err)
+	for i := range tasks {
+		tasks[i].RequestID = strconv.Itoa(i)
 	}
-	return nil
+	_, err = s.API(d.Integration).AddTasks(ctx, tasks)
+	if bad := ItemErrors(err); bad != nil {
+		// A lead deleted in the account since: the task still goes to the
+		// user, without the lead (the next message makes a new one).
+		// amoCRM wrote none of the refused call, so all go again.
+		fixed := false
+		for rid, errs := range bad {
+			i, aerr := strconv.Atoi(rid)
+			if aerr != nil || i < 0 || i >= len(tasks) {
+				continue
+			}
+			for _, fe := range errs {
+				if fe.Code == "NotFound" && fe.Path == "entity_id" {
+					tasks[i].EntityID, tasks[i].EntityType, fixed = 0, "", true
+				}
+			}
+		}
+		if fixed {
+			_, err = s.API(d.Integration).AddTasks(ctx, tasks)
+		}
+	}
+	return Classify(err)
 }
 
 // noticeLeads are the waiting customers' leads in this binding, by store
@@ -124,7 +145,7 @@ func (s *Service) noticeLeads(ctx context.Context, d *routing.Delivery, ns []rou
 	if len(missing) == 0 || routing.MirrorModeOf(d.Binding) == routing.MirrorNone {
 		return leads, nil
 	}
-	made, err := s.ensureLeads(ctx, d, missing)
+	made, err := s.ensureLeads(ctx, d, missing, nil)
 	for k, v := range made {
 		leads[k] = v
 	}

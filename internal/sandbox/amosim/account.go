@@ -505,3 +505,19 @@ func (s *Server) SetLeadStatus(accountID, leadID, statusID int) bool {
 	}
 	return true
 }
+
+// DeleteLead deletes a lead as a user would: the API no longer finds it
+// (GET answers 204, notes on it are refused as NotFound).
+func (s *Server) DeleteLead(accountID, leadID int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.accounts[accountID]
+	if a == nil || a.leads[leadID] == nil {
+		return false
+	}
+	delete(a.leads, leadID)
+	for _, c := range a.contacts {
+		c.LeadIDs = slices.DeleteFunc(c.LeadIDs, func(id int) bool { return id == leadID })
+	}
+	return true
+}
