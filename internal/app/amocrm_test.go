@@ -361,33 +361,19 @@ func TestAmoCRMTokenRotationAndReauth(t *testing.T) {
 		if st, v := e.Do("PUT", "/api/v1/integrations/"+id+"/channels/"+ch, map[string]any{"mode": "crm"}); st != http.StatusOK {
 			t.Fatalf("bind: %d %v", st, v)
 		}
-		// A customer writes while the connector is not there yet: the work
-		// is parked, not dropped.
+		// A customer writes while the account works: lead and note.
 		if _, err := e.Sim.SendWhatsAppText(context.Background(), apptest.PhoneNumberID, "79123456789", "Анна", "Здравствуйте"); err != nil {
 			t.Fatal(err)
 		}
-		// Parked: every mirror job waits (a resume may queue one more
-		// behind the parked head of the binding's key), the head for
-		// minutes.
-		lastRun := func(js []jobRow) time.Time {
-			var last time.Time
-			for _, j := range js {
-				if j.RunAt.After(last) {
-					last = j.RunAt
-				}
-			}
-			return last
-		}
+		e.Eventually("the customer's lead and note", func() bool { return len(e.Amo.Notes(amoAccount)) == 1 })
 		parked := func() bool {
-			js := jobsOf(t, e, routing.JobMirror)
-			for _, j := range js {
-				if j.State != queue.StatePending {
-					return false
+			for _, j := range jobsOf(t, e, routing.JobMirror) {
+				if j.State == queue.StatePending && j.RunAt.After(time.Now().Add(time.Minute)) {
+					return true
 				}
 			}
-			return len(js) > 0 && lastRun(js).After(time.Now().Add(time.Minute))
+			return false
 		}
-		e.Eventually("the customer's message parked", parked)
 		_, old := storedAmo(t, e, id)
 
 		// Expired access tokens, five admins refreshing at once: one
@@ -434,15 +420,15 @@ func TestAmoCRMTokenRotationAndReauth(t *testing.T) {
 		if s := amoState(t, e, id); s != "needs_reauth" {
 			t.Fatalf("state %s, want needs_reauth", s)
 		}
-		// Another message meanwhile is kept for the account (the parked
-		// job carries every message not yet in the CRM), nothing dies.
+		// Another message meanwhile is kept for the account: no call is
+		// made while it cannot be called, the message waits for it.
 		if _, err := e.Sim.SendWhatsAppText(context.Background(), apptest.PhoneNumberID, "79123456789", "Анна", "Вы тут?"); err != nil {
 			t.Fatal(err)
 		}
 		e.Eventually("second message stored", func() bool { return len(e.Messages(ch)) == 2 })
 		e.WaitIdle()
-		if !parked() {
-			t.Fatalf("work while needs_reauth: %+v", jobsOf(t, e, routing.JobMirror))
+		if n := len(e.Amo.Notes(amoAccount)); n != 1 {
+			t.Fatalf("%d notes while needs_reauth", n)
 		}
 		// Binding needs the account: refused while it cannot be asked.
 		if st, v := e.Do("PUT", "/api/v1/integrations/"+id+"/channels/"+ch, map[string]any{"mode": "crm", "stage_id": "61000003"}); st != http.StatusConflict || errCode(v) != crm.CodeNeedsReauth {
@@ -450,15 +436,35 @@ func TestAmoCRMTokenRotationAndReauth(t *testing.T) {
 		}
 
 		// The admin installs again: active, same integration, the parked
-		// work re-armed: it runs at once (and parks again here, the
-		// connector being absent).
-		parkedUntil := lastRun(jobsOf(t, e, routing.JobMirror))
+		// work re-armed: it runs at once and the message reaches the lead.
 		installAmoWidget(t, e)
 		if s := amoState(t, e, id); s != "active" || len(amoIntegrations(t, e)) != 1 {
 			t.Fatalf("after reinstall: state %s", s)
 		}
-		e.Eventually("parked work re-armed and run again", func() bool {
-			return parked() && lastRun(jobsOf(t, e, routing.JobMirror)).After(parkedUntil)
+		e.Eventually("parked work resumed: the second note on the same lead", func() bool {
+			ns := e.Amo.Notes(amoAccount)
+			return len(ns) == 2 && ns[1].EntityID == ns[0].EntityID && strings.Contains(ns[1].Text(), "Вы тут?")
+		})
+		e.WaitIdle()
+		if len(e.Amo.Leads(amoAccount)) != 1 || parked() {
+			t.Fatalf("after resuming: %d leads, parked %v", len(e.Amo.Leads(amoAccount)), parked())
+		}
+
+		// amoCRM revokes the grant while work is on its way: the mirror
+		// job meets 401, its refresh is refused, the account needs
+		// re-authorisation and the job is parked, not failed.
+		e.Amo.RevokeTokens(amoAccount)
+		if _, err := e.Sim.SendWhatsAppText(context.Background(), apptest.PhoneNumberID, "79123456789", "Анна", "Алло?"); err != nil {
+			t.Fatal(err)
+		}
+		e.Eventually("the job parked on a revoked grant", parked)
+		if s := amoState(t, e, id); s != "needs_reauth" || len(e.Amo.Notes(amoAccount)) != 2 {
+			t.Fatalf("state %s, %d notes", s, len(e.Amo.Notes(amoAccount)))
+		}
+		installAmoWidget(t, e)
+		e.Eventually("the parked job ran after the reinstall", func() bool {
+			ns := e.Amo.Notes(amoAccount)
+			return len(ns) == 3 && strings.Contains(ns[2].Text(), "Алло?") && !parked()
 		})
 	})
 }

@@ -73,3 +73,21 @@ func AnySame(stored []string, e164 string, o Options) bool {
 	}
 	return false
 }
+
+// NationalDigits is the national significant number of e164 ("9123456789"
+// for +79123456789): the digits every way of writing the number contains.
+// A CRM whose search is a substring match over digits (amoCRM's query)
+// finds every stored form with it in one request; the hits are then
+// confirmed with AnySame under the workspace's rule. "" when e164 is not a
+// number.
+func NationalDigits(e164 string) string {
+	want, err := Normalize(e164, Options{})
+	if err != nil {
+		return ""
+	}
+	num, err := phonenumbers.Parse(want, "")
+	if err != nil {
+		return Digits(want)
+	}
+	return phonenumbers.GetNationalSignificantNumber(num)
+}

@@ -72,3 +72,11 @@ func TestSame(t *testing.T) {
 		t.Fatal("AnySame")
 	}
 }
+
+func TestNationalDigits(t *testing.T) {
+	for in, want := range map[string]string{"+79123456789": "9123456789", "79123456789": "9123456789", "+77071234567": "7071234567", "x": ""} {
+		if got := NationalDigits(in); got != want {
+			t.Errorf("NationalDigits(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -200,7 +200,35 @@ func (c *Client) Do(ctx context.Context, a Account, method, path string, query u
 	return resp, err
 }
 
+// RateLimitRetries is how often one request refused with 429 is sent
+// again, after RateLimitBackoff, then twice that, before the 429 goes to
+// the caller (and the queue's backoff). amoCRM refuses such a request
+// without doing anything, so a POST is as safe to repeat as a GET; and
+// work that needs several calls (find the contacts, create the leads, add
+// the notes) must not start over from the first call on every 429, or an
+// account whose other integrations eat its budget would never see the
+// last call.
+const RateLimitRetries = 2
+
 func (c *Client) send(ctx context.Context, a Account, method, path, u, tok string, body []byte) (*Response, error) {
+	wait := RateLimitBackoff
+	for try := 0; ; try++ {
+		resp, err := c.sendOnce(ctx, a, method, path, u, tok, body)
+		if try >= RateLimitRetries || !errors.Is(err, ErrRateLimited) {
+			return resp, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		wait *= 2
+	}
+}
+
+func (c *Client) sendOnce(ctx context.Context, a Account, method, path, u, tok string, body []byte) (*Response, error) {
 	if err := c.limiter.Wait(ctx, a.ID); err != nil {
 		return nil, fmt.Errorf("amocrm: %s %s: rate limiter: %w", method, path, err)
 	}

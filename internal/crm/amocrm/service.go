@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/switchboard/switchboard/internal/crm"
 	"github.com/switchboard/switchboard/internal/fault"
@@ -49,6 +50,9 @@ type Config struct {
 	// Workspace places an account installed from the widget:
 	// crm.WorkspaceAuto, WorkspaceDefault or WorkspaceNew.
 	Workspace string
+	// FileURL gives a stored media file's signed link for notes; nil
+	// leaves files out of them.
+	FileURL func(mediaID string) string
 }
 
 // Service is the amoCRM integration: authorisation (widget install,
@@ -64,6 +68,9 @@ type Service struct {
 	hc     *http.Client
 	notify func()
 	log    *slog.Logger
+	// leadLocks (by integration id) keep two jobs of one account from
+	// creating the same customer's lead side by side (connector.go).
+	leadLocks sync.Map
 }
 
 // New builds the integration. hc must be the guarded client (netguard)
@@ -138,6 +145,7 @@ func (s *Service) Mount(r crm.Routes) {
 // Handle adds the integration's jobs to a queue.
 func (s *Service) Handle(q crm.JobHandlers) {
 	q.Handle(JobInstall, s.handleInstall)
+	q.Handle(JobAssign, s.handleAssign)
 }
 
 // texts are what Switchboard shows people, by the account's language.

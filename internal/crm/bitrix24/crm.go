@@ -13,6 +13,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/crm"
 	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
@@ -39,14 +40,7 @@ func (s *Service) mirrorCRM(ctx context.Context, d *routing.Delivery, ready []st
 			loc = l
 		}
 	}
-	var order []string
-	byContact := map[string][]store.MessageView{}
-	for _, m := range ready {
-		if _, ok := byContact[m.ContactID]; !ok {
-			order = append(order, m.ContactID)
-		}
-		byContact[m.ContactID] = append(byContact[m.ContactID], m)
-	}
+	order, byContact := crm.ByCustomer(ready)
 	closed, err := s.closedRecords(ctx, d, order)
 	if err != nil {
 		return nil, err

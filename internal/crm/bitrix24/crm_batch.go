@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/crm"
 	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
 )
@@ -59,14 +60,7 @@ func (s *Service) MirrorBatches(ctx context.Context, in *store.Integration, batc
 	}
 	for _, b := range batches {
 		d := &routing.Delivery{Integration: in, Binding: b.Binding, Channel: b.Channel}
-		var order []string
-		byContact := map[string][]store.MessageView{}
-		for _, m := range b.Messages {
-			if _, ok := byContact[m.ContactID]; !ok {
-				order = append(order, m.ContactID)
-			}
-			byContact[m.ContactID] = append(byContact[m.ContactID], m)
-		}
+		order, byContact := crm.ByCustomer(b.Messages)
 		for k, contactID := range order {
 			msgs := byContact[contactID]
 			entity, entityID, err := s.batchRecord(ctx, d, msgs[0].Contact, b.Location)
@@ -220,13 +214,7 @@ func (s *Service) batchText(d *routing.Delivery, b *routing.Batch, msgs []store.
 	if loc == nil {
 		loc = time.UTC
 	}
-	opens, closes := b.Opens.In(loc), b.Closes.In(loc)
-	period := opens.Format("02.01.2006 15:04") + "–"
-	if sameDay(opens, closes) || closes.Equal(dayAfter(opens)) {
-		period += closes.Format("15:04")
-	} else {
-		period += closes.Format("02.01.2006 15:04")
-	}
+	period := b.Period()
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "%s · %s · %s (%s) · %d %s\n", connectorLabel(channel.Type(d.Channel.Type)), words[0], period, loc.String(), len(msgs), words[1])
 	for i := range msgs {
@@ -240,27 +228,10 @@ func (s *Service) batchText(d *routing.Delivery, b *routing.Batch, msgs []store.
 		if m.ProviderAt != nil {
 			when = *m.ProviderAt
 		}
-		lt := when.In(loc)
-		stamp := lt.Format("15:04")
-		if !sameDay(lt, opens) {
-			stamp = lt.Format("02.01 15:04")
-		}
+		stamp := b.Stamp(when)
 		fmt.Fprintf(&sb, "\n%s %s:\n%s\n", stamp, NeutralizeBB(r.Author), text)
 	}
 	return strings.TrimRight(sb.String(), "\n")
-}
-
-func sameDay(a, b time.Time) bool {
-	ay, am, ad := a.Date()
-	by, bm, bd := b.Date()
-	return ay == by && am == bm && ad == bd
-}
-
-// dayAfter is the next local midnight after t, shown as 00:00 of a daily
-// batch's own line rather than as the next date.
-func dayAfter(t time.Time) time.Time {
-	y, m, d := t.Date()
-	return time.Date(y, m, d+1, 0, 0, 0, 0, t.Location())
 }
 
 var _ routing.BatchConnector = (*Service)(nil)

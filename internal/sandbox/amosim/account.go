@@ -483,3 +483,41 @@ func (b *tokenBucket) take(now time.Time, rate float64, burst int) bool {
 	b.tokens--
 	return true
 }
+
+// SetLeadStatus moves a lead as a user would in the account's pipeline
+// view: to 142 (won) or 143 (lost) closes it, to an open status reopens
+// it. It reports whether the lead exists.
+func (s *Server) SetLeadStatus(accountID, leadID, statusID int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.accounts[accountID]
+	if a == nil || a.leads[leadID] == nil {
+		return false
+	}
+	l := a.leads[leadID]
+	wasOpen := l.Open()
+	l.StatusID, l.UpdatedAt = statusID, s.clock().Unix()
+	switch {
+	case wasOpen && !l.Open():
+		l.ClosedAt = l.UpdatedAt
+	case l.Open():
+		l.ClosedAt = 0
+	}
+	return true
+}
+
+// DeleteLead deletes a lead as a user would: the API no longer finds it
+// (GET answers 204, notes on it are refused as NotFound).
+func (s *Server) DeleteLead(accountID, leadID int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.accounts[accountID]
+	if a == nil || a.leads[leadID] == nil {
+		return false
+	}
+	delete(a.leads, leadID)
+	for _, c := range a.contacts {
+		c.LeadIDs = slices.DeleteFunc(c.LeadIDs, func(id int) bool { return id == leadID })
+	}
+	return true
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
@@ -93,7 +94,14 @@ func (s *Server) api(h func(w http.ResponseWriter, r *http.Request, c *call)) ht
 			return
 		}
 		a.counts.ByRoute[r.Pattern]++
-		h(w, r, &call{a: a, userID: t.userID, now: now, body: body.Bytes()})
+		c := &call{a: a, userID: t.userID, now: now, body: body.Bytes()}
+		if s.failAfter[r.Pattern] > 0 {
+			s.failAfter[r.Pattern]--
+			h(httptest.NewRecorder(), r, c)
+			writeProblem(w, problem(http.StatusBadGateway, "Bad Gateway", "upstream timed out"))
+			return
+		}
+		h(w, r, c)
 	}
 }
 

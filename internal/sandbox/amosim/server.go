@@ -135,6 +135,9 @@ type Server struct {
 	requests []Request
 	hooks    []HookDelivery
 	nextID   int
+	// failAfter counts, by route pattern, requests to apply and then
+	// answer with 502 (FailAfterApply).
+	failAfter map[string]int
 }
 
 // New returns a simulator without accounts; add them with AddAccount.
@@ -385,3 +388,28 @@ func mustJSON(v any) []byte {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// SetRate changes the per-account rate limit while running (requests per
+// second and bucket size; a negative rate turns it off), for tests that
+// install with no limit and then storm.
+func (s *Server) SetRate(rate float64, burst int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.Rate, s.opts.Burst = rate, burst
+	for _, a := range s.accounts {
+		a.bucket = tokenBucket{}
+	}
+}
+
+// FailAfterApply makes the next n requests of route (a pattern such as
+// "POST /api/v4/leads/notes") do their work and then answer 502, as a
+// gateway in front of amoCRM does when it times out on a request amoCRM
+// completed: the client cannot know its data was written.
+func (s *Server) FailAfterApply(route string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failAfter == nil {
+		s.failAfter = map[string]int{}
+	}
+	s.failAfter[route] = n
+}

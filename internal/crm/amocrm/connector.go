@@ -1,0 +1,526 @@
+package amocrm
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/crm"
+	"github.com/switchboard/switchboard/internal/phone"
+	"github.com/switchboard/switchboard/internal/queue"
+	"github.com/switchboard/switchboard/internal/routing"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// Links of a customer to the account's records (crm_links kinds; each
+// integration keeps its own, so the names may be Bitrix24's).
+const (
+	// linkContact ties a store contact to its amoCRM contact.
+	linkContact = "crm_contact"
+	// linkLead ties binding id + ":" + store contact to the lead the
+	// binding writes the customer's messages into.
+	linkLead = "crm_lead"
+)
+
+// The Service is routing's connector for amoCRM accounts.
+var _ routing.Connector = (*Service)(nil)
+
+// Mirror writes customers' messages as notes on their leads (mirror mode
+// "each"): the leads missing are created first, all of the call's new
+// customers in one POST /api/v4/leads/complex, then every message becomes
+// one common note, all notes in one POST /api/v4/leads/notes (50 a call).
+//
+// One note per message rather than one per call: a note carries its
+// message's own author line and time, so the lead's feed reads as the
+// conversation did, and a message is mirrored once it is written (a retry
+// never rewrites a whole call's text); the notes go in one array, so it
+// costs no more calls than one note per call would.
+func (s *Service) Mirror(ctx context.Context, d *routing.Delivery, msgs []store.MessageView) ([]string, error) {
+	order, by := byCustomer(msgs)
+	leads, leadErr := s.ensureLeads(ctx, d, order, nil)
+	loc := s.location(ctx, d.Integration)
+	var plan []plannedNote
+	for _, ct := range order {
+		lead, ok := leads[ct.ID]
+		if !ok {
+			continue // its lead could not be made: its messages wait
+		}
+		for i := range by[ct.ID] {
+			m := &by[ct.ID][i]
+			for _, part := range SplitText(s.noteText(d, ct, m, loc), NoteTextLimit) {
+				plan = append(plan, plannedNote{msgID: m.ID, note: NoteInput{EntityID: lead, NoteType: NoteCommon, Params: NoteParams{Text: part}}})
+			}
+		}
+	}
+	for i := range plan {
+		plan[i].note.RequestID = strconv.Itoa(i)
+	}
+	written, err := s.writeNotes(ctx, d.Integration, plan)
+	if gone := goneLeads(err, plan); len(gone) > 0 {
+		// A user deleted a customer's lead: the customer gets a new one
+		// and the rest of the notes go there.
+		s.log.Warn("amocrm: leads deleted in the account are replaced", "integration_id", d.Integration.ID, "leads", len(gone))
+		var again []*store.Contact
+		for _, ct := range order {
+			if gone[leads[ct.ID]] {
+				again = append(again, ct)
+			}
+		}
+		fresh, ferr := s.ensureLeads(ctx, d, again, gone)
+		rest := plan[written:]
+		for i := range rest {
+			if id := rest[i].note.EntityID; gone[id] {
+				for _, ct := range again {
+					if leads[ct.ID] == id && fresh[ct.ID] != 0 {
+						rest[i].note.EntityID = fresh[ct.ID]
+					}
+				}
+			}
+			if gone[rest[i].note.EntityID] {
+				rest = rest[:i] // its customer has no lead yet: stop there
+				break
+			}
+		}
+		var more int
+		more, err = s.writeNotes(ctx, d.Integration, rest)
+		written += more
+		err = cmp.Or(err, ferr)
+	}
+	// A message counts once all its notes are written; notes go in the
+	// customers' order, so what is done is a prefix of each customer's.
+	var done []string
+	for i := 0; i < written; i++ {
+		if i+1 == len(plan) || plan[i+1].msgID != plan[i].msgID {
+			done = append(done, plan[i].msgID)
+		}
+	}
+	return done, cmp.Or(err, leadErr)
+}
+
+// Status has nothing to tell amoCRM yet: every message an amoCRM user can
+// send goes out through the widget's chat window or amojo, which are not
+// built; until then no outbound message is linked to this integration and
+// routing never calls this. The amojo session reports delivered, read and
+// failed here with the delivery-status method.
+func (s *Service) Status(context.Context, *routing.Delivery, *store.MessageView) error { return nil }
+
+// plannedNote is one note to write and the message it is (part of).
+type plannedNote struct {
+	msgID string
+	note  NoteInput
+}
+
+// writeNotes adds the notes in calls of MaxBatch and returns how many,
+// from the start, were written. A refused call writes nothing of its
+// batch (amoCRM validates the whole array first).
+func (s *Service) writeNotes(ctx context.Context, in *store.Integration, plan []plannedNote) (int, error) {
+	api := s.API(in)
+	written := 0
+	for written < len(plan) {
+		n := min(len(plan)-written, MaxBatch)
+		notes := make([]NoteInput, n)
+		for i := range notes {
+			notes[i] = plan[written+i].note
+		}
+		if _, err := api.AddNotes(ctx, "leads", notes); err != nil {
+			return written, Classify(err)
+		}
+		written += n
+	}
+	return written, nil
+}
+
+// goneLeads are the leads a refused notes call named as not found.
+func goneLeads(err error, plan []plannedNote) map[int]bool {
+	var gone map[int]bool
+	for rid, errs := range ItemErrors(err) {
+		i, aerr := strconv.Atoi(rid)
+		if aerr != nil || i < 0 || i >= len(plan) {
+			continue
+		}
+		for _, fe := range errs {
+			if fe.Code == "NotFound" && fe.Path == "entity_id" {
+				if gone == nil {
+					gone = map[int]bool{}
+				}
+				gone[plan[i].note.EntityID] = true
+			}
+		}
+	}
+	return gone
+}
+
+// byCustomer is crm.ByCustomer with each customer's contact.
+func byCustomer(msgs []store.MessageView) ([]*store.Contact, map[string][]store.MessageView) {
+	ids, by := crm.ByCustomer(msgs)
+	order := make([]*store.Contact, 0, len(ids))
+	for _, id := range ids {
+		ct := by[id][0].Contact
+		if ct == nil {
+			ct = &store.Contact{ID: id}
+		}
+		order = append(order, ct)
+	}
+	return order, by
+}
+
+// newLead is a customer whose lead ensureLeads creates.
+type newLead struct {
+	ct       *store.Contact
+	owner    routing.NewOwner
+	replaced bool // a closed lead is replaced (on_repeat new)
+	input    LeadInput
+}
+
+// ensureLeads returns the lead of each customer of the binding, by store
+// contact id, creating what is missing:
+//   - a linked lead is kept, unless the binding's on_repeat is "new" and
+//     the lead is closed (142 won, 143 lost) or gone: then one GET
+//     /api/v4/leads for all the call's linked leads tells which;
+//   - a new lead goes into the binding's pipeline and status, on the owner
+//     the routing core picks (the installing user without a policy),
+//     tagged with the channel, with the customer's contact: the linked
+//     one, else one found by phone, else a new one embedded in the lead;
+//     all new leads in one POST /api/v4/leads/complex.
+//
+// gone names leads amoCRM no longer has (deleted by a user): they are
+// replaced like closed ones. Customers whose lead could not be made are
+// missing from the answer and the error says why; the others are usable.
+func (s *Service) ensureLeads(ctx context.Context, d *routing.Delivery, cts []*store.Contact, gone map[int]bool) (map[string]int, error) {
+	in, b := d.Integration, d.Binding
+	// The mirror, batch and notice jobs of a binding run under different
+	// queue keys; each may be the first to meet a new customer. Within
+	// the gateway one at a time reads the links and creates what is
+	// missing, so the second finds the first's lead. (Two instances
+	// could still both create one; the link written first wins and the
+	// other lead stays unused.)
+	mu, _ := s.leadLocks.LoadOrStore(in.ID, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+	p, err := routing.PolicyOf(b)
+	if err != nil {
+		return nil, queue.Permanent(err)
+	}
+	leads := map[string]int{}
+	linked := map[string]int{}
+	for _, ct := range cts {
+		id, err := s.remoteInt(ctx, in.ID, linkLead, b.ID+":"+ct.ID)
+		if err != nil {
+			return nil, err
+		}
+		if id != 0 {
+			linked[ct.ID] = id
+		}
+	}
+	open := map[int]bool{}
+	checkClosed := routing.StartNewRecord(p, true) && len(linked) > 0
+	if checkClosed {
+		ids := make([]int, 0, len(linked))
+		for _, id := range linked {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		ls, err := s.API(in).Leads(ctx, LeadFilter{IDs: ids})
+		if err != nil {
+			return nil, Classify(err)
+		}
+		for _, l := range ls {
+			if l.Open() {
+				open[l.ID] = true
+			}
+		}
+	}
+	var todo []*newLead
+	for _, ct := range cts {
+		if id, ok := linked[ct.ID]; ok && (!checkClosed || open[id]) && !gone[id] {
+			leads[ct.ID] = id
+			continue
+		}
+		nl, err := s.planLead(ctx, d, ct)
+		if err != nil {
+			return leads, err
+		}
+		nl.replaced = linked[ct.ID] != 0
+		nl.input.RequestID = strconv.Itoa(len(todo))
+		todo = append(todo, nl)
+	}
+	if len(todo) == 0 {
+		return leads, nil
+	}
+	created, err := s.createLeads(ctx, in, todo)
+	if lerr := s.linkLeads(ctx, d, todo, created); lerr != nil {
+		return leads, lerr
+	}
+	for i, nl := range todo {
+		if id := created[i]; id.lead != 0 {
+			leads[nl.ct.ID] = id.lead
+		}
+	}
+	return leads, err
+}
+
+// createdIDs are the ids one new lead got.
+type createdIDs struct{ lead, contact int }
+
+// createLeads sends the new leads in POST /api/v4/leads/complex (50 a
+// call). amoCRM refuses a whole call when one lead is invalid and names it
+// by request_id: the call is repeated without the refused ones, so one
+// customer's bad data does not hold up the others; their error is
+// returned. The answer is by position of todo; a zero lead was not made.
+func (s *Service) createLeads(ctx context.Context, in *store.Integration, todo []*newLead) ([]createdIDs, error) {
+	out := make([]createdIDs, len(todo))
+	send := make([]int, len(todo)) // positions in todo still to send
+	for i := range send {
+		send[i] = i
+	}
+	var refused error
+	for attempt := 0; attempt < 2 && len(send) > 0; attempt++ {
+		inputs := make([]LeadInput, len(send))
+		for i, pos := range send {
+			inputs[i] = todo[pos].input
+		}
+		res, err := s.API(in).CreateLeadsComplex(ctx, inputs)
+		byRID := map[string]ComplexResult{}
+		for _, r := range res {
+			for _, rid := range r.RequestIDs {
+				byRID[rid] = r
+			}
+		}
+		for _, pos := range send {
+			if r, ok := byRID[todo[pos].input.RequestID]; ok {
+				out[pos].lead = r.ID
+				if r.ContactID != nil {
+					out[pos].contact = *r.ContactID
+				}
+			}
+		}
+		if err == nil {
+			return out, refused
+		}
+		bad := ItemErrors(err)
+		if bad == nil {
+			return out, Classify(err)
+		}
+		s.log.Warn("amocrm: leads refused", "integration_id", in.ID, "err", err)
+		refused = err
+		var rest []int
+		for _, pos := range send {
+			if _, isBad := bad[todo[pos].input.RequestID]; !isBad && out[pos].lead == 0 {
+				rest = append(rest, pos)
+			}
+		}
+		send = rest
+	}
+	return out, refused
+}
+
+// planLead decides a new lead for a customer: its contact and owner.
+func (s *Service) planLead(ctx context.Context, d *routing.Delivery, ct *store.Contact) (*newLead, error) {
+	in, b := d.Integration, d.Binding
+	contactID, err := s.remoteInt(ctx, in.ID, linkContact, ct.ID)
+	if err != nil {
+		return nil, err
+	}
+	if contactID == 0 && ct.Phone != "" {
+		if contactID, err = s.findContactByPhone(ctx, in, ct.Phone); err != nil {
+			return nil, err
+		}
+	}
+	nl := &newLead{ct: ct}
+	if nl.owner, err = routing.OwnerForNewRecord(ctx, s.store, b, ct.ID); err != nil {
+		return nil, err
+	}
+	if nl.owner.Reason == routing.OwnerNobodyActive {
+		s.log.Warn("amocrm: nobody in the owner group is active; the lead goes to the installing user",
+			"integration_id", in.ID, "binding_id", b.ID, "contact_id", ct.ID)
+	}
+	owner, _ := strconv.Atoi(cmp.Or(nl.owner.UserID, in.InstalledBy))
+	pipeline, _ := strconv.Atoi(b.CategoryID)
+	status, _ := strconv.Atoi(b.StageID)
+	label := channelLabel(channel.Type(d.Channel.Type))
+	name := cleanLine(cmp.Or(ct.Name, ct.Username, ct.Phone, ct.ExternalID))
+	contact := ContactInput{ID: contactID}
+	if contactID == 0 {
+		// A contact we create is the new lead's owner's; one found in the
+		// account keeps whoever has it there.
+		contact = ContactInput{Name: name, ResponsibleUserID: owner, TagsToAdd: []Tag{{Name: label}}}
+		if ct.Phone != "" {
+			contact.CustomFields = []FieldValues{Phone(ct.Phone, "MOB")}
+		}
+	}
+	nl.input = LeadInput{Name: label + ": " + name, PipelineID: pipeline, StatusID: status, ResponsibleUserID: owner,
+		Embedded: &LeadEmbed{Tags: []Tag{{Name: label}}, Contacts: []ContactInput{contact}}}
+	return nl, nil
+}
+
+// linkLeads records what createLeads made, in one transaction: the
+// customer's contact and lead (replacing a closed lead's link), and the
+// dialog's record and owner.
+func (s *Service) linkLeads(ctx context.Context, d *routing.Delivery, todo []*newLead, created []createdIDs) error {
+	in, b := d.Integration, d.Binding
+	return s.store.Tx(ctx, func(tx *gorm.DB) error {
+		for i, nl := range todo {
+			c := created[i]
+			if c.lead == 0 {
+				continue
+			}
+			if c.contact != 0 {
+				if err := store.PutLink(tx, in.ID, linkContact, nl.ct.ID, strconv.Itoa(c.contact)); err != nil {
+					return err
+				}
+			}
+			put := store.PutLink
+			if nl.replaced {
+				put = store.ReplaceLink
+			}
+			if err := put(tx, in.ID, linkLead, b.ID+":"+nl.ct.ID, strconv.Itoa(c.lead)); err != nil {
+				return err
+			}
+			k := store.DialogKey{WorkspaceID: b.WorkspaceID, IntegrationID: in.ID, ChannelID: b.ChannelID, ContactID: nl.ct.ID}
+			if err := store.SetDialogCRM(tx, k, store.DialogCRM{Entity: EntityLead, EntityID: strconv.Itoa(c.lead), OwnerUserID: nl.owner.UserID}); err != nil {
+				return err
+			}
+			if nl.owner.Reason == routing.OwnerWaiting {
+				// A member may claim the customer between the owner's
+				// choice and this link, when the claim found no lead to
+				// hand over; this job, run after the link commits,
+				// applies such a claim (and costs no call without one).
+				if err := enqueueAssign(tx, b, nl.ct.ID); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// findContactByPhone finds the account's contact of a customer's number
+// (E.164). amoCRM's query is a substring search over the stored digits,
+// so it is asked once for the national digits, which every written form
+// of the number contains ("8 (912) 345-67-89", "+7 912 345 67 89",
+// "9123456789"); each hit's PHONE values are then confirmed with the
+// workspace's rule (phone.AnySame: 8→+7 only where the workspace says so),
+// since the search also hits other numbers and fields holding those
+// digits. Of several confirmed contacts the lowest id (the oldest) wins,
+// the same on every retry. 0 when none is confirmed.
+func (s *Service) findContactByPhone(ctx context.Context, in *store.Integration, e164 string) (int, error) {
+	query := phone.NationalDigits(e164)
+	if query == "" {
+		return 0, nil
+	}
+	ws, err := s.store.GetWorkspace(ctx, store.All, in.WorkspaceID)
+	if err != nil {
+		return 0, err
+	}
+	rule := phone.Options{Trunk8: ws.PhoneTrunk8, Region: ws.PhoneRegion}
+	found, err := s.API(in).SearchContacts(ctx, query, false)
+	if err != nil {
+		return 0, Classify(err)
+	}
+	best := 0
+	for _, c := range found {
+		if phone.AnySame(c.Values("PHONE"), e164, rule) && (best == 0 || c.ID < best) {
+			best = c.ID
+		}
+	}
+	return best, nil
+}
+
+// remoteInt reads a numeric link; 0 when there is none.
+func (s *Service) remoteInt(ctx context.Context, integrationID, kind, localID string) (int, error) {
+	v, err := s.store.RemoteOf(ctx, integrationID, kind, localID)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	id, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("amocrm: link %s of %s is not an id: %q", kind, localID, v)
+	}
+	return id, nil
+}
+
+// location is the workspace's clock, for the times notes show.
+func (s *Service) location(ctx context.Context, in *store.Integration) *time.Location {
+	ws, err := s.store.GetWorkspace(ctx, store.All, in.WorkspaceID)
+	if err != nil {
+		return time.UTC
+	}
+	return routing.Location(ws.Timezone)
+}
+
+// channelLabel names a channel type in notes, tags and lead names.
+func channelLabel(t channel.Type) string {
+	if t == channel.Instagram {
+		return "Instagram"
+	}
+	return "WhatsApp"
+}
+
+// lang is the language notes and tasks are written in: the account's.
+func lang(in *store.Integration) string {
+	if strings.EqualFold(in.Language, "en") {
+		return "en"
+	}
+	return "ru"
+}
+
+// render is a message as an operator reads it, signed with the customer
+// whose lead it goes to.
+func (s *Service) render(m *store.MessageView, ct *store.Contact, l string) crm.Rendered {
+	withContact := *m
+	if ct != nil {
+		withContact.Contact = ct
+	}
+	r, err := crm.Render(&withContact, l, s.cfg.FileURL)
+	if err != nil {
+		s.log.Error("amocrm: render a message", "message_id", m.ID, "err", err)
+	}
+	return r
+}
+
+// body is a rendered message as plain note text (amoCRM notes have no
+// markup): the quote as "> " lines, the text, the files' links.
+func body(r crm.Rendered) string {
+	var parts []string
+	if r.Deleted != "" {
+		parts = append(parts, "["+r.Deleted+"]")
+	}
+	if r.Quote != "" {
+		parts = append(parts, "> "+strings.ReplaceAll(strings.TrimSpace(r.Quote), "\n", "\n> "))
+	}
+	if r.Text != "" {
+		parts = append(parts, r.Text)
+	}
+	for _, f := range r.Files {
+		if f.URL != "" {
+			parts = append(parts, f.URL)
+		}
+	}
+	return strings.Join(parts, "\n")
+}
+
+// noteText is one message's note: channel, author and local time, then
+// the message.
+func (s *Service) noteText(d *routing.Delivery, ct *store.Contact, m *store.MessageView, loc *time.Location) string {
+	r := s.render(m, ct, lang(d.Integration))
+	when := m.CreatedAt
+	if m.ProviderAt != nil {
+		when = *m.ProviderAt
+	}
+	return fmt.Sprintf("%s · %s · %s\n%s", channelLabel(channel.Type(d.Channel.Type)), r.Author, when.In(loc).Format("02.01.2006 15:04 MST"), body(r))
+}
+
+// cleanLine folds text onto one line.
+func cleanLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -1,0 +1,195 @@
+package amocrm
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/routing"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// The Service tells account users about waiting customers.
+var _ routing.Notifier = (*Service)(nil)
+
+// Unanswered customers become tasks, not notifications: API v4 has no
+// method that puts a message into a user's notification centre (its
+// notifications come from amoCRM's own events and amojo chats), while a
+// task is assigned to one user, shows in the lead card, the user's task
+// list and the mobile app, and amoCRM itself reminds them when its
+// deadline passes. A task is also what managers close when done, so the
+// reminder does not linger.
+
+// TaskDeadline is how long after the notice a task is due: short, since
+// a waiting customer is the point.
+const TaskDeadline = 15 * time.Minute
+
+// taskTypeFollowUp is amoCRM's built-in "Связаться" (follow up) type.
+const taskTypeFollowUp = 1
+
+// taskExcerptRunes bounds the quote of the customer's message in a task.
+const taskExcerptRunes = 120
+
+// taskWords are the tasks' words. %[1]s is the customer, %[2]s the
+// channel, %[3]d the minutes waited.
+var taskWords = map[string]map[string]string{
+	"ru": {
+		routing.NoticeNew:        "Ответить клиенту %[1]s: новое сообщение в канале «%[2]s»",
+		routing.NoticeEscalation: "Клиент %[1]s ждёт ответа %[3]d мин. в канале «%[2]s»",
+		"excerpt":                ": «%s»",
+	},
+	"en": {
+		routing.NoticeNew:        "Answer customer %[1]s: new message in channel “%[2]s”",
+		routing.NoticeEscalation: "Customer %[1]s has been waiting %[3]d min for an answer in channel “%[2]s”",
+		"excerpt":                ": “%s”",
+	},
+}
+
+// Notify implements routing.Notifier: one follow-up task per notice and
+// user, on the customer's lead when it has one, due in TaskDeadline, all
+// in one POST /api/v4/tasks (50 a call). A repeated notice (the job
+// retried after amoCRM took the tasks but the answer was lost) makes a
+// second task: amoCRM cannot replace one, and a duplicate reminder is
+// better than a lost one.
+func (s *Service) Notify(ctx context.Context, d *routing.Delivery, ns []routing.Notice) error {
+	l := lang(d.Integration)
+	due := time.Now().Add(TaskDeadline).Unix()
+	leads, err := s.noticeLeads(ctx, d, ns)
+	if err != nil {
+		return err
+	}
+	var tasks []TaskInput
+	for _, n := range ns {
+		lead := 0
+		if n.Dialog != nil && n.Dialog.Contact != nil {
+			lead = leads[n.Dialog.Contact.ID]
+		}
+		text := s.taskText(d, n, l)
+		for _, u := range n.UserIDs {
+			uid, err := strconv.Atoi(u)
+			if err != nil || uid <= 0 {
+				s.log.Warn("amocrm: notice for a user id that is not amoCRM's", "integration_id", d.Integration.ID, "user_id", u)
+				continue
+			}
+			t := TaskInput{TaskTypeID: taskTypeFollowUp, Text: text, CompleteTill: due, ResponsibleUserID: uid}
+			if lead != 0 {
+				t.EntityID, t.EntityType = lead, "leads"
+			}
+			tasks = append(tasks, t)
+		}
+	}
+	if len(tasks) == 0 {
+		return nil
+	}
+	for i := range tasks {
+		tasks[i].RequestID = strconv.Itoa(i)
+	}
+	_, err = s.API(d.Integration).AddTasks(ctx, tasks)
+	if bad := ItemErrors(err); bad != nil {
+		// A lead deleted in the account since: the task still goes to the
+		// user, without the lead (the next message makes a new one).
+		// amoCRM wrote none of the refused call, so all go again.
+		fixed := false
+		for rid, errs := range bad {
+			i, aerr := strconv.Atoi(rid)
+			if aerr != nil || i < 0 || i >= len(tasks) {
+				continue
+			}
+			for _, fe := range errs {
+				if fe.Code == "NotFound" && fe.Path == "entity_id" {
+					tasks[i].EntityID, tasks[i].EntityType, fixed = 0, "", true
+				}
+			}
+		}
+		if fixed {
+			_, err = s.API(d.Integration).AddTasks(ctx, tasks)
+		}
+	}
+	return Classify(err)
+}
+
+// noticeLeads are the waiting customers' leads in this binding, by store
+// contact id. Under hourly and daily mirroring a new customer's lead would
+// wait for the batch: it is made now (as the batch would make it, in one
+// leads/complex for all), so the task sits on the lead and the team sees
+// the customer at once; the batch's notes follow into it. Under "none"
+// nothing is written into amoCRM but the task.
+func (s *Service) noticeLeads(ctx context.Context, d *routing.Delivery, ns []routing.Notice) (map[string]int, error) {
+	leads := map[string]int{}
+	var missing []*store.Contact
+	for _, n := range ns {
+		dv := n.Dialog
+		if dv == nil || dv.Contact == nil {
+			continue
+		}
+		if dv.CRMEntity == EntityLead {
+			if id, err := strconv.Atoi(dv.CRMEntityID); err == nil {
+				leads[dv.Contact.ID] = id
+				continue
+			}
+		}
+		id, err := s.remoteInt(ctx, d.Integration.ID, linkLead, d.Binding.ID+":"+dv.Contact.ID)
+		if err != nil {
+			return nil, err
+		}
+		if id != 0 {
+			leads[dv.Contact.ID] = id
+			continue
+		}
+		missing = append(missing, dv.Contact)
+	}
+	if len(missing) == 0 || routing.MirrorModeOf(d.Binding) == routing.MirrorNone {
+		return leads, nil
+	}
+	made, err := s.ensureLeads(ctx, d, missing, nil)
+	for k, v := range made {
+		leads[k] = v
+	}
+	if err != nil {
+		// The task still goes out, without its lead: a customer whose
+		// lead amoCRM refused must not also go unannounced.
+		s.log.Warn("amocrm: lead for a notice", "integration_id", d.Integration.ID, "err", err)
+		if errors.Is(err, routing.ErrParked) || Retryable(err) {
+			return nil, err
+		}
+	}
+	return leads, nil
+}
+
+// taskText words a notice: who waits (name and number), in which
+// channel, and the start of what they wrote.
+func (s *Service) taskText(d *routing.Delivery, n routing.Notice, l string) string {
+	w := taskWords[l]
+	who := ""
+	if ct := n.Dialog.Contact; ct != nil {
+		name := cleanLine(cmp.Or(ct.Name, ct.Username))
+		switch {
+		case name != "" && ct.Phone != "" && name != ct.Phone:
+			who = name + " (" + ct.Phone + ")"
+		default:
+			who = cmp.Or(name, ct.Phone, ct.ExternalID)
+		}
+	}
+	ch := cleanLine(cmp.Or(d.Binding.Name, d.Channel.Name, d.Channel.DisplayPhone))
+	minutes := int((n.Waited + time.Minute - 1) / time.Minute)
+	text := fmt.Sprintf(w[n.Kind], who, ch, max(minutes, 1))
+	if n.Message != nil {
+		r := s.render(n.Message, n.Dialog.Contact, l)
+		ex := r.Text
+		if ex == "" && len(r.Files) > 0 {
+			ex = r.Files[0].Name
+		}
+		ex = cleanLine(ex)
+		if rs := []rune(ex); len(rs) > taskExcerptRunes {
+			ex = strings.TrimSpace(string(rs[:taskExcerptRunes])) + "…"
+		}
+		if ex != "" {
+			text += fmt.Sprintf(w["excerpt"], ex)
+		}
+	}
+	return text
+}
