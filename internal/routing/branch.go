@@ -97,7 +97,9 @@ type BranchConfig struct {
 }
 
 func invalid(code, field, format string, a ...any) *fault.Error {
-	return fault.Newf(fault.Invalid, code, field+": "+format, a...)
+	e := fault.Newf(fault.Invalid, code, field+": "+format, a...)
+	e.Field = field
+	return e
 }
 
 // Validate checks a configuration and returns it normalised (names and

@@ -124,7 +124,7 @@ func TestBranchConfigValidate(t *testing.T) {
 			tc.edit(&c)
 			_, err := c.Validate(bound, phone.Default)
 			fe := fault.As(err)
-			if fe == nil || fe.Kind != fault.Invalid || fe.Code != tc.code || !strings.HasPrefix(fe.Message, tc.field+":") {
+			if fe == nil || fe.Kind != fault.Invalid || fe.Code != tc.code || !strings.HasPrefix(fe.Message, tc.field+":") || fe.Field != tc.field {
 				t.Fatalf("got %v, want %s naming %s", err, tc.code, tc.field)
 			}
 		})

@@ -121,11 +121,12 @@ func (st *settingsState) known(id string) bool {
 }
 
 // policyFault turns the routing core's refusal into the API's: 422 with
-// the code, the message naming the field.
+// the code, the message naming the field, and the field on its own (as
+// binding errors have it) for clients that point at the refused value.
 func policyFault(err error) error {
 	var pe *routing.PolicyError
 	if errors.As(err, &pe) {
-		return &fault.Error{Kind: fault.Invalid, Code: pe.Code, Message: pe.Error(), Err: err}
+		return &fault.Error{Kind: fault.Invalid, Code: pe.Code, Message: pe.Error(), Field: pe.Field, Err: err}
 	}
 	return err
 }
@@ -190,8 +191,8 @@ func (s *Server) putSettings(c *gin.Context) {
 		}
 		if next.AccessMode == routing.AccessModeOpen && req.AccessMode != nil {
 			if len(rows) > 0 {
-				s.failErr(c, fault.New(fault.Invalid, routing.CodeAccessModeAccess,
-					`access_mode: "open" lets everyone send; it takes no access rows (send "access": [] or leave it out)`))
+				s.failErr(c, &fault.Error{Kind: fault.Invalid, Code: routing.CodeAccessModeAccess, Field: "access_mode",
+					Message: `access_mode: "open" lets everyone send; it takes no access rows (send "access": [] or leave it out)`})
 				return
 			}
 		} else {
