@@ -203,10 +203,15 @@ func TestBranchRouting(t *testing.T) {
 			t.Fatal("a menu to a customer whose branch a rule chose")
 		}
 
-		// D never chooses: MaxMenus (3) menus, then silence; the messages
-		// stay held, and a valid answer later still chooses.
+		// D never chooses: MaxMenus (3) menus, then the first branch of the
+		// list (no default is configured) takes D and what D wrote, so D is
+		// never lost from sight.
 		const d = "79163330003"
-		for _, text := range []string{"привет", "?", "??", "???"} {
+		for i, text := range []string{"привет", "?", "??", "???"} {
+			if i > 0 && i <= 3 {
+				// D answers each menu with nonsense once it arrived.
+				e.Eventually("menu to D", func() bool { return len(textsTo(e, d)) == i })
+			}
 			e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, d, "Дина", text)
 			e.Eventually("D's message stored", func() bool {
 				n := 0
@@ -222,13 +227,15 @@ func TestBranchRouting(t *testing.T) {
 		if n := len(textsTo(e, d)); n != 3 {
 			t.Fatalf("D got %d menus, want 3", n)
 		}
-		if st, v := e.Do("GET", "/api/v1/channels/"+ch+"/customers/"+d+"/branch", nil); st != http.StatusOK || v["integration_id"] != "" {
+		if st, v := e.Do("GET", "/api/v1/channels/"+ch+"/customers/"+d+"/branch", nil); st != http.StatusOK || v["integration_id"] != msk || v["source"] != "default" {
 			t.Fatalf("D's branch: %d %v", st, v)
 		}
-		e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, d, "Дина", "1")
 		e.Eventually("D's held messages in Moscow", func() bool {
 			return commentsWith(mskPortal, "???") == 1 && commentsWith(mskPortal, "привет") == 1
 		})
+		if dv := dialogOf(msk, d); dv == nil || dv["unread_count"] != float64(4) || dv["waiting"] != true {
+			t.Fatalf("Moscow's dialog with D: %v", dv)
+		}
 
 		// E is still choosing when an admin puts them in Kazan: what E wrote
 		// goes there at once, not only with E's next message.

@@ -33,9 +33,9 @@ import (
 const JobBranchMenu = "routing.branch_menu"
 
 // MaxMenus is how many times a customer who does not choose is sent the
-// menu. After that a default branch takes them if the channel has one;
-// otherwise their messages stay held and a valid reply (a number, a name,
-// a keyword) still chooses, or an admin moves them.
+// menu. After that the default branch takes them: the configured one, or
+// the first branch of the list when none is configured — a customer who
+// never chooses is never lost from sight (no dialog, no CRM, nobody told).
 const MaxMenus = 3
 
 // Limits of a branch configuration.
@@ -91,7 +91,7 @@ type BranchConfig struct {
 	// Language of the menu: "ru" (default) or "en".
 	Language string `json:"language"`
 	// DefaultIntegrationID takes a customer who did not choose after
-	// MaxMenus menus; "" keeps them held.
+	// MaxMenus menus; "" means the first branch of the list.
 	DefaultIntegrationID string   `json:"default_integration_id"`
 	Branches             []Branch `json:"branches"`
 }
@@ -304,8 +304,8 @@ func (c *BranchConfig) keepBound(bound []string) {
 // customer's branch (sticky); a branch listing their number; after a menu,
 // a reply with a branch's number ("2") or name; a branch's keyword as a
 // word of the message (or the whole message being a branch's name);
-// otherwise the menu, up to MaxMenus times; then the default branch if
-// there is one; else the message is held.
+// otherwise the menu, up to MaxMenus times; then the default branch (the
+// configured one, else the first).
 func (c *BranchConfig) Decide(cu Customer, text string) Decision {
 	if cu.Branch != "" && c.has(cu.Branch) {
 		return Decision{IntegrationID: cu.Branch, Source: SourceSticky}
@@ -332,6 +332,9 @@ func (c *BranchConfig) Decide(cu Customer, text string) Decision {
 	}
 	if c.DefaultIntegrationID != "" && c.has(c.DefaultIntegrationID) {
 		return Decision{IntegrationID: c.DefaultIntegrationID, Source: store.BranchByDefault}
+	}
+	if len(c.Branches) > 0 {
+		return Decision{IntegrationID: c.Branches[0].IntegrationID, Source: store.BranchByDefault}
 	}
 	return Decision{}
 }

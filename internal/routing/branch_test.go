@@ -53,7 +53,7 @@ func TestBranchDecide(t *testing.T) {
 		{"menu reply out of range re-sends", &c, Customer{MenusSent: 1}, "4", Decision{SendMenu: true}},
 		{"menu reply 0 re-sends", &c, Customer{MenusSent: 2}, "0", Decision{SendMenu: true}},
 		{"menu reply nonsense re-sends", &c, Customer{MenusSent: 1}, "что?", Decision{SendMenu: true}},
-		{"after the last menu, no default: held", &c, Customer{MenusSent: MaxMenus}, "что?", Decision{}},
+		{"after the last menu, no default: the first branch", &c, Customer{MenusSent: MaxMenus}, "что?", Decision{IntegrationID: "msk", Source: store.BranchByDefault}},
 		{"after the last menu a valid reply still chooses", &c, Customer{MenusSent: MaxMenus}, "2", Decision{IntegrationID: "kzn", Source: store.BranchByMenu}},
 		{"after the last menu, the default", &withDefault, Customer{MenusSent: MaxMenus}, "что?", Decision{IntegrationID: "kzn", Source: store.BranchByDefault}},
 		{"the default waits for the menus", &withDefault, Customer{MenusSent: 1}, "что?", Decision{SendMenu: true}},
