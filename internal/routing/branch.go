@@ -305,10 +305,14 @@ func (c *BranchConfig) keepBound(bound []string) {
 // a reply with a branch's number ("2") or name; a branch's keyword as a
 // word of the message (or the whole message being a branch's name);
 // otherwise the menu, up to MaxMenus times; then the default branch (the
-// configured one, else the first).
+// configured one, else the first). With a single branch there is nothing
+// to choose: it takes every customer at once, with no menu.
 func (c *BranchConfig) Decide(cu Customer, text string) Decision {
 	if cu.Branch != "" && c.has(cu.Branch) {
 		return Decision{IntegrationID: cu.Branch, Source: SourceSticky}
+	}
+	if len(c.Branches) == 1 {
+		return Decision{IntegrationID: c.Branches[0].IntegrationID, Source: store.BranchByDefault}
 	}
 	if cu.Phone != "" {
 		for _, b := range c.Branches {

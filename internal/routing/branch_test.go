@@ -26,6 +26,8 @@ func TestBranchDecide(t *testing.T) {
 	c := branchFixture(t)
 	withDefault := c
 	withDefault.DefaultIntegrationID = "kzn"
+	single := c
+	single.Branches = c.Branches[1:2]
 	for _, tc := range []struct {
 		name string
 		cfg  *BranchConfig
@@ -58,6 +60,8 @@ func TestBranchDecide(t *testing.T) {
 		{"after the last menu, the default", &withDefault, Customer{MenusSent: MaxMenus}, "что?", Decision{IntegrationID: "kzn", Source: store.BranchByDefault}},
 		{"the default waits for the menus", &withDefault, Customer{MenusSent: 1}, "что?", Decision{SendMenu: true}},
 		{"a media message without text gets the menu", &c, Customer{}, "", Decision{SendMenu: true}},
+		{"one branch: no menu, taken at once", &single, Customer{Phone: "+79990000000"}, "Здравствуйте", Decision{IntegrationID: "kzn", Source: store.BranchByDefault}},
+		{"one branch: a digit is not a menu reply", &single, Customer{}, "2", Decision{IntegrationID: "kzn", Source: store.BranchByDefault}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := tc.cfg.Decide(tc.cu, tc.text); got != tc.want {
