@@ -154,6 +154,10 @@ func TestBranchRouting(t *testing.T) {
 		if m := textsTo(e, b)[0]; !strings.Contains(m, "1 — Москва\n2 — Казань") || !strings.HasPrefix(m, "Здравствуйте") {
 			t.Fatalf("menu %q", m)
 		}
+		// A customer with no branch has no date either.
+		if st, v := e.Do("GET", "/api/v1/channels/"+ch+"/customers/"+b+"/branch", nil); st != http.StatusOK || v["integration_id"] != "" || v["since"] != nil {
+			t.Fatalf("B's branch while choosing: %d %v", st, v)
+		}
 		// An invalid answer gets the menu again.
 		e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, b, "Борис", "7")
 		e.Eventually("second menu to B", func() bool { return len(textsTo(e, b)) == 2 })
@@ -242,8 +246,19 @@ func TestBranchRouting(t *testing.T) {
 		const f = "79164440004"
 		e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, f, "Ефим", "Здрасьте")
 		e.Eventually("menu to E", func() bool { return len(textsTo(e, f)) == 1 })
-		if st, v := e.Do("PUT", "/api/v1/channels/"+ch+"/customers/"+f+"/branch", map[string]any{"integration_id": kzn}); st != http.StatusOK || v["source"] != "moved" {
+		var heldAt time.Time
+		for _, m := range e.Messages(ch) {
+			if m["text"] == "Здрасьте" {
+				heldAt = at(m["created_at"])
+			}
+		}
+		st, v := e.Do("PUT", "/api/v1/channels/"+ch+"/customers/"+f+"/branch", map[string]any{"integration_id": kzn})
+		if st != http.StatusOK || v["source"] != "moved" {
 			t.Fatalf("move E: %d %v", st, v)
+		}
+		// E's branch starts with what E wrote while choosing, not in 1970.
+		if since := at(v["since"]); since.After(heldAt) || heldAt.Sub(since) > time.Second {
+			t.Fatalf("E's branch since %v, first held message at %v", since, heldAt)
 		}
 		e.Eventually("E's held message in Kazan", func() bool { return commentsWith(kznPortal, "Здрасьте") == 1 })
 		if dv := dialogOf(kzn, f); dv == nil || dv["unread_count"] != float64(1) || dv["waiting"] != true {

@@ -685,11 +685,13 @@ func PutBranchRouting(ctx context.Context, st *store.Store, scope store.Scope, c
 
 // CustomerBranch is a customer's branch as the API shows it.
 type CustomerBranch struct {
-	CustomerID    string    `json:"customer_id"`
-	IntegrationID string    `json:"integration_id"`
-	Name          string    `json:"name"`
-	Source        string    `json:"source"`
-	Since         time.Time `json:"since"`
+	CustomerID    string `json:"customer_id"`
+	IntegrationID string `json:"integration_id"`
+	Name          string `json:"name"`
+	Source        string `json:"source"`
+	// Since is when the branch took the customer (a move's time, or the
+	// first message it took); nil while the customer has no branch.
+	Since *time.Time `json:"since"`
 }
 
 // findCustomer finds a channel in branch mode and one of its customers by
@@ -735,7 +737,8 @@ func (c *BranchConfig) view(ct *store.Contact, cb *store.CustomerBranch) *Custom
 	if cb == nil {
 		return v
 	}
-	v.IntegrationID, v.Source, v.Since = cb.IntegrationID, cb.Source, cb.Since.UTC()
+	since := cb.Since.UTC()
+	v.IntegrationID, v.Source, v.Since = cb.IntegrationID, cb.Source, &since
 	for _, b := range c.Branches {
 		if b.IntegrationID == cb.IntegrationID {
 			v.Name = b.Name

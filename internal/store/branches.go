@@ -157,7 +157,9 @@ func settleBranch(tx *gorm.DB, cb *CustomerBranch) error {
 // the new branch takes the messages from this moment, the old one keeps in
 // its CRM what it had but loses the dialog (it no longer sees the
 // customer). A customer still choosing takes what they wrote meanwhile to
-// the branch. Moving a customer to the branch they are in changes nothing.
+// the branch: their branch starts at their first held message (the start
+// of their prompt), else now. Moving a customer to the branch they are in
+// changes nothing.
 func MoveBranchTx(tx *gorm.DB, channelID, contactID, integrationID, source string) (*CustomerBranch, error) {
 	cur, err := BranchOf(tx, channelID, contactID)
 	if err == nil && cur.IntegrationID == integrationID {
@@ -172,7 +174,13 @@ func MoveBranchTx(tx *gorm.DB, channelID, contactID, integrationID, source strin
 	if cur != nil {
 		cb.CreatedAt = cur.CreatedAt
 	} else {
-		cb.Since = time.Unix(0, 0).UTC()
+		p, err := PromptOf(tx, channelID, contactID)
+		if err != nil {
+			return nil, err
+		}
+		if p != nil && p.CreatedAt.Before(now) {
+			cb.Since = p.CreatedAt.UTC()
+		}
 	}
 	err = tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "channel_id"}, {Name: "contact_id"}},
 		DoUpdates: clause.AssignmentColumns([]string{"integration_id", "source", "since", "updated_at"})}).Create(&cb).Error
