@@ -355,3 +355,54 @@ func TestBranchRouting(t *testing.T) {
 		}
 	})
 }
+
+// A customer who wrote while choosing and is released by switching the
+// channel back to "all" counts as waiting in every CRM's dialog (last
+// inbound, unread, waiting) and is announced there, as a move would do.
+func TestBranchSwitchToAllReleasesHeld(t *testing.T) {
+	apptest.Each(t, branchOpts, func(t *testing.T, e *apptest.Env) {
+		ctx := context.Background()
+		msk, ws := e.InstallBitrix24()
+		mskPortal := e.Portal
+		kznPortal, kzn := e.InstallBitrix24Portal(kazanMemberID, kazanDomain, kazanAppToken)
+		ch := createWAIn(t, e, ws)
+		for _, in := range []string{msk, kzn} {
+			if st, body := e.Do("PUT", "/api/v1/integrations/"+in+"/channels/"+ch, map[string]any{"mode": "crm", "entity": "lead"}); st != http.StatusOK {
+				t.Fatalf("bind %s: %d %v", in, st, body)
+			}
+		}
+		routingPath := "/api/v1/channels/" + ch + "/routing"
+		branches := []map[string]any{{"integration_id": msk, "name": "Москва"}, {"integration_id": kzn, "name": "Казань"}}
+		if st, body := e.Do("PUT", routingPath, map[string]any{"mode": "branch", "branches": branches}); st != http.StatusOK {
+			t.Fatalf("routing: %d %v", st, body)
+		}
+		const g = "79165550005"
+		e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, g, "Галина", "Есть доставка?")
+		e.Eventually("menu to G", func() bool { return len(textsTo(e, g)) == 1 })
+		e.WaitIdle()
+		if n := len(dialogsOf(t, e, "waiting=true")); n != 0 {
+			t.Fatalf("%d waiting dialogs while G chooses", n)
+		}
+		if st, body := e.Do("PUT", routingPath, map[string]any{"mode": "all", "branches": branches}); st != http.StatusOK {
+			t.Fatalf("routing all: %d %v", st, body)
+		}
+		for _, in := range []string{msk, kzn} {
+			ds := dialogsOf(t, e, "integration_id="+in)
+			if len(ds) != 1 || ds[0]["customer"].(map[string]any)["id"] != g || ds[0]["unread_count"] != float64(1) ||
+				ds[0]["waiting"] != true || ds[0]["last_inbound_at"] == nil {
+				t.Fatalf("dialogs of %s after the switch: %v", in, ds)
+			}
+		}
+		for _, p := range []*b24sim.Portal{mskPortal, kznPortal} {
+			e.Eventually("G's message in both CRMs", func() bool { return commentsWith(p, "Есть доставка?") == 1 })
+			e.Eventually("G announced in both CRMs", func() bool {
+				for _, n := range p.Notifications() {
+					if strings.HasSuffix(n.Tag, "|new") {
+						return true
+					}
+				}
+				return false
+			})
+		}
+	})
+}

@@ -548,7 +548,9 @@ func (r *Router) branchBindings(tx *gorm.DB, ch *store.Channel, m *store.Message
 // choosing (since their prompt began; exceptID is the message being
 // stored, which the caller records): they count in the branch's dialog
 // (unread, waiting since the first), and with mirror a mirror job is
-// queued for them. b is the branch's binding (none: nothing to do).
+// queued for them and their notices armed behind it (outside ingest,
+// where no later step does either). b is the branch's binding (none:
+// nothing to do).
 func takeHeld(tx *gorm.DB, b []store.StatedBinding, contactID string, p *store.BranchPrompt, exceptID string, mirror bool) error {
 	if p == nil || len(b) == 0 {
 		return nil
@@ -566,8 +568,36 @@ func takeHeld(tx *gorm.DB, b []store.StatedBinding, contactID string, p *store.B
 			return fmt.Errorf("routing: %w", err)
 		}
 	}
-	if mirror && len(held) > 0 && b[0].Live() {
-		return enqueueMirror(tx, b[0].WorkspaceID, b[0].ID)
+	if !mirror || len(held) == 0 {
+		return nil
+	}
+	if b[0].Live() {
+		if err := enqueueMirror(tx, b[0].WorkspaceID, b[0].ID); err != nil {
+			return err
+		}
+	}
+	return armBinding(tx, &b[0], b[0].ChannelID, contactID, nil)
+}
+
+// releaseHeld gives every binding of a channel leaving branch mode the
+// customers still choosing: what they wrote meanwhile counts in each
+// binding's dialog, is mirrored and announced, as for a customer moved to
+// a branch; their prompts end.
+func releaseHeld(tx *gorm.DB, channelID string) error {
+	prompts, err := store.ChannelPrompts(tx, channelID)
+	if err != nil || len(prompts) == 0 {
+		return err
+	}
+	bindings, err := store.AllBindingsForChannel(tx, channelID)
+	if err != nil {
+		return fmt.Errorf("routing: %w", err)
+	}
+	for i := range prompts {
+		for _, b := range bindings {
+			if err := takeHeld(tx, []store.StatedBinding{b}, prompts[i].ContactID, &prompts[i], "", true); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -677,7 +707,21 @@ func PutBranchRouting(ctx context.Context, st *store.Store, scope store.Scope, c
 	if err != nil {
 		return nil, err
 	}
-	if err := st.PutChannelRouting(ctx, &store.ChannelRouting{ChannelID: ch.ID, Mode: norm.Mode, Config: string(raw)}); err != nil {
+	err = st.Tx(ctx, func(tx *gorm.DB) error {
+		old, err := store.RoutingOf(tx, ch.ID)
+		if err != nil {
+			return err
+		}
+		if err := store.PutRoutingTx(tx, &store.ChannelRouting{ChannelID: ch.ID, Mode: norm.Mode, Config: string(raw)}); err != nil {
+			return err
+		}
+		if old.Mode == store.RoutingBranch && norm.Mode != store.RoutingBranch {
+			// Customers held while choosing go to every CRM now.
+			return releaseHeld(tx, ch.ID)
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	return &norm, nil

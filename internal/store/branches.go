@@ -52,8 +52,14 @@ func (s *Store) ChannelRoutingOf(ctx context.Context, channelID string) (*Channe
 
 // PutChannelRouting stores a channel's routing, replacing the old one.
 func (s *Store) PutChannelRouting(ctx context.Context, r *ChannelRouting) error {
+	return PutRoutingTx(s.g(ctx), r)
+}
+
+// PutRoutingTx is PutChannelRouting inside a transaction, for a caller
+// that releases held customers in the same one.
+func PutRoutingTx(tx *gorm.DB, r *ChannelRouting) error {
 	r.UpdatedAt = Now()
-	err := s.g(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "channel_id"}},
+	err := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "channel_id"}},
 		DoUpdates: clause.AssignmentColumns([]string{"mode", "config", "updated_at"})}).Create(r).Error
 	if err != nil {
 		return fmt.Errorf("store: put routing of channel %s: %w", r.ChannelID, err)
@@ -218,6 +224,20 @@ func PromptOf(tx *gorm.DB, channelID, contactID string) (*BranchPrompt, error) {
 		return nil, fmt.Errorf("store: branch prompt: %w", err)
 	}
 	return &p, nil
+}
+
+// ChannelPrompts lists the customers of a channel still choosing a
+// branch, and ends their prompts: what a switch away from branch mode
+// releases.
+func ChannelPrompts(tx *gorm.DB, channelID string) ([]BranchPrompt, error) {
+	var out []BranchPrompt
+	if err := tx.Where("channel_id = ?", channelID).Order("contact_id").Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("store: branch prompts: %w", err)
+	}
+	if err := tx.Where("channel_id = ?", channelID).Delete(&BranchPrompt{}).Error; err != nil {
+		return nil, fmt.Errorf("store: end branch prompts: %w", err)
+	}
+	return out, nil
 }
 
 // CountMenu records one more menu sent to a customer, unless max were
