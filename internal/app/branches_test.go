@@ -406,3 +406,55 @@ func TestBranchSwitchToAllReleasesHeld(t *testing.T) {
 		}
 	})
 }
+
+// The branch menu is the gateway's own automatic message: with the hour's
+// only dialog already used, a customer who has to choose still gets it at
+// once, and it takes no dialog; a reply a user sends to a new customer is
+// still held.
+func TestBranchMenuOutsideDialogLimit(t *testing.T) {
+	apptest.Each(t, branchOpts, func(t *testing.T, e *apptest.Env) {
+		ctx := context.Background()
+		msk, ws := e.InstallBitrix24()
+		_, kzn := e.InstallBitrix24Portal(kazanMemberID, kazanDomain, kazanAppToken)
+		ch := createWAIn(t, e, ws)
+		for _, in := range []string{msk, kzn} {
+			if st, body := e.Do("PUT", "/api/v1/integrations/"+in+"/channels/"+ch, map[string]any{"mode": "crm", "entity": "lead"}); st != http.StatusOK {
+				t.Fatalf("bind %s: %d %v", in, st, body)
+			}
+		}
+		branches := []map[string]any{{"integration_id": msk, "name": "Москва", "keywords": []string{"москва"}}, {"integration_id": kzn, "name": "Казань"}}
+		if st, body := e.Do("PUT", "/api/v1/channels/"+ch+"/routing", map[string]any{"mode": "branch", "branches": branches}); st != http.StatusOK {
+			t.Fatalf("routing: %d %v", st, body)
+		}
+		if st, body := e.Do("PATCH", "/api/v1/workspaces/"+ws, map[string]any{"dialogs_per_hour_limit": 1}); st != http.StatusOK {
+			t.Fatalf("limit: %d %v", st, body)
+		}
+		const x, y, z = "79166660006", "79167770007", "79168880008"
+		for _, c := range []string{x, z} {
+			e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, c, "Клиент", "Москва")
+		}
+		e.Eventually("X and Z wrote", func() bool { return len(e.Messages(ch)) == 2 })
+		reply := func(to string) string {
+			st, body := e.Do("POST", "/api/v1/channels/"+ch+"/messages", map[string]any{"to": to, "text": "Ответ"})
+			if st != http.StatusAccepted {
+				t.Fatalf("reply to %s: %d %v", to, st, body)
+			}
+			return body["id"].(string)
+		}
+		reply(x)
+		e.Eventually("the reply to X went out", func() bool { return len(textsTo(e, "+"+x))+len(textsTo(e, x)) == 1 })
+		// The hour's one dialog is used: a user's reply to Z waits.
+		toZ := reply(z)
+		e.WaitIdle()
+		if _, m := e.Do("GET", "/api/v1/messages/"+toZ, nil); m["status"] != "queued" || m["held_until"] == nil {
+			t.Fatalf("the reply to a second new customer was not held: %v", m)
+		}
+		// Y has to choose: the menu goes out all the same, uncounted.
+		e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, y, "Юлия", "Добрый вечер")
+		e.Eventually("menu to Y", func() bool { return len(textsTo(e, y))+len(textsTo(e, "+"+y)) == 1 })
+		e.WaitIdle()
+		if d := dialogs(t, e, ch); d["this_hour"] != float64(1) || d["waiting"] != float64(1) {
+			t.Fatalf("the menu counted as a dialog: %v", d)
+		}
+	})
+}
