@@ -445,6 +445,11 @@ func TestCardTabEnforcesAccess(t *testing.T) {
 		if strings.Contains(page, "Когда доставка?") {
 			t.Fatalf("own visibility shows another user's dialog:\n%s", page)
 		}
+		// It says why, rather than "no messages" / "no phone or channel".
+		if !strings.Contains(page, "Этот диалог ведёт другой сотрудник") || strings.Contains(page, "Сообщений с этим клиентом пока нет") ||
+			strings.Contains(page, "нет номера телефона") {
+			t.Fatalf("own visibility does not say a colleague handles it:\n%s", page)
+		}
 		if st, _ := sendAs(t, e, oldSess, target, "Чужой"); st != http.StatusForbidden {
 			t.Fatalf("send into another user's dialog: %d", st)
 		}
