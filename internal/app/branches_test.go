@@ -458,3 +458,48 @@ func TestBranchMenuOutsideDialogLimit(t *testing.T) {
 		}
 	})
 }
+
+// Turning branch mode on keeps an existing customer of exactly one of the
+// branches' CRMs there (their previous branch) without a menu; a customer
+// of several gets the menu.
+func TestBranchPreviousCustomersKeepTheirCRM(t *testing.T) {
+	apptest.Each(t, branchOpts, func(t *testing.T, e *apptest.Env) {
+		ctx := context.Background()
+		msk, ws := e.InstallBitrix24()
+		mskPortal := e.Portal
+		kznPortal, kzn := e.InstallBitrix24Portal(kazanMemberID, kazanDomain, kazanAppToken)
+		ch := createWAIn(t, e, ws)
+		bind := func(in string) {
+			if st, body := e.Do("PUT", "/api/v1/integrations/"+in+"/channels/"+ch, map[string]any{"mode": "crm", "entity": "lead"}); st != http.StatusOK {
+				t.Fatalf("bind %s: %d %v", in, st, body)
+			}
+		}
+		const p, q = "79169990009", "79160001010"
+		bind(msk)
+		e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, p, "Пётр", "Первый заказ")
+		e.Eventually("P in Moscow", func() bool { return commentsWith(mskPortal, "Первый заказ") == 1 })
+		bind(kzn)
+		e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, q, "Ксения", "Я у всех")
+		e.Eventually("Q in both", func() bool {
+			return commentsWith(mskPortal, "Я у всех") == 1 && commentsWith(kznPortal, "Я у всех") == 1
+		})
+		branches := []map[string]any{{"integration_id": msk, "name": "Москва"}, {"integration_id": kzn, "name": "Казань"}}
+		if st, body := e.Do("PUT", "/api/v1/channels/"+ch+"/routing", map[string]any{"mode": "branch", "branches": branches}); st != http.StatusOK {
+			t.Fatalf("routing: %d %v", st, body)
+		}
+		e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, p, "Пётр", "Второй заказ")
+		e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, q, "Ксения", "А теперь?")
+		e.Eventually("P's second message in Moscow", func() bool { return commentsWith(mskPortal, "Второй заказ") == 1 })
+		e.Eventually("menu to Q", func() bool { return len(textsTo(e, q)) == 1 })
+		e.WaitIdle()
+		if n := len(textsTo(e, p)); n != 0 {
+			t.Fatalf("P, a customer of Moscow only, got %d menus", n)
+		}
+		if st, v := e.Do("GET", "/api/v1/channels/"+ch+"/customers/"+p+"/branch", nil); st != http.StatusOK || v["integration_id"] != msk || v["source"] != "previous" {
+			t.Fatalf("P's branch: %d %v", st, v)
+		}
+		if commentsWith(kznPortal, "Второй заказ") != 0 {
+			t.Fatal("P's message reached Kazan")
+		}
+	})
+}

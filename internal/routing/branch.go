@@ -257,6 +257,9 @@ type Customer struct {
 	Branch string
 	// MenusSent counts the menus sent to the customer while choosing.
 	MenusSent int
+	// Previous are the integrations the customer had a dialog in before
+	// they had a branch (from before the channel was in branch mode).
+	Previous []string
 }
 
 // Decision is what Decide chose. IntegrationID "" means no branch yet:
@@ -301,7 +304,8 @@ func (c *BranchConfig) keepBound(bound []string) {
 }
 
 // Decide picks the branch of a customer's message, in this order: the
-// customer's branch (sticky); a branch listing their number; after a menu,
+// customer's branch (sticky); the one branch whose CRM already had them
+// (previous); a branch listing their number; after a menu,
 // a reply with a branch's number ("2") or name; a branch's keyword as a
 // word of the message (or the whole message being a branch's name);
 // otherwise the menu, up to MaxMenus times; then the default branch (the
@@ -310,6 +314,22 @@ func (c *BranchConfig) keepBound(bound []string) {
 func (c *BranchConfig) Decide(cu Customer, text string) Decision {
 	if cu.Branch != "" && c.has(cu.Branch) {
 		return Decision{IntegrationID: cu.Branch, Source: SourceSticky}
+	}
+	// The customer's previous branch: a customer of exactly one of the
+	// branches' CRMs stays theirs (of several, they choose).
+	prev := ""
+	for _, id := range cu.Previous {
+		if !c.has(id) || id == prev {
+			continue
+		}
+		if prev != "" {
+			prev = ""
+			break
+		}
+		prev = id
+	}
+	if prev != "" {
+		return Decision{IntegrationID: prev, Source: store.BranchByPrevious}
 	}
 	if len(c.Branches) == 1 {
 		return Decision{IntegrationID: c.Branches[0].IntegrationID, Source: store.BranchByDefault}
@@ -505,6 +525,9 @@ func (r *Router) branchBindings(tx *gorm.DB, ch *store.Channel, m *store.Message
 		}
 		if prompt != nil {
 			cu.MenusSent = prompt.MenusSent
+		}
+		if cu.Previous, err = store.DialogIntegrations(tx, ch.ID, m.ContactID); err != nil {
+			return nil, err
 		}
 	}
 	d := cfg.Decide(cu, m.Text)

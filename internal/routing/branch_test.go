@@ -60,6 +60,10 @@ func TestBranchDecide(t *testing.T) {
 		{"after the last menu, the default", &withDefault, Customer{MenusSent: MaxMenus}, "что?", Decision{IntegrationID: "kzn", Source: store.BranchByDefault}},
 		{"the default waits for the menus", &withDefault, Customer{MenusSent: 1}, "что?", Decision{SendMenu: true}},
 		{"a media message without text gets the menu", &c, Customer{}, "", Decision{SendMenu: true}},
+		{"previous branch: the one CRM that had the customer", &c, Customer{Previous: []string{"kzn"}}, "Здравствуйте", Decision{IntegrationID: "kzn", Source: store.BranchByPrevious}},
+		{"previous branch beats a keyword and a number", &c, Customer{Phone: "+77011112233", Previous: []string{"kzn"}}, "москва", Decision{IntegrationID: "kzn", Source: store.BranchByPrevious}},
+		{"previous in several branches: the menu", &c, Customer{Previous: []string{"kzn", "msk"}}, "Здравствуйте", Decision{SendMenu: true}},
+		{"previous outside the branches does not count", &c, Customer{Previous: []string{"gone", "ala"}}, "Здравствуйте", Decision{IntegrationID: "ala", Source: store.BranchByPrevious}},
 		{"one branch: no menu, taken at once", &single, Customer{Phone: "+79990000000"}, "Здравствуйте", Decision{IntegrationID: "kzn", Source: store.BranchByDefault}},
 		{"one branch: a digit is not a menu reply", &single, Customer{}, "2", Decision{IntegrationID: "kzn", Source: store.BranchByDefault}},
 	} {

@@ -86,6 +86,9 @@ const (
 	BranchByDefault  = "default"
 	BranchByMove     = "moved"
 	BranchByOutbound = "outbound"
+	// BranchByPrevious: the customer had a dialog with exactly one of the
+	// branches before the channel was put in branch mode.
+	BranchByPrevious = "previous"
 )
 
 // CustomerBranch is the branch (integration) a customer of a branch-mode
@@ -224,6 +227,19 @@ func PromptOf(tx *gorm.DB, channelID, contactID string) (*BranchPrompt, error) {
 		return nil, fmt.Errorf("store: branch prompt: %w", err)
 	}
 	return &p, nil
+}
+
+// DialogIntegrations lists the integrations in which a customer of a
+// channel has a dialog: where they were a customer before a branch was
+// chosen for them.
+func DialogIntegrations(tx *gorm.DB, channelID, contactID string) ([]string, error) {
+	var ids []string
+	err := tx.Model(&Dialog{}).Where("channel_id = ? AND contact_id = ?", channelID, contactID).
+		Order("integration_id").Pluck("integration_id", &ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("store: dialogs of contact %s: %w", contactID, err)
+	}
+	return ids, nil
 }
 
 // ChannelPrompts lists the customers of a channel still choosing a
