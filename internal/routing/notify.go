@@ -150,6 +150,11 @@ func armBinding(tx *gorm.DB, b *store.StatedBinding, channelID, contactID string
 	if b.Live() && (b.Mirror == "" || b.Mirror == MirrorEach) {
 		key = mirrorKey(b.ID)
 	}
+	// In the batched modes nothing else makes the record now: a new
+	// period makes sure it exists (and has its owner) before the notice.
+	if err := enqueueEnsure(tx, b, contactID, key); err != nil {
+		return err
+	}
 	if _, err := queue.Enqueue(tx, queue.NewJob{Kind: JobNotify, WorkspaceID: b.WorkspaceID, Key: key,
 		Payload: p, MaxAttempts: 50}); err != nil {
 		return fmt.Errorf("routing: enqueue notice: %w", err)
