@@ -321,6 +321,16 @@ func TestMirrorBatchedModesCreateTheRecordAtOnce(t *testing.T) {
 				if n := len(e.Portal.TimelineComments()); n != 0 {
 					t.Fatalf("%d comments before the window closed", n)
 				}
+				// The notice, queued behind the record, tells its owner and
+				// links the deal.
+				e.Eventually("the owner told", func() bool {
+					for _, n := range e.Portal.Notifications() {
+						if strings.HasSuffix(n.Tag, "|new") && n.UserID == 27 && strings.Contains(n.Message, "/crm/deal/details/"+d.CRMEntityID+"/") {
+							return true
+						}
+					}
+					return false
+				})
 				// The batch writes into that deal, and creates nothing more.
 				if st, body := e.Do("POST", "/api/v1/integrations/"+integ+"/mirror/flush", nil); st != http.StatusOK {
 					t.Fatalf("flush: %d %v", st, body)
