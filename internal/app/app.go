@@ -172,9 +172,10 @@ func (a *App) Handler() http.Handler { return a.handler }
 // queued and sent like any message) without importing it.
 type menuSender struct{ svc *messaging.Service }
 
-// SendText queues a text to a channel's customer.
+// SendText queues a text to a channel's customer, as the gateway's own
+// automatic message (outside the dialog counter).
 func (m menuSender) SendText(ctx context.Context, channelID, to, text string) error {
-	_, err := m.svc.Send(ctx, store.All, channelID, messaging.SendRequest{To: to, Text: text})
+	_, err := m.svc.Send(ctx, store.All, channelID, messaging.SendRequest{To: to, Text: text, Automatic: true})
 	return err
 }
 

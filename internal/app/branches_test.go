@@ -154,6 +154,10 @@ func TestBranchRouting(t *testing.T) {
 		if m := textsTo(e, b)[0]; !strings.Contains(m, "1 — Москва\n2 — Казань") || !strings.HasPrefix(m, "Здравствуйте") {
 			t.Fatalf("menu %q", m)
 		}
+		// A customer with no branch has no date either.
+		if st, v := e.Do("GET", "/api/v1/channels/"+ch+"/customers/"+b+"/branch", nil); st != http.StatusOK || v["integration_id"] != "" || v["since"] != nil {
+			t.Fatalf("B's branch while choosing: %d %v", st, v)
+		}
 		// An invalid answer gets the menu again.
 		e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, b, "Борис", "7")
 		e.Eventually("second menu to B", func() bool { return len(textsTo(e, b)) == 2 })
@@ -203,10 +207,15 @@ func TestBranchRouting(t *testing.T) {
 			t.Fatal("a menu to a customer whose branch a rule chose")
 		}
 
-		// D never chooses: MaxMenus (3) menus, then silence; the messages
-		// stay held, and a valid answer later still chooses.
+		// D never chooses: MaxMenus (3) menus, then the first branch of the
+		// list (no default is configured) takes D and what D wrote, so D is
+		// never lost from sight.
 		const d = "79163330003"
-		for _, text := range []string{"привет", "?", "??", "???"} {
+		for i, text := range []string{"привет", "?", "??", "???"} {
+			if i > 0 && i <= 3 {
+				// D answers each menu with nonsense once it arrived.
+				e.Eventually("menu to D", func() bool { return len(textsTo(e, d)) == i })
+			}
 			e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, d, "Дина", text)
 			e.Eventually("D's message stored", func() bool {
 				n := 0
@@ -222,21 +231,34 @@ func TestBranchRouting(t *testing.T) {
 		if n := len(textsTo(e, d)); n != 3 {
 			t.Fatalf("D got %d menus, want 3", n)
 		}
-		if st, v := e.Do("GET", "/api/v1/channels/"+ch+"/customers/"+d+"/branch", nil); st != http.StatusOK || v["integration_id"] != "" {
+		if st, v := e.Do("GET", "/api/v1/channels/"+ch+"/customers/"+d+"/branch", nil); st != http.StatusOK || v["integration_id"] != msk || v["source"] != "default" {
 			t.Fatalf("D's branch: %d %v", st, v)
 		}
-		e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, d, "Дина", "1")
 		e.Eventually("D's held messages in Moscow", func() bool {
 			return commentsWith(mskPortal, "???") == 1 && commentsWith(mskPortal, "привет") == 1
 		})
+		if dv := dialogOf(msk, d); dv == nil || dv["unread_count"] != float64(4) || dv["waiting"] != true {
+			t.Fatalf("Moscow's dialog with D: %v", dv)
+		}
 
 		// E is still choosing when an admin puts them in Kazan: what E wrote
 		// goes there at once, not only with E's next message.
 		const f = "79164440004"
 		e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, f, "Ефим", "Здрасьте")
 		e.Eventually("menu to E", func() bool { return len(textsTo(e, f)) == 1 })
-		if st, v := e.Do("PUT", "/api/v1/channels/"+ch+"/customers/"+f+"/branch", map[string]any{"integration_id": kzn}); st != http.StatusOK || v["source"] != "moved" {
+		var heldAt time.Time
+		for _, m := range e.Messages(ch) {
+			if m["text"] == "Здрасьте" {
+				heldAt = at(m["created_at"])
+			}
+		}
+		st, v := e.Do("PUT", "/api/v1/channels/"+ch+"/customers/"+f+"/branch", map[string]any{"integration_id": kzn})
+		if st != http.StatusOK || v["source"] != "moved" {
 			t.Fatalf("move E: %d %v", st, v)
+		}
+		// E's branch starts with what E wrote while choosing, not in 1970.
+		if since := at(v["since"]); since.After(heldAt) || heldAt.Sub(since) > time.Second {
+			t.Fatalf("E's branch since %v, first held message at %v", since, heldAt)
 		}
 		e.Eventually("E's held message in Kazan", func() bool { return commentsWith(kznPortal, "Здрасьте") == 1 })
 		if dv := dialogOf(kzn, f); dv == nil || dv["unread_count"] != float64(1) || dv["waiting"] != true {
@@ -330,6 +352,154 @@ func TestBranchRouting(t *testing.T) {
 		}
 		if len(textsTo(e, b)) != 2 {
 			t.Fatalf("B got %d menus, want 2", len(textsTo(e, b)))
+		}
+	})
+}
+
+// A customer who wrote while choosing and is released by switching the
+// channel back to "all" counts as waiting in every CRM's dialog (last
+// inbound, unread, waiting) and is announced there, as a move would do.
+func TestBranchSwitchToAllReleasesHeld(t *testing.T) {
+	apptest.Each(t, branchOpts, func(t *testing.T, e *apptest.Env) {
+		ctx := context.Background()
+		msk, ws := e.InstallBitrix24()
+		mskPortal := e.Portal
+		kznPortal, kzn := e.InstallBitrix24Portal(kazanMemberID, kazanDomain, kazanAppToken)
+		ch := createWAIn(t, e, ws)
+		for _, in := range []string{msk, kzn} {
+			if st, body := e.Do("PUT", "/api/v1/integrations/"+in+"/channels/"+ch, map[string]any{"mode": "crm", "entity": "lead"}); st != http.StatusOK {
+				t.Fatalf("bind %s: %d %v", in, st, body)
+			}
+		}
+		routingPath := "/api/v1/channels/" + ch + "/routing"
+		branches := []map[string]any{{"integration_id": msk, "name": "Москва"}, {"integration_id": kzn, "name": "Казань"}}
+		if st, body := e.Do("PUT", routingPath, map[string]any{"mode": "branch", "branches": branches}); st != http.StatusOK {
+			t.Fatalf("routing: %d %v", st, body)
+		}
+		const g = "79165550005"
+		e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, g, "Галина", "Есть доставка?")
+		e.Eventually("menu to G", func() bool { return len(textsTo(e, g)) == 1 })
+		e.WaitIdle()
+		if n := len(dialogsOf(t, e, "waiting=true")); n != 0 {
+			t.Fatalf("%d waiting dialogs while G chooses", n)
+		}
+		if st, body := e.Do("PUT", routingPath, map[string]any{"mode": "all", "branches": branches}); st != http.StatusOK {
+			t.Fatalf("routing all: %d %v", st, body)
+		}
+		for _, in := range []string{msk, kzn} {
+			ds := dialogsOf(t, e, "integration_id="+in)
+			if len(ds) != 1 || ds[0]["customer"].(map[string]any)["id"] != g || ds[0]["unread_count"] != float64(1) ||
+				ds[0]["waiting"] != true || ds[0]["last_inbound_at"] == nil {
+				t.Fatalf("dialogs of %s after the switch: %v", in, ds)
+			}
+		}
+		for _, p := range []*b24sim.Portal{mskPortal, kznPortal} {
+			e.Eventually("G's message in both CRMs", func() bool { return commentsWith(p, "Есть доставка?") == 1 })
+			e.Eventually("G announced in both CRMs", func() bool {
+				for _, n := range p.Notifications() {
+					if strings.HasSuffix(n.Tag, "|new") {
+						return true
+					}
+				}
+				return false
+			})
+		}
+	})
+}
+
+// The branch menu is the gateway's own automatic message: with the hour's
+// only dialog already used, a customer who has to choose still gets it at
+// once, and it takes no dialog; a reply a user sends to a new customer is
+// still held.
+func TestBranchMenuOutsideDialogLimit(t *testing.T) {
+	apptest.Each(t, branchOpts, func(t *testing.T, e *apptest.Env) {
+		ctx := context.Background()
+		msk, ws := e.InstallBitrix24()
+		_, kzn := e.InstallBitrix24Portal(kazanMemberID, kazanDomain, kazanAppToken)
+		ch := createWAIn(t, e, ws)
+		for _, in := range []string{msk, kzn} {
+			if st, body := e.Do("PUT", "/api/v1/integrations/"+in+"/channels/"+ch, map[string]any{"mode": "crm", "entity": "lead"}); st != http.StatusOK {
+				t.Fatalf("bind %s: %d %v", in, st, body)
+			}
+		}
+		branches := []map[string]any{{"integration_id": msk, "name": "Москва", "keywords": []string{"москва"}}, {"integration_id": kzn, "name": "Казань"}}
+		if st, body := e.Do("PUT", "/api/v1/channels/"+ch+"/routing", map[string]any{"mode": "branch", "branches": branches}); st != http.StatusOK {
+			t.Fatalf("routing: %d %v", st, body)
+		}
+		if st, body := e.Do("PATCH", "/api/v1/workspaces/"+ws, map[string]any{"dialogs_per_hour_limit": 1}); st != http.StatusOK {
+			t.Fatalf("limit: %d %v", st, body)
+		}
+		const x, y, z = "79166660006", "79167770007", "79168880008"
+		for _, c := range []string{x, z} {
+			e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, c, "Клиент", "Москва")
+		}
+		e.Eventually("X and Z wrote", func() bool { return len(e.Messages(ch)) == 2 })
+		reply := func(to string) string {
+			st, body := e.Do("POST", "/api/v1/channels/"+ch+"/messages", map[string]any{"to": to, "text": "Ответ"})
+			if st != http.StatusAccepted {
+				t.Fatalf("reply to %s: %d %v", to, st, body)
+			}
+			return body["id"].(string)
+		}
+		reply(x)
+		e.Eventually("the reply to X went out", func() bool { return len(textsTo(e, "+"+x))+len(textsTo(e, x)) == 1 })
+		// The hour's one dialog is used: a user's reply to Z waits.
+		toZ := reply(z)
+		e.WaitIdle()
+		if _, m := e.Do("GET", "/api/v1/messages/"+toZ, nil); m["status"] != "queued" || m["held_until"] == nil {
+			t.Fatalf("the reply to a second new customer was not held: %v", m)
+		}
+		// Y has to choose: the menu goes out all the same, uncounted.
+		e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, y, "Юлия", "Добрый вечер")
+		e.Eventually("menu to Y", func() bool { return len(textsTo(e, y))+len(textsTo(e, "+"+y)) == 1 })
+		e.WaitIdle()
+		if d := dialogs(t, e, ch); d["this_hour"] != float64(1) || d["waiting"] != float64(1) {
+			t.Fatalf("the menu counted as a dialog: %v", d)
+		}
+	})
+}
+
+// Turning branch mode on keeps an existing customer of exactly one of the
+// branches' CRMs there (their previous branch) without a menu; a customer
+// of several gets the menu.
+func TestBranchPreviousCustomersKeepTheirCRM(t *testing.T) {
+	apptest.Each(t, branchOpts, func(t *testing.T, e *apptest.Env) {
+		ctx := context.Background()
+		msk, ws := e.InstallBitrix24()
+		mskPortal := e.Portal
+		kznPortal, kzn := e.InstallBitrix24Portal(kazanMemberID, kazanDomain, kazanAppToken)
+		ch := createWAIn(t, e, ws)
+		bind := func(in string) {
+			if st, body := e.Do("PUT", "/api/v1/integrations/"+in+"/channels/"+ch, map[string]any{"mode": "crm", "entity": "lead"}); st != http.StatusOK {
+				t.Fatalf("bind %s: %d %v", in, st, body)
+			}
+		}
+		const p, q = "79169990009", "79160001010"
+		bind(msk)
+		e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, p, "Пётр", "Первый заказ")
+		e.Eventually("P in Moscow", func() bool { return commentsWith(mskPortal, "Первый заказ") == 1 })
+		bind(kzn)
+		e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, q, "Ксения", "Я у всех")
+		e.Eventually("Q in both", func() bool {
+			return commentsWith(mskPortal, "Я у всех") == 1 && commentsWith(kznPortal, "Я у всех") == 1
+		})
+		branches := []map[string]any{{"integration_id": msk, "name": "Москва"}, {"integration_id": kzn, "name": "Казань"}}
+		if st, body := e.Do("PUT", "/api/v1/channels/"+ch+"/routing", map[string]any{"mode": "branch", "branches": branches}); st != http.StatusOK {
+			t.Fatalf("routing: %d %v", st, body)
+		}
+		e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, p, "Пётр", "Второй заказ")
+		e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, q, "Ксения", "А теперь?")
+		e.Eventually("P's second message in Moscow", func() bool { return commentsWith(mskPortal, "Второй заказ") == 1 })
+		e.Eventually("menu to Q", func() bool { return len(textsTo(e, q)) == 1 })
+		e.WaitIdle()
+		if n := len(textsTo(e, p)); n != 0 {
+			t.Fatalf("P, a customer of Moscow only, got %d menus", n)
+		}
+		if st, v := e.Do("GET", "/api/v1/channels/"+ch+"/customers/"+p+"/branch", nil); st != http.StatusOK || v["integration_id"] != msk || v["source"] != "previous" {
+			t.Fatalf("P's branch: %d %v", st, v)
+		}
+		if commentsWith(kznPortal, "Второй заказ") != 0 {
+			t.Fatal("P's message reached Kazan")
 		}
 	})
 }

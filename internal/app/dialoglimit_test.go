@@ -149,6 +149,11 @@ func TestDialogLimitHoldsNewDialogsUntilTheNextHour(t *testing.T) {
 			d["paused_until"] != nextHour.Format(time.RFC3339) || !strings.HasSuffix(d["paused_until"].(string), ":00+05:30") {
 			t.Fatalf("channel's dialogs = %v, want limit 2, this_hour 2, waiting 1, paused until %s", d, nextHour.Format(time.RFC3339))
 		}
+		// The held message says until when on the same clock, in the same
+		// words, as the channel's pause.
+		if m := msg(ids[held]); m["held_until"] != d["paused_until"] {
+			t.Fatalf("held_until %v, the channel's paused_until %v", m["held_until"], d["paused_until"])
+		}
 		// The list shows the same.
 		_, list := e.Do("GET", "/api/v1/channels", nil)
 		if got := list["data"].([]any)[0].(map[string]any)["dialogs"]; fmt.Sprint(got) != fmt.Sprint(d) {

@@ -90,6 +90,9 @@ func TestMirrorHourlyBatches(t *testing.T) {
 		if calls := e.B24.Calls("crm.timeline.comment.add"); len(calls) != 0 {
 			t.Fatalf("comment calls before the window closed: %d", len(calls))
 		}
+		if n := len(e.Portal.Leads()); n != 3 {
+			t.Fatalf("%d leads before the window closed, want one per customer at once", n)
+		}
 
 		// Another workspace's token does not see the integration; an
 		// unknown one is not found; neither closes anything.
@@ -150,10 +153,11 @@ func TestMirrorHourlyBatches(t *testing.T) {
 				t.Fatalf("the reply's quote is missing:\n%s", cs[0])
 			}
 		}
-		// Three new customers: per customer a search and a creation, then
-		// the three comments in one batch call.
-		if n := e.B24.RESTCalls(apptest.B24MemberID) - restBefore; n != 7 {
-			t.Fatalf("%d REST calls for the flush, want 7", n)
+		// The three customers' records were made when they first wrote
+		// (a search and a creation each): the flush is the three comments
+		// in one batch call.
+		if n := e.B24.RESTCalls(apptest.B24MemberID) - restBefore; n != 1 {
+			t.Fatalf("%d REST calls for the flush, want 1", n)
 		}
 
 		// A second flush has nothing to close and writes nothing.
@@ -280,4 +284,66 @@ func TestMirrorFlushRace(t *testing.T) {
 		}
 		t.Logf("%d flushes, %d comments", flushes, len(e.Portal.TimelineComments()))
 	})
+}
+
+// In hourly, daily and none modes the customer's deal and owner appear at
+// once (managers see the new lead, the dialog shows owner and record, the
+// notice can link it); only the timeline comments wait for the batch, and
+// none writes none.
+func TestMirrorBatchedModesCreateTheRecordAtOnce(t *testing.T) {
+	for _, mode := range []string{routing.MirrorHourly, routing.MirrorDaily, routing.MirrorNone} {
+		t.Run(mode, func(t *testing.T) {
+			apptest.Each(t, b24Opts, func(t *testing.T, e *apptest.Env) {
+				ctx := context.Background()
+				integ, ws := e.InstallBitrix24()
+				ch := createWAIn(t, e, ws)
+				seedCRMUsers(t, e, integ, []string{"1", "27"})
+				bindCRM(t, e, integ, ch, map[string]any{"mode": "crm", "entity": "deal", "mirror": mode,
+					"owner": map[string]any{"strategy": "round_robin", "users": []map[string]any{{"user_id": "27", "weight": 1}}}})
+				const phone = "79161230001"
+				for _, text := range []string{"Здравствуйте", "Есть в наличии?"} {
+					if _, err := e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, phone, "Анна", text); err != nil {
+						t.Fatal(err)
+					}
+				}
+				e.Eventually("the deal at once", func() bool { return len(e.Portal.Deals()) == 1 })
+				e.WaitIdle()
+				if n := len(e.Portal.Deals()); n != 1 {
+					t.Fatalf("%d deals for one customer", n)
+				}
+				if got := e.Portal.Deals()[0]["ASSIGNED_BY_ID"]; fmt.Sprint(got) != "27" {
+					t.Fatalf("deal's owner %v, want 27", got)
+				}
+				d := customerDialogs(t, e, integ)["+"+phone]
+				if d.OwnerUserID != "27" || d.CRMEntity != "deal" || d.CRMEntityID == "" {
+					t.Fatalf("dialog: owner %q, record %q %q", d.OwnerUserID, d.CRMEntity, d.CRMEntityID)
+				}
+				if n := len(e.Portal.TimelineComments()); n != 0 {
+					t.Fatalf("%d comments before the window closed", n)
+				}
+				// The notice, queued behind the record, tells its owner and
+				// links the deal.
+				e.Eventually("the owner told", func() bool {
+					for _, n := range e.Portal.Notifications() {
+						if strings.HasSuffix(n.Tag, "|new") && n.UserID == 27 && strings.Contains(n.Message, "/crm/deal/details/"+d.CRMEntityID+"/") {
+							return true
+						}
+					}
+					return false
+				})
+				// The batch writes into that deal, and creates nothing more.
+				if st, body := e.Do("POST", "/api/v1/integrations/"+integ+"/mirror/flush", nil); st != http.StatusOK {
+					t.Fatalf("flush: %d %v", st, body)
+				}
+				e.WaitIdle()
+				want := 1
+				if mode == routing.MirrorNone {
+					want = 0
+				}
+				if tl := timelineOf(e.Portal); len(tl) != want || len(e.Portal.Deals()) != 1 || len(e.Portal.Contacts()) != 1 {
+					t.Fatalf("after the flush: %v, %d deals, %d contacts", tl, len(e.Portal.Deals()), len(e.Portal.Contacts()))
+				}
+			})
+		})
+	}
 }

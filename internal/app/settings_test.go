@@ -216,27 +216,29 @@ func TestIntegrationSettingsRefuseBadInput(t *testing.T) {
 			body   any
 			status int
 			code   string
+			// field is the error's "field" key ("" for unreadable JSON).
+			field string
 		}{
-			{"unknown user", f.settingsPath, acc("404", map[string]string{f.wa: "read"}, ""), 422, "access_user_unknown"},
-			{"unknown level", f.settingsPath, acc("1", map[string]string{f.wa: "write"}, ""), 422, "access_level_invalid"},
-			{"channel not bound here", f.settingsPath, acc("1", map[string]string{f.loose: "read"}, ""), 422, "access_channel_not_bound"},
-			{"default without send", f.settingsPath, acc("1", map[string]string{f.wa: "read"}, f.wa), 422, "access_default_not_send"},
-			{"duplicate user", f.settingsPath, map[string]any{"access": []map[string]any{{"user_id": "1"}, {"user_id": "1"}}}, 422, "access_user_duplicate"},
-			{"bad visibility", f.settingsPath, map[string]any{"visibility": "mine"}, 422, "visibility_invalid"},
-			{"unknown chat admin", f.settingsPath, map[string]any{"chat_admin_user_id": "404"}, 422, "chat_admin_user_unknown"},
-			{"notify too soon", f.settingsPath, map[string]any{"notify_after_seconds": 29}, 422, "notify_after_seconds_out_of_range"},
-			{"notify too late", f.settingsPath, map[string]any{"notify_after_seconds": 86401}, 422, "notify_after_seconds_out_of_range"},
-			{"bad access mode", f.settingsPath, map[string]any{"access_mode": "closed"}, 422, "access_mode_invalid"},
-			{"open with rows", f.settingsPath, map[string]any{"access_mode": "open", "access": []map[string]any{{"user_id": "1", "channels": map[string]string{f.wa: "read"}}}}, 422, "access_mode_conflict"},
-			{"unknown field", f.settingsPath, map[string]any{"visibilty": "own"}, 400, "invalid_json"},
-			{"wrong type", f.settingsPath, map[string]any{"notify_after_seconds": "600"}, 400, "invalid_json"},
+			{"unknown user", f.settingsPath, acc("404", map[string]string{f.wa: "read"}, ""), 422, "access_user_unknown", "access[0].user_id"},
+			{"unknown level", f.settingsPath, acc("1", map[string]string{f.wa: "write"}, ""), 422, "access_level_invalid", fmt.Sprintf("access[0].channels[%q]", f.wa)},
+			{"channel not bound here", f.settingsPath, acc("1", map[string]string{f.loose: "read"}, ""), 422, "access_channel_not_bound", fmt.Sprintf("access[0].channels[%q]", f.loose)},
+			{"default without send", f.settingsPath, acc("1", map[string]string{f.wa: "read"}, f.wa), 422, "access_default_not_send", "access[0].default_channel_id"},
+			{"duplicate user", f.settingsPath, map[string]any{"access": []map[string]any{{"user_id": "1"}, {"user_id": "1"}}}, 422, "access_user_duplicate", "access[1].user_id"},
+			{"bad visibility", f.settingsPath, map[string]any{"visibility": "mine"}, 422, "visibility_invalid", "visibility"},
+			{"unknown chat admin", f.settingsPath, map[string]any{"chat_admin_user_id": "404"}, 422, "chat_admin_user_unknown", "chat_admin_user_id"},
+			{"notify too soon", f.settingsPath, map[string]any{"notify_after_seconds": 29}, 422, "notify_after_seconds_out_of_range", "notify_after_seconds"},
+			{"notify too late", f.settingsPath, map[string]any{"notify_after_seconds": 86401}, 422, "notify_after_seconds_out_of_range", "notify_after_seconds"},
+			{"bad access mode", f.settingsPath, map[string]any{"access_mode": "closed"}, 422, "access_mode_invalid", "access_mode"},
+			{"open with rows", f.settingsPath, map[string]any{"access_mode": "open", "access": []map[string]any{{"user_id": "1", "channels": map[string]string{f.wa: "read"}}}}, 422, "access_mode_conflict", "access_mode"},
+			{"unknown field", f.settingsPath, map[string]any{"visibilty": "own"}, 400, "invalid_json", ""},
+			{"wrong type", f.settingsPath, map[string]any{"notify_after_seconds": "600"}, 400, "invalid_json", ""},
 			// A good field next to a bad one: neither is written.
-			{"good visibility, bad matrix", f.settingsPath, map[string]any{"visibility": "own", "access": []map[string]any{{"user_id": "404"}}}, 422, "access_user_unknown"},
-			{"bulk bad op", f.bulkPath, map[string]any{"op": "drop_all"}, 422, "bulk_op_invalid"},
-			{"bulk add without level", f.bulkPath, map[string]any{"op": "add_all"}, 422, "bulk_level_invalid"},
-			{"bulk remove with level", f.bulkPath, map[string]any{"op": "remove_all", "level": "read"}, 422, "bulk_level_invalid"},
-			{"bulk channel not bound", f.bulkPath, map[string]any{"op": "add_all", "channel_id": f.loose, "level": "read"}, 422, "access_channel_not_bound"},
-			{"bulk unknown field", f.bulkPath, map[string]any{"op": "add_all", "level": "read", "all": true}, 400, "invalid_json"},
+			{"good visibility, bad matrix", f.settingsPath, map[string]any{"visibility": "own", "access": []map[string]any{{"user_id": "404"}}}, 422, "access_user_unknown", "access[0].user_id"},
+			{"bulk bad op", f.bulkPath, map[string]any{"op": "drop_all"}, 422, "bulk_op_invalid", "op"},
+			{"bulk add without level", f.bulkPath, map[string]any{"op": "add_all"}, 422, "bulk_level_invalid", "level"},
+			{"bulk remove with level", f.bulkPath, map[string]any{"op": "remove_all", "level": "read"}, 422, "bulk_level_invalid", "level"},
+			{"bulk channel not bound", f.bulkPath, map[string]any{"op": "add_all", "channel_id": f.loose, "level": "read"}, 422, "access_channel_not_bound", "channel_id"},
+			{"bulk unknown field", f.bulkPath, map[string]any{"op": "add_all", "level": "read", "all": true}, 400, "invalid_json", ""},
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
@@ -250,6 +252,9 @@ func TestIntegrationSettingsRefuseBadInput(t *testing.T) {
 				msg, _ := body["error"].(map[string]any)["message"].(string)
 				if msg == "" {
 					t.Error("no message")
+				}
+				if field, _ := body["error"].(map[string]any)["field"].(string); c.field != "" && field != c.field {
+					t.Errorf("field %q, want %q", field, c.field)
 				}
 				if _, after := e.Do("GET", f.settingsPath, nil); !reflect.DeepEqual(after, before) {
 					t.Fatalf("a refused change changed the settings:\n%v\n%v", before, after)
@@ -439,6 +444,11 @@ func TestCardTabEnforcesAccess(t *testing.T) {
 		page = tabAs(t, e, olga, deal)
 		if strings.Contains(page, "Когда доставка?") {
 			t.Fatalf("own visibility shows another user's dialog:\n%s", page)
+		}
+		// It says why, rather than "no messages" / "no phone or channel".
+		if !strings.Contains(page, "Этот диалог ведёт другой сотрудник") || strings.Contains(page, "Сообщений с этим клиентом пока нет") ||
+			strings.Contains(page, "нет номера телефона") {
+			t.Fatalf("own visibility does not say a colleague handles it:\n%s", page)
 		}
 		if st, _ := sendAs(t, e, oldSess, target, "Чужой"); st != http.StatusForbidden {
 			t.Fatalf("send into another user's dialog: %d", st)

@@ -37,6 +37,17 @@ func (s *Service) location(tz string) *time.Location {
 	return l
 }
 
+// Clock is a workspace's time zone, the clock its dialog counter keeps:
+// the API shows a held message's held_until on it, as it shows the
+// channel's dialogs.paused_until.
+func (s *Service) Clock(ctx context.Context, workspaceID string) (*time.Location, error) {
+	ws, err := s.store.GetWorkspace(ctx, store.All, workspaceID)
+	if err != nil {
+		return nil, err
+	}
+	return s.location(ws.Timezone), nil
+}
+
 // hourStart is the start of the hour that holds t on loc's clock. Minutes
 // and seconds are taken off the instant rather than rebuilding a wall time
 // with time.Date, which is ambiguous in the repeated hour of a DST change;

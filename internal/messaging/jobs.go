@@ -120,9 +120,12 @@ func (s *Service) handleSend(ctx context.Context, j *queue.Job) error {
 		return s.fail(ctx, ch, m, channel.ProviderError{Title: "credentials unreadable", Details: "the channel's token cannot be decrypted; set it again"})
 	}
 	// Before the rate limiter: a message held for the next hour must not
-	// take a token from the messages that can go now.
-	if err := s.admitDialog(ctx, ch, m); err != nil {
-		return err
+	// take a token from the messages that can go now. The gateway's own
+	// automatic messages (the branch menu) are neither held nor counted.
+	if !p.Automatic {
+		if err := s.admitDialog(ctx, ch, m); err != nil {
+			return err
+		}
 	}
 	if r := s.limiter(ch).Reserve(); r.Delay() > maxLimiterWait {
 		r.Cancel()

@@ -43,6 +43,11 @@ type SendRequest struct {
 	// OnStored runs inside the transaction that stores the message, for a
 	// CRM to link its own ids to it.
 	OnStored func(tx *gorm.DB, m *store.Message) error `json:"-"`
+	// Automatic marks the gateway's own automatic message (the branch
+	// menu): the dialog counter neither holds nor counts it, since the
+	// customer wrote first and waits for it. Never set from a request a
+	// user or API client makes (no JSON name).
+	Automatic bool `json:"-"`
 }
 
 type SendMedia struct {
@@ -67,6 +72,8 @@ func bad(code, format string, a ...any) *fault.Error {
 
 type sendJob struct {
 	MessageID string `json:"message_id"`
+	// Automatic: the gateway's own message, outside the dialog counter.
+	Automatic bool `json:"automatic,omitempty"`
 }
 
 type fetchMediaJob struct {
@@ -175,7 +182,7 @@ func (s *Service) Send(ctx context.Context, scope store.Scope, channelID string,
 			Kind: JobSend, WorkspaceID: ch.WorkspaceID,
 			// One customer's messages go out in order, one at a time.
 			Key:     sendKey(ch.ID, contact.ID),
-			Payload: sendJob{MessageID: m.ID},
+			Payload: sendJob{MessageID: m.ID, Automatic: req.Automatic},
 		})
 		return err
 	})

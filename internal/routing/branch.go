@@ -33,9 +33,9 @@ import (
 const JobBranchMenu = "routing.branch_menu"
 
 // MaxMenus is how many times a customer who does not choose is sent the
-// menu. After that a default branch takes them if the channel has one;
-// otherwise their messages stay held and a valid reply (a number, a name,
-// a keyword) still chooses, or an admin moves them.
+// menu. After that the default branch takes them: the configured one, or
+// the first branch of the list when none is configured — a customer who
+// never chooses is never lost from sight (no dialog, no CRM, nobody told).
 const MaxMenus = 3
 
 // Limits of a branch configuration.
@@ -91,13 +91,15 @@ type BranchConfig struct {
 	// Language of the menu: "ru" (default) or "en".
 	Language string `json:"language"`
 	// DefaultIntegrationID takes a customer who did not choose after
-	// MaxMenus menus; "" keeps them held.
+	// MaxMenus menus; "" means the first branch of the list.
 	DefaultIntegrationID string   `json:"default_integration_id"`
 	Branches             []Branch `json:"branches"`
 }
 
 func invalid(code, field, format string, a ...any) *fault.Error {
-	return fault.Newf(fault.Invalid, code, field+": "+format, a...)
+	e := fault.Newf(fault.Invalid, code, field+": "+format, a...)
+	e.Field = field
+	return e
 }
 
 // Validate checks a configuration and returns it normalised (names and
@@ -255,6 +257,9 @@ type Customer struct {
 	Branch string
 	// MenusSent counts the menus sent to the customer while choosing.
 	MenusSent int
+	// Previous are the integrations the customer had a dialog in before
+	// they had a branch (from before the channel was in branch mode).
+	Previous []string
 }
 
 // Decision is what Decide chose. IntegrationID "" means no branch yet:
@@ -299,14 +304,35 @@ func (c *BranchConfig) keepBound(bound []string) {
 }
 
 // Decide picks the branch of a customer's message, in this order: the
-// customer's branch (sticky); a branch listing their number; after a menu,
+// customer's branch (sticky); the one branch whose CRM already had them
+// (previous); a branch listing their number; after a menu,
 // a reply with a branch's number ("2") or name; a branch's keyword as a
 // word of the message (or the whole message being a branch's name);
-// otherwise the menu, up to MaxMenus times; then the default branch if
-// there is one; else the message is held.
+// otherwise the menu, up to MaxMenus times; then the default branch (the
+// configured one, else the first). With a single branch there is nothing
+// to choose: it takes every customer at once, with no menu.
 func (c *BranchConfig) Decide(cu Customer, text string) Decision {
 	if cu.Branch != "" && c.has(cu.Branch) {
 		return Decision{IntegrationID: cu.Branch, Source: SourceSticky}
+	}
+	// The customer's previous branch: a customer of exactly one of the
+	// branches' CRMs stays theirs (of several, they choose).
+	prev := ""
+	for _, id := range cu.Previous {
+		if !c.has(id) || id == prev {
+			continue
+		}
+		if prev != "" {
+			prev = ""
+			break
+		}
+		prev = id
+	}
+	if prev != "" {
+		return Decision{IntegrationID: prev, Source: store.BranchByPrevious}
+	}
+	if len(c.Branches) == 1 {
+		return Decision{IntegrationID: c.Branches[0].IntegrationID, Source: store.BranchByDefault}
 	}
 	if cu.Phone != "" {
 		for _, b := range c.Branches {
@@ -330,6 +356,9 @@ func (c *BranchConfig) Decide(cu Customer, text string) Decision {
 	}
 	if c.DefaultIntegrationID != "" && c.has(c.DefaultIntegrationID) {
 		return Decision{IntegrationID: c.DefaultIntegrationID, Source: store.BranchByDefault}
+	}
+	if len(c.Branches) > 0 {
+		return Decision{IntegrationID: c.Branches[0].IntegrationID, Source: store.BranchByDefault}
 	}
 	return Decision{}
 }
@@ -497,6 +526,9 @@ func (r *Router) branchBindings(tx *gorm.DB, ch *store.Channel, m *store.Message
 		if prompt != nil {
 			cu.MenusSent = prompt.MenusSent
 		}
+		if cu.Previous, err = store.DialogIntegrations(tx, ch.ID, m.ContactID); err != nil {
+			return nil, err
+		}
 	}
 	d := cfg.Decide(cu, m.Text)
 	switch {
@@ -539,7 +571,9 @@ func (r *Router) branchBindings(tx *gorm.DB, ch *store.Channel, m *store.Message
 // choosing (since their prompt began; exceptID is the message being
 // stored, which the caller records): they count in the branch's dialog
 // (unread, waiting since the first), and with mirror a mirror job is
-// queued for them. b is the branch's binding (none: nothing to do).
+// queued for them and their notices armed behind it (outside ingest,
+// where no later step does either). b is the branch's binding (none:
+// nothing to do).
 func takeHeld(tx *gorm.DB, b []store.StatedBinding, contactID string, p *store.BranchPrompt, exceptID string, mirror bool) error {
 	if p == nil || len(b) == 0 {
 		return nil
@@ -557,8 +591,36 @@ func takeHeld(tx *gorm.DB, b []store.StatedBinding, contactID string, p *store.B
 			return fmt.Errorf("routing: %w", err)
 		}
 	}
-	if mirror && len(held) > 0 && b[0].Live() {
-		return enqueueMirror(tx, b[0].WorkspaceID, b[0].ID)
+	if !mirror || len(held) == 0 {
+		return nil
+	}
+	if b[0].Live() {
+		if err := enqueueMirror(tx, b[0].WorkspaceID, b[0].ID); err != nil {
+			return err
+		}
+	}
+	return armBinding(tx, &b[0], b[0].ChannelID, contactID, nil)
+}
+
+// releaseHeld gives every binding of a channel leaving branch mode the
+// customers still choosing: what they wrote meanwhile counts in each
+// binding's dialog, is mirrored and announced, as for a customer moved to
+// a branch; their prompts end.
+func releaseHeld(tx *gorm.DB, channelID string) error {
+	prompts, err := store.ChannelPrompts(tx, channelID)
+	if err != nil || len(prompts) == 0 {
+		return err
+	}
+	bindings, err := store.AllBindingsForChannel(tx, channelID)
+	if err != nil {
+		return fmt.Errorf("routing: %w", err)
+	}
+	for i := range prompts {
+		for _, b := range bindings {
+			if err := takeHeld(tx, []store.StatedBinding{b}, prompts[i].ContactID, &prompts[i], "", true); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -668,7 +730,21 @@ func PutBranchRouting(ctx context.Context, st *store.Store, scope store.Scope, c
 	if err != nil {
 		return nil, err
 	}
-	if err := st.PutChannelRouting(ctx, &store.ChannelRouting{ChannelID: ch.ID, Mode: norm.Mode, Config: string(raw)}); err != nil {
+	err = st.Tx(ctx, func(tx *gorm.DB) error {
+		old, err := store.RoutingOf(tx, ch.ID)
+		if err != nil {
+			return err
+		}
+		if err := store.PutRoutingTx(tx, &store.ChannelRouting{ChannelID: ch.ID, Mode: norm.Mode, Config: string(raw)}); err != nil {
+			return err
+		}
+		if old.Mode == store.RoutingBranch && norm.Mode != store.RoutingBranch {
+			// Customers held while choosing go to every CRM now.
+			return releaseHeld(tx, ch.ID)
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	return &norm, nil
@@ -676,11 +752,13 @@ func PutBranchRouting(ctx context.Context, st *store.Store, scope store.Scope, c
 
 // CustomerBranch is a customer's branch as the API shows it.
 type CustomerBranch struct {
-	CustomerID    string    `json:"customer_id"`
-	IntegrationID string    `json:"integration_id"`
-	Name          string    `json:"name"`
-	Source        string    `json:"source"`
-	Since         time.Time `json:"since"`
+	CustomerID    string `json:"customer_id"`
+	IntegrationID string `json:"integration_id"`
+	Name          string `json:"name"`
+	Source        string `json:"source"`
+	// Since is when the branch took the customer (a move's time, or the
+	// first message it took); nil while the customer has no branch.
+	Since *time.Time `json:"since"`
 }
 
 // findCustomer finds a channel in branch mode and one of its customers by
@@ -726,7 +804,8 @@ func (c *BranchConfig) view(ct *store.Contact, cb *store.CustomerBranch) *Custom
 	if cb == nil {
 		return v
 	}
-	v.IntegrationID, v.Source, v.Since = cb.IntegrationID, cb.Source, cb.Since.UTC()
+	since := cb.Since.UTC()
+	v.IntegrationID, v.Source, v.Since = cb.IntegrationID, cb.Source, &since
 	for _, b := range c.Branches {
 		if b.IntegrationID == cb.IntegrationID {
 			v.Name = b.Name

@@ -26,6 +26,8 @@ func TestBranchDecide(t *testing.T) {
 	c := branchFixture(t)
 	withDefault := c
 	withDefault.DefaultIntegrationID = "kzn"
+	single := c
+	single.Branches = c.Branches[1:2]
 	for _, tc := range []struct {
 		name string
 		cfg  *BranchConfig
@@ -53,11 +55,17 @@ func TestBranchDecide(t *testing.T) {
 		{"menu reply out of range re-sends", &c, Customer{MenusSent: 1}, "4", Decision{SendMenu: true}},
 		{"menu reply 0 re-sends", &c, Customer{MenusSent: 2}, "0", Decision{SendMenu: true}},
 		{"menu reply nonsense re-sends", &c, Customer{MenusSent: 1}, "что?", Decision{SendMenu: true}},
-		{"after the last menu, no default: held", &c, Customer{MenusSent: MaxMenus}, "что?", Decision{}},
+		{"after the last menu, no default: the first branch", &c, Customer{MenusSent: MaxMenus}, "что?", Decision{IntegrationID: "msk", Source: store.BranchByDefault}},
 		{"after the last menu a valid reply still chooses", &c, Customer{MenusSent: MaxMenus}, "2", Decision{IntegrationID: "kzn", Source: store.BranchByMenu}},
 		{"after the last menu, the default", &withDefault, Customer{MenusSent: MaxMenus}, "что?", Decision{IntegrationID: "kzn", Source: store.BranchByDefault}},
 		{"the default waits for the menus", &withDefault, Customer{MenusSent: 1}, "что?", Decision{SendMenu: true}},
 		{"a media message without text gets the menu", &c, Customer{}, "", Decision{SendMenu: true}},
+		{"previous branch: the one CRM that had the customer", &c, Customer{Previous: []string{"kzn"}}, "Здравствуйте", Decision{IntegrationID: "kzn", Source: store.BranchByPrevious}},
+		{"previous branch beats a keyword and a number", &c, Customer{Phone: "+77011112233", Previous: []string{"kzn"}}, "москва", Decision{IntegrationID: "kzn", Source: store.BranchByPrevious}},
+		{"previous in several branches: the menu", &c, Customer{Previous: []string{"kzn", "msk"}}, "Здравствуйте", Decision{SendMenu: true}},
+		{"previous outside the branches does not count", &c, Customer{Previous: []string{"gone", "ala"}}, "Здравствуйте", Decision{IntegrationID: "ala", Source: store.BranchByPrevious}},
+		{"one branch: no menu, taken at once", &single, Customer{Phone: "+79990000000"}, "Здравствуйте", Decision{IntegrationID: "kzn", Source: store.BranchByDefault}},
+		{"one branch: a digit is not a menu reply", &single, Customer{}, "2", Decision{IntegrationID: "kzn", Source: store.BranchByDefault}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := tc.cfg.Decide(tc.cu, tc.text); got != tc.want {
@@ -124,7 +132,7 @@ func TestBranchConfigValidate(t *testing.T) {
 			tc.edit(&c)
 			_, err := c.Validate(bound, phone.Default)
 			fe := fault.As(err)
-			if fe == nil || fe.Kind != fault.Invalid || fe.Code != tc.code || !strings.HasPrefix(fe.Message, tc.field+":") {
+			if fe == nil || fe.Kind != fault.Invalid || fe.Code != tc.code || !strings.HasPrefix(fe.Message, tc.field+":") || fe.Field != tc.field {
 				t.Fatalf("got %v, want %s naming %s", err, tc.code, tc.field)
 			}
 		})

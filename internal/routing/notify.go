@@ -106,42 +106,63 @@ func (r *Router) armNotices(tx *gorm.DB, ch *store.Channel, m *store.Message, bi
 		return nil
 	}
 	for i := range bindings {
-		b := &bindings[i]
-		if b.IntegrationState == store.IntegrationUninstalled {
-			continue
-		}
-		k := store.DialogKey{WorkspaceID: b.WorkspaceID, IntegrationID: b.IntegrationID, ChannelID: ch.ID, ContactID: m.ContactID}
-		arm, err := store.ArmDialogNotices(tx, k)
-		if err != nil {
-			return fmt.Errorf("routing: %w", err)
-		}
-		if arm == nil {
-			continue
-		}
-		set, err := SettingsOf(&store.Integration{ID: b.IntegrationID, Settings: arm.IntegrationSettings})
-		if err != nil {
+		err := armBinding(tx, &bindings[i], ch.ID, m.ContactID, func(err error) {
 			// Ingest must not fail on a setting; the timer re-reads it
 			// when it fires and snoozes if the deadline is later.
-			r.log.Warn("routing: notice delay from default", "integration_id", b.IntegrationID, "err", err)
-			set.NotifyAfterSeconds = DefaultNotifyAfterSeconds
+			r.log.Warn("routing: notice delay from default", "integration_id", bindings[i].IntegrationID, "err", err)
+		})
+		if err != nil {
+			return err
 		}
-		p := noticeJob{IntegrationID: b.IntegrationID, ChannelID: ch.ID, DialogID: arm.DialogID}
-		// The notice goes behind the mirror job just queued for this
-		// binding, so it can link the record (or chat) the mirror creates
-		// and name the owner a rotation picks.
-		key := noticeKey(b.ID)
-		if b.Live() && (b.Mirror == "" || b.Mirror == MirrorEach) {
-			key = mirrorKey(b.ID)
+	}
+	return nil
+}
+
+// armBinding arms the notices of one binding's dialog with a customer if
+// it began to wait (see armNotices), after the binding's mirror job was
+// queued. badSettings hears of unreadable integration settings (the delay
+// falls back to the default); nil makes them an error.
+func armBinding(tx *gorm.DB, b *store.StatedBinding, channelID, contactID string, badSettings func(error)) error {
+	if b.IntegrationState == store.IntegrationUninstalled {
+		return nil
+	}
+	k := store.DialogKey{WorkspaceID: b.WorkspaceID, IntegrationID: b.IntegrationID, ChannelID: channelID, ContactID: contactID}
+	arm, err := store.ArmDialogNotices(tx, k)
+	if err != nil {
+		return fmt.Errorf("routing: %w", err)
+	}
+	if arm == nil {
+		return nil
+	}
+	set, err := SettingsOf(&store.Integration{ID: b.IntegrationID, Settings: arm.IntegrationSettings})
+	if err != nil {
+		if badSettings == nil {
+			return err
 		}
-		if _, err := queue.Enqueue(tx, queue.NewJob{Kind: JobNotify, WorkspaceID: b.WorkspaceID, Key: key,
-			Payload: p, MaxAttempts: 50}); err != nil {
-			return fmt.Errorf("routing: enqueue notice: %w", err)
-		}
-		due := arm.WaitingSince.Add(time.Duration(set.NotifyAfterSeconds) * time.Second)
-		if _, err := queue.Enqueue(tx, queue.NewJob{Kind: JobEscalate, WorkspaceID: b.WorkspaceID, Key: EscalationKey(b.ID),
-			Payload: p, RunAt: due, MaxAttempts: 50}); err != nil {
-			return fmt.Errorf("routing: enqueue escalation: %w", err)
-		}
+		badSettings(err)
+		set.NotifyAfterSeconds = DefaultNotifyAfterSeconds
+	}
+	p := noticeJob{IntegrationID: b.IntegrationID, ChannelID: channelID, DialogID: arm.DialogID}
+	// The notice goes behind the mirror job just queued for this
+	// binding, so it can link the record (or chat) the mirror creates
+	// and name the owner a rotation picks.
+	key := noticeKey(b.ID)
+	if b.Live() && (b.Mirror == "" || b.Mirror == MirrorEach) {
+		key = mirrorKey(b.ID)
+	}
+	// In the batched modes nothing else makes the record now: a new
+	// period makes sure it exists (and has its owner) before the notice.
+	if err := enqueueEnsure(tx, b, contactID, key); err != nil {
+		return err
+	}
+	if _, err := queue.Enqueue(tx, queue.NewJob{Kind: JobNotify, WorkspaceID: b.WorkspaceID, Key: key,
+		Payload: p, MaxAttempts: 50}); err != nil {
+		return fmt.Errorf("routing: enqueue notice: %w", err)
+	}
+	due := arm.WaitingSince.Add(time.Duration(set.NotifyAfterSeconds) * time.Second)
+	if _, err := queue.Enqueue(tx, queue.NewJob{Kind: JobEscalate, WorkspaceID: b.WorkspaceID, Key: EscalationKey(b.ID),
+		Payload: p, RunAt: due, MaxAttempts: 50}); err != nil {
+		return fmt.Errorf("routing: enqueue escalation: %w", err)
 	}
 	return nil
 }

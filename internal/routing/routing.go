@@ -93,6 +93,7 @@ func (r *Router) Handle(q interface {
 	q.Handle(JobBranchMenu, r.handleBranchMenu)
 	q.Handle(JobNotify, r.handleNotify)
 	q.Handle(JobEscalate, r.handleEscalate)
+	q.Handle(JobEnsureRecord, r.handleEnsureRecord)
 }
 
 type mirrorJob struct {
@@ -356,7 +357,7 @@ func (r *Router) handleStatus(ctx context.Context, j *queue.Job) error {
 // the customer's next message.
 func (r *Router) Resume(ctx context.Context, workspaceID string) error {
 	// Escalation timers re-armed before their deadline snooze again.
-	if err := queue.Rearm(ctx, r.store.DB, workspaceID, JobMirror, JobStatus, JobMirrorWindow, JobMirrorSend, JobNotify, JobEscalate); err != nil {
+	if err := queue.Rearm(ctx, r.store.DB, workspaceID, JobMirror, JobStatus, JobMirrorWindow, JobMirrorSend, JobNotify, JobEscalate, JobEnsureRecord); err != nil {
 		return err
 	}
 	return r.mirrorParked(ctx, workspaceID)

@@ -52,8 +52,14 @@ func (s *Store) ChannelRoutingOf(ctx context.Context, channelID string) (*Channe
 
 // PutChannelRouting stores a channel's routing, replacing the old one.
 func (s *Store) PutChannelRouting(ctx context.Context, r *ChannelRouting) error {
+	return PutRoutingTx(s.g(ctx), r)
+}
+
+// PutRoutingTx is PutChannelRouting inside a transaction, for a caller
+// that releases held customers in the same one.
+func PutRoutingTx(tx *gorm.DB, r *ChannelRouting) error {
 	r.UpdatedAt = Now()
-	err := s.g(ctx).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "channel_id"}},
+	err := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "channel_id"}},
 		DoUpdates: clause.AssignmentColumns([]string{"mode", "config", "updated_at"})}).Create(r).Error
 	if err != nil {
 		return fmt.Errorf("store: put routing of channel %s: %w", r.ChannelID, err)
@@ -80,6 +86,9 @@ const (
 	BranchByDefault  = "default"
 	BranchByMove     = "moved"
 	BranchByOutbound = "outbound"
+	// BranchByPrevious: the customer had a dialog with exactly one of the
+	// branches before the channel was put in branch mode.
+	BranchByPrevious = "previous"
 )
 
 // CustomerBranch is the branch (integration) a customer of a branch-mode
@@ -157,7 +166,9 @@ func settleBranch(tx *gorm.DB, cb *CustomerBranch) error {
 // the new branch takes the messages from this moment, the old one keeps in
 // its CRM what it had but loses the dialog (it no longer sees the
 // customer). A customer still choosing takes what they wrote meanwhile to
-// the branch. Moving a customer to the branch they are in changes nothing.
+// the branch: their branch starts at their first held message (the start
+// of their prompt), else now. Moving a customer to the branch they are in
+// changes nothing.
 func MoveBranchTx(tx *gorm.DB, channelID, contactID, integrationID, source string) (*CustomerBranch, error) {
 	cur, err := BranchOf(tx, channelID, contactID)
 	if err == nil && cur.IntegrationID == integrationID {
@@ -172,7 +183,13 @@ func MoveBranchTx(tx *gorm.DB, channelID, contactID, integrationID, source strin
 	if cur != nil {
 		cb.CreatedAt = cur.CreatedAt
 	} else {
-		cb.Since = time.Unix(0, 0).UTC()
+		p, err := PromptOf(tx, channelID, contactID)
+		if err != nil {
+			return nil, err
+		}
+		if p != nil && p.CreatedAt.Before(now) {
+			cb.Since = p.CreatedAt.UTC()
+		}
 	}
 	err = tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "channel_id"}, {Name: "contact_id"}},
 		DoUpdates: clause.AssignmentColumns([]string{"integration_id", "source", "since", "updated_at"})}).Create(&cb).Error
@@ -210,6 +227,33 @@ func PromptOf(tx *gorm.DB, channelID, contactID string) (*BranchPrompt, error) {
 		return nil, fmt.Errorf("store: branch prompt: %w", err)
 	}
 	return &p, nil
+}
+
+// DialogIntegrations lists the integrations in which a customer of a
+// channel has a dialog: where they were a customer before a branch was
+// chosen for them.
+func DialogIntegrations(tx *gorm.DB, channelID, contactID string) ([]string, error) {
+	var ids []string
+	err := tx.Model(&Dialog{}).Where("channel_id = ? AND contact_id = ?", channelID, contactID).
+		Order("integration_id").Pluck("integration_id", &ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("store: dialogs of contact %s: %w", contactID, err)
+	}
+	return ids, nil
+}
+
+// ChannelPrompts lists the customers of a channel still choosing a
+// branch, and ends their prompts: what a switch away from branch mode
+// releases.
+func ChannelPrompts(tx *gorm.DB, channelID string) ([]BranchPrompt, error) {
+	var out []BranchPrompt
+	if err := tx.Where("channel_id = ?", channelID).Order("contact_id").Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("store: branch prompts: %w", err)
+	}
+	if err := tx.Where("channel_id = ?", channelID).Delete(&BranchPrompt{}).Error; err != nil {
+		return nil, fmt.Errorf("store: end branch prompts: %w", err)
+	}
+	return out, nil
 }
 
 // CountMenu records one more menu sent to a customer, unless max were

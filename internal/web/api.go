@@ -605,6 +605,10 @@ func (s *Server) listMessages(c *gin.Context) {
 	out := make([]messageView, len(ms))
 	for i := range ms {
 		out[i] = s.viewMessage(&ms[i])
+		if err := s.heldOnClock(c.Request.Context(), &ms[i], &out[i]); err != nil {
+			s.failErr(c, err)
+			return
+		}
 	}
 	resp := gin.H{"data": out}
 	if next != "" {
@@ -619,7 +623,28 @@ func (s *Server) getMessage(c *gin.Context) {
 		s.failErr(c, err)
 		return
 	}
-	reply(c, http.StatusOK, s.viewMessage(m))
+	v := s.viewMessage(m)
+	if err := s.heldOnClock(c.Request.Context(), m, &v); err != nil {
+		s.failErr(c, err)
+		return
+	}
+	reply(c, http.StatusOK, v)
+}
+
+// heldOnClock shows a held message's held_until on its workspace's clock,
+// like the channel's dialogs.paused_until: one instant, one way of writing
+// it on both.
+func (s *Server) heldOnClock(ctx context.Context, m *store.MessageView, v *messageView) error {
+	if v.HeldUntil == nil {
+		return nil
+	}
+	loc, err := s.d.Messaging.Clock(ctx, m.WorkspaceID)
+	if err != nil {
+		return err
+	}
+	t := v.HeldUntil.In(loc)
+	v.HeldUntil = &t
+	return nil
 }
 
 // sendMessage takes JSON, or multipart/form-data with a "file" part.

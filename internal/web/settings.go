@@ -130,7 +130,8 @@ func (st *settingsState) known(id string) bool {
 }
 
 // policyFault turns the routing core's refusal into the API's: 422 with
-// the code, the message naming the field.
+// the code, the message naming the field, and the field on its own (as
+// binding errors have it) for clients that point at the refused value.
 func policyFault(err error) error {
 	var pe *routing.PolicyError
 	if errors.As(err, &pe) {
@@ -209,8 +210,8 @@ func (s *Server) changeSettings(ctx context.Context, st *settingsState, req sett
 		}
 		if next.AccessMode == routing.AccessModeOpen && req.AccessMode != nil {
 			if len(rows) > 0 {
-				return fault.New(fault.Invalid, routing.CodeAccessModeAccess,
-					`access_mode: "open" lets everyone send; it takes no access rows (send "access": [] or leave it out)`)
+				return &fault.Error{Kind: fault.Invalid, Code: routing.CodeAccessModeAccess, Field: "access_mode",
+					Message: `access_mode: "open" lets everyone send; it takes no access rows (send "access": [] or leave it out)`}
 			}
 		} else {
 			next.AccessMode = routing.AccessModeMatrix

@@ -151,6 +151,25 @@ func (s *Service) batchRecord(ctx context.Context, d *routing.Delivery, ct *stor
 	return entity, entityID, nil
 }
 
+// EnsureRecord implements routing.RecordEnsurer for CRM mode: the
+// batched modes' customer gets their contact and lead/deal (with the
+// owner the binding's policy picks) at once, through the path a batch
+// takes for a customer without a record; only the comments wait for the
+// batch. A customer with an open record costs no call (the closure check
+// runs only under on_repeat "new").
+func (s *Service) EnsureRecord(ctx context.Context, d *routing.Delivery, ct *store.Contact) error {
+	loc := time.UTC
+	ws, err := s.store.GetWorkspace(ctx, store.All, d.Integration.WorkspaceID)
+	if err != nil {
+		return err
+	}
+	if l, err := time.LoadLocation(ws.Timezone); err == nil {
+		loc = l
+	}
+	_, _, err = s.batchRecord(ctx, d, ct, loc)
+	return err
+}
+
 // findWritten looks, for the comments of batches an earlier attempt may
 // have written, at the record's latest comments for the marker, in batch
 // calls. A record that cannot be searched fails the whole call: writing

@@ -50,6 +50,10 @@ type tabPage struct {
 	// ReadOnly explains a send box the user's access rights took
 	// targets from ("" when none was taken).
 	ReadOnly string
+	// Hidden says that "own" visibility hid a colleague's dialog with
+	// this customer ("" when it hid none), instead of claiming there are
+	// no messages or no way to write.
+	Hidden string
 }
 
 // ServeTab shows the conversation with a CRM record's customer and lets
@@ -133,6 +137,10 @@ func (s *Service) renderTab(w http.ResponseWriter, r *http.Request, in *store.In
 		// A channel the user has no access to, or a dialog the
 		// visibility rule hides, shows nothing at all.
 		if !gate.Sees(ct.ChannelID, owners[ct.ID]) {
+			if routing.CanRead(gate.Level(ct.ChannelID)) {
+				// The channel is readable: visibility hid it.
+				p.Hidden = t["hidden_other"]
+			}
 			continue
 		}
 		views, err := s.store.ListContactMessages(ctx, ct.ID, 100)
