@@ -524,3 +524,12 @@ func (s *Service) noteText(d *routing.Delivery, ct *store.Contact, m *store.Mess
 
 // cleanLine folds text onto one line.
 func cleanLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// EnsureRecord implements routing.RecordEnsurer: in the batched mirror
+// modes the customer's contact and lead (on the owner the policy picks)
+// are made at the first message, so managers see the lead before the
+// window's note. A linked open lead costs no write.
+func (s *Service) EnsureRecord(ctx context.Context, d *routing.Delivery, contact *store.Contact) error {
+	_, err := s.ensureLeads(ctx, d, []*store.Contact{contact}, nil)
+	return err
+}
