@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"gorm.io/gorm"
+
 	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/store"
 )
@@ -207,4 +209,33 @@ func ValidateBinding(p BindingPolicy, crmMode bool, integrationID string, users 
 		}
 	}
 	return &fault.Error{Kind: fault.Invalid, Code: pe.Code, Message: msg, Field: pe.Field, Err: err}
+}
+
+// TakeByAnswer is ClaimByAnswer carried through for a CRM: when userID
+// wins the customer, the dialog's owner becomes userID and reassign (the
+// CRM's durable job that gives the record to the owner) is queued in the
+// same transaction. applied reports that this call changed the owner: it
+// is false when the claim was lost, or applied by an earlier answer (the
+// dialog's owner shows it, so a winner whose apply failed gets it applied
+// on their next answer).
+func TakeByAnswer(ctx context.Context, st *store.Store, b *store.ChannelBinding, contactID, userID string, reassign func(tx *gorm.DB) error) (applied bool, err error) {
+	c, err := ClaimByAnswer(ctx, st, b, contactID, userID)
+	if err != nil || !c.Won {
+		return false, err
+	}
+	k := store.DialogKey{WorkspaceID: b.WorkspaceID, IntegrationID: b.IntegrationID, ChannelID: b.ChannelID, ContactID: contactID}
+	d, err := st.FindDialog(ctx, k)
+	switch {
+	case err == nil && d.OwnerUserID == userID:
+		return false, nil
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return false, err
+	}
+	err = st.Tx(ctx, func(tx *gorm.DB) error {
+		if _, err := store.SetDialogOwner(tx, k, userID, false); err != nil {
+			return err
+		}
+		return reassign(tx)
+	})
+	return err == nil, err
 }

@@ -47,21 +47,10 @@ func (s *Service) ClaimByAnswer(ctx context.Context, in *store.Integration, chan
 	if err != nil {
 		return err
 	}
-	c, err := routing.ClaimByAnswer(ctx, s.store, b, contactID, userID)
-	if err != nil || !c.Won {
-		return err
-	}
-	k := store.DialogKey{WorkspaceID: b.WorkspaceID, IntegrationID: in.ID, ChannelID: channelID, ContactID: contactID}
-	if d, err := s.store.FindDialog(ctx, k); err == nil && d.OwnerUserID == userID {
-		return nil // applied by an earlier answer
-	}
-	err = s.store.Tx(ctx, func(tx *gorm.DB) error {
-		if _, err := store.SetDialogOwner(tx, k, userID, false); err != nil {
-			return err
-		}
+	applied, err := routing.TakeByAnswer(ctx, s.store, b, contactID, userID, func(tx *gorm.DB) error {
 		return enqueueAssign(tx, b, contactID)
 	})
-	if err != nil {
+	if err != nil || !applied {
 		return err
 	}
 	s.log.Info("amocrm: first responder owns the customer", "integration_id", in.ID, "binding_id", b.ID, "contact_id", contactID, "user_id", userID)

@@ -54,26 +54,14 @@ func (s *Service) claimByAnswer(ctx context.Context, in *store.Integration, chan
 	if b.Mode != ModeCRM {
 		return
 	}
-	c, err := routing.ClaimByAnswer(ctx, s.store, b, contactID, userID)
+	applied, err := routing.TakeByAnswer(ctx, s.store, b, contactID, userID, func(tx *gorm.DB) error {
+		return enqueueAssign(tx, b, contactID)
+	})
 	if err != nil {
 		logErr("claim", err)
 		return
 	}
-	if !c.Won {
-		return
-	}
-	k := store.DialogKey{WorkspaceID: b.WorkspaceID, IntegrationID: in.ID, ChannelID: channelID, ContactID: contactID}
-	if d, err := s.store.FindDialog(ctx, k); err == nil && d.OwnerUserID == userID {
-		return // applied by an earlier answer
-	}
-	err = s.store.Tx(ctx, func(tx *gorm.DB) error {
-		if _, err := store.SetDialogOwner(tx, k, userID, false); err != nil {
-			return err
-		}
-		return enqueueAssign(tx, b, contactID)
-	})
-	if err != nil {
-		logErr("apply", err)
+	if !applied {
 		return
 	}
 	s.log.Info("bitrix24: first responder owns the customer", "integration_id", in.ID, "binding_id", b.ID, "contact_id", contactID, "user_id", userID)
