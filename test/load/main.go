@@ -11,6 +11,18 @@
 // used as it is. Without it the channel must exist. A fraction of deliveries (-duplicates) re-sends an
 // earlier payload byte for byte, as Meta's retries do, to exercise dedupe.
 //
+// -senders N spreads the unique messages over exactly N customer numbers
+// (fewer only when there are fewer unique messages), numbered from
+// -sender-offset: the gateway has not seen them unless an earlier run used
+// overlapping numbers, so a run with a fresh offset measures new customers
+// and a repeat of the same run measures known ones.
+//
+// -raw inserts the same number of message-shaped rows straight into the
+// database (-raw-db, else SWITCHBOARD_DATABASE_URL: a postgres:// URL or a
+// SQLite file path) with the same concurrency, one transaction per row, into
+// a scratch table it creates and drops; -raw-compare does the gateway run and
+// then the raw one and prints both rates, their ratio and p50/p99 side by side.
+//
 // It refuses non-loopback targets unless -allow-remote is given: it is a
 // load generator and should not be pointed at someone else's server by
 // accident.
@@ -45,6 +57,8 @@ import (
 const (
 	maxMessages    = 1_000_000
 	maxConcurrency = 1024
+	// customer numbers are 7705 followed by seven digits
+	maxSenderNumbers = 10_000_000
 )
 
 type config struct {
@@ -59,6 +73,10 @@ type config struct {
 	concurrency   int
 	duplicates    float64
 	senders       int
+	senderOffset  int
+	raw           bool
+	rawCompare    bool
+	rawDB         string
 	timeout       time.Duration
 	allowRemote   bool
 	seed          uint64
@@ -96,6 +114,10 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.concurrency, "c", 32, "concurrent connections")
 	fs.Float64Var(&c.duplicates, "duplicates", 0.05, "fraction of webhooks that re-send an earlier payload verbatim (0 to 0.9)")
 	fs.IntVar(&c.senders, "senders", 3000, "distinct customer numbers")
+	fs.IntVar(&c.senderOffset, "sender-offset", 0, "first customer number's index: customers are +7705{offset..offset+senders-1}; a fresh offset means customers new to the gateway")
+	fs.BoolVar(&c.raw, "raw", false, "no gateway: insert -n rows straight into -raw-db with -c workers, one transaction each, and print the rate")
+	fs.BoolVar(&c.rawCompare, "raw-compare", false, "after the gateway run, do the -raw run and print both rates, their ratio and p50/p99")
+	fs.StringVar(&c.rawDB, "raw-db", os.Getenv("SWITCHBOARD_DATABASE_URL"), "database for -raw/-raw-compare: postgres:// URL or SQLite file path (default $SWITCHBOARD_DATABASE_URL)")
 	fs.DurationVar(&c.timeout, "timeout", 2*time.Minute, "stop after this long, whatever is left")
 	fs.BoolVar(&c.allowRemote, "allow-remote", false, "allow a non-loopback -url")
 	fs.Uint64Var(&c.seed, "seed", 0, "random seed for the send plan (0: time-based)")
@@ -109,8 +131,12 @@ func parseFlags(args []string) (config, error) {
 		return c, fmt.Errorf("-c must be 1..%d, got %d", maxConcurrency, c.concurrency)
 	case c.duplicates < 0 || c.duplicates > 0.9:
 		return c, fmt.Errorf("-duplicates must be 0..0.9, got %g", c.duplicates)
-	case c.senders < 1:
-		return c, fmt.Errorf("-senders must be positive, got %d", c.senders)
+	case c.senders < 1 || c.senders > maxMessages:
+		return c, fmt.Errorf("-senders must be 1..%d, got %d", maxMessages, c.senders)
+	case c.senderOffset < 0 || c.senderOffset+c.senders > maxSenderNumbers:
+		return c, fmt.Errorf("-sender-offset must be 0..%d-senders, got %d", maxSenderNumbers, c.senderOffset)
+	case c.raw && c.rawCompare:
+		return c, errors.New("-raw and -raw-compare: choose one (-raw-compare includes the raw run)")
 	case c.timeout <= 0:
 		return c, fmt.Errorf("-timeout must be positive, got %s", c.timeout)
 	}
@@ -121,6 +147,17 @@ func parseFlags(args []string) (config, error) {
 }
 
 func run(ctx context.Context, cfg config, out io.Writer, logger *slog.Logger) error {
+	var rawT rawTarget
+	if cfg.raw || cfg.rawCompare {
+		var err error
+		if rawT, err = parseRawDB(cfg.rawDB, cfg.allowRemote); err != nil {
+			return err
+		}
+	}
+	if cfg.raw {
+		_, err := rawPhase(ctx, cfg, rawT, out, logger)
+		return err
+	}
 	base, err := url.Parse(strings.TrimSuffix(cfg.url, "/"))
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
 		return fmt.Errorf("-url %q is not an absolute http(s) URL", cfg.url)
@@ -159,6 +196,14 @@ func run(ctx context.Context, cfg config, out io.Writer, logger *slog.Logger) er
 	logger.Info("firing webhooks", "url", hook.URL, "n", len(plan.sends), "unique", plan.unique, "concurrency", cfg.concurrency)
 	res := fire(ctx, hook, plan.sends, cfg.concurrency)
 	report(out, cfg, hook.URL, target, plan, res)
+	if cfg.rawCompare && !res.timedOut && ctx.Err() == nil {
+		fmt.Fprintln(out)
+		raw, err := rawPhase(ctx, cfg, rawT, out, logger)
+		if err != nil {
+			return err
+		}
+		reportCompare(out, res, raw)
+	}
 	if res.timedOut {
 		return fmt.Errorf("stopped by -timeout %s after %d of %d webhooks", cfg.timeout, res.attempted, len(plan.sends))
 	}
@@ -166,6 +211,26 @@ func run(ctx context.Context, cfg config, out io.Writer, logger *slog.Logger) er
 		return fmt.Errorf("%d of %d webhooks were not acknowledged with 2xx", bad, res.attempted)
 	}
 	return nil
+}
+
+// rawPhase runs and reports the -raw inserts under its own -timeout.
+func rawPhase(ctx context.Context, cfg config, t rawTarget, out io.Writer, logger *slog.Logger) (rawResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	defer cancel()
+	logger.Info("raw inserts", "db", t.display, "n", cfg.n, "concurrency", cfg.concurrency)
+	res, err := runRaw(ctx, t, cfg.n, cfg.concurrency, cfg.seed)
+	if res.table != "" && (res.attempted > 0 || err == nil) {
+		reportRaw(out, t, cfg.concurrency, res)
+	}
+	switch {
+	case err != nil:
+		return res, err
+	case res.timedOut:
+		return res, fmt.Errorf("raw: stopped by -timeout %s after %d of %d rows", cfg.timeout, res.attempted, cfg.n)
+	case res.inserted != cfg.n || res.stored != res.inserted:
+		return res, fmt.Errorf("raw: %d of %d rows inserted, %d counted back", res.inserted, cfg.n, res.stored)
+	}
+	return res, nil
 }
 
 func isLoopback(host string) bool {
@@ -248,7 +313,7 @@ func buildPlan(cfg config, ch channel, rng *rand.Rand) (plan, error) {
 	seen := make(map[string]bool, unique)
 	originals := make([][]byte, unique)
 	for i := range originals {
-		k := i % senders
+		k := cfg.senderOffset + i%senders
 		from := fmt.Sprintf("7705%07d", k)
 		wamid := metasim.NewWAMID(from)
 		for seen[wamid] {
@@ -376,6 +441,8 @@ func report(out io.Writer, cfg config, target string, ch channel, p plan, res re
 	}
 	fmt.Fprintf(out, "plan         %d webhooks: %d unique wamids + %d verbatim duplicates, %d senders, concurrency %d\n",
 		len(p.sends), p.unique, len(p.sends)-p.unique, p.senders, cfg.concurrency)
+	fmt.Fprintf(out, "senders      %d distinct customers, +7705%07d…+7705%07d (new to the gateway unless an earlier run used these numbers)\n",
+		p.senders, cfg.senderOffset, cfg.senderOffset+p.senders-1)
 	fmt.Fprintf(out, "sent         %d in %s\n", res.attempted, res.elapsed.Round(time.Millisecond))
 	if secs := res.elapsed.Seconds(); secs > 0 {
 		fmt.Fprintf(out, "throughput   %.1f acks/s\n", float64(answered)/secs)
