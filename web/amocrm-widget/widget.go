@@ -14,6 +14,7 @@ import (
 	"io"
 	"io/fs"
 	"net/url"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -45,12 +46,17 @@ var ImageSizes = map[string]image.Point{
 // source are byte-identical (a changed archive then means changed source).
 var zipTime = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
+// urlChars are the characters a gateway address may have: it is pasted
+// into a JavaScript string literal and JSON, so quotes, backslashes and
+// angle brackets must never get there.
+var urlChars = regexp.MustCompile(`^[A-Za-z0-9:/._~%\[\]-]+$`)
+
 // CheckGatewayURL says whether u can be the gateway's base address inside
 // amoCRM: absolute, https (amoCRM's pages are https and refuse mixed
 // content; http only for a loopback host in development), no query.
 func CheckGatewayURL(u string) error {
 	p, err := url.Parse(u)
-	if err != nil || p.Host == "" || p.RawQuery != "" || p.Fragment != "" || p.User != nil {
+	if err != nil || !urlChars.MatchString(u) || p.Host == "" || p.RawQuery != "" || p.Fragment != "" || p.User != nil {
 		return fmt.Errorf("gateway URL %q: want an absolute address like https://switchboard.example.com", u)
 	}
 	switch {

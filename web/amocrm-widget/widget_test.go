@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"image/png"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -335,8 +337,24 @@ func TestPack(t *testing.T) {
 	if !bytes.Contains(files["script.js"], []byte("var DEFAULT_GATEWAY = 'https://sb.example.org';")) || bytes.Contains(files["script.js"], []byte(DefaultGateway)) {
 		t.Error("script.js keeps the placeholder gateway")
 	}
+	if bytes.Contains(files["manifest.json"], []byte(DefaultGateway)) {
+		t.Error("manifest.json keeps the placeholder gateway")
+	}
+	if node, err := exec.LookPath("node"); err == nil {
+		f := filepath.Join(t.TempDir(), "script.js")
+		if err := os.WriteFile(f, files["script.js"], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(node, "--check", f).CombinedOutput(); err != nil {
+			t.Fatalf("packed script.js: %v\n%s", err, out)
+		}
+	}
+	var l bytes.Buffer
+	if err := Pack(&l, "http://[::1]:8080"); err != nil {
+		t.Errorf("loopback gateway for development: %v", err)
+	}
 
-	for _, bad := range []string{"ftp://x", "http://sb.example.org", "sb.example.org", "https://sb.example.org/?a=1"} {
+	for _, bad := range []string{"ftp://x", "http://sb.example.org", "sb.example.org", "https://sb.example.org/?a=1", "https://sb.example.org/x'y", "https://sb.example.org/<b>"} {
 		var d bytes.Buffer
 		if err := Pack(&d, bad); err == nil || d.Len() != 0 {
 			t.Errorf("gateway %q: err %v, %d bytes written", bad, err, d.Len())
