@@ -4,6 +4,7 @@
 //	switchboard migrate [--config file.yaml]   apply database migrations and exit
 //	switchboard healthcheck [--config …]       exit 0 when the local gateway is ready (container health checks)
 //	switchboard user add --email … --role …    add a web cabinet user
+//	switchboard amocrm-widget pack [-o f.zip]  write the amoCRM widget archive
 //	switchboard version                        print the version
 package main
 
@@ -51,6 +52,9 @@ Commands:
                --workspace (default: the default workspace), --name, and
                --password-stdin to read the password from the first line
                of stdin (else one is generated and printed once)
+  amocrm-widget pack
+               write the amoCRM widget archive for upload: -o (default
+               amocrm-widget.zip), --gateway-url (default SWITCHBOARD_PUBLIC_URL)
   version      print the version
   help         print this help
 
@@ -72,6 +76,9 @@ func runIn(stdin io.Reader, args []string, stdout, stderr io.Writer) error {
 	}
 	if cmd == "user" {
 		return userCommand(stdin, args, stdout, stderr)
+	}
+	if cmd == "amocrm-widget" {
+		return amocrmWidgetCommand(args, stdout, stderr)
 	}
 	fs := flag.NewFlagSet("switchboard", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -110,7 +117,7 @@ func runIn(stdin io.Reader, args []string, stdout, stderr io.Writer) error {
 		return nil
 	case "serve", "migrate", "healthcheck":
 	default:
-		return fmt.Errorf("unknown command %q (serve, migrate, healthcheck, user, version, help)", cmd)
+		return fmt.Errorf("unknown command %q (serve, migrate, healthcheck, user, amocrm-widget, version, help)", cmd)
 	}
 	cfg, err := config.Load(*cfgPath, os.Environ())
 	if err != nil {
