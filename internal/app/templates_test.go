@@ -37,7 +37,7 @@ func tpl(name, status, body string) metasim.Template {
 // pages; a token Meta refuses is a named error that keeps the old set.
 func TestTemplatesRefresh(t *testing.T) {
 	apptest.Each(t, apptest.Options{}, func(t *testing.T, e *apptest.Env) {
-		ws, wsToken := newWorkspaceToken(t, e, "Шаблоны")
+		_, wsToken := newWorkspaceToken(t, e, "Шаблоны")
 		ch := e.CreateWhatsApp(wsToken)
 		if got := templatesOf(t, e, ch, wsToken); len(got) != 0 {
 			t.Fatalf("before a refresh: %v", got)
@@ -117,7 +117,6 @@ func TestTemplatesRefresh(t *testing.T) {
 		if got := templatesOf(t, e, ch, wsToken); len(got) != 3 {
 			t.Fatalf("after a refused refresh the set changed: %v", got)
 		}
-		_ = ws
 	})
 }
 
@@ -220,6 +219,25 @@ func TestCabinetTemplatesPage(t *testing.T) {
 		if st != http.StatusOK || !strings.Contains(page, `data-code="templates_whatsapp_only"`) || strings.Contains(page, "refresh-templates") {
 			t.Errorf("instagram templates page: %d", st)
 		}
+		// Another workspace's channel: not found, nothing read from Meta.
+		_, otherToken := newWorkspaceToken(t, e, "Other")
+		e.Sim.AddWhatsAppNumber("200000000000001", "300000000000001", "79160000001", "other-token")
+		st, body := e.Do("POST", "/api/v1/channels", map[string]any{"type": "whatsapp", "name": "Other",
+			"phone_number_id": "200000000000001", "waba_id": "300000000000001", "access_token": "other-token"}, otherToken)
+		if st != http.StatusCreated {
+			t.Fatalf("other workspace's channel: %d %v", st, body)
+		}
+		foreign := body["id"].(string)
+		if st, _ := v.get("/channels/" + foreign + "/templates"); st != http.StatusNotFound {
+			t.Errorf("another workspace's templates page: %d", st)
+		}
+		if st, _ := v.post("/channels/"+foreign+"/templates/refresh", url.Values{"csrf": {csrf}}); st != http.StatusNotFound {
+			t.Errorf("another workspace's refresh via the page: %d", st)
+		}
+		if got := templatesOf(t, e, foreign, otherToken); len(got) != 0 {
+			t.Errorf("another workspace's channel got templates: %v", got)
+		}
+
 		// A manager sees the list but no button, and cannot refresh.
 		m := newVisitor(t, e)
 		m.lang = "en"
