@@ -33,6 +33,7 @@ import (
 	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/secret"
 	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/internal/templates"
 	"github.com/switchboard/switchboard/internal/web"
 )
 
@@ -48,6 +49,8 @@ type App struct {
 	Router    *routing.Router
 	Bitrix24  *bitrix24.Service
 	AmoCRM    *amocrm.Service
+	// Templates keeps WhatsApp channels' message templates.
+	Templates *templates.Service
 	Log       *slog.Logger
 	// AdminToken is the operator's token (configured or generated).
 	AdminToken string
@@ -126,6 +129,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	}, q.Notify)
 	svc.Register(q)
 
+	tpl := templates.New(st, reg, log, q.Notify)
+	tpl.Handle(q)
+
 	router := routing.New(st, log)
 	router.Notify = q.Notify
 	svc.AddHook(router)
@@ -144,7 +150,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	crms.Handle(q)
 
 	srv := web.New(web.Deps{
-		Store: st, Messaging: svc, Registry: reg, Metrics: m, Signer: signer, Queue: q, Log: log, Integrations: crms, Mirror: router,
+		Store: st, Messaging: svc, Registry: reg, Metrics: m, Signer: signer, Queue: q, Log: log, Integrations: crms, Mirror: router, Templates: tpl,
 		AdminToken: admin, MetaVerifyToken: cfg.MetaVerifyToken, PublicURL: cfg.PublicURL, MetaAppSecret: cfg.MetaAppSecret,
 		WebhookMaxBytes: cfg.WebhookMaxBytes, UploadMaxBytes: cfg.UploadMaxBytes,
 		DefaultWorkspaceID: ws.ID,
@@ -162,7 +168,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		log.Warn("Meta and CRMs may not reach this gateway at its public URL: set SWITCHBOARD_PUBLIC_URL to the https address they can reach",
 			"public_url", cfg.PublicURL, "problem", why)
 	}
-	return &App{Config: cfg, DB: db, Store: st, Queue: q, Messaging: svc, Metrics: m, Signer: signer, Log: log, Router: router, Bitrix24: b24, AmoCRM: amo,
+	return &App{Config: cfg, DB: db, Store: st, Queue: q, Messaging: svc, Metrics: m, Signer: signer, Log: log, Router: router, Bitrix24: b24, AmoCRM: amo, Templates: tpl,
 		AdminToken: admin, NewAdminToken: generated, DefaultWorkspace: ws, handler: srv.Handler()}, nil
 }
 
@@ -189,6 +195,12 @@ func (a *App) Start(ctx context.Context) error {
 	// public URL may have changed or been fixed since the last start.
 	if a.Bitrix24 != nil {
 		if _, err := a.Bitrix24.RecheckHandlers(ctx); err != nil {
+			return err
+		}
+	}
+	// Every WhatsApp channel has its daily template refresh queued.
+	if a.Templates != nil {
+		if err := a.Templates.EnsureDaily(ctx); err != nil {
 			return err
 		}
 	}

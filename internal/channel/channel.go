@@ -352,3 +352,21 @@ func (m *Inbound) ExtraJSON() []byte {
 	}
 	return b
 }
+
+// TemplateInfo is a message template approved (or not yet) by the messenger,
+// as its business account lists it. Components are the messenger's JSON
+// as is: the gateway shows them and counts their variables.
+type TemplateInfo struct {
+	Name       string
+	Language   string
+	Category   string
+	Status     string
+	Components json.RawMessage
+}
+
+// TemplateLister reads the message templates of a business account (owner:
+// the WABA id for WhatsApp) with the channel's token. Every page is read,
+// so the answer is the whole set or an error.
+type TemplateLister interface {
+	ListTemplates(ctx context.Context, creds Credentials, owner string) ([]TemplateInfo, error)
+}

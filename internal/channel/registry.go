@@ -26,6 +26,9 @@ type Provider struct {
 	// media kind, checked on uploads before they are queued. nil means no
 	// check (Instagram, for now), and the messenger alone decides.
 	Media MediaRules
+	// Templates is optional: nil for messengers without message templates
+	// (Instagram).
+	Templates TemplateLister
 }
 
 // Registry holds the providers wired at start-up. It is built once in main

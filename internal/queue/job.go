@@ -177,3 +177,14 @@ func Snooze(until time.Time, reason error) error {
 	}
 	return &snoozeError{until: until, err: reason}
 }
+
+// Pending reports whether a job of kind with key waits to run, so that a
+// self-renewing job (a daily refresh) is enqueued once, not once per caller.
+func Pending(tx *gorm.DB, kind, key string) (bool, error) {
+	var n int64
+	err := tx.Raw(`SELECT COUNT(*) FROM jobs WHERE kind = ? AND queue_key = ? AND state = ?`, kind, key, StatePending).Scan(&n).Error
+	if err != nil {
+		return false, fmt.Errorf("queue: pending %s: %w", kind, err)
+	}
+	return n > 0, nil
+}

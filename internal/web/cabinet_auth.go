@@ -77,6 +77,7 @@ func (s *Server) mountCabinet() {
 	admin.POST("/employees", s.addEmployee)
 	admin.POST("/employees/:user_id/delete", s.deleteEmployee)
 	s.mountCabinetAdmin(admin)
+	s.mountCabinetTemplates(in, admin)
 }
 
 func randomToken(n int) string {

@@ -44,6 +44,8 @@ type page struct {
 	Refusal   [2]string
 	// Channels, integrations and their settings.
 	adminPage
+	// A channel's message templates.
+	TemplatesPage *templatesPageData
 }
 
 type channelRow struct {

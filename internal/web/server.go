@@ -24,6 +24,7 @@ import (
 	"github.com/switchboard/switchboard/internal/messaging"
 	"github.com/switchboard/switchboard/internal/metrics"
 	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/internal/templates"
 	"github.com/switchboard/switchboard/internal/web/httperr"
 )
 
@@ -45,6 +46,8 @@ type Deps struct {
 	// Integrations are the CRM providers: each mounts its routes and binds
 	// channels of its integrations. Nil means none.
 	Integrations *crm.Registry
+	// Templates lists and refreshes channels' message templates.
+	Templates *templates.Service
 	// Mirror closes hourly and daily mirror batches on demand.
 	Mirror MirrorFlusher
 	Log    *slog.Logger
@@ -134,6 +137,8 @@ func New(d Deps) *Server {
 	api.GET("/channels/:id/messages", s.listMessages)
 	api.POST("/channels/:id/messages", s.sendMessage)
 	api.GET("/channels/:id/routing", s.getRouting)
+	api.GET("/channels/:id/templates", s.listTemplates)
+	api.POST("/channels/:id/templates/refresh", s.refreshTemplates)
 	api.PUT("/channels/:id/routing", s.putRouting)
 	api.GET("/channels/:id/customers/:customer_id/branch", s.getCustomerBranch)
 	api.PUT("/channels/:id/customers/:customer_id/branch", s.moveCustomerBranch)

@@ -37,6 +37,7 @@ func NewProvider(c *Client) *channel.Provider {
 		Fetcher:       c,
 		Verifier:      c,
 		Media:         MediaRules,
+		Templates:     c,
 	}
 }
 

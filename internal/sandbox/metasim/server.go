@@ -126,9 +126,15 @@ type Server struct {
 	throughput map[string]*bucket
 	pairs      map[pairKey]*bucket
 	sync131047 bool
-	closed     bool
-	requests   []Request
-	deliveries []WebhookDelivery
+	// templates holds message templates set per WABA (SetTemplates); a
+	// WABA without an entry serves DefaultTemplates. templatePage is the
+	// page size of GET /{waba-id}/message_templates when the client asks
+	// for none smaller (0: Graph's 25).
+	templates    map[string][]Template
+	templatePage int
+	closed       bool
+	requests     []Request
+	deliveries   []WebhookDelivery
 }
 
 type waNumber struct {
@@ -357,6 +363,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte) {
 		writeGraphError(w, errUnsupported(r.Method, id))
 	case len(segs) == 3 && segs[2] == "phone_numbers" && r.Method == http.MethodGet:
 		s.handleWABAPhoneNumbers(w, r, token, id)
+	case len(segs) == 3 && segs[2] == "message_templates" && r.Method == http.MethodGet:
+		s.handleWABATemplates(w, r, token, id)
 	case len(segs) == 3 && segs[2] == "media" && r.Method == http.MethodPost:
 		if num := s.whatsAppNumber(id, token); num != nil {
 			s.handleMediaUpload(w, r, num)
