@@ -14,6 +14,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/crm/crmhttp"
 )
 
 // AmojoDateFormat is the Date header amojo signs: RFC 2822 with a numeric
@@ -198,10 +200,10 @@ func (c *AmojoClient) do(ctx context.Context, method, path string, in, out any) 
 	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := noRedirect.Do(req)
 	if err != nil {
-		return fmt.Errorf("amocrm: amojo %s %s: %w", method, path, unwrapURLError(err))
+		return fmt.Errorf("amocrm: amojo %s %s: %w", method, path, crmhttp.StripURL(err))
 	}
 	defer resp.Body.Close()
-	data, rerr := readCapped(resp.Body, 1<<20)
+	data, rerr := crmhttp.ReadCapped(resp.Body, 1<<20)
 	op := "amojo " + method + " " + path
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		e := parseError(op, resp.StatusCode, resp.Header, data)

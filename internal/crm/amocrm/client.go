@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/internal/crm"
+	"github.com/switchboard/switchboard/internal/crm/crmhttp"
 )
 
 const (
@@ -248,10 +249,10 @@ func (c *Client) sendOnce(ctx context.Context, a Account, method, path, u, tok s
 	start := time.Now()
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("amocrm: %s %s: %w", method, path, unwrapURLError(err))
+		return nil, fmt.Errorf("amocrm: %s %s: %w", method, path, crmhttp.StripURL(err))
 	}
 	defer resp.Body.Close()
-	data, rerr := readCapped(resp.Body, c.maxBody)
+	data, rerr := crmhttp.ReadCapped(resp.Body, c.maxBody)
 	c.log.DebugContext(ctx, "amocrm call", "account", a.ID, "method", method, "path", path,
 		"status", resp.StatusCode, "duration", time.Since(start), "request_id", resp.Header.Get("X-Request-Id"))
 	op := method + " " + path
@@ -359,25 +360,4 @@ func encodeJSON(v any) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimRight(buf.Bytes(), "\n"), nil
-}
-
-func readCapped(r io.Reader, limit int64) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return data, err
-	}
-	if int64(len(data)) > limit {
-		return data[:limit], fmt.Errorf("response larger than %d bytes", limit)
-	}
-	return data, nil
-}
-
-// unwrapURLError drops *url.Error's copy of the URL, which may carry a
-// search query with a customer's phone.
-func unwrapURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/crm/crmhttp"
 )
 
 // OAuthConfig is the integration's identity at amoCRM. The client secret
@@ -127,10 +129,10 @@ func (c *Client) grant(ctx context.Context, host string, params tokenRequest) (*
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("amocrm: %s: %w", op, unwrapURLError(err))
+		return nil, fmt.Errorf("amocrm: %s: %w", op, crmhttp.StripURL(err))
 	}
 	defer resp.Body.Close()
-	data, rerr := readCapped(resp.Body, 1<<20)
+	data, rerr := crmhttp.ReadCapped(resp.Body, 1<<20)
 	if resp.StatusCode != http.StatusOK {
 		e := parseError(op, resp.StatusCode, resp.Header, data)
 		e.Grant = true

@@ -19,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/crm/crmhttp"
 )
 
 const (
@@ -371,13 +373,13 @@ func (c *Client) post(ctx context.Context, endpoint, method, token string, body 
 	u := endpoint + method + ".json?" + url.Values{"auth": {token}}.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
-		return nil, "", unwrapURLError(err)
+		return nil, "", crmhttp.StripURL(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, "", unwrapURLError(err)
+		return nil, "", crmhttp.StripURL(err)
 	}
 	defer resp.Body.Close()
 
@@ -390,7 +392,7 @@ func (c *Client) post(ctx context.Context, endpoint, method, token string, body 
 		}
 	}
 
-	data, readErr := readCapped(resp.Body, c.maxBody)
+	data, readErr := crmhttp.ReadCapped(resp.Body, c.maxBody)
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		// A truncated error body still classifies by status.
 		return nil, "", parseAPIError(resp.StatusCode, data, resp.Header, time.Now(), token)
@@ -546,27 +548,4 @@ func encodeJSON(v any) ([]byte, error) {
 		return []byte("{}"), nil
 	}
 	return out, nil
-}
-
-// readCapped reads at most limit bytes and reports an error, with what it
-// read, when there was more.
-func readCapped(r io.Reader, limit int64) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return data, err
-	}
-	if int64(len(data)) > limit {
-		return data[:limit], fmt.Errorf("response larger than %d bytes", limit)
-	}
-	return data, nil
-}
-
-// unwrapURLError drops *url.Error's copy of the URL: it carries the access
-// token (auth=) or, for token requests, the client secret.
-func unwrapURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/switchboard/switchboard/internal/crm/crmhttp"
 )
 
 // DefaultAuthServerURL is Bitrix24's OAuth server, shared by all portals.
@@ -197,7 +199,7 @@ func (o OAuthConfig) context(ctx context.Context, hc *http.Client) context.Conte
 func (o OAuthConfig) tokenError(op string, err error, secrets ...string) error {
 	var re *oauth2.RetrieveError
 	if !errors.As(err, &re) {
-		return fmt.Errorf("bitrix24: %s: %w", op, unwrapURLError(err))
+		return fmt.Errorf("bitrix24: %s: %w", op, crmhttp.StripURL(err))
 	}
 	status, header := 0, http.Header{}
 	if re.Response != nil {
