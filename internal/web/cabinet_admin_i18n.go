@@ -151,11 +151,3 @@ var adminTexts = map[string]map[string]string{
 		"e_on_repeat_invalid":                 "Returning customer: choose one of the options.",
 	},
 }
-
-func init() {
-	for l, m := range adminTexts {
-		for k, v := range m {
-			cabinetTexts[l][k] = v
-		}
-	}
-}

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -47,6 +48,17 @@ var cabinetTexts = map[string]map[string]string{
 
 // refusals are the cabinet's refusal pages, in both languages at once: a
 // refused request may come before anyone knows the reader's language.
+// The pages' texts are kept per page in their own files (the admin pages,
+// the templates page) and joined into cabinetTexts once, here, so a page's
+// file never has to know the others'.
+func init() {
+	for _, more := range []map[string]map[string]string{adminTexts, templateTexts} {
+		for lang, texts := range more {
+			maps.Copy(cabinetTexts[lang], texts)
+		}
+	}
+}
+
 var refusals = map[string][2]string{
 	"csrf":      {"Запрос отклонён: форма устарела или пришла с другого сайта. Обновите страницу и попробуйте снова.", "Request refused: the form is stale or came from another site. Reload the page and try again."},
 	"forbidden": {"Доступ запрещён: эта страница для владельцев и администраторов.", "Access denied: this page is for owners and admins."},

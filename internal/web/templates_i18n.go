@@ -30,11 +30,3 @@ var templateTexts = map[string]map[string]string{
 		"e_channel_disabled":        "The channel is disabled: enable it to refresh its templates.",
 	},
 }
-
-func init() {
-	for l, m := range templateTexts {
-		for k, v := range m {
-			cabinetTexts[l][k] = v
-		}
-	}
-}
