@@ -18,6 +18,10 @@ var ErrNotDead = errors.New("queue: no dead job with that id")
 const jobColumns = `id, kind, workspace_id, queue_key, payload, state, attempts, max_attempts,
 	run_at, locked_by, locked_until, last_error, created_at, updated_at`
 
+// keyHeadsSQL selects the head of every key: its oldest pending job. Only
+// a head may run; the rest of the key waits behind it.
+const keyHeadsSQL = `SELECT MIN(o.id) FROM jobs o WHERE o.state = 'pending' AND o.queue_key <> '' GROUP BY o.queue_key`
+
 // A job is ready when it is pending, due, of a kind this instance handles
 // and the head of its key: the oldest pending job of the key, with no job
 // of the key running (an empty key shares nothing). turn ranks the ready
@@ -30,8 +34,7 @@ const readySQL = `SELECT c.id, c.workspace_id,
 	FROM jobs c
 	WHERE c.state = 'pending' AND c.run_at <= ? AND c.kind IN ?
 		AND (c.queue_key = '' OR (
-			c.id IN (SELECT MIN(o.id) FROM jobs o
-				WHERE o.state = 'pending' AND o.queue_key <> '' GROUP BY o.queue_key)
+			c.id IN (` + keyHeadsSQL + `)
 			AND c.queue_key NOT IN (SELECT r.queue_key FROM jobs r WHERE r.state = 'running')))`
 
 // Workspaces take turns: ready jobs go by their rank in their workspace,
@@ -368,8 +371,8 @@ func Rearm(ctx context.Context, db *store.DB, workspaceID string, kinds ...strin
 func (q *Queue) Busy(ctx context.Context) (int64, error) {
 	var n int64
 	err := q.db.Gorm.WithContext(ctx).Table("jobs").
-		Where(`state = ? OR (state = ? AND run_at <= ? AND (queue_key = '' OR id IN (SELECT MIN(o.id) FROM jobs o
-			WHERE o.state = 'pending' AND o.queue_key <> '' GROUP BY o.queue_key)))`, StateRunning, StatePending, store.Now()).Count(&n).Error
+		Where(`state = ? OR (state = ? AND run_at <= ? AND (queue_key = '' OR id IN (`+keyHeadsSQL+`)))`,
+			StateRunning, StatePending, store.Now()).Count(&n).Error
 	if err != nil {
 		return 0, fmt.Errorf("queue: busy jobs: %w", err)
 	}
