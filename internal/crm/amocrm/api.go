@@ -225,8 +225,8 @@ func (c *Contact) LeadIDs() []int {
 // SearchContacts is GET /api/v4/contacts?query=: amoCRM's text search over
 // every filled field. For phones it matches the query's digits inside the
 // stored digits, so search the national number and confirm on the PHONE
-// values (the search also hits other fields holding those digits); see
-// PhoneDigitsMatch. withLeads adds each contact's lead ids.
+// values (the search also hits other fields holding those digits) with
+// internal/phone's Same under the workspace's rule. withLeads adds each contact's lead ids.
 func (p *API) SearchContacts(ctx context.Context, query string, withLeads bool) ([]Contact, error) {
 	q := url.Values{"query": {query}, "limit": {strconv.Itoa(PageLimit)}}
 	if withLeads {
@@ -242,25 +242,6 @@ func (p *API) SearchContacts(ctx context.Context, query string, withLeads bool) 
 		return nil
 	})
 	return out, err
-}
-
-// PhoneDigitsMatch reports whether a stored phone value, read as digits,
-// ends with the national digits searched for: "8 (912) 345-67-89" and
-// "+7 912 345-67-89" both match 9123456789.
-func PhoneDigitsMatch(stored, national string) bool {
-	d := onlyDigits(stored)
-	n := onlyDigits(national)
-	return n != "" && strings.HasSuffix(d, n)
-}
-
-func onlyDigits(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if r >= '0' && r <= '9' {
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
 }
 
 // GetContact reads one contact; found is false when amoCRM has no such id

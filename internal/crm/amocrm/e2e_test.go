@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/crm"
 	"github.com/switchboard/switchboard/internal/crm/amocrm"
+	"github.com/switchboard/switchboard/internal/phone"
 	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/sandbox/amosim"
 )
@@ -391,7 +392,7 @@ func TestMessageToLeadFlow(t *testing.T) {
 	var match []int
 	for _, c := range found {
 		for _, p := range c.Values("PHONE") {
-			if amocrm.PhoneDigitsMatch(p, "9123456789") {
+			if phone.Same(p, "+79123456789", phone.Default) {
 				match = append(match, c.ID)
 			}
 		}
