@@ -144,8 +144,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	// channels and handles its jobs.
 	amo := amocrm.New(amocrm.Config{ClientID: cfg.AmoCRMClientID, ClientSecret: cfg.AmoCRMClientSecret, RedirectURI: cfg.AmoCRMRedirectURI,
 		ChannelID: cfg.AmoCRMChannelID, ChannelSecret: cfg.AmoCRMChannelSecret, ChannelCode: cfg.AmoCRMChannelCode,
-		BaseURL: cfg.AmoCRMBaseURL, AllowPrivate: cfg.AllowPrivateEndpoints, PublicURL: cfg.PublicURL, Workspace: cfg.AmoCRMWorkspace, FileURL: signer.URL},
-		st, router, hc, svc.Notify, log)
+		BaseURL: cfg.AmoCRMBaseURL, AllowPrivate: cfg.AllowPrivateEndpoints, PublicURL: cfg.PublicURL, Workspace: cfg.AmoCRMWorkspace, FileURL: signer.URL,
+		SessionKey: derive(key, "amocrm page sessions")},
+		st, svc, router, hc, log)
 	crms := crm.NewRegistry(b24, amo)
 	crms.Handle(q)
 

@@ -542,3 +542,24 @@ func (s *Store) ConsumeOAuthState(ctx context.Context, state, provider string) (
 	}
 	return &st, nil
 }
+
+// RememberOnce records key under provider until the given time and
+// reports whether it is new: the second call with the same key, from any
+// instance, gets false. It keeps single-use values that the gateway did
+// not hand out itself (a disposable token's jti). Expired entries are
+// forgotten by the next call of the same provider.
+func (s *Store) RememberOnce(ctx context.Context, provider, key string, until time.Time) (bool, error) {
+	if key == "" {
+		return false, nil
+	}
+	now := Now()
+	if err := s.g(ctx).Where("provider = ? AND expires_at < ?", provider, now).Delete(&OAuthState{}).Error; err != nil {
+		return false, fmt.Errorf("store: forget expired %s: %w", provider, err)
+	}
+	st := OAuthState{State: provider + ":" + key, Provider: provider, ExpiresAt: until, CreatedAt: now}
+	res := s.g(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&st)
+	if res.Error != nil {
+		return false, fmt.Errorf("store: remember %s: %w", provider, res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}

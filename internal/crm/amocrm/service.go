@@ -6,9 +6,11 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/switchboard/switchboard/internal/crm"
 	"github.com/switchboard/switchboard/internal/fault"
+	"github.com/switchboard/switchboard/internal/messaging"
 	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
 )
@@ -53,6 +55,11 @@ type Config struct {
 	// FileURL gives a stored media file's signed link for notes; nil
 	// leaves files out of them.
 	FileURL func(mediaID string) string
+	// SessionKey signs the sessions of the widget's pages (at least 32
+	// random bytes; derived from the gateway's secret key).
+	SessionKey []byte
+	// Now is the clock of widget tokens and tickets; nil is time.Now.
+	Now func() time.Time
 }
 
 // Service is the amoCRM integration: authorisation (widget install,
@@ -67,6 +74,11 @@ type Service struct {
 	router *routing.Router
 	hc     *http.Client
 	notify func()
+	// msg stores and sends what managers write from amoCRM (the card
+	// window, amojo, the digital pipeline).
+	msg *messaging.Service
+	// sessions sign the widget pages' sessions (widget.go).
+	sessions *crm.Sessions
 	log    *slog.Logger
 	// leadLocks (by integration id) keep two jobs of one account from
 	// creating the same customer's lead side by side (connector.go).
@@ -74,16 +86,13 @@ type Service struct {
 }
 
 // New builds the integration. hc must be the guarded client (netguard)
-// unless private endpoints are allowed; notify wakes the queue after a job
-// is enqueued.
-func New(cfg Config, st *store.Store, router *routing.Router, hc *http.Client, notify func(), log *slog.Logger) *Service {
+// unless private endpoints are allowed; msg stores and sends managers'
+// messages, and its Notify wakes the queue after a job is enqueued.
+func New(cfg Config, st *store.Store, msg *messaging.Service, router *routing.Router, hc *http.Client, log *slog.Logger) *Service {
 	if cfg.RedirectURI == "" {
 		cfg.RedirectURI = strings.TrimRight(cfg.PublicURL, "/") + "/amocrm/oauth/callback"
 	}
-	if notify == nil {
-		notify = func() {}
-	}
-	s := &Service{cfg: cfg, store: st, router: router, hc: hc, notify: notify, log: log}
+	s := &Service{cfg: cfg, store: st, router: router, hc: hc, notify: msg.Notify, msg: msg, log: log, sessions: crm.NewSessions(cfg.SessionKey)}
 	s.tokens = &storeTokens{t: crm.NewTokens(st), log: log}
 	s.client = NewClient(Options{OAuth: s.oauth(), HTTP: hc, Tokens: s.tokens, Hosts: s.hosts(), Logger: log,
 		OnNeedsReauth: func(ctx context.Context, integrationID, reason string) {
@@ -138,6 +147,8 @@ func (s *Service) Type() string { return Type }
 func (s *Service) Mount(r crm.Routes) {
 	r.Public(http.MethodGet, "/amocrm/oauth/callback", s.ServeOAuthCallback)
 	r.Public(http.MethodGet, "/amocrm/disabled", s.ServeDisabled)
+	r.Public(http.MethodOptions, "/amocrm/widget/ticket", s.ServeWidgetTicketPreflight)
+	r.Public(http.MethodPost, "/amocrm/widget/ticket", s.ServeWidgetTicket)
 	r.Workspace(http.MethodGet, "/amocrm/oauth/start", s.serveOAuthStart)
 	r.Workspace(http.MethodPost, "/api/v1/integrations/amocrm", s.serveLongLived)
 }
