@@ -79,7 +79,7 @@ type Service struct {
 	msg *messaging.Service
 	// sessions sign the widget pages' sessions (widget.go).
 	sessions *crm.Sessions
-	log    *slog.Logger
+	log      *slog.Logger
 	// leadLocks (by integration id) keep two jobs of one account from
 	// creating the same customer's lead side by side (connector.go).
 	leadLocks sync.Map
