@@ -25,6 +25,7 @@ import (
 	"github.com/switchboard/switchboard/internal/crm"
 	"github.com/switchboard/switchboard/internal/crm/amocrm"
 	"github.com/switchboard/switchboard/internal/crm/bitrix24"
+	"github.com/switchboard/switchboard/internal/crm/chatview"
 	"github.com/switchboard/switchboard/internal/media"
 	"github.com/switchboard/switchboard/internal/messaging"
 	"github.com/switchboard/switchboard/internal/metrics"
@@ -137,15 +138,17 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	svc.AddHook(router)
 	router.SetMenuSender(menuSender{svc})
 	router.Handle(q)
+	chat := chatview.New(chatview.Config{Store: st, Templates: tpl, FileURL: signer.URL, UploadMaxBytes: cfg.UploadMaxBytes, Log: log})
 	b24 := bitrix24.New(bitrix24.Config{ClientID: cfg.Bitrix24ClientID, ClientSecret: cfg.Bitrix24ClientSecret,
 		OAuthURL: cfg.Bitrix24OAuthURL, PublicURL: cfg.PublicURL, AllowPrivate: cfg.AllowPrivateEndpoints,
-		OnUninstall: cfg.Bitrix24OnUninstall, Workspace: cfg.Bitrix24Workspace, Rate: cfg.Bitrix24Rate, Burst: cfg.Bitrix24Burst, SessionKey: derive(key, "bitrix24 page sessions")}, st, svc, router, signer, hc, log)
+		OnUninstall: cfg.Bitrix24OnUninstall, Workspace: cfg.Bitrix24Workspace, Rate: cfg.Bitrix24Rate, Burst: cfg.Bitrix24Burst, SessionKey: derive(key, "bitrix24 page sessions"),
+		Chat: chat}, st, svc, router, signer, hc, log)
 	// Each CRM provider is one entry here: it mounts its routes, binds
 	// channels and handles its jobs.
 	amo := amocrm.New(amocrm.Config{ClientID: cfg.AmoCRMClientID, ClientSecret: cfg.AmoCRMClientSecret, RedirectURI: cfg.AmoCRMRedirectURI,
 		ChannelID: cfg.AmoCRMChannelID, ChannelSecret: cfg.AmoCRMChannelSecret, ChannelCode: cfg.AmoCRMChannelCode,
 		BaseURL: cfg.AmoCRMBaseURL, AllowPrivate: cfg.AllowPrivateEndpoints, PublicURL: cfg.PublicURL, Workspace: cfg.AmoCRMWorkspace, FileURL: signer.URL,
-		SessionKey: derive(key, "amocrm page sessions")},
+		SessionKey: derive(key, "amocrm page sessions"), Chat: chat},
 		st, svc, router, hc, log)
 	crms := crm.NewRegistry(b24, amo)
 	crms.Handle(q)

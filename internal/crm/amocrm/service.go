@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/internal/crm"
+	"github.com/switchboard/switchboard/internal/crm/chatview"
 	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/messaging"
 	"github.com/switchboard/switchboard/internal/routing"
@@ -60,6 +61,9 @@ type Config struct {
 	SessionKey []byte
 	// Now is the clock of widget tokens and tickets; nil is time.Now.
 	Now func() time.Time
+	// Chat is the card window's conversation and send box, shared with
+	// the other CRMs' pages; nil builds one without templates.
+	Chat *chatview.Service
 }
 
 // Service is the amoCRM integration: authorisation (widget install,
@@ -79,7 +83,9 @@ type Service struct {
 	msg *messaging.Service
 	// sessions sign the widget pages' sessions (widget.go).
 	sessions *crm.Sessions
-	log      *slog.Logger
+	// chat is the card window's conversation and send box (card.go).
+	chat *chatview.Service
+	log  *slog.Logger
 	// leadLocks (by integration id) keep two jobs of one account from
 	// creating the same customer's lead side by side (connector.go).
 	leadLocks sync.Map
@@ -93,6 +99,9 @@ func New(cfg Config, st *store.Store, msg *messaging.Service, router *routing.Ro
 		cfg.RedirectURI = strings.TrimRight(cfg.PublicURL, "/") + "/amocrm/oauth/callback"
 	}
 	s := &Service{cfg: cfg, store: st, router: router, hc: hc, notify: msg.Notify, msg: msg, log: log, sessions: crm.NewSessions(cfg.SessionKey)}
+	if s.chat = cfg.Chat; s.chat == nil {
+		s.chat = chatview.New(chatview.Config{Store: st, FileURL: cfg.FileURL, UploadMaxBytes: chatview.DefaultUploadMaxBytes, Log: log})
+	}
 	s.tokens = &storeTokens{t: crm.NewTokens(st), log: log}
 	s.client = NewClient(Options{OAuth: s.oauth(), HTTP: hc, Tokens: s.tokens, Hosts: s.hosts(), Logger: log,
 		OnNeedsReauth: func(ctx context.Context, integrationID, reason string) {
@@ -149,6 +158,8 @@ func (s *Service) Mount(r crm.Routes) {
 	r.Public(http.MethodGet, "/amocrm/disabled", s.ServeDisabled)
 	r.Public(http.MethodOptions, "/amocrm/widget/ticket", s.ServeWidgetTicketPreflight)
 	r.Public(http.MethodPost, "/amocrm/widget/ticket", s.ServeWidgetTicket)
+	r.Public(http.MethodGet, "/amocrm/card", s.ServeCard)
+	r.Public(http.MethodPost, "/amocrm/card/send", s.ServeCardSend)
 	r.Workspace(http.MethodGet, "/amocrm/oauth/start", s.serveOAuthStart)
 	r.Workspace(http.MethodPost, "/api/v1/integrations/amocrm", s.serveLongLived)
 }

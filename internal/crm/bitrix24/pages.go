@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/internal/crm"
+	"github.com/switchboard/switchboard/internal/crm/chatview"
 	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
@@ -22,7 +23,7 @@ import (
 	"github.com/switchboard/switchboard/web"
 )
 
-var pageTemplates = template.Must(template.ParseFS(web.Templates, "templates/b24_*.html"))
+var pageTemplates = template.Must(template.ParseFS(web.Templates, "templates/b24_*.html", "templates/chat_*.html"))
 
 var errNotAuthenticated = fault.New(fault.Unauthorized, "not_authenticated", "open this page from Bitrix24")
 
@@ -157,15 +158,9 @@ var pageTexts = map[string]map[string]string{
 		"line_id_hint": "номер линии", "category_id_hint": "номер воронки", "stage_id_hint": "код стадии",
 		"operator_name": "Подписывать именем оператора", "save": "Сохранить", "refresh": "Обновить", "saved": "Сохранено.", "active": "работает",
 		"needs_reauth": "нужна повторная авторизация", "uninstalled": "удалено",
-		"handlers_mismatch": "ответы операторов не доходят: обработчики событий портала указывают не на Switchboard", "conversation": "Переписка",
+		"handlers_mismatch":      "ответы операторов не доходят: обработчики событий портала указывают не на Switchboard",
 		"handlers_mismatch_hint": "Портал должен отправлять события на %s. Проверьте SWITCHBOARD_PUBLIC_URL шлюза и перезапустите его: обработчики исправятся сами.",
-		"needs_reauth_hint":      "Портал отозвал доступ приложения. Откройте приложение заново или переустановите его.",
-		"no_messages":            "Сообщений с этим клиентом пока нет.", "write": "Написать клиенту", "no_target": "У клиента нет номера телефона или активного канала.",
-		"text": "Текст сообщения", "template": "Шаблон", "language": "Язык", "params": "Параметры через запятую",
-		"template_hint":       "Если клиент не писал больше 24 часов, WhatsApp примет только утверждённый шаблон.",
-		"window_closed_short": "окно 24 ч закрыто", "send": "Отправить",
-		"status_queued": "в очереди", "status_sent": "отправлено", "status_delivered": "доставлено", "status_read": "прочитано",
-		"status_failed": "не доставлено", "channel_active": "работает", "channel_error": "ошибка", "channel_disabled": "отключён", "sent": "Сообщение поставлено в очередь на отправку.", "line_any": "—",
+		"needs_reauth_hint":      "Портал отозвал доступ приложения. Откройте приложение заново или переустановите его.", "channel_active": "работает", "channel_error": "ошибка", "channel_disabled": "отключён", "line_any": "—",
 		"choices_unavailable":            "Битрикс24 не отдал список линий, воронок или стадий; введите их номера вручную или обновите страницу позже.",
 		"err_not_authenticated":          "Откройте эту страницу из Битрикс24.",
 		"err_unknown_portal":             "Switchboard не установлен на этом портале.",
@@ -176,10 +171,6 @@ var pageTexts = map[string]map[string]string{
 		"err_body_too_large":             "Слишком большой запрос.",
 		"err_form_invalid":               "Форма пришла повреждённой. Обновите страницу и попробуйте снова.",
 		"err_internal":                   "Внутренняя ошибка. Попробуйте позже.",
-		"hidden_other":                   "Этот диалог ведёт другой сотрудник.",
-		"read_only":                      "В этом канале вам доступен только просмотр переписки: писать клиенту может сотрудник с правом отправки. Права настраивает администратор Switchboard.",
-		"err_channel_read_only":          "В этом канале вам доступен только просмотр переписки; отправлять сообщения нельзя.",
-		"err_access_denied":              "У вас нет доступа к переписке с этим клиентом в этом канале.",
 		"err_integration_type":           "Это не интеграция с Битрикс24.",
 		"err_channel_not_found":          "Такого канала нет в рабочем пространстве портала.",
 		"err_channel_in_other_workspace": "Этот канал в другом рабочем пространстве; попросите оператора Switchboard перенести его.",
@@ -192,19 +183,8 @@ var pageTexts = map[string]map[string]string{
 		"err_category_unknown":           "Такой воронки на портале нет.",
 		"err_stage_id_invalid":           "Код стадии может содержать только латинские буквы, цифры, «_» и «:».",
 		"err_stage_unknown":              "Эта стадия не относится к выбранной воронке.",
-		"err_recipient_foreign":          "Этот получатель не относится к записи CRM.",
-		"err_customer_other_branch":      "Этот клиент относится к другому филиалу канала.",
-		"err_window_closed":              "Клиент не писал больше 24 часов: WhatsApp позволяет отправить только шаблон.",
 		"err_channel_disabled":           "Канал отключён.",
 		"err_channel_error":              "Канал в состоянии ошибки; проверьте его настройки.",
-		"err_text_required":              "Введите текст сообщения или выберите шаблон.",
-		"err_text_too_long":              "Текст сообщения слишком длинный.",
-		"err_ambiguous_message":          "Отправьте либо текст, либо шаблон.",
-		"err_template_invalid":           "Шаблон указан неверно: нужны имя и язык.",
-		"err_template_unsupported":       "В этом канале шаблоны не поддерживаются.",
-		"err_invalid_phone":              "Номер телефона указан неверно.",
-		"err_invalid_recipient":          "Получатель указан неверно.",
-		"err_to_required":                "Не указан получатель.",
 	},
 	"en": {"portal": "Portal", "channels": "Channels", "no_channels": "The portal's workspace has no WhatsApp or Instagram channels yet.",
 		"channel": "Channel", "state": "State", "binding": "Where messages go", "mode_openlines": "Open Line", "mode_crm": "Straight into CRM",
@@ -214,15 +194,9 @@ var pageTexts = map[string]map[string]string{
 		"line_id_hint": "line number", "category_id_hint": "pipeline number", "stage_id_hint": "stage code",
 		"operator_name": "Sign with the operator's name", "save": "Save", "refresh": "Refresh", "saved": "Saved.", "active": "working",
 		"needs_reauth": "needs re-authorisation", "uninstalled": "uninstalled",
-		"handlers_mismatch": "operators' replies cannot arrive: the portal's event handlers do not point at Switchboard", "conversation": "Conversation",
+		"handlers_mismatch":      "operators' replies cannot arrive: the portal's event handlers do not point at Switchboard",
 		"handlers_mismatch_hint": "The portal must send events to %s. Check the gateway's SWITCHBOARD_PUBLIC_URL and restart it: the handlers are then fixed by themselves.",
-		"needs_reauth_hint":      "The portal withdrew the app's access. Open the app again or reinstall it.",
-		"no_messages":            "No messages with this customer yet.", "write": "Write to the customer", "no_target": "The customer has no phone number or active channel.",
-		"text": "Message text", "template": "Template", "language": "Language", "params": "Parameters, comma-separated",
-		"template_hint":       "If the customer has not written for over 24 hours, WhatsApp takes only an approved template.",
-		"window_closed_short": "24 h window closed", "send": "Send",
-		"status_queued": "queued", "status_sent": "sent", "status_delivered": "delivered", "status_read": "read",
-		"status_failed": "not delivered", "channel_active": "working", "channel_error": "error", "channel_disabled": "disabled", "sent": "The message is queued for sending.", "line_any": "—",
+		"needs_reauth_hint":      "The portal withdrew the app's access. Open the app again or reinstall it.", "channel_active": "working", "channel_error": "error", "channel_disabled": "disabled", "line_any": "—",
 		"choices_unavailable":            "Bitrix24 did not give the list of lines, pipelines or stages; type their numbers or refresh the page later.",
 		"err_not_authenticated":          "Open this page from Bitrix24.",
 		"err_unknown_portal":             "Switchboard is not installed on this portal.",
@@ -233,10 +207,6 @@ var pageTexts = map[string]map[string]string{
 		"err_body_too_large":             "The request is too large.",
 		"err_form_invalid":               "The form arrived damaged. Refresh the page and try again.",
 		"err_internal":                   "Internal error. Try again later.",
-		"hidden_other":                   "Another employee handles this conversation.",
-		"read_only":                      "You can read this channel's conversations but not write in them: a colleague with send access can. Switchboard's admin sets the access rights.",
-		"err_channel_read_only":          "You can read this channel's conversations but not send in them.",
-		"err_access_denied":              "You have no access to the conversation with this customer on this channel.",
 		"err_integration_type":           "This is not a Bitrix24 integration.",
 		"err_channel_not_found":          "There is no such channel in the portal's workspace.",
 		"err_channel_in_other_workspace": "This channel is in another workspace; ask the Switchboard operator to move it.",
@@ -249,19 +219,8 @@ var pageTexts = map[string]map[string]string{
 		"err_category_unknown":           "The portal has no such pipeline.",
 		"err_stage_id_invalid":           "A stage code has only Latin letters, digits, \"_\" and \":\".",
 		"err_stage_unknown":              "This stage does not belong to the chosen pipeline.",
-		"err_recipient_foreign":          "This recipient does not belong to the CRM record.",
-		"err_customer_other_branch":      "This customer belongs to another branch of the channel.",
-		"err_window_closed":              "The customer has not written for over 24 hours: WhatsApp allows only a template.",
 		"err_channel_disabled":           "The channel is disabled.",
 		"err_channel_error":              "The channel is in error; check its settings.",
-		"err_text_required":              "Type a message or choose a template.",
-		"err_text_too_long":              "The message is too long.",
-		"err_ambiguous_message":          "Send either a text or a template.",
-		"err_template_invalid":           "The template is wrong: it needs a name and a language.",
-		"err_template_unsupported":       "This channel does not support templates.",
-		"err_invalid_phone":              "The phone number is not valid.",
-		"err_invalid_recipient":          "The recipient is not valid.",
-		"err_to_required":                "No recipient given.",
 	},
 }
 
@@ -282,6 +241,11 @@ func shownLang(lang string) string {
 func errText(lang, code string) string {
 	t := textsFor(lang)
 	if v, ok := t["err_"+code]; ok {
+		return v
+	}
+	// The card tab's refusals (access rights, a send's) are the chat
+	// view's words.
+	if v, ok := chatview.ErrText(shownLang(lang), code); ok {
 		return v
 	}
 	return t["err_internal"]

@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/channel"
 	"github.com/switchboard/switchboard/internal/crm"
+	"github.com/switchboard/switchboard/internal/crm/chatview"
 	"github.com/switchboard/switchboard/internal/media"
 	"github.com/switchboard/switchboard/internal/messaging"
 	"github.com/switchboard/switchboard/internal/queue"
@@ -63,6 +64,9 @@ type Config struct {
 	// DefaultRate and DefaultBurst.
 	Rate  float64
 	Burst int
+	// Chat is the card tab's conversation and send box, shared with the
+	// other CRMs' pages; nil builds one without templates.
+	Chat *chatview.Service
 }
 
 // Where a portal installed from Bitrix24's side lands.
@@ -92,6 +96,8 @@ type Service struct {
 	sessions *crm.Sessions
 	// inbox checks and keeps what the portal posts to us.
 	inbox *crm.Inbox
+	// chat is the card tab's conversation and send box.
+	chat *chatview.Service
 }
 
 // New builds the integration. hc must be the guarded client (netguard)
@@ -104,7 +110,10 @@ func New(cfg Config, st *store.Store, msg *messaging.Service, router *routing.Ro
 		cfg.OnUninstall = DeleteOnClean
 	}
 	s := &Service{cfg: cfg, store: st, msg: msg, router: router, signer: signer, http: hc, log: log,
-		sessions: crm.NewSessions(cfg.SessionKey), inbox: crm.NewInbox(st, msg.Notify)}
+		sessions: crm.NewSessions(cfg.SessionKey), inbox: crm.NewInbox(st, msg.Notify), chat: cfg.Chat}
+	if s.chat == nil {
+		s.chat = chatview.New(chatview.Config{Store: st, FileURL: signer.URL, UploadMaxBytes: chatview.DefaultUploadMaxBytes, Log: log})
+	}
 	s.oauth = OAuthConfig{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, AuthServerURL: cfg.OAuthURL,
 		RedirectURL: strings.TrimRight(cfg.PublicURL, "/") + "/bitrix24/oauth/callback", AllowInsecure: cfg.AllowPrivate}
 	s.client = NewClient(ClientOptions{OAuth: s.oauth, HTTP: hc, Tokens: storeTokens{crm.NewTokens(st)}, Logger: log, AllowInsecure: cfg.AllowPrivate,

@@ -1,0 +1,241 @@
+package amocrm
+
+import (
+	"bytes"
+	"context"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/switchboard/switchboard/internal/crm"
+	"github.com/switchboard/switchboard/internal/crm/chatview"
+	"github.com/switchboard/switchboard/internal/messaging"
+	"github.com/switchboard/switchboard/internal/phone"
+	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/internal/web/httperr"
+	"github.com/switchboard/switchboard/web"
+)
+
+// The card window is the widget's iframe in a lead's or contact's card
+// column: the conversation with the record's customers and a send box
+// (internal/crm/chatview). amoCRM's own parts are here: the page session
+// (a ticket, then "sess"), the record's customers (the connector's links
+// and the record's contacts' numbers), and the send through SendAsManager.
+
+// cardTemplates are the card window's page around the shared chat view.
+var cardTemplates = template.Must(template.ParseFS(web.Templates, "templates/amo_card.html", "templates/chat_*.html"))
+
+// cardMaxContacts bounds the contacts of a lead whose numbers are read
+// while the page loads (one call each).
+const cardMaxContacts = 5
+
+// cardAncestors are the origins that may frame a refusal before the
+// account is known.
+const cardAncestors = "https://*.amocrm.ru https://*.amocrm.com https://*.kommo.com"
+
+// cardTexts are the card window's own refusals (its session); a send's
+// are the chat view's.
+var cardTexts = map[string]map[string]string{
+	"ru": {
+		"page_session_invalid": "Сессия окна недействительна или уже использована. Откройте карточку в amoCRM заново.",
+		"page_session_expired": "Окно открыто слишком долго. Откройте карточку в amoCRM заново.",
+		"account_unknown":      "Этот аккаунт amoCRM не подключён к Switchboard. Установите виджет заново.",
+		"entity_invalid":       "Окно открывается из карточки сделки или контакта.",
+		"body_too_large":       "Файл слишком большой.",
+	},
+	"en": {
+		"page_session_invalid": "The window's session is not valid or already used. Open the card in amoCRM again.",
+		"page_session_expired": "The window has been open too long. Open the card in amoCRM again.",
+		"account_unknown":      "This amoCRM account is not connected to Switchboard. Install the widget again.",
+		"entity_invalid":       "The window opens from a lead's or a contact's card.",
+		"body_too_large":       "The file is too large.",
+	},
+}
+
+// ServeCard is GET /amocrm/card: opened by the widget with ?ticket=…,
+// entity=leads|contacts, id and lang, then with the page's own sess after
+// a send.
+func (s *Service) ServeCard(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	in, ss, err := s.PageSession(r, PurposeCard, q.Get("lang"), cardEntity(q.Get("entity"), q.Get("id")))
+	if err != nil {
+		s.cardError(w, r, in, ss, err)
+		return
+	}
+	notice, isErr := "", false
+	if q.Get("ticket") == "" {
+		// After a send the redirect names the outcome by code; the words
+		// are the page's own.
+		notice, isErr = chatview.Notice(ss.Lang, q)
+	}
+	rec := s.cardRecord(r.Context(), in, ss)
+	p, err := s.chat.Build(r.Context(), rec)
+	if err != nil {
+		s.cardError(w, r, in, ss, err)
+		return
+	}
+	p.Action = "/amocrm/card/send?" + url.Values{"lang": {ss.Lang}}.Encode()
+	p.Sess, p.Notice, p.NoticeErr = s.SignSession(ss), notice, isErr
+	var buf bytes.Buffer
+	// Rendered into a buffer first, so that a template error cannot leave
+	// half a page behind a 200.
+	if err := cardTemplates.ExecuteTemplate(&buf, "amo_card.html", p); err != nil {
+		s.cardError(w, r, in, ss, err)
+		return
+	}
+	s.cardHeaders(w, in)
+	w.WriteHeader(http.StatusOK)
+	if _, err := buf.WriteTo(w); err != nil {
+		return // the client went away
+	}
+}
+
+// ServeCardSend is POST /amocrm/card/send: the send box (multipart, with
+// an optional file). The session is read from the body only, so a link
+// cannot send; a recipient the user may not write to is a 403.
+func (s *Service) ServeCardSend(w http.ResponseWriter, r *http.Request) {
+	if err := s.chat.ReadForm(w, r); err != nil {
+		s.cardError(w, r, nil, nil, err)
+		return
+	}
+	in, ss, err := s.PageSession(r, PurposeCard, "", "")
+	if err != nil {
+		s.cardError(w, r, in, ss, err)
+		return
+	}
+	send := func(ctx context.Context, channelID string, req messaging.SendRequest) (*store.Message, error) {
+		return s.SendAsManager(ctx, in, ss.UserID, channelID, req, nil)
+	}
+	q, err := s.chat.Send(r.Context(), s.cardRecord(r.Context(), in, ss), r, send)
+	if err != nil {
+		s.cardError(w, r, in, ss, err)
+		return
+	}
+	q.Set("sess", s.SignSession(ss))
+	http.Redirect(w, r, "/amocrm/card?"+q.Encode(), http.StatusSeeOther)
+}
+
+// cardRecord is the card's record as the chat view needs it: the record's
+// contacts' numbers, and the customers the connector linked to it (an
+// Instagram customer has no number; a lead made by the connector is
+// linked even when its contact's number was changed in amoCRM).
+func (s *Service) cardRecord(ctx context.Context, in *store.Integration, ss *crm.Session) chatview.Record {
+	kind, id, _ := strings.Cut(SessionEntity(ss), ":")
+	var linked []string
+	switch kind {
+	case "lead":
+		locals, err := s.store.LocalIDsByRemote(ctx, in.ID, linkLead, id)
+		if err != nil {
+			s.log.Error("amocrm card: customers of a lead", "integration_id", in.ID, "lead", id, "err", err)
+		}
+		for _, l := range locals {
+			// binding id ":" contact id
+			if _, c, ok := strings.Cut(l, ":"); ok {
+				linked = append(linked, c)
+			}
+		}
+	case "contact":
+		ids, err := s.store.LocalIDsByRemote(ctx, in.ID, linkContact, id)
+		if err != nil {
+			s.log.Error("amocrm card: customers of a contact", "integration_id", in.ID, "contact", id, "err", err)
+		}
+		linked = ids
+	}
+	phones, err := s.cardPhones(ctx, in, kind, id)
+	if err != nil {
+		// The record's numbers are unknown; a linked customer may still
+		// be shown.
+		s.log.Warn("amocrm card: record phones", "integration_id", in.ID, "entity", kind+":"+id, "err", err)
+	}
+	return chatview.Record{Integration: in, Session: ss, Lang: ss.Lang, Phones: phones, Contacts: s.chat.Customers(ctx, in, phones, linked)}
+}
+
+// cardPhones reads the numbers of the record's contacts (a lead's through
+// its first few contacts), as the workspace's people write them, in E.164.
+func (s *Service) cardPhones(ctx context.Context, in *store.Integration, kind, id string) ([]string, error) {
+	n, err := strconv.Atoi(id)
+	if err != nil {
+		return nil, err
+	}
+	ws, err := s.store.GetWorkspace(ctx, store.All, in.WorkspaceID)
+	if err != nil {
+		return nil, err
+	}
+	api := s.API(in)
+	contacts := []int{n}
+	if kind == "lead" {
+		l, found, err := api.GetLead(ctx, n, true)
+		if err != nil || !found {
+			return nil, err
+		}
+		contacts = contacts[:0]
+		for _, c := range l.Embedded.Contacts {
+			if len(contacts) < cardMaxContacts {
+				contacts = append(contacts, c.ID)
+			}
+		}
+	}
+	numbers := phone.Options{Trunk8: ws.PhoneTrunk8, Region: ws.PhoneRegion}
+	var out []string
+	seen := map[string]bool{}
+	for _, cid := range contacts {
+		c, found, err := api.GetContact(ctx, cid, false)
+		if err != nil {
+			return out, err
+		}
+		if !found {
+			continue
+		}
+		for _, v := range c.Values("PHONE") {
+			if e164, err := phone.Normalize(v, numbers); err == nil && !seen[e164] {
+				seen[e164] = true
+				out = append(out, e164)
+			}
+		}
+	}
+	return out, nil
+}
+
+// cardHeaders let only the account's own pages frame the window, and keep
+// its address (which carries the session) out of Referer headers.
+func (s *Service) cardHeaders(w http.ResponseWriter, in *store.Integration) {
+	ancestors := cardAncestors
+	if in != nil {
+		if base, err := s.hosts().AccountBase(in.Domain); err == nil {
+			ancestors = base
+		}
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", "frame-ancestors "+ancestors+"; default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+}
+
+// cardError answers a refusal as a small page in the window's language,
+// with the status of its kind (401 for a forged, replayed or expired
+// session, 403 for a send the access rights refuse).
+func (s *Service) cardError(w http.ResponseWriter, r *http.Request, in *store.Integration, ss *crm.Session, err error) {
+	fe, status, ok := httperr.Of(err)
+	if !ok {
+		s.log.Error("amocrm card", "path", r.URL.Path, "err", err)
+	}
+	lang := pageLang(r.URL.Query().Get("lang"))
+	if ss != nil && ss.Lang != "" {
+		lang = ss.Lang
+	}
+	text, known := cardTexts[lang][fe.Code]
+	if !known {
+		if text, known = chatview.ErrText(lang, fe.Code); !known {
+			text = chatview.Texts(lang)["err_internal"]
+		}
+	}
+	s.cardHeaders(w, in)
+	w.WriteHeader(status)
+	if err := cardTemplates.ExecuteTemplate(w, "amo_card_error", struct{ Lang, Text string }{lang, text}); err != nil {
+		return // the status is out; nothing more can be said
+	}
+}

@@ -1,0 +1,418 @@
+// Package chatview is the conversation with a CRM record's customers as a
+// page shows it inside a CRM (the Bitrix24 card tab, the amoCRM card
+// window), and the send box under it. It is the neutral half of those
+// pages: a provider keeps only how its page is authenticated, how a
+// record maps to customers, and what happens when a message is stored
+// (its Send hook); everything else — the merged history, the targets with
+// their 24-hour window, the access matrix and visibility, the template
+// picker, files — is decided here, once.
+//
+// It knows the store, routing's access rules, messaging's send request and
+// the stored message templates; it names no CRM.
+package chatview
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/crm"
+	"github.com/switchboard/switchboard/internal/messaging"
+	phonenum "github.com/switchboard/switchboard/internal/phone"
+	"github.com/switchboard/switchboard/internal/routing"
+	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/internal/templates"
+)
+
+// DefaultUploadMaxBytes is the file limit of a chat view built without
+// one: WhatsApp's largest file (a 100 MB document) is more than a page
+// should take, so the gateway's usual 50 MB.
+const DefaultUploadMaxBytes = 50 << 20
+
+// HistoryLimit is how many of each customer's latest messages a page shows.
+const HistoryLimit = 100
+
+// Config is what the chat view reads and how large a file may be.
+type Config struct {
+	Store     *store.Store
+	Templates *templates.Service
+	// FileURL gives a stored media file's signed link; nil leaves files
+	// without links.
+	FileURL func(mediaID string) string
+	// UploadMaxBytes caps a file sent from the page (the gateway's
+	// upload limit).
+	UploadMaxBytes int64
+	Log            *slog.Logger
+}
+
+// Service builds chat pages and handles their sends.
+type Service struct {
+	cfg Config
+}
+
+// New builds the chat view.
+func New(cfg Config) *Service {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Service{cfg: cfg}
+}
+
+// UploadMaxBytes is the largest file a page may send.
+func (s *Service) UploadMaxBytes() int64 { return s.cfg.UploadMaxBytes }
+
+// Record is a CRM record as its provider resolved it for the page's user.
+type Record struct {
+	Integration *store.Integration
+	// Session is the page's user (their CRM id and admin flag).
+	Session *crm.Session
+	// Lang is the language the page is shown in ("ru" or "en").
+	Lang string
+	// Phones are the record's own numbers (E.164): every active WhatsApp
+	// channel may write to them, customer or not yet.
+	Phones []string
+	// Contacts are our customers behind the record (see Customers).
+	Contacts []store.Contact
+}
+
+// SendFunc stores and queues a message the page's user wrote, running the
+// provider's own hooks in the accepting transaction (req.OnStored is the
+// provider's to set).
+type SendFunc func(ctx context.Context, channelID string, req messaging.SendRequest) (*store.Message, error)
+
+// Customers finds our customers behind a CRM record: the workspace's
+// contacts with one of the record's numbers, and the contacts the
+// provider's links name (linked: store contact ids). A customer of another
+// branch of a shared channel is not the integration's to see. A failed
+// lookup shows fewer customers (and allows fewer recipients); it is logged
+// rather than failing the page.
+func (s *Service) Customers(ctx context.Context, in *store.Integration, phones, linked []string) []store.Contact {
+	logErr := func(err error) {
+		if err != nil {
+			s.cfg.Log.Error("chat view: customers of a record", "integration_id", in.ID, "err", err)
+		}
+	}
+	var out []store.Contact
+	if len(phones) > 0 {
+		digits := make([]string, len(phones))
+		for i, p := range phones {
+			digits[i] = phonenum.Digits(p)
+		}
+		found, err := s.cfg.Store.ContactsByExternalIDs(ctx, in.WorkspaceID, digits)
+		logErr(err)
+		out = found
+	}
+	if len(linked) > 0 {
+		more, err := s.cfg.Store.ContactsByIDs(ctx, in.WorkspaceID, linked)
+		logErr(err)
+		have := map[string]bool{}
+		for _, c := range out {
+			have[c.ID] = true
+		}
+		for _, c := range more {
+			if !have[c.ID] {
+				have[c.ID] = true
+				out = append(out, c)
+			}
+		}
+	}
+	own, err := s.cfg.Store.OwnBranchContacts(ctx, in.ID, out)
+	logErr(err)
+	return own
+}
+
+// Message is one message of the conversation. The page is HTML, so it
+// shows the neutral rendering as is (html/template escapes it), files as
+// links to their signed URLs.
+type Message struct {
+	crm.Rendered
+	Direction, Channel, Time, Status string
+	at                               time.Time
+}
+
+// Target is one recipient the user may write to: a channel and an address.
+type Target struct {
+	// Value is what the form sends back: channel id | address.
+	Value, Label string
+	ChannelID    string
+	// Type is the channel's messenger (whatsapp, instagram).
+	Type       string
+	WindowOpen bool
+	// Selected preselects the user's default outbound channel.
+	Selected bool
+}
+
+// TemplateChoice is an approved template of a target's channel, with a
+// field for each of its variables.
+type TemplateChoice struct {
+	// Value is what the picker sends back: channel id | name | language.
+	Value                string
+	ChannelID            string
+	Name, Language, Body string
+	// Vars are the variables' numbers (1…n); Field is their inputs' name
+	// prefix (Field + number).
+	Vars  []int
+	Field string
+}
+
+// Page is what the chat view template shows.
+type Page struct {
+	Lang string
+	T    map[string]string
+	// Action is where the send box posts; Sess the signed page session it
+	// carries. Both are the provider's.
+	Action, Sess string
+	Notice       string
+	NoticeErr    bool
+	Phones       []string
+	Messages     []Message
+	Targets      []Target
+	Templates    []TemplateChoice
+	// ReadOnly explains a send box the user's access rights took targets
+	// from ("" when none was taken).
+	ReadOnly string
+	// Hidden says that "own" visibility hid a colleague's dialog with this
+	// customer ("" when it hid none), instead of claiming there are no
+	// messages or no way to write.
+	Hidden string
+	// UploadMB is the file limit in megabytes, UploadMax in bytes.
+	UploadMB  int64
+	UploadMax int64
+	// WindowClosed is the preselected target's closed-window banner ("" when
+	// its window is open).
+	WindowClosed string
+	// Banners are the closed-window explanations by messenger, for the
+	// page's script when another target is chosen.
+	Banners map[string]string
+}
+
+// view is what the page and a send both need to know about the record.
+type view struct {
+	gate     routing.Gate
+	def      string // the user's default outbound channel
+	chs      []store.Channel
+	chName   map[string]string
+	owners   map[string]string
+	targets  []Target
+	readOnly bool
+	// cands are every recipient of the record by target value, the ones
+	// the access rights took away included, so that a send to one is
+	// refused for the right reason.
+	cands map[string]candidate
+}
+
+// candidate is a recipient of the record: the dialog's owner and the
+// address the messenger knows the customer by.
+type candidate struct {
+	channelID, owner, address string
+}
+
+// look works out the gate, the channels and the targets of a record.
+func (s *Service) look(ctx context.Context, rec Record) (*view, error) {
+	in := rec.Integration
+	gate, matrix, err := s.gate(ctx, in, rec.Session)
+	if err != nil {
+		return nil, err
+	}
+	v := &view{gate: gate, chName: map[string]string{}, cands: map[string]candidate{}}
+	for _, r := range matrix {
+		if r.UserID == rec.Session.UserID && r.IsDefault {
+			v.def = r.ChannelID
+		}
+	}
+	if v.chs, err = s.cfg.Store.ListChannels(ctx, store.Scope{WorkspaceID: in.WorkspaceID}); err != nil {
+		return nil, err
+	}
+	for _, ch := range v.chs {
+		v.chName[ch.ID] = ch.Name
+	}
+	v.owners = s.dialogOwners(ctx, in, rec.Contacts)
+	// Where the manager can write: the channel of every known customer,
+	// and every active WhatsApp channel to each of the record's numbers.
+	// Only where the user may send: a target the access rights take away
+	// is left out, and the page says why when the user could read.
+	seen := map[string]bool{}
+	add := func(ch store.Channel, to, address, owner string, open bool) {
+		val := ch.ID + "|" + to
+		if seen[val] {
+			return
+		}
+		seen[val] = true
+		v.cands[val] = candidate{channelID: ch.ID, owner: owner, address: address}
+		if !gate.Sends(ch.ID, owner) {
+			v.readOnly = v.readOnly || gate.Sees(ch.ID, owner)
+			return
+		}
+		v.targets = append(v.targets, Target{Value: val, Label: ch.Name + " → " + to, ChannelID: ch.ID, Type: ch.Type, WindowOpen: open})
+	}
+	for _, ct := range rec.Contacts {
+		for _, ch := range v.chs {
+			if ch.ID == ct.ChannelID && ch.State == store.ChannelActive {
+				add(ch, cmp.Or(ct.Phone, ct.Username, ct.ExternalID), ct.ExternalID, v.owners[ct.ID], windowOpen(ct))
+			}
+		}
+	}
+	for _, ph := range rec.Phones {
+		for _, ch := range v.chs {
+			if ch.Type == string(channel.WhatsApp) && ch.State == store.ChannelActive {
+				// A customer who never wrote on this channel has no
+				// dialog: unassigned.
+				add(ch, ph, ph, "", false)
+			}
+		}
+	}
+	return v, nil
+}
+
+// Build makes the page of a record: its customers' messages the user may
+// see, oldest first, and where they may write.
+func (s *Service) Build(ctx context.Context, rec Record) (*Page, error) {
+	in := rec.Integration
+	t := Texts(rec.Lang)
+	p := &Page{Lang: rec.Lang, T: t, Phones: rec.Phones, UploadMax: s.cfg.UploadMaxBytes, UploadMB: s.cfg.UploadMaxBytes >> 20,
+		Banners: map[string]string{}}
+	loc := time.UTC
+	if ws, err := s.cfg.Store.GetWorkspace(ctx, store.All, in.WorkspaceID); err != nil {
+		s.cfg.Log.Error("chat view: workspace", "integration_id", in.ID, "err", err)
+	} else if l, err := time.LoadLocation(ws.Timezone); err == nil {
+		loc = l
+	}
+	v, err := s.look(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	for _, ct := range rec.Contacts {
+		// A channel the user has no access to, or a dialog the visibility
+		// rule hides, shows nothing at all.
+		if !v.gate.Sees(ct.ChannelID, v.owners[ct.ID]) {
+			if routing.CanRead(v.gate.Level(ct.ChannelID)) {
+				// The channel is readable: visibility hid it.
+				p.Hidden = t["hidden_other"]
+			}
+			continue
+		}
+		views, err := s.cfg.Store.ListContactMessages(ctx, ct.ID, HistoryLimit)
+		if err != nil {
+			// One customer's history missing beats no page at all.
+			s.cfg.Log.Error("chat view: messages", "integration_id", in.ID, "contact_id", ct.ID, "err", err)
+			continue
+		}
+		for i := range views {
+			m := &views[i]
+			r, err := crm.Render(m, rec.Lang, s.cfg.FileURL)
+			if err != nil {
+				s.cfg.Log.Error("chat view: render a message", "message_id", m.ID, "err", err)
+			}
+			p.Messages = append(p.Messages, Message{Rendered: r, Direction: m.Direction, Channel: v.chName[m.ChannelID],
+				Time: m.CreatedAt.In(loc).Format("02.01.2006 15:04"), Status: cmp.Or(t["status_"+m.Status], m.Status), at: m.CreatedAt})
+		}
+	}
+	sort.SliceStable(p.Messages, func(i, j int) bool { return p.Messages[i].at.Before(p.Messages[j].at) })
+	p.Targets = v.targets
+	if v.readOnly {
+		p.ReadOnly = t["read_only"]
+	}
+	// The user's default outbound channel is preselected; without one the
+	// first target is.
+	sel := 0
+	for i, tg := range p.Targets {
+		if tg.ChannelID == v.def {
+			sel = i
+			break
+		}
+	}
+	if len(p.Targets) > 0 {
+		p.Targets[sel].Selected = true
+		if tg := p.Targets[sel]; !tg.WindowOpen {
+			p.WindowClosed = crm.WindowClosed(rec.Lang, tg.Type)
+		}
+	}
+	done := map[string]bool{}
+	for _, tg := range p.Targets {
+		p.Banners[tg.Type] = crm.WindowClosed(rec.Lang, tg.Type)
+		if done[tg.ChannelID] || tg.Type != string(channel.WhatsApp) {
+			continue
+		}
+		done[tg.ChannelID] = true
+		p.Templates = append(p.Templates, s.choices(ctx, in, tg.ChannelID)...)
+	}
+	return p, nil
+}
+
+// choices are a channel's approved templates the page can fill in. A
+// template with a variable in its header is left out: a send carries body
+// parameters only.
+func (s *Service) choices(ctx context.Context, in *store.Integration, channelID string) []TemplateChoice {
+	if s.cfg.Templates == nil {
+		return nil
+	}
+	ts, err := s.cfg.Templates.List(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, channelID)
+	if err != nil {
+		s.cfg.Log.Warn("chat view: templates", "integration_id", in.ID, "channel_id", channelID, "err", err)
+		return nil
+	}
+	var out []TemplateChoice
+	for _, t := range ts {
+		if !strings.EqualFold(t.Status, "APPROVED") || t.HeaderVariables > 0 {
+			continue
+		}
+		c := TemplateChoice{Value: channelID + "|" + t.Name + "|" + t.Language, ChannelID: channelID, Name: t.Name, Language: t.Language,
+			Body: templateBody(t.Components), Field: "tv|" + t.Name + "|" + t.Language + "|"}
+		for i := 1; i <= t.BodyVariables; i++ {
+			c.Vars = append(c.Vars, i)
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// gate is what the page's user may see and do in the integration: the
+// routing core's access matrix and visibility rule, the CRM's admins
+// passing everything (see routing.Gate). The matrix comes along for the
+// user's default channel.
+func (s *Service) gate(ctx context.Context, in *store.Integration, ss *crm.Session) (routing.Gate, []store.ChannelAccess, error) {
+	settings, err := routing.SettingsOf(in)
+	if err != nil {
+		// Settings that do not decode would silently open what an admin
+		// closed: the page refuses instead.
+		return routing.Gate{}, nil, err
+	}
+	matrix, err := s.cfg.Store.AccessMatrix(ctx, in.ID)
+	if err != nil {
+		return routing.Gate{}, nil, err
+	}
+	return routing.NewGate(settings, matrix, ss.UserID, ss.Admin), matrix, nil
+}
+
+// unknownOwner stands for an owner that could not be read: no CRM user id
+// has a NUL in it.
+const unknownOwner = "\x00unknown"
+
+// dialogOwners are the owners of the customers' dialogs in this
+// integration, by contact id; a customer without a dialog is unassigned
+// (absent). A failed lookup is logged and counts as owned by nobody the
+// user could be, so "own" visibility hides rather than leaks it.
+func (s *Service) dialogOwners(ctx context.Context, in *store.Integration, contacts []store.Contact) map[string]string {
+	out := map[string]string{}
+	for _, ct := range contacts {
+		d, err := s.cfg.Store.FindDialog(ctx, store.DialogKey{IntegrationID: in.ID, ChannelID: ct.ChannelID, ContactID: ct.ID})
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			s.cfg.Log.Error("chat view: dialog owner", "integration_id", in.ID, "contact_id", ct.ID, "err", err)
+			out[ct.ID] = unknownOwner
+		case d.OwnerUserID != "":
+			out[ct.ID] = d.OwnerUserID
+		}
+	}
+	return out
+}
+
+func windowOpen(ct store.Contact) bool {
+	return ct.LastInboundAt != nil && time.Since(*ct.LastInboundAt) <= messaging.ServiceWindow
+}
