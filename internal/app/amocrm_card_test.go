@@ -418,3 +418,46 @@ func TestAmoCRMCardTenants(t *testing.T) {
 		}
 	})
 }
+
+// TestAmoCRMCardInstagramByLink: an Instagram customer has no number; the
+// card finds them by the lead and contact the connector linked, and a
+// reply goes to their Instagram-scoped id.
+func TestAmoCRMCardInstagramByLink(t *testing.T) {
+	apptest.Each(t, amoOpts, func(t *testing.T, e *apptest.Env) {
+		addAmoAccount(t, e)
+		id, _ := installAmoWidget(t, e)
+		ig := e.CreateInstagram()
+		if st, v := e.Do("PUT", "/api/v1/integrations/"+id+"/channels/"+ig, map[string]any{"mode": "crm"}); st != http.StatusOK {
+			t.Fatalf("bind: %d %v", st, v)
+		}
+		if _, err := e.Sim.SendInstagramText(context.Background(), apptest.IGUserID, "1790001", "Есть в наличии?"); err != nil {
+			t.Fatal(err)
+		}
+		e.Eventually("lead", func() bool { return len(e.Amo.Leads(amoAccount)) == 1 })
+		e.WaitIdle()
+		l := e.Amo.Leads(amoAccount)[0]
+		for _, card := range []struct {
+			entity string
+			id     int
+		}{{"leads", l.ID}, {"contacts", l.ContactIDs[0]}} {
+			st, page := amoCard(t, e, amoManagerUser, card.entity, card.id, "ru")
+			// The customer is offered by their Instagram name.
+			if st != http.StatusOK || !strings.Contains(page, "Есть в наличии?") || !strings.Contains(page, `value="`+ig+`|sandbox.customer.790001"`) {
+				t.Fatalf("%s card: %d\n%s", card.entity, st, page)
+			}
+			if card.entity == "contacts" {
+				if _, page = amoCardSend(t, e, url.Values{"sess": {sessOf(t, page)}, "target": {ig + "|sandbox.customer.790001"}, "text": {"Да, есть"}}, nil); !strings.Contains(page, "поставлено в очередь") {
+					t.Fatalf("reply on Instagram:\n%s", page)
+				}
+			}
+		}
+		e.Eventually("sent to Instagram", func() bool {
+			for _, m := range e.Messages(ig) {
+				if m["direction"] == "out" && m["text"] == "Да, есть" && m["status"] != "queued" && m["status"] != "failed" {
+					return true
+				}
+			}
+			return false
+		})
+	})
+}
