@@ -51,6 +51,13 @@ type cardFile struct {
 // (multipart), following the redirect; a refusal is returned as it is.
 func amoCardSend(t *testing.T, e *apptest.Env, fields url.Values, file *cardFile) (int, string) {
 	t.Helper()
+	return pagePostMultipart(t, e, "/amocrm/card/send?lang=ru", fields, file)
+}
+
+// pagePostMultipart posts a page's send box as the browser does
+// (multipart), following the redirect; a refusal is returned as it is.
+func pagePostMultipart(t *testing.T, e *apptest.Env, path string, fields url.Values, file *cardFile) (int, string) {
+	t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	for k, vs := range fields {
@@ -75,7 +82,7 @@ func amoCardSend(t *testing.T, e *apptest.Env, fields url.Values, file *cardFile
 	if err := mw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := noFollow.Post(e.URL+"/amocrm/card/send?lang=ru", mw.FormDataContentType(), &buf)
+	resp, err := noFollow.Post(e.URL+path, mw.FormDataContentType(), &buf)
 	if err != nil {
 		t.Fatal(err)
 	}

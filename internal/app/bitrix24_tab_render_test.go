@@ -4,6 +4,7 @@ import (
 	"context"
 	"html"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -62,4 +63,36 @@ func TestBitrix24CardTabShowsFilesAndQuotesAsHTML(t *testing.T) {
 	if strings.Contains(page, "[QUOTE]") || strings.Contains(page, "\u200b") {
 		t.Fatalf("Bitrix24 markup on an HTML page:\n%s", page)
 	}
+}
+
+// The card tab is the shared chat view: it sends a file, and offers the
+// channel's synced templates with a field per variable.
+func TestBitrix24CardTabFileAndTemplatePicker(t *testing.T) {
+	e := apptest.Start(t, b24Opts)
+	_, ws := e.InstallBitrix24()
+	ch := createWAIn(t, e, ws)
+	if st, body := e.Do("POST", "/api/v1/channels/"+ch+"/templates/refresh", nil); st != http.StatusOK {
+		t.Fatalf("templates: %d %v", st, body)
+	}
+	e.Sim.SendWhatsAppText(context.Background(), apptest.PhoneNumberID, customer, "Анна", "Пришлите счёт")
+	e.Eventually("inbound", func() bool { return len(e.Messages(ch)) == 1 })
+	contact := e.B24.AddContact(apptest.B24MemberID, map[string]any{"NAME": "Анна", "PHONE": []map[string]any{{"VALUE": "+7 916 123-45-67"}}})
+	deal := e.B24.AddDeal(apptest.B24MemberID, map[string]any{"TITLE": "Заказ", "CONTACT_ID": contact})
+	st, page := frame(t, e, "/bitrix24/tab", e.B24.UserToken(apptest.B24MemberID, 27), "CRM_DEAL_DETAIL_TAB", `{"ID":"`+strconv.Itoa(deal)+`"}`)
+	if st != http.StatusOK || !strings.Contains(page, `enctype="multipart/form-data"`) || !strings.Contains(page, `name="tv|order_update|ru|2"`) {
+		t.Fatalf("card tab: %d\n%s", st, page)
+	}
+	st, page = pagePostMultipart(t, e, "/bitrix24/tab/send", url.Values{"sess": {sessOf(t, page)}, "target": {ch + "|+79161234567"}},
+		&cardFile{"invoice.pdf", "application/pdf", []byte("%PDF-1.4\nсчёт")})
+	if st != http.StatusOK || !strings.Contains(page, "поставлено в очередь") {
+		t.Fatalf("file from the tab: %d\n%s", st, page)
+	}
+	e.Eventually("document sent", func() bool {
+		for _, r := range graphSends(e.Sim, "/v25.0/"+apptest.PhoneNumberID+"/messages") {
+			if strings.Contains(string(r.Body), `"type":"document"`) && strings.Contains(string(r.Body), `"filename":"invoice.pdf"`) {
+				return true
+			}
+		}
+		return false
+	})
 }

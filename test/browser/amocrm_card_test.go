@@ -1,0 +1,117 @@
+package browser_test
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/switchboard/switchboard/internal/app/apptest"
+	"github.com/switchboard/switchboard/internal/sandbox/amosim"
+	"github.com/switchboard/switchboard/internal/sandbox/metasim"
+)
+
+// graphPosts counts the Graph API calls of a path.
+func graphPosts(sim *metasim.Server, path string) int {
+	n := 0
+	for _, r := range sim.Requests() {
+		if r.Method == http.MethodPost && r.Path == path {
+			n++
+		}
+	}
+	return n
+}
+
+// TestAmoCRMCardWindowInBrowser: the widget's card window in a card-column
+// sized browser: the conversation, a text sent, a template chosen for a
+// customer whose window is closed (its variables asked for), and a
+// read-only user who sees no send box.
+func TestAmoCRMCardWindowInBrowser(t *testing.T) {
+	ctx := cardBrowser(t)
+	e := apptest.Start(t, apptest.Options{AmoCRM: true})
+	integ, _, ch := cardInstall(t, e)
+	if _, err := e.Sim.SendWhatsAppText(context.Background(), apptest.PhoneNumberID, "79161234567", "Анна", "Когда доставка?"); err != nil {
+		t.Fatal(err)
+	}
+	e.Eventually("the customer's lead", func() bool { return len(e.Amo.Leads(cardAccount)) == 1 })
+	e.WaitIdle()
+	lead := e.Amo.Leads(cardAccount)[0].ID
+	path := "/v25.0/" + apptest.PhoneNumberID + "/messages"
+	do := func(steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// amoCRM's card column: narrow, the widget's frame 520px high.
+	do(chromedp.EmulateViewport(360, 520),
+		chromedp.Navigate(cardURL(t, e, cardManager, lead, "ru")),
+		chromedp.WaitVisible("textarea[name=text]"),
+		cardShot(t, "amo-card-opened.png"))
+	if text := cardEval[string](t, ctx, `document.body.innerText`); !strings.Contains(text, "Когда доставка?") || !strings.Contains(text, "+79161234567") {
+		t.Fatalf("card window: %s", text)
+	}
+	// It fits the card column: nothing wider than the window, the send
+	// button within the 520px frame.
+	if w := cardEval[int](t, ctx, `document.documentElement.scrollWidth`); w > 360 {
+		t.Fatalf("the window is %dpx wide in a 360px column", w)
+	}
+	if b := cardEval[float64](t, ctx, `document.querySelector('button[type=submit]').getBoundingClientRect().bottom`); b > 520 {
+		t.Fatalf("the send button is at %vpx, below the 520px frame", b)
+	}
+	if cardShown(t, ctx, "#chat-window") {
+		t.Fatal("the closed-window banner shows for a customer who just wrote")
+	}
+	do(chromedp.SendKeys("textarea[name=text]", "Завтра с 10 до 14."),
+		chromedp.Click("button[type=submit]"))
+	cardWait(t, ctx, `!!document.querySelector('#chat-notice')`)
+	do(cardShot(t, "amo-card-sent.png"))
+	if text := cardEval[string](t, ctx, `document.body.innerText`); !strings.Contains(text, "поставлено в очередь") || !strings.Contains(text, "Завтра с 10 до 14.") {
+		t.Fatalf("after the send: %s", text)
+	}
+	e.Eventually("sent through the Graph API", func() bool { return graphPosts(e.Sim, path) == 1 })
+
+	// A lead whose contact never wrote: the banner, and the template picker
+	// asking for the chosen template's variables only.
+	contact := e.Amo.PutContact(cardAccount, amosim.Contact{Name: "Ерлан", Phones: []amosim.Value{{Value: "+7 707 123 45 67", EnumCode: "WORK"}}})
+	second := e.Amo.PutLead(cardAccount, amosim.Lead{Name: "Новый", StatusID: 61000002, PipelineID: 7000001, ContactIDs: []int{contact}})
+	do(chromedp.Navigate(cardURL(t, e, cardManager, second, "ru")),
+		chromedp.WaitVisible("#chat-tpl"))
+	if !cardShown(t, ctx, "#chat-window") || !strings.Contains(cardEval[string](t, ctx, `document.querySelector('#chat-window').innerText`), "только шаблон") {
+		t.Fatal("no closed-window banner")
+	}
+	pick := ch + "|order_update|ru"
+	field := func(i int) string { return `input[name="tv|order_update|ru|` + strconv.Itoa(i) + `"]` }
+	if cardShown(t, ctx, field(1)) {
+		t.Fatal("a template's variables show before it is chosen")
+	}
+	do(cardChoose("#chat-tpl", pick))
+	if !cardShown(t, ctx, field(1)) || !cardShown(t, ctx, field(2)) || cardShown(t, ctx, "textarea[name=text]") {
+		t.Fatal("the chosen template's variables do not show, or the text box still does")
+	}
+	do(chromedp.SendKeys(field(1), "Ерлан"), chromedp.SendKeys(field(2), "A-4513"),
+		cardShot(t, "amo-card-template.png"),
+		chromedp.Click("button[type=submit]"))
+	cardWait(t, ctx, `!!document.querySelector('#chat-notice')`)
+	if text := cardEval[string](t, ctx, `document.querySelector('#chat-notice').innerText`); !strings.Contains(text, "поставлено в очередь") {
+		t.Fatalf("template send: %s", text)
+	}
+	e.Eventually("template sent", func() bool { return graphPosts(e.Sim, path) == 2 })
+
+	// A read-only user: the conversation, no send box, and why.
+	cardDo(t, e, http.StatusOK, "PUT", "/api/v1/integrations/"+integ+"/settings",
+		map[string]any{"access": []map[string]any{{"user_id": strconv.Itoa(cardManager), "channels": map[string]string{ch: "read"}}}})
+	do(chromedp.Navigate(cardURL(t, e, cardManager, lead, "ru")),
+		chromedp.WaitVisible("#chat-read-only"),
+		cardShot(t, "amo-card-read-only.png"))
+	if cardShown(t, ctx, "#chat-form") || cardShown(t, ctx, "textarea[name=text]") {
+		t.Fatal("a read-only user sees the send box")
+	}
+	if text := cardEval[string](t, ctx, `document.body.innerText`); !strings.Contains(text, "Когда доставка?") || !strings.Contains(text, "только просмотр") {
+		t.Fatalf("read-only: %s", text)
+	}
+}
