@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/switchboard/switchboard/internal/app/apptest"
+	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/internal/sandbox/amosim"
 	"github.com/switchboard/switchboard/internal/store"
 	"gorm.io/gorm"
@@ -131,8 +132,17 @@ func TestAmoCRMCardWindow(t *testing.T) {
 		if st != http.StatusOK || !strings.Contains(page, "Когда доставка?") || !strings.Contains(page, `value="`+strings.ReplaceAll(target, "+", "&#43;")+`"`) {
 			t.Fatalf("card window: %d\n%s", st, page)
 		}
-		if strings.Contains(page, `id="chat-window" hidden`) == false {
+		if !strings.Contains(page, `id="chat-window" hidden`) {
 			t.Fatalf("the window banner shows for a customer who just wrote:\n%s", page)
+		}
+		// Only the account's own pages may frame the window.
+		resp, err := http.Get(e.URL + "/amocrm/card?sess=" + url.QueryEscape(sessOf(t, page)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if csp := resp.Header.Get("Content-Security-Policy"); resp.StatusCode != http.StatusOK || !strings.Contains(csp, "frame-ancestors "+e.AmoURL+";") {
+			t.Fatalf("%d, CSP %q", resp.StatusCode, csp)
 		}
 		sess := sessOf(t, page)
 
@@ -243,7 +253,7 @@ func TestAmoCRMCardWindow(t *testing.T) {
 			t.Fatalf("send with a forged session: %d", st)
 		}
 		// Nor can a link send: the session is read from the body only.
-		resp, err := noFollow.Post(e.URL+"/amocrm/card/send?"+url.Values{"sess": {sess}, "target": {target}, "text": {"x"}}.Encode(), "application/x-www-form-urlencoded", nil)
+		resp, err = noFollow.Post(e.URL+"/amocrm/card/send?"+url.Values{"sess": {sess}, "target": {target}, "text": {"x"}}.Encode(), "application/x-www-form-urlencoded", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -466,5 +476,34 @@ func TestAmoCRMCardInstagramByLink(t *testing.T) {
 			}
 			return false
 		})
+	})
+}
+
+// TestAmoCRMCardUploadCap: a file over the gateway's upload limit is
+// refused in the window's language and nothing is stored or sent; a body
+// far over it is cut off while it is read (413).
+func TestAmoCRMCardUploadCap(t *testing.T) {
+	opts := amoOpts
+	opts.Config = func(c *config.Config) { c.UploadMaxBytes = 32 << 10 }
+	apptest.Each(t, opts, func(t *testing.T, e *apptest.Env) {
+		f := newAmoCardFixture(t, e)
+		st, page := amoCard(t, e, amoManagerUser, "leads", f.lead, "ru")
+		if st != http.StatusOK || !strings.Contains(page, `data-max="32768"`) {
+			t.Fatalf("card: %d\n%s", st, page)
+		}
+		sess := sessOf(t, page)
+		target := f.ch + "|+79161234567"
+		before := len(e.Messages(f.ch))
+		st, page = amoCardSend(t, e, url.Values{"sess": {sess}, "target": {target}}, &cardFile{"big.pdf", "application/pdf", bytes.Repeat([]byte("x"), 40<<10)})
+		if st != http.StatusOK || !strings.Contains(page, "Файл слишком большой") {
+			t.Fatalf("a file over the limit: %d\n%s", st, page)
+		}
+		st, page = amoCardSend(t, e, url.Values{"sess": {sess}, "target": {target}}, &cardFile{"huge.pdf", "application/pdf", bytes.Repeat([]byte("x"), 2<<20)})
+		if st != http.StatusRequestEntityTooLarge || !strings.Contains(page, "Файл слишком большой") {
+			t.Fatalf("a body far over the limit: %d\n%s", st, page)
+		}
+		if n := len(e.Messages(f.ch)); n != before {
+			t.Fatalf("%d messages stored, want %d", n, before)
+		}
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/switchboard/switchboard/internal/crm/chatview"
 	"github.com/switchboard/switchboard/internal/messaging"
 	"github.com/switchboard/switchboard/internal/phone"
+	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/internal/web/httperr"
 	"github.com/switchboard/switchboard/web"
@@ -156,7 +157,9 @@ func (s *Service) cardRecord(ctx context.Context, in *store.Integration, ss *crm
 // its first few contacts), as the workspace's people write them, in E.164.
 func (s *Service) cardPhones(ctx context.Context, in *store.Integration, kind, id string) ([]string, error) {
 	n, err := strconv.Atoi(id)
-	if err != nil {
+	if err != nil || !routing.Live(in) {
+		// An account that must authorise again answers no call; its
+		// linked customers still show.
 		return nil, err
 	}
 	ws, err := s.store.GetWorkspace(ctx, store.All, in.WorkspaceID)

@@ -253,7 +253,7 @@ func (s *Service) look(ctx context.Context, rec Record) (*view, error) {
 	for _, ct := range rec.Contacts {
 		for _, ch := range v.chs {
 			if ch.ID == ct.ChannelID && ch.State == store.ChannelActive {
-				add(ch, cmp.Or(ct.Phone, ct.Username, ct.ExternalID), ct.ExternalID, v.owners[ct.ID], windowOpen(ct))
+				add(ch, cmp.Or(ct.Phone, ct.Username, ct.ExternalID), ct.ExternalID, v.owners[ct.ID], windowOpen(ch, ct))
 			}
 		}
 	}
@@ -413,6 +413,13 @@ func (s *Service) dialogOwners(ctx context.Context, in *store.Integration, conta
 	return out
 }
 
-func windowOpen(ct store.Contact) bool {
-	return ct.LastInboundAt != nil && time.Since(*ct.LastInboundAt) <= messaging.ServiceWindow
+// windowOpen is whether a free-form message may reach the customer: within
+// 24 hours of their last message, on Instagram within 7 days (sent with
+// the HUMAN_AGENT tag after 24 hours), as messaging decides a send.
+func windowOpen(ch store.Channel, ct store.Contact) bool {
+	window := messaging.ServiceWindow
+	if ch.Type == string(channel.Instagram) {
+		window = messaging.HumanAgentWindow
+	}
+	return ct.LastInboundAt != nil && time.Since(*ct.LastInboundAt) <= window
 }
