@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/switchboard/switchboard/internal/crm"
 	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
@@ -23,10 +25,22 @@ import (
 type settingsForm struct {
 	T    map[string]string
 	Lang string
-	CSRF string
-	// Base is the path the form's actions post under: Base+"/settings",
-	// Base+"/channels/{id}/policy" and so on.
+	// CSRF (the cabinet) or Sess (a page inside a CRM, whose signed
+	// session is its CSRF proof) goes into every form of the page.
+	CSRF, Sess string
+	// Base is the path the form's buttons post under: Base+"/save",
+	// Base+"/refresh" and Base+"/delete".
 	Base string
+	// ReadOnly shows the settings without a way to change them, for the
+	// reason given (a CRM user who is not its admin).
+	ReadOnly       bool
+	ReadOnlyReason string
+	// CanBind: the CRM lists its pipelines and stages (Pipelines), so a
+	// channel can be bound here and its entry stage chosen.
+	CanBind   bool
+	Pipelines []crm.Pipeline
+	// StagesProblem says the CRM did not list them just now.
+	StagesProblem string
 
 	ID, Type, Domain, State, StateLabel, Reason, ReauthURL string
 
@@ -48,21 +62,37 @@ type formUser struct {
 	Active          bool
 }
 
-// formBinding is one bound channel: items 1, 3, 3.1 and 6. The mode and
-// the CRM's line, pipeline and stage are shown, not edited: choosing them
-// needs the provider's own lists (its bind page and the API do that).
+// formBinding is one channel of the workspace, bound or not: items 1,
+// 2, 3, 3.1 and 6. The pipeline and stage are chosen when the CRM lists
+// them (settingsForm.CanBind), else shown as the provider's bind set
+// them.
 type formBinding struct {
 	ChannelID, ChannelName, Name, Mode string
 	Line, Entity, Category, Stage      string
-	CRMMode                            bool
-	Strategy, OnRepeat, Mirror         string
-	Owners                             []formOwner
+	// Bound: stored as bound; Checked: ticked on the page (Bound, or
+	// what a refused save sent).
+	Bound, Checked, CRMMode bool
+	// StageKnown: Category/Stage is among the listed entry stages (a
+	// stored one that is not stays selectable as it is).
+	StageKnown                 bool
+	Strategy, OnRepeat, Mirror string
+	Owners                     []formOwner
 }
 
 type formOwner struct {
 	UserID, Name string
 	On           bool
 	Weight       int
+	// Typed is a refused save's weight as it was typed.
+	Typed string
+}
+
+// WeightText is the weight the input shows.
+func (o formOwner) WeightText() string {
+	if o.Typed != "" {
+		return o.Typed
+	}
+	return strconv.Itoa(o.Weight)
 }
 
 // formAccessRow is one user's row of the access matrix.
@@ -92,7 +122,9 @@ func reauthURL(in *store.Integration) string {
 }
 
 // settingsFormOf builds the form from the settings state.
-func (s *Server) settingsFormOf(ctx context.Context, st *settingsState, ws *store.Workspace, t map[string]string, lang, csrf, base string) (*settingsForm, error) {
+// entry, when the provider lists its pipelines, offers the channels of
+// the workspace that are not bound yet and the choice of entry stage.
+func (s *Server) settingsFormOf(ctx context.Context, st *settingsState, ws *store.Workspace, t map[string]string, lang, csrf, base string, entry *crm.Entry) (*settingsForm, error) {
 	in := st.in
 	f := &settingsForm{T: t, Lang: lang, CSRF: csrf, Base: base, ID: in.ID, Type: in.Type, Domain: in.Domain, State: in.State,
 		StateLabel: stateLabel(t, in.State), Reason: in.StateReason, ReauthURL: reauthURL(in),
@@ -112,10 +144,16 @@ func (s *Server) settingsFormOf(ctx context.Context, st *settingsState, ws *stor
 	for _, ch := range chs {
 		names[ch.ID] = ch.Name
 	}
+	if entry != nil {
+		f.CanBind, f.Pipelines = true, entry.Pipelines
+	}
+	bound := map[string]bool{}
 	for i := range st.bindings {
 		b := &st.bindings[i]
+		bound[b.ChannelID] = true
 		fb := formBinding{ChannelID: b.ChannelID, ChannelName: names[b.ChannelID], Name: b.Name, Mode: b.Mode, Line: b.LineID,
-			Entity: b.Entity, Category: b.CategoryID, Stage: b.StageID, CRMMode: b.Mode == "crm"}
+			Entity: b.Entity, Category: b.CategoryID, Stage: b.StageID, Bound: true, Checked: true, CRMMode: b.Mode == "crm"}
+		fb.StageKnown = entryHas(entry, b.CategoryID, b.StageID)
 		pol, err := routing.PolicyOf(b)
 		if err != nil {
 			s.d.Log.Warn("a binding's owner policy does not decode", "binding_id", b.ID, "err", err)
@@ -134,6 +172,21 @@ func (s *Server) settingsFormOf(ctx context.Context, st *settingsState, ws *stor
 				w = 1
 			}
 			fb.Owners = append(fb.Owners, formOwner{UserID: u.UserID, Name: u.Name, On: on, Weight: w})
+		}
+		f.Channels = append(f.Channels, fb)
+	}
+	// The workspace's other channels, to bind with the defaults shown.
+	for _, ch := range chs {
+		if entry == nil || bound[ch.ID] || ch.State == store.ChannelDisabled {
+			continue
+		}
+		fb := formBinding{ChannelID: ch.ID, ChannelName: ch.Name, Mode: entry.Mode, Entity: entry.Entity, CRMMode: entry.Mode == "crm",
+			OnRepeat: routing.OnRepeatLastClosed, Mirror: routing.MirrorEach, StageKnown: true}
+		if len(entry.Pipelines) > 0 && len(entry.Pipelines[0].Stages) > 0 {
+			fb.Category, fb.Stage = entry.Pipelines[0].ID, entry.Pipelines[0].Stages[0].ID
+		}
+		for _, u := range st.ac.Users {
+			fb.Owners = append(fb.Owners, formOwner{UserID: u.UserID, Name: u.Name, Weight: 1})
 		}
 		f.Channels = append(f.Channels, fb)
 	}
@@ -171,6 +224,14 @@ func formInt(form url.Values, field, code string) (int, error) {
 // A refusal is a *fault.Error and changes nothing.
 func (s *Server) settingsAction(ctx context.Context, sc store.Scope, st *settingsState, action, channelID string, form url.Values) error {
 	switch action {
+	case "save":
+		ws, err := s.d.Store.GetWorkspace(ctx, sc, st.in.WorkspaceID)
+		if err != nil {
+			return err
+		}
+		return s.saveSettingsForm(ctx, sc, st, ws, form)
+	case "delete":
+		return s.deleteIntegration(ctx, st)
 	case "settings":
 		vis, admin := form.Get("visibility"), form.Get("chat_admin_user_id")
 		n, err := formInt(form, "notify_after_seconds", routing.CodeNotifyAfter)
@@ -328,13 +389,18 @@ func (s *Server) integrationPage(c *gin.Context) {
 func (s *Server) renderIntegration(c *gin.Context, status int, st *settingsState, notice string, refused *problem, typed url.Values) {
 	cc := cabinetOf(c)
 	p := s.newPage(c, "integrations")
-	f, err := s.settingsFormOf(c.Request.Context(), st, cc.Workspace, p.T, p.Lang, p.CSRF, "/integrations/"+st.in.ID)
+	entry, stagesProblem := s.entryForPage(c.Request.Context(), st.in, p.T)
+	f, err := s.settingsFormOf(c.Request.Context(), st, cc.Workspace, p.T, p.Lang, p.CSRF, "/integrations/"+st.in.ID, entry)
 	if err != nil {
 		s.pageErr(c, err)
 		return
 	}
+	f.StagesProblem = stagesProblem
 	f.Notice, f.Refused = notice, refused
-	if typed != nil {
+	switch {
+	case typed.Get("form") == "all":
+		f.showTyped(typed)
+	case typed != nil:
 		f.Visibility, f.ChatAdmin, f.NotifySecs = typed.Get("visibility"), typed.Get("chat_admin_user_id"), typed.Get("notify_after_seconds")
 	}
 	p.Settings = f
@@ -368,14 +434,14 @@ func (s *Server) integrationActionPage(c *gin.Context) {
 	err := s.settingsAction(ctx, sc, st, action, channelID, c.Request.PostForm)
 	t := cabinetTexts[lang(c)]
 	if pr := problemOf(t, err); pr != nil {
-		pr.ChannelID = channelID
+		pr.ChannelID = cmp.Or(channelID, channelOf(err))
 		// Shown as stored: the refused change was not written.
 		fresh, ok := s.integrationState(c)
 		if !ok {
 			return
 		}
 		var typed url.Values
-		if action == "settings" {
+		if action == "settings" || action == "save" {
 			typed = c.Request.PostForm
 		}
 		s.renderIntegration(c, httperr.Status(fault.As(err).Kind), fresh, "", pr, typed)
@@ -388,4 +454,23 @@ func (s *Server) integrationActionPage(c *gin.Context) {
 	// Post, redirect, get: a reload shows the page, not the form again.
 	c.Redirect(http.StatusSeeOther, "/integrations/"+st.in.ID+"?saved="+action)
 	c.Abort()
+}
+
+// has says whether the CRM lists stage in pipeline as an entry stage; a
+// nil entry lists nothing.
+func entryHas(e *crm.Entry, pipeline, stage string) bool {
+	if e == nil {
+		return false
+	}
+	for _, p := range e.Pipelines {
+		if p.ID != pipeline {
+			continue
+		}
+		for _, st := range p.Stages {
+			if st.ID == stage {
+				return true
+			}
+		}
+	}
+	return false
 }
