@@ -81,7 +81,7 @@ type formBinding struct {
 
 type formOwner struct {
 	UserID, Name string
-	On           bool
+	On, Active   bool
 	Weight       int
 	// Typed is a refused save's weight as it was typed.
 	Typed string
@@ -171,7 +171,7 @@ func (s *Server) settingsFormOf(ctx context.Context, st *settingsState, ws *stor
 			if !on {
 				w = 1
 			}
-			fb.Owners = append(fb.Owners, formOwner{UserID: u.UserID, Name: u.Name, On: on, Weight: w})
+			fb.Owners = append(fb.Owners, formOwner{UserID: u.UserID, Name: u.Name, On: on, Active: u.Active, Weight: w})
 		}
 		f.Channels = append(f.Channels, fb)
 	}
@@ -186,7 +186,7 @@ func (s *Server) settingsFormOf(ctx context.Context, st *settingsState, ws *stor
 			fb.Category, fb.Stage = entry.Pipelines[0].ID, entry.Pipelines[0].Stages[0].ID
 		}
 		for _, u := range st.ac.Users {
-			fb.Owners = append(fb.Owners, formOwner{UserID: u.UserID, Name: u.Name, Weight: 1})
+			fb.Owners = append(fb.Owners, formOwner{UserID: u.UserID, Name: u.Name, Active: u.Active, Weight: 1})
 		}
 		f.Channels = append(f.Channels, fb)
 	}
