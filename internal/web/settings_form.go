@@ -1,7 +1,6 @@
 package web
 
 import (
-	"cmp"
 	"context"
 	"net/http"
 	"net/url"
@@ -219,10 +218,10 @@ func formInt(form url.Values, field, code string) (int, error) {
 	return n, nil
 }
 
-// settingsAction does what one of the form's buttons asks, through the
-// API's own code paths. channelID is set for a bound channel's actions.
-// A refusal is a *fault.Error and changes nothing.
-func (s *Server) settingsAction(ctx context.Context, sc store.Scope, st *settingsState, action, channelID string, form url.Values) error {
+// settingsAction does what one of the form's three buttons asks: save
+// everything, refresh the CRM's data, delete the integration. A refusal
+// is a *fault.Error and changes nothing.
+func (s *Server) settingsAction(ctx context.Context, sc store.Scope, st *settingsState, action string, form url.Values) error {
 	switch action {
 	case "save":
 		ws, err := s.d.Store.GetWorkspace(ctx, sc, st.in.WorkspaceID)
@@ -230,91 +229,12 @@ func (s *Server) settingsAction(ctx context.Context, sc store.Scope, st *setting
 			return err
 		}
 		return s.saveSettingsForm(ctx, sc, st, ws, form)
-	case "delete":
-		return s.deleteIntegration(ctx, st)
-	case "settings":
-		vis, admin := form.Get("visibility"), form.Get("chat_admin_user_id")
-		n, err := formInt(form, "notify_after_seconds", routing.CodeNotifyAfter)
-		if err != nil {
-			return err
-		}
-		return s.changeSettings(ctx, st, settingsRequest{Visibility: &vis, ChatAdminUserID: &admin, NotifyAfterSeconds: &n})
-	case "access":
-		rows := make([]routing.UserAccess, 0, len(st.ac.Users))
-		for _, u := range st.ac.Users {
-			ua := routing.UserAccess{UserID: u.UserID, Channels: map[string]string{}}
-			for _, ch := range st.ac.Bound {
-				if lv := form.Get("lvl:" + u.UserID + ":" + ch); lv != "" && lv != store.AccessNone {
-					ua.Channels[ch] = lv
-				}
-			}
-			// The default mark follows the level, as in a bulk change: a
-			// channel that loses send loses the mark.
-			if d := form.Get("def:" + u.UserID); d != "" && routing.CanSend(ua.Channels[d]) {
-				ua.DefaultChannelID = d
-			}
-			if len(ua.Channels) > 0 {
-				rows = append(rows, ua)
-			}
-		}
-		return s.changeSettings(ctx, st, settingsRequest{Access: &rows})
-	case "bulk":
-		return s.applyBulk(ctx, st, routing.BulkAccess{Op: form.Get("op"), ChannelID: form.Get("channel_id"), Level: form.Get("level")})
 	case "refresh":
 		return s.refreshUsers(ctx, st)
-	case "phone":
-		on := form.Get("phone_trunk8") == "on"
-		_, err := s.patchWorkspace(ctx, sc, st.in.WorkspaceID, store.WorkspaceUpdate{PhoneTrunk8: &on}, false)
-		return err
-	case "policy":
-		return s.setBindingPolicy(ctx, st, channelID, form)
-	case "unbind":
-		p, ok := s.d.Integrations.Get(st.in.Type)
-		if !ok {
-			return store.ErrNotFound
-		}
-		return p.Unbind(ctx, sc, st.in.ID, channelID)
+	case "delete":
+		return s.deleteIntegration(ctx, st)
 	}
 	return store.ErrNotFound
-}
-
-// setBindingPolicy changes a bound channel's name, owner strategy, repeat
-// rule and mirror mode. It is checked by routing.ValidateBinding, the
-// check every provider's bind makes, and changes only those columns: the
-// line, pipeline and stage stay as the provider's bind set them.
-func (s *Server) setBindingPolicy(ctx context.Context, st *settingsState, channelID string, form url.Values) error {
-	var b *store.ChannelBinding
-	for i := range st.bindings {
-		if st.bindings[i].ChannelID == channelID {
-			b = &st.bindings[i]
-		}
-	}
-	if b == nil {
-		return store.ErrNotFound
-	}
-	crmMode := b.Mode == "crm"
-	pol := routing.BindingPolicy{Name: strings.TrimSpace(form.Get("name"))}
-	if crmMode {
-		pol.OnRepeat, pol.Mirror = form.Get("on_repeat"), form.Get("mirror")
-		if strategy := form.Get("strategy"); strategy != "" {
-			pol.Owner = &routing.OwnerPolicy{Strategy: strategy}
-			for _, u := range st.ac.Users {
-				if form.Get("owner:"+u.UserID) != "on" {
-					continue
-				}
-				w, err := formInt(form, "weight:"+u.UserID, routing.CodeOwnerWeight)
-				if err != nil {
-					return err
-				}
-				pol.Owner.Users = append(pol.Owner.Users, routing.WeightedUser{UserID: u.UserID, Weight: w})
-			}
-		}
-	}
-	if err := routing.ValidateBinding(pol, crmMode, st.in.ID, st.ac.Users); err != nil {
-		return err
-	}
-	pol.Apply(b)
-	return s.d.Store.PutBinding(ctx, b)
 }
 
 // integrationPageRow is an integration as the integrations page lists it.
@@ -384,8 +304,8 @@ func (s *Server) integrationPage(c *gin.Context) {
 	s.renderIntegration(c, http.StatusOK, st, cabinetTexts[lang(c)]["saved_"+c.Query("saved")], nil, nil)
 }
 
-// renderIntegration shows the page; typed, when set, is a refused
-// general-settings form whose values are shown as they were typed.
+// renderIntegration shows the page; typed, when set, is a refused save
+// whose values are shown as they were typed.
 func (s *Server) renderIntegration(c *gin.Context, status int, st *settingsState, notice string, refused *problem, typed url.Values) {
 	cc := cabinetOf(c)
 	p := s.newPage(c, "integrations")
@@ -397,11 +317,8 @@ func (s *Server) renderIntegration(c *gin.Context, status int, st *settingsState
 	}
 	f.StagesProblem = stagesProblem
 	f.Notice, f.Refused = notice, refused
-	switch {
-	case typed.Get("form") == "all":
+	if typed != nil {
 		f.showTyped(typed)
-	case typed != nil:
-		f.Visibility, f.ChatAdmin, f.NotifySecs = typed.Get("visibility"), typed.Get("chat_admin_user_id"), typed.Get("notify_after_seconds")
 	}
 	p.Settings = f
 	// A refused form is shown at its action's address; the language
@@ -410,18 +327,13 @@ func (s *Server) renderIntegration(c *gin.Context, status int, st *settingsState
 	s.render(c, status, "integration", p)
 }
 
-// integrationActionPage runs one of the settings form's actions and shows
+// integrationActionPage runs one of the settings form's buttons and shows
 // the form again: with the change, or with the refusal and nothing
 // changed.
 func (s *Server) integrationActionPage(c *gin.Context) {
 	ctx := c.Request.Context()
 	cc := cabinetOf(c)
-	action, channelID := c.Param("action"), c.Param("channel_id")
-	perChannel := action == "policy" || action == "unbind"
-	if (channelID != "") != perChannel || channelID != "" && !store.ValidID(channelID) {
-		s.refusePage(c, http.StatusNotFound, "not_found")
-		return
-	}
+	action := c.Param("action")
 	st, ok := s.integrationState(c)
 	if !ok {
 		return
@@ -431,17 +343,17 @@ func (s *Server) integrationActionPage(c *gin.Context) {
 		return
 	}
 	sc := store.Scope{WorkspaceID: cc.Workspace.ID}
-	err := s.settingsAction(ctx, sc, st, action, channelID, c.Request.PostForm)
+	err := s.settingsAction(ctx, sc, st, action, c.Request.PostForm)
 	t := cabinetTexts[lang(c)]
 	if pr := problemOf(t, err); pr != nil {
-		pr.ChannelID = cmp.Or(channelID, channelOf(err))
+		pr.ChannelID = channelOf(err)
 		// Shown as stored: the refused change was not written.
 		fresh, ok := s.integrationState(c)
 		if !ok {
 			return
 		}
 		var typed url.Values
-		if action == "settings" || action == "save" {
+		if action == "save" {
 			typed = c.Request.PostForm
 		}
 		s.renderIntegration(c, httperr.Status(fault.As(err).Kind), fresh, "", pr, typed)
@@ -454,23 +366,4 @@ func (s *Server) integrationActionPage(c *gin.Context) {
 	// Post, redirect, get: a reload shows the page, not the form again.
 	c.Redirect(http.StatusSeeOther, "/integrations/"+st.in.ID+"?saved="+action)
 	c.Abort()
-}
-
-// has says whether the CRM lists stage in pipeline as an entry stage; a
-// nil entry lists nothing.
-func entryHas(e *crm.Entry, pipeline, stage string) bool {
-	if e == nil {
-		return false
-	}
-	for _, p := range e.Pipelines {
-		if p.ID != pipeline {
-			continue
-		}
-		for _, st := range p.Stages {
-			if st.ID == stage {
-				return true
-			}
-		}
-	}
-	return false
 }

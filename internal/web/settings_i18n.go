@@ -2,8 +2,7 @@ package web
 
 // settingsTexts are the words of the one settings form's buttons and
 // dialogs, of its page inside a CRM, and the refusals those can meet
-// ("e_" + code). They join cabinetTexts at start-up; a text here wins
-// over an older one of the same key.
+// ("e_" + code). They join cabinetTexts at start-up.
 var settingsTexts = map[string]map[string]string{
 	"ru": {
 		"save_all": "Сохранить настройки", "delete_integration": "Удалить интеграцию",
@@ -18,9 +17,9 @@ var settingsTexts = map[string]map[string]string{
 		"leave_title":        "Есть несохранённые изменения",
 		"leave_text":         "Сохранить их перед тем, как уйти?",
 		"leave_save":         "Сохранить", "leave_discard": "Не сохранять", "leave_back": "Вернуться",
-		"confirm_delete": "Удалить интеграцию?",
-		"delete_hint":    "Каналы будут отключены от интеграции, ключи доступа к CRM забыты. Сотрудники и настройки сохранятся: при повторной установке виджета всё вернётся.",
-		"delete_yes":     "Да, удалить", "cancel": "Отмена",
+		"confirm_delete_integration": "Удалить интеграцию?",
+		"delete_hint":                "Каналы будут отключены от интеграции, ключи доступа к CRM забыты. Сотрудники и настройки сохранятся: при повторной установке виджета всё вернётся.",
+		"delete_yes":                 "Да, удалить", "cancel": "Отмена",
 		"saved_save": "Настройки сохранены.", "saved_delete": "Интеграция удалена.",
 		"deleted_text": "Интеграция удалена: каналы отключены, ключи доступа забыты. Чтобы подключить аккаунт снова, установите виджет заново.",
 
@@ -69,9 +68,9 @@ var settingsTexts = map[string]map[string]string{
 		"leave_title":        "You have unsaved changes",
 		"leave_text":         "Save them before you leave?",
 		"leave_save":         "Save", "leave_discard": "Discard", "leave_back": "Go back",
-		"confirm_delete": "Delete the integration?",
-		"delete_hint":    "Its channels are unbound and the CRM's access keys forgotten. Employees and settings are kept: installing the widget again brings everything back.",
-		"delete_yes":     "Yes, delete", "cancel": "Cancel",
+		"confirm_delete_integration": "Delete the integration?",
+		"delete_hint":                "Its channels are unbound and the CRM's access keys forgotten. Employees and settings are kept: installing the widget again brings everything back.",
+		"delete_yes":                 "Yes, delete", "cancel": "Cancel",
 		"saved_save": "Settings saved.", "saved_delete": "Integration deleted.",
 		"deleted_text": "The integration is deleted: channels unbound, access keys forgotten. To connect the account again, install the widget again.",
 

@@ -213,7 +213,7 @@ func (s *Server) embeddedSettingsAction(c *gin.Context, es crm.EmbeddedSettings,
 	sc := store.Scope{WorkspaceID: in.WorkspaceID}
 	st, err := s.loadSettings(ctx, sc, in.ID)
 	if err == nil {
-		err = s.settingsAction(ctx, sc, st, action, "", c.Request.PostForm)
+		err = s.settingsAction(ctx, sc, st, action, c.Request.PostForm)
 	}
 	if errors.Is(err, store.ErrNotFound) {
 		err = fault.New(fault.NotFound, "not_found", "not found")

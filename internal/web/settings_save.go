@@ -345,3 +345,22 @@ func (f *settingsForm) showTyped(form url.Values) {
 		}
 	}
 }
+
+// entryHas says whether the CRM lists stage in pipeline as an entry
+// stage; a nil entry lists nothing.
+func entryHas(e *crm.Entry, pipeline, stage string) bool {
+	if e == nil {
+		return false
+	}
+	for _, p := range e.Pipelines {
+		if p.ID != pipeline {
+			continue
+		}
+		for _, st := range p.Stages {
+			if st.ID == stage {
+				return true
+			}
+		}
+	}
+	return false
+}
