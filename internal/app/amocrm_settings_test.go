@@ -108,6 +108,13 @@ func TestAmoCRMSettingsPage(t *testing.T) {
 			}
 		}
 		before := amoSnapshot(t, e, id, ws)
+		// The page sent as it is changes nothing (access stays open).
+		if st, _, _ := pageCall(t, e, "POST", "/amocrm/settings/save", pageForm(t, page, "settings-all")); st != http.StatusSeeOther {
+			t.Fatalf("untouched save: %d", st)
+		}
+		if got := amoSnapshot(t, e, id, ws); got != before {
+			t.Fatalf("an untouched save changed something:\n%s\n%s", before, got)
+		}
 
 		// Refused: named, in the page's language, nothing changed.
 		for _, c := range []struct {
