@@ -325,6 +325,14 @@ func TestAmoCRMSettingsInBrowser(t *testing.T) {
 		t.Error("cancelling the delete unbound the channel")
 	}
 
+	// A manager of the account reads the settings and changes nothing.
+	frameInto(t, ctx, e.AmoURL+"/", e.URL+"/amocrm/settings?"+url.Values{"ticket": {settingsTicket(t, e, 9000002)}, "lang": {"en"}}.Encode())
+	waitFrame(t, ctx, `!!document.querySelector('#readonly')`)
+	if !frameEval[bool](t, ctx, `document.querySelector('fieldset.whole').disabled && !document.querySelector('#save')`) {
+		t.Error("the manager's page can be changed")
+	}
+	screenshot(t, ctx, "amocrm-settings-manager-en.png")
+
 	// Another site may not frame the page.
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "<!doctype html><title>x</title>") }))
 	t.Cleanup(other.Close)
