@@ -225,9 +225,13 @@ func TestAmoCRMSettingsPage(t *testing.T) {
 			t.Fatalf("fresh ticket: %d", st)
 		}
 		_, cardTicket, _ := widgetTicket(t, e, amoToken(t, e, amoAdminUser), "card")
+		expired := settingsTicket(t, e, amoAdminUser)
+		if err := e.App.DB.Gorm.Table("oauth_states").Where("state = ?", expired).Update("expires_at", time.Now().Add(-time.Minute)).Error; err != nil {
+			t.Fatal(err)
+		}
 		forged := sess[:len(sess)-3] + "AAA"
 		for name, q := range map[string]string{
-			"replayed ticket": "ticket=" + ticket, "card ticket": "ticket=" + cardTicket["ticket"].(string),
+			"replayed ticket": "ticket=" + ticket, "card ticket": "ticket=" + cardTicket["ticket"].(string), "expired ticket": "ticket=" + expired,
 			"forged sess": "sess=" + url.QueryEscape(forged), "nothing": "", "made-up ticket": "ticket=abc",
 		} {
 			st, page, _ := pageCall(t, e, "GET", "/amocrm/settings?"+q, nil)
