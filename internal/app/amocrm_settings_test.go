@@ -175,6 +175,10 @@ func TestAmoCRMSettingsPage(t *testing.T) {
 			t.Fatalf("a manager's post changed something")
 		}
 
+		if st, _, _ := pageCall(t, e, "POST", "/amocrm/settings/everything", amoSettingsForm(sess, ch)); st != http.StatusNotFound {
+			t.Errorf("an unknown button: %d", st)
+		}
+
 		// The admin saves: everything at once.
 		st, _, h := pageCall(t, e, "POST", "/amocrm/settings/save", amoSettingsForm(sess, ch))
 		if st != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "saved=save") {

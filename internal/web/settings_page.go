@@ -98,10 +98,15 @@ func (s *Server) embeddedOpen(c *gin.Context, es crm.EmbeddedSettings) (*store.I
 }
 
 // embeddedRefuse answers a refusal as a page in lang (Russian when
-// unknown); in, when known, may frame it.
+// unknown). frame is the integration's frame-ancestors when the
+// integration is known; else any https page may frame the refusal,
+// which shows nothing of an account.
 func (s *Server) embeddedRefuse(c *gin.Context, frame *string, lang string, err error) {
 	if lang == "" {
 		lang = "ru"
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		err = fault.New(fault.NotFound, "not_found", "not found")
 	}
 	fe, status, ok := httperr.Of(err)
 	if !ok {
@@ -214,9 +219,6 @@ func (s *Server) embeddedSettingsAction(c *gin.Context, es crm.EmbeddedSettings,
 	st, err := s.loadSettings(ctx, sc, in.ID)
 	if err == nil {
 		err = s.settingsAction(ctx, sc, st, action, c.Request.PostForm)
-	}
-	if errors.Is(err, store.ErrNotFound) {
-		err = fault.New(fault.NotFound, "not_found", "not found")
 	}
 	t := cabinetTexts[ss.Lang]
 	if pr := problemOf(t, err); pr != nil && st != nil {
