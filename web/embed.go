@@ -6,3 +6,9 @@ import "embed"
 
 //go:embed templates/*.html
 var Templates embed.FS
+
+// Static are the pages' scripts, served from the gateway itself (the
+// pages' CSP allows no inline script).
+//
+//go:embed static/*.js
+var Static embed.FS

@@ -125,12 +125,12 @@ func TestCabinetAdminInBrowser(t *testing.T) {
 	do(chromedp.Navigate(e.URL + "/integrations"))
 	waitPage(t, ctx, `!!document.querySelector('.settings-link')`)
 	do(screenshot(t, "cabinet-integrations-ru.png"), chromedp.Click(".settings-link"))
-	waitPage(t, ctx, `!!document.querySelector('#access-form')`)
+	waitPage(t, ctx, `!!document.querySelector('#settings-all')`)
 	sel := `select[name="lvl:7:` + wa + `"]`
-	do(chromedp.SetValue(sel, "read"), chromedp.Click("#access-save"))
+	do(chromedp.SetValue(sel, "read"), chromedp.Click("#save"))
 	waitPage(t, ctx, `!!document.querySelector('#notice')`)
 	do(chromedp.Navigate(e.URL + "/integrations/" + integ))
-	waitPage(t, ctx, `!!document.querySelector('#access-form')`)
+	waitPage(t, ctx, `!!document.querySelector('#settings-all')`)
 	if got := evalIn[string](t, ctx, `document.querySelector(`+strconv.Quote(sel)+`).value`); got != "read" {
 		t.Errorf("after reload Ольга's WhatsApp access is %q", got)
 	}
@@ -157,7 +157,7 @@ func TestCabinetAdminInBrowser(t *testing.T) {
 
 	// A phone: the matrix scrolls inside its box, the page does not.
 	do(phone(true), chromedp.Reload())
-	waitPage(t, ctx, `!!document.querySelector('#access-form')`)
+	waitPage(t, ctx, `!!document.querySelector('#settings-all')`)
 	notWide("the settings page on a phone")
 	if !evalIn[bool](t, ctx, `(() => { const b = document.querySelector('.matrix-box'); return b.scrollWidth > b.clientWidth })()`) {
 		t.Log("the matrix fits a phone's width (nothing to scroll)")

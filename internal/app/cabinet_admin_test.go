@@ -267,12 +267,23 @@ func TestCabinetIntegrationSettingsPage(t *testing.T) {
 			t.Fatalf("settings page: %d\n%.600s", st, page)
 		}
 		csrf := csrfOf(t, page)
+		// The page's one form, as the browser would send it untouched.
+		form := func() url.Values {
+			t.Helper()
+			_, page := v.get(base)
+			return pageForm(t, page, "settings-all")
+		}
+		if f := form(); f.Get("csrf") != csrf || len(f["ch"]) != 2 {
+			t.Fatalf("the page's form: %v", f)
+		}
 
 		// Access: user 27 sends in WhatsApp, reads Instagram; user 1 sends in
 		// both with Instagram as the default.
-		access := url.Values{"csrf": {csrf}, "lvl:27:" + f.wa: {"send"}, "lvl:27:" + f.ig: {"read"},
-			"lvl:1:" + f.wa: {"send"}, "lvl:1:" + f.ig: {"send"}, "def:1": {f.ig}}
-		if page = v.saved(base+"/access", access); !strings.Contains(page, "Access saved") {
+		access := form()
+		for k, val := range map[string]string{"lvl:27:" + f.wa: "send", "lvl:27:" + f.ig: "read", "lvl:1:" + f.wa: "send", "lvl:1:" + f.ig: "send", "def:1": f.ig} {
+			access.Set(k, val)
+		}
+		if page = v.saved(base+"/save", access); !strings.Contains(page, "Settings saved") {
 			t.Fatalf("access:\n%.600s", page)
 		}
 		want := "[1/a=send 1/b=send* 27/a=send* 27/b=read]"
@@ -280,57 +291,78 @@ func TestCabinetIntegrationSettingsPage(t *testing.T) {
 			t.Fatalf("matrix after the page: %s, want %s", got, want)
 		}
 		// A level the matrix does not have: refused, named, nothing changed.
-		bad := url.Values{"csrf": {csrf}, "lvl:27:" + f.wa: {"admin"}}
-		st, page = v.post(base+"/access", bad)
+		bad := form()
+		bad.Set("lvl:27:"+f.wa, "admin")
+		st, page = v.post(base+"/save", bad)
 		if st != 422 {
 			t.Errorf("bad level: %d", st)
 		}
-		refusedWith(t, page, "access_level_invalid", "access[0].channels[\""+f.wa+"\"]", "the level is none, read, or read and send")
+		refusedWith(t, page, "access_level_invalid", "access[1].channels[\""+f.wa+"\"]", "the level is none, read, or read and send")
 		if got := strings.Join(accessCells(t, e, f), " "); "["+got+"]" != want {
 			t.Fatalf("a refused matrix changed it: %s", got)
 		}
 		// Without the CSRF token: refused, nothing changed.
-		access.Del("csrf")
-		access.Set("lvl:1:"+f.wa, "read")
-		if st, _ := v.post(base+"/access", access); st != http.StatusForbidden {
+		noCSRF := form()
+		noCSRF.Del("csrf")
+		noCSRF.Set("lvl:1:"+f.wa, "read")
+		if st, _ := v.post(base+"/save", noCSRF); st != http.StatusForbidden {
 			t.Errorf("no csrf: %d", st)
 		}
 		if got := strings.Join(accessCells(t, e, f), " "); "["+got+"]" != want {
 			t.Fatalf("a CSRF-less post changed it: %s", got)
 		}
 
-		// Visibility and the alert: a refusal names notify_after_seconds.
-		st, page = v.post(base+"/settings", url.Values{"csrf": {csrf}, "visibility": {"own"}, "chat_admin_user_id": {"1"}, "notify_after_seconds": {"10"}})
+		// Visibility and the alert: a refusal names notify_after_seconds and
+		// shows every typed value back.
+		general := form()
+		general.Set("visibility", "own")
+		general.Set("chat_admin_user_id", "1")
+		general.Set("notify_after_seconds", "10")
+		general.Set("name:"+f.wa, "typed name")
+		st, page = v.post(base+"/save", general)
 		if st != 422 {
 			t.Errorf("notify 10: %d", st)
 		}
 		refusedWith(t, page, "notify_after_seconds_out_of_range", "notify_after_seconds", "from 30 to 86400")
-		if !strings.Contains(page, `name="notify_after_seconds" inputmode="numeric" value="10" class="bad"`) {
-			t.Error("the refused value is not shown back, marked")
+		if !strings.Contains(page, `name="notify_after_seconds" inputmode="numeric" value="10" class="bad"`) || !strings.Contains(page, `value="typed name"`) {
+			t.Error("the refused values are not shown back, marked")
 		}
 		_, body := e.Do("GET", f.settingsPath, nil)
 		if body["visibility"] != "all" || body["chat_admin_user_id"] != "" {
 			t.Fatalf("a refused form changed settings: %v", body)
 		}
-		v.saved(base+"/settings", url.Values{"csrf": {csrf}, "visibility": {"own"}, "chat_admin_user_id": {"1"}, "notify_after_seconds": {"600"}})
+		general.Set("notify_after_seconds", "600")
+		general.Set("name:"+f.wa, "")
+		v.saved(base+"/save", general)
 		_, body = e.Do("GET", f.settingsPath, nil)
 		if body["visibility"] != "own" || body["chat_admin_user_id"] != "1" || body["notify_after_seconds"] != float64(600) {
 			t.Fatalf("settings after the page: %v", body)
 		}
 
-		// Bulk: remove everyone from Instagram.
-		v.saved(base+"/bulk", url.Values{"csrf": {csrf}, "op": {"remove_all"}, "channel_id": {f.ig}})
+		// "None" for Instagram (the page's button sets the column to none).
+		none := form()
+		for _, u := range []string{"1", "27"} {
+			none.Set("lvl:"+u+":"+f.ig, "none")
+		}
+		v.saved(base+"/save", none)
 		if got := strings.Join(accessCells(t, e, f), " "); got != "1/a=send* 27/a=send*" {
-			t.Fatalf("after remove all on Instagram: %s", got)
+			t.Fatalf("after none on Instagram: %s", got)
 		}
 
 		// The binding's owner policy: round robin needs someone.
-		pol := base + "/channels/" + f.wa + "/policy"
-		st, page = v.post(pol, url.Values{"csrf": {csrf}, "name": {"WA"}, "strategy": {"round_robin"}, "on_repeat": {"new"}, "mirror": {"hourly"}})
+		pol := form()
+		pol.Set("name:"+f.wa, "WA")
+		pol.Set("strategy:"+f.wa, "round_robin")
+		pol.Set("on_repeat:"+f.wa, "new")
+		pol.Set("mirror:"+f.wa, "hourly")
+		st, page = v.post(base+"/save", pol)
 		if st != 422 {
 			t.Errorf("empty round robin: %d", st)
 		}
 		refusedWith(t, page, "owner_users_empty", "owner.users", "tick at least one employee")
+		if !strings.Contains(page, `data-channel="`+f.wa+`"`) {
+			t.Error("the refusal does not name the channel")
+		}
 		binding := func() map[string]any {
 			_, in := e.Do("GET", f.integrationURL, nil)
 			for _, b := range in["bindings"].([]any) {
@@ -343,8 +375,10 @@ func TestCabinetIntegrationSettingsPage(t *testing.T) {
 		if b := binding(); b["owner"] != nil || b["mirror"] != "each" || b["name"] != nil {
 			t.Fatalf("a refused policy changed the binding: %v", b)
 		}
-		v.saved(pol, url.Values{"csrf": {csrf}, "name": {"WA"}, "strategy": {"round_robin"}, "owner:1": {"on"}, "weight:1": {"3"},
-			"owner:27": {"on"}, "weight:27": {"1"}, "on_repeat": {"new"}, "mirror": {"hourly"}})
+		pol.Set("owner:"+f.wa+":1", "on")
+		pol.Set("weight:"+f.wa+":1", "3")
+		pol.Set("owner:"+f.wa+":27", "on")
+		v.saved(base+"/save", pol)
 		b := binding()
 		owner, _ := b["owner"].(map[string]any)
 		if b["name"] != "WA" || b["mirror"] != "hourly" || b["on_repeat"] != "new" || owner["strategy"] != "round_robin" || len(owner["users"].([]any)) != 2 || b["entity"] != "lead" {
@@ -354,21 +388,31 @@ func TestCabinetIntegrationSettingsPage(t *testing.T) {
 		// Phone numbers: the workspace's trunk 8 setting.
 		_, w := e.Do("GET", "/api/v1/workspaces/"+f.ws, nil)
 		was := w["phone_trunk8"].(bool)
-		on := url.Values{"csrf": {csrf}}
-		if !was {
-			on.Set("phone_trunk8", "on")
+		phone := form()
+		if was {
+			phone.Del("phone_trunk8")
+		} else {
+			phone.Set("phone_trunk8", "on")
 		}
-		v.saved(base+"/phone", on)
+		v.saved(base+"/save", phone)
 		if _, w = e.Do("GET", "/api/v1/workspaces/"+f.ws, nil); w["phone_trunk8"].(bool) == was {
 			t.Errorf("trunk8 still %v", was)
 		}
-		if page = v.saved(base+"/refresh", url.Values{"csrf": {csrf}}); !strings.Contains(page, "Data refreshed") {
+		if page = v.saved(base+"/refresh", form()); !strings.Contains(page, "Data refreshed") {
 			t.Errorf("refresh:\n%.400s", page)
 		}
-		// Unbind Instagram.
-		v.saved(base+"/channels/"+f.ig+"/unbind", url.Values{"csrf": {csrf}})
+		// Unbind Instagram: untick it.
+		unbind := form()
+		unbind.Del("bind:" + f.ig)
+		v.saved(base+"/save", unbind)
 		if _, in := e.Do("GET", f.integrationURL, nil); len(in["bindings"].([]any)) != 1 {
 			t.Errorf("bindings after unbind: %v", in["bindings"])
+		}
+		// This CRM does not list its stages here: the unbound channel
+		// cannot be ticked back on this page.
+		rebind := form()
+		if len(rebind["ch"]) != 1 {
+			t.Errorf("the page offers an unbound channel of a CRM without stage lists: %v", rebind["ch"])
 		}
 
 		// A manager is refused; another workspace's owner finds nothing.
@@ -378,8 +422,8 @@ func TestCabinetIntegrationSettingsPage(t *testing.T) {
 		if st, _ := m.get(base); st != http.StatusForbidden {
 			t.Errorf("manager settings page: %d", st)
 		}
-		if st, _ := m.post(base+"/bulk", url.Values{"csrf": {csrfOf(t, home)}, "op": {"remove_all"}}); st != http.StatusForbidden {
-			t.Errorf("manager bulk: %d", st)
+		if st, _ := m.post(base+"/save", url.Values{"csrf": {csrfOf(t, home)}, "notify_after_seconds": {"900"}}); st != http.StatusForbidden {
+			t.Errorf("manager save: %d", st)
 		}
 		_, ow := e.Do("POST", "/api/v1/workspaces", map[string]any{"name": "Другая"})
 		addUser(t, e, ow["id"].(string), "stranger@example.com", "owner", ownerPW)
@@ -389,11 +433,11 @@ func TestCabinetIntegrationSettingsPage(t *testing.T) {
 		if st, _ := s.get(base); st != http.StatusNotFound {
 			t.Errorf("another workspace's integration page: %d", st)
 		}
-		if st, _ := s.post(base+"/bulk", url.Values{"csrf": {csrfOf(t, home)}, "op": {"remove_all"}}); st != http.StatusNotFound {
-			t.Errorf("another workspace's bulk: %d", st)
+		if st, _ := s.post(base+"/save", url.Values{"csrf": {csrfOf(t, home)}, "notify_after_seconds": {"900"}, "ch": {f.wa}}); st != http.StatusNotFound {
+			t.Errorf("another workspace's save: %d", st)
 		}
-		if st, _ := s.post(base+"/channels/"+f.wa+"/unbind", url.Values{"csrf": {csrfOf(t, home)}}); st != http.StatusNotFound {
-			t.Errorf("another workspace's unbind: %d", st)
+		if st, _ := s.post(base+"/delete", url.Values{"csrf": {csrfOf(t, home)}}); st != http.StatusNotFound {
+			t.Errorf("another workspace's delete: %d", st)
 		}
 		if got := strings.Join(accessCells(t, e, f), " "); got != "1/a=send* 27/a=send*" {
 			t.Fatalf("refused requests changed the matrix: %s", got)
@@ -433,6 +477,17 @@ func TestCabinetIntegrationSettingsPage(t *testing.T) {
 		}
 		if r, _ := newVisitor(t, e).do("GET", html.UnescapeString(link[1]), nil); r.StatusCode != http.StatusUnauthorized {
 			t.Errorf("re-authorise with neither token nor session: %d", r.StatusCode)
+		}
+
+		// Delete: uninstalled, its bindings gone, its users kept.
+		if page = v.saved(base+"/delete", form()); !strings.Contains(page, "Integration deleted") {
+			t.Errorf("delete:\n%.400s", page)
+		}
+		if _, in := e.Do("GET", f.integrationURL, nil); in["state"] != "uninstalled" || len(in["bindings"].([]any)) != 0 {
+			t.Errorf("after delete: %v %v", in["state"], in["bindings"])
+		}
+		if _, set := e.Do("GET", f.settingsPath, nil); len(set["users"].([]any)) == 0 || set["visibility"] != "own" {
+			t.Errorf("delete lost the users or settings: %v", set)
 		}
 	})
 }

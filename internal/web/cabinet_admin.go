@@ -23,7 +23,6 @@ func (s *Server) mountCabinetAdmin(g *gin.RouterGroup) {
 	g.GET("/integrations", s.integrationsPage)
 	g.GET("/integrations/:integration_id", s.integrationPage)
 	g.POST("/integrations/:integration_id/:action", s.integrationActionPage)
-	g.POST("/integrations/:integration_id/channels/:channel_id/:action", s.integrationActionPage)
 }
 
 // adminPage is what the channels and integrations pages add to page.

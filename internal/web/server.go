@@ -158,6 +158,7 @@ func New(d Deps) *Server {
 	api.POST("/integrations/:id/mirror/flush", s.flushMirror)
 
 	s.mountCabinet()
+	s.mountEmbeddedSettings()
 
 	for _, in := range d.Integrations.All() {
 		in.Mount(routes{s})

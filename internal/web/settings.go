@@ -185,6 +185,17 @@ func (s *Server) putSettings(c *gin.Context) {
 // integration to the matrix; access_mode "open" (with no access rows)
 // opens it again. The API's PUT and the cabinet's form both come here.
 func (s *Server) changeSettings(ctx context.Context, st *settingsState, req settingsRequest) error {
+	next, access, err := checkSettings(st, req)
+	if err != nil {
+		return err
+	}
+	st.settings = next
+	return s.storeSettings(ctx, st, access)
+}
+
+// checkSettings validates a change of st's settings without writing it:
+// the settings it makes, and the matrix to store (nil: unchanged).
+func checkSettings(st *settingsState, req settingsRequest) (routing.IntegrationSettings, *[]store.ChannelAccess, error) {
 	next := st.settings
 	if req.Visibility != nil {
 		next.Visibility = *req.Visibility
@@ -199,18 +210,18 @@ func (s *Server) changeSettings(ctx context.Context, st *settingsState, req sett
 		next.AccessMode = *req.AccessMode
 	}
 	if err := next.Validate(st.known); err != nil {
-		return policyFault(err)
+		return next, nil, policyFault(err)
 	}
 	var access *[]store.ChannelAccess
 	switch {
 	case req.Access != nil:
 		rows, err := routing.ValidateAccess(*req.Access, st.ac)
 		if err != nil {
-			return policyFault(err)
+			return next, nil, policyFault(err)
 		}
 		if next.AccessMode == routing.AccessModeOpen && req.AccessMode != nil {
 			if len(rows) > 0 {
-				return &fault.Error{Kind: fault.Invalid, Code: routing.CodeAccessModeAccess, Field: "access_mode",
+				return next, nil, &fault.Error{Kind: fault.Invalid, Code: routing.CodeAccessModeAccess, Field: "access_mode",
 					Message: `access_mode: "open" lets everyone send; it takes no access rows (send "access": [] or leave it out)`}
 			}
 		} else {
@@ -221,8 +232,7 @@ func (s *Server) changeSettings(ctx context.Context, st *settingsState, req sett
 		// Opening clears the matrix: rows left behind would still apply.
 		access = &[]store.ChannelAccess{}
 	}
-	st.settings = next
-	return s.storeSettings(ctx, st, access)
+	return next, access, nil
 }
 
 // bulkAccess is POST …/access/bulk: add_all or remove_all, for one

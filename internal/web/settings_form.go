@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/switchboard/switchboard/internal/crm"
 	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
@@ -23,10 +24,22 @@ import (
 type settingsForm struct {
 	T    map[string]string
 	Lang string
-	CSRF string
-	// Base is the path the form's actions post under: Base+"/settings",
-	// Base+"/channels/{id}/policy" and so on.
+	// CSRF (the cabinet) or Sess (a page inside a CRM, whose signed
+	// session is its CSRF proof) goes into every form of the page.
+	CSRF, Sess string
+	// Base is the path the form's buttons post under: Base+"/save",
+	// Base+"/refresh" and Base+"/delete".
 	Base string
+	// ReadOnly shows the settings without a way to change them, for the
+	// reason given (a CRM user who is not its admin).
+	ReadOnly       bool
+	ReadOnlyReason string
+	// CanBind: the CRM lists its pipelines and stages (Pipelines), so a
+	// channel can be bound here and its entry stage chosen.
+	CanBind   bool
+	Pipelines []crm.Pipeline
+	// StagesProblem says the CRM did not list them just now.
+	StagesProblem string
 
 	ID, Type, Domain, State, StateLabel, Reason, ReauthURL string
 
@@ -48,21 +61,37 @@ type formUser struct {
 	Active          bool
 }
 
-// formBinding is one bound channel: items 1, 3, 3.1 and 6. The mode and
-// the CRM's line, pipeline and stage are shown, not edited: choosing them
-// needs the provider's own lists (its bind page and the API do that).
+// formBinding is one channel of the workspace, bound or not: items 1,
+// 2, 3, 3.1 and 6. The pipeline and stage are chosen when the CRM lists
+// them (settingsForm.CanBind), else shown as the provider's bind set
+// them.
 type formBinding struct {
 	ChannelID, ChannelName, Name, Mode string
 	Line, Entity, Category, Stage      string
-	CRMMode                            bool
-	Strategy, OnRepeat, Mirror         string
-	Owners                             []formOwner
+	// Bound: stored as bound; Checked: ticked on the page (Bound, or
+	// what a refused save sent).
+	Bound, Checked, CRMMode bool
+	// StageKnown: Category/Stage is among the listed entry stages (a
+	// stored one that is not stays selectable as it is).
+	StageKnown                 bool
+	Strategy, OnRepeat, Mirror string
+	Owners                     []formOwner
 }
 
 type formOwner struct {
 	UserID, Name string
-	On           bool
+	On, Active   bool
 	Weight       int
+	// Typed is a refused save's weight as it was typed.
+	Typed string
+}
+
+// WeightText is the weight the input shows.
+func (o formOwner) WeightText() string {
+	if o.Typed != "" {
+		return o.Typed
+	}
+	return strconv.Itoa(o.Weight)
 }
 
 // formAccessRow is one user's row of the access matrix.
@@ -92,7 +121,9 @@ func reauthURL(in *store.Integration) string {
 }
 
 // settingsFormOf builds the form from the settings state.
-func (s *Server) settingsFormOf(ctx context.Context, st *settingsState, ws *store.Workspace, t map[string]string, lang, csrf, base string) (*settingsForm, error) {
+// entry, when the provider lists its pipelines, offers the channels of
+// the workspace that are not bound yet and the choice of entry stage.
+func (s *Server) settingsFormOf(ctx context.Context, st *settingsState, ws *store.Workspace, t map[string]string, lang, csrf, base string, entry *crm.Entry) (*settingsForm, error) {
 	in := st.in
 	f := &settingsForm{T: t, Lang: lang, CSRF: csrf, Base: base, ID: in.ID, Type: in.Type, Domain: in.Domain, State: in.State,
 		StateLabel: stateLabel(t, in.State), Reason: in.StateReason, ReauthURL: reauthURL(in),
@@ -112,10 +143,16 @@ func (s *Server) settingsFormOf(ctx context.Context, st *settingsState, ws *stor
 	for _, ch := range chs {
 		names[ch.ID] = ch.Name
 	}
+	if entry != nil {
+		f.CanBind, f.Pipelines = true, entry.Pipelines
+	}
+	bound := map[string]bool{}
 	for i := range st.bindings {
 		b := &st.bindings[i]
+		bound[b.ChannelID] = true
 		fb := formBinding{ChannelID: b.ChannelID, ChannelName: names[b.ChannelID], Name: b.Name, Mode: b.Mode, Line: b.LineID,
-			Entity: b.Entity, Category: b.CategoryID, Stage: b.StageID, CRMMode: b.Mode == "crm"}
+			Entity: b.Entity, Category: b.CategoryID, Stage: b.StageID, Bound: true, Checked: true, CRMMode: b.Mode == "crm"}
+		fb.StageKnown = entryHas(entry, b.CategoryID, b.StageID)
 		pol, err := routing.PolicyOf(b)
 		if err != nil {
 			s.d.Log.Warn("a binding's owner policy does not decode", "binding_id", b.ID, "err", err)
@@ -133,7 +170,22 @@ func (s *Server) settingsFormOf(ctx context.Context, st *settingsState, ws *stor
 			if !on {
 				w = 1
 			}
-			fb.Owners = append(fb.Owners, formOwner{UserID: u.UserID, Name: u.Name, On: on, Weight: w})
+			fb.Owners = append(fb.Owners, formOwner{UserID: u.UserID, Name: u.Name, On: on, Active: u.Active, Weight: w})
+		}
+		f.Channels = append(f.Channels, fb)
+	}
+	// The workspace's other channels, to bind with the defaults shown.
+	for _, ch := range chs {
+		if entry == nil || bound[ch.ID] || ch.State == store.ChannelDisabled {
+			continue
+		}
+		fb := formBinding{ChannelID: ch.ID, ChannelName: ch.Name, Mode: entry.Mode, Entity: entry.Entity, CRMMode: entry.Mode == "crm",
+			OnRepeat: routing.OnRepeatLastClosed, Mirror: routing.MirrorEach, StageKnown: true}
+		if len(entry.Pipelines) > 0 && len(entry.Pipelines[0].Stages) > 0 {
+			fb.Category, fb.Stage = entry.Pipelines[0].ID, entry.Pipelines[0].Stages[0].ID
+		}
+		for _, u := range st.ac.Users {
+			fb.Owners = append(fb.Owners, formOwner{UserID: u.UserID, Name: u.Name, Active: u.Active, Weight: 1})
 		}
 		f.Channels = append(f.Channels, fb)
 	}
@@ -166,94 +218,23 @@ func formInt(form url.Values, field, code string) (int, error) {
 	return n, nil
 }
 
-// settingsAction does what one of the form's buttons asks, through the
-// API's own code paths. channelID is set for a bound channel's actions.
-// A refusal is a *fault.Error and changes nothing.
-func (s *Server) settingsAction(ctx context.Context, sc store.Scope, st *settingsState, action, channelID string, form url.Values) error {
+// settingsAction does what one of the form's three buttons asks: save
+// everything, refresh the CRM's data, delete the integration. A refusal
+// is a *fault.Error and changes nothing.
+func (s *Server) settingsAction(ctx context.Context, sc store.Scope, st *settingsState, action string, form url.Values) error {
 	switch action {
-	case "settings":
-		vis, admin := form.Get("visibility"), form.Get("chat_admin_user_id")
-		n, err := formInt(form, "notify_after_seconds", routing.CodeNotifyAfter)
+	case "save":
+		ws, err := s.d.Store.GetWorkspace(ctx, sc, st.in.WorkspaceID)
 		if err != nil {
 			return err
 		}
-		return s.changeSettings(ctx, st, settingsRequest{Visibility: &vis, ChatAdminUserID: &admin, NotifyAfterSeconds: &n})
-	case "access":
-		rows := make([]routing.UserAccess, 0, len(st.ac.Users))
-		for _, u := range st.ac.Users {
-			ua := routing.UserAccess{UserID: u.UserID, Channels: map[string]string{}}
-			for _, ch := range st.ac.Bound {
-				if lv := form.Get("lvl:" + u.UserID + ":" + ch); lv != "" && lv != store.AccessNone {
-					ua.Channels[ch] = lv
-				}
-			}
-			// The default mark follows the level, as in a bulk change: a
-			// channel that loses send loses the mark.
-			if d := form.Get("def:" + u.UserID); d != "" && routing.CanSend(ua.Channels[d]) {
-				ua.DefaultChannelID = d
-			}
-			if len(ua.Channels) > 0 {
-				rows = append(rows, ua)
-			}
-		}
-		return s.changeSettings(ctx, st, settingsRequest{Access: &rows})
-	case "bulk":
-		return s.applyBulk(ctx, st, routing.BulkAccess{Op: form.Get("op"), ChannelID: form.Get("channel_id"), Level: form.Get("level")})
+		return s.saveSettingsForm(ctx, sc, st, ws, form)
 	case "refresh":
 		return s.refreshUsers(ctx, st)
-	case "phone":
-		on := form.Get("phone_trunk8") == "on"
-		_, err := s.patchWorkspace(ctx, sc, st.in.WorkspaceID, store.WorkspaceUpdate{PhoneTrunk8: &on}, false)
-		return err
-	case "policy":
-		return s.setBindingPolicy(ctx, st, channelID, form)
-	case "unbind":
-		p, ok := s.d.Integrations.Get(st.in.Type)
-		if !ok {
-			return store.ErrNotFound
-		}
-		return p.Unbind(ctx, sc, st.in.ID, channelID)
+	case "delete":
+		return s.deleteIntegration(ctx, st)
 	}
 	return store.ErrNotFound
-}
-
-// setBindingPolicy changes a bound channel's name, owner strategy, repeat
-// rule and mirror mode. It is checked by routing.ValidateBinding, the
-// check every provider's bind makes, and changes only those columns: the
-// line, pipeline and stage stay as the provider's bind set them.
-func (s *Server) setBindingPolicy(ctx context.Context, st *settingsState, channelID string, form url.Values) error {
-	var b *store.ChannelBinding
-	for i := range st.bindings {
-		if st.bindings[i].ChannelID == channelID {
-			b = &st.bindings[i]
-		}
-	}
-	if b == nil {
-		return store.ErrNotFound
-	}
-	crmMode := b.Mode == "crm"
-	pol := routing.BindingPolicy{Name: strings.TrimSpace(form.Get("name"))}
-	if crmMode {
-		pol.OnRepeat, pol.Mirror = form.Get("on_repeat"), form.Get("mirror")
-		if strategy := form.Get("strategy"); strategy != "" {
-			pol.Owner = &routing.OwnerPolicy{Strategy: strategy}
-			for _, u := range st.ac.Users {
-				if form.Get("owner:"+u.UserID) != "on" {
-					continue
-				}
-				w, err := formInt(form, "weight:"+u.UserID, routing.CodeOwnerWeight)
-				if err != nil {
-					return err
-				}
-				pol.Owner.Users = append(pol.Owner.Users, routing.WeightedUser{UserID: u.UserID, Weight: w})
-			}
-		}
-	}
-	if err := routing.ValidateBinding(pol, crmMode, st.in.ID, st.ac.Users); err != nil {
-		return err
-	}
-	pol.Apply(b)
-	return s.d.Store.PutBinding(ctx, b)
 }
 
 // integrationPageRow is an integration as the integrations page lists it.
@@ -323,19 +304,21 @@ func (s *Server) integrationPage(c *gin.Context) {
 	s.renderIntegration(c, http.StatusOK, st, cabinetTexts[lang(c)]["saved_"+c.Query("saved")], nil, nil)
 }
 
-// renderIntegration shows the page; typed, when set, is a refused
-// general-settings form whose values are shown as they were typed.
+// renderIntegration shows the page; typed, when set, is a refused save
+// whose values are shown as they were typed.
 func (s *Server) renderIntegration(c *gin.Context, status int, st *settingsState, notice string, refused *problem, typed url.Values) {
 	cc := cabinetOf(c)
 	p := s.newPage(c, "integrations")
-	f, err := s.settingsFormOf(c.Request.Context(), st, cc.Workspace, p.T, p.Lang, p.CSRF, "/integrations/"+st.in.ID)
+	entry, stagesProblem := s.entryForPage(c.Request.Context(), st.in, p.T)
+	f, err := s.settingsFormOf(c.Request.Context(), st, cc.Workspace, p.T, p.Lang, p.CSRF, "/integrations/"+st.in.ID, entry)
 	if err != nil {
 		s.pageErr(c, err)
 		return
 	}
+	f.StagesProblem = stagesProblem
 	f.Notice, f.Refused = notice, refused
 	if typed != nil {
-		f.Visibility, f.ChatAdmin, f.NotifySecs = typed.Get("visibility"), typed.Get("chat_admin_user_id"), typed.Get("notify_after_seconds")
+		f.showTyped(typed)
 	}
 	p.Settings = f
 	// A refused form is shown at its action's address; the language
@@ -344,18 +327,13 @@ func (s *Server) renderIntegration(c *gin.Context, status int, st *settingsState
 	s.render(c, status, "integration", p)
 }
 
-// integrationActionPage runs one of the settings form's actions and shows
+// integrationActionPage runs one of the settings form's buttons and shows
 // the form again: with the change, or with the refusal and nothing
 // changed.
 func (s *Server) integrationActionPage(c *gin.Context) {
 	ctx := c.Request.Context()
 	cc := cabinetOf(c)
-	action, channelID := c.Param("action"), c.Param("channel_id")
-	perChannel := action == "policy" || action == "unbind"
-	if (channelID != "") != perChannel || channelID != "" && !store.ValidID(channelID) {
-		s.refusePage(c, http.StatusNotFound, "not_found")
-		return
-	}
+	action := c.Param("action")
 	st, ok := s.integrationState(c)
 	if !ok {
 		return
@@ -365,17 +343,17 @@ func (s *Server) integrationActionPage(c *gin.Context) {
 		return
 	}
 	sc := store.Scope{WorkspaceID: cc.Workspace.ID}
-	err := s.settingsAction(ctx, sc, st, action, channelID, c.Request.PostForm)
+	err := s.settingsAction(ctx, sc, st, action, c.Request.PostForm)
 	t := cabinetTexts[lang(c)]
 	if pr := problemOf(t, err); pr != nil {
-		pr.ChannelID = channelID
+		pr.ChannelID = channelOf(err)
 		// Shown as stored: the refused change was not written.
 		fresh, ok := s.integrationState(c)
 		if !ok {
 			return
 		}
 		var typed url.Values
-		if action == "settings" {
+		if action == "save" {
 			typed = c.Request.PostForm
 		}
 		s.renderIntegration(c, httperr.Status(fault.As(err).Kind), fresh, "", pr, typed)

@@ -53,6 +53,26 @@ func invalid(field, code, message string) *fault.Error {
 // stores nothing. The binding keeps the ids it resolved, so the connector
 // never has to guess a default.
 func (s *Service) Bind(ctx context.Context, scope store.Scope, integrationID, channelID string, body json.RawMessage) (*store.ChannelBinding, error) {
+	b, err := s.prepareBind(ctx, scope, integrationID, channelID, body)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.PutBinding(ctx, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// CheckBind answers what Bind would refuse, with Bind's own checks,
+// writing nothing: the settings page checks every channel before it
+// changes any.
+func (s *Service) CheckBind(ctx context.Context, scope store.Scope, integrationID, channelID string, body json.RawMessage) error {
+	_, err := s.prepareBind(ctx, scope, integrationID, channelID, body)
+	return err
+}
+
+// prepareBind checks a bind request and builds the binding it stores.
+func (s *Service) prepareBind(ctx context.Context, scope store.Scope, integrationID, channelID string, body json.RawMessage) (*store.ChannelBinding, error) {
 	if err := s.configured(); err != nil {
 		return nil, err
 	}
@@ -101,9 +121,6 @@ func (s *Service) Bind(ctx context.Context, scope store.Scope, integrationID, ch
 	b := &store.ChannelBinding{WorkspaceID: in.WorkspaceID, IntegrationID: in.ID, ChannelID: ch.ID, Mode: ModeCRM, Entity: EntityLead,
 		CategoryID: strconv.Itoa(pipeline), StageID: strconv.Itoa(status)}
 	req.BindingPolicy.Apply(b)
-	if err := s.store.PutBinding(ctx, b); err != nil {
-		return nil, err
-	}
 	return b, nil
 }
 
