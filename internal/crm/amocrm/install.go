@@ -249,6 +249,9 @@ func (s *Service) accept(ctx context.Context, host string, tok *Token, data *acc
 	if err := s.router.Resume(ctx, in.WorkspaceID); err != nil {
 		return nil, err
 	}
+	if err := s.enqueueAmojoConnect(ctx, in); err != nil {
+		return nil, err
+	}
 	s.log.Info("amocrm account connected", "integration_id", in.ID, "account_id", external, "host", host, "workspace_id", in.WorkspaceID)
 	return in, nil
 }
