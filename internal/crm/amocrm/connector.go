@@ -106,7 +106,6 @@ func (s *Service) Mirror(ctx context.Context, d *routing.Delivery, msgs []store.
 	return done, cmp.Or(err, leadErr)
 }
 
-
 // plannedNote is one note to write and the message it is (part of).
 type plannedNote struct {
 	msgID string
