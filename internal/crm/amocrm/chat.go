@@ -249,12 +249,9 @@ func (s *Service) amojoContent(m *store.MessageView, ct *store.Contact, l string
 	if r.Quote != "" {
 		text = "> " + strings.ReplaceAll(strings.TrimSpace(r.Quote), "\n", "\n> ") + "\n" + text
 	}
-	if t, ok := amojoTypes[channel.MsgType(m.Type)]; ok && m.Media != nil && m.Media.State == store.MediaStored && s.cfg.FileURL != nil {
-		name := m.Media.Filename
-		if name == "" {
-			name = m.Type
-		}
-		return AmojoContent{Type: t, Text: m.Text, Media: s.cfg.FileURL(m.Media.ID), FileName: name, FileSize: max(m.Media.Size, 1)}
+	if t, ok := amojoTypes[channel.MsgType(m.Type)]; ok && m.Media != nil && len(r.Files) > 0 && r.Files[0].URL != "" {
+		f := r.Files[0]
+		return AmojoContent{Type: t, Text: cmp.Or(f.Caption, m.Text), Media: f.URL, FileName: f.Name, FileSize: max(m.Media.Size, 1)}
 	}
 	if strings.TrimSpace(text) == "" {
 		text = body(r)
