@@ -312,3 +312,41 @@ func TestAmojoFiles(t *testing.T) {
 		}
 	})
 }
+
+// TestAmojoDisableAndReinstall: disabling the integration disconnects the
+// channel and the gateway refuses hooks for its scope; a customer message
+// meanwhile goes nowhere; installing again connects the channel again and
+// the chat goes on.
+func TestAmojoDisableAndReinstall(t *testing.T) {
+	apptest.Each(t, amojoOpts, func(t *testing.T, e *apptest.Env) {
+		id, _, ch := amoBound(t, e, map[string]any{"mode": "crm"})
+		scope := amojoConnected(t, e, amoAccount)
+		amoSend(t, e, "79123456789", "Анна", "Здравствуйте")
+		c := amojoChat(t, e, amoAccount, 1)
+		e.WaitIdle()
+
+		if st, body, _ := amoGet(t, e, "/amocrm/disabled", e.Amo.DisableHookQuery(amoAccount)); st != http.StatusOK {
+			t.Fatalf("disable hook: %d %s", st, body)
+		}
+		e.Eventually("channel disconnected", func() bool { _, ok := e.Amo.ScopeID(amoAccount); return !ok })
+		body := []byte(`{"account_id":"` + amosim.ExampleAccount().AmojoID + `","time":1,"message":{"conversation":{"id":"x","client_id":"` +
+			c.ConversationID + `"},"sender":{"id":""},"message":{"id":"after-disable","type":"text","text":"после отключения"}}}`)
+		if st := postHook(t, e, e.URL+"/amocrm/amojo/"+scope, body, amosim.AmojoHookSignature(amojoSecret, body)); st != http.StatusNotFound {
+			t.Fatalf("hook of a disabled account: %d", st)
+		}
+
+		installAmoWidget(t, e)
+		if got := amojoConnected(t, e, amoAccount); got != scope {
+			t.Fatalf("scope after reinstall %q", got)
+		}
+		if st, v := e.Do("PUT", "/api/v1/integrations/"+id+"/channels/"+ch, map[string]any{"mode": "crm"}); st != http.StatusOK {
+			t.Fatalf("bind again: %d %v", st, v)
+		}
+		amoSend(t, e, "79123456789", "Анна", "Снова я")
+		amojoChat(t, e, amoAccount, 2)
+		e.WaitIdle()
+		if out := outbound(e, ch); len(out) != 0 {
+			t.Fatalf("sent %v", out)
+		}
+	})
+}

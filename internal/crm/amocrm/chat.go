@@ -76,17 +76,22 @@ func (s *Service) amojoFor(in *store.Integration) *AmojoClient {
 
 type amojoConnectJob struct {
 	IntegrationID string `json:"integration_id"`
+	// Disconnect undoes the connection (the integration was disabled).
+	Disconnect bool `json:"disconnect,omitempty"`
 }
 
-// enqueueAmojoConnect queues the channel's connection after an install;
-// nothing without a channel.
-func (s *Service) enqueueAmojoConnect(ctx context.Context, in *store.Integration) error {
+// enqueueAmojoConnect queues the channel's connection after an install
+// (or, with disconnect, its removal after the disable hook); nothing
+// without a channel. Both share the account's key, so a reinstall's
+// connection runs after the disable's removal.
+func (s *Service) enqueueAmojoConnect(ctx context.Context, in *store.Integration, disconnect ...bool) error {
 	if !s.ChatEnabled() {
 		return nil
 	}
+	off := len(disconnect) > 0 && disconnect[0]
 	err := s.store.Tx(ctx, func(tx *gorm.DB) error {
 		_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobAmojoConnect, WorkspaceID: in.WorkspaceID, Key: "amojo:" + in.ID,
-			Payload: amojoConnectJob{IntegrationID: in.ID}, MaxAttempts: 30})
+			Payload: amojoConnectJob{IntegrationID: in.ID, Disconnect: off}, MaxAttempts: 30})
 		return err
 	})
 	if err != nil {
@@ -110,11 +115,22 @@ func (s *Service) handleAmojoConnect(ctx context.Context, j *queue.Job) error {
 		return nil
 	}
 	in, err := s.store.GetIntegration(ctx, store.All, p.IntegrationID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && in.State == store.IntegrationUninstalled) {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
+	}
+	if p.Disconnect {
+		// amoCRM disconnects a disabled integration's channel itself;
+		// this makes sure of it. Gone already (404) is done.
+		if err := s.amojoFor(in).Disconnect(ctx, in.ChatAccountID); err != nil && !errors.Is(err, ErrNotFound) {
+			return s.classifyAmojo(err)
+		}
+		return nil
+	}
+	if in.State == store.IntegrationUninstalled {
+		return nil
 	}
 	if in.ChatAccountID == "" {
 		return queue.Permanent(fmt.Errorf("amocrm: account %s has no amojo_id; its chats cannot be connected", in.ExternalID))

@@ -397,6 +397,9 @@ func (s *Service) ServeDisabled(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	if err := s.enqueueAmojoConnect(r.Context(), in, true); err != nil {
+		s.log.Error("amocrm: queue amojo disconnect", "integration_id", in.ID, "err", err)
+	}
 	s.log.Info("amocrm integration disabled", "integration_id", in.ID, "account_id", id)
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	json.NewEncoder(w).Encode(map[string]string{"status": "disabled", "integration_id": in.ID})
