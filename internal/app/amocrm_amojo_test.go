@@ -6,8 +6,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboard/switchboard/internal/app/apptest"
 	"github.com/switchboard/switchboard/internal/sandbox/amosim"
@@ -347,6 +349,35 @@ func TestAmojoDisableAndReinstall(t *testing.T) {
 		e.WaitIdle()
 		if out := outbound(e, ch); len(out) != 0 {
 			t.Fatalf("sent %v", out)
+		}
+	})
+}
+
+// TestAmojoOrderUnderStorm: amojo answering 429 and 5xx to a burst of two
+// customers' messages delays them, loses none and keeps each customer's
+// order.
+func TestAmojoOrderUnderStorm(t *testing.T) {
+	apptest.Each(t, amojoOpts, func(t *testing.T, e *apptest.Env) {
+		amoBound(t, e, map[string]any{"mode": "crm", "mirror": "none"})
+		amojoConnected(t, e, amoAccount)
+		e.Amo.FailAmojo(429, 502, 429)
+		for i := 1; i <= 4; i++ {
+			amoSend(t, e, "79123456789", "Анна", "Анна "+strconv.Itoa(i))
+			amoSend(t, e, "79160001122", "Борис", "Борис "+strconv.Itoa(i))
+		}
+		e.EventuallyWithin(90*time.Second, "every message in amojo", func() bool {
+			n := 0
+			for _, c := range e.Amo.Chats(amoAccount) {
+				n += len(c.Messages)
+			}
+			return n == 8
+		})
+		for _, c := range e.Amo.Chats(amoAccount) {
+			for i, m := range c.Messages {
+				if want := c.Name + " " + strconv.Itoa(i+1); m.Text != want {
+					t.Fatalf("%s's message %d is %q", c.Name, i, m.Text)
+				}
+			}
 		}
 	})
 }

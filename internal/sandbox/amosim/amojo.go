@@ -126,8 +126,22 @@ func (s *Server) amojo(h func(w http.ResponseWriter, r *http.Request, body []byt
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if len(s.amojoFail) > 0 {
+			st := s.amojoFail[0]
+			s.amojoFail = s.amojoFail[1:]
+			amojoError(w, st, http.StatusText(st))
+			return
+		}
 		h(w, r, body)
 	}
+}
+
+// FailAmojo makes the next amojo requests (after their signature check)
+// answer these statuses in turn, doing nothing: a 429 or 5xx storm.
+func (s *Server) FailAmojo(statuses ...int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.amojoFail = append(s.amojoFail, statuses...)
 }
 
 func (s *Server) checkAmojoSignature(r *http.Request, body []byte) string {
