@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/app/apptest"
 	"github.com/switchboard/switchboard/internal/sandbox/amosim"
+	"github.com/switchboard/switchboard/internal/sandbox/metasim"
 )
 
 // The Chats API channel of the tests.
@@ -379,5 +380,45 @@ func TestAmojoOrderUnderStorm(t *testing.T) {
 				}
 			}
 		}
+	})
+}
+
+// TestAmojoInstagramProfile: an Instagram customer's chat shows the name,
+// avatar and profile link the messenger gave (they come with the messages
+// after the profile is read), and a manager's answer goes back to the
+// Instagram-scoped id.
+func TestAmojoInstagramProfile(t *testing.T) {
+	apptest.Each(t, amojoOpts, func(t *testing.T, e *apptest.Env) {
+		addAmoAccount(t, e)
+		id, _ := installAmoWidget(t, e)
+		ch := e.CreateInstagram()
+		if st, v := e.Do("PUT", "/api/v1/integrations/"+id+"/channels/"+ch, map[string]any{"mode": "crm", "mirror": "none"}); st != http.StatusOK {
+			t.Fatalf("bind: %d %v", st, v)
+		}
+		amojoConnected(t, e, amoAccount)
+		e.Sim.SetInstagramProfile("1790001", metasim.InstagramProfile{Name: "Мария Лис", Username: "maria.fox", ProfilePic: "https://cdn.example.com/maria.jpg"})
+		ctx := context.Background()
+		for i, text := range []string{"Привет", "Есть в наличии?"} {
+			if _, err := e.Sim.SendInstagramText(ctx, apptest.IGUserID, "1790001", text); err != nil {
+				t.Fatal(err)
+			}
+			amojoChat(t, e, amoAccount, i+1)
+			e.WaitIdle()
+		}
+		c := amojoChat(t, e, amoAccount, 2)
+		if c.Name != "Мария Лис" || c.Avatar != "https://cdn.example.com/maria.jpg" || c.ProfileLink != "https://www.instagram.com/maria.fox" || c.Phone != "" {
+			t.Fatalf("chat %+v", c)
+		}
+		if _, d, err := e.Amo.ManagerReply(ctx, amoAccount, c.ConversationID, 9000001, "Да, есть"); err != nil || d.Status != http.StatusOK {
+			t.Fatalf("hook: %v %+v", err, d)
+		}
+		e.Eventually("answer sent to the Instagram id", func() bool {
+			for _, r := range e.Sim.Requests() {
+				if r.Method == http.MethodPost && bytes.Contains(r.Body, []byte("1790001")) && bytes.Contains(r.Body, []byte("Да, есть")) {
+					return true
+				}
+			}
+			return false
+		})
 	})
 }
