@@ -422,3 +422,28 @@ func TestAmojoInstagramProfile(t *testing.T) {
 		})
 	})
 }
+
+// TestAmojoConnectRefused: amojo refusing the connection (a private
+// channel not opened to the account) leaves customers' messages to the
+// notes instead of waiting for a chat; the next install connects.
+func TestAmojoConnectRefused(t *testing.T) {
+	apptest.Each(t, amojoOpts, func(t *testing.T, e *apptest.Env) {
+		e.Amo.FailAmojo(http.StatusNotFound)
+		amoBound(t, e, map[string]any{"mode": "crm"})
+		amoSend(t, e, "79123456789", "Анна", "Здравствуйте")
+		e.Eventually("the note", func() bool { return len(e.Amo.Notes(amoAccount)) == 1 })
+		e.WaitIdle()
+		if _, ok := e.Amo.ScopeID(amoAccount); ok || len(e.Amo.Chats(amoAccount)) != 0 {
+			t.Fatal("connected after a refusal")
+		}
+		if js := jobsOf(t, e, "crm.chat"); len(js) != 0 {
+			t.Fatalf("chat jobs wait for a refused connection: %+v", js)
+		}
+		installAmoWidget(t, e)
+		amojoConnected(t, e, amoAccount)
+		amoSend(t, e, "79123456789", "Анна", "Снова я")
+		if c := amojoChat(t, e, amoAccount, 1); c.Messages[0].Text != "Снова я" {
+			t.Fatalf("chat %+v", c)
+		}
+	})
+}

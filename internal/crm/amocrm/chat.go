@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -47,6 +48,9 @@ const (
 	// amojoOutPrefix marks routing.LinkOutbound remotes that are amojo
 	// message ids (the delivery status goes there).
 	amojoOutPrefix = "amojo:"
+	// amojoRefused is linkAmojoScope's value when amojo refused to
+	// connect the account.
+	amojoRefused = "-"
 )
 
 // connectRetry is how long a customer message waits for the channel's
@@ -138,6 +142,16 @@ func (s *Service) handleAmojoConnect(ctx context.Context, j *queue.Job) error {
 	conn, err := s.amojoFor(in).Connect(ctx, in.ChatAccountID, "Switchboard")
 	if err != nil {
 		s.log.Warn("amocrm: amojo connect failed", "integration_id", in.ID, "err", err)
+		if amojoRefusal(err) {
+			// amojo refuses this account (a private channel not opened to
+			// it, a wrong secret): customer messages stop waiting for a
+			// connection until the next install tries again.
+			if lerr := s.store.Tx(ctx, func(tx *gorm.DB) error {
+				return store.ReplaceLink(tx, in.ID, linkAmojoScope, "scope", amojoRefused)
+			}); lerr != nil {
+				return lerr
+			}
+		}
 		return s.classifyAmojo(err)
 	}
 	if want := s.cfg.ChannelID + "_" + in.ChatAccountID; conn.ScopeID != want {
@@ -157,14 +171,20 @@ func (s *Service) handleAmojoConnect(ctx context.Context, j *queue.Job) error {
 // (400 invalid data, 403 bad signature, 404 unknown channel or message)
 // will be refused again and is not retried.
 func (s *Service) classifyAmojo(err error) error {
-	var e *Error
-	if errors.As(err, &e) && e.Status != 429 && e.Status < 500 {
+	if amojoRefusal(err) {
 		return queue.Permanent(err)
 	}
 	if errors.Is(err, ErrRateLimited) {
 		return queue.RetryAfter(RateLimitBackoff, err)
 	}
 	return err
+}
+
+// amojoRefusal says whether amojo answered a refusal that repeating
+// cannot change: any 4xx but 429.
+func amojoRefusal(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status != http.StatusTooManyRequests && e.Status < 500
 }
 
 // scopeOf is the account's scope id; "" while the channel is not
@@ -193,8 +213,11 @@ func (s *Service) Chat(ctx context.Context, d *routing.Delivery, m *store.Messag
 	if err != nil {
 		return err
 	}
-	if scope == "" {
+	switch scope {
+	case "":
 		return queue.RetryAfter(connectRetry, errNotConnected)
+	case amojoRefused:
+		return nil // amojo refused the connection: the notes still go
 	}
 	if m.Media != nil && m.Media.State == store.MediaPending && time.Since(m.CreatedAt) < mediaWait {
 		// Its link would not open yet; amoCRM downloads it once.
@@ -314,7 +337,7 @@ func (s *Service) Status(ctx context.Context, d *routing.Delivery, m *store.Mess
 // is logged and dropped.
 func (s *Service) reportDelivery(ctx context.Context, in *store.Integration, amoID string, st AmojoDeliveryStatus) error {
 	scope, err := s.scopeOf(ctx, in)
-	if err != nil || scope == "" {
+	if err != nil || scope == "" || scope == amojoRefused {
 		return err
 	}
 	err = s.amojoFor(in).DeliveryStatus(ctx, scope, amoID, st)
