@@ -63,7 +63,7 @@ func (s *Service) ServeAmojoHook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h, err := ParseAmojoHook(s.cfg.ChannelSecret, raw, r.Header.Get("X-Signature"))
-	if errors.Is(err, ErrBadSignature) || (err != nil && r.Header.Get("X-Signature") == "") {
+	if errors.Is(err, ErrBadSignature) {
 		s.log.Warn("amocrm: amojo hook refused", "err", err)
 		s.fail(w, r, fault.New(fault.Unauthorized, "signature_invalid", "the hook's X-Signature does not verify"))
 		return
