@@ -94,6 +94,7 @@ func (r *Router) Handle(q interface {
 	q.Handle(JobNotify, r.handleNotify)
 	q.Handle(JobEscalate, r.handleEscalate)
 	q.Handle(JobEnsureRecord, r.handleEnsureRecord)
+	q.Handle(JobChat, r.handleChat)
 }
 
 type mirrorJob struct {
@@ -147,6 +148,9 @@ func (r *Router) MessageStored(tx *gorm.DB, ch *store.Channel, m *store.Message)
 		}
 		if !b.Live() {
 			continue // parked until the portal is authorised again
+		}
+		if err := r.chatStored(tx, &b, m); err != nil {
+			return err
 		}
 		if err := r.mirrorStored(tx, &b.ChannelBinding, m); err != nil {
 			return err
@@ -357,7 +361,7 @@ func (r *Router) handleStatus(ctx context.Context, j *queue.Job) error {
 // the customer's next message.
 func (r *Router) Resume(ctx context.Context, workspaceID string) error {
 	// Escalation timers re-armed before their deadline snooze again.
-	if err := queue.Rearm(ctx, r.store.DB, workspaceID, JobMirror, JobStatus, JobMirrorWindow, JobMirrorSend, JobNotify, JobEscalate, JobEnsureRecord); err != nil {
+	if err := queue.Rearm(ctx, r.store.DB, workspaceID, JobMirror, JobStatus, JobMirrorWindow, JobMirrorSend, JobNotify, JobEscalate, JobEnsureRecord, JobChat); err != nil {
 		return err
 	}
 	return r.mirrorParked(ctx, workspaceID)

@@ -197,6 +197,19 @@ func (s *Store) IntegrationByExternal(ctx context.Context, typ, externalID strin
 	return &in, nil
 }
 
+// IntegrationByChatAccount finds the integration of typ whose account has
+// this id in its CRM's chat service (amoCRM's amojo_id), or ErrNotFound.
+func (s *Store) IntegrationByChatAccount(ctx context.Context, typ, chatAccountID string) (*Integration, error) {
+	var in Integration
+	if chatAccountID == "" {
+		return nil, ErrNotFound
+	}
+	if err := s.g(ctx).Where("type = ? AND chat_account_id = ?", typ, chatAccountID).Order("id").First(&in).Error; err != nil {
+		return nil, notFound(err)
+	}
+	return &in, nil
+}
+
 func (s *Store) ListIntegrations(ctx context.Context, scope Scope) ([]Integration, error) {
 	var out []Integration
 	if err := scope.apply(s.g(ctx)).Order("id").Find(&out).Error; err != nil {
@@ -374,6 +387,8 @@ func BindingsForChannel(tx *gorm.DB, channelID string) ([]ChannelBinding, error)
 type StatedBinding struct {
 	ChannelBinding
 	IntegrationState string
+	// IntegrationType picks the integration's connector.
+	IntegrationType string
 }
 
 // Live says whether the integration takes the channel's messages now (one
@@ -392,7 +407,7 @@ func (b *StatedBinding) Live() bool {
 // re-authorisation.
 func AllBindingsForChannel(tx *gorm.DB, channelID string) ([]StatedBinding, error) {
 	var out []StatedBinding
-	err := tx.Table("channel_bindings").Select("channel_bindings.*, integrations.state AS integration_state").
+	err := tx.Table("channel_bindings").Select("channel_bindings.*, integrations.state AS integration_state, integrations.type AS integration_type").
 		Joins("JOIN integrations ON integrations.id = channel_bindings.integration_id").
 		Where("channel_bindings.channel_id = ?", channelID).
 		Order("channel_bindings.id").Scan(&out).Error

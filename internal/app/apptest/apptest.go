@@ -124,6 +124,9 @@ func Start(t testing.TB, o Options) *Env {
 		if o.Amo != nil {
 			o.Amo(&ao)
 		}
+		if ao.ChannelID != "" && ao.HookURL == "" {
+			ao.HookURL = gwURL + "/amocrm/amojo/:scope_id"
+		}
 		amo = amosim.New(ao)
 		amoSrv = httptest.NewServer(amo)
 		amo.SetReferer(strings.TrimPrefix(amoSrv.URL, "http://"))
@@ -145,6 +148,10 @@ func Start(t testing.TB, o Options) *Env {
 	if amoSrv != nil {
 		env = append(env, "SWITCHBOARD_AMOCRM_CLIENT_ID="+AmoClientID, "SWITCHBOARD_AMOCRM_CLIENT_SECRET="+AmoSecret,
 			"SWITCHBOARD_AMOCRM_BASE_URL="+amoSrv.URL)
+		if ch := amo.Options(); ch.ChannelID != "" {
+			env = append(env, "SWITCHBOARD_AMOCRM_CHANNEL_ID="+ch.ChannelID, "SWITCHBOARD_AMOCRM_CHANNEL_SECRET="+ch.ChannelSecret,
+				"SWITCHBOARD_AMOCRM_CHANNEL_CODE="+ch.ChannelCode)
+		}
 	}
 	cfg, err := config.Load("", env)
 	if err != nil {
@@ -206,8 +213,8 @@ func Start(t testing.TB, o Options) *Env {
 			amoSrv.Close()
 		}
 		out := logs.String()
-		for _, secret := range []string{WAToken, IGToken, AdminToken, AppSecret, "EAAG-new", cfg.SecretKey, B24Secret, B24AppToken, AmoSecret} {
-			if strings.Contains(out, secret) {
+		for _, secret := range []string{WAToken, IGToken, AdminToken, AppSecret, "EAAG-new", cfg.SecretKey, B24Secret, B24AppToken, AmoSecret, cfg.AmoCRMChannelSecret} {
+			if secret != "" && strings.Contains(out, secret) {
 				t.Errorf("a secret (%.6s…) appeared in the gateway's logs", secret)
 			}
 		}

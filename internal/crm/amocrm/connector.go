@@ -106,13 +106,6 @@ func (s *Service) Mirror(ctx context.Context, d *routing.Delivery, msgs []store.
 	return done, cmp.Or(err, leadErr)
 }
 
-// Status has nothing to tell amoCRM yet: every message an amoCRM user can
-// send goes out through the widget's chat window or amojo, which are not
-// built; until then no outbound message is linked to this integration and
-// routing never calls this. The amojo session reports delivered, read and
-// failed here with the delivery-status method.
-func (s *Service) Status(context.Context, *routing.Delivery, *store.MessageView) error { return nil }
-
 // plannedNote is one note to write and the message it is (part of).
 type plannedNote struct {
 	msgID string

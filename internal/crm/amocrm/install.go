@@ -249,6 +249,9 @@ func (s *Service) accept(ctx context.Context, host string, tok *Token, data *acc
 	if err := s.router.Resume(ctx, in.WorkspaceID); err != nil {
 		return nil, err
 	}
+	if err := s.enqueueAmojoConnect(ctx, in); err != nil {
+		return nil, err
+	}
 	s.log.Info("amocrm account connected", "integration_id", in.ID, "account_id", external, "host", host, "workspace_id", in.WorkspaceID)
 	return in, nil
 }
@@ -393,6 +396,9 @@ func (s *Service) ServeDisabled(w http.ResponseWriter, r *http.Request) {
 	if err := s.store.UninstallIntegration(r.Context(), in.ID, false, "the integration was disabled in amoCRM"); err != nil {
 		s.fail(w, r, err)
 		return
+	}
+	if err := s.enqueueAmojoConnect(r.Context(), in, true); err != nil {
+		s.log.Error("amocrm: queue amojo disconnect", "integration_id", in.ID, "err", err)
 	}
 	s.log.Info("amocrm integration disabled", "integration_id", in.ID, "account_id", id)
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")

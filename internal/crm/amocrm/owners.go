@@ -33,8 +33,7 @@ func enqueueAssign(tx *gorm.DB, b *store.ChannelBinding, contactID string) error
 }
 
 // ClaimByAnswer is for the paths where an amoCRM user answers a customer
-// (the widget's chat window, amojo's outgoing hook; neither is built
-// yet): under a first_responder policy the first group member to answer
+// (SendAsManager: amojo's outgoing hook, the widget's chat window): under a first_responder policy the first group member to answer
 // becomes the dialog's owner and, through JobAssign, the lead's
 // responsible user. Any other policy, a non-member or a later answerer
 // changes nothing. The answer has gone out whatever this returns; calling

@@ -89,6 +89,9 @@ type Service struct {
 	// leadLocks (by integration id) keep two jobs of one account from
 	// creating the same customer's lead side by side (connector.go).
 	leadLocks sync.Map
+	// amojoUsers maps integration id + "|" + a user's amojo id to the
+	// account's user id (hook.go).
+	amojoUsers sync.Map
 }
 
 // New builds the integration. hc must be the guarded client (netguard)
@@ -160,6 +163,7 @@ func (s *Service) Mount(r crm.Routes) {
 	r.Public(http.MethodPost, "/amocrm/widget/ticket", s.ServeWidgetTicket)
 	r.Public(http.MethodGet, "/amocrm/card", s.ServeCard)
 	r.Public(http.MethodPost, "/amocrm/card/send", s.ServeCardSend)
+	r.Public(http.MethodPost, "/amocrm/amojo/:scope_id", s.ServeAmojoHook)
 	r.Workspace(http.MethodGet, "/amocrm/oauth/start", s.serveOAuthStart)
 	r.Workspace(http.MethodPost, "/api/v1/integrations/amocrm", s.serveLongLived)
 }
@@ -168,6 +172,8 @@ func (s *Service) Mount(r crm.Routes) {
 func (s *Service) Handle(q crm.JobHandlers) {
 	q.Handle(JobInstall, s.handleInstall)
 	q.Handle(JobAssign, s.handleAssign)
+	q.Handle(JobAmojoConnect, s.handleAmojoConnect)
+	q.Handle(JobAmojoHook, s.handleAmojoHook)
 }
 
 // texts are what Switchboard shows people, by the account's language.

@@ -126,8 +126,22 @@ func (s *Server) amojo(h func(w http.ResponseWriter, r *http.Request, body []byt
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if len(s.amojoFail) > 0 {
+			st := s.amojoFail[0]
+			s.amojoFail = s.amojoFail[1:]
+			amojoError(w, st, http.StatusText(st))
+			return
+		}
 		h(w, r, body)
 	}
+}
+
+// FailAmojo makes the next amojo requests (after their signature check)
+// answer these statuses in turn, doing nothing: a 429 or 5xx storm.
+func (s *Server) FailAmojo(statuses ...int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.amojoFail = append(s.amojoFail, statuses...)
 }
 
 func (s *Server) checkAmojoSignature(r *http.Request, body []byte) string {
@@ -465,6 +479,22 @@ func (s *Server) Hooks() []HookDelivery {
 // outgoing hook is posted once, signed, without retries, to HookURL. It
 // returns amojo's message id and the delivery.
 func (s *Server) ManagerReply(ctx context.Context, accountID int, conversationID string, userID int, text string) (string, HookDelivery, error) {
+	return s.ManagerSend(ctx, accountID, conversationID, userID, OutgoingMessage{Type: "text", Text: text})
+}
+
+// OutgoingMessage is what a manager writes in amoCRM's chat: text, or a
+// file (picture, video, voice, audio, file) at Media, which the
+// integration downloads.
+type OutgoingMessage struct {
+	Type     string
+	Text     string
+	Media    string
+	FileName string
+	FileSize int
+}
+
+// ManagerSend is ManagerReply with any message type.
+func (s *Server) ManagerSend(ctx context.Context, accountID int, conversationID string, userID int, msg OutgoingMessage) (string, HookDelivery, error) {
 	now := s.clock()
 	s.mu.Lock()
 	a := s.accounts[accountID]
@@ -478,8 +508,12 @@ func (s *Server) ManagerReply(ctx context.Context, accountID int, conversationID
 		s.mu.Unlock()
 		return "", HookDelivery{}, fmt.Errorf("amosim: no chat %q or user %d", conversationID, userID)
 	}
+	if msg.Type == "" {
+		msg.Type = "text"
+	}
 	msgID := uuid()
-	ch.Messages = append(ch.Messages, ChatMessage{AmoID: msgID, Type: "text", Text: text, SenderAmoID: u.AmojoID, Time: now.Unix()})
+	ch.Messages = append(ch.Messages, ChatMessage{AmoID: msgID, Type: msg.Type, Text: msg.Text, Media: msg.Media,
+		FileName: msg.FileName, FileSize: msg.FileSize, SenderAmoID: u.AmojoID, Time: now.Unix()})
 	hook := map[string]any{
 		"account_id": a.spec.AmojoID,
 		"time":       now.Unix(),
@@ -489,8 +523,8 @@ func (s *Server) ManagerReply(ctx context.Context, accountID int, conversationID
 			"conversation":   map[string]any{"id": ch.AmoChatID, "client_id": ch.ConversationID},
 			"timestamp":      now.Unix(),
 			"msec_timestamp": now.UnixMilli(),
-			"message": map[string]any{"id": msgID, "type": "text", "text": text, "tag": "", "media": "",
-				"thumbnail": "", "file_name": "", "file_size": 0},
+			"message": map[string]any{"id": msgID, "type": msg.Type, "text": msg.Text, "tag": "", "media": msg.Media,
+				"thumbnail": "", "file_name": msg.FileName, "file_size": msg.FileSize},
 		},
 	}
 	scope := a.chat.scopeID

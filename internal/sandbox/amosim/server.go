@@ -138,6 +138,9 @@ type Server struct {
 	// failAfter counts, by route pattern, requests to apply and then
 	// answer with 502 (FailAfterApply).
 	failAfter map[string]int
+	// amojoFail are statuses the next amojo requests answer, in turn,
+	// without doing their work (FailAmojo).
+	amojoFail []int
 }
 
 // New returns a simulator without accounts; add them with AddAccount.
