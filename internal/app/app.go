@@ -142,13 +142,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	b24 := bitrix24.New(bitrix24.Config{ClientID: cfg.Bitrix24ClientID, ClientSecret: cfg.Bitrix24ClientSecret,
 		OAuthURL: cfg.Bitrix24OAuthURL, PublicURL: cfg.PublicURL, AllowPrivate: cfg.AllowPrivateEndpoints,
 		OnUninstall: cfg.Bitrix24OnUninstall, Workspace: cfg.Bitrix24Workspace, Rate: cfg.Bitrix24Rate, Burst: cfg.Bitrix24Burst, SessionKey: derive(key, "bitrix24 page sessions"),
-		Chat: chat}, st, svc, router, signer, hc, log)
+		Chat: chat, Limiter: crm.NewLimiterFor(st, crm.LimiterOptions{Rate: cfg.Bitrix24Rate, Burst: cfg.Bitrix24Burst})}, st, svc, router, signer, hc, log)
 	// Each CRM provider is one entry here: it mounts its routes, binds
 	// channels and handles its jobs.
 	amo := amocrm.New(amocrm.Config{ClientID: cfg.AmoCRMClientID, ClientSecret: cfg.AmoCRMClientSecret, RedirectURI: cfg.AmoCRMRedirectURI,
 		ChannelID: cfg.AmoCRMChannelID, ChannelSecret: cfg.AmoCRMChannelSecret, ChannelCode: cfg.AmoCRMChannelCode,
 		BaseURL: cfg.AmoCRMBaseURL, AllowPrivate: cfg.AllowPrivateEndpoints, PublicURL: cfg.PublicURL, Workspace: cfg.AmoCRMWorkspace, FileURL: signer.URL,
-		SessionKey: derive(key, "amocrm page sessions"), Chat: chat},
+		SessionKey: derive(key, "amocrm page sessions"), Chat: chat, Limiter: crm.NewLimiterFor(st, crm.LimiterOptions{Rate: amocrm.Rate, Burst: amocrm.Burst})},
 		st, svc, router, hc, log)
 	crms := crm.NewRegistry(b24, amo)
 	crms.Handle(q)

@@ -78,13 +78,15 @@ type TokenSource interface {
 	Refresh(ctx context.Context, accountID, failed string) (string, error)
 }
 
-// Limiter spaces one account's calls; *crm.Limiter is one.
+// Limiter spaces one account's calls; *crm.Limiter and *crm.SharedLimiter
+// are two.
 type Limiter interface {
 	Wait(ctx context.Context, key string) error
 }
 
-// NewLimiter returns the limiter the gateway shares between all its amoCRM
-// work: Rate per second per account, Burst 1.
+// NewLimiter returns a limiter of this process alone at Rate per second
+// per account, Burst 1; the gateway passes one at the same rate shared by
+// all its instances (crm.NewLimiterFor).
 func NewLimiter() *crm.Limiter { return crm.NewLimiter(crm.LimiterOptions{Rate: Rate, Burst: Burst}) }
 
 // Options configure a Client. Tokens is required for API calls.

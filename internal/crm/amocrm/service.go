@@ -64,6 +64,10 @@ type Config struct {
 	// Chat is the card window's conversation and send box, shared with
 	// the other CRMs' pages; nil builds one without templates.
 	Chat *chatview.Service
+	// Limiter spaces each account's calls; nil is NewLimiter(), this
+	// process's alone. The gateway passes one shared by all its instances
+	// (crm.NewLimiterFor): amoCRM's limit is per account.
+	Limiter Limiter
 }
 
 // Service is the amoCRM integration: authorisation (widget install,
@@ -106,7 +110,7 @@ func New(cfg Config, st *store.Store, msg *messaging.Service, router *routing.Ro
 		s.chat = chatview.New(chatview.Config{Store: st, FileURL: cfg.FileURL, UploadMaxBytes: chatview.DefaultUploadMaxBytes, Log: log})
 	}
 	s.tokens = &storeTokens{t: crm.NewTokens(st), log: log}
-	s.client = NewClient(Options{OAuth: s.oauth(), HTTP: hc, Tokens: s.tokens, Hosts: s.hosts(), Logger: log,
+	s.client = NewClient(Options{OAuth: s.oauth(), HTTP: hc, Tokens: s.tokens, Hosts: s.hosts(), Logger: log, Limiter: cfg.Limiter,
 		OnNeedsReauth: func(ctx context.Context, integrationID, reason string) {
 			s.tokens.markNeedsReauth(ctx, integrationID, reason)
 		}})

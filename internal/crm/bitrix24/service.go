@@ -67,6 +67,10 @@ type Config struct {
 	// Chat is the card tab's conversation and send box, shared with the
 	// other CRMs' pages; nil builds one without templates.
 	Chat *chatview.Service
+	// Limiter, when set, spaces them instead of crm's in-process limiter
+	// at Rate and Burst: the gateway passes one shared by all its
+	// instances (crm.NewLimiterFor), since the limit is per portal.
+	Limiter Limiter
 }
 
 // Where a portal installed from Bitrix24's side lands.
@@ -114,10 +118,14 @@ func New(cfg Config, st *store.Store, msg *messaging.Service, router *routing.Ro
 	if s.chat == nil {
 		s.chat = chatview.New(chatview.Config{Store: st, FileURL: signer.URL, UploadMaxBytes: chatview.DefaultUploadMaxBytes, Log: log})
 	}
+	lim := cfg.Limiter
+	if lim == nil {
+		lim = crm.NewLimiter(crm.LimiterOptions{Rate: cmp.Or(cfg.Rate, DefaultRate), Burst: cmp.Or(cfg.Burst, DefaultBurst)})
+	}
 	s.oauth = OAuthConfig{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, AuthServerURL: cfg.OAuthURL,
 		RedirectURL: strings.TrimRight(cfg.PublicURL, "/") + "/bitrix24/oauth/callback", AllowInsecure: cfg.AllowPrivate}
 	s.client = NewClient(ClientOptions{OAuth: s.oauth, HTTP: hc, Tokens: storeTokens{crm.NewTokens(st)}, Logger: log, AllowInsecure: cfg.AllowPrivate,
-		Limiter: crm.NewLimiter(crm.LimiterOptions{Rate: cmp.Or(cfg.Rate, DefaultRate), Burst: cmp.Or(cfg.Burst, DefaultBurst)}),
+		Limiter: lim,
 		OnEndpointMoved: func(integrationID, endpoint string) {
 			host := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(endpoint, "https://"), "http://"), "/rest/")
 			if err := st.SetIntegrationEndpoint(context.Background(), integrationID, host, endpoint); err != nil {
