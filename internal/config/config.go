@@ -72,7 +72,8 @@ type Config struct {
 	Bitrix24Workspace string `koanf:"bitrix24_workspace"`
 	// Bitrix24Rate and Bitrix24Burst space the REST calls to each portal
 	// (calls per second and bucket size): Bitrix24's own limit, 2 and 50
-	// on standard plans, 5 and 250 on Enterprise.
+	// on standard plans, 5 and 250 on Enterprise. On PostgreSQL they hold
+	// for all instances together (crm.SharedLimiter).
 	Bitrix24Rate  float64 `koanf:"bitrix24_rate"`
 	Bitrix24Burst int     `koanf:"bitrix24_burst"`
 

@@ -66,9 +66,11 @@ func (s *Store) TakeRateSlot(ctx context.Context, key string, p RatePolicy, maxW
 	}
 	var err error
 	if s.DB.Dialect == Postgres {
-		// The CTE reads the clock once (MATERIALIZED), before any wait for
-		// the row lock: a stale "now" only makes the caller wait longer.
-		// excluded.tat − interval is that now.
+		// The CTE reads the clock once (MATERIALIZED), so the slot and the
+		// wait come from one reading; excluded.tat − interval is that now.
+		// It is read before any wait for the row lock, but a caller that
+		// waited finds TAT just moved an interval on by the lock's holder,
+		// so its earlier "now" only makes it wait a little longer.
 		err = s.g(ctx).Raw(`WITH c AS MATERIALIZED (SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS now)
 INSERT INTO crm_rate_limits AS r (key, tat) SELECT ?, c.now + ? FROM c
 ON CONFLICT (key) DO UPDATE SET tat = greatest(r.tat + ?, excluded.tat)
