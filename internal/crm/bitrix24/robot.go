@@ -8,11 +8,9 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/switchboard/switchboard/internal/channel"
 	"github.com/switchboard/switchboard/internal/crm"
 	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/messaging"
-	phonenum "github.com/switchboard/switchboard/internal/phone"
 	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/store"
 )
@@ -104,19 +102,16 @@ func (s *Service) runRobot(ctx context.Context, in *store.Integration, data map[
 		}
 		return s.classify(err)
 	}
-	ch, err := s.robotChannel(ctx, in, get("channel"))
+	ch, err := crm.AutomationChannel(ctx, s.store, in, get("channel"))
+	if fe := (*fault.Error)(nil); errors.As(err, &fe) && fe.Code == crm.CodeNoChannel {
+		return answer("", fe.Message)
+	}
 	if err != nil {
-		return answer("", err.Error())
+		return err
 	}
 	req := messaging.SendRequest{To: get("phone"), Text: get("text")}
-	if tpl := get("template"); tpl != "" {
-		req.Template = &channel.Template{Name: tpl, Language: cmp.Or(get("template_language"), in.Language, "ru")}
-		for _, p := range strings.Split(get("template_params"), ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				req.Template.Params = append(req.Template.Params, p)
-			}
-		}
-		req.Text = ""
+	if t := crm.AutomationTemplate(get("template"), get("template_language"), get("template_params"), cmp.Or(in.Language, "ru")); t != nil {
+		req.Template, req.Text = t, ""
 	}
 	req.OnStored = s.crmSendStored(in, "")
 	m, err := s.msg.Send(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, ch.ID, req)
@@ -132,49 +127,4 @@ func (s *Service) runRobot(ctx context.Context, in *store.Integration, data map[
 		return err
 	}
 	return answer(m.ID, "")
-}
-
-// robotChannel picks the channel a robot sends through: the one named (id,
-// account id or display number) in the portal's workspace, else the first
-// channel bound to the portal.
-func (s *Service) robotChannel(ctx context.Context, in *store.Integration, name string) (*store.Channel, error) {
-	chs, err := s.store.ListChannels(ctx, store.Scope{WorkspaceID: in.WorkspaceID})
-	if err != nil {
-		return nil, err
-	}
-	digits := func(v string) string {
-		return strings.Map(func(r rune) rune {
-			if r >= '0' && r <= '9' {
-				return r
-			}
-			return -1
-		}, v)
-	}
-	if name != "" {
-		// A number is read by the workspace's rule, as the recipient is:
-		// "8 701 234 56 78" names the channel "+7 701 234 56 78".
-		rule := phonenum.Default
-		if ws, err := s.store.GetWorkspace(ctx, store.All, in.WorkspaceID); err == nil {
-			rule = phonenum.Options{Trunk8: ws.PhoneTrunk8, Region: ws.PhoneRegion}
-		} else {
-			s.log.Warn("bitrix24 robot: workspace", "integration_id", in.ID, "err", err)
-		}
-		for i := range chs {
-			ch := &chs[i]
-			sameNumber := digits(name) != "" && (digits(ch.DisplayPhone) == digits(name) || phonenum.Same(name, ch.DisplayPhone, rule))
-			if ch.State == store.ChannelActive && (ch.ID == name || ch.AccountID == name || sameNumber) {
-				return ch, nil
-			}
-		}
-		return nil, errors.New("no active channel " + name + " in this portal's workspace")
-	}
-	bs, _ := s.store.ListBindings(ctx, in.ID)
-	for _, b := range bs {
-		for i := range chs {
-			if chs[i].ID == b.ChannelID && chs[i].State == store.ChannelActive {
-				return &chs[i], nil
-			}
-		}
-	}
-	return nil, errors.New("no channel is bound to this portal")
 }
