@@ -144,10 +144,29 @@ define(['jquery'], function ($) {
         renderSettingsPage();
         return true;
       },
-      // dpSettings: the action's fields (channel, text, template) come from
-      // manifest dp.settings; amoCRM draws them and posts the action to
-      // dp.webhook_url.
+      // dpSettings: the action's fields (channel, text, template…) come
+      // from manifest dp.settings; amoCRM draws them and posts each run
+      // to dp.webhook_url with no signature. The hidden "key" field is how
+      // the gateway knows a run is this account's: the widget fetches the
+      // account's key with $authorizedAjax (admins only) and fills it in.
       dpSettings: function () {
+        var $key = $('[class*="' + code() + '"] input[name="key"]').add('.digital-pipeline__edit-forms input[name="key"]').first();
+        if (!$key.length) {
+          return true;
+        }
+        $key.closest('.widget_settings_block__item_field, .digital-pipeline__field').hide();
+        self.$authorizedAjax({
+          url: gateway() + '/amocrm/widget/dp-key',
+          type: 'POST',
+          dataType: 'json'
+        }).done(function (resp) {
+          if (resp && resp.key) {
+            $key.val(String(resp.key)).trigger('change');
+          }
+        }).fail(function () {
+          $key.after($('<div/>', { 'class': 'switchboard-message', text: (self.i18n('dp') || {}).key_error || 'dp.key_error' }));
+          $key.closest('.widget_settings_block__item_field, .digital-pipeline__field').show();
+        });
         return true;
       },
       // The list areas are not among the locations; amoCRM still calls

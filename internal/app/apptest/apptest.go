@@ -120,7 +120,8 @@ func Start(t testing.TB, o Options) *Env {
 	var amo *amosim.Server
 	var amoSrv *httptest.Server
 	if o.AmoCRM {
-		ao := amosim.Options{ClientID: AmoClientID, ClientSecret: AmoSecret, RedirectURI: gwURL + "/amocrm/oauth/callback", Rate: -1}
+		ao := amosim.Options{ClientID: AmoClientID, ClientSecret: AmoSecret, RedirectURI: gwURL + "/amocrm/oauth/callback", Rate: -1,
+			DPWebhookURL: gwURL + "/amocrm/dp"}
 		if o.Amo != nil {
 			o.Amo(&ao)
 		}

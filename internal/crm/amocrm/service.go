@@ -168,6 +168,9 @@ func (s *Service) Mount(r crm.Routes) {
 	r.Public(http.MethodGet, "/amocrm/card", s.ServeCard)
 	r.Public(http.MethodPost, "/amocrm/card/send", s.ServeCardSend)
 	r.Public(http.MethodPost, "/amocrm/amojo/:scope_id", s.ServeAmojoHook)
+	r.Public(http.MethodOptions, "/amocrm/widget/dp-key", s.ServeWidgetTicketPreflight)
+	r.Public(http.MethodPost, "/amocrm/widget/dp-key", s.ServeDPKey)
+	r.Public(http.MethodPost, "/amocrm/dp", s.ServeDP)
 	r.Workspace(http.MethodGet, "/amocrm/oauth/start", s.serveOAuthStart)
 	r.Workspace(http.MethodPost, "/api/v1/integrations/amocrm", s.serveLongLived)
 }
@@ -178,6 +181,7 @@ func (s *Service) Handle(q crm.JobHandlers) {
 	q.Handle(JobAssign, s.handleAssign)
 	q.Handle(JobAmojoConnect, s.handleAmojoConnect)
 	q.Handle(JobAmojoHook, s.handleAmojoHook)
+	q.Handle(JobDP, s.handleDP)
 }
 
 // texts are what Switchboard shows people, by the account's language.

@@ -153,6 +153,7 @@ type account struct {
 	bucket    tokenBucket
 	chat      *chatState
 	installer int // user id tokens act as
+	dp        []dpAction
 }
 
 // ExampleAccount is the account of the fixtures: example.amocrm.ru, id

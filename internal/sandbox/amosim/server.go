@@ -79,6 +79,12 @@ type Options struct {
 	// 15 minutes.
 	SignatureWindow time.Duration
 
+	// DPWebhookURL is the widget manifest's dp.webhook_url, where digital
+	// pipeline runs are posted (MoveLead); DPSettings, when set, are the
+	// names its dp.settings declare: an action with others is not saved.
+	DPWebhookURL string
+	DPSettings   []string
+
 	// HTTPClient posts the outgoing hook; nil is a client with a 10 s
 	// timeout.
 	HTTPClient *http.Client
@@ -134,6 +140,7 @@ type Server struct {
 	oauthN   map[string]int // token endpoint calls by outcome
 	requests []Request
 	hooks    []HookDelivery
+	dpRuns   []DPDelivery
 	nextID   int
 	// failAfter counts, by route pattern, requests to apply and then
 	// answer with 502 (FailAfterApply).
