@@ -100,6 +100,11 @@ func TestAmoCRMDigitalPipeline(t *testing.T) {
 		if body := waSends(e)[sent]; !strings.Contains(body, "Ваш заказ готов") || !strings.Contains(body, "79123456789") {
 			t.Fatalf("sent %s", body)
 		}
+		// The automation's message is noted on the lead as Switchboard's.
+		e.Eventually("the message noted", func() bool { return len(amoNotesOn(e, lead.ID)) == 2 })
+		if n := amoNotesOn(e, lead.ID)[1]; !strings.Contains(n, "Switchboard") || !strings.Contains(n, "Ваш заказ готов") {
+			t.Fatalf("note of the sent message %q", n)
+		}
 		if again := e.Amo.Redeliver(ctx, d); again.Status != http.StatusOK {
 			t.Fatalf("redelivery: %+v", again)
 		}
@@ -121,6 +126,12 @@ func TestAmoCRMDigitalPipeline(t *testing.T) {
 		e.Eventually("the template reached Meta", func() bool { return len(waSends(e)) == sent+2 })
 		if body := waSends(e)[sent+1]; !strings.Contains(body, `"order_update"`) || !strings.Contains(body, "79160001122") || !strings.Contains(body, "4513") {
 			t.Fatalf("template sent %s", body)
+		}
+
+		// Noted on Boris's lead, not on a new one.
+		e.Eventually("the template noted on its lead", func() bool { return len(amoNotesOn(e, bl)) == 1 })
+		if n := len(e.Amo.Leads(amoAccount)); n != 2 {
+			t.Fatalf("%d leads after the template: its note made a lead", n)
 		}
 
 		// A lead whose contact has no phone: a note says why.

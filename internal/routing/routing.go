@@ -141,6 +141,9 @@ func (r *Router) MessageStored(tx *gorm.DB, ch *store.Channel, m *store.Message)
 			if err := store.DialogOutbound(tx, k, m.CreatedAt); err != nil {
 				return fmt.Errorf("routing: %w", err)
 			}
+			if err := r.outboundStored(tx, &b, m); err != nil {
+				return err
+			}
 			continue
 		}
 		if err := store.DialogInbound(tx, k, m.CreatedAt, wantsAnswer(m)); err != nil {

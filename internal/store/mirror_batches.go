@@ -107,7 +107,8 @@ func OpenMirrorBatches(tx *gorm.DB, integrationID string, until *time.Time) ([]M
 
 // CloseMirrorBatch closes an open batch: it takes the batch's row (a
 // concurrent closer waits here, then finds it closed and gets false), and
-// assigns it every customer message of the binding's channel created since
+// assigns it every message to mirror (the customers', and ours marked with
+// MirrorOutbound for the integration) of the binding's channel created since
 // the binding and before upto (zero: no bound) that is in no batch of the
 // binding yet and not linked as mirrored (linkKind) to the integration. A
 // batch that got no message is marked sent: there is nothing to write.
@@ -127,12 +128,12 @@ func CloseMirrorBatch(tx *gorm.DB, batch *MirrorBatch, since, upto time.Time, li
 	}
 	ins := tx.Exec(`INSERT INTO mirror_batch_items (binding_id, message_id, batch_id, contact_id)
 		SELECT ?, m.id, ?, m.contact_id FROM messages m
-		WHERE m.channel_id = ? AND m.direction = ? AND m.created_at >= ? AND m.created_at < ?
+		WHERE m.channel_id = ? AND `+toMirror+` AND m.created_at >= ? AND m.created_at < ?
 			AND NOT EXISTS (SELECT 1 FROM mirror_batch_items i WHERE i.binding_id = ? AND i.message_id = m.id)
 			AND NOT EXISTS (SELECT 1 FROM crm_links l WHERE l.integration_id = ? AND l.kind = ? AND l.local_id = m.id)
 			AND `+ownBranchMessage+`
 		ON CONFLICT DO NOTHING`,
-		batch.BindingID, batch.ID, batch.ChannelID, Inbound, since.UTC().Truncate(time.Microsecond), upto.UTC().Truncate(time.Microsecond),
+		batch.BindingID, batch.ID, batch.ChannelID, batch.IntegrationID, since.UTC().Truncate(time.Microsecond), upto.UTC().Truncate(time.Microsecond),
 		batch.BindingID, batch.IntegrationID, linkKind, batch.IntegrationID)
 	if ins.Error != nil {
 		return false, 0, fmt.Errorf("store: assign mirror batch: %w", ins.Error)
@@ -199,14 +200,15 @@ func MarkMirrorBatchSent(tx *gorm.DB, id string) error {
 	return nil
 }
 
-// UnmirroredInbound lists, oldest first, the channel's customer messages
-// since the binding that are not linked as mirrored to the integration,
+// UnmirroredInbound lists, oldest first, the channel's messages to mirror
+// (the customers', and ours marked with MirrorOutbound) since the binding that are not linked as mirrored to the integration,
 // not placed in a batch of the binding (those belong to their batch) and,
 // on a channel in branch mode, of the integration's own customers.
 func (s *Store) UnmirroredInbound(ctx context.Context, integrationID, bindingID, linkKind, channelID string, since time.Time, limit int) ([]string, error) {
 	var ids []string
 	err := s.g(ctx).Table("messages AS m").
-		Where("m.channel_id = ? AND m.direction = ? AND m.created_at >= ?", channelID, Inbound, since).
+		Where("m.channel_id = ? AND m.created_at >= ?", channelID, since).
+		Where(toMirror, integrationID).
 		Where("NOT EXISTS (SELECT 1 FROM crm_links l WHERE l.integration_id = ? AND l.kind = ? AND l.local_id = m.id)", integrationID, linkKind).
 		Where("NOT EXISTS (SELECT 1 FROM mirror_batch_items i WHERE i.binding_id = ? AND i.message_id = m.id)", bindingID).
 		Where(ownBranchMessage, integrationID).
@@ -216,6 +218,19 @@ func (s *Store) UnmirroredInbound(ctx context.Context, integrationID, bindingID,
 	}
 	return ids, nil
 }
+
+// MirrorOutbound is the crm_links kind that marks an outbound message for
+// mirroring into an integration (local: the message, remote: the
+// binding): routing writes it, when the integration's connector mirrors
+// managers' messages, in the transaction that stores the message. Only
+// marked outbound messages are mirrored, so a connector that starts
+// mirroring them does not pour the earlier ones into the CRM.
+const MirrorOutbound = "mirror_out"
+
+// toMirror is the condition, on a message aliased m and an integration id
+// parameter, that the message is one to mirror: the customer's, or ours
+// marked for that integration.
+const toMirror = `(m.direction = '` + Inbound + `' OR EXISTS (SELECT 1 FROM crm_links o WHERE o.integration_id = ? AND o.kind = '` + MirrorOutbound + `' AND o.local_id = m.id))`
 
 // WorkspaceTimezone reads a workspace's clock name in tx ("" when unset).
 func WorkspaceTimezone(tx *gorm.DB, workspaceID string) (string, error) {

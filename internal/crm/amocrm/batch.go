@@ -61,6 +61,10 @@ func (s *Service) MirrorBatches(ctx context.Context, in *store.Integration, batc
 		b := &batches[bi]
 		d := &routing.Delivery{Integration: in, Binding: b.Binding, Channel: b.Channel}
 		order, by := byCustomer(b.Messages)
+		authors, err := s.authors(ctx, in, b.Messages)
+		if err != nil {
+			return nil, err
+		}
 		leads, err := s.ensureLeads(ctx, d, order, nil)
 		if err != nil {
 			fail(b.ID, err)
@@ -71,7 +75,7 @@ func (s *Service) MirrorBatches(ctx context.Context, in *store.Integration, batc
 				broken[b.ID] = true
 				continue
 			}
-			parts := SplitText(s.batchText(d, b, ct, by[ct.ID]), NoteTextLimit-100)
+			parts := SplitText(s.batchText(d, b, ct, by[ct.ID], authors), NoteTextLimit-100)
 			for p, text := range parts {
 				m := batchMarker(b.ID, k, p)
 				notes = append(notes, &batchNote{batch: b.ID, lead: lead, marker: m, retry: b.Retry, text: text + "\n\n" + m})
@@ -151,16 +155,18 @@ func (p *API) LeadNotes(ctx context.Context, leadID int, noteType string) ([]str
 	return out, err
 }
 
-// batchWords are the words of a batch note, by language.
-var batchWords = map[string][2]string{
-	"ru": {"Сообщения клиента", "сообщ."},
-	"en": {"Customer messages", "msg."},
+// batchWords are the words of a batch note, by language: the header of
+// the customer's messages alone, the unit, the header of a conversation
+// with our messages in it.
+var batchWords = map[string][3]string{
+	"ru": {"Сообщения клиента", "сообщ.", "Переписка"},
+	"en": {"Customer messages", "msg.", "Conversation"},
 }
 
 // batchText is one customer's messages of a batch: a header with the
 // channel and the period on the workspace's clock, then each message with
-// its local time and author.
-func (s *Service) batchText(d *routing.Delivery, b *routing.Batch, ct *store.Contact, msgs []store.MessageView) string {
+// its local time and author (authors names ours).
+func (s *Service) batchText(d *routing.Delivery, b *routing.Batch, ct *store.Contact, msgs []store.MessageView, authors map[string]string) string {
 	l := lang(d.Integration)
 	words := batchWords[l]
 	loc := b.Location
@@ -168,11 +174,18 @@ func (s *Service) batchText(d *routing.Delivery, b *routing.Batch, ct *store.Con
 		loc = time.UTC
 	}
 	period := b.Period()
+	header := words[0]
+	if hasOutbound(msgs) {
+		header = words[2]
+	}
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "%s · %s · %s (%s) · %d %s\n", channelLabel(channel.Type(d.Channel.Type)), words[0], period, loc.String(), len(msgs), words[1])
+	fmt.Fprintf(&sb, "%s · %s · %s (%s) · %d %s\n", channelLabel(channel.Type(d.Channel.Type)), header, period, loc.String(), len(msgs), words[1])
 	for i := range msgs {
 		m := &msgs[i]
 		r := s.render(m, ct, l)
+		if a, ok := authors[m.ID]; ok {
+			r.Author = a
+		}
 		when := m.CreatedAt
 		if m.ProviderAt != nil {
 			when = *m.ProviderAt

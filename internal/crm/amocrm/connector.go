@@ -34,7 +34,7 @@ const (
 // The Service is routing's connector for amoCRM accounts.
 var _ routing.Connector = (*Service)(nil)
 
-// Mirror writes customers' messages as notes on their leads (mirror mode
+// Mirror writes customers' messages, and ours to them (OutboundMirror), as notes on their leads (mirror mode
 // "each"): the leads missing are created first, all of the call's new
 // customers in one POST /api/v4/leads/complex, then every message becomes
 // one common note, all notes in one POST /api/v4/leads/notes (50 a call).
@@ -46,6 +46,10 @@ var _ routing.Connector = (*Service)(nil)
 // costs no more calls than one note per call would.
 func (s *Service) Mirror(ctx context.Context, d *routing.Delivery, msgs []store.MessageView) ([]string, error) {
 	order, by := byCustomer(msgs)
+	authors, err := s.authors(ctx, d.Integration, msgs)
+	if err != nil {
+		return nil, err
+	}
 	leads, leadErr := s.ensureLeads(ctx, d, order, nil)
 	loc := s.location(ctx, d.Integration)
 	var plan []plannedNote
@@ -56,7 +60,7 @@ func (s *Service) Mirror(ctx context.Context, d *routing.Delivery, msgs []store.
 		}
 		for i := range by[ct.ID] {
 			m := &by[ct.ID][i]
-			for _, part := range SplitText(s.noteText(d, ct, m, loc), NoteTextLimit) {
+			for _, part := range SplitText(s.noteText(d, ct, m, loc, authors), NoteTextLimit) {
 				plan = append(plan, plannedNote{msgID: m.ID, note: NoteInput{EntityID: lead, NoteType: NoteCommon, Params: NoteParams{Text: part}}})
 			}
 		}
@@ -504,10 +508,13 @@ func body(r crm.Rendered) string {
 	return strings.Join(parts, "\n")
 }
 
-// noteText is one message's note: channel, author and local time, then
-// the message.
-func (s *Service) noteText(d *routing.Delivery, ct *store.Contact, m *store.MessageView, loc *time.Location) string {
+// noteText is one message's note: channel, author (authors names ours)
+// and local time, then the message.
+func (s *Service) noteText(d *routing.Delivery, ct *store.Contact, m *store.MessageView, loc *time.Location, authors map[string]string) string {
 	r := s.render(m, ct, lang(d.Integration))
+	if a, ok := authors[m.ID]; ok {
+		r.Author = a
+	}
 	when := m.CreatedAt
 	if m.ProviderAt != nil {
 		when = *m.ProviderAt

@@ -388,7 +388,7 @@ func (s *Service) handleDP(ctx context.Context, j *queue.Job) error {
 	if req.Text == "" && req.Template == nil {
 		return s.dpNote(ctx, in, ev.ID, run.LeadID, dpTexts[l]["no_text"])
 	}
-	to, ch, err := s.dpRecipient(ctx, in, &run)
+	to, ch, contactID, err := s.dpRecipient(ctx, in, &run)
 	if fe := fault.As(err); fe != nil && fe.Code == crm.CodeNoChannel {
 		return s.dpNote(ctx, in, ev.ID, run.LeadID, fe.Message)
 	}
@@ -399,7 +399,24 @@ func (s *Service) handleDP(ctx context.Context, j *queue.Job) error {
 		return s.dpNote(ctx, in, ev.ID, run.LeadID, dpTexts[l]["no_customer"])
 	}
 	req.To = to
+	b, err := s.store.BindingOf(ctx, in.ID, ch.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		b = nil // a channel named but not bound: nothing to mirror into
+	} else if err != nil {
+		return err
+	}
 	_, err = s.SendAsManager(ctx, in, "", ch.ID, req, func(tx *gorm.DB, m *store.Message) error {
+		if b != nil && contactID != 0 {
+			// A customer found by the lead's contact's phone is that
+			// lead's: its messages, this one first, are noted there
+			// rather than on a new lead (a link made earlier wins).
+			if err := store.PutLink(tx, in.ID, linkContact, m.ContactID, strconv.Itoa(contactID)); err != nil {
+				return err
+			}
+			if err := store.PutLink(tx, in.ID, linkLead, b.ID+":"+m.ContactID, strconv.Itoa(run.LeadID)); err != nil {
+				return err
+			}
+		}
 		return store.PutLink(tx, in.ID, linkDP, ev.ID, m.ID)
 	})
 	if fe := fault.As(err); fe != nil {
@@ -415,20 +432,21 @@ func (s *Service) handleDP(ctx context.Context, j *queue.Job) error {
 // dpRecipient finds whom a run writes to: the customer linked to the lead
 // (on the named channel, when one is named), else the first phone of the
 // lead's contacts, main contact first, on the named channel or the first
-// bound one. A nil channel and no error: nobody to write to.
-func (s *Service) dpRecipient(ctx context.Context, in *store.Integration, run *dpRun) (string, *store.Channel, error) {
+// bound one; then it also returns the amoCRM contact. A nil channel and
+// no error: nobody to write to.
+func (s *Service) dpRecipient(ctx context.Context, in *store.Integration, run *dpRun) (string, *store.Channel, int, error) {
 	named := strings.TrimSpace(run.Settings["channel"])
 	var want *store.Channel
 	if named != "" {
 		ch, err := crm.AutomationChannel(ctx, s.store, in, named)
 		if err != nil {
-			return "", nil, err
+			return "", nil, 0, err
 		}
 		want = ch
 	}
 	locals, err := s.store.LocalIDsByRemote(ctx, in.ID, linkLead, strconv.Itoa(run.LeadID))
 	if err != nil {
-		return "", nil, err
+		return "", nil, 0, err
 	}
 	slices.Sort(locals)
 	for _, local := range locals {
@@ -441,35 +459,35 @@ func (s *Service) dpRecipient(ctx context.Context, in *store.Integration, run *d
 			continue // unbound since
 		}
 		if err != nil {
-			return "", nil, err
+			return "", nil, 0, err
 		}
 		if b.IntegrationID != in.ID || want != nil && b.ChannelID != want.ID {
 			continue
 		}
 		ch, err := s.store.GetChannel(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, b.ChannelID)
 		if err != nil {
-			return "", nil, err
+			return "", nil, 0, err
 		}
 		ct, err := s.store.ContactByID(ctx, contactID)
 		if err != nil {
-			return "", nil, err
+			return "", nil, 0, err
 		}
 		if to := cmp.Or(ct.ExternalID, ct.Phone); to != "" {
-			return to, ch, nil
+			return to, ch, 0, nil
 		}
 	}
 	ch := want
 	if ch == nil {
 		if ch, err = crm.AutomationChannel(ctx, s.store, in, ""); err != nil {
-			return "", nil, err
+			return "", nil, 0, err
 		}
 	}
 	lead, found, err := s.API(in).GetLead(ctx, run.LeadID, true)
 	if err != nil {
-		return "", nil, Classify(err)
+		return "", nil, 0, Classify(err)
 	}
 	if !found {
-		return "", nil, nil
+		return "", nil, 0, nil
 	}
 	contacts := slices.Clone(lead.Embedded.Contacts)
 	slices.SortStableFunc(contacts, func(a, b EntityLink) int {
@@ -484,18 +502,18 @@ func (s *Service) dpRecipient(ctx context.Context, in *store.Integration, run *d
 	for _, c := range contacts {
 		got, found, err := s.API(in).GetContact(ctx, c.ID, false)
 		if err != nil {
-			return "", nil, Classify(err)
+			return "", nil, 0, Classify(err)
 		}
 		if !found {
 			continue
 		}
 		for _, p := range got.Values("PHONE") {
 			if strings.TrimSpace(p) != "" {
-				return p, ch, nil
+				return p, ch, c.ID, nil
 			}
 		}
 	}
-	return "", nil, nil
+	return "", nil, 0, nil
 }
 
 // dpNote writes on the lead why the run sent nothing, and links the run

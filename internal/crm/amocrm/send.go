@@ -28,6 +28,12 @@ func (s *Service) SendAsManager(ctx context.Context, in *store.Integration, user
 		if err := routing.ClaimOutbound(tx, in.ID, m.ChannelID, m.ContactID); err != nil {
 			return err
 		}
+		if userID != "" {
+			// The note of the message names its writer (outbound.go).
+			if err := store.PutLink(tx, in.ID, linkSentBy, m.ID, userID); err != nil {
+				return err
+			}
+		}
 		if also != nil {
 			return also(tx, m)
 		}
