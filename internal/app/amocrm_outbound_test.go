@@ -3,11 +3,14 @@ package app_test
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/switchboard/switchboard/internal/app/apptest"
 	"github.com/switchboard/switchboard/internal/messaging"
+	"github.com/switchboard/switchboard/internal/routing"
+	"github.com/switchboard/switchboard/internal/store"
 )
 
 // amoReply is our answer to the fixtures' customer: by an amoCRM user
@@ -119,6 +122,71 @@ func TestAmoCRMOutboundNotes(t *testing.T) {
 		e.WaitIdle()
 		if n := len(amoNotesOn(e, lead)); n != 8 {
 			t.Fatalf("none mode wrote: %d notes", n)
+		}
+	})
+}
+
+// TestAmoCRMEnsureRecordHourly: in hourly mode a customer's contact and
+// lead are made at once, before the window closes, and only once. The
+// connector's EnsureRecord alone (for a customer we wrote to first, whom
+// no notice concerns) makes them; run again, as a retried job runs, it
+// writes nothing. End to end, a first message makes the lead before the
+// flush and a repeat makes no second one.
+func TestAmoCRMEnsureRecordHourly(t *testing.T) {
+	apptest.Each(t, amoOpts, func(t *testing.T, e *apptest.Env) {
+		ctx := context.Background()
+		id, _, ch := amoBound(t, e, map[string]any{"mode": "crm", "mirror": "hourly", "category_id": amoMain, "stage_id": amoFirstOpen})
+		// We write first (a template): the customer exists, without a lead.
+		if st, v := e.Do("POST", "/api/v1/channels/"+ch+"/messages", map[string]any{"to": "79160001122",
+			"template": map[string]any{"name": "order_update", "language": "ru", "params": []string{"Борис", "4513"}}}); st >= 300 {
+			t.Fatalf("template: %d %v", st, v)
+		}
+		e.WaitIdle()
+		if n := len(e.Amo.Leads(amoAccount)); n != 0 {
+			t.Fatalf("%d leads before any record was asked for", n)
+		}
+		in, _ := storedAmo(t, e, id)
+		b, err := e.App.Store.BindingOf(ctx, id, ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chRow, err := e.App.Store.GetChannel(ctx, store.All, ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ct store.Contact
+		if err := e.App.DB.Gorm.Where("phone = ?", "+79160001122").First(&ct).Error; err != nil {
+			t.Fatal(err)
+		}
+		d := &routing.Delivery{Integration: in, Binding: b, Channel: chRow, Contact: &ct}
+		if err := e.App.AmoCRM.EnsureRecord(ctx, d, &ct); err != nil {
+			t.Fatal(err)
+		}
+		ls, cs := e.Amo.Leads(amoAccount), e.Amo.Contacts(amoAccount)
+		if len(ls) != 1 || len(cs) != 1 || ls[0].StatusID != 61000002 || len(ls[0].ContactIDs) != 1 || len(e.Amo.Notes(amoAccount)) != 0 {
+			t.Fatalf("after EnsureRecord: leads %+v contacts %d notes %d", ls, len(cs), len(e.Amo.Notes(amoAccount)))
+		}
+		var entity string
+		if err := e.App.DB.Gorm.Table("dialogs").Select("crm_entity_id").Where("integration_id = ? AND contact_id = ?", id, ct.ID).Scan(&entity).Error; err != nil || entity != strconv.Itoa(ls[0].ID) {
+			t.Fatalf("dialog record %q %v, want %d", entity, err, ls[0].ID)
+		}
+		before := e.Amo.Counts(amoAccount).ByRoute
+		if err := e.App.AmoCRM.EnsureRecord(ctx, d, &ct); err != nil {
+			t.Fatal(err)
+		}
+		after := e.Amo.Counts(amoAccount).ByRoute
+		if len(e.Amo.Leads(amoAccount)) != 1 || after["POST /api/v4/leads/complex"] != before["POST /api/v4/leads/complex"] ||
+			after["POST /api/v4/contacts"] != before["POST /api/v4/contacts"] {
+			t.Fatalf("a repeat wrote: %d leads, calls %v → %v", len(e.Amo.Leads(amoAccount)), before, after)
+		}
+
+		// End to end: a first message makes the lead before the flush.
+		amoSend(t, e, "79123456789", "Анна", "Здравствуйте")
+		e.Eventually("Anna's lead before the window closes", func() bool { return len(e.Amo.Leads(amoAccount)) == 2 })
+		amoSend(t, e, "79123456789", "Анна", "Вы тут?")
+		e.WaitIdle()
+		if len(e.Amo.Leads(amoAccount)) != 2 || len(e.Amo.Contacts(amoAccount)) != 2 || len(e.Amo.Notes(amoAccount)) != 0 {
+			t.Fatalf("after a repeat: %d leads, %d contacts, %d notes", len(e.Amo.Leads(amoAccount)), len(e.Amo.Contacts(amoAccount)), len(e.Amo.Notes(amoAccount)))
 		}
 	})
 }
