@@ -2,6 +2,8 @@ package amocrm
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -146,7 +148,7 @@ func (s *Service) handleInstall(ctx context.Context, j *queue.Job) error {
 	if err := s.configured(); err != nil {
 		return queue.Permanent(err)
 	}
-	in, err := s.connect(ctx, p.Host, p.Code, "")
+	in, err := s.connectOnce(ctx, p.Host, p.Code)
 	if err != nil {
 		if fe := fault.As(err); fe != nil && fe.Kind != fault.Upstream {
 			s.log.Warn("amocrm: widget install refused", "host", p.Host, "code", fe.Code, "err", err)
@@ -156,6 +158,67 @@ func (s *Service) handleInstall(ctx context.Context, j *queue.Job) error {
 	}
 	s.log.Info("amocrm widget install done", "integration_id", in.ID, "host", in.Domain)
 	return nil
+}
+
+// installStash keeps the tokens a queued install got for its code, for
+// as long as the access token lives (24 h): attempts after that would
+// need its refresh, which the stored integration does.
+const (
+	installStash    = "amocrm.install"
+	installStashTTL = 24 * time.Hour
+)
+
+// connectOnce is connect for the queued install: the code is single use,
+// so the tokens it bought are stashed (sealed) before the account is read,
+// and an attempt after a failed read (amoCRM answering 429 or 5xx) takes
+// them instead of exchanging the spent code again. The stash is dropped
+// once the account is recorded.
+func (s *Service) connectOnce(ctx context.Context, host, code string) (*store.Integration, error) {
+	if _, err := s.accountBase(host); err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(host + "|" + code))
+	key := hex.EncodeToString(sum[:])
+	var tok Token
+	raw, err := s.store.StashedSecret(ctx, installStash, key)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal([]byte(raw), &tok); err != nil {
+			return nil, err
+		}
+	case errors.Is(err, store.ErrNotFound):
+		got, err := s.client.Exchange(ctx, host, code)
+		if err != nil {
+			return nil, s.grantFailure(err, "code_refused", "amoCRM refused the authorisation code; install again")
+		}
+		if got.RefreshToken == "" {
+			return nil, fault.New(fault.Upstream, "grant_invalid", "amoCRM answered without a refresh token")
+		}
+		b, err := json.Marshal(got)
+		if err != nil {
+			return nil, err
+		}
+		// The code is spent: keep what it bought even if the job's
+		// context ends now.
+		if err := s.store.StashSecret(context.WithoutCancel(ctx), installStash, key, string(b), installStashTTL); err != nil {
+			return nil, queue.Permanent(err)
+		}
+		tok = *got
+	default:
+		return nil, err
+	}
+	data, err := s.readAccount(ctx, host, tok.AccessToken)
+	if err != nil {
+		return nil, err
+	}
+	in, err := s.accept(ctx, host, &tok, data, "")
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.DropStashed(ctx, installStash, key); err != nil {
+		s.log.Warn("amocrm: drop the install's stash", "integration_id", in.ID, "err", err)
+	}
+	return in, nil
 }
 
 // connect trades a code for tokens at host and records the account in
