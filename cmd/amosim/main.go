@@ -20,6 +20,13 @@
 //	                                                 a manager answers in a chat
 //	POST /sim/unpaid         (form: account, unpaid) switch the subscription
 //	POST /sim/widget-token   (form: account, user)   a disposable token (JSON)
+//	POST /sim/dp-action      (form: account, pipeline, status or "pipeline:status", text, template,
+//	                          template_params, template_language, channel)
+//	                                                 save the widget's digital pipeline
+//	                                                 action on a stage (the key is fetched
+//	                                                 from the gateway as the widget does)
+//	POST /sim/move-lead      (form: account, lead, status)
+//	                                                 move a lead; a saved action posts its run
 package main
 
 import (
@@ -53,6 +60,7 @@ type config struct {
 	channelID     string
 	channelSecret string
 	hookURL       string
+	dpURL         string
 	rate          float64
 }
 
@@ -97,6 +105,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.channelID, "channel-id", envOr("AMOSIM_CHANNEL_ID", "f90ba33d-c9d9-44da-b76c-c349b0ecbe41"), "Chats API channel id (env AMOSIM_CHANNEL_ID)")
 	fs.StringVar(&c.channelSecret, "channel-secret", envOr("AMOSIM_CHANNEL_SECRET", "5a44c5dff55f3c15a4cce8d7c4cc27e207c7e189"), "Chats API channel secret (env AMOSIM_CHANNEL_SECRET)")
 	fs.StringVar(&c.hookURL, "hook-url", "http://127.0.0.1:8080/amocrm/amojo/:scope_id", "where manager replies are posted (:scope_id is replaced)")
+	fs.StringVar(&c.dpURL, "dp-url", "http://127.0.0.1:8080/amocrm/dp", "the widget manifest's dp.webhook_url (digital pipeline runs)")
 	fs.Float64Var(&c.rate, "rate", amosim.DefaultRate, "API requests per second per account (negative disables)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -128,7 +137,7 @@ func newSim(cfg config, logger *slog.Logger) *amosim.Server {
 	u, _ := url.Parse(cfg.baseURL)
 	sim := amosim.New(amosim.Options{
 		ClientID: cfg.clientID, ClientSecret: cfg.clientSecret, RedirectURI: cfg.redirectURI, Referer: u.Host,
-		ChannelID: cfg.channelID, ChannelSecret: cfg.channelSecret, HookURL: cfg.hookURL, Rate: cfg.rate, Logger: logger, MaxRecorded: 1000,
+		ChannelID: cfg.channelID, ChannelSecret: cfg.channelSecret, HookURL: cfg.hookURL, DPWebhookURL: cfg.dpURL, Rate: cfg.rate, Logger: logger, MaxRecorded: 1000,
 	})
 	if err := sim.AddAccount(amosim.ExampleAccount()); err != nil {
 		panic(err) // the example account is valid
@@ -154,6 +163,8 @@ func newHandler(sim *amosim.Server, cfg config, logger *slog.Logger) http.Handle
 	mux.HandleFunc("POST /sim/manager-reply", c.reply)
 	mux.HandleFunc("POST /sim/unpaid", c.unpaid)
 	mux.HandleFunc("POST /sim/widget-token", c.widgetToken)
+	mux.HandleFunc("POST /sim/dp-action", c.dpAction)
+	mux.HandleFunc("POST /sim/move-lead", c.moveLead)
 	mux.Handle("/", sim) // OAuth, API v4 and amojo
 	return mux
 }
@@ -330,4 +341,98 @@ func (c *control) widgetToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "claims": claims})
+}
+
+// dpAction saves the widget's digital pipeline action on a stage as an
+// admin does: the widget's dpSettings fetches the account's key from the
+// gateway with a disposable token and puts it into the hidden setting.
+func (c *control) dpAction(w http.ResponseWriter, r *http.Request) {
+	id, err := c.account(r)
+	// The page's select names a stage as "pipeline:status".
+	if p, st, ok := strings.Cut(r.FormValue("status"), ":"); ok {
+		r.Form.Set("pipeline", p)
+		r.Form.Set("status", st)
+	}
+	pipeline, perr := formInt(r, "pipeline", 0)
+	status, serr := formInt(r, "status", 0)
+	if err = errors.Join(err, perr, serr); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	admin := 0
+	for _, spec := range c.sim.Accounts() {
+		for _, u := range spec.Users {
+			if spec.ID == id && u.IsAdmin && u.IsActive && admin == 0 {
+				admin = u.ID
+			}
+		}
+	}
+	ru, err := url.Parse(c.cfg.redirectURI)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "bad -redirect-uri"})
+		return
+	}
+	gateway := ru.Scheme + "://" + ru.Host
+	tok, _, err := c.sim.DisposableToken(id, admin, gateway)
+	if err != nil {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+		return
+	}
+	key, err := c.dpKey(r.Context(), gateway+"/amocrm/widget/dp-key", tok)
+	if err != nil {
+		writeJSON(w, http.StatusBadGateway, map[string]string{"error": "the gateway gave no key: " + err.Error()})
+		return
+	}
+	settings := map[string]string{"key": key}
+	for _, k := range []string{"text", "template", "template_params", "template_language", "channel"} {
+		if v := strings.TrimSpace(r.FormValue(k)); v != "" {
+			settings[k] = v
+		}
+	}
+	if err := c.sim.SetDPAction(id, pipeline, status, settings); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	done(w, r, http.StatusOK, map[string]any{"saved": true})
+}
+
+func (c *control) dpKey(ctx context.Context, target, token string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("X-Auth-Token", token)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Key string `json:"key"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK || out.Key == "" {
+		return "", fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return out.Key, nil
+}
+
+// moveLead moves a lead as a user does; a saved action posts its run.
+func (c *control) moveLead(w http.ResponseWriter, r *http.Request) {
+	id, err := c.account(r)
+	lead, lerr := formInt(r, "lead", 0)
+	status, serr := formInt(r, "status", 0)
+	if err = errors.Join(err, lerr, serr); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	d, err := c.sim.MoveLead(r.Context(), id, lead, status)
+	if err != nil {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+		return
+	}
+	out := map[string]any{"moved": true}
+	if d != nil {
+		out["dp_status"], out["dp_error"] = d.Status, d.Err
+	}
+	done(w, r, http.StatusOK, out)
 }

@@ -9,12 +9,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/switchboard/switchboard/internal/crm/amocrm"
+	"github.com/switchboard/switchboard/internal/sandbox/amosim"
 )
 
 // The standalone simulator installs into a gateway stub (code and referer
@@ -161,4 +163,62 @@ func get(t *testing.T, u string) string {
 		t.Fatalf("GET %s: %d %s", u, resp.StatusCode, b)
 	}
 	return string(b)
+}
+
+// The page's digital pipeline forms: saving an action fetches the key
+// from the gateway with an admin's disposable token; moving a lead into
+// the stage posts the run, form-encoded, with the key among the settings.
+func TestStandaloneDigitalPipeline(t *testing.T) {
+	var mu sync.Mutex
+	var run url.Values
+	var keyToken string
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch r.URL.Path {
+		case "/amocrm/widget/dp-key":
+			keyToken = r.Header.Get("X-Auth-Token")
+			w.Write([]byte(`{"key":"k-123"}`))
+		case "/amocrm/dp":
+			b, _ := io.ReadAll(r.Body)
+			run, _ = url.ParseQuery(string(b))
+		}
+	}))
+	defer gw.Close()
+	sim := httptest.NewUnstartedServer(nil)
+	cfg, err := parseFlags([]string{"-base-url", "http://" + sim.Listener.Addr().String(), "-redirect-uri", gw.URL + "/amocrm/oauth/callback",
+		"-dp-url", gw.URL + "/amocrm/dp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSim(cfg, slog.New(slog.DiscardHandler))
+	defer s.Close()
+	sim.Config.Handler = newHandler(s, cfg, slog.New(slog.DiscardHandler))
+	sim.Start()
+	defer sim.Close()
+	lead := s.PutLead(30123456, amosim.Lead{Name: "Тест", PipelineID: 7000001, StatusID: 61000002})
+
+	post := func(path string, v url.Values) map[string]any {
+		t.Helper()
+		resp, err := http.PostForm(sim.URL+path, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d %v %v", path, resp.StatusCode, out, err)
+		}
+		return out
+	}
+	post("/sim/dp-action", url.Values{"status": {"7000001:61000003"}, "text": {"Готово"}})
+	if out := post("/sim/move-lead", url.Values{"lead": {strconv.Itoa(lead)}, "status": {"61000003"}}); out["dp_status"] != float64(200) {
+		t.Fatalf("move: %v", out)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if keyToken == "" || run.Get("action[settings][widget][settings][key]") != "k-123" || run.Get("action[settings][widget][settings][text]") != "Готово" ||
+		run.Get("event[data][id]") != strconv.Itoa(lead) || run.Get("event[data][status_id]") != "61000003" || run.Get("account_id") != "30123456" {
+		t.Fatalf("key token %q, run %v", keyToken, run)
+	}
 }

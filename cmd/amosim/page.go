@@ -60,6 +60,16 @@ var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
 {{range .Leads}}<tr><td>{{.ID}}</td><td>{{.Name}}</td><td>{{.PipelineID}} / {{.StatusID}}</td><td>{{.ResponsibleUserID}}</td><td>{{.ContactIDs}}</td><td>{{.Tags}}</td><td>{{ts .CreatedAt}}</td></tr>{{end}}</table>
 {{else}}<p class="meta">No leads yet <span class="ru">/ Сделок пока нет</span></p>{{end}}
 
+<h3>Digital pipeline <span class="ru">/ Цифровая воронка</span></h3>
+<form class="inline" method="post" action="/sim/dp-action"><input type="hidden" name="account" value="{{$acc}}">
+ <select name="status">{{range .Spec.Pipelines}}{{$p := .ID}}{{range .Statuses}}<option value="{{$p}}:{{.ID}}">{{$p}} / {{.ID}} {{.Name}}</option>{{end}}{{end}}</select>
+ <input name="text" placeholder="text / текст"> <input name="template" size="12" placeholder="template / шаблон">
+ <input name="template_params" size="12" placeholder="params / параметры"> <input name="channel" size="12" placeholder="channel / канал">
+ <button>Save the action <span class="ru">/ Сохранить действие</span></button></form>
+<form class="inline" method="post" action="/sim/move-lead"><input type="hidden" name="account" value="{{$acc}}">
+ <input name="lead" size="10" placeholder="lead id / сделка" required> <input name="status" size="10" placeholder="status id / этап" required>
+ <button>Move the lead <span class="ru">/ Переместить сделку</span></button></form>
+
 <h3>Contacts <span class="ru">/ Контакты</span></h3>
 {{if .Contacts}}<table><tr><th>id</th><th>name <span class="ru">/ имя</span></th><th>phones <span class="ru">/ телефоны</span></th><th>leads <span class="ru">/ сделки</span></th></tr>
 {{range .Contacts}}<tr><td>{{.ID}}</td><td>{{.Name}}</td><td>{{range .Phones}}{{.Value}} {{end}}</td><td>{{.LeadIDs}}</td></tr>{{end}}</table>
