@@ -22,6 +22,7 @@ import (
 	"github.com/switchboard/switchboard/internal/sandbox/b24sim"
 	"github.com/switchboard/switchboard/internal/sandbox/metasim"
 	"github.com/switchboard/switchboard/internal/store/storetest"
+	amocrmwidget "github.com/switchboard/switchboard/web/amocrm-widget"
 )
 
 const (
@@ -121,7 +122,7 @@ func Start(t testing.TB, o Options) *Env {
 	var amoSrv *httptest.Server
 	if o.AmoCRM {
 		ao := amosim.Options{ClientID: AmoClientID, ClientSecret: AmoSecret, RedirectURI: gwURL + "/amocrm/oauth/callback", Rate: -1,
-			DPWebhookURL: gwURL + "/amocrm/dp"}
+			DPWebhookURL: gwURL + "/amocrm/dp", DPSettings: widgetDPSettings(t)}
 		if o.Amo != nil {
 			o.Amo(&ao)
 		}
@@ -434,4 +435,29 @@ func (e *Env) InstallBitrix24Portal(memberID, domain, appToken string) (*b24sim.
 		return len(p.Connectors()) >= 1 && len(p.Events()) >= 6
 	})
 	return p, in.ID
+}
+
+// widgetDPSettings are the widget manifest's digital pipeline settings
+// (name: required), which the amoCRM simulator holds saved actions to.
+func widgetDPSettings(t testing.TB) map[string]bool {
+	t.Helper()
+	raw, err := amocrmwidget.Files.ReadFile("manifest.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		DP struct {
+			Settings map[string]struct {
+				Required bool `json:"required"`
+			} `json:"settings"`
+		} `json:"dp"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for k, v := range m.DP.Settings {
+		out[k] = v.Required
+	}
+	return out
 }

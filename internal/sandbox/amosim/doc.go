@@ -26,7 +26,10 @@
 // per account answered with the raw, non-JSON 429 of the fixture; the
 // contacts search as a text match (phones matched on their digits, so the
 // country prefix matters); statuses 142 and 143 in every pipeline; amojo's
-// Date/Content-MD5/X-Signature check (403), scope ids and the hook signature.
+// Date/Content-MD5/X-Signature check (403), scope ids and the hook signature;
+// the widget's digital pipeline action saved on a stage (only the settings
+// the manifest declares, the required ones filled) and its run posted,
+// form-encoded and unsigned, when a lead moves in (MoveLead, Redeliver).
 //
 // All methods are safe for concurrent use.
 package amosim

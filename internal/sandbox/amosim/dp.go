@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // The widget's digital pipeline action (Kommo's "Widgets in Digital
@@ -42,7 +43,8 @@ type dpAction struct {
 
 // SetDPAction saves the widget's action on a stage as an admin does in the
 // digital pipeline editor. amoCRM keeps only the settings the manifest
-// declares (Options.DPSettings, when set) and refuses to save an action on
+// declares (Options.DPSettings, when set), requires the required ones,
+// and refuses to save an action on
 // a stage the pipeline does not have, or a closed one (142/143 run no
 // widget actions).
 func (s *Server) SetDPAction(accountID, pipelineID, statusID int, settings map[string]string) error {
@@ -58,10 +60,15 @@ func (s *Server) SetDPAction(accountID, pipelineID, statusID int, settings map[s
 	}
 	kept := map[string]string{}
 	for k, v := range settings {
-		if len(s.opts.DPSettings) > 0 && !slices.Contains(s.opts.DPSettings, k) {
+		if _, declared := s.opts.DPSettings[k]; len(s.opts.DPSettings) > 0 && !declared {
 			return fmt.Errorf("amosim: the manifest declares no dp setting %q", k)
 		}
 		kept[k] = v
+	}
+	for k, required := range s.opts.DPSettings {
+		if required && strings.TrimSpace(kept[k]) == "" {
+			return fmt.Errorf("amosim: the dp setting %q is required", k)
+		}
 	}
 	a.dp = slices.DeleteFunc(a.dp, func(d dpAction) bool { return d.pipeline == pipelineID && d.status == statusID })
 	a.dp = append(a.dp, dpAction{pipeline: pipelineID, status: statusID, settings: kept})

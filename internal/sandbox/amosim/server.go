@@ -80,10 +80,11 @@ type Options struct {
 	SignatureWindow time.Duration
 
 	// DPWebhookURL is the widget manifest's dp.webhook_url, where digital
-	// pipeline runs are posted (MoveLead); DPSettings, when set, are the
-	// names its dp.settings declare: an action with others is not saved.
+	// pipeline runs are posted (MoveLead); DPSettings, when set, are its
+	// dp.settings (name: required): an action with other settings, or
+	// with a required one empty, is not saved (SetDPAction).
 	DPWebhookURL string
-	DPSettings   []string
+	DPSettings   map[string]bool
 
 	// HTTPClient posts the outgoing hook; nil is a client with a 10 s
 	// timeout.
