@@ -49,10 +49,12 @@ func waSends(e *apptest.Env) []string {
 }
 
 // TestAmoCRMDigitalPipeline: the widget's action on a stage sends the
-// lead's customer its text when the lead moves in; a run without the
-// account's key is a 401 and sends nothing; amoCRM's redelivery sends
-// nothing more; a lead of a contact who never wrote gets the template; a
-// lead without a phone gets a note saying why.
+// lead's customer its text ({{name}} filled in) when the lead moves in,
+// noted on the lead as Switchboard's; a run without the account's key is
+// a 401 and keeps nothing; amoCRM's redelivery sends nothing more; a
+// lead's contact who never wrote gets the template instead of the text
+// (noted on that lead, no new one); a lead without a phone gets a note
+// saying why.
 func TestAmoCRMDigitalPipeline(t *testing.T) {
 	apptest.Each(t, amoOpts, func(t *testing.T, e *apptest.Env) {
 		ctx := context.Background()
@@ -86,7 +88,7 @@ func TestAmoCRMDigitalPipeline(t *testing.T) {
 		sent := len(waSends(e))
 
 		// The genuine action: the linked customer gets the text, once.
-		if err := e.Amo.SetDPAction(amoAccount, 7000001, 61000003, map[string]string{"text": "Ваш заказ готов", "key": key}); err != nil {
+		if err := e.Amo.SetDPAction(amoAccount, 7000001, 61000003, map[string]string{"text": "{{name}}, ваш заказ готов", "key": key}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := e.Amo.MoveLead(ctx, amoAccount, lead.ID, 61000002); err != nil {
@@ -97,12 +99,12 @@ func TestAmoCRMDigitalPipeline(t *testing.T) {
 			t.Fatalf("run: %+v %v", d, err)
 		}
 		e.Eventually("the message reached Meta", func() bool { return len(waSends(e)) == sent+1 })
-		if body := waSends(e)[sent]; !strings.Contains(body, "Ваш заказ готов") || !strings.Contains(body, "79123456789") {
+		if body := waSends(e)[sent]; !strings.Contains(body, "Анна, ваш заказ готов") || !strings.Contains(body, "79123456789") {
 			t.Fatalf("sent %s", body)
 		}
 		// The automation's message is noted on the lead as Switchboard's.
 		e.Eventually("the message noted", func() bool { return len(amoNotesOn(e, lead.ID)) == 2 })
-		if n := amoNotesOn(e, lead.ID)[1]; !strings.Contains(n, "Switchboard") || !strings.Contains(n, "Ваш заказ готов") {
+		if n := amoNotesOn(e, lead.ID)[1]; !strings.Contains(n, "Switchboard") || !strings.Contains(n, "Анна, ваш заказ готов") {
 			t.Fatalf("note of the sent message %q", n)
 		}
 		if again := e.Amo.Redeliver(ctx, d); again.Status != http.StatusOK {
@@ -113,18 +115,19 @@ func TestAmoCRMDigitalPipeline(t *testing.T) {
 			t.Fatalf("a redelivered run sent again: %d sends", n-sent)
 		}
 
-		// A contact who never wrote: the template goes out.
+		// A contact who never wrote: the text cannot go, the template does.
 		boris := e.Amo.PutContact(amoAccount, amosim.Contact{Name: "Борис", Phones: []amosim.Value{{Value: "+7 916 000-11-22", EnumCode: "MOB"}}})
 		bl := e.Amo.PutLead(amoAccount, amosim.Lead{Name: "Борис", PipelineID: 7000001, StatusID: 61000002, ContactIDs: []int{boris}})
 		if err := e.Amo.SetDPAction(amoAccount, 7000001, 61000003, map[string]string{
-			"template": "order_update", "template_language": "ru", "template_params": "Борис, 4513", "key": key}); err != nil {
+			"text": "Здравствуйте", "template": "order_update", "template_language": "ru", "template_params": "{{name}}, 4513", "key": key}); err != nil {
 			t.Fatal(err)
 		}
 		if d, err := e.Amo.MoveLead(ctx, amoAccount, bl, 61000003); err != nil || d.Status != http.StatusOK {
 			t.Fatalf("template run: %+v %v", d, err)
 		}
 		e.Eventually("the template reached Meta", func() bool { return len(waSends(e)) == sent+2 })
-		if body := waSends(e)[sent+1]; !strings.Contains(body, `"order_update"`) || !strings.Contains(body, "79160001122") || !strings.Contains(body, "4513") {
+		if body := waSends(e)[sent+1]; !strings.Contains(body, `"order_update"`) || !strings.Contains(body, "79160001122") || !strings.Contains(body, "Борис") ||
+			!strings.Contains(body, "4513") || strings.Contains(body, "Здравствуйте") {
 			t.Fatalf("template sent %s", body)
 		}
 

@@ -381,44 +381,60 @@ func (s *Service) handleDP(ctx context.Context, j *queue.Job) error {
 	}
 	l := lang(in)
 	get := func(k string) string { return strings.TrimSpace(run.Settings[k]) }
-	req := messaging.SendRequest{Text: get("text")}
-	if t := crm.AutomationTemplate(get("template"), get("template_language"), get("template_params"), l); t != nil {
-		req.Template, req.Text = t, ""
-	}
-	if req.Text == "" && req.Template == nil {
+	// The text goes when the messenger takes free text; the template when
+	// there is no text, or the window for it is closed.
+	text, tpl := get("text"), crm.AutomationTemplate(get("template"), get("template_language"), get("template_params"), l)
+	if text == "" && tpl == nil {
 		return s.dpNote(ctx, in, ev.ID, run.LeadID, dpTexts[l]["no_text"])
 	}
-	to, ch, contactID, err := s.dpRecipient(ctx, in, &run)
+	rc, err := s.dpRecipient(ctx, in, &run)
 	if fe := fault.As(err); fe != nil && fe.Code == crm.CodeNoChannel {
 		return s.dpNote(ctx, in, ev.ID, run.LeadID, fe.Message)
 	}
 	if err != nil {
 		return err
 	}
-	if ch == nil {
+	if rc == nil {
 		return s.dpNote(ctx, in, ev.ID, run.LeadID, dpTexts[l]["no_customer"])
 	}
-	req.To = to
+	ch := rc.ch
+	if tpl != nil {
+		for i := range tpl.Params {
+			tpl.Params[i] = fillName(tpl.Params[i], rc.name)
+		}
+	}
 	b, err := s.store.BindingOf(ctx, in.ID, ch.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		b = nil // a channel named but not bound: nothing to mirror into
 	} else if err != nil {
 		return err
 	}
-	_, err = s.SendAsManager(ctx, in, "", ch.ID, req, func(tx *gorm.DB, m *store.Message) error {
-		if b != nil && contactID != 0 {
-			// A customer found by the lead's contact's phone is that
-			// lead's: its messages, this one first, are noted there
-			// rather than on a new lead (a link made earlier wins).
-			if err := store.PutLink(tx, in.ID, linkContact, m.ContactID, strconv.Itoa(contactID)); err != nil {
-				return err
+	send := func(req messaging.SendRequest) error {
+		req.To = rc.to
+		_, err := s.SendAsManager(ctx, in, "", ch.ID, req, func(tx *gorm.DB, m *store.Message) error {
+			if b != nil && rc.contactID != 0 {
+				// A customer found by the lead's contact's phone is that
+				// lead's: its messages, this one first, are noted there
+				// rather than on a new lead (a link made earlier wins).
+				if err := store.PutLink(tx, in.ID, linkContact, m.ContactID, strconv.Itoa(rc.contactID)); err != nil {
+					return err
+				}
+				if err := store.PutLink(tx, in.ID, linkLead, b.ID+":"+m.ContactID, strconv.Itoa(run.LeadID)); err != nil {
+					return err
+				}
 			}
-			if err := store.PutLink(tx, in.ID, linkLead, b.ID+":"+m.ContactID, strconv.Itoa(run.LeadID)); err != nil {
-				return err
-			}
+			return store.PutLink(tx, in.ID, linkDP, ev.ID, m.ID)
+		})
+		return err
+	}
+	if text != "" {
+		err = send(messaging.SendRequest{Text: fillName(text, rc.name)})
+		if fe := fault.As(err); fe != nil && fe.Code == "window_closed" && tpl != nil {
+			err = send(messaging.SendRequest{Template: tpl})
 		}
-		return store.PutLink(tx, in.ID, linkDP, ev.ID, m.ID)
-	})
+	} else {
+		err = send(messaging.SendRequest{Template: tpl})
+	}
 	if fe := fault.As(err); fe != nil {
 		reason := fe.Message
 		if fe.Code == "window_closed" {
@@ -429,24 +445,41 @@ func (s *Service) handleDP(ctx context.Context, j *queue.Job) error {
 	return err
 }
 
+// namePlaceholder in an action's text or template parameters is the
+// customer's name (amoCRM fills in nothing in a widget's settings).
+const namePlaceholder = "{{name}}"
+
+// fillName puts the customer's name (one line) for the placeholder.
+func fillName(text, name string) string {
+	return strings.ReplaceAll(text, namePlaceholder, cleanLine(name))
+}
+
+// dpTarget is whom a run writes to: the address, the channel, the
+// customer's name and, when found by phone, the amoCRM contact.
+type dpTarget struct {
+	to        string
+	ch        *store.Channel
+	name      string
+	contactID int
+}
+
 // dpRecipient finds whom a run writes to: the customer linked to the lead
 // (on the named channel, when one is named), else the first phone of the
 // lead's contacts, main contact first, on the named channel or the first
-// bound one; then it also returns the amoCRM contact. A nil channel and
-// no error: nobody to write to.
-func (s *Service) dpRecipient(ctx context.Context, in *store.Integration, run *dpRun) (string, *store.Channel, int, error) {
+// bound one. nil and no error: nobody to write to.
+func (s *Service) dpRecipient(ctx context.Context, in *store.Integration, run *dpRun) (*dpTarget, error) {
 	named := strings.TrimSpace(run.Settings["channel"])
 	var want *store.Channel
 	if named != "" {
 		ch, err := crm.AutomationChannel(ctx, s.store, in, named)
 		if err != nil {
-			return "", nil, 0, err
+			return nil, err
 		}
 		want = ch
 	}
 	locals, err := s.store.LocalIDsByRemote(ctx, in.ID, linkLead, strconv.Itoa(run.LeadID))
 	if err != nil {
-		return "", nil, 0, err
+		return nil, err
 	}
 	slices.Sort(locals)
 	for _, local := range locals {
@@ -459,35 +492,35 @@ func (s *Service) dpRecipient(ctx context.Context, in *store.Integration, run *d
 			continue // unbound since
 		}
 		if err != nil {
-			return "", nil, 0, err
+			return nil, err
 		}
 		if b.IntegrationID != in.ID || want != nil && b.ChannelID != want.ID {
 			continue
 		}
 		ch, err := s.store.GetChannel(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, b.ChannelID)
 		if err != nil {
-			return "", nil, 0, err
+			return nil, err
 		}
 		ct, err := s.store.ContactByID(ctx, contactID)
 		if err != nil {
-			return "", nil, 0, err
+			return nil, err
 		}
 		if to := cmp.Or(ct.ExternalID, ct.Phone); to != "" {
-			return to, ch, 0, nil
+			return &dpTarget{to: to, ch: ch, name: cmp.Or(ct.Name, ct.Username)}, nil
 		}
 	}
 	ch := want
 	if ch == nil {
 		if ch, err = crm.AutomationChannel(ctx, s.store, in, ""); err != nil {
-			return "", nil, 0, err
+			return nil, err
 		}
 	}
 	lead, found, err := s.API(in).GetLead(ctx, run.LeadID, true)
 	if err != nil {
-		return "", nil, 0, Classify(err)
+		return nil, Classify(err)
 	}
 	if !found {
-		return "", nil, 0, nil
+		return nil, nil
 	}
 	contacts := slices.Clone(lead.Embedded.Contacts)
 	slices.SortStableFunc(contacts, func(a, b EntityLink) int {
@@ -502,18 +535,18 @@ func (s *Service) dpRecipient(ctx context.Context, in *store.Integration, run *d
 	for _, c := range contacts {
 		got, found, err := s.API(in).GetContact(ctx, c.ID, false)
 		if err != nil {
-			return "", nil, 0, Classify(err)
+			return nil, Classify(err)
 		}
 		if !found {
 			continue
 		}
 		for _, p := range got.Values("PHONE") {
 			if strings.TrimSpace(p) != "" {
-				return p, ch, c.ID, nil
+				return &dpTarget{to: p, ch: ch, name: cmp.Or(got.Name, strings.TrimSpace(got.FirstName+" "+got.LastName)), contactID: c.ID}, nil
 			}
 		}
 	}
-	return "", nil, 0, nil
+	return nil, nil
 }
 
 // dpNote writes on the lead why the run sent nothing, and links the run
