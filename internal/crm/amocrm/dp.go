@@ -105,42 +105,15 @@ func (s *Service) DPKey(in *store.Integration) string {
 // action's hidden setting. Only an account admin gets it: the key lets its
 // holder send the account's customers any text.
 func (s *Service) ServeDPKey(w http.ResponseWriter, r *http.Request) {
-	if o := s.corsOrigin(r); o != "" {
-		w.Header().Set("Access-Control-Allow-Origin", o)
-		w.Header().Add("Vary", "Origin")
-	}
-	if err := s.configured(); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, 4096)
-	if _, err := io.Copy(io.Discard, r.Body); err != nil {
-		s.fail(w, r, fault.New(fault.TooLarge, "body_too_large", "the key request has no body to speak of"))
-		return
-	}
-	claims, err := s.verifyWidgetToken(r.Context(), r.Header.Get("X-Auth-Token"))
-	if err != nil {
-		s.fail(w, r, err)
+	claims, in, ok := s.widgetCall(w, r)
+	if !ok {
 		return
 	}
 	if !claims.IsAdmin {
 		s.fail(w, r, fault.New(fault.Forbidden, "dp_admin_only", "only an account admin sets up digital pipeline actions"))
 		return
 	}
-	in, err := s.store.IntegrationByExternal(r.Context(), Type, strconv.Itoa(claims.AccountID))
-	if errors.Is(err, store.ErrNotFound) || err == nil && in.State == store.IntegrationUninstalled {
-		s.fail(w, r, fault.New(fault.NotFound, "account_unknown", "this amoCRM account is not connected to Switchboard; install the widget again"))
-		return
-	}
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	if err := json.NewEncoder(w).Encode(map[string]string{"key": s.DPKey(in)}); err != nil {
-		s.log.Warn("amocrm: write dp key", "err", err)
-	}
+	s.writeWidgetJSON(w, map[string]string{"key": s.DPKey(in)})
 }
 
 // ServeDP is POST /amocrm/dp, the action's webhook_url. A run without the

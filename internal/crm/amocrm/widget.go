@@ -106,41 +106,62 @@ func (s *Service) ServeWidgetTicketPreflight(w http.ResponseWriter, r *http.Requ
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// ServeWidgetTicket is POST /amocrm/widget/ticket: the widget's disposable
-// token (X-Auth-Token) for a one-time ticket to the card window or the
-// settings page. A forged, expired, replayed or foreign token is a 401 and
-// reveals nothing; an account that is not connected is a 404.
-func (s *Service) ServeWidgetTicket(w http.ResponseWriter, r *http.Request) {
+// widgetCall opens a call the widget's script makes with $authorizedAjax
+// (the ticket, the digital pipeline key): the CORS grant for the account's
+// own pages, a small form body, the disposable token spent, and the
+// connected account it names. It answered the call when it returns false.
+func (s *Service) widgetCall(w http.ResponseWriter, r *http.Request) (*WidgetClaims, *store.Integration, bool) {
 	if o := s.corsOrigin(r); o != "" {
 		w.Header().Set("Access-Control-Allow-Origin", o)
 		w.Header().Add("Vary", "Origin")
 	}
 	if err := s.configured(); err != nil {
 		s.fail(w, r, err)
-		return
+		return nil, nil, false
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 4096)
 	if err := r.ParseForm(); err != nil {
-		s.fail(w, r, fault.New(fault.Malformed, "form_invalid", "the ticket request is not a small form"))
+		s.fail(w, r, fault.New(fault.Malformed, "form_invalid", "the widget's request is not a small form"))
+		return nil, nil, false
+	}
+	claims, err := s.verifyWidgetToken(r.Context(), r.Header.Get("X-Auth-Token"))
+	if err != nil {
+		s.fail(w, r, err)
+		return nil, nil, false
+	}
+	in, err := s.store.IntegrationByExternal(r.Context(), Type, strconv.Itoa(claims.AccountID))
+	if errors.Is(err, store.ErrNotFound) || err == nil && in.State == store.IntegrationUninstalled {
+		s.fail(w, r, fault.New(fault.NotFound, "account_unknown", "this amoCRM account is not connected to Switchboard; install the widget again"))
+		return nil, nil, false
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return nil, nil, false
+	}
+	return claims, in, true
+}
+
+// writeWidgetJSON answers a widget call; the answer is never cached.
+func (s *Service) writeWidgetJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		s.log.Warn("amocrm: write a widget answer", "err", err)
+	}
+}
+
+// ServeWidgetTicket is POST /amocrm/widget/ticket: the widget's disposable
+// token (X-Auth-Token) for a one-time ticket to the card window or the
+// settings page. A forged, expired, replayed or foreign token is a 401 and
+// reveals nothing; an account that is not connected is a 404.
+func (s *Service) ServeWidgetTicket(w http.ResponseWriter, r *http.Request) {
+	claims, in, ok := s.widgetCall(w, r)
+	if !ok {
 		return
 	}
 	purpose := r.PostForm.Get("purpose")
 	if purpose != PurposeCard && purpose != PurposeSettings {
 		s.fail(w, r, &fault.Error{Kind: fault.Invalid, Code: "purpose_invalid", Field: "purpose", Message: "purpose is card or settings"})
-		return
-	}
-	claims, err := s.verifyWidgetToken(r.Context(), r.Header.Get("X-Auth-Token"))
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	in, err := s.store.IntegrationByExternal(r.Context(), Type, strconv.Itoa(claims.AccountID))
-	if errors.Is(err, store.ErrNotFound) || err == nil && in.State == store.IntegrationUninstalled {
-		s.fail(w, r, fault.New(fault.NotFound, "account_unknown", "this amoCRM account is not connected to Switchboard; install the widget again"))
-		return
-	}
-	if err != nil {
-		s.fail(w, r, err)
 		return
 	}
 	raw, err := json.Marshal(ticketClaims{IntegrationID: in.ID, UserID: strconv.Itoa(claims.UserID), Admin: claims.IsAdmin, Purpose: purpose})
@@ -153,11 +174,7 @@ func (s *Service) ServeWidgetTicket(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	if err := json.NewEncoder(w).Encode(map[string]any{"ticket": t, "expires_in": int(TicketTTL / time.Second)}); err != nil {
-		s.log.Warn("amocrm: write ticket", "err", err)
-	}
+	s.writeWidgetJSON(w, map[string]any{"ticket": t, "expires_in": int(TicketTTL / time.Second)})
 }
 
 // verifyWidgetToken checks a disposable token and spends its jti.
