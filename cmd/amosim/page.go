@@ -32,6 +32,7 @@ var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
  .in { background: #f1f5f9; } .out { background: #e8f7e4; margin-left: 4rem; }
  .meta { color: #777; font-size: .78rem; }
  form.inline { display: inline-flex; gap: .4rem; align-items: end; margin: .3rem .6rem .3rem 0; }
+ form.cell { display: flex; flex-wrap: wrap; gap: .3rem; align-items: center; margin: 0; min-width: 24rem; }
  input, textarea, select, button { font: inherit; padding: .25rem; }
 </style>
 </head>
@@ -42,7 +43,7 @@ var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
  chat hook <span class="ru">/ хук чатов</span>: <code>{{.Cfg.HookURL}}</code> ·
  gateway (the widget's gateway_url) <span class="ru">/ шлюз (gateway_url виджета)</span>: <code>{{.Cfg.GatewayURL}}</code></div>
 {{define "frameUser"}}<select name="user">{{range .}}{{if .IsActive}}<option value="{{.ID}}">#{{.ID}} {{.Name}}{{if .IsAdmin}} (admin){{end}}</option>{{end}}{{end}}</select>
- <select name="lang" title="language / язык"><option value="">user's lang / язык пользователя</option><option value="ru">ru</option><option value="en">en</option></select>{{end}}
+ <select name="lang" title="the user's language by default / по умолчанию язык пользователя"><option value="">lang: auto / язык: авто</option><option value="ru">ru</option><option value="en">en</option></select>{{end}}
 {{range .Accounts}}{{$acc := .Spec.ID}}{{$users := .Spec.Users}}
 <h2>Account <span class="ru">/ Аккаунт</span> {{.Spec.Name}} · <code>{{.Spec.Domain}}</code> · id {{.Spec.ID}}</h2>
 <div class="meta">amojo_id <code>{{.Spec.AmojoID}}</code> · {{if .Scope}}chat channel connected <span class="ru">/ канал чатов подключён</span>: <code>{{.Scope}}</code>{{else}}chat channel not connected <span class="ru">/ канал чатов не подключён</span>{{end}} ·
@@ -65,8 +66,8 @@ var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
 <h3>Leads <span class="ru">/ Сделки</span></h3>
 {{if .Leads}}<table><tr><th>id</th><th>name <span class="ru">/ название</span></th><th>pipeline / status <span class="ru">/ воронка / этап</span></th><th>responsible <span class="ru">/ ответственный</span></th><th>contacts <span class="ru">/ контакты</span></th><th>tags <span class="ru">/ теги</span></th><th>created <span class="ru">/ создана</span></th><th>card <span class="ru">/ карточка</span></th></tr>
 {{range .Leads}}<tr><td>{{.ID}}</td><td>{{.Name}}</td><td>{{.PipelineID}} / {{.StatusID}}</td><td>{{.ResponsibleUserID}}</td><td>{{.ContactIDs}}</td><td>{{.Tags}}</td><td>{{ts .CreatedAt}}</td>
-<td><form class="inline" method="get" action="/sim/widget/card" target="_blank"><input type="hidden" name="account" value="{{$acc}}"><input type="hidden" name="entity" value="leads"><input type="hidden" name="id" value="{{.ID}}">
- {{template "frameUser" $users}} <button>Open the card window as this user <span class="ru">/ Открыть окно в карточке от имени пользователя</span></button></form></td></tr>{{end}}</table>
+<td><form class="cell" method="get" action="/sim/widget/card" target="_blank"><input type="hidden" name="account" value="{{$acc}}"><input type="hidden" name="entity" value="leads"><input type="hidden" name="id" value="{{.ID}}">
+ {{template "frameUser" $users}} <button>Open the card window <span class="ru">/ Открыть окно в карточке</span></button></form></td></tr>{{end}}</table>
 {{else}}<p class="meta">No leads yet <span class="ru">/ Сделок пока нет</span></p>{{end}}
 
 <h3>Digital pipeline <span class="ru">/ Цифровая воронка</span></h3>
@@ -82,8 +83,8 @@ var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
 <h3>Contacts <span class="ru">/ Контакты</span></h3>
 {{if .Contacts}}<table><tr><th>id</th><th>name <span class="ru">/ имя</span></th><th>phones <span class="ru">/ телефоны</span></th><th>leads <span class="ru">/ сделки</span></th><th>card <span class="ru">/ карточка</span></th></tr>
 {{range .Contacts}}<tr><td>{{.ID}}</td><td>{{.Name}}</td><td>{{range .Phones}}{{.Value}} {{end}}</td><td>{{.LeadIDs}}</td>
-<td><form class="inline" method="get" action="/sim/widget/card" target="_blank"><input type="hidden" name="account" value="{{$acc}}"><input type="hidden" name="entity" value="contacts"><input type="hidden" name="id" value="{{.ID}}">
- {{template "frameUser" $users}} <button>Open the card window as this user <span class="ru">/ Открыть окно в карточке от имени пользователя</span></button></form></td></tr>{{end}}</table>
+<td><form class="cell" method="get" action="/sim/widget/card" target="_blank"><input type="hidden" name="account" value="{{$acc}}"><input type="hidden" name="entity" value="contacts"><input type="hidden" name="id" value="{{.ID}}">
+ {{template "frameUser" $users}} <button>Open the card window <span class="ru">/ Открыть окно в карточке</span></button></form></td></tr>{{end}}</table>
 {{else}}<p class="meta">No contacts yet <span class="ru">/ Контактов пока нет</span></p>{{end}}
 
 <h3>Notes <span class="ru">/ Примечания</span></h3>
