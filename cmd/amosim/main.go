@@ -30,7 +30,7 @@
 //	                          template_params, template_language, channel)
 //	                                                 save the widget's digital pipeline
 //	                                                 action on a stage (the key is fetched
-//	                                                 from the gateway as the widget does)
+//	                                                 from -gateway-url as the widget does)
 //	POST /sim/move-lead      (form: account, lead, status)
 //	                                                 move a lead; a saved action posts its run
 //	GET  /sim/widget/settings?account=&user=&lang=   the widget's settings page (advanced_settings)
@@ -390,13 +390,14 @@ func (c *control) dpAction(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "bad -redirect-uri"})
 		return
 	}
-	gateway := ru.Scheme + "://" + ru.Host
-	tok, _, err := c.sim.DisposableToken(id, admin, gateway)
+	// The token's audience is the redirect URI's host, as amoCRM signs
+	// it; the call goes to the widget's gateway_url.
+	tok, _, err := c.sim.DisposableToken(id, admin, ru.Scheme+"://"+ru.Host)
 	if err != nil {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
 		return
 	}
-	key, err := c.dpKey(r.Context(), gateway+"/amocrm/widget/dp-key", tok)
+	key, err := c.dpKey(r.Context(), c.cfg.gatewayURL+"/amocrm/widget/dp-key", tok)
 	if err != nil {
 		writeJSON(w, http.StatusBadGateway, map[string]string{"error": "the gateway gave no key: " + err.Error()})
 		return

@@ -188,7 +188,7 @@ func TestStandaloneDigitalPipeline(t *testing.T) {
 	defer gw.Close()
 	sim := httptest.NewUnstartedServer(nil)
 	cfg, err := parseFlags([]string{"-base-url", "http://" + sim.Listener.Addr().String(), "-redirect-uri", gw.URL + "/amocrm/oauth/callback",
-		"-dp-url", gw.URL + "/amocrm/dp"})
+		"-dp-url", gw.URL + "/amocrm/dp", "-gateway-url", gw.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
