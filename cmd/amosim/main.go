@@ -9,7 +9,13 @@
 // its own host:port). Open http://127.0.0.1:9093/sim/ to install the widget
 // (the simulator calls the redirect URI with a code, as amoCRM does), read
 // leads, notes, tasks and chats, answer in a chat as a manager, mint a
-// widget token, switch the account to unpaid, or disable the integration.
+// widget token, switch the account to unpaid, or disable the integration,
+// and to open the widget's settings page or a card's window as a user sees
+// them in amoCRM: a page of the simulator's origin (the account's, for the
+// gateway) whose script trades a disposable token for the gateway's ticket
+// (-gateway-url; the gateway must run with SWITCHBOARD_AMOCRM_BASE_URL set
+// to this simulator's URL and SWITCHBOARD_ALLOW_PRIVATE_ENDPOINTS=true, or
+// it answers no other origin) and frames the gateway's page.
 //
 // Control API:
 //
@@ -24,9 +30,15 @@
 //	                          template_params, template_language, channel)
 //	                                                 save the widget's digital pipeline
 //	                                                 action on a stage (the key is fetched
-//	                                                 from the gateway as the widget does)
+//	                                                 from -gateway-url as the widget does)
 //	POST /sim/move-lead      (form: account, lead, status)
 //	                                                 move a lead; a saved action posts its run
+//	GET  /sim/widget/settings?account=&user=&lang=   the widget's settings page (advanced_settings)
+//	                                                 as the user sees it, the gateway's page framed
+//	GET  /sim/widget/card?account=&user=&entity=leads|contacts&id=&lang=
+//	                                                 a lead's or contact's card with the widget's
+//	                                                 card window framed
+//	GET  /sim/widget/frame.js                        those pages' script (the widget script's part)
 package main
 
 import (
@@ -61,6 +73,7 @@ type config struct {
 	channelSecret string
 	hookURL       string
 	dpURL         string
+	gatewayURL    string
 	rate          float64
 }
 
@@ -106,6 +119,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.channelSecret, "channel-secret", envOr("AMOSIM_CHANNEL_SECRET", "5a44c5dff55f3c15a4cce8d7c4cc27e207c7e189"), "Chats API channel secret (env AMOSIM_CHANNEL_SECRET)")
 	fs.StringVar(&c.hookURL, "hook-url", "http://127.0.0.1:8080/amocrm/amojo/:scope_id", "where manager replies are posted (:scope_id is replaced)")
 	fs.StringVar(&c.dpURL, "dp-url", "http://127.0.0.1:8080/amocrm/dp", "the widget manifest's dp.webhook_url (digital pipeline runs)")
+	fs.StringVar(&c.gatewayURL, "gateway-url", "http://127.0.0.1:8080", "the widget's gateway_url: where the widget's pages get tickets and frame the gateway's pages from")
 	fs.Float64Var(&c.rate, "rate", amosim.DefaultRate, "API requests per second per account (negative disables)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -117,6 +131,10 @@ func parseFlags(args []string) (config, error) {
 	u, err := url.Parse(c.baseURL)
 	if err != nil || u.Host == "" {
 		return c, fmt.Errorf("-base-url %q is not a URL", c.baseURL)
+	}
+	c.gatewayURL = strings.TrimRight(c.gatewayURL, "/")
+	if g, err := url.Parse(c.gatewayURL); err != nil || g.Host == "" || (g.Scheme != "http" && g.Scheme != "https") || g.RawQuery != "" || g.Fragment != "" {
+		return c, fmt.Errorf("-gateway-url %q is not an http(s) URL", c.gatewayURL)
 	}
 	return c, nil
 }
@@ -137,7 +155,7 @@ func newSim(cfg config, logger *slog.Logger) *amosim.Server {
 	u, _ := url.Parse(cfg.baseURL)
 	sim := amosim.New(amosim.Options{
 		ClientID: cfg.clientID, ClientSecret: cfg.clientSecret, RedirectURI: cfg.redirectURI, Referer: u.Host,
-		ChannelID: cfg.channelID, ChannelSecret: cfg.channelSecret, HookURL: cfg.hookURL, DPWebhookURL: cfg.dpURL, Rate: cfg.rate, Logger: logger, MaxRecorded: 1000,
+		ChannelID: cfg.channelID, ChannelSecret: cfg.channelSecret, HookURL: cfg.hookURL, DPWebhookURL: cfg.dpURL, GatewayURL: cfg.gatewayURL, Rate: cfg.rate, Logger: logger, MaxRecorded: 1000,
 	})
 	if err := sim.AddAccount(amosim.ExampleAccount()); err != nil {
 		panic(err) // the example account is valid
@@ -372,13 +390,14 @@ func (c *control) dpAction(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "bad -redirect-uri"})
 		return
 	}
-	gateway := ru.Scheme + "://" + ru.Host
-	tok, _, err := c.sim.DisposableToken(id, admin, gateway)
+	// The token's audience is the redirect URI's host, as amoCRM signs
+	// it; the call goes to the widget's gateway_url.
+	tok, _, err := c.sim.DisposableToken(id, admin, ru.Scheme+"://"+ru.Host)
 	if err != nil {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
 		return
 	}
-	key, err := c.dpKey(r.Context(), gateway+"/amocrm/widget/dp-key", tok)
+	key, err := c.dpKey(r.Context(), c.cfg.gatewayURL+"/amocrm/widget/dp-key", tok)
 	if err != nil {
 		writeJSON(w, http.StatusBadGateway, map[string]string{"error": "the gateway gave no key: " + err.Error()})
 		return

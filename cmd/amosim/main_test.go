@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -187,7 +188,7 @@ func TestStandaloneDigitalPipeline(t *testing.T) {
 	defer gw.Close()
 	sim := httptest.NewUnstartedServer(nil)
 	cfg, err := parseFlags([]string{"-base-url", "http://" + sim.Listener.Addr().String(), "-redirect-uri", gw.URL + "/amocrm/oauth/callback",
-		"-dp-url", gw.URL + "/amocrm/dp"})
+		"-dp-url", gw.URL + "/amocrm/dp", "-gateway-url", gw.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,5 +221,138 @@ func TestStandaloneDigitalPipeline(t *testing.T) {
 	if keyToken == "" || run.Get("action[settings][widget][settings][key]") != "k-123" || run.Get("action[settings][widget][settings][text]") != "Готово" ||
 		run.Get("event[data][id]") != strconv.Itoa(lead) || run.Get("event[data][status_id]") != "61000003" || run.Get("account_id") != "30123456" {
 		t.Fatalf("key token %q, run %v", keyToken, run)
+	}
+}
+
+// The widget's frames: the settings page and a card, each on the
+// simulator's origin with a fresh disposable token of the chosen user for
+// the gateway, the gateway in the CSP's connect-src and frame-src and no
+// inline script; refusals name the problem in both languages and carry no
+// token.
+func TestStandaloneWidgetFrames(t *testing.T) {
+	sim := httptest.NewUnstartedServer(nil)
+	gw := "http://127.0.0.1:18080"
+	cfg, err := parseFlags([]string{"-base-url", "http://" + sim.Listener.Addr().String(), "-redirect-uri", gw + "/amocrm/oauth/callback",
+		"-gateway-url", gw + "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSim(cfg, slog.New(slog.DiscardHandler))
+	defer s.Close()
+	sim.Config.Handler = newHandler(s, cfg, slog.New(slog.DiscardHandler))
+	sim.Start()
+	defer sim.Close()
+	acc := amosim.ExampleAccount().ID
+	contact := s.PutContact(acc, amosim.Contact{Name: "Мария <b>", Phones: []amosim.Value{{Value: "+79161234567", EnumCode: "MOB"}}})
+	lead := s.PutLead(acc, amosim.Lead{Name: "Заказ <i>", PipelineID: 7000001, StatusID: 61000002, ResponsibleUserID: 9000002, ContactIDs: []int{contact}})
+
+	page := get(t, sim.URL+"/sim/")
+	for _, want := range []string{gw, `action="/sim/widget/settings"`, `action="/sim/widget/card"`, `name="entity" value="leads"`,
+		`name="entity" value="contacts"`, `name="id" value="` + strconv.Itoa(lead) + `"`, "Открыть окно в карточке", "Open the widget's settings"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("/sim/ lacks %q", want)
+		}
+	}
+	if form, _, _ := strings.Cut(page[strings.Index(page, `action="/sim/widget/settings"`):], "</form>"); !strings.Contains(form, `<option value="9000002"`) ||
+		strings.Contains(form, `<option value="9000003"`) {
+		t.Errorf("the settings form offers other users than the active ones: %s", form)
+	}
+
+	ru, _ := url.Parse(cfg.redirectURI)
+	v := amocrm.WidgetVerifier{ClientID: cfg.clientID, ClientSecret: cfg.clientSecret, Audience: ru.Scheme + "://" + ru.Host}
+	tokenRE := regexp.MustCompile(`data-token="([^"]+)"`)
+	open := func(path string, q url.Values, want int) (string, http.Header) {
+		t.Helper()
+		resp, err := http.Get(sim.URL + path + "?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != want {
+			t.Fatalf("GET %s?%s: %d, want %d: %s", path, q.Encode(), resp.StatusCode, want, b)
+		}
+		csp := resp.Header.Get("Content-Security-Policy")
+		if !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline'; connect") || strings.Contains(string(b), "<script>") {
+			t.Errorf("%s: inline script allowed or used: %s", path, csp)
+		}
+		return string(b), resp.Header
+	}
+	token := func(body string, user int, admin bool) string {
+		t.Helper()
+		m := tokenRE.FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("no token on the page: %s", body)
+		}
+		c, err := v.VerifyFor(m[1], acc)
+		if err != nil || c.UserID != user || c.IsAdmin != admin {
+			t.Fatalf("token: %+v %v", c, err)
+		}
+		return m[1]
+	}
+
+	body, h := open("/sim/widget/settings", url.Values{"user": {"9000002"}, "lang": {"en"}}, http.StatusOK)
+	first := token(body, 9000002, false)
+	for _, want := range []string{`data-gateway="` + gw + `"`, `data-purpose="settings"`, `data-lang="en"`, `<script src="/sim/widget/frame.js"`, "Иван Менеджеров"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("settings page lacks %q", want)
+		}
+	}
+	if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "connect-src "+gw) || !strings.Contains(csp, "frame-src "+gw) || h.Get("Cache-Control") != "no-store" {
+		t.Errorf("settings headers: %v", h)
+	}
+	body, _ = open("/sim/widget/settings", url.Values{}, http.StatusOK) // the account's admin, in the admin's language
+	if token(body, 9000001, true) == first || !strings.Contains(body, `data-lang="ru"`) {
+		t.Error("a second load reuses the disposable token or ignores the user's language")
+	}
+
+	body, _ = open("/sim/widget/card", url.Values{"user": {"9000002"}, "entity": {"leads"}, "id": {strconv.Itoa(lead)}}, http.StatusOK)
+	token(body, 9000002, false)
+	for _, want := range []string{`data-purpose="card"`, `data-entity="leads"`, `data-id="` + strconv.Itoa(lead) + `"`, "Заказ &lt;i&gt;",
+		"Продажи → Первичный контакт", "Мария &lt;b&gt; &#43;79161234567", "Иван Менеджеров"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("lead card lacks %q", want)
+		}
+	}
+	body, _ = open("/sim/widget/card", url.Values{"entity": {"contacts"}, "id": {strconv.Itoa(contact)}, "lang": {"en"}}, http.StatusOK)
+	token(body, 9000001, true)
+	if !strings.Contains(body, `data-entity="contacts"`) || !strings.Contains(body, "&#43;79161234567") || !strings.Contains(body, "Заказ &lt;i&gt;") {
+		t.Errorf("contact card: %s", body)
+	}
+
+	for _, c := range []struct {
+		path   string
+		q      url.Values
+		status int
+		en, ru string
+	}{
+		{"/sim/widget/card", url.Values{"entity": {"leads"}, "id": {"999"}}, http.StatusNotFound, "no lead 999", "нет сделки 999"},
+		{"/sim/widget/card", url.Values{"entity": {"deals"}, "id": {strconv.Itoa(lead)}}, http.StatusBadRequest, "entity is leads or contacts", "entity — leads или contacts"},
+		{"/sim/widget/card", url.Values{"entity": {"leads"}}, http.StatusBadRequest, "id must be", "id должен быть"},
+		{"/sim/widget/settings", url.Values{"user": {"9000003"}}, http.StatusForbidden, "deactivated", "отключён"},
+		{"/sim/widget/settings", url.Values{"user": {"1"}}, http.StatusNotFound, "no user 1", "нет пользователя 1"},
+		{"/sim/widget/settings", url.Values{"account": {"7"}}, http.StatusNotFound, "no account 7", "нет аккаунта 7"},
+		{"/sim/widget/settings", url.Values{"lang": {"de"}}, http.StatusBadRequest, "lang is ru or en", "lang — ru или en"},
+	} {
+		body, _ := open(c.path, c.q, c.status)
+		if !strings.Contains(body, c.en) || !strings.Contains(body, c.ru) || tokenRE.MatchString(body) {
+			t.Errorf("%s?%s: want %q and %q and no token: %s", c.path, c.q.Encode(), c.en, c.ru, body)
+		}
+	}
+
+	resp, err := http.Get(sim.URL + "/sim/widget/frame.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript") || !strings.Contains(string(js), "/amocrm/widget/ticket") || !strings.Contains(string(js), "X-Auth-Token") {
+		t.Errorf("frame.js: %s %.80s", resp.Header.Get("Content-Type"), js)
+	}
+
+	for _, bad := range []string{"ftp://x", "127.0.0.1:8080", "http://x/?a=1"} {
+		if _, err := parseFlags([]string{"-gateway-url", bad}); err == nil {
+			t.Errorf("-gateway-url %q accepted", bad)
+		}
 	}
 }

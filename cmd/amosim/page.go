@@ -8,7 +8,8 @@ import (
 
 // The page is server-rendered and script-free: html/template escapes every
 // value (chat text is customer input), and forms post to the control API,
-// which redirects back here.
+// which redirects back here. The widget's frames open in a new tab (GET
+// forms): they are the simulator's pages with the one script they need.
 var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
 	"ts": func(u int64) string {
 		if u == 0 {
@@ -31,6 +32,7 @@ var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
  .in { background: #f1f5f9; } .out { background: #e8f7e4; margin-left: 4rem; }
  .meta { color: #777; font-size: .78rem; }
  form.inline { display: inline-flex; gap: .4rem; align-items: end; margin: .3rem .6rem .3rem 0; }
+ form.cell { display: flex; flex-wrap: wrap; gap: .3rem; align-items: center; margin: 0; min-width: 24rem; }
  input, textarea, select, button { font: inherit; padding: .25rem; }
 </style>
 </head>
@@ -38,8 +40,11 @@ var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
 <h1>amoCRM sandbox <span class="ru">/ Песочница amoCRM</span></h1>
 <div class="meta">Redirect URI <span class="ru">/ Адрес перенаправления</span>: <code>{{.Cfg.RedirectURI}}</code> ·
  disable hook <span class="ru">/ хук отключения</span>: <code>{{.Cfg.DisableURL}}</code> ·
- chat hook <span class="ru">/ хук чатов</span>: <code>{{.Cfg.HookURL}}</code></div>
-{{range .Accounts}}{{$acc := .Spec.ID}}
+ chat hook <span class="ru">/ хук чатов</span>: <code>{{.Cfg.HookURL}}</code> ·
+ gateway (the widget's gateway_url) <span class="ru">/ шлюз (gateway_url виджета)</span>: <code>{{.Cfg.GatewayURL}}</code></div>
+{{define "frameUser"}}<select name="user">{{range .}}{{if .IsActive}}<option value="{{.ID}}">#{{.ID}} {{.Name}}{{if .IsAdmin}} (admin){{end}}</option>{{end}}{{end}}</select>
+ <select name="lang" title="the user's language by default / по умолчанию язык пользователя"><option value="">lang: auto / язык: авто</option><option value="ru">ru</option><option value="en">en</option></select>{{end}}
+{{range .Accounts}}{{$acc := .Spec.ID}}{{$users := .Spec.Users}}
 <h2>Account <span class="ru">/ Аккаунт</span> {{.Spec.Name}} · <code>{{.Spec.Domain}}</code> · id {{.Spec.ID}}</h2>
 <div class="meta">amojo_id <code>{{.Spec.AmojoID}}</code> · {{if .Scope}}chat channel connected <span class="ru">/ канал чатов подключён</span>: <code>{{.Scope}}</code>{{else}}chat channel not connected <span class="ru">/ канал чатов не подключён</span>{{end}} ·
  API requests <span class="ru">/ запросов API</span>: {{.Counts.Requests}}, 429: {{.Counts.TooMany}}, 401: {{.Counts.Unauthorized}}</div>
@@ -50,14 +55,19 @@ var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
 <form class="inline" method="post" action="/sim/widget-token" target="_blank"><input type="hidden" name="account" value="{{$acc}}">
  <select name="user">{{range .Spec.Users}}<option value="{{.ID}}">#{{.ID}} {{.Name}}{{if .IsAdmin}} (admin){{end}}</option>{{end}}</select>
  <button>Widget token <span class="ru">/ Токен виджета</span></button></form>
+<form class="inline" method="get" action="/sim/widget/settings" target="_blank"><input type="hidden" name="account" value="{{$acc}}">
+ {{template "frameUser" $users}}
+ <button>Open the widget's settings as this user <span class="ru">/ Открыть настройки виджета от имени пользователя</span></button></form>
 
 <h3>Users <span class="ru">/ Пользователи</span></h3>
 <table><tr><th>id</th><th>name <span class="ru">/ имя</span></th><th>admin</th><th>active <span class="ru">/ активен</span></th></tr>
 {{range .Spec.Users}}<tr><td>{{.ID}}</td><td>{{.Name}}</td><td>{{.IsAdmin}}</td><td>{{.IsActive}}</td></tr>{{end}}</table>
 
 <h3>Leads <span class="ru">/ Сделки</span></h3>
-{{if .Leads}}<table><tr><th>id</th><th>name <span class="ru">/ название</span></th><th>pipeline / status <span class="ru">/ воронка / этап</span></th><th>responsible <span class="ru">/ ответственный</span></th><th>contacts <span class="ru">/ контакты</span></th><th>tags <span class="ru">/ теги</span></th><th>created <span class="ru">/ создана</span></th></tr>
-{{range .Leads}}<tr><td>{{.ID}}</td><td>{{.Name}}</td><td>{{.PipelineID}} / {{.StatusID}}</td><td>{{.ResponsibleUserID}}</td><td>{{.ContactIDs}}</td><td>{{.Tags}}</td><td>{{ts .CreatedAt}}</td></tr>{{end}}</table>
+{{if .Leads}}<table><tr><th>id</th><th>name <span class="ru">/ название</span></th><th>pipeline / status <span class="ru">/ воронка / этап</span></th><th>responsible <span class="ru">/ ответственный</span></th><th>contacts <span class="ru">/ контакты</span></th><th>tags <span class="ru">/ теги</span></th><th>created <span class="ru">/ создана</span></th><th>card <span class="ru">/ карточка</span></th></tr>
+{{range .Leads}}<tr><td>{{.ID}}</td><td>{{.Name}}</td><td>{{.PipelineID}} / {{.StatusID}}</td><td>{{.ResponsibleUserID}}</td><td>{{.ContactIDs}}</td><td>{{.Tags}}</td><td>{{ts .CreatedAt}}</td>
+<td><form class="cell" method="get" action="/sim/widget/card" target="_blank"><input type="hidden" name="account" value="{{$acc}}"><input type="hidden" name="entity" value="leads"><input type="hidden" name="id" value="{{.ID}}">
+ {{template "frameUser" $users}} <button>Open the card window <span class="ru">/ Открыть окно в карточке</span></button></form></td></tr>{{end}}</table>
 {{else}}<p class="meta">No leads yet <span class="ru">/ Сделок пока нет</span></p>{{end}}
 
 <h3>Digital pipeline <span class="ru">/ Цифровая воронка</span></h3>
@@ -71,8 +81,10 @@ var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
  <button>Move the lead <span class="ru">/ Переместить сделку</span></button></form>
 
 <h3>Contacts <span class="ru">/ Контакты</span></h3>
-{{if .Contacts}}<table><tr><th>id</th><th>name <span class="ru">/ имя</span></th><th>phones <span class="ru">/ телефоны</span></th><th>leads <span class="ru">/ сделки</span></th></tr>
-{{range .Contacts}}<tr><td>{{.ID}}</td><td>{{.Name}}</td><td>{{range .Phones}}{{.Value}} {{end}}</td><td>{{.LeadIDs}}</td></tr>{{end}}</table>
+{{if .Contacts}}<table><tr><th>id</th><th>name <span class="ru">/ имя</span></th><th>phones <span class="ru">/ телефоны</span></th><th>leads <span class="ru">/ сделки</span></th><th>card <span class="ru">/ карточка</span></th></tr>
+{{range .Contacts}}<tr><td>{{.ID}}</td><td>{{.Name}}</td><td>{{range .Phones}}{{.Value}} {{end}}</td><td>{{.LeadIDs}}</td>
+<td><form class="cell" method="get" action="/sim/widget/card" target="_blank"><input type="hidden" name="account" value="{{$acc}}"><input type="hidden" name="entity" value="contacts"><input type="hidden" name="id" value="{{.ID}}">
+ {{template "frameUser" $users}} <button>Open the card window <span class="ru">/ Открыть окно в карточке</span></button></form></td></tr>{{end}}</table>
 {{else}}<p class="meta">No contacts yet <span class="ru">/ Контактов пока нет</span></p>{{end}}
 
 <h3>Notes <span class="ru">/ Примечания</span></h3>
@@ -105,7 +117,7 @@ func (c *control) page(w http.ResponseWriter, _ *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := pageTmpl.Execute(w, map[string]any{"Accounts": accs, "Users": users,
-		"Cfg": map[string]string{"RedirectURI": c.cfg.redirectURI, "DisableURL": c.cfg.disableURL, "HookURL": c.cfg.hookURL}}); err != nil {
+		"Cfg": map[string]string{"RedirectURI": c.cfg.redirectURI, "DisableURL": c.cfg.disableURL, "HookURL": c.cfg.hookURL, "GatewayURL": c.cfg.gatewayURL}}); err != nil {
 		c.log.Error("amosim page", "err", err)
 	}
 }

@@ -37,6 +37,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("POST /api/v4/tasks", s.api(s.createTasks))
 
 	s.amojoRoutes(m)
+	s.frameRoutes(m)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, problem(http.StatusNotFound, "Not Found", "Unknown path "+r.URL.Path))
 	})

@@ -31,5 +31,11 @@
 // the manifest declares, the required ones filled) and its run posted,
 // form-encoded and unsigned, when a lead moves in (MoveLead, Redeliver).
 //
+// It also serves what a user sees of the widget (frames.go): a minimal
+// advanced settings page and lead or contact card on the simulator's own
+// origin, the account's as far as the gateway knows, whose script trades a
+// freshly minted disposable token for the gateway's ticket in the browser
+// and frames the gateway's page, as the widget's script does in amoCRM.
+//
 // All methods are safe for concurrent use.
 package amosim

@@ -86,6 +86,12 @@ type Options struct {
 	DPWebhookURL string
 	DPSettings   map[string]bool
 
+	// GatewayURL is where the widget's frames (FrameSettingsPath,
+	// FrameCardPath) ask for tickets and find the gateway's pages: the
+	// widget's gateway_url setting. Empty takes the scheme and host of
+	// RedirectURI.
+	GatewayURL string
+
 	// HTTPClient posts the outgoing hook; nil is a client with a 10 s
 	// timeout.
 	HTTPClient *http.Client
@@ -212,7 +218,7 @@ func (s *Server) Wait() { s.wg.Wait() }
 // Options returns the options the server runs with, defaults filled in.
 func (s *Server) Options() Options { return s.opts }
 
-// ServeHTTP serves OAuth, API v4 and amojo.
+// ServeHTTP serves OAuth, API v4, amojo and the widget's frames.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
 	if err != nil {
