@@ -101,3 +101,27 @@ func TestAmojoContactNeverComes(t *testing.T) {
 		}
 	})
 }
+
+// TestAmojoLinkRefused: amoCRM refusing the link (a 400: say the contact
+// was deleted there) does not hold the message: it goes into the chat
+// unlinked at once (amoCRM adds its incoming lead), and the link is not
+// asked again at the next message.
+func TestAmojoLinkRefused(t *testing.T) {
+	apptest.Each(t, amojoOpts, func(t *testing.T, e *apptest.Env) {
+		amoBound(t, e, map[string]any{"mode": "crm", "category_id": amoMain, "stage_id": "61000003"})
+		amojoConnected(t, e, amoAccount)
+		e.Amo.FailRoute("POST /api/v4/contacts/chats", http.StatusBadRequest, 1)
+		amoSend(t, e, "79123456789", "Анна", "Здравствуйте")
+		c := amojoChat(t, e, amoAccount, 1)
+		e.WaitIdle()
+		if c = e.Amo.Chats(amoAccount)[0]; c.LinkID != 0 || c.LeadID == 0 || len(e.Amo.Leads(amoAccount)) != 2 {
+			t.Fatalf("chat %+v, leads %+v", c, e.Amo.Leads(amoAccount))
+		}
+		amoSend(t, e, "79123456789", "Анна", "Алло")
+		amojoChat(t, e, amoAccount, 2)
+		e.WaitIdle()
+		if n := e.Amo.Counts(amoAccount).ByRoute["POST /api/v4/contacts/chats"]; n != 1 {
+			t.Fatalf("%d link calls, want the refused one only", n)
+		}
+	})
+}
