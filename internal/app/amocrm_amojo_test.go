@@ -379,6 +379,13 @@ func TestAmojoOrderUnderStorm(t *testing.T) {
 					t.Fatalf("%s's message %d is %q", c.Name, i, m.Text)
 				}
 			}
+			if c.LinkID == 0 || c.LeadID != 0 {
+				t.Fatalf("%s's chat is not linked to our contact: %+v", c.Name, c)
+			}
+		}
+		e.WaitIdle()
+		if ls := e.Amo.Leads(amoAccount); len(ls) != 2 {
+			t.Fatalf("leads %+v, want one per customer", ls)
 		}
 	})
 }

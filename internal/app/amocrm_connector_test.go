@@ -277,9 +277,19 @@ func TestAmoCRMCallFigures(t *testing.T) {
 		t.Skip("set MIRROR_FIGURES=1 to measure")
 	}
 	const customers, hours, perHour = 50, 10, 100
-	for _, mode := range []string{routing.MirrorHourly, routing.MirrorDaily, routing.MirrorEach} {
-		t.Run(mode, func(t *testing.T) {
-			e := apptest.Start(t, amoOpts)
+	// "+amojo" runs with the Chats API channel: each new customer's chat is
+	// also created and linked to the contact (one more API call each).
+	for _, run := range []string{routing.MirrorHourly, routing.MirrorDaily, routing.MirrorEach, routing.MirrorEach + "+amojo", routing.MirrorHourly + "+amojo"} {
+		if only := os.Getenv("MIRROR_FIGURES_RUN"); only != "" && only != run {
+			continue
+		}
+		mode, withChat := strings.CutSuffix(run, "+amojo")
+		t.Run(run, func(t *testing.T) {
+			opts := amoOpts
+			if withChat {
+				opts = amojoOpts
+			}
+			e := apptest.Start(t, opts)
 			id, _, _ := amoBound(t, e, map[string]any{"mode": "crm", "mirror": mode})
 			e.WaitIdle()
 			e.Amo.ResetCounts()
@@ -300,10 +310,30 @@ func TestAmoCRMCallFigures(t *testing.T) {
 					e.EventuallyWithin(15*time.Minute, "mirrored", func() bool { return mirroredCount(t, e) == want })
 				}
 			}
+			if withChat {
+				e.EventuallyWithin(15*time.Minute, "every message in amojo", func() bool {
+					m := 0
+					for _, c := range e.Amo.Chats(amoAccount) {
+						m += len(c.Messages)
+					}
+					return m == n
+				})
+			}
 			e.WaitIdle()
 			c := e.Amo.Counts(amoAccount)
-			t.Logf("FIGURES amoCRM mode=%s messages=%d customers=%d api_calls=%d (%v) notes=%d leads=%d tasks=%d in %v",
-				mode, n, customers, c.Requests, c.ByRoute, len(e.Amo.Notes(amoAccount)), len(e.Amo.Leads(amoAccount)), len(e.Amo.Tasks(amoAccount)), time.Since(started).Round(time.Second))
+			amojo := map[string]int{}
+			for _, r := range e.Amo.Requests() {
+				if strings.HasPrefix(r.Path, "/v2/origin/custom/") {
+					route := "new_message"
+					if strings.HasSuffix(r.Path, "/chats") {
+						route = "create_chat"
+					}
+					amojo[route]++
+				}
+			}
+			t.Logf("FIGURES amoCRM run=%s messages=%d customers=%d api_calls=%d (%v) amojo_calls=%v notes=%d leads=%d contacts=%d tasks=%d in %v",
+				run, n, customers, c.Requests, c.ByRoute, amojo, len(e.Amo.Notes(amoAccount)), len(e.Amo.Leads(amoAccount)), len(e.Amo.Contacts(amoAccount)),
+				len(e.Amo.Tasks(amoAccount)), time.Since(started).Round(time.Second))
 		})
 	}
 }

@@ -148,7 +148,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	amo := amocrm.New(amocrm.Config{ClientID: cfg.AmoCRMClientID, ClientSecret: cfg.AmoCRMClientSecret, RedirectURI: cfg.AmoCRMRedirectURI,
 		ChannelID: cfg.AmoCRMChannelID, ChannelSecret: cfg.AmoCRMChannelSecret, ChannelCode: cfg.AmoCRMChannelCode,
 		BaseURL: cfg.AmoCRMBaseURL, AllowPrivate: cfg.AllowPrivateEndpoints, PublicURL: cfg.PublicURL, Workspace: cfg.AmoCRMWorkspace, FileURL: signer.URL,
-		SessionKey: derive(key, "amocrm page sessions"), Chat: chat, Limiter: crm.NewLimiterFor(st, crm.LimiterOptions{Rate: amocrm.Rate, Burst: amocrm.Burst})},
+		SessionKey: derive(key, "amocrm page sessions"), Chat: chat, Limiter: crm.NewLimiterFor(st, crm.LimiterOptions{Rate: amocrm.Rate, Burst: amocrm.Burst}),
+		ChatContactWait: cfg.AmoCRMChatContactWait},
 		st, svc, router, hc, log)
 	crms := crm.NewRegistry(b24, amo)
 	crms.Handle(q)

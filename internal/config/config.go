@@ -99,6 +99,11 @@ type Config struct {
 	// AmoCRMWorkspace places an account installed from amoCRM's side (the
 	// widget), as Bitrix24Workspace does for portals: auto, default or new.
 	AmoCRMWorkspace string `koanf:"amocrm_workspace"`
+	// AmoCRMChatContactWait is how long a new customer's first message
+	// waits for the contact the gateway creates before it goes into
+	// amoCRM's chat without one (then amoCRM adds an incoming lead of its
+	// own rather than the message waiting longer).
+	AmoCRMChatContactWait time.Duration `koanf:"amocrm_chat_contact_wait"`
 
 	// MetricsAddr, when set, serves /metrics on a listener of its own (for
 	// example 127.0.0.1:9100) and nowhere else. Unset, /metrics is on the
@@ -153,6 +158,7 @@ func Defaults() map[string]any {
 		"bitrix24_rate":              2.0,
 		"bitrix24_burst":             40,
 		"amocrm_workspace":           "auto",
+		"amocrm_chat_contact_wait":   "2m",
 		"shutdown_timeout":           "30s",
 		"session_idle_timeout":       "12h",
 		"session_max_age":            "168h",
@@ -271,6 +277,9 @@ func (c *Config) Validate() error {
 		if p, err := url.Parse(c.AmoCRMBaseURL); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || (p.Path != "" && p.Path != "/") {
 			errs = append(errs, fmt.Errorf("SWITCHBOARD_AMOCRM_BASE_URL must be an http(s) URL with no path, got %q", c.AmoCRMBaseURL))
 		}
+	}
+	if c.AmoCRMChatContactWait <= 0 || c.AmoCRMChatContactWait > time.Hour {
+		errs = append(errs, fmt.Errorf("SWITCHBOARD_AMOCRM_CHAT_CONTACT_WAIT must be a duration above 0 and at most 1h (e.g. 2m), got %s", c.AmoCRMChatContactWait))
 	}
 	if c.AmoCRMRedirectURI != "" {
 		if p, err := url.Parse(c.AmoCRMRedirectURI); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {

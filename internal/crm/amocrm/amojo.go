@@ -342,3 +342,34 @@ type AmojoDeliveryStatus struct {
 func (c *AmojoClient) DeliveryStatus(ctx context.Context, scopeID, msgID string, st AmojoDeliveryStatus) error {
 	return c.do(ctx, http.MethodPost, "/v2/origin/custom/"+url.PathEscape(scopeID)+"/"+url.PathEscape(msgID)+"/delivery_status", st, nil)
 }
+
+// AmojoChat is amojo's answer to creating a chat: ID is the chat's id in
+// amojo (what POST /api/v4/contacts/chats links), User the customer as
+// amojo knows them.
+type AmojoChat struct {
+	ID   string `json:"id"`
+	User struct {
+		ID       string `json:"id"`
+		ClientID string `json:"client_id"`
+	} `json:"user"`
+}
+
+// CreateChat creates the chat of conversationID before its first message,
+// with the customer as user (id, name, avatar, profile, profile_link: the
+// shape of a message's sender); a conversation that has a chat already
+// gets its id back. Linked to a contact before the first message, the chat
+// makes amoCRM create no incoming lead of its own.
+func (c *AmojoClient) CreateChat(ctx context.Context, scopeID, conversationID string, user AmojoSender) (*AmojoChat, error) {
+	var out AmojoChat
+	err := c.do(ctx, http.MethodPost, "/v2/origin/custom/"+url.PathEscape(scopeID)+"/chats", struct {
+		ConversationID string      `json:"conversation_id"`
+		User           AmojoSender `json:"user"`
+	}{conversationID, user}, &out)
+	if err != nil {
+		return nil, err
+	}
+	if out.ID == "" {
+		return nil, errors.New("amocrm: amojo create chat: no id in the answer")
+	}
+	return &out, nil
+}

@@ -203,7 +203,9 @@ func (s *Service) scopeOf(ctx context.Context, in *store.Integration) (string, e
 // customer's (one per customer of a channel), the sender carries the
 // customer's name, phone (it becomes the contact's phone in amoCRM) and
 // avatar. Files go as amojo's picture, video, voice, audio or file with
-// the gateway's signed link, which amoCRM downloads.
+// the gateway's signed link, which amoCRM downloads. A new customer's chat
+// is first created and linked to our contact (prepareChat), so amoCRM
+// makes no incoming lead beside ours.
 func (s *Service) Chat(ctx context.Context, d *routing.Delivery, m *store.MessageView) error {
 	if m.Direction != store.Inbound {
 		return nil
@@ -228,6 +230,9 @@ func (s *Service) Chat(ctx context.Context, d *routing.Delivery, m *store.Messag
 		ct = &store.Contact{ID: m.ContactID}
 	}
 	conv := ct.ID
+	if err := s.prepareChat(ctx, d, ct, scope, conv); err != nil {
+		return err
+	}
 	if err := s.store.Tx(ctx, func(tx *gorm.DB) error {
 		return store.PutLink(tx, in.ID, linkAmojoChat, ct.ID, conv)
 	}); err != nil {
@@ -243,11 +248,7 @@ func (s *Service) Chat(ctx context.Context, d *routing.Delivery, m *store.Messag
 		if errors.Is(err, ErrNotFound) {
 			// The scope is gone (disconnected in amoCRM): connect again and
 			// send after.
-			s.log.Warn("amocrm: amojo scope not found; connecting again", "integration_id", in.ID)
-			if qerr := s.enqueueAmojoConnect(ctx, in); qerr != nil {
-				return qerr
-			}
-			return queue.RetryAfter(connectRetry, err)
+			return s.reconnect(ctx, in, err)
 		}
 		return s.classifyAmojo(err)
 	}

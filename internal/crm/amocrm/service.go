@@ -68,6 +68,10 @@ type Config struct {
 	// process's alone. The gateway passes one shared by all its instances
 	// (crm.NewLimiterFor): amoCRM's limit is per account.
 	Limiter Limiter
+	// ChatContactWait bounds how long a new customer's first message waits
+	// for the contact our lead brings before it goes into amoCRM's chat
+	// unlinked (chatlink.go); 0 is DefaultChatContactWait.
+	ChatContactWait time.Duration
 }
 
 // Service is the amoCRM integration: authorisation (widget install,

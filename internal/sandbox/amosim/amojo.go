@@ -31,6 +31,16 @@ type Chat struct {
 	Avatar         string
 	ProfileLink    string
 	Messages       []ChatMessage
+	// ContactID is the account's contact the chat belongs to: the one an
+	// integration linked it to (POST /api/v4/contacts/chats), or the one
+	// amoCRM made with its incoming (unsorted) lead at the first message
+	// of a chat linked to nobody; 0 before either.
+	ContactID int
+	// LinkID is the chat-to-contact link's id (0 when not linked by the
+	// API); it changes when the chat is linked to another contact.
+	LinkID int
+	// LeadID is the incoming lead amoCRM made for the chat, 0 for none.
+	LeadID int
 }
 
 // ChatMessage is one message of a Chat.
@@ -97,6 +107,7 @@ func (s *Server) amojoRoutes(m *http.ServeMux) {
 	m.HandleFunc("DELETE /v2/origin/custom/{id}/disconnect", s.amojo(s.handleDisconnect))
 	m.HandleFunc("POST /v2/origin/custom/{id}/disconnect", s.amojo(s.handleDisconnect))
 	m.HandleFunc("POST /v2/origin/custom/{id}", s.amojo(s.handleNewMessage))
+	m.HandleFunc("POST /v2/origin/custom/{id}/chats", s.amojo(s.handleCreateChat))
 	m.HandleFunc("POST /v2/origin/custom/{id}/{msgid}/delivery_status", s.amojo(s.handleDeliveryStatus))
 	m.HandleFunc("GET /v2/origin/custom/{id}/chats/{conv}/history", s.amojo(s.handleHistory))
 }
@@ -360,6 +371,9 @@ func (s *Server) handleNewMessage(w http.ResponseWriter, r *http.Request, body [
 		amoID = uuid()
 		ch.Messages = append(ch.Messages, ChatMessage{AmoID: amoID, RefID: p.MsgID, Incoming: true, Type: msg.Type,
 			Text: msg.Text, Media: msg.Media, FileName: msg.FileName, FileSize: msg.FileSize, Time: p.Timestamp})
+		if ch.ContactID == 0 && !p.Silent {
+			s.incomingLead(a, ch)
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(mustJSON(map[string]any{"new_message": struct {

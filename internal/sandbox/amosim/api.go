@@ -32,6 +32,8 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("POST /api/v4/leads/complex", s.api(s.complexLeads))
 	m.HandleFunc("POST /api/v4/leads/notes", s.api(s.notesHandler("leads")))
 	m.HandleFunc("POST /api/v4/contacts/notes", s.api(s.notesHandler("contacts")))
+	m.HandleFunc("POST /api/v4/contacts/chats", s.api(s.linkChats))
+	m.HandleFunc("GET /api/v4/contacts/chats", s.api(s.listChatLinks))
 	m.HandleFunc("POST /api/v4/leads/{id}/notes", s.api(s.notesHandler("leads")))
 	m.HandleFunc("GET /api/v4/leads/{id}/notes", s.api(s.listNotes))
 	m.HandleFunc("POST /api/v4/tasks", s.api(s.createTasks))
@@ -96,6 +98,12 @@ func (s *Server) api(h func(w http.ResponseWriter, r *http.Request, c *call)) ht
 		}
 		a.counts.ByRoute[r.Pattern]++
 		c := &call{a: a, userID: t.userID, now: now, body: body.Bytes()}
+		if f := s.failRoute[r.Pattern]; f.n > 0 {
+			f.n--
+			s.failRoute[r.Pattern] = f
+			writeProblem(w, problem(f.status, http.StatusText(f.status), "failing on purpose (FailRoute)"))
+			return
+		}
 		if s.failAfter[r.Pattern] > 0 {
 			s.failAfter[r.Pattern]--
 			h(httptest.NewRecorder(), r, c)

@@ -152,6 +152,9 @@ type Server struct {
 	// failAfter counts, by route pattern, requests to apply and then
 	// answer with 502 (FailAfterApply).
 	failAfter map[string]int
+	// failRoute, by route pattern, refuses requests without their work
+	// (FailRoute).
+	failRoute map[string]routeFailure
 	// amojoFail are statuses the next amojo requests answer, in turn,
 	// without doing their work (FailAmojo).
 	amojoFail []int
