@@ -217,18 +217,7 @@ func TestAmojoTenants(t *testing.T) {
 	apptest.Each(t, amojoOpts, func(t *testing.T, e *apptest.Env) {
 		_, _, ch := amoBound(t, e, map[string]any{"mode": "crm"})
 		scopeA := amojoConnected(t, e, amoAccount)
-		second := amosim.ExampleAccount()
-		second.ID, second.Subdomain, second.AmojoID = 30999999, "second", "9e0c1b2a-0000-4000-8000-000000000002"
-		if err := e.Amo.AddAccount(second); err != nil {
-			t.Fatal(err)
-		}
-		q, err := e.Amo.InstallRedirect(second.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st, body, _ := amoGet(t, e, "/amocrm/oauth/callback", q); st != http.StatusOK {
-			t.Fatalf("install: %d %s", st, body)
-		}
+		second := installSecondAmoAccount(t, e)
 		scopeB := amojoConnected(t, e, second.ID)
 		amoSend(t, e, "79123456789", "Анна", "Здравствуйте")
 		c := amojoChat(t, e, amoAccount, 1)

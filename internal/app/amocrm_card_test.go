@@ -359,18 +359,7 @@ func TestAmoCRMCardTenants(t *testing.T) {
 	apptest.Each(t, amoOpts, func(t *testing.T, e *apptest.Env) {
 		f := newAmoCardFixture(t, e)
 		firstContact := e.Amo.Leads(amoAccount)[0].ContactIDs[0]
-		second := amosim.ExampleAccount()
-		second.ID, second.Subdomain, second.AmojoID = 30999999, "second", "9e0c1b2a-0000-4000-8000-000000000002"
-		if err := e.Amo.AddAccount(second); err != nil {
-			t.Fatal(err)
-		}
-		q, err := e.Amo.InstallRedirect(second.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st, body, _ := amoGet(t, e, "/amocrm/oauth/callback", q); st != http.StatusOK {
-			t.Fatalf("install: %d %s", st, body)
-		}
+		second := installSecondAmoAccount(t, e)
 		e.Eventually("second account recorded", func() bool {
 			active := 0
 			for _, in := range amoIntegrations(t, e) {

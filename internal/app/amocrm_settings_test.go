@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/internal/app/apptest"
-	"github.com/switchboard/switchboard/internal/sandbox/amosim"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -258,18 +257,7 @@ func TestAmoCRMSettingsPage(t *testing.T) {
 
 		// Another account's admin acts on their own account only: this
 		// account's channel is not theirs to bind.
-		second := amosim.ExampleAccount()
-		second.ID, second.Subdomain, second.AmojoID = 30999999, "second", "9e0c1b2a-0000-4000-8000-000000000002"
-		if err := e.Amo.AddAccount(second); err != nil {
-			t.Fatal(err)
-		}
-		q, err := e.Amo.InstallRedirect(second.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st, body, _ := amoGet(t, e, "/amocrm/oauth/callback", q); st != http.StatusOK {
-			t.Fatalf("install: %d %s", st, body)
-		}
+		second := installSecondAmoAccount(t, e)
 		var id2 string
 		e.Eventually("second account recorded", func() bool {
 			for _, in := range amoIntegrations(t, e) {

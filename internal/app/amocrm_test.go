@@ -103,6 +103,26 @@ func installAmoWidget(t *testing.T, e *apptest.Env) (string, string) {
 	return id, ws
 }
 
+// installSecondAmoAccount adds a second account ("second", in
+// Asia/Almaty) to the simulator and installs the widget in it, as amoCRM
+// calls the install callback; the queued exchange records it later.
+func installSecondAmoAccount(t *testing.T, e *apptest.Env) amosim.AccountSpec {
+	t.Helper()
+	second := amosim.ExampleAccount()
+	second.ID, second.Subdomain, second.Timezone, second.AmojoID = 30999999, "second", "Asia/Almaty", "9e0c1b2a-0000-4000-8000-000000000002"
+	if err := e.Amo.AddAccount(second); err != nil {
+		t.Fatal(err)
+	}
+	q, err := e.Amo.InstallRedirect(second.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, body, _ := amoGet(t, e, "/amocrm/oauth/callback", q); st != http.StatusOK {
+		t.Fatalf("install: %d %s", st, body)
+	}
+	return second
+}
+
 // tokenCalls counts every call of the simulator's token endpoint, refused
 // ones included.
 func tokenCalls(e *apptest.Env) int {
@@ -744,18 +764,7 @@ func TestAmoCRMSecondAccountOwnWorkspace(t *testing.T) {
 	apptest.Each(t, amoOpts, func(t *testing.T, e *apptest.Env) {
 		addAmoAccount(t, e)
 		_, ws1 := installAmoWidget(t, e)
-		second := amosim.ExampleAccount()
-		second.ID, second.Subdomain, second.Timezone, second.AmojoID = 30999999, "second", "Asia/Almaty", "9e0c1b2a-0000-4000-8000-000000000002"
-		if err := e.Amo.AddAccount(second); err != nil {
-			t.Fatal(err)
-		}
-		q, err := e.Amo.InstallRedirect(second.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st, body, _ := amoGet(t, e, "/amocrm/oauth/callback", q); st != http.StatusOK {
-			t.Fatalf("install: %d %s", st, body)
-		}
+		installSecondAmoAccount(t, e)
 		var ws2 string
 		e.Eventually("second account recorded", func() bool {
 			for _, in := range amoIntegrations(t, e) {
