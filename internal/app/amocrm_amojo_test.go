@@ -119,8 +119,25 @@ func postHook(t *testing.T, e *apptest.Env, url string, body []byte, sig string)
 // there reaches the Graph simulator → delivered and read go back to amojo.
 func TestAmojoEndToEnd(t *testing.T) {
 	apptest.Each(t, amojoOpts, func(t *testing.T, e *apptest.Env) {
-		_, _, ch := amoBound(t, e, map[string]any{"mode": "crm", "category_id": amoMain, "stage_id": "61000003",
-			"owner": map[string]any{"strategy": "round_robin", "users": []map[string]any{{"user_id": "9000002", "weight": 1}}}})
+		// The admin binds the channel on the widget's settings page, as
+		// the walk says: pipeline and stage, round robin on Ivan.
+		addAmoAccount(t, e)
+		id, ws := installAmoWidget(t, e)
+		ch := createWAIn(t, e, ws)
+		page, _ := openSettings(t, e, amoAdminUser, "ru")
+		form := pageForm(t, page, "settings-all")
+		form.Set("bind:"+ch, "on")
+		form.Set("stage:"+ch, amoMain+"/61000003")
+		form.Set("strategy:"+ch, "round_robin")
+		form.Set("owner:"+ch+":9000002", "on")
+		form.Set("weight:"+ch+":9000002", "1")
+		if st, body, _ := pageCall(t, e, "POST", "/amocrm/settings/save", form); st != http.StatusSeeOther {
+			t.Fatalf("save on the settings page: %d\n%.600s", st, body)
+		}
+		_, in := e.Do("GET", "/api/v1/integrations/"+id, nil)
+		if bs, _ := in["bindings"].([]any); len(bs) != 1 || bs[0].(map[string]any)["stage_id"] != "61000003" {
+			t.Fatalf("bindings after the save: %v", in["bindings"])
+		}
 		if scope := amojoConnected(t, e, amoAccount); scope != amojoChannelID+"_"+amosim.ExampleAccount().AmojoID {
 			t.Fatalf("scope %q", scope)
 		}
