@@ -18,6 +18,7 @@ import (
 	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/internal/sandbox/amosim"
 	"github.com/switchboard/switchboard/internal/sandbox/b24sim"
+	b24console "github.com/switchboard/switchboard/internal/sandbox/b24sim/console"
 	"github.com/switchboard/switchboard/internal/sandbox/metasim"
 	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/internal/web"
@@ -179,8 +180,10 @@ func Start(ctx context.Context, o Options) (_ *Demo, err error) {
 
 	d.B24 = b24sim.New(b24sim.Options{ClientID: demoKeys.B24ClientID, ClientSecret: demoKeys.B24Secret, BaseURL: d.URLs.B24,
 		RedirectURL: d.URLs.Gateway + "/bitrix24/oauth/callback", Logger: o.Log.With("sim", "bitrix24"), MaxRecorded: 2000})
-	d.Portal = d.B24.AddPortal(b24sim.PortalOptions{MemberID: B24MemberID, Domain: B24Domain, ApplicationToken: B24AppToken,
-		Lines: []b24sim.OpenLine{{ID: B24Line, Name: "WhatsApp"}, {ID: 2, Name: "Instagram"}}})
+	lines := []b24sim.OpenLine{{ID: B24Line, Name: "WhatsApp"}, {ID: 2, Name: "Instagram"}}
+	d.Portal = d.B24.AddPortal(b24sim.PortalOptions{MemberID: B24MemberID, Domain: B24Domain, ApplicationToken: B24AppToken, Lines: lines})
+	b24Console := b24console.Handler(d.B24, b24console.Config{MemberID: B24MemberID, Domain: B24Domain, Lines: lines,
+		InstallURL: d.URLs.Gateway + "/bitrix24/install", AppURL: d.URLs.Gateway + "/bitrix24/app"}, o.Log.With("sim", "bitrix24"))
 
 	dp, err := WidgetDPSettings()
 	if err != nil {
@@ -215,7 +218,7 @@ func Start(ctx context.Context, o Options) (_ *Demo, err error) {
 	if err := a.Start(workCtx); err != nil {
 		return nil, err
 	}
-	handlers := []http.Handler{a.Handler(), d.metaHandler(), d.B24, d.Amo}
+	handlers := []http.Handler{a.Handler(), d.metaHandler(), b24Console, d.Amo}
 	for i, h := range handlers {
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute, WriteTimeout: 2 * time.Minute}
 		d.servers = append(d.servers, srv)
