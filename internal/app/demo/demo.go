@@ -218,7 +218,7 @@ func Start(ctx context.Context, o Options) (_ *Demo, err error) {
 	if err := a.Start(workCtx); err != nil {
 		return nil, err
 	}
-	handlers := []http.Handler{a.Handler(), d.metaHandler(), b24Console, d.Amo}
+	handlers := []http.Handler{a.Handler(), d.metaHandler(), b24Console, d.amoHandler()}
 	for i, h := range handlers {
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute, WriteTimeout: 2 * time.Minute}
 		d.servers = append(d.servers, srv)
@@ -273,6 +273,11 @@ func (d *Demo) seed(ctx context.Context) error {
 		return err
 	}
 	d.WorkspaceID = ws.ID
+	if ws.Name != "Demo" {
+		if err := d.api(ctx, http.MethodPatch, "/api/v1/workspaces/"+ws.ID, map[string]any{"name": "Demo"}, http.StatusOK, nil); err != nil {
+			return fmt.Errorf("name the workspace: %w", err)
+		}
+	}
 	users, err := d.App.Store.CabinetUsersByEmail(ctx, OwnerEmail)
 	if err != nil {
 		return err
