@@ -52,8 +52,13 @@ func demoCommand(args []string, stdout, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	fmt.Fprintln(stdout, "Starting the demo in", dir, "…")
-	d, err := demo.Start(ctx, demo.Options{Host: *host, Port: *port, DataDir: dir, Log: log})
+	return runDemo(ctx, demo.Options{Host: *host, Port: *port, DataDir: dir, Log: log}, *keep, stdout)
+}
+
+// runDemo starts the demo, prints the welcome and stops it when ctx ends.
+func runDemo(ctx context.Context, o demo.Options, keep bool, stdout io.Writer) error {
+	fmt.Fprintln(stdout, "Starting the demo in", o.DataDir, "…")
+	d, err := demo.Start(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -65,8 +70,8 @@ func demoCommand(args []string, stdout, stderr io.Writer) error {
 	if err := d.Close(drain); err != nil {
 		return fmt.Errorf("demo: stop: %w", err)
 	}
-	if *keep {
-		fmt.Fprintln(stdout, "Stopped; the data stays in", dir, "(start again with --keep)")
+	if keep {
+		fmt.Fprintln(stdout, "Stopped; the data stays in", o.DataDir, "(start again with --keep)")
 	}
 	return nil
 }
