@@ -91,7 +91,8 @@ func messages(t *testing.T, d *demo.Demo) []message {
 // TestDemoWalk is the walk a person takes: the customer writes on the
 // phone page → the message is stored, reaches the Bitrix24 Open Line and
 // the amoCRM lead and chat → the manager answers in amoCRM's chat → the
-// answer reaches the customer's phone and turns read. A second start on the
+// answer reaches the customer's phone and turns read; an operator's answer
+// on the Open Line does the same. A second start on the
 // same data directory seeds nothing twice and the walk still works.
 func TestDemoWalk(t *testing.T) {
 	dir := t.TempDir()
@@ -105,6 +106,17 @@ func TestDemoWalk(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("welcome lacks %q:\n%s", want, out.String())
 		}
+	}
+
+	// The phone takes JSON only: another site's form cannot write as the
+	// customer.
+	resp, err := http.Post(d.PhoneURL()+"phone/send", "application/x-www-form-urlencoded", strings.NewReader("text=hi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Fatalf("a form post to the phone: %d", resp.StatusCode)
 	}
 
 	walk(t, d, "", "Здравствуйте! Заказ 4512 ещё в пути?", "Добрый день! Доставим завтра.")
@@ -200,6 +212,24 @@ func walk(t *testing.T, d *demo.Demo, from, ask, answer string) {
 	if from != "" {
 		return
 	}
+	// An operator answers on the Open Line: it reaches the customer and
+	// turns read too.
+	dialogs := d.Portal.Line(demo.B24Line).Dialogs()
+	if len(dialogs) != 1 {
+		t.Fatalf("%d dialogs on the Open Line", len(dialogs))
+	}
+	const op = "Оператор: курьер позвонит за час."
+	if _, err := d.B24.OperatorReply(t.Context(), demo.B24MemberID, "1", dialogs[0].ChatID, op); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the operator's answer read", func() bool {
+		for _, m := range messages(t, d) {
+			if m.Direction == "out" && strings.Contains(m.Text, op) {
+				return m.Status == "read"
+			}
+		}
+		return false
+	})
 	// The phone shows the answer after the question, which the gateway
 	// took (two ticks).
 	eventually(t, "the answer on the phone", func() bool {
