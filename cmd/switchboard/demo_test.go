@@ -18,7 +18,9 @@ import (
 // The demo binds loopback only: its keys are public. A refused host
 // fails before anything is made on disk.
 func TestDemoRefusesNonLoopback(t *testing.T) {
-	for _, host := range []string{"0.0.0.0", "::", "192.168.1.5", "example.com", ""} {
+	// Hosts this machine has no address for, so that a broken check
+	// fails here rather than starting a demo on them.
+	for _, host := range []string{"192.0.2.7", "example.com"} {
 		data := filepath.Join(t.TempDir(), "d")
 		var out, errb bytes.Buffer
 		err := run([]string{"demo", "--host", host, "--port", "0", "--data", data, "--keep"}, &out, &errb)
@@ -27,6 +29,11 @@ func TestDemoRefusesNonLoopback(t *testing.T) {
 		}
 		if _, err := os.Stat(data); !os.IsNotExist(err) {
 			t.Fatalf("host %q: the data directory was made (%v)", host, err)
+		}
+	}
+	for _, host := range []string{"0.0.0.0", "::", "", "192.168.1.5", "10.0.0.1"} {
+		if err := demo.CheckLoopback(host); err == nil {
+			t.Fatalf("%q accepted", host)
 		}
 	}
 	for _, host := range []string{"127.0.0.1", "::1", "[::1]", "localhost", "127.0.0.2"} {
