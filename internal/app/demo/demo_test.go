@@ -121,6 +121,10 @@ func TestDemoWalk(t *testing.T) {
 
 	walk(t, d, "", "Здравствуйте! Заказ 4512 ещё в пути?", "Добрый день! Доставим завтра.")
 
+	// When the business marks the customer's message read (as WhatsApp's
+	// API lets it), the phone shows it read.
+	markRead(t, d, "Здравствуйте! Заказ 4512 ещё в пути?")
+
 	// Sign-in works with the printed password.
 	signIn(t, d, d.OwnerPassword)
 
@@ -269,5 +273,34 @@ func signIn(t *testing.T, d *demo.Demo, password string) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path == "/login" || !strings.Contains(string(home), "WhatsApp") {
 		t.Fatalf("sign-in: %d at %s\n%.600s", resp.StatusCode, resp.Request.URL, home)
+	}
+}
+
+// markRead marks the customer's message read through the Graph simulator,
+// as the gateway would, and waits for the phone to show it.
+func markRead(t *testing.T, d *demo.Demo, text string) {
+	t.Helper()
+	var id string
+	for _, m := range d.Conversation() {
+		if m.Mine && m.Text == text {
+			id = m.ID
+		}
+	}
+	body, _ := json.Marshal(map[string]string{"messaging_product": "whatsapp", "status": "read", "message_id": id})
+	req, _ := http.NewRequest(http.MethodPost, d.URLs.Graph+"/v21.0/"+demo.PhoneNumberID+"/messages", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+demo.WAToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("mark read: %d", resp.StatusCode)
+	}
+	for _, m := range d.Conversation() {
+		if m.Mine && m.Text == text && m.Ticks != "read" {
+			t.Fatalf("marked read, the phone shows %q", m.Ticks)
+		}
 	}
 }

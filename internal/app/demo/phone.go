@@ -233,8 +233,8 @@ var phoneTmpl = template.Must(template.New("phone").Parse(`<!DOCTYPE html>
  Сообщение придёт в общий чат кабинета, в открытую линию Битрикс24 и в сделку amoCRM.</p>
  <p class="en">You are the customer {{.Name}} ({{.Phone}}) writing on WhatsApp to the business {{.Business}}.
  The message reaches the cabinet's shared chat, the Bitrix24 Open Line and the amoCRM lead.</p>
- <p>✓✓ — доставлено, <span style="color:#53bdeb">✓✓</span> — прочитано менеджером.<br>
- <span class="en">✓✓ delivered, <span style="color:#53bdeb">✓✓</span> read by a manager.</span></p>
+ <p>✓✓ — доставлено; <span style="color:#53bdeb">синие</span>, когда бизнес отметит сообщение прочитанным.<br>
+ <span class="en">✓✓ delivered; <span style="color:#53bdeb">blue</span> once the business marks it read.</span></p>
 </div>
 <div class="phone">
  <div class="bar"><b>{{.Business}}</b><small>WhatsApp Business</small></div>
