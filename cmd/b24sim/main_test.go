@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/switchboard/switchboard/internal/sandbox/b24sim/console"
 )
 
 // lockedBuffer collects log output from several goroutines.
@@ -155,7 +157,7 @@ func TestControlAPI(t *testing.T) {
 		}
 		return string(b)
 	}
-	var lines []lineView
+	var lines []console.LineView
 	raw := get("/sim/lines")
 	if err := json.Unmarshal([]byte(raw), &lines); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@
 //	switchboard healthcheck [--config …]       exit 0 when the local gateway is ready (container health checks)
 //	switchboard user add --email … --role …    add a web cabinet user
 //	switchboard amocrm-widget pack [-o f.zip]  write the amoCRM widget archive
+//	switchboard demo [--port 8080] [--keep]    the gateway with simulators and a seeded workspace, on loopback
 //	switchboard version                        print the version
 package main
 
@@ -55,6 +56,10 @@ Commands:
   amocrm-widget pack
                write the amoCRM widget archive for upload: -o (default
                amocrm-widget.zip), --gateway-url (default SWITCHBOARD_PUBLIC_URL)
+  demo         run the gateway with the Meta, Bitrix24 and amoCRM simulators
+               on loopback with a seeded workspace, and print the URLs and
+               the login: --port (default 8080, the simulators take the
+               next three), --host, --data, --keep (see switchboard demo -h)
   version      print the version
   help         print this help
 
@@ -79,6 +84,9 @@ func runIn(stdin io.Reader, args []string, stdout, stderr io.Writer) error {
 	}
 	if cmd == "amocrm-widget" {
 		return amocrmWidgetCommand(args, stdout, stderr)
+	}
+	if cmd == "demo" {
+		return demoCommand(args, stdout, stderr)
 	}
 	fs := flag.NewFlagSet("switchboard", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -117,7 +125,7 @@ func runIn(stdin io.Reader, args []string, stdout, stderr io.Writer) error {
 		return nil
 	case "serve", "migrate", "healthcheck":
 	default:
-		return fmt.Errorf("unknown command %q (serve, migrate, healthcheck, user, amocrm-widget, version, help)", cmd)
+		return fmt.Errorf("unknown command %q (serve, migrate, healthcheck, user, amocrm-widget, demo, version, help)", cmd)
 	}
 	cfg, err := config.Load(*cfgPath, os.Environ())
 	if err != nil {

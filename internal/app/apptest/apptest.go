@@ -17,12 +17,12 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/internal/app"
+	"github.com/switchboard/switchboard/internal/app/demo"
 	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/internal/sandbox/amosim"
 	"github.com/switchboard/switchboard/internal/sandbox/b24sim"
 	"github.com/switchboard/switchboard/internal/sandbox/metasim"
 	"github.com/switchboard/switchboard/internal/store/storetest"
-	amocrmwidget "github.com/switchboard/switchboard/web/amocrm-widget"
 )
 
 const (
@@ -133,28 +133,19 @@ func Start(t testing.TB, o Options) *Env {
 		amoSrv = httptest.NewServer(amo)
 		amo.SetReferer(strings.TrimPrefix(amoSrv.URL, "http://"))
 	}
-	env := []string{
-		"SWITCHBOARD_ADMIN_TOKEN=" + AdminToken,
-		"SWITCHBOARD_META_APP_SECRET=" + AppSecret,
-		"SWITCHBOARD_META_VERIFY_TOKEN=" + VerifyToken,
-		"SWITCHBOARD_META_GRAPH_URL=" + simSrv.URL,
-		"SWITCHBOARD_PUBLIC_URL=" + gwURL,
-		"SWITCHBOARD_ALLOW_PRIVATE_ENDPOINTS=true",
-		"SWITCHBOARD_SECRET_KEY=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-		"SWITCHBOARD_BITRIX24_CLIENT_ID=" + B24ClientID,
-		"SWITCHBOARD_BITRIX24_CLIENT_SECRET=" + B24Secret,
-	}
+	keys := demo.Keys{AdminToken: AdminToken, SecretKey: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+		AppSecret: AppSecret, VerifyToken: VerifyToken, B24ClientID: B24ClientID, B24Secret: B24Secret}
+	urls := demo.URLs{Gateway: gwURL, Graph: simSrv.URL}
 	if b24Srv != nil {
-		env = append(env, "SWITCHBOARD_BITRIX24_OAUTH_URL="+b24Srv.URL)
+		urls.B24 = b24Srv.URL
 	}
 	if amoSrv != nil {
-		env = append(env, "SWITCHBOARD_AMOCRM_CLIENT_ID="+AmoClientID, "SWITCHBOARD_AMOCRM_CLIENT_SECRET="+AmoSecret,
-			"SWITCHBOARD_AMOCRM_BASE_URL="+amoSrv.URL)
-		if ch := amo.Options(); ch.ChannelID != "" {
-			env = append(env, "SWITCHBOARD_AMOCRM_CHANNEL_ID="+ch.ChannelID, "SWITCHBOARD_AMOCRM_CHANNEL_SECRET="+ch.ChannelSecret,
-				"SWITCHBOARD_AMOCRM_CHANNEL_CODE="+ch.ChannelCode)
-		}
+		urls.Amo = amoSrv.URL
+		keys.AmoClientID, keys.AmoSecret = AmoClientID, AmoSecret
+		ch := amo.Options()
+		keys.AmoChannelID, keys.AmoChannelSecret, keys.AmoChannelCode = ch.ChannelID, ch.ChannelSecret, ch.ChannelCode
 	}
+	env := demo.GatewayEnv(keys, urls)
 	cfg, err := config.Load("", env)
 	if err != nil {
 		t.Fatal(err)
@@ -437,27 +428,12 @@ func (e *Env) InstallBitrix24Portal(memberID, domain, appToken string) (*b24sim.
 	return p, in.ID
 }
 
-// widgetDPSettings are the widget manifest's digital pipeline settings
-// (name: required), which the amoCRM simulator holds saved actions to.
+// widgetDPSettings are the widget manifest's digital pipeline settings.
 func widgetDPSettings(t testing.TB) map[string]bool {
 	t.Helper()
-	raw, err := amocrmwidget.Files.ReadFile("manifest.json")
+	out, err := demo.WidgetDPSettings()
 	if err != nil {
 		t.Fatal(err)
-	}
-	var m struct {
-		DP struct {
-			Settings map[string]struct {
-				Required bool `json:"required"`
-			} `json:"settings"`
-		} `json:"dp"`
-	}
-	if err := json.Unmarshal(raw, &m); err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]bool{}
-	for k, v := range m.DP.Settings {
-		out[k] = v.Required
 	}
 	return out
 }
