@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/internal/crm"
 	"github.com/switchboard/switchboard/internal/sandbox/amosim"
+	"github.com/switchboard/switchboard/internal/sandbox/metasim"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -257,4 +259,37 @@ func connectJobsDone(t *testing.T, a *app.App) bool {
 		t.Fatal(err)
 	}
 	return n == 0
+}
+
+// TestAmojoMetaFailureInAccountLanguage: a manager's answer Meta refuses
+// after accepting it (the window closed on Meta's clock, 131047) is
+// reported failed to amojo in the account's words, not Meta's English.
+func TestAmojoMetaFailureInAccountLanguage(t *testing.T) {
+	var offset atomic.Int64
+	opts := amojoOpts
+	opts.Sim = func(o *metasim.Options) {
+		o.Clock = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	}
+	apptest.Each(t, opts, func(t *testing.T, e *apptest.Env) {
+		offset.Store(0)
+		_, _, ch := amoBound(t, e, map[string]any{"mode": "crm"})
+		amojoConnected(t, e, amoAccount)
+		amoSend(t, e, "79123456789", "Анна", "Здравствуйте")
+		c := amojoChat(t, e, amoAccount, 1)
+		e.WaitIdle()
+
+		// 25 hours later for Meta only: the gateway sends, Meta fails it.
+		offset.Store(int64(25 * time.Hour))
+		amoID, _, err := e.Amo.ManagerReply(context.Background(), amoAccount, c.ConversationID, 9000002, "Поздний ответ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := failedInChat(t, e, amoID)
+		if want := crm.WindowClosed("ru", "whatsapp"); m.ErrorCode != 905 || m.Error != want {
+			t.Fatalf("Meta's failure in amojo: %d %q, want 905 %q", m.ErrorCode, m.Error, want)
+		}
+		if out := outbound(e, ch); len(out) != 1 || out[0]["status"] != "failed" {
+			t.Fatalf("sent %v", out)
+		}
+	})
 }
