@@ -203,6 +203,13 @@ func (a *App) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	// Accounts installed before the amoCRM chat channel's keys were set
+	// get connected to it.
+	if a.AmoCRM != nil {
+		if _, err := a.AmoCRM.ConnectChats(ctx); err != nil {
+			return err
+		}
+	}
 	// Every WhatsApp channel has its daily template refresh queued.
 	if a.Templates != nil {
 		if err := a.Templates.EnsureDaily(ctx); err != nil {

@@ -30,6 +30,17 @@ type Integration interface {
 	Unbind(ctx context.Context, scope store.Scope, integrationID, channelID string) error
 }
 
+// Uninstaller is a provider whose integration, deleted on the gateway's
+// side (the settings page's Delete), needs what its CRM's own uninstall
+// does beyond the store's uninstall, e.g. a chat channel disconnected;
+// web calls it instead of store.UninstallIntegration when the provider
+// has it. The integration keeps its users and settings for a reinstall.
+type Uninstaller interface {
+	// Uninstall uninstalls the integration for reason (kept as its state
+	// reason). Refusals are *fault.Error.
+	Uninstall(ctx context.Context, integrationID, reason string) error
+}
+
 // Routes is where an integration mounts its HTTP handlers; internal/web
 // implements it. Providers stay on net/http and never see the router, and
 // web keeps authentication and the API's error answers to itself.

@@ -280,9 +280,16 @@ func sameAccess(rows []routing.UserAccess, stored []store.ChannelAccess, channel
 
 // deleteIntegration is the form's Delete button: the integration is
 // uninstalled as the CRM's own disable hook does it — bindings removed,
-// tokens forgotten, users and settings kept for a reinstall.
+// tokens forgotten, users and settings kept for a reinstall — by its
+// provider when that has more to undo (crm.Uninstaller).
 func (s *Server) deleteIntegration(ctx context.Context, st *settingsState) error {
-	return s.d.Store.UninstallIntegration(ctx, st.in.ID, false, "deleted from the integration's settings page")
+	const reason = "deleted from the integration's settings page"
+	if p, ok := s.d.Integrations.Get(st.in.Type); ok {
+		if u, ok := p.(crm.Uninstaller); ok {
+			return u.Uninstall(ctx, st.in.ID, reason)
+		}
+	}
+	return s.d.Store.UninstallIntegration(ctx, st.in.ID, false, reason)
 }
 
 // entryForPage is entryOf for a page: a CRM that does not answer now

@@ -13,6 +13,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/crm"
 	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
@@ -103,6 +104,59 @@ func (s *Service) enqueueAmojoConnect(ctx context.Context, in *store.Integration
 	}
 	s.notify()
 	return nil
+}
+
+// ConnectChats queues the channel's connection for every installed
+// account that has no scope: run at start, so channel keys
+// (SWITCHBOARD_AMOCRM_CHANNEL_*) set or corrected after accounts were
+// installed reach them with no reinstall. An account amojo refused is
+// tried again (the keys may be fixed now); one with a connection already
+// queued, by this instance or another starting alongside, is left to it.
+// It returns how many it queued.
+func (s *Service) ConnectChats(ctx context.Context) (int, error) {
+	if !s.ChatEnabled() {
+		return 0, nil
+	}
+	ins, err := s.store.ListIntegrations(ctx, store.All)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for i := range ins {
+		in := &ins[i]
+		if in.Type != Type || in.State == store.IntegrationUninstalled || in.ChatAccountID == "" {
+			continue
+		}
+		scope, err := s.scopeOf(ctx, in)
+		if err != nil {
+			return n, err
+		}
+		if scope != "" && scope != amojoRefused {
+			continue
+		}
+		key := "amojo:" + in.ID
+		queued := false
+		err = s.store.Tx(ctx, func(tx *gorm.DB) error {
+			pending, err := queue.Pending(tx, JobAmojoConnect, key)
+			if err != nil || pending {
+				return err
+			}
+			queued = true
+			_, err = queue.Enqueue(tx, queue.NewJob{Kind: JobAmojoConnect, WorkspaceID: in.WorkspaceID, Key: key,
+				Payload: amojoConnectJob{IntegrationID: in.ID}, MaxAttempts: 30})
+			return err
+		})
+		if err != nil {
+			return n, fmt.Errorf("amocrm: queue the amojo connection of %s: %w", in.ID, err)
+		}
+		if queued {
+			n++
+		}
+	}
+	if n > 0 {
+		s.notify()
+	}
+	return n, nil
 }
 
 // handleAmojoConnect connects the channel to the account by its amojo id
@@ -326,8 +380,14 @@ func (s *Service) Status(ctx context.Context, d *routing.Delivery, m *store.Mess
 	case channel.StatusRead:
 		st.StatusCode = DeliveryRead
 	case channel.StatusFailed:
-		st = AmojoDeliveryStatus{StatusCode: DeliveryError, ErrorCode: 905,
-			Error: cleanLine(cmp.Or(strings.TrimSpace(m.ErrorTitle+" "+m.ErrorDetail), "not delivered"))}
+		// The messenger's own words, after a sentence in the account's
+		// language; a closed window is worded as the gateway's pages do.
+		l := lang(in)
+		why := fmt.Sprintf(amojoText(l, "not_delivered"), cmp.Or(strings.TrimSpace(m.ErrorTitle+" "+m.ErrorDetail), amojoText(l, "no_reason")))
+		if m.ErrorCode == 131047 {
+			why = crm.WindowClosed(l, d.Channel.Type)
+		}
+		st = AmojoDeliveryStatus{StatusCode: DeliveryError, ErrorCode: 905, Error: cleanLine(why)}
 	default:
 		return nil
 	}

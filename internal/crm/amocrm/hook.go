@@ -51,7 +51,9 @@ type amojoHookJob struct {
 // the path must be the one this gateway connected and the body's account
 // the scope's; the hook is then kept with its job, once per amojo message
 // id (amojo posts once, without retries; a copy posted again is answered
-// 200 and sends nothing). The message leaves in the queue.
+// 200 and sends nothing). The message leaves in the queue — or, when the
+// account's integration was uninstalled meanwhile, is reported failed
+// there, so the manager sees why rather than a message that hangs.
 func (s *Service) ServeAmojoHook(w http.ResponseWriter, r *http.Request) {
 	if !s.ChatEnabled() {
 		s.fail(w, r, fault.New(fault.NotFound, "amojo_not_configured", "the amoCRM chat channel is not configured on this gateway"))
@@ -96,9 +98,10 @@ func (s *Service) ServeAmojoHook(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(`{"status":"ok"}`))
 }
 
-// integrationByScope is the live account a scope id
-// ({channel_id}_{amojo_id}) of this gateway's channel names, connected by
-// this gateway.
+// integrationByScope is the account a scope id ({channel_id}_{amojo_id})
+// of this gateway's channel names, connected by this gateway; an
+// uninstalled one too (its scope stays known), whose hooks' messages are
+// reported failed rather than dropped.
 func (s *Service) integrationByScope(ctx context.Context, scope string) (*store.Integration, error) {
 	unknown := fault.New(fault.NotFound, "scope_unknown", "no connected account has this scope id")
 	amojoID, ok := strings.CutPrefix(scope, s.cfg.ChannelID+"_")
@@ -111,9 +114,6 @@ func (s *Service) integrationByScope(ctx context.Context, scope string) (*store.
 	}
 	if err != nil {
 		return nil, err
-	}
-	if in.State == store.IntegrationUninstalled {
-		return nil, unknown
 	}
 	if cur, err := s.scopeOf(ctx, in); err != nil {
 		return nil, err
@@ -130,7 +130,8 @@ func (s *Service) integrationByScope(ctx context.Context, scope string) (*store.
 // accepting transaction (a second run sends nothing) and lets the manager
 // (the amoCRM user with the sender's amojo id) claim a first-responder
 // customer. A message the messenger cannot take (window closed, file
-// refused) is reported failed to amojo at once.
+// refused, the integration uninstalled) is reported failed to amojo at
+// once, in the account's language.
 func (s *Service) handleAmojoHook(ctx context.Context, j *queue.Job) error {
 	var p amojoHookJob
 	if err := j.Decode(&p); err != nil {
@@ -145,7 +146,7 @@ func (s *Service) handleAmojoHook(ctx context.Context, j *queue.Job) error {
 		return queue.Permanent(err)
 	}
 	in, err := s.store.GetIntegration(ctx, store.All, ev.IntegrationID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && in.State == store.IntegrationUninstalled) {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
@@ -157,33 +158,41 @@ func (s *Service) handleAmojoHook(ctx context.Context, j *queue.Job) error {
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
+	l := lang(in)
 	fail := func(code int, why string) error {
 		s.log.Warn("amocrm: manager's message not sent", "integration_id", in.ID, "amojo_msgid", amoID, "why", why)
 		return s.reportDelivery(ctx, in, amoID, AmojoDeliveryStatus{StatusCode: DeliveryError, ErrorCode: code, Error: why})
 	}
+	if in.State == store.IntegrationUninstalled {
+		return fail(902, amojoText(l, "uninstalled"))
+	}
 	contactID, err := s.store.LocalOf(ctx, in.ID, linkAmojoChat, h.Message.Conversation.ClientID)
 	if errors.Is(err, store.ErrNotFound) || h.Message.Conversation.ClientID == "" {
-		return fail(904, "this chat was not started by Switchboard")
+		return fail(904, amojoText(l, "not_ours"))
 	}
 	if err != nil {
 		return err
 	}
 	ct, err := s.store.ContactByID(ctx, contactID)
 	if errors.Is(err, store.ErrNotFound) {
-		return fail(901, "the customer was deleted")
+		return fail(901, amojoText(l, "customer_deleted"))
 	}
 	if err != nil {
 		return err
 	}
 	if _, err := s.store.BindingOf(ctx, in.ID, ct.ChannelID); errors.Is(err, store.ErrNotFound) {
-		return fail(902, "the channel is no longer connected to this account")
+		return fail(902, amojoText(l, "unbound"))
 	} else if err != nil {
+		return err
+	}
+	ch, err := s.store.GetChannel(ctx, store.All, ct.ChannelID)
+	if err != nil {
 		return err
 	}
 	req, err := s.managerRequest(ctx, ct, &h)
 	if err != nil {
 		if fe := fault.As(err); fe != nil {
-			return fail(905, fe.Message)
+			return fail(905, refusalText(l, ch.Type, fe))
 		}
 		return err
 	}
@@ -198,7 +207,7 @@ func (s *Service) handleAmojoHook(ctx context.Context, j *queue.Job) error {
 		return store.PutLink(tx, in.ID, routing.LinkOutbound, m.ID, amojoOutPrefix+amoID)
 	})
 	if fe := fault.As(err); fe != nil && fe.Kind != fault.Unavailable && fe.Kind != fault.Upstream {
-		return fail(905, fe.Message)
+		return fail(905, refusalText(l, ch.Type, fe))
 	}
 	return err
 }

@@ -456,16 +456,45 @@ func (s *Service) ServeDisabled(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if err := s.store.UninstallIntegration(r.Context(), in.ID, false, "the integration was disabled in amoCRM"); err != nil {
+	if err := s.uninstall(r.Context(), in, "the integration was disabled in amoCRM"); err != nil {
 		s.fail(w, r, err)
 		return
-	}
-	if err := s.enqueueAmojoConnect(r.Context(), in, true); err != nil {
-		s.log.Error("amocrm: queue amojo disconnect", "integration_id", in.ID, "err", err)
 	}
 	s.log.Info("amocrm integration disabled", "integration_id", in.ID, "account_id", id)
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	json.NewEncoder(w).Encode(map[string]string{"status": "disabled", "integration_id": in.ID})
+}
+
+// The settings page's Delete uninstalls as the disable hook does.
+var _ crm.Uninstaller = (*Service)(nil)
+
+// Uninstall is the gateway-side delete of an account's integration (the
+// settings page's Delete): what the disable hook does, so the account's
+// chat channel is disconnected too and amoCRM stops offering managers a
+// chat whose answers would go nowhere.
+func (s *Service) Uninstall(ctx context.Context, integrationID, reason string) error {
+	in, err := s.store.GetIntegration(ctx, store.All, integrationID)
+	if err != nil {
+		return err
+	}
+	if in.Type != Type {
+		return fault.New(fault.NotFound, "integration_not_found", "no amoCRM integration has this id")
+	}
+	return s.uninstall(ctx, in, reason)
+}
+
+// uninstall removes the account's bindings, forgets its tokens (users and
+// settings stay for a reinstall) and queues the chat channel's
+// disconnection. Should the queueing fail after the uninstall, a
+// manager's answer still arriving is reported failed (hook.go), not lost.
+func (s *Service) uninstall(ctx context.Context, in *store.Integration, reason string) error {
+	if err := s.store.UninstallIntegration(ctx, in.ID, false, reason); err != nil {
+		return err
+	}
+	if err := s.enqueueAmojoConnect(ctx, in, true); err != nil {
+		return fmt.Errorf("amocrm: integration %s uninstalled, its chat channel not disconnected: %w", in.ID, err)
+	}
+	return nil
 }
 
 var messagePage = template.Must(template.New("msg").Parse(`<!doctype html>
