@@ -192,6 +192,9 @@ func (s *Server) showEmbedded(c *gin.Context, es crm.EmbeddedSettings, status in
 	if typed != nil {
 		f.showTyped(typed)
 	}
+	if refused != nil {
+		f.SelfURL = embeddedURL(base, sess, ss.Lang, nil)
+	}
 	s.renderEmbedded(c, status, anc, &embeddedPage{Lang: ss.Lang, T: t, Form: f,
 		LangURL: map[string]string{"ru": embeddedURL(base, sess, "ru", nil), "en": embeddedURL(base, sess, "en", nil)}})
 }
