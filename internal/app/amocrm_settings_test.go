@@ -224,7 +224,7 @@ func TestAmoCRMSettingsPage(t *testing.T) {
 		// Access was never configured: the matrix shows everyone's
 		// effective level, open, not "none" next to a hint saying all
 		// may write; sent untouched, it stays open.
-		if strings.Count(page, `<option value="" selected>чтение и отправка (доступ открыт)</option>`) != 3 || strings.Contains(page, `value="none" selected`) ||
+		if strings.Count(page, `<option value="" selected>открыт (чтение и отправка)</option>`) != 3 || strings.Contains(page, `value="none" selected`) ||
 			!strings.Contains(page, "— подключён к интеграции") {
 			t.Errorf("open access in the matrix:\n%s", page[strings.Index(page, `id="access"`):])
 		}
@@ -237,7 +237,7 @@ func TestAmoCRMSettingsPage(t *testing.T) {
 		// English: amoCRM's records are leads.
 		st, page, _ = pageCall(t, e, "GET", "/amocrm/settings?"+url.Values{"sess": {sessOf(t, page)}, "lang": {"en"}}.Encode(), nil)
 		if st != 200 || !strings.Contains(page, "Pipeline and stage of new leads") || !strings.Contains(page, "Who owns new leads") ||
-			!strings.Contains(page, "customer&#39;s last lead") || strings.Contains(page, "deals") || !strings.Contains(page, "read and send (access open)") {
+			!strings.Contains(page, "customer&#39;s last lead") || strings.Contains(page, "deals") || !strings.Contains(page, "open (read and send)") {
 			t.Errorf("English page: %d\n%s", st, page)
 		}
 		// The matrix: user 9000002 reads only; the default follows send.

@@ -271,7 +271,7 @@ func TestCabinetIntegrationSettingsPage(t *testing.T) {
 			t.Fatalf("settings page: %d\n%.600s", st, page)
 		}
 		// Bitrix24 by name; never configured access shows as open.
-		if !strings.Contains(page, "<h1>Bitrix24") || !strings.Contains(page, "Who owns new leads") || !strings.Contains(page, `<option value="" selected>read and send (access open)</option>`) ||
+		if !strings.Contains(page, "<h1>Bitrix24") || !strings.Contains(page, "Who owns new leads") || !strings.Contains(page, `<option value="" selected>open (read and send)</option>`) ||
 			strings.Contains(page, `value="none" selected`) {
 			t.Errorf("settings page heading or open access:\n%s", page)
 		}
