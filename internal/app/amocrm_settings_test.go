@@ -170,6 +170,13 @@ func TestAmoCRMSettingsPage(t *testing.T) {
 		if st, page, _ := pageCall(t, e, "POST", "/amocrm/settings/save", f); st != 422 || !strings.Contains(page, "Employee&#39;s weight: a whole number from 1 to 100") {
 			t.Errorf("english refusal: %d", st)
 		}
+		// amoCRM's records are leads in English refusals too.
+		f = amoSettingsForm(sess, ch)
+		f.Set("lang", "en")
+		f.Set("stage:"+ch, amoMain+"/142")
+		if st, page, _ := pageCall(t, e, "POST", "/amocrm/settings/save", f); st != 422 || !strings.Contains(page, "a lead entering") {
+			t.Errorf("english stage refusal: %d", st)
+		}
 
 		// A manager sees the settings read-only, and cannot post.
 		mpage, msess := openSettings(t, e, amoManagerUser, "ru")

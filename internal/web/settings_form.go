@@ -148,15 +148,7 @@ func (s *Server) settingsFormOf(ctx context.Context, st *settingsState, ws *stor
 	// words picks the texts naming a binding's records: "_lead" or
 	// "_deal" variants, as the provider calls them in this language.
 	words := func(entity string) map[string]string {
-		kind := s.d.Integrations.RecordWords(in.Type, lang, entity)
-		w := map[string]string{}
-		for _, k := range []string{"stage_pick", "s_owner", "on_repeat_last_closed", "on_repeat_new"} {
-			w[k] = t[k]
-			if v, ok := t[k+"_"+kind]; ok {
-				w[k] = v
-			}
-		}
-		return w
+		return recordTexts(t, s.d.Integrations.RecordWords(in.Type, lang, entity))
 	}
 	for _, u := range st.ac.Users {
 		f.Users = append(f.Users, formUser{ID: u.UserID, Name: u.Name, Email: u.Email, Active: u.Active})
@@ -233,6 +225,19 @@ func (s *Server) settingsFormOf(ctx context.Context, st *settingsState, ws *stor
 		f.Matrix = append(f.Matrix, row)
 	}
 	return f, nil
+}
+
+// recordTexts are t with the words that name records as the CRM calls
+// them: a key with a variant for kind ("_lead" or "_deal") takes it.
+func recordTexts(t map[string]string, kind string) map[string]string {
+	out := make(map[string]string, len(t))
+	for k, v := range t {
+		out[k] = v
+		if w, ok := t[k+"_"+kind]; ok {
+			out[k] = w
+		}
+	}
+	return out
 }
 
 // formInt reads a whole number from a form field, refusing anything else
@@ -374,7 +379,8 @@ func (s *Server) integrationActionPage(c *gin.Context) {
 	}
 	sc := store.Scope{WorkspaceID: cc.Workspace.ID}
 	err := s.settingsAction(ctx, sc, st, action, c.Request.PostForm)
-	t := cabinetTexts[lang(c)]
+	// A refusal names records as this CRM does (amoCRM's leads).
+	t := recordTexts(cabinetTexts[lang(c)], s.d.Integrations.RecordWords(st.in.Type, lang(c), ""))
 	if pr := problemOf(t, err); pr != nil {
 		pr.ChannelID = channelOf(err)
 		// Shown as stored: the refused change was not written.
