@@ -8,6 +8,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/switchboard/switchboard/internal/app/apptest"
 	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/internal/sandbox/amosim"
+	"github.com/switchboard/switchboard/internal/sandbox/metasim"
 	"github.com/switchboard/switchboard/internal/store"
 	"gorm.io/gorm"
 )
@@ -105,7 +107,11 @@ type amoCardFixture struct {
 
 func newAmoCardFixture(t *testing.T, e *apptest.Env) *amoCardFixture {
 	t.Helper()
-	id, ws, ch := amoBound(t, e, map[string]any{"mode": "crm"})
+	id, ws, ch := amoBound(t, e, map[string]any{"mode": "crm", "name": "WhatsApp Продажи"})
+	// An approved English template without variables, next to the
+	// defaults: every language is offered, the user's first.
+	e.Sim.SetTemplates(apptest.WabaID, append(metasim.DefaultTemplates(), metasim.Template{ID: "1000000000000009", Name: "thanks",
+		Language: "en_US", Category: "UTILITY", Status: "APPROVED", Components: []map[string]any{{"type": "BODY", "text": "Thank you for your order!"}}}))
 	amoSend(t, e, "79161234567", "Анна", "Когда доставка?")
 	e.Eventually("the customer's lead", func() bool { return len(e.Amo.Leads(amoAccount)) == 1 })
 	e.WaitIdle()
@@ -134,6 +140,14 @@ func TestAmoCRMCardWindow(t *testing.T) {
 		}
 		if !strings.Contains(page, `id="chat-window" hidden`) {
 			t.Fatalf("the window banner shows for a customer who just wrote:\n%s", page)
+		}
+		// The channel is named as the account's binding names it.
+		if !strings.Contains(page, "WhatsApp Продажи → &#43;79161234567") || !strings.Contains(page, "WhatsApp Продажи · ") {
+			t.Fatalf("the binding's name is not used:\n%s", page)
+		}
+		// An open window preselects no template.
+		if regexp.MustCompile(`data-channel="[^"]*" selected>order_update`).MatchString(page) {
+			t.Fatalf("a template preselected with the window open:\n%s", page)
 		}
 		// Only the account's own pages may frame the window.
 		resp, err := http.Get(e.URL + "/amocrm/card?sess=" + url.QueryEscape(sessOf(t, page)))
@@ -193,15 +207,36 @@ func TestAmoCRMCardWindow(t *testing.T) {
 			strings.Contains(page, "appointment_reminder") || strings.Contains(page, "win_back") {
 			t.Fatalf("template picker:\n%s", page)
 		}
+		// Closed: the first template (the user's language first) is
+		// chosen, every language is offered with its name, and the one
+		// left out is named.
+		ru, en := strings.Index(page, `>order_update (русский · ru)<`), strings.Index(page, `>thanks (English (US) · en_US)<`)
+		if !strings.Contains(page, `value="`+pick+`" data-channel="`+f.ch+`" selected>`) || ru < 0 || en < ru {
+			t.Fatalf("closed window: the first template is not chosen, or languages missing (ru at %d, en at %d):\n%s", ru, en, page)
+		}
+		if !strings.Contains(page, `id="chat-tpl-omitted"`) || !strings.Contains(page, "spring_sale (English (US) · en_US)") {
+			t.Fatalf("the left-out template is not named:\n%s", page)
+		}
 		sess2 := sessOf(t, page)
 		_, page = amoCardSend(t, e, url.Values{"sess": {sess2}, "target": {other}, "text": {"Здравствуйте"}}, nil)
 		if !strings.Contains(page, "только шаблон") || strings.Contains(page, "поставлено") {
 			t.Fatalf("free text outside the window:\n%s", page)
 		}
-		_, page = amoCardSend(t, e, url.Values{"sess": {sess2}, "target": {other}, "tpl": {pick}, "tv|order_update|ru|1": {"Ерлан"}}, nil)
-		if !strings.Contains(page, "Заполните все переменные") {
-			t.Fatalf("a template with a variable left empty:\n%s", page)
+		// A refusal keeps the chosen template and what was typed, escaped.
+		st, page = amoCardSend(t, e, url.Values{"sess": {sess2}, "target": {other}, "tpl": {f.ch + "|thanks|en_US"}, "tv|order_update|ru|1": {`Ерлан <b>"x"`}}, nil)
+		if st != http.StatusOK || !strings.Contains(page, "поставлено в очередь") {
+			// (thanks has no variables: it goes)
+			t.Fatalf("a template without variables: %d\n%s", st, page)
 		}
+		st, page = amoCardSend(t, e, url.Values{"sess": {sess2}, "target": {other}, "tpl": {pick}, "tv|order_update|ru|1": {`Ерлан <b>"x"`}}, nil)
+		if st != http.StatusUnprocessableEntity || !strings.Contains(page, "Заполните все переменные") {
+			t.Fatalf("a template with a variable left empty: %d\n%s", st, page)
+		}
+		if !strings.Contains(page, `value="`+pick+`" data-channel="`+f.ch+`" selected>`) ||
+			!strings.Contains(page, `name="tv|order_update|ru|1" value="Ерлан &lt;b&gt;&#34;x&#34;"`) || strings.Contains(page, "<b>") {
+			t.Fatalf("the refused template or its variables are lost (or not escaped):\n%s", page)
+		}
+		sess2 = sessOf(t, page)
 		_, page = amoCardSend(t, e, url.Values{"sess": {sess2}, "target": {other}, "tpl": {f.ch + "|made_up|ru"}}, nil)
 		if !strings.Contains(page, "Такого утверждённого шаблона") {
 			t.Fatalf("an unknown template:\n%s", page)
@@ -211,8 +246,13 @@ func TestAmoCRMCardWindow(t *testing.T) {
 		if !strings.Contains(page, "поставлено в очередь") {
 			t.Fatalf("template:\n%s", page)
 		}
-		e.Eventually("template sent", func() bool { return len(graphSends(e.Sim, path)) == 3 })
-		jsonEq(t, graphSends(e.Sim, path)[2].Body, `{"messaging_product":"whatsapp","recipient_type":"individual","to":"77071234567","type":"template",`+
+		// The sent template reads as the customer got it.
+		if !strings.Contains(page, "Здравствуйте, Ерлан! Заказ A-4513 передан в доставку.") || strings.Contains(page, "[template") ||
+			!strings.Contains(page, "Thank you for your order!") {
+			t.Fatalf("a sent template is not shown as its text:\n%s", page)
+		}
+		e.Eventually("template sent", func() bool { return len(graphSends(e.Sim, path)) == 4 })
+		jsonEq(t, graphSends(e.Sim, path)[3].Body, `{"messaging_product":"whatsapp","recipient_type":"individual","to":"77071234567","type":"template",`+
 			`"template":{"name":"order_update","language":{"policy":"deterministic","code":"ru"},"components":[{"type":"body","parameters":[{"type":"text","text":"Ерлан"},{"type":"text","text":"A-4513"}]}]}}`)
 
 		// The second record's session cannot write to the first record's customer.
@@ -309,6 +349,10 @@ func TestAmoCRMCardAccess(t *testing.T) {
 		_, page = amoCard(t, e, amoManagerUser, "leads", f.lead, "ru")
 		if !strings.Contains(page, "Когда доставка?") || strings.Contains(page, shown) || strings.Contains(page, `id="chat-form"`) || !strings.Contains(page, "только просмотр") {
 			t.Fatalf("read:\n%s", page)
+		}
+		// Inside amoCRM the account's admin sets the rights, in the widget.
+		if !strings.Contains(page, "администратор аккаунта amoCRM в настройках виджета") || strings.Contains(page, "администратор Switchboard") {
+			t.Fatalf("the read-only notice names the wrong admin:\n%s", page)
 		}
 		if st, page := amoCardSend(t, e, url.Values{"sess": {oldSess}, "target": {target}, "text": {"Нельзя"}}, nil); st != http.StatusForbidden || !strings.Contains(page, "только просмотр") {
 			t.Fatalf("send with read: %d\n%s", st, page)
@@ -484,7 +528,7 @@ func TestAmoCRMCardUploadCap(t *testing.T) {
 		target := f.ch + "|+79161234567"
 		before := len(e.Messages(f.ch))
 		st, page = amoCardSend(t, e, url.Values{"sess": {sess}, "target": {target}}, &cardFile{"big.pdf", "application/pdf", bytes.Repeat([]byte("x"), 40<<10)})
-		if st != http.StatusOK || !strings.Contains(page, "Файл слишком большой") {
+		if st != http.StatusUnprocessableEntity || !strings.Contains(page, "Файл слишком большой") {
 			t.Fatalf("a file over the limit: %d\n%s", st, page)
 		}
 		st, page = amoCardSend(t, e, url.Values{"sess": {sess}, "target": {target}}, &cardFile{"huge.pdf", "application/pdf", bytes.Repeat([]byte("x"), 2<<20)})

@@ -100,6 +100,13 @@ func TestAmoCRMSettingsPage(t *testing.T) {
 				t.Errorf("the page lacks %q", want)
 			}
 		}
+		// amoCRM by its name; a channel not bound says so.
+		if !strings.Contains(page, "<h1>amoCRM · ") || strings.Contains(page, "<h1>amocrm") {
+			t.Errorf("the heading does not name amoCRM:\n%.1500s", page)
+		}
+		if !strings.Contains(page, "не подключён: отметьте, чтобы подключить") || strings.Contains(page, "— подключён к интеграции") {
+			t.Errorf("an unbound channel is labelled as bound")
+		}
 		// Closing and unsorted statuses are not offered as entry stages.
 		for _, not := range []string{"/142\"", "/143\"", "Неразобранное"} {
 			if strings.Contains(page, not) {
@@ -135,6 +142,11 @@ func TestAmoCRMSettingsPage(t *testing.T) {
 			if !strings.Contains(page, `value="WA продажи"`) {
 				t.Errorf("%s: the typed name is lost", c.name)
 			}
+			// The page's script puts its own address (a GET) in the
+			// address bar, so that a reload does not post again.
+			if !strings.Contains(page, `data-self="/amocrm/settings?lang=ru&amp;sess=`) {
+				t.Errorf("%s: the refused page does not give its own address", c.name)
+			}
 			if got := amoSnapshot(t, e, id, ws); got != before {
 				t.Fatalf("%s changed something:\n%s\n%s", c.name, before, got)
 			}
@@ -157,6 +169,13 @@ func TestAmoCRMSettingsPage(t *testing.T) {
 		f.Set("weight:"+ch+":9000001", "0")
 		if st, page, _ := pageCall(t, e, "POST", "/amocrm/settings/save", f); st != 422 || !strings.Contains(page, "Employee&#39;s weight: a whole number from 1 to 100") {
 			t.Errorf("english refusal: %d", st)
+		}
+		// amoCRM's records are leads in English refusals too.
+		f = amoSettingsForm(sess, ch)
+		f.Set("lang", "en")
+		f.Set("stage:"+ch, amoMain+"/142")
+		if st, page, _ := pageCall(t, e, "POST", "/amocrm/settings/save", f); st != 422 || !strings.Contains(page, "a lead entering") {
+			t.Errorf("english stage refusal: %d", st)
 		}
 
 		// A manager sees the settings read-only, and cannot post.
@@ -205,6 +224,28 @@ func TestAmoCRMSettingsPage(t *testing.T) {
 		st, page, _ = pageCall(t, e, "GET", h.Get("Location"), nil)
 		if st != 200 || !strings.Contains(page, "Настройки сохранены") || !strings.Contains(page, `value="`+amoSecond+`/`+amoSecondSt+`" selected`) {
 			t.Errorf("after save: %d", st)
+		}
+		if strings.Contains(page, "data-self=") {
+			t.Errorf("a page at its own address rewrites the address bar")
+		}
+		// Access was never configured: the matrix shows everyone's
+		// effective level, open, not "none" next to a hint saying all
+		// may write; sent untouched, it stays open.
+		if strings.Count(page, `<option value="" selected>открыт (чтение и отправка)</option>`) != 3 || strings.Contains(page, `value="none" selected`) ||
+			!strings.Contains(page, "— подключён к интеграции") {
+			t.Errorf("open access in the matrix:\n%s", page[strings.Index(page, `id="access"`):])
+		}
+		if st, _, _ := pageCall(t, e, "POST", "/amocrm/settings/save", pageForm(t, page, "settings-all")); st != http.StatusSeeOther {
+			t.Fatalf("untouched save with open cells: %d", st)
+		}
+		if _, set := e.Do("GET", "/api/v1/integrations/"+id+"/settings", nil); set["access_mode"] == "matrix" {
+			t.Errorf("an untouched open matrix switched to the matrix: %v", set)
+		}
+		// English: amoCRM's records are leads.
+		st, page, _ = pageCall(t, e, "GET", "/amocrm/settings?"+url.Values{"sess": {sessOf(t, page)}, "lang": {"en"}}.Encode(), nil)
+		if st != 200 || !strings.Contains(page, "Pipeline and stage of new leads") || !strings.Contains(page, "Who owns new leads") ||
+			!strings.Contains(page, "customer&#39;s last lead") || strings.Contains(page, "deals") || !strings.Contains(page, "open (read and send)") {
+			t.Errorf("English page: %d\n%s", st, page)
 		}
 		// The matrix: user 9000002 reads only; the default follows send.
 		f = amoSettingsForm(sess, ch)

@@ -47,9 +47,11 @@ func submit(t *testing.T, e *apptest.Env, path string, form url.Values) (int, st
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusSeeOther {
-		return resp.StatusCode, ""
+		// A refused send is the page again, as typed.
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
 	}
 	next, err := http.Get(e.URL + resp.Header.Get("Location"))
 	if err != nil {

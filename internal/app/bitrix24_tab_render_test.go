@@ -95,4 +95,15 @@ func TestBitrix24CardTabFileAndTemplatePicker(t *testing.T) {
 		}
 		return false
 	})
+
+	// A template with a variable left empty: the tab is shown again with
+	// the template chosen and the typed variable kept.
+	_, page = frame(t, e, "/bitrix24/tab", e.B24.UserToken(apptest.B24MemberID, 27), "CRM_DEAL_DETAIL_TAB", `{"ID":"`+strconv.Itoa(deal)+`"}`)
+	pick := ch + "|order_update|ru"
+	st, page = pagePostMultipart(t, e, "/bitrix24/tab/send", url.Values{"sess": {sessOf(t, page)}, "target": {ch + "|+79161234567"},
+		"tpl": {pick}, "tv|order_update|ru|1": {"Анна"}}, nil)
+	if st != http.StatusUnprocessableEntity || !strings.Contains(page, "Заполните все переменные") ||
+		!strings.Contains(page, `value="`+pick+`" data-channel="`+ch+`" selected>`) || !strings.Contains(page, `name="tv|order_update|ru|1" value="Анна"`) {
+		t.Fatalf("a refused template in the tab: %d\n%s", st, page)
+	}
 }

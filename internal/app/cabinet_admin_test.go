@@ -258,6 +258,10 @@ func TestCabinetIntegrationSettingsPage(t *testing.T) {
 		if st != 200 || !strings.Contains(page, `href="/integrations/`+f.integ+`"`) {
 			t.Fatalf("integrations page: %d\n%.600s", st, page)
 		}
+		// CRMs by their names, not their type ids.
+		if !strings.Contains(page, "<strong>Bitrix24</strong>") || !strings.Contains(page, "Connect amoCRM") || strings.Contains(page, "Connect amocrm") {
+			t.Errorf("the integrations page names CRMs by type id:\n%s", page)
+		}
 		base := "/integrations/" + f.integ
 		if _, emp := v.get("/employees"); !strings.Contains(emp, `href="`+base+`#access"`) {
 			t.Error("the employees page does not lead to the integration's access matrix")
@@ -265,6 +269,11 @@ func TestCabinetIntegrationSettingsPage(t *testing.T) {
 		st, page = v.get(base)
 		if st != 200 || !strings.Contains(page, "Продажи") || !strings.Contains(page, `name="lvl:27:`+f.wa+`"`) {
 			t.Fatalf("settings page: %d\n%.600s", st, page)
+		}
+		// Bitrix24 by name; never configured access shows as open.
+		if !strings.Contains(page, "<h1>Bitrix24") || !strings.Contains(page, "Who owns new leads") || !strings.Contains(page, `<option value="" selected>open (read and send)</option>`) ||
+			strings.Contains(page, `value="none" selected`) {
+			t.Errorf("settings page heading or open access:\n%s", page)
 		}
 		csrf := csrfOf(t, page)
 		// The page's one form, as the browser would send it untouched.
@@ -324,6 +333,11 @@ func TestCabinetIntegrationSettingsPage(t *testing.T) {
 			t.Errorf("notify 10: %d", st)
 		}
 		refusedWith(t, page, "notify_after_seconds_out_of_range", "notify_after_seconds", "from 30 to 86400")
+		// Shown at the form's action; the script puts the page's own
+		// address in the address bar, so a reload does not post again.
+		if !strings.Contains(page, `data-self="`+base+`"`) {
+			t.Error("the refused page does not give its own address")
+		}
 		if !strings.Contains(page, `name="notify_after_seconds" inputmode="numeric" value="10" class="bad"`) || !strings.Contains(page, `value="typed name"`) {
 			t.Error("the refused values are not shown back, marked")
 		}

@@ -431,6 +431,10 @@ func TestCardTabEnforcesAccess(t *testing.T) {
 		if !strings.Contains(page, "Когда доставка?") || strings.Contains(page, shown) || !strings.Contains(page, "только просмотр") {
 			t.Fatalf("read:\n%s", page)
 		}
+		// Inside Bitrix24 the portal's admin sets the rights, in the app.
+		if !strings.Contains(page, "администратор портала Bitrix24 в настройках приложения") || strings.Contains(page, "администратор Switchboard") {
+			t.Fatalf("the read-only notice names the wrong admin:\n%s", page)
+		}
 		// The page has no form any more; a session from before still
 		// cannot send.
 		if st, page := sendAs(t, e, oldSess, target, "Нельзя"); st != http.StatusForbidden || !strings.Contains(page, "только просмотр") {

@@ -111,3 +111,37 @@ func (r *Registry) Handle(q JobHandlers) {
 		in.Handle(q)
 	}
 }
+
+// Named is how people call a provider and its records; pages that name no
+// provider ask it (optional: without it a page shows the type id and
+// calls records deals).
+type Named interface {
+	// DisplayName is the CRM's product name ("amoCRM").
+	DisplayName() string
+	// RecordWords says which words name the records a binding of entity
+	// creates, in lang: "lead" or "deal" (amoCRM's leads are "сделки" in
+	// Russian and "leads" in English).
+	RecordWords(lang, entity string) string
+}
+
+// DisplayName is the provider's product name for integrations of typ, or
+// typ itself when the provider gives none.
+func (r *Registry) DisplayName(typ string) string {
+	if p, ok := r.Get(typ); ok {
+		if n, ok := p.(Named); ok {
+			return n.DisplayName()
+		}
+	}
+	return typ
+}
+
+// RecordWords is the provider's word set ("lead" or "deal") for records
+// of entity in lang; "deal" when the provider says nothing.
+func (r *Registry) RecordWords(typ, lang, entity string) string {
+	if p, ok := r.Get(typ); ok {
+		if n, ok := p.(Named); ok {
+			return n.RecordWords(lang, entity)
+		}
+	}
+	return "deal"
+}

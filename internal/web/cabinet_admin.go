@@ -35,7 +35,7 @@ type adminPage struct {
 	Integrated  []integrationPageRow
 	Settings    *settingsForm
 	// Providers are the CRM types an integration can be connected with.
-	Providers []string
+	Providers []providerRow
 }
 
 // channelPageRow is a channel as the channels page lists it.
@@ -221,4 +221,10 @@ func (s *Server) faultPage(c *gin.Context, err error) {
 	p := s.newPage(c, "")
 	p.Refusal = [2]string{problemOf(cabinetTexts["ru"], err).Text, problemOf(cabinetTexts["en"], err).Text}
 	s.render(c, httperr.Status(fe.Kind), "refused", p)
+}
+
+// providerRow is a CRM an integration can be connected with: its type id
+// (the address of its consent) and its name as people know it.
+type providerRow struct {
+	Type, Name string
 }

@@ -54,6 +54,7 @@ type channelRow struct {
 }
 
 type integrationRow struct {
+	// Type is the CRM's display name ("amoCRM"), not its type id.
 	Type, Domain, State, StateLabel, Reason string
 }
 
@@ -175,7 +176,7 @@ func (s *Server) homePage(c *gin.Context) {
 		return
 	}
 	for _, in := range ins {
-		p.Integrations = append(p.Integrations, integrationRow{Type: in.Type, Domain: in.Domain, State: in.State,
+		p.Integrations = append(p.Integrations, integrationRow{Type: s.d.Integrations.DisplayName(in.Type), Domain: in.Domain, State: in.State,
 			StateLabel: stateLabel(p.T, in.State), Reason: in.StateReason})
 	}
 	s.render(c, http.StatusOK, "home", p)

@@ -42,6 +42,8 @@ type settingsForm struct {
 	StagesProblem string
 
 	ID, Type, Domain, State, StateLabel, Reason, ReauthURL string
+	// CRMName is the CRM's name as people know it ("amoCRM").
+	CRMName string
 
 	Users      []formUser
 	Channels   []formBinding
@@ -54,6 +56,10 @@ type settingsForm struct {
 
 	Notice  string
 	Refused *problem
+	// SelfURL is the page's own address (a GET) when it is shown at a
+	// form's action (a refused save): the page's script puts it in the
+	// address bar, so that a reload does not post the form again.
+	SelfURL string
 }
 
 type formUser struct {
@@ -76,6 +82,9 @@ type formBinding struct {
 	StageKnown                 bool
 	Strategy, OnRepeat, Mirror string
 	Owners                     []formOwner
+	// W are the words that name the binding's records (leads or deals,
+	// as this CRM calls them in the page's language).
+	W map[string]string
 }
 
 type formOwner struct {
@@ -104,6 +113,9 @@ type formAccessRow struct {
 type formCell struct {
 	ChannelID, Level string
 	Default          bool
+	// Open: access was never configured, so the user has every level;
+	// the cell says so instead of "none".
+	Open bool
 }
 
 // reauthURL is where an integration whose grant the CRM withdrew starts
@@ -132,6 +144,12 @@ func (s *Server) settingsFormOf(ctx context.Context, st *settingsState, ws *stor
 	if f.AccessMode == "" {
 		f.AccessMode = routing.AccessModeOpen
 	}
+	f.CRMName = s.d.Integrations.DisplayName(in.Type)
+	// words picks the texts naming a binding's records: "_lead" or
+	// "_deal" variants, as the provider calls them in this language.
+	words := func(entity string) map[string]string {
+		return recordTexts(t, s.d.Integrations.RecordWords(in.Type, lang, entity))
+	}
 	for _, u := range st.ac.Users {
 		f.Users = append(f.Users, formUser{ID: u.UserID, Name: u.Name, Email: u.Email, Active: u.Active})
 	}
@@ -151,7 +169,7 @@ func (s *Server) settingsFormOf(ctx context.Context, st *settingsState, ws *stor
 		b := &st.bindings[i]
 		bound[b.ChannelID] = true
 		fb := formBinding{ChannelID: b.ChannelID, ChannelName: names[b.ChannelID], Name: b.Name, Mode: b.Mode, Line: b.LineID,
-			Entity: b.Entity, Category: b.CategoryID, Stage: b.StageID, Bound: true, Checked: true, CRMMode: b.Mode == "crm"}
+			Entity: b.Entity, Category: b.CategoryID, Stage: b.StageID, Bound: true, Checked: true, CRMMode: b.Mode == "crm", W: words(b.Entity)}
 		fb.StageKnown = entryHas(entry, b.CategoryID, b.StageID)
 		pol, err := routing.PolicyOf(b)
 		if err != nil {
@@ -180,7 +198,7 @@ func (s *Server) settingsFormOf(ctx context.Context, st *settingsState, ws *stor
 			continue
 		}
 		fb := formBinding{ChannelID: ch.ID, ChannelName: ch.Name, Mode: entry.Mode, Entity: entry.Entity, CRMMode: entry.Mode == "crm",
-			OnRepeat: routing.OnRepeatLastClosed, Mirror: routing.MirrorEach, StageKnown: true}
+			OnRepeat: routing.OnRepeatLastClosed, Mirror: routing.MirrorEach, StageKnown: true, W: words(entry.Entity)}
 		if len(entry.Pipelines) > 0 && len(entry.Pipelines[0].Stages) > 0 {
 			fb.Category, fb.Stage = entry.Pipelines[0].ID, entry.Pipelines[0].Stages[0].ID
 		}
@@ -201,11 +219,25 @@ func (s *Server) settingsFormOf(ctx context.Context, st *settingsState, ws *stor
 			if ok {
 				lv = r.Level
 			}
-			row.Cells = append(row.Cells, formCell{ChannelID: b.ChannelID, Level: lv, Default: ok && r.IsDefault})
+			row.Cells = append(row.Cells, formCell{ChannelID: b.ChannelID, Level: lv, Default: ok && r.IsDefault,
+				Open: f.AccessMode == routing.AccessModeOpen})
 		}
 		f.Matrix = append(f.Matrix, row)
 	}
 	return f, nil
+}
+
+// recordTexts are t with the words that name records as the CRM calls
+// them: a key with a variant for kind ("_lead" or "_deal") takes it.
+func recordTexts(t map[string]string, kind string) map[string]string {
+	out := make(map[string]string, len(t))
+	for k, v := range t {
+		out[k] = v
+		if w, ok := t[k+"_"+kind]; ok {
+			out[k] = w
+		}
+	}
+	return out
 }
 
 // formInt reads a whole number from a form field, refusing anything else
@@ -254,7 +286,7 @@ func (s *Server) integrationsPage(c *gin.Context) {
 	}
 	p.Integrated = rows
 	for _, in := range s.d.Integrations.All() {
-		p.Providers = append(p.Providers, in.Type())
+		p.Providers = append(p.Providers, providerRow{Type: in.Type(), Name: s.d.Integrations.DisplayName(in.Type())})
 	}
 	s.render(c, http.StatusOK, "integrations", p)
 }
@@ -273,7 +305,7 @@ func (s *Server) integrationRows(ctx context.Context, workspaceID string, t map[
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, integrationPageRow{integrationRow: integrationRow{Type: in.Type, Domain: in.Domain, State: in.State,
+		out = append(out, integrationPageRow{integrationRow: integrationRow{Type: s.d.Integrations.DisplayName(in.Type), Domain: in.Domain, State: in.State,
 			StateLabel: stateLabel(t, in.State), Reason: in.StateReason}, ID: in.ID, ReauthURL: reauthURL(in), Bound: len(bs)})
 	}
 	return out, nil
@@ -320,6 +352,9 @@ func (s *Server) renderIntegration(c *gin.Context, status int, st *settingsState
 	if typed != nil {
 		f.showTyped(typed)
 	}
+	if refused != nil {
+		f.SelfURL = "/integrations/" + st.in.ID
+	}
 	p.Settings = f
 	// A refused form is shown at its action's address; the language
 	// switch comes back to the page's own.
@@ -344,7 +379,8 @@ func (s *Server) integrationActionPage(c *gin.Context) {
 	}
 	sc := store.Scope{WorkspaceID: cc.Workspace.ID}
 	err := s.settingsAction(ctx, sc, st, action, c.Request.PostForm)
-	t := cabinetTexts[lang(c)]
+	// A refusal names records as this CRM does (amoCRM's leads).
+	t := recordTexts(cabinetTexts[lang(c)], s.d.Integrations.RecordWords(st.in.Type, lang(c), ""))
 	if pr := problemOf(t, err); pr != nil {
 		pr.ChannelID = channelOf(err)
 		// Shown as stored: the refused change was not written.

@@ -192,6 +192,9 @@ func (s *Server) showEmbedded(c *gin.Context, es crm.EmbeddedSettings, status in
 	if typed != nil {
 		f.showTyped(typed)
 	}
+	if refused != nil {
+		f.SelfURL = embeddedURL(base, sess, ss.Lang, nil)
+	}
 	s.renderEmbedded(c, status, anc, &embeddedPage{Lang: ss.Lang, T: t, Form: f,
 		LangURL: map[string]string{"ru": embeddedURL(base, sess, "ru", nil), "en": embeddedURL(base, sess, "en", nil)}})
 }
@@ -220,7 +223,8 @@ func (s *Server) embeddedSettingsAction(c *gin.Context, es crm.EmbeddedSettings,
 	if err == nil {
 		err = s.settingsAction(ctx, sc, st, action, c.Request.PostForm)
 	}
-	t := cabinetTexts[ss.Lang]
+	// A refusal names records as this CRM does (amoCRM's leads).
+	t := recordTexts(cabinetTexts[ss.Lang], s.d.Integrations.RecordWords(in.Type, ss.Lang, ""))
 	if pr := problemOf(t, err); pr != nil && st != nil {
 		if _, known := t["e_"+pr.Code]; !known {
 			s.d.Log.Warn("settings page: a refusal without a text", "code", pr.Code)

@@ -86,20 +86,41 @@ func TestAmoCRMCardWindowInBrowser(t *testing.T) {
 	}
 	pick := ch + "|order_update|ru"
 	field := func(i int) string { return `input[name="tv|order_update|ru|` + strconv.Itoa(i) + `"]` }
-	if cardShown(t, ctx, field(1)) {
-		t.Fatal("a template's variables show before it is chosen")
+	// The window is closed: the first template is chosen, its variables
+	// asked for, and there is no free text to type (nor "no template").
+	if v := cardEval[string](t, ctx, `document.querySelector('#chat-tpl').value`); v != pick {
+		t.Fatalf("the closed window's template is %q, want %q", v, pick)
 	}
-	do(cardChoose("#chat-tpl", pick))
-	if !cardShown(t, ctx, field(1)) || !cardShown(t, ctx, field(2)) || cardShown(t, ctx, "textarea[name=text]") {
-		t.Fatal("the chosen template's variables do not show, or the text box still does")
+	if !cardShown(t, ctx, field(1)) || !cardShown(t, ctx, field(2)) || cardShown(t, ctx, "textarea[name=text]") ||
+		!cardEval[bool](t, ctx, `document.querySelector('#chat-tpl-none').disabled`) {
+		t.Fatal("the chosen template's variables do not show, or the text box or \"no template\" still does")
 	}
-	do(chromedp.SendKeys(field(1), "Ерлан"), chromedp.SendKeys(field(2), "A-4513"),
+	// The template left out (a header variable) is named.
+	if !cardShown(t, ctx, "#chat-tpl-omitted") || !strings.Contains(cardEval[string](t, ctx, `document.querySelector('#chat-tpl-omitted').innerText`), "spring_sale") {
+		t.Fatal("the left-out template is not named")
+	}
+	do(cardShot(t, "amo-card-closed.png"))
+	// One variable left empty: refused, and the choice and what was typed
+	// stay.
+	do(chromedp.SendKeys(field(1), "Ерлан"), chromedp.Click("button[type=submit]"))
+	cardWait(t, ctx, `!!document.querySelector('#chat-notice')`)
+	do(cardShot(t, "amo-card-template-refused.png"))
+	if text := cardEval[string](t, ctx, `document.querySelector('#chat-notice').innerText`); !strings.Contains(text, "Заполните все переменные") {
+		t.Fatalf("a template with a variable left empty: %s", text)
+	}
+	if v, typed := cardEval[string](t, ctx, `document.querySelector('#chat-tpl').value`), cardEval[string](t, ctx, `document.querySelector('`+field(1)+`').value`); v != pick || typed != "Ерлан" ||
+		cardShown(t, ctx, "textarea[name=text]") {
+		t.Fatalf("after the refusal the template is %q and its first variable %q", v, typed)
+	}
+	do(chromedp.SendKeys(field(2), "A-4513"),
 		cardShot(t, "amo-card-template.png"),
 		chromedp.Click("button[type=submit]"))
-	cardWait(t, ctx, `!!document.querySelector('#chat-notice')`)
-	if text := cardEval[string](t, ctx, `document.querySelector('#chat-notice').innerText`); !strings.Contains(text, "поставлено в очередь") {
-		t.Fatalf("template send: %s", text)
+	cardWait(t, ctx, `!!document.querySelector('#chat-notice') && document.querySelector('#chat-notice').innerText.includes('очередь')`)
+	// The sent template reads as the customer got it.
+	if text := cardEval[string](t, ctx, `document.querySelector('#chat-log').innerText`); !strings.Contains(text, "Здравствуйте, Ерлан! Заказ A-4513 передан в доставку.") || strings.Contains(text, "[template") {
+		t.Fatalf("the sent template in the history: %s", text)
 	}
+	do(cardShot(t, "amo-card-template-sent.png"))
 	e.Eventually("template sent", func() bool { return graphPosts(e.Sim, path) == 2 })
 
 	// A read-only user: the conversation, no send box, and why.
@@ -111,7 +132,8 @@ func TestAmoCRMCardWindowInBrowser(t *testing.T) {
 	if cardShown(t, ctx, "#chat-form") || cardShown(t, ctx, "textarea[name=text]") {
 		t.Fatal("a read-only user sees the send box")
 	}
-	if text := cardEval[string](t, ctx, `document.body.innerText`); !strings.Contains(text, "Когда доставка?") || !strings.Contains(text, "только просмотр") {
+	if text := cardEval[string](t, ctx, `document.body.innerText`); !strings.Contains(text, "Когда доставка?") || !strings.Contains(text, "только просмотр") ||
+		!strings.Contains(text, "администратор аккаунта amoCRM") {
 		t.Fatalf("read-only: %s", text)
 	}
 }

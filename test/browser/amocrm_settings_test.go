@@ -261,6 +261,26 @@ func TestAmoCRMSettingsInBrowser(t *testing.T) {
 		t.Error("the page is wider than the narrow iframe")
 	}
 	screenshot(t, ctx, "amocrm-settings-ru.png")
+	// Access never configured: the matrix shows it open, not "none".
+	if got := frameEval[string](t, ctx, `(function(s){return s.options[s.selectedIndex].text})(document.querySelector('select[name="lvl:9000002:`+ch+`"]'))`); got != "открыт (чтение и отправка)" {
+		t.Errorf("an open matrix cell shows %q", got)
+	}
+
+	// A refused save: shown with the refusal, the address bar at the
+	// page's own address, so a reload asks for the page, not the form.
+	choose(t, ctx, "#notify", "5")
+	click(t, ctx, "#save")
+	waitFrame(t, ctx, `!!document.querySelector('#problem')`)
+	screenshot(t, ctx, "amocrm-settings-refused.png")
+	if p := frameEval[string](t, ctx, `location.pathname`); p != "/amocrm/settings" {
+		t.Errorf("after a refused save the address is %s", p)
+	}
+	frameEval[bool](t, ctx, `(function(){location.reload();return true})()`)
+	time.Sleep(300 * time.Millisecond)
+	waitFrame(t, ctx, `!!document.querySelector('#settings-all') && !document.querySelector('#problem')`)
+	if v := frameEval[string](t, ctx, `document.querySelector('#notify').value`); v != "300" {
+		t.Errorf("after reloading a refused save the alert is %q", v)
+	}
 
 	// Round robin, Анна 3 and Иван 1, saved.
 	choose(t, ctx, `select[name="strategy:`+ch+`"]`, "round_robin")

@@ -6,6 +6,13 @@
 // Served from the gateway itself: the pages' CSP allows no inline script.
 (function () {
   'use strict';
+  // A refused save is shown at the address it was posted to; the address
+  // bar is set to the page's own (data-self), so that a reload asks for
+  // the page instead of posting the form again.
+  var box = document.getElementById('settings-form');
+  if (box && box.getAttribute('data-self') && window.history && history.replaceState) {
+    history.replaceState(null, '', box.getAttribute('data-self'));
+  }
   var form = document.getElementById('settings-all');
   if (!form) {
     return;
@@ -136,7 +143,8 @@
         }
         if (b.getAttribute('data-bulk') === 'remove') {
           s.value = 'none';
-        } else if (rank[s.value] < rank[level]) {
+        } else if ((rank[s.value] || 0) < rank[level]) {
+          // ("" is never-configured open access: raised like none.)
           s.value = level;
         }
       });

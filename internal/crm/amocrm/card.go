@@ -45,6 +45,7 @@ var cardTexts = map[string]map[string]string{
 		"account_unknown":      "Этот аккаунт amoCRM не подключён к Switchboard. Установите виджет заново.",
 		"entity_invalid":       "Окно открывается из карточки сделки или контакта.",
 		"body_too_large":       "Файл слишком большой.",
+		"rights_by":            "Права настраивает администратор аккаунта amoCRM в настройках виджета Switchboard.",
 	},
 	"en": {
 		"page_session_invalid": "The window's session is not valid or already used. Open the card in amoCRM again.",
@@ -52,6 +53,7 @@ var cardTexts = map[string]map[string]string{
 		"account_unknown":      "This amoCRM account is not connected to Switchboard. Install the widget again.",
 		"entity_invalid":       "The window opens from a lead's or a contact's card.",
 		"body_too_large":       "The file is too large.",
+		"rights_by":            "The amoCRM account's admin sets the access rights in the Switchboard widget's settings.",
 	},
 }
 
@@ -71,11 +73,20 @@ func (s *Service) ServeCard(w http.ResponseWriter, r *http.Request) {
 		// are the page's own.
 		notice, isErr = chatview.Notice(ss.Lang, q)
 	}
+	s.renderCard(w, r, in, ss, http.StatusOK, notice, isErr, nil)
+}
+
+// renderCard shows the card window; keep, when set, is a refused send's
+// form, shown again as it was typed (its template and variables too).
+func (s *Service) renderCard(w http.ResponseWriter, r *http.Request, in *store.Integration, ss *crm.Session, status int, notice string, isErr bool, keep url.Values) {
 	rec := s.cardRecord(r.Context(), in, ss)
 	p, err := s.chat.Build(r.Context(), rec)
 	if err != nil {
 		s.cardError(w, r, in, ss, err)
 		return
+	}
+	if keep != nil {
+		p.Keep(keep)
 	}
 	p.Action = "/amocrm/card/send?" + url.Values{"lang": {ss.Lang}}.Encode()
 	p.Sess, p.Notice, p.NoticeErr = s.SignSession(ss), notice, isErr
@@ -87,7 +98,7 @@ func (s *Service) ServeCard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.cardHeaders(w, in)
-	w.WriteHeader(http.StatusOK)
+	w.WriteHeader(status)
 	if _, err := buf.WriteTo(w); err != nil {
 		return // the client went away
 	}
@@ -112,6 +123,14 @@ func (s *Service) ServeCardSend(w http.ResponseWriter, r *http.Request) {
 	q, err := s.chat.Send(r.Context(), s.cardRecord(r.Context(), in, ss), r, send)
 	if err != nil {
 		s.cardError(w, r, in, ss, err)
+		return
+	}
+	if q.Get("error") != "" {
+		// A refusal shows the page again with what was typed, rather
+		// than a redirect that would lose the template and its
+		// variables (or carry them in the address).
+		notice, _ := chatview.Notice(ss.Lang, q)
+		s.renderCard(w, r, in, ss, http.StatusUnprocessableEntity, notice, true, r.PostForm)
 		return
 	}
 	q.Set("sess", s.SignSession(ss))
@@ -150,7 +169,22 @@ func (s *Service) cardRecord(ctx context.Context, in *store.Integration, ss *crm
 		// be shown.
 		s.log.Warn("amocrm card: record phones", "integration_id", in.ID, "entity", kind+":"+id, "err", err)
 	}
-	return chatview.Record{Integration: in, Session: ss, Lang: ss.Lang, Phones: phones, Contacts: s.chat.Customers(ctx, in, phones, linked)}
+	return chatview.Record{Integration: in, Session: ss, Lang: ss.Lang, Phones: phones, Contacts: s.chat.Customers(ctx, in, phones, linked),
+		ChannelNames: s.bindingNames(ctx, in), RightsBy: cardTexts[pageLang(ss.Lang)]["rights_by"]}
+}
+
+// bindingNames are the channels' names in this account (a binding's own
+// name), by channel id. A failed lookup keeps the channels' own names.
+func (s *Service) bindingNames(ctx context.Context, in *store.Integration) map[string]string {
+	bs, err := s.store.ListBindings(ctx, in.ID)
+	if err != nil {
+		s.log.Warn("amocrm card: binding names", "integration_id", in.ID, "err", err)
+	}
+	out := map[string]string{}
+	for _, b := range bs {
+		out[b.ChannelID] = b.Name
+	}
+	return out
 }
 
 // cardPhones reads the numbers of the record's contacts (a lead's through

@@ -210,3 +210,15 @@ func T(lang, key string) string {
 	}
 	return texts["en"][key]
 }
+
+// DisplayName is amoCRM's product name, for pages that name no provider.
+func (s *Service) DisplayName() string { return "amoCRM" }
+
+// RecordWords: amoCRM makes leads, which its Russian interface calls
+// "сделки" (deals) and its English one "leads".
+func (s *Service) RecordWords(lang, _ string) string {
+	if lang == "en" {
+		return "lead"
+	}
+	return "deal"
+}

@@ -40,3 +40,15 @@ func (s *Service) serveOAuthStart(w http.ResponseWriter, r *http.Request, worksp
 	http.Redirect(w, r, u, http.StatusFound)
 	return nil
 }
+
+// DisplayName is Bitrix24's product name, for pages that name no provider.
+func (s *Service) DisplayName() string { return "Bitrix24" }
+
+// RecordWords: Bitrix24 calls a binding's records as its entity is, a
+// lead (лид) or a deal (сделка), in every language.
+func (s *Service) RecordWords(_, entity string) string {
+	if entity == "lead" {
+		return "lead"
+	}
+	return "deal"
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"mime"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 
@@ -50,10 +51,12 @@ func (s *Service) ServeTab(w http.ResponseWriter, r *http.Request) {
 		// are the page's own, so a crafted link cannot put text on it.
 		notice, isErr = chatview.Notice(shownLang(ss.Lang), r.URL.Query())
 	}
-	s.renderTab(w, r, in, ss, notice, isErr)
+	s.renderTab(w, r, in, ss, http.StatusOK, notice, isErr, nil)
 }
 
-func (s *Service) renderTab(w http.ResponseWriter, r *http.Request, in *store.Integration, ss *crm.Session, notice string, isErr bool) {
+// renderTab shows the tab; keep, when set, is a refused send's form,
+// shown again as it was typed (its template and variables too).
+func (s *Service) renderTab(w http.ResponseWriter, r *http.Request, in *store.Integration, ss *crm.Session, status int, notice string, isErr bool, keep url.Values) {
 	rec := s.tabRecord(r.Context(), in, ss)
 	p, err := s.chat.Build(r.Context(), rec)
 	if err != nil {
@@ -61,8 +64,17 @@ func (s *Service) renderTab(w http.ResponseWriter, r *http.Request, in *store.In
 		writePageError(w, r, ss, err)
 		return
 	}
+	if keep != nil {
+		p.Keep(keep)
+	}
 	p.Action, p.Sess, p.Notice, p.NoticeErr = "/bitrix24/tab/send", s.sessions.Sign(*ss), notice, isErr
-	s.renderTemplate(w, in, ss.Lang, http.StatusOK, "b24_tab.html", p)
+	s.renderTemplate(w, in, ss.Lang, status, "b24_tab.html", p)
+}
+
+// tabRightsBy says who sets the access rights inside Bitrix24.
+var tabRightsBy = map[string]string{
+	"ru": "Права настраивает администратор портала Bitrix24 в настройках приложения Switchboard.",
+	"en": "The Bitrix24 portal's admin sets the access rights in the Switchboard app's settings.",
 }
 
 // tabRecord is the card's record as the chat view needs it: its numbers
@@ -78,8 +90,17 @@ func (s *Service) tabRecord(ctx context.Context, in *store.Integration, ss *crm.
 		// may still be shown.
 		s.log.Warn("bitrix24 tab: record phones", "integration_id", in.ID, "entity", ss.Entity, "err", err)
 	}
+	names := map[string]string{}
+	bs, err := s.store.ListBindings(ctx, in.ID)
+	if err != nil {
+		// The channels keep their own names.
+		s.log.Warn("bitrix24 tab: binding names", "integration_id", in.ID, "err", err)
+	}
+	for _, b := range bs {
+		names[b.ChannelID] = b.Name
+	}
 	return chatview.Record{Integration: in, Session: ss, Lang: shownLang(ss.Lang), Phones: phones,
-		Contacts: s.chat.Customers(ctx, in, phones, s.tabLinked(ctx, in, ss.Entity))}
+		Contacts: s.chat.Customers(ctx, in, phones, s.tabLinked(ctx, in, ss.Entity)), ChannelNames: names, RightsBy: tabRightsBy[shownLang(ss.Lang)]}
 }
 
 // entityPhones reads the record's phone numbers (a deal's through its
@@ -176,6 +197,13 @@ func (s *Service) ServeTabSend(w http.ResponseWriter, r *http.Request) {
 		// The access rights (item 4) and visibility (item 5): refused
 		// with a 403 and the reason in the page's language.
 		writePageError(w, r, ss, err)
+		return
+	}
+	if q.Get("error") != "" {
+		// A refusal shows the tab again with what was typed (see the
+		// amoCRM card window).
+		notice, _ := chatview.Notice(shownLang(ss.Lang), q)
+		s.renderTab(w, r, in, ss, http.StatusUnprocessableEntity, notice, true, r.PostForm)
 		return
 	}
 	q.Set("sess", s.sessions.Sign(*ss))

@@ -14,9 +14,14 @@ package chatview
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net/url"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -78,6 +83,12 @@ type Record struct {
 	Phones []string
 	// Contacts are our customers behind the record (see Customers).
 	Contacts []store.Contact
+	// ChannelNames are the channels' names in this CRM (a binding's own
+	// name), by channel id; a channel without one keeps its own name.
+	ChannelNames map[string]string
+	// RightsBy says who sets the access rights and where, in Lang, for
+	// the read-only notice ("" says Switchboard's admin).
+	RightsBy string
 }
 
 // SendFunc stores and queues a message the page's user wrote, running the
@@ -154,10 +165,23 @@ type TemplateChoice struct {
 	Value                string
 	ChannelID            string
 	Name, Language, Body string
-	// Vars are the variables' numbers (1…n); Field is their inputs' name
-	// prefix (Field + number).
-	Vars  []int
+	// LangLabel names the template's language for people ("русский",
+	// "English (US)").
+	LangLabel string
+	// Vars are the variables (1…n, with a refused send's typed values);
+	// Field is their inputs' name prefix (Field + number).
+	Vars  []Var
 	Field string
+	// Selected preselects the template: the first of the chosen target's
+	// channel when its window is closed, or the one a refused send chose.
+	Selected bool
+}
+
+// Var is one variable of a template: its number and the value a refused
+// send carried (shown again, escaped, in its input).
+type Var struct {
+	N     int
+	Value string
 }
 
 // Page is what the chat view template shows.
@@ -189,6 +213,11 @@ type Page struct {
 	// Banners are the closed-window explanations by messenger, for the
 	// page's script when another target is chosen.
 	Banners map[string]string
+	// Omitted says that some approved templates cannot be sent from the
+	// page (a variable in the header), naming them ("" when none is).
+	Omitted string
+	// Text is a refused send's message text, shown again in the box.
+	Text string
 }
 
 // view is what the page and a send both need to know about the record.
@@ -228,8 +257,12 @@ func (s *Service) look(ctx context.Context, rec Record) (*view, error) {
 	if v.chs, err = s.cfg.Store.ListChannels(ctx, store.Scope{WorkspaceID: in.WorkspaceID}); err != nil {
 		return nil, err
 	}
-	for _, ch := range v.chs {
-		v.chName[ch.ID] = ch.Name
+	for i, ch := range v.chs {
+		// The channel is named as this CRM's binding names it.
+		if n := strings.TrimSpace(rec.ChannelNames[ch.ID]); n != "" {
+			v.chs[i].Name = n
+		}
+		v.chName[ch.ID] = v.chs[i].Name
 	}
 	v.owners = s.dialogOwners(ctx, in, rec.Contacts)
 	// Where the manager can write: the channel of every known customer,
@@ -286,6 +319,7 @@ func (s *Service) Build(ctx context.Context, rec Record) (*Page, error) {
 	if err != nil {
 		return nil, err
 	}
+	bodies := map[string]map[string]string{}
 	for _, ct := range rec.Contacts {
 		// A channel the user has no access to, or a dialog the visibility
 		// rule hides, shows nothing at all.
@@ -308,6 +342,10 @@ func (s *Service) Build(ctx context.Context, rec Record) (*Page, error) {
 			if err != nil {
 				s.cfg.Log.Error("chat view: render a message", "message_id", m.ID, "err", err)
 			}
+			if body := s.filledTemplate(ctx, in, bodies, &m.Message); body != "" {
+				// A template shows as the customer read it.
+				r.Text = body
+			}
 			p.Messages = append(p.Messages, Message{Rendered: r, Direction: m.Direction, Channel: v.chName[m.ChannelID],
 				Time: m.CreatedAt.In(loc).Format("02.01.2006 15:04"), Status: cmp.Or(t["status_"+m.Status], m.Status), at: m.CreatedAt})
 		}
@@ -315,7 +353,7 @@ func (s *Service) Build(ctx context.Context, rec Record) (*Page, error) {
 	sort.SliceStable(p.Messages, func(i, j int) bool { return p.Messages[i].at.Before(p.Messages[j].at) })
 	p.Targets = v.targets
 	if v.readOnly {
-		p.ReadOnly = t["read_only"]
+		p.ReadOnly = t["read_only"] + " " + cmp.Or(rec.RightsBy, t["rights_by"])
 	}
 	// The user's default outbound channel is preselected; without one the
 	// first target is.
@@ -333,42 +371,106 @@ func (s *Service) Build(ctx context.Context, rec Record) (*Page, error) {
 		}
 	}
 	done := map[string]bool{}
+	var omitted []string
 	for _, tg := range p.Targets {
 		p.Banners[tg.Type] = crm.WindowClosed(rec.Lang, tg.Type)
 		if done[tg.ChannelID] || tg.Type != string(channel.WhatsApp) {
 			continue
 		}
 		done[tg.ChannelID] = true
-		p.Templates = append(p.Templates, s.choices(ctx, in, tg.ChannelID)...)
+		cs, left := s.choices(ctx, in, tg.ChannelID, rec.Lang)
+		p.Templates = append(p.Templates, cs...)
+		omitted = append(omitted, left...)
+	}
+	if len(omitted) > 0 {
+		p.Omitted = fmt.Sprintf(t["template_omitted"], strings.Join(omitted, ", "))
+	}
+	if len(p.Targets) > 0 && p.WindowClosed != "" {
+		// A closed window takes only a template: the first of the
+		// channel's is chosen, so that the page never starts on a send
+		// that is sure to be refused.
+		for i := range p.Templates {
+			if p.Templates[i].ChannelID == p.Targets[sel].ChannelID {
+				p.Templates[i].Selected = true
+				break
+			}
+		}
 	}
 	return p, nil
 }
 
-// choices are a channel's approved templates the page can fill in. A
-// template with a variable in its header is left out: a send carries body
-// parameters only.
-func (s *Service) choices(ctx context.Context, in *store.Integration, channelID string) []TemplateChoice {
+// Keep shows a refused send again as it was typed: its target, its
+// template and the template's variables, and its text. Only a target and
+// a template the page offers are chosen; values land in inputs, escaped,
+// and come from the POST body the page session vouched for, never from
+// the address.
+func (p *Page) Keep(f url.Values) {
+	if tv := f.Get("target"); tv != "" {
+		for i := range p.Targets {
+			if p.Targets[i].Value == tv {
+				for j := range p.Targets {
+					p.Targets[j].Selected = j == i
+				}
+				p.WindowClosed = ""
+				if !p.Targets[i].WindowOpen {
+					p.WindowClosed = p.Banners[p.Targets[i].Type]
+				}
+			}
+		}
+	}
+	_, picked := f["tpl"]
+	pick := f.Get("tpl")
+	for i := range p.Templates {
+		tc := &p.Templates[i]
+		if picked {
+			tc.Selected = tc.Value == pick
+		}
+		for j := range tc.Vars {
+			tc.Vars[j].Value = f.Get(tc.Field + strconv.Itoa(tc.Vars[j].N))
+		}
+	}
+	p.Text = f.Get("text")
+}
+
+// choices are a channel's approved templates the page can fill in, in
+// every language, the page's language first. A template with a variable
+// in its header is left out — a send carries body parameters only — and
+// named in left ("name (language)"), so that the page can say so.
+func (s *Service) choices(ctx context.Context, in *store.Integration, channelID, lang string) (out []TemplateChoice, left []string) {
 	if s.cfg.Templates == nil {
-		return nil
+		return nil, nil
 	}
 	ts, err := s.cfg.Templates.List(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, channelID)
 	if err != nil {
 		s.cfg.Log.Warn("chat view: templates", "integration_id", in.ID, "channel_id", channelID, "err", err)
-		return nil
+		return nil, nil
 	}
-	var out []TemplateChoice
 	for _, t := range ts {
-		if !strings.EqualFold(t.Status, "APPROVED") || t.HeaderVariables > 0 {
+		if !strings.EqualFold(t.Status, "APPROVED") {
+			continue
+		}
+		label := LanguageName(t.Language)
+		if t.HeaderVariables > 0 {
+			left = append(left, t.Name+" ("+label+")")
 			continue
 		}
 		c := TemplateChoice{Value: channelID + "|" + t.Name + "|" + t.Language, ChannelID: channelID, Name: t.Name, Language: t.Language,
-			Body: templateBody(t.Components), Field: "tv|" + t.Name + "|" + t.Language + "|"}
+			LangLabel: label, Body: templateBody(t.Components), Field: "tv|" + t.Name + "|" + t.Language + "|"}
 		for i := 1; i <= t.BodyVariables; i++ {
-			c.Vars = append(c.Vars, i)
+			c.Vars = append(c.Vars, Var{N: i})
 		}
 		out = append(out, c)
 	}
-	return out
+	// The user's language first, then by name: the likeliest choice is
+	// on top, and the rest stays in a stable order.
+	own := func(c TemplateChoice) bool { return sameLanguage(c.Language, lang) }
+	sort.SliceStable(out, func(i, j int) bool {
+		if own(out[i]) != own(out[j]) {
+			return own(out[i])
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, left
 }
 
 // gate is what the page's user may see and do in the integration: the
@@ -422,4 +524,80 @@ func windowOpen(ch store.Channel, ct store.Contact) bool {
 		window = messaging.HumanAgentWindow
 	}
 	return ct.LastInboundAt != nil && time.Since(*ct.LastInboundAt) <= window
+}
+
+// filledTemplate is a sent template's text as the customer got it: the
+// synced template's body with {{n}} replaced by the message's parameters
+// ("" when the message is no template or its template is not synced, and
+// the stored preview stays). bodies caches each channel's bodies by
+// name|language for the page.
+func (s *Service) filledTemplate(ctx context.Context, in *store.Integration, bodies map[string]map[string]string, m *store.Message) string {
+	if m.Template == nil || s.cfg.Templates == nil {
+		return ""
+	}
+	var t channel.Template
+	if err := json.Unmarshal([]byte(*m.Template), &t); err != nil {
+		s.cfg.Log.Warn("chat view: a message's template", "message_id", m.ID, "err", err)
+		return ""
+	}
+	byKey, ok := bodies[m.ChannelID]
+	if !ok {
+		byKey = map[string]string{}
+		ts, err := s.cfg.Templates.List(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, m.ChannelID)
+		if err != nil {
+			s.cfg.Log.Warn("chat view: templates", "integration_id", in.ID, "channel_id", m.ChannelID, "err", err)
+		}
+		for _, st := range ts {
+			byKey[st.Name+"|"+st.Language] = templateBody(st.Components)
+		}
+		bodies[m.ChannelID] = byKey
+	}
+	return FillTemplate(byKey[t.Name+"|"+t.Language], t.Params)
+}
+
+// placeholder is a template variable: {{1}}, or a named {{first_name}}.
+var placeholder = regexp.MustCompile(`\{\{\s*([A-Za-z0-9_]+)\s*\}\}`)
+
+// FillTemplate puts a template's parameters into its body: {{n}} is the
+// n-th parameter; named variables take the parameters in the order they
+// first appear. A variable without a parameter stays as written.
+func FillTemplate(body string, params []string) string {
+	named := map[string]int{}
+	return placeholder.ReplaceAllStringFunc(body, func(ph string) string {
+		key := placeholder.FindStringSubmatch(ph)[1]
+		n, err := strconv.Atoi(key)
+		if err != nil {
+			if _, ok := named[key]; !ok {
+				named[key] = len(named) + 1
+			}
+			n = named[key]
+		}
+		if n < 1 || n > len(params) {
+			return ph
+		}
+		return params[n-1]
+	})
+}
+
+// languageNames name the template languages people meet most; others
+// show their code.
+var languageNames = map[string]string{
+	"ru": "русский", "en": "English", "en_US": "English (US)", "en_GB": "English (UK)", "kk": "қазақша",
+	"uz": "oʻzbekcha", "uk": "українська", "de": "Deutsch", "es": "Español", "fr": "Français", "tr": "Türkçe",
+}
+
+// LanguageName labels a template's language code for the picker, with
+// the code for clarity: "English (US) · en_US".
+func LanguageName(code string) string {
+	if n, ok := languageNames[code]; ok {
+		return n + " · " + code
+	}
+	return code
+}
+
+// sameLanguage says whether a template's language code (ru, en_US) is the
+// page's language (ru, en).
+func sameLanguage(code, lang string) bool {
+	base, _, _ := strings.Cut(code, "_")
+	return strings.EqualFold(base, lang)
 }

@@ -57,3 +57,58 @@ func TestTemplateBody(t *testing.T) {
 		t.Fatal("unreadable components gave a body")
 	}
 }
+
+// A sent template reads as its body with the parameters in place: by
+// number, named variables in their order, a missing one left as written.
+func TestFillTemplate(t *testing.T) {
+	for _, c := range []struct {
+		body   string
+		params []string
+		want   string
+	}{
+		{"Здравствуйте, {{1}}! Заказ {{2}} передан в доставку.", []string{"Ерлан", "A-4513"}, "Здравствуйте, Ерлан! Заказ A-4513 передан в доставку."},
+		{"{{2}} before {{1}}, {{1}} again", []string{"a", "b"}, "b before a, a again"},
+		{"Hi {{ name }}, order {{order}}; {{name}}", []string{"Ann", "7"}, "Hi Ann, order 7; Ann"},
+		{"Only {{1}} and {{3}}", []string{"x"}, "Only x and {{3}}"},
+		{"No variables", nil, "No variables"},
+	} {
+		if got := FillTemplate(c.body, c.params); got != c.want {
+			t.Errorf("FillTemplate(%q, %q) = %q, want %q", c.body, c.params, got, c.want)
+		}
+	}
+}
+
+// Keep shows a refused send as typed, but only chooses what the page
+// offers: a made-up target or template chooses nothing.
+func TestKeepChoosesOnlyOffered(t *testing.T) {
+	page := func() *Page {
+		return &Page{Banners: map[string]string{"whatsapp": "closed"},
+			Targets: []Target{{Value: "c|+1", Type: "whatsapp", WindowOpen: true, Selected: true}, {Value: "c|+2", Type: "whatsapp"}},
+			Templates: []TemplateChoice{{Value: "c|a|ru", Field: "tv|a|ru|", Vars: []Var{{N: 1}}, Selected: true},
+				{Value: "c|b|en", Field: "tv|b|en|"}}}
+	}
+	p := page()
+	p.Keep(url.Values{"target": {"c|+2"}, "tpl": {"c|b|en"}, "tv|a|ru|1": {`<x>`}, "text": {"t"}})
+	if !p.Targets[1].Selected || p.Targets[0].Selected || p.WindowClosed != "closed" || p.Templates[0].Selected || !p.Templates[1].Selected ||
+		p.Templates[0].Vars[0].Value != "<x>" || p.Text != "t" {
+		t.Errorf("kept: %+v", p)
+	}
+	p = page()
+	p.Keep(url.Values{"target": {"x|+9"}, "tpl": {"x|made_up|ru"}})
+	if !p.Targets[0].Selected || p.Targets[1].Selected || p.Templates[0].Selected || p.Templates[1].Selected {
+		t.Errorf("a made-up choice chose something: %+v", p)
+	}
+}
+
+// The picker lists the page's language first: ru for a Russian page,
+// en_US and en for an English one.
+func TestSameLanguage(t *testing.T) {
+	for _, c := range []struct {
+		code, lang string
+		want       bool
+	}{{"ru", "ru", true}, {"en_US", "en", true}, {"en", "en", true}, {"en_US", "ru", false}, {"kk", "ru", false}} {
+		if got := sameLanguage(c.code, c.lang); got != c.want {
+			t.Errorf("sameLanguage(%q, %q) = %v", c.code, c.lang, got)
+		}
+	}
+}

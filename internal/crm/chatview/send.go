@@ -91,7 +91,8 @@ func (s *Service) Send(ctx context.Context, rec Record, r *http.Request, send Se
 		// may still hold are not sent with it.
 		var choice *TemplateChoice
 		if chID, _, _ := strings.Cut(pick, "|"); chID == c.channelID {
-			for _, tc := range s.choices(ctx, in, chID) {
+			cs, _ := s.choices(ctx, in, chID, rec.Lang)
+			for _, tc := range cs {
 				if tc.Value == pick {
 					choice = &tc
 					break
@@ -102,8 +103,8 @@ func (s *Service) Send(ctx context.Context, rec Record, r *http.Request, send Se
 			return refuse("template_unknown")
 		}
 		req.Template = &channel.Template{Name: choice.Name, Language: choice.Language}
-		for _, i := range choice.Vars {
-			p := strings.TrimSpace(f.Get(choice.Field + strconv.Itoa(i)))
+		for _, vr := range choice.Vars {
+			p := strings.TrimSpace(f.Get(choice.Field + strconv.Itoa(vr.N)))
 			if p == "" {
 				return refuse("template_variable_required")
 			}
