@@ -137,8 +137,14 @@ type Task struct {
 	ResponsibleUserID int
 	TaskTypeID        int
 	IsCompleted       bool
-	CreatedBy         int
-	CreatedAt         int64
+	// ResultText is the result written when the task was completed.
+	ResultText string
+	// Completions counts the PATCHes that completed it (a test's proof
+	// that it was closed exactly once).
+	Completions int
+	CreatedBy   int
+	CreatedAt   int64
+	UpdatedAt   int64
 }
 
 type account struct {
