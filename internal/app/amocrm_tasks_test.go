@@ -177,7 +177,7 @@ func TestAmoCRMTasksFirstResponder(t *testing.T) {
 // noted, in order.
 func TestAmoCRMUnpaidResumes(t *testing.T) {
 	apptest.Each(t, amoOpts, func(t *testing.T, e *apptest.Env) {
-		id, _, _ := amoBound(t, e, map[string]any{"mode": "crm"})
+		id, ws, _ := amoBound(t, e, map[string]any{"mode": "crm"})
 		amoSend(t, e, "79161234567", "Анна", "первое")
 		e.Eventually("the first note", func() bool { return len(e.Amo.Notes(amoAccount)) == 1 })
 		e.WaitIdle()
@@ -194,6 +194,18 @@ func TestAmoCRMUnpaidResumes(t *testing.T) {
 		}
 		if r, _ := got["state_reason"].(string); !strings.Contains(r, "not paid") {
 			t.Fatalf("integration %v", got)
+		}
+		// The cabinet's integrations page says so, in both languages.
+		addUser(t, e, ws, "owner@example.com", "owner", ownerPW)
+		for lang, want := range map[string]string{"ru": "аккаунт CRM не оплачен", "en": "CRM account not paid"} {
+			v := newVisitor(t, e)
+			v.lang = lang
+			if st := v.login("owner@example.com", ownerPW); st != http.StatusSeeOther {
+				t.Fatalf("sign in: %d", st)
+			}
+			if st, page := v.get("/integrations"); st != http.StatusOK || !strings.Contains(page, want) || !strings.Contains(page, "not paid (HTTP 402)") {
+				t.Fatalf("%s integrations page: %d\n%s", lang, st, page)
+			}
 		}
 		amoSend(t, e, "79161234567", "Анна", "третье")
 		e.WaitIdle()
