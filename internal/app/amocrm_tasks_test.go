@@ -50,7 +50,8 @@ func amoManagerReply(t *testing.T, e *apptest.Env, integ, ch, user, text string)
 // TestAmoCRMTasksClosedOnAnswer: the "answer the customer" task the
 // gateway made is completed (with a result) once the customer is answered
 // from the card window, then, for the next waiting periods, through the
-// API and as amojo sends; each exactly once, and a task someone made in
+// API and as amojo sends, and withdrawn by "no reply needed"; each
+// exactly once, and a task someone made in
 // amoCRM on the same lead is left alone. An answer to a customer who does
 // not wait closes nothing.
 func TestAmoCRMTasksClosedOnAnswer(t *testing.T) {
@@ -109,6 +110,23 @@ func TestAmoCRMTasksClosedOnAnswer(t *testing.T) {
 		third := amoOurTasks(e, foreign)[2]
 		amoManagerReply(t, e, f.integ, f.ch, "9000002", "Картой при получении")
 		e.Eventually("the third task completed", func() bool { return amoTask(t, e, third.ID).IsCompleted })
+
+		// 4. "No reply needed" withdraws the task too, saying so.
+		amoSend(t, e, "79161234567", "Анна", "👍 Спасибо!")
+		e.Eventually("the fourth task", func() bool { return len(amoOurTasks(e, foreign)) == 4 })
+		fourth := amoOurTasks(e, foreign)[3]
+		_, list := e.Do("GET", "/api/v1/dialogs?channel_id="+f.ch, nil)
+		dialogs, _ := list["data"].([]any)
+		if len(dialogs) != 1 {
+			t.Fatalf("dialogs %v", list)
+		}
+		if st, v := e.Do("POST", "/api/v1/dialogs/"+dialogs[0].(map[string]any)["id"].(string)+"/no-reply-needed", nil); st != http.StatusOK {
+			t.Fatalf("no reply needed: %d %v", st, v)
+		}
+		e.Eventually("the fourth task completed", func() bool { return amoTask(t, e, fourth.ID).IsCompleted })
+		if tk := amoTask(t, e, fourth.ID); tk.ResultText != "Ответ не требуется" {
+			t.Fatalf("fourth task %+v", tk)
+		}
 		e.WaitIdle()
 		for _, tk := range amoOurTasks(e, foreign) {
 			if tk.Completions != 1 {

@@ -72,6 +72,20 @@ func (r *Router) answerEnds(tx *gorm.DB, b *store.StatedBinding, k store.DialogK
 	return enqueueAnswered(tx, b.WorkspaceID, answeredJob{IntegrationID: b.IntegrationID, ChannelID: k.ChannelID, DialogID: id})
 }
 
+// NoReplyNeeded stops a dialog waiting without an answer (an operator
+// decided none is needed) and returns it; when its waiting had been armed
+// for notices, the CRM hears of it as of an answer (its reminders are
+// withdrawn), in the same transaction.
+func (r *Router) NoReplyNeeded(ctx context.Context, scope store.Scope, id string) (*store.DialogView, error) {
+	return r.store.DialogNoReplyNeededThen(ctx, scope, id, func(tx *gorm.DB, was *store.Dialog) error {
+		if was.ArmedPeriod() == nil {
+			return nil
+		}
+		// A CRM without reminders to withdraw finds nothing to do in it.
+		return enqueueAnswered(tx, was.WorkspaceID, answeredJob{IntegrationID: was.IntegrationID, ChannelID: was.ChannelID, DialogID: was.ID})
+	})
+}
+
 // answeredMeanwhile follows a notice that went out for a period that
 // ended while it was being delivered (its mark found the dialog no longer
 // waiting then): the answer's own job may have run before the CRM

@@ -147,10 +147,17 @@ func (s *Service) rememberTasks(ctx context.Context, in *store.Integration, made
 	return nil
 }
 
-// answerWords are the result a closed task shows.
-var answerWords = map[string]string{
-	"ru": "Клиенту ответили",
-	"en": "The customer was answered",
+// answerWords are the result a closed task shows: answered, or an
+// operator decided that no reply is needed.
+var answerWords = map[string]map[bool]string{
+	"ru": {false: "Клиенту ответили", true: "Ответ не требуется"},
+	"en": {false: "The customer was answered", true: "No reply needed"},
+}
+
+// noReplyNeeded says whether the dialog's waiting last ended by "no reply
+// needed" rather than by an answer.
+func noReplyNeeded(d *store.DialogView) bool {
+	return d.NoReplyNeededAt != nil && (d.LastOutboundAt == nil || d.NoReplyNeededAt.After(*d.LastOutboundAt))
 }
 
 // The Service closes its tasks once the customer is answered.
@@ -181,7 +188,7 @@ func (s *Service) Answered(ctx context.Context, d *routing.Delivery, dialog *sto
 		}
 	}
 	for try := 0; len(ids) > 0; try++ {
-		err = s.API(in).CompleteTasks(ctx, ids, answerWords[lang(in)])
+		err = s.API(in).CompleteTasks(ctx, ids, answerWords[lang(in)][noReplyNeeded(dialog)])
 		bad := ItemErrors(err)
 		if bad == nil || try > 0 {
 			break
