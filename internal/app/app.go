@@ -159,6 +159,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		AdminToken: admin, MetaVerifyToken: cfg.MetaVerifyToken, PublicURL: cfg.PublicURL, MetaAppSecret: cfg.MetaAppSecret,
 		WebhookMaxBytes: cfg.WebhookMaxBytes, UploadMaxBytes: cfg.UploadMaxBytes,
 		DefaultWorkspaceID: ws.ID,
+		Dialogs:            router,
 		MetricsToken:       cfg.MetricsToken, MetricsElsewhere: cfg.MetricsAddr != "",
 		BodyReadTimeout: cfg.BodyReadTimeout, UploadReadTimeout: cfg.UploadReadTimeout,
 		Cabinet: web.CabinetOptions{Key: derive(key, "cabinet csrf"), SecureCookies: strings.HasPrefix(cfg.PublicURL, "https://"),

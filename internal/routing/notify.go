@@ -360,8 +360,14 @@ func (r *Router) deliver(ctx context.Context, w *noticeWork, ns []Notice, mark f
 		}
 	}
 	for _, n := range ns {
-		if _, err := mark(ctx, n.Dialog.ID, *n.Dialog.NotifiedSince); err != nil {
+		marked, err := mark(ctx, n.Dialog.ID, *n.Dialog.NotifiedSince)
+		if err != nil {
 			return err
+		}
+		if !marked && len(n.UserIDs) > 0 {
+			if err := r.answeredMeanwhile(ctx, w, n); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -95,6 +95,7 @@ func (r *Router) Handle(q interface {
 	q.Handle(JobEscalate, r.handleEscalate)
 	q.Handle(JobEnsureRecord, r.handleEnsureRecord)
 	q.Handle(JobChat, r.handleChat)
+	q.Handle(JobAnswered, r.handleAnswered)
 }
 
 type mirrorJob struct {
@@ -138,6 +139,9 @@ func (r *Router) MessageStored(tx *gorm.DB, ch *store.Channel, m *store.Message)
 		// messenger time when they are queued, and timers later count on
 		// this clock too.
 		if m.Direction != store.Inbound {
+			if err := r.answerEnds(tx, &b, k); err != nil {
+				return err
+			}
 			if err := store.DialogOutbound(tx, k, m.CreatedAt); err != nil {
 				return fmt.Errorf("routing: %w", err)
 			}
@@ -364,7 +368,7 @@ func (r *Router) handleStatus(ctx context.Context, j *queue.Job) error {
 // the customer's next message.
 func (r *Router) Resume(ctx context.Context, workspaceID string) error {
 	// Escalation timers re-armed before their deadline snooze again.
-	if err := queue.Rearm(ctx, r.store.DB, workspaceID, JobMirror, JobStatus, JobMirrorWindow, JobMirrorSend, JobNotify, JobEscalate, JobEnsureRecord, JobChat); err != nil {
+	if err := queue.Rearm(ctx, r.store.DB, workspaceID, JobMirror, JobStatus, JobMirrorWindow, JobMirrorSend, JobNotify, JobEscalate, JobEnsureRecord, JobChat, JobAnswered); err != nil {
 		return err
 	}
 	return r.mirrorParked(ctx, workspaceID)

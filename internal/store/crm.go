@@ -46,6 +46,44 @@ func (s *Store) LocalIDsByRemote(ctx context.Context, integrationID, kind, remot
 	return out, nil
 }
 
+// LinksTo lists an integration's links of a kind to remoteID, oldest
+// first.
+func (s *Store) LinksTo(ctx context.Context, integrationID, kind, remoteID string) ([]CRMLink, error) {
+	var out []CRMLink
+	err := s.g(ctx).Where("integration_id = ? AND kind = ? AND remote_id = ?", integrationID, kind, remoteID).
+		Order("created_at, id").Find(&out).Error
+	if err != nil {
+		return nil, fmt.Errorf("store: links to %s: %w", remoteID, err)
+	}
+	return out, nil
+}
+
+// PutLinksTo records several local objects as linked to one remote id
+// (see PutLink), in one transaction.
+func (s *Store) PutLinksTo(ctx context.Context, integrationID, kind string, localIDs []string, remoteID string) error {
+	return s.Tx(ctx, func(tx *gorm.DB) error {
+		for _, l := range localIDs {
+			if err := PutLink(tx, integrationID, kind, l, remoteID); err != nil {
+				return fmt.Errorf("store: link %s: %w", l, err)
+			}
+		}
+		return nil
+	})
+}
+
+// DeleteLinks removes an integration's links of a kind for these local
+// ids.
+func (s *Store) DeleteLinks(ctx context.Context, integrationID, kind string, localIDs []string) error {
+	if len(localIDs) == 0 {
+		return nil
+	}
+	err := s.g(ctx).Where("integration_id = ? AND kind = ? AND local_id IN ?", integrationID, kind, localIDs).Delete(&CRMLink{}).Error
+	if err != nil {
+		return fmt.Errorf("store: delete %s links: %w", kind, err)
+	}
+	return nil
+}
+
 // RemoteOf is LinkByLocal outside a transaction.
 func (s *Store) RemoteOf(ctx context.Context, integrationID, kind, localID string) (string, error) {
 	return LinkByLocal(s.g(ctx), integrationID, kind, localID)

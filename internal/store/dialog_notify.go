@@ -70,6 +70,24 @@ func ArmDialogNotices(tx *gorm.DB, k DialogKey) (*DialogArm, error) {
 	return &DialogArm{DialogID: row.ID, WaitingSince: row.WaitingSince.UTC(), IntegrationSettings: row.Settings}, nil
 }
 
+// ArmedDialog returns the id of the dialog of k when it waits in a period
+// whose notices were armed, "" otherwise. It runs in an answer's
+// transaction before DialogOutbound ends the waiting, so the CRM told of
+// the period can hear that it ended.
+func ArmedDialog(tx *gorm.DB, k DialogKey) (string, error) {
+	var ids []string
+	err := tx.Model(&Dialog{}).Where(`integration_id = ? AND channel_id = ? AND contact_id = ? AND waiting
+		AND waiting_since IS NOT NULL AND notified_since = waiting_since`, k.IntegrationID, k.ChannelID, k.ContactID).
+		Limit(1).Pluck("id", &ids).Error
+	if err != nil {
+		return "", fmt.Errorf("store: armed dialog: %w", err)
+	}
+	if len(ids) == 0 {
+		return "", nil
+	}
+	return ids[0], nil
+}
+
 // Which mark a notice sets; the kinds are routing's.
 const (
 	noticeAnnounced = "announced_since"

@@ -201,9 +201,30 @@ func (s *Store) FindDialog(ctx context.Context, k DialogKey) (*DialogView, error
 // operator decided none is needed) and returns it. A dialog that was not
 // waiting is returned as it is, its no_reply_needed_at unchanged.
 func (s *Store) DialogNoReplyNeeded(ctx context.Context, scope Scope, id string) (*DialogView, error) {
-	now := Now()
-	err := scope.apply(s.g(ctx).Model(&Dialog{})).Where("id = ? AND waiting", id).
-		Updates(map[string]any{"waiting": false, "waiting_since": nil, "no_reply_needed_at": now, "updated_at": now}).Error
+	return s.DialogNoReplyNeededThen(ctx, scope, id, nil)
+}
+
+// DialogNoReplyNeededThen is DialogNoReplyNeeded calling then, when the
+// dialog stopped waiting, in the same transaction with the dialog as it
+// was (still waiting): routing queues what the CRMs must hear of it.
+func (s *Store) DialogNoReplyNeededThen(ctx context.Context, scope Scope, id string, then func(tx *gorm.DB, was *Dialog) error) (*DialogView, error) {
+	err := s.Tx(ctx, func(tx *gorm.DB) error {
+		var was Dialog
+		err := scope.apply(tx).Where("id = ? AND waiting", id).First(&was).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil // not waiting (or not in scope: GetDialog says so)
+		}
+		if err != nil {
+			return err
+		}
+		now := Now()
+		res := tx.Model(&Dialog{}).Where("id = ? AND waiting", id).
+			Updates(map[string]any{"waiting": false, "waiting_since": nil, "no_reply_needed_at": now, "updated_at": now})
+		if res.Error != nil || res.RowsAffected == 0 || then == nil {
+			return res.Error
+		}
+		return then(tx, &was)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("store: dialog no reply needed: %w", err)
 	}

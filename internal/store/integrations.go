@@ -23,6 +23,10 @@ const (
 	// point at this gateway, so operators' replies cannot arrive; the
 	// rest of its work goes on.
 	IntegrationHandlersMismatch = "handlers_mismatch"
+	// IntegrationUnpaid: the CRM account's subscription is not paid, so
+	// its API refuses every call; work waits (parked) and resumes by
+	// itself once the account answers again.
+	IntegrationUnpaid = "unpaid"
 )
 
 type Integration struct {
@@ -221,6 +225,18 @@ func (s *Store) ListIntegrations(ctx context.Context, scope Scope) ([]Integratio
 func (s *Store) SetIntegrationState(ctx context.Context, id, state, reason string) error {
 	return s.g(ctx).Model(&Integration{}).Where("id = ?", id).
 		Updates(map[string]any{"state": state, "state_reason": reason, "updated_at": Now()}).Error
+}
+
+// ChangeIntegrationState moves an integration from one of the states from
+// to state with reason, in tx; it reports whether it did (false: the
+// integration is in another state, e.g. another caller moved it first).
+func ChangeIntegrationState(tx *gorm.DB, id string, from []string, state, reason string) (bool, error) {
+	res := tx.Model(&Integration{}).Where("id = ? AND state IN ?", id, from).
+		Updates(map[string]any{"state": state, "state_reason": reason, "updated_at": Now()})
+	if res.Error != nil {
+		return false, fmt.Errorf("store: integration %s to %s: %w", id, state, res.Error)
+	}
+	return res.RowsAffected == 1, nil
 }
 
 // SetIntegrationEndpoint records a portal's new address after a rename.

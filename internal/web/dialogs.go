@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -190,6 +191,12 @@ func (s *Server) getDialog(c *gin.Context) {
 	reply(c, http.StatusOK, viewDialog(d))
 }
 
+// DialogStopper stops a dialog waiting without an answer and tells the
+// CRMs told of the waiting (routing.Router).
+type DialogStopper interface {
+	NoReplyNeeded(ctx context.Context, scope store.Scope, id string) (*store.DialogView, error)
+}
+
 // dialogNoReplyNeeded answers POST /api/v1/dialogs/{id}/no-reply-needed:
 // the customer stops waiting without an answer. Repeating it changes
 // nothing.
@@ -198,7 +205,13 @@ func (s *Server) dialogNoReplyNeeded(c *gin.Context) {
 	if !ok {
 		return
 	}
-	d, err := s.d.Store.DialogNoReplyNeeded(c.Request.Context(), scopeOf(c), id)
+	var d *store.DialogView
+	var err error
+	if s.d.Dialogs != nil {
+		d, err = s.d.Dialogs.NoReplyNeeded(c.Request.Context(), scopeOf(c), id)
+	} else {
+		d, err = s.d.Store.DialogNoReplyNeeded(c.Request.Context(), scopeOf(c), id)
+	}
 	if err != nil {
 		s.failErr(c, err)
 		return

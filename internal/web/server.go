@@ -50,7 +50,10 @@ type Deps struct {
 	Templates *templates.Service
 	// Mirror closes hourly and daily mirror batches on demand.
 	Mirror MirrorFlusher
-	Log    *slog.Logger
+	// Dialogs stops dialogs waiting ("no reply needed"); nil leaves the
+	// CRMs' reminders open.
+	Dialogs DialogStopper
+	Log     *slog.Logger
 
 	AdminToken      string
 	MetaVerifyToken string

@@ -540,3 +540,34 @@ type TaskInput struct {
 func (p *API) AddTasks(ctx context.Context, tasks []TaskInput) ([]Created, error) {
 	return createMany(ctx, p, "/api/v4/tasks", "tasks", tasks)
 }
+
+// TaskCompletion completes one task: PATCH /api/v4/tasks takes
+// is_completed with the result amoCRM shows under the closed task.
+type TaskCompletion struct {
+	ID          int        `json:"id"`
+	IsCompleted bool       `json:"is_completed"`
+	Result      TaskResult `json:"result"`
+	RequestID   string     `json:"request_id,omitempty"`
+}
+
+// TaskResult is a completed task's result.
+type TaskResult struct {
+	Text string `json:"text"`
+}
+
+// CompleteTasks marks tasks completed with the result text, MaxBatch a
+// call. Completing a completed task again changes nothing but its result.
+func (p *API) CompleteTasks(ctx context.Context, ids []int, result string) error {
+	items := make([]TaskCompletion, len(ids))
+	for i, id := range ids {
+		items[i] = TaskCompletion{ID: id, IsCompleted: true, Result: TaskResult{Text: result}, RequestID: strconv.Itoa(i)}
+	}
+	for len(items) > 0 {
+		n := min(len(items), MaxBatch)
+		if err := p.c.sendJSON(ctx, p.a, http.MethodPatch, "/api/v4/tasks", items[:n], nil); err != nil {
+			return err
+		}
+		items = items[n:]
+	}
+	return nil
+}

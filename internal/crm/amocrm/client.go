@@ -105,21 +105,25 @@ type Options struct {
 	// OnNeedsReauth is told when an account's fresh token is refused too
 	// (the integration was disabled or the installing user lost access).
 	OnNeedsReauth func(ctx context.Context, accountID, reason string)
-	Logger        *slog.Logger
+	// OnPaymentRequired is told when an account answers 402: its
+	// subscription is not paid.
+	OnPaymentRequired func(ctx context.Context, accountID string)
+	Logger            *slog.Logger
 	// MaxResponseBytes caps one answer; 0 is DefaultMaxResponseBytes.
 	MaxResponseBytes int64
 }
 
 // Client calls amoCRM accounts. Safe for concurrent use.
 type Client struct {
-	oauth   OAuthConfig
-	hc      *http.Client
-	tokens  TokenSource
-	limiter Limiter
-	hosts   HostPolicy
-	onReq   func(ctx context.Context, accountID, reason string)
-	log     *slog.Logger
-	maxBody int64
+	oauth    OAuthConfig
+	hc       *http.Client
+	tokens   TokenSource
+	limiter  Limiter
+	hosts    HostPolicy
+	onReq    func(ctx context.Context, accountID, reason string)
+	onUnpaid func(ctx context.Context, accountID string)
+	log      *slog.Logger
+	maxBody  int64
 }
 
 // NewClient returns a client; see Options for defaults.
@@ -131,7 +135,7 @@ func NewClient(o Options) *Client {
 	noRedirect := *hc
 	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	c := &Client{oauth: o.OAuth, hc: &noRedirect, tokens: o.Tokens, limiter: o.Limiter, hosts: o.Hosts,
-		onReq: o.OnNeedsReauth, log: o.Logger, maxBody: o.MaxResponseBytes}
+		onReq: o.OnNeedsReauth, onUnpaid: o.OnPaymentRequired, log: o.Logger, maxBody: o.MaxResponseBytes}
 	if c.limiter == nil {
 		c.limiter = NewLimiter()
 	}
@@ -184,6 +188,9 @@ func (c *Client) Do(ctx context.Context, a Account, method, path string, query u
 		return nil, fmt.Errorf("amocrm: %s %s: token: %w", method, path, err)
 	}
 	resp, err := c.send(ctx, a, method, path, u, tok, raw)
+	if errors.Is(err, ErrPaymentRequired) && c.onUnpaid != nil {
+		c.onUnpaid(context.WithoutCancel(ctx), a.ID)
+	}
 	if !errors.Is(err, ErrUnauthorized) {
 		return resp, err
 	}

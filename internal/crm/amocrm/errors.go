@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/internal/crm"
+	"github.com/switchboard/switchboard/internal/queue"
+	"github.com/switchboard/switchboard/internal/routing"
 )
 
 // Sentinels an *Error matches with errors.Is, by HTTP status.
@@ -43,8 +45,11 @@ const (
 	// RateLimitBackoff: amoCRM sends no Retry-After with 429 (contract
 	// §2.4); one second lets the 7 rps window pass.
 	RateLimitBackoff = time.Second
-	// PaymentParkDelay: an unpaid account stays unpaid for hours at best.
-	PaymentParkDelay = 6 * time.Hour
+	// PaymentProbeInterval: how often an unpaid account is asked whether
+	// it was paid (GET /api/v4/account, unpaid.go), and how long a job
+	// refused with 402 waits before it looks at the integration again
+	// (parked while it is unpaid).
+	PaymentProbeInterval = 10 * time.Minute
 )
 
 // Error is a failed answer from amoCRM: the HTTP status and, when the body
@@ -205,16 +210,14 @@ func Permanent(err error) bool {
 func NeedsReauth(err error) bool { return errors.Is(err, ErrNeedsReauth) }
 
 // Signals tells crm.Classify what amoCRM's errors mean: a refused grant
-// parks the integration's work; 429 is retried after RateLimitBackoff; 402
-// waits PaymentParkDelay; 5xx and network errors go to the queue's own
-// backoff.
+// parks the integration's work; 429 is retried after RateLimitBackoff; 5xx
+// and network errors go to the queue's own backoff. (402 is Classify's:
+// the work is parked while the account is unpaid.)
 func Signals() crm.Signals {
 	return crm.Signals{
 		NeedsReauth: NeedsReauth,
 		RetryAfter: func(err error) time.Duration {
 			switch {
-			case errors.Is(err, ErrPaymentRequired):
-				return PaymentParkDelay
 			case errors.Is(err, ErrRateLimited):
 				return RateLimitBackoff
 			}
@@ -224,5 +227,13 @@ func Signals() crm.Signals {
 }
 
 // Classify turns a failed call into what the queue does with its job; see
-// Signals.
-func Classify(err error) error { return crm.Classify(err, Signals()) }
+// Signals. A 402 parks the job (routing.ErrParked, the 402 still in the
+// chain) for PaymentProbeInterval: the client has marked the integration
+// unpaid (unpaid.go), so the job then finds it parked until the account
+// is paid and the probe resumes the work.
+func Classify(err error) error {
+	if errors.Is(err, ErrPaymentRequired) {
+		return queue.RetryAfter(PaymentProbeInterval, fmt.Errorf("%w: %w", routing.ErrParked, err))
+	}
+	return crm.Classify(err, Signals())
+}

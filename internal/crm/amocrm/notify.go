@@ -63,6 +63,8 @@ func (s *Service) Notify(ctx context.Context, d *routing.Delivery, ns []routing.
 		return err
 	}
 	var tasks []TaskInput
+	// dialogs[i] is the dialog tasks[i] reminds of.
+	var dialogs []string
 	for _, n := range ns {
 		lead := 0
 		if n.Dialog != nil && n.Dialog.Contact != nil {
@@ -80,6 +82,7 @@ func (s *Service) Notify(ctx context.Context, d *routing.Delivery, ns []routing.
 				t.EntityID, t.EntityType = lead, "leads"
 			}
 			tasks = append(tasks, t)
+			dialogs = append(dialogs, n.Dialog.ID)
 		}
 	}
 	if len(tasks) == 0 {
@@ -88,7 +91,7 @@ func (s *Service) Notify(ctx context.Context, d *routing.Delivery, ns []routing.
 	for i := range tasks {
 		tasks[i].RequestID = strconv.Itoa(i)
 	}
-	_, err = s.API(d.Integration).AddTasks(ctx, tasks)
+	made, err := s.API(d.Integration).AddTasks(ctx, tasks)
 	if bad := ItemErrors(err); bad != nil {
 		// A lead deleted in the account since: the task still goes to the
 		// user, without the lead (the next message makes a new one).
@@ -106,10 +109,114 @@ func (s *Service) Notify(ctx context.Context, d *routing.Delivery, ns []routing.
 			}
 		}
 		if fixed {
-			_, err = s.API(d.Integration).AddTasks(ctx, tasks)
+			made, err = s.API(d.Integration).AddTasks(ctx, tasks)
 		}
 	}
+	if rerr := s.rememberTasks(ctx, d.Integration, made, dialogs); rerr != nil {
+		return rerr
+	}
 	return Classify(err)
+}
+
+// linkTask links a task the gateway made (local id: the task's id, one
+// row per task) to the dialog whose waiting it announces (remote id: the
+// dialog's id), so that the answer closes exactly the gateway's tasks.
+const linkTask = "open_task"
+
+// rememberTasks records the tasks amoCRM made (made[i] is tasks[i], in
+// order) under their dialogs. Detached: the tasks exist once amoCRM
+// answered, and an unrecorded one would never be closed.
+func (s *Service) rememberTasks(ctx context.Context, in *store.Integration, made []Created, dialogs []string) error {
+	ctx = context.WithoutCancel(ctx)
+	byDialog := map[string][]string{}
+	var order []string
+	for i, c := range made {
+		if i >= len(dialogs) || c.ID <= 0 {
+			continue
+		}
+		if _, ok := byDialog[dialogs[i]]; !ok {
+			order = append(order, dialogs[i])
+		}
+		byDialog[dialogs[i]] = append(byDialog[dialogs[i]], strconv.Itoa(c.ID))
+	}
+	for _, dl := range order {
+		if err := s.store.PutLinksTo(ctx, in.ID, linkTask, byDialog[dl], dl); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// answerWords are the result a closed task shows: answered, or an
+// operator decided that no reply is needed.
+var answerWords = map[string]map[bool]string{
+	"ru": {false: "Клиенту ответили", true: "Ответ не требуется"},
+	"en": {false: "The customer was answered", true: "No reply needed"},
+}
+
+// noReplyNeeded says whether the dialog's waiting last ended by "no reply
+// needed" rather than by an answer.
+func noReplyNeeded(d *store.DialogView) bool {
+	return d.NoReplyNeededAt != nil && (d.LastOutboundAt == nil || d.NoReplyNeededAt.After(*d.LastOutboundAt))
+}
+
+// The Service closes its tasks once the customer is answered.
+var _ routing.Answerer = (*Service)(nil)
+
+// Answered implements routing.Answerer: the tasks the gateway made for
+// the dialog's ended waiting are completed (PATCH /api/v4/tasks) and
+// forgotten, so a later answer closes nothing twice. Only the gateway's
+// own tasks are touched, every user's (the first responder group's
+// members each got one). Tasks made after the dialog began to wait again
+// belong to the new period and stay open. A task deleted in amoCRM
+// meanwhile is skipped.
+func (s *Service) Answered(ctx context.Context, d *routing.Delivery, dialog *store.DialogView) error {
+	in := d.Integration
+	links, err := s.store.LinksTo(ctx, in.ID, linkTask, dialog.ID)
+	if err != nil {
+		return err
+	}
+	var ids []int
+	var locals []string
+	for _, l := range links {
+		if dialog.Waiting && dialog.WaitingSince != nil && !l.CreatedAt.Before(*dialog.WaitingSince) {
+			continue // the new period's
+		}
+		locals = append(locals, l.LocalID)
+		if id, err := strconv.Atoi(l.LocalID); err == nil && id > 0 {
+			ids = append(ids, id)
+		}
+	}
+	for try := 0; len(ids) > 0; try++ {
+		err = s.API(in).CompleteTasks(ctx, ids, answerWords[lang(in)][noReplyNeeded(dialog)])
+		bad := ItemErrors(err)
+		if bad == nil || try > 0 {
+			break
+		}
+		// amoCRM refused the whole call: leave out the tasks it no longer
+		// has and close the rest.
+		var keep []int
+		for i, id := range ids {
+			gone := false
+			for _, fe := range bad[strconv.Itoa(i)] {
+				gone = gone || (fe.Code == "NotFound" && fe.Path == "id")
+			}
+			if !gone {
+				keep = append(keep, id)
+			}
+		}
+		if len(keep) == len(ids) {
+			break
+		}
+		ids = keep
+	}
+	if err != nil {
+		return Classify(err)
+	}
+	if len(locals) > 0 {
+		s.log.Info("amocrm: tasks of an answered customer completed", "integration_id", in.ID, "dialog_id", dialog.ID, "tasks", len(ids))
+	}
+	return s.store.DeleteLinks(context.WithoutCancel(ctx), in.ID, linkTask, locals)
 }
 
 // noticeLeads are the waiting customers' leads in this binding, by store
@@ -175,7 +282,9 @@ func (s *Service) taskText(d *routing.Delivery, n routing.Notice, l string) stri
 		}
 	}
 	ch := cleanLine(cmp.Or(d.Binding.Name, d.Channel.Name, d.Channel.DisplayPhone))
-	minutes := int((n.Waited + time.Minute - 1) / time.Minute)
+	// To the nearest minute: the timer fires a moment after the delay,
+	// and 5 min 0.3 s is "5 min", not 6.
+	minutes := int(n.Waited.Round(time.Minute) / time.Minute)
 	text := fmt.Sprintf(w[n.Kind], who, ch, max(minutes, 1))
 	if n.Message != nil {
 		r := s.render(n.Message, n.Dialog.Contact, l)

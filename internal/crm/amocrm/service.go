@@ -117,7 +117,7 @@ func New(cfg Config, st *store.Store, msg *messaging.Service, router *routing.Ro
 	s.client = NewClient(Options{OAuth: s.oauth(), HTTP: hc, Tokens: s.tokens, Hosts: s.hosts(), Logger: log, Limiter: cfg.Limiter,
 		OnNeedsReauth: func(ctx context.Context, integrationID, reason string) {
 			s.tokens.markNeedsReauth(ctx, integrationID, reason)
-		}})
+		}, OnPaymentRequired: s.markUnpaid})
 	s.tokens.client = s.client
 	router.Register(Type, s)
 	return s
@@ -186,6 +186,7 @@ func (s *Service) Handle(q crm.JobHandlers) {
 	q.Handle(JobAmojoConnect, s.handleAmojoConnect)
 	q.Handle(JobAmojoHook, s.handleAmojoHook)
 	q.Handle(JobDP, s.handleDP)
+	q.Handle(JobPaymentProbe, s.handlePaymentProbe)
 }
 
 // texts are what Switchboard shows people, by the account's language.

@@ -37,7 +37,7 @@ func (t *storeTokens) AccessToken(ctx context.Context, integrationID string) (st
 	if err != nil {
 		return "", err
 	}
-	if !routing.Live(in) {
+	if !tokensUsable(in) {
 		return "", fmt.Errorf("%w: the integration is %s", ErrNeedsReauth, in.State)
 	}
 	if sec.AccessToken == "" {
@@ -60,7 +60,7 @@ func (t *storeTokens) Refresh(ctx context.Context, integrationID, failed string)
 	ctx = context.WithoutCancel(ctx)
 	refused := ""
 	_, sec, err := t.t.Refresh(ctx, integrationID, func(in *store.Integration, sec store.IntegrationSecrets) (crm.Grant, error) {
-		if !routing.Live(in) {
+		if !tokensUsable(in) {
 			return crm.Grant{}, fmt.Errorf("%w: the integration is %s", ErrNeedsReauth, in.State)
 		}
 		if sec.AccessToken != "" && sec.AccessToken != failed {
@@ -108,6 +108,13 @@ func (t *storeTokens) markNeedsReauth(ctx context.Context, integrationID, reason
 		return
 	}
 	t.log.Warn("amocrm account needs re-authorisation", "integration_id", integrationID, "reason", reason)
+}
+
+// tokensUsable says whether an integration's tokens may be used: a live
+// one's, and an unpaid one's (its tokens are good; the probe asks with
+// them whether the account was paid, and keeps them fresh meanwhile).
+func tokensUsable(in *store.Integration) bool {
+	return routing.Live(in) || in.State == store.IntegrationUnpaid
 }
 
 // fixedToken is the TokenSource of an install: the token just received,

@@ -65,6 +65,8 @@ func (s *Service) usable(in *store.Integration) error {
 		return fault.New(fault.Invalid, "integration_type", "this is not an amoCRM integration")
 	case in.State == store.IntegrationUninstalled:
 		return fault.New(fault.Conflict, crm.CodeUninstalled, "the integration was disabled in amoCRM; an account admin must install the widget again")
+	case in.State == store.IntegrationUnpaid:
+		return fault.New(fault.Conflict, CodeAccountUnpaid, "the amoCRM account is not paid; its API is closed")
 	case !routing.Live(in):
 		return fault.New(fault.Conflict, crm.CodeNeedsReauth, "amoCRM refused the integration's tokens; an account admin must install the widget again")
 	}
@@ -79,7 +81,7 @@ func apiFailure(err error, message string) error {
 	case NeedsReauth(err):
 		return &fault.Error{Kind: fault.Conflict, Code: crm.CodeNeedsReauth, Message: "amoCRM refused the integration's tokens; an account admin must install the widget again", Err: err}
 	case errors.Is(err, ErrPaymentRequired):
-		return &fault.Error{Kind: fault.Conflict, Code: "crm_account_unpaid", Message: "the amoCRM account is not paid; its API is closed", Err: err}
+		return &fault.Error{Kind: fault.Conflict, Code: CodeAccountUnpaid, Message: "the amoCRM account is not paid; its API is closed", Err: err}
 	case errors.Is(err, ErrForbidden):
 		return &fault.Error{Kind: fault.Conflict, Code: "crm_forbidden", Message: "amoCRM refused: the installing user needs admin rights", Err: err}
 	}

@@ -37,6 +37,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("POST /api/v4/leads/{id}/notes", s.api(s.notesHandler("leads")))
 	m.HandleFunc("GET /api/v4/leads/{id}/notes", s.api(s.listNotes))
 	m.HandleFunc("POST /api/v4/tasks", s.api(s.createTasks))
+	m.HandleFunc("PATCH /api/v4/tasks", s.api(s.patchTasks))
 
 	s.amojoRoutes(m)
 	s.frameRoutes(m)
@@ -1120,6 +1121,110 @@ func (s *Server) createTasks(w http.ResponseWriter, r *http.Request, c *call) {
 		t.ID = s.newID()
 		c.a.tasks = append(c.a.tasks, t)
 		out = append(out, map[string]any{"id": t.ID, "request_id": rids[i], "_links": c.href("/api/v4/tasks/" + strconv.Itoa(t.ID))})
+	}
+	writeHAL(w, http.StatusOK, map[string]any{"_links": c.href("/api/v4/tasks"), "_embedded": map[string]any{"tasks": out}})
+}
+
+// patchTasks updates tasks (PATCH /api/v4/tasks, an array with ids): the
+// fields an integration changes, chiefly is_completed with its result. As
+// in amoCRM a result goes only with is_completed true and needs its text;
+// an unknown id refuses the whole batch, which changes nothing.
+func (s *Server) patchTasks(w http.ResponseWriter, r *http.Request, c *call) {
+	items, p := decodeBatch(c.body, 250)
+	if p != nil {
+		writeProblem(w, p)
+		return
+	}
+	type change struct {
+		t          *Task
+		text       *string
+		till       *int64
+		completed  *bool
+		resultText string
+	}
+	var todo []change
+	var verrs []ValidationError
+	for i, it := range items {
+		e := &itemErrs{rid: requestID(it, i)}
+		id, ok := e.int(it, "id", "")
+		var cur *Task
+		for _, t := range c.a.tasks {
+			if ok && t.ID == id {
+				cur = t
+			}
+		}
+		if cur == nil {
+			if !e.has("id") {
+				e.add("NotFound", "id", "Entity not found.")
+			}
+			verrs = append(verrs, e.result())
+			continue
+		}
+		ch := change{t: cur}
+		if v, ok := e.str(it, "text", ""); ok {
+			if v == "" {
+				e.add("NotBlank", "text", "This value should not be blank.")
+			}
+			ch.text = &v
+		}
+		if v, ok := e.int(it, "complete_till", ""); ok {
+			till := int64(v)
+			ch.till = &till
+		}
+		if v, ok := it["is_completed"]; ok && v != nil {
+			b, isBool := v.(bool)
+			if !isBool {
+				e.add("InvalidType", "is_completed", "This value should be of type bool.")
+			}
+			ch.completed = &b
+		}
+		if v, ok := it["result"]; ok && v != nil {
+			res, isObj := v.(map[string]any)
+			switch {
+			case !isObj:
+				e.add("InvalidType", "result", "This value should be of type object.")
+			case ch.completed == nil || !*ch.completed:
+				e.add("NotSupportedChoice", "result", "A result is given only when the task is completed.")
+			default:
+				if txt, ok := e.str(res, "text", "result."); !ok || txt == "" {
+					if !e.has("result.text") {
+						e.add("FieldMissing", "result.text", "This field is missing.")
+					}
+				} else {
+					ch.resultText = txt
+				}
+			}
+		}
+		if e.failed() {
+			verrs = append(verrs, e.result())
+			continue
+		}
+		todo = append(todo, ch)
+	}
+	if len(verrs) > 0 {
+		writeValidation(w, verrs)
+		return
+	}
+	var out []map[string]any
+	for _, ch := range todo {
+		t := ch.t
+		if ch.text != nil {
+			t.Text = *ch.text
+		}
+		if ch.till != nil {
+			t.CompleteTill = *ch.till
+		}
+		if ch.completed != nil {
+			t.IsCompleted = *ch.completed
+			if *ch.completed {
+				t.Completions++
+				if ch.resultText != "" {
+					t.ResultText = ch.resultText
+				}
+			}
+		}
+		t.UpdatedAt = c.now.Unix()
+		out = append(out, map[string]any{"id": t.ID, "updated_at": t.UpdatedAt, "_links": c.href("/api/v4/tasks/" + strconv.Itoa(t.ID))})
 	}
 	writeHAL(w, http.StatusOK, map[string]any{"_links": c.href("/api/v4/tasks"), "_embedded": map[string]any{"tasks": out}})
 }

@@ -29,7 +29,10 @@
 // Date/Content-MD5/X-Signature check (403), scope ids and the hook signature;
 // the widget's digital pipeline action saved on a stage (only the settings
 // the manifest declares, the required ones filled) and its run posted,
-// form-encoded and unsigned, when a lead moves in (MoveLead, Redeliver).
+// form-encoded and unsigned, when a lead moves in (MoveLead, Redeliver);
+// tasks created (POST /api/v4/tasks) and completed (PATCH /api/v4/tasks:
+// an unknown id, a result without is_completed true or without its text
+// is refused).
 //
 // It also serves what a user sees of the widget (frames.go): a minimal
 // advanced settings page and lead or contact card on the simulator's own

@@ -398,3 +398,40 @@ func TestNotesTypesAndLimit(t *testing.T) {
 		t.Errorf("note at the limit: %d %s", st, b)
 	}
 }
+
+// PATCH /api/v4/tasks completes tasks as amoCRM does: an unknown id, a
+// result without is_completed true, a result without its text or a
+// non-boolean is_completed refuse the whole batch, which changes nothing.
+func TestPatchTasks(t *testing.T) {
+	e := newEnv(t, Options{})
+	tok, _ := e.token()
+	st, _, b := e.do("POST", "/api/v4/tasks", tok, "application/json", []byte(`[{"text":"Ответить клиенту","complete_till":1700000000}]`))
+	if st != 200 {
+		t.Fatalf("create: %d %s", st, b)
+	}
+	id := e.sim.Tasks(fxAccount)[0].ID
+	ids := strconv.Itoa(id)
+	bad := []struct{ body, path, code string }{
+		{`[{"id":1,"is_completed":true,"result":{"text":"x"}}]`, "id", "NotFound"},
+		{`[{"id":` + ids + `,"result":{"text":"x"}}]`, "result", "NotSupportedChoice"},
+		{`[{"id":` + ids + `,"is_completed":true,"result":{}}]`, "result.text", "FieldMissing"},
+		{`[{"id":` + ids + `,"is_completed":"yes"}]`, "is_completed", "InvalidType"},
+		{`[{"id":` + ids + `,"is_completed":true,"result":{"text":"ok"}},{"id":1,"is_completed":true}]`, "id", "NotFound"},
+	}
+	for _, c := range bad {
+		st, _, b := e.do("PATCH", "/api/v4/tasks", tok, "application/json", []byte(c.body))
+		if st != 400 || !strings.Contains(string(b), `"path":"`+c.path+`"`) || !strings.Contains(string(b), c.code) {
+			t.Errorf("%s: %d %s", c.body, st, b)
+		}
+	}
+	if tk := e.sim.Tasks(fxAccount)[0]; tk.IsCompleted || tk.Completions != 0 {
+		t.Fatalf("a refused batch changed the task: %+v", tk)
+	}
+	st, _, b = e.do("PATCH", "/api/v4/tasks", tok, "application/json", []byte(`[{"id":`+ids+`,"is_completed":true,"result":{"text":"Клиенту ответили"}}]`))
+	if st != 200 || !strings.Contains(string(b), `"id":`+ids) {
+		t.Fatalf("complete: %d %s", st, b)
+	}
+	if tk := e.sim.Tasks(fxAccount)[0]; !tk.IsCompleted || tk.Completions != 1 || tk.ResultText != "Клиенту ответили" {
+		t.Fatalf("task %+v", tk)
+	}
+}
