@@ -154,7 +154,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	crms.Handle(q)
 
 	srv := web.New(web.Deps{
-		Store: st, Messaging: svc, Registry: reg, Metrics: m, Signer: signer, Queue: q, Log: log, Integrations: crms, Mirror: router, Templates: tpl,
+		Store: st, Messaging: svc, Registry: reg, Metrics: m, Signer: signer, Queue: q, Log: log, Integrations: crms, Mirror: router, Templates: tpl, Chat: chat,
 		AdminToken: admin, MetaVerifyToken: cfg.MetaVerifyToken, PublicURL: cfg.PublicURL, MetaAppSecret: cfg.MetaAppSecret,
 		WebhookMaxBytes: cfg.WebhookMaxBytes, UploadMaxBytes: cfg.UploadMaxBytes,
 		DefaultWorkspaceID: ws.ID,
