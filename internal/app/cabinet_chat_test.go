@@ -1,11 +1,15 @@
 package app_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
+	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboard/switchboard/internal/app/apptest"
 	"github.com/switchboard/switchboard/internal/store"
@@ -190,6 +194,213 @@ func TestCabinetChatListUnreadAndSend(t *testing.T) {
 		}
 		if _, page := f.owner.get("/chat?d=" + f.anna); !strings.Contains(page, ">Unassigned<") || !strings.Contains(page, "Conversation") || strings.Contains(page, "Переписка") {
 			t.Fatal("the chat is not in English")
+		}
+	})
+}
+
+// What each person sees and may do: a manager through the CRM user they
+// are linked to (the access matrix and visibility), a manager linked to
+// nobody nothing (with the reason), another workspace's owner nothing.
+func TestCabinetChatAccess(t *testing.T) {
+	apptest.Each(t, b24Opts, func(t *testing.T, e *apptest.Env) {
+		f := newChatFixture(t, e)
+		target := func(page string) string {
+			m := chatTargetRe.FindStringSubmatch(page)
+			if m == nil {
+				return ""
+			}
+			return strings.ReplaceAll(m[1], "&#43;", "+")
+		}
+		_, ownerPage := f.owner.get("/chat?d=" + f.anna)
+		to := target(ownerPage)
+
+		// Read only: the dialogs show, the send box does not, and a send
+		// made by hand is refused before anything is stored.
+		f.access(t, e, "read", "")
+		if got := chatList(t, f.mgr, ""); len(got) != 2 {
+			t.Fatalf("read-only manager's list: %v", got)
+		}
+		if got := chatList(t, f.mgr, "f=mine"); len(got) != 1 || got[f.boris] == "" {
+			t.Fatalf("mine: %v", got)
+		}
+		if got := chatList(t, f.mgr, "f=unassigned"); len(got) != 1 || got[f.anna] == "" {
+			t.Fatalf("unassigned: %v", got)
+		}
+		st, page := f.mgr.get("/chat?d=" + f.anna)
+		if st != 200 || strings.Contains(page, `id="chat-form"`) || !strings.Contains(page, `id="chat-read-only"`) || !strings.Contains(page, "Здравствуйте!") {
+			t.Fatalf("read-only dialog: %d", st)
+		}
+		before := len(e.Messages(f.ch))
+		if st, _ := f.mgr.post("/chat/dialogs/"+f.anna+"/send", url.Values{"csrf": {f.mgrTok}, "target": {to}, "text": {"нельзя"}}); st != 403 {
+			t.Fatalf("read-only send: %d", st)
+		}
+		if st, _ := f.mgr.post("/chat/dialogs/"+f.boris+"/no-reply-needed", url.Values{"csrf": {f.mgrTok}}); st != 403 {
+			t.Fatalf("read-only no reply needed: %d", st)
+		}
+		// Send access: the box is back and the send goes.
+		f.access(t, e, "send", "")
+		if _, page := f.mgr.get("/chat?d=" + f.anna); !strings.Contains(page, `id="chat-form"`) || strings.Contains(page, `id="chat-read-only"`) {
+			t.Fatal("send access: no send box")
+		}
+		if r, _ := f.mgr.do("POST", "/chat/dialogs/"+f.anna+"/send", url.Values{"csrf": {f.mgrTok}, "target": {to}, "text": {"можно"}}); r.StatusCode != 303 {
+			t.Fatalf("send: %d", r.StatusCode)
+		}
+		if n := len(e.Messages(f.ch)); n != before+1 {
+			t.Fatalf("%d messages after one allowed and one refused send, want %d", n, before+1)
+		}
+		// Own visibility: a colleague's dialog and the unassigned… the
+		// manager sees their own only (unassigned stay visible by the rule).
+		f.access(t, e, "send", "own")
+		if err := e.App.DB.Gorm.Model(&store.Dialog{}).Where("id = ?", f.anna).Update("owner_user_id", "8").Error; err != nil {
+			t.Fatal(err)
+		}
+		if got := chatList(t, f.mgr, ""); len(got) != 1 || got[f.boris] == "" {
+			t.Fatalf("own visibility: %v", got)
+		}
+		for _, p := range []string{"/chat?d=" + f.anna, "/chat/dialogs/" + f.anna + "/log"} {
+			if st, _ := f.mgr.get(p); st != 404 {
+				t.Errorf("a colleague's dialog %s: %d", p, st)
+			}
+		}
+		if got := chatList(t, f.owner, ""); len(got) != 2 {
+			t.Fatalf("the owner sees everything: %v", got)
+		}
+		// No access to the channel: nothing.
+		f.access(t, e, "none", "")
+		if got := chatList(t, f.mgr, ""); len(got) != 0 {
+			t.Fatalf("no access: %v", got)
+		}
+
+		// Linked to nobody: no dialogs, and why.
+		_, page = f.bare.get("/chat")
+		if !strings.Contains(page, `id="chat-no-links"`) || strings.Contains(page, `class="chat-row`) {
+			t.Fatal("a manager without CRM links is not told why the list is empty")
+		}
+		if st, _ := f.bare.get("/chat?d=" + f.boris); st != 404 {
+			t.Fatalf("a manager without links opens a dialog: %d", st)
+		}
+
+		// Another workspace's owner: no route reaches this one's dialogs.
+		_, other := e.Do("POST", "/api/v1/workspaces", map[string]any{"name": "Другая"})
+		addUser(t, e, other["id"].(string), "boss@other.example", "owner", "other password")
+		boss, bossTok := chatSignIn(t, e, "boss@other.example", "other password")
+		if got := chatList(t, boss, ""); len(got) != 0 {
+			t.Fatalf("another workspace's list: %v", got)
+		}
+		before = len(e.Messages(f.ch))
+		for _, c := range []struct {
+			method, path string
+			form         url.Values
+		}{
+			{"GET", "/chat?d=" + f.boris, nil},
+			{"GET", "/chat/dialogs/" + f.boris + "/log", nil},
+			{"POST", "/chat/dialogs/" + f.boris + "/send", url.Values{"csrf": {bossTok}, "target": {to}, "text": {"чужое"}}},
+			{"POST", "/chat/dialogs/" + f.boris + "/no-reply-needed", url.Values{"csrf": {bossTok}}},
+		} {
+			if r, page := boss.do(c.method, c.path, c.form); r.StatusCode != 404 || strings.Contains(page, "Есть размер 42?") {
+				t.Errorf("another workspace's owner %s %s: %d", c.method, c.path, r.StatusCode)
+			}
+		}
+		if n := len(e.Messages(f.ch)); n != before {
+			t.Fatal("another workspace's owner sent a message")
+		}
+		if _, d := e.Do("GET", "/api/v1/dialogs/"+f.boris, nil); d["waiting"] != true {
+			t.Fatal("another workspace's owner changed a dialog")
+		}
+	})
+}
+
+// sseEvents opens the chat's event stream as v and sends each event's
+// id and data on the channel; cancel closes it.
+func sseEvents(t *testing.T, e *apptest.Env, v *visitor, lastID string) (<-chan [2]string, context.CancelFunc) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, "GET", e.URL+"/chat/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := v.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("event stream: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	out := make(chan [2]string, 16)
+	go func() {
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		var id, data string
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "id: "):
+				id = line[4:]
+			case strings.HasPrefix(line, "data: "):
+				data = line[6:]
+			case line == "" && data != "":
+				out <- [2]string{id, data}
+				id, data = "", ""
+			}
+		}
+		close(out)
+	}()
+	return out, cancel
+}
+
+// The live updates: a customer's message and a status reach an open
+// stream of the workspace, naming the customer; a stream that reconnects
+// with an old Last-Event-ID is told to fetch everything again.
+func TestCabinetChatEvents(t *testing.T) {
+	apptest.Each(t, b24Opts, func(t *testing.T, e *apptest.Env) {
+		f := newChatFixture(t, e)
+		if st, _ := newVisitor(t, e).get("/chat/events"); st != 303 {
+			t.Fatalf("a stream without a session: %d", st)
+		}
+		events, cancel := sseEvents(t, e, f.owner, "")
+		defer cancel()
+		if _, err := e.Sim.SendWhatsAppText(context.Background(), apptest.PhoneNumberID, annaWA, "Анна", "Ещё вопрос"); err != nil {
+			t.Fatal(err)
+		}
+		var lastID string
+		deadline := time.After(20 * time.Second)
+		for got := false; !got; {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					t.Fatal("the stream ended")
+				}
+				var d struct {
+					All      bool
+					Contacts []string
+				}
+				if err := json.Unmarshal([]byte(ev[1]), &d); err != nil {
+					t.Fatalf("event data %q: %v", ev[1], err)
+				}
+				for _, c := range d.Contacts {
+					got = got || c == f.annaC
+				}
+				lastID = ev[0]
+			case <-deadline:
+				t.Fatal("no event for Анна's message")
+			}
+		}
+		if lastID == "" {
+			t.Fatal("events carry no id")
+		}
+		// Reconnecting from before: "everything changed" at once.
+		again, cancel2 := sseEvents(t, e, f.owner, "1")
+		defer cancel2()
+		select {
+		case ev := <-again:
+			if !strings.Contains(ev[1], `"all":true`) {
+				t.Fatalf("first event after reconnecting: %v", ev)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("no catch-up event after reconnecting")
 		}
 	})
 }
