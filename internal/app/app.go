@@ -59,6 +59,9 @@ type App struct {
 	NewAdminToken    bool
 	DefaultWorkspace *store.Workspace
 	handler          http.Handler
+	// CloseStreams ends the shared chat's open event streams, which would
+	// otherwise hold a graceful shutdown until they time out.
+	CloseStreams func()
 }
 
 // OpenDB connects to the configured database.
@@ -173,7 +176,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 			"public_url", cfg.PublicURL, "problem", why)
 	}
 	return &App{Config: cfg, DB: db, Store: st, Queue: q, Messaging: svc, Metrics: m, Signer: signer, Log: log, Router: router, Bitrix24: b24, AmoCRM: amo, Templates: tpl,
-		AdminToken: admin, NewAdminToken: generated, DefaultWorkspace: ws, handler: srv.Handler()}, nil
+		AdminToken: admin, NewAdminToken: generated, DefaultWorkspace: ws, handler: srv.Handler(), CloseStreams: srv.CloseStreams}, nil
 }
 
 func (a *App) Handler() http.Handler { return a.handler }

@@ -57,6 +57,10 @@ type chatHub struct {
 	log   *slog.Logger
 	every time.Duration
 
+	// closed ends every stream: the server shuts down.
+	closed    chan struct{}
+	closeOnce sync.Once
+
 	mu      sync.Mutex
 	subs    map[string]map[*chatSub]bool // workspace id → subscribers
 	running bool
@@ -82,7 +86,16 @@ func newChatHub(st *store.Store, log *slog.Logger) *chatHub {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &chatHub{store: st, log: log, every: chatPollEvery, subs: map[string]map[*chatSub]bool{}, told: map[string]time.Time{}}
+	return &chatHub{store: st, log: log, every: chatPollEvery, subs: map[string]map[*chatSub]bool{}, told: map[string]time.Time{},
+		closed: make(chan struct{})}
+}
+
+// CloseStreams ends the shared chat's event streams (the browsers
+// reconnect to another instance, or to this one when it is back): a
+// graceful shutdown waits for every request, and a stream does not end by
+// itself for minutes.
+func (s *Server) CloseStreams() {
+	s.chat.closeOnce.Do(func() { close(s.chat.closed) })
 }
 
 // subscribe adds a stream of workspace ws; the poll starts with the first
@@ -218,6 +231,12 @@ func (s *Server) chatEvents(c *gin.Context) {
 	h.Set("X-Accel-Buffering", "no")
 	c.Status(http.StatusOK)
 	rc := http.NewResponseController(w)
+	// The body deadline every request gets would end the stream: when it
+	// passes, the server's read of the idle connection fails and cancels
+	// the request. A GET has no body; the stream's own limit bounds it.
+	if err := rc.SetReadDeadline(time.Now().Add(chatStreamMax + time.Minute)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		s.d.Log.Debug("shared chat: could not move the read deadline", "err", err)
+	}
 	write := func(b []byte) bool {
 		// The server's write timeout is for ordinary answers; a stream
 		// moves its deadline forward with each write.
@@ -241,6 +260,8 @@ func (s *Server) chatEvents(c *gin.Context) {
 		case <-c.Request.Context().Done():
 			return
 		case <-end.C:
+			return
+		case <-s.chat.closed:
 			return
 		case <-beat.C:
 			if !write([]byte(": ping\n\n")) {
