@@ -2,9 +2,12 @@ package app_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"mime/multipart"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"regexp"
 	"strings"
@@ -401,6 +404,79 @@ func TestCabinetChatEvents(t *testing.T) {
 			}
 		case <-time.After(20 * time.Second):
 			t.Fatal("no catch-up event after reconnecting")
+		}
+	})
+}
+
+// Media in the shared chat: a customer's photo shows as a preview, and a
+// voice note sent from the cabinet's send box (a file, multipart with the
+// CSRF token in the body) plays in the page.
+func TestCabinetChatMedia(t *testing.T) {
+	apptest.Each(t, b24Opts, func(t *testing.T, e *apptest.Env) {
+		f := newChatFixture(t, e)
+		ctx := context.Background()
+		wamid, _, err := e.Sim.SendWhatsAppImage(ctx, apptest.PhoneNumberID, annaWA, "Анна", "image/png", []byte("\x89PNG\r\n\x1a\nchek"), "Чек")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Eventually("photo stored", func() bool {
+			for _, m := range e.Messages(f.ch) {
+				if md, _ := m["media"].(map[string]any); m["external_id"] == wamid && md != nil && md["state"] == "stored" {
+					return true
+				}
+			}
+			return false
+		})
+		_, page := f.owner.get("/chat?d=" + f.anna)
+		if !regexp.MustCompile(`<img class="preview" src="[^"]+/media/[^"]+" alt="[^"]+\.png"`).MatchString(page) {
+			t.Fatalf("no preview of the photo:\n%s", page)
+		}
+		target := chatTargetRe.FindStringSubmatch(page)
+		if target == nil {
+			t.Fatal("no target")
+		}
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		for k, v := range map[string]string{"csrf": f.ownerTok, "target": strings.ReplaceAll(target[1], "&#43;", "+")} {
+			if err := mw.WriteField(k, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h := textproto.MIMEHeader{}
+		h.Set("Content-Disposition", `form-data; name="file"; filename="voice.ogg"`)
+		h.Set("Content-Type", "audio/ogg")
+		part, err := mw.CreatePart(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := part.Write([]byte("OggS\x00voice")); err != nil {
+			t.Fatal(err)
+		}
+		if err := mw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		req, err := http.NewRequest("POST", e.URL+"/chat/dialogs/"+f.anna+"/send", &body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		req.Header.Set("X-Requested-With", "fetch")
+		resp, err := f.owner.c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res struct {
+			OK     bool
+			Notice string
+		}
+		err = json.NewDecoder(resp.Body).Decode(&res)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || !res.OK {
+			t.Fatalf("voice note: %d %+v %v", resp.StatusCode, res, err)
+		}
+		_, page = f.owner.get("/chat/dialogs/" + f.anna + "/log")
+		if !regexp.MustCompile(`<audio controls preload="none" src="[^"]+/media/`).MatchString(page) {
+			t.Fatalf("the voice note does not play in the page:\n%s", page)
 		}
 	})
 }
