@@ -475,7 +475,7 @@ func (s *Server) chatNoReply(c *gin.Context) {
 		return
 	}
 	if !a.sends(&dv.Dialog) {
-		s.refusePage(c, http.StatusForbidden, "chat_read_only")
+		s.refusePage(c, http.StatusForbidden, "read_only")
 		return
 	}
 	if _, err := s.d.Store.DialogNoReplyNeeded(ctx, store.Scope{WorkspaceID: cc.Workspace.ID}, dv.ID); err != nil {

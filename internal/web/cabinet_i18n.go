@@ -60,12 +60,12 @@ func init() {
 }
 
 var refusals = map[string][2]string{
-	"csrf":           {"Запрос отклонён: форма устарела или пришла с другого сайта. Обновите страницу и попробуйте снова.", "Request refused: the form is stale or came from another site. Reload the page and try again."},
-	"forbidden":      {"Доступ запрещён: эта страница для владельцев и администраторов.", "Access denied: this page is for owners and admins."},
-	"language":       {"Неизвестный язык.", "Unknown language."},
-	"internal":       {"Внутренняя ошибка. Попробуйте позже.", "Internal error. Try again later."},
-	"not_found":      {"Не найдено.", "Not found."},
-	"chat_read_only": {"В этом диалоге вам доступен только просмотр.", "You can only read this conversation."},
+	"csrf":      {"Запрос отклонён: форма устарела или пришла с другого сайта. Обновите страницу и попробуйте снова.", "Request refused: the form is stale or came from another site. Reload the page and try again."},
+	"forbidden": {"Доступ запрещён: эта страница для владельцев и администраторов.", "Access denied: this page is for owners and admins."},
+	"language":  {"Неизвестный язык.", "Unknown language."},
+	"internal":  {"Внутренняя ошибка. Попробуйте позже.", "Internal error. Try again later."},
+	"not_found": {"Не найдено.", "Not found."},
+	"read_only": {"В этом диалоге вам доступен только просмотр.", "You can only read this conversation."},
 }
 
 // acceptLanguage picks ru or en from an Accept-Language header: the one
