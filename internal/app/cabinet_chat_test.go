@@ -268,6 +268,9 @@ func TestCabinetChatAccess(t *testing.T) {
 		if got := chatList(t, f.owner, ""); len(got) != 2 {
 			t.Fatalf("the owner sees everything: %v", got)
 		}
+		if _, page := f.owner.get("/chat/list?f=mine"); !strings.Contains(page, `id="chat-mine-unlinked"`) {
+			t.Fatal("an owner linked to nobody is not told why “mine” is empty")
+		}
 		// No access to the channel: nothing.
 		f.access(t, e, "none", "")
 		if got := chatList(t, f.mgr, ""); len(got) != 0 {

@@ -49,6 +49,9 @@ type chatPage struct {
 	Rows    []chatRow
 	// NoLinks explains an empty list: a manager linked to no CRM user.
 	NoLinks bool
+	// MineUnlinked explains an empty "mine": the user (an owner or admin,
+	// who sees everything) is linked to no CRM user, so owns no dialog.
+	MineUnlinked bool
 	// Dialog is the open dialog (nil: none chosen).
 	Dialog *chatDialog
 	Emoji  []string
@@ -243,6 +246,7 @@ func (s *Server) chatPage(c *gin.Context) {
 		return
 	}
 	cp := &chatPage{Filter: chatFilter(c), Filters: chatFilters, Emoji: chatEmoji, NoLinks: !a.admin && len(a.gates) == 0}
+	cp.MineUnlinked = cp.Filter == "mine" && len(a.links) == 0
 	p.Chat = cp
 	if id := c.Query("d"); id != "" {
 		dv, ok := s.chatDialogOf(c, a, id)
@@ -334,6 +338,7 @@ func (s *Server) chatList(c *gin.Context) {
 		return
 	}
 	cp := &chatPage{Filter: chatFilter(c), NoLinks: !a.admin && len(a.gates) == 0}
+	cp.MineUnlinked = cp.Filter == "mine" && len(a.links) == 0
 	p.Chat = cp
 	if cp.Rows, err = s.chatRows(ctx, cc, a, p, cp.Filter, c.Query("d")); err != nil {
 		s.pageErr(c, err)

@@ -10,8 +10,9 @@ var chatTexts = map[string]map[string]string{
 		"chat_unread":   "непрочитанных", "chat_wait": "ждёт", "chat_wait_now": "ждёт ответа", "chat_min": "мин", "chat_h": "ч", "chat_d": "дн",
 		"chat_no_reply": "Ответ не нужен", "chat_owner": "Ответственный", "chat_unassigned": "не назначен",
 		"chat_emoji": "Эмодзи", "chat_quick": "Быстрые ответы", "chat_quick_pick": "— быстрый ответ —",
-		"chat_live_lost": "Связь потеряна, переподключаемся…",
-		"chat_sending":   "Отправляем…",
+		"chat_live_lost":     "Связь потеряна, переподключаемся…",
+		"chat_sending":       "Отправляем…",
+		"chat_mine_unlinked": "«Мои» — диалоги вашего пользователя CRM, а ваша учётная запись ни с одним не связана.",
 	},
 	"en": {
 		"chat": "Chat", "chat_title": "Shared chat", "chat_f_all": "All", "chat_f_mine": "Mine", "chat_f_unassigned": "Unassigned",
@@ -20,7 +21,8 @@ var chatTexts = map[string]map[string]string{
 		"chat_unread":   "unread", "chat_wait": "waits", "chat_wait_now": "waits for an answer", "chat_min": "min", "chat_h": "h", "chat_d": "d",
 		"chat_no_reply": "No reply needed", "chat_owner": "Owner", "chat_unassigned": "unassigned",
 		"chat_emoji": "Emoji", "chat_quick": "Quick replies", "chat_quick_pick": "— quick reply —",
-		"chat_live_lost": "Connection lost, reconnecting…",
-		"chat_sending":   "Sending…",
+		"chat_live_lost":     "Connection lost, reconnecting…",
+		"chat_sending":       "Sending…",
+		"chat_mine_unlinked": "“Mine” are the dialogs your CRM user owns, and your account is linked to none.",
 	},
 }
