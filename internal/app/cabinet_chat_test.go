@@ -133,7 +133,7 @@ func TestCabinetChatListUnreadAndSend(t *testing.T) {
 		}
 		st, page := f.owner.get("/chat?d=" + f.anna)
 		if st != 200 || !strings.Contains(page, "Заказ 4512 ещё в пути?") || strings.Contains(page, "Есть размер 42?") ||
-			!strings.Contains(page, `id="chat-form"`) || !strings.Contains(page, `<script src="/assets/chat.js">`) || strings.Contains(page, "<script>") {
+			!strings.Contains(page, `id="chat-form"`) || !strings.Contains(page, `data-max="52428800"`) || !strings.Contains(page, `<script src="/assets/chat.js">`) || strings.Contains(page, "<script>") {
 			t.Fatalf("owner's dialog: %d\n%s", st, page)
 		}
 		// Opened: read for the owner, and for nobody else.
