@@ -213,6 +213,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, stdout io.
 		WriteTimeout: 2 * time.Minute,
 		IdleTimeout:  2 * time.Minute,
 	}
+	srv.RegisterOnShutdown(a.CloseStreams)
 	engine := "sqlite"
 	if cfg.DatabaseURL != "" {
 		engine = "postgres"

@@ -59,6 +59,9 @@ type App struct {
 	NewAdminToken    bool
 	DefaultWorkspace *store.Workspace
 	handler          http.Handler
+	// CloseStreams ends the shared chat's open event streams, which would
+	// otherwise hold a graceful shutdown until they time out.
+	CloseStreams func()
 }
 
 // OpenDB connects to the configured database.
@@ -138,7 +141,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	svc.AddHook(router)
 	router.SetMenuSender(menuSender{svc})
 	router.Handle(q)
-	chat := chatview.New(chatview.Config{Store: st, Templates: tpl, FileURL: signer.URL, UploadMaxBytes: cfg.UploadMaxBytes, Log: log})
+	chat := chatview.New(chatview.Config{Store: st, Templates: tpl, FileURL: signer.URL, UploadMaxBytes: min(cfg.UploadMaxBytes, chatview.DefaultUploadMaxBytes), Log: log})
 	b24 := bitrix24.New(bitrix24.Config{ClientID: cfg.Bitrix24ClientID, ClientSecret: cfg.Bitrix24ClientSecret,
 		OAuthURL: cfg.Bitrix24OAuthURL, PublicURL: cfg.PublicURL, AllowPrivate: cfg.AllowPrivateEndpoints,
 		OnUninstall: cfg.Bitrix24OnUninstall, Workspace: cfg.Bitrix24Workspace, Rate: cfg.Bitrix24Rate, Burst: cfg.Bitrix24Burst, SessionKey: derive(key, "bitrix24 page sessions"),
@@ -155,7 +158,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	crms.Handle(q)
 
 	srv := web.New(web.Deps{
-		Store: st, Messaging: svc, Registry: reg, Metrics: m, Signer: signer, Queue: q, Log: log, Integrations: crms, Mirror: router, Templates: tpl,
+		Store: st, Messaging: svc, Registry: reg, Metrics: m, Signer: signer, Queue: q, Log: log, Integrations: crms, Mirror: router, Templates: tpl, Chat: chat,
 		AdminToken: admin, MetaVerifyToken: cfg.MetaVerifyToken, PublicURL: cfg.PublicURL, MetaAppSecret: cfg.MetaAppSecret,
 		WebhookMaxBytes: cfg.WebhookMaxBytes, UploadMaxBytes: cfg.UploadMaxBytes,
 		DefaultWorkspaceID: ws.ID,
@@ -175,7 +178,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 			"public_url", cfg.PublicURL, "problem", why)
 	}
 	return &App{Config: cfg, DB: db, Store: st, Queue: q, Messaging: svc, Metrics: m, Signer: signer, Log: log, Router: router, Bitrix24: b24, AmoCRM: amo, Templates: tpl,
-		AdminToken: admin, NewAdminToken: generated, DefaultWorkspace: ws, handler: srv.Handler()}, nil
+		AdminToken: admin, NewAdminToken: generated, DefaultWorkspace: ws, handler: srv.Handler(), CloseStreams: srv.CloseStreams}, nil
 }
 
 func (a *App) Handler() http.Handler { return a.handler }

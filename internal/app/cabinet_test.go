@@ -438,6 +438,9 @@ func TestCabinetCSRF(t *testing.T) {
 		{"/employees", url.Values{"email": {"new@example.com"}, "role": {"manager"}, "password": {"0123456789"}}},
 		{"/logout", url.Values{}},
 		{"/logout/everywhere", url.Values{}},
+		// The shared chat's forms: refused before the dialog is looked at.
+		{"/chat/dialogs/" + store.NewID() + "/send", url.Values{"text": {"привет"}}},
+		{"/chat/dialogs/" + store.NewID() + "/no-reply-needed", url.Values{}},
 	} {
 		for _, tok := range []string{"", "forged", foreign} {
 			f := url.Values{}
@@ -575,6 +578,15 @@ func TestCabinetRoles(t *testing.T) {
 		}
 		if _, home := mgr.get("/"); strings.Contains(home, `href="/employees"`) || strings.Contains(home, `href="/channels"`) {
 			t.Error("a manager is shown a link to a page they cannot open")
+		}
+		// The shared chat is every role's: a manager opens it from the menu.
+		if _, home := mgr.get("/"); !strings.Contains(home, `href="/chat"`) {
+			t.Error("a manager has no link to the shared chat")
+		}
+		for _, p := range []string{"/chat", "/chat/list"} {
+			if st, _ := mgr.get(p); st != 200 {
+				t.Errorf("manager GET %s: %d", p, st)
+			}
 		}
 		if n := countRows(t, e, "cabinet_users", "workspace_id = ?", ws); n != 3 {
 			t.Fatalf("a manager changed the people: %d", n)

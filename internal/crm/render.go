@@ -38,6 +38,12 @@ type File struct {
 	Name, URL, MimeType, Caption string
 }
 
+// Image is whether a page may show the file as a picture.
+func (f File) Image() bool { return strings.HasPrefix(f.MimeType, "image/") }
+
+// Audio is whether a page may play the file (a voice note).
+func (f File) Audio() bool { return strings.HasPrefix(f.MimeType, "audio/") }
+
 // words are the renderer's texts per language.
 var words = map[string]map[string]string{
 	"ru": {

@@ -78,6 +78,7 @@ func (s *Server) mountCabinet() {
 	admin.POST("/employees/:user_id/delete", s.deleteEmployee)
 	s.mountCabinetAdmin(admin)
 	s.mountCabinetTemplates(in, admin)
+	s.mountCabinetChat(in)
 }
 
 func randomToken(n int) string {

@@ -52,7 +52,7 @@ var cabinetTexts = map[string]map[string]string{
 // the templates page) and joined into cabinetTexts once, here, so a page's
 // file never has to know the others'.
 func init() {
-	for _, more := range []map[string]map[string]string{adminTexts, templateTexts, settingsTexts} {
+	for _, more := range []map[string]map[string]string{adminTexts, templateTexts, settingsTexts, chatTexts} {
 		for lang, texts := range more {
 			maps.Copy(cabinetTexts[lang], texts)
 		}
@@ -65,6 +65,7 @@ var refusals = map[string][2]string{
 	"language":  {"Неизвестный язык.", "Unknown language."},
 	"internal":  {"Внутренняя ошибка. Попробуйте позже.", "Internal error. Try again later."},
 	"not_found": {"Не найдено.", "Not found."},
+	"read_only": {"В этом диалоге вам доступен только просмотр.", "You can only read this conversation."},
 }
 
 // acceptLanguage picks ru or en from an Accept-Language header: the one

@@ -15,7 +15,7 @@ import (
 )
 
 // cabinetPages are the cabinet's templates, parsed once.
-var cabinetPages = template.Must(template.ParseFS(assets.Templates, "templates/cabinet_*.html"))
+var cabinetPages = template.Must(template.ParseFS(assets.Templates, "templates/cabinet_*.html", "templates/chat_*.html"))
 
 // page is what every cabinet template gets.
 type page struct {
@@ -46,6 +46,8 @@ type page struct {
 	adminPage
 	// A channel's message templates.
 	TemplatesPage *templatesPageData
+	// The shared chat.
+	Chat *chatPage
 }
 
 type channelRow struct {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/channel"
 	"github.com/switchboard/switchboard/internal/crm"
+	"github.com/switchboard/switchboard/internal/crm/chatview"
 	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/media"
 	"github.com/switchboard/switchboard/internal/messaging"
@@ -48,6 +49,9 @@ type Deps struct {
 	Integrations *crm.Registry
 	// Templates lists and refreshes channels' message templates.
 	Templates *templates.Service
+	// Chat is the chat view the CRM card pages show; the cabinet's shared
+	// chat shows it too.
+	Chat *chatview.Service
 	// Mirror closes hourly and daily mirror batches on demand.
 	Mirror MirrorFlusher
 	// Dialogs stops dialogs waiting ("no reply needed"); nil leaves the
@@ -92,11 +96,14 @@ type Server struct {
 	refusals refusalLogs
 	// hashSlots bounds the password checks running at once.
 	hashSlots chan struct{}
+	// chat tells the shared chat's pages what changed.
+	chat *chatHub
 }
 
 func New(d Deps) *Server {
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{d: d, engine: gin.New(), refusals: newRefusalLogs(), hashSlots: make(chan struct{}, 2*runtime.NumCPU())}
+	s.chat = newChatHub(d.Store, d.Log)
 	if err := s.engine.SetTrustedProxies(d.TrustedProxies); err != nil {
 		d.Log.Error("SWITCHBOARD_TRUSTED_PROXIES is not a list of addresses; trusting none", "err", err)
 		_ = s.engine.SetTrustedProxies(nil) // nil cannot fail
@@ -191,7 +198,7 @@ func (s *Server) metricsAuth(c *gin.Context) {
 
 // uploadRoutes may take a long body; every other route gets the short
 // deadline.
-var uploadRoutes = map[string]bool{"POST /api/v1/channels/:id/messages": true}
+var uploadRoutes = map[string]bool{"POST /api/v1/channels/:id/messages": true, "POST /chat/dialogs/:dialog_id/send": true}
 
 // bodyDeadline sets how long the rest of the request body may take to
 // arrive. The server's own ReadTimeout is the long one, for uploads.

@@ -191,6 +191,7 @@ func Start(t testing.TB, o Options) *Env {
 		}
 	}
 	t.Cleanup(func() {
+		a.CloseStreams()
 		gw.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -143,7 +143,10 @@ func (s *Service) Customers(ctx context.Context, in *store.Integration, phones, 
 type Message struct {
 	crm.Rendered
 	Direction, Channel, Time, Status string
-	at                               time.Time
+	// State is the status as stored (queued, sent, delivered, read,
+	// failed): what the delivery ticks are drawn from.
+	State string
+	at    time.Time
 }
 
 // Target is one recipient the user may write to: a channel and an address.
@@ -189,8 +192,10 @@ type Page struct {
 	Lang string
 	T    map[string]string
 	// Action is where the send box posts; Sess the signed page session it
-	// carries. Both are the provider's.
+	// carries. Both are the provider's. A page behind a cookie session (the
+	// cabinet) carries its CSRF token instead of Sess.
 	Action, Sess string
+	CSRF         string
 	Notice       string
 	NoticeErr    bool
 	Phones       []string
@@ -347,7 +352,7 @@ func (s *Service) Build(ctx context.Context, rec Record) (*Page, error) {
 				r.Text = body
 			}
 			p.Messages = append(p.Messages, Message{Rendered: r, Direction: m.Direction, Channel: v.chName[m.ChannelID],
-				Time: m.CreatedAt.In(loc).Format("02.01.2006 15:04"), Status: cmp.Or(t["status_"+m.Status], m.Status), at: m.CreatedAt})
+				Time: m.CreatedAt.In(loc).Format("02.01.2006 15:04"), Status: cmp.Or(t["status_"+m.Status], m.Status), State: m.Status, at: m.CreatedAt})
 		}
 	}
 	sort.SliceStable(p.Messages, func(i, j int) bool { return p.Messages[i].at.Before(p.Messages[j].at) })
@@ -471,6 +476,14 @@ func (s *Service) choices(ctx context.Context, in *store.Integration, channelID,
 		return out[i].Name < out[j].Name
 	})
 	return out, left
+}
+
+// Gate is what a user (their CRM user id and admin flag in ss) may see
+// and do in the integration's dialogs: the same rule the card pages
+// apply, for a list of dialogs (the cabinet's shared chat).
+func (s *Service) Gate(ctx context.Context, in *store.Integration, ss *crm.Session) (routing.Gate, error) {
+	g, _, err := s.gate(ctx, in, ss)
+	return g, err
 }
 
 // gate is what the page's user may see and do in the integration: the

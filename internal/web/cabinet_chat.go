@@ -1,0 +1,519 @@
+package web
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/switchboard/switchboard/internal/crm"
+	"github.com/switchboard/switchboard/internal/crm/chatview"
+	"github.com/switchboard/switchboard/internal/fault"
+	"github.com/switchboard/switchboard/internal/messaging"
+	"github.com/switchboard/switchboard/internal/routing"
+	"github.com/switchboard/switchboard/internal/store"
+	assets "github.com/switchboard/switchboard/web"
+)
+
+// The shared chat (issue 9): the workspace's dialogs as Wazzup's chat
+// window shows them, and one dialog in the chat view the CRM card pages
+// embed (internal/crm/chatview) — the cabinet is its third place.
+//
+// Who sees what: owners and admins see every dialog (the CRMs' admins do
+// too). A manager sees, in each integration, what the CRM user they are
+// linked to sees there: its access matrix and visibility rule, through the
+// same routing.Gate the card pages use. A manager linked to no CRM user of
+// an integration sees none of its dialogs: the rights are kept per CRM
+// user, so without a link there is nobody whose rights could apply, and
+// the page says so instead of showing an empty list without a reason.
+
+// chatListMax bounds the dialogs the list shows: the most recent ones.
+const chatListMax = 300
+
+// chatFilters are the list's filters, in the order the page shows them.
+var chatFilters = []string{"all", "mine", "unassigned"}
+
+// chatEmoji are the send box's emoji: the common ones, no picker library.
+var chatEmoji = []string{"😀", "😂", "😊", "😉", "😍", "🤔", "😢", "🙏", "👍", "👎", "👌", "👋", "🎉", "❤️", "🔥", "✅", "❌", "⏰", "📦", "🚚"}
+
+// chatPage is what the shared chat's templates add to page.
+type chatPage struct {
+	Filter  string
+	Filters []string
+	Rows    []chatRow
+	// NoLinks explains an empty list: a manager linked to no CRM user.
+	NoLinks bool
+	// MineUnlinked explains an empty "mine": the user (an owner or admin,
+	// who sees everything) is linked to no CRM user, so owns no dialog.
+	MineUnlinked bool
+	// Dialog is the open dialog (nil: none chosen).
+	Dialog *chatDialog
+	Emoji  []string
+	// QuickReplies are the workspace's quick replies for the send box: a
+	// slot the templates page's quick replies fill once they are stored
+	// (none yet).
+	QuickReplies []string
+}
+
+// chatRow is one dialog of the list.
+type chatRow struct {
+	ID, ContactID, Name, Channel, Last, Waiting, Owner string
+	Unread                                             int
+	On                                                 bool
+}
+
+// chatDialog is the open dialog: the shared chat view plus the cabinet's
+// own controls.
+type chatDialog struct {
+	ID, ContactID, Name, Channel string
+	Waiting                      string
+	CanNoReply                   bool
+	View                         *chatview.Page
+}
+
+// chatAccess is what the signed-in user may see in each integration of
+// the workspace.
+type chatAccess struct {
+	admin bool
+	// links are the user's CRM users by integration id.
+	links map[string]string
+	ins   map[string]*store.Integration
+	gates map[string]routing.Gate
+	// sessions are who the user is in each integration they have a gate in.
+	sessions map[string]*crm.Session
+}
+
+// sees is whether the user sees the dialog.
+func (a *chatAccess) sees(d *store.Dialog) bool {
+	g, ok := a.gates[d.IntegrationID]
+	return ok && g.Sees(d.ChannelID, d.OwnerUserID)
+}
+
+// sends is whether the user may write in the dialog.
+func (a *chatAccess) sends(d *store.Dialog) bool {
+	g, ok := a.gates[d.IntegrationID]
+	return ok && g.Sends(d.ChannelID, d.OwnerUserID)
+}
+
+// mountCabinetChat adds the shared chat. in is signed in and
+// CSRF-checked; the send route reads its (capped) body before checking
+// the token itself, so it is mounted signed in only.
+func (s *Server) mountCabinetChat(in *gin.RouterGroup) {
+	in.GET("/chat", s.chatPage)
+	in.GET("/chat/list", s.chatList)
+	in.GET("/chat/events", s.chatEvents)
+	in.GET("/chat/dialogs/:dialog_id/log", s.chatLog)
+	in.POST("/chat/dialogs/:dialog_id/no-reply-needed", s.chatNoReply)
+	s.engine.POST("/chat/dialogs/:dialog_id/send", s.signedIn, s.chatSend)
+	s.engine.GET("/assets/chat.js", s.chatScript)
+	s.engine.GET("/assets/cabinet_chat.js", serveStatic("static/cabinet_chat.js"))
+}
+
+// chatAccessOf works out the user's gates, one per integration.
+func (s *Server) chatAccessOf(ctx context.Context, cc *cabinetCtx) (*chatAccess, error) {
+	a := &chatAccess{admin: cc.User.Role == store.RoleOwner || cc.User.Role == store.RoleAdmin,
+		ins: map[string]*store.Integration{}, gates: map[string]routing.Gate{}, sessions: map[string]*crm.Session{}}
+	links, err := s.d.Store.CabinetUserCRMLinks(ctx, []string{cc.User.ID})
+	if err != nil {
+		return nil, err
+	}
+	a.links = links[cc.User.ID]
+	ins, err := s.d.Store.ListIntegrations(ctx, store.Scope{WorkspaceID: cc.Workspace.ID})
+	if err != nil {
+		return nil, err
+	}
+	for i := range ins {
+		in := &ins[i]
+		a.ins[in.ID] = in
+		crmUser, linked := a.links[in.ID]
+		if !a.admin && !linked {
+			continue
+		}
+		ss := &crm.Session{UserID: crmUser, Admin: a.admin}
+		g, err := s.d.Chat.Gate(ctx, in, ss)
+		if err != nil {
+			// Settings that do not decode close the integration's
+			// dialogs rather than open them.
+			s.d.Log.Error("shared chat: access of an integration", "integration_id", in.ID, "err", err)
+			continue
+		}
+		a.gates[in.ID], a.sessions[in.ID] = g, ss
+	}
+	return a, nil
+}
+
+// chatFilter is the list's filter from the query; an unknown one is all.
+func chatFilter(c *gin.Context) string {
+	f := c.Query("f")
+	for _, k := range chatFilters {
+		if f == k {
+			return f
+		}
+	}
+	return "all"
+}
+
+// contactName is how the list names a customer.
+func contactName(ct *store.Contact) string {
+	if ct == nil {
+		return "?"
+	}
+	return cmp.Or(ct.Name, ct.Phone, ct.Username, ct.ExternalID)
+}
+
+// waitingFor words how long a customer has waited, in lang.
+func waitingFor(t map[string]string, since *time.Time) string {
+	if since == nil {
+		return ""
+	}
+	d := time.Since(*since)
+	switch {
+	case d < time.Minute:
+		return t["chat_wait_now"]
+	case d < time.Hour:
+		return t["chat_wait"] + " " + strconv.Itoa(int(d/time.Minute)) + " " + t["chat_min"]
+	case d < 48*time.Hour:
+		return t["chat_wait"] + " " + strconv.Itoa(int(d/time.Hour)) + " " + t["chat_h"]
+	}
+	return t["chat_wait"] + " " + strconv.Itoa(int(d/(24*time.Hour))) + " " + t["chat_d"]
+}
+
+// chatRows lists the dialogs the user sees under filter f, the most
+// recent first, with their unread counts; selected marks the open one.
+func (s *Server) chatRows(ctx context.Context, cc *cabinetCtx, a *chatAccess, p *page, f, selected string) ([]chatRow, error) {
+	ds, _, err := s.d.Store.ListDialogs(ctx, store.Scope{WorkspaceID: cc.Workspace.ID}, store.DialogFilter{}, nil, chatListMax)
+	if err != nil {
+		return nil, err
+	}
+	chs, err := s.d.Store.ListChannels(ctx, store.Scope{WorkspaceID: cc.Workspace.ID})
+	if err != nil {
+		return nil, err
+	}
+	chName := map[string]string{}
+	for _, ch := range chs {
+		chName[ch.ID] = ch.Name
+	}
+	var shown []store.DialogView
+	for _, d := range ds {
+		if !a.sees(&d.Dialog) {
+			continue
+		}
+		switch f {
+		case "mine":
+			if d.OwnerUserID == "" || d.OwnerUserID != a.links[d.IntegrationID] {
+				continue
+			}
+		case "unassigned":
+			if d.OwnerUserID != "" {
+				continue
+			}
+		}
+		shown = append(shown, d)
+	}
+	unread, err := s.d.Store.ChatUnread(ctx, cc.User.ID, shown)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]chatRow, 0, len(shown))
+	for _, d := range shown {
+		r := chatRow{ID: d.ID, Name: contactName(d.Contact), Channel: chName[d.ChannelID], Last: when(d.LastMessageAt, p.TZ, p.Lang),
+			Unread: unread[d.ID], On: d.ID == selected, Owner: d.OwnerUserID}
+		if d.Contact != nil {
+			r.ContactID = d.Contact.ID
+		}
+		if d.Waiting {
+			r.Waiting = waitingFor(p.T, d.WaitingSince)
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
+}
+
+// chatPage shows the list and, with ?d=, one dialog.
+func (s *Server) chatPage(c *gin.Context) {
+	ctx := c.Request.Context()
+	cc := cabinetOf(c)
+	p := s.newPage(c, "chat")
+	a, err := s.chatAccessOf(ctx, cc)
+	if err != nil {
+		s.pageErr(c, err)
+		return
+	}
+	cp := &chatPage{Filter: chatFilter(c), Filters: chatFilters, Emoji: chatEmoji, NoLinks: !a.admin && len(a.gates) == 0}
+	cp.MineUnlinked = cp.Filter == "mine" && len(a.links) == 0
+	p.Chat = cp
+	if id := c.Query("d"); id != "" {
+		dv, ok := s.chatDialogOf(c, a, id)
+		if !ok {
+			return
+		}
+		d, err := s.chatDialogView(ctx, cc, a, p, dv)
+		if err != nil {
+			s.pageErr(c, err)
+			return
+		}
+		d.View.Notice, d.View.NoticeErr = chatview.Notice(p.Lang, c.Request.URL.Query())
+		cp.Dialog = d
+		if err := s.d.Store.MarkDialogRead(ctx, cc.User.ID, dv.ID); err != nil {
+			s.pageErr(c, err)
+			return
+		}
+	}
+	sel := ""
+	if cp.Dialog != nil {
+		sel = cp.Dialog.ID
+	}
+	if cp.Rows, err = s.chatRows(ctx, cc, a, p, cp.Filter, sel); err != nil {
+		s.pageErr(c, err)
+		return
+	}
+	s.render(c, http.StatusOK, "chat", p)
+}
+
+// chatDialogOf loads a dialog of the workspace the user sees; otherwise
+// it answers 404 (a dialog one may not see is not confirmed to exist).
+func (s *Server) chatDialogOf(c *gin.Context, a *chatAccess, id string) (*store.DialogView, bool) {
+	if !store.ValidID(id) {
+		s.refusePage(c, http.StatusNotFound, "not_found")
+		return nil, false
+	}
+	d, err := s.d.Store.GetDialog(c.Request.Context(), store.Scope{WorkspaceID: cabinetOf(c).Workspace.ID}, id)
+	if err != nil {
+		s.pageErr(c, err)
+		return nil, false
+	}
+	if !a.sees(&d.Dialog) || d.Contact == nil {
+		s.refusePage(c, http.StatusNotFound, "not_found")
+		return nil, false
+	}
+	return d, true
+}
+
+// chatRecord is the dialog as the chat view takes a record: its customer,
+// and their number so that every WhatsApp channel may write to it (the
+// channel switch).
+func chatRecord(a *chatAccess, d *store.DialogView, lang string) chatview.Record {
+	rec := chatview.Record{Integration: a.ins[d.IntegrationID], Session: a.sessions[d.IntegrationID], Lang: lang,
+		Contacts: []store.Contact{*d.Contact}}
+	if d.Contact.Phone != "" {
+		rec.Phones = []string{d.Contact.Phone}
+	}
+	return rec
+}
+
+// chatDialogView builds the open dialog's pane.
+func (s *Server) chatDialogView(ctx context.Context, cc *cabinetCtx, a *chatAccess, p *page, d *store.DialogView) (*chatDialog, error) {
+	v, err := s.d.Chat.Build(ctx, chatRecord(a, d, p.Lang))
+	if err != nil {
+		return nil, err
+	}
+	v.Action, v.CSRF = "/chat/dialogs/"+d.ID+"/send", cc.csrf
+	out := &chatDialog{ID: d.ID, ContactID: d.Contact.ID, Name: contactName(d.Contact), View: v,
+		CanNoReply: d.Waiting && a.sends(&d.Dialog)}
+	if ch, err := s.d.Store.GetChannel(ctx, store.Scope{WorkspaceID: cc.Workspace.ID}, d.ChannelID); err == nil {
+		out.Channel = ch.Name
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	if d.Waiting {
+		out.Waiting = waitingFor(p.T, d.WaitingSince)
+	}
+	return out, nil
+}
+
+// chatList is the list alone, for the page's live updates.
+func (s *Server) chatList(c *gin.Context) {
+	ctx := c.Request.Context()
+	cc := cabinetOf(c)
+	p := s.newPage(c, "chat")
+	a, err := s.chatAccessOf(ctx, cc)
+	if err != nil {
+		s.pageErr(c, err)
+		return
+	}
+	cp := &chatPage{Filter: chatFilter(c), NoLinks: !a.admin && len(a.gates) == 0}
+	cp.MineUnlinked = cp.Filter == "mine" && len(a.links) == 0
+	p.Chat = cp
+	if cp.Rows, err = s.chatRows(ctx, cc, a, p, cp.Filter, c.Query("d")); err != nil {
+		s.pageErr(c, err)
+		return
+	}
+	s.render(c, http.StatusOK, "chat_list", p)
+}
+
+// chatLog is the open dialog's messages alone, for the live updates; the
+// user has seen them, so they are read.
+func (s *Server) chatLog(c *gin.Context) {
+	ctx := c.Request.Context()
+	cc := cabinetOf(c)
+	p := s.newPage(c, "chat")
+	a, err := s.chatAccessOf(ctx, cc)
+	if err != nil {
+		s.pageErr(c, err)
+		return
+	}
+	dv, ok := s.chatDialogOf(c, a, c.Param("dialog_id"))
+	if !ok {
+		return
+	}
+	d, err := s.chatDialogView(ctx, cc, a, p, dv)
+	if err != nil {
+		s.pageErr(c, err)
+		return
+	}
+	if err := s.d.Store.MarkDialogRead(ctx, cc.User.ID, dv.ID); err != nil {
+		s.pageErr(c, err)
+		return
+	}
+	p.Chat = &chatPage{Dialog: d}
+	s.render(c, http.StatusOK, "chat_log", p)
+}
+
+// chatBack is the dialog's page with the filter kept and q's outcome.
+func chatBack(id, filter string, q url.Values) string {
+	if q == nil {
+		q = url.Values{}
+	}
+	q.Set("d", id)
+	if filter != "" && filter != "all" {
+		q.Set("f", filter)
+	}
+	return "/chat?" + q.Encode()
+}
+
+// chatSend handles the send box. The body is read, capped at the upload
+// limit, before the CSRF token in it is checked. A page with script sends
+// with fetch (X-Requested-With: fetch) and gets the outcome as JSON, so
+// the page stays; without script the browser is sent back to the dialog.
+func (s *Server) chatSend(c *gin.Context) {
+	ctx := c.Request.Context()
+	cc := cabinetOf(c)
+	if err := s.d.Chat.ReadForm(c.Writer, c.Request); err != nil {
+		s.chatErr(c, err)
+		return
+	}
+	if !s.csrfOK(c) {
+		return
+	}
+	a, err := s.chatAccessOf(ctx, cc)
+	if err != nil {
+		s.pageErr(c, err)
+		return
+	}
+	dv, ok := s.chatDialogOf(c, a, c.Param("dialog_id"))
+	if !ok {
+		return
+	}
+	lang := lang(c)
+	sc := store.Scope{WorkspaceID: cc.Workspace.ID}
+	q, err := s.d.Chat.Send(ctx, chatRecord(a, dv, lang), c.Request, func(ctx context.Context, channelID string, req messaging.SendRequest) (*store.Message, error) {
+		return s.d.Messaging.Send(ctx, sc, channelID, req)
+	})
+	if err != nil {
+		s.chatErr(c, err)
+		return
+	}
+	if c.GetHeader("X-Requested-With") == "fetch" {
+		text, isErr := chatview.Notice(lang, q)
+		c.Header("Cache-Control", "no-store")
+		c.JSON(http.StatusOK, gin.H{"ok": !isErr, "notice": text})
+		return
+	}
+	c.Redirect(http.StatusSeeOther, chatBack(dv.ID, c.PostForm("f"), q))
+}
+
+// chatErr answers a send the chat view refused outright (no access, a
+// body too large or broken): the status says which, and the words are the
+// chat view's, as JSON to the page's script or as a page.
+func (s *Server) chatErr(c *gin.Context, err error) {
+	fe := fault.As(err)
+	if fe == nil {
+		s.pageErr(c, err)
+		return
+	}
+	status := http.StatusBadRequest
+	switch fe.Kind {
+	case fault.Forbidden:
+		status = http.StatusForbidden
+	case fault.TooLarge:
+		status = http.StatusRequestEntityTooLarge
+	}
+	l := lang(c)
+	text, ok := chatview.ErrText(l, fe.Code)
+	if !ok {
+		text = chatview.Texts(l)["err_internal"]
+	}
+	if c.GetHeader("X-Requested-With") == "fetch" {
+		c.Header("Cache-Control", "no-store")
+		c.AbortWithStatusJSON(status, gin.H{"ok": false, "notice": text})
+		return
+	}
+	p := s.newPage(c, "chat")
+	p.Refusal = [2]string{text, text}
+	if other, ok := chatview.ErrText(map[string]string{"ru": "en", "en": "ru"}[l], fe.Code); ok {
+		p.Refusal = [2]string{text, other}
+		if l == "en" {
+			p.Refusal = [2]string{other, text}
+		}
+	}
+	s.render(c, status, "refused", p)
+}
+
+// chatNoReply marks the dialog as needing no answer: it stops waiting.
+// Only someone who may write in it may decide that.
+func (s *Server) chatNoReply(c *gin.Context) {
+	ctx := c.Request.Context()
+	cc := cabinetOf(c)
+	a, err := s.chatAccessOf(ctx, cc)
+	if err != nil {
+		s.pageErr(c, err)
+		return
+	}
+	dv, ok := s.chatDialogOf(c, a, c.Param("dialog_id"))
+	if !ok {
+		return
+	}
+	if !a.sends(&dv.Dialog) {
+		s.refusePage(c, http.StatusForbidden, "read_only")
+		return
+	}
+	if _, err := s.d.Store.DialogNoReplyNeeded(ctx, store.Scope{WorkspaceID: cc.Workspace.ID}, dv.ID); err != nil {
+		s.pageErr(c, err)
+		return
+	}
+	c.Redirect(http.StatusSeeOther, chatBack(dv.ID, c.PostForm("f"), nil))
+}
+
+// chatScript serves the chat view's send-box script (the text the CRM
+// pages inline) as a file, for the cabinet's CSP.
+func (s *Server) chatScript(c *gin.Context) {
+	var buf bytes.Buffer
+	if err := cabinetPages.ExecuteTemplate(&buf, "chat_js", nil); err != nil {
+		s.d.Log.Error("chat script failed to render", "err", err)
+		c.AbortWithStatus(http.StatusInternalServerError)
+		return
+	}
+	c.Header("Cache-Control", "public, max-age=300")
+	c.Header("X-Content-Type-Options", "nosniff")
+	c.Data(http.StatusOK, "text/javascript; charset=utf-8", buf.Bytes())
+}
+
+// serveStatic serves one of the pages' script files.
+func serveStatic(name string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		js, err := assets.Static.ReadFile(name)
+		if err != nil {
+			c.AbortWithStatus(http.StatusNotFound)
+			return
+		}
+		c.Header("Cache-Control", "public, max-age=300")
+		c.Header("X-Content-Type-Options", "nosniff")
+		c.Data(http.StatusOK, "text/javascript; charset=utf-8", js)
+	}
+}

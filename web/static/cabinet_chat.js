@@ -1,0 +1,107 @@
+// The shared chat's live page: the event stream (/chat/events) says which
+// customers' conversations changed, and the page fetches the list and the
+// open dialog's messages again, so nothing needs a reload. The send box
+// sends with fetch and stays on the page; without script the page still
+// works by plain links and forms.
+(function () {
+  'use strict';
+  var app = document.getElementById('chat-app');
+  if (!app) { return; }
+  var dialog = app.getAttribute('data-dialog') || '';
+  var contact = app.getAttribute('data-contact') || '';
+  var filter = app.getAttribute('data-filter') || 'all';
+  var list = document.getElementById('chat-list');
+  var log = document.getElementById('chat-log');
+  var lost = document.getElementById('chat-live');
+
+  // fetchInto replaces an element's content with a fragment, one request
+  // at a time per element; a change that comes meanwhile asks once more.
+  function refresher(el, url) {
+    var busy = false, again = false, timer = null;
+    function run() {
+      timer = null;
+      if (busy) { again = true; return; }
+      busy = true;
+      fetch(url(), { credentials: 'same-origin', headers: { 'X-Requested-With': 'fetch' } }).then(function (r) {
+        if (r.redirected || !r.ok) { throw new Error('status ' + r.status); }
+        return r.text();
+      }).then(function (html) {
+        var bottom = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+        var top = el.scrollTop;
+        el.innerHTML = html;
+        el.scrollTop = bottom && el === log ? el.scrollHeight : top;
+      }).catch(function () {}).then(function () {
+        busy = false;
+        if (again) { again = false; soon(); }
+      });
+    }
+    // soon coalesces a burst of changes into one fetch.
+    function soon() { if (!timer) { timer = setTimeout(run, 300); } }
+    return soon;
+  }
+  var refreshList = refresher(list, function () {
+    return '/chat/list?f=' + encodeURIComponent(filter) + (dialog ? '&d=' + encodeURIComponent(dialog) : '');
+  });
+  var refreshLog = log && dialog ? refresher(log, function () { return '/chat/dialogs/' + encodeURIComponent(dialog) + '/log'; }) : null;
+
+  if (window.EventSource) {
+    var es = new EventSource('/chat/events');
+    es.addEventListener('change', function (ev) {
+      var d = {};
+      try { d = JSON.parse(ev.data); } catch (e) { d = { all: true }; }
+      refreshList();
+      if (refreshLog && (d.all || (d.contacts || []).indexOf(contact) >= 0)) { refreshLog(); }
+    });
+    es.onopen = function () { lost.hidden = true; };
+    // EventSource reconnects by itself, sending Last-Event-ID.
+    es.onerror = function () { lost.hidden = es.readyState === EventSource.OPEN; };
+  }
+
+  var form = document.getElementById('chat-form');
+  if (!form) { return; }
+  var text = form.querySelector('textarea[name=text]');
+  function insert(s) {
+    if (!text) { return; }
+    var a = text.selectionStart || text.value.length, b = text.selectionEnd || a;
+    text.value = text.value.slice(0, a) + s + text.value.slice(b);
+    text.focus();
+    text.selectionStart = text.selectionEnd = a + s.length;
+  }
+  var emoji = document.getElementById('chat-emoji');
+  if (emoji) {
+    emoji.addEventListener('click', function (ev) {
+      var e = ev.target.getAttribute && ev.target.getAttribute('data-emoji');
+      if (e) { insert(e); }
+    });
+  }
+  var quick = document.getElementById('chat-quick');
+  if (quick) {
+    quick.addEventListener('change', function () { if (quick.value) { insert(quick.value); quick.value = ''; } });
+  }
+  var notice = document.getElementById('chat-live-notice');
+  var button = form.querySelector('button[type=submit]');
+  form.addEventListener('submit', function (ev) {
+    if (ev.defaultPrevented || !window.fetch || !window.FormData) { return; }
+    ev.preventDefault();
+    button.disabled = true;
+    notice.hidden = false;
+    notice.className = 'notice';
+    notice.textContent = document.getElementById('chat-sending').textContent;
+    fetch(form.action, { method: 'POST', body: new FormData(form), credentials: 'same-origin', headers: { 'X-Requested-With': 'fetch' } })
+      .then(function (r) { return r.json(); })
+      .then(function (res) {
+        notice.textContent = res.notice || '';
+        notice.className = res.ok ? 'notice' : 'notice problem';
+        notice.hidden = !res.notice;
+        if (res.ok) {
+          form.reset();
+          var tg = document.getElementById('chat-target');
+          if (tg) { tg.dispatchEvent(new Event('change')); }
+          if (refreshLog) { refreshLog(); }
+          refreshList();
+        }
+      })
+      .catch(function () { notice.className = 'notice problem'; notice.textContent = lost.textContent; })
+      .then(function () { button.disabled = false; });
+  });
+})();
