@@ -225,5 +225,32 @@ func TestAmoCRMBatchSurvivesReinstall(t *testing.T) {
 		if err := e.App.DB.Gorm.Table("mirror_batches").Where("state = 'sent' AND messages = 0").Count(&empty).Error; err != nil || empty != 0 {
 			t.Fatalf("%d batches recorded as sent empty (%v)", empty, err)
 		}
+
+		// A batch closed but not yet written (the account unpaid) when the
+		// integration is disabled: written by the new binding once the
+		// channel is bound again.
+		e.Amo.SetUnpaid(amoAccount, true)
+		amoSend(t, e, "79161234567", "Анна", "пока не оплачено")
+		if st, v := e.Do("POST", "/api/v1/integrations/"+id+"/mirror/flush", nil); st != http.StatusOK || v["messages"] != float64(1) {
+			t.Fatalf("unpaid flush: %d %v", st, v)
+		}
+		e.WaitIdle()
+		e.Amo.SetUnpaid(amoAccount, false)
+		if st, body, _ := amoGet(t, e, "/amocrm/disabled", e.Amo.DisableHookQuery(amoAccount)); st != http.StatusOK {
+			t.Fatalf("disable hook: %d %s", st, body)
+		}
+		installAmoWidget(t, e)
+		if n := len(e.Amo.Notes(amoAccount)); n != 2 {
+			t.Fatalf("%d notes before the channel is bound again", n)
+		}
+		if st, v := e.Do("PUT", "/api/v1/integrations/"+id+"/channels/"+ch, bind); st != http.StatusOK {
+			t.Fatalf("bind again: %d %v", st, v)
+		}
+		e.Eventually("the waiting batch written", func() bool { return mirroredCount(t, e) == 4 })
+		e.WaitIdle()
+		notes := e.Amo.Notes(amoAccount)
+		if len(notes) != 3 || !strings.Contains(notes[2].Text(), "пока не оплачено") || len(e.Amo.Leads(amoAccount)) != 1 {
+			t.Fatalf("notes %d, leads %d", len(notes), len(e.Amo.Leads(amoAccount)))
+		}
 	})
 }

@@ -265,13 +265,11 @@ func (r *Router) closeBatches(ctx context.Context, integrationID string, until *
 			case b == nil:
 				// The channel is bound again: the new binding writes the
 				// old one's window, the messages the batch was opened
-				// for (up to its last touch, each message's ingest
-				// touches it) and none the new binding batches itself.
+				// for, up to its last touch (each message's ingest
+				// touches it; nothing does after its binding is gone),
+				// so none of those the new binding batches itself.
 				heir = byChannel[batch.ChannelID]
 				since, upto = batch.OpensAt, batch.UpdatedAt.Add(time.Millisecond)
-				if heir.CreatedAt.Before(upto) {
-					upto = heir.CreatedAt
-				}
 				batch.BindingID = heir.ID // its messages are placed under the heir
 			case MirrorModeOf(b) != MirrorEach:
 				since = b.CreatedAt
@@ -475,4 +473,22 @@ func (r *Router) sendBatches(ctx context.Context, in *store.Integration, bc Batc
 		return queue.RetryAfter(parkDelay, err)
 	}
 	return err
+}
+
+// Bound is told of a channel bound to an integration: batches an earlier
+// binding of the channel left waiting (it was unbound, or the integration
+// uninstalled, before they were written) are closed and written now
+// rather than at their next look. Nothing waiting costs no CRM call.
+func (r *Router) Bound(ctx context.Context, b *store.ChannelBinding) error {
+	if err := queue.Rearm(ctx, r.store.DB, b.WorkspaceID, JobMirrorSend); err != nil {
+		return err
+	}
+	return r.store.Tx(ctx, func(tx *gorm.DB) error {
+		_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobMirrorWindow, WorkspaceID: b.WorkspaceID,
+			Payload: batchJob{IntegrationID: b.IntegrationID}, MaxAttempts: 50})
+		if err != nil {
+			return fmt.Errorf("routing: enqueue mirror window: %w", err)
+		}
+		return nil
+	})
 }
