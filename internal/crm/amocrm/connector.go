@@ -455,12 +455,16 @@ func (s *Service) findContactByPhone(ctx context.Context, in *store.Integration,
 	return id, leads, nil
 }
 
+// statusUnsorted is the type of a pipeline's "unsorted" status.
+const statusUnsorted = 1
+
 // adoptContactLeads looks in the account for a lead of each customer the
 // binding knows none of (no link, no dialog record: the integration was
 // deleted, with its links, and installed again; or the customer's contact
 // was already in the account). The customer's contact is the linked one,
 // else the one found by phone (kept in contacts for planLead); its leads
-// are read in one call for all the customers, and one is taken over:
+// are read in one call for all the customers (and the pipelines, to leave
+// out amoCRM's unsorted incoming leads), and one is taken over:
 // an open one, in the binding's pipeline first, the most recently
 // updated; with none open, the most recently updated closed one, which
 // on_repeat then writes into or replaces as for any linked closed lead.
@@ -504,9 +508,25 @@ func (s *Service) adoptContactLeads(ctx context.Context, d *routing.Delivery, ct
 	if err != nil {
 		return nil, Classify(err)
 	}
+	// A lead in an unsorted status is amoCRM's incoming request (from a
+	// chat, a form), not yet accepted by anyone: not a lead to write into.
+	ps, err := s.API(in).Pipelines(ctx)
+	if err != nil {
+		return nil, Classify(err)
+	}
+	unsorted := map[int]bool{}
+	for _, p := range ps {
+		for _, st := range p.Statuses {
+			if st.Type == statusUnsorted {
+				unsorted[st.ID] = true
+			}
+		}
+	}
 	byID := make(map[int]*Lead, len(ls))
 	for i := range ls {
-		byID[ls[i].ID] = &ls[i]
+		if !unsorted[ls[i].StatusID] {
+			byID[ls[i].ID] = &ls[i]
+		}
 	}
 	pipeline, _ := strconv.Atoi(b.CategoryID)
 	// rank orders a customer's leads: open before closed, the binding's
