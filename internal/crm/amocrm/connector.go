@@ -27,7 +27,8 @@ const (
 	// linkContact ties a store contact to its amoCRM contact.
 	linkContact = "crm_contact"
 	// linkLead ties binding id + ":" + store contact to the lead the
-	// binding writes the customer's messages into.
+	// binding writes the customer's messages into (a new binding of the
+	// channel takes the dialog's lead over: crm.RecordLink).
 	linkLead = "crm_lead"
 )
 
