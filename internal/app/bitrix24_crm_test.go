@@ -203,3 +203,37 @@ func TestBitrix24UninstallWithCleanDeletes(t *testing.T) {
 		t.Fatalf("integration after a clean uninstall: %d", st)
 	}
 }
+
+// TestBitrix24CRMRebindKeepsDeal: a customer's open deal survives the
+// channel being unbound and bound again (a new binding takes over the
+// dialog's deal); the next message goes into its timeline, no second
+// deal is made.
+func TestBitrix24CRMRebindKeepsDeal(t *testing.T) {
+	apptest.Each(t, b24Opts, func(t *testing.T, e *apptest.Env) {
+		integ, ws := e.InstallBitrix24()
+		ch := createWAIn(t, e, ws)
+		bind := map[string]any{"mode": "crm", "entity": "deal", "category_id": "0", "on_repeat": "new"}
+		if st, body := e.Do("PUT", "/api/v1/integrations/"+integ+"/channels/"+ch, bind); st != http.StatusOK {
+			t.Fatalf("bind: %d %v", st, body)
+		}
+		ctx := context.Background()
+		e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, customer, "Анна", "Здравствуйте")
+		e.Eventually("deal and comment", func() bool { return len(e.Portal.Deals()) == 1 && len(e.Portal.TimelineComments()) == 1 })
+		if st, body := e.Do("DELETE", "/api/v1/integrations/"+integ+"/channels/"+ch, nil); st >= 300 {
+			t.Fatalf("unbind: %d %v", st, body)
+		}
+		if st, body := e.Do("PUT", "/api/v1/integrations/"+integ+"/channels/"+ch, bind); st != http.StatusOK {
+			t.Fatalf("bind again: %d %v", st, body)
+		}
+		e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, customer, "Анна", "Это снова я")
+		e.Eventually("second comment", func() bool { return len(e.Portal.TimelineComments()) == 2 })
+		e.WaitIdle()
+		if n := len(e.Portal.Deals()); n != 1 {
+			t.Fatalf("%d deals after the rebind", n)
+		}
+		deal, c := e.Portal.Deals()[0], e.Portal.TimelineComments()[1]
+		if itoa(c.EntityID) != deal.Field("ID") || !strings.Contains(c.Comment, "Это снова я") {
+			t.Fatalf("comment %+v on deal %s", c, deal.Field("ID"))
+		}
+	})
+}

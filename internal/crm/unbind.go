@@ -8,7 +8,9 @@ import (
 )
 
 // Unbind removes a channel's binding to an integration in scope and
-// forgets the owners picked under it (a new binding starts afresh). It
+// forgets the owners picked under it (a new binding's rotation starts
+// afresh; a returning customer's owner and record come back through the
+// dialog, see routing.OwnerForNewRecord and RecordLink). It
 // returns the integration and the removed binding, for what the provider
 // must undo in its CRM. Another workspace's integration is not found.
 func Unbind(ctx context.Context, st *store.Store, log *slog.Logger, scope store.Scope, integrationID, channelID string) (*store.Integration, *store.ChannelBinding, error) {

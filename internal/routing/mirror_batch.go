@@ -89,6 +89,9 @@ type FlushResult struct {
 	// Messages the messages they took.
 	Batches  int `json:"batches"`
 	Messages int `json:"messages"`
+	// Parked counts the open batches left open because their binding is
+	// gone and the channel is not bound again yet.
+	Parked int `json:"parked,omitempty"`
 }
 
 type batchJob struct {
@@ -234,8 +237,10 @@ func (r *Router) closeBatches(ctx context.Context, integrationID string, until *
 		return res, fmt.Errorf("routing: %w", err)
 	}
 	byID := make(map[string]*store.ChannelBinding, len(bindings))
+	byChannel := make(map[string]*store.ChannelBinding, len(bindings))
 	for i := range bindings {
 		byID[bindings[i].ID] = &bindings[i]
+		byChannel[bindings[i].ChannelID] = &bindings[i]
 	}
 	err = r.store.Tx(ctx, func(tx *gorm.DB) error {
 		res = FlushResult{}
@@ -248,7 +253,25 @@ func (r *Router) closeBatches(ctx context.Context, integrationID string, until *
 			batch := &open[i]
 			since, upto := batch.ClosesAt, batch.ClosesAt // an empty range: takes nothing
 			b := byID[batch.BindingID]
-			if b != nil && MirrorModeOf(b) != MirrorEach {
+			var heir *store.ChannelBinding
+			switch {
+			case b == nil && byChannel[batch.ChannelID] == nil:
+				// Its binding is gone (unbound, or the integration was
+				// disabled) and the channel is not bound again yet: its
+				// messages were accepted for the CRM, so the batch stays
+				// open, parked, until the channel is bound again.
+				res.Parked++
+				continue
+			case b == nil:
+				// The channel is bound again: the new binding writes the
+				// old one's window, the messages the batch was opened
+				// for, up to its last touch (each message's ingest
+				// touches it; nothing does after its binding is gone),
+				// so none of those the new binding batches itself.
+				heir = byChannel[batch.ChannelID]
+				since, upto = batch.OpensAt, batch.UpdatedAt.Add(time.Millisecond)
+				batch.BindingID = heir.ID // its messages are placed under the heir
+			case MirrorModeOf(b) != MirrorEach:
 				since = b.CreatedAt
 				if until == nil {
 					upto = time.Time{} // a flush takes everything there is
@@ -257,6 +280,11 @@ func (r *Router) closeBatches(ctx context.Context, integrationID string, until *
 			closed, n, err := store.CloseMirrorBatch(tx, batch, since, upto, LinkMirrored)
 			if err != nil {
 				return err
+			}
+			if closed && heir != nil {
+				if err := store.MoveMirrorBatch(tx, batch.ID, heir.ID); err != nil {
+					return err
+				}
 			}
 			if closed && b != nil && MirrorModeOf(b) == MirrorEach {
 				// Switched to each since the window opened: the each-path
@@ -294,9 +322,18 @@ func (r *Router) handleMirrorWindow(ctx context.Context, j *queue.Job) error {
 		return queue.Permanent(err)
 	}
 	now := store.Now()
-	_, err := r.closeBatches(ctx, p.IntegrationID, &now)
+	res, err := r.closeBatches(ctx, p.IntegrationID, &now)
+	if err == nil && res.Parked > 0 {
+		// Looked at again until the channel is bound again; a job that
+		// runs out of attempts is re-armed when the account is
+		// installed again (Resume).
+		return queue.RetryAfter(parkDelay, errBatchParked)
+	}
 	return err
 }
+
+// errBatchParked: a batch waits for its channel to be bound again.
+var errBatchParked = errors.New("routing: mirror batches wait for their channel to be bound again")
 
 func (r *Router) handleMirrorSend(ctx context.Context, j *queue.Job) error {
 	var p batchJob
@@ -309,6 +346,11 @@ func (r *Router) handleMirrorSend(ctx context.Context, j *queue.Job) error {
 	}
 	if err != nil {
 		return err
+	}
+	if in.State == store.IntegrationUninstalled {
+		// Its batches were accepted: they wait for the account to be
+		// installed again (Resume re-arms this job), not dropped.
+		return queue.RetryAfter(parkDelay, ErrParked)
 	}
 	if run, err := workable(in); !run {
 		return err
@@ -331,6 +373,9 @@ func (r *Router) handleMirrorSend(ctx context.Context, j *queue.Job) error {
 				return err
 			}
 		}
+		if len(batches) < len(pending) {
+			return queue.RetryAfter(parkDelay, errBatchParked)
+		}
 		if len(pending) < maxSendBatches {
 			return nil
 		}
@@ -338,9 +383,10 @@ func (r *Router) handleMirrorSend(ctx context.Context, j *queue.Job) error {
 }
 
 // loadBatches reads the batches' messages. A batch whose binding is gone
-// is dropped (marked sent: there is no record to write to any more). A
-// file still downloading holds everything back for a while, so the link in
-// the CRM works.
+// goes to the binding that replaced it (the channel bound again to the
+// integration), or waits for one: nothing accepted is dropped. A file
+// still downloading holds everything back for a while, so the link in the
+// CRM works.
 func (r *Router) loadBatches(ctx context.Context, in *store.Integration, pending []store.MirrorBatch) ([]Batch, error) {
 	ws, err := r.store.GetWorkspace(ctx, store.All, in.WorkspaceID)
 	if err != nil {
@@ -351,11 +397,14 @@ func (r *Router) loadBatches(ctx context.Context, in *store.Integration, pending
 	for _, pb := range pending {
 		b, err := r.store.GetBinding(ctx, pb.BindingID)
 		if errors.Is(err, store.ErrNotFound) {
-			r.log.Warn("routing: mirror batch of a removed binding dropped", "batch_id", pb.ID, "messages", pb.Messages)
-			if err := r.store.Tx(ctx, func(tx *gorm.DB) error { return store.MarkMirrorBatchSent(tx, pb.ID) }); err != nil {
-				return nil, err
+			b, err = r.store.BindingOf(ctx, in.ID, pb.ChannelID)
+			if errors.Is(err, store.ErrNotFound) {
+				r.log.Info("routing: mirror batch waits for its channel to be bound again", "batch_id", pb.ID, "messages", pb.Messages)
+				continue
 			}
-			continue
+			if err == nil {
+				err = r.store.Tx(ctx, func(tx *gorm.DB) error { return store.MoveMirrorBatch(tx, pb.ID, b.ID) })
+			}
 		}
 		if err != nil {
 			return nil, err
@@ -424,4 +473,22 @@ func (r *Router) sendBatches(ctx context.Context, in *store.Integration, bc Batc
 		return queue.RetryAfter(parkDelay, err)
 	}
 	return err
+}
+
+// Bound is told of a channel bound to an integration: batches an earlier
+// binding of the channel left waiting (it was unbound, or the integration
+// uninstalled, before they were written) are closed and written now
+// rather than at their next look. Nothing waiting costs no CRM call.
+func (r *Router) Bound(ctx context.Context, b *store.ChannelBinding) error {
+	if err := queue.Rearm(ctx, r.store.DB, b.WorkspaceID, JobMirrorSend); err != nil {
+		return err
+	}
+	return r.store.Tx(ctx, func(tx *gorm.DB) error {
+		_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobMirrorWindow, WorkspaceID: b.WorkspaceID,
+			Payload: batchJob{IntegrationID: b.IntegrationID}, MaxAttempts: 50})
+		if err != nil {
+			return fmt.Errorf("routing: enqueue mirror window: %w", err)
+		}
+		return nil
+	})
 }

@@ -24,6 +24,7 @@ type OwnerDeps interface {
 	OwnerOf(ctx context.Context, scopeKey, contactID string) (string, error)
 	ReleaseOwner(ctx context.Context, scopeKey, contactID, userID string) error
 	CRMUsers(ctx context.Context, integrationID string) ([]store.CRMUser, error)
+	DialogOwner(ctx context.Context, integrationID, channelID, contactID string) (string, error)
 }
 
 var _ OwnerDeps = (*store.Store)(nil)
@@ -79,6 +80,9 @@ func OwnerForNewRecord(ctx context.Context, st OwnerDeps, b *store.ChannelBindin
 		return NewOwner{}, err
 	}
 	active := KnownActive(users)
+	if err := inheritOwner(ctx, st, b, contactID, active); err != nil {
+		return NewOwner{}, err
+	}
 	if err := releaseInactive(ctx, st, b.ID, contactID, active); err != nil {
 		return NewOwner{}, err
 	}
@@ -105,6 +109,27 @@ func OwnerForNewRecord(ctx context.Context, st OwnerDeps, b *store.ChannelBindin
 	// Validate refuses any other strategy; one stored by hand is treated
 	// as no policy rather than stopping the customer's messages.
 	return NewOwner{Reason: OwnerNoPolicy}, nil
+}
+
+// inheritOwner carries a returning customer's owner over from an earlier
+// binding of the same integration and channel. Owner scopes are per
+// binding (each rotation is its own) and an unbind forgets them, but the
+// dialog (per integration, channel and customer) keeps its owner: when the
+// channel is bound again, the person who owned the customer stays their
+// owner instead of the customer being shared out (or claimed) afresh. An
+// owner switched off in the CRM since is not carried over.
+func inheritOwner(ctx context.Context, st OwnerDeps, b *store.ChannelBinding, contactID string, active func(string) bool) error {
+	if _, err := st.OwnerOf(ctx, b.ID, contactID); !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	prev, err := st.DialogOwner(ctx, b.IntegrationID, b.ChannelID, contactID)
+	if err != nil || prev == "" || !active(prev) {
+		return err
+	}
+	// Recorded like a claim: insert-if-absent, so a concurrent pick or
+	// claim in the new scope wins and this changes nothing.
+	_, _, err = st.ClaimFirstResponder(ctx, b.ID, contactID, prev)
+	return err
 }
 
 // releaseInactive forgets the customer's owner when the CRM has switched
@@ -153,6 +178,9 @@ func ClaimByAnswer(ctx context.Context, st OwnerDeps, b *store.ChannelBinding, c
 	}
 	users, err := st.CRMUsers(ctx, b.IntegrationID)
 	if err != nil {
+		return Claim{}, err
+	}
+	if err := inheritOwner(ctx, st, b, contactID, KnownActive(users)); err != nil {
 		return Claim{}, err
 	}
 	owner, won, err := ClaimFirstResponder(ctx, st, b.ID, contactID, userID, *p.Owner, KnownActive(users))

@@ -62,6 +62,10 @@ func (m *memOwners) ReleaseOwner(_ context.Context, scope, contact, user string)
 
 func (m *memOwners) CRMUsers(context.Context, string) ([]store.CRMUser, error) { return m.users, nil }
 
+func (m *memOwners) DialogOwner(context.Context, string, string, string) (string, error) {
+	return "", nil
+}
+
 func crmUser(id string, active bool) store.CRMUser {
 	return store.CRMUser{UserID: id, Active: active}
 }

@@ -241,3 +241,17 @@ func WorkspaceTimezone(tx *gorm.DB, workspaceID string) (string, error) {
 	}
 	return tz, nil
 }
+
+// MoveMirrorBatch hands a batch that is no longer open to another binding
+// of its integration and channel: the binding that replaced its own after
+// an unbind (or an uninstall) and a new bind. Only a batch no longer open
+// moves, so it never meets the new binding's open batch of the same
+// window in the one-open-batch-per-window index.
+func MoveMirrorBatch(tx *gorm.DB, id, bindingID string) error {
+	err := tx.Model(&MirrorBatch{}).Where("id = ? AND state <> ?", id, BatchOpen).
+		Updates(map[string]any{"binding_id": bindingID, "updated_at": Now()}).Error
+	if err != nil {
+		return fmt.Errorf("store: move mirror batch: %w", err)
+	}
+	return nil
+}

@@ -205,3 +205,20 @@ func (s *Store) DeleteOwnerScope(ctx context.Context, scopeKey string) error {
 		return nil
 	})
 }
+
+// DialogOwner is the owner recorded on the customer's dialog with an
+// integration's channel ("" when unassigned or no dialog): what survives
+// the channel being unbound and bound again, while the per-binding owner
+// scopes do not.
+func (s *Store) DialogOwner(ctx context.Context, integrationID, channelID, contactID string) (string, error) {
+	var owners []string
+	err := s.g(ctx).Model(&Dialog{}).Where("integration_id = ? AND channel_id = ? AND contact_id = ?", integrationID, channelID, contactID).
+		Limit(1).Pluck("owner_user_id", &owners)
+	if err.Error != nil {
+		return "", fmt.Errorf("store: dialog owner: %w", err.Error)
+	}
+	if len(owners) == 0 {
+		return "", nil
+	}
+	return owners[0], nil
+}

@@ -60,6 +60,10 @@ func (s *Service) Bind(ctx context.Context, scope store.Scope, integrationID, ch
 	if err := s.store.PutBinding(ctx, b); err != nil {
 		return nil, err
 	}
+	if err := s.router.Bound(ctx, b); err != nil {
+		// Bound; the waiting batches are written at their next look.
+		s.log.Error("amocrm: wake the batches waiting for the channel", "integration_id", b.IntegrationID, "channel_id", b.ChannelID, "err", err)
+	}
 	return b, nil
 }
 

@@ -27,7 +27,8 @@ const (
 	// linkContact ties a store contact to its amoCRM contact.
 	linkContact = "crm_contact"
 	// linkLead ties binding id + ":" + store contact to the lead the
-	// binding writes the customer's messages into.
+	// binding writes the customer's messages into (a new binding of the
+	// channel takes the dialog's lead over: crm.RecordLink).
 	linkLead = "crm_lead"
 )
 
@@ -209,30 +210,48 @@ func (s *Service) ensureLeads(ctx context.Context, d *routing.Delivery, cts []*s
 	}
 	leads := map[string]int{}
 	linked := map[string]int{}
+	var unlinked []*store.Contact
 	for _, ct := range cts {
-		id, err := s.remoteInt(ctx, in.ID, linkLead, b.ID+":"+ct.ID)
+		v, err := crm.RecordLink(ctx, s.store, b, linkLead, ct.ID, EntityLead)
 		if err != nil {
 			return nil, err
 		}
+		id, _ := strconv.Atoi(v)
 		if id != 0 {
 			linked[ct.ID] = id
+		} else {
+			unlinked = append(unlinked, ct)
 		}
+	}
+	// Customers we know no lead of may have one in the account (the
+	// integration was deleted with its links and installed again): their
+	// contact's lead is taken over, as a linked one is.
+	contacts := map[string]int{}
+	known, err := s.adoptContactLeads(ctx, d, unlinked, linked, contacts)
+	if err != nil {
+		return nil, err
 	}
 	open := map[int]bool{}
 	checkClosed := routing.StartNewRecord(p, true) && len(linked) > 0
 	if checkClosed {
-		ids := make([]int, 0, len(linked))
+		var ids []int
 		for _, id := range linked {
-			ids = append(ids, id)
+			if o, ok := known[id]; ok {
+				open[id] = o // read just now with the contact
+			} else {
+				ids = append(ids, id)
+			}
 		}
 		slices.Sort(ids)
-		ls, err := s.API(in).Leads(ctx, LeadFilter{IDs: ids})
-		if err != nil {
-			return nil, Classify(err)
-		}
-		for _, l := range ls {
-			if l.Open() {
-				open[l.ID] = true
+		if len(ids) > 0 {
+			ls, err := s.API(in).Leads(ctx, LeadFilter{IDs: ids})
+			if err != nil {
+				return nil, Classify(err)
+			}
+			for _, l := range ls {
+				if l.Open() {
+					open[l.ID] = true
+				}
 			}
 		}
 	}
@@ -242,7 +261,7 @@ func (s *Service) ensureLeads(ctx context.Context, d *routing.Delivery, cts []*s
 			leads[ct.ID] = id
 			continue
 		}
-		nl, err := s.planLead(ctx, d, ct)
+		nl, err := s.planLead(ctx, d, ct, contacts)
 		if err != nil {
 			return leads, err
 		}
@@ -321,15 +340,20 @@ func (s *Service) createLeads(ctx context.Context, in *store.Integration, todo [
 }
 
 // planLead decides a new lead for a customer: its contact and owner.
-func (s *Service) planLead(ctx context.Context, d *routing.Delivery, ct *store.Contact) (*newLead, error) {
+// contacts holds the account's contacts adoptContactLeads looked up
+// already (0: none), so they are not searched twice.
+func (s *Service) planLead(ctx context.Context, d *routing.Delivery, ct *store.Contact, contacts map[string]int) (*newLead, error) {
 	in, b := d.Integration, d.Binding
-	contactID, err := s.remoteInt(ctx, in.ID, linkContact, ct.ID)
-	if err != nil {
-		return nil, err
-	}
-	if contactID == 0 && ct.Phone != "" {
-		if contactID, err = s.findContactByPhone(ctx, in, ct.Phone); err != nil {
+	contactID, looked := contacts[ct.ID]
+	var err error
+	if !looked {
+		if contactID, err = s.remoteInt(ctx, in.ID, linkContact, ct.ID); err != nil {
 			return nil, err
+		}
+		if contactID == 0 && ct.Phone != "" {
+			if contactID, _, err = s.findContactByPhone(ctx, in, ct.Phone); err != nil {
+				return nil, err
+			}
 		}
 	}
 	nl := &newLead{ct: ct}
@@ -408,28 +432,172 @@ func (s *Service) linkLeads(ctx context.Context, d *routing.Delivery, todo []*ne
 // workspace's rule (phone.AnySame: 8→+7 only where the workspace says so),
 // since the search also hits other numbers and fields holding those
 // digits. Of several confirmed contacts the lowest id (the oldest) wins,
-// the same on every retry. 0 when none is confirmed.
-func (s *Service) findContactByPhone(ctx context.Context, in *store.Integration, e164 string) (int, error) {
+// the same on every retry. 0 when none is confirmed. leads are the found
+// contact's lead ids (read in the same call).
+func (s *Service) findContactByPhone(ctx context.Context, in *store.Integration, e164 string) (id int, leads []int, err error) {
 	query := phone.NationalDigits(e164)
 	if query == "" {
-		return 0, nil
+		return 0, nil, nil
 	}
 	ws, err := s.store.GetWorkspace(ctx, store.All, in.WorkspaceID)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	rule := phone.Options{Trunk8: ws.PhoneTrunk8, Region: ws.PhoneRegion}
-	found, err := s.API(in).SearchContacts(ctx, query, false)
+	found, err := s.API(in).SearchContacts(ctx, query, true)
 	if err != nil {
-		return 0, Classify(err)
+		return 0, nil, Classify(err)
 	}
-	best := 0
 	for _, c := range found {
-		if phone.AnySame(c.Values("PHONE"), e164, rule) && (best == 0 || c.ID < best) {
-			best = c.ID
+		if phone.AnySame(c.Values("PHONE"), e164, rule) && (id == 0 || c.ID < id) {
+			id, leads = c.ID, c.LeadIDs()
 		}
 	}
-	return best, nil
+	return id, leads, nil
+}
+
+// statusUnsorted is the type of a pipeline's "unsorted" status.
+const statusUnsorted = 1
+
+// adoptContactLeads looks in the account for a lead of each customer the
+// binding knows none of (no link, no dialog record: the integration was
+// deleted, with its links, and installed again; or the customer's contact
+// was already in the account). The customer's contact is the linked one,
+// else the one found by phone (kept in contacts for planLead); its leads
+// are read in one call for all the customers (and the pipelines, to leave
+// out amoCRM's unsorted incoming leads), and one is taken over:
+// an open one, in the binding's pipeline first, the most recently
+// updated; with none open, the most recently updated closed one, which
+// on_repeat then writes into or replaces as for any linked closed lead.
+// The lead taken is linked (with the contact and the dialog) and added to
+// linked; known says, of each lead taken, whether it is open.
+func (s *Service) adoptContactLeads(ctx context.Context, d *routing.Delivery, cts []*store.Contact, linked, contacts map[string]int) (map[int]bool, error) {
+	in, b := d.Integration, d.Binding
+	leadsOf := map[string][]int{}
+	var all []int
+	for _, ct := range cts {
+		contactID, err := s.remoteInt(ctx, in.ID, linkContact, ct.ID)
+		if err != nil {
+			return nil, err
+		}
+		var ids []int
+		switch {
+		case contactID != 0:
+			c, found, err := s.API(in).GetContact(ctx, contactID, true)
+			if err != nil {
+				return nil, Classify(err)
+			}
+			if found {
+				ids = c.LeadIDs()
+			}
+		case ct.Phone != "":
+			if contactID, ids, err = s.findContactByPhone(ctx, in, ct.Phone); err != nil {
+				return nil, err
+			}
+		}
+		contacts[ct.ID] = contactID
+		if len(ids) > 0 {
+			leadsOf[ct.ID] = ids
+			all = append(all, ids...)
+		}
+	}
+	if len(all) == 0 {
+		return nil, nil
+	}
+	slices.Sort(all)
+	ls, err := s.API(in).Leads(ctx, LeadFilter{IDs: slices.Compact(all)})
+	if err != nil {
+		return nil, Classify(err)
+	}
+	// A lead in an unsorted status is amoCRM's incoming request (from a
+	// chat, a form), not yet accepted by anyone: not a lead to write into.
+	ps, err := s.API(in).Pipelines(ctx)
+	if err != nil {
+		return nil, Classify(err)
+	}
+	unsorted := map[int]bool{}
+	for _, p := range ps {
+		for _, st := range p.Statuses {
+			if st.Type == statusUnsorted {
+				unsorted[st.ID] = true
+			}
+		}
+	}
+	byID := make(map[int]*Lead, len(ls))
+	for i := range ls {
+		if !unsorted[ls[i].StatusID] {
+			byID[ls[i].ID] = &ls[i]
+		}
+	}
+	pipeline, _ := strconv.Atoi(b.CategoryID)
+	// rank orders a customer's leads: open before closed, the binding's
+	// pipeline first, then the most recently updated (the highest id on
+	// a tie, the same on every retry).
+	rank := func(l *Lead) []int64 {
+		r := []int64{0, 0, l.UpdatedAt, int64(l.ID)}
+		if l.Open() {
+			r[0] = 1
+			if l.PipelineID == pipeline {
+				r[1] = 1
+			}
+		}
+		return r
+	}
+	// A lead the integration already links to another customer (the same
+	// person writing on another channel) stays theirs: a lead's card
+	// answers one conversation.
+	taken := func(leadID int, ct *store.Contact) (bool, error) {
+		locals, err := s.store.LocalIDsByRemote(ctx, in.ID, linkLead, strconv.Itoa(leadID))
+		if err != nil {
+			return false, err
+		}
+		for _, l := range locals {
+			if !strings.HasSuffix(l, ":"+ct.ID) {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	pick := map[string]*Lead{}
+	for _, ct := range cts {
+		for _, id := range leadsOf[ct.ID] {
+			l := byID[id]
+			if l == nil || (pick[ct.ID] != nil && slices.Compare(rank(l), rank(pick[ct.ID])) <= 0) {
+				continue
+			}
+			if t, err := taken(id, ct); err != nil || t {
+				if err != nil {
+					return nil, err
+				}
+				continue
+			}
+			pick[ct.ID] = l
+		}
+	}
+	known := map[int]bool{}
+	err = s.store.Tx(ctx, func(tx *gorm.DB) error {
+		for _, ct := range cts {
+			best := pick[ct.ID]
+			if best == nil {
+				continue
+			}
+			if err := store.PutLink(tx, in.ID, linkContact, ct.ID, strconv.Itoa(contacts[ct.ID])); err != nil {
+				return err
+			}
+			if err := store.PutLink(tx, in.ID, linkLead, b.ID+":"+ct.ID, strconv.Itoa(best.ID)); err != nil {
+				return err
+			}
+			k := store.DialogKey{WorkspaceID: b.WorkspaceID, IntegrationID: in.ID, ChannelID: b.ChannelID, ContactID: ct.ID}
+			if err := store.SetDialogCRM(tx, k, store.DialogCRM{Entity: EntityLead, EntityID: strconv.Itoa(best.ID)}); err != nil {
+				return err
+			}
+			linked[ct.ID], known[best.ID] = best.ID, best.Open()
+			s.log.Info("amocrm: the customer's lead in the account is taken over", "integration_id", in.ID,
+				"binding_id", b.ID, "contact_id", ct.ID, "lead_id", best.ID, "open", best.Open())
+		}
+		return nil
+	})
+	return known, err
 }
 
 // remoteInt reads a numeric link; 0 when there is none.

@@ -120,6 +120,10 @@ func (s *Service) bind(ctx context.Context, scope store.Scope, integrationID, ch
 	if err := s.store.PutBinding(ctx, b); err != nil {
 		return nil, err
 	}
+	if err := s.router.Bound(ctx, b); err != nil {
+		// Bound; the waiting batches are written at their next look.
+		s.log.Error("bitrix24: wake the batches waiting for the channel", "integration_id", b.IntegrationID, "channel_id", b.ChannelID, "err", err)
+	}
 	if b.Mode == ModeOpenLines {
 		err := s.store.Tx(ctx, func(tx *gorm.DB) error {
 			_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobActivate, WorkspaceID: in.WorkspaceID, Key: "b24line:" + in.ID + ":" + b.LineID,

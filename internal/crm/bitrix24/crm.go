@@ -87,14 +87,13 @@ func (s *Service) closedRecords(ctx context.Context, d *routing.Delivery, contac
 	entity, link := crmEntity(d.Binding)
 	var ids []string
 	for _, c := range contactIDs {
-		id, err := s.store.RemoteOf(ctx, d.Integration.ID, link, d.Binding.ID+":"+c)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
+		id, err := crm.RecordLink(ctx, s.store, d.Binding, link, c, entity)
 		if err != nil {
 			return nil, err
 		}
-		ids = append(ids, id)
+		if id != "" {
+			ids = append(ids, id)
+		}
 	}
 	if len(ids) == 0 {
 		return nil, nil
@@ -156,8 +155,9 @@ func (s *Service) planRecord(ctx context.Context, d *routing.Delivery, ct *store
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	pl.entityID, err = s.store.RemoteOf(ctx, in.ID, pl.link, b.ID+":"+ct.ID)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	// The customer's record under an earlier binding of the channel is
+	// taken over (crm.RecordLink says why).
+	if pl.entityID, err = crm.RecordLink(ctx, s.store, b, pl.link, ct.ID, pl.entity); err != nil {
 		return nil, err
 	}
 	if pl.entityID != "" && closed[pl.entityID] {
