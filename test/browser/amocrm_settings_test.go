@@ -1,18 +1,15 @@
 // Package browser holds browser tests of pages as people use them where
 // they live: headless Chromium (Debian's chromium package) driven by
 // chromedp, against a gateway and simulators started in the test.
-package browser
+package browser_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -52,31 +49,6 @@ func installAccount(t *testing.T, e *apptest.Env) string {
 	})
 	e.WaitIdle()
 	return id
-}
-
-// settingsTicket trades a disposable token of user for a settings
-// ticket, as the widget's script does from the account's page.
-func settingsTicket(t *testing.T, e *apptest.Env, user int) string {
-	t.Helper()
-	tok, _, err := e.Amo.DisposableToken(amosim.ExampleAccount().ID, user, e.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, _ := http.NewRequest(http.MethodPost, e.URL+"/amocrm/widget/ticket", strings.NewReader("purpose=settings"))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", e.AmoURL)
-	req.Header.Set("X-Auth-Token", tok)
-	resp, err := e.Client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var out struct{ Ticket string }
-	if err := json.Unmarshal(b, &out); err != nil || out.Ticket == "" {
-		t.Fatalf("ticket: %d %s", resp.StatusCode, b)
-	}
-	return out.Ticket
 }
 
 // frameInto opens parent (a page of the account's own origin, as amoCRM's
@@ -119,7 +91,7 @@ func TestAmoCRMSettingsInBrowser(t *testing.T) {
 		t.Fatalf("bind: %d %v", st, b)
 	}
 
-	frameInto(t, ctx, e.AmoURL+"/", e.URL+"/amocrm/settings?"+url.Values{"ticket": {settingsTicket(t, e, 9000001)}, "lang": {"ru"}}.Encode())
+	frameInto(t, ctx, e.AmoURL+"/", e.URL+"/amocrm/settings?"+url.Values{"ticket": {widgetTicket(t, e, amosim.ExampleAccount().ID, 9000001, "settings")}, "lang": {"ru"}}.Encode())
 	browsertest.WaitFrame(t, ctx, `!!document.querySelector('#settings-all') && document.documentElement.lang === 'ru'`)
 	if !browsertest.FrameEval[bool](t, ctx, `document.body.innerText.includes('Анна Админова') && document.body.innerText.includes('Продажи → Первичный контакт')`) {
 		t.Error("the page lacks the account's users or pipelines")
@@ -213,7 +185,7 @@ func TestAmoCRMSettingsInBrowser(t *testing.T) {
 	}
 
 	// A manager of the account reads the settings and changes nothing.
-	frameInto(t, ctx, e.AmoURL+"/", e.URL+"/amocrm/settings?"+url.Values{"ticket": {settingsTicket(t, e, 9000002)}, "lang": {"en"}}.Encode())
+	frameInto(t, ctx, e.AmoURL+"/", e.URL+"/amocrm/settings?"+url.Values{"ticket": {widgetTicket(t, e, amosim.ExampleAccount().ID, 9000002, "settings")}, "lang": {"en"}}.Encode())
 	browsertest.WaitFrame(t, ctx, `!!document.querySelector('#readonly')`)
 	if !browsertest.FrameEval[bool](t, ctx, `document.querySelector('fieldset.whole').disabled && !document.querySelector('#save')`) {
 		t.Error("the manager's page can be changed")
@@ -223,7 +195,7 @@ func TestAmoCRMSettingsInBrowser(t *testing.T) {
 	// Another site may not frame the page.
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "<!doctype html><title>x</title>") }))
 	t.Cleanup(other.Close)
-	frameInto(t, ctx, other.URL+"/", e.URL+"/amocrm/settings?"+url.Values{"ticket": {settingsTicket(t, e, 9000001)}}.Encode())
+	frameInto(t, ctx, other.URL+"/", e.URL+"/amocrm/settings?"+url.Values{"ticket": {widgetTicket(t, e, amosim.ExampleAccount().ID, 9000001, "settings")}}.Encode())
 	time.Sleep(time.Second)
 	if ok, err := browsertest.InFrame[bool](ctx, `!!document.querySelector('#settings-all')`); err == nil && ok {
 		t.Error("a page of another site framed the settings")

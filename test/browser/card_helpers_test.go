@@ -86,11 +86,20 @@ func cardBrowser(t *testing.T) context.Context {
 // lead.
 func cardURL(t *testing.T, e *apptest.Env, user, lead int, lang string) string {
 	t.Helper()
-	tok, _, err := e.Amo.DisposableToken(cardAccount, user, e.URL)
+	ticket := widgetTicket(t, e, cardAccount, user, "card")
+	return e.URL + "/amocrm/card?" + url.Values{"ticket": {ticket}, "entity": {"leads"}, "id": {strconv.Itoa(lead)}, "lang": {lang}}.Encode()
+}
+
+// widgetTicket trades a disposable token of the account's user for a
+// ticket of purpose ("card" or "settings"), as the widget's script does
+// from the account's page.
+func widgetTicket(t *testing.T, e *apptest.Env, account, user int, purpose string) string {
+	t.Helper()
+	tok, _, err := e.Amo.DisposableToken(account, user, e.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodPost, e.URL+"/amocrm/widget/ticket", strings.NewReader(url.Values{"purpose": {"card"}}.Encode()))
+	req, _ := http.NewRequest(http.MethodPost, e.URL+"/amocrm/widget/ticket", strings.NewReader(url.Values{"purpose": {purpose}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Origin", e.AmoURL)
 	req.Header.Set("X-Auth-Token", tok)
@@ -106,5 +115,5 @@ func cardURL(t *testing.T, e *apptest.Env, user, lead int, lang string) string {
 	if err := json.Unmarshal(b, &got); err != nil || got.Ticket == "" {
 		t.Fatalf("ticket: %d %s", resp.StatusCode, b)
 	}
-	return e.URL + "/amocrm/card?" + url.Values{"ticket": {got.Ticket}, "entity": {"leads"}, "id": {strconv.Itoa(lead)}, "lang": {lang}}.Encode()
+	return got.Ticket
 }
