@@ -28,13 +28,6 @@ func postRaw(t *testing.T, e *apptest.Env, path string, form url.Values) (int, s
 	return resp.StatusCode, string(b)
 }
 
-func bindingsOf(t *testing.T, e *apptest.Env, integ string) []any {
-	t.Helper()
-	_, v := e.Do("GET", "/api/v1/integrations/"+integ, nil)
-	b, _ := v["bindings"].([]any)
-	return b
-}
-
 // english finds an English sentence of ours on a page that should be
 // Russian.
 var english = regexp.MustCompile(`(?i)\b(the|is|must|session|reopen|belongs?|pipeline|numeric)\b`)
@@ -81,7 +74,7 @@ func TestBitrix24AppPageChoices(t *testing.T) {
 		if st, body := postRaw(t, e, "/bitrix24/app/bind?"+q, url.Values{"sess": {sess}}); st == http.StatusSeeOther || english.MatchString(textOf(body)) {
 			t.Fatalf("a save with its fields in the query string: %d %s", st, body)
 		}
-		if b := bindingsOf(t, e, integ); len(b) != 0 {
+		if b := e.Bindings(integ); len(b) != 0 {
 			t.Fatalf("the query string made a binding: %v", b)
 		}
 
@@ -95,7 +88,7 @@ func TestBitrix24AppPageChoices(t *testing.T) {
 		if !strings.Contains(page, `<option value="crm" selected>`) || !strings.Contains(page, `<option value="deal" selected>`) || !strings.Contains(page, `<option value="1" selected>Опт</option>`) {
 			t.Fatalf("the refused form lost the chosen mode:\n%s", page)
 		}
-		if b := bindingsOf(t, e, integ); len(b) != 0 {
+		if b := e.Bindings(integ); len(b) != 0 {
 			t.Fatalf("a refused save stored: %v", b)
 		}
 		// An unknown line and a hand-made pipeline id are refused the same way.
@@ -117,7 +110,7 @@ func TestBitrix24AppPageChoices(t *testing.T) {
 		if st != http.StatusOK || !strings.Contains(page, "Сохранено") {
 			t.Fatalf("save: %d\n%s", st, page)
 		}
-		b := bindingsOf(t, e, integ)
+		b := e.Bindings(integ)
 		if len(b) != 1 || b[0].(map[string]any)["category_id"] != "1" || b[0].(map[string]any)["stage_id"] != "C1:PREPARATION" || b[0].(map[string]any)["line_id"] != nil {
 			t.Fatalf("binding after the save: %v", b)
 		}

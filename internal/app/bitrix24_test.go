@@ -15,15 +15,11 @@ import (
 
 var b24Opts = apptest.Options{Bitrix24: true}
 
-// createWAIn creates the fixtures' WhatsApp channel in a workspace.
+// createWAIn creates the fixtures' WhatsApp channel in a workspace (kept
+// as a name for the many tests that call it; the helper is apptest's).
 func createWAIn(t *testing.T, e *apptest.Env, ws string) string {
 	t.Helper()
-	st, body := e.Do("POST", "/api/v1/channels", map[string]any{"type": "whatsapp", "name": "Продажи", "workspace_id": ws,
-		"phone_number_id": apptest.PhoneNumberID, "waba_id": apptest.WabaID, "display_phone": "+7 701 234 56 78", "access_token": apptest.WAToken})
-	if st != http.StatusCreated {
-		t.Fatalf("channel: %d %v", st, body)
-	}
-	return body["id"].(string)
+	return e.CreateWhatsAppIn(ws)
 }
 
 func bindLine(t *testing.T, e *apptest.Env, integration, ch, line string) {

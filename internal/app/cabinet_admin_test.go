@@ -14,21 +14,6 @@ import (
 	"github.com/switchboard/switchboard/internal/store"
 )
 
-// channelsOf lists a workspace's channels as the API shows them, by name.
-func channelsOf(t *testing.T, e *apptest.Env, ws string) map[string]map[string]any {
-	t.Helper()
-	st, body := e.Do("GET", "/api/v1/channels?workspace_id="+ws, nil)
-	if st != http.StatusOK {
-		t.Fatalf("list channels: %d %v", st, body)
-	}
-	out := map[string]map[string]any{}
-	for _, v := range body["data"].([]any) {
-		m := v.(map[string]any)
-		out[m["name"].(string)] = m
-	}
-	return out
-}
-
 // saved posts a form that must succeed: a redirect to the page, which is
 // returned.
 func (v *visitor) saved(path string, form url.Values) string {
@@ -101,19 +86,19 @@ func TestCabinetChannelsPage(t *testing.T) {
 				t.Errorf("%s: the token is shown back", c.name)
 			}
 		}
-		if n := len(channelsOf(t, e, ws)); n != 0 {
+		if n := len(e.ChannelsByName(ws)); n != 0 {
 			t.Fatalf("refusals made %d channels", n)
 		}
 		// Without the CSRF token: refused, nothing made.
 		f := form()
 		f.Del("csrf")
-		if st, _ := v.post("/channels", f); st != http.StatusForbidden || len(channelsOf(t, e, ws)) != 0 {
+		if st, _ := v.post("/channels", f); st != http.StatusForbidden || len(e.ChannelsByName(ws)) != 0 {
 			t.Fatalf("no csrf: %d", st)
 		}
 		if page = v.saved("/channels", form()); !strings.Contains(page, "Канал добавлен") {
 			t.Fatalf("add:\n%.600s", page)
 		}
-		ch := channelsOf(t, e, ws)["Продажи"]
+		ch := e.ChannelsByName(ws)["Продажи"]
 		if ch == nil || ch["state"] != "active" || ch["waba_id"] != apptest.WabaID {
 			t.Fatalf("channel as the API shows it: %v", ch)
 		}
@@ -132,7 +117,7 @@ func TestCabinetChannelsPage(t *testing.T) {
 		}
 		refusedWith(t, page, "account_not_verified", "", "Meta не подтвердила")
 		before := ch["updated_at"]
-		if now := channelsOf(t, e, ws)["Продажи"]; now["updated_at"] != before || now["state"] != "active" {
+		if now := e.ChannelsByName(ws)["Продажи"]; now["updated_at"] != before || now["state"] != "active" {
 			t.Errorf("a refused token changed the channel: %v", now)
 		}
 		if page = v.saved("/channels/"+id+"/token", url.Values{"csrf": {csrf}, "access_token": {apptest.WAToken}}); !strings.Contains(page, "Токен заменён") {
@@ -154,7 +139,7 @@ func TestCabinetChannelsPage(t *testing.T) {
 		}
 		var d map[string]any
 		e.Eventually("the dialog counted", func() bool {
-			d = channelsOf(t, e, ws)["Продажи"]["dialogs"].(map[string]any)
+			d = e.ChannelsByName(ws)["Продажи"]["dialogs"].(map[string]any)
 			return d["this_hour"] == float64(1)
 		})
 		paused, err := time.Parse(time.RFC3339Nano, fmt.Sprint(d["paused_until"]))
@@ -186,7 +171,7 @@ func TestCabinetChannelsPage(t *testing.T) {
 				t.Errorf("%s of another workspace: %d", path, st)
 			}
 		}
-		if c := channelsOf(t, e, other)["Чужой"]; c["state"] != "active" {
+		if c := e.ChannelsByName(other)["Чужой"]; c["state"] != "active" {
 			t.Errorf("another workspace's channel changed: %v", c)
 		}
 
@@ -194,7 +179,7 @@ func TestCabinetChannelsPage(t *testing.T) {
 		if page = v.saved("/channels/"+id+"/disable", url.Values{"csrf": {csrf}}); !strings.Contains(page, "Канал отключён") {
 			t.Errorf("disable:\n%.400s", page)
 		}
-		if c := channelsOf(t, e, ws)["Продажи"]; c["state"] != "disabled" {
+		if c := e.ChannelsByName(ws)["Продажи"]; c["state"] != "disabled" {
 			t.Errorf("after disable: %v", c)
 		}
 
@@ -207,7 +192,7 @@ func TestCabinetChannelsPage(t *testing.T) {
 		refusedWith(t, page, "ig_user_id_invalid", "ig_user_id", "ID аккаунта Instagram обязателен")
 		igForm.Set("ig_user_id", apptest.IGUserID)
 		v.saved("/channels", igForm)
-		if c := channelsOf(t, e, ws)["Инста"]; c == nil || c["ig_user_id"] != apptest.IGUserID || c["page_id"] != "1122334455" {
+		if c := e.ChannelsByName(ws)["Инста"]; c == nil || c["ig_user_id"] != apptest.IGUserID || c["page_id"] != "1122334455" {
 			t.Errorf("instagram channel: %v", c)
 		}
 
@@ -224,7 +209,7 @@ func TestCabinetChannelsPage(t *testing.T) {
 		if st, _ := m.post("/channels", url.Values{"csrf": {csrfOf(t, home)}, "type": {"instagram"}, "name": {"x"}, "ig_user_id": {apptest.IGUserID}, "access_token": {apptest.IGToken}}); st != http.StatusForbidden {
 			t.Errorf("manager adds a channel: %d", st)
 		}
-		if len(channelsOf(t, e, ws)) != 2 {
+		if len(e.ChannelsByName(ws)) != 2 {
 			t.Error("a manager's post made a channel")
 		}
 	})

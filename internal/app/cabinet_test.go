@@ -105,14 +105,11 @@ func (v *visitor) cookie(name string) string {
 	return ""
 }
 
-// addUser creates a cabinet user with the admin token.
+// addUser creates a cabinet user with the admin token (apptest.AddUser,
+// kept as a name for the many tests that call it).
 func addUser(t *testing.T, e *apptest.Env, ws, email, role, pw string) string {
 	t.Helper()
-	st, body := e.Do("POST", "/api/v1/workspaces/"+ws+"/users", map[string]any{"email": email, "role": role, "password": pw})
-	if st != http.StatusCreated {
-		t.Fatalf("add user %s: %d %v", email, st, body)
-	}
-	return body["id"].(string)
+	return apptest.AddUser(t, e, ws, email, role, pw)
 }
 
 const ownerPW = "owner password 1"
@@ -368,7 +365,7 @@ func TestCabinetSignIn(t *testing.T) {
 		if n := countRows(t, e, "cabinet_sessions", "1 = 1"); n != 0 {
 			t.Fatalf("%d sessions left", n)
 		}
-		noPasswordsIn(t, e, ownerPW)
+		e.NoPasswordsInLogs(ownerPW)
 	})
 }
 
@@ -379,20 +376,6 @@ func countRows(t *testing.T, e *apptest.Env, table, where string, args ...any) i
 		t.Fatal(err)
 	}
 	return n
-}
-
-// noPasswordsIn fails when a password or its hash reached the logs.
-func noPasswordsIn(t *testing.T, e *apptest.Env, passwords ...string) {
-	t.Helper()
-	logs := e.Logs()
-	for _, p := range passwords {
-		if strings.Contains(logs, p) {
-			t.Errorf("a password (%.3s…) is in the logs", p)
-		}
-	}
-	if strings.Contains(logs, "$argon2id$") {
-		t.Error("a password hash is in the logs")
-	}
 }
 
 func TestCabinetSecureCookie(t *testing.T) {
@@ -525,7 +508,7 @@ func TestCabinetLoginRateLimit(t *testing.T) {
 		if st := newVisitor(t, e).login("c@example.com", "c password 1"); st != 429 {
 			t.Fatalf("the address is not locked after 8 failures: %d", st)
 		}
-		noPasswordsIn(t, e, ownerPW, "b password 1", "c password 1", "wrong password")
+		e.NoPasswordsInLogs(ownerPW, "b password 1", "c password 1", "wrong password")
 	})
 }
 
@@ -634,6 +617,6 @@ func TestCabinetRoles(t *testing.T) {
 				}
 			}
 		}
-		noPasswordsIn(t, e, ownerPW, "admin password", "manager password", "other password")
+		e.NoPasswordsInLogs(ownerPW, "admin password", "manager password", "other password")
 	})
 }

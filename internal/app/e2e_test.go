@@ -35,14 +35,10 @@ func byExternal(id string) func(map[string]any) bool {
 	return func(m map[string]any) bool { return m["external_id"] == id }
 }
 
+// graphSends is apptest.GraphSends, kept as a name for the many tests
+// that call it.
 func graphSends(sim *metasim.Server, path string) []metasim.Request {
-	var out []metasim.Request
-	for _, r := range sim.Requests() {
-		if r.Method == http.MethodPost && r.Path == path {
-			out = append(out, r)
-		}
-	}
-	return out
+	return apptest.GraphSends(sim, path)
 }
 
 func jsonEq(t *testing.T, got []byte, want string) {

@@ -12,6 +12,7 @@ import (
 	"github.com/switchboard/switchboard/internal/app/apptest"
 	"github.com/switchboard/switchboard/internal/sandbox/amosim"
 	"github.com/switchboard/switchboard/internal/sandbox/metasim"
+	"github.com/switchboard/switchboard/test/browsertest"
 )
 
 // graphPosts counts the Graph API calls of a path.
@@ -40,37 +41,31 @@ func TestAmoCRMCardWindowInBrowser(t *testing.T) {
 	e.WaitIdle()
 	lead := e.Amo.Leads(cardAccount)[0].ID
 	path := "/v25.0/" + apptest.PhoneNumberID + "/messages"
-	do := func(steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatal(err)
-		}
-	}
 
 	// amoCRM's card column: narrow, the widget's frame 520px high.
-	do(chromedp.EmulateViewport(360, 520),
+	browsertest.Do(t, ctx, chromedp.EmulateViewport(360, 520),
 		chromedp.Navigate(cardURL(t, e, cardManager, lead, "ru")),
 		chromedp.WaitVisible("textarea[name=text]"),
-		cardShot(t, "amo-card-opened.png"))
-	if text := cardEval[string](t, ctx, `document.body.innerText`); !strings.Contains(text, "Когда доставка?") || !strings.Contains(text, "+79161234567") {
+		browsertest.Shot(t, "amo-card-opened.png"))
+	if text := browsertest.Eval[string](t, ctx, `document.body.innerText`); !strings.Contains(text, "Когда доставка?") || !strings.Contains(text, "+79161234567") {
 		t.Fatalf("card window: %s", text)
 	}
 	// It fits the card column: nothing wider than the window, the send
 	// button within the 520px frame.
-	if w := cardEval[int](t, ctx, `document.documentElement.scrollWidth`); w > 360 {
+	if w := browsertest.Eval[int](t, ctx, `document.documentElement.scrollWidth`); w > 360 {
 		t.Fatalf("the window is %dpx wide in a 360px column", w)
 	}
-	if b := cardEval[float64](t, ctx, `document.querySelector('button[type=submit]').getBoundingClientRect().bottom`); b > 520 {
+	if b := browsertest.Eval[float64](t, ctx, `document.querySelector('button[type=submit]').getBoundingClientRect().bottom`); b > 520 {
 		t.Fatalf("the send button is at %vpx, below the 520px frame", b)
 	}
-	if cardShown(t, ctx, "#chat-window") {
+	if browsertest.Shown(t, ctx, "#chat-window") {
 		t.Fatal("the closed-window banner shows for a customer who just wrote")
 	}
-	do(chromedp.SendKeys("textarea[name=text]", "Завтра с 10 до 14."),
+	browsertest.Do(t, ctx, chromedp.SendKeys("textarea[name=text]", "Завтра с 10 до 14."),
 		chromedp.Click("button[type=submit]"))
-	cardWait(t, ctx, `!!document.querySelector('#chat-notice')`)
-	do(cardShot(t, "amo-card-sent.png"))
-	if text := cardEval[string](t, ctx, `document.body.innerText`); !strings.Contains(text, "поставлено в очередь") || !strings.Contains(text, "Завтра с 10 до 14.") {
+	browsertest.WaitFor(t, ctx, `!!document.querySelector('#chat-notice')`)
+	browsertest.Do(t, ctx, browsertest.Shot(t, "amo-card-sent.png"))
+	if text := browsertest.Eval[string](t, ctx, `document.body.innerText`); !strings.Contains(text, "поставлено в очередь") || !strings.Contains(text, "Завтра с 10 до 14.") {
 		t.Fatalf("after the send: %s", text)
 	}
 	e.Eventually("sent through the Graph API", func() bool { return graphPosts(e.Sim, path) == 1 })
@@ -79,60 +74,60 @@ func TestAmoCRMCardWindowInBrowser(t *testing.T) {
 	// asking for the chosen template's variables only.
 	contact := e.Amo.PutContact(cardAccount, amosim.Contact{Name: "Ерлан", Phones: []amosim.Value{{Value: "+7 707 123 45 67", EnumCode: "WORK"}}})
 	second := e.Amo.PutLead(cardAccount, amosim.Lead{Name: "Новый", StatusID: 61000002, PipelineID: 7000001, ContactIDs: []int{contact}})
-	do(chromedp.Navigate(cardURL(t, e, cardManager, second, "ru")),
+	browsertest.Do(t, ctx, chromedp.Navigate(cardURL(t, e, cardManager, second, "ru")),
 		chromedp.WaitVisible("#chat-tpl"))
-	if !cardShown(t, ctx, "#chat-window") || !strings.Contains(cardEval[string](t, ctx, `document.querySelector('#chat-window').innerText`), "только шаблон") {
+	if !browsertest.Shown(t, ctx, "#chat-window") || !strings.Contains(browsertest.Eval[string](t, ctx, `document.querySelector('#chat-window').innerText`), "только шаблон") {
 		t.Fatal("no closed-window banner")
 	}
 	pick := ch + "|order_update|ru"
 	field := func(i int) string { return `input[name="tv|order_update|ru|` + strconv.Itoa(i) + `"]` }
 	// The window is closed: the first template is chosen, its variables
 	// asked for, and there is no free text to type (nor "no template").
-	if v := cardEval[string](t, ctx, `document.querySelector('#chat-tpl').value`); v != pick {
+	if v := browsertest.Eval[string](t, ctx, `document.querySelector('#chat-tpl').value`); v != pick {
 		t.Fatalf("the closed window's template is %q, want %q", v, pick)
 	}
-	if !cardShown(t, ctx, field(1)) || !cardShown(t, ctx, field(2)) || cardShown(t, ctx, "textarea[name=text]") ||
-		!cardEval[bool](t, ctx, `document.querySelector('#chat-tpl-none').disabled`) {
+	if !browsertest.Shown(t, ctx, field(1)) || !browsertest.Shown(t, ctx, field(2)) || browsertest.Shown(t, ctx, "textarea[name=text]") ||
+		!browsertest.Eval[bool](t, ctx, `document.querySelector('#chat-tpl-none').disabled`) {
 		t.Fatal("the chosen template's variables do not show, or the text box or \"no template\" still does")
 	}
 	// The template left out (a header variable) is named.
-	if !cardShown(t, ctx, "#chat-tpl-omitted") || !strings.Contains(cardEval[string](t, ctx, `document.querySelector('#chat-tpl-omitted').innerText`), "spring_sale") {
+	if !browsertest.Shown(t, ctx, "#chat-tpl-omitted") || !strings.Contains(browsertest.Eval[string](t, ctx, `document.querySelector('#chat-tpl-omitted').innerText`), "spring_sale") {
 		t.Fatal("the left-out template is not named")
 	}
-	do(cardShot(t, "amo-card-closed.png"))
+	browsertest.Do(t, ctx, browsertest.Shot(t, "amo-card-closed.png"))
 	// One variable left empty: refused, and the choice and what was typed
 	// stay.
-	do(chromedp.SendKeys(field(1), "Ерлан"), chromedp.Click("button[type=submit]"))
-	cardWait(t, ctx, `!!document.querySelector('#chat-notice')`)
-	do(cardShot(t, "amo-card-template-refused.png"))
-	if text := cardEval[string](t, ctx, `document.querySelector('#chat-notice').innerText`); !strings.Contains(text, "Заполните все переменные") {
+	browsertest.Do(t, ctx, chromedp.SendKeys(field(1), "Ерлан"), chromedp.Click("button[type=submit]"))
+	browsertest.WaitFor(t, ctx, `!!document.querySelector('#chat-notice')`)
+	browsertest.Do(t, ctx, browsertest.Shot(t, "amo-card-template-refused.png"))
+	if text := browsertest.Eval[string](t, ctx, `document.querySelector('#chat-notice').innerText`); !strings.Contains(text, "Заполните все переменные") {
 		t.Fatalf("a template with a variable left empty: %s", text)
 	}
-	if v, typed := cardEval[string](t, ctx, `document.querySelector('#chat-tpl').value`), cardEval[string](t, ctx, `document.querySelector('`+field(1)+`').value`); v != pick || typed != "Ерлан" ||
-		cardShown(t, ctx, "textarea[name=text]") {
+	if v, typed := browsertest.Eval[string](t, ctx, `document.querySelector('#chat-tpl').value`), browsertest.Eval[string](t, ctx, `document.querySelector('`+field(1)+`').value`); v != pick || typed != "Ерлан" ||
+		browsertest.Shown(t, ctx, "textarea[name=text]") {
 		t.Fatalf("after the refusal the template is %q and its first variable %q", v, typed)
 	}
-	do(chromedp.SendKeys(field(2), "A-4513"),
-		cardShot(t, "amo-card-template.png"),
+	browsertest.Do(t, ctx, chromedp.SendKeys(field(2), "A-4513"),
+		browsertest.Shot(t, "amo-card-template.png"),
 		chromedp.Click("button[type=submit]"))
-	cardWait(t, ctx, `!!document.querySelector('#chat-notice') && document.querySelector('#chat-notice').innerText.includes('очередь')`)
+	browsertest.WaitFor(t, ctx, `!!document.querySelector('#chat-notice') && document.querySelector('#chat-notice').innerText.includes('очередь')`)
 	// The sent template reads as the customer got it.
-	if text := cardEval[string](t, ctx, `document.querySelector('#chat-log').innerText`); !strings.Contains(text, "Здравствуйте, Ерлан! Заказ A-4513 передан в доставку.") || strings.Contains(text, "[template") {
+	if text := browsertest.Eval[string](t, ctx, `document.querySelector('#chat-log').innerText`); !strings.Contains(text, "Здравствуйте, Ерлан! Заказ A-4513 передан в доставку.") || strings.Contains(text, "[template") {
 		t.Fatalf("the sent template in the history: %s", text)
 	}
-	do(cardShot(t, "amo-card-template-sent.png"))
+	browsertest.Do(t, ctx, browsertest.Shot(t, "amo-card-template-sent.png"))
 	e.Eventually("template sent", func() bool { return graphPosts(e.Sim, path) == 2 })
 
 	// A read-only user: the conversation, no send box, and why.
 	cardDo(t, e, http.StatusOK, "PUT", "/api/v1/integrations/"+integ+"/settings",
 		map[string]any{"access": []map[string]any{{"user_id": strconv.Itoa(cardManager), "channels": map[string]string{ch: "read"}}}})
-	do(chromedp.Navigate(cardURL(t, e, cardManager, lead, "ru")),
+	browsertest.Do(t, ctx, chromedp.Navigate(cardURL(t, e, cardManager, lead, "ru")),
 		chromedp.WaitVisible("#chat-read-only"),
-		cardShot(t, "amo-card-read-only.png"))
-	if cardShown(t, ctx, "#chat-form") || cardShown(t, ctx, "textarea[name=text]") {
+		browsertest.Shot(t, "amo-card-read-only.png"))
+	if browsertest.Shown(t, ctx, "#chat-form") || browsertest.Shown(t, ctx, "textarea[name=text]") {
 		t.Fatal("a read-only user sees the send box")
 	}
-	if text := cardEval[string](t, ctx, `document.body.innerText`); !strings.Contains(text, "Когда доставка?") || !strings.Contains(text, "только просмотр") ||
+	if text := browsertest.Eval[string](t, ctx, `document.body.innerText`); !strings.Contains(text, "Когда доставка?") || !strings.Contains(text, "только просмотр") ||
 		!strings.Contains(text, "администратор аккаунта amoCRM") {
 		t.Fatalf("read-only: %s", text)
 	}

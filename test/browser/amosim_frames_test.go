@@ -2,62 +2,18 @@ package browser_test
 
 import (
 	"context"
-	"fmt"
 	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/page"
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/switchboard/switchboard/internal/app/apptest"
 	"github.com/switchboard/switchboard/internal/sandbox/amosim"
+	"github.com/switchboard/switchboard/test/browsertest"
 )
-
-// simInFrame evaluates expr in the document of the top page's first
-// iframe (the gateway's page), in an isolated world of its own.
-func simInFrame[T any](ctx context.Context, expr string) (T, error) {
-	var zero T
-	f, err := chromedp.Run(ctx, chromedp.Action[*cdp.Frame](func(ctx context.Context, tg *chromedp.Target) (*cdp.Frame, error) {
-		r, err := cdp.Call(ctx, tg, page.GetFrameTree, cdp.Empty{})
-		if err != nil || r.FrameTree == nil || len(r.FrameTree.ChildFrames) == 0 {
-			return nil, err
-		}
-		return r.FrameTree.ChildFrames[0].Frame, nil
-	}))
-	if err != nil || f == nil {
-		return zero, fmt.Errorf("no iframe (%v)", err)
-	}
-	world, err := chromedp.Run(ctx, chromedp.Action[page.CreateIsolatedWorldResult](func(ctx context.Context, tg *chromedp.Target) (page.CreateIsolatedWorldResult, error) {
-		return cdp.Call(ctx, tg, page.CreateIsolatedWorld, page.CreateIsolatedWorldParams{FrameID: f.ID, WorldName: "test"})
-	}))
-	if err != nil {
-		return zero, err
-	}
-	return chromedp.Run(ctx, chromedp.Evaluate[T](expr, func(p *runtime.EvaluateParams) { p.ContextID = world.ExecutionContextID }))
-}
-
-// simWaitFrame waits until cond is true in the gateway's iframe.
-func simWaitFrame(t *testing.T, ctx context.Context, cond string) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		ok, err := simInFrame[bool](ctx, cond)
-		if err == nil && ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			top, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
-			t.Fatalf("the iframe never had %s (last error %v); the page: %s", cond, err, top)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // The simulator's widget pages in a browser, as a person opens them from
 // /sim/: the settings page and a lead's and a contact's card, each a page
@@ -85,46 +41,40 @@ func TestAmosimWidgetFramesInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	top := func() string { return cardEval[string](t, ctx, `document.body.innerText`) }
+	top := func() string { return browsertest.Eval[string](t, ctx, `document.body.innerText`) }
 
 	// The settings page as the account's admin, in Russian.
 	open(e.AmoURL + amosim.FrameSettingsPath + "?" + url.Values{"user": {strconv.Itoa(cardAdmin)}, "lang": {"ru"}}.Encode())
-	simWaitFrame(t, ctx, `!!document.querySelector('#settings-all') && document.documentElement.lang === 'ru'`)
-	if ok, err := simInFrame[bool](ctx, `document.body.innerText.includes('Продажи')`); err != nil || !ok {
+	browsertest.WaitFrame(t, ctx, `!!document.querySelector('#settings-all') && document.documentElement.lang === 'ru'`)
+	if ok, err := browsertest.InFrame[bool](ctx, `document.body.innerText.includes('Продажи')`); err != nil || !ok {
 		t.Errorf("the settings frame lacks the channel (%v)", err)
 	}
 	if text := top(); !strings.Contains(text, "Анна Админова") || !strings.Contains(text, "POST "+e.URL+"/amocrm/widget/ticket → 200") {
 		t.Errorf("the settings page: %s", text)
 	}
-	do := func(a chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, a); err != nil {
-			t.Fatal(err)
-		}
-	}
-	do(cardShot(t, "amosim-frame-settings.png"))
+	browsertest.Do(t, ctx, browsertest.Shot(t, "amosim-frame-settings.png"))
 
 	// The lead's card as the manager: the conversation in the widget's
 	// column, the lead's fields beside it.
 	open(e.AmoURL + amosim.FrameCardPath + "?" + url.Values{"user": {strconv.Itoa(cardManager)}, "entity": {"leads"}, "id": {strconv.Itoa(lead.ID)}, "lang": {"ru"}}.Encode())
-	simWaitFrame(t, ctx, `!!document.querySelector('textarea[name=text]') && document.body.innerText.includes('Когда доставка?')`)
+	browsertest.WaitFrame(t, ctx, `!!document.querySelector('textarea[name=text]') && document.body.innerText.includes('Когда доставка?')`)
 	if text := top(); !strings.Contains(text, lead.Name) || !strings.Contains(text, "Иван Менеджеров") {
 		t.Errorf("the lead's card: %s", text)
 	}
-	do(cardShot(t, "amosim-frame-lead.png"))
+	browsertest.Do(t, ctx, browsertest.Shot(t, "amosim-frame-lead.png"))
 
 	// The contact's card, in English.
 	open(e.AmoURL + amosim.FrameCardPath + "?" + url.Values{"user": {strconv.Itoa(cardManager)}, "entity": {"contacts"}, "id": {strconv.Itoa(lead.ContactIDs[0])}, "lang": {"en"}}.Encode())
-	simWaitFrame(t, ctx, `document.documentElement.lang === 'en' && document.body.innerText.includes('Когда доставка?')`)
-	do(cardShot(t, "amosim-frame-contact-en.png"))
+	browsertest.WaitFrame(t, ctx, `document.documentElement.lang === 'en' && document.body.innerText.includes('Когда доставка?')`)
+	browsertest.Do(t, ctx, browsertest.Shot(t, "amosim-frame-contact-en.png"))
 
 	errorOf := func(want string) {
 		t.Helper()
-		cardWait(t, ctx, `!!document.querySelector('#widget-error')`)
-		if got := cardEval[string](t, ctx, `document.querySelector('#widget-error').dataset.error`); got != want {
+		browsertest.WaitFor(t, ctx, `!!document.querySelector('#widget-error')`)
+		if got := browsertest.Eval[string](t, ctx, `document.querySelector('#widget-error').dataset.error`); got != want {
 			t.Fatalf("error %q, want %q: %s", got, want, top())
 		}
-		if ok, _ := simInFrame[bool](ctx, `true`); ok {
+		if ok, _ := browsertest.InFrame[bool](ctx, `true`); ok {
 			t.Error("a frame shows beside the error")
 		}
 	}
@@ -140,7 +90,7 @@ func TestAmosimWidgetFramesInBrowser(t *testing.T) {
 	if text := top(); !strings.Contains(text, "Аккаунт не подключён к Switchboard") || !strings.Contains(text, "The account is not connected to Switchboard") {
 		t.Errorf("not connected: %s", text)
 	}
-	do(cardShot(t, "amosim-frame-not-connected.png"))
+	browsertest.Do(t, ctx, browsertest.Shot(t, "amosim-frame-not-connected.png"))
 
 	// A simulator on another origin: the gateway answers, without CORS.
 	sim2 := amosim.New(amosim.Options{ClientID: apptest.AmoClientID, ClientSecret: apptest.AmoSecret, RedirectURI: e.URL + "/amocrm/oauth/callback"})
@@ -155,7 +105,7 @@ func TestAmosimWidgetFramesInBrowser(t *testing.T) {
 	if text := top(); !strings.Contains(text, "SWITCHBOARD_AMOCRM_BASE_URL="+srv2.URL) {
 		t.Errorf("cors: %s", text)
 	}
-	do(cardShot(t, "amosim-frame-cors.png"))
+	browsertest.Do(t, ctx, browsertest.Shot(t, "amosim-frame-cors.png"))
 
 	// A gateway that is down.
 	dead := httptest.NewServer(nil)
@@ -178,5 +128,5 @@ func TestAmosimWidgetFramesInBrowser(t *testing.T) {
 	if text := top(); !strings.Contains(text, "Шлюз "+deadURL+" недоступен") || !strings.Contains(text, "The gateway at "+deadURL+" is not reachable") {
 		t.Errorf("unreachable: %s", text)
 	}
-	do(cardShot(t, "amosim-frame-unreachable.png"))
+	browsertest.Do(t, ctx, browsertest.Shot(t, "amosim-frame-unreachable.png"))
 }

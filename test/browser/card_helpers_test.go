@@ -6,127 +6,19 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
-
 	"github.com/switchboard/switchboard/internal/app/apptest"
 	"github.com/switchboard/switchboard/internal/sandbox/amosim"
+	"github.com/switchboard/switchboard/test/browsertest"
 )
 
-// The card window is tested in a real browser: headless Chromium
-// (Debian's chromium package) driven by chromedp. The helpers here carry
-// a card prefix: other browser tests share this package.
-
-// cardChromium finds the browser. Without one the tests skip on a
-// developer's machine but fail in CI, which installs it.
-func cardChromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if ci := os.Getenv("CI"); ci != "" && ci != "false" && ci != "0" {
-		t.Fatal("chromium is not installed, and CI must run the browser tests (apt-get install chromium)")
-	}
-	t.Skip("chromium is not installed; the browser tests skip outside CI")
-	return ""
-}
-
-// cardBrowser starts a headless Chromium the size of amoCRM's card
-// column. Every host but the loopback fails at once.
-func cardBrowser(t *testing.T) context.Context {
-	t.Helper()
-	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
-		chromedp.ExecPath(cardChromium(t)),
-		chromedp.NoSandbox, // tests run as root in containers
-		chromedp.DisableGPU,
-		chromedp.WindowSize(360, 520),
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
-	t.Cleanup(func() {
-		cancelTimeout()
-		cancelCtx()
-		cancelAlloc()
-	})
-	return ctx
-}
-
-// cardShot saves the page as a PNG in SCREENSHOT_DIR (else the test's
-// temporary directory). Look at them: a page that renders wrong is a
-// failing page.
-func cardShot(t *testing.T, name string) chromedp.Action[chromedp.Void] {
-	dir := os.Getenv("SCREENSHOT_DIR")
-	if dir == "" {
-		dir = t.TempDir()
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		png, err := chromedp.FullScreenshot(100)(ctx, tg)
-		if err != nil {
-			return err
-		}
-		p := filepath.Join(dir, name)
-		t.Logf("screenshot %s", p)
-		return os.WriteFile(p, png, 0o644)
-	})
-}
-
-// cardEval runs a script on the page and returns its value.
-func cardEval[T any](t *testing.T, ctx context.Context, expr string) T {
-	t.Helper()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
-	if err != nil {
-		t.Fatalf("%s: %v", expr, err)
-	}
-	return v
-}
-
-// cardWait waits until cond is true on the page, asking from Go again and
-// again: a form's submit replaces the document under a query waiting in
-// it.
-func cardWait(t *testing.T, ctx context.Context, cond string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](cond))
-		if err == nil && ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the page never had %s (last error %v)", cond, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// cardChoose picks a select's option as a person would: the value changes
-// and the page hears a change event.
-func cardChoose(sel, value string) chromedp.Action[chromedp.Void] {
-	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := chromedp.Evaluate[string](`(function(){var s=document.querySelector(`+strconv.Quote(sel)+`);s.value=`+strconv.Quote(value)+
-			`;s.dispatchEvent(new Event('change',{bubbles:true}));return s.value})()`)(ctx, tg)
-		return err
-	})
-}
-
-// cardShown reports whether the element takes space on the page.
-func cardShown(t *testing.T, ctx context.Context, sel string) bool {
-	t.Helper()
-	return cardEval[bool](t, ctx, `(function(){var e=document.querySelector(`+strconv.Quote(sel)+`);return !!e && e.getClientRects().length>0})()`)
-}
+// The card window is tested in a real browser (test/browsertest). The
+// helpers here carry a card prefix: other browser tests share this
+// package.
 
 // The amoCRM account of the card tests: the simulator's example account.
 const (
@@ -175,12 +67,18 @@ func cardInstall(t *testing.T, e *apptest.Env) (string, string, string) {
 		return integ != ""
 	})
 	e.WaitIdle()
-	ch := cardDo(t, e, http.StatusCreated, "POST", "/api/v1/channels", map[string]any{"type": "whatsapp", "name": "Продажи", "workspace_id": ws,
-		"phone_number_id": apptest.PhoneNumberID, "waba_id": apptest.WabaID, "display_phone": "+7 701 234 56 78", "access_token": apptest.WAToken})["id"].(string)
+	ch := e.CreateWhatsAppIn(ws)
 	cardDo(t, e, http.StatusOK, "PUT", "/api/v1/integrations/"+integ+"/channels/"+ch, map[string]any{"mode": "crm"})
 	cardDo(t, e, http.StatusOK, "POST", "/api/v1/channels/"+ch+"/templates/refresh", nil)
 	cardDo(t, e, http.StatusOK, "POST", "/api/v1/integrations/"+integ+"/refresh", nil)
 	return integ, ws, ch
+}
+
+// cardBrowser starts a headless Chromium the size of amoCRM's card
+// column.
+func cardBrowser(t *testing.T) context.Context {
+	t.Helper()
+	return browsertest.New(t, browsertest.Size(360, 520), browsertest.Timeout(60*time.Second))
 }
 
 // cardURL buys a ticket with the widget's disposable token of user, as the
@@ -188,11 +86,20 @@ func cardInstall(t *testing.T, e *apptest.Env) (string, string, string) {
 // lead.
 func cardURL(t *testing.T, e *apptest.Env, user, lead int, lang string) string {
 	t.Helper()
-	tok, _, err := e.Amo.DisposableToken(cardAccount, user, e.URL)
+	ticket := widgetTicket(t, e, cardAccount, user, "card")
+	return e.URL + "/amocrm/card?" + url.Values{"ticket": {ticket}, "entity": {"leads"}, "id": {strconv.Itoa(lead)}, "lang": {lang}}.Encode()
+}
+
+// widgetTicket trades a disposable token of the account's user for a
+// ticket of purpose ("card" or "settings"), as the widget's script does
+// from the account's page.
+func widgetTicket(t *testing.T, e *apptest.Env, account, user int, purpose string) string {
+	t.Helper()
+	tok, _, err := e.Amo.DisposableToken(account, user, e.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodPost, e.URL+"/amocrm/widget/ticket", strings.NewReader(url.Values{"purpose": {"card"}}.Encode()))
+	req, _ := http.NewRequest(http.MethodPost, e.URL+"/amocrm/widget/ticket", strings.NewReader(url.Values{"purpose": {purpose}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Origin", e.AmoURL)
 	req.Header.Set("X-Auth-Token", tok)
@@ -208,5 +115,5 @@ func cardURL(t *testing.T, e *apptest.Env, user, lead int, lang string) string {
 	if err := json.Unmarshal(b, &got); err != nil || got.Ticket == "" {
 		t.Fatalf("ticket: %d %s", resp.StatusCode, b)
 	}
-	return e.URL + "/amocrm/card?" + url.Values{"ticket": {got.Ticket}, "entity": {"leads"}, "id": {strconv.Itoa(lead)}, "lang": {lang}}.Encode()
+	return got.Ticket
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/app/apptest"
 	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/test/browsertest"
 )
 
 // chatDialogOf is the id of the customer's dialog on the channel.
@@ -41,7 +42,7 @@ func chatDialogOf(t *testing.T, e *apptest.Env, ch, waID string) string {
 // window is closed gets a template with its variables; a manager whose
 // access becomes read-only loses the send box.
 func TestSharedChatInBrowser(t *testing.T) {
-	ctx := chatBrowser(t, 1200, 900, 120*time.Second)
+	ctx := browsertest.New(t, browsertest.Size(1200, 900), browsertest.Timeout(120*time.Second))
 	e := apptest.Start(t, apptest.Options{AmoCRM: true})
 	integ, ws, ch := cardInstall(t, e)
 	bg := context.Background()
@@ -50,41 +51,41 @@ func TestSharedChatInBrowser(t *testing.T) {
 	}
 	anna := chatDialogOf(t, e, ch, "79161234567")
 	e.WaitIdle()
-	chatUser(t, e, ws, "owner@example.com", "owner", "owner password 1")
-	mgr := chatUser(t, e, ws, "manager@example.com", "manager", "manager password")
+	apptest.AddUser(t, e, ws, "owner@example.com", "owner", "owner password 1")
+	mgr := apptest.AddUser(t, e, ws, "manager@example.com", "manager", "manager password")
 	cardDo(t, e, http.StatusOK, "PUT", "/api/v1/workspaces/"+ws+"/users/"+mgr+"/crm_links", map[string]any{integ: strconv.Itoa(cardManager)})
 
 	chatSignIn(t, ctx, e, "owner@example.com", "owner password 1")
-	cardEval[bool](t, ctx, `document.querySelector('#nav-chat').click(), true`)
-	cardWait(t, ctx, `!!document.querySelector('.chat-row')`)
-	if got := cardEval[string](t, ctx, `document.querySelector('.chat-row').innerText`); !strings.Contains(got, "Анна Смирнова") || !strings.Contains(got, "1") {
+	browsertest.Eval[bool](t, ctx, `document.querySelector('#nav-chat').click(), true`)
+	browsertest.WaitFor(t, ctx, `!!document.querySelector('.chat-row')`)
+	if got := browsertest.Eval[string](t, ctx, `document.querySelector('.chat-row').innerText`); !strings.Contains(got, "Анна Смирнова") || !strings.Contains(got, "1") {
 		t.Fatalf("the list's row: %q", got)
 	}
 	// A click that navigates is made by the page's own click(): the
 	// driver's Click waits on the old document.
-	chatDo(t, ctx, cardShot(t, "chat-list.png"))
-	cardEval[bool](t, ctx, `document.querySelector('.chat-row').click(), true`)
-	cardWait(t, ctx, `!!document.querySelector('#chat-form textarea[name=text]')`)
+	browsertest.Do(t, ctx, browsertest.Shot(t, "chat-list.png"))
+	browsertest.Eval[bool](t, ctx, `document.querySelector('.chat-row').click(), true`)
+	browsertest.WaitFor(t, ctx, `!!document.querySelector('#chat-form textarea[name=text]')`)
 	chatMark(t, ctx)
 	// The emoji go into the text where the cursor is.
-	chatDo(t, ctx, chromedp.SendKeys("#chat-form textarea[name=text]", "Завтра с 10 до 14 "),
+	browsertest.Do(t, ctx, chromedp.SendKeys("#chat-form textarea[name=text]", "Завтра с 10 до 14 "),
 		chromedp.Click(`#chat-emoji button[data-emoji="👍"]`))
-	if got := cardEval[string](t, ctx, `document.querySelector('#chat-form textarea').value`); got != "Завтра с 10 до 14 👍" {
+	if got := browsertest.Eval[string](t, ctx, `document.querySelector('#chat-form textarea').value`); got != "Завтра с 10 до 14 👍" {
 		t.Fatalf("text with emoji: %q", got)
 	}
-	chatDo(t, ctx, chromedp.Click("#chat-form button[type=submit]"))
-	took := chatWaitFor(t, ctx, 20*time.Second, `[].some.call(document.querySelectorAll('#chat-log .msg.out[data-status=read]'), function (m) { return m.innerText.indexOf('Завтра с 10 до 14 👍') >= 0 })`)
+	browsertest.Do(t, ctx, chromedp.Click("#chat-form button[type=submit]"))
+	took := browsertest.WaitWithin(t, ctx, 20*time.Second, `[].some.call(document.querySelectorAll('#chat-log .msg.out[data-status=read]'), function (m) { return m.innerText.indexOf('Завтра с 10 до 14 👍') >= 0 })`)
 	t.Logf("sent to read tick on the page: %s", took)
-	chatDo(t, ctx, cardShot(t, "chat-read.png"))
+	browsertest.Do(t, ctx, browsertest.Shot(t, "chat-read.png"))
 	chatKept(t, ctx)
-	if cardEval[string](t, ctx, `document.querySelector('#chat-form textarea').value`) != "" {
+	if browsertest.Eval[string](t, ctx, `document.querySelector('#chat-form textarea').value`) != "" {
 		t.Fatal("the send box keeps the sent text")
 	}
 	// The customer answers: it shows without a reload.
 	if _, err := e.Sim.SendWhatsAppText(bg, apptest.PhoneNumberID, "79161234567", "Анна Смирнова", "Спасибо, жду!"); err != nil {
 		t.Fatal(err)
 	}
-	chatWaitFor(t, ctx, 20*time.Second, `document.querySelector('#chat-log').innerText.indexOf('Спасибо, жду!') >= 0`)
+	browsertest.WaitWithin(t, ctx, 20*time.Second, `document.querySelector('#chat-log').innerText.indexOf('Спасибо, жду!') >= 0`)
 	chatKept(t, ctx)
 
 	// A customer who wrote three days ago: the banner and the template
@@ -99,47 +100,47 @@ func TestSharedChatInBrowser(t *testing.T) {
 	}
 	path := "/v25.0/" + apptest.PhoneNumberID + "/messages"
 	before := graphPosts(e.Sim, path)
-	chatDo(t, ctx, chromedp.Navigate(e.URL+"/chat?d="+erlan))
-	cardWait(t, ctx, `!!document.querySelector('#chat-tpl')`)
-	if !cardShown(t, ctx, "#chat-window") {
+	browsertest.Do(t, ctx, chromedp.Navigate(e.URL+"/chat?d="+erlan))
+	browsertest.WaitFor(t, ctx, `!!document.querySelector('#chat-tpl')`)
+	if !browsertest.Shown(t, ctx, "#chat-window") {
 		t.Fatal("no closed-window banner")
 	}
 	chatMark(t, ctx)
 	field := func(i int) string { return `input[name="tv|order_update|ru|` + strconv.Itoa(i) + `"]` }
-	chatDo(t, ctx, cardChoose("#chat-tpl", ch+"|order_update|ru"))
-	if !cardShown(t, ctx, field(1)) || !cardShown(t, ctx, field(2)) || cardShown(t, ctx, "#chat-form textarea[name=text]") {
+	browsertest.Do(t, ctx, browsertest.Choose("#chat-tpl", ch+"|order_update|ru"))
+	if !browsertest.Shown(t, ctx, field(1)) || !browsertest.Shown(t, ctx, field(2)) || browsertest.Shown(t, ctx, "#chat-form textarea[name=text]") {
 		t.Fatal("the chosen template's variables do not show, or the text box still does")
 	}
-	chatDo(t, ctx, chromedp.SendKeys(field(1), "Ерлан"), chromedp.SendKeys(field(2), "A-4513"),
-		cardShot(t, "chat-template.png"), chromedp.Click("#chat-form button[type=submit]"))
-	chatWaitFor(t, ctx, 20*time.Second, `document.querySelectorAll('#chat-log .msg.out').length == 1`)
+	browsertest.Do(t, ctx, chromedp.SendKeys(field(1), "Ерлан"), chromedp.SendKeys(field(2), "A-4513"),
+		browsertest.Shot(t, "chat-template.png"), chromedp.Click("#chat-form button[type=submit]"))
+	browsertest.WaitWithin(t, ctx, 20*time.Second, `document.querySelectorAll('#chat-log .msg.out').length == 1`)
 	e.Eventually("template sent", func() bool { return graphPosts(e.Sim, path) == before+1 })
 	chatKept(t, ctx)
 
 	// A manager with send access, then read-only.
-	cardEval[bool](t, ctx, `document.querySelector('#sign-out').click(), true`)
-	cardWait(t, ctx, `!!document.querySelector('#email')`)
+	browsertest.Eval[bool](t, ctx, `document.querySelector('#sign-out').click(), true`)
+	browsertest.WaitFor(t, ctx, `!!document.querySelector('#email')`)
 	chatSignIn(t, ctx, e, "manager@example.com", "manager password")
-	chatDo(t, ctx, chromedp.Navigate(e.URL+"/chat?d="+anna))
-	cardWait(t, ctx, `!!document.querySelector('#chat-form')`)
+	browsertest.Do(t, ctx, chromedp.Navigate(e.URL+"/chat?d="+anna))
+	browsertest.WaitFor(t, ctx, `!!document.querySelector('#chat-form')`)
 	cardDo(t, e, http.StatusOK, "PUT", "/api/v1/integrations/"+integ+"/settings",
 		map[string]any{"access": []map[string]any{{"user_id": strconv.Itoa(cardManager), "channels": map[string]string{ch: "read"}}}})
-	chatDo(t, ctx, chromedp.Navigate(e.URL+"/chat?d="+anna))
-	cardWait(t, ctx, `!!document.querySelector('#chat-read-only')`)
-	chatDo(t, ctx, cardShot(t, "chat-read-only.png"))
-	if cardShown(t, ctx, "#chat-form") || cardShown(t, ctx, "textarea[name=text]") || cardShown(t, ctx, "#chat-emoji") {
+	browsertest.Do(t, ctx, chromedp.Navigate(e.URL+"/chat?d="+anna))
+	browsertest.WaitFor(t, ctx, `!!document.querySelector('#chat-read-only')`)
+	browsertest.Do(t, ctx, browsertest.Shot(t, "chat-read-only.png"))
+	if browsertest.Shown(t, ctx, "#chat-form") || browsertest.Shown(t, ctx, "textarea[name=text]") || browsertest.Shown(t, ctx, "#chat-emoji") {
 		t.Fatal("a read-only manager sees the send box")
 	}
-	if text := cardEval[string](t, ctx, `document.body.innerText`); !strings.Contains(text, "Когда доставка?") {
+	if text := browsertest.Eval[string](t, ctx, `document.body.innerText`); !strings.Contains(text, "Когда доставка?") {
 		t.Fatalf("read-only: %s", text)
 	}
 	// A phone: the list, then the dialog alone.
-	chatDo(t, ctx, chromedp.EmulateViewport(375, 740), chromedp.Navigate(e.URL+"/chat"))
-	cardWait(t, ctx, `!!document.querySelector('.chat-row')`)
-	chatDo(t, ctx, cardShot(t, "chat-phone-list.png"), chromedp.Navigate(e.URL+"/chat?d="+anna))
-	cardWait(t, ctx, `!!document.querySelector('#chat-log')`)
-	chatDo(t, ctx, cardShot(t, "chat-phone-dialog.png"))
-	if w := cardEval[int](t, ctx, `document.documentElement.scrollWidth`); w > 375 {
+	browsertest.Do(t, ctx, chromedp.EmulateViewport(375, 740), chromedp.Navigate(e.URL+"/chat"))
+	browsertest.WaitFor(t, ctx, `!!document.querySelector('.chat-row')`)
+	browsertest.Do(t, ctx, browsertest.Shot(t, "chat-phone-list.png"), chromedp.Navigate(e.URL+"/chat?d="+anna))
+	browsertest.WaitFor(t, ctx, `!!document.querySelector('#chat-log')`)
+	browsertest.Do(t, ctx, browsertest.Shot(t, "chat-phone-dialog.png"))
+	if w := browsertest.Eval[int](t, ctx, `document.documentElement.scrollWidth`); w > 375 {
 		t.Fatalf("the dialog is %dpx wide on a 375px phone", w)
 	}
 }
@@ -148,7 +149,7 @@ func TestSharedChatInBrowser(t *testing.T) {
 // all while the shared chat is open; the list keeps up (every message
 // counted as unread, the last writer on top) and the page never reloads.
 func TestSharedChatUnderLoad(t *testing.T) {
-	ctx := chatBrowser(t, 1200, 900, 180*time.Second)
+	ctx := browsertest.New(t, browsertest.Size(1200, 900), browsertest.Timeout(180*time.Second))
 	e := apptest.Start(t, apptest.Options{AmoCRM: true})
 	_, ws, _ := cardInstall(t, e)
 	bg := context.Background()
@@ -161,11 +162,11 @@ func TestSharedChatUnderLoad(t *testing.T) {
 		}
 	}
 	e.WaitIdle()
-	chatUser(t, e, ws, "owner@example.com", "owner", "owner password 1")
+	apptest.AddUser(t, e, ws, "owner@example.com", "owner", "owner password 1")
 	chatSignIn(t, ctx, e, "owner@example.com", "owner password 1")
-	chatDo(t, ctx, chromedp.Navigate(e.URL+"/chat"))
-	cardWait(t, ctx, `!!document.querySelector('.chat-row')`)
-	if n := cardEval[int](t, ctx, `document.querySelectorAll('.chat-row').length`); n != customers {
+	browsertest.Do(t, ctx, chromedp.Navigate(e.URL+"/chat"))
+	browsertest.WaitFor(t, ctx, `!!document.querySelector('.chat-row')`)
+	if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll('.chat-row').length`); n != customers {
 		t.Fatalf("%d dialogs listed, want %d", n, customers)
 	}
 	chatMark(t, ctx)
@@ -193,7 +194,7 @@ func TestSharedChatUnderLoad(t *testing.T) {
 		if k%(rate*3) == 0 {
 			// The list stays live while the load goes on: its unread
 			// total grows.
-			lateRows = append(lateRows, cardEval[int](t, ctx, `[].reduce.call(document.querySelectorAll('.chat-row .badge'), function (s, b) { return s + (+b.textContent) }, 0)`))
+			lateRows = append(lateRows, browsertest.Eval[int](t, ctx, `[].reduce.call(document.querySelectorAll('.chat-row .badge'), function (s, b) { return s + (+b.textContent) }, 0)`))
 		}
 	}
 	tick.Stop()
@@ -204,17 +205,17 @@ func TestSharedChatUnderLoad(t *testing.T) {
 			t.Fatalf("the list stood still under load: unread totals %v", lateRows)
 		}
 	}
-	chatDo(t, ctx, cardShot(t, "chat-load.png"))
+	browsertest.Do(t, ctx, browsertest.Shot(t, "chat-load.png"))
 	// Every message shows as unread (each customer's first one too), the
 	// last writer on top.
 	want := customers + int(sent.Load())
-	caught := chatWaitFor(t, ctx, 30*time.Second, `[].reduce.call(document.querySelectorAll('.chat-row .badge'), function (s, b) { return s + (+b.textContent) }, 0) == `+strconv.Itoa(want))
+	caught := browsertest.WaitWithin(t, ctx, 30*time.Second, `[].reduce.call(document.querySelectorAll('.chat-row .badge'), function (s, b) { return s + (+b.textContent) }, 0) == `+strconv.Itoa(want))
 	t.Logf("the list caught up %s after the last message (unread totals during the load: %v)", caught, lateRows)
 	last := lastWA[len(lastWA)-2:]
-	if top := cardEval[string](t, ctx, `document.querySelector('.chat-row .who').innerText`); top != "Клиент "+last {
+	if top := browsertest.Eval[string](t, ctx, `document.querySelector('.chat-row .who').innerText`); top != "Клиент "+last {
 		t.Fatalf("top of the list: %q, want Клиент %s", top, last)
 	}
-	if n := cardEval[int](t, ctx, `document.querySelectorAll('.chat-row').length`); n != customers {
+	if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll('.chat-row').length`); n != customers {
 		t.Fatalf("%d dialogs listed after the load", n)
 	}
 	chatKept(t, ctx)

@@ -2,13 +2,12 @@ package browser_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/switchboard/switchboard/test/browsertest"
 
 	"github.com/switchboard/switchboard/internal/app/demo"
 )
@@ -34,47 +33,12 @@ func demoStart(t *testing.T) *demo.Demo {
 	return d
 }
 
-// demoBrowser starts a headless Chromium with a 1200×800 window. Every
-// host but the loopback fails at once.
-func demoBrowser(t *testing.T) context.Context {
-	t.Helper()
-	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
-		chromedp.ExecPath(cardChromium(t)),
-		chromedp.NoSandbox, // tests run as root in containers
-		chromedp.DisableGPU,
-		chromedp.WindowSize(1200, 800),
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
-	t.Cleanup(func() {
-		cancelTimeout()
-		cancelCtx()
-		cancelAlloc()
-	})
-	return ctx
-}
-
 // demoShot saves the 1200×800 viewport as a PNG in DEMO_SCREENSHOTS (the
 // README's are made with DEMO_SCREENSHOTS=docs/screenshots), else in the
 // test's temporary directory.
 func demoShot(t *testing.T, name string) chromedp.Action[chromedp.Void] {
-	dir := os.Getenv("DEMO_SCREENSHOTS")
-	if dir == "" {
-		dir = t.TempDir()
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		png, err := chromedp.CaptureScreenshot()(ctx, tg)
-		if err != nil {
-			return err
-		}
-		p := filepath.Join(dir, name)
-		t.Logf("screenshot %s", p)
-		return os.WriteFile(p, png, 0o644)
-	})
+	t.Helper()
+	return browsertest.Capture(t, browsertest.DirFrom(t, "DEMO_SCREENSHOTS"), name, chromedp.CaptureScreenshot())
 }
 
 // demoEventually polls cond from Go; the bound guards against hangs.

@@ -4,8 +4,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/switchboard/switchboard/test/browsertest"
 
 	"github.com/switchboard/switchboard/internal/app/demo"
 	"github.com/switchboard/switchboard/internal/sandbox/b24sim"
@@ -18,20 +21,14 @@ import (
 // signs in to the cabinet with the printed login. Each page is
 // screenshotted (DEMO_SCREENSHOTS=docs/screenshots for the README).
 func TestDemoInBrowser(t *testing.T) {
-	ctx := demoBrowser(t)
+	ctx := browsertest.New(t, browsertest.Timeout(2*time.Minute))
 	d := demoStart(t)
-	do := func(steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatal(err)
-		}
-	}
 	const ask, answer = "Здравствуйте! Заказ 4512 ещё в пути?", "Добрый день! Да, курьер привезёт его завтра с 10 до 14."
 
 	// The customer writes.
-	do(chromedp.EmulateViewport(1200, 800), chromedp.Navigate(d.PhoneURL()), chromedp.WaitVisible("#text"))
-	do(chromedp.Click("form#send button"))
-	cardWait(t, ctx, `[...document.querySelectorAll('.m.mine')].some(m => m.dataset.ticks === 'delivered')`)
+	browsertest.Do(t, ctx, chromedp.EmulateViewport(1200, 800), chromedp.Navigate(d.PhoneURL()), chromedp.WaitVisible("#text"))
+	browsertest.Do(t, ctx, chromedp.Click("form#send button"))
+	browsertest.WaitFor(t, ctx, `[...document.querySelectorAll('.m.mine')].some(m => m.dataset.ticks === 'delivered')`)
 
 	// It reaches the Open Line and amoCRM.
 	demoEventually(t, "the message on the Open Line", func() bool {
@@ -48,38 +45,38 @@ func TestDemoInBrowser(t *testing.T) {
 	})
 
 	// The manager answers in amoCRM's chat; the tick turns read.
-	do(chromedp.Navigate(d.URLs.Amo+"/sim/"), chromedp.WaitVisible("form.reply input"),
+	browsertest.Do(t, ctx, chromedp.Navigate(d.URLs.Amo+"/sim/"), chromedp.WaitVisible("form.reply input"),
 		chromedp.SendKeys("form.reply input", answer), chromedp.Click("form.reply button"))
-	cardWait(t, ctx, `!!document.querySelector('.m.out .t.read')`)
-	if text := cardEval[string](t, ctx, `document.body.innerText`); !strings.Contains(text, ask) || !strings.Contains(text, answer) {
+	browsertest.WaitFor(t, ctx, `!!document.querySelector('.m.out .t.read')`)
+	if text := browsertest.Eval[string](t, ctx, `document.body.innerText`); !strings.Contains(text, ask) || !strings.Contains(text, answer) {
 		t.Fatalf("amoCRM's page: %s", text)
 	}
-	do(demoShot(t, "demo-amocrm.png"))
+	browsertest.Do(t, ctx, demoShot(t, "demo-amocrm.png"))
 
 	// The customer's phone shows the answer.
-	do(chromedp.Navigate(d.PhoneURL()), chromedp.WaitVisible("#text"))
-	cardWait(t, ctx, `[...document.querySelectorAll('.m:not(.mine)')].some(m => m.textContent.includes(`+strconv.Quote(answer)+`))`)
-	do(demoShot(t, "demo-phone.png"))
+	browsertest.Do(t, ctx, chromedp.Navigate(d.PhoneURL()), chromedp.WaitVisible("#text"))
+	browsertest.WaitFor(t, ctx, `[...document.querySelectorAll('.m:not(.mine)')].some(m => m.textContent.includes(`+strconv.Quote(answer)+`))`)
+	browsertest.Do(t, ctx, demoShot(t, "demo-phone.png"))
 
 	// The Open Line's transcript on the portal. (An answer given in
 	// amoCRM is not echoed to the Open Line: see the report.)
-	do(chromedp.Navigate(d.URLs.B24 + "/sim/"))
-	cardWait(t, ctx, `document.body.innerText.includes(`+strconv.Quote(ask)+`)`)
-	do(demoShot(t, "demo-bitrix24.png"))
+	browsertest.Do(t, ctx, chromedp.Navigate(d.URLs.B24+"/sim/"))
+	browsertest.WaitFor(t, ctx, `document.body.innerText.includes(`+strconv.Quote(ask)+`)`)
+	browsertest.Do(t, ctx, demoShot(t, "demo-bitrix24.png"))
 
 	// The widget's card window on the lead, as amoCRM frames it.
 	lead := d.Amo.Leads(d.AmoAccountID)[0].ID
-	do(chromedp.Navigate(d.URLs.Amo + "/sim/card?lead=" + strconv.Itoa(lead)))
-	cardWait(t, ctx, `document.body.innerText.includes(`+strconv.Quote(ask)+`)`)
-	do(demoShot(t, "demo-amocrm-card.png")) // made for a 360px column; not the README's
+	browsertest.Do(t, ctx, chromedp.Navigate(d.URLs.Amo+"/sim/card?lead="+strconv.Itoa(lead)))
+	browsertest.WaitFor(t, ctx, `document.body.innerText.includes(`+strconv.Quote(ask)+`)`)
+	browsertest.Do(t, ctx, demoShot(t, "demo-amocrm-card.png")) // made for a 360px column; not the README's
 
 	// The owner signs in with the printed login.
-	do(chromedp.Navigate(d.URLs.Gateway+"/login"), chromedp.WaitVisible(`input[name=email]`),
+	browsertest.Do(t, ctx, chromedp.Navigate(d.URLs.Gateway+"/login"), chromedp.WaitVisible(`input[name=email]`),
 		chromedp.SendKeys(`input[name=email]`, demo.OwnerEmail), chromedp.SendKeys(`input[name=password]`, d.OwnerPassword),
 		chromedp.Click(`form button[type=submit]`))
-	cardWait(t, ctx, `location.pathname !== '/login' && document.readyState === 'complete'`)
-	if text := cardEval[string](t, ctx, `document.body.innerText`); !strings.Contains(text, "WhatsApp") {
+	browsertest.WaitFor(t, ctx, `location.pathname !== '/login' && document.readyState === 'complete'`)
+	if text := browsertest.Eval[string](t, ctx, `document.body.innerText`); !strings.Contains(text, "WhatsApp") {
 		t.Fatalf("the cabinet's home: %s", text)
 	}
-	do(demoShot(t, "demo-cabinet.png"))
+	browsertest.Do(t, ctx, demoShot(t, "demo-cabinet.png"))
 }

@@ -1,33 +1,33 @@
-package app_test
+package browser_test
 
 import (
 	"context"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/emulation"
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/switchboard/switchboard/internal/app/apptest"
 	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/test/browsertest"
 )
+
+// ownerPW is the password of the cabinet's owner in these tests.
+const ownerPW = "owner password 1"
 
 // A person signs in to the cabinet, sees the workspace's channels with
 // their states and traffic, switches the language, opens the employees
 // page on a phone-sized screen and signs out.
 func TestCabinetInBrowser(t *testing.T) {
-	ctx := browser(t)
+	ctx := browsertest.New(t)
 	e := apptest.Start(t, apptest.Options{})
 	ws := e.App.DefaultWorkspace.ID
 	if st, b := e.Do("PATCH", "/api/v1/workspaces/"+ws, map[string]any{"name": "Цветочная лавка", "timezone": "Asia/Almaty"}); st != 200 {
 		t.Fatalf("workspace: %d %v", st, b)
 	}
-	addUser(t, e, ws, "owner@example.com", "owner", ownerPW)
-	addUser(t, e, ws, "manager@example.com", "manager", "manager password")
+	apptest.AddUser(t, e, ws, "owner@example.com", "owner", ownerPW)
+	apptest.AddUser(t, e, ws, "manager@example.com", "manager", "manager password")
 	wa := e.CreateWhatsApp()
 	ig := e.CreateInstagram()
 	if _, err := e.Sim.SendWhatsAppText(context.Background(), apptest.PhoneNumberID, "77015550101", "Анна", "Здравствуйте! Есть розы?"); err != nil {
@@ -45,29 +45,18 @@ func TestCabinetInBrowser(t *testing.T) {
 	if err := e.App.Store.SetIntegrationState(context.Background(), in.ID, store.IntegrationNeedsReauth, "refresh token revoked"); err != nil {
 		t.Fatal(err)
 	}
-	do := func(steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	text := func(sel string) string {
-		return evalIn[string](t, ctx, `document.querySelector(`+strconv.Quote(sel)+`).innerText`)
-	}
+	text := func(sel string) string { return browsertest.Text(t, ctx, sel) }
 
 	// A Russian browser (headless Chromium asks for en-US otherwise).
-	do(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := cdp.Call(ctx, tg, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Accept-Language": "ru-RU,ru;q=0.9,en;q=0.5"}})
-		return err
-	}))
+	browsertest.Do(t, ctx, browsertest.AcceptLanguage("ru-RU,ru;q=0.9,en;q=0.5"))
 	start := time.Now()
-	do(chromedp.Navigate(e.URL + "/"))
-	waitPage(t, ctx, `!!document.querySelector('#sign-in')`)
-	do(screenshot(t, "cabinet-login.png"),
+	browsertest.Do(t, ctx, chromedp.Navigate(e.URL+"/"))
+	browsertest.WaitFor(t, ctx, `!!document.querySelector('#sign-in')`)
+	browsertest.Do(t, ctx, browsertest.Shot(t, "cabinet-login.png"),
 		chromedp.SendKeys("#email", "owner@example.com"),
 		chromedp.SendKeys("#password", ownerPW),
 		chromedp.Click("#sign-in"))
-	waitPage(t, ctx, `!!document.querySelector('#channels')`)
+	browsertest.WaitFor(t, ctx, `!!document.querySelector('#channels')`)
 	ch := text("#channels")
 	for _, want := range []string{"Продажи WA", "whatsapp", "работает", "Instagram", "ошибка", "token expired"} {
 		if !strings.Contains(ch, want) {
@@ -84,43 +73,40 @@ func TestCabinetInBrowser(t *testing.T) {
 	if want := at.In(loc).Format("02.01.2006 15:04"); !strings.Contains(ch, want) {
 		t.Errorf("last inbound time %s (Almaty) not shown:\n%s", want, ch)
 	}
-	do(screenshot(t, "cabinet-home-ru.png"))
+	browsertest.Do(t, ctx, browsertest.Shot(t, "cabinet-home-ru.png"))
 	t.Logf("signed in after %v", time.Since(start))
 
-	do(chromedp.Click("#lang-switch"))
-	waitPage(t, ctx, `document.documentElement.lang === 'en'`)
+	browsertest.Do(t, ctx, chromedp.Click("#lang-switch"))
+	browsertest.WaitFor(t, ctx, `document.documentElement.lang === 'en'`)
 	if ch := text("#channels"); !strings.Contains(ch, "active") || !strings.Contains(ch, "Messages in 24 h") {
 		t.Errorf("home in English:\n%s", ch)
 	}
-	do(screenshot(t, "cabinet-home-en.png"))
+	browsertest.Do(t, ctx, browsertest.Shot(t, "cabinet-home-en.png"))
 	// The choice is the user's, kept on the server.
 	if us, _ := e.App.Store.CabinetUsersByEmail(context.Background(), "owner@example.com"); len(us) != 1 || us[0].Language != "en" {
 		t.Fatalf("language not stored: %+v", us)
 	}
 
 	// On a phone: the employees page.
-	do(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := cdp.Call(ctx, tg, emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{Width: 390, Height: 844, DeviceScaleFactor: 1, Mobile: true})
-		return err
-	}), chromedp.Navigate(e.URL+"/employees"))
-	waitPage(t, ctx, `!!document.querySelector('#employees')`)
+	browsertest.Do(t, ctx, browsertest.Phone(true), chromedp.Navigate(e.URL+"/employees"))
+	browsertest.WaitFor(t, ctx, `!!document.querySelector('#employees')`)
 	if emp := text("#employees"); !strings.Contains(emp, "manager@example.com") || !strings.Contains(emp, "owner") {
 		t.Errorf("employees:\n%s", emp)
 	}
-	if wide := evalIn[bool](t, ctx, `document.documentElement.scrollWidth > window.innerWidth + 1`); wide {
+	if wide := browsertest.Eval[bool](t, ctx, `document.documentElement.scrollWidth > window.innerWidth + 1`); wide {
 		t.Error("the employees page is wider than a phone's screen")
 	}
-	do(screenshot(t, "cabinet-employees-phone.png"),
+	browsertest.Do(t, ctx, browsertest.Shot(t, "cabinet-employees-phone.png"),
 		chromedp.Navigate(e.URL+"/"))
-	waitPage(t, ctx, `!!document.querySelector('#channels')`)
-	if wide := evalIn[bool](t, ctx, `document.documentElement.scrollWidth > window.innerWidth + 1`); wide {
+	browsertest.WaitFor(t, ctx, `!!document.querySelector('#channels')`)
+	if wide := browsertest.Eval[bool](t, ctx, `document.documentElement.scrollWidth > window.innerWidth + 1`); wide {
 		t.Error("the home page is wider than a phone's screen")
 	}
-	do(screenshot(t, "cabinet-home-phone.png"))
+	browsertest.Do(t, ctx, browsertest.Shot(t, "cabinet-home-phone.png"))
 
-	do(chromedp.Click("#sign-out"))
-	waitPage(t, ctx, `!!document.querySelector('#sign-in')`)
-	do(chromedp.Navigate(e.URL + "/"))
-	waitPage(t, ctx, `!!document.querySelector('#sign-in')`)
-	noPasswordsIn(t, e, ownerPW, "manager password")
+	browsertest.Do(t, ctx, chromedp.Click("#sign-out"))
+	browsertest.WaitFor(t, ctx, `!!document.querySelector('#sign-in')`)
+	browsertest.Do(t, ctx, chromedp.Navigate(e.URL+"/"))
+	browsertest.WaitFor(t, ctx, `!!document.querySelector('#sign-in')`)
+	e.NoPasswordsInLogs(ownerPW, "manager password")
 }
