@@ -8,6 +8,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/app/apptest"
 	"github.com/switchboard/switchboard/internal/config"
+	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/sandbox/amosim"
 )
 
@@ -122,6 +123,45 @@ func TestAmojoLinkRefused(t *testing.T) {
 		e.WaitIdle()
 		if n := e.Amo.Counts(amoAccount).ByRoute["POST /api/v4/contacts/chats"]; n != 1 {
 			t.Fatalf("%d link calls, want the refused one only", n)
+		}
+	})
+}
+
+// TestAmojoContactDeleted: the customer's chat was linked to our contact,
+// which a user then deleted (with the lead). The mirror job makes a new
+// contact with the new lead, and the chat is linked to that contact by
+// the next message at the latest (amoCRM moves a linked chat).
+func TestAmojoContactDeleted(t *testing.T) {
+	apptest.Each(t, amojoOpts, func(t *testing.T, e *apptest.Env) {
+		amoBound(t, e, map[string]any{"mode": "crm", "category_id": amoMain, "stage_id": "61000003"})
+		amojoConnected(t, e, amoAccount)
+		amoSend(t, e, "79123456789", "Анна", "Здравствуйте")
+		amojoChat(t, e, amoAccount, 1)
+		e.WaitIdle()
+		old, oldContact := e.Amo.Leads(amoAccount)[0], e.Amo.Contacts(amoAccount)[0]
+		if !e.Amo.DeleteLead(amoAccount, old.ID) || !e.Amo.DeleteContact(amoAccount, oldContact.ID) {
+			t.Fatal("delete in amosim")
+		}
+		amoSend(t, e, "79123456789", "Анна", "Вы где?")
+		amojoChat(t, e, amoAccount, 2)
+		e.WaitIdle()
+		amoSend(t, e, "79123456789", "Анна", "Алло")
+		amojoChat(t, e, amoAccount, 3)
+		e.WaitIdle()
+		var ours *amosim.Lead
+		for _, l := range e.Amo.Leads(amoAccount) {
+			if l.PipelineID == 7000001 && l.StatusID == 61000003 {
+				ours = &l
+			}
+		}
+		if ours == nil || ours.ID == old.ID || len(ours.ContactIDs) != 1 || ours.ContactIDs[0] == oldContact.ID {
+			t.Fatalf("our new lead %+v among %+v", ours, e.Amo.Leads(amoAccount))
+		}
+		if c := e.Amo.Chats(amoAccount)[0]; c.ContactID != ours.ContactIDs[0] || c.LinkID == 0 {
+			t.Fatalf("chat %+v, our contact %d", c, ours.ContactIDs[0])
+		}
+		if js := jobsOf(t, e, routing.JobMirror); len(js) != 0 {
+			t.Fatalf("jobs left %+v", js)
 		}
 	})
 }

@@ -425,3 +425,61 @@ func TestAmoCRMDeletedLead(t *testing.T) {
 		e.Eventually("next note on it", func() bool { return len(amoNotesOn(e, nl.ID)) == 2 })
 	})
 }
+
+// TestAmoCRMDeletedContact: a customer whose lead and contact a user
+// deleted writes again: amoCRM refuses a lead naming the deleted contact
+// (_embedded.contacts.0.id NotFound), so the contact link is forgotten, a
+// new contact comes with the new lead in the same job, the message is
+// written there, and no mirror job is left retrying. Another customer
+// writing at the same time is unaffected.
+func TestAmoCRMDeletedContact(t *testing.T) {
+	apptest.Each(t, amoOpts, func(t *testing.T, e *apptest.Env) {
+		amoBound(t, e, map[string]any{"mode": "crm"})
+		amoSend(t, e, "79123456789", "Анна", "Здравствуйте")
+		e.Eventually("lead", func() bool { return len(e.Amo.Notes(amoAccount)) == 1 })
+		e.WaitIdle()
+		old := e.Amo.Leads(amoAccount)[0]
+		oldContact := e.Amo.Contacts(amoAccount)[0]
+		if !e.Amo.DeleteLead(amoAccount, old.ID) || !e.Amo.DeleteContact(amoAccount, oldContact.ID) {
+			t.Fatal("delete in amosim")
+		}
+		amoSend(t, e, "79123456789", "Анна", "Вы где?")
+		amoSend(t, e, "79160000002", "Борис", "Добрый день")
+		e.Eventually("two new leads with a note each", func() bool {
+			ls := e.Amo.Leads(amoAccount)
+			return len(ls) == 2 && len(amoNotesOn(e, ls[0].ID)) == 1 && len(amoNotesOn(e, ls[1].ID)) == 1
+		})
+		e.WaitIdle()
+		cs := e.Amo.Contacts(amoAccount)
+		if len(cs) != 2 {
+			t.Fatalf("contacts %+v", cs)
+		}
+		var anna amosim.Contact
+		for _, c := range cs {
+			if c.Name == "Анна" {
+				anna = c
+			}
+		}
+		if anna.ID == 0 || anna.ID == oldContact.ID {
+			t.Fatalf("Анна's contact %+v (old %d)", anna, oldContact.ID)
+		}
+		for _, l := range e.Amo.Leads(amoAccount) {
+			if l.ID == old.ID || len(l.ContactIDs) != 1 {
+				t.Fatalf("lead %+v", l)
+			}
+			if l.ContactIDs[0] == anna.ID && !strings.Contains(amoNotesOn(e, l.ID)[0], "Вы где?") {
+				t.Fatalf("Анна's lead %+v notes %v", l, amoNotesOn(e, l.ID))
+			}
+		}
+		if js := jobsOf(t, e, routing.JobMirror); len(js) != 0 {
+			t.Fatalf("mirror jobs left: %+v", js)
+		}
+		// And they stay the customer's contact and lead.
+		amoSend(t, e, "79123456789", "Анна", "Алло")
+		e.Eventually("next note", func() bool { return len(e.Amo.Notes(amoAccount)) == 4 })
+		e.WaitIdle()
+		if len(e.Amo.Leads(amoAccount)) != 2 || len(e.Amo.Contacts(amoAccount)) != 2 {
+			t.Fatalf("leads %+v contacts %+v", e.Amo.Leads(amoAccount), e.Amo.Contacts(amoAccount))
+		}
+	})
+}

@@ -364,6 +364,21 @@ func Rearm(ctx context.Context, db *store.DB, workspaceID string, kinds ...strin
 	return nil
 }
 
+// RearmDead gives a workspace's dead jobs of the given kinds a fresh set of
+// attempts, due now, and leaves the pending ones at their time: for a
+// timer (a mirror window's close) the time is the point, and one run early
+// finds nothing due and is gone.
+func RearmDead(ctx context.Context, db *store.DB, workspaceID string, kinds ...string) error {
+	now := store.Now()
+	err := db.Gorm.WithContext(ctx).Exec(
+		"UPDATE jobs SET state = ?, run_at = ?, attempts = 0, updated_at = ? WHERE workspace_id = ? AND kind IN ? AND state = ?",
+		StatePending, now, now, workspaceID, kinds, StateDead).Error
+	if err != nil {
+		return fmt.Errorf("queue: rearm dead %v jobs of %s: %w", kinds, workspaceID, err)
+	}
+	return nil
+}
+
 // Busy counts the jobs running or ready now (due and the head of their
 // key); none means the work handed to the queue so far is done, or waits
 // for a time (tests wait for that). A due job behind its key's parked head

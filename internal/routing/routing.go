@@ -368,7 +368,15 @@ func (r *Router) handleStatus(ctx context.Context, j *queue.Job) error {
 // the customer's next message.
 func (r *Router) Resume(ctx context.Context, workspaceID string) error {
 	// Escalation timers re-armed before their deadline snooze again.
-	if err := queue.Rearm(ctx, r.store.DB, workspaceID, JobMirror, JobStatus, JobMirrorWindow, JobMirrorSend, JobNotify, JobEscalate, JobEnsureRecord, JobChat, JobAnswered); err != nil {
+	if err := queue.Rearm(ctx, r.store.DB, workspaceID, JobMirror, JobStatus, JobMirrorSend, JobNotify, JobEscalate, JobEnsureRecord, JobChat, JobAnswered); err != nil {
+		return err
+	}
+	// A window's close is a timer due at the window's end: run now, it
+	// would find the open window not due and be gone, and the window
+	// would close only with the next one or a flush. Only a dead one
+	// (parked past its attempts) runs again now; a pending one keeps
+	// its time.
+	if err := queue.RearmDead(ctx, r.store.DB, workspaceID, JobMirrorWindow); err != nil {
 		return err
 	}
 	return r.mirrorParked(ctx, workspaceID)

@@ -42,10 +42,13 @@ import (
 //	none            sent without a contact (amoCRM made its own)
 //	refused:<id>    amoCRM refused the link to that contact: not asked again
 //
-// Our contact link (linkContact) never moves: a lead deleted in amoCRM is
-// replaced by a new one on the same contact (connector.go), so the chat
-// stays in the customer's card and shows in the new lead. A contact
-// deleted in amoCRM makes the link refused; the chat then stays amoCRM's.
+// A lead deleted in amoCRM is replaced by a new one on the same contact
+// (connector.go), so the chat stays in the customer's card and shows in
+// the new lead. A contact deleted in amoCRM is replaced too (the mirror
+// job finds it gone when a new lead names it): our contact link then
+// names the new contact, the state no longer matches it, and the next
+// message links the chat to the new contact (amoCRM moves a linked chat).
+// A message sent before the replacement goes into the chat as it is.
 const (
 	// linkAmojoContact ties a store contact to the state above.
 	linkAmojoContact = "amojo_chat_contact"

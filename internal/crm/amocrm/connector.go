@@ -272,7 +272,7 @@ func (s *Service) ensureLeads(ctx context.Context, d *routing.Delivery, cts []*s
 	if len(todo) == 0 {
 		return leads, nil
 	}
-	created, err := s.createLeads(ctx, in, todo)
+	created, err := s.createLeads(ctx, d, todo)
 	if lerr := s.linkLeads(ctx, d, todo, created); lerr != nil {
 		return leads, lerr
 	}
@@ -292,14 +292,23 @@ type createdIDs struct{ lead, contact int }
 // by request_id: the call is repeated without the refused ones, so one
 // customer's bad data does not hold up the others; their error is
 // returned. The answer is by position of todo; a zero lead was not made.
-func (s *Service) createLeads(ctx context.Context, in *store.Integration, todo []*newLead) ([]createdIDs, error) {
+//
+// A lead refused only because its linked contact is gone (a user deleted
+// it: _embedded.contacts.0.id NotFound) is not refused for good: the
+// customer's contact link is forgotten, the contact is found by phone
+// again or a new one is embedded, and the lead goes in the next call.
+func (s *Service) createLeads(ctx context.Context, d *routing.Delivery, todo []*newLead) ([]createdIDs, error) {
+	in := d.Integration
 	out := make([]createdIDs, len(todo))
+	replanned := make([]bool, len(todo))
 	send := make([]int, len(todo)) // positions in todo still to send
 	for i := range send {
 		send[i] = i
 	}
 	var refused error
-	for attempt := 0; attempt < 2 && len(send) > 0; attempt++ {
+	// Each lead is refused at most once for its contact and once for
+	// good: three calls at most.
+	for attempt := 0; attempt < 3 && len(send) > 0; attempt++ {
 		inputs := make([]LeadInput, len(send))
 		for i, pos := range send {
 			inputs[i] = todo[pos].input
@@ -326,17 +335,90 @@ func (s *Service) createLeads(ctx context.Context, in *store.Integration, todo [
 		if bad == nil {
 			return out, Classify(err)
 		}
-		s.log.Warn("amocrm: leads refused", "integration_id", in.ID, "err", err)
-		refused = err
 		var rest []int
 		for _, pos := range send {
-			if _, isBad := bad[todo[pos].input.RequestID]; !isBad && out[pos].lead == 0 {
+			errs, isBad := bad[todo[pos].input.RequestID]
+			if isBad && contactGone(errs) && !replanned[pos] {
+				replanned[pos] = true
+				if rerr := s.replaceContact(ctx, d, todo[pos]); rerr != nil {
+					return out, rerr
+				}
+				isBad = false
+			} else if isBad {
+				s.log.Warn("amocrm: lead refused", "integration_id", in.ID, "contact_id", todo[pos].ct.ID, "err", err)
+				refused = err
+			}
+			if !isBad && out[pos].lead == 0 {
 				rest = append(rest, pos)
 			}
 		}
 		send = rest
 	}
 	return out, refused
+}
+
+// contactGone reports whether a lead's errors say its embedded contact,
+// given by id, is not in the account (deleted there).
+func contactGone(errs []FieldError) bool {
+	for _, fe := range errs {
+		if fe.Code == "NotFound" && fe.Path == "_embedded.contacts.0.id" {
+			return true
+		}
+	}
+	return false
+}
+
+// replaceContact forgets the customer's link to a contact amoCRM no longer
+// has and gives the planned lead the customer's contact anew: the one
+// found by phone, else a new one embedded in the lead.
+func (s *Service) replaceContact(ctx context.Context, d *routing.Delivery, nl *newLead) error {
+	in := d.Integration
+	old := nl.input.Embedded.Contacts[0].ID
+	s.log.Warn("amocrm: the customer's contact was deleted in the account; it is found by phone or made again",
+		"integration_id", in.ID, "contact_id", nl.ct.ID, "amocrm_contact", old)
+	if err := s.forgetContact(ctx, in, nl.ct.ID, old); err != nil {
+		return err
+	}
+	contactID := 0
+	if nl.ct.Phone != "" {
+		var err error
+		if contactID, _, err = s.findContactByPhone(ctx, in, nl.ct.Phone); err != nil {
+			return err
+		}
+		if contactID == old {
+			contactID = 0 // the search still shows it: make a new one
+		}
+	}
+	owner, _ := strconv.Atoi(cmp.Or(nl.owner.UserID, in.InstalledBy))
+	nl.input.Embedded.Contacts = []ContactInput{s.contactInput(d, nl.ct, contactID, owner)}
+	return nil
+}
+
+// forgetContact drops a customer's link to an amoCRM contact that is gone,
+// if it still names that contact (another job may have linked a new one).
+func (s *Service) forgetContact(ctx context.Context, in *store.Integration, localID string, remote int) error {
+	cur, err := s.remoteInt(ctx, in.ID, linkContact, localID)
+	if err != nil || cur != remote {
+		return err
+	}
+	return s.store.DeleteLinks(ctx, in.ID, linkContact, []string{localID})
+}
+
+// contactInput is the contact embedded in a customer's new lead: the
+// account's contact contactID, or a new one (0).
+func (s *Service) contactInput(d *routing.Delivery, ct *store.Contact, contactID, owner int) ContactInput {
+	if contactID != 0 {
+		return ContactInput{ID: contactID}
+	}
+	// A contact we create is the new lead's owner's; one found in the
+	// account keeps whoever has it there.
+	label := channelLabel(channel.Type(d.Channel.Type))
+	name := cleanLine(cmp.Or(ct.Name, ct.Username, ct.Phone, ct.ExternalID))
+	contact := ContactInput{Name: name, ResponsibleUserID: owner, TagsToAdd: []Tag{{Name: label}}}
+	if ct.Phone != "" {
+		contact.CustomFields = []FieldValues{Phone(ct.Phone, "MOB")}
+	}
+	return contact
 }
 
 // planLead decides a new lead for a customer: its contact and owner.
@@ -369,15 +451,7 @@ func (s *Service) planLead(ctx context.Context, d *routing.Delivery, ct *store.C
 	status, _ := strconv.Atoi(b.StageID)
 	label := channelLabel(channel.Type(d.Channel.Type))
 	name := cleanLine(cmp.Or(ct.Name, ct.Username, ct.Phone, ct.ExternalID))
-	contact := ContactInput{ID: contactID}
-	if contactID == 0 {
-		// A contact we create is the new lead's owner's; one found in the
-		// account keeps whoever has it there.
-		contact = ContactInput{Name: name, ResponsibleUserID: owner, TagsToAdd: []Tag{{Name: label}}}
-		if ct.Phone != "" {
-			contact.CustomFields = []FieldValues{Phone(ct.Phone, "MOB")}
-		}
-	}
+	contact := s.contactInput(d, ct, contactID, owner)
 	nl.input = LeadInput{Name: label + ": " + name, PipelineID: pipeline, StatusID: status, ResponsibleUserID: owner,
 		Embedded: &LeadEmbed{Tags: []Tag{{Name: label}}, Contacts: []ContactInput{contact}}}
 	return nl, nil
@@ -489,6 +563,18 @@ func (s *Service) adoptContactLeads(ctx context.Context, d *routing.Delivery, ct
 			}
 			if found {
 				ids = c.LeadIDs()
+				break
+			}
+			// Deleted in the account: the customer's contact is looked
+			// for by phone again (or made with the lead).
+			if err := s.forgetContact(ctx, in, ct.ID, contactID); err != nil {
+				return nil, err
+			}
+			contactID = 0
+			if ct.Phone != "" {
+				if contactID, ids, err = s.findContactByPhone(ctx, in, ct.Phone); err != nil {
+					return nil, err
+				}
 			}
 		case ct.Phone != "":
 			if contactID, ids, err = s.findContactByPhone(ctx, in, ct.Phone); err != nil {

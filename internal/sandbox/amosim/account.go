@@ -533,6 +533,31 @@ func (s *Server) SetLeadStatus(accountID, leadID, statusID int) bool {
 	return true
 }
 
+// DeleteContact deletes a contact as a user would: the API no longer
+// finds it (GET answers 204, a lead naming it in leads/complex is refused
+// with _embedded.contacts.0.id NotFound, linking a chat to it is refused),
+// its leads lose it and its chats belong to no contact until linked again.
+func (s *Server) DeleteContact(accountID, contactID int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.accounts[accountID]
+	if a == nil || a.contacts[contactID] == nil {
+		return false
+	}
+	delete(a.contacts, contactID)
+	for _, l := range a.leads {
+		l.ContactIDs = slices.DeleteFunc(l.ContactIDs, func(id int) bool { return id == contactID })
+	}
+	if a.chat != nil {
+		for _, ch := range a.chat.chats {
+			if ch.ContactID == contactID {
+				ch.ContactID, ch.LinkID = 0, 0
+			}
+		}
+	}
+	return true
+}
+
 // DeleteLead deletes a lead as a user would: the API no longer finds it
 // (GET answers 204, notes on it are refused as NotFound).
 func (s *Server) DeleteLead(accountID, leadID int) bool {
