@@ -79,6 +79,7 @@ func (s *Server) mountCabinet() {
 	s.mountCabinetAdmin(admin)
 	s.mountCabinetTemplates(in, admin)
 	s.mountCabinetChat(in)
+	s.mountCabinetQuick(in, admin)
 }
 
 func randomToken(n int) string {

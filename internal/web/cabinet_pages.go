@@ -48,6 +48,8 @@ type page struct {
 	TemplatesPage *templatesPageData
 	// The shared chat.
 	Chat *chatPage
+	// The Templates page's quick replies.
+	Quick *quickPageData
 }
 
 type channelRow struct {
