@@ -445,6 +445,10 @@ func TestCabinetCSRF(t *testing.T) {
 		{"/templates/quick-replies", url.Values{"title": {"Привет"}, "text": {"Здравствуйте"}}},
 		{"/templates/quick-replies/" + store.NewID(), url.Values{"title": {"Привет"}, "text": {"Здравствуйте"}}},
 		{"/templates/quick-replies/" + store.NewID() + "/delete", url.Values{}},
+		// Editing people and passwords.
+		{"/employees/" + store.NewID(), url.Values{"name": {"x"}, "role": {"manager"}}},
+		{"/employees/" + store.NewID() + "/password", url.Values{}},
+		{"/account/password", url.Values{"current": {ownerPW}, "password": {"0123456789ab"}}},
 	} {
 		for _, tok := range []string{"", "forged", foreign} {
 			f := url.Values{}
@@ -574,6 +578,8 @@ func TestCabinetRoles(t *testing.T) {
 			{"POST", "/templates/quick-replies", url.Values{"title": {"x"}, "text": {"y"}}},
 			{"POST", "/templates/quick-replies/" + admin, url.Values{"title": {"x"}, "text": {"y"}}},
 			{"POST", "/templates/quick-replies/" + admin + "/delete", url.Values{}},
+			{"POST", "/employees/" + admin, url.Values{"name": {"x"}, "role": {"manager"}}},
+			{"POST", "/employees/" + admin + "/password", url.Values{}},
 		} {
 			if c.form != nil {
 				c.form.Set("csrf", mgrTok)
@@ -590,7 +596,7 @@ func TestCabinetRoles(t *testing.T) {
 		if _, home := mgr.get("/"); !strings.Contains(home, `href="/chat"`) {
 			t.Error("a manager has no link to the shared chat")
 		}
-		for _, p := range []string{"/chat", "/chat/list", "/templates"} {
+		for _, p := range []string{"/chat", "/chat/list", "/templates", "/account"} {
 			if st, _ := mgr.get(p); st != 200 {
 				t.Errorf("manager GET %s: %d", p, st)
 			}

@@ -80,6 +80,7 @@ func (s *Server) mountCabinet() {
 	s.mountCabinetTemplates(in, admin)
 	s.mountCabinetChat(in)
 	s.mountCabinetQuick(in, admin)
+	s.mountCabinetEmployees(in, admin)
 }
 
 func randomToken(n int) string {
