@@ -332,6 +332,9 @@ type ChannelActivity struct {
 	LastInboundAt *time.Time
 	// Messages24h counts messages both ways created in the last 24 hours.
 	Messages24h int64
+	// LastWebhookAt is when a webhook for the channel last arrived, to
+	// the minute (nil: none since this was recorded).
+	LastWebhookAt *time.Time
 }
 
 // ChannelActivities returns the activity of each of a workspace's
@@ -354,6 +357,11 @@ func (s *Store) ChannelActivities(ctx context.Context, workspaceID string, chann
 			t := last.CreatedAt
 			a.LastInboundAt = &t
 		}
+		var hook struct{ LastWebhookAt *time.Time }
+		if err := s.g(ctx).Table("channels").Select("last_webhook_at").Where("id = ? AND workspace_id = ?", id, workspaceID).Take(&hook).Error; err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, fmt.Errorf("store: channel last webhook: %w", err)
+		}
+		a.LastWebhookAt = hook.LastWebhookAt
 		out[id] = a
 	}
 	return out, nil

@@ -4,6 +4,7 @@ package web
 // page; they join cabinetTexts at start-up.
 var accountTexts = map[string]map[string]string{
 	"ru": {
+		"last_webhook": "Последний вебхук", "last_webhook_hint": "Когда Meta последний раз присылала вебхук этого канала (сообщения или статусы), с точностью до минуты",
 		"edit": "Изменить", "saved_ok": "Изменения сохранены.",
 		"new_password_optional": "Новый пароль (пусто — придумаем сами)", "reset_password": "Сбросить пароль",
 		"generated_for":     "Новый пароль %s (показан один раз, прежние входы завершены):",
@@ -21,6 +22,7 @@ var accountTexts = map[string]map[string]string{
 		"e_role_invalid":           "Роль — владелец, администратор или менеджер.",
 	},
 	"en": {
+		"last_webhook": "Last webhook", "last_webhook_hint": "When Meta last sent a webhook for this channel (messages or statuses), to the minute",
 		"edit": "Edit", "saved_ok": "Changes saved.",
 		"new_password_optional": "New password (empty: we make one)", "reset_password": "Reset password",
 		"generated_for":     "The new password of %s (shown once; their sessions ended):",

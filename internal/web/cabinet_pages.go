@@ -56,7 +56,9 @@ type page struct {
 
 type channelRow struct {
 	Name, Type, State, StateLabel, Reason, LastInbound string
-	Messages24h                                        int64
+	// LastWebhook is when a webhook for the channel last arrived.
+	LastWebhook string
+	Messages24h int64
 }
 
 type integrationRow struct {

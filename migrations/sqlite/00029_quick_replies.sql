@@ -15,6 +15,11 @@ CREATE TABLE quick_replies (
     updated_at   datetime NOT NULL
 );
 CREATE INDEX quick_replies_workspace ON quick_replies (workspace_id, title);
+-- When a webhook for the channel last arrived (messages or statuses), for
+-- the channels page; written at most once a minute per channel per
+-- gateway instance, not once per delivery.
+ALTER TABLE channels ADD COLUMN last_webhook_at datetime;
 
 -- +goose Down
+ALTER TABLE channels DROP COLUMN last_webhook_at;
 DROP TABLE quick_replies;
