@@ -36,7 +36,7 @@ func TestCabinetEmployeesEdit(t *testing.T) {
 		m, _ := chatSignIn(t, e, "manager@example.com", "manager password")
 
 		// Name and role.
-		if st, page := own.post("/employees/"+mgr, url.Values{"csrf": {ownTok}, "name": {"Иван Петров"}, "role": {"admin"}}); st != 200 || !strings.Contains(page, "Изменения сохранены") {
+		if st, page := own.post("/employees/"+mgr, url.Values{"csrf": {ownTok}, "name": {"Иван Петров"}, "role": {"admin"}}); st != 200 || !strings.Contains(page, "Изменения сохранены") || strings.Contains(page, `id="problem"`) {
 			t.Fatalf("owner edits a manager: %d", st)
 		}
 		if r, n := roleOf(t, e, mgr); r != "admin" || n != "Иван Петров" {
@@ -65,7 +65,7 @@ func TestCabinetEmployeesEdit(t *testing.T) {
 			t.Fatal("another workspace's owner changed")
 		}
 		// The last owner stays an owner.
-		if st, page := own.post("/employees/"+owner, url.Values{"csrf": {ownTok}, "name": {""}, "role": {"admin"}}); st != 422 || !strings.Contains(page, "хотя бы один владелец") {
+		if st, page := own.post("/employees/"+owner, url.Values{"csrf": {ownTok}, "name": {""}, "role": {"admin"}}); st != 422 || !strings.Contains(page, `id="edit-problem" data-field="role"`) || strings.Count(page, "хотя бы один владелец") != 1 {
 			t.Fatalf("the last owner demoted themselves: %d", st)
 		}
 		if r, _ := roleOf(t, e, owner); r != "owner" {

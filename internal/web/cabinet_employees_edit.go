@@ -58,7 +58,7 @@ func (s *Server) employeeOf(c *gin.Context) (*store.CabinetUser, bool) {
 // reader's language.
 func (s *Server) employeeProblem(c *gin.Context, fe *fault.Error) {
 	p := s.newPage(c, "employees")
-	p.Problem, p.Field = fe.Message, fe.Field
+	p.Problem, p.Field, p.EditRefused = fe.Message, fe.Field, true
 	if txt, ok := p.T["e_"+fe.Code]; ok {
 		p.Problem = txt
 	}
@@ -141,8 +141,10 @@ func (s *Server) resetEmployeePassword(c *gin.Context) {
 	}
 	s.d.Log.Info("cabinet user's password reset", "user_id", u.ID, "by", cc.User.ID, "sessions_ended", n)
 	p := s.newPage(c, "employees")
-	p.Notice = fmt.Sprintf(p.T["password_reset_ok"], u.Email)
 	p.Generated, p.GeneratedFor = generated, u.Email
+	if generated == "" {
+		p.Notice = fmt.Sprintf(p.T["password_reset_ok"], u.Email)
+	}
 	s.renderEmployees(c, http.StatusOK, p)
 }
 

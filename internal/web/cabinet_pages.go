@@ -40,10 +40,12 @@ type page struct {
 	Generated string
 	// GeneratedFor is whose password Generated is, after a reset.
 	GeneratedFor string
-	Notice       string
-	Field        string
-	Form         NewUser
-	Refusal      [2]string
+	// EditRefused: Problem is an edit's or a reset's, not the add form's.
+	EditRefused bool
+	Notice      string
+	Field       string
+	Form        NewUser
+	Refusal     [2]string
 	// Channels, integrations and their settings.
 	adminPage
 	// A channel's message templates.

@@ -73,3 +73,41 @@ func TestQuickReplyInBrowser(t *testing.T) {
 		t.Fatal("the picked quick reply stays after the send")
 	}
 }
+
+// TestPeopleAndChannelsPagesInBrowser: the employees page's edit form,
+// one's own account page and the channels page's last webhook render
+// (screenshots), and an owner resets a manager's password in the page.
+func TestPeopleAndChannelsPagesInBrowser(t *testing.T) {
+	ctx := chatBrowser(t, 1200, 900, 60*time.Second)
+	e := apptest.Start(t, apptest.Options{AmoCRM: true})
+	_, ws, _ := cardInstall(t, e)
+	if _, err := e.Sim.SendWhatsAppText(context.Background(), apptest.PhoneNumberID, "79161234567", "Анна", "Добрый день"); err != nil {
+		t.Fatal(err)
+	}
+	e.WaitIdle()
+	chatUser(t, e, ws, "owner@example.com", "owner", "owner password 1")
+	mgr := chatUser(t, e, ws, "manager@example.com", "manager", "manager password")
+	chatSignIn(t, ctx, e, "owner@example.com", "owner password 1")
+
+	chatDo(t, ctx, chromedp.Navigate(e.URL+"/channels"))
+	cardWait(t, ctx, `!!document.querySelector('.last-webhook')`)
+	if got := cardEval[string](t, ctx, `document.querySelector('.last-webhook').innerText`); got == "—" || got == "" {
+		t.Fatalf("the channel's last webhook: %q", got)
+	}
+	chatDo(t, ctx, cardShot(t, "channels-last-webhook.png"))
+
+	chatDo(t, ctx, chromedp.Navigate(e.URL+"/employees"))
+	cardWait(t, ctx, `!!document.querySelector('#edit-`+mgr+`')`)
+	cardEval[bool](t, ctx, `document.querySelector('#edit-`+mgr+`').open = true, true`)
+	chatDo(t, ctx, cardShot(t, "employees-edit.png"))
+	cardEval[bool](t, ctx, `document.querySelector('#edit-`+mgr+` .reset-form button').click(), true`)
+	cardWait(t, ctx, `!!document.querySelector('#generated')`)
+	if got := cardEval[string](t, ctx, `document.querySelector('#generated').innerText`); len(got) != 16 {
+		t.Fatalf("the generated password: %q", got)
+	}
+	chatDo(t, ctx, cardShot(t, "employees-reset.png"))
+
+	cardEval[bool](t, ctx, `document.querySelector('#nav-account').click(), true`)
+	cardWait(t, ctx, `!!document.querySelector('#own-password')`)
+	chatDo(t, ctx, cardShot(t, "account.png"))
+}
