@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/switchboard/switchboard/internal/app/apptest"
+	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -281,6 +282,28 @@ func TestCabinetQuickReplies(t *testing.T) {
 		}
 		if _, page := f.owner.get("/templates"); !strings.Contains(page, "Quick replies") || !strings.Contains(page, "New quick reply") {
 			t.Fatal("the page is not in English")
+		}
+	})
+}
+
+// A quick reply's file over the cap is refused by name, by the API and on
+// the page, and nothing is kept.
+func TestQuickReplyFileTooLarge(t *testing.T) {
+	apptest.Each(t, apptest.Options{Config: func(c *config.Config) { c.UploadMaxBytes = 4096 }}, func(t *testing.T, e *apptest.Env) {
+		big := bytes.Repeat([]byte("x"), 3*4096)
+		st, r := apiMultipart(t, e, "POST", "/api/v1/quick-replies", apptest.AdminToken, map[string]string{"title": "Большой", "text": "x"}, "big.pdf", big)
+		if code, field := quickErr(r); st != 413 || code != "quick_file_too_large" || field != "file" {
+			t.Fatalf("API: %d %v", st, r)
+		}
+		ws := e.App.DefaultWorkspace.ID
+		addUser(t, e, ws, "owner@example.com", "owner", ownerPW)
+		v, tok := chatSignIn(t, e, "owner@example.com", ownerPW)
+		resp, page := v.multipart("/templates/quick-replies", map[string]string{"csrf": tok, "title": "Большой", "text": "x"}, "big.pdf", "application/pdf", big, false)
+		if resp.StatusCode != 413 || !strings.Contains(page, "Файл слишком большой") {
+			t.Fatalf("page: %d\n%s", resp.StatusCode, page)
+		}
+		if n := countRows(t, e, "quick_replies", "1 = 1"); n != 0 {
+			t.Fatalf("%d kept", n)
 		}
 	})
 }

@@ -106,9 +106,9 @@ func (s *Server) quickSave(c *gin.Context) {
 	ctx := c.Request.Context()
 	cc := cabinetOf(c)
 	in, err := s.readQuickReply(c)
-	if !s.csrfOK(c) {
-		// Checked after reading, also when reading failed: a body that
-		// could not be read has no token to trust.
+	// A body that could not be read (too large, broken) changes nothing
+	// and is answered with why; one that was read must carry the token.
+	if err == nil && !s.csrfOK(c) {
 		return
 	}
 	var old *store.QuickReply
