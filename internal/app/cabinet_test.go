@@ -424,6 +424,14 @@ func TestCabinetCSRF(t *testing.T) {
 		// The shared chat's forms: refused before the dialog is looked at.
 		{"/chat/dialogs/" + store.NewID() + "/send", url.Values{"text": {"привет"}}},
 		{"/chat/dialogs/" + store.NewID() + "/no-reply-needed", url.Values{}},
+		// The quick replies' forms (the add and edit forms carry a file).
+		{"/templates/quick-replies", url.Values{"title": {"Привет"}, "text": {"Здравствуйте"}}},
+		{"/templates/quick-replies/" + store.NewID(), url.Values{"title": {"Привет"}, "text": {"Здравствуйте"}}},
+		{"/templates/quick-replies/" + store.NewID() + "/delete", url.Values{}},
+		// Editing people and passwords.
+		{"/employees/" + store.NewID(), url.Values{"name": {"x"}, "role": {"manager"}}},
+		{"/employees/" + store.NewID() + "/password", url.Values{}},
+		{"/account/password", url.Values{"current": {ownerPW}, "password": {"0123456789ab"}}},
 	} {
 		for _, tok := range []string{"", "forged", foreign} {
 			f := url.Values{}
@@ -550,6 +558,11 @@ func TestCabinetRoles(t *testing.T) {
 			{"GET", "/integrations", nil},
 			{"GET", "/integrations/" + admin, nil},
 			{"POST", "/integrations/" + admin + "/access", url.Values{}},
+			{"POST", "/templates/quick-replies", url.Values{"title": {"x"}, "text": {"y"}}},
+			{"POST", "/templates/quick-replies/" + admin, url.Values{"title": {"x"}, "text": {"y"}}},
+			{"POST", "/templates/quick-replies/" + admin + "/delete", url.Values{}},
+			{"POST", "/employees/" + admin, url.Values{"name": {"x"}, "role": {"manager"}}},
+			{"POST", "/employees/" + admin + "/password", url.Values{}},
 		} {
 			if c.form != nil {
 				c.form.Set("csrf", mgrTok)
@@ -566,7 +579,7 @@ func TestCabinetRoles(t *testing.T) {
 		if _, home := mgr.get("/"); !strings.Contains(home, `href="/chat"`) {
 			t.Error("a manager has no link to the shared chat")
 		}
-		for _, p := range []string{"/chat", "/chat/list"} {
+		for _, p := range []string{"/chat", "/chat/list", "/templates", "/account"} {
 			if st, _ := mgr.get(p); st != 200 {
 				t.Errorf("manager GET %s: %d", p, st)
 			}

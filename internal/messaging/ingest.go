@@ -116,6 +116,9 @@ func (s *Service) Ingest(ctx context.Context, b *channel.Batch, raw []byte) (Ing
 	for _, c := range seen {
 		s.metrics.Messages.WithLabelValues(c.typ, c.dir, c.status).Inc()
 	}
+	for _, w := range work {
+		s.webhookSeen(ctx, w.ch.ID)
+	}
 	if enqueued {
 		s.notify()
 	}

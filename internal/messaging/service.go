@@ -54,6 +54,8 @@ type Service struct {
 	// clock is nil for time.Now; SetClock replaces it.
 	clock atomic.Pointer[func() time.Time]
 	zones sync.Map // time zone name → *time.Location
+	// marks throttles the channels' "last webhook seen" writes.
+	marks webhookMarks
 }
 
 // Hook lets integrations follow what the core stores. Each call runs

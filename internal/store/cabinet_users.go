@@ -332,6 +332,9 @@ type ChannelActivity struct {
 	LastInboundAt *time.Time
 	// Messages24h counts messages both ways created in the last 24 hours.
 	Messages24h int64
+	// LastWebhookAt is when a webhook for the channel last arrived, to
+	// the minute (nil: none since this was recorded).
+	LastWebhookAt *time.Time
 }
 
 // ChannelActivities returns the activity of each of a workspace's
@@ -354,7 +357,72 @@ func (s *Store) ChannelActivities(ctx context.Context, workspaceID string, chann
 			t := last.CreatedAt
 			a.LastInboundAt = &t
 		}
+		var hook struct{ LastWebhookAt *time.Time }
+		if err := s.g(ctx).Table("channels").Select("last_webhook_at").Where("id = ? AND workspace_id = ?", id, workspaceID).Take(&hook).Error; err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, fmt.Errorf("store: channel last webhook: %w", err)
+		}
+		a.LastWebhookAt = hook.LastWebhookAt
 		out[id] = a
 	}
 	return out, nil
+}
+
+// UpdateCabinetUser changes a user's name and role. Demoting the
+// workspace's last owner is ErrLastOwner: nobody could manage owners.
+func (s *Store) UpdateCabinetUser(ctx context.Context, scope Scope, workspaceID, id, name, role string) (*CabinetUser, error) {
+	u, err := s.GetCabinetUser(ctx, scope, workspaceID, id)
+	if err != nil {
+		return nil, err
+	}
+	err = s.Tx(ctx, func(tx *gorm.DB) error {
+		if u.Role == RoleOwner && role != RoleOwner {
+			var owners int64
+			if err := tx.Model(&CabinetUser{}).Where("workspace_id = ? AND role = ?", workspaceID, RoleOwner).Count(&owners).Error; err != nil {
+				return err
+			}
+			if owners <= 1 {
+				return ErrLastOwner
+			}
+		}
+		return tx.Model(&CabinetUser{}).Where("id = ? AND workspace_id = ?", id, workspaceID).
+			Updates(map[string]any{"name": name, "role": role, "updated_at": Now()}).Error
+	})
+	if err != nil {
+		if errors.Is(err, ErrLastOwner) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("store: update cabinet user: %w", err)
+	}
+	u.Name, u.Role = name, role
+	return u, nil
+}
+
+// SetCabinetUserPassword replaces a user's password hash and ends their
+// sessions, all but keep (a session id hash; "" ends every one), in one
+// transaction: a stolen session does not outlive a password change.
+func (s *Store) SetCabinetUserPassword(ctx context.Context, id, hash, keep string) (int64, error) {
+	var ended int64
+	err := s.Tx(ctx, func(tx *gorm.DB) error {
+		res := tx.Model(&CabinetUser{}).Where("id = ?", id).Updates(map[string]any{"password_hash": hash, "updated_at": Now()})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		q := tx.Where("user_id = ?", id)
+		if keep != "" {
+			q = q.Where("id_hash <> ?", keep)
+		}
+		del := q.Delete(&CabinetSession{})
+		ended = del.RowsAffected
+		return del.Error
+	})
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return 0, err
+		}
+		return 0, fmt.Errorf("store: set cabinet user password: %w", err)
+	}
+	return ended, nil
 }

@@ -115,6 +115,10 @@ func (s *Server) renderChannels(c *gin.Context, status int, p *page) {
 		if at := act[ch.ID].LastInboundAt; at != nil {
 			r.LastInbound = when(*at, p.TZ, p.Lang)
 		}
+		r.LastWebhook = p.T["never"]
+		if at := act[ch.ID].LastWebhookAt; at != nil {
+			r.LastWebhook = when(*at, p.TZ, p.Lang)
+		}
 		d := counters[ch.ID]
 		r.DialogsThisHour, r.DialogsLimit = d.ThisHour, d.Limit
 		if d.PausedUntil != nil {

@@ -79,6 +79,8 @@ func (s *Server) mountCabinet() {
 	s.mountCabinetAdmin(admin)
 	s.mountCabinetTemplates(in, admin)
 	s.mountCabinetChat(in)
+	s.mountCabinetQuick(in, admin)
+	s.mountCabinetEmployees(in, admin)
 }
 
 func randomToken(n int) string {

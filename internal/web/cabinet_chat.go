@@ -55,10 +55,14 @@ type chatPage struct {
 	// Dialog is the open dialog (nil: none chosen).
 	Dialog *chatDialog
 	Emoji  []string
-	// QuickReplies are the workspace's quick replies for the send box: a
-	// slot the templates page's quick replies fill once they are stored
-	// (none yet).
-	QuickReplies []string
+	// QuickReplies are the workspace's quick replies for the send box.
+	QuickReplies []chatQuick
+}
+
+// chatQuick is a quick reply as the send box offers it; the file stays
+// on the server, which attaches it when the send names the reply.
+type chatQuick struct {
+	ID, Title, Text, Filename string
 }
 
 // chatRow is one dialog of the list.
@@ -260,6 +264,14 @@ func (s *Server) chatPage(c *gin.Context) {
 		}
 		d.View.Notice, d.View.NoticeErr = chatview.Notice(p.Lang, c.Request.URL.Query())
 		cp.Dialog = d
+		qs, err := s.d.Store.ListQuickReplies(ctx, store.Scope{WorkspaceID: cc.Workspace.ID})
+		if err != nil {
+			s.pageErr(c, err)
+			return
+		}
+		for _, q := range qs {
+			cp.QuickReplies = append(cp.QuickReplies, chatQuick{ID: q.ID, Title: q.Title, Text: q.Text, Filename: q.Filename})
+		}
 		if err := s.d.Store.MarkDialogRead(ctx, cc.User.ID, dv.ID); err != nil {
 			s.pageErr(c, err)
 			return
@@ -412,7 +424,21 @@ func (s *Server) chatSend(c *gin.Context) {
 	}
 	lang := lang(c)
 	sc := store.Scope{WorkspaceID: cc.Workspace.ID}
+	// A quick reply is the workspace's own: another's id is not found.
+	var quick *store.QuickReply
+	var quickFile *messaging.Upload
+	if id := c.PostForm("quick"); id != "" {
+		quick, quickFile, err = s.quickReplyFor(ctx, cc.Workspace.ID, id)
+		if errors.Is(err, store.ErrNotFound) {
+			err = fault.New(fault.NotFound, "quick_reply_not_found", "no such quick reply")
+		}
+		if err != nil {
+			s.chatErr(c, err)
+			return
+		}
+	}
 	q, err := s.d.Chat.Send(ctx, chatRecord(a, dv, lang), c.Request, func(ctx context.Context, channelID string, req messaging.SendRequest) (*store.Message, error) {
+		withQuickReply(&req, quick, quickFile)
 		return s.d.Messaging.Send(ctx, sc, channelID, req)
 	})
 	if err != nil {
@@ -443,11 +469,16 @@ func (s *Server) chatErr(c *gin.Context, err error) {
 		status = http.StatusForbidden
 	case fault.TooLarge:
 		status = http.StatusRequestEntityTooLarge
+	case fault.NotFound:
+		status = http.StatusNotFound
 	}
 	l := lang(c)
 	text, ok := chatview.ErrText(l, fe.Code)
 	if !ok {
 		text = chatview.Texts(l)["err_internal"]
+		if own, found := cabinetTexts[l]["e_"+fe.Code]; found {
+			text, ok = own, true
+		}
 	}
 	if c.GetHeader("X-Requested-With") == "fetch" {
 		c.Header("Cache-Control", "no-store")
@@ -456,7 +487,12 @@ func (s *Server) chatErr(c *gin.Context, err error) {
 	}
 	p := s.newPage(c, "chat")
 	p.Refusal = [2]string{text, text}
-	if other, ok := chatview.ErrText(map[string]string{"ru": "en", "en": "ru"}[l], fe.Code); ok {
+	ol := map[string]string{"ru": "en", "en": "ru"}[l]
+	other, ok := chatview.ErrText(ol, fe.Code)
+	if !ok {
+		other, ok = cabinetTexts[ol]["e_"+fe.Code]
+	}
+	if ok {
 		p.Refusal = [2]string{text, other}
 		if l == "en" {
 			p.Refusal = [2]string{other, text}

@@ -38,21 +38,29 @@ type page struct {
 	// Employees.
 	Users     []employeeRow
 	Generated string
-	Notice    string
-	Field     string
-	Form      NewUser
-	Refusal   [2]string
+	// GeneratedFor is whose password Generated is, after a reset.
+	GeneratedFor string
+	// EditRefused: Problem is an edit's or a reset's, not the add form's.
+	EditRefused bool
+	Notice      string
+	Field       string
+	Form        NewUser
+	Refusal     [2]string
 	// Channels, integrations and their settings.
 	adminPage
 	// A channel's message templates.
 	TemplatesPage *templatesPageData
 	// The shared chat.
 	Chat *chatPage
+	// The Templates page's quick replies.
+	Quick *quickPageData
 }
 
 type channelRow struct {
 	Name, Type, State, StateLabel, Reason, LastInbound string
-	Messages24h                                        int64
+	// LastWebhook is when a webhook for the channel last arrived.
+	LastWebhook string
+	Messages24h int64
 }
 
 type integrationRow struct {
@@ -62,7 +70,7 @@ type integrationRow struct {
 
 type employeeRow struct {
 	ID, Email, Name, Role, RoleLabel, Added, CRMUsers string
-	Self, CanDelete                                   bool
+	Self, CanDelete, CanEdit                          bool
 }
 
 // lang is the reader's language: the signed-in user's choice, else the
@@ -212,6 +220,7 @@ func (s *Server) renderEmployees(c *gin.Context, status int, p *page) {
 		r := employeeRow{ID: u.ID, Email: u.Email, Name: u.Name, Role: u.Role, RoleLabel: p.T["role_"+u.Role],
 			Added: when(u.CreatedAt, p.TZ, p.Lang), Self: u.ID == cc.User.ID}
 		r.CanDelete = !r.Self && canManage(cc.User, u.Role)
+		r.CanEdit = canManage(cc.User, u.Role)
 		for in, crmUser := range links[u.ID] {
 			if r.CRMUsers != "" {
 				r.CRMUsers += ", "

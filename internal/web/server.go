@@ -152,6 +152,10 @@ func New(d Deps) *Server {
 	api.PUT("/channels/:id/routing", s.putRouting)
 	api.GET("/channels/:id/customers/:customer_id/branch", s.getCustomerBranch)
 	api.PUT("/channels/:id/customers/:customer_id/branch", s.moveCustomerBranch)
+	api.GET("/quick-replies", s.listQuickReplies)
+	api.POST("/quick-replies", s.createQuickReply)
+	api.PUT("/quick-replies/:id", s.updateQuickReply)
+	api.DELETE("/quick-replies/:id", s.deleteQuickReplyAPI)
 	api.GET("/messages/:id", s.getMessage)
 	api.GET("/dialogs", s.listDialogs)
 	api.GET("/dialogs/:id", s.getDialog)
@@ -198,7 +202,8 @@ func (s *Server) metricsAuth(c *gin.Context) {
 
 // uploadRoutes may take a long body; every other route gets the short
 // deadline.
-var uploadRoutes = map[string]bool{"POST /api/v1/channels/:id/messages": true, "POST /chat/dialogs/:dialog_id/send": true}
+var uploadRoutes = map[string]bool{"POST /api/v1/channels/:id/messages": true, "POST /chat/dialogs/:dialog_id/send": true,
+	"POST /api/v1/quick-replies": true, "PUT /api/v1/quick-replies/:id": true, "POST /templates/quick-replies": true, "POST /templates/quick-replies/:id": true}
 
 // bodyDeadline sets how long the rest of the request body may take to
 // arrive. The server's own ReadTimeout is the long one, for uploads.
