@@ -187,14 +187,6 @@ func newHandler(sim *amosim.Server, cfg config, logger *slog.Logger) http.Handle
 	return mux
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v) // the client went away; nothing to do
-}
-
 func formInt(r *http.Request, key string, def int) (int, error) {
 	v := r.FormValue(key)
 	if v == "" {
@@ -214,7 +206,7 @@ func done(w http.ResponseWriter, r *http.Request, status int, v any) {
 		http.Redirect(w, r, "/sim/", http.StatusSeeOther)
 		return
 	}
-	writeJSON(w, status, v)
+	simhttp.WriteJSON(w, status, v)
 }
 
 func (c *control) account(r *http.Request) (int, error) {
@@ -243,7 +235,7 @@ func (c *control) snapshot() []accountState {
 }
 
 func (c *control) state(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, c.snapshot())
+	simhttp.WriteJSON(w, http.StatusOK, c.snapshot())
 }
 
 // install calls the redirect URI server to server, as amoCRM does when an
@@ -251,12 +243,12 @@ func (c *control) state(w http.ResponseWriter, _ *http.Request) {
 func (c *control) install(w http.ResponseWriter, r *http.Request) {
 	id, err := c.account(r)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		simhttp.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
 	q, err := c.sim.InstallRedirect(id)
 	if err != nil {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+		simhttp.WriteJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
 		return
 	}
 	status, err := c.get(r.Context(), c.cfg.redirectURI, q, 3*time.Second)
@@ -267,7 +259,7 @@ func (c *control) install(w http.ResponseWriter, r *http.Request) {
 func (c *control) disable(w http.ResponseWriter, r *http.Request) {
 	id, err := c.account(r)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		simhttp.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
 	c.sim.RevokeTokens(id)
@@ -314,12 +306,12 @@ func (c *control) reply(w http.ResponseWriter, r *http.Request) {
 		err = errors.New("conversation and text are required")
 	}
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		simhttp.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
 	msgID, d, err := c.sim.ManagerReply(r.Context(), id, conv, user, text)
 	if err != nil {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+		simhttp.WriteJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
 		return
 	}
 	done(w, r, http.StatusOK, map[string]any{"msgid": msgID, "hook_status": d.Status, "hook_error": d.Err})
@@ -328,7 +320,7 @@ func (c *control) reply(w http.ResponseWriter, r *http.Request) {
 func (c *control) unpaid(w http.ResponseWriter, r *http.Request) {
 	id, err := c.account(r)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		simhttp.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
 	unpaid := r.FormValue("unpaid") == "on" || r.FormValue("unpaid") == "true"
@@ -345,20 +337,20 @@ func (c *control) widgetToken(w http.ResponseWriter, r *http.Request) {
 		err = uerr
 	}
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		simhttp.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
 	ru, err := url.Parse(c.cfg.redirectURI)
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "bad -redirect-uri"})
+		simhttp.WriteJSON(w, http.StatusInternalServerError, map[string]string{"error": "bad -redirect-uri"})
 		return
 	}
 	tok, claims, err := c.sim.DisposableToken(id, user, ru.Scheme+"://"+ru.Host)
 	if err != nil {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+		simhttp.WriteJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"token": tok, "claims": claims})
+	simhttp.WriteJSON(w, http.StatusOK, map[string]any{"token": tok, "claims": claims})
 }
 
 // dpAction saves the widget's digital pipeline action on a stage as an
@@ -374,7 +366,7 @@ func (c *control) dpAction(w http.ResponseWriter, r *http.Request) {
 	pipeline, perr := formInt(r, "pipeline", 0)
 	status, serr := formInt(r, "status", 0)
 	if err = errors.Join(err, perr, serr); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		simhttp.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
 	admin := 0
@@ -387,19 +379,19 @@ func (c *control) dpAction(w http.ResponseWriter, r *http.Request) {
 	}
 	ru, err := url.Parse(c.cfg.redirectURI)
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "bad -redirect-uri"})
+		simhttp.WriteJSON(w, http.StatusInternalServerError, map[string]string{"error": "bad -redirect-uri"})
 		return
 	}
 	// The token's audience is the redirect URI's host, as amoCRM signs
 	// it; the call goes to the widget's gateway_url.
 	tok, _, err := c.sim.DisposableToken(id, admin, ru.Scheme+"://"+ru.Host)
 	if err != nil {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+		simhttp.WriteJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
 		return
 	}
 	key, err := c.dpKey(r.Context(), c.cfg.gatewayURL+"/amocrm/widget/dp-key", tok)
 	if err != nil {
-		writeJSON(w, http.StatusBadGateway, map[string]string{"error": "the gateway gave no key: " + err.Error()})
+		simhttp.WriteJSON(w, http.StatusBadGateway, map[string]string{"error": "the gateway gave no key: " + err.Error()})
 		return
 	}
 	settings := map[string]string{"key": key}
@@ -409,7 +401,7 @@ func (c *control) dpAction(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err := c.sim.SetDPAction(id, pipeline, status, settings); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		simhttp.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
 	done(w, r, http.StatusOK, map[string]any{"saved": true})
@@ -441,12 +433,12 @@ func (c *control) moveLead(w http.ResponseWriter, r *http.Request) {
 	lead, lerr := formInt(r, "lead", 0)
 	status, serr := formInt(r, "status", 0)
 	if err = errors.Join(err, lerr, serr); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		simhttp.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
 	d, err := c.sim.MoveLead(r.Context(), id, lead, status)
 	if err != nil {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+		simhttp.WriteJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
 		return
 	}
 	out := map[string]any{"moved": true}

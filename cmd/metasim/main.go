@@ -17,7 +17,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -173,20 +172,6 @@ type control struct {
 	log *slog.Logger
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
-func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(v); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid JSON body: " + err.Error()})
-		return false
-	}
-	return true
-}
-
 // inboundResult reports the simulated customer message. A gateway that
 // rejects the webhook still gets a 200 here with the error spelled out,
 // since the customer did send the message; only bad input is a 4xx.
@@ -203,7 +188,7 @@ func (c *control) whatsAppInbound(w http.ResponseWriter, r *http.Request) {
 		Name          string `json:"name"`
 		Text          string `json:"text"`
 	}
-	if !decodeBody(w, r, &in) {
+	if !simhttp.DecodeJSON(w, r, &in) {
 		return
 	}
 	if in.PhoneNumberID == "" {
@@ -211,7 +196,7 @@ func (c *control) whatsAppInbound(w http.ResponseWriter, r *http.Request) {
 	}
 	from := strings.TrimPrefix(strings.TrimSpace(in.From), "+")
 	if from == "" || in.Text == "" {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "from and text are required"})
+		simhttp.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "from and text are required"})
 		return
 	}
 	if in.Name == "" {
@@ -227,14 +212,14 @@ func (c *control) instagramInbound(w http.ResponseWriter, r *http.Request) {
 		From     string `json:"from"`
 		Text     string `json:"text"`
 	}
-	if !decodeBody(w, r, &in) {
+	if !simhttp.DecodeJSON(w, r, &in) {
 		return
 	}
 	if in.IGUserID == "" {
 		in.IGUserID = c.cfg.igUserID
 	}
 	if in.From == "" || in.Text == "" {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "from and text are required"})
+		simhttp.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "from and text are required"})
 		return
 	}
 	mid, err := c.sim.SendInstagramText(r.Context(), in.IGUserID, strings.TrimSpace(in.From), in.Text)
@@ -244,14 +229,14 @@ func (c *control) instagramInbound(w http.ResponseWriter, r *http.Request) {
 func (c *control) respondInbound(w http.ResponseWriter, id string, err error) {
 	if err != nil && id == "" {
 		// Nothing was sent: unknown account or a payload problem.
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		simhttp.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
 	res := inboundResult{ID: id, Delivered: err == nil}
 	if err != nil {
 		res.Error = err.Error()
 	}
-	writeJSON(w, http.StatusOK, res)
+	simhttp.WriteJSON(w, http.StatusOK, res)
 }
 
 // requestView is a Graph request as shown to people: tokens redacted and
@@ -284,7 +269,7 @@ func (c *control) requests(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, v)
 	}
-	writeJSON(w, http.StatusOK, out)
+	simhttp.WriteJSON(w, http.StatusOK, out)
 }
 
 type webhookView struct {
@@ -301,7 +286,7 @@ func (c *control) webhooks(w http.ResponseWriter, r *http.Request) {
 	for _, d := range ds {
 		out = append(out, webhookView{Time: d.Time, Kind: d.Kind, Status: d.Status, Error: d.Err, Body: shownBody("application/json", d.Body)})
 	}
-	writeJSON(w, http.StatusOK, out)
+	simhttp.WriteJSON(w, http.StatusOK, out)
 }
 
 func shownBody(contentType string, b []byte) string {

@@ -210,8 +210,33 @@ func walk(t *testing.T, d *demo.Demo, from, ask, answer string) {
 		}
 		return false
 	})
-	if n := len(d.Amo.Leads(d.AmoAccountID)); n != 1 {
-		t.Fatalf("%d leads: one customer, one lead", n)
+	// One lead for this customer: after a restart the gateway may also
+	// recreate an earlier customer's lead in the emptied simulator (work
+	// still due for them, such as a note of a later answer), which is not
+	// this walk's business.
+	phone := from
+	if phone == "" {
+		phone = demo.CustomerWaID
+	}
+	theirs := map[int]bool{}
+	for _, c := range d.Amo.Contacts(d.AmoAccountID) {
+		for _, p := range c.Phones {
+			if strings.TrimPrefix(p.Value, "+") == phone {
+				theirs[c.ID] = true
+			}
+		}
+	}
+	n := 0
+	for _, l := range d.Amo.Leads(d.AmoAccountID) {
+		for _, c := range l.ContactIDs {
+			if theirs[c] {
+				n++
+				break
+			}
+		}
+	}
+	if n != 1 || len(theirs) != 1 {
+		t.Fatalf("%d leads on %d contacts of %s: one customer, one lead: %+v", n, len(theirs), phone, d.Amo.Leads(d.AmoAccountID))
 	}
 	if from != "" {
 		return

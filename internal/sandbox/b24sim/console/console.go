@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/switchboard/switchboard/internal/sandbox/simhttp"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -59,20 +60,6 @@ type control struct {
 	log *slog.Logger
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
-func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(v); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid JSON body: " + err.Error()})
-		return false
-	}
-	return true
-}
-
 // flexString accepts a JSON string or number, since a line id is a number
 // to people and a string in Bitrix24 events.
 type flexString string
@@ -106,26 +93,26 @@ func (c *control) operatorReply(w http.ResponseWriter, r *http.Request) {
 		Chat flexString `json:"chat"`
 		Text string     `json:"text"`
 	}
-	if !decodeBody(w, r, &in) {
+	if !simhttp.DecodeJSON(w, r, &in) {
 		return
 	}
 	if in.Line == "" && len(c.cfg.Lines) == 1 {
 		in.Line = flexString(strconv.Itoa(c.cfg.Lines[0].ID))
 	}
 	if in.Line == "" || in.Chat == "" || strings.TrimSpace(in.Text) == "" {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "line, chat and text are required"})
+		simhttp.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "line, chat and text are required"})
 		return
 	}
 	id, err := c.sim.OperatorReply(r.Context(), c.cfg.MemberID, string(in.Line), string(in.Chat), in.Text)
 	if id == "" {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		simhttp.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
 	res := replyResult{MessageID: id, Delivered: err == nil}
 	if err != nil {
 		res.Error = err.Error()
 	}
-	writeJSON(w, http.StatusOK, res)
+	simhttp.WriteJSON(w, http.StatusOK, res)
 }
 
 func (c *control) install(w http.ResponseWriter, r *http.Request) {
@@ -133,14 +120,14 @@ func (c *control) install(w http.ResponseWriter, r *http.Request) {
 		URL  string `json:"url"`
 		Lang string `json:"lang"`
 	}
-	if !decodeBody(w, r, &in) {
+	if !simhttp.DecodeJSON(w, r, &in) {
 		return
 	}
 	if in.URL == "" {
 		in.URL = c.cfg.InstallURL
 	}
 	if !strings.HasPrefix(in.URL, "http://") && !strings.HasPrefix(in.URL, "https://") {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "url must be an http(s) URL"})
+		simhttp.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "url must be an http(s) URL"})
 		return
 	}
 	status, err := c.sim.PostInstallEvent(r.Context(), c.cfg.MemberID, in.URL, in.Lang)
@@ -148,7 +135,7 @@ func (c *control) install(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		res["error"] = err.Error()
 	}
-	writeJSON(w, http.StatusOK, res)
+	simhttp.WriteJSON(w, http.StatusOK, res)
 }
 
 // Views for /sim/lines: what an operator would see, without tokens.
@@ -234,7 +221,7 @@ func (c *control) lineViews() []LineView {
 }
 
 func (c *control) lines(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, c.lineViews())
+	simhttp.WriteJSON(w, http.StatusOK, c.lineViews())
 }
 
 type deliveryView struct {
@@ -252,7 +239,7 @@ func (c *control) deliveries(w http.ResponseWriter, r *http.Request) {
 		// Bodies carry access tokens; show only what happened.
 		out = append(out, deliveryView{Time: d.Time, Event: d.Event, Handler: d.Handler, Status: d.Status, Error: d.Err})
 	}
-	writeJSON(w, http.StatusOK, out)
+	simhttp.WriteJSON(w, http.StatusOK, out)
 }
 
 // open answers with a page that posts to one of the app's iframes from
