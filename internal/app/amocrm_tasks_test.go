@@ -225,6 +225,15 @@ func TestAmoCRMUnpaidResumes(t *testing.T) {
 				t.Fatalf("%s integrations page: %d\n%s", lang, st, page)
 			}
 		}
+		// The widget's settings page says why the pipelines are missing,
+		// not that amoCRM never lists them, and asks amoCRM nothing.
+		before := e.Amo.Counts(amoAccount).Requests
+		if page, _ := openSettings(t, e, amoAdminUser, "ru"); !strings.Contains(page, "интеграция не активна") || strings.Contains(page, "не отдаёт свои списки") {
+			t.Fatalf("settings page while unpaid:\n%.1500s", page)
+		}
+		if n := e.Amo.Counts(amoAccount).Requests; n != before {
+			t.Fatalf("the settings page asked an unpaid account %d times", n-before)
+		}
 		amoSend(t, e, "79161234567", "Анна", "третье")
 		e.WaitIdle()
 		requests := e.Amo.Counts(amoAccount).Requests

@@ -297,6 +297,13 @@ func (s *Server) deleteIntegration(ctx context.Context, st *settingsState) error
 // rather than the whole page.
 func (s *Server) entryForPage(ctx context.Context, in *store.Integration, t map[string]string) (*crm.Entry, string) {
 	if !routing.Live(in) {
+		// An unpaid or unauthorised CRM is not asked; a CRM that lists
+		// its stages says why they are missing, not that it never does.
+		if p, ok := s.d.Integrations.Get(in.Type); ok {
+			if _, isDir := p.(crm.StageDirectory); isDir && in.State != store.IntegrationUninstalled {
+				return nil, t["stages_paused"]
+			}
+		}
 		return nil, ""
 	}
 	entry, err := s.entryOf(ctx, in)
