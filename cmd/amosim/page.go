@@ -92,7 +92,8 @@ var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
 {{.Text}}</div>{{else}}<p class="meta">No notes yet <span class="ru">/ Примечаний пока нет</span></p>{{end}}
 
 <h3>Tasks <span class="ru">/ Задачи</span></h3>
-{{range .Tasks}}<div class="msg in"><span class="meta">#{{.ID}} → {{.ResponsibleUserID}} · {{.EntityType}} {{.EntityID}} · till <span class="ru">/ до</span> {{ts .CompleteTill}}</span>
+{{range .Tasks}}<div class="msg {{if .IsCompleted}}out{{else}}in{{end}}"><span class="meta">#{{.ID}} → {{.ResponsibleUserID}} · {{.EntityType}} {{.EntityID}} · till <span class="ru">/ до</span> {{ts .CompleteTill}} ·
+ {{if .IsCompleted}}completed <span class="ru">/ выполнена</span>{{if .ResultText}}: {{.ResultText}}{{end}}{{else}}open <span class="ru">/ открыта</span>{{end}}</span>
 {{.Text}}</div>{{else}}<p class="meta">No tasks yet <span class="ru">/ Задач пока нет</span></p>{{end}}
 
 <h3>Chats <span class="ru">/ Чаты</span></h3>
