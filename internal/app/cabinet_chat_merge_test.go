@@ -77,6 +77,12 @@ func TestCabinetChatOneRowPerChannelCustomer(t *testing.T) {
 		if got := chatList(t, f.owner, ""); got[row] != "0" {
 			t.Fatalf("after opening: %v", got)
 		}
+		// The log fragment carries the header's waiting words (the
+		// script moves them into the header): Анна waits.
+		if _, page := f.owner.get("/chat/dialogs/" + amoAnna + "/log"); !strings.Contains(page, `id="chat-log-waiting" data-waiting="`) ||
+			strings.Contains(page, `data-waiting=""`) || !strings.Contains(page, `data-no-reply="true"`) {
+			t.Fatalf("the log's waiting marker while Анна waits:\n%s", page)
+		}
 		// No reply needed stops both waits.
 		if st, _ := f.owner.post("/chat/dialogs/"+amoAnna+"/no-reply-needed", url.Values{"csrf": {f.ownerTok}}); st != 303 {
 			t.Fatalf("no reply needed: %d", st)
@@ -87,7 +93,7 @@ func TestCabinetChatOneRowPerChannelCustomer(t *testing.T) {
 			}
 		}
 		// The log fragment carries the header's waiting words: none now.
-		if _, page := f.owner.get("/chat/dialogs/" + f.anna + "/log"); !strings.Contains(page, `id="chat-log-waiting" data-waiting=""`) {
+		if _, page := f.owner.get("/chat/dialogs/" + f.anna + "/log"); !strings.Contains(page, `id="chat-log-waiting" data-waiting="" data-no-reply="false"`) {
 			t.Fatalf("the log's waiting marker:\n%s", page)
 		}
 		// The manager sees only Bitrix24's dialog (linked there alone):
