@@ -123,6 +123,10 @@ func TestCabinetSignInKeepsThePath(t *testing.T) {
 		if !strings.Contains(page, `name="next" value="/chat?d=`+f.anna+`"`) {
 			t.Fatalf("the form does not keep next:\n%s", page)
 		}
+		// Switching the form's language keeps it too.
+		if r, _ := v.do("GET", "/login?lang=en&next="+url.QueryEscape("/chat?d="+f.anna), nil); r.Header.Get("Location") != "/login?next="+url.QueryEscape("/chat?d="+f.anna) {
+			t.Fatalf("language switch: %q", r.Header.Get("Location"))
+		}
 		r, _ = v.do("POST", "/login", url.Values{"csrf": {csrfOf(t, page)}, "email": {"owner@example.com"}, "password": {ownerPW}, "next": {"/chat?d=" + f.anna}})
 		if r.StatusCode != 303 || r.Header.Get("Location") != "/chat?d="+f.anna {
 			t.Fatalf("after sign-in: %d %q", r.StatusCode, r.Header.Get("Location"))

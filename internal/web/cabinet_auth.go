@@ -219,7 +219,11 @@ func (s *Server) adminOnly(c *gin.Context) {
 func (s *Server) loginPage(c *gin.Context) {
 	if l := c.Query("lang"); l == "ru" || l == "en" {
 		s.setCookie(c, langCookie, l, time.Now().Add(365*24*time.Hour))
-		c.Redirect(http.StatusSeeOther, "/login")
+		to := "/login"
+		if next := safeNext(c.Query("next")); next != "" {
+			to += "?" + url.Values{"next": {next}}.Encode()
+		}
+		c.Redirect(http.StatusSeeOther, to)
 		return
 	}
 	if raw, err := c.Cookie(sessionCookie); err == nil && raw != "" && len(raw) <= 100 {
