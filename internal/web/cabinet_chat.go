@@ -272,7 +272,7 @@ func (s *Server) chatPage(c *gin.Context) {
 		for _, q := range qs {
 			cp.QuickReplies = append(cp.QuickReplies, chatQuick{ID: q.ID, Title: q.Title, Text: q.Text, Filename: q.Filename})
 		}
-		if err := s.d.Store.MarkDialogRead(ctx, cc.User.ID, dv.ID); err != nil {
+		if err := s.chatRead(ctx, cc.User.ID, dv); err != nil {
 			s.pageErr(c, err)
 			return
 		}
@@ -379,12 +379,22 @@ func (s *Server) chatLog(c *gin.Context) {
 		s.pageErr(c, err)
 		return
 	}
-	if err := s.d.Store.MarkDialogRead(ctx, cc.User.ID, dv.ID); err != nil {
+	if err := s.chatRead(ctx, cc.User.ID, dv); err != nil {
 		s.pageErr(c, err)
 		return
 	}
 	p.Chat = &chatPage{Dialog: d}
 	s.render(c, http.StatusOK, "chat_log", p)
+}
+
+// chatRead records that a cabinet user saw a dialog, and tells the
+// messenger the business read the customer's messages (the ticks turn
+// blue on the customer's phone).
+func (s *Server) chatRead(ctx context.Context, userID string, dv *store.DialogView) error {
+	if err := s.d.Store.MarkDialogRead(ctx, userID, dv.ID); err != nil {
+		return err
+	}
+	return s.d.Messaging.MarkReadSeen(ctx, dv.WorkspaceID, dv.ChannelID, dv.ContactID)
 }
 
 // chatBack is the dialog's page with the filter kept and q's outcome.
