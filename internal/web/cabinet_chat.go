@@ -400,14 +400,18 @@ func (m *chatMerged) waiting() bool {
 	return false
 }
 
-// markRead marks every merged dialog read for the user.
+// markRead marks every merged dialog read for the user, and the
+// customer's newest message read at the messenger.
 func (s *Server) markRead(ctx context.Context, userID string, m *chatMerged) error {
 	for _, d := range m.all {
 		if err := s.d.Store.MarkDialogRead(ctx, userID, d.ID); err != nil {
 			return err
 		}
 	}
-	return nil
+	// The messenger is told the business read the customer's messages
+	// (the ticks turn blue on their phone); the merged dialogs share the
+	// channel and the customer.
+	return s.d.Messaging.MarkReadSeen(ctx, m.WorkspaceID, m.ChannelID, m.ContactID)
 }
 
 // chatRecord is the dialog as the chat view takes a record: its customer,
