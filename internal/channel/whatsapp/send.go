@@ -38,7 +38,6 @@ func NewProvider(c *Client) *channel.Provider {
 		Verifier:      c,
 		Media:         MediaRules,
 		Templates:     c,
-		Reads:         c,
 	}
 }
 
