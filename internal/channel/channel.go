@@ -263,6 +263,12 @@ type Sender interface {
 	UploadMedia(ctx context.Context, creds Credentials, mimeType, filename string, data []byte) (string, error)
 }
 
+// ReadMarker tells the messenger the business read a customer's message
+// (and every one before it), so the customer's ticks turn blue.
+type ReadMarker interface {
+	MarkRead(ctx context.Context, creds Credentials, externalID string) error
+}
+
 // MediaFetcher downloads a file a customer sent.
 type MediaFetcher interface {
 	FetchMedia(ctx context.Context, creds Credentials, m *Media, maxBytes int64) (*Download, error)

@@ -29,6 +29,9 @@ type Provider struct {
 	// Templates is optional: nil for messengers without message templates
 	// (Instagram).
 	Templates TemplateLister
+	// Reads is optional: nil for messengers the gateway cannot tell that
+	// the business read a customer's message.
+	Reads ReadMarker
 }
 
 // Registry holds the providers wired at start-up. It is built once in main

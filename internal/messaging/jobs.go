@@ -28,6 +28,7 @@ func (s *Service) Register(q interface {
 	q.Handle(JobSend, s.handleSend)
 	q.Handle(JobFetchMedia, s.handleFetchMedia)
 	q.Handle(JobProfile, s.handleProfile)
+	q.Handle(JobMarkRead, s.handleMarkRead)
 }
 
 // handleProfile names a customer the webhook did not name. A refusal

@@ -184,7 +184,11 @@ func (s *Service) Send(ctx context.Context, scope store.Scope, channelID string,
 			Key:     sendKey(ch.ID, contact.ID),
 			Payload: sendJob{MessageID: m.ID, Automatic: req.Automatic},
 		})
-		return err
+		if err != nil || req.Automatic {
+			return err
+		}
+		// A person answered: the customer's messages are read.
+		return EnqueueMarkRead(tx, ch.WorkspaceID, ch.ID, contact.ID)
 	})
 	if err != nil {
 		if mediaRow != nil && mediaRow.StorageKey != "" {

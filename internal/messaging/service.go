@@ -24,6 +24,7 @@ const (
 	JobSend       = "message.send"
 	JobFetchMedia = "media.fetch"
 	JobProfile    = "contact.profile"
+	JobMarkRead   = "message.mark_read"
 )
 
 // Config holds the limits the service enforces.

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -8,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -123,7 +125,7 @@ func (s *Server) loadSession(c *gin.Context) bool {
 	ctx := c.Request.Context()
 	raw, err := c.Cookie(sessionCookie)
 	if err != nil || raw == "" || len(raw) > 100 {
-		c.Redirect(http.StatusSeeOther, "/login")
+		c.Redirect(http.StatusSeeOther, loginFor(c))
 		c.Abort()
 		return false
 	}
@@ -135,7 +137,7 @@ func (s *Server) loadSession(c *gin.Context) bool {
 			return false
 		}
 		s.setCookie(c, sessionCookie, "", time.Time{})
-		c.Redirect(http.StatusSeeOther, "/login")
+		c.Redirect(http.StatusSeeOther, loginFor(c))
 		c.Abort()
 		return false
 	}
@@ -217,12 +219,16 @@ func (s *Server) adminOnly(c *gin.Context) {
 func (s *Server) loginPage(c *gin.Context) {
 	if l := c.Query("lang"); l == "ru" || l == "en" {
 		s.setCookie(c, langCookie, l, time.Now().Add(365*24*time.Hour))
-		c.Redirect(http.StatusSeeOther, "/login")
+		to := "/login"
+		if next := safeNext(c.Query("next")); next != "" {
+			to += "?" + url.Values{"next": {next}}.Encode()
+		}
+		c.Redirect(http.StatusSeeOther, to)
 		return
 	}
 	if raw, err := c.Cookie(sessionCookie); err == nil && raw != "" && len(raw) <= 100 {
 		if _, _, err := s.d.Store.CabinetSessionUser(c.Request.Context(), hashSession(raw), store.Now().Add(-s.d.Cabinet.IdleTimeout)); err == nil {
-			c.Redirect(http.StatusSeeOther, "/")
+			c.Redirect(http.StatusSeeOther, cmp.Or(safeNext(c.Query("next")), "/"))
 			return
 		}
 	}
@@ -243,6 +249,7 @@ func (s *Server) renderLogin(c *gin.Context, status int, email, problem string) 
 	p.CSRF = s.mac("login", seed)
 	p.Email = email
 	p.Problem = problem
+	p.Next = safeNext(cmp.Or(c.PostForm("next"), c.Query("next")))
 	s.render(c, status, "login", p)
 }
 
@@ -343,7 +350,7 @@ func (s *Server) login(c *gin.Context) {
 	s.setCookie(c, loginCookie, "", time.Time{})
 	s.setCookie(c, sessionCookie, raw, expires)
 	s.d.Log.Info("cabinet sign-in", "user_id", who.ID, "workspace_id", who.WorkspaceID)
-	c.Redirect(http.StatusSeeOther, "/")
+	c.Redirect(http.StatusSeeOther, cmp.Or(safeNext(c.PostForm("next")), "/"))
 }
 
 // logout ends this browser's session.
@@ -381,9 +388,34 @@ func (s *Server) setLanguage(c *gin.Context) {
 		s.pageErr(c, err)
 		return
 	}
-	back := c.PostForm("back")
-	if !strings.HasPrefix(back, "/") || strings.HasPrefix(back, "//") || strings.ContainsAny(back, "\\\r\n") {
-		back = "/"
+	c.Redirect(http.StatusSeeOther, cmp.Or(safeNext(c.PostForm("back")), "/"))
+}
+
+// loginFor is the sign-in page for a signed-out request: a page asked for
+// with GET is kept in next, so that signing in lands where the user was
+// going rather than on Home.
+func loginFor(c *gin.Context) string {
+	if c.Request.Method != http.MethodGet {
+		return "/login"
 	}
-	c.Redirect(http.StatusSeeOther, back)
+	next := safeNext(c.Request.URL.RequestURI())
+	if next == "" || next == "/" {
+		return "/login"
+	}
+	return "/login?" + url.Values{"next": {next}}.Encode()
+}
+
+// safeNext is next if it is a path of this site (no scheme, no host, not
+// "//host" or "/\\host" which browsers take for another host), else "":
+// sign-in must not send anyone to another site (an open redirect).
+func safeNext(next string) string {
+	if len(next) > 2000 || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") ||
+		strings.ContainsAny(next, "\\\x00\r\n\t") {
+		return ""
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || !strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") {
+		return ""
+	}
+	return next
 }

@@ -224,19 +224,50 @@ func (s *Server) chatRows(ctx context.Context, cc *cabinetCtx, a *chatAccess, p 
 	if err != nil {
 		return nil, err
 	}
+	// One row per channel and customer: a channel bound to two CRMs keeps
+	// a dialog in each, but the conversation is the same messages. The
+	// most recent dialog names the row (any of them opens it).
 	rows := make([]chatRow, 0, len(shown))
+	at := map[[2]string]int{}
+	since := map[int]*time.Time{}
 	for _, d := range shown {
-		r := chatRow{ID: d.ID, Name: contactName(d.Contact), Channel: chName[d.ChannelID], Last: when(d.LastMessageAt, p.TZ, p.Lang),
-			Unread: unread[d.ID], On: d.ID == selected, Owner: d.OwnerUserID}
+		key := [2]string{d.ChannelID, d.ID}
 		if d.Contact != nil {
-			r.ContactID = d.Contact.ID
+			key[1] = "c:" + d.Contact.ID
 		}
+		i, seen := at[key]
+		if !seen {
+			i = len(rows)
+			at[key] = i
+			r := chatRow{ID: d.ID, Name: contactName(d.Contact), Channel: chName[d.ChannelID], Last: when(d.LastMessageAt, p.TZ, p.Lang)}
+			if d.Contact != nil {
+				r.ContactID = d.Contact.ID
+			}
+			rows = append(rows, r)
+		}
+		r := &rows[i]
+		r.Unread += unread[d.ID]
+		r.On = r.On || d.ID == selected
+		r.Owner = cmp.Or(r.Owner, d.OwnerUserID)
 		if d.Waiting {
-			r.Waiting = waitingFor(p.T, d.WaitingSince)
+			since[i] = earliest(since[i], d.WaitingSince)
+			r.Waiting = waitingFor(p.T, since[i])
 		}
-		rows = append(rows, r)
 	}
 	return rows, nil
+}
+
+// earliest is the earlier of two waiting times; a wait whose start is
+// unknown counts from now.
+func earliest(a, b *time.Time) *time.Time {
+	if b == nil {
+		b = new(time.Time)
+		*b = time.Now()
+	}
+	if a == nil || b.Before(*a) {
+		return b
+	}
+	return a
 }
 
 // chatPage shows the list and, with ?d=, one dialog.
@@ -272,7 +303,7 @@ func (s *Server) chatPage(c *gin.Context) {
 		for _, q := range qs {
 			cp.QuickReplies = append(cp.QuickReplies, chatQuick{ID: q.ID, Title: q.Title, Text: q.Text, Filename: q.Filename})
 		}
-		if err := s.d.Store.MarkDialogRead(ctx, cc.User.ID, dv.ID); err != nil {
+		if err := s.markRead(ctx, cc.User.ID, dv); err != nil {
 			s.pageErr(c, err)
 			return
 		}
@@ -290,7 +321,7 @@ func (s *Server) chatPage(c *gin.Context) {
 
 // chatDialogOf loads a dialog of the workspace the user sees; otherwise
 // it answers 404 (a dialog one may not see is not confirmed to exist).
-func (s *Server) chatDialogOf(c *gin.Context, a *chatAccess, id string) (*store.DialogView, bool) {
+func (s *Server) chatDialogOf(c *gin.Context, a *chatAccess, id string) (*chatMerged, bool) {
 	if !store.ValidID(id) {
 		s.refusePage(c, http.StatusNotFound, "not_found")
 		return nil, false
@@ -300,11 +331,87 @@ func (s *Server) chatDialogOf(c *gin.Context, a *chatAccess, id string) (*store.
 		s.pageErr(c, err)
 		return nil, false
 	}
-	if !a.sees(&d.Dialog) || d.Contact == nil {
+	if d.Contact == nil {
 		s.refusePage(c, http.StatusNotFound, "not_found")
 		return nil, false
 	}
-	return d, true
+	// The dialogs of the same channel and customer in other integrations
+	// are the same conversation (one row of the list): the user opens it
+	// if they see any of them, and writes with the one they may write in.
+	all, _, err := s.d.Store.ListDialogs(c.Request.Context(), store.Scope{WorkspaceID: cabinetOf(c).Workspace.ID}, store.DialogFilter{ChannelID: d.ChannelID}, nil, chatListMax)
+	if err != nil {
+		s.pageErr(c, err)
+		return nil, false
+	}
+	m := &chatMerged{}
+	for i := range all {
+		o := &all[i]
+		if o.Contact == nil || o.Contact.ID != d.Contact.ID || !a.sees(&o.Dialog) {
+			continue
+		}
+		m.all = append(m.all, *o)
+		if o.Waiting {
+			m.since = earliest(m.since, o.WaitingSince)
+		}
+	}
+	if len(m.all) == 0 {
+		s.refusePage(c, http.StatusNotFound, "not_found")
+		return nil, false
+	}
+	m.DialogView = &m.all[0]
+	for i := range m.all {
+		if a.sends(&m.all[i].Dialog) {
+			m.DialogView = &m.all[i]
+			break
+		}
+	}
+	return m, true
+}
+
+// chatMerged is an open conversation: the dialog the user writes with
+// and every dialog of the same channel and customer they see.
+type chatMerged struct {
+	*store.DialogView
+	all []store.DialogView
+	// since is when the earliest waiting dialog began to wait (nil: none
+	// waits).
+	since *time.Time
+}
+
+// noReply are the merged dialogs that wait and the user may write in:
+// those "no reply needed" stops.
+func (m *chatMerged) noReply(a *chatAccess) []string {
+	var ids []string
+	for i := range m.all {
+		if m.all[i].Waiting && a.sends(&m.all[i].Dialog) {
+			ids = append(ids, m.all[i].ID)
+		}
+	}
+	return ids
+}
+
+// waiting is whether any of the merged dialogs waits for an answer.
+func (m *chatMerged) waiting() bool {
+	for _, d := range m.all {
+		if d.Waiting {
+			return true
+		}
+	}
+	return false
+}
+
+// markRead marks every merged dialog read for the user, and the
+// customer's newest message read at the messenger.
+func (s *Server) markRead(ctx context.Context, userID string, m *chatMerged) error {
+	for _, d := range m.all {
+		if err := s.d.Store.MarkDialogRead(ctx, userID, d.ID); err != nil {
+			return err
+		}
+	}
+	// The messenger is told the business read the customer's messages
+	// (the ticks turn blue on their phone); the merged dialogs share the
+	// channel and the customer.
+	return s.d.Messaging.MarkReadSeen(ctx, m.WorkspaceID, m.ChannelID, m.ContactID)
 }
 
 // chatRecord is the dialog as the chat view takes a record: its customer,
@@ -320,21 +427,22 @@ func chatRecord(a *chatAccess, d *store.DialogView, lang string) chatview.Record
 }
 
 // chatDialogView builds the open dialog's pane.
-func (s *Server) chatDialogView(ctx context.Context, cc *cabinetCtx, a *chatAccess, p *page, d *store.DialogView) (*chatDialog, error) {
+func (s *Server) chatDialogView(ctx context.Context, cc *cabinetCtx, a *chatAccess, p *page, m *chatMerged) (*chatDialog, error) {
+	d := m.DialogView
 	v, err := s.d.Chat.Build(ctx, chatRecord(a, d, p.Lang))
 	if err != nil {
 		return nil, err
 	}
 	v.Action, v.CSRF = "/chat/dialogs/"+d.ID+"/send", cc.csrf
 	out := &chatDialog{ID: d.ID, ContactID: d.Contact.ID, Name: contactName(d.Contact), View: v,
-		CanNoReply: d.Waiting && a.sends(&d.Dialog)}
+		CanNoReply: len(m.noReply(a)) > 0}
 	if ch, err := s.d.Store.GetChannel(ctx, store.Scope{WorkspaceID: cc.Workspace.ID}, d.ChannelID); err == nil {
 		out.Channel = ch.Name
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	if d.Waiting {
-		out.Waiting = waitingFor(p.T, d.WaitingSince)
+	if m.waiting() {
+		out.Waiting = waitingFor(p.T, m.since)
 	}
 	return out, nil
 }
@@ -379,7 +487,7 @@ func (s *Server) chatLog(c *gin.Context) {
 		s.pageErr(c, err)
 		return
 	}
-	if err := s.d.Store.MarkDialogRead(ctx, cc.User.ID, dv.ID); err != nil {
+	if err := s.markRead(ctx, cc.User.ID, dv); err != nil {
 		s.pageErr(c, err)
 		return
 	}
@@ -437,7 +545,7 @@ func (s *Server) chatSend(c *gin.Context) {
 			return
 		}
 	}
-	q, err := s.d.Chat.Send(ctx, chatRecord(a, dv, lang), c.Request, func(ctx context.Context, channelID string, req messaging.SendRequest) (*store.Message, error) {
+	q, err := s.d.Chat.Send(ctx, chatRecord(a, dv.DialogView, lang), c.Request, func(ctx context.Context, channelID string, req messaging.SendRequest) (*store.Message, error) {
 		withQuickReply(&req, quick, quickFile)
 		return s.d.Messaging.Send(ctx, sc, channelID, req)
 	})
@@ -515,13 +623,16 @@ func (s *Server) chatNoReply(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if !a.sends(&dv.Dialog) {
+	ids := dv.noReply(a)
+	if len(ids) == 0 && !a.sends(&dv.Dialog) {
 		s.refusePage(c, http.StatusForbidden, "read_only")
 		return
 	}
-	if _, err := s.d.Store.DialogNoReplyNeeded(ctx, store.Scope{WorkspaceID: cc.Workspace.ID}, dv.ID); err != nil {
-		s.pageErr(c, err)
-		return
+	for _, id := range ids {
+		if _, err := s.d.Store.DialogNoReplyNeeded(ctx, store.Scope{WorkspaceID: cc.Workspace.ID}, id); err != nil {
+			s.pageErr(c, err)
+			return
+		}
 	}
 	c.Redirect(http.StatusSeeOther, chatBack(dv.ID, c.PostForm("f"), nil))
 }

@@ -32,6 +32,8 @@ type page struct {
 	// Sign-in.
 	Email   string
 	Problem string
+	// Next is where signing in goes on to (a path of this site).
+	Next string
 	// Home.
 	Channels     []channelRow
 	Integrations []integrationRow

@@ -73,7 +73,12 @@ func TestSharedChatInBrowser(t *testing.T) {
 	if got := browsertest.Eval[string](t, ctx, `document.querySelector('#chat-form textarea').value`); got != "Завтра с 10 до 14 👍" {
 		t.Fatalf("text with emoji: %q", got)
 	}
+	if !browsertest.Shown(t, ctx, "#chat-waiting") {
+		t.Fatal("the header does not say Анна waits")
+	}
 	browsertest.Do(t, ctx, chromedp.Click("#chat-form button[type=submit]"))
+	// The answer ends the wait: the header says so, as the list does.
+	browsertest.WaitWithin(t, ctx, 20*time.Second, `document.querySelector('#chat-waiting').hidden && !document.querySelector('.chat-row .wait')`)
 	took := browsertest.WaitWithin(t, ctx, 20*time.Second, `[].some.call(document.querySelectorAll('#chat-log .msg.out[data-status=read]'), function (m) { return m.innerText.indexOf('Завтра с 10 до 14 👍') >= 0 })`)
 	t.Logf("sent to read tick on the page: %s", took)
 	browsertest.Do(t, ctx, browsertest.Shot(t, "chat-read.png"))
@@ -86,6 +91,7 @@ func TestSharedChatInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	browsertest.WaitWithin(t, ctx, 20*time.Second, `document.querySelector('#chat-log').innerText.indexOf('Спасибо, жду!') >= 0`)
+	browsertest.WaitWithin(t, ctx, 20*time.Second, `!document.querySelector('#chat-waiting').hidden`)
 	chatKept(t, ctx)
 
 	// A customer who wrote three days ago: the banner and the template

@@ -30,6 +30,7 @@
         var top = el.scrollTop;
         el.innerHTML = html;
         el.scrollTop = bottom && el === log ? el.scrollHeight : top;
+        if (el === log) { head(); }
       }).catch(function () {}).then(function () {
         busy = false;
         if (again) { again = false; soon(); }
@@ -38,6 +39,18 @@
     // soon coalesces a burst of changes into one fetch.
     function soon() { if (!timer) { timer = setTimeout(run, 300); } }
     return soon;
+  }
+  // head shows the waiting words the log fragment came with: after a send
+  // the dialog waits no more, and the header says so as the list does.
+  function head() {
+    var m = document.getElementById('chat-log-waiting');
+    var w = document.getElementById('chat-waiting');
+    if (!m || !w) { return; }
+    var text = m.getAttribute('data-waiting') || '';
+    w.textContent = text;
+    w.hidden = !text;
+    var nr = document.getElementById('chat-no-reply-form');
+    if (nr) { nr.hidden = m.getAttribute('data-no-reply') !== 'true'; }
   }
   var refreshList = refresher(list, function () {
     return '/chat/list?f=' + encodeURIComponent(filter) + (dialog ? '&d=' + encodeURIComponent(dialog) : '');

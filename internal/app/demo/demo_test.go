@@ -259,13 +259,13 @@ func walk(t *testing.T, d *demo.Demo, from, ask, answer string) {
 		}
 		return false
 	})
-	// The phone shows the answer after the question, which the gateway
-	// took (two ticks).
-	eventually(t, "the answer on the phone", func() bool {
+	// The phone shows the answer after the question, which the business
+	// answered and so marked read (blue ticks), once.
+	eventually(t, "the answer on the phone, the question read", func() bool {
 		conv := d.Conversation()
 		for i, m := range conv {
 			if !m.Mine && m.Text == answer {
-				return i > 0 && conv[i-1].Mine && conv[i-1].Text == ask && conv[i-1].Ticks == "delivered"
+				return i > 0 && conv[i-1].Mine && conv[i-1].Text == ask && conv[i-1].Ticks == "read"
 			}
 		}
 		return false

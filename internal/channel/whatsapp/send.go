@@ -38,6 +38,7 @@ func NewProvider(c *Client) *channel.Provider {
 		Verifier:      c,
 		Media:         MediaRules,
 		Templates:     c,
+		Reads:         c,
 	}
 }
 

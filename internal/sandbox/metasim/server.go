@@ -135,6 +135,7 @@ type Server struct {
 	closed       bool
 	requests     []Request
 	deliveries   []WebhookDelivery
+	readMarks    []ReadMark
 }
 
 type waNumber struct {
@@ -285,6 +286,21 @@ func (s *Server) WebhookErrors() []WebhookDelivery {
 	return out
 }
 
+// ReadMark is a business marking a customer's WhatsApp message read, as
+// the simulator accepted it.
+type ReadMark struct {
+	PhoneNumberID string
+	MessageID     string // the customer's wamid
+	At            time.Time
+}
+
+// ReadMarks returns the read marks accepted so far, oldest first.
+func (s *Server) ReadMarks() []ReadMark {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.readMarks)
+}
+
 // Reset forgets recorded requests and deliveries and refills rate limits.
 // Accounts, media, tokens and conversation windows are kept.
 func (s *Server) Reset() {
@@ -292,6 +308,7 @@ func (s *Server) Reset() {
 	defer s.mu.Unlock()
 	s.requests = nil
 	s.deliveries = nil
+	s.readMarks = nil
 	clear(s.throughput)
 	clear(s.pairs)
 }

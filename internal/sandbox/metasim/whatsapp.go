@@ -133,7 +133,7 @@ func (s *Server) handleWASend(w http.ResponseWriter, num *waNumber, body []byte)
 		return
 	}
 	if req.Status != "" {
-		s.handleWAMarkRead(w, &req)
+		s.handleWAMarkRead(w, num, &req)
 		return
 	}
 	waID, ok := normalizeWaID(req.To)
@@ -219,15 +219,20 @@ func (s *Server) handleWASend(w http.ResponseWriter, num *waNumber, body []byte)
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func (s *Server) handleWAMarkRead(w http.ResponseWriter, req *waSendRequest) {
+func (s *Server) handleWAMarkRead(w http.ResponseWriter, num *waNumber, req *waSendRequest) {
 	switch {
 	case req.Status != "read":
 		writeGraphError(w, errWAInvalidParam(fmt.Sprintf("Parameter 'status' must be 'read', got %q", req.Status)))
 	case req.MessageID == "":
 		writeGraphError(w, errWAInvalidParam("Parameter 'message_id' is required when marking a message as read"))
+	case !strings.HasPrefix(req.MessageID, "wamid."):
+		writeGraphError(w, errWAInvalidParam(fmt.Sprintf("Parameter 'message_id' is not a WhatsApp message id: %q", req.MessageID)))
 	case req.TypingIndicator != nil && req.TypingIndicator.Type != "text":
 		writeGraphError(w, errWAInvalidParam("Parameter 'typing_indicator.type' must be 'text'"))
 	default:
+		s.mu.Lock()
+		s.readMarks = appendCapped(s.readMarks, ReadMark{PhoneNumberID: num.id, MessageID: req.MessageID, At: s.clock()}, s.opts.MaxRecorded)
+		s.mu.Unlock()
 		writeJSON(w, http.StatusOK, map[string]bool{"success": true})
 	}
 }

@@ -131,6 +131,7 @@ func TestWhatsAppInvalidParams(t *testing.T) {
 		}}, "1 to 3"},
 		{"mark read without message_id", map[string]any{"messaging_product": "whatsapp", "status": "read"}, "message_id"},
 		{"bad status value", map[string]any{"messaging_product": "whatsapp", "status": "delivered", "message_id": "wamid.x"}, "'status'"},
+		{"mark read of a non-wamid", map[string]any{"messaging_product": "whatsapp", "status": "read", "message_id": "m_abc"}, "message_id"},
 	}
 	env := newSim(t, Options{})
 	for _, tc := range tests {
@@ -178,6 +179,11 @@ func TestWhatsAppMarkRead(t *testing.T) {
 		t.Errorf("body %s", body)
 	}
 	assertSameShape(t, body, "wa-mark-read-response.json")
+	// Recorded for tests (and the demo's phone) to see.
+	marks := env.sim.ReadMarks()
+	if len(marks) != 1 || marks[0].PhoneNumberID != testPhoneID || !strings.HasPrefix(marks[0].MessageID, "wamid.") {
+		t.Errorf("read marks %+v", marks)
+	}
 }
 
 func TestAuth(t *testing.T) {
