@@ -41,7 +41,7 @@ func amoDPKey(t *testing.T, e *apptest.Env, user int) (int, string) {
 func waSends(e *apptest.Env) []string {
 	var out []string
 	for _, r := range e.Sim.Requests() {
-		if r.Method == http.MethodPost && strings.HasSuffix(r.Path, "/"+apptest.PhoneNumberID+"/messages") {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.Path, "/"+apptest.PhoneNumberID+"/messages") && !r.IsReadMark() {
 			out = append(out, string(r.Body))
 		}
 	}

@@ -19,7 +19,7 @@ import (
 func graphPosts(sim *metasim.Server, path string) int {
 	n := 0
 	for _, r := range sim.Requests() {
-		if r.Method == http.MethodPost && r.Path == path {
+		if r.Method == http.MethodPost && r.Path == path && !r.IsReadMark() {
 			n++
 		}
 	}

@@ -35,11 +35,12 @@ func AddUser(t testing.TB, e *Env, ws, email, role, pw string) string {
 }
 
 // GraphSends lists the POSTs the simulator's Graph API received on path
-// (the sends of one number or account).
+// (the sends of one number or account; read marks share the path and are
+// left out).
 func GraphSends(sim *metasim.Server, path string) []metasim.Request {
 	var out []metasim.Request
 	for _, r := range sim.Requests() {
-		if r.Method == http.MethodPost && r.Path == path {
+		if r.Method == http.MethodPost && r.Path == path && !r.IsReadMark() {
 			out = append(out, r)
 		}
 	}

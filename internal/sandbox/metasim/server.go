@@ -3,6 +3,7 @@ package metasim
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -89,6 +90,20 @@ type Request struct {
 	Header http.Header
 	Body   []byte
 	Time   time.Time
+}
+
+// IsReadMark reports whether the request marks a customer's message read
+// (POST …/messages with "status":"read") rather than sending a message:
+// both share one Graph path, and tests that count sends must tell them
+// apart.
+func (r Request) IsReadMark() bool {
+	if r.Method != http.MethodPost || !strings.HasSuffix(r.Path, "/messages") {
+		return false
+	}
+	var body struct {
+		Status string `json:"status"`
+	}
+	return json.Unmarshal(r.Body, &body) == nil && body.Status == "read"
 }
 
 // WebhookDelivery is one webhook POST the simulator made.
