@@ -118,13 +118,13 @@ async function poll() {
       fetch('/sim/webhooks').then(r => r.json()),
     ]);
     render('requests', reqs, (tr, r) => {
-      cell(tr, new Date(r.time).toLocaleTimeString());
+      cell(tr, new Date(r.time).toLocaleTimeString('ru-RU'));
       cell(tr, r.method + ' ' + r.path + (r.query ? '?' + r.query : ''));
       cell(tr, r.auth || '—');
       cell(tr, pretty(r.body || ''), true);
     });
     render('webhooks', hooks, (tr, h) => {
-      cell(tr, new Date(h.time).toLocaleTimeString());
+      cell(tr, new Date(h.time).toLocaleTimeString('ru-RU'));
       cell(tr, h.kind);
       const td = cell(tr, h.error ? h.error : String(h.status));
       if (h.error || h.status < 200 || h.status > 299) td.className = 'bad';

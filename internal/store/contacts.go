@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -67,4 +68,28 @@ func (s *Store) ContactsByIDs(ctx context.Context, workspaceID string, ids []str
 		return nil, fmt.Errorf("store: contacts by id: %w", err)
 	}
 	return out, nil
+}
+
+// BackdateContactInbound moves a channel's customer's last inbound moment
+// (the contact's and its dialogs') back to at, as if they had last written
+// then: the customer-service window is reckoned from it. It never moves a
+// moment forward. The demo's "close the 24-hour window" is its reason: a
+// person trying the template picker should not wait a day. ErrNotFound
+// when the customer never wrote to the channel.
+func (s *Store) BackdateContactInbound(ctx context.Context, channelID, externalID string, at time.Time) error {
+	return s.Tx(ctx, func(tx *gorm.DB) error {
+		var c Contact
+		if err := tx.Where("channel_id = ? AND external_id = ?", channelID, externalID).First(&c).Error; err != nil {
+			return notFound(err)
+		}
+		if err := tx.Model(&Contact{}).Where("id = ? AND last_inbound_at > ?", c.ID, at).
+			Updates(map[string]any{"last_inbound_at": at, "updated_at": Now()}).Error; err != nil {
+			return fmt.Errorf("store: backdate contact %s: %w", c.ID, err)
+		}
+		if err := tx.Model(&Dialog{}).Where("contact_id = ? AND last_inbound_at > ?", c.ID, at).
+			Update("last_inbound_at", at).Error; err != nil {
+			return fmt.Errorf("store: backdate contact %s's dialogs: %w", c.ID, err)
+		}
+		return nil
+	})
 }

@@ -46,6 +46,9 @@ const (
 	AmoManager = 9000002
 	// OwnerEmail signs in to the cabinet.
 	OwnerEmail = "owner@demo.test"
+	// DemoTimezone is the workspace's clock: the demo shows times as
+	// people in Russia read them.
+	DemoTimezone = "Europe/Moscow"
 )
 
 // The sandbox's keys. They guard nothing real: every party is a simulator
@@ -274,7 +277,9 @@ func (d *Demo) seed(ctx context.Context) error {
 	}
 	d.WorkspaceID = ws.ID
 	if ws.Name != "Demo" {
-		if err := d.api(ctx, http.MethodPatch, "/api/v1/workspaces/"+ws.ID, map[string]any{"name": "Demo"}, http.StatusOK, nil); err != nil {
+		// A new data directory: the default workspace becomes the demo's,
+		// on Moscow's clock (it starts on UTC's).
+		if err := d.api(ctx, http.MethodPatch, "/api/v1/workspaces/"+ws.ID, map[string]any{"name": "Demo", "timezone": DemoTimezone}, http.StatusOK, nil); err != nil {
 			return fmt.Errorf("name the workspace: %w", err)
 		}
 	}

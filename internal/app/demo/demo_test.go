@@ -276,7 +276,7 @@ var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 // signIn signs in through the cabinet's form with the printed login and
 // wants the home page after the redirect.
-func signIn(t *testing.T, d *demo.Demo, password string) {
+func signIn(t *testing.T, d *demo.Demo, password string) *http.Client {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
@@ -299,6 +299,7 @@ func signIn(t *testing.T, d *demo.Demo, password string) {
 	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path == "/login" || !strings.Contains(string(home), "WhatsApp") {
 		t.Fatalf("sign-in: %d at %s\n%.600s", resp.StatusCode, resp.Request.URL, home)
 	}
+	return c
 }
 
 // markRead marks the customer's message read through the Graph simulator,

@@ -1,13 +1,17 @@
 package demo
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"html/template"
 	"mime"
 	"net/http"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/store"
 )
 
 // metaHandler serves the simulated customer's phone at / and /phone/…, and
@@ -17,6 +21,7 @@ func (d *Demo) metaHandler() http.Handler {
 	mux.HandleFunc("GET /{$}", d.phonePage)
 	mux.HandleFunc("GET /phone/messages", d.phoneMessages)
 	mux.HandleFunc("POST /phone/send", d.phoneSend)
+	mux.HandleFunc("POST /phone/close-window", d.phoneCloseWindow)
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.Handle("/", d.Meta)
 	return mux
@@ -28,6 +33,10 @@ type PhoneMessage struct {
 	Mine bool      `json:"mine"` // written by the customer
 	Text string    `json:"text"`
 	Time time.Time `json:"time"`
+	// Clock is Time as people in Russia read it (24-hour, "18:05") in the
+	// demo workspace's time zone, made here rather than by the browser,
+	// whose locale may well be en-US's "6:05 PM".
+	Clock string `json:"clock"`
 	// Ticks of the customer's own messages: sent (the gateway took the
 	// webhook), read (the business marked it read).
 	Ticks string `json:"ticks,omitempty"`
@@ -139,10 +148,28 @@ func (d *Demo) Conversation() []PhoneMessage {
 	return out
 }
 
-func (d *Demo) phoneMessages(w http.ResponseWriter, _ *http.Request) {
+// Location is the demo workspace's time zone (Moscow when it names none
+// the clock knows).
+func (d *Demo) Location(ctx context.Context) *time.Location {
+	if ws, err := d.App.Store.GetWorkspace(ctx, store.All, d.WorkspaceID); err == nil && ws.Timezone != "" {
+		if loc, err := time.LoadLocation(ws.Timezone); err == nil {
+			return loc
+		}
+	}
+	if loc, err := time.LoadLocation(DemoTimezone); err == nil {
+		return loc
+	}
+	return time.FixedZone("MSK", 3*60*60)
+}
+
+func (d *Demo) phoneMessages(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if err := json.NewEncoder(w).Encode(map[string]any{"messages": d.Conversation()}); err != nil {
+	msgs, loc := d.Conversation(), d.Location(r.Context())
+	for i := range msgs {
+		msgs[i].Clock = msgs[i].Time.In(loc).Format("15:04")
+	}
+	if err := json.NewEncoder(w).Encode(map[string]any{"messages": msgs}); err != nil {
 		d.log.Debug("demo phone: write messages", "err", err)
 	}
 }
@@ -182,6 +209,44 @@ func (d *Demo) phoneSend(w http.ResponseWriter, r *http.Request) {
 		res["error"] = err.Error()
 	}
 	writeJSON(w, res)
+}
+
+// CloseWindow makes the customer's last message look a day and an hour
+// old, to the gateway and to the Meta simulator alike, so the shared chat
+// and the CRM cards show the closed-window banner and the template picker
+// (and a free-form reply is refused, 131047 on Meta's side) without a
+// day's wait. A demo-only control: the gateway proper has no such switch.
+// store.ErrNotFound when the customer has not written yet.
+func (d *Demo) CloseWindow(ctx context.Context) error {
+	at := store.Now().Add(-25 * time.Hour)
+	if err := d.App.Store.BackdateContactInbound(ctx, d.WhatsAppID, CustomerWaID, at); err != nil {
+		return err
+	}
+	d.Meta.BackdateWhatsAppInbound(PhoneNumberID, CustomerWaID, at)
+	return nil
+}
+
+// phoneCloseWindow is the phone page's "close the 24-hour window"; JSON
+// only, like phoneSend.
+func (d *Demo) phoneCloseWindow(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	if ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || ct != "application/json" {
+		w.WriteHeader(http.StatusUnsupportedMediaType)
+		writeJSON(w, map[string]string{"error": "send JSON / отправьте JSON"})
+		return
+	}
+	err := d.CloseWindow(r.Context())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		w.WriteHeader(http.StatusConflict)
+		writeJSON(w, map[string]string{"error": "Клиент ещё не писал — окно и так закрыто / The customer has not written yet: the window is closed already"})
+	case err != nil:
+		d.log.Error("demo phone: close the window", "err", err)
+		w.WriteHeader(http.StatusInternalServerError)
+		writeJSON(w, map[string]string{"error": err.Error()})
+	default:
+		writeJSON(w, map[string]string{"notice": "Окно закрыто: обновите чат — там шаблоны / The window is closed: reload the chat to see the templates"})
+	}
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -224,6 +289,9 @@ var phoneTmpl = template.Must(template.New("phone").Parse(`<!DOCTYPE html>
  input { flex: 1; padding: .55rem .8rem; border: none; border-radius: 20px; font: inherit; }
  button { border: none; border-radius: 20px; background: #008069; color: #fff; padding: 0 1rem; font: inherit; cursor: pointer; }
  #err { color: #b00; font-size: .8rem; padding: 0 .6rem; }
+ .demo-tools { margin-top: 1.2rem; padding-top: .8rem; border-top: 1px solid #ccc; }
+ .demo-tools button { border-radius: 6px; background: #fff; color: #b35c00; border: 1px solid #b35c00; padding: .45rem .8rem; }
+ #notice { color: #086; font-size: .85rem; margin-top: .4rem; }
 </style>
 </head>
 <body>
@@ -235,6 +303,14 @@ var phoneTmpl = template.Must(template.New("phone").Parse(`<!DOCTYPE html>
  The message reaches the cabinet's shared chat, the Bitrix24 Open Line and the amoCRM lead.</p>
  <p>✓✓ — доставлено; <span style="color:#53bdeb">синие</span>, когда бизнес отметит сообщение прочитанным.<br>
  <span class="en">✓✓ delivered; <span style="color:#53bdeb">blue</span> once the business marks it read.</span></p>
+ <div class="demo-tools">
+  <p>Ответить свободным текстом WhatsApp позволяет 24 часа после последнего сообщения клиента, потом — только шаблоном.
+  Чтобы не ждать сутки, закройте окно: последнее сообщение клиента станет старше 24 часов.<br>
+  <span class="en">WhatsApp allows free-form replies for 24 hours after the customer's last message, then templates only.
+  Rather than wait a day, close the window: the customer's last message becomes older than 24 hours.</span></p>
+  <button type="button" id="close-window">Закрыть 24-часовое окно (демо) / Close the 24-hour window (demo)</button>
+  <div id="notice" role="status"></div>
+ </div>
 </div>
 <div class="phone">
  <div class="bar"><b>{{.Business}}</b><small>WhatsApp Business</small></div>
@@ -254,7 +330,7 @@ async function refresh() {
     const r = await fetch('/phone/messages', {cache: 'no-store'});
     const j = await r.json();
     const html = j.messages.map(m => {
-      const t = new Date(m.time).toLocaleTimeString([], {hour: '2-digit', minute: '2-digit'});
+      const t = esc(m.clock);
       const ticks = m.mine ? '<span class="t ' + (m.ticks === 'read' ? 'read' : '') + '">' + (m.ticks ? '✓✓' : '✓') + '</span>' : '';
       return '<div class="m' + (m.mine ? ' mine' : '') + '" data-ticks="' + (m.ticks || '') + '">' + esc(m.text) + '<div class="meta">' + t + ticks + '</div></div>';
     }).join('');
@@ -271,6 +347,14 @@ document.getElementById('send').addEventListener('submit', async ev => {
   if (!r.ok || j.error) { err.textContent = j.error || r.statusText; }
   input.value = '';
   refresh();
+});
+document.getElementById('close-window').addEventListener('click', async () => {
+  const notice = document.getElementById('notice');
+  err.textContent = ''; notice.textContent = '';
+  const r = await fetch('/phone/close-window', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: '{}'});
+  const j = await r.json();
+  if (!r.ok || j.error) { err.textContent = j.error || r.statusText; return; }
+  notice.textContent = j.notice;
 });
 refresh();
 setInterval(refresh, 1000);

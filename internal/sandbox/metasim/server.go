@@ -273,6 +273,19 @@ func (s *Server) SetSynchronous131047(on bool) {
 	s.sync131047 = on
 }
 
+// BackdateWhatsAppInbound moves the customer's last message to a business
+// number back to at, so the 24-hour window is reckoned from then (closed,
+// for an at over a day ago) without waiting: the demo's "close the
+// window". It never opens a window the customer did not open.
+func (s *Server) BackdateWhatsAppInbound(phoneNumberID, waID string, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := pairKey{phoneNumberID, waID}
+	if last, ok := s.waLastIn[k]; ok && last.After(at) {
+		s.waLastIn[k] = at
+	}
+}
+
 // Requests returns a copy of every request received, oldest first.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()

@@ -558,3 +558,26 @@ func TestCloseStopsPendingStatuses(t *testing.T) {
 		t.Errorf("%d deliveries after Close", n)
 	}
 }
+
+// BackdateWhatsAppInbound closes a window the customer opened as a day's
+// wait would: a free-form send is then refused with 131047, a template
+// still goes.
+func TestBackdateWhatsAppInboundClosesTheWindow(t *testing.T) {
+	env := newSim(t, Options{})
+	env.sim.SetSynchronous131047(true)
+	if _, err := env.sim.SendWhatsAppText(context.Background(), testPhoneID, testCustomer, "A", "hi"); err != nil {
+		t.Fatal(err)
+	}
+	env.sim.Wait()
+	if status, body := env.sendWA(t, textTo(testCustomer, "inside")); status != 200 {
+		t.Fatalf("inside the window: %d %s", status, body)
+	}
+	env.sim.BackdateWhatsAppInbound(testPhoneID, testCustomer, env.clock.Now().Add(-25*time.Hour))
+	status, body := env.sendWA(t, textTo(testCustomer, "outside"))
+	if status != 400 || decodeError(t, body).Error.Code != 131047 {
+		t.Fatalf("after backdating: %d %s, want 400 / 131047", status, body)
+	}
+	if status, body := env.sendWA(t, templateTo(testCustomer)); status != 200 {
+		t.Fatalf("a template after backdating: %d %s", status, body)
+	}
+}

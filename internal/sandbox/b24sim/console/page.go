@@ -136,7 +136,7 @@ async function poll() {
       for (const m of line.messages) {
         const d = el('div', 'msg ' + m.direction);
         const flags = [m.edited && 'edited/изменено', m.deleted && 'deleted/удалено', m.delivered && 'delivered/доставлено', m.read && 'read/прочитано'].filter(Boolean).join(', ');
-        d.appendChild(el('div', 'meta', new Date(m.time).toLocaleTimeString() + ' · ' + m.author + ' · chat ' + m.chat +
+        d.appendChild(el('div', 'meta', new Date(m.time).toLocaleTimeString('ru-RU') + ' · ' + m.author + ' · chat ' + m.chat +
           ' · im ' + m.im_chat_id + '/' + m.im_message_id + (flags ? ' · ' + flags : '')));
         d.appendChild(el('div', '', m.text));
         for (const f of (m.files || [])) {
@@ -154,7 +154,7 @@ async function poll() {
     tbody.replaceChildren();
     for (const d of deliveries.slice().reverse().slice(0, 50)) {
       const row = el('tr');
-      row.appendChild(el('td', '', new Date(d.time).toLocaleTimeString()));
+      row.appendChild(el('td', '', new Date(d.time).toLocaleTimeString('ru-RU')));
       row.appendChild(el('td', '', d.event));
       row.appendChild(el('td', '', d.handler));
       row.appendChild(el('td', d.error || d.status < 200 || d.status > 299 ? 'bad' : '', d.error || String(d.status)));
