@@ -1,11 +1,10 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -65,33 +64,36 @@ func (s *Server) employeeProblem(c *gin.Context, fe *fault.Error) {
 	s.renderEmployees(c, http.StatusUnprocessableEntity, p)
 }
 
-// editEmployee changes a user's name and role.
+// employeeErr answers a failed edit: a refusal on the page, in the
+// reader's language; a request gone, nothing; anything else, the error
+// page.
+func (s *Server) employeeErr(c *gin.Context, err error) {
+	if fe := fault.As(err); fe != nil {
+		s.employeeProblem(c, fe)
+		return
+	}
+	if errors.Is(err, context.Canceled) {
+		c.Abort()
+		return
+	}
+	s.pageErr(c, err)
+}
+
+// editEmployee changes a user's name and role (changeUser, as the API's
+// PATCH does).
 func (s *Server) editEmployee(c *gin.Context) {
 	cc := cabinetOf(c)
 	u, ok := s.employeeOf(c)
 	if !ok {
 		return
 	}
-	role, name := c.PostForm("role"), strings.TrimSpace(c.PostForm("name"))
-	if !slices.Contains([]string{store.RoleOwner, store.RoleAdmin, store.RoleManager}, role) {
-		s.employeeProblem(c, &fault.Error{Kind: fault.Invalid, Code: "role_invalid", Field: "role", Message: "role is owner, admin or manager"})
-		return
-	}
+	role, name := c.PostForm("role"), c.PostForm("name")
 	if !canManage(cc.User, role) {
 		s.refusePage(c, http.StatusForbidden, "forbidden")
 		return
 	}
-	if p := textProblem(name, maxNameRunes); p != "" {
-		s.employeeProblem(c, &fault.Error{Kind: fault.Invalid, Code: "person_name_invalid", Field: "name", Message: "name: " + p})
-		return
-	}
-	_, err := s.d.Store.UpdateCabinetUser(c.Request.Context(), store.Scope{WorkspaceID: cc.Workspace.ID}, cc.Workspace.ID, u.ID, name, role)
-	if errors.Is(err, store.ErrLastOwner) {
-		s.employeeProblem(c, &fault.Error{Kind: fault.Conflict, Code: "last_owner", Field: "role", Message: "a workspace keeps at least one owner: make another user owner first"})
-		return
-	}
-	if err != nil {
-		s.pageErr(c, err)
+	if _, _, err := s.changeUser(c.Request.Context(), u, UserChange{Name: &name, Role: &role}); err != nil {
+		s.employeeErr(c, err)
 		return
 	}
 	s.d.Log.Info("cabinet user changed", "user_id", u.ID, "role", role, "by", cc.User.ID)
@@ -101,7 +103,7 @@ func (s *Server) editEmployee(c *gin.Context) {
 }
 
 // resetEmployeePassword sets another user's password (made when none is
-// given, shown once) and ends their sessions.
+// given, shown once) and ends their sessions (changeUser).
 func (s *Server) resetEmployeePassword(c *gin.Context) {
 	cc := cabinetOf(c)
 	u, ok := s.employeeOf(c)
@@ -121,22 +123,10 @@ func (s *Server) resetEmployeePassword(c *gin.Context) {
 			return
 		}
 		generated = plain
-	} else if fe := checkPassword(plain); fe != nil {
-		s.employeeProblem(c, fe)
-		return
 	}
-	if !s.hashSlot(c) {
-		return
-	}
-	hash, err := password.Hash(plain, password.OWASP)
-	<-s.hashSlots
+	_, n, err := s.changeUser(c.Request.Context(), u, UserChange{Password: &plain})
 	if err != nil {
-		s.pageErr(c, err)
-		return
-	}
-	n, err := s.d.Store.SetCabinetUserPassword(c.Request.Context(), u.ID, hash, "")
-	if err != nil {
-		s.pageErr(c, err)
+		s.employeeErr(c, err)
 		return
 	}
 	s.d.Log.Info("cabinet user's password reset", "user_id", u.ID, "by", cc.User.ID, "sessions_ended", n)

@@ -136,6 +136,7 @@ func New(d Deps) *Server {
 	api.DELETE("/workspaces/:id/tokens/:token_id", s.revokeToken)
 	api.POST("/workspaces/:id/users", s.createUser)
 	api.GET("/workspaces/:id/users", s.listUsers)
+	api.PATCH("/workspaces/:id/users/:user_id", s.patchUser)
 	api.DELETE("/workspaces/:id/users/:user_id", s.deleteUser)
 	api.PUT("/workspaces/:id/users/:user_id/crm_links", s.putUserCRMLinks)
 	api.GET("/channels", s.listChannels)

@@ -260,3 +260,111 @@ func (s *Server) putUserCRMLinks(c *gin.Context) {
 	}
 	reply(c, http.StatusOK, viewUser(u, links))
 }
+
+// UserChange is an edit of a cabinet user; a nil field stays as it is.
+type UserChange struct {
+	Name     *string
+	Role     *string
+	Password *string
+}
+
+// changeUser is the one edit of a cabinet user, behind the cabinet's
+// employee forms and PATCH /api/v1/workspaces/:id/users/:user_id. Every
+// given field is checked first (role_invalid, person_name_invalid,
+// password_too_short, password_too_long), so a refusal changes nothing;
+// the last owner stays an owner (last_owner); a new password ends every
+// session of the user. Who may make which change is the caller's to
+// decide. It returns the user as changed and how many sessions ended.
+func (s *Server) changeUser(ctx context.Context, u *store.CabinetUser, ch UserChange) (*store.CabinetUser, int64, error) {
+	name, role := u.Name, u.Role
+	if ch.Role != nil {
+		role = *ch.Role
+		if !slices.Contains([]string{store.RoleOwner, store.RoleAdmin, store.RoleManager}, role) {
+			return nil, 0, &fault.Error{Kind: fault.Invalid, Code: "role_invalid", Field: "role",
+				Message: fmt.Sprintf("role is owner, admin or manager; got %.40q", role)}
+		}
+	}
+	if ch.Name != nil {
+		name = strings.TrimSpace(*ch.Name)
+		if p := textProblem(name, maxNameRunes); p != "" {
+			return nil, 0, &fault.Error{Kind: fault.Invalid, Code: "person_name_invalid", Field: "name", Message: "name: " + p}
+		}
+	}
+	var hash string
+	if ch.Password != nil {
+		if fe := checkPassword(*ch.Password); fe != nil {
+			return nil, 0, fe
+		}
+		// argon2 takes 19 MiB a hash: a slot bounds how many run at once.
+		select {
+		case s.hashSlots <- struct{}{}:
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		}
+		var err error
+		hash, err = password.Hash(*ch.Password, password.OWASP)
+		<-s.hashSlots
+		if err != nil {
+			return nil, 0, err
+		}
+	}
+	if ch.Name != nil || ch.Role != nil {
+		changed, err := s.d.Store.UpdateCabinetUser(ctx, store.Scope{WorkspaceID: u.WorkspaceID}, u.WorkspaceID, u.ID, name, role)
+		if errors.Is(err, store.ErrLastOwner) {
+			return nil, 0, &fault.Error{Kind: fault.Conflict, Code: "last_owner", Field: "role",
+				Message: "a workspace keeps at least one owner: make another user owner first"}
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		u = changed
+	}
+	var ended int64
+	if hash != "" {
+		var err error
+		if ended, err = s.d.Store.SetCabinetUserPassword(ctx, u.ID, hash, ""); err != nil {
+			return nil, 0, err
+		}
+	}
+	return u, ended, nil
+}
+
+// patchUser: PATCH /api/v1/workspaces/:id/users/:user_id with any of
+// {"name", "role", "password"} edits a user as the cabinet's employee
+// forms do (changeUser). The answer is the user; a new password's ended
+// sessions are counted in sessions_ended.
+func (s *Server) patchUser(c *gin.Context) {
+	ctx := c.Request.Context()
+	if !store.ValidID(c.Param("user_id")) {
+		fail(c, http.StatusNotFound, "not_found", "no such user")
+		return
+	}
+	var req struct {
+		Name     *string `json:"name"`
+		Role     *string `json:"role"`
+		Password *string `json:"password"`
+	}
+	if !decode(c, &req) {
+		return
+	}
+	u, err := s.d.Store.GetCabinetUser(ctx, scopeOf(c), c.Param("id"), c.Param("user_id"))
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	u, ended, err := s.changeUser(ctx, u, UserChange{Name: req.Name, Role: req.Role, Password: req.Password})
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	links, err := s.d.Store.CabinetUserCRMLinks(ctx, []string{u.ID})
+	if err != nil {
+		s.failErr(c, err)
+		return
+	}
+	s.d.Log.Info("cabinet user changed through the API", "user_id", u.ID, "role", u.Role, "new_password", req.Password != nil, "sessions_ended", ended)
+	reply(c, http.StatusOK, struct {
+		userView
+		SessionsEnded int64 `json:"sessions_ended"`
+	}{viewUser(u, links[u.ID]), ended})
+}
