@@ -8,12 +8,15 @@ package browsertest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,14 +83,90 @@ func New(t testing.TB, opts ...Option) context.Context {
 		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), allocOpts...)
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, c.limit)
+	browser, cancelCtx := chromedp.NewContext(actx)
+	ctx, cancelTimeout := context.WithTimeout(browser, c.limit)
 	t.Cleanup(func() {
 		cancelTimeout()
 		cancelCtx()
 		cancelAlloc()
 	})
+	// Registered second, so it runs first, while the browser lives; on the
+	// browser's context, not the bounded one a slow test may have spent.
+	t.Cleanup(func() {
+		if t.Failed() {
+			shotOnFailure(t, browser)
+		}
+	})
 	return ctx
+}
+
+// FailureDirEnv names the directory for the pages of failed tests; unset,
+// they go to test/browser/output of the module (gitignored).
+const FailureDirEnv = "SCREENSHOT_DIR"
+
+// failureDir is where shotOnFailure writes: FailureDirEnv, else
+// test/browser/output under the module's root (found from the working
+// directory up, so every test package writes to the same place).
+func failureDir() (string, error) {
+	if d := os.Getenv(FailureDirEnv); d != "" {
+		return d, nil
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(dir, "test", "browser", "output"), nil
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			return "", errors.New("no go.mod above the working directory")
+		}
+		dir = up
+	}
+}
+
+// shotOnFailure saves the page a failed test left, as
+// <dir>/<TestName>-<n>.png (the first n free, so reruns and several
+// browsers of one test keep theirs), and names the file in the test's
+// log. It reports its own trouble in the log only: the test has failed
+// already, for its own reason.
+func shotOnFailure(t testing.TB, browser context.Context) {
+	dir, err := failureDir()
+	if err == nil {
+		err = os.MkdirAll(dir, 0o755)
+	}
+	if err != nil {
+		t.Logf("no screenshot of the failed test's page: %v", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(browser, 10*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Logf("no screenshot of the failed test's page: %v", err)
+		return
+	}
+	name := strings.NewReplacer("/", "_", `\`, "_", ":", "_", " ", "_").Replace(t.Name())
+	for n := 1; n < 1000; n++ {
+		p := filepath.Join(dir, name+"-"+strconv.Itoa(n)+".png")
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err == nil {
+			_, err = f.Write(png)
+			err = errors.Join(err, f.Close())
+		}
+		if err != nil {
+			t.Logf("no screenshot of the failed test's page: %v", err)
+			return
+		}
+		t.Logf("screenshot of the failed test's page: %s", p)
+		return
+	}
+	t.Logf("no screenshot of the failed test's page: %s holds 999 of %s already", dir, name)
 }
 
 // Do runs browser steps, failing the test on an error.
