@@ -344,6 +344,12 @@ func (d *Demo) seedChannels(ctx context.Context) error {
 		}
 		d.InstagramID = made.ID
 	}
+	// The WABA's templates now, not at the daily refresh: a person who
+	// closes the 24-hour window on the phone page finds them in the
+	// picker at once.
+	if err := d.api(ctx, http.MethodPost, "/api/v1/channels/"+d.WhatsAppID+"/templates/refresh", nil, http.StatusOK, nil); err != nil {
+		return fmt.Errorf("whatsapp templates: %w", err)
+	}
 	return nil
 }
 
