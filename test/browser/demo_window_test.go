@@ -22,10 +22,10 @@ import (
 // (demo)" button makes the customer's message a day old, and the shared
 // chat then shows the closed-window banner and the template picker.
 func TestDemoCloseWindowInBrowser(t *testing.T) {
-	// The demo first, so it stops after the browser: the chat's open
-	// event stream would hold its shutdown.
-	d := demoStart(t)
+	// The browser first, so the demo stops while the chat's event stream
+	// is still open: its shutdown must end the stream, not wait it out.
 	ctx := browsertest.New(t, browsertest.Timeout(2*time.Minute))
+	d := demoStart(t)
 	browsertest.Do(t, ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		_, err := cdp.Call(ctx, tg, emulation.SetLocaleOverride, emulation.SetLocaleOverrideParams{Locale: "en-US"})
 		return err

@@ -224,6 +224,12 @@ func Start(ctx context.Context, o Options) (_ *Demo, err error) {
 	handlers := []http.Handler{a.Handler(), d.metaHandler(), b24Console, d.amoHandler()}
 	for i, h := range handlers {
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute, WriteTimeout: 2 * time.Minute}
+		if i == 0 {
+			// The shared chat's event streams never go idle on their own;
+			// without this a demo stopped with a chat tab open waits out
+			// its whole shutdown limit.
+			srv.RegisterOnShutdown(a.CloseStreams)
+		}
 		d.servers = append(d.servers, srv)
 		go func(ln net.Listener) {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
