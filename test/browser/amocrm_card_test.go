@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -32,7 +33,8 @@ func graphPosts(sim *metasim.Server, path string) int {
 // read-only user who sees no send box.
 func TestAmoCRMCardWindowInBrowser(t *testing.T) {
 	ctx := cardBrowser(t)
-	e := apptest.Start(t, apptest.Options{AmoCRM: true})
+	// Statuses come slowly enough to be seen arriving on the open page.
+	e := apptest.Start(t, apptest.Options{AmoCRM: true, Sim: func(o *metasim.Options) { o.StatusDelay = 1500 * time.Millisecond }})
 	integ, _, ch := cardInstall(t, e)
 	if _, err := e.Sim.SendWhatsAppText(context.Background(), apptest.PhoneNumberID, "79161234567", "Анна", "Когда доставка?"); err != nil {
 		t.Fatal(err)
@@ -69,6 +71,7 @@ func TestAmoCRMCardWindowInBrowser(t *testing.T) {
 		t.Fatalf("after the send: %s", text)
 	}
 	e.Eventually("sent through the Graph API", func() bool { return graphPosts(e.Sim, path) == 1 })
+	liveInBrowser(t, ctx, e, "amo-card")
 
 	// A lead whose contact never wrote: the banner, and the template picker
 	// asking for the chosen template's variables only.
