@@ -3,6 +3,7 @@ package app_test
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"html"
 	"io"
@@ -32,6 +33,28 @@ func streamOf(t *testing.T, page string) string {
 		t.Fatalf("no event stream on the page:\n%s", page)
 	}
 	return html.UnescapeString(m[1])
+}
+
+// ticketContacts are the customers a page's stream ticket names (its
+// signed body, read without the key).
+func ticketContacts(t *testing.T, page string) []string {
+	t.Helper()
+	u, err := url.Parse(streamOf(t, page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _, _ := strings.Cut(u.Query().Get("t"), ".")
+	raw, err := base64.RawURLEncoding.DecodeString(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tk struct {
+		Contacts []string `json:"c"`
+	}
+	if err := json.Unmarshal(raw, &tk); err != nil {
+		t.Fatal(err)
+	}
+	return tk.Contacts
 }
 
 // openStream opens an event stream as an EventSource does and sends each
