@@ -5,7 +5,7 @@ package web
 var quickTexts = map[string]map[string]string{
 	"ru": {
 		"nav_templates": "Шаблоны", "quick_title": "Быстрые ответы",
-		"quick_hint": "Быстрые ответы видны всем сотрудникам в общем чате: выбор ответа подставляет его текст, а файл ответа прикладывается при отправке.",
+		"quick_hint": "Быстрые ответы видны всем сотрудникам в общем чате и в окне чата в карточке CRM: выбор ответа подставляет его текст, а файл ответа прикладывается при отправке.",
 		"quick_none": "Быстрых ответов пока нет.",
 		"quick_name": "Название", "quick_text": "Текст", "quick_file": "Файл", "quick_file_hint": "необязательно, до %d МБ",
 		"quick_add": "Добавить ответ", "quick_save": "Сохранить", "quick_delete": "Удалить", "quick_edit": "Изменить",
@@ -22,7 +22,7 @@ var quickTexts = map[string]map[string]string{
 	},
 	"en": {
 		"nav_templates": "Templates", "quick_title": "Quick replies",
-		"quick_hint": "Quick replies are there for every employee in the shared chat: picking one fills in its text, and its file is attached when sent.",
+		"quick_hint": "Quick replies are there for every employee in the shared chat and in the chat on a CRM card: picking one fills in its text, and its file is attached when sent.",
 		"quick_none": "No quick replies yet.",
 		"quick_name": "Title", "quick_text": "Text", "quick_file": "File", "quick_file_hint": "optional, up to %d MB",
 		"quick_add": "Add reply", "quick_save": "Save", "quick_delete": "Delete", "quick_edit": "Edit",

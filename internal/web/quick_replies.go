@@ -21,9 +21,10 @@ import (
 
 // Quick replies (issue 9): a workspace's canned answers, each a short
 // title, a text and optionally one file. Owners and admins (and API
-// tokens) manage them; everyone in the shared chat picks them. The file is
-// kept in the media store and attached by the server when a send names
-// the quick reply, so a browser never has to hold it.
+// tokens) manage them; everyone picks them in the chat view (the shared
+// chat and the CRM card pages; internal/crm/chatview). The file is kept
+// in the media store and attached by the server when a send names the
+// quick reply, so a browser never has to hold it.
 
 // Quick reply limits: the title fits a picker, the text one WhatsApp
 // message (4096 characters), the file what WhatsApp takes as a document.
