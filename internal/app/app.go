@@ -141,7 +141,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	svc.AddHook(router)
 	router.SetMenuSender(menuSender{svc})
 	router.Handle(q)
-	chat := chatview.New(chatview.Config{Store: st, Templates: tpl, FileURL: signer.URL, UploadMaxBytes: min(cfg.UploadMaxBytes, chatview.DefaultUploadMaxBytes), Log: log})
+	chat := chatview.New(chatview.Config{Store: st, Templates: tpl, FileURL: signer.URL, UploadMaxBytes: min(cfg.UploadMaxBytes, chatview.DefaultUploadMaxBytes),
+		KeptFile: svc.KeptFile, Log: log})
 	b24 := bitrix24.New(bitrix24.Config{ClientID: cfg.Bitrix24ClientID, ClientSecret: cfg.Bitrix24ClientSecret,
 		OAuthURL: cfg.Bitrix24OAuthURL, PublicURL: cfg.PublicURL, AllowPrivate: cfg.AllowPrivateEndpoints,
 		OnUninstall: cfg.Bitrix24OnUninstall, Workspace: cfg.Bitrix24Workspace, Rate: cfg.Bitrix24Rate, Burst: cfg.Bitrix24Burst, SessionKey: derive(key, "bitrix24 page sessions"),

@@ -396,6 +396,9 @@ func TestCardTabEnforcesAccess(t *testing.T) {
 		if !strings.Contains(page, "Когда доставка?") || !strings.Contains(page, shown) {
 			t.Fatalf("open access: \n%s", page)
 		}
+		if got := ticketContacts(t, page); len(got) != 1 {
+			t.Fatalf("open access: the stream ticket names %v", got)
+		}
 		if st, page := sendAs(t, e, sessOf(t, page), target, "Открыто"); st != http.StatusOK || !strings.Contains(page, "поставлено в очередь") {
 			t.Fatalf("send with open access: %d\n%s", st, page)
 		}
@@ -417,6 +420,10 @@ func TestCardTabEnforcesAccess(t *testing.T) {
 		oldSess := sessOf(t, page)
 		put(matrix("none"))
 		page = tabAs(t, e, olga, deal)
+		// The page's event stream may tell of nobody it does not show.
+		if got := ticketContacts(t, page); len(got) != 0 {
+			t.Fatalf("no access: the stream ticket names %v", got)
+		}
 		if strings.Contains(page, "Когда доставка?") || strings.Contains(page, "Открыто") || strings.Contains(page, shown) {
 			t.Fatalf("none still shows the channel:\n%s", page)
 		}

@@ -98,3 +98,64 @@ func (s *Sessions) Open(v string) (*Session, error) {
 	}
 	return &ss, nil
 }
+
+// StreamTicket lets a CRM page's event stream say which of its customers'
+// conversations changed. An EventSource can only GET, so the ticket
+// travels in the stream's address; it is therefore not the page session
+// (which can send and must stay out of addresses), but a narrower,
+// shorter-lived value signed apart from sessions: it names the workspace
+// and the customers the page showed its user, and opens nothing but the
+// stream, which carries no content.
+type StreamTicket struct {
+	IntegrationID string   `json:"i"`
+	WorkspaceID   string   `json:"w"`
+	Contacts      []string `json:"c"`
+	Expires       int64    `json:"x"`
+}
+
+// StreamTTL is how long a stream ticket opens streams; the page gets a
+// new one with each refresh of its messages.
+const StreamTTL = 15 * time.Minute
+
+// streamDomain separates a ticket's signature from a session's: neither
+// opens as the other.
+const streamDomain = "stream\x00"
+
+// SignStream signs a stream ticket for the page of session ss, valid for
+// StreamTTL but never past the session's own end.
+func (s *Sessions) SignStream(ss *Session, t StreamTicket) string {
+	t.Expires = min(time.Now().Add(StreamTTL).Unix(), ss.Auth+int64(SessionMaxAge/time.Second))
+	if t.Contacts == nil {
+		t.Contacts = []string{}
+	}
+	raw, err := json.Marshal(t)
+	if err != nil {
+		// Strings and an int always marshal.
+		panic(err)
+	}
+	body := base64.RawURLEncoding.EncodeToString(raw)
+	return body + "." + s.mac(streamDomain+body)
+}
+
+// OpenStream checks a stream ticket's signature and age.
+func (s *Sessions) OpenStream(v string) (*StreamTicket, error) {
+	body, sig, ok := strings.Cut(v, ".")
+	if !ok {
+		return nil, errors.New("crm: malformed stream ticket")
+	}
+	if !hmac.Equal([]byte(sig), []byte(s.mac(streamDomain+body))) {
+		return nil, errors.New("crm: bad stream ticket signature")
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(body)
+	if err != nil {
+		return nil, fmt.Errorf("crm: stream ticket: %w", err)
+	}
+	var t StreamTicket
+	if err := json.Unmarshal(raw, &t); err != nil {
+		return nil, fmt.Errorf("crm: stream ticket: %w", err)
+	}
+	if time.Now().Unix() > t.Expires || t.WorkspaceID == "" {
+		return nil, ErrSessionExpired
+	}
+	return &t, nil
+}

@@ -73,3 +73,32 @@ func TestSessionForged(t *testing.T) {
 		}
 	}
 }
+
+// A stream ticket opens only as a ticket, and a session only as a session:
+// the one in an EventSource's address can never send.
+func TestStreamTicketIsNotASession(t *testing.T) {
+	s := NewSessions([]byte("0123456789abcdef0123456789abcdef"))
+	ss := &Session{IntegrationID: "in", UserID: "7", Auth: time.Now().Unix()}
+	tk := s.SignStream(ss, StreamTicket{IntegrationID: "in", WorkspaceID: "ws", Contacts: []string{"c1"}})
+	got, err := s.OpenStream(tk)
+	if err != nil || got.WorkspaceID != "ws" || len(got.Contacts) != 1 || got.Contacts[0] != "c1" {
+		t.Fatalf("ticket: %+v %v", got, err)
+	}
+	if time.Until(time.Unix(got.Expires, 0)) > StreamTTL {
+		t.Fatalf("ticket lives past StreamTTL: %v", time.Unix(got.Expires, 0))
+	}
+	if _, err := s.Open(tk); err == nil {
+		t.Fatal("a stream ticket opened as a page session")
+	}
+	if _, err := s.OpenStream(s.Sign(*ss)); err == nil {
+		t.Fatal("a page session opened as a stream ticket")
+	}
+	if _, err := NewSessions([]byte("another key, 32 bytes long......")).OpenStream(tk); err == nil {
+		t.Fatal("a ticket of another key opened")
+	}
+	// Never past the session's own end.
+	old := &Session{Auth: time.Now().Add(-SessionMaxAge - time.Minute).Unix()}
+	if _, err := s.OpenStream(s.SignStream(old, StreamTicket{WorkspaceID: "ws"})); err == nil {
+		t.Fatal("a ticket outlived its session")
+	}
+}

@@ -55,14 +55,6 @@ type chatPage struct {
 	// Dialog is the open dialog (nil: none chosen).
 	Dialog *chatDialog
 	Emoji  []string
-	// QuickReplies are the workspace's quick replies for the send box.
-	QuickReplies []chatQuick
-}
-
-// chatQuick is a quick reply as the send box offers it; the file stays
-// on the server, which attaches it when the send names the reply.
-type chatQuick struct {
-	ID, Title, Text, Filename string
 }
 
 // chatRow is one dialog of the list.
@@ -295,14 +287,6 @@ func (s *Server) chatPage(c *gin.Context) {
 		}
 		d.View.Notice, d.View.NoticeErr = chatview.Notice(p.Lang, c.Request.URL.Query())
 		cp.Dialog = d
-		qs, err := s.d.Store.ListQuickReplies(ctx, store.Scope{WorkspaceID: cc.Workspace.ID})
-		if err != nil {
-			s.pageErr(c, err)
-			return
-		}
-		for _, q := range qs {
-			cp.QuickReplies = append(cp.QuickReplies, chatQuick{ID: q.ID, Title: q.Title, Text: q.Text, Filename: q.Filename})
-		}
 		if err := s.markRead(ctx, cc.User.ID, dv); err != nil {
 			s.pageErr(c, err)
 			return
@@ -532,21 +516,7 @@ func (s *Server) chatSend(c *gin.Context) {
 	}
 	lang := lang(c)
 	sc := store.Scope{WorkspaceID: cc.Workspace.ID}
-	// A quick reply is the workspace's own: another's id is not found.
-	var quick *store.QuickReply
-	var quickFile *messaging.Upload
-	if id := c.PostForm("quick"); id != "" {
-		quick, quickFile, err = s.quickReplyFor(ctx, cc.Workspace.ID, id)
-		if errors.Is(err, store.ErrNotFound) {
-			err = fault.New(fault.NotFound, "quick_reply_not_found", "no such quick reply")
-		}
-		if err != nil {
-			s.chatErr(c, err)
-			return
-		}
-	}
 	q, err := s.d.Chat.Send(ctx, chatRecord(a, dv.DialogView, lang), c.Request, func(ctx context.Context, channelID string, req messaging.SendRequest) (*store.Message, error) {
-		withQuickReply(&req, quick, quickFile)
 		return s.d.Messaging.Send(ctx, sc, channelID, req)
 	})
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/switchboard/switchboard/internal/crm/chatview"
 	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/messaging"
 	"github.com/switchboard/switchboard/internal/store"
@@ -20,16 +21,17 @@ import (
 
 // Quick replies (issue 9): a workspace's canned answers, each a short
 // title, a text and optionally one file. Owners and admins (and API
-// tokens) manage them; everyone in the shared chat picks them. The file is
-// kept in the media store and attached by the server when a send names
-// the quick reply, so a browser never has to hold it.
+// tokens) manage them; everyone picks them in the chat view (the shared
+// chat and the CRM card pages; internal/crm/chatview). The file is kept
+// in the media store and attached by the server when a send names the
+// quick reply, so a browser never has to hold it.
 
 // Quick reply limits: the title fits a picker, the text one WhatsApp
 // message (4096 characters), the file what WhatsApp takes as a document.
 const (
 	quickTitleMax = 60
 	quickTextMax  = 4096
-	quickFileMax  = 16 << 20
+	quickFileMax  = chatview.QuickFileMax
 )
 
 // quickReplyInput is a quick reply as a form or an API request sends it.
@@ -230,40 +232,6 @@ func (s *Server) deleteQuickReply(ctx context.Context, sc store.Scope, id string
 		s.dropKept(ctx, q.FileKey)
 	}
 	return nil
-}
-
-// quickReplyFor loads a quick reply of the workspace with its file (nil
-// when it has none), for a send that names it. Another workspace's id is
-// not found.
-func (s *Server) quickReplyFor(ctx context.Context, workspaceID, id string) (*store.QuickReply, *messaging.Upload, error) {
-	if !store.ValidID(id) {
-		return nil, nil, store.ErrNotFound
-	}
-	q, err := s.d.Store.GetQuickReply(ctx, store.Scope{WorkspaceID: workspaceID}, id)
-	if err != nil || q.FileKey == "" {
-		return q, nil, err
-	}
-	data, err := s.d.Messaging.KeptFile(ctx, q.FileKey, quickFileMax)
-	if err != nil {
-		return nil, nil, err
-	}
-	return q, &messaging.Upload{Filename: q.Filename, MimeType: q.MimeType, Data: data}, nil
-}
-
-// withQuickReply completes a send from the chat with the quick reply it
-// names: its text when the box was left empty, its file when none was
-// picked. A template goes alone, as the chat view sends it.
-func withQuickReply(req *messaging.SendRequest, q *store.QuickReply, up *messaging.Upload) {
-	if q == nil || req.Template != nil {
-		return
-	}
-	if req.Text == "" {
-		req.Text = q.Text
-	}
-	if up != nil && req.Upload == nil {
-		req.Upload = up
-		req.Media = &messaging.SendMedia{Filename: up.Filename}
-	}
 }
 
 // ---- API ----

@@ -96,14 +96,11 @@ type Server struct {
 	refusals refusalLogs
 	// hashSlots bounds the password checks running at once.
 	hashSlots chan struct{}
-	// chat tells the shared chat's pages what changed.
-	chat *chatHub
 }
 
 func New(d Deps) *Server {
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{d: d, engine: gin.New(), refusals: newRefusalLogs(), hashSlots: make(chan struct{}, 2*runtime.NumCPU())}
-	s.chat = newChatHub(d.Store, d.Log)
 	if err := s.engine.SetTrustedProxies(d.TrustedProxies); err != nil {
 		d.Log.Error("SWITCHBOARD_TRUSTED_PROXIES is not a list of addresses; trusting none", "err", err)
 		_ = s.engine.SetTrustedProxies(nil) // nil cannot fail

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -32,8 +33,9 @@ func graphPosts(sim *metasim.Server, path string) int {
 // read-only user who sees no send box.
 func TestAmoCRMCardWindowInBrowser(t *testing.T) {
 	ctx := cardBrowser(t)
-	e := apptest.Start(t, apptest.Options{AmoCRM: true})
-	integ, _, ch := cardInstall(t, e)
+	// Statuses come slowly enough to be seen arriving on the open page.
+	e := apptest.Start(t, apptest.Options{AmoCRM: true, Sim: func(o *metasim.Options) { o.StatusDelay = 1500 * time.Millisecond }})
+	integ, ws, ch := cardInstall(t, e)
 	if _, err := e.Sim.SendWhatsAppText(context.Background(), apptest.PhoneNumberID, "79161234567", "Анна", "Когда доставка?"); err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +71,26 @@ func TestAmoCRMCardWindowInBrowser(t *testing.T) {
 		t.Fatalf("after the send: %s", text)
 	}
 	e.Eventually("sent through the Graph API", func() bool { return graphPosts(e.Sim, path) == 1 })
+	liveInBrowser(t, ctx, e, "amo-card")
+
+	// The cabinet's quick replies, with the same picker: one picked fills
+	// in its text, and the server attaches its file.
+	cardQuickReply(t, e, ws, "Прайс", "Прайс-лист во вложении.", "price.pdf")
+	browsertest.Do(t, ctx, chromedp.Navigate(cardURL(t, e, cardManager, lead, "ru")), chromedp.WaitVisible("#chat-quick"))
+	id := browsertest.Eval[string](t, ctx, `document.querySelector('#chat-quick option[data-file="price.pdf"]').value`)
+	browsertest.Do(t, ctx, browsertest.Choose("#chat-quick", id))
+	if got := browsertest.Eval[string](t, ctx, `document.getElementById('chat-form').elements.text.value`); got != "Прайс-лист во вложении." {
+		t.Fatalf("the quick reply did not fill the text: %q", got)
+	}
+	if !browsertest.Shown(t, ctx, "#chat-quick-file") || !strings.Contains(browsertest.Text(t, ctx, "#chat-quick-file"), "price.pdf") {
+		t.Fatal("the window does not say which file goes with the reply")
+	}
+	browsertest.Do(t, ctx, browsertest.Shot(t, "amo-card-quick.png"), chromedp.Click("button[type=submit]"))
+	browsertest.WaitFor(t, ctx, `!!document.querySelector('#chat-notice') && document.querySelector('#chat-notice').innerText.includes('очередь')`)
+	e.Eventually("the quick reply sent", func() bool { return graphPosts(e.Sim, path) == 2 })
+	if sends := apptest.GraphSends(e.Sim, path); !strings.Contains(string(sends[len(sends)-1].Body), `"type":"document"`) {
+		t.Fatalf("the quick reply went without its file: %s", sends[len(sends)-1].Body)
+	}
 
 	// A lead whose contact never wrote: the banner, and the template picker
 	// asking for the chosen template's variables only.
@@ -116,7 +138,7 @@ func TestAmoCRMCardWindowInBrowser(t *testing.T) {
 		t.Fatalf("the sent template in the history: %s", text)
 	}
 	browsertest.Do(t, ctx, browsertest.Shot(t, "amo-card-template-sent.png"))
-	e.Eventually("template sent", func() bool { return graphPosts(e.Sim, path) == 2 })
+	e.Eventually("template sent", func() bool { return graphPosts(e.Sim, path) == 3 })
 
 	// A read-only user: the conversation, no send box, and why.
 	cardDo(t, e, http.StatusOK, "PUT", "/api/v1/integrations/"+integ+"/settings",

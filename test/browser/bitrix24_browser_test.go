@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/app/apptest"
 	"github.com/switchboard/switchboard/internal/sandbox/b24sim"
+	"github.com/switchboard/switchboard/internal/sandbox/metasim"
 	"github.com/switchboard/switchboard/test/browsertest"
 )
 
@@ -121,9 +123,13 @@ func TestBitrix24AppPageInBrowser(t *testing.T) {
 	}
 }
 
+// The card tab: the conversation, a send, and live updates without a
+// reload: the sent message's tick turns to read, and the customer's next
+// message appears.
 func TestBitrix24CardTabInBrowser(t *testing.T) {
 	ctx := browsertest.New(t)
-	e := apptest.Start(t, apptest.Options{Bitrix24: true})
+	// Statuses come slowly enough to be seen arriving on the open page.
+	e := apptest.Start(t, apptest.Options{Bitrix24: true, Sim: func(o *metasim.Options) { o.StatusDelay = 1500 * time.Millisecond }})
 	_, ws := e.InstallBitrix24()
 	ch := e.CreateWhatsAppIn(ws)
 	e.Sim.SendWhatsAppText(context.Background(), apptest.PhoneNumberID, customer, "Анна", "Когда доставка?")
@@ -158,6 +164,30 @@ func TestBitrix24CardTabInBrowser(t *testing.T) {
 	}
 	path := "/v25.0/" + apptest.PhoneNumberID + "/messages"
 	e.Eventually("sent through the Graph API", func() bool { return len(apptest.GraphSends(e.Sim, path)) == 1 })
+	liveInBrowser(t, ctx, e, "tab")
+}
+
+// liveInBrowser checks a CRM page's live updates in the open page: the
+// last sent message's tick turns to read and the customer's new message
+// appears, with no reload.
+func liveInBrowser(t *testing.T, ctx context.Context, e *apptest.Env, shot string) {
+	t.Helper()
+	chatMark(t, ctx)
+	last := `[...document.querySelectorAll('#chat-log .msg.out')].pop()`
+	if st := browsertest.Eval[string](t, ctx, last+`.getAttribute('data-status')`); st == "read" {
+		t.Fatalf("the sent message is read before the page could watch it (%s)", st)
+	}
+	browsertest.WaitFor(t, ctx, last+`.getAttribute('data-status') === 'read' && !!`+last+`.querySelector('.tick-read')`)
+	browsertest.Do(t, ctx, browsertest.Shot(t, shot+"-live-read.png"))
+	if _, err := e.Sim.SendWhatsAppText(context.Background(), apptest.PhoneNumberID, customer, "Анна", "А можно к 12?"); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitFor(t, ctx, `document.querySelector('#chat-log').innerText.includes('А можно к 12?')`)
+	browsertest.Do(t, ctx, browsertest.Shot(t, shot+"-live-inbound.png"))
+	chatKept(t, ctx)
+	if browsertest.Shown(t, ctx, "#chat-live-lost") {
+		t.Fatal("the page says the connection is lost")
+	}
 }
 
 // Without script every field shows and the save still works; a refused

@@ -1,10 +1,13 @@
 package browser_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
+	"mime/multipart"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -116,4 +119,45 @@ func widgetTicket(t *testing.T, e *apptest.Env, account, user int, purpose strin
 		t.Fatalf("ticket: %d %s", resp.StatusCode, b)
 	}
 	return got.Ticket
+}
+
+// cardQuickReply adds a quick reply with a small PDF to the workspace by
+// the admin API (multipart).
+func cardQuickReply(t *testing.T, e *apptest.Env, ws, title, text, filename string) {
+	t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for k, v := range map[string]string{"title": title, "text": text, "workspace_id": ws} {
+		if err := mw.WriteField(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", `form-data; name="file"; filename="`+filename+`"`)
+	h.Set("Content-Type", "application/pdf")
+	part, err := mw.CreatePart(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := part.Write([]byte("%PDF-1.4\nprice list\n%%EOF")); err != nil {
+		t.Fatal(err)
+	}
+	if err := mw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, e.URL+"/api/v1/quick-replies", &body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Authorization", "Bearer "+apptest.AdminToken)
+	resp, err := e.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("quick reply: %d %s", resp.StatusCode, b)
+	}
 }

@@ -87,27 +87,6 @@
       if (e) { insert(e); }
     });
   }
-  // A quick reply fills in its text; the select belongs to the form, so
-  // the send names the reply and the server attaches its file.
-  var quick = document.getElementById('chat-quick');
-  var quickFile = document.getElementById('chat-quick-file');
-  function showQuickFile() {
-    if (!quick || !quickFile) { return; }
-    var opt = quick.options[quick.selectedIndex];
-    var name = opt && quick.value ? opt.getAttribute('data-file') : '';
-    document.getElementById('chat-quick-filename').textContent = name || '';
-    quickFile.hidden = !name;
-  }
-  if (quick) {
-    quick.addEventListener('change', function () {
-      var opt = quick.options[quick.selectedIndex];
-      if (quick.value && text) {
-        text.value = opt.getAttribute('data-text') || '';
-        text.focus();
-      }
-      showQuickFile();
-    });
-  }
   var notice = document.getElementById('chat-live-notice');
   var button = form.querySelector('button[type=submit]');
   form.addEventListener('submit', function (ev) {
@@ -125,7 +104,6 @@
         notice.hidden = !res.notice;
         if (res.ok) {
           form.reset();
-          showQuickFile();
           var tg = document.getElementById('chat-target');
           if (tg) { tg.dispatchEvent(new Event('change')); }
           if (refreshLog) { refreshLog(); }

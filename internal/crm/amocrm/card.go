@@ -90,10 +90,46 @@ func (s *Service) renderCard(w http.ResponseWriter, r *http.Request, in *store.I
 	}
 	p.Action = "/amocrm/card/send?" + url.Values{"lang": {ss.Lang}}.Encode()
 	p.Sess, p.Notice, p.NoticeErr = s.SignSession(ss), notice, isErr
+	p.Live(s.sessions, ss, in, "/amocrm/card")
+	s.writeCard(w, r, in, ss, status, "amo_card.html", p)
+}
+
+// ServeCardLog is POST /amocrm/card/log: the window's messages again, for
+// its live updates, with a fresh stream ticket and session. The session
+// comes in the body only.
+func (s *Service) ServeCardLog(w http.ResponseWriter, r *http.Request) {
+	if err := s.chat.ReadForm(w, r); err != nil {
+		s.cardError(w, r, nil, nil, err)
+		return
+	}
+	in, ss, err := s.PageSession(r, PurposeCard, "", "")
+	if err != nil {
+		s.cardError(w, r, in, ss, err)
+		return
+	}
+	p, err := s.chat.Build(r.Context(), s.cardRecord(r.Context(), in, ss))
+	if err != nil {
+		s.cardError(w, r, in, ss, err)
+		return
+	}
+	p.Sess = s.SignSession(ss)
+	p.Live(s.sessions, ss, in, "/amocrm/card")
+	s.writeCard(w, r, in, ss, http.StatusOK, "chat_live", p)
+}
+
+// ServeCardEvents is GET /amocrm/card/events: the window's event stream,
+// opened by the ticket the page got (see chatview.Page.Live), never by the
+// page session.
+func (s *Service) ServeCardEvents(w http.ResponseWriter, r *http.Request) {
+	s.chat.ServeTicketStream(w, r, s.sessions, Type)
+}
+
+// writeCard renders one of the window's templates.
+func (s *Service) writeCard(w http.ResponseWriter, r *http.Request, in *store.Integration, ss *crm.Session, status int, name string, p *chatview.Page) {
 	var buf bytes.Buffer
 	// Rendered into a buffer first, so that a template error cannot leave
 	// half a page behind a 200.
-	if err := cardTemplates.ExecuteTemplate(&buf, "amo_card.html", p); err != nil {
+	if err := cardTemplates.ExecuteTemplate(&buf, name, p); err != nil {
 		s.cardError(w, r, in, ss, err)
 		return
 	}
@@ -246,7 +282,7 @@ func (s *Service) cardHeaders(w http.ResponseWriter, in *store.Integration) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", "frame-ancestors "+ancestors+"; default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'")
+	h.Set("Content-Security-Policy", "frame-ancestors "+ancestors+"; default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; form-action 'self'")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")

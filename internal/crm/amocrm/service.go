@@ -171,6 +171,8 @@ func (s *Service) Mount(r crm.Routes) {
 	r.Public(http.MethodPost, "/amocrm/widget/ticket", s.ServeWidgetTicket)
 	r.Public(http.MethodGet, "/amocrm/card", s.ServeCard)
 	r.Public(http.MethodPost, "/amocrm/card/send", s.ServeCardSend)
+	r.Public(http.MethodPost, "/amocrm/card/log", s.ServeCardLog)
+	r.Public(http.MethodGet, "/amocrm/card/events", s.ServeCardEvents)
 	r.Public(http.MethodPost, "/amocrm/amojo/:scope_id", s.ServeAmojoHook)
 	r.Public(http.MethodOptions, "/amocrm/widget/dp-key", s.ServeWidgetTicketPreflight)
 	r.Public(http.MethodPost, "/amocrm/widget/dp-key", s.ServeDPKey)

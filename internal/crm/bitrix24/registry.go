@@ -27,6 +27,8 @@ func (s *Service) Mount(r crm.Routes) {
 	r.Public(http.MethodPost, "/bitrix24/tab", s.ServeTab)
 	r.Public(http.MethodGet, "/bitrix24/tab", s.ServeTab)
 	r.Public(http.MethodPost, "/bitrix24/tab/send", s.ServeTabSend)
+	r.Public(http.MethodPost, "/bitrix24/tab/log", s.ServeTabLog)
+	r.Public(http.MethodGet, "/bitrix24/tab/events", s.ServeTabEvents)
 	r.Public(http.MethodPost, "/bitrix24/robot", s.ServeRobot)
 }
 

@@ -68,7 +68,38 @@ func (s *Service) renderTab(w http.ResponseWriter, r *http.Request, in *store.In
 		p.Keep(keep)
 	}
 	p.Action, p.Sess, p.Notice, p.NoticeErr = "/bitrix24/tab/send", s.sessions.Sign(*ss), notice, isErr
+	p.Live(s.sessions, ss, in, "/bitrix24/tab")
 	s.renderTemplate(w, in, ss.Lang, status, "b24_tab.html", p)
+}
+
+// ServeTabLog is POST /bitrix24/tab/log: the tab's messages again, for its
+// live updates, with a fresh stream ticket and session. The session comes
+// in the body, as a send's does.
+func (s *Service) ServeTabLog(w http.ResponseWriter, r *http.Request) {
+	if _, err := readForm(w, r); err != nil {
+		writePageError(w, r, nil, err)
+		return
+	}
+	in, ss, err := s.sessionFrom(r)
+	if err != nil || ss.Entity == "" {
+		writePageError(w, r, ss, firstErr(err, errNotAuthenticated))
+		return
+	}
+	p, err := s.chat.Build(r.Context(), s.tabRecord(r.Context(), in, ss))
+	if err != nil {
+		s.log.Error("bitrix24 tab: refresh", "integration_id", in.ID, "err", err)
+		writePageError(w, r, ss, err)
+		return
+	}
+	p.Sess = s.sessions.Sign(*ss)
+	p.Live(s.sessions, ss, in, "/bitrix24/tab")
+	s.renderTemplate(w, in, ss.Lang, http.StatusOK, "chat_live", p)
+}
+
+// ServeTabEvents is GET /bitrix24/tab/events: the tab's event stream,
+// opened by the ticket the page got (see chatview.Page.Live).
+func (s *Service) ServeTabEvents(w http.ResponseWriter, r *http.Request) {
+	s.chat.ServeTicketStream(w, r, s.sessions, Type)
 }
 
 // tabRightsBy says who sets the access rights inside Bitrix24.

@@ -52,12 +52,21 @@ type Config struct {
 	// UploadMaxBytes caps a file sent from the page (the gateway's
 	// upload limit).
 	UploadMaxBytes int64
-	Log            *slog.Logger
+	// KeptFile reads a quick reply's stored file (at most limit bytes);
+	// nil sends quick replies without their files.
+	KeptFile func(ctx context.Context, key string, limit int64) ([]byte, error)
+	Log      *slog.Logger
 }
+
+// QuickFileMax caps a quick reply's file: what WhatsApp takes as a
+// document, within the gateway's upload limit.
+const QuickFileMax = 16 << 20
 
 // Service builds chat pages and handles their sends.
 type Service struct {
 	cfg Config
+	// hub tells the pages' event streams what changed (live.go).
+	hub *chatHub
 }
 
 // New builds the chat view.
@@ -65,7 +74,7 @@ func New(cfg Config) *Service {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Service{cfg: cfg}
+	return &Service{cfg: cfg, hub: newChatHub(cfg.Store, cfg.Log)}
 }
 
 // UploadMaxBytes is the largest file a page may send.
@@ -223,6 +232,21 @@ type Page struct {
 	Omitted string
 	// Text is a refused send's message text, shown again in the box.
 	Text string
+	// QuickReplies are the workspace's quick replies for the send box.
+	QuickReplies []QuickReply
+	// Watch are the customers (contact ids) whose messages the page shows:
+	// what its event stream may tell about.
+	Watch []string
+	// Stream is the page's event stream (with its ticket), Refresh where
+	// the page posts its session for its messages again; both the
+	// provider's, "" for a page without live updates of its own.
+	Stream, Refresh string
+}
+
+// QuickReply is a quick reply as the send box offers it; the file stays
+// on the server, which attaches it when the send names the reply.
+type QuickReply struct {
+	ID, Title, Text, Filename string
 }
 
 // view is what the page and a send both need to know about the record.
@@ -335,6 +359,7 @@ func (s *Service) Build(ctx context.Context, rec Record) (*Page, error) {
 			}
 			continue
 		}
+		p.Watch = append(p.Watch, ct.ID)
 		views, err := s.cfg.Store.ListContactMessages(ctx, ct.ID, HistoryLimit)
 		if err != nil {
 			// One customer's history missing beats no page at all.
@@ -386,6 +411,15 @@ func (s *Service) Build(ctx context.Context, rec Record) (*Page, error) {
 		cs, left := s.choices(ctx, in, tg.ChannelID, rec.Lang)
 		p.Templates = append(p.Templates, cs...)
 		omitted = append(omitted, left...)
+	}
+	if len(p.Targets) > 0 {
+		qs, err := s.cfg.Store.ListQuickReplies(ctx, store.Scope{WorkspaceID: in.WorkspaceID})
+		if err != nil {
+			return nil, err
+		}
+		for _, q := range qs {
+			p.QuickReplies = append(p.QuickReplies, QuickReply{ID: q.ID, Title: q.Title, Text: q.Text, Filename: q.Filename})
+		}
 	}
 	if len(omitted) > 0 {
 		p.Omitted = fmt.Sprintf(t["template_omitted"], strings.Join(omitted, ", "))

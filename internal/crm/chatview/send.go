@@ -84,6 +84,14 @@ func (s *Service) Send(ctx context.Context, rec Record, r *http.Request, send Se
 	case !v.gate.Sends(c.channelID, c.owner):
 		return nil, fault.New(fault.Forbidden, "channel_read_only", "read-only access to this channel")
 	}
+	// A quick reply is the workspace's own: another's id is not found.
+	var quick *store.QuickReply
+	var quickFile *messaging.Upload
+	if id := f.Get("quick"); id != "" {
+		if quick, quickFile, err = s.quickReply(ctx, in.WorkspaceID, id); err != nil {
+			return nil, err
+		}
+	}
 	req := messaging.SendRequest{To: c.address, Text: strings.TrimSpace(f.Get("text"))}
 	if pick := f.Get("tpl"); pick != "" {
 		// A template from the picker: one of the channel's approved
@@ -142,6 +150,7 @@ func (s *Service) Send(ctx context.Context, rec Record, r *http.Request, send Se
 			req.Media = &messaging.SendMedia{Filename: fh.Filename}
 		}
 	}
+	withQuickReply(&req, quick, quickFile)
 	_, err = send(ctx, c.channelID, req)
 	var fe *fault.Error
 	switch {
@@ -165,6 +174,44 @@ func (s *Service) Send(ctx context.Context, rec Record, r *http.Request, send Se
 		q.Set("error", "internal")
 	}
 	return q, nil
+}
+
+// quickReply loads a quick reply of the workspace with its file (nil when
+// it has none), for a send that names it. Another workspace's id is a
+// NotFound refusal.
+func (s *Service) quickReply(ctx context.Context, workspaceID, id string) (*store.QuickReply, *messaging.Upload, error) {
+	gone := fault.New(fault.NotFound, "quick_reply_not_found", "no such quick reply")
+	if !store.ValidID(id) {
+		return nil, nil, gone
+	}
+	q, err := s.cfg.Store.GetQuickReply(ctx, store.Scope{WorkspaceID: workspaceID}, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, gone
+	}
+	if err != nil || q.FileKey == "" || s.cfg.KeptFile == nil {
+		return q, nil, err
+	}
+	data, err := s.cfg.KeptFile(ctx, q.FileKey, QuickFileMax)
+	if err != nil {
+		return nil, nil, err
+	}
+	return q, &messaging.Upload{Filename: q.Filename, MimeType: q.MimeType, Data: data}, nil
+}
+
+// withQuickReply completes a send with the quick reply it names: its text
+// when the box was left empty, its file when none was picked. A template
+// goes alone.
+func withQuickReply(req *messaging.SendRequest, q *store.QuickReply, up *messaging.Upload) {
+	if q == nil || req.Template != nil {
+		return
+	}
+	if req.Text == "" {
+		req.Text = q.Text
+	}
+	if up != nil && req.Upload == nil {
+		req.Upload = up
+		req.Media = &messaging.SendMedia{Filename: up.Filename}
+	}
 }
 
 // Notice words the outcome a send's redirect names, in lang: the words are

@@ -1,4 +1,4 @@
-package web
+package chatview
 
 import (
 	"fmt"
@@ -31,7 +31,7 @@ func pending(s *chatSub) (chatEvent, int64, bool) {
 func TestChatHubDeliversByWorkspaceOnce(t *testing.T) {
 	t0 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 	h := quietHub(t0)
-	a, b := h.subscribe("ws-a", 0), h.subscribe("ws-b", 0)
+	a, b := h.subscribe("ws-a", nil, 0), h.subscribe("ws-b", nil, 0)
 	if _, _, ok := pending(a); ok {
 		t.Fatal("a new stream without Last-Event-ID starts with an event")
 	}
@@ -76,14 +76,44 @@ func TestChatHubDeliversByWorkspaceOnce(t *testing.T) {
 	}
 	// Reconnecting with an id from before the cursor: "everything"; with
 	// the current one: nothing to catch up.
-	if ev, _, ok := pending(h.subscribe("ws-a", t0.UnixMicro())); !ok || !ev.All {
+	if ev, _, ok := pending(h.subscribe("ws-a", nil, t0.UnixMicro())); !ok || !ev.All {
 		t.Fatalf("reconnect from before: %v %+v", ok, ev)
 	}
-	if _, _, ok := pending(h.subscribe("ws-a", h.cursor.UnixMicro())); ok {
+	if _, _, ok := pending(h.subscribe("ws-a", nil, h.cursor.UnixMicro())); ok {
 		t.Fatal("reconnect from the present asked for everything")
 	}
 	h.unsubscribe(b)
 	if len(h.subs["ws-b"]) != 0 {
 		t.Fatal("unsubscribed stream kept")
+	}
+}
+
+// A card page's stream hears only of the customers its ticket names: not
+// of a hidden customer of the same workspace, not of another workspace,
+// and a catch-up "everything" names its own customers only.
+func TestChatHubCardStreamOnlyItsCustomers(t *testing.T) {
+	t0 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	h := quietHub(t0)
+	card := h.subscribe("ws-a", []string{"c1"}, 0)
+	none := h.subscribe("ws-a", []string{}, 0)
+	h.deliver([]store.MessageChange{
+		{ID: "m1", WorkspaceID: "ws-a", ContactID: "hidden", UpdatedAt: t0.Add(time.Second)},
+		{ID: "m2", WorkspaceID: "ws-b", ContactID: "c1", UpdatedAt: t0.Add(time.Second)},
+	})
+	if ev, _, ok := pending(card); ok {
+		t.Fatalf("a card stream heard of someone else: %+v", ev)
+	}
+	h.deliver([]store.MessageChange{
+		{ID: "m3", WorkspaceID: "ws-a", ContactID: "c1", UpdatedAt: t0.Add(2 * time.Second)},
+		{ID: "m4", WorkspaceID: "ws-a", ContactID: "hidden", UpdatedAt: t0.Add(2 * time.Second)},
+	})
+	if ev, _, ok := pending(card); !ok || ev.All || !slices.Equal(ev.Contacts, []string{"c1"}) {
+		t.Fatalf("the card's own customer: %v %+v", ok, ev)
+	}
+	if ev, _, ok := pending(none); ok {
+		t.Fatalf("a stream of no customers heard: %+v", ev)
+	}
+	if ev, _, ok := pending(h.subscribe("ws-a", []string{"c1"}, t0.UnixMicro())); !ok || ev.All || !slices.Equal(ev.Contacts, []string{"c1"}) {
+		t.Fatalf("a card's catch-up: %v %+v", ok, ev)
 	}
 }
