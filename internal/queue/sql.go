@@ -34,9 +34,9 @@ const readyJob = `x.state = 'pending' AND x.run_at <= ? AND x.kind IN ?
 // among equal turns the workspaces after the one served last come first, so
 // a workspace with one job is served within one round however many jobs
 // another has queued. The walk reads a few index entries per workspace and
-// serves a ready backlog of any length at the same cost; the scan reads
-// every pending job, but does so at a steady rate per job, and is exact
-// where the walk would have to read far (issue 10).
+// serves a ready backlog of any length at the same cost (issue 10); the
+// scan reads every pending job once, more cheaply per job than the walk's
+// probes, so it takes over where the walk would have to read far.
 //
 // The walk, picksSQL:
 //
@@ -51,8 +51,8 @@ const readyJob = `x.state = 'pending' AND x.run_at <= ? AND x.kind IN ?
 // A workspace walks only its first window pending jobs (bound is the next
 // one's id, NULL when it has no more). Each job read in vain (delayed, or
 // waiting behind its key: a CRM outage's whole backlog) costs a probe, so
-// a walk that came to its bound before its last turn gives up, the claim
-// gets nothing from it, and the scan decides.
+// a walk that came to its bound before its last turn gives up: then the
+// walk claims nothing at all and the scan decides.
 const picksSQL = `WITH RECURSIVE ws(w) AS (
 		SELECT MIN(workspace_id) FROM jobs WHERE state = 'pending'
 		UNION ALL
@@ -169,7 +169,8 @@ func (q *Queue) claim(ctx context.Context, n int) ([]*Job, error) {
 	// cancel a claim; the timeout only guards against a hung database.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	now, until := store.Now(), store.Now().Add(q.opts.Lease)
+	now := store.Now()
+	until := now.Add(q.opts.Lease)
 	var jobs []*Job
 	run := func(tx *gorm.DB, query string, args ...any) error {
 		rows, err := tx.Raw(query, append([]any{q.opts.InstanceID, until, now}, args...)...).Rows()
