@@ -2,13 +2,19 @@ package queue_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"gorm.io/gorm"
 
 	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/store"
@@ -206,4 +212,71 @@ func TestConcurrentClaimersNeverShareAJob(t *testing.T) {
 	if n := countJobs(t, first); n != 0 {
 		t.Errorf("%d jobs left", n)
 	}
+}
+
+// TestDoneCommitsWorkAndCompletionTogether has a handler write its work (a
+// follow-up job) and delete its own job in one transaction with Done: both
+// are there or neither. When the lease has been taken over meanwhile, Done
+// refuses, the work rolls back, and the job stays with its new owner.
+func TestDoneCommitsWorkAndCompletionTogether(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		reg := prometheus.NewRegistry()
+		var logs syncBuffer
+		q := newQueue(t, db, queue.Options{InstanceID: "me", Registerer: reg,
+			Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		stealFirst := true
+		var doneErrs []error
+		q.Handle("work", func(ctx context.Context, j *queue.Job) error {
+			if stealFirst {
+				// Another instance took the job over after our lease.
+				stealFirst = false
+				if err := db.Gorm.Exec(`UPDATE jobs SET locked_by = 'thief' WHERE id = ?`, j.ID).Error; err != nil {
+					return err
+				}
+			}
+			return db.Gorm.Transaction(func(tx *gorm.DB) error {
+				if _, err := queue.Enqueue(tx, queue.NewJob{Kind: "follow-up", Payload: j.ID}); err != nil {
+					return err
+				}
+				err := queue.Done(tx, j)
+				doneErrs = append(doneErrs, err)
+				return err
+			})
+		})
+		enqueue(t, db, queue.NewJob{Kind: "work", Payload: 1}, queue.NewJob{Kind: "work", Payload: 2})
+		jobs, err := q.Claim(ctx, 2)
+		if err != nil || len(jobs) != 2 {
+			t.Fatalf("claimed %d jobs, err %v", len(jobs), err)
+		}
+		for _, j := range jobs {
+			q.RunClaimed(ctx, j)
+		}
+		if len(doneErrs) != 2 || !errors.Is(doneErrs[0], queue.ErrLeaseLost) || doneErrs[1] != nil {
+			t.Fatalf("Done returned %v, want ErrLeaseLost then nil", doneErrs)
+		}
+		var rows []struct {
+			ID       int64
+			Kind     string
+			State    string
+			LockedBy string
+		}
+		if err := db.Gorm.Raw(`SELECT id, kind, state, locked_by FROM jobs ORDER BY id`).Scan(&rows).Error; err != nil {
+			t.Fatal(err)
+		}
+		// The stolen job is still the thief's, its follow-up rolled back;
+		// the other job is gone and its follow-up is there.
+		if len(rows) != 2 || rows[0].ID != jobs[0].ID || rows[0].State != queue.StateRunning || rows[0].LockedBy != "thief" ||
+			rows[1].Kind != "follow-up" {
+			t.Errorf("jobs after the runs: %+v", rows)
+		}
+		if got := metricValue(t, reg, "switchboard_queue_jobs_total", map[string]string{"kind": "work", "result": "done"}); got != 1 {
+			t.Errorf("done jobs metric = %v, want 1", got)
+		}
+		// Only the stolen job's outcome is dropped; the worker does not
+		// try to complete the job Done already deleted.
+		if n := strings.Count(logs.String(), "outcome dropped"); n != 1 {
+			t.Errorf("%d outcomes dropped, want 1:\n%s", n, logs.String())
+		}
+	})
 }

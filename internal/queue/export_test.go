@@ -30,3 +30,11 @@ func (q *Queue) Complete(ctx context.Context, j *Job) (bool, error) { return q.c
 func (q *Queue) Retry(ctx context.Context, j *Job, at time.Time) (bool, error) {
 	return q.retry(ctx, j, at, "retry")
 }
+
+// RunClaimed runs a job claimed by Claim as a worker would: its handler,
+// then the outcome recorded.
+func (q *Queue) RunClaimed(ctx context.Context, j *Job) {
+	q.inflight.Add(1)
+	q.slots <- struct{}{}
+	q.run(ctx, j)
+}

@@ -335,6 +335,9 @@ func (q *Queue) finish(ctx context.Context, j *Job, herr error, took time.Durati
 	var perm *permanentError
 	var sn *snoozeError
 	switch {
+	case herr == nil && j.done:
+		// Deleted by Done in the handler's transaction.
+		result, owned = "done", true
 	case herr == nil:
 		result = "done"
 		owned, err = q.complete(ctx, j)
