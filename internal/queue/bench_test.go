@@ -81,3 +81,111 @@ func benchEnqueueAndProcess(b *testing.B, db *store.DB, keys int) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/time.Since(began).Seconds(), "jobs/s")
 }
+
+// BenchmarkClaim measures one claim of 4 jobs from a backlog of n pending
+// jobs over 20 workspaces, in two shapes:
+//
+//   - ready: all due, half without a key and half in keys of 5 jobs, so
+//     the heads of the keys and the unkeyed jobs are ready;
+//   - blocked: all in keys of 5 whose heads wait out a retry an hour away
+//     (a CRM outage), so nothing of the backlog is ready, and behind it 20
+//     ready jobs per workspace: the claim has to get past the backlog.
+//
+// The claimed jobs are put back (untimed) after each claim, so every claim
+// sees the same backlog.
+func BenchmarkClaim(b *testing.B) {
+	engines := []struct {
+		name string
+		open func(testing.TB) *store.DB
+	}{
+		{"sqlite", storetest.SQLite},
+		{"postgres", storetest.Postgres},
+	}
+	for _, e := range engines {
+		for _, shape := range []string{"ready", "blocked"} {
+			for _, n := range []int{50, 5000, 50000} {
+				// The backlog outlives the runs that size b.N, so it is
+				// made once and closed with the parent benchmark.
+				var db *store.DB
+				parent := b
+				b.Run(fmt.Sprintf("%s/%s/%d", e.name, shape, n), func(b *testing.B) {
+					if e.name == "postgres" && os.Getenv(storetest.EnvURL) == "" {
+						b.Skip(storetest.EnvURL + " is not set")
+					}
+					if db == nil {
+						db = e.open(parent)
+						fillBacklog(b, db, shape, n)
+					}
+					benchClaim(b, db)
+				})
+			}
+		}
+	}
+}
+
+// fillBacklog enqueues a backlog of n jobs of the given shape over 20
+// workspaces in one transaction.
+func fillBacklog(b *testing.B, db *store.DB, shape string, n int) {
+	b.Helper()
+	past, later := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
+	var jobs []queue.NewJob
+	for i := range n {
+		j := queue.NewJob{Kind: "bench", WorkspaceID: fmt.Sprintf("ws%02d", i%20), Payload: i, RunAt: past}
+		switch {
+		case shape == "blocked":
+			// Job i is the (i/100)th of key i%100 in its round of 500.
+			round, k := i/500, i%100
+			j.Key = fmt.Sprintf("crm:%d:%d", round, k)
+			if i%500 < 100 {
+				j.RunAt = later
+			}
+		case i%2 == 1:
+			j.Key = fmt.Sprintf("send:ch:%d", (i/2)%max(n/10, 1))
+		}
+		jobs = append(jobs, j)
+	}
+	if shape == "blocked" {
+		for i := range 20 * 20 {
+			jobs = append(jobs, queue.NewJob{Kind: "bench", WorkspaceID: fmt.Sprintf("ws%02d", i%20), Payload: i, RunAt: past})
+		}
+	}
+	err := db.Gorm.Transaction(func(tx *gorm.DB) error {
+		for _, j := range jobs {
+			if _, err := queue.Enqueue(tx, j); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// PostgreSQL's autovacuum keeps statistics; the gateway never
+	// analyses SQLite, so neither does the benchmark.
+	if db.Dialect == store.Postgres {
+		if err := db.Gorm.Exec(`ANALYZE jobs`).Error; err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchClaim(b *testing.B, db *store.DB) {
+	q := newQueue(b, db, queue.Options{})
+	q.Handle("bench", func(ctx context.Context, j *queue.Job) error { return nil })
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		jobs, err := q.Claim(ctx, 4)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(jobs) != 4 {
+			b.Fatalf("claimed %d jobs, want 4", len(jobs))
+		}
+		b.StopTimer()
+		if err := db.Gorm.Exec(`UPDATE jobs SET state = 'pending', attempts = 0, locked_by = '', locked_until = NULL WHERE state = 'running'`).Error; err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}

@@ -71,6 +71,10 @@ type Job struct {
 	LastError   string
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
+
+	// done is set by Done: the job was deleted in the handler's own
+	// transaction, so the worker has nothing left to record on success.
+	done bool
 }
 
 // Decode unmarshals the job's payload into v.
@@ -119,7 +123,33 @@ func Enqueue(tx *gorm.DB, j NewJob) (int64, error) {
 	return id, nil
 }
 
-// Handler runs one job. A nil error deletes the job; any other error
+// ErrLeaseLost is returned by Done when the job no longer belongs to this
+// run: its lease expired and it was handed out again.
+var ErrLeaseLost = errors.New("queue: job's lease lost")
+
+// Done deletes the running job j in tx, the handler's own transaction, so
+// that what the job wrote and its completion commit together: one commit
+// instead of two, and no moment after a crash where the work is committed
+// but the job would run again. It fails with ErrLeaseLost when the lease
+// was lost; the handler should then return the error so tx rolls back and
+// the run that now holds the job does the work. If tx rolls back for any
+// other reason after Done, the handler must return an error too (a nil
+// return after a rollback leaves the job to run again once its lease
+// expires: nothing is lost, but the work waits).
+func Done(tx *gorm.DB, j *Job) error {
+	res := tx.Exec(`DELETE FROM jobs`+owned, j.ID, j.LockedBy, j.Attempts)
+	if res.Error != nil {
+		return fmt.Errorf("queue: done job %d: %w", j.ID, res.Error)
+	}
+	if res.RowsAffected != 1 {
+		return fmt.Errorf("queue: done job %d: %w", j.ID, ErrLeaseLost)
+	}
+	j.done = true
+	return nil
+}
+
+// Handler runs one job. A nil error deletes the job (unless the handler
+// did, with Done, in its own transaction); any other error
 // schedules a retry with backoff until MaxAttempts is reached, after which
 // the job is dead-lettered. Wrap the error with RetryAfter or Permanent to
 // steer that, or return Snooze to put the job off without it counting as a

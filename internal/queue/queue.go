@@ -64,6 +64,7 @@ type Queue struct {
 	slots     chan struct{}      // one token per busy worker
 	notify    chan struct{}
 	cursor    string // workspace served last; only the poller touches it
+	window    int    // walkWindow; tests make it small
 }
 
 // finishTimeout bounds recording a job's outcome, which is done even while
@@ -104,6 +105,7 @@ func New(db *store.DB, opts Options) *Queue {
 		stopping: make(chan struct{}),
 		slots:    make(chan struct{}, opts.Workers),
 		notify:   make(chan struct{}, 1),
+		window:   walkWindow,
 	}
 	if opts.Registerer != nil {
 		q.metrics = newMetrics(q, opts.Registerer)
@@ -333,6 +335,9 @@ func (q *Queue) finish(ctx context.Context, j *Job, herr error, took time.Durati
 	var perm *permanentError
 	var sn *snoozeError
 	switch {
+	case herr == nil && j.done:
+		// Deleted by Done in the handler's transaction.
+		result, owned = "done", true
 	case herr == nil:
 		result = "done"
 		owned, err = q.complete(ctx, j)

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -18,18 +20,73 @@ var ErrNotDead = errors.New("queue: no dead job with that id")
 const jobColumns = `id, kind, workspace_id, queue_key, payload, state, attempts, max_attempts,
 	run_at, locked_by, locked_until, last_error, created_at, updated_at`
 
+// readyJob holds when the pending job x may run now: it is due, of a kind
+// this instance handles, and the head of its key (the oldest pending job of
+// the key, with no job of the key running; an empty key shares nothing).
+// Each NOT EXISTS is one probe of jobs_key.
+const readyJob = `x.state = 'pending' AND x.run_at <= ? AND x.kind IN ?
+			AND (x.queue_key = '' OR (
+				NOT EXISTS (SELECT 1 FROM jobs o WHERE o.queue_key = x.queue_key AND o.state = 'pending' AND o.id < x.id)
+				AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.queue_key = x.queue_key AND r.state = 'running')))`
+
+// Two claims implement one rule: workspaces take turns, ready jobs go by
+// their turn (their rank by id among their workspace's ready jobs), and
+// among equal turns the workspaces after the one served last come first, so
+// a workspace with one job is served within one round however many jobs
+// another has queued. The walk reads a few index entries per workspace and
+// serves a ready backlog of any length at the same cost (issue 10); the
+// scan reads every pending job once, more cheaply per job than the walk's
+// probes, so it takes over where the walk would have to read far.
+//
+// The walk, picksSQL:
+//
+//   - ws lists the workspaces with pending jobs, one probe of jobs_claim
+//     each (a loose index scan: either engine would otherwise read every
+//     pending job to find the distinct values);
+//   - picks walks each workspace's pending jobs in id order, each step one
+//     scalar subquery that stops at the next ready job, for at most as many
+//     turns as the claim wants jobs. Scalar subqueries leave neither engine
+//     a plan that scans jobs once per workspace, as SQLite chose for a join.
+//
+// A workspace walks only its first window pending jobs (bound is the next
+// one's id, NULL when it has no more). Each job read in vain (delayed, or
+// waiting behind its key: a CRM outage's whole backlog) costs a probe, so
+// a walk that came to its bound before its last turn gives up: then the
+// walk claims nothing at all and the scan decides.
+const picksSQL = `WITH RECURSIVE ws(w) AS (
+		SELECT MIN(workspace_id) FROM jobs WHERE state = 'pending'
+		UNION ALL
+		SELECT (SELECT MIN(p.workspace_id) FROM jobs p WHERE p.state = 'pending' AND p.workspace_id > ws.w)
+		FROM ws WHERE ws.w IS NOT NULL
+	), picks(workspace_id, bound, id, turn) AS (
+		SELECT w, (SELECT b.id FROM jobs b WHERE b.state = 'pending' AND b.workspace_id = ws.w ORDER BY b.id LIMIT 1 OFFSET ?),
+			CAST(0 AS bigint), 0
+		FROM ws WHERE w IS NOT NULL
+		UNION ALL
+		SELECT h.workspace_id, h.bound, (SELECT x.id FROM jobs x
+			WHERE x.workspace_id = h.workspace_id AND x.id > h.id AND x.id < COALESCE(h.bound, 9223372036854775807)
+				AND ` + readyJob + `
+			ORDER BY x.id LIMIT 1), h.turn + 1
+		FROM picks h WHERE h.id IS NOT NULL AND h.turn < ?
+	)`
+
+// walkOrder ranks the walk's picks; it yields none when a walk gave up.
+// %s is a collation for PostgreSQL, so that it compares workspace ids
+// bytewise as SQLite and nextCursor do.
+const walkOrder = `SELECT h.id FROM picks h
+	WHERE h.turn > 0 AND h.id IS NOT NULL
+		AND NOT EXISTS (SELECT 1 FROM picks t WHERE t.id IS NULL AND t.bound IS NOT NULL)
+	ORDER BY h.turn, CASE WHEN h.workspace_id %[1]s > ? THEN 0 ELSE 1 END, h.workspace_id %[1]s, h.id`
+
 // keyHeadsSQL selects the head of every key: its oldest pending job. Only
 // a head may run; the rest of the key waits behind it.
 const keyHeadsSQL = `SELECT MIN(o.id) FROM jobs o WHERE o.state = 'pending' AND o.queue_key <> '' GROUP BY o.queue_key`
 
-// A job is ready when it is pending, due, of a kind this instance handles
-// and the head of its key: the oldest pending job of the key, with no job
-// of the key running (an empty key shares nothing). turn ranks the ready
-// jobs within their workspace. The heads are found by two uncorrelated
-// subqueries that each engine runs once per claim; correlated NOT EXISTS
-// probes per pending job were several times slower on a large backlog and
-// pushed PostgreSQL's cost estimate into JIT compilation.
-const readySQL = `SELECT c.id, c.workspace_id,
+// scanSQL is the scan: it ranks every ready job. The heads are found by two
+// uncorrelated subqueries that each engine runs once per claim; correlated
+// NOT EXISTS probes per pending job were several times slower on a large
+// backlog.
+const scanSQL = `SELECT c.id, c.workspace_id,
 		ROW_NUMBER() OVER (PARTITION BY c.workspace_id ORDER BY c.id) AS turn
 	FROM jobs c
 	WHERE c.state = 'pending' AND c.run_at <= ? AND c.kind IN ?
@@ -37,42 +94,75 @@ const readySQL = `SELECT c.id, c.workspace_id,
 			c.id IN (` + keyHeadsSQL + `)
 			AND c.queue_key NOT IN (SELECT r.queue_key FROM jobs r WHERE r.state = 'running')))`
 
-// Workspaces take turns: ready jobs go by their rank in their workspace,
-// and among equal ranks the workspaces after the one served last come
-// first, so a workspace with one job is served within one round however
-// many jobs another has queued. %s is a collation for PostgreSQL, so that
-// it compares workspace ids bytewise as SQLite and nextCursor do.
-const fairOrder = `ORDER BY h.turn, CASE WHEN h.workspace_id %[1]s > ? THEN 0 ELSE 1 END, h.workspace_id %[1]s, h.id`
+// scanOrder is walkOrder for the scan.
+const scanOrder = `ORDER BY h.turn, CASE WHEN h.workspace_id %[1]s > ? THEN 0 ELSE 1 END, h.workspace_id %[1]s, h.id`
 
 const claimSet = `UPDATE jobs
 SET state = 'running', attempts = attempts + 1, locked_by = ?, locked_until = ?, updated_at = ?
 WHERE id IN (`
 
 // On SQLite the single writer makes one UPDATE atomic by itself. Selecting
-// straight from the ranked table matters: joined back to jobs, SQLite
-// re-ran the window query for every job.
-var claimSQLite = claimSet + `
-	SELECT h.id FROM (` + readySQL + `) h
-	` + fmt.Sprintf(fairOrder, "") + `
+// straight from the ranked table matters for the scan: joined back to jobs,
+// SQLite re-ran the window query for every job.
+var (
+	walkSQLite = claimSet + picksSQL + `
+	` + fmt.Sprintf(walkOrder, "") + `
 	LIMIT ?)
 RETURNING ` + jobColumns
+	scanSQLite = claimSet + `
+	SELECT h.id FROM (` + scanSQL + `) h
+	` + fmt.Sprintf(scanOrder, "") + `
+	LIMIT ?)
+RETURNING ` + jobColumns
+)
 
 // On PostgreSQL several instances claim side by side: each locks its rows
 // with SKIP LOCKED, and LIMIT counts only the rows it got, so a busy peer
-// does not shrink the batch. PostgreSQL refuses FOR UPDATE in a query with
-// window functions, so the ranking sits in a derived table and only j is
-// locked. Under READ COMMITTED a row changed since the statement's snapshot
-// is re-checked against the outer WHERE once locked, hence the repeated
-// state and run_at conditions.
-var claimPostgres = claimSet + `
-	SELECT j.id FROM jobs j JOIN (` + readySQL + `) h ON h.id = j.id
+// does not shrink the batch. Under READ COMMITTED a row changed since the
+// statement's snapshot is re-checked against the outer WHERE once locked,
+// hence the repeated state and run_at conditions.
+//
+// The walk's ranked picks come as an array: PostgreSQL cannot tell how many
+// rows the recursive walk yields, and joined to jobs directly it chose to
+// hash the whole table; an array it unnests as a handful of rows, each
+// looked up by primary key in rank order. PostgreSQL refuses FOR UPDATE in
+// a query with window functions, so the scan's ranking sits in a derived
+// table and only j is locked.
+var (
+	walkPostgres = claimSet + `
+	SELECT j.id FROM unnest(ARRAY(` + picksSQL + `
+		` + fmt.Sprintf(walkOrder, `COLLATE "C"`) + `
+	)) WITH ORDINALITY AS u(id, rank)
+	JOIN jobs j ON j.id = u.id
 	WHERE j.state = 'pending' AND j.run_at <= ?
-	` + fmt.Sprintf(fairOrder, `COLLATE "C"`) + `
+	ORDER BY u.rank
 	LIMIT ?
 	FOR UPDATE OF j SKIP LOCKED)
 RETURNING ` + jobColumns
+	scanPostgres = claimSet + `
+	SELECT j.id FROM jobs j JOIN (` + scanSQL + `) h ON h.id = j.id
+	WHERE j.state = 'pending' AND j.run_at <= ?
+	` + fmt.Sprintf(scanOrder, `COLLATE "C"`) + `
+	LIMIT ?
+	FOR UPDATE OF j SKIP LOCKED)
+RETURNING ` + jobColumns
+)
 
-// claim marks up to n ready jobs as running by this instance.
+// walkWindow bounds how many pending jobs of a workspace the walk reads
+// before it leaves the claim to the scan: about what the scan costs per
+// workspace on a backlog of a few thousand jobs.
+const walkWindow = 100
+
+// noJIT turns PostgreSQL's JIT compilation off for the claim. The planner
+// cannot know how far the walk goes and prices it by the backlog: with
+// most pending jobs delayed its estimate passed the JIT threshold, and
+// compiling took over a second for a claim that runs in a millisecond.
+const noJIT = `SET LOCAL jit = off`
+
+// claim marks up to n ready jobs as running by this instance. The walk goes
+// first; when it claims nothing (nothing ready, a walk gave up, or every
+// pick was locked by a peer) the scan decides, so the result is always the
+// scan's, only cheaper when the walk suffices.
 func (q *Queue) claim(ctx context.Context, n int) ([]*Job, error) {
 	// Once the UPDATE has run, abandoning its result would leave the jobs
 	// claimed by nobody until their lease expires, so stopping does not
@@ -80,18 +170,37 @@ func (q *Queue) claim(ctx context.Context, n int) ([]*Job, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	now := store.Now()
-	query, args := claimSQLite, []any{q.opts.InstanceID, now.Add(q.opts.Lease), now, now, q.kinds, q.cursor, n}
-	if q.db.Dialect == store.Postgres {
-		query = claimPostgres
-		args = []any{q.opts.InstanceID, now.Add(q.opts.Lease), now, now, q.kinds, now, q.cursor, n}
+	until := now.Add(q.opts.Lease)
+	var jobs []*Job
+	run := func(tx *gorm.DB, query string, args ...any) error {
+		rows, err := tx.Raw(query, append([]any{q.opts.InstanceID, until, now}, args...)...).Rows()
+		if err != nil {
+			return err
+		}
+		jobs, err = scanJobs(rows)
+		return err
 	}
-	rows, err := q.db.Gorm.WithContext(ctx).Raw(query, args...).Rows()
+	var err error
+	if q.db.Dialect == store.Postgres {
+		// SET LOCAL lasts until the commit, so the claim gets a
+		// transaction of its own; it is still one commit per claim.
+		err = q.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			if err := tx.Exec(noJIT).Error; err != nil {
+				return err
+			}
+			if err := run(tx, walkPostgres, q.window, now, q.kinds, n, q.cursor, now, n); err != nil || len(jobs) > 0 {
+				return err
+			}
+			return run(tx, scanPostgres, now, q.kinds, now, q.cursor, n)
+		})
+	} else {
+		db := q.db.Gorm.WithContext(ctx)
+		if err = run(db, walkSQLite, q.window, now, q.kinds, n, q.cursor, n); err == nil && len(jobs) == 0 {
+			err = run(db, scanSQLite, now, q.kinds, q.cursor, n)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("queue: claim: %w", err)
-	}
-	jobs, err := scanJobs(rows)
-	if err != nil {
-		return jobs, fmt.Errorf("queue: claim: %w", err)
 	}
 	slices.SortFunc(jobs, func(a, b *Job) int { return cmp.Compare(a.ID, b.ID) })
 	q.cursor = nextCursor(q.cursor, jobs)

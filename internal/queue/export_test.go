@@ -1,0 +1,40 @@
+package queue
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"time"
+)
+
+// Claim claims up to n ready jobs as the poller would, without starting
+// the queue, so tests and benchmarks can look at single claims.
+func (q *Queue) Claim(ctx context.Context, n int) ([]*Job, error) {
+	q.mu.Lock()
+	if q.kinds == nil {
+		q.kinds = slices.Sorted(maps.Keys(q.handlers))
+	}
+	q.mu.Unlock()
+	return q.claim(ctx, n)
+}
+
+// SetWindow sets how many pending jobs of a workspace the walk reads
+// before it leaves the claim to the scan; 0 makes every claim a scan.
+func (q *Queue) SetWindow(n int) { q.window = n }
+
+// Complete deletes a job claimed by Claim, as a handler's success would.
+func (q *Queue) Complete(ctx context.Context, j *Job) (bool, error) { return q.complete(ctx, j) }
+
+// Retry puts a job claimed by Claim back, due at the given time, as a
+// handler's failure would.
+func (q *Queue) Retry(ctx context.Context, j *Job, at time.Time) (bool, error) {
+	return q.retry(ctx, j, at, "retry")
+}
+
+// RunClaimed runs a job claimed by Claim as a worker would: its handler,
+// then the outcome recorded.
+func (q *Queue) RunClaimed(ctx context.Context, j *Job) {
+	q.inflight.Add(1)
+	q.slots <- struct{}{}
+	q.run(ctx, j)
+}
