@@ -14,10 +14,6 @@ import (
 // the whole conversation; each says who wrote it: the amoCRM user, or
 // Switchboard for everything else.
 
-// linkSentBy ties a message an amoCRM user wrote (SendAsManager) to the
-// user's id, for the author line of its note.
-const linkSentBy = "sent_by"
-
 // The Service mirrors outbound messages.
 var _ routing.OutboundMirror = (*Service)(nil)
 
@@ -44,8 +40,10 @@ func (s *Service) authors(ctx context.Context, in *store.Integration, msgs []sto
 		if m.Direction != store.Outbound {
 			continue
 		}
-		uid, err := s.store.RemoteOf(ctx, in.ID, linkSentBy, m.ID)
-		if errors.Is(err, store.ErrNotFound) {
+		// SendAsManager marks what the account sent as its own
+		// (routing.MarkOrigin): a user by id, the digital pipeline by "".
+		uid, err := s.store.RemoteOf(ctx, in.ID, routing.LinkOrigin, m.ID)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && uid == "") {
 			out[m.ID] = w[1]
 			continue
 		}

@@ -318,6 +318,11 @@ func (s *Service) operatorMessage(ctx context.Context, in *store.Integration, b 
 			if err := routing.ClaimOutbound(tx, in.ID, ch.ID, msg.ContactID); err != nil {
 				return err
 			}
+			// Written in this line's chat (LinkOutbound: never echoed
+			// back into it) by its operator (named in other CRMs' echoes).
+			if err := routing.MarkOrigin(tx, in.ID, msg.ID, str(m, "message", "user_id")); err != nil {
+				return err
+			}
 			return store.PutLink(tx, in.ID, routing.LinkOutbound, msg.ID, remote)
 		}
 		_, err := s.msg.Send(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, ch.ID, req)
