@@ -79,6 +79,16 @@ func amoNotes(e *apptest.Env, text string) int {
 	return n
 }
 
+// amoNoteWith is the text of the first note holding text.
+func amoNoteWith(e *apptest.Env, text string) string {
+	for _, note := range e.Amo.Notes(amoAccount) {
+		if strings.Contains(note.Text(), text) {
+			return note.Text()
+		}
+	}
+	return ""
+}
+
 // amojoTexts counts the messages of amoCRM's chat that hold text.
 func amojoTexts(e *apptest.Env, text string) int {
 	n := 0
@@ -145,6 +155,10 @@ func TestCRMEchoBetweenBoundCRMs(t *testing.T) {
 		e.WaitIdle()
 		if got := p.olEchoes(e, opText); len(got) != 0 {
 			t.Fatalf("the operator's answer came back into its line: %q", got)
+		}
+		// The note names the operator and the CRM they wrote in.
+		if note := amoNoteWith(e, opText); !strings.Contains(note, "Olga Ivanova (Bitrix24)") {
+			t.Fatalf("the operator's answer noted as %q", note)
 		}
 		if n := amojoTexts(e, opText); n != 0 {
 			t.Fatalf("the operator's answer is %d times in amoCRM's chat; CRM mode notes it", n)

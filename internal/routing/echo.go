@@ -51,7 +51,7 @@ type Origin struct {
 	// CRM is the writing CRM's product name ("amoCRM"), "" without one.
 	CRM string
 	// UserID is the CRM's user who wrote it, "" for an automation;
-	// UserName their name as last read from that CRM ("" when not stored).
+	// UserName their name ("" when unknown).
 	UserID, UserName string
 }
 
@@ -148,7 +148,8 @@ func (r *Router) handleEcho(ctx context.Context, j *queue.Job) error {
 
 // OriginOf says who wrote outbound message messageID, as the integration
 // echoingID sees it: its own work, another CRM's (named by its
-// connector's product name and the user's stored name), or neither.
+// connector's product name and, for a user, by its UserNamer or the
+// stored users), or neither (the cabinet, the API).
 func (r *Router) OriginOf(ctx context.Context, echoingID, messageID string) (*Origin, error) {
 	links, err := r.store.LinksOfLocal(ctx, LinkOrigin, messageID)
 	if err != nil || len(links) == 0 {
@@ -170,6 +171,10 @@ func (r *Router) OriginOf(ctx context.Context, echoingID, messageID string) (*Or
 	if o.UserID == "" {
 		return o, nil
 	}
+	if n, ok := r.connectors[from.Type].(UserNamer); ok {
+		o.UserName = n.UserName(ctx, from, o.UserID)
+		return o, nil
+	}
 	users, err := r.store.CRMUsers(ctx, from.ID)
 	if err != nil {
 		return nil, err
@@ -180,4 +185,12 @@ func (r *Router) OriginOf(ctx context.Context, echoingID, messageID string) (*Or
 		}
 	}
 	return o, nil
+}
+
+// UserNamer is what a connector implements to name its users beyond those
+// stored (it may ask its CRM); without it only stored names are known.
+type UserNamer interface {
+	// UserName is the user's name, "" when unknown; it never fails (a
+	// name is a courtesy: the message is shown without it).
+	UserName(ctx context.Context, in *store.Integration, userID string) string
 }

@@ -149,9 +149,20 @@ func (s *Service) echoLine(ctx context.Context, in *store.Integration, o *routin
 	return fmt.Sprintf(echoText(l, "gateway"), body)
 }
 
-// userName names a portal user as the team knows them: from the users
-// last read from the portal, else asked for (user.get), else by id.
+// userName names a portal user as the team knows them (UserName), else
+// by id.
 func (s *Service) userName(ctx context.Context, in *store.Integration, userID string) string {
+	return cmp.Or(s.UserName(ctx, in, userID), echoText(in.Language, "user")+" #"+userID)
+}
+
+// The Service names its users to other CRMs' echoes and notes.
+var _ routing.UserNamer = (*Service)(nil)
+
+// UserName implements routing.UserNamer: a portal user as last read from
+// the portal, else as the portal says now (user.get); "" when neither
+// knows them (a failed call is logged: a message is still worth showing
+// without its writer's name).
+func (s *Service) UserName(ctx context.Context, in *store.Integration, userID string) string {
 	users, err := s.store.CRMUsers(ctx, in.ID)
 	if err != nil {
 		s.log.Warn("bitrix24 echo: users", "integration_id", in.ID, "err", err)
@@ -169,11 +180,9 @@ func (s *Service) userName(ctx context.Context, in *store.Integration, userID st
 		s.log.Warn("bitrix24 echo: user.get", "integration_id", in.ID, "user_id", userID, "err", err)
 	}
 	if len(got) > 0 {
-		if n := strings.TrimSpace(got[0].Name + " " + got[0].LastName); n != "" {
-			return n
-		}
+		return strings.TrimSpace(got[0].Name + " " + got[0].LastName)
 	}
-	return echoText(in.Language, "user") + " #" + userID
+	return ""
 }
 
 // echoTexts are the echo's words in Russian and English.
