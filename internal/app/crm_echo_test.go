@@ -9,6 +9,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/switchboard/switchboard/internal/app/apptest"
+	"github.com/switchboard/switchboard/internal/messaging"
 	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/routing"
 )
@@ -108,7 +109,8 @@ func amojoTexts(e *apptest.Env, text string) int {
 // manager's answer in amoCRM's chat is a system message in the customer's
 // Open Lines chat; an Open Line operator's answer is a note on the amoCRM
 // lead and nothing more in the line; an answer through the API shows in
-// both. Redelivered hooks and events, and a rerun echo job, add nothing.
+// both; the amoCRM card's and digital pipeline's show in the line, named.
+// Redelivered hooks and events, and a rerun echo job, add nothing.
 func TestCRMEchoBetweenBoundCRMs(t *testing.T) {
 	opts := amojoOpts
 	opts.Bitrix24 = true
@@ -217,8 +219,28 @@ func TestCRMEchoBetweenBoundCRMs(t *testing.T) {
 		if got := p.olEchoes(e, apiText); len(got) != 1 {
 			t.Fatalf("after a rerun: %q", got)
 		}
+		// The amoCRM card window and the digital pipeline send as amoCRM's
+		// (SendAsManager) outside its chat: the line names the manager, or
+		// amoCRM's automation; amoCRM's chat gets neither.
+		const cardText, dpText = "Счёт отправлен на почту.", "Ваш заказ собран."
+		in, _ := storedAmo(t, e, p.amo)
+		for user, text := range map[string]string{"9000002": cardText, "": dpText} {
+			if _, err := e.App.AmoCRM.SendAsManager(ctx, in, user, p.ch, messaging.SendRequest{To: customer, Text: text}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.Eventually("the card's and the pipeline's answers in the line", func() bool {
+			return len(p.olEchoes(e, cardText)) == 1 && len(p.olEchoes(e, dpText)) == 1
+		})
+		e.WaitIdle()
+		if card, dp := p.olEchoes(e, cardText), p.olEchoes(e, dpText); card[0] != "Иван Менеджеров (amoCRM): "+cardText || dp[0] != "Автоматизация amoCRM: "+dpText {
+			t.Fatalf("echoes of the card %q and the pipeline %q", card, dp)
+		}
+		if amojoTexts(e, cardText)+amojoTexts(e, dpText) != 0 {
+			t.Fatal("amoCRM's own card or pipeline message was relayed into its chat")
+		}
 		// Every answer reached the customer once.
-		for _, text := range []string{amoText, opText, apiText} {
+		for _, text := range []string{amoText, opText, apiText, cardText, dpText} {
 			if n := graphTexts(e, text); n != 1 {
 				t.Fatalf("%q sent %d times", text, n)
 			}
