@@ -59,7 +59,9 @@ func TestBitrix24TabReplyEchoedToOpenLine(t *testing.T) {
 			t.Fatalf("%d im.message.add calls, want the refused one and its retry", n)
 		}
 		// The queue runs a job again when its worker died before recording
-		// the outcome: the rerun writes nothing twice.
+		// the outcome: the rerun writes nothing twice. (The job is the echo
+		// job of earlier versions, still run for jobs queued before an
+		// upgrade; routing's JobEcho is rerun in TestCRMEchoBetweenBoundCRMs.)
 		var msgID string
 		for _, m := range e.Messages(ch) {
 			if m["direction"] == "out" {

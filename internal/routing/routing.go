@@ -96,6 +96,7 @@ func (r *Router) Handle(q interface {
 	q.Handle(JobEnsureRecord, r.handleEnsureRecord)
 	q.Handle(JobChat, r.handleChat)
 	q.Handle(JobAnswered, r.handleAnswered)
+	q.Handle(JobEcho, r.handleEcho)
 }
 
 type mirrorJob struct {
@@ -146,6 +147,9 @@ func (r *Router) MessageStored(tx *gorm.DB, ch *store.Channel, m *store.Message)
 				return fmt.Errorf("routing: %w", err)
 			}
 			if err := r.outboundStored(tx, &b, m); err != nil {
+				return err
+			}
+			if err := r.echoStored(tx, &b, m); err != nil {
 				return err
 			}
 			continue
@@ -368,7 +372,7 @@ func (r *Router) handleStatus(ctx context.Context, j *queue.Job) error {
 // the customer's next message.
 func (r *Router) Resume(ctx context.Context, workspaceID string) error {
 	// Escalation timers re-armed before their deadline snooze again.
-	if err := queue.Rearm(ctx, r.store.DB, workspaceID, JobMirror, JobStatus, JobMirrorSend, JobNotify, JobEscalate, JobEnsureRecord, JobChat, JobAnswered); err != nil {
+	if err := queue.Rearm(ctx, r.store.DB, workspaceID, JobMirror, JobStatus, JobMirrorSend, JobNotify, JobEscalate, JobEnsureRecord, JobChat, JobAnswered, JobEcho); err != nil {
 		return err
 	}
 	// A window's close is a timer due at the window's end: run now, it

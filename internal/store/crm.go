@@ -34,6 +34,11 @@ func LinksByLocal(tx *gorm.DB, kind, localID string) ([]CRMLink, error) {
 	return out, nil
 }
 
+// LinksOfLocal is LinksByLocal outside a transaction.
+func (s *Store) LinksOfLocal(ctx context.Context, kind, localID string) ([]CRMLink, error) {
+	return LinksByLocal(s.g(ctx), kind, localID)
+}
+
 // LocalIDsByRemote lists the local ids an integration links to remoteID
 // under a kind.
 func (s *Store) LocalIDsByRemote(ctx context.Context, integrationID, kind, remoteID string) ([]string, error) {

@@ -58,10 +58,11 @@ func TestDemoInBrowser(t *testing.T) {
 	browsertest.WaitFor(t, ctx, `[...document.querySelectorAll('.m:not(.mine)')].some(m => m.textContent.includes(`+strconv.Quote(answer)+`))`)
 	browsertest.Do(t, ctx, demoShot(t, "demo-phone.png"))
 
-	// The Open Line's transcript on the portal. (An answer given in
-	// amoCRM is not echoed to the Open Line: see the report.)
+	// The Open Line's transcript on the portal: the question, and the
+	// answer given in amoCRM as a system message for the line's operators.
 	browsertest.Do(t, ctx, chromedp.Navigate(d.URLs.B24+"/sim/"))
 	browsertest.WaitFor(t, ctx, `document.body.innerText.includes(`+strconv.Quote(ask)+`)`)
+	browsertest.WaitFor(t, ctx, `[...document.querySelectorAll('.msg.system')].some(m => m.textContent.includes(`+strconv.Quote("(amoCRM): "+answer)+`))`)
 	browsertest.Do(t, ctx, demoShot(t, "demo-bitrix24.png"))
 
 	// The widget's card window on the lead, as amoCRM frames it.

@@ -210,6 +210,9 @@ func walk(t *testing.T, d *demo.Demo, from, ask, answer string) {
 		}
 		return false
 	})
+	// The Open Line's operators see the amoCRM manager's answer too: once,
+	// as a system message in the customer's chat on the portal's console.
+	eventually(t, "the amoCRM answer in the Open Line", func() bool { return lineEchoes(t, d, "(amoCRM): "+answer) == 1 })
 	// One lead for this customer: after a restart the gateway may also
 	// recreate an earlier customer's lead in the emptied simulator (work
 	// still due for them, such as a note of a later answer), which is not
@@ -259,6 +262,11 @@ func walk(t *testing.T, d *demo.Demo, from, ask, answer string) {
 		}
 		return false
 	})
+	// The operator's answer is theirs: it does not come back into the
+	// line as an echo.
+	if n := lineEchoes(t, d, op); n != 0 {
+		t.Fatalf("the operator's answer echoed %d times into its line", n)
+	}
 	// The phone shows the answer after the question, which the business
 	// answered and so marked read (blue ticks), once.
 	eventually(t, "the answer on the phone, the question read", func() bool {
@@ -270,6 +278,28 @@ func walk(t *testing.T, d *demo.Demo, from, ask, answer string) {
 		}
 		return false
 	})
+}
+
+// lineEchoes counts the system messages holding text in the Open Line
+// transcripts the portal's console shows (GET /sim/lines).
+func lineEchoes(t *testing.T, d *demo.Demo, text string) int {
+	t.Helper()
+	var lines []struct {
+		Messages []struct {
+			Direction string `json:"direction"`
+			Text      string `json:"text"`
+		} `json:"messages"`
+	}
+	getJSON(t, d, d.URLs.B24+"/sim/lines", &lines)
+	n := 0
+	for _, l := range lines {
+		for _, m := range l.Messages {
+			if m.Direction == "system" && strings.Contains(m.Text, text) {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)

@@ -1,8 +1,10 @@
 package amocrm
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
@@ -14,10 +16,6 @@ import (
 // the whole conversation; each says who wrote it: the amoCRM user, or
 // Switchboard for everything else.
 
-// linkSentBy ties a message an amoCRM user wrote (SendAsManager) to the
-// user's id, for the author line of its note.
-const linkSentBy = "sent_by"
-
 // The Service mirrors outbound messages.
 var _ routing.OutboundMirror = (*Service)(nil)
 
@@ -27,15 +25,16 @@ var _ routing.OutboundMirror = (*Service)(nil)
 func (s *Service) MirrorsOutbound(b *store.ChannelBinding) bool { return b.Mode == ModeCRM }
 
 // authorWords name our messages' authors, by language.
-var authorWords = map[string][2]string{
-	"ru": {"Менеджер", "Switchboard"},
-	"en": {"Manager", "Switchboard"},
+var authorWords = map[string][3]string{
+	"ru": {"Менеджер", "Switchboard", "Автоматизация %s"},
+	"en": {"Manager", "Switchboard", "%s automation"},
 }
 
 // authors words the author of each outbound message of msgs, by message
-// id: "Manager <name>" for what an amoCRM user wrote, Switchboard for the
-// rest. Names come from the stored users (no API call); a user not stored
-// is named by id.
+// id: "Manager <name>" for what an amoCRM user wrote; "<name> (<CRM>)" or
+// "<CRM> automation" for what another CRM of the channel sent (its Open
+// Line's operator, its robot); Switchboard for the rest. Names come from
+// the stored users (no API call); a user not stored is named by id.
 func (s *Service) authors(ctx context.Context, in *store.Integration, msgs []store.MessageView) (map[string]string, error) {
 	w := authorWords[lang(in)]
 	out := map[string]string{}
@@ -44,8 +43,18 @@ func (s *Service) authors(ctx context.Context, in *store.Integration, msgs []sto
 		if m.Direction != store.Outbound {
 			continue
 		}
-		uid, err := s.store.RemoteOf(ctx, in.ID, linkSentBy, m.ID)
-		if errors.Is(err, store.ErrNotFound) {
+		// SendAsManager marks what the account sent as its own
+		// (routing.MarkOrigin): a user by id, the digital pipeline by "".
+		uid, err := s.store.RemoteOf(ctx, in.ID, routing.LinkOrigin, m.ID)
+		if errors.Is(err, store.ErrNotFound) && s.router != nil {
+			o, err := s.router.OriginOf(ctx, in.ID, m.ID)
+			if err != nil {
+				return nil, err
+			}
+			out[m.ID] = foreignAuthor(w, o)
+			continue
+		}
+		if errors.Is(err, store.ErrNotFound) || (err == nil && uid == "") {
 			out[m.ID] = w[1]
 			continue
 		}
@@ -69,6 +78,18 @@ func (s *Service) authors(ctx context.Context, in *store.Integration, msgs []sto
 		out[m.ID] = w[0] + " " + name
 	}
 	return out, nil
+}
+
+// foreignAuthor words the author of a message another CRM of the channel
+// sent, or Switchboard's when none did (the cabinet, the API).
+func foreignAuthor(w [3]string, o *routing.Origin) string {
+	switch {
+	case o.IntegrationID == "" || o.CRM == "":
+		return w[1]
+	case o.UserID == "":
+		return fmt.Sprintf(w[2], cleanLine(o.CRM))
+	}
+	return cleanLine(cmp.Or(o.UserName, "#"+o.UserID)) + " (" + cleanLine(o.CRM) + ")"
 }
 
 // hasOutbound says whether any of msgs is ours.

@@ -28,11 +28,10 @@ func (s *Service) SendAsManager(ctx context.Context, in *store.Integration, user
 		if err := routing.ClaimOutbound(tx, in.ID, m.ChannelID, m.ContactID); err != nil {
 			return err
 		}
-		if userID != "" {
-			// The note of the message names its writer (outbound.go).
-			if err := store.PutLink(tx, in.ID, linkSentBy, m.ID, userID); err != nil {
-				return err
-			}
+		// The note of the message names its writer (outbound.go), and
+		// so do its echoes in the channel's other CRMs.
+		if err := routing.MarkOrigin(tx, in.ID, m.ID, userID); err != nil {
+			return err
 		}
 		if also != nil {
 			return also(tx, m)

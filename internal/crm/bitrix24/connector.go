@@ -312,10 +312,19 @@ func (s *Service) operatorMessage(ctx context.Context, in *store.Integration, b 
 			})
 		}
 	}
+	operator := str(m, "message", "user_id")
+	if operator == "0" {
+		operator = "" // the line's automation (a greeting, an autoreply)
+	}
 	for _, req := range reqs {
 		req.OnStored = func(tx *gorm.DB, msg *store.Message) error {
 			// In branch mode only the customer's branch writes to them.
 			if err := routing.ClaimOutbound(tx, in.ID, ch.ID, msg.ContactID); err != nil {
+				return err
+			}
+			// Written in this line's chat (LinkOutbound: never echoed
+			// back into it) by its operator (named in other CRMs' echoes).
+			if err := routing.MarkOrigin(tx, in.ID, msg.ID, operator); err != nil {
 				return err
 			}
 			return store.PutLink(tx, in.ID, routing.LinkOutbound, msg.ID, remote)

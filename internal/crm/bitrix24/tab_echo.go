@@ -1,6 +1,7 @@
 package bitrix24
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,9 +15,9 @@ import (
 	"github.com/switchboard/switchboard/internal/store"
 )
 
-// JobOpenLineEcho writes a message sent from the CRM side (the card tab,
-// a robot) into the customer's Open Lines chat, so the line's operators
-// see what a colleague or an automation told the customer.
+// JobOpenLineEcho is the echo job of earlier versions, queued for the
+// card tab and robots only; routing's JobEcho does its work now, for
+// every writer. Kept so jobs queued before an upgrade still run.
 const JobOpenLineEcho = "bitrix24.ol_echo"
 
 // linkOLEcho marks a message as written into the Open Lines chat (local:
@@ -36,46 +37,40 @@ type olEchoJob struct {
 // crmSendStored is the OnStored hook of every message written from the
 // portal's CRM side (card tab, robot), run in the transaction that accepts
 // it: in branch mode only the customer's branch may write to them (a
-// customer with no branch yet becomes this portal's), and operators of an
-// Open Line see what was written. userID is the writer; "" for a robot.
+// customer with no branch yet becomes this portal's), and the message is
+// marked as this portal's user's (userID; "" for a robot), so that the
+// echo routing queues into this portal's Open Line, and into any other
+// CRM of the channel, names them.
 func (s *Service) crmSendStored(in *store.Integration, userID string) func(tx *gorm.DB, m *store.Message) error {
-	echo := s.echoToOpenLine(in, userID)
 	return func(tx *gorm.DB, m *store.Message) error {
 		if err := routing.ClaimOutbound(tx, in.ID, m.ChannelID, m.ContactID); err != nil {
 			return err
 		}
-		return echo(tx, m)
+		return routing.MarkOrigin(tx, in.ID, m.ID, userID)
 	}
 }
 
-// echoToOpenLine is the OnStored hook of a CRM-side send: in the
-// transaction that accepts the message, it queues the echo when the
-// message's channel is bound to this portal in Open Lines mode. Being in
-// that transaction, the echo is neither lost (the message was accepted)
-// nor written for a message that was refused.
-func (s *Service) echoToOpenLine(in *store.Integration, userID string) func(tx *gorm.DB, m *store.Message) error {
-	return func(tx *gorm.DB, m *store.Message) error {
-		bs, err := store.AllBindingsForChannel(tx, m.ChannelID)
-		if err != nil {
-			return err
-		}
-		for _, b := range bs {
-			if b.IntegrationID == in.ID && b.Mode == ModeOpenLines {
-				_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobOpenLineEcho, WorkspaceID: in.WorkspaceID,
-					Key: "b24echo:" + in.ID + ":" + m.ContactID, Payload: olEchoJob{IntegrationID: in.ID, MessageID: m.ID, UserID: userID}, MaxAttempts: 20})
-				return err
-			}
-		}
-		return nil
-	}
-}
+// The Service shows our messages in its Open Lines chats.
+var _ routing.OutboundEcho = (*Service)(nil)
 
-// handleOpenLineEcho posts the echo as a system message (im.message.add
-// SYSTEM=Y) into the chat Bitrix24 made for the customer. A system message
-// is what operators read as a note in the dialog: it is not sent to the
-// customer again and does not take over or reopen the session, which an
+// EchoesOutbound implements routing.OutboundEcho: a binding on an Open
+// Line has the customer's chat, whose operators see only what the line
+// carried; everything else told to the customer (the card tab, a robot,
+// another CRM of the channel, the cabinet, the API) is echoed there.
+func (s *Service) EchoesOutbound(b *store.ChannelBinding) bool { return b.Mode == ModeOpenLines }
+
+// EchoOutbound implements routing.OutboundEcho: it posts the message as a
+// system message (im.message.add SYSTEM=Y) into the chat Bitrix24 made
+// for the customer, naming its writer. A system message is what
+// operators read as a note in the dialog: it is not sent to the customer
+// again and does not take over or reopen the session, which an
 // imconnector.send.messages with message.user_id (a message "on behalf of
 // the manager") could, being an operator's own message in the line.
+func (s *Service) EchoOutbound(ctx context.Context, d *routing.Delivery, m *store.MessageView, o *routing.Origin) error {
+	return s.echo(ctx, d.Integration, m, o)
+}
+
+// handleOpenLineEcho runs an echo job of earlier versions.
 func (s *Service) handleOpenLineEcho(ctx context.Context, j *queue.Job) error {
 	var p olEchoJob
 	if err := j.Decode(&p); err != nil {
@@ -91,17 +86,22 @@ func (s *Service) handleOpenLineEcho(ctx context.Context, j *queue.Job) error {
 	if !routing.Live(in) {
 		return s.classify(ErrNeedsReauth)
 	}
-	switch _, err := s.store.RemoteOf(ctx, in.ID, linkOLEcho, p.MessageID); {
-	case err == nil:
-		return nil // written by an earlier run
-	case !errors.Is(err, store.ErrNotFound):
-		return err
-	}
 	m, err := s.store.GetMessage(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, p.MessageID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
+		return err
+	}
+	return s.echo(ctx, in, m, &routing.Origin{IntegrationID: in.ID, Own: true, UserID: p.UserID})
+}
+
+// echo writes m into its customer's Open Lines chat once (linkOLEcho).
+func (s *Service) echo(ctx context.Context, in *store.Integration, m *store.MessageView, o *routing.Origin) error {
+	switch _, err := s.store.RemoteOf(ctx, in.ID, linkOLEcho, m.ID); {
+	case err == nil:
+		return nil // written by an earlier run
+	case !errors.Is(err, store.ErrNotFound):
 		return err
 	}
 	chat, err := s.store.RemoteOf(ctx, in.ID, linkChat, m.ContactID)
@@ -119,10 +119,7 @@ func (s *Service) handleOpenLineEcho(ctx context.Context, j *queue.Job) error {
 	for _, f := range r.Files {
 		body = strings.TrimSpace(body + "\n" + f.URL)
 	}
-	text := fmt.Sprintf(echoText(in.Language, "robot"), body)
-	if p.UserID != "" {
-		text = fmt.Sprintf(echoText(in.Language, "tab"), NeutralizeBB(s.userName(ctx, in, p.UserID)), body)
-	}
+	text := s.echoLine(ctx, in, o, body)
 	var msgID json.RawMessage
 	err = s.client.Call(ctx, in.ID, "im.message.add", map[string]any{"DIALOG_ID": "chat" + chat, "MESSAGE": text, "SYSTEM": "Y"}, &msgID)
 	if err != nil {
@@ -133,9 +130,39 @@ func (s *Service) handleOpenLineEcho(ctx context.Context, j *queue.Job) error {
 	})
 }
 
-// userName names a portal user as the team knows them: from the users
-// last read from the portal, else asked for (user.get), else by id.
+// echoLine is the echo of body naming who wrote it: a portal user on the
+// card tab, a robot, another CRM's user or automation, or Switchboard
+// (the cabinet, the API).
+func (s *Service) echoLine(ctx context.Context, in *store.Integration, o *routing.Origin, body string) string {
+	l := in.Language
+	switch {
+	case o.Own && o.UserID != "":
+		return fmt.Sprintf(echoText(l, "tab"), NeutralizeBB(s.userName(ctx, in, o.UserID)), body)
+	case o.Own:
+		return fmt.Sprintf(echoText(l, "robot"), body)
+	case o.IntegrationID != "" && o.UserID != "":
+		who := cmp.Or(o.UserName, echoText(l, "user")+" #"+o.UserID)
+		return fmt.Sprintf(echoText(l, "other"), NeutralizeBB(who), NeutralizeBB(o.CRM), body)
+	case o.IntegrationID != "":
+		return fmt.Sprintf(echoText(l, "automation"), NeutralizeBB(o.CRM), body)
+	}
+	return fmt.Sprintf(echoText(l, "gateway"), body)
+}
+
+// userName names a portal user as the team knows them (UserName), else
+// by id.
 func (s *Service) userName(ctx context.Context, in *store.Integration, userID string) string {
+	return cmp.Or(s.UserName(ctx, in, userID), echoText(in.Language, "user")+" #"+userID)
+}
+
+// The Service names its users to other CRMs' echoes and notes.
+var _ routing.UserNamer = (*Service)(nil)
+
+// UserName implements routing.UserNamer: a portal user as last read from
+// the portal, else as the portal says now (user.get); "" when neither
+// knows them (a failed call is logged: a message is still worth showing
+// without its writer's name).
+func (s *Service) UserName(ctx context.Context, in *store.Integration, userID string) string {
 	users, err := s.store.CRMUsers(ctx, in.ID)
 	if err != nil {
 		s.log.Warn("bitrix24 echo: users", "integration_id", in.ID, "err", err)
@@ -153,18 +180,20 @@ func (s *Service) userName(ctx context.Context, in *store.Integration, userID st
 		s.log.Warn("bitrix24 echo: user.get", "integration_id", in.ID, "user_id", userID, "err", err)
 	}
 	if len(got) > 0 {
-		if n := strings.TrimSpace(got[0].Name + " " + got[0].LastName); n != "" {
-			return n
-		}
+		return strings.TrimSpace(got[0].Name + " " + got[0].LastName)
 	}
-	return echoText(in.Language, "user") + " #" + userID
+	return ""
 }
 
 // echoTexts are the echo's words in Russian and English.
 var echoTexts = map[string][2]string{
 	"tab":   {"%s (карточка CRM): %s", "%s (CRM card): %s"},
 	"robot": {"Робот CRM: %s", "CRM robot: %s"},
-	"user":  {"Пользователь", "User"},
+	// automation: another CRM's automation (its digital pipeline).
+	"other":      {"%s (%s): %s", "%s (%s): %s"},
+	"automation": {"Автоматизация %s: %s", "%s automation: %s"},
+	"gateway":    {"Switchboard: %s", "Switchboard: %s"},
+	"user":       {"Пользователь", "User"},
 }
 
 // echoText is an echo text in the portal's language.

@@ -12,6 +12,7 @@ import (
 	"github.com/switchboard/switchboard/internal/sandbox/simhttp"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -147,7 +148,9 @@ type fileView struct {
 
 // MessageView is a transcript entry as GET /sim/lines shows it.
 type MessageView struct {
-	Time        time.Time  `json:"time"`
+	Time time.Time `json:"time"`
+	// Direction is in, out (an operator's answer) or system (the app's
+	// system message in the dialog's chat).
 	Direction   string     `json:"direction"`
 	Connector   string     `json:"connector"`
 	ChatID      string     `json:"chat"`
@@ -189,8 +192,10 @@ func (c *control) lineViews() []LineView {
 	var out []LineView
 	for _, l := range p.Lines() {
 		v := LineView{ID: l.ID(), Name: l.Name(), Active: l.Active(), Dialogs: []DialogView{}, Messages: []MessageView{}}
+		chats := map[string]b24sim.Dialog{} // "chat<im chat id>" → dialog
 		for _, d := range l.Dialogs() {
 			v.Dialogs = append(v.Dialogs, DialogView{Connector: d.Connector, ChatID: d.ChatID, UserID: d.UserID, Name: d.ChatName, IMChatID: d.IMChatID, SessionID: d.SessionID, Closed: d.Closed})
+			chats["chat"+d.IMChatID] = d
 		}
 		for _, m := range l.Messages() {
 			mv := MessageView{
@@ -215,6 +220,18 @@ func (c *control) lineViews() []LineView {
 			}
 			v.Messages = append(v.Messages, mv)
 		}
+		// The app's system messages in the dialogs' chats (im.message.add
+		// SYSTEM=Y: what was told the customer elsewhere, notices) are
+		// part of what the line's operators read, in time order.
+		for _, m := range p.ChatMessages() {
+			d, ok := chats[m.DialogID]
+			if !ok || !m.System {
+				continue
+			}
+			v.Messages = append(v.Messages, MessageView{Time: m.Time, Direction: "system", Connector: d.Connector, ChatID: d.ChatID,
+				Author: "system / система", Text: m.Message, IMChatID: d.IMChatID, IMMessageID: "sys" + strconv.Itoa(m.ID)})
+		}
+		slices.SortStableFunc(v.Messages, func(a, b MessageView) int { return a.Time.Compare(b.Time) })
 		out = append(out, v)
 	}
 	return out

@@ -19,6 +19,7 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
  .msg { margin: .35rem 0; padding: .35rem .6rem; border-radius: 6px; max-width: 46rem; white-space: pre-wrap; }
  .in { background: #f1f5f9; }
  .out { background: #e8f7e4; margin-left: 4rem; }
+ .system { background: #fff8e1; margin-left: 2rem; font-style: italic; }
  .meta { color: #777; font-size: .78rem; }
  form { display: flex; gap: .5rem; flex-wrap: wrap; align-items: end; margin-top: .6rem; }
  label { font-size: .8rem; display: block; }
