@@ -34,7 +34,7 @@ func demoStart(t *testing.T) *demo.Demo {
 }
 
 // demoShot saves the 1200×800 viewport as a PNG in DEMO_SCREENSHOTS (the
-// README's are made with DEMO_SCREENSHOTS=docs/screenshots), else in the
+// README's are made with DEMO_SCREENSHOTS=$PWD/docs/screenshots), else in the
 // test's temporary directory.
 func demoShot(t *testing.T, name string) chromedp.Action[chromedp.Void] {
 	t.Helper()

@@ -19,7 +19,7 @@ import (
 // Open Line and in the amoCRM lead's chat → the manager answers there and
 // the tick turns read → the answer is on the customer's phone → the owner
 // signs in to the cabinet with the printed login. Each page is
-// screenshotted (DEMO_SCREENSHOTS=docs/screenshots for the README).
+// screenshotted (DEMO_SCREENSHOTS=$PWD/docs/screenshots for the README).
 func TestDemoInBrowser(t *testing.T) {
 	ctx := browsertest.New(t, browsertest.Timeout(2*time.Minute))
 	d := demoStart(t)
