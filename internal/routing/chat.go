@@ -55,15 +55,9 @@ func (r *Router) chatStored(tx *gorm.DB, b *store.StatedBinding, m *store.Messag
 
 func (r *Router) handleChat(ctx context.Context, j *queue.Job) error {
 	var p chatJob
-	if err := j.Decode(&p); err != nil {
-		return queue.Permanent(err)
-	}
-	b, err := r.store.GetBinding(ctx, p.BindingID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil // unbound since: no chat to relay to
-	}
-	if err != nil {
-		return err
+	b, err := r.jobBinding(ctx, j, &p, &p.BindingID)
+	if b == nil {
+		return err // nil when unbound since: no chat to relay to
 	}
 	in, conn, err := r.integration(ctx, b.IntegrationID)
 	if err != nil {

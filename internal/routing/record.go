@@ -54,15 +54,9 @@ func enqueueEnsure(tx *gorm.DB, b *store.StatedBinding, contactID, key string) e
 
 func (r *Router) handleEnsureRecord(ctx context.Context, j *queue.Job) error {
 	var p ensureJob
-	if err := j.Decode(&p); err != nil {
-		return queue.Permanent(err)
-	}
-	b, err := r.store.GetBinding(ctx, p.BindingID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil // unbound since
-	}
-	if err != nil {
-		return err
+	b, err := r.jobBinding(ctx, j, &p, &p.BindingID)
+	if b == nil {
+		return err // nil when unbound since
 	}
 	if MirrorModeOf(b) == MirrorEach {
 		return nil // switched to each since: the mirror makes the record

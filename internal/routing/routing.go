@@ -232,6 +232,24 @@ func workable(in *store.Integration) (bool, error) {
 	return false, queue.RetryAfter(parkDelay, ErrParked)
 }
 
+// jobBinding decodes a per-binding job's payload into p and loads the
+// binding *bindingID names (read after the decode). A nil binding with a
+// nil error means the channel was unbound since: the job has nothing left
+// to do.
+func (r *Router) jobBinding(ctx context.Context, j *queue.Job, p any, bindingID *string) (*store.ChannelBinding, error) {
+	if err := j.Decode(p); err != nil {
+		return nil, queue.Permanent(err)
+	}
+	b, err := r.store.GetBinding(ctx, *bindingID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
 func (r *Router) integration(ctx context.Context, id string) (*store.Integration, Connector, error) {
 	in, err := r.store.GetIntegration(ctx, store.All, id)
 	if err != nil {
@@ -246,15 +264,9 @@ func (r *Router) integration(ctx context.Context, id string) (*store.Integration
 
 func (r *Router) handleMirror(ctx context.Context, j *queue.Job) error {
 	var p mirrorJob
-	if err := j.Decode(&p); err != nil {
-		return queue.Permanent(err)
-	}
-	b, err := r.store.GetBinding(ctx, p.BindingID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil // unbound since: nothing to mirror to
-	}
-	if err != nil {
-		return err
+	b, err := r.jobBinding(ctx, j, &p, &p.BindingID)
+	if b == nil {
+		return err // nil when unbound since: nothing to mirror to
 	}
 	if mode := MirrorModeOf(b); mode != MirrorEach {
 		return r.leaveToBatches(ctx, b, mode)
