@@ -98,13 +98,8 @@ func (s *Service) renderCard(w http.ResponseWriter, r *http.Request, in *store.I
 // its live updates, with a fresh stream ticket and session. The session
 // comes in the body only.
 func (s *Service) ServeCardLog(w http.ResponseWriter, r *http.Request) {
-	if err := s.chat.ReadForm(w, r); err != nil {
-		s.cardError(w, r, nil, nil, err)
-		return
-	}
-	in, ss, err := s.PageSession(r, PurposeCard, "", "")
-	if err != nil {
-		s.cardError(w, r, in, ss, err)
+	in, ss, ok := s.cardPost(w, r)
+	if !ok {
 		return
 	}
 	p, err := s.chat.Build(r.Context(), s.cardRecord(r.Context(), in, ss))
@@ -122,6 +117,21 @@ func (s *Service) ServeCardLog(w http.ResponseWriter, r *http.Request) {
 // page session.
 func (s *Service) ServeCardEvents(w http.ResponseWriter, r *http.Request) {
 	s.chat.ServeTicketStream(w, r, s.sessions, Type)
+}
+
+// cardPost reads a POST of the window (form or multipart) and its page
+// session, which comes in the body only; on a refusal it has answered.
+func (s *Service) cardPost(w http.ResponseWriter, r *http.Request) (*store.Integration, *crm.Session, bool) {
+	if err := s.chat.ReadForm(w, r); err != nil {
+		s.cardError(w, r, nil, nil, err)
+		return nil, nil, false
+	}
+	in, ss, err := s.PageSession(r, PurposeCard, "", "")
+	if err != nil {
+		s.cardError(w, r, in, ss, err)
+		return nil, nil, false
+	}
+	return in, ss, true
 }
 
 // writeCard renders one of the window's templates.
@@ -144,13 +154,8 @@ func (s *Service) writeCard(w http.ResponseWriter, r *http.Request, in *store.In
 // an optional file). The session is read from the body only, so a link
 // cannot send; a recipient the user may not write to is a 403.
 func (s *Service) ServeCardSend(w http.ResponseWriter, r *http.Request) {
-	if err := s.chat.ReadForm(w, r); err != nil {
-		s.cardError(w, r, nil, nil, err)
-		return
-	}
-	in, ss, err := s.PageSession(r, PurposeCard, "", "")
-	if err != nil {
-		s.cardError(w, r, in, ss, err)
+	in, ss, ok := s.cardPost(w, r)
+	if !ok {
 		return
 	}
 	send := func(ctx context.Context, channelID string, req messaging.SendRequest) (*store.Message, error) {
