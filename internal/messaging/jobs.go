@@ -159,15 +159,30 @@ func (s *Service) handleSend(ctx context.Context, j *queue.Job) error {
 	// Meta has accepted the message: from here a retry of the job would
 	// send it twice, so recording is retried in place, and if the database
 	// stays away the job is dead-lettered with the wamid, not re-sent.
+	// The job's completion commits with the record (one commit, not two);
+	// if its lease was lost the record is still written, without it, so
+	// that the run now holding the job finds the message sent.
+	complete := true
 	for attempt := 0; ; attempt++ {
 		err = s.store.Tx(ctx, func(tx *gorm.DB) error {
 			if err := store.MarkSent(tx, m, res.ExternalID); err != nil {
 				return err
 			}
-			return s.statusChanged(tx, ch, m)
+			if err := s.statusChanged(tx, ch, m); err != nil {
+				return err
+			}
+			if complete {
+				return queue.Done(tx, j)
+			}
+			return nil
 		})
 		if err == nil {
 			break
+		}
+		if complete && errors.Is(err, queue.ErrLeaseLost) {
+			complete = false
+			attempt--
+			continue
 		}
 		if attempt == 4 || ctx.Err() != nil {
 			return queue.Permanent(fmt.Errorf("sent as %s but could not record it: %w", res.ExternalID, err))
