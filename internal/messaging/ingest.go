@@ -143,12 +143,10 @@ func (s *Service) storeInbound(tx *gorm.DB, ch *store.Channel, in *channel.Inbou
 	if in.ExternalID == "" {
 		return false, false, fmt.Errorf("messaging: %s message without an id", ch.Type)
 	}
-	if _, err := store.FindByExternalID(tx, ch.ID, in.ExternalID); err == nil {
-		return false, false, nil // a redelivery, or the echo of our own send
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return false, false, err
-	}
-
+	// No look-up first: the message insert's ON CONFLICT is what tells a
+	// redelivery (or the echo of our own send) from a new message, and the
+	// look-up cost every new message a round trip. A redelivery still
+	// refreshes the contact with what it carries, which it already has.
 	var inboundAt = &in.Timestamp
 	if in.Echo || in.Timestamp.IsZero() {
 		inboundAt = nil
@@ -214,7 +212,8 @@ func (s *Service) storeInbound(tx *gorm.DB, ch *store.Channel, in *channel.Inbou
 		return false, false, err
 	}
 	if !inserted {
-		// Lost a race with a concurrent redelivery of the same message.
+		// A redelivery, the echo of our own send, or a concurrent
+		// redelivery that committed first.
 		if mediaRow != nil {
 			if err := store.DeleteMedia(tx, mediaRow.ID); err != nil {
 				return false, false, err

@@ -78,6 +78,9 @@ func (s *Store) MoveChannel(ctx context.Context, id, workspaceID string) (*Chann
 		return tx.Model(&Channel{}).Where("id = ?", id).
 			Updates(map[string]any{"workspace_id": workspaceID, "updated_at": now}).Error
 	})
+	// After the commit: a webhook must not keep storing into the old
+	// workspace from this instance's cache.
+	s.channels.invalidate()
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return nil, err

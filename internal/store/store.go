@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
@@ -28,6 +29,7 @@ type Store struct {
 	DB           *DB
 	box          *secret.Box
 	refreshLocks locks
+	channels     channelCache
 }
 
 func New(db *DB, box *secret.Box) *Store { return &Store{DB: db, box: box} }
@@ -241,6 +243,7 @@ func (s *Store) CreateChannel(ctx context.Context, ch *Channel, accessToken stri
 		}
 		return fmt.Errorf("store: create channel: %w", err)
 	}
+	s.channels.invalidate()
 	return nil
 }
 
@@ -313,25 +316,36 @@ func (s *Store) UpdateChannel(ctx context.Context, scope Scope, id string, u Cha
 		}
 		return nil, fmt.Errorf("store: update channel: %w", err)
 	}
+	s.channels.invalidate()
 	return s.GetChannel(ctx, scope, id)
 }
 
 // SetChannelState records a state the gateway found (e.g. error: token
 // expired).
 func (s *Store) SetChannelState(ctx context.Context, id, state, reason string) error {
-	return s.g(ctx).Model(&Channel{}).Where("id = ? AND state <> ?", id, ChannelDisabled).
+	err := s.g(ctx).Model(&Channel{}).Where("id = ? AND state <> ?", id, ChannelDisabled).
 		Updates(map[string]any{"state": state, "state_reason": reason, "updated_at": Now()}).Error
+	s.channels.invalidate()
+	return err
 }
 
 // ChannelByAccount finds the channel a webhook is for. Disabled channels
 // do not receive.
+// Found channels come from a short-lived cache (see channelCacheTTL).
 func (s *Store) ChannelByAccount(ctx context.Context, typ channel.Type, accountID string) (*Channel, error) {
-	var ch Channel
-	err := s.g(ctx).Where("type = ? AND account_id = ? AND state <> ?", string(typ), accountID, ChannelDisabled).First(&ch).Error
+	k := channelKey{string(typ), accountID}
+	now := time.Now()
+	ch, gen := s.channels.get(k, now)
+	if ch != nil {
+		return ch, nil
+	}
+	var found Channel
+	err := s.g(ctx).Where("type = ? AND account_id = ? AND state <> ?", string(typ), accountID, ChannelDisabled).First(&found).Error
 	if err != nil {
 		return nil, notFound(err)
 	}
-	return &ch, nil
+	s.channels.put(k, &found, gen, now)
+	return &found, nil
 }
 
 // Credentials opens a channel's access token.
