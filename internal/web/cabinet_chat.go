@@ -238,7 +238,10 @@ func (s *Server) chatRows(ctx context.Context, cc *cabinetCtx, a *chatAccess, p 
 			rows = append(rows, r)
 		}
 		r := &rows[i]
-		r.Unread += unread[d.ID]
+		// The merged dialogs count the same messages (a dialog made when
+		// the second CRM was bound counts only those since): the row's
+		// unread is the largest, not the sum.
+		r.Unread = max(r.Unread, unread[d.ID])
 		r.On = r.On || d.ID == selected
 		r.Owner = cmp.Or(r.Owner, d.OwnerUserID)
 		if d.Waiting {
