@@ -187,6 +187,8 @@ var amoTmpl = template.Must(template.New("amo").Funcs(template.FuncMap{
  .meta { font-size: .72rem; color: #78909c; text-align: right; }
  .t { letter-spacing: -3px; margin-left: .3rem; }
  .t.read { color: #1e88e5; }
+ .t.failed { letter-spacing: 0; color: #c62828; }
+ .why { font-size: .72rem; color: #c62828; margin-top: .2rem; }
  form { display: flex; gap: .4rem; margin-top: .6rem; }
  input { flex: 1; padding: .4rem .6rem; border: 1px solid #cfd8dc; border-radius: 4px; font: inherit; }
  button, a.btn { background: #4c8bf7; color: #fff; border: none; border-radius: 4px; padding: .4rem .8rem; font: inherit; cursor: pointer; text-decoration: none; }
@@ -207,7 +209,7 @@ var amoTmpl = template.Must(template.New("amo").Funcs(template.FuncMap{
  <div class="chat">
   <div class="muted">Чат amoCRM с {{.Name}} {{.Phone}} <span class="en">/ amoCRM's chat</span></div>
   {{range .Messages}}
-  <div class="m{{if not .Incoming}} out{{end}}">{{.Text}}<div class="meta">{{clock .Time}}{{if not .Incoming}}<span class="t{{if eq .Delivery 2}} read{{end}}" data-delivery="{{.Delivery}}">{{if ge .Delivery 1}}✓✓{{else}}✓{{end}}</span>{{end}}</div></div>
+  <div class="m{{if not .Incoming}} out{{end}}">{{.Text}}<div class="meta">{{clock .Time}}{{if not .Incoming}}{{if lt .Delivery 0}}<span class="t failed" data-delivery="{{.Delivery}}">⚠ не доставлено / not delivered</span></div><div class="why">{{or .Error "—"}}</div></div>{{else}}<span class="t{{if eq .Delivery 2}} read{{end}}" data-delivery="{{.Delivery}}">{{if ge .Delivery 1}}✓✓{{else}}✓{{end}}</span></div></div>{{end}}{{else}}</div></div>{{end}}
   {{end}}
   <form class="reply" data-conversation="{{.ConversationID}}">
    <input name="text" autocomplete="off" placeholder="Ответ клиенту / Answer the customer">

@@ -2,6 +2,7 @@ package demo_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -146,4 +147,27 @@ func TestDemoPhoneClockAndCloseWindow(t *testing.T) {
 		!regexp.MustCompile(`<option value="[^"]+" data-channel="`+d.WhatsAppID+`"`).Match(page) {
 		t.Fatalf("the chat after closing the window: %d\n%s", resp.StatusCode, page)
 	}
+
+	// A manager's free text from amoCRM's chat is refused too, and the
+	// simulated amoCRM page says so with the reason, not a grey tick.
+	var conv string
+	eventually(t, "the customer in amoCRM's chat", func() bool {
+		for _, ch := range d.Amo.Chats(d.AmoAccountID) {
+			conv = ch.ConversationID
+		}
+		return conv != ""
+	})
+	if _, hd, err := d.Amo.ManagerReply(context.Background(), d.AmoAccountID, conv, demo.AmoManager, "Ответ после суток"); err != nil || hd.Status != http.StatusOK {
+		t.Fatalf("manager reply: %v %+v", err, hd)
+	}
+	eventually(t, "the refusal on amoCRM's page", func() bool {
+		resp, err := http.Get(d.URLs.Amo + "/sim/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		i := bytes.Index(page, []byte("Ответ после суток"))
+		return i >= 0 && bytes.Contains(page[i:], []byte("не доставлено / not delivered")) && bytes.Contains(page[i:], []byte("24 час"))
+	})
 }
