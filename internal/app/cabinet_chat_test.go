@@ -483,3 +483,32 @@ func TestCabinetChatMedia(t *testing.T) {
 		}
 	})
 }
+
+// TestCabinetChatNamesUnboundChannels: a channel bound to no CRM keeps no
+// dialogs, so its customers are not in the shared chat; owners and admins
+// are told which channels those are (in their language), managers are not.
+func TestCabinetChatNamesUnboundChannels(t *testing.T) {
+	apptest.Each(t, b24Opts, func(t *testing.T, e *apptest.Env) {
+		f := newChatFixture(t, e)
+		st, body := e.Do("POST", "/api/v1/channels", map[string]any{"type": "instagram", "name": "Инстаграм без CRM", "workspace_id": f.ws,
+			"ig_user_id": apptest.IGUserID, "page_id": "1122334455", "access_token": apptest.IGToken})
+		if st != http.StatusCreated {
+			t.Fatalf("instagram channel: %d %v", st, body)
+		}
+		for _, path := range []string{"/chat", "/chat/list"} {
+			_, page := f.owner.get(path)
+			if !strings.Contains(page, `id="chat-unbound"`) || !strings.Contains(page, "Каналы без CRM: Инстаграм без CRM.") || strings.Contains(page, "Продажи, ") {
+				t.Fatalf("owner's %s does not name the unbound channel:\n%s", path, page)
+			}
+		}
+		if st, _ := f.owner.post("/language", url.Values{"csrf": {f.ownerTok}, "lang": {"en"}, "back": {"/chat"}}); st != 303 {
+			t.Fatalf("language switch: %d", st)
+		}
+		if _, page := f.owner.get("/chat"); !strings.Contains(page, "Channels without a CRM: Инстаграм без CRM.") {
+			t.Fatalf("owner's English chat:\n%s", page)
+		}
+		if _, page := f.mgr.get("/chat"); strings.Contains(page, `id="chat-unbound"`) {
+			t.Fatalf("a manager is told about unbound channels:\n%s", page)
+		}
+	})
+}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -52,6 +53,9 @@ type chatPage struct {
 	// MineUnlinked explains an empty "mine": the user (an owner or admin,
 	// who sees everything) is linked to no CRM user, so owns no dialog.
 	MineUnlinked bool
+	// Unbound names, for owners and admins, the channels bound to no
+	// CRM: their customers have no dialogs, so they are not in the list.
+	Unbound string
 	// Dialog is the open dialog (nil: none chosen).
 	Dialog *chatDialog
 	Emoji  []string
@@ -252,6 +256,23 @@ func (s *Server) chatRows(ctx context.Context, cc *cabinetCtx, a *chatAccess, p 
 	return rows, nil
 }
 
+// chatUnbound names the workspace's channels bound to no CRM, for the
+// people who can bind them (owners and admins); "" for everyone else.
+func (s *Server) chatUnbound(ctx context.Context, cc *cabinetCtx, a *chatAccess) (string, error) {
+	if !a.admin {
+		return "", nil
+	}
+	chs, err := s.d.Store.UnboundChannels(ctx, cc.Workspace.ID)
+	if err != nil {
+		return "", err
+	}
+	names := make([]string, len(chs))
+	for i, ch := range chs {
+		names[i] = ch.Name
+	}
+	return strings.Join(names, ", "), nil
+}
+
 // earliest is the earlier of two waiting times; a wait whose start is
 // unknown counts from now.
 func earliest(a, b *time.Time) *time.Time {
@@ -277,6 +298,10 @@ func (s *Server) chatPage(c *gin.Context) {
 	}
 	cp := &chatPage{Filter: chatFilter(c), Filters: chatFilters, Emoji: chatEmoji, NoLinks: !a.admin && len(a.gates) == 0}
 	cp.MineUnlinked = cp.Filter == "mine" && len(a.links) == 0
+	if cp.Unbound, err = s.chatUnbound(ctx, cc, a); err != nil {
+		s.pageErr(c, err)
+		return
+	}
 	p.Chat = cp
 	if id := c.Query("d"); id != "" {
 		dv, ok := s.chatDialogOf(c, a, id)
@@ -446,6 +471,10 @@ func (s *Server) chatList(c *gin.Context) {
 	}
 	cp := &chatPage{Filter: chatFilter(c), NoLinks: !a.admin && len(a.gates) == 0}
 	cp.MineUnlinked = cp.Filter == "mine" && len(a.links) == 0
+	if cp.Unbound, err = s.chatUnbound(ctx, cc, a); err != nil {
+		s.pageErr(c, err)
+		return
+	}
 	p.Chat = cp
 	if cp.Rows, err = s.chatRows(ctx, cc, a, p, cp.Filter, c.Query("d")); err != nil {
 		s.pageErr(c, err)

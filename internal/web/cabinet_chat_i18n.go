@@ -13,6 +13,7 @@ var chatTexts = map[string]map[string]string{
 		"chat_live_lost":     "Связь потеряна, переподключаемся…",
 		"chat_sending":       "Отправляем…",
 		"chat_mine_unlinked": "«Мои» — диалоги вашего пользователя CRM, а ваша учётная запись ни с одним не связана.",
+		"chat_unbound":       "Каналы без CRM: %s. Их сообщения сохраняются, но диалоги ведутся только для каналов, подключённых к CRM: подключите канал к интеграции (Интеграции → настройки), и его клиенты появятся здесь.",
 	},
 	"en": {
 		"chat": "Chat", "chat_title": "Shared chat", "chat_f_all": "All", "chat_f_mine": "Mine", "chat_f_unassigned": "Unassigned",
@@ -24,5 +25,6 @@ var chatTexts = map[string]map[string]string{
 		"chat_live_lost":     "Connection lost, reconnecting…",
 		"chat_sending":       "Sending…",
 		"chat_mine_unlinked": "“Mine” are the dialogs your CRM user owns, and your account is linked to none.",
+		"chat_unbound":       "Channels without a CRM: %s. Their messages are stored, but dialogs are kept only for channels bound to a CRM: bind the channel to an integration (Integrations → settings) and its customers appear here.",
 	},
 }
