@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -78,7 +79,7 @@ func (s *Server) renderQuick(c *gin.Context, status int, p *page, form *quickRep
 	for _, q := range qs {
 		r := quickRow{ID: q.ID, Title: q.Title, Text: q.Text, Filename: q.Filename}
 		if q.FileKey != "" {
-			r.Size = sizeWords(q.FileSize)
+			r.Size = sizeWords(q.FileSize, p.Lang)
 		}
 		d.Rows = append(d.Rows, r)
 	}
@@ -90,15 +91,23 @@ func (s *Server) renderQuick(c *gin.Context, status int, p *page, form *quickRep
 	s.render(c, status, "quick", p)
 }
 
-// sizeWords is a file size as people read it.
-func sizeWords(n int64) string {
+// sizeWords is a file size as people read it, in the page's language.
+func sizeWords(n int64, lang string) string {
+	b, kb, mb := " B", " KB", " MB"
+	if lang == "ru" {
+		b, kb, mb = " Б", " КБ", " МБ"
+	}
 	switch {
 	case n >= 1<<20:
-		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + " MB"
+		v := strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64)
+		if lang == "ru" {
+			v = strings.Replace(v, ".", ",", 1)
+		}
+		return v + mb
 	case n >= 1<<10:
-		return strconv.FormatInt(n>>10, 10) + " KB"
+		return strconv.FormatInt(n>>10, 10) + kb
 	}
-	return strconv.FormatInt(n, 10) + " B"
+	return strconv.FormatInt(n, 10) + b
 }
 
 // quickSave adds (no id) or edits a quick reply from the page's form.
