@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/internal/app/apptest"
+	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -487,6 +488,26 @@ func TestCabinetIntegrationSettingsPage(t *testing.T) {
 		}
 		if _, set := e.Do("GET", f.settingsPath, nil); len(set["users"].([]any)) == 0 || set["visibility"] != "own" {
 			t.Errorf("delete lost the users or settings: %v", set)
+		}
+	})
+}
+
+// TestCabinetChannelsPageVerifyTokenUnset: with no verify token set the
+// page says what to set, instead of an empty box to copy into Meta.
+func TestCabinetChannelsPageVerifyTokenUnset(t *testing.T) {
+	opts := apptest.Options{Config: func(c *config.Config) { c.MetaVerifyToken = "" }}
+	apptest.Each(t, opts, func(t *testing.T, e *apptest.Env) {
+		ws := e.App.DefaultWorkspace.ID
+		addUser(t, e, ws, "owner@example.com", "owner", ownerPW)
+		v := newVisitor(t, e)
+		v.lang = "ru"
+		if st := v.login("owner@example.com", ownerPW); st != http.StatusSeeOther {
+			t.Fatalf("sign in: %d", st)
+		}
+		st, page := v.get("/channels")
+		if st != http.StatusOK || strings.Contains(page, `id="verify-token"`) || !strings.Contains(page, `id="verify-token-unset"`) ||
+			!strings.Contains(page, "SWITCHBOARD_META_VERIFY_TOKEN") {
+			t.Fatalf("channels page without a verify token: %d\n%s", st, page)
 		}
 	})
 }
