@@ -53,26 +53,34 @@ func (c *cluster) jobStates(ctx context.Context) (map[string]int, error) {
 	return out, rows.Err()
 }
 
-// lockedBy returns the ids of running jobs whose lock names pid.
+// runningOf returns the ids of running jobs whose lock names pid.
 func (c *cluster) runningOf(ctx context.Context, pid int) ([]int64, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT id, locked_by FROM jobs WHERE state = 'running'`)
+	ids, _, err := c.runningKinds(ctx, pid)
+	return ids, err
+}
+
+// runningKinds is runningOf with the jobs' kinds.
+func (c *cluster) runningKinds(ctx context.Context, pid int) ([]int64, []string, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT id, locked_by, kind FROM jobs WHERE state = 'running'`)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rows.Close()
 	var ids []int64
+	var kinds []string
 	mark := fmt.Sprintf("-%d-", pid)
 	for rows.Next() {
 		var id int64
-		var by string
-		if err := rows.Scan(&id, &by); err != nil {
-			return nil, err
+		var by, kind string
+		if err := rows.Scan(&id, &by, &kind); err != nil {
+			return nil, nil, err
 		}
 		if strings.Contains(by, mark) {
 			ids = append(ids, id)
+			kinds = append(kinds, kind)
 		}
 	}
-	return ids, rows.Err()
+	return ids, kinds, rows.Err()
 }
 
 // stillHeld returns those of ids that are still running under pid's lock.
@@ -129,18 +137,25 @@ func (c *cluster) limitRefusals() int {
 	return n
 }
 
-// drain waits until no job is pending or running and the portal has every
-// stored message, or until timeout. It returns how long it took.
-func (c *cluster) drain(ctx context.Context, timeout time.Duration) (time.Duration, bool) {
+// drain waits until no job is running or due, or until timeout. It
+// returns how long that took and how long until the portal had every
+// stored message (-1 if it never did).
+func (c *cluster) drain(ctx context.Context, timeout time.Duration) (took, crm time.Duration, ok bool) {
 	start := time.Now()
+	crm = -1
 	for time.Since(start) < timeout && ctx.Err() == nil {
+		if crm < 0 {
+			if st, err := c.storedInbound(ctx); err == nil && len(c.crmInbound()) >= len(st) {
+				crm = time.Since(start)
+			}
+		}
 		busy, _, err := c.jobsLeft(ctx)
 		if err == nil && busy == 0 {
-			return time.Since(start), true
+			return time.Since(start), crm, true
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	return time.Since(start), false
+	return time.Since(start), crm, false
 }
 
 // exactness compares acknowledged, stored and CRM-delivered wamids.
