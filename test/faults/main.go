@@ -252,7 +252,7 @@ func common(ctx context.Context, c *cluster, cfg config, l *load) ([]row, error)
 	}
 	rows = append(rows, e.rows()...)
 	rows = append(rows,
-		row{"after the load: CRM had every stored message", fmt.Sprintf("after %s", crmTook.Round(100*time.Millisecond)), yes(crmTook >= 0)},
+		row{"after the load: CRM had every stored message", crmWhen(crmTook, cfg.drain), yes(crmTook >= 0)},
 		row{"after the load: no job running or due", fmt.Sprintf("%v, after %s", drained, took.Round(100*time.Millisecond)), yes(drained)},
 		row{"jobs left pending/running, dead", fmt.Sprintf("%d, %d %s", busy, dead, statusLine(states)), yes(busy == 0 && dead == 0)},
 		row{"portal rate-limit refusals", fmt.Sprint(refused), yes(refused == 0)},
@@ -342,4 +342,11 @@ wait:
 		pre = append(pre, row{"all taken over by others within lease+¼", fmt.Sprintf("after %s (limit %s)", takeover.Round(100*time.Millisecond), limit), yes(takeover <= limit)})
 	}
 	return append(pre, rows...), nil
+}
+
+func crmWhen(d, limit time.Duration) string {
+	if d < 0 {
+		return fmt.Sprintf("not within -drain %s", limit)
+	}
+	return fmt.Sprintf("after %s", d.Round(100*time.Millisecond))
 }

@@ -194,7 +194,7 @@ type sample struct {
 // instance's resident memory and goroutines every -sample.
 func soak(ctx context.Context, c *cluster, cfg config, log *slog.Logger) ([]row, error) {
 	l := newLoad(loadOptions{rate: cfg.rate, duration: cfg.soak, concurrency: cfg.concurrency, senders: cfg.senders, giveUp: 5 * time.Minute}, c.gws)
-	rp := &replier{c: c, l: l, rate: cfg.replyRate}
+	rp := &replier{c: c, rate: cfg.replyRate}
 	rctx, stopReplies := context.WithCancel(ctx)
 	defer stopReplies()
 	go rp.run(rctx)
