@@ -114,7 +114,7 @@ func parseFlags(args []string) (config, error) {
 	fs.Float64Var(&c.killAfter, "kill-after", 0.3, "kill9: kill when this fraction of -n is acknowledged")
 	fs.DurationVar(&c.pgDown, "pg-down", 10*time.Second, "pgrestart: how long PostgreSQL stays stopped")
 	fs.DurationVar(&c.crmDown, "crm-down", 60*time.Second, "crmdown: how long the CRM simulator is unreachable")
-	fs.Float64Var(&c.rate, "rate", 0, "messages per second (default: as fast as -c allows; crmdown 100, soak 300)")
+	fs.Float64Var(&c.rate, "rate", 0, "messages per second (default: kill9 200, pgrestart 150, crmdown 100, soak 300)")
 	fs.DurationVar(&c.soak, "soak", 3*time.Minute, "soak: how long the steady load runs")
 	fs.DurationVar(&c.sample, "sample", time.Minute, "soak: how often memory and goroutines are sampled")
 	fs.Float64Var(&c.replyRate, "reply-rate", 10, "soak: operator replies per second through the API")
@@ -150,6 +150,8 @@ func parseFlags(args []string) (config, error) {
 			c.rate = 100
 		case "soak":
 			c.rate = 300
+		case "kill9":
+			c.rate = 200 // so that the run outlasts the kill
 		}
 	}
 	return c, nil
@@ -282,7 +284,7 @@ func kill9(ctx context.Context, c *cluster, cfg config, log *slog.Logger) ([]row
 	pid := victim.pid()
 	// Kill while the victim holds claimed jobs, if it gets any soon.
 wait:
-	for until := time.Now().Add(10 * time.Second); time.Now().Before(until); time.Sleep(5 * time.Millisecond) {
+	for until := time.Now().Add(2 * time.Second); time.Now().Before(until); time.Sleep(5 * time.Millisecond) {
 		if ids, err := c.runningOf(ctx, pid); err == nil && len(ids) > 0 {
 			break
 		}

@@ -254,7 +254,7 @@ func (e exactness) rows() []row {
 		{"stored inbound (unique wamids)", fmt.Sprint(e.stored), nil},
 		{"acknowledged but not stored", fmt.Sprint(e.ackedMissing), yes(e.ackedMissing == 0)},
 		{"stored more than once", fmt.Sprint(e.storedDup), yes(e.storedDup == 0)},
-		{"stored, never acknowledged (answer lost)", fmt.Sprint(e.storedNotAcked), nil},
+		{"stored, not acknowledged to the load (answer lost, or the Graph simulator's own)", fmt.Sprint(e.storedNotAcked), nil},
 		{"CRM messages (imconnector.send.messages)", fmt.Sprint(e.crm), nil},
 		{"stored but not in CRM", fmt.Sprint(e.crmMissing), yes(e.crmMissing == 0)},
 		{"in CRM more than once", fmt.Sprint(e.crmDup), yes(e.crmDup == 0)},
