@@ -125,7 +125,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 	reg.Register(whatsapp.NewProvider(whatsapp.NewClient(graph.NewClient(cfg.MetaGraphURL, cfg.MetaAPIVersion, hc))))
 	reg.Register(instagram.NewProvider(instagram.NewClient(graph.NewClient(cfg.InstagramGraphURL, cfg.MetaAPIVersion, hc))))
 
-	q := queue.New(db, queue.Options{Workers: cfg.QueueWorkers, Logger: log, Registerer: m.Registry})
+	q := queue.New(db, queue.Options{Workers: cfg.QueueWorkers, Lease: cfg.QueueLease, Logger: log, Registerer: m.Registry})
 	svc := messaging.New(st, reg, files, signer, m, log, messaging.Config{
 		MediaMaxBytes: cfg.MediaMaxBytes, UploadMaxBytes: cfg.UploadMaxBytes,
 		SendRate: cfg.SendRate, SendBurst: cfg.SendBurst,

@@ -55,6 +55,11 @@ type Config struct {
 	UploadMaxBytes int64         `koanf:"upload_max_bytes"`
 
 	QueueWorkers int `koanf:"queue_workers"`
+	// QueueLease is how long a claimed job belongs to its instance: the
+	// jobs of an instance that died are run elsewhere once it passes. It
+	// must outlast the slowest handler (an outbound HTTP call is bounded by
+	// HTTPClientTimeout); fault tests shorten it so a takeover is quick.
+	QueueLease time.Duration `koanf:"queue_lease"`
 	// SendRate is the default per-channel send rate (messages per second)
 	// and SendBurst its bucket size; a channel may set its own rate.
 	SendRate  float64 `koanf:"send_rate"`
@@ -149,6 +154,7 @@ func Defaults() map[string]any {
 		"media_url_ttl":              "24h",
 		"upload_max_bytes":           int64(100 << 20),
 		"queue_workers":              4,
+		"queue_lease":                "2m",
 		"send_rate":                  60.0,
 		"send_burst":                 20,
 		"allow_private_endpoints":    false,
@@ -251,6 +257,9 @@ func (c *Config) Validate() error {
 	}
 	if c.QueueWorkers < 1 {
 		errs = append(errs, errors.New("SWITCHBOARD_QUEUE_WORKERS must be at least 1"))
+	}
+	if c.QueueLease < time.Second {
+		errs = append(errs, errors.New("SWITCHBOARD_QUEUE_LEASE must be at least 1s"))
 	}
 	if c.SendRate <= 0 || c.SendBurst < 1 {
 		errs = append(errs, errors.New("SWITCHBOARD_SEND_RATE must be positive and SWITCHBOARD_SEND_BURST at least 1"))
