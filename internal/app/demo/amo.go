@@ -166,7 +166,15 @@ func (d *Demo) amoCard(w http.ResponseWriter, r *http.Request) {
 }
 
 var amoTmpl = template.Must(template.New("amo").Funcs(template.FuncMap{
-	"clock": func(unix int64) string { return time.Unix(unix, 0).Format("15:04") },
+	// The simulated amoCRM shows the workspace's clock, as the phone page
+	// and the cabinet do (amoCRM shows its account's zone).
+	"clock": func(unix int64) string {
+		t := time.Unix(unix, 0)
+		if loc, err := time.LoadLocation(DemoTimezone); err == nil {
+			t = t.In(loc)
+		}
+		return t.Format("15:04")
+	},
 }).Parse(`<!DOCTYPE html>
 <html lang="ru">
 <head>
