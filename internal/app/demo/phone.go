@@ -319,6 +319,14 @@ var phoneTmpl = template.Must(template.New("phone").Parse(`<!DOCTYPE html>
  .demo-tools { margin-top: 1.2rem; padding-top: .8rem; border-top: 1px solid #ccc; }
  .demo-tools button { border-radius: 6px; background: #fff; color: #b35c00; border: 1px solid #b35c00; padding: .45rem .8rem; }
  #notice { color: #086; font-size: .85rem; margin-top: .4rem; }
+ .phone { flex-shrink: 0; }
+ /* A phone's own screen: the mock-up takes the width (a flex row would
+    squeeze it to a sliver) and comes first, the explanation below it. */
+ @media (max-width: 760px) {
+  body { flex-direction: column; gap: 1rem; padding: .5rem; }
+  .phone { order: -1; width: auto; height: 80vh; min-height: 26rem; border-width: 6px; border-radius: 20px; }
+  .about { max-width: none; }
+ }
 </style>
 </head>
 <body>
