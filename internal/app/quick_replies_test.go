@@ -307,3 +307,53 @@ func TestQuickReplyFileTooLarge(t *testing.T) {
 		}
 	})
 }
+
+// A file WhatsApp would refuse (an HTML page) is refused when the quick
+// reply is saved, by the API with the send's own code and by the page in
+// its language naming the file and what would do; nothing is kept.
+func TestQuickReplyFileRefused(t *testing.T) {
+	apptest.Each(t, apptest.Options{}, func(t *testing.T, e *apptest.Env) {
+		html := []byte("<!doctype html><html><body>price</body></html>")
+		body, ct := multipartBody(t, map[string]string{"title": "Страница", "text": "x"}, "page.html", "text/html", html)
+		req, err := http.NewRequest("POST", e.URL+"/api/v1/quick-replies", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", ct)
+		req.Header.Set("Authorization", "Bearer "+apptest.AdminToken)
+		resp, err := e.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := map[string]any{}
+		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if code, field := quickErr(r); resp.StatusCode != 422 || code != "media_type_unsupported" || field != "file" {
+			t.Fatalf("API: %d %v", resp.StatusCode, r)
+		}
+		ws := e.App.DefaultWorkspace.ID
+		addUser(t, e, ws, "owner@example.com", "owner", ownerPW)
+		v, tok := chatSignIn(t, e, "owner@example.com", ownerPW)
+		for _, c := range []struct{ lang, want string }{
+			{"ru", "Файл «page.html» не подойдёт: WhatsApp не принимает файлы этого типа. Подойдут картинки JPEG"},
+			{"en", "The file “page.html” will not do: WhatsApp does not take files of this type. It takes JPEG"},
+		} {
+			u, _ := url.Parse(e.URL)
+			v.jar.SetCookies(u, []*http.Cookie{{Name: "sb_lang", Value: c.lang, Path: "/"}})
+			resp, page := v.multipart("/templates/quick-replies", map[string]string{"csrf": tok, "title": "Страница", "text": "x"}, "page.html", "text/html", html, false)
+			if resp.StatusCode != 422 || !strings.Contains(page, c.want) || !strings.Contains(page, `data-code="media_type_unsupported"`) {
+				t.Fatalf("page in %s: %d\n%s", c.lang, resp.StatusCode, page)
+			}
+		}
+		// A PDF still does.
+		resp, _ = v.multipart("/templates/quick-replies", map[string]string{"csrf": tok, "title": "Прайс", "text": "x"}, "price.pdf", "application/pdf", quickFile, false)
+		if resp.StatusCode != 303 {
+			t.Fatalf("a PDF: %d", resp.StatusCode)
+		}
+		if n := countRows(t, e, "quick_replies", "1 = 1"); n != 1 {
+			t.Fatalf("%d kept", n)
+		}
+	})
+}

@@ -432,3 +432,18 @@ func templatePreview(t *channel.Template) string {
 	}
 	return s
 }
+
+// CheckKept refuses a file kept for later sends (a quick reply's) that a
+// messenger of the gateway would refuse when it is sent, as a send naming
+// it would send it (its kind guessed from its type and name). It is the
+// same check a send makes, run when the file is saved, so the refusal
+// comes while the file is still at hand rather than mid-conversation.
+func (s *Service) CheckKept(up *Upload) error {
+	kind := guessType(&SendRequest{Media: &SendMedia{Filename: up.Filename}, Upload: up})
+	for _, typ := range s.registry.Types() {
+		if err := s.checkUpload(typ, kind, up); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -2,12 +2,14 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/switchboard/switchboard/internal/channel"
 	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/internal/web/httperr"
@@ -145,6 +147,10 @@ func (s *Server) quickSave(c *gin.Context) {
 	if fe := fault.As(err); fe != nil {
 		p := s.newPage(c, "templates")
 		p.Refused = problemOf(p.T, err)
+		if fe.Code == channel.MediaTypeUnsupported && in != nil && in.file != nil {
+			// Name the file the messenger would refuse.
+			p.Refused.Text = fmt.Sprintf(p.T["quick_file_refused"], in.file.Filename)
+		}
 		if in == nil {
 			in = &quickReplyInput{}
 		}

@@ -18,6 +18,8 @@ var quickTexts = map[string]map[string]string{
 		"e_quick_empty":          "Нужен текст или файл.",
 		"e_quick_file_too_large": "Файл слишком большой.",
 		"e_quick_file_empty":     "Файл пустой.",
+		"quick_file_refused":     "Файл «%s» не подойдёт: WhatsApp не принимает файлы этого типа. Подойдут картинки JPEG и PNG, видео MP4 и 3GP, звук AAC, AMR, MP3, M4A и OGG, документы PDF, TXT, Word, Excel и PowerPoint.",
+		"e_media_too_large":      "Файл больше, чем WhatsApp принимает для файлов этого вида.",
 		"e_quick_replies_full":   "В рабочем пространстве уже 200 быстрых ответов: удалите ненужные.",
 	},
 	"en": {
@@ -35,6 +37,8 @@ var quickTexts = map[string]map[string]string{
 		"e_quick_empty":          "A text or a file is needed.",
 		"e_quick_file_too_large": "The file is too large.",
 		"e_quick_file_empty":     "The file is empty.",
+		"quick_file_refused":     "The file “%s” will not do: WhatsApp does not take files of this type. It takes JPEG and PNG pictures, MP4 and 3GP videos, AAC, AMR, MP3, M4A and OGG audio, and PDF, TXT, Word, Excel and PowerPoint documents.",
+		"e_media_too_large":      "The file is larger than WhatsApp takes for files of this kind.",
 		"e_quick_replies_full":   "The workspace has 200 quick replies already: delete some first.",
 	},
 }

@@ -185,6 +185,14 @@ func (s *Server) saveQuickReply(ctx context.Context, workspaceID string, old *st
 		}
 	}
 	if in.file != nil {
+		// The messenger's own rules, as a send applies them: a file it
+		// would refuse is refused now, not when an operator uses it.
+		if err := s.d.Messaging.CheckKept(in.file); err != nil {
+			if fe := fault.As(err); fe != nil {
+				fe.Field = "file"
+			}
+			return nil, err
+		}
 		// A key of its own per file: a send reading the old one meanwhile
 		// still finds it.
 		q.FileKey = messaging.KeptKey(workspaceID, store.NewID())

@@ -81,3 +81,24 @@ func TestDemoInBrowser(t *testing.T) {
 	}
 	browsertest.Do(t, ctx, demoShot(t, "demo-cabinet.png"))
 }
+
+// TestDemoPhoneOnAPhone opens the customer's phone page on a phone-sized
+// screen (390×844): the mock-up takes the width, so a message reads as a
+// line of text, not one letter per line.
+func TestDemoPhoneOnAPhone(t *testing.T) {
+	ctx := browsertest.New(t, browsertest.Timeout(time.Minute))
+	d := demoStart(t)
+	browsertest.Do(t, ctx, browsertest.Phone(true), chromedp.Navigate(d.PhoneURL()), chromedp.WaitVisible("#text"))
+	browsertest.Do(t, ctx, chromedp.Click("form#send button"))
+	browsertest.WaitFor(t, ctx, `!!document.querySelector('.m.mine')`)
+	if w := browsertest.Eval[float64](t, ctx, `document.querySelector('.phone').getBoundingClientRect().width`); w < 340 {
+		t.Errorf("the phone mock-up is %.0f px wide on a 390 px screen", w)
+	}
+	if w := browsertest.Eval[float64](t, ctx, `document.querySelector('.m.mine').getBoundingClientRect().width`); w <= 200 {
+		t.Errorf("the message bubble is %.0f px wide on a 390 px screen", w)
+	}
+	if sw := browsertest.Eval[float64](t, ctx, `document.documentElement.scrollWidth`); sw > 390 {
+		t.Errorf("the page scrolls sideways: %.0f px wide", sw)
+	}
+	browsertest.Do(t, ctx, browsertest.Shot(t, "demo-phone-390.png"))
+}

@@ -111,9 +111,10 @@ func (d *Demo) Conversation() []PhoneMessage {
 			Template struct {
 				Name string `json:"name"`
 			} `json:"template"`
-			Image struct {
-				Caption string `json:"caption"`
-			} `json:"image"`
+			Image    phoneMedia `json:"image"`
+			Video    phoneMedia `json:"video"`
+			Audio    phoneMedia `json:"audio"`
+			Document phoneMedia `json:"document"`
 		}
 		if err := json.Unmarshal(r.Body, &b); err != nil {
 			continue
@@ -138,7 +139,13 @@ func (d *Demo) Conversation() []PhoneMessage {
 		case "template":
 			text = "[template " + b.Template.Name + "]"
 		case "image":
-			text = "[image] " + b.Image.Caption
+			text = b.Image.line("image")
+		case "video":
+			text = b.Video.line("video")
+		case "audio":
+			text = b.Audio.line("audio")
+		case "document":
+			text = b.Document.line("document")
 		default:
 			text = "[" + b.Type + "]"
 		}
@@ -146,6 +153,26 @@ func (d *Demo) Conversation() []PhoneMessage {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
 	return out
+}
+
+// phoneMedia is the part of a business's file message the phone shows:
+// what a customer's WhatsApp shows under the file.
+type phoneMedia struct {
+	Caption  string `json:"caption"`
+	Filename string `json:"filename"`
+}
+
+// line is the bubble's text for a file of kind: the kind, the file's name
+// when it has one, and the caption on the next line.
+func (m phoneMedia) line(kind string) string {
+	s := "[" + kind + "]"
+	if m.Filename != "" {
+		s += " " + m.Filename
+	}
+	if m.Caption != "" {
+		s += "\n" + m.Caption
+	}
+	return s
 }
 
 // Location is the demo workspace's time zone (Moscow when it names none
@@ -292,6 +319,14 @@ var phoneTmpl = template.Must(template.New("phone").Parse(`<!DOCTYPE html>
  .demo-tools { margin-top: 1.2rem; padding-top: .8rem; border-top: 1px solid #ccc; }
  .demo-tools button { border-radius: 6px; background: #fff; color: #b35c00; border: 1px solid #b35c00; padding: .45rem .8rem; }
  #notice { color: #086; font-size: .85rem; margin-top: .4rem; }
+ .phone { flex-shrink: 0; }
+ /* A phone's own screen: the mock-up takes the width (a flex row would
+    squeeze it to a sliver) and comes first, the explanation below it. */
+ @media (max-width: 760px) {
+  body { flex-direction: column; gap: 1rem; padding: .5rem; }
+  .phone { order: -1; width: auto; height: 80vh; min-height: 26rem; border-width: 6px; border-radius: 20px; }
+  .about { max-width: none; }
+ }
 </style>
 </head>
 <body>
