@@ -16,6 +16,7 @@ import (
 	"github.com/switchboard/switchboard/internal/app/apptest"
 	"github.com/switchboard/switchboard/internal/sandbox/b24sim"
 	"github.com/switchboard/switchboard/internal/sandbox/metasim"
+	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/test/browsertest"
 )
 
@@ -188,6 +189,23 @@ func liveInBrowser(t *testing.T, ctx context.Context, e *apptest.Env, shot strin
 	if browsertest.Shown(t, ctx, "#chat-live-lost") {
 		t.Fatal("the page says the connection is lost")
 	}
+	// The customer's window closes (her last message a day old) and a
+	// change comes: the send box turns to the banner; she writes again and
+	// the text box is back, with no reload.
+	if err := e.App.DB.Gorm.Model(&store.Contact{}).Where("external_id = ?", customer).Update("last_inbound_at", time.Now().Add(-25*time.Hour)).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := e.App.DB.Gorm.Model(&store.Message{}).Where("direction = ?", "in").Update("updated_at", store.Now()).Error; err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitFor(t, ctx, `!document.querySelector('#chat-window').hidden && document.querySelector('#chat-free').hidden`)
+	browsertest.Do(t, ctx, browsertest.Shot(t, shot+"-live-closed.png"))
+	if _, err := e.Sim.SendWhatsAppText(context.Background(), apptest.PhoneNumberID, customer, "Анна", "Жду ответа"); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitFor(t, ctx, `document.querySelector('#chat-log').innerText.includes('Жду ответа') && document.querySelector('#chat-window').hidden && !document.querySelector('#chat-free').hidden`)
+	browsertest.Do(t, ctx, browsertest.Shot(t, shot+"-live-reopened.png"))
+	chatKept(t, ctx)
 }
 
 // Without script every field shows and the save still works; a refused

@@ -122,6 +122,25 @@ func TestSharedChatInBrowser(t *testing.T) {
 	browsertest.WaitWithin(t, ctx, 20*time.Second, `document.querySelectorAll('#chat-log .msg.out').length == 1`)
 	e.Eventually("template sent", func() bool { return graphPosts(e.Sim, path) == before+1 })
 	chatKept(t, ctx)
+	// Ерлан writes again: his window opens, and without a reload the
+	// banner goes, the text box comes and "no reply needed" shows; what
+	// the user typed meanwhile stays.
+	browsertest.WaitWithin(t, ctx, 20*time.Second, `document.querySelector('#chat-no-reply-form') && document.querySelector('#chat-no-reply-form').hidden`)
+	browsertest.Do(t, ctx, chromedp.SendKeys(field(1), "черновик"))
+	if _, err := e.Sim.SendWhatsAppText(bg, apptest.PhoneNumberID, "77071234567", "Ерлан", "А когда привезёте?"); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.WaitWithin(t, ctx, 20*time.Second, `document.querySelector('#chat-log').innerText.indexOf('А когда привезёте?') >= 0`)
+	browsertest.WaitWithin(t, ctx, 20*time.Second, `document.querySelector('#chat-window').hidden && !!document.querySelector('#chat-form textarea[name=text]') && !document.querySelector('#chat-free').hidden`)
+	browsertest.WaitWithin(t, ctx, 20*time.Second, `!document.querySelector('#chat-no-reply-form').hidden`)
+	browsertest.Do(t, ctx, browsertest.Shot(t, "chat-window-opened.png"))
+	if got := browsertest.Eval[string](t, ctx, `document.querySelector('`+field(1)+`').value`); got != "черновик" {
+		t.Fatalf("the typed variable after the window opened: %q", got)
+	}
+	chatKept(t, ctx)
+	browsertest.Do(t, ctx, chromedp.SendKeys("#chat-form textarea[name=text]", "Завтра"), chromedp.Click("#chat-form button[type=submit]"))
+	browsertest.WaitWithin(t, ctx, 20*time.Second, `document.querySelectorAll('#chat-log .msg.out').length == 2`)
+	chatKept(t, ctx)
 
 	// A manager with send access, then read-only.
 	browsertest.Eval[bool](t, ctx, `document.querySelector('#sign-out').click(), true`)

@@ -70,10 +70,12 @@
     es.onerror = function () { lost.hidden = es.readyState === EventSource.OPEN; };
   }
 
-  var form = document.getElementById('chat-form');
-  if (!form) { return; }
-  var text = form.querySelector('textarea[name=text]');
+  // The send box may be swapped by a live refresh (the customer's window
+  // opened, chat.js): its form and text box are looked up when used.
+  if (!document.getElementById('chat-form')) { return; }
   function insert(s) {
+    var form = document.getElementById('chat-form');
+    var text = form && form.querySelector('textarea[name=text]');
     if (!text) { return; }
     var a = text.selectionStart || text.value.length, b = text.selectionEnd || a;
     text.value = text.value.slice(0, a) + s + text.value.slice(b);
@@ -88,9 +90,10 @@
     });
   }
   var notice = document.getElementById('chat-live-notice');
-  var button = form.querySelector('button[type=submit]');
-  form.addEventListener('submit', function (ev) {
-    if (ev.defaultPrevented || !window.fetch || !window.FormData) { return; }
+  document.addEventListener('submit', function (ev) {
+    var form = ev.target;
+    if (form.id !== 'chat-form' || ev.defaultPrevented || !window.fetch || !window.FormData) { return; }
+    var button = form.querySelector('button[type=submit]');
     ev.preventDefault();
     button.disabled = true;
     notice.hidden = false;

@@ -107,6 +107,8 @@ func (s *Service) ServeCardLog(w http.ResponseWriter, r *http.Request) {
 		s.cardError(w, r, in, ss, err)
 		return
 	}
+	// The refresh brings the send box too (the window may have opened).
+	p.Action = "/amocrm/card/send?" + url.Values{"lang": {ss.Lang}}.Encode()
 	p.Sess = s.SignSession(ss)
 	p.Live(s.sessions, ss, in, "/amocrm/card")
 	s.writeCard(w, r, in, ss, http.StatusOK, "chat_live", p)

@@ -91,7 +91,8 @@ func (s *Service) ServeTabLog(w http.ResponseWriter, r *http.Request) {
 		writePageError(w, r, ss, err)
 		return
 	}
-	p.Sess = s.sessions.Sign(*ss)
+	// The refresh brings the send box too (the window may have opened).
+	p.Action, p.Sess = "/bitrix24/tab/send", s.sessions.Sign(*ss)
 	p.Live(s.sessions, ss, in, "/bitrix24/tab")
 	s.renderTemplate(w, in, ss.Lang, http.StatusOK, "chat_live", p)
 }
