@@ -70,7 +70,7 @@ func TestCabinetChatOneRowPerChannelCustomer(t *testing.T) {
 		for _, id := range []string{f.anna, amoAnna} {
 			st, page := f.owner.get("/chat?d=" + id)
 			if st != 200 || !strings.Contains(page, "Заказ 4512 ещё в пути?") || !strings.Contains(page, "Вы тут?") ||
-				strings.Count(page, `class="chat-row on"`) != 1 || !strings.Contains(page, `id="chat-no-reply"`) {
+				strings.Count(page, `class="chat-row on"`) != 1 || !strings.Contains(page, `id="chat-no-reply"`) || noReplyHidden.MatchString(page) {
 				t.Fatalf("?d=%s: %d\n%s", id, st, page)
 			}
 		}
