@@ -280,3 +280,59 @@ func TestDoneCommitsWorkAndCompletionTogether(t *testing.T) {
 		}
 	})
 }
+
+// TestFollowersAndAbsorb: a running job sees the pending jobs of its kind
+// and key (not itself, not another key's, not another kind's) and ends
+// those it covered in its own transaction; once its lease is lost, Absorb
+// refuses and ends none.
+func TestFollowersAndAbsorb(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		q := newQueue(t, db, queue.Options{InstanceID: "me"})
+		q.Handle("mirror", func(context.Context, *queue.Job) error { return nil })
+		enqueue(t, db,
+			queue.NewJob{Kind: "mirror", Key: "k", Payload: 1},
+			queue.NewJob{Kind: "mirror", Key: "k", Payload: 2},
+			queue.NewJob{Kind: "other", Key: "k", Payload: 3},
+			queue.NewJob{Kind: "mirror", Key: "k2", Payload: 4},
+			queue.NewJob{Kind: "mirror", Key: "k", Payload: 5},
+		)
+		jobs, err := q.Claim(ctx, 1)
+		if err != nil || len(jobs) != 1 {
+			t.Fatalf("claimed %d, err %v", len(jobs), err)
+		}
+		head := jobs[0]
+		fs, err := queue.Followers(ctx, db.Gorm, head, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var payloads []string
+		for _, f := range fs {
+			payloads = append(payloads, string(f.Payload))
+		}
+		if strings.Join(payloads, ",") != "2,5" {
+			t.Fatalf("followers %v, want 2,5", payloads)
+		}
+		// Lease lost: nothing absorbed.
+		if err := db.Gorm.Exec(`UPDATE jobs SET locked_by = 'thief' WHERE id = ?`, head.ID).Error; err != nil {
+			t.Fatal(err)
+		}
+		err = db.Gorm.Transaction(func(tx *gorm.DB) error { return queue.Absorb(tx, head, []int64{fs[0].ID}) })
+		if !errors.Is(err, queue.ErrLeaseLost) {
+			t.Fatalf("Absorb after the lease was lost: %v", err)
+		}
+		if n := countJobs(t, db); n != 5 {
+			t.Fatalf("%d jobs after a refused absorb, want 5", n)
+		}
+		if err := db.Gorm.Exec(`UPDATE jobs SET locked_by = 'me' WHERE id = ?`, head.ID).Error; err != nil {
+			t.Fatal(err)
+		}
+		err = db.Gorm.Transaction(func(tx *gorm.DB) error { return queue.Absorb(tx, head, []int64{fs[0].ID}) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := countJobs(t, db); n != 4 {
+			t.Fatalf("%d jobs after absorbing one, want 4", n)
+		}
+	})
+}

@@ -218,3 +218,48 @@ func Pending(tx *gorm.DB, kind, key string) (bool, error) {
 	}
 	return n > 0, nil
 }
+
+// Followers lists, oldest first, up to limit pending jobs of j's kind and
+// key other than j. Jobs of one key run one at a time, so none of them can
+// start while j runs: a handler whose run can do their work too (a mirror
+// run writes every message waiting for its CRM in one call) reads them,
+// does it, and ends the ones it covered with Absorb.
+func Followers(ctx context.Context, db *gorm.DB, j *Job, limit int) ([]*Job, error) {
+	if j.Key == "" {
+		return nil, nil
+	}
+	rows, err := db.WithContext(ctx).Raw(`SELECT `+jobColumns+` FROM jobs
+		WHERE queue_key = ? AND kind = ? AND state = ? AND id <> ? ORDER BY id LIMIT ?`,
+		j.Key, j.Kind, StatePending, j.ID, limit).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("queue: followers of job %d: %w", j.ID, err)
+	}
+	out, err := scanJobs(rows)
+	if err != nil {
+		return nil, fmt.Errorf("queue: followers of job %d: %w", j.ID, err)
+	}
+	return out, nil
+}
+
+// Absorb deletes, in tx, the followers of the running job j (see
+// Followers) whose work j's run did, fenced by j's lease as Done is: with
+// the lease lost it fails with ErrLeaseLost and deletes nothing, and the
+// run that now holds j does their work.
+func Absorb(tx *gorm.DB, j *Job, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	var held int64
+	if err := tx.Raw(`SELECT COUNT(*) FROM jobs`+owned, j.ID, j.LockedBy, j.Attempts).Scan(&held).Error; err != nil {
+		return fmt.Errorf("queue: absorb into job %d: %w", j.ID, err)
+	}
+	if held != 1 {
+		return fmt.Errorf("queue: absorb into job %d: %w", j.ID, ErrLeaseLost)
+	}
+	err := tx.Exec(`DELETE FROM jobs WHERE id IN ? AND queue_key = ? AND kind = ? AND state = ?`,
+		ids, j.Key, j.Kind, StatePending).Error
+	if err != nil {
+		return fmt.Errorf("queue: absorb into job %d: %w", j.ID, err)
+	}
+	return nil
+}

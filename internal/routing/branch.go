@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -591,13 +592,16 @@ func takeHeld(tx *gorm.DB, b []store.StatedBinding, contactID string, p *store.B
 			return fmt.Errorf("routing: %w", err)
 		}
 	}
-	if !mirror || len(held) == 0 {
-		return nil
-	}
-	if b[0].Live() {
-		if err := enqueueMirror(tx, b[0].WorkspaceID, b[0].ID); err != nil {
+	others := slices.ContainsFunc(held, func(h store.Message) bool { return h.ID != exceptID })
+	if others && b[0].Live() {
+		// A mirror job carries its own message only: the held ones go
+		// with a sweep of the binding.
+		if err := enqueueMirror(tx, b[0].WorkspaceID, b[0].ID, ""); err != nil {
 			return err
 		}
+	}
+	if !mirror || len(held) == 0 {
+		return nil
 	}
 	return armBinding(tx, &b[0], b[0].ChannelID, contactID, nil)
 }

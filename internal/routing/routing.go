@@ -30,6 +30,11 @@ const (
 const (
 	LinkOutbound = "out_message"
 	LinkMirrored = "mirrored"
+	// LinkMirrorAttempt marks a message a Mirror call was made with and
+	// whose outcome is not recorded yet: a run that finds it did not see
+	// the earlier call end (the process died, the answer was lost), so the
+	// message may be in the CRM already (Delivery.InDoubt).
+	LinkMirrorAttempt = "mirror_try"
 )
 
 // MaxBatch bounds how many messages one Mirror call carries.
@@ -59,6 +64,12 @@ type Delivery struct {
 	Channel     *store.Channel
 	// Contact is set for Status; Mirror's messages carry their own.
 	Contact *store.Contact
+	// InDoubt names, for Mirror, the messages an earlier call was made
+	// with that may have landed: its outcome is unknown. A connector that
+	// can look a message up in the CRM does so first and reports the ones
+	// found as delivered without writing them again; one that cannot
+	// writes them again (a possible duplicate rather than a lost message).
+	InDoubt map[string]bool
 }
 
 // Router implements the messaging hooks and the CRM jobs.
@@ -101,6 +112,9 @@ func (r *Router) Handle(q interface {
 
 type mirrorJob struct {
 	BindingID string `json:"binding_id"`
+	// MessageID is the message the job was queued for; empty in a sweep,
+	// which looks for everything unmirrored of the binding's channel.
+	MessageID string `json:"message_id,omitempty"`
 }
 
 type statusJob struct {
@@ -182,11 +196,13 @@ func wantsAnswer(m *store.Message) bool {
 	return true
 }
 
-// enqueueMirror queues a mirror job for one binding; the jobs of a binding
-// share one key, so they run one at a time and in order.
-func enqueueMirror(tx *gorm.DB, workspaceID, bindingID string) error {
+// enqueueMirror queues a mirror job for one binding and one message (an
+// empty messageID queues a sweep); the jobs of a binding share one key, so
+// they run one at a time and in order, and the one that runs takes the
+// messages of those waiting behind it (handleMirror).
+func enqueueMirror(tx *gorm.DB, workspaceID, bindingID, messageID string) error {
 	_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobMirror, WorkspaceID: workspaceID,
-		Key: "crm:" + bindingID, Payload: mirrorJob{BindingID: bindingID}, MaxAttempts: 50})
+		Key: mirrorKey(bindingID), Payload: mirrorJob{BindingID: bindingID, MessageID: messageID}, MaxAttempts: 50})
 	if err != nil {
 		return fmt.Errorf("routing: enqueue mirror: %w", err)
 	}
@@ -282,36 +298,78 @@ func (r *Router) handleMirror(ctx context.Context, j *queue.Job) error {
 	if err != nil {
 		return err
 	}
-	msgs, err := r.pending(ctx, in.ID, b.ID, b.ChannelID, b.CreatedAt)
-	if err != nil || len(msgs) == 0 {
+	w, err := r.mirrorWork(ctx, j, &p, in.ID, b)
+	if err != nil {
 		return err
 	}
-	if !r.Batch {
-		msgs = msgs[:1]
-		defer func() {
-			// Without batching every message is its own call: queue the
-			// rest for this binding only.
-			err := r.store.Tx(context.WithoutCancel(ctx), func(tx *gorm.DB) error {
-				return enqueueMirror(tx, b.WorkspaceID, b.ID)
-			})
-			if err != nil {
-				// The rest goes with the binding's next message.
-				r.log.Error("routing: queue the next mirror", "binding_id", b.ID, "err", err)
-			}
-		}()
+	msgs, err := r.store.MessagesToMirror(ctx, in.ID, b.ID, LinkMirrored, w.ids)
+	if err != nil {
+		return fmt.Errorf("routing: pending messages: %w", err)
 	}
-	d := &Delivery{Integration: in, Binding: b, Channel: ch}
-	done, err := conn.Mirror(ctx, d, msgs)
-	if len(done) > 0 {
-		if lerr := r.store.Tx(ctx, func(tx *gorm.DB) error {
-			for _, id := range done {
-				if err := store.PutLink(tx, in.ID, LinkMirrored, id, b.ID); err != nil {
-					return err
+	unwritten := make(map[string]bool, len(msgs))
+	for i := range msgs {
+		unwritten[msgs[i].ID] = true
+	}
+	if len(msgs) > MaxBatch {
+		msgs = msgs[:MaxBatch]
+	}
+	if !r.Batch && len(msgs) > 1 {
+		msgs = msgs[:1]
+		if p.MessageID == "" {
+			defer func() {
+				// Without batching every message is its own call: a sweep
+				// queues another for the rest.
+				err := r.store.Tx(context.WithoutCancel(ctx), func(tx *gorm.DB) error {
+					return enqueueMirror(tx, b.WorkspaceID, b.ID, "")
+				})
+				if err != nil {
+					// The rest goes with the binding's next message.
+					r.log.Error("routing: queue the next mirror", "binding_id", b.ID, "err", err)
 				}
+			}()
+		}
+	}
+	var done []string
+	if len(msgs) > 0 {
+		ids := make([]string, len(msgs))
+		for i := range msgs {
+			ids[i] = msgs[i].ID
+		}
+		inDoubt, merr := r.store.MarkMirrorAttempts(ctx, in.ID, b.ID, LinkMirrorAttempt, ids)
+		if merr != nil {
+			return fmt.Errorf("routing: %w", merr)
+		}
+		d := &Delivery{Integration: in, Binding: b, Channel: ch, InDoubt: inDoubt}
+		done, err = conn.Mirror(ctx, d, msgs)
+	}
+	// Followers whose message this run wrote, or an earlier one did (it
+	// was not read back as unwritten), end with this run.
+	for _, id := range done {
+		delete(unwritten, id)
+	}
+	var covered []int64
+	for _, f := range w.followers {
+		if !unwritten[f.messageID] {
+			covered = append(covered, f.jobID)
+		}
+	}
+	finished := err == nil
+	if len(done) > 0 || len(covered) > 0 {
+		lerr := r.store.Tx(ctx, func(tx *gorm.DB) error {
+			if err := store.MarkMirrored(tx, in.ID, b.ID, LinkMirrored, LinkMirrorAttempt, done); err != nil {
+				return err
+			}
+			if err := queue.Absorb(tx, j, covered); err != nil {
+				return err
+			}
+			if finished {
+				// All done: the job ends in the same commit.
+				return queue.Done(tx, j)
 			}
 			return nil
-		}); lerr != nil {
-			return lerr
+		})
+		if lerr != nil {
+			return fmt.Errorf("routing: record mirrored: %w", lerr)
 		}
 	}
 	if errors.Is(err, ErrParked) {
@@ -320,24 +378,59 @@ func (r *Router) handleMirror(ctx context.Context, j *queue.Job) error {
 	return err
 }
 
-// pending lists the channel's customer messages not yet in this
-// integration, oldest first, since the binding was made; those placed in
-// an hourly or daily batch belong to it, and on a channel in branch mode
-// only the integration's own customers are its.
-func (r *Router) pending(ctx context.Context, integrationID, bindingID, channelID string, since time.Time) ([]store.MessageView, error) {
-	ids, err := r.store.UnmirroredInbound(ctx, integrationID, bindingID, LinkMirrored, channelID, since, MaxBatch)
+// mirrorWork is what one mirror run looks at: the messages of the job and
+// of the jobs queued behind it (a sweep's: every unmirrored message of the
+// channel), and those followers.
+type mirrorWork struct {
+	ids       []string
+	followers []mirrorFollower
+}
+
+// mirrorFollower is a per-message mirror job waiting behind the one that
+// runs.
+type mirrorFollower struct {
+	jobID     int64
+	messageID string
+}
+
+// mirrorWork collects the run's messages: its own (or, for a sweep, the
+// channel's unmirrored ones) and those of the per-message jobs of the
+// binding waiting behind it, so a burst of N messages costs about N /
+// MaxBatch calls and reads, however long the channel's history. A
+// follower's job is read before its message: a job seen committed means
+// its message is (one transaction stores both).
+func (r *Router) mirrorWork(ctx context.Context, j *queue.Job, p *mirrorJob, integrationID string, b *store.ChannelBinding) (mirrorWork, error) {
+	var w mirrorWork
+	fs, err := queue.Followers(ctx, r.store.DB.Gorm, j, MaxBatch)
 	if err != nil {
-		return nil, fmt.Errorf("routing: pending messages: %w", err)
+		return w, err
 	}
-	out := make([]store.MessageView, 0, len(ids))
-	for _, id := range ids {
-		v, err := r.store.GetMessage(ctx, store.All, id)
-		if err != nil {
-			return nil, err
+	seen := map[string]bool{}
+	add := func(id string) {
+		if id != "" && !seen[id] {
+			seen[id] = true
+			w.ids = append(w.ids, id)
 		}
-		out = append(out, *v)
 	}
-	return out, nil
+	if p.MessageID == "" {
+		ids, err := r.store.UnmirroredInbound(ctx, integrationID, b.ID, LinkMirrored, b.ChannelID, b.CreatedAt, MaxBatch)
+		if err != nil {
+			return w, fmt.Errorf("routing: pending messages: %w", err)
+		}
+		for _, id := range ids {
+			add(id)
+		}
+	}
+	add(p.MessageID)
+	for _, f := range fs {
+		var fp mirrorJob
+		if err := f.Decode(&fp); err != nil || fp.MessageID == "" || fp.BindingID != b.ID {
+			continue // a sweep (or a job it cannot read) runs on its own
+		}
+		w.followers = append(w.followers, mirrorFollower{jobID: f.ID, messageID: fp.MessageID})
+		add(fp.MessageID)
+	}
+	return w, nil
 }
 
 func (r *Router) handleStatus(ctx context.Context, j *queue.Job) error {
@@ -421,7 +514,7 @@ func (r *Router) mirrorParked(ctx context.Context, workspaceID string) error {
 	}
 	return r.store.Tx(ctx, func(tx *gorm.DB) error {
 		for _, b := range bindings {
-			if err := enqueueMirror(tx, b.WorkspaceID, b.ID); err != nil {
+			if err := enqueueMirror(tx, b.WorkspaceID, b.ID, ""); err != nil {
 				return err
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // States of a mirror batch.
@@ -252,6 +253,84 @@ func MoveMirrorBatch(tx *gorm.DB, id, bindingID string) error {
 		Updates(map[string]any{"binding_id": bindingID, "updated_at": Now()}).Error
 	if err != nil {
 		return fmt.Errorf("store: move mirror batch: %w", err)
+	}
+	return nil
+}
+
+// MessagesToMirror reads, oldest first and in one query (with one each for
+// their customers, files and quotes), those of the messages ids that are
+// not linked as mirrored (linkKind) to the integration yet and not placed
+// in a batch of the binding (written with the batch, after a switch to
+// hourly or daily); the rest are left out.
+func (s *Store) MessagesToMirror(ctx context.Context, integrationID, bindingID, linkKind string, ids []string) ([]MessageView, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var ms []Message
+	err := s.g(ctx).Where("id IN ?", ids).
+		Where("NOT EXISTS (SELECT 1 FROM crm_links l WHERE l.integration_id = ? AND l.kind = ? AND l.local_id = messages.id)", integrationID, linkKind).
+		Where("NOT EXISTS (SELECT 1 FROM mirror_batch_items i WHERE i.binding_id = ? AND i.message_id = messages.id)", bindingID).
+		Order("id").Find(&ms).Error
+	if err != nil {
+		return nil, fmt.Errorf("store: messages to mirror: %w", err)
+	}
+	return s.views(ctx, ms)
+}
+
+// MarkMirrorAttempts records, before a CRM is called with them, that a
+// write of these messages to the integration may land (crm_links of
+// attemptKind, remote: the binding), and returns those an earlier call
+// was already attempted for: its outcome is unknown (the process died, or
+// the answer was lost), so they may be in the CRM already.
+func (s *Store) MarkMirrorAttempts(ctx context.Context, integrationID, bindingID, attemptKind string, ids []string) (map[string]bool, error) {
+	inDoubt := map[string]bool{}
+	if len(ids) == 0 {
+		return inDoubt, nil
+	}
+	err := s.Tx(ctx, func(tx *gorm.DB) error {
+		var seen []string
+		if err := tx.Table("crm_links").Where("integration_id = ? AND kind = ? AND local_id IN ?", integrationID, attemptKind, ids).
+			Pluck("local_id", &seen).Error; err != nil {
+			return err
+		}
+		for _, id := range seen {
+			inDoubt[id] = true
+		}
+		now := Now()
+		var rows []CRMLink
+		for _, id := range ids {
+			if !inDoubt[id] {
+				rows = append(rows, CRMLink{IntegrationID: integrationID, Kind: attemptKind, LocalID: id, RemoteID: bindingID, CreatedAt: now})
+			}
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		return tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&rows).Error
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: mark mirror attempts: %w", err)
+	}
+	return inDoubt, nil
+}
+
+// MarkMirrored links, in tx, messages as mirrored (linkKind, remote: the
+// binding) to the integration and drops their attempt marks (attemptKind).
+func MarkMirrored(tx *gorm.DB, integrationID, bindingID, linkKind, attemptKind string, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	now := Now()
+	rows := make([]CRMLink, len(ids))
+	for i, id := range ids {
+		rows[i] = CRMLink{IntegrationID: integrationID, Kind: linkKind, LocalID: id, RemoteID: bindingID, CreatedAt: now}
+	}
+	if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&rows).Error; err != nil {
+		return fmt.Errorf("store: mark mirrored: %w", err)
+	}
+	err := tx.Exec(`DELETE FROM crm_links WHERE integration_id = ? AND kind = ? AND local_id IN ?`, integrationID, attemptKind, ids).Error
+	if err != nil {
+		return fmt.Errorf("store: drop mirror attempts: %w", err)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,6 +63,19 @@ func (s *Service) Mirror(ctx context.Context, d *routing.Delivery, msgs []store.
 		return s.mirrorCRM(ctx, d, ready, waiting)
 	}
 	lang := d.Integration.Language
+	landed, err := s.landedInOpenLine(ctx, d, ready, lang)
+	if err != nil {
+		return nil, s.classify(err)
+	}
+	if len(landed) > 0 {
+		ready = slices.DeleteFunc(ready, func(m store.MessageView) bool { return slices.Contains(landed, m.ID) })
+		if len(ready) == 0 {
+			if waiting {
+				return landed, errMediaPending
+			}
+			return landed, nil
+		}
+	}
 	var items []map[string]any
 	for i := range ready {
 		items = append(items, s.openLinesMessage(d, &ready[i], lang))
@@ -78,13 +92,13 @@ func (s *Service) Mirror(ctx context.Context, d *routing.Delivery, msgs []store.
 			} `json:"RESULT"`
 		} `json:"DATA"`
 	}
-	err := s.client.Call(ctx, d.Integration.ID, "imconnector.send.messages", map[string]any{
+	err = s.client.Call(ctx, d.Integration.ID, "imconnector.send.messages", map[string]any{
 		"CONNECTOR": s.ConnectorID(channel.Type(d.Channel.Type)), "LINE": d.Binding.LineID, "MESSAGES": items,
 	}, &res)
 	if err != nil {
-		return nil, s.classify(err)
+		return landed, s.classify(err)
 	}
-	var done []string
+	done := landed
 	refused := map[string]bool{} // customers with a refused message: keep their order
 	for i, r := range res.Data.Result {
 		if i >= len(ready) {
@@ -107,6 +121,51 @@ func (s *Service) Mirror(ctx context.Context, d *routing.Delivery, msgs []store.
 		return done, errMediaPending
 	}
 	return done, nil
+}
+
+// landedInOpenLine finds which of the messages an earlier call may have
+// written (d.InDoubt) are in the Open Line: imconnector.update.messages
+// with the same content, which Bitrix24 answers per message, SUCCESS for
+// one it has under that external id (rewritten with what it already
+// says) and an error for one it does not. Open Lines keep no other
+// lookup by our id, and sending again would show the operator the
+// message twice.
+func (s *Service) landedInOpenLine(ctx context.Context, d *routing.Delivery, ready []store.MessageView, lang string) ([]string, error) {
+	var doubt []*store.MessageView
+	var items []map[string]any
+	for i := range ready {
+		if d.InDoubt[ready[i].ID] {
+			doubt = append(doubt, &ready[i])
+			items = append(items, s.openLinesMessage(d, &ready[i], lang))
+		}
+	}
+	if len(items) == 0 {
+		return nil, nil
+	}
+	var res struct {
+		Data struct {
+			Result []struct {
+				Success bool `json:"SUCCESS"`
+			} `json:"RESULT"`
+		} `json:"DATA"`
+	}
+	err := s.client.Call(ctx, d.Integration.ID, "imconnector.update.messages", map[string]any{
+		"CONNECTOR": s.ConnectorID(channel.Type(d.Channel.Type)), "LINE": d.Binding.LineID, "MESSAGES": items,
+	}, &res)
+	if err != nil {
+		return nil, err
+	}
+	var landed []string
+	for i, r := range res.Data.Result {
+		if i < len(doubt) && r.Success {
+			landed = append(landed, doubt[i].ID)
+		}
+	}
+	if len(landed) > 0 {
+		s.log.Info("bitrix24: messages found in the Open Line after an unfinished call, not sent again",
+			"integration_id", d.Integration.ID, "messages", len(landed), "asked", len(doubt))
+	}
+	return landed, nil
 }
 
 // profileGrace is how long a new Instagram customer's messages wait for

@@ -1,0 +1,203 @@
+package routing_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"gorm.io/gorm"
+
+	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/queue"
+	"github.com/switchboard/switchboard/internal/routing"
+	"github.com/switchboard/switchboard/internal/secret"
+	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/internal/store/storetest"
+)
+
+// eachDouble is a CRM taking messages one call at a time; its first call
+// writes its messages and then fails, as a portal whose answer was lost.
+type eachDouble struct {
+	mu      sync.Mutex
+	calls   [][]string
+	inDoubt []map[string]bool
+	written map[string]int
+	order   []string // texts as written
+}
+
+func (d *eachDouble) Mirror(_ context.Context, dv *routing.Delivery, msgs []store.MessageView) ([]string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var ids []string
+	doubt := map[string]bool{}
+	for _, m := range msgs {
+		ids = append(ids, m.ID)
+		if dv.InDoubt[m.ID] {
+			doubt[m.ID] = true
+			if d.written[m.ID] > 0 {
+				continue // found in the CRM: not written again
+			}
+		}
+		d.written[m.ID]++
+		d.order = append(d.order, m.Text)
+	}
+	d.calls = append(d.calls, ids)
+	d.inDoubt = append(d.inDoubt, doubt)
+	if len(d.calls) == 1 {
+		return nil, errors.New("answer lost")
+	}
+	return ids, nil
+}
+
+func (d *eachDouble) Status(context.Context, *routing.Delivery, *store.MessageView) error { return nil }
+
+// TestMirrorEachTakesTheJobsBehindIt: 120 customer messages queued while
+// no worker runs become a handful of Mirror calls (the running job takes
+// the messages of the jobs queued behind it and ends those jobs), far
+// fewer handler runs than messages, every message written once and each
+// customer's in order. The first call's answer is lost after it wrote:
+// the next call is told exactly those messages are in doubt, and the
+// attempt marks are gone once they are recorded as mirrored.
+func TestMirrorEachTakesTheJobsBehindIt(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		box, err := secret.NewBox(bytes.Repeat([]byte{3}, 32))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := store.New(db, box)
+		ws, err := st.EnsureDefaultWorkspace(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, _, err := st.UpsertIntegration(ctx, store.InstallParams{Type: "double", ExternalID: "p1", Domain: "p1.example", WorkspaceID: ws.ID,
+			Secrets: store.IntegrationSecrets{RefreshToken: "r"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := &store.Channel{WorkspaceID: ws.ID, Type: "whatsapp", Name: "wa", AccountID: "acc-each"}
+		if err := st.CreateChannel(ctx, ch, "tok"); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.PutBinding(ctx, &store.ChannelBinding{WorkspaceID: ws.ID, IntegrationID: in.ID, ChannelID: ch.ID, Mode: routing.ModeRecord}); err != nil {
+			t.Fatal(err)
+		}
+		double := &eachDouble{written: map[string]int{}}
+		r := routing.New(st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		r.Register("double", double)
+		r.Batch = true
+
+		const n, customers = 120, 4
+		for i := 0; i < n; i++ {
+			err := st.Tx(ctx, func(tx *gorm.DB) error {
+				c, err := store.UpsertContact(tx, ch, channel.Customer{ExternalID: fmt.Sprintf("7916000000%d", i%customers)}, nil)
+				if err != nil {
+					return err
+				}
+				m := &store.Message{WorkspaceID: ws.ID, ChannelID: ch.ID, ContactID: c.ID, Direction: store.Inbound, Type: "text",
+					Text: fmt.Sprintf("c%d-%03d", i%customers, i), Status: string(channel.StatusReceived)}
+				if _, err := store.InsertMessage(tx, m); err != nil {
+					return err
+				}
+				return r.MessageStored(tx, ch, m)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		reg := prometheus.NewRegistry()
+		q := queue.New(db, queue.Options{Workers: 2, PollInterval: 10 * time.Millisecond, BackoffBase: 10 * time.Millisecond,
+			BackoffMax: 20 * time.Millisecond, Registerer: reg})
+		r.Handle(q)
+		if err := q.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer q.Stop(ctx)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var left int64
+			if err := db.Gorm.Raw("SELECT COUNT(*) FROM jobs WHERE kind = ?", routing.JobMirror).Scan(&left).Error; err != nil {
+				t.Fatal(err)
+			}
+			if left == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d mirror jobs left", left)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		double.mu.Lock()
+		defer double.mu.Unlock()
+		if len(double.written) != n {
+			t.Fatalf("%d messages written, want %d", len(double.written), n)
+		}
+		for id, k := range double.written {
+			if k != 1 {
+				t.Fatalf("message %s written %d times", id, k)
+			}
+		}
+		last := map[byte]string{}
+		for _, text := range double.order {
+			if text <= last[text[1]] {
+				t.Fatalf("customer %c's messages out of order: %q after %q", text[1], text, last[text[1]])
+			}
+			last[text[1]] = text
+		}
+		// 120 messages at 50 a call, one call again after the lost answer.
+		if len(double.calls) > 5 {
+			t.Fatalf("%d Mirror calls for %d messages", len(double.calls), n)
+		}
+		done := counter(t, reg, routing.JobMirror, "done") + counter(t, reg, routing.JobMirror, "retry")
+		if done > 10 {
+			t.Fatalf("%v handler runs for %d messages: the jobs behind a run were not taken with it", done, n)
+		}
+		// The second call is told the first call's messages are in doubt, and no others.
+		if len(double.inDoubt[0]) != 0 || len(double.inDoubt[1]) != len(double.calls[0]) {
+			t.Fatalf("in doubt: first call %d, second %d; first call had %d", len(double.inDoubt[0]), len(double.inDoubt[1]), len(double.calls[0]))
+		}
+		for _, id := range double.calls[0] {
+			if !double.inDoubt[1][id] {
+				t.Fatalf("message %s of the lost call not in doubt on the next", id)
+			}
+		}
+		var marks int64
+		if err := db.Gorm.Raw("SELECT COUNT(*) FROM crm_links WHERE kind = ?", routing.LinkMirrorAttempt).Scan(&marks).Error; err != nil {
+			t.Fatal(err)
+		}
+		if marks != 0 {
+			t.Fatalf("%d attempt marks left after everything was mirrored", marks)
+		}
+	})
+}
+
+// counter reads the queue's handler runs of kind with result.
+func counter(t *testing.T, reg *prometheus.Registry, kind, result string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "switchboard_queue_jobs_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["kind"] == kind && labels["result"] == result {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
