@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/switchboard/switchboard/internal/app/apptest"
@@ -48,6 +49,89 @@ func TestOpenLineNotResentAfterLostAnswer(t *testing.T) {
 		}
 		if len(e.B24.Calls("imconnector.update.messages")) == 0 {
 			t.Fatal("the retry did not look the message up in the line")
+		}
+	})
+}
+
+// TestAmoCRMNoteNotRewrittenAfterLostAnswer: amoCRM writes a message's
+// note but its answer is lost (a 502 after the work). The retry reads the
+// lead's notes, finds the note and does not write it again; the next
+// message's note goes as usual.
+func TestAmoCRMNoteNotRewrittenAfterLostAnswer(t *testing.T) {
+	apptest.Each(t, amoOpts, func(t *testing.T, e *apptest.Env) {
+		bind := map[string]any{"mode": "crm", "category_id": amoMain, "stage_id": "61000003"}
+		amoBound(t, e, bind)
+		amoSend(t, e, "79123456789", "Анна", "Здравствуйте, нужна доставка")
+		e.Eventually("the lead and its note", func() bool { return len(e.Amo.Leads(amoAccount)) == 1 && len(e.Amo.Notes(amoAccount)) == 1 })
+		lead := e.Amo.Leads(amoAccount)[0].ID
+		e.WaitIdle()
+
+		e.Amo.FailAfterApply("POST /api/v4/leads/notes", 1)
+		amoSend(t, e, "79123456789", "Анна", "Второе сообщение")
+		e.Eventually("the lost call's note on the lead", func() bool { return len(amoNotesOn(e, lead)) >= 2 })
+		e.Eventually("the retry done", func() bool {
+			var jobs int64
+			e.App.DB.Gorm.Raw("SELECT COUNT(*) FROM jobs WHERE kind = 'crm.mirror'").Scan(&jobs)
+			return jobs == 0
+		})
+		amoSend(t, e, "79123456789", "Анна", "Третье сообщение")
+		e.Eventually("the third note", func() bool { return len(amoNotesOn(e, lead)) >= 3 })
+		e.WaitIdle()
+		count := map[string]int{}
+		for _, n := range amoNotesOn(e, lead) {
+			for _, w := range []string{"Здравствуйте", "Второе сообщение", "Третье сообщение"} {
+				if strings.Contains(n, w) {
+					count[w]++
+				}
+			}
+		}
+		if count["Здравствуйте"] != 1 || count["Второе сообщение"] != 1 || count["Третье сообщение"] != 1 || len(amoNotesOn(e, lead)) != 3 {
+			t.Fatalf("notes on the lead: %v (%d notes); want each message once", count, len(amoNotesOn(e, lead)))
+		}
+		if e.Amo.Counts(amoAccount).ByRoute["GET /api/v4/leads/{id}/notes"] == 0 {
+			t.Fatal("the retry did not read the lead's notes")
+		}
+	})
+}
+
+// TestBitrix24CommentNotRewrittenAfterLostAnswer: in CRM mode the
+// portal writes a message's timeline comment but its answer is lost (the
+// batch fails after its work). The retry reads the record's comments,
+// finds it and does not write it again; the next message's comment goes
+// as usual.
+func TestBitrix24CommentNotRewrittenAfterLostAnswer(t *testing.T) {
+	apptest.Each(t, b24Opts, func(t *testing.T, e *apptest.Env) {
+		integ, ws := e.InstallBitrix24()
+		ch := createWAIn(t, e, ws)
+		bindCRM(t, e, integ, ch, map[string]any{"mode": "crm", "entity": "lead"})
+		ctx := context.Background()
+		send := func(text string) {
+			if _, err := e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, customer, "Анна", text); err != nil {
+				t.Fatal(err)
+			}
+		}
+		send("Первое сообщение")
+		e.Eventually("the lead and its comment", func() bool { return commentsWith(e.Portal, "Первое сообщение") == 1 })
+		e.WaitIdle()
+
+		e.B24.FailAfterNext(apptest.B24MemberID, "batch", 1, http.StatusInternalServerError, "INTERNAL_SERVER_ERROR", "Internal error")
+		send("Второе сообщение")
+		e.Eventually("the lost call's comment", func() bool { return commentsWith(e.Portal, "Второе сообщение") >= 1 })
+		e.Eventually("the retry done", func() bool {
+			var jobs int64
+			e.App.DB.Gorm.Raw("SELECT COUNT(*) FROM jobs WHERE kind = 'crm.mirror'").Scan(&jobs)
+			return jobs == 0
+		})
+		send("Третье сообщение")
+		e.Eventually("the third comment", func() bool { return commentsWith(e.Portal, "Третье сообщение") >= 1 })
+		e.WaitIdle()
+		for _, w := range []string{"Первое сообщение", "Второе сообщение", "Третье сообщение"} {
+			if n := commentsWith(e.Portal, w); n != 1 {
+				t.Fatalf("%q on the record %d times; want once", w, n)
+			}
+		}
+		if len(e.Portal.Leads()) != 1 {
+			t.Fatalf("%d leads", len(e.Portal.Leads()))
 		}
 	})
 }

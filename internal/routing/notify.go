@@ -251,21 +251,48 @@ func (r *Router) handleNotify(ctx context.Context, j *queue.Job) error {
 	if w == nil || err != nil {
 		return err
 	}
+	// Read before the dialogs: a notice job seen committed means its
+	// dialog's period is (one transaction arms both), so a run that
+	// announces everything due covers the notice jobs behind it.
+	fs, err := queue.Followers(ctx, r.store.DB.Gorm, j, MaxNotices)
+	if err != nil {
+		return err
+	}
 	ds, err := r.store.DialogsToAnnounce(ctx, w.in.ID, w.channel.ID, MaxNotices)
-	if err != nil || len(ds) == 0 {
+	if err != nil {
 		return err
 	}
-	if run, err := workable(w.in); !run {
-		return err
+	if len(ds) > 0 {
+		if run, err := workable(w.in); !run {
+			return err
+		}
+		if err := r.recipients(ctx, w); err != nil {
+			return err
+		}
+		ns := make([]Notice, 0, len(ds))
+		for i := range ds {
+			ns = append(ns, Notice{Kind: NoticeNew, UserIDs: r.ownerOrGroup(w, &ds[i]), Dialog: &ds[i], Message: r.noticeMessage(ctx, &ds[i])})
+		}
+		if err := r.deliver(ctx, w, ns, r.store.MarkDialogAnnounced); err != nil {
+			return err
+		}
 	}
-	if err := r.recipients(ctx, w); err != nil {
-		return err
+	if len(ds) == MaxNotices {
+		return nil // more may be due: the jobs behind carry on
 	}
-	ns := make([]Notice, 0, len(ds))
-	for i := range ds {
-		ns = append(ns, Notice{Kind: NoticeNew, UserIDs: r.ownerOrGroup(w, &ds[i]), Dialog: &ds[i], Message: r.noticeMessage(ctx, &ds[i])})
+	var covered []int64
+	for _, f := range fs {
+		var fp noticeJob
+		if f.Decode(&fp) == nil && fp.IntegrationID == p.IntegrationID && fp.ChannelID == p.ChannelID {
+			covered = append(covered, f.ID)
+		}
 	}
-	return r.deliver(ctx, w, ns, r.store.MarkDialogAnnounced)
+	return r.store.Tx(ctx, func(tx *gorm.DB) error {
+		if err := queue.Absorb(tx, j, covered); err != nil {
+			return err
+		}
+		return queue.Done(tx, j)
+	})
 }
 
 // handleEscalate is the timer: every armed period of the binding that has

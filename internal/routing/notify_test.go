@@ -196,7 +196,15 @@ func (f *noticeFixture) jobs(t *testing.T, dialogID string) []jobRow {
 
 // run calls the handler of a queued job as a worker would.
 func (f *noticeFixture) run(j jobRow) error {
-	job := &queue.Job{ID: j.ID, Kind: j.Kind, Payload: json.RawMessage(j.Payload)}
+	// Held as a worker holds it, so a handler can end it with Done.
+	res := f.db.Gorm.Exec(`UPDATE jobs SET state = 'running', locked_by = 'fixture', attempts = 1 WHERE id = ?`, j.ID)
+	if res.Error != nil {
+		return res.Error
+	}
+	if res.RowsAffected == 0 {
+		return nil // ended by the run of a job ahead of it (queue.Absorb)
+	}
+	job := &queue.Job{ID: j.ID, Kind: j.Kind, Key: j.QueueKey, Payload: json.RawMessage(j.Payload), LockedBy: "fixture", Attempts: 1}
 	if j.Kind == JobEscalate {
 		return f.r.handleEscalate(context.Background(), job)
 	}

@@ -66,6 +66,10 @@ func (s *Service) Mirror(ctx context.Context, d *routing.Delivery, msgs []store.
 			}
 		}
 	}
+	plan, found, err := s.skipWritten(ctx, d, plan)
+	if err != nil {
+		return nil, err
+	}
 	for i := range plan {
 		plan[i].note.RequestID = strconv.Itoa(i)
 	}
@@ -102,13 +106,64 @@ func (s *Service) Mirror(ctx context.Context, d *routing.Delivery, msgs []store.
 	}
 	// A message counts once all its notes are written; notes go in the
 	// customers' order, so what is done is a prefix of each customer's.
-	var done []string
+	done := found
 	for i := 0; i < written; i++ {
 		if i+1 == len(plan) || plan[i+1].msgID != plan[i].msgID {
 			done = append(done, plan[i].msgID)
 		}
 	}
 	return done, cmp.Or(err, leadErr)
+}
+
+// skipWritten takes out of the plan the notes of messages an earlier call
+// may have written (d.InDoubt) that are on their lead already, reading
+// each such lead's common notes once, and returns those messages as
+// found. A message counts as found only when every note of it is there.
+// A lead that cannot be read fails the call: writing blind could write
+// twice.
+func (s *Service) skipWritten(ctx context.Context, d *routing.Delivery, plan []plannedNote) ([]plannedNote, []string, error) {
+	texts := map[int]map[string]bool{}
+	missing := map[string]bool{} // in doubt, a note of it not found
+	doubt := false
+	for _, p := range plan {
+		if !d.InDoubt[p.msgID] {
+			continue
+		}
+		doubt = true
+		lead := p.note.EntityID
+		if _, read := texts[lead]; !read {
+			got, err := s.API(d.Integration).LeadNotes(ctx, lead, NoteCommon)
+			if err != nil {
+				return nil, nil, Classify(err)
+			}
+			texts[lead] = map[string]bool{}
+			for _, t := range got {
+				texts[lead][t] = true
+			}
+		}
+		if !texts[lead][p.note.Params.Text] {
+			missing[p.msgID] = true
+		}
+	}
+	if !doubt {
+		return plan, nil, nil
+	}
+	var found []string
+	kept := plan[:0:0]
+	for i, p := range plan {
+		if d.InDoubt[p.msgID] && !missing[p.msgID] {
+			if i+1 == len(plan) || plan[i+1].msgID != p.msgID {
+				found = append(found, p.msgID)
+			}
+			continue
+		}
+		kept = append(kept, p)
+	}
+	if len(found) > 0 {
+		s.log.Info("amocrm: notes found on their leads after an unfinished call, not written again",
+			"integration_id", d.Integration.ID, "messages", len(found))
+	}
+	return kept, found, nil
 }
 
 // plannedNote is one note to write and the message it is (part of).

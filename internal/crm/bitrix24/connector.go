@@ -100,6 +100,8 @@ func (s *Service) Mirror(ctx context.Context, d *routing.Delivery, msgs []store.
 	}
 	done := landed
 	refused := map[string]bool{} // customers with a refused message: keep their order
+	chats := map[string]string{} // customer → Open Lines chat, one write per customer
+	var chatOrder []string
 	for i, r := range res.Data.Result {
 		if i >= len(ready) {
 			break
@@ -111,7 +113,26 @@ func (s *Service) Mirror(ctx context.Context, d *routing.Delivery, msgs []store.
 		}
 		done = append(done, m.ID)
 		if chat := strings.Trim(string(r.Session.ChatID), `"`); chat != "" && chat != "null" {
-			s.store.Tx(ctx, func(tx *gorm.DB) error { return store.PutLink(tx, d.Integration.ID, linkChat, m.ContactID, chat) })
+			if _, ok := chats[m.ContactID]; !ok {
+				chatOrder = append(chatOrder, m.ContactID)
+			}
+			chats[m.ContactID] = chat
+		}
+	}
+	if len(chatOrder) > 0 {
+		// One commit for the call's customers (it was one per message).
+		err := s.store.Tx(ctx, func(tx *gorm.DB) error {
+			for _, c := range chatOrder {
+				if err := store.PutLink(tx, d.Integration.ID, linkChat, c, chats[c]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			// The messages are in the line; the link is for notices and
+			// echoes, and the customer's next message writes it again.
+			s.log.Warn("bitrix24: keep the customers' Open Lines chats", "integration_id", d.Integration.ID, "err", err)
 		}
 	}
 	if len(done) < len(ready) {
@@ -129,7 +150,12 @@ func (s *Service) Mirror(ctx context.Context, d *routing.Delivery, msgs []store.
 // one it has under that external id (rewritten with what it already
 // says) and an error for one it does not. Open Lines keep no other
 // lookup by our id, and sending again would show the operator the
-// message twice.
+// message twice. The per-message error for an unknown id is how the
+// connector code is understood to behave (the published contract does
+// not spell out update's errors; the simulator answers "message not
+// found"); were a portal to answer SUCCESS for an unknown id, such a
+// message would be taken as delivered, so only messages in doubt are
+// ever asked about.
 func (s *Service) landedInOpenLine(ctx context.Context, d *routing.Delivery, ready []store.MessageView, lang string) ([]string, error) {
 	var doubt []*store.MessageView
 	var items []map[string]any

@@ -274,20 +274,35 @@ func (s *Service) mirrorCRMContact(ctx context.Context, d *routing.Delivery, ct 
 	if err != nil {
 		return 0, err
 	}
+	texts := make([]string, len(msgs))
+	for i := range msgs {
+		texts[i] = s.timelineText(d, ct, &msgs[i], loc)
+	}
+	// A prefix of the customer's messages an earlier call may have
+	// written (in doubt) and that is on the record already is not written
+	// again.
+	found, err := s.commentsWritten(ctx, d, pl, msgs, texts)
+	if err != nil {
+		return 0, err
+	}
+	if found == len(msgs) {
+		return found, nil
+	}
+	msgs, texts = msgs[found:], texts[found:]
 	cmds := pl.cmds
 	for i := range msgs {
 		cmds = append(cmds, BatchCommand{Name: "comment" + strconv.Itoa(i), Method: "crm.timeline.comment.add", Params: map[string]any{
-			"fields": map[string]any{"ENTITY_ID": pl.entityRef, "ENTITY_TYPE": pl.entity, "COMMENT": s.timelineText(d, ct, &msgs[i], loc)},
+			"fields": map[string]any{"ENTITY_ID": pl.entityRef, "ENTITY_TYPE": pl.entity, "COMMENT": texts[i]},
 		}})
 	}
 	res, err := s.client.Batch(ctx, d.Integration.ID, cmds, true)
 	if err != nil {
-		return 0, s.classify(err)
+		return found, s.classify(err)
 	}
 	if err := s.linkRecord(ctx, d, ct, pl, res); err != nil {
 		return 0, err
 	}
-	done := 0
+	done := found
 	for i := range msgs {
 		if _, ok := res.Results["comment"+strconv.Itoa(i)]; !ok {
 			break
@@ -298,6 +313,46 @@ func (s *Service) mirrorCRMContact(ctx context.Context, d *routing.Delivery, ct 
 		return done, fmt.Errorf("bitrix24: crm mirror %s: %w", name, e)
 	}
 	return done, nil
+}
+
+// commentsWritten counts how many of the customer's first messages an
+// earlier call may have written (d.InDoubt) are on the record already, by
+// their comment's exact text among the record's comments. Only a record
+// that exists is read (one the plan creates has none), and the count
+// stops at the first message not in doubt or not found, so the
+// customer's order holds. A record that cannot be read fails the call:
+// writing blind could write twice.
+func (s *Service) commentsWritten(ctx context.Context, d *routing.Delivery, pl *recordPlan, msgs []store.MessageView, texts []string) (int, error) {
+	if pl.entityID == "" || len(msgs) == 0 || !d.InDoubt[msgs[0].ID] {
+		return 0, nil
+	}
+	res, err := s.client.Batch(ctx, d.Integration.ID, []BatchCommand{{Name: "l", Method: "crm.timeline.comment.list", Params: map[string]any{
+		"filter": map[string]any{"ENTITY_ID": pl.entityID, "ENTITY_TYPE": pl.entity},
+		"select": []string{"ID", "COMMENT"},
+		"order":  map[string]any{"ID": "DESC"},
+	}}}, true)
+	if err != nil {
+		return 0, s.classify(err)
+	}
+	var list []struct {
+		Comment string `json:"COMMENT"`
+	}
+	if err := res.Decode("l", &list); err != nil {
+		return 0, err
+	}
+	on := make(map[string]bool, len(list))
+	for _, c := range list {
+		on[c.Comment] = true
+	}
+	n := 0
+	for n < len(msgs) && d.InDoubt[msgs[n].ID] && on[texts[n]] {
+		n++
+	}
+	if n > 0 {
+		s.log.Info("bitrix24: comments found on the record after an unfinished call, not written again",
+			"integration_id", d.Integration.ID, "messages", n)
+	}
+	return n, nil
 }
 
 func connectorLabel(t channel.Type) string {
