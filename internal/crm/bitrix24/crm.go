@@ -285,8 +285,8 @@ func (s *Service) mirrorCRMContact(ctx context.Context, d *routing.Delivery, ct 
 	if err != nil {
 		return 0, err
 	}
-	if found == len(msgs) {
-		return found, nil
+	if found > 0 && found == len(msgs) {
+		return found, nil // all there; the record is, too
 	}
 	msgs, texts = msgs[found:], texts[found:]
 	cmds := pl.cmds
