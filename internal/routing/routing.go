@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"gorm.io/gorm"
@@ -39,6 +40,10 @@ const (
 
 // MaxBatch bounds how many messages one Mirror call carries.
 const MaxBatch = 50
+
+// runCalls bounds the Mirror calls one mirror job makes (it takes the
+// messages of the jobs queued behind it).
+const runCalls = 10
 
 // ErrParked tells the queue to try later without calling it a failure:
 // the integration cannot work now (needs re-authorisation) but its work
@@ -310,8 +315,8 @@ func (r *Router) handleMirror(ctx context.Context, j *queue.Job) error {
 	for i := range msgs {
 		unwritten[msgs[i].ID] = true
 	}
-	if len(msgs) > MaxBatch {
-		msgs = msgs[:MaxBatch]
+	if len(msgs) > MaxBatch*runCalls {
+		msgs = msgs[:MaxBatch*runCalls]
 	}
 	if !r.Batch && len(msgs) > 1 {
 		msgs = msgs[:1]
@@ -329,18 +334,35 @@ func (r *Router) handleMirror(ctx context.Context, j *queue.Job) error {
 			}()
 		}
 	}
+	// Calls of MaxBatch one after another while the run has time: a
+	// binding's backlog (after an outage, or a burst) drains with one
+	// claim per runCalls calls. The next call waits for the previous one,
+	// and stops the run when it did not take all its messages, so no
+	// customer's later message overtakes an earlier one.
 	var done []string
-	if len(msgs) > 0 {
-		ids := make([]string, len(msgs))
-		for i := range msgs {
-			ids[i] = msgs[i].ID
+	budget := time.Duration(math.MaxInt64)
+	if dl, ok := ctx.Deadline(); ok {
+		budget = time.Until(dl) / 4
+	}
+	began := time.Now()
+	for start := 0; start < len(msgs); start += MaxBatch {
+		chunk := msgs[start:min(start+MaxBatch, len(msgs))]
+		ids := make([]string, len(chunk))
+		for i := range chunk {
+			ids[i] = chunk[i].ID
 		}
 		inDoubt, merr := r.store.MarkMirrorAttempts(ctx, in.ID, b.ID, LinkMirrorAttempt, ids)
 		if merr != nil {
-			return fmt.Errorf("routing: %w", merr)
+			err = fmt.Errorf("routing: %w", merr)
+			break
 		}
 		d := &Delivery{Integration: in, Binding: b, Channel: ch, InDoubt: inDoubt}
-		done, err = conn.Mirror(ctx, d, msgs)
+		var got []string
+		got, err = conn.Mirror(ctx, d, chunk)
+		done = append(done, got...)
+		if err != nil || len(got) < len(chunk) || time.Since(began) > budget {
+			break
+		}
 	}
 	// Followers whose message this run wrote, or an earlier one did (it
 	// was not read back as unwritten), end with this run.
@@ -401,7 +423,7 @@ type mirrorFollower struct {
 // its message is (one transaction stores both).
 func (r *Router) mirrorWork(ctx context.Context, j *queue.Job, p *mirrorJob, integrationID string, b *store.ChannelBinding) (mirrorWork, error) {
 	var w mirrorWork
-	fs, err := queue.Followers(ctx, r.store.DB.Gorm, j, MaxBatch)
+	fs, err := queue.Followers(ctx, r.store.DB.Gorm, j, MaxBatch*runCalls)
 	if err != nil {
 		return w, err
 	}
