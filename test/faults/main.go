@@ -253,6 +253,12 @@ func common(ctx context.Context, c *cluster, cfg config, l *load) ([]row, error)
 		{"given up (never acknowledged)", fmt.Sprint(l.givenUpCount()), yes(l.givenUpCount() == 0)},
 	}
 	rows = append(rows, e.rows()...)
+	customers, disordered, sample, err := c.crmOrder(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows = append(rows, row{"customers whose messages reached the CRM out of stored order",
+		fmt.Sprintf("%d of %d %s", disordered, customers, sample), yes(disordered == 0)})
 	rows = append(rows,
 		row{"after the load: CRM had every stored message", crmWhen(crmTook, cfg.drain), yes(crmTook >= 0)},
 		row{"after the load: no job running or due", fmt.Sprintf("%v, after %s", drained, took.Round(100*time.Millisecond)), yes(drained)},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -314,4 +315,53 @@ func (c *cluster) callsByMethod() map[string]int {
 		out[k]++
 	}
 	return out
+}
+
+// crmOrder compares, customer by customer, the order the CRM received
+// their messages in with the order the gateway stored them in (message
+// ids, which grow with time): it returns how many customers have
+// messages in both, how many of them got some out of order, and a sample.
+func (c *cluster) crmOrder(ctx context.Context) (customers, disordered int, sample string, err error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT contact_id, external_id FROM messages
+		WHERE channel_id = $1 AND direction = 'in' ORDER BY id`, c.channel)
+	if err != nil {
+		return 0, 0, "", fmt.Errorf("stored order: %w", err)
+	}
+	defer rows.Close()
+	stored := map[string][]string{} // contact → external ids, stored order
+	for rows.Next() {
+		var contact, ext string
+		if err := rows.Scan(&contact, &ext); err != nil {
+			return 0, 0, "", err
+		}
+		stored[contact] = append(stored[contact], ext)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, 0, "", err
+	}
+	got := map[string][]string{} // external chat id (our contact) → first arrivals
+	seen := map[string]bool{}
+	for _, l := range c.portal.Lines() {
+		for _, m := range l.Messages() {
+			if m.Direction != b24sim.Inbound || seen[m.ExternalID] {
+				continue
+			}
+			seen[m.ExternalID] = true
+			got[m.ChatID] = append(got[m.ChatID], m.ExternalID)
+		}
+	}
+	for contact, want := range stored {
+		have, ok := got[contact]
+		if !ok {
+			continue
+		}
+		customers++
+		if !slices.Equal(have, want) {
+			disordered++
+			if sample == "" {
+				sample = fmt.Sprintf("customer %s: stored %v, CRM %v", contact, want, have)
+			}
+		}
+	}
+	return customers, disordered, sample, nil
 }
