@@ -1,7 +1,9 @@
 package crm
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/switchboard/switchboard/internal/queue"
@@ -22,8 +24,9 @@ type Signals struct {
 // Classify turns a failed CRM call into what the queue does with its job:
 // parked (routing.ErrParked, whose jobs routing retries only after a long
 // pause) when only the admin can help; retried after
-// the CRM's own delay when it asked to slow down; anything else as it is,
-// for the queue's backoff (a queue.Permanent stays permanent).
+// the CRM's own delay when it asked to slow down; marked
+// routing.ErrUnavailable when the CRM did not answer at all; anything else
+// as it is, for the queue's backoff (a queue.Permanent stays permanent).
 func Classify(err error, sig Signals) error {
 	switch {
 	case err == nil:
@@ -33,6 +36,12 @@ func Classify(err error, sig Signals) error {
 	}
 	if d := sig.RetryAfter(err); d > 0 {
 		return queue.RetryAfter(d, err)
+	}
+	// No answer at all (refused, reset, timed out, name not found): the
+	// CRM is down or cut off, not refusing this work.
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return fmt.Errorf("%w: %w", routing.ErrUnavailable, err)
 	}
 	return err
 }

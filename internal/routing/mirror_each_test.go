@@ -201,3 +201,98 @@ func counter(t *testing.T, reg *prometheus.Registry, kind, result string) float6
 	}
 	return 0
 }
+
+// downDouble is a CRM that does not answer: every call fails as a refused
+// connection does.
+type downDouble struct{ calls int }
+
+func (d *downDouble) Mirror(context.Context, *routing.Delivery, []store.MessageView) ([]string, error) {
+	d.calls++
+	return nil, fmt.Errorf("%w: dial tcp 127.0.0.1:1: connect: connection refused", routing.ErrUnavailable)
+}
+
+func (d *downDouble) Status(context.Context, *routing.Delivery, *store.MessageView) error { return nil }
+
+// TestMirrorWaitsOutAnUnansweringCRM: a mirror job whose CRM does not
+// answer is put off, not failed: its attempts stay unspent (an outage of
+// any length never dead-letters it) and it is due again within
+// unavailableRetryMax (so the backlog drains soon after the CRM returns).
+func TestMirrorWaitsOutAnUnansweringCRM(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		box, err := secret.NewBox(bytes.Repeat([]byte{4}, 32))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := store.New(db, box)
+		ws, err := st.EnsureDefaultWorkspace(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, _, err := st.UpsertIntegration(ctx, store.InstallParams{Type: "down", ExternalID: "p1", Domain: "p1.example", WorkspaceID: ws.ID,
+			Secrets: store.IntegrationSecrets{RefreshToken: "r"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := &store.Channel{WorkspaceID: ws.ID, Type: "whatsapp", Name: "wa", AccountID: "acc-down"}
+		if err := st.CreateChannel(ctx, ch, "tok"); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.PutBinding(ctx, &store.ChannelBinding{WorkspaceID: ws.ID, IntegrationID: in.ID, ChannelID: ch.ID, Mode: routing.ModeRecord}); err != nil {
+			t.Fatal(err)
+		}
+		r := routing.New(st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		down := &downDouble{}
+		r.Register("down", down)
+		err = st.Tx(ctx, func(tx *gorm.DB) error {
+			c, err := store.UpsertContact(tx, ch, channel.Customer{ExternalID: "79160000001"}, nil)
+			if err != nil {
+				return err
+			}
+			m := &store.Message{WorkspaceID: ws.ID, ChannelID: ch.ID, ContactID: c.ID, Direction: store.Inbound, Type: "text",
+				Text: "hello", Status: string(channel.StatusReceived)}
+			if _, err := store.InsertMessage(tx, m); err != nil {
+				return err
+			}
+			return r.MessageStored(tx, ch, m)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Queued "an hour ago": the pause is at its longest.
+		if err := db.Gorm.Exec(`UPDATE jobs SET created_at = ? WHERE kind = ?`, time.Now().Add(-time.Hour).UTC(), routing.JobMirror).Error; err != nil {
+			t.Fatal(err)
+		}
+		q := queue.New(db, queue.Options{Workers: 1, PollInterval: 10 * time.Millisecond})
+		r.Handle(q)
+		if err := q.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var job struct {
+			State    string
+			Attempts int
+			RunAt    time.Time
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			err := db.Gorm.Raw(`SELECT state, attempts, run_at FROM jobs WHERE kind = ?`, routing.JobMirror).Scan(&job).Error
+			if err != nil {
+				t.Fatal(err)
+			}
+			if down.calls > 0 && job.State == queue.StatePending {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the mirror job did not run: %+v", job)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err := q.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		wait := time.Until(job.RunAt)
+		if job.Attempts != 0 || wait < 20*time.Second || wait > 31*time.Second {
+			t.Fatalf("after a CRM that did not answer: attempts %d, due in %s; want 0 and about 30s", job.Attempts, wait.Round(time.Second))
+		}
+	})
+}

@@ -274,7 +274,7 @@ func (r *Router) handleNotify(ctx context.Context, j *queue.Job) error {
 			ns = append(ns, Notice{Kind: NoticeNew, UserIDs: r.ownerOrGroup(w, &ds[i]), Dialog: &ds[i], Message: r.noticeMessage(ctx, &ds[i])})
 		}
 		if err := r.deliver(ctx, w, ns, r.store.MarkDialogAnnounced); err != nil {
-			return err
+			return waitForCRM(j, err)
 		}
 	}
 	if len(ds) == MaxNotices {

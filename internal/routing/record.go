@@ -84,5 +84,5 @@ func (r *Router) handleEnsureRecord(ctx context.Context, j *queue.Job) error {
 	if errors.Is(err, ErrParked) {
 		return queue.RetryAfter(parkDelay, err)
 	}
-	return err
+	return waitForCRM(j, err)
 }

@@ -45,6 +45,28 @@ const MaxBatch = 50
 // messages of the jobs queued behind it).
 const runCalls = 10
 
+// ErrUnavailable marks a CRM call that got no answer at all (connection
+// refused or reset, timeout): the CRM is down or cut off. Such work waits
+// without spending attempts (waitForCRM), so an outage of any length
+// never dead-letters it, and is tried again often enough that the backlog
+// starts draining within half a minute of the CRM's return.
+var ErrUnavailable = errors.New("routing: CRM did not answer")
+
+// unavailableRetryMax bounds how long work waits for a CRM that did not
+// answer before it tries again.
+const unavailableRetryMax = 30 * time.Second
+
+// waitForCRM turns a job's ErrUnavailable into a snooze (not a failure):
+// the longer the job has waited since it was queued, the longer the pause,
+// from a second up to unavailableRetryMax. Every other error passes.
+func waitForCRM(j *queue.Job, err error) error {
+	if !errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	d := min(max(store.Now().Sub(j.CreatedAt)/4, time.Second), unavailableRetryMax)
+	return queue.Snooze(store.Now().Add(d), err)
+}
+
 // ErrParked tells the queue to try later without calling it a failure:
 // the integration cannot work now (needs re-authorisation) but its work
 // must not be lost.
@@ -397,7 +419,7 @@ func (r *Router) handleMirror(ctx context.Context, j *queue.Job) error {
 	if errors.Is(err, ErrParked) {
 		return queue.RetryAfter(parkDelay, err)
 	}
-	return err
+	return waitForCRM(j, err)
 }
 
 // mirrorWork is what one mirror run looks at: the messages of the job and
