@@ -274,3 +274,53 @@ func TestInsertMessageWritesEveryField(t *testing.T) {
 		}
 	})
 }
+
+// ArmDialogNotices claims a waiting period once, returning the dialog, the
+// period's start and the integration's settings; the next period is
+// claimed again.
+func TestArmDialogNoticesOncePerPeriod(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		st := intakeStore(t, db)
+		f := newDialogFixture(t, st, defaultWS(t, st), "1", "m1")
+		k := f.key(t, "7701")
+		settings := `{"notify_after_seconds":60}`
+		if err := db.Gorm.Model(&store.Integration{}).Where("id = ?", f.in.ID).Update("settings", settings).Error; err != nil {
+			t.Fatal(err)
+		}
+		arm := func() *store.DialogArm {
+			t.Helper()
+			a, err := store.ArmDialogNotices(db.Gorm, k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return a
+		}
+		if a := arm(); a != nil {
+			t.Fatalf("armed a dialog that does not exist: %+v", a)
+		}
+		t1 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+		if err := store.DialogInbound(db.Gorm, k, t1, true); err != nil {
+			t.Fatal(err)
+		}
+		a := arm()
+		if a == nil || a.DialogID == "" || !a.WaitingSince.Equal(t1) || a.IntegrationSettings == nil || *a.IntegrationSettings != settings {
+			t.Fatalf("first arm: %+v", a)
+		}
+		if err := store.DialogInbound(db.Gorm, k, t1.Add(time.Minute), true); err != nil {
+			t.Fatal(err)
+		}
+		if again := arm(); again != nil {
+			t.Fatalf("same period armed twice: %+v", again)
+		}
+		if err := store.DialogOutbound(db.Gorm, k, t1.Add(2*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		t2 := t1.Add(3 * time.Minute)
+		if err := store.DialogInbound(db.Gorm, k, t2, true); err != nil {
+			t.Fatal(err)
+		}
+		if next := arm(); next == nil || next.DialogID != a.DialogID || !next.WaitingSince.Equal(t2) {
+			t.Fatalf("next period: %+v", next)
+		}
+	})
+}
