@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -131,6 +132,17 @@ m AS (INSERT INTO messages (id, workspace_id, channel_id, contact_id, direction,
 SELECT c.*, EXISTS (SELECT 1 FROM m) FROM c`
 )
 
+// execRaw runs a hand-written statement on tx's connection, bypassing
+// gorm's statement building and callbacks: sqlite is the statement with ?
+// placeholders, postgres the same with $n ones (numbered).
+func execRaw(tx *gorm.DB, sqlite, postgres string, args ...any) (sql.Result, error) {
+	q := sqlite
+	if tx.Dialector.Name() == string(Postgres) {
+		q = postgres
+	}
+	return tx.Statement.ConnPool.ExecContext(tx.Statement.Context, q, args...)
+}
+
 // numbered turns a statement's ? placeholders into $1, $2, …; the
 // statements it is given have no other question marks.
 func numbered(q string) string {
@@ -161,15 +173,10 @@ func InsertMessage(tx *gorm.DB, m *Message) (bool, error) {
 		m.ID = NewID()
 	}
 	m.CreatedAt, m.UpdatedAt = now, now
-	q := insertMessageSQLite
-	if tx.Dialector.Name() == string(Postgres) {
-		q = insertMessagePostgres
-	}
-	res, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context, q,
+	res, err := execRaw(tx, insertMessageSQLite, insertMessagePostgres,
 		m.ID, m.WorkspaceID, m.ChannelID, m.ContactID, m.Direction, m.Type, m.Text, m.MediaID, m.Extra, m.Template,
 		m.ExternalID, m.QuotedMessageID, m.QuotedExternalID, m.HumanAgent, m.Status, m.ErrorCode, m.ErrorTitle, m.ErrorDetail,
-		m.ProviderAt, m.SentAt, m.DeliveredAt, m.ReadAt, m.FailedAt, m.HeldUntil,
-		m.CreatedAt, m.UpdatedAt)
+		m.ProviderAt, m.SentAt, m.DeliveredAt, m.ReadAt, m.FailedAt, m.HeldUntil, m.CreatedAt, m.UpdatedAt)
 	if err != nil {
 		return false, fmt.Errorf("store: insert message: %w", err)
 	}
