@@ -216,7 +216,7 @@ func (s *Service) storeInbound(tx *gorm.DB, ch *store.Channel, in *channel.Inbou
 				return false, false, err
 			}
 		}
-		return false, enqueued, nil
+		return false, false, nil
 	}
 	if err := s.messageStored(tx, ch, m); err != nil {
 		return false, false, err

@@ -34,11 +34,14 @@ type ChannelFeed struct {
 //     binding, which finds it gone and does nothing; an integration
 //     deleted outright makes the dialog insert fail its foreign key and
 //     the delivery is refused (5xx), so Meta sends it again later;
-//   - a binding added: the message does not reach it, as one stored just
-//     before the bind would not;
-//   - an integration's state changed: the message is mirrored (or parked)
-//     by the old state; a mirror job finding its integration not live
-//     parks itself, so no CRM call is made for a dead integration;
+//   - a binding added: the message is not counted in its dialog, as one
+//     stored just before the bind would not be; it is still mirrored,
+//     with the binding's next job (which takes every unmirrored message
+//     since the binding was made);
+//   - an integration's state changed: the message is mirrored or parked
+//     by the old state; the mirror job reads the integration when it runs
+//     and parks (needs re-authorisation) or drops (uninstalled) its work,
+//     so no CRM call is made for a dead integration;
 //   - a binding's settings changed (mirror mode, owner policy): the
 //     message is routed by the old ones; the mirror job reads the binding
 //     again when it runs and follows a switched mode.
