@@ -151,22 +151,8 @@ func (s *Service) storeInbound(tx *gorm.DB, ch *store.Channel, in *channel.Inbou
 	if in.Echo || in.Timestamp.IsZero() {
 		inboundAt = nil
 	}
-	contact, err := store.UpsertContact(tx, ch, in.Customer, inboundAt)
-	if err != nil {
-		return false, false, err
-	}
-	enqueued := false
-	if contact.Created && contact.Name == "" {
-		if p, ok := s.registry.ByType(channel.Type(ch.Type)); ok && p.Profiles != nil {
-			if _, err := queue.Enqueue(tx, queue.NewJob{Kind: JobProfile, WorkspaceID: ch.WorkspaceID,
-				Payload: profileJob{ContactID: contact.ID}, MaxAttempts: 5}); err != nil {
-				return false, false, fmt.Errorf("messaging: enqueue profile: %w", err)
-			}
-			enqueued = true
-		}
-	}
 	m := &store.Message{
-		WorkspaceID: ch.WorkspaceID, ChannelID: ch.ID, ContactID: contact.ID,
+		WorkspaceID: ch.WorkspaceID, ChannelID: ch.ID,
 		Direction: store.Inbound, Type: string(in.Type), Text: in.Text,
 		ExternalID: strPtr(in.ExternalID), QuotedExternalID: in.QuotedExternalID,
 		Status: string(channel.StatusReceived),
@@ -207,9 +193,20 @@ func (s *Service) storeInbound(tx *gorm.DB, ch *store.Channel, in *channel.Inbou
 		}
 		m.MediaID = &mediaRow.ID
 	}
-	inserted, err := store.InsertMessage(tx, m)
+	// The contact and the message: one statement on PostgreSQL.
+	contact, inserted, err := store.UpsertContactWithMessage(tx, ch, in.Customer, inboundAt, m)
 	if err != nil {
 		return false, false, err
+	}
+	enqueued := false
+	if contact.Created && contact.Name == "" {
+		if p, ok := s.registry.ByType(channel.Type(ch.Type)); ok && p.Profiles != nil {
+			if _, err := queue.Enqueue(tx, queue.NewJob{Kind: JobProfile, WorkspaceID: ch.WorkspaceID,
+				Payload: profileJob{ContactID: contact.ID}, MaxAttempts: 5}); err != nil {
+				return false, false, fmt.Errorf("messaging: enqueue profile: %w", err)
+			}
+			enqueued = true
+		}
 	}
 	if !inserted {
 		// A redelivery, the echo of our own send, or a concurrent

@@ -484,11 +484,11 @@ func (r *Router) SetMenuSender(m MenuSender) { r.menus = m }
 // when the channel is in branch mode (other modes pass them through), and
 // does the choosing: it assigns a branch when a rule picks one, and
 // enqueues the menu when the customer has to choose. It runs in the
-// ingest transaction; the menu itself goes out from a queue job.
-func (r *Router) branchBindings(tx *gorm.DB, ch *store.Channel, m *store.Message, bindings []store.StatedBinding) ([]store.StatedBinding, error) {
-	rt, err := store.RoutingOf(tx, ch.ID)
-	if err != nil || rt.Mode != store.RoutingBranch {
-		return bindings, err
+// ingest transaction; the menu itself goes out from a queue job. rt is
+// the channel's routing, read with bindings.
+func (r *Router) branchBindings(tx *gorm.DB, ch *store.Channel, m *store.Message, rt *store.ChannelRouting, bindings []store.StatedBinding) ([]store.StatedBinding, error) {
+	if rt.Mode != store.RoutingBranch {
+		return bindings, nil
 	}
 	cfg, err := parseConfig(rt)
 	if err != nil {
@@ -739,7 +739,7 @@ func PutBranchRouting(ctx context.Context, st *store.Store, scope store.Scope, c
 		if err != nil {
 			return err
 		}
-		if err := store.PutRoutingTx(tx, &store.ChannelRouting{ChannelID: ch.ID, Mode: norm.Mode, Config: string(raw)}); err != nil {
+		if err := st.PutRoutingTx(tx, &store.ChannelRouting{ChannelID: ch.ID, Mode: norm.Mode, Config: string(raw)}); err != nil {
 			return err
 		}
 		if old.Mode == store.RoutingBranch && norm.Mode != store.RoutingBranch {

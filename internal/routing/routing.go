@@ -167,12 +167,15 @@ func key(bindingOrIntegration, contactID string) string {
 // every message waiting on that binding (up to MaxBatch), so a burst
 // becomes a few calls; the later jobs find nothing left to do.
 func (r *Router) MessageStored(tx *gorm.DB, ch *store.Channel, m *store.Message) error {
-	bindings, err := store.AllBindingsForChannel(tx, ch.ID)
+	// Cached per instance for a second (store.FeedOf says what a stale
+	// read costs); a channel in branch mode is read in tx every time.
+	feed, err := r.store.FeedOf(tx, ch.ID)
 	if err != nil {
 		return fmt.Errorf("routing: %w", err)
 	}
 	// In branch mode the customer's branch alone (branch.go).
-	if bindings, err = r.branchBindings(tx, ch, m, bindings); err != nil {
+	bindings, err := r.branchBindings(tx, ch, m, &feed.Routing, feed.Bindings)
+	if err != nil {
 		return err
 	}
 	for _, b := range bindings {

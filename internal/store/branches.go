@@ -52,15 +52,18 @@ func (s *Store) ChannelRoutingOf(ctx context.Context, channelID string) (*Channe
 
 // PutChannelRouting stores a channel's routing, replacing the old one.
 func (s *Store) PutChannelRouting(ctx context.Context, r *ChannelRouting) error {
-	return PutRoutingTx(s.g(ctx), r)
+	return s.PutRoutingTx(s.g(ctx), r)
 }
 
-// PutRoutingTx is PutChannelRouting inside a transaction, for a caller
-// that releases held customers in the same one.
-func PutRoutingTx(tx *gorm.DB, r *ChannelRouting) error {
+// PutRoutingTx is PutChannelRouting inside a transaction (one of
+// Store.Tx, which forgets the cached feeds again after the commit), for a
+// caller that releases held customers in the same one.
+func (s *Store) PutRoutingTx(tx *gorm.DB, r *ChannelRouting) error {
 	r.UpdatedAt = Now()
 	err := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "channel_id"}},
 		DoUpdates: clause.AssignmentColumns([]string{"mode", "config", "updated_at"})}).Create(r).Error
+	// After the write, and (in a transaction) again after the commit.
+	s.feeds.invalidate()
 	if err != nil {
 		return fmt.Errorf("store: put routing of channel %s: %w", r.ChannelID, err)
 	}

@@ -81,6 +81,7 @@ func (s *Store) MoveChannel(ctx context.Context, id, workspaceID string) (*Chann
 	// After the commit: a webhook must not keep storing into the old
 	// workspace from this instance's cache.
 	s.channels.invalidate()
+	s.feeds.invalidate() // its bindings are gone
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return nil, err

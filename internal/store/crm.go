@@ -103,6 +103,8 @@ func (s *Store) LocalOf(ctx context.Context, integrationID, kind, remoteID strin
 // the integration itself (remove) or its tokens, marking it uninstalled
 // with reason; in one transaction.
 func (s *Store) UninstallIntegration(ctx context.Context, id string, remove bool, reason string) error {
+	// After the commit: see feedCacheTTL.
+	defer s.feeds.invalidate()
 	return s.Tx(ctx, func(tx *gorm.DB) error {
 		if err := tx.Where("integration_id = ?", id).Delete(&ChannelBinding{}).Error; err != nil {
 			return fmt.Errorf("store: unbind integration %s: %w", id, err)

@@ -39,36 +39,49 @@ type DialogArm struct {
 // for notices, once: the first call after the dialog began to wait
 // returns the period, every later one (the customer's further messages,
 // a second ingest racing on PostgreSQL, whose UPDATE waits for the row)
-// returns nil. It runs in the ingest transaction after DialogInbound, and
-// costs one statement when nothing is armed.
+// returns nil. It runs in the ingest transaction after DialogInbound.
+//
+// The claim and the read of what it claimed are one statement (UPDATE …
+// RETURNING, the settings by a subquery: SQLite's RETURNING names only the
+// table it updates), run on tx's connection and scanned by hand: it runs
+// for every message that starts a waiting period.
 func ArmDialogNotices(tx *gorm.DB, k DialogKey) (*DialogArm, error) {
-	res := tx.Exec(`UPDATE dialogs SET notified_since = waiting_since
-		WHERE integration_id = ? AND channel_id = ? AND contact_id = ? AND waiting AND waiting_since IS NOT NULL
-			AND (notified_since IS NULL OR notified_since <> waiting_since)`,
-		k.IntegrationID, k.ChannelID, k.ContactID)
-	if res.Error != nil {
-		return nil, fmt.Errorf("store: arm dialog notices: %w", res.Error)
+	q := armDialogSQL
+	if tx.Dialector.Name() == string(Postgres) {
+		q = armDialogPostgres
 	}
-	if res.RowsAffected == 0 {
-		return nil, nil
-	}
-	var row struct {
-		ID           string
-		WaitingSince *time.Time
-		Settings     *string
-	}
-	err := tx.Raw(`SELECT dialogs.id, dialogs.waiting_since, integrations.settings FROM dialogs
-		JOIN integrations ON integrations.id = dialogs.integration_id
-		WHERE dialogs.integration_id = ? AND dialogs.channel_id = ? AND dialogs.contact_id = ?`,
-		k.IntegrationID, k.ChannelID, k.ContactID).Scan(&row).Error
+	rows, err := tx.Statement.ConnPool.QueryContext(tx.Statement.Context, q, k.IntegrationID, k.ChannelID, k.ContactID)
 	if err != nil {
+		return nil, fmt.Errorf("store: arm dialog notices: %w", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("store: arm dialog notices: %w", err)
+		}
+		return nil, nil // armed before, or not waiting
+	}
+	var arm DialogArm
+	var since *time.Time
+	if err := rows.Scan(&arm.DialogID, &since, &arm.IntegrationSettings); err != nil {
 		return nil, fmt.Errorf("store: armed dialog: %w", err)
 	}
-	if row.ID == "" || row.WaitingSince == nil {
-		return nil, fmt.Errorf("store: armed dialog of contact %s vanished in its own transaction", k.ContactID)
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("store: armed dialog: %w", err)
 	}
-	return &DialogArm{DialogID: row.ID, WaitingSince: row.WaitingSince.UTC(), IntegrationSettings: row.Settings}, nil
+	if since == nil {
+		return nil, fmt.Errorf("store: armed dialog of contact %s has no waiting time", k.ContactID)
+	}
+	arm.WaitingSince = since.UTC()
+	return &arm, nil
 }
+
+const armDialogSQL = `UPDATE dialogs SET notified_since = waiting_since
+	WHERE integration_id = ? AND channel_id = ? AND contact_id = ? AND waiting AND waiting_since IS NOT NULL
+		AND (notified_since IS NULL OR notified_since <> waiting_since)
+	RETURNING id, waiting_since, (SELECT i.settings FROM integrations i WHERE i.id = dialogs.integration_id)`
+
+var armDialogPostgres = numbered(armDialogSQL)
 
 // ArmedDialog returns the id of the dialog of k when it waits in a period
 // whose notices were armed, "" otherwise. It runs in an answer's

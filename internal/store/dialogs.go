@@ -69,6 +69,20 @@ func later(col string) string {
 		` THEN excluded.` + col + ` ELSE dialogs.` + col + ` END`
 }
 
+// The statements of DialogInbound and DialogOutbound, built once: both run
+// in every ingest transaction of a bound channel.
+var (
+	dialogInboundSQL = dialogInsert + `unread_count = dialogs.unread_count + 1, ` +
+		later("last_inbound_at") + `, ` + later("last_message_at") + `,
+		waiting_since = CASE WHEN dialogs.waiting THEN dialogs.waiting_since ELSE excluded.waiting_since END,
+		waiting = (dialogs.waiting OR excluded.waiting), updated_at = excluded.updated_at`
+	dialogInboundPostgres = numbered(dialogInboundSQL)
+	dialogOutboundSQL     = dialogInsert + `unread_count = 0, ` +
+		later("last_outbound_at") + `, ` + later("last_message_at") + `,
+		waiting = false, waiting_since = NULL, updated_at = excluded.updated_at`
+	dialogOutboundPostgres = numbered(dialogOutboundSQL)
+)
+
 // DialogInbound records a customer's message at time at in the dialog of
 // k, creating the dialog on the first one: one more unread, the last
 // inbound time moves forward and, when the message asks for an answer,
@@ -83,12 +97,8 @@ func DialogInbound(tx *gorm.DB, k DialogKey, at time.Time, wantsAnswer bool) err
 	if wantsAnswer {
 		since = &at
 	}
-	err := tx.Exec(dialogInsert+`unread_count = dialogs.unread_count + 1, `+
-		later("last_inbound_at")+`, `+later("last_message_at")+`,
-		waiting_since = CASE WHEN dialogs.waiting THEN dialogs.waiting_since ELSE excluded.waiting_since END,
-		waiting = (dialogs.waiting OR excluded.waiting), updated_at = excluded.updated_at`,
-		NewID(), k.WorkspaceID, k.IntegrationID, k.ChannelID, k.ContactID,
-		1, at, nil, at, wantsAnswer, since, now, now).Error
+	_, err := execRaw(tx, dialogInboundSQL, dialogInboundPostgres, NewID(), k.WorkspaceID, k.IntegrationID, k.ChannelID, k.ContactID,
+		1, at, nil, at, wantsAnswer, since, now, now)
 	if err != nil {
 		return fmt.Errorf("store: dialog inbound: %w", err)
 	}
@@ -102,11 +112,8 @@ func DialogInbound(tx *gorm.DB, k DialogKey, at time.Time, wantsAnswer bool) err
 func DialogOutbound(tx *gorm.DB, k DialogKey, at time.Time) error {
 	at = at.UTC()
 	now := Now()
-	err := tx.Exec(dialogInsert+`unread_count = 0, `+
-		later("last_outbound_at")+`, `+later("last_message_at")+`,
-		waiting = false, waiting_since = NULL, updated_at = excluded.updated_at`,
-		NewID(), k.WorkspaceID, k.IntegrationID, k.ChannelID, k.ContactID,
-		0, nil, at, at, false, nil, now, now).Error
+	_, err := execRaw(tx, dialogOutboundSQL, dialogOutboundPostgres, NewID(), k.WorkspaceID, k.IntegrationID, k.ChannelID, k.ContactID,
+		0, nil, at, at, false, nil, now, now)
 	if err != nil {
 		return fmt.Errorf("store: dialog outbound: %w", err)
 	}

@@ -179,6 +179,8 @@ func (s *Store) UpsertIntegration(ctx context.Context, p InstallParams) (*Integr
 		}
 		return tx.Where("id = ?", out.ID).First(&out).Error
 	})
+	// A reinstall makes the integration live again: after the commit.
+	s.feeds.invalidate()
 	if err != nil {
 		return nil, false, fmt.Errorf("store: upsert integration: %w", err)
 	}
@@ -222,17 +224,22 @@ func (s *Store) ListIntegrations(ctx context.Context, scope Scope) ([]Integratio
 	return out, nil
 }
 
+// SetIntegrationState moves an integration to state with reason.
 func (s *Store) SetIntegrationState(ctx context.Context, id, state, reason string) error {
-	return s.g(ctx).Model(&Integration{}).Where("id = ?", id).
+	err := s.g(ctx).Model(&Integration{}).Where("id = ?", id).
 		Updates(map[string]any{"state": state, "state_reason": reason, "updated_at": Now()}).Error
+	s.feeds.invalidate()
+	return err
 }
 
 // ChangeIntegrationState moves an integration from one of the states from
-// to state with reason, in tx; it reports whether it did (false: the
+// to state with reason, in tx (one of Store.Tx, which forgets the cached
+// feeds again after the commit); it reports whether it did (false: the
 // integration is in another state, e.g. another caller moved it first).
-func ChangeIntegrationState(tx *gorm.DB, id string, from []string, state, reason string) (bool, error) {
+func (s *Store) ChangeIntegrationState(tx *gorm.DB, id string, from []string, state, reason string) (bool, error) {
 	res := tx.Model(&Integration{}).Where("id = ? AND state IN ?", id, from).
 		Updates(map[string]any{"state": state, "state_reason": reason, "updated_at": Now()})
+	s.feeds.invalidate()
 	if res.Error != nil {
 		return false, fmt.Errorf("store: integration %s to %s: %w", id, state, res.Error)
 	}
@@ -355,6 +362,8 @@ type ChannelBinding struct {
 
 // PutBinding creates or replaces the binding of a channel to an integration.
 func (s *Store) PutBinding(ctx context.Context, b *ChannelBinding) error {
+	// After the write (autocommitted): see feedCacheTTL.
+	defer s.feeds.invalidate()
 	now := Now()
 	var cur ChannelBinding
 	err := s.g(ctx).Where("integration_id = ? AND channel_id = ?", b.IntegrationID, b.ChannelID).First(&cur).Error
@@ -381,8 +390,11 @@ func (s *Store) PutBinding(ctx context.Context, b *ChannelBinding) error {
 	}).Error
 }
 
+// DeleteBinding removes the binding of a channel to an integration; it
+// reports whether there was one.
 func (s *Store) DeleteBinding(ctx context.Context, integrationID, channelID string) (bool, error) {
 	res := s.g(ctx).Where("integration_id = ? AND channel_id = ?", integrationID, channelID).Delete(&ChannelBinding{})
+	s.feeds.invalidate()
 	return res.RowsAffected > 0, res.Error
 }
 
@@ -420,17 +432,13 @@ func (b *StatedBinding) Live() bool {
 
 // AllBindingsForChannel lists every binding of a channel, live or not, in
 // one query: the conversation goes on in each while a portal waits for
-// re-authorisation.
+// re-authorisation. It reads in tx, never from the feed cache (FeedOf).
 func AllBindingsForChannel(tx *gorm.DB, channelID string) ([]StatedBinding, error) {
-	var out []StatedBinding
-	err := tx.Table("channel_bindings").Select("channel_bindings.*, integrations.state AS integration_state, integrations.type AS integration_type").
-		Joins("JOIN integrations ON integrations.id = channel_bindings.integration_id").
-		Where("channel_bindings.channel_id = ?", channelID).
-		Order("channel_bindings.id").Scan(&out).Error
+	f, err := readFeed(tx, channelID)
 	if err != nil {
-		return nil, fmt.Errorf("store: bindings of channel %s: %w", channelID, err)
+		return nil, err
 	}
-	return out, nil
+	return f.Bindings, nil
 }
 
 func (s *Store) ListBindings(ctx context.Context, integrationID string) ([]ChannelBinding, error) {
@@ -453,6 +461,7 @@ func (s *Store) BindingByLine(ctx context.Context, integrationID, lineID string)
 // deleted or the connector switched off there).
 func (s *Store) DeleteBindingsByLine(ctx context.Context, integrationID, lineID string) (int64, error) {
 	res := s.g(ctx).Where("integration_id = ? AND mode = ? AND line_id = ?", integrationID, "openlines", lineID).Delete(&ChannelBinding{})
+	s.feeds.invalidate()
 	return res.RowsAffected, res.Error
 }
 

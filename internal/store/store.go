@@ -30,6 +30,7 @@ type Store struct {
 	box          *secret.Box
 	refreshLocks locks
 	channels     channelCache
+	feeds        feedCache
 }
 
 func New(db *DB, box *secret.Box) *Store { return &Store{DB: db, box: box} }
@@ -50,9 +51,18 @@ func (s Scope) apply(q *gorm.DB) *gorm.DB {
 
 func (s *Store) g(ctx context.Context) *gorm.DB { return s.DB.Gorm.WithContext(ctx) }
 
-// Tx runs f in a transaction.
+// Tx runs f in a transaction. A transaction that changed a channel's feed
+// (bindings, integrations' states, routing: their writers invalidate the
+// feed cache as they write) invalidates it once more when it ends: a
+// lookup between the write and the commit read the old rows and may have
+// cached them.
 func (s *Store) Tx(ctx context.Context, f func(tx *gorm.DB) error) error {
-	return s.g(ctx).Transaction(f)
+	gen := s.feeds.generation()
+	err := s.g(ctx).Transaction(f)
+	if s.feeds.generation() != gen {
+		s.feeds.invalidate()
+	}
+	return err
 }
 
 func notFound(err error) error {

@@ -48,7 +48,7 @@ func (s *Service) markUnpaid(ctx context.Context, integrationID string) {
 	}
 	changed := false
 	err = s.store.Tx(ctx, func(tx *gorm.DB) error {
-		ok, err := store.ChangeIntegrationState(tx, in.ID, []string{store.IntegrationActive, store.IntegrationHandlersMismatch},
+		ok, err := s.store.ChangeIntegrationState(tx, in.ID, []string{store.IntegrationActive, store.IntegrationHandlersMismatch},
 			store.IntegrationUnpaid, UnpaidReason)
 		if err != nil || !ok {
 			return err
@@ -103,7 +103,7 @@ func (s *Service) handlePaymentProbe(ctx context.Context, j *queue.Job) error {
 		return queue.Snooze(store.Now().Add(PaymentProbeInterval), err)
 	}
 	err = s.store.Tx(ctx, func(tx *gorm.DB) error {
-		_, err := store.ChangeIntegrationState(tx, in.ID, []string{store.IntegrationUnpaid}, store.IntegrationActive, "")
+		_, err := s.store.ChangeIntegrationState(tx, in.ID, []string{store.IntegrationUnpaid}, store.IntegrationActive, "")
 		return err
 	})
 	if err != nil {
