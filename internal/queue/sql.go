@@ -24,7 +24,7 @@ const jobColumns = `id, kind, workspace_id, queue_key, payload, state, attempts,
 // this instance handles, and the head of its key (the oldest pending job of
 // the key, with no job of the key running; an empty key shares nothing).
 // Each NOT EXISTS is one probe of jobs_key.
-const readyJob = `x.state = 'pending' AND x.run_at <= ? AND x.kind IN ?
+const readyJob = `x.state = 'pending' AND x.wait_until IS NULL AND x.run_at <= ? AND x.kind IN ?
 			AND (x.queue_key = '' OR (
 				NOT EXISTS (SELECT 1 FROM jobs o WHERE o.queue_key = x.queue_key AND o.state = 'pending' AND o.id < x.id)
 				AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.queue_key = x.queue_key AND r.state = 'running')))`
@@ -54,12 +54,12 @@ const readyJob = `x.state = 'pending' AND x.run_at <= ? AND x.kind IN ?
 // a walk that came to its bound before its last turn gives up: then the
 // walk claims nothing at all and the scan decides.
 const picksSQL = `WITH RECURSIVE ws(w) AS (
-		SELECT MIN(workspace_id) FROM jobs WHERE state = 'pending'
+		SELECT MIN(workspace_id) FROM jobs WHERE state = 'pending' AND wait_until IS NULL
 		UNION ALL
-		SELECT (SELECT MIN(p.workspace_id) FROM jobs p WHERE p.state = 'pending' AND p.workspace_id > ws.w)
+		SELECT (SELECT MIN(p.workspace_id) FROM jobs p WHERE p.state = 'pending' AND p.wait_until IS NULL AND p.workspace_id > ws.w)
 		FROM ws WHERE ws.w IS NOT NULL
 	), picks(workspace_id, bound, id, turn) AS (
-		SELECT w, (SELECT b.id FROM jobs b WHERE b.state = 'pending' AND b.workspace_id = ws.w ORDER BY b.id LIMIT 1 OFFSET ?),
+		SELECT w, (SELECT b.id FROM jobs b WHERE b.state = 'pending' AND b.wait_until IS NULL AND b.workspace_id = ws.w ORDER BY b.id LIMIT 1 OFFSET ?),
 			CAST(0 AS bigint), 0
 		FROM ws WHERE w IS NOT NULL
 		UNION ALL
@@ -148,6 +148,17 @@ RETURNING ` + jobColumns
 RETURNING ` + jobColumns
 )
 
+// Jobs due later, and the jobs of a key behind one due later, are parked
+// (jobs.wait_until, kept by the triggers of migration 00032) and left out of
+// the walk, so a blocked backlog costs the walk nothing. Each claim first
+// unparks those whose wait is over. On PostgreSQL a peer that is unparking
+// the same rows is not waited for: it is about to make them walkable.
+const (
+	unparkSQLite   = `UPDATE jobs SET wait_until = NULL WHERE wait_until <= ?`
+	unparkPostgres = `UPDATE jobs SET wait_until = NULL
+	WHERE id IN (SELECT p.id FROM jobs p WHERE p.wait_until <= ? FOR NO KEY UPDATE SKIP LOCKED)`
+)
+
 // walkWindow bounds how many pending jobs of a workspace the walk reads
 // before it leaves the claim to the scan: about what the scan costs per
 // workspace on a backlog of a few thousand jobs.
@@ -188,6 +199,9 @@ func (q *Queue) claim(ctx context.Context, n int) ([]*Job, error) {
 			if err := tx.Exec(noJIT).Error; err != nil {
 				return err
 			}
+			if err := tx.Exec(unparkPostgres, now).Error; err != nil {
+				return err
+			}
 			if err := run(tx, walkPostgres, q.window, now, q.kinds, n, q.cursor, now, n); err != nil || len(jobs) > 0 {
 				return err
 			}
@@ -195,6 +209,9 @@ func (q *Queue) claim(ctx context.Context, n int) ([]*Job, error) {
 		})
 	} else {
 		db := q.db.Gorm.WithContext(ctx)
+		if err = db.Exec(unparkSQLite, now).Error; err != nil {
+			return nil, fmt.Errorf("queue: claim: %w", err)
+		}
 		if err = run(db, walkSQLite, q.window, now, q.kinds, n, q.cursor, n); err == nil && len(jobs) == 0 {
 			err = run(db, scanSQLite, now, q.kinds, q.cursor, n)
 		}
