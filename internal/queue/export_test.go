@@ -38,3 +38,15 @@ func (q *Queue) RunClaimed(ctx context.Context, j *Job) {
 	q.slots <- struct{}{}
 	q.run(ctx, j)
 }
+
+// Snooze puts a job claimed by Claim off until at, as a handler's Snooze
+// would.
+func (q *Queue) SnoozeClaimed(ctx context.Context, j *Job, at time.Time) (bool, error) {
+	return q.snooze(ctx, j, at, "snoozed")
+}
+
+// Bury dead-letters a job claimed by Claim, as a permanent failure would.
+func (q *Queue) Bury(ctx context.Context, j *Job) (bool, error) { return q.bury(ctx, j, "dead") }
+
+// Reap hands out again the jobs whose lease expired, as the reaper would.
+func (q *Queue) Reap(ctx context.Context) (int, error) { return q.reap(ctx) }

@@ -45,7 +45,13 @@ END $$;
 
 -- The later jobs of a key follow its pending jobs' run_at both ways.
 -- +goose StatementBegin
+-- AFTER triggers run once the whole statement is done, and NEW is the row
+-- as this statement wrote it: another row's trigger may since have
+-- unparked it (Rearm moving a key's dead head and its later jobs at once),
+-- so the wait passed on to the later jobs is read again.
 CREATE FUNCTION jobs_wait_key() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    w timestamptz;
 BEGIN
     IF TG_OP = 'DELETE' THEN
         IF OLD.queue_key <> '' THEN
@@ -63,10 +69,13 @@ BEGIN
     ELSIF OLD.state = 'pending' AND NEW.state = 'pending' AND NEW.run_at < OLD.run_at THEN
         UPDATE jobs SET wait_until = LEAST(wait_until, GREATEST(run_at, NEW.run_at))
         WHERE queue_key = NEW.queue_key AND id > NEW.id AND wait_until IS NOT NULL AND wait_until > run_at;
-    ELSIF NEW.state = 'pending' AND NEW.wait_until IS NOT NULL AND (OLD.state <> 'pending' OR NEW.run_at > OLD.run_at) THEN
-        UPDATE jobs SET wait_until = NEW.wait_until
-        WHERE queue_key = NEW.queue_key AND state = 'pending' AND id > NEW.id
-            AND (wait_until IS NULL OR wait_until < NEW.wait_until);
+    ELSIF NEW.state = 'pending' AND (OLD.state <> 'pending' OR NEW.run_at > OLD.run_at) THEN
+        SELECT s.wait_until INTO w FROM jobs s WHERE s.id = NEW.id AND s.state = 'pending';
+        IF w IS NOT NULL THEN
+            UPDATE jobs SET wait_until = w
+            WHERE queue_key = NEW.queue_key AND state = 'pending' AND id > NEW.id
+                AND (wait_until IS NULL OR wait_until < w);
+        END IF;
     END IF;
     RETURN NULL;
 END $$;
