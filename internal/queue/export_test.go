@@ -22,6 +22,11 @@ func (q *Queue) Claim(ctx context.Context, n int) ([]*Job, error) {
 // before it leaves the claim to the scan; 0 makes every claim a scan.
 func (q *Queue) SetWindow(n int) { q.window = n }
 
+// SetWalkOnly makes a claim whose walk found nothing return nothing,
+// instead of scanning: the scan ignores parking, so it would make up for a
+// job the walk cannot see.
+func (q *Queue) SetWalkOnly() { q.walkOnly = true }
+
 // Complete deletes a job claimed by Claim, as a handler's success would.
 func (q *Queue) Complete(ctx context.Context, j *Job) (bool, error) { return q.complete(ctx, j) }
 

@@ -65,6 +65,7 @@ type Queue struct {
 	notify    chan struct{}
 	cursor    string // workspace served last; only the poller touches it
 	window    int    // walkWindow; tests make it small
+	walkOnly  bool   // no scan after a walk that found nothing; tests only
 }
 
 // finishTimeout bounds recording a job's outcome, which is done even while

@@ -202,7 +202,7 @@ func (q *Queue) claim(ctx context.Context, n int) ([]*Job, error) {
 			if err := tx.Exec(unparkPostgres, now).Error; err != nil {
 				return err
 			}
-			if err := run(tx, walkPostgres, q.window, now, q.kinds, n, q.cursor, now, n); err != nil || len(jobs) > 0 {
+			if err := run(tx, walkPostgres, q.window, now, q.kinds, n, q.cursor, now, n); err != nil || len(jobs) > 0 || q.walkOnly {
 				return err
 			}
 			return run(tx, scanPostgres, now, q.kinds, now, q.cursor, n)
@@ -212,7 +212,7 @@ func (q *Queue) claim(ctx context.Context, n int) ([]*Job, error) {
 		if err = db.Exec(unparkSQLite, now).Error; err != nil {
 			return nil, fmt.Errorf("queue: claim: %w", err)
 		}
-		if err = run(db, walkSQLite, q.window, now, q.kinds, n, q.cursor, n); err == nil && len(jobs) == 0 {
+		if err = run(db, walkSQLite, q.window, now, q.kinds, n, q.cursor, n); err == nil && len(jobs) == 0 && !q.walkOnly {
 			err = run(db, scanSQLite, now, q.kinds, q.cursor, n)
 		}
 	}
