@@ -45,8 +45,8 @@ func ids(t *testing.T, db *store.DB, query string, args ...any) []int64 {
 // The history has everything that moves a job's state or run_at: enqueues
 // due now and an hour away, completions, retries and snoozes an hour away
 // and due at once, dead letters, leases that expire and are reaped, Wake,
-// Rearm, RearmDead, Requeue, and a run_at or a job changed by hand (as
-// tests and an absorbing handler do). After each step every claim must take
+// Rearm, RearmDead, Requeue, and a run_at, a state or a job changed by hand
+// (as tests, operators and an absorbing handler do). After each step every claim must take
 // the same jobs from the three, no key may run twice, and no pending job
 // may be parked later than its key allows.
 func TestParkingNeverHidesAReadyJob(t *testing.T) {
@@ -138,6 +138,13 @@ func TestParkingNeverHidesAReadyJob(t *testing.T) {
 				if id, ok := pick(query); ok {
 					each(func(_ int, d *store.DB, _ *queue.Queue) error {
 						return d.Gorm.Exec(`DELETE FROM jobs WHERE id = ?`, id).Error
+					})
+				}
+			case 8:
+				// An operator dead-letters a pending job by hand.
+				if id, ok := pick(`SELECT id FROM jobs WHERE state = 'pending' ORDER BY id`); ok {
+					each(func(_ int, d *store.DB, _ *queue.Queue) error {
+						return d.Gorm.Exec(`UPDATE jobs SET state = 'dead' WHERE id = ?`, id).Error
 					})
 				}
 			case 6, 7:
