@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"os"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -349,4 +351,121 @@ func TestMigrationParksQueuedJobs(t *testing.T) {
 			t.Errorf("jobs %v parked longer than their key holds them", bad)
 		}
 	})
+}
+
+// TestConcurrentClaimersParkAndNeverShareAKey has several claimers on
+// separate connections work through keyed jobs while parking goes on under
+// them: first attempts of some jobs fail and retry a moment later, others
+// snooze, each parking the rest of its key. No two jobs of a key may run
+// at once, and every job must be done in the end: none stays parked.
+func TestConcurrentClaimersParkAndNeverShareAKey(t *testing.T) {
+	if os.Getenv(storetest.EnvURL) == "" {
+		t.Skip(storetest.EnvURL + " is not set")
+	}
+	url := storetest.URL(t)
+	ctx := context.Background()
+	var first *store.DB
+	var (
+		mu      sync.Mutex
+		running = map[string]int64{}
+		snoozed = map[int64]bool{}
+		done    = map[int64]int{}
+		errs    []string
+	)
+	fail := func(format string, args ...any) {
+		mu.Lock()
+		errs = append(errs, fmt.Sprintf(format, args...))
+		mu.Unlock()
+	}
+	const claimers = 4
+	qs := make([]*queue.Queue, claimers)
+	for i := range claimers {
+		db, err := store.Open(ctx, url, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if first == nil {
+			first = db
+		}
+		qs[i] = newQueue(t, db, queue.Options{InstanceID: fmt.Sprintf("c%d", i)})
+		qs[i].Handle("send", func(context.Context, *queue.Job) error { return nil })
+	}
+	jobs := mixedJobs(400)
+	for i := range jobs {
+		if i%9 == 0 {
+			jobs[i].RunAt = time.Now().Add(30 * time.Millisecond)
+		}
+	}
+	ids := enqueue(t, first, jobs...)
+	// A bound for a test that would otherwise spin forever on a job that
+	// stays parked; the work takes a second or two.
+	deadline := time.Now().Add(time.Minute)
+	var wg sync.WaitGroup
+	for _, q := range qs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				got, err := q.Claim(ctx, 4)
+				if err != nil {
+					fail("claim: %v", err)
+					return
+				}
+				if len(got) == 0 {
+					var left int64
+					if err := first.Gorm.Raw(`SELECT COUNT(*) FROM jobs`).Scan(&left).Error; err != nil || left == 0 {
+						return
+					}
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				mu.Lock()
+				for _, j := range got {
+					if j.Key == "" {
+						continue
+					}
+					if other, busy := running[j.Key]; busy {
+						errs = append(errs, fmt.Sprintf("job %d claimed while job %d of key %s runs", j.ID, other, j.Key))
+					}
+					running[j.Key] = j.ID
+				}
+				mu.Unlock()
+				for _, j := range got {
+					mu.Lock()
+					delete(running, j.Key)
+					snooze := j.ID%5 == 0 && !snoozed[j.ID]
+					snoozed[j.ID] = true
+					mu.Unlock()
+					var err error
+					switch {
+					case snooze:
+						_, err = q.SnoozeClaimed(ctx, j, time.Now().Add(20*time.Millisecond))
+					case j.ID%4 == 0 && j.Attempts == 1:
+						_, err = q.Retry(ctx, j, time.Now().Add(20*time.Millisecond))
+					default:
+						_, err = q.Complete(ctx, j)
+						mu.Lock()
+						done[j.ID]++
+						mu.Unlock()
+					}
+					if err != nil {
+						fail("outcome of job %d: %v", j.ID, err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, e := range errs {
+		t.Error(e)
+	}
+	for _, id := range ids {
+		if done[id] != 1 {
+			t.Errorf("job %d done %d times", id, done[id])
+		}
+	}
+	if n := countJobs(t, first); n != 0 {
+		t.Errorf("%d jobs left", n)
+	}
 }
