@@ -23,7 +23,11 @@ const jobColumns = `id, kind, workspace_id, queue_key, payload, state, attempts,
 // readyJob holds when the pending job x may run now: it is due, of a kind
 // this instance handles, and the head of its key (the oldest pending job of
 // the key, with no job of the key running; an empty key shares nothing).
-// Each NOT EXISTS is one probe of jobs_key.
+// Each NOT EXISTS is one probe of jobs_key. The walk reads only jobs that
+// are not parked (wait_until IS NULL, see unparkSQLite); a parked job
+// cannot be ready, so that changes which jobs it reads, not what it finds.
+// The checks stay whole: parking only ever errs towards a job it left out
+// of the park, which the checks then skip.
 const readyJob = `x.state = 'pending' AND x.wait_until IS NULL AND x.run_at <= ? AND x.kind IN ?
 			AND (x.queue_key = '' OR (
 				NOT EXISTS (SELECT 1 FROM jobs o WHERE o.queue_key = x.queue_key AND o.state = 'pending' AND o.id < x.id)
@@ -40,19 +44,24 @@ const readyJob = `x.state = 'pending' AND x.wait_until IS NULL AND x.run_at <= ?
 //
 // The walk, picksSQL:
 //
-//   - ws lists the workspaces with pending jobs, one probe of jobs_claim
-//     each (a loose index scan: either engine would otherwise read every
-//     pending job to find the distinct values);
-//   - picks walks each workspace's pending jobs in id order, each step one
-//     scalar subquery that stops at the next ready job, for at most as many
-//     turns as the claim wants jobs. Scalar subqueries leave neither engine
-//     a plan that scans jobs once per workspace, as SQLite chose for a join.
+//   - ws lists the workspaces with unparked pending jobs, one probe of
+//     jobs_walk each (a loose index scan: either engine would otherwise
+//     read every pending job to find the distinct values);
+//   - picks walks each workspace's unparked pending jobs in id order, each
+//     step one scalar subquery that stops at the next ready job, for at
+//     most as many turns as the claim wants jobs. Scalar subqueries leave
+//     neither engine a plan that scans jobs once per workspace, as SQLite
+//     chose for a join.
 //
-// A workspace walks only its first window pending jobs (bound is the next
-// one's id, NULL when it has no more). Each job read in vain (delayed, or
-// waiting behind its key: a CRM outage's whole backlog) costs a probe, so
-// a walk that came to its bound before its last turn gives up: then the
-// walk claims nothing at all and the scan decides.
+// A workspace walks only its first window unparked jobs (bound is the next
+// one's id, NULL when it has no more). Each job read in vain costs a probe,
+// so a walk that came to its bound before its last turn gives up: then the
+// walk claims nothing at all and the scan decides. Parking keeps a CRM
+// outage's backlog (heads retrying an hour away, the rest of their keys
+// behind them) out of the walk; what it still reads in vain is mostly the
+// jobs behind a running head, and jobs of kinds this instance lacks. The
+// scan ignores parking: it is the rule itself, and the tests hold the walk
+// to it.
 const picksSQL = `WITH RECURSIVE ws(w) AS (
 		SELECT MIN(workspace_id) FROM jobs WHERE state = 'pending' AND wait_until IS NULL
 		UNION ALL
