@@ -55,3 +55,7 @@ func (q *Queue) Bury(ctx context.Context, j *Job) (bool, error) { return q.bury(
 
 // Reap hands out again the jobs whose lease expired, as the reaper would.
 func (q *Queue) Reap(ctx context.Context) (int, error) { return q.reap(ctx) }
+
+// Settle cuts short the parks that outlived their reason, as the reaper
+// does every few reaps.
+func (q *Queue) Settle(ctx context.Context) (int64, error) { return q.settle(ctx) }

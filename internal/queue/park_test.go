@@ -469,3 +469,50 @@ func TestConcurrentClaimersParkAndNeverShareAKey(t *testing.T) {
 		t.Errorf("%d jobs left", n)
 	}
 }
+
+// TestSettleBoundsAParkByItsKeysHead stands in for the crossing settle is
+// for (an enqueue parking behind a head that another transaction wakes at
+// the same moment): a job parked far beyond its key's head is brought back
+// to wait for the head only, and a job parked rightly is left alone.
+func TestSettleBoundsAParkByItsKeysHead(t *testing.T) {
+	db := storetest.Postgres(t)
+	ctx := context.Background()
+	q := newQueue(t, db, queue.Options{})
+	q.Handle("send", func(context.Context, *queue.Job) error { return nil })
+	q.SetWalkOnly()
+	later := time.Now().Add(time.Hour)
+	got := enqueue(t, db,
+		queue.NewJob{Kind: "send", Key: "k", Payload: 1},
+		queue.NewJob{Kind: "send", Key: "k", Payload: 2},
+		queue.NewJob{Kind: "send", Key: "held", Payload: 3, RunAt: later},
+		queue.NewJob{Kind: "send", Key: "held", Payload: 4},
+	)
+	// The crossing: job 2 waits a day for a head that is due.
+	if err := db.Gorm.Exec(`UPDATE jobs SET wait_until = ? WHERE id = ?`, time.Now().Add(24*time.Hour), got[1]).Error; err != nil {
+		t.Fatal(err)
+	}
+	if bad := ids(t, db, unsoundWaits); !reflect.DeepEqual(bad, []int64{got[1]}) {
+		t.Fatalf("before settling: unsound %v, want %d", bad, got[1])
+	}
+	n, err := q.Settle(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("settled %d jobs, %v; want 1", n, err)
+	}
+	if bad := ids(t, db, unsoundWaits); len(bad) > 0 {
+		t.Fatalf("after settling: %v still parked too long", bad)
+	}
+	if p := ids(t, db, `SELECT id FROM jobs WHERE wait_until IS NOT NULL ORDER BY id`); !reflect.DeepEqual(p, []int64{got[1], got[2], got[3]}) {
+		t.Fatalf("after settling: parked %v, want %d (until the next claim) and the held key", p, got[1])
+	}
+	jobs, err := q.Claim(ctx, 4)
+	if err != nil || len(jobs) != 1 || jobs[0].ID != got[0] {
+		t.Fatalf("claimed %v, %v; want the head %d", jobs, err, got[0])
+	}
+	if _, err := q.Complete(ctx, jobs[0]); err != nil {
+		t.Fatal(err)
+	}
+	jobs, err = q.Claim(ctx, 4)
+	if err != nil || len(jobs) != 1 || jobs[0].ID != got[1] {
+		t.Fatalf("claimed %v, %v; want %d", jobs, err, got[1])
+	}
+}

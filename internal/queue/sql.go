@@ -168,6 +168,40 @@ const (
 	WHERE id IN (SELECT p.id FROM jobs p WHERE p.wait_until <= ? FOR NO KEY UPDATE SKIP LOCKED)`
 )
 
+// settlePostgres cuts short the parks that outlived their reason. The
+// triggers keep wait_until right for every statement taken one at a time,
+// and SQLite runs one transaction at a time. On PostgreSQL two can cross:
+// an enqueue parks behind its key's delayed head while another transaction,
+// which it cannot see yet, wakes or deletes that head and cannot see the
+// new job either. That job would wait for the head's old run_at (for a
+// retry an hour at most, for a snooze as long as it was). settle bounds
+// every park by what it can always wait for: its own run_at, or the run_at
+// of its key's oldest pending job. It only ever lowers a wait, so it cannot
+// race into a worse one; a job it unparks that is still held back by a
+// later-due job of its key in between costs the walk a row until the next
+// retry of that key parks it again.
+const settlePostgres = `UPDATE jobs f SET wait_until = b.w
+	FROM (SELECT p.id, CASE WHEN p.queue_key = '' THEN p.run_at ELSE GREATEST(p.run_at, (SELECT h.run_at FROM jobs h
+			WHERE h.queue_key = p.queue_key AND h.state = 'pending' ORDER BY h.id LIMIT 1)) END AS w
+		FROM jobs p WHERE p.state = 'pending' AND p.wait_until > p.run_at) b
+	WHERE f.id = b.id AND f.state = 'pending' AND f.wait_until > b.w`
+
+// settleEvery is how many reaps pass between two settles: a crossing is
+// rare, and settling reads every job parked behind its key.
+const settleEvery = 10
+
+// settle runs settlePostgres; see there.
+func (q *Queue) settle(ctx context.Context) (int64, error) {
+	if q.db.Dialect != store.Postgres {
+		return 0, nil
+	}
+	res := q.db.Gorm.WithContext(ctx).Exec(settlePostgres)
+	if res.Error != nil {
+		return 0, fmt.Errorf("queue: settle parked jobs: %w", res.Error)
+	}
+	return res.RowsAffected, nil
+}
+
 // walkWindow bounds how many pending jobs of a workspace the walk reads
 // before it leaves the claim to the scan: about what the scan costs per
 // workspace on a backlog of a few thousand jobs.
