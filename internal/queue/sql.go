@@ -162,10 +162,13 @@ RETURNING ` + jobColumns
 // the walk, so a blocked backlog costs the walk nothing. Each claim first
 // unparks those whose wait is over. On PostgreSQL a peer that is unparking
 // the same rows is not waited for: it is about to make them walkable.
+// PostgreSQL's statement also turns JIT off (see noJIT): one round trip
+// for both.
 const (
 	unparkSQLite   = `UPDATE jobs SET wait_until = NULL WHERE wait_until <= ?`
-	unparkPostgres = `UPDATE jobs SET wait_until = NULL
-	WHERE id IN (SELECT p.id FROM jobs p WHERE p.wait_until <= ? FOR NO KEY UPDATE SKIP LOCKED)`
+	unparkPostgres = `WITH u AS (UPDATE jobs SET wait_until = NULL
+		WHERE id IN (SELECT p.id FROM jobs p WHERE p.wait_until <= ? FOR NO KEY UPDATE SKIP LOCKED) RETURNING 1)
+	SELECT ` + noJIT + `, (SELECT COUNT(*) FROM u)`
 )
 
 // settlePostgres cuts short the parks that outlived their reason. The
@@ -211,7 +214,8 @@ const walkWindow = 100
 // cannot know how far the walk goes and prices it by the backlog: with
 // most pending jobs delayed its estimate passed the JIT threshold, and
 // compiling took over a second for a claim that runs in a millisecond.
-const noJIT = `SET LOCAL jit = off`
+// Local to the transaction, as SET LOCAL.
+const noJIT = `set_config('jit', 'off', true)`
 
 // claim marks up to n ready jobs as running by this instance. The walk goes
 // first; when it claims nothing (nothing ready, a walk gave up, or every
@@ -236,12 +240,10 @@ func (q *Queue) claim(ctx context.Context, n int) ([]*Job, error) {
 	}
 	var err error
 	if q.db.Dialect == store.Postgres {
-		// SET LOCAL lasts until the commit, so the claim gets a
-		// transaction of its own; it is still one commit per claim.
+		// A local setting (noJIT) lasts until the commit, so the claim
+		// gets a transaction of its own; it is still one commit per claim,
+		// and the unparking commits with it.
 		err = q.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			if err := tx.Exec(noJIT).Error; err != nil {
-				return err
-			}
 			if err := tx.Exec(unparkPostgres, now).Error; err != nil {
 				return err
 			}
