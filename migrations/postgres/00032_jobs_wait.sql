@@ -12,8 +12,8 @@
 -- too early (or NULL) only costs the walk a row it skips. Triggers keep it
 -- so for every statement, the queue's own and any other (tests move run_at
 -- by hand): a pending job that gets a later run_at parks itself and the
--- later jobs of its key; a pending job that goes (claimed, deleted, dead)
--- or gets an earlier run_at unparks the later jobs of its key. The claim
+-- later jobs of its key; a pending job that goes (deleted, dead) or gets
+-- an earlier run_at unparks the later jobs of its key. The claim
 -- still checks the full readiness rule, so a job left unparked is skipped,
 -- never run out of turn. "Now" in a trigger is the row's updated_at, which
 -- the queue's statements set: a stale one only parks a job that is due,
@@ -81,12 +81,20 @@ BEGIN
 END $$;
 -- +goose StatementEnd
 
-CREATE TRIGGER jobs_wait_self BEFORE INSERT OR UPDATE OF state, run_at ON jobs
-    FOR EACH ROW EXECUTE FUNCTION jobs_wait_self();
+-- The claim (pending to running) and the end of a run (a running job
+-- deleted, dead or pending again) fire no trigger function: a claimed job
+-- was due, so whatever waited for it is due too, and a running job holds
+-- back nothing by time. Both are the hot path of every job.
+CREATE TRIGGER jobs_wait_new BEFORE INSERT ON jobs
+    FOR EACH ROW WHEN (NEW.state = 'pending') EXECUTE FUNCTION jobs_wait_self();
+CREATE TRIGGER jobs_wait_self BEFORE UPDATE OF state, run_at ON jobs
+    FOR EACH ROW WHEN (NEW.state = 'pending' AND (OLD.state <> 'pending' OR NEW.run_at <> OLD.run_at))
+    EXECUTE FUNCTION jobs_wait_self();
 CREATE TRIGGER jobs_wait_key AFTER UPDATE OF state, run_at ON jobs
-    FOR EACH ROW WHEN (OLD.state = 'pending' OR NEW.state = 'pending') EXECUTE FUNCTION jobs_wait_key();
+    FOR EACH ROW WHEN (NEW.queue_key <> '' AND ((OLD.state = 'pending' AND NEW.state <> 'running') OR NEW.state = 'pending'))
+    EXECUTE FUNCTION jobs_wait_key();
 CREATE TRIGGER jobs_wait_gone AFTER DELETE ON jobs
-    FOR EACH ROW EXECUTE FUNCTION jobs_wait_key();
+    FOR EACH ROW WHEN (OLD.state = 'pending' AND OLD.queue_key <> '') EXECUTE FUNCTION jobs_wait_key();
 
 -- The jobs already queued: each waits for the latest run_at among itself
 -- and the older pending jobs of its key.
@@ -114,6 +122,7 @@ CREATE INDEX jobs_claim ON jobs (state, workspace_id, id);
 DROP TRIGGER jobs_wait_gone ON jobs;
 DROP TRIGGER jobs_wait_key ON jobs;
 DROP TRIGGER jobs_wait_self ON jobs;
+DROP TRIGGER jobs_wait_new ON jobs;
 DROP FUNCTION jobs_wait_key();
 DROP FUNCTION jobs_wait_self();
 ALTER TABLE jobs DROP COLUMN wait_until;

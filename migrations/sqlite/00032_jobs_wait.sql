@@ -12,8 +12,8 @@
 -- too early (or NULL) only costs the walk a row it skips. Triggers keep it
 -- so for every statement, the queue's own and any other (tests move run_at
 -- by hand): a pending job that gets a later run_at parks itself and the
--- later jobs of its key; a pending job that goes (claimed, deleted, dead)
--- or gets an earlier run_at unparks the later jobs of its key. The claim
+-- later jobs of its key; a pending job that goes (deleted, dead) or gets
+-- an earlier run_at unparks the later jobs of its key. The claim
 -- still checks the full readiness rule, so a job left unparked is skipped,
 -- never run out of turn. "Now" in a trigger is the row's updated_at, which
 -- the queue's statements set: a stale one only parks a job that is due,
@@ -70,11 +70,14 @@ BEGIN
 END;
 -- +goose StatementEnd
 
--- A pending job that is claimed, dead or deleted holds back nothing any
--- more: the later jobs of its key wait at most for their own run_at.
+-- A pending job that is dead or deleted holds back nothing any more: the
+-- later jobs of its key wait at most for their own run_at. The claim
+-- (pending to running) and the end of a run do nothing here: a claimed job
+-- was due, so whatever waited for it is due too, and a running job holds
+-- back nothing by time. Both are the hot path of every job.
 -- +goose StatementBegin
 CREATE TRIGGER jobs_wait_left AFTER UPDATE OF state, run_at ON jobs
-WHEN OLD.state = 'pending' AND NEW.state <> 'pending' AND NEW.queue_key <> ''
+WHEN OLD.state = 'pending' AND NEW.state NOT IN ('pending', 'running') AND NEW.queue_key <> ''
 BEGIN
     UPDATE jobs SET wait_until = run_at
     WHERE queue_key = NEW.queue_key AND id > NEW.id AND wait_until IS NOT NULL AND wait_until > run_at;
@@ -83,7 +86,7 @@ END;
 
 -- +goose StatementBegin
 CREATE TRIGGER jobs_wait_gone AFTER DELETE ON jobs
-WHEN OLD.queue_key <> ''
+WHEN OLD.state = 'pending' AND OLD.queue_key <> ''
 BEGIN
     UPDATE jobs SET wait_until = run_at
     WHERE queue_key = OLD.queue_key AND id > OLD.id AND wait_until IS NOT NULL AND wait_until > run_at;
