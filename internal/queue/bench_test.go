@@ -89,7 +89,9 @@ func benchEnqueueAndProcess(b *testing.B, db *store.DB, keys int) {
 //     the heads of the keys and the unkeyed jobs are ready;
 //   - blocked: all in keys of 5 whose heads wait out a retry an hour away
 //     (a CRM outage), so nothing of the backlog is ready, and behind it 20
-//     ready jobs per workspace: the claim has to get past the backlog.
+//     ready jobs per workspace: the claim has to get past the backlog;
+//   - mixed: the two in alternating runs of 1000 jobs, half ready, half
+//     blocked, and the 20 ready jobs per workspace behind them.
 //
 // The claimed jobs are put back (untimed) after each claim, so every claim
 // sees the same backlog.
@@ -102,7 +104,7 @@ func BenchmarkClaim(b *testing.B) {
 		{"postgres", storetest.Postgres},
 	}
 	for _, e := range engines {
-		for _, shape := range []string{"ready", "blocked"} {
+		for _, shape := range []string{"ready", "blocked", "mixed"} {
 			for _, n := range []int{50, 5000, 50000} {
 				// The backlog outlives the runs that size b.N, so it is
 				// made once and closed with the parent benchmark.
@@ -131,8 +133,10 @@ func fillBacklog(b *testing.B, db *store.DB, shape string, n int) {
 	var jobs []queue.NewJob
 	for i := range n {
 		j := queue.NewJob{Kind: "bench", WorkspaceID: fmt.Sprintf("ws%02d", i%20), Payload: i, RunAt: past}
+		// Mixed alternates runs of 1000 jobs, so that a key stays whole.
+		blocked := shape == "blocked" || shape == "mixed" && (i/1000)%2 == 1
 		switch {
-		case shape == "blocked":
+		case blocked:
 			// Job i is the (i/100)th of key i%100 in its round of 500.
 			round, k := i/500, i%100
 			j.Key = fmt.Sprintf("crm:%d:%d", round, k)
@@ -144,7 +148,7 @@ func fillBacklog(b *testing.B, db *store.DB, shape string, n int) {
 		}
 		jobs = append(jobs, j)
 	}
-	if shape == "blocked" {
+	if shape != "ready" {
 		for i := range 20 * 20 {
 			jobs = append(jobs, queue.NewJob{Kind: "bench", WorkspaceID: fmt.Sprintf("ws%02d", i%20), Payload: i, RunAt: past})
 		}

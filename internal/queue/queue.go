@@ -65,6 +65,7 @@ type Queue struct {
 	notify    chan struct{}
 	cursor    string // workspace served last; only the poller touches it
 	window    int    // walkWindow; tests make it small
+	walkOnly  bool   // no scan after a walk that found nothing; tests only
 }
 
 // finishTimeout bounds recording a job's outcome, which is done even while
@@ -276,7 +277,7 @@ func (q *Queue) reapLoop(ctx context.Context) {
 	every := min(max(q.opts.Lease/4, 10*time.Millisecond), 30*time.Second)
 	t := time.NewTicker(every)
 	defer t.Stop()
-	for {
+	for tick := 1; ; tick++ {
 		select {
 		case <-t.C:
 		case <-q.stopping:
@@ -287,6 +288,16 @@ func (q *Queue) reapLoop(ctx context.Context) {
 		n, err := q.reap(ctx)
 		if err != nil && ctx.Err() == nil {
 			q.log.Error("queue: reap failed", "err", err)
+		}
+		if tick%settleEvery == 0 {
+			settled, err := q.settle(ctx)
+			if err != nil && ctx.Err() == nil {
+				q.log.Error("queue: settle failed", "err", err)
+			}
+			if settled > 0 {
+				q.log.Warn("queue: parked jobs settled", "jobs", settled)
+				n++
+			}
 		}
 		if n > 0 {
 			q.Notify()

@@ -23,8 +23,12 @@ const jobColumns = `id, kind, workspace_id, queue_key, payload, state, attempts,
 // readyJob holds when the pending job x may run now: it is due, of a kind
 // this instance handles, and the head of its key (the oldest pending job of
 // the key, with no job of the key running; an empty key shares nothing).
-// Each NOT EXISTS is one probe of jobs_key.
-const readyJob = `x.state = 'pending' AND x.run_at <= ? AND x.kind IN ?
+// Each NOT EXISTS is one probe of jobs_key. The walk reads only jobs that
+// are not parked (wait_until IS NULL, see unparkSQLite); a parked job
+// cannot be ready, so that changes which jobs it reads, not what it finds.
+// The checks stay whole: parking only ever errs towards a job it left out
+// of the park, which the checks then skip.
+const readyJob = `x.state = 'pending' AND x.wait_until IS NULL AND x.run_at <= ? AND x.kind IN ?
 			AND (x.queue_key = '' OR (
 				NOT EXISTS (SELECT 1 FROM jobs o WHERE o.queue_key = x.queue_key AND o.state = 'pending' AND o.id < x.id)
 				AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.queue_key = x.queue_key AND r.state = 'running')))`
@@ -40,26 +44,31 @@ const readyJob = `x.state = 'pending' AND x.run_at <= ? AND x.kind IN ?
 //
 // The walk, picksSQL:
 //
-//   - ws lists the workspaces with pending jobs, one probe of jobs_claim
-//     each (a loose index scan: either engine would otherwise read every
-//     pending job to find the distinct values);
-//   - picks walks each workspace's pending jobs in id order, each step one
-//     scalar subquery that stops at the next ready job, for at most as many
-//     turns as the claim wants jobs. Scalar subqueries leave neither engine
-//     a plan that scans jobs once per workspace, as SQLite chose for a join.
+//   - ws lists the workspaces with unparked pending jobs, one probe of
+//     jobs_walk each (a loose index scan: either engine would otherwise
+//     read every pending job to find the distinct values);
+//   - picks walks each workspace's unparked pending jobs in id order, each
+//     step one scalar subquery that stops at the next ready job, for at
+//     most as many turns as the claim wants jobs. Scalar subqueries leave
+//     neither engine a plan that scans jobs once per workspace, as SQLite
+//     chose for a join.
 //
-// A workspace walks only its first window pending jobs (bound is the next
-// one's id, NULL when it has no more). Each job read in vain (delayed, or
-// waiting behind its key: a CRM outage's whole backlog) costs a probe, so
-// a walk that came to its bound before its last turn gives up: then the
-// walk claims nothing at all and the scan decides.
+// A workspace walks only its first window unparked jobs (bound is the next
+// one's id, NULL when it has no more). Each job read in vain costs a probe,
+// so a walk that came to its bound before its last turn gives up: then the
+// walk claims nothing at all and the scan decides. Parking keeps a CRM
+// outage's backlog (heads retrying an hour away, the rest of their keys
+// behind them) out of the walk; what it still reads in vain is mostly the
+// jobs behind a running head, and jobs of kinds this instance lacks. The
+// scan ignores parking: it is the rule itself, and the tests hold the walk
+// to it.
 const picksSQL = `WITH RECURSIVE ws(w) AS (
-		SELECT MIN(workspace_id) FROM jobs WHERE state = 'pending'
+		SELECT MIN(workspace_id) FROM jobs WHERE state = 'pending' AND wait_until IS NULL
 		UNION ALL
-		SELECT (SELECT MIN(p.workspace_id) FROM jobs p WHERE p.state = 'pending' AND p.workspace_id > ws.w)
+		SELECT (SELECT MIN(p.workspace_id) FROM jobs p WHERE p.state = 'pending' AND p.wait_until IS NULL AND p.workspace_id > ws.w)
 		FROM ws WHERE ws.w IS NOT NULL
 	), picks(workspace_id, bound, id, turn) AS (
-		SELECT w, (SELECT b.id FROM jobs b WHERE b.state = 'pending' AND b.workspace_id = ws.w ORDER BY b.id LIMIT 1 OFFSET ?),
+		SELECT w, (SELECT b.id FROM jobs b WHERE b.state = 'pending' AND b.wait_until IS NULL AND b.workspace_id = ws.w ORDER BY b.id LIMIT 1 OFFSET ?),
 			CAST(0 AS bigint), 0
 		FROM ws WHERE w IS NOT NULL
 		UNION ALL
@@ -148,6 +157,54 @@ RETURNING ` + jobColumns
 RETURNING ` + jobColumns
 )
 
+// Jobs due later, and the jobs of a key behind one due later, are parked
+// (jobs.wait_until, kept by the triggers of migration 00032) and left out of
+// the walk, so a blocked backlog costs the walk nothing. Each claim first
+// unparks those whose wait is over. On PostgreSQL a peer that is unparking
+// the same rows is not waited for: it is about to make them walkable.
+// PostgreSQL's statement also turns JIT off (see noJIT): one round trip
+// for both.
+const (
+	unparkSQLite   = `UPDATE jobs SET wait_until = NULL WHERE wait_until <= ?`
+	unparkPostgres = `WITH u AS (UPDATE jobs SET wait_until = NULL
+		WHERE id IN (SELECT p.id FROM jobs p WHERE p.wait_until <= ? FOR NO KEY UPDATE SKIP LOCKED) RETURNING 1)
+	SELECT ` + noJIT + `, (SELECT COUNT(*) FROM u)`
+)
+
+// settlePostgres cuts short the parks that outlived their reason. The
+// triggers keep wait_until right for every statement taken one at a time,
+// and SQLite runs one transaction at a time. On PostgreSQL two can cross:
+// an enqueue parks behind its key's delayed head while another transaction,
+// which it cannot see yet, wakes or deletes that head and cannot see the
+// new job either. That job would wait for the head's old run_at (for a
+// retry an hour at most, for a snooze as long as it was). settle bounds
+// every park by what it can always wait for: its own run_at, or the run_at
+// of its key's oldest pending job. It only ever lowers a wait, so it cannot
+// race into a worse one; a job it unparks that is still held back by a
+// later-due job of its key in between costs the walk a row until the next
+// retry of that key parks it again.
+const settlePostgres = `UPDATE jobs f SET wait_until = b.w
+	FROM (SELECT p.id, CASE WHEN p.queue_key = '' THEN p.run_at ELSE GREATEST(p.run_at, (SELECT h.run_at FROM jobs h
+			WHERE h.queue_key = p.queue_key AND h.state = 'pending' ORDER BY h.id LIMIT 1)) END AS w
+		FROM jobs p WHERE p.state = 'pending' AND p.wait_until > p.run_at) b
+	WHERE f.id = b.id AND f.state = 'pending' AND f.wait_until > b.w`
+
+// settleEvery is how many reaps pass between two settles: a crossing is
+// rare, and settling reads every job parked behind its key.
+const settleEvery = 10
+
+// settle runs settlePostgres; see there.
+func (q *Queue) settle(ctx context.Context) (int64, error) {
+	if q.db.Dialect != store.Postgres {
+		return 0, nil
+	}
+	res := q.db.Gorm.WithContext(ctx).Exec(settlePostgres)
+	if res.Error != nil {
+		return 0, fmt.Errorf("queue: settle parked jobs: %w", res.Error)
+	}
+	return res.RowsAffected, nil
+}
+
 // walkWindow bounds how many pending jobs of a workspace the walk reads
 // before it leaves the claim to the scan: about what the scan costs per
 // workspace on a backlog of a few thousand jobs.
@@ -157,7 +214,8 @@ const walkWindow = 100
 // cannot know how far the walk goes and prices it by the backlog: with
 // most pending jobs delayed its estimate passed the JIT threshold, and
 // compiling took over a second for a claim that runs in a millisecond.
-const noJIT = `SET LOCAL jit = off`
+// Local to the transaction, as SET LOCAL.
+const noJIT = `set_config('jit', 'off', true)`
 
 // claim marks up to n ready jobs as running by this instance. The walk goes
 // first; when it claims nothing (nothing ready, a walk gave up, or every
@@ -182,20 +240,24 @@ func (q *Queue) claim(ctx context.Context, n int) ([]*Job, error) {
 	}
 	var err error
 	if q.db.Dialect == store.Postgres {
-		// SET LOCAL lasts until the commit, so the claim gets a
-		// transaction of its own; it is still one commit per claim.
+		// A local setting (noJIT) lasts until the commit, so the claim
+		// gets a transaction of its own; it is still one commit per claim,
+		// and the unparking commits with it.
 		err = q.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			if err := tx.Exec(noJIT).Error; err != nil {
+			if err := tx.Exec(unparkPostgres, now).Error; err != nil {
 				return err
 			}
-			if err := run(tx, walkPostgres, q.window, now, q.kinds, n, q.cursor, now, n); err != nil || len(jobs) > 0 {
+			if err := run(tx, walkPostgres, q.window, now, q.kinds, n, q.cursor, now, n); err != nil || len(jobs) > 0 || q.walkOnly {
 				return err
 			}
 			return run(tx, scanPostgres, now, q.kinds, now, q.cursor, n)
 		})
 	} else {
 		db := q.db.Gorm.WithContext(ctx)
-		if err = run(db, walkSQLite, q.window, now, q.kinds, n, q.cursor, n); err == nil && len(jobs) == 0 {
+		if err = db.Exec(unparkSQLite, now).Error; err != nil {
+			return nil, fmt.Errorf("queue: claim: %w", err)
+		}
+		if err = run(db, walkSQLite, q.window, now, q.kinds, n, q.cursor, n); err == nil && len(jobs) == 0 && !q.walkOnly {
 			err = run(db, scanSQLite, now, q.kinds, q.cursor, n)
 		}
 	}
