@@ -22,6 +22,56 @@ import (
 	"github.com/switchboard/switchboard/internal/store/storetest"
 )
 
+// boundChannel makes a store with a WhatsApp channel bound in CRM mode
+// (mirror each) to an integration of type typ.
+func boundChannel(t *testing.T, db *store.DB, typ string) (*store.Store, *store.Workspace, *store.Channel) {
+	t.Helper()
+	ctx := context.Background()
+	box, err := secret.NewBox(bytes.Repeat([]byte{3}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.New(db, box)
+	ws, err := st.EnsureDefaultWorkspace(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, _, err := st.UpsertIntegration(ctx, store.InstallParams{Type: typ, ExternalID: "p1", Domain: "p1.example", WorkspaceID: ws.ID,
+		Secrets: store.IntegrationSecrets{RefreshToken: "r"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := &store.Channel{WorkspaceID: ws.ID, Type: "whatsapp", Name: "wa", AccountID: "acc-" + typ}
+	if err := st.CreateChannel(ctx, ch, "tok"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutBinding(ctx, &store.ChannelBinding{WorkspaceID: ws.ID, IntegrationID: in.ID, ChannelID: ch.ID, Mode: routing.ModeRecord}); err != nil {
+		t.Fatal(err)
+	}
+	return st, ws, ch
+}
+
+// storeInbound stores a customer's text message as ingest does: message
+// and routing in one transaction.
+func storeInbound(t *testing.T, st *store.Store, r *routing.Router, ws *store.Workspace, ch *store.Channel, phone, text string) {
+	t.Helper()
+	err := st.Tx(context.Background(), func(tx *gorm.DB) error {
+		c, err := store.UpsertContact(tx, ch, channel.Customer{ExternalID: phone}, nil)
+		if err != nil {
+			return err
+		}
+		m := &store.Message{WorkspaceID: ws.ID, ChannelID: ch.ID, ContactID: c.ID, Direction: store.Inbound, Type: "text",
+			Text: text, Status: string(channel.StatusReceived)}
+		if _, err := store.InsertMessage(tx, m); err != nil {
+			return err
+		}
+		return r.MessageStored(tx, ch, m)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // eachDouble is a CRM taking messages one call at a time; its first call
 // writes its messages and then fails, as a portal whose answer was lost.
 type eachDouble struct {
@@ -68,27 +118,7 @@ func (d *eachDouble) Status(context.Context, *routing.Delivery, *store.MessageVi
 func TestMirrorEachTakesTheJobsBehindIt(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		box, err := secret.NewBox(bytes.Repeat([]byte{3}, 32))
-		if err != nil {
-			t.Fatal(err)
-		}
-		st := store.New(db, box)
-		ws, err := st.EnsureDefaultWorkspace(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		in, _, err := st.UpsertIntegration(ctx, store.InstallParams{Type: "double", ExternalID: "p1", Domain: "p1.example", WorkspaceID: ws.ID,
-			Secrets: store.IntegrationSecrets{RefreshToken: "r"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ch := &store.Channel{WorkspaceID: ws.ID, Type: "whatsapp", Name: "wa", AccountID: "acc-each"}
-		if err := st.CreateChannel(ctx, ch, "tok"); err != nil {
-			t.Fatal(err)
-		}
-		if err := st.PutBinding(ctx, &store.ChannelBinding{WorkspaceID: ws.ID, IntegrationID: in.ID, ChannelID: ch.ID, Mode: routing.ModeRecord}); err != nil {
-			t.Fatal(err)
-		}
+		st, ws, ch := boundChannel(t, db, "double")
 		double := &eachDouble{written: map[string]int{}}
 		r := routing.New(st, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		r.Register("double", double)
@@ -96,21 +126,7 @@ func TestMirrorEachTakesTheJobsBehindIt(t *testing.T) {
 
 		const n, customers = 120, 4
 		for i := 0; i < n; i++ {
-			err := st.Tx(ctx, func(tx *gorm.DB) error {
-				c, err := store.UpsertContact(tx, ch, channel.Customer{ExternalID: fmt.Sprintf("7916000000%d", i%customers)}, nil)
-				if err != nil {
-					return err
-				}
-				m := &store.Message{WorkspaceID: ws.ID, ChannelID: ch.ID, ContactID: c.ID, Direction: store.Inbound, Type: "text",
-					Text: fmt.Sprintf("c%d-%03d", i%customers, i), Status: string(channel.StatusReceived)}
-				if _, err := store.InsertMessage(tx, m); err != nil {
-					return err
-				}
-				return r.MessageStored(tx, ch, m)
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
+			storeInbound(t, st, r, ws, ch, fmt.Sprintf("7916000000%d", i%customers), fmt.Sprintf("c%d-%03d", i%customers, i))
 		}
 		reg := prometheus.NewRegistry()
 		q := queue.New(db, queue.Options{Workers: 2, PollInterval: 10 * time.Millisecond, BackoffBase: 10 * time.Millisecond,
@@ -220,45 +236,11 @@ func (d *downDouble) Status(context.Context, *routing.Delivery, *store.MessageVi
 func TestMirrorWaitsOutAnUnansweringCRM(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		box, err := secret.NewBox(bytes.Repeat([]byte{4}, 32))
-		if err != nil {
-			t.Fatal(err)
-		}
-		st := store.New(db, box)
-		ws, err := st.EnsureDefaultWorkspace(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		in, _, err := st.UpsertIntegration(ctx, store.InstallParams{Type: "down", ExternalID: "p1", Domain: "p1.example", WorkspaceID: ws.ID,
-			Secrets: store.IntegrationSecrets{RefreshToken: "r"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ch := &store.Channel{WorkspaceID: ws.ID, Type: "whatsapp", Name: "wa", AccountID: "acc-down"}
-		if err := st.CreateChannel(ctx, ch, "tok"); err != nil {
-			t.Fatal(err)
-		}
-		if err := st.PutBinding(ctx, &store.ChannelBinding{WorkspaceID: ws.ID, IntegrationID: in.ID, ChannelID: ch.ID, Mode: routing.ModeRecord}); err != nil {
-			t.Fatal(err)
-		}
+		st, ws, ch := boundChannel(t, db, "down")
 		r := routing.New(st, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		down := &downDouble{}
 		r.Register("down", down)
-		err = st.Tx(ctx, func(tx *gorm.DB) error {
-			c, err := store.UpsertContact(tx, ch, channel.Customer{ExternalID: "79160000001"}, nil)
-			if err != nil {
-				return err
-			}
-			m := &store.Message{WorkspaceID: ws.ID, ChannelID: ch.ID, ContactID: c.ID, Direction: store.Inbound, Type: "text",
-				Text: "hello", Status: string(channel.StatusReceived)}
-			if _, err := store.InsertMessage(tx, m); err != nil {
-				return err
-			}
-			return r.MessageStored(tx, ch, m)
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		storeInbound(t, st, r, ws, ch, "79160000001", "hello")
 		// Queued "an hour ago": the pause is at its longest.
 		if err := db.Gorm.Exec(`UPDATE jobs SET created_at = ? WHERE kind = ?`, time.Now().Add(-time.Hour).UTC(), routing.JobMirror).Error; err != nil {
 			t.Fatal(err)

@@ -3,7 +3,6 @@ package store
 import (
 	"database/sql"
 	"fmt"
-	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -56,63 +55,14 @@ type ChannelFeed struct {
 // it came before the switch.
 const feedCacheTTL = time.Second
 
-// feedCache keeps channels' feeds by channel id.
-type feedCache struct {
-	mu  sync.Mutex
-	gen uint64 // bumped by every invalidation
-	m   map[string]feedEntry
-}
+// feedCache keeps channels' feeds by channel id; one integration's change
+// touches every channel it is bound to, so every change clears it all.
+type feedCache = genCache[string, ChannelFeed]
 
-type feedEntry struct {
-	f       ChannelFeed
-	expires time.Time
-}
-
-// get returns a copy of the cached feed (callers may change theirs) and
-// the generation to hand to put after a miss.
-func (c *feedCache) get(channelID string, now time.Time) (*ChannelFeed, uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.m[channelID]; ok && now.Before(e.expires) {
-		return e.f.clone(), c.gen
-	}
-	return nil, c.gen
-}
-
-// put keeps f unless the cache was invalidated since gen was read: a
-// lookup that raced a change must not bring the old rows back.
-func (c *feedCache) put(channelID string, f *ChannelFeed, gen uint64, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if gen != c.gen {
-		return
-	}
-	if c.m == nil {
-		c.m = map[string]feedEntry{}
-	}
-	c.m[channelID] = feedEntry{f: *f.clone(), expires: now.Add(feedCacheTTL)}
-}
-
-// generation is the current generation, for Store.Tx to tell whether a
-// transaction changed a feed.
-func (c *feedCache) generation() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.gen
-}
-
-// invalidate forgets every feed: bindings, integrations and routing
-// change rarely, and one integration's change touches every channel it is
-// bound to.
-func (c *feedCache) invalidate() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.gen++
-	c.m = nil
-}
-
-func (f *ChannelFeed) clone() *ChannelFeed {
-	out := &ChannelFeed{Routing: f.Routing}
+// cloneFeed copies a feed with its own bindings, so a caller may change
+// what it got from the cache.
+func cloneFeed(f *ChannelFeed) ChannelFeed {
+	out := ChannelFeed{Routing: f.Routing}
 	if f.Bindings != nil {
 		out.Bindings = make([]StatedBinding, len(f.Bindings))
 		copy(out.Bindings, f.Bindings)

@@ -8,7 +8,7 @@ import (
 // A lookup that started before an invalidation (it read the old rows)
 // does not put them back; one that started after does.
 func TestFeedCachePutAfterInvalidationIsDropped(t *testing.T) {
-	var c feedCache
+	c := feedCache{ttl: feedCacheTTL, clone: cloneFeed}
 	now := time.Now()
 	old := &ChannelFeed{Routing: ChannelRouting{ChannelID: "c", Mode: RoutingAll, Config: "old"}}
 	if f, _ := c.get("c", now); f != nil {

@@ -33,7 +33,11 @@ type Store struct {
 	feeds        feedCache
 }
 
-func New(db *DB, box *secret.Box) *Store { return &Store{DB: db, box: box} }
+func New(db *DB, box *secret.Box) *Store {
+	return &Store{DB: db, box: box,
+		channels: channelCache{ttl: channelCacheTTL},
+		feeds:    feedCache{ttl: feedCacheTTL, clone: cloneFeed}}
+}
 
 // Scope limits a query to one workspace. The zero Scope is the operator's
 // (admin token): every workspace.
