@@ -53,13 +53,6 @@ CREATE FUNCTION jobs_wait_key() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     w timestamptz;
 BEGIN
-    IF TG_OP = 'DELETE' THEN
-        IF OLD.queue_key <> '' THEN
-            UPDATE jobs SET wait_until = run_at
-            WHERE queue_key = OLD.queue_key AND id > OLD.id AND wait_until IS NOT NULL AND wait_until > run_at;
-        END IF;
-        RETURN NULL;
-    END IF;
     IF NEW.queue_key = '' THEN
         RETURN NULL;
     END IF;
@@ -93,8 +86,22 @@ CREATE TRIGGER jobs_wait_self BEFORE UPDATE OF state, run_at ON jobs
 CREATE TRIGGER jobs_wait_key AFTER UPDATE OF state, run_at ON jobs
     FOR EACH ROW WHEN (NEW.queue_key <> '' AND ((OLD.state = 'pending' AND NEW.state <> 'running') OR NEW.state = 'pending'))
     EXECUTE FUNCTION jobs_wait_key();
+-- Deleting pending jobs unparks what waited behind them once per
+-- statement, not once per row: a mirror run ends hundreds of the jobs
+-- queued behind it in one DELETE (queue.Absorb), and a per-row UPDATE each
+-- took milliseconds on a busy key (seconds per DELETE).
+-- +goose StatementBegin
+CREATE FUNCTION jobs_wait_gone() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE jobs j SET wait_until = j.run_at
+    FROM (SELECT g.queue_key, MIN(g.id) AS id FROM gone g
+          WHERE g.state = 'pending' AND g.queue_key <> '' GROUP BY g.queue_key) k
+    WHERE j.queue_key = k.queue_key AND j.id > k.id AND j.wait_until IS NOT NULL AND j.wait_until > j.run_at;
+    RETURN NULL;
+END $$;
+-- +goose StatementEnd
 CREATE TRIGGER jobs_wait_gone AFTER DELETE ON jobs
-    FOR EACH ROW WHEN (OLD.state = 'pending' AND OLD.queue_key <> '') EXECUTE FUNCTION jobs_wait_key();
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION jobs_wait_gone();
 
 -- The jobs already queued: each waits for the latest run_at among itself
 -- and the older pending jobs of its key.
@@ -120,6 +127,7 @@ DROP INDEX jobs_parked;
 DROP INDEX jobs_walk;
 CREATE INDEX jobs_claim ON jobs (state, workspace_id, id);
 DROP TRIGGER jobs_wait_gone ON jobs;
+DROP FUNCTION jobs_wait_gone();
 DROP TRIGGER jobs_wait_key ON jobs;
 DROP TRIGGER jobs_wait_self ON jobs;
 DROP TRIGGER jobs_wait_new ON jobs;
