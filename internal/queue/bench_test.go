@@ -91,7 +91,10 @@ func benchEnqueueAndProcess(b *testing.B, db *store.DB, keys int) {
 //     (a CRM outage), so nothing of the backlog is ready, and behind it 20
 //     ready jobs per workspace: the claim has to get past the backlog;
 //   - mixed: the two in alternating runs of 1000 jobs, half ready, half
-//     blocked, and the 20 ready jobs per workspace behind them.
+//     blocked, and the 20 ready jobs per workspace behind them;
+//   - hot: one key of n-100 jobs (at least 10) whose head is running (a
+//     CRM binding's mirror jobs draining after an outage), and behind it
+//     100 ready jobs of keys of their own over the 20 workspaces.
 //
 // The claimed jobs are put back (untimed) after each claim, so every claim
 // sees the same backlog.
@@ -104,7 +107,7 @@ func BenchmarkClaim(b *testing.B) {
 		{"postgres", storetest.Postgres},
 	}
 	for _, e := range engines {
-		for _, shape := range []string{"ready", "blocked", "mixed"} {
+		for _, shape := range []string{"ready", "blocked", "mixed", "hot"} {
 			for _, n := range []int{50, 5000, 50000} {
 				// The backlog outlives the runs that size b.N, so it is
 				// made once and closed with the parent benchmark.
@@ -131,6 +134,16 @@ func fillBacklog(b *testing.B, db *store.DB, shape string, n int) {
 	b.Helper()
 	past, later := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
 	var jobs []queue.NewJob
+	if shape == "hot" {
+		for range max(n-100, 10) {
+			jobs = append(jobs, queue.NewJob{Kind: "bench", WorkspaceID: "ws00", Key: "crm:hot", Payload: 0, RunAt: past})
+		}
+		for i := range 100 {
+			jobs = append(jobs, queue.NewJob{Kind: "bench", WorkspaceID: fmt.Sprintf("ws%02d", i%20),
+				Key: fmt.Sprintf("send:ch:%d", i), Payload: i, RunAt: past})
+		}
+		n = 0
+	}
 	for i := range n {
 		j := queue.NewJob{Kind: "bench", WorkspaceID: fmt.Sprintf("ws%02d", i%20), Payload: i, RunAt: past}
 		// Mixed alternates runs of 1000 jobs, so that a key stays whole.
@@ -148,7 +161,7 @@ func fillBacklog(b *testing.B, db *store.DB, shape string, n int) {
 		}
 		jobs = append(jobs, j)
 	}
-	if shape != "ready" {
+	if shape == "blocked" || shape == "mixed" {
 		for i := range 20 * 20 {
 			jobs = append(jobs, queue.NewJob{Kind: "bench", WorkspaceID: fmt.Sprintf("ws%02d", i%20), Payload: i, RunAt: past})
 		}
@@ -163,6 +176,15 @@ func fillBacklog(b *testing.B, db *store.DB, shape string, n int) {
 	})
 	if err != nil {
 		b.Fatal(err)
+	}
+	if shape == "hot" {
+		// The head runs elsewhere for the whole benchmark: benchClaim puts
+		// back only the jobs it claimed.
+		err := db.Gorm.Exec(`UPDATE jobs SET state = 'running', locked_by = 'elsewhere', attempts = 1
+			WHERE id = (SELECT MIN(id) FROM jobs WHERE queue_key = 'crm:hot')`).Error
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
 	// PostgreSQL's autovacuum keeps statistics; the gateway never
 	// analyses SQLite, so neither does the benchmark.
@@ -187,7 +209,11 @@ func benchClaim(b *testing.B, db *store.DB) {
 			b.Fatalf("claimed %d jobs, want 4", len(jobs))
 		}
 		b.StopTimer()
-		if err := db.Gorm.Exec(`UPDATE jobs SET state = 'pending', attempts = 0, locked_by = '', locked_until = NULL WHERE state = 'running'`).Error; err != nil {
+		ids := make([]int64, len(jobs))
+		for i, j := range jobs {
+			ids[i] = j.ID
+		}
+		if err := db.Gorm.Exec(`UPDATE jobs SET state = 'pending', attempts = 0, locked_by = '', locked_until = NULL WHERE id IN ?`, ids).Error; err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
