@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -220,10 +221,10 @@ func counter(t *testing.T, reg *prometheus.Registry, kind, result string) float6
 
 // downDouble is a CRM that does not answer: every call fails as a refused
 // connection does.
-type downDouble struct{ calls int }
+type downDouble struct{ calls atomic.Int32 }
 
 func (d *downDouble) Mirror(context.Context, *routing.Delivery, []store.MessageView) ([]string, error) {
-	d.calls++
+	d.calls.Add(1)
 	return nil, fmt.Errorf("%w: dial tcp 127.0.0.1:1: connect: connection refused", routing.ErrUnavailable)
 }
 
@@ -261,7 +262,7 @@ func TestMirrorWaitsOutAnUnansweringCRM(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if down.calls > 0 && job.State == queue.StatePending {
+			if down.calls.Load() > 0 && job.State == queue.StatePending {
 				break
 			}
 			if time.Now().After(deadline) {
