@@ -235,13 +235,14 @@ func run(ctx context.Context, cfg config, out io.Writer, log *slog.Logger) (bool
 // compare acknowledged, stored and CRM-delivered messages.
 func common(ctx context.Context, c *cluster, cfg config, l *load) ([]row, error) {
 	took, crmTook, drained := c.drain(ctx, cfg.drain)
+	drainedAt := time.Now()
 	e, err := c.checkExactness(ctx, l.ackedWAMIDs())
 	if err != nil {
 		return nil, err
 	}
 	total, _ := l.statusCounts()
 	p50, p99 := l.latency()
-	busy, dead, err := c.jobsLeft(ctx)
+	busy, dead, err := c.jobsLeft(ctx, drainedAt)
 	if err != nil {
 		return nil, err
 	}

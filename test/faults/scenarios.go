@@ -130,13 +130,13 @@ func crmDown(ctx context.Context, c *cluster, cfg config, log *slog.Logger) ([]r
 	log.Info("CRM simulator down", "for", cfg.crmDown)
 	maxBusy := 0
 	for time.Since(downAt) < cfg.crmDown {
-		if busy, _, err := c.jobsLeft(ctx); err == nil {
+		if busy, _, err := c.jobsLeft(ctx, time.Now()); err == nil {
 			maxBusy = max(maxBusy, busy)
 		}
 		time.Sleep(time.Second)
 	}
 	during := len(c.crmInbound()) - before
-	backlog, _, _ := c.jobsLeft(ctx)
+	backlog, _, _ := c.jobsLeft(ctx, time.Now())
 	stored, _ := c.storedInbound(ctx)
 	waiting := len(stored) - len(c.crmInbound())
 	if err := c.crm.up(); err != nil {
@@ -208,7 +208,7 @@ func soak(ctx context.Context, c *cluster, cfg config, log *slog.Logger) ([]row,
 			s.rss = append(s.rss, rssKB(g.pid()))
 			s.goroutines = append(s.goroutines, c.goroutines(ctx, g))
 		}
-		s.due, _, _ = c.jobsLeft(ctx)
+		s.due, _, _ = c.jobsLeft(ctx, time.Now())
 		samples = append(samples, s)
 		log.Info("soak sample", "at", s.at.Round(time.Second), "rss_kb", s.rss, "goroutines", s.goroutines, "due_jobs", s.due, "acked", s.acked)
 	}

@@ -103,13 +103,14 @@ func (c *cluster) stillHeld(ctx context.Context, ids []int64, pid int) (int, err
 	return n, nil
 }
 
-// jobsLeft counts the jobs running or due, and the dead ones. Jobs due
-// later (an unanswered dialog's escalation, minutes ahead) are not work
-// left over.
-func (c *cluster) jobsLeft(ctx context.Context) (busy, dead int, err error) {
+// jobsLeft counts the jobs running, or due by asOf (when the drain found
+// nothing due), and the dead ones. Jobs due later (an unanswered dialog's
+// escalation, armed minutes ahead) are not work left over, even when one
+// falls due between the drain and this count.
+func (c *cluster) jobsLeft(ctx context.Context, asOf time.Time) (busy, dead int, err error) {
 	err = c.db.QueryRowContext(ctx, `SELECT
-		COUNT(*) FILTER (WHERE state = 'running' OR (state = 'pending' AND run_at <= now())),
-		COUNT(*) FILTER (WHERE state = 'dead') FROM jobs`).Scan(&busy, &dead)
+		COUNT(*) FILTER (WHERE state = 'running' OR (state = 'pending' AND run_at <= $1)),
+		COUNT(*) FILTER (WHERE state = 'dead') FROM jobs`, asOf).Scan(&busy, &dead)
 	return busy, dead, err
 }
 
@@ -150,7 +151,7 @@ func (c *cluster) drain(ctx context.Context, timeout time.Duration) (took, crm t
 				crm = time.Since(start)
 			}
 		}
-		busy, _, err := c.jobsLeft(ctx)
+		busy, _, err := c.jobsLeft(ctx, time.Now())
 		if err == nil && busy == 0 {
 			return time.Since(start), crm, true
 		}
