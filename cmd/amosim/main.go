@@ -52,10 +52,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/switchboard/switchboard/internal/sandbox/amosim"
@@ -78,32 +76,16 @@ type config struct {
 }
 
 func main() {
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	cfg, err := parseFlags(os.Args[1:])
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return
-		}
-		logger.Error("bad flags", "err", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	simhttp.Main("amosim", os.Args[1:], parseFlags, run)
+}
+
+// run serves the simulator until ctx ends.
+func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 	sim := newSim(cfg, logger)
 	defer sim.Close()
 	srv := &http.Server{Addr: cfg.addr, Handler: newHandler(sim, cfg, logger), ReadHeaderTimeout: 10 * time.Second}
 	logger.Info("amosim listening", "addr", cfg.addr, "base", cfg.baseURL, "client_id", cfg.clientID)
-	if err := simhttp.Serve(ctx, srv); err != nil {
-		logger.Error("amosim stopped", "err", err)
-		os.Exit(1)
-	}
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
+	return simhttp.Serve(ctx, srv)
 }
 
 func parseFlags(args []string) (config, error) {
@@ -111,12 +93,12 @@ func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("amosim", flag.ContinueOnError)
 	fs.StringVar(&c.addr, "addr", ":9093", "listen address")
 	fs.StringVar(&c.baseURL, "base-url", "", "URL the gateway reaches this simulator at; its host:port is the referer (default: http://127.0.0.1:<port of -addr>)")
-	fs.StringVar(&c.clientID, "client-id", envOr("AMOSIM_CLIENT_ID", "6a2d4741-1b2c-4d3e-8f90-92277723dcea"), "integration id (env AMOSIM_CLIENT_ID)")
-	fs.StringVar(&c.clientSecret, "client-secret", envOr("AMOSIM_CLIENT_SECRET", "sandbox-client-secret"), "integration secret (env AMOSIM_CLIENT_SECRET)")
+	fs.StringVar(&c.clientID, "client-id", simhttp.EnvOr("AMOSIM_CLIENT_ID", "6a2d4741-1b2c-4d3e-8f90-92277723dcea"), "integration id (env AMOSIM_CLIENT_ID)")
+	fs.StringVar(&c.clientSecret, "client-secret", simhttp.EnvOr("AMOSIM_CLIENT_SECRET", "sandbox-client-secret"), "integration secret (env AMOSIM_CLIENT_SECRET)")
 	fs.StringVar(&c.redirectURI, "redirect-uri", "http://127.0.0.1:8080/amocrm/oauth/callback", "the integration's redirect URI (install calls it)")
 	fs.StringVar(&c.disableURL, "disable-url", "http://127.0.0.1:8080/amocrm/disabled", "the integration's disable hook")
-	fs.StringVar(&c.channelID, "channel-id", envOr("AMOSIM_CHANNEL_ID", "f90ba33d-c9d9-44da-b76c-c349b0ecbe41"), "Chats API channel id (env AMOSIM_CHANNEL_ID)")
-	fs.StringVar(&c.channelSecret, "channel-secret", envOr("AMOSIM_CHANNEL_SECRET", "5a44c5dff55f3c15a4cce8d7c4cc27e207c7e189"), "Chats API channel secret (env AMOSIM_CHANNEL_SECRET)")
+	fs.StringVar(&c.channelID, "channel-id", simhttp.EnvOr("AMOSIM_CHANNEL_ID", "f90ba33d-c9d9-44da-b76c-c349b0ecbe41"), "Chats API channel id (env AMOSIM_CHANNEL_ID)")
+	fs.StringVar(&c.channelSecret, "channel-secret", simhttp.EnvOr("AMOSIM_CHANNEL_SECRET", "5a44c5dff55f3c15a4cce8d7c4cc27e207c7e189"), "Chats API channel secret (env AMOSIM_CHANNEL_SECRET)")
 	fs.StringVar(&c.hookURL, "hook-url", "http://127.0.0.1:8080/amocrm/amojo/:scope_id", "where manager replies are posted (:scope_id is replaced)")
 	fs.StringVar(&c.dpURL, "dp-url", "http://127.0.0.1:8080/amocrm/dp", "the widget manifest's dp.webhook_url (digital pipeline runs)")
 	fs.StringVar(&c.gatewayURL, "gateway-url", "http://127.0.0.1:8080", "the widget's gateway_url: where the widget's pages get tickets and frame the gateway's pages from")

@@ -33,10 +33,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/switchboard/switchboard/internal/sandbox/b24sim"
@@ -63,28 +61,7 @@ type config struct {
 }
 
 func main() {
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	cfg, err := parseFlags(os.Args[1:])
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return
-		}
-		logger.Error("bad flags", "err", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, logger); err != nil {
-		logger.Error("b24sim stopped", "err", err)
-		os.Exit(1)
-	}
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
+	simhttp.Main("b24sim", os.Args[1:], parseFlags, run)
 }
 
 func parseFlags(args []string) (config, error) {
@@ -95,9 +72,9 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.baseURL, "base-url", "", "URL the gateway reaches this simulator at, for client_endpoint and file links (default: http://127.0.0.1:<port of -addr>)")
 	fs.StringVar(&c.memberID, "member-id", "3f9b2c7d1e4a5b6c8d9e0f1a2b3c4d5e", "portal member_id (32 hex)")
 	fs.StringVar(&c.domain, "domain", "example.bitrix24.ru", "portal domain")
-	fs.StringVar(&c.clientID, "client-id", envOr("B24SIM_CLIENT_ID", "sandbox.client"), "app client_id (env B24SIM_CLIENT_ID)")
-	fs.StringVar(&c.clientSecret, "client-secret", envOr("B24SIM_CLIENT_SECRET", "sandbox-secret"), "app client_secret (env B24SIM_CLIENT_SECRET)")
-	fs.StringVar(&c.appToken, "app-token", envOr("B24SIM_APP_TOKEN", "8c41d2f07e9a3b5c6d1e2f3a4b5c6d7e"), "application_token sent with every event (env B24SIM_APP_TOKEN)")
+	fs.StringVar(&c.clientID, "client-id", simhttp.EnvOr("B24SIM_CLIENT_ID", "sandbox.client"), "app client_id (env B24SIM_CLIENT_ID)")
+	fs.StringVar(&c.clientSecret, "client-secret", simhttp.EnvOr("B24SIM_CLIENT_SECRET", "sandbox-secret"), "app client_secret (env B24SIM_CLIENT_SECRET)")
+	fs.StringVar(&c.appToken, "app-token", simhttp.EnvOr("B24SIM_APP_TOKEN", "8c41d2f07e9a3b5c6d1e2f3a4b5c6d7e"), "application_token sent with every event (env B24SIM_APP_TOKEN)")
 	fs.StringVar(&c.redirectURL, "redirect-url", "", "app card redirect URI for /oauth/authorize/")
 	fs.StringVar(&c.installURL, "install-url", "", "post ONAPPINSTALL to this URL once listening (the gateway's install handler)")
 	fs.StringVar(&c.appURL, "app-url", "", "the app's page (its handler in the app card; default: /bitrix24/app next to -install-url, else http://127.0.0.1:8080/bitrix24/app)")

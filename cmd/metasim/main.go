@@ -17,16 +17,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"maps"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/switchboard/switchboard/internal/sandbox/metasim"
@@ -58,43 +55,22 @@ type config struct {
 }
 
 func main() {
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	cfg, err := parseFlags(os.Args[1:])
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return
-		}
-		logger.Error("bad flags", "err", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, logger); err != nil {
-		logger.Error("metasim stopped", "err", err)
-		os.Exit(1)
-	}
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
+	simhttp.Main("metasim", os.Args[1:], parseFlags, run)
 }
 
 func parseFlags(args []string) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("metasim", flag.ContinueOnError)
 	fs.StringVar(&c.addr, "addr", ":9090", "listen address")
-	fs.StringVar(&c.webhookURL, "webhook-url", envOr("METASIM_WEBHOOK_URL", "http://127.0.0.1:8080/webhooks/meta"), "gateway webhook URL (env METASIM_WEBHOOK_URL)")
-	fs.StringVar(&c.appSecret, "app-secret", envOr("METASIM_APP_SECRET", "sandbox-app-secret"), "app secret used to sign webhooks (env METASIM_APP_SECRET)")
+	fs.StringVar(&c.webhookURL, "webhook-url", simhttp.EnvOr("METASIM_WEBHOOK_URL", "http://127.0.0.1:8080/webhooks/meta"), "gateway webhook URL (env METASIM_WEBHOOK_URL)")
+	fs.StringVar(&c.appSecret, "app-secret", simhttp.EnvOr("METASIM_APP_SECRET", "sandbox-app-secret"), "app secret used to sign webhooks (env METASIM_APP_SECRET)")
 	fs.StringVar(&c.baseURL, "base-url", "", "public URL of this simulator for media links (default: from the request Host)")
 	fs.StringVar(&c.phoneNumberID, "phone-number-id", "109283746501928", "WhatsApp phone_number_id to register")
 	fs.StringVar(&c.wabaID, "waba-id", "104857392017465", "WhatsApp Business Account id of that number")
 	fs.StringVar(&c.displayPhone, "display-phone", "+77012345678", "display phone number of that number")
-	fs.StringVar(&c.token, "token", envOr("METASIM_TOKEN", "sandbox-token"), "access token accepted for the WhatsApp number (env METASIM_TOKEN)")
+	fs.StringVar(&c.token, "token", simhttp.EnvOr("METASIM_TOKEN", "sandbox-token"), "access token accepted for the WhatsApp number (env METASIM_TOKEN)")
 	fs.StringVar(&c.igUserID, "ig-user-id", "17841405822304914", "Instagram professional account id to register")
-	fs.StringVar(&c.igToken, "ig-token", envOr("METASIM_IG_TOKEN", ""), "access token for the Instagram account (env METASIM_IG_TOKEN; default: -token)")
+	fs.StringVar(&c.igToken, "ig-token", simhttp.EnvOr("METASIM_IG_TOKEN", ""), "access token for the Instagram account (env METASIM_IG_TOKEN; default: -token)")
 	fs.BoolVar(&c.autoStatuses, "auto-statuses", true, "post sent/delivered/read statuses and Instagram echoes for every send")
 	fs.DurationVar(&c.statusDelay, "status-delay", time.Second, "pause before each status webhook")
 	fs.BoolVar(&c.sync131047, "sync-131047", false, "answer free-form sends outside the 24h window with HTTP 400 instead of a failed status")
