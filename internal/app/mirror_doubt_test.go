@@ -135,3 +135,50 @@ func TestBitrix24CommentNotRewrittenAfterLostAnswer(t *testing.T) {
 		}
 	})
 }
+
+// TestBitrix24RecordNotRemadeAfterLostAnswer: in CRM mode the first
+// message's batch creates the customer's contact and lead and writes the
+// comment, but its answer is lost. The retry finds the lead by the
+// ORIGINATOR_ID and ORIGIN_ID it was created with (and the contact by
+// phone), links them, finds the comment on the lead and writes nothing
+// again: one contact, one lead, one comment.
+func TestBitrix24RecordNotRemadeAfterLostAnswer(t *testing.T) {
+	apptest.Each(t, b24Opts, func(t *testing.T, e *apptest.Env) {
+		integ, ws := e.InstallBitrix24()
+		ch := createWAIn(t, e, ws)
+		bindCRM(t, e, integ, ch, map[string]any{"mode": "crm", "entity": "lead"})
+		e.B24.FailAfterNext(apptest.B24MemberID, "batch", 1, http.StatusInternalServerError, "INTERNAL_SERVER_ERROR", "Internal error")
+		ctx := context.Background()
+		if _, err := e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, customer, "Анна", "Первое сообщение"); err != nil {
+			t.Fatal(err)
+		}
+		e.Eventually("the lost call's comment", func() bool { return commentsWith(e.Portal, "Первое сообщение") >= 1 })
+		e.Eventually("the retry done", func() bool {
+			var jobs int64
+			e.App.DB.Gorm.Raw("SELECT COUNT(*) FROM jobs WHERE kind = 'crm.mirror'").Scan(&jobs)
+			return jobs == 0
+		})
+		if _, err := e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, customer, "Анна", "Второе сообщение"); err != nil {
+			t.Fatal(err)
+		}
+		e.Eventually("the second comment", func() bool { return commentsWith(e.Portal, "Второе сообщение") >= 1 })
+		e.WaitIdle()
+		leads, contacts := e.Portal.Leads(), e.Portal.Contacts()
+		if len(leads) != 1 || len(contacts) != 1 {
+			t.Fatalf("%d leads and %d contacts after a lost answer; want one each", len(leads), len(contacts))
+		}
+		if leads[0].Field("ORIGINATOR_ID") != "switchboard" || leads[0].Field("ORIGIN_ID") == "" || contacts[0].Field("ORIGIN_ID") == "" {
+			t.Fatalf("the lead and contact do not carry our origin: %v / %v", leads[0], contacts[0])
+		}
+		for _, w := range []string{"Первое сообщение", "Второе сообщение"} {
+			if n := commentsWith(e.Portal, w); n != 1 {
+				t.Fatalf("%q on the record %d times; want once", w, n)
+			}
+		}
+		var marks int64
+		e.App.DB.Gorm.Raw("SELECT COUNT(*) FROM crm_links WHERE kind = 'crm_record_try'").Scan(&marks)
+		if marks != 0 {
+			t.Fatalf("%d record creations still marked in doubt", marks)
+		}
+	})
+}
