@@ -182,3 +182,44 @@ func TestBitrix24RecordNotRemadeAfterLostAnswer(t *testing.T) {
 		}
 	})
 }
+
+// TestAmoCRMLeadNotRemadeAfterLostAnswer: an Instagram customer (no
+// phone to find their contact by) gets a lead with an embedded contact in
+// POST /api/v4/leads/complex, and amoCRM's answer is lost after the work.
+// The retry finds the lead it made (its name, in the pipeline, made since
+// the attempt, linked to nobody), links it and its contact, and writes
+// the note there: one lead, one contact, the note once.
+func TestAmoCRMLeadNotRemadeAfterLostAnswer(t *testing.T) {
+	apptest.Each(t, amoOpts, func(t *testing.T, e *apptest.Env) {
+		addAmoAccount(t, e)
+		id, _ := installAmoWidget(t, e)
+		ch := e.CreateInstagram()
+		if st, v := e.Do("PUT", "/api/v1/integrations/"+id+"/channels/"+ch, map[string]any{"mode": "crm", "category_id": amoMain, "stage_id": "61000003"}); st != http.StatusOK {
+			t.Fatalf("bind: %d %v", st, v)
+		}
+		e.Amo.FailAfterApply("POST /api/v4/leads/complex", 1)
+		ctx := context.Background()
+		if _, err := e.Sim.SendInstagramText(ctx, apptest.IGUserID, "1790001", "Есть в наличии?"); err != nil {
+			t.Fatal(err)
+		}
+		e.Eventually("the note", func() bool { return len(e.Amo.Notes(amoAccount)) >= 1 })
+		e.Eventually("the retry done", func() bool {
+			var jobs int64
+			e.App.DB.Gorm.Raw("SELECT COUNT(*) FROM jobs WHERE kind = 'crm.mirror'").Scan(&jobs)
+			return jobs == 0
+		})
+		e.WaitIdle()
+		leads, contacts, notes := e.Amo.Leads(amoAccount), e.Amo.Contacts(amoAccount), e.Amo.Notes(amoAccount)
+		if len(leads) != 1 || len(contacts) != 1 || len(notes) != 1 {
+			t.Fatalf("%d leads, %d contacts, %d notes after a lost answer; want one each (leads %+v)", len(leads), len(contacts), len(notes), leads)
+		}
+		if notes[0].EntityID != leads[0].ID {
+			t.Fatalf("the note is on lead %d, not on the lead made (%d)", notes[0].EntityID, leads[0].ID)
+		}
+		var marks int64
+		e.App.DB.Gorm.Raw("SELECT COUNT(*) FROM crm_links WHERE kind = 'crm_lead_try'").Scan(&marks)
+		if marks != 0 {
+			t.Fatalf("%d lead creations still marked in doubt", marks)
+		}
+	})
+}
