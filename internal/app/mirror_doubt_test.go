@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/switchboard/switchboard/internal/app/apptest"
+	"github.com/switchboard/switchboard/internal/routing"
 )
 
 // TestOpenLineNotResentAfterLostAnswer: Bitrix24 takes a customer's
@@ -220,6 +221,39 @@ func TestAmoCRMLeadNotRemadeAfterLostAnswer(t *testing.T) {
 		e.App.DB.Gorm.Raw("SELECT COUNT(*) FROM crm_links WHERE kind = 'crm_lead_try'").Scan(&marks)
 		if marks != 0 {
 			t.Fatalf("%d lead creations still marked in doubt", marks)
+		}
+	})
+}
+
+// TestBitrix24EnsuredDealNotRemadeAfterLostAnswer: in a batched mode the
+// record job makes the customer's deal at once; the portal does the work
+// but the answer is lost. The retried job finds the deal by its origin
+// and links it (with the owner it was given): one deal.
+func TestBitrix24EnsuredDealNotRemadeAfterLostAnswer(t *testing.T) {
+	apptest.Each(t, b24Opts, func(t *testing.T, e *apptest.Env) {
+		integ, ws := e.InstallBitrix24()
+		ch := createWAIn(t, e, ws)
+		seedCRMUsers(t, e, integ, []string{"1", "27"})
+		bindCRM(t, e, integ, ch, map[string]any{"mode": "crm", "entity": "deal", "mirror": "hourly",
+			"owner": map[string]any{"strategy": "round_robin", "users": []map[string]any{{"user_id": "27", "weight": 1}}}})
+		e.B24.FailAfterNext(apptest.B24MemberID, "batch", 1, http.StatusInternalServerError, "INTERNAL_SERVER_ERROR", "Internal error")
+		const phone = "79161230001"
+		if _, err := e.Sim.SendWhatsAppText(context.Background(), apptest.PhoneNumberID, phone, "Анна", "Здравствуйте"); err != nil {
+			t.Fatal(err)
+		}
+		e.Eventually("the deal", func() bool { return len(e.Portal.Deals()) >= 1 })
+		e.Eventually("the record job done", func() bool {
+			var jobs int64
+			e.App.DB.Gorm.Raw("SELECT COUNT(*) FROM jobs WHERE kind = ?", routing.JobEnsureRecord).Scan(&jobs)
+			return jobs == 0
+		})
+		e.WaitIdle()
+		if n := len(e.Portal.Deals()); n != 1 {
+			t.Fatalf("%d deals for one customer after a lost answer", n)
+		}
+		d := customerDialogs(t, e, integ)["+"+phone]
+		if d.CRMEntity != "deal" || d.CRMEntityID != e.Portal.Deals()[0].Field("ID") || d.OwnerUserID != "27" {
+			t.Fatalf("dialog: owner %q, record %q %q", d.OwnerUserID, d.CRMEntity, d.CRMEntityID)
 		}
 	})
 }

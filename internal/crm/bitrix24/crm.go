@@ -404,7 +404,7 @@ func (s *Service) mirrorCRMContact(ctx context.Context, d *routing.Delivery, ct 
 		if res, err = s.client.Batch(ctx, d.Integration.ID, cmds, true); err != nil {
 			return found, s.classify(err)
 		}
-	} else if pl.recovered == "" && !pl.tried {
+	} else if found > 0 && pl.recovered == "" && !pl.tried {
 		return found, nil // all there, the record too: nothing to link
 	}
 	if err := s.linkRecord(ctx, d, ct, pl, res); err != nil {
