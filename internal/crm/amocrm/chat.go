@@ -220,18 +220,17 @@ func (s *Service) handleAmojoConnect(ctx context.Context, j *queue.Job) error {
 	return nil
 }
 
-// classifyAmojo turns a failed amojo call into what the queue does: 429
-// and 5xx are retried (429 after RateLimitBackoff); any other refusal
-// (400 invalid data, 403 bad signature, 404 unknown channel or message)
-// will be refused again and is not retried.
+// classifyAmojo turns a failed amojo call into what the queue does: any
+// refusal but 429 (400 invalid data, 403 bad signature, 404 unknown
+// channel or message) will be refused again and is not retried; the rest
+// as the REST API's (Classify): 429 after RateLimitBackoff, amojo down
+// (no answer, 502/503/504) waited out without spending attempts, another
+// 5xx with the queue's backoff.
 func (s *Service) classifyAmojo(err error) error {
 	if amojoRefusal(err) {
 		return queue.Permanent(err)
 	}
-	if errors.Is(err, ErrRateLimited) {
-		return queue.RetryAfter(RateLimitBackoff, err)
-	}
-	return err
+	return crm.Classify(err, Signals())
 }
 
 // amojoRefusal says whether amojo answered a refusal that repeating

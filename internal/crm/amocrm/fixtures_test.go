@@ -550,3 +550,19 @@ func hs256(msg, secret string) string {
 	m.Write([]byte(msg))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
+
+// amojo down (502/503/504) waits like amoCRM down, with its cause
+// kept; a 500 is left to the queue's backoff, unchanged.
+func TestClassifyAmojo(t *testing.T) {
+	s := &Service{}
+	for _, st := range []int{502, 503, 504, 500} {
+		e := parseError("amojo POST /v2/origin/custom/x", st, http.Header{}, nil)
+		got := s.classifyAmojo(e)
+		if down := st != 500; errors.Is(got, routing.ErrUnavailable) != down || !errors.Is(got, e) {
+			t.Errorf("%d: classified %v; outage want %v", st, got, down)
+		}
+		if st == 500 && got != error(e) {
+			t.Errorf("500 changed: %v", got)
+		}
+	}
+}
