@@ -257,3 +257,33 @@ func TestBitrix24EnsuredDealNotRemadeAfterLostAnswer(t *testing.T) {
 		}
 	})
 }
+
+// TestBitrix24InstagramContactNotRemadeAfterLostAnswer: an Instagram
+// customer has no phone to find their contact by; after a lost answer
+// the retry finds both the contact and the lead by their origin: one
+// contact, one lead, one comment.
+func TestBitrix24InstagramContactNotRemadeAfterLostAnswer(t *testing.T) {
+	apptest.Each(t, b24Opts, func(t *testing.T, e *apptest.Env) {
+		integ, ws := e.InstallBitrix24()
+		st, ig := e.Do("POST", "/api/v1/channels", map[string]any{"type": "instagram", "name": "Instagram", "workspace_id": ws,
+			"ig_user_id": apptest.IGUserID, "access_token": apptest.IGToken})
+		if st != http.StatusCreated {
+			t.Fatalf("ig channel: %d %v", st, ig)
+		}
+		bindCRM(t, e, integ, ig["id"].(string), map[string]any{"mode": "crm", "entity": "lead"})
+		e.B24.FailAfterNext(apptest.B24MemberID, "batch", 1, http.StatusInternalServerError, "INTERNAL_SERVER_ERROR", "Internal error")
+		if _, err := e.Sim.SendInstagramText(context.Background(), apptest.IGUserID, "1133627508796544", "Есть размер M?"); err != nil {
+			t.Fatal(err)
+		}
+		e.Eventually("the comment", func() bool { return commentsWith(e.Portal, "Есть размер M?") >= 1 })
+		e.Eventually("the retry done", func() bool {
+			var jobs int64
+			e.App.DB.Gorm.Raw("SELECT COUNT(*) FROM jobs WHERE kind = 'crm.mirror'").Scan(&jobs)
+			return jobs == 0
+		})
+		e.WaitIdle()
+		if l, c, n := len(e.Portal.Leads()), len(e.Portal.Contacts()), commentsWith(e.Portal, "Есть размер M?"); l != 1 || c != 1 || n != 1 {
+			t.Fatalf("%d leads, %d contacts, %d comments after a lost answer; want one each", l, c, n)
+		}
+	})
+}
