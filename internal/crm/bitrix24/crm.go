@@ -342,7 +342,9 @@ func (s *Service) linkRecord(ctx context.Context, d *routing.Delivery, ct *store
 			}
 		}
 		created := cmp.Or(resultID(res.Results["entity"]), pl.recovered)
-		if pl.tried && (created != "" || pl.entityID != "") && (pl.contactRef == pl.contactID || resultID(res.Results["contact"]) != "") {
+		recordSettled := created != "" || pl.entityID != ""
+		contactSettled := pl.contactRef == pl.contactID || resultID(res.Results["contact"]) != ""
+		if pl.tried && recordSettled && contactSettled {
 			// Everything the plan made is linked in this commit: the
 			// creation is no longer in doubt.
 			if err := store.DropLinks(tx, in.ID, linkRecordTry, []string{b.ID + ":" + ct.ID}); err != nil {
