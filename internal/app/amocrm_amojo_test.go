@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/internal/app/apptest"
+	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/sandbox/amosim"
 	"github.com/switchboard/switchboard/internal/sandbox/metasim"
 )
@@ -461,6 +462,44 @@ func TestAmojoConnectRefused(t *testing.T) {
 		amoSend(t, e, "79123456789", "Анна", "Снова я")
 		if c := amojoChat(t, e, amoAccount, 1); c.Messages[0].Text != "Снова я" {
 			t.Fatalf("chat %+v", c)
+		}
+	})
+}
+
+// TestAmojoNotResentAfterLostAnswer: amojo takes a customer's message
+// into the chat but the answer is lost (a 502 after the work). amojo's
+// documentation does not promise that a repeated msgid adds nothing, so
+// the retry reads the chat's history, finds the message and does not
+// send it again; the next message goes as usual, once.
+func TestAmojoNotResentAfterLostAnswer(t *testing.T) {
+	apptest.Each(t, amojoOpts, func(t *testing.T, e *apptest.Env) {
+		amoBound(t, e, map[string]any{"mode": "crm", "mirror": "none"})
+		amojoConnected(t, e, amoAccount)
+		const send = "POST /v2/origin/custom/{id}"
+		e.Amo.FailAfterApply(send, 1)
+		amoSend(t, e, "79123456789", "Анна", "Первое сообщение")
+		amojoChat(t, e, amoAccount, 1)
+		e.Eventually("the retry done", func() bool {
+			var jobs int64
+			e.App.DB.Gorm.Raw("SELECT COUNT(*) FROM jobs WHERE kind = ?", routing.JobChat).Scan(&jobs)
+			return jobs == 0
+		})
+		if n := e.Amo.AmojoCalls(send); n != 1 {
+			t.Fatalf("%d new_message calls after the lost answer; want the lost one only", n)
+		}
+		if e.Amo.AmojoCalls("GET /v2/origin/custom/{id}/chats/{conv}/history") == 0 {
+			t.Fatal("the retry did not read the chat's history")
+		}
+		amoSend(t, e, "79123456789", "Анна", "Второе сообщение")
+		c := amojoChat(t, e, amoAccount, 2)
+		e.WaitIdle()
+		if c.Messages[0].Text != "Первое сообщение" || c.Messages[1].Text != "Второе сообщение" || e.Amo.AmojoCalls(send) != 2 {
+			t.Fatalf("chat %+v after %d sends; want each message once", c.Messages, e.Amo.AmojoCalls(send))
+		}
+		var marks int64
+		e.App.DB.Gorm.Raw("SELECT COUNT(*) FROM crm_links WHERE kind = 'amojo_try'").Scan(&marks)
+		if marks != 0 {
+			t.Fatalf("%d sends still marked in doubt", marks)
 		}
 	})
 }

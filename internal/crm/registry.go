@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/switchboard/switchboard/internal/queue"
+	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -63,6 +64,18 @@ type WorkspaceHandler func(w http.ResponseWriter, r *http.Request, workspaceID s
 // JobHandlers is the queue as an integration registers on it.
 type JobHandlers interface {
 	Handle(kind string, h queue.Handler)
+}
+
+// OutageAware wraps the queue an integration registers its jobs on so
+// that each of them waits out its CRM's outage without spending attempts
+// (routing.WaitingForCRM): an error Classify marked
+// routing.ErrUnavailable snoozes the job.
+func OutageAware(q JobHandlers) JobHandlers { return outageAware{q} }
+
+type outageAware struct{ q JobHandlers }
+
+func (o outageAware) Handle(kind string, h queue.Handler) {
+	o.q.Handle(kind, routing.WaitingForCRM(h))
 }
 
 // Registry holds the integrations by type. It is filled once at start and

@@ -208,6 +208,13 @@ func Snooze(until time.Time, reason error) error {
 	return &snoozeError{until: until, err: reason}
 }
 
+// Snoozed reports whether err puts its job off (Snooze) rather than
+// failing it, so a wrapper does not snooze it a second time.
+func Snoozed(err error) bool {
+	var sn *snoozeError
+	return errors.As(err, &sn)
+}
+
 // Pending reports whether a job of kind with key waits to run, so that a
 // self-renewing job (a daily refresh) is enqueued once, not once per caller.
 func Pending(tx *gorm.DB, kind, key string) (bool, error) {

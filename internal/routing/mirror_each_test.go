@@ -279,3 +279,26 @@ func TestMirrorWaitsOutAnUnansweringCRM(t *testing.T) {
 		}
 	})
 }
+
+// TestWaitingForCRMSnoozesOnlyOutages: the wrapper every CRM job runs in
+// puts off a job whose CRM is down (attempt unspent), leaves any other
+// error and success alone, and does not snooze a snoozed job again.
+func TestWaitingForCRMSnoozesOnlyOutages(t *testing.T) {
+	j := &queue.Job{CreatedAt: store.Now().Add(-time.Hour)}
+	down := fmt.Errorf("%w: bitrix24: (HTTP 503)", routing.ErrUnavailable)
+	bug := errors.New("bitrix24: INTERNAL_SERVER_ERROR (HTTP 500)")
+	for _, c := range []struct {
+		err     error
+		snoozed bool
+	}{{down, true}, {bug, false}, {nil, false}, {queue.Snooze(store.Now().Add(time.Minute), down), true}} {
+		got := routing.WaitingForCRM(func(context.Context, *queue.Job) error { return c.err })(context.Background(), j)
+		if queue.Snoozed(got) != c.snoozed || !errors.Is(got, c.err) {
+			t.Errorf("WaitingForCRM(%v) = %v; snoozed want %v", c.err, got, c.snoozed)
+		}
+	}
+	// A snoozed job keeps its own time: not wrapped in a second snooze.
+	own := queue.Snooze(store.Now().Add(time.Minute), down)
+	if got := routing.WaitingForCRM(func(context.Context, *queue.Job) error { return own })(context.Background(), j); got != own {
+		t.Errorf("a snooze was wrapped again: %v", got)
+	}
+}

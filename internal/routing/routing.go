@@ -60,11 +60,21 @@ const unavailableRetryMax = 30 * time.Second
 // the longer the job has waited since it was queued, the longer the pause,
 // from a second up to unavailableRetryMax. Every other error passes.
 func waitForCRM(j *queue.Job, err error) error {
-	if !errors.Is(err, ErrUnavailable) {
+	if !errors.Is(err, ErrUnavailable) || queue.Snoozed(err) {
 		return err
 	}
 	d := min(max(store.Now().Sub(j.CreatedAt)/4, time.Second), unavailableRetryMax)
 	return queue.Snooze(store.Now().Add(d), err)
+}
+
+// WaitingForCRM wraps a job handler so that a CRM found down
+// (ErrUnavailable in the error's chain: no answer, or an answer of a
+// server that is down) puts the job off without spending an attempt, as
+// waitForCRM says: every CRM job waits an outage out the same way.
+func WaitingForCRM(h queue.Handler) queue.Handler {
+	return func(ctx context.Context, j *queue.Job) error {
+		return waitForCRM(j, h(ctx, j))
+	}
 }
 
 // ErrParked tells the queue to try later without calling it a failure:
@@ -124,17 +134,22 @@ func (r *Router) Register(typ string, c Connector) { r.connectors[typ] = c }
 func (r *Router) Handle(q interface {
 	Handle(kind string, h queue.Handler)
 }) {
-	q.Handle(JobMirror, r.handleMirror)
-	q.Handle(JobStatus, r.handleStatus)
-	q.Handle(JobMirrorWindow, r.handleMirrorWindow)
-	q.Handle(JobMirrorSend, r.handleMirrorSend)
-	q.Handle(JobBranchMenu, r.handleBranchMenu)
-	q.Handle(JobNotify, r.handleNotify)
-	q.Handle(JobEscalate, r.handleEscalate)
-	q.Handle(JobEnsureRecord, r.handleEnsureRecord)
-	q.Handle(JobChat, r.handleChat)
-	q.Handle(JobAnswered, r.handleAnswered)
-	q.Handle(JobEcho, r.handleEcho)
+	// Each of them may call a CRM: each waits out the CRM's outage.
+	for kind, h := range map[string]queue.Handler{
+		JobMirror:       r.handleMirror,
+		JobStatus:       r.handleStatus,
+		JobMirrorWindow: r.handleMirrorWindow,
+		JobMirrorSend:   r.handleMirrorSend,
+		JobBranchMenu:   r.handleBranchMenu,
+		JobNotify:       r.handleNotify,
+		JobEscalate:     r.handleEscalate,
+		JobEnsureRecord: r.handleEnsureRecord,
+		JobChat:         r.handleChat,
+		JobAnswered:     r.handleAnswered,
+		JobEcho:         r.handleEcho,
+	} {
+		q.Handle(kind, WaitingForCRM(h))
+	}
 }
 
 type mirrorJob struct {

@@ -79,10 +79,16 @@ func (s *Store) PutLinksTo(ctx context.Context, integrationID, kind string, loca
 // DeleteLinks removes an integration's links of a kind for these local
 // ids.
 func (s *Store) DeleteLinks(ctx context.Context, integrationID, kind string, localIDs []string) error {
+	return DropLinks(s.g(ctx), integrationID, kind, localIDs)
+}
+
+// DropLinks is DeleteLinks in tx, so the links go in the commit that
+// makes them needless.
+func DropLinks(tx *gorm.DB, integrationID, kind string, localIDs []string) error {
 	if len(localIDs) == 0 {
 		return nil
 	}
-	err := s.g(ctx).Where("integration_id = ? AND kind = ? AND local_id IN ?", integrationID, kind, localIDs).Delete(&CRMLink{}).Error
+	err := tx.Where("integration_id = ? AND kind = ? AND local_id IN ?", integrationID, kind, localIDs).Delete(&CRMLink{}).Error
 	if err != nil {
 		return fmt.Errorf("store: delete %s links: %w", kind, err)
 	}

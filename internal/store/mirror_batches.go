@@ -283,23 +283,39 @@ func (s *Store) MessagesToMirror(ctx context.Context, integrationID, bindingID, 
 // was already attempted for: its outcome is unknown (the process died, or
 // the answer was lost), so they may be in the CRM already.
 func (s *Store) MarkMirrorAttempts(ctx context.Context, integrationID, bindingID, attemptKind string, ids []string) (map[string]bool, error) {
-	inDoubt := map[string]bool{}
+	since, err := s.MarkAttempts(ctx, integrationID, bindingID, attemptKind, ids)
+	if err != nil {
+		return nil, err
+	}
+	inDoubt := make(map[string]bool, len(since))
+	for id := range since {
+		inDoubt[id] = true
+	}
+	return inDoubt, nil
+}
+
+// MarkAttempts is MarkMirrorAttempts that also tells, of each id in
+// doubt, when its first unfinished attempt was marked: a CRM call made
+// since then may have created what the attempt was for, so what was
+// created since is what to look for.
+func (s *Store) MarkAttempts(ctx context.Context, integrationID, bindingID, attemptKind string, ids []string) (map[string]time.Time, error) {
+	inDoubt := map[string]time.Time{}
 	if len(ids) == 0 {
 		return inDoubt, nil
 	}
 	err := s.Tx(ctx, func(tx *gorm.DB) error {
-		var seen []string
-		if err := tx.Table("crm_links").Where("integration_id = ? AND kind = ? AND local_id IN ?", integrationID, attemptKind, ids).
-			Pluck("local_id", &seen).Error; err != nil {
+		var seen []CRMLink
+		if err := tx.Where("integration_id = ? AND kind = ? AND local_id IN ?", integrationID, attemptKind, ids).
+			Find(&seen).Error; err != nil {
 			return err
 		}
-		for _, id := range seen {
-			inDoubt[id] = true
+		for _, l := range seen {
+			inDoubt[l.LocalID] = l.CreatedAt
 		}
 		now := Now()
 		var rows []CRMLink
 		for _, id := range ids {
-			if !inDoubt[id] {
+			if _, marked := inDoubt[id]; !marked {
 				rows = append(rows, CRMLink{IntegrationID: integrationID, Kind: attemptKind, LocalID: id, RemoteID: bindingID, CreatedAt: now})
 			}
 		}
@@ -309,7 +325,7 @@ func (s *Store) MarkMirrorAttempts(ctx context.Context, integrationID, bindingID
 		return tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&rows).Error
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store: mark mirror attempts: %w", err)
+		return nil, fmt.Errorf("store: mark attempts: %w", err)
 	}
 	return inDoubt, nil
 }

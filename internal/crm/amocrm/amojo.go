@@ -322,6 +322,30 @@ func (c *AmojoClient) SendMessage(ctx context.Context, scopeID string, m AmojoMe
 	return &out.NewMessage, nil
 }
 
+// AmojoHistoryItem is one message of a chat's history.
+type AmojoHistoryItem struct {
+	Timestamp int64 `json:"timestamp"`
+	Message   struct {
+		ID    string `json:"id"`
+		Type  string `json:"type"`
+		Text  string `json:"text"`
+		Media string `json:"media"`
+	} `json:"message"`
+}
+
+// History reads the messages of our conversation's chat (a signed GET).
+// A conversation amojo does not know has no history: nil, not an error.
+func (c *AmojoClient) History(ctx context.Context, scopeID, conversationID string) ([]AmojoHistoryItem, error) {
+	var out struct {
+		Messages []AmojoHistoryItem `json:"messages"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v2/origin/custom/"+url.PathEscape(scopeID)+"/chats/"+url.PathEscape(conversationID)+"/history", nil, &out)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	return out.Messages, err
+}
+
 // Delivery status codes (contract §6.6).
 const (
 	DeliveryDelivered = 1

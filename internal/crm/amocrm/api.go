@@ -410,6 +410,30 @@ func (p *API) Leads(ctx context.Context, f LeadFilter) ([]Lead, error) {
 	return out, err
 }
 
+// RecentLeads lists, newest first, one page (RecentLimit) of the leads
+// created since the given time (unix seconds), in the pipeline (0: any),
+// with their contacts.
+func (p *API) RecentLeads(ctx context.Context, pipelineID int, since int64) ([]Lead, error) {
+	q := url.Values{"limit": {strconv.Itoa(RecentLimit)}, "order[created_at]": {"desc"}, "with": {"contacts"},
+		"filter[created_at][from]": {strconv.FormatInt(since, 10)}}
+	if pipelineID != 0 {
+		q.Add("filter[pipeline_id][]", strconv.Itoa(pipelineID))
+	}
+	var page struct {
+		Embedded struct {
+			Leads []Lead `json:"leads"`
+		} `json:"_embedded"`
+	}
+	if _, err := p.c.getJSON(ctx, p.a, "/api/v4/leads", q, &page); err != nil {
+		return nil, err
+	}
+	return page.Embedded.Leads, nil
+}
+
+// RecentLimit bounds RecentLeads to one full page: a lead made minutes
+// ago is among the few newest of its pipeline.
+const RecentLimit = PageLimit
+
 // GetLead reads one lead; found is false for an unknown id (204).
 func (p *API) GetLead(ctx context.Context, id int, withContacts bool) (l *Lead, found bool, err error) {
 	q := url.Values{}

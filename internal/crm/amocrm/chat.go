@@ -220,18 +220,17 @@ func (s *Service) handleAmojoConnect(ctx context.Context, j *queue.Job) error {
 	return nil
 }
 
-// classifyAmojo turns a failed amojo call into what the queue does: 429
-// and 5xx are retried (429 after RateLimitBackoff); any other refusal
-// (400 invalid data, 403 bad signature, 404 unknown channel or message)
-// will be refused again and is not retried.
+// classifyAmojo turns a failed amojo call into what the queue does: any
+// refusal but 429 (400 invalid data, 403 bad signature, 404 unknown
+// channel or message) will be refused again and is not retried; the rest
+// as the REST API's (Classify): 429 after RateLimitBackoff, amojo down
+// (no answer, 502/503/504) waited out without spending attempts, another
+// 5xx with the queue's backoff.
 func (s *Service) classifyAmojo(err error) error {
 	if amojoRefusal(err) {
 		return queue.Permanent(err)
 	}
-	if errors.Is(err, ErrRateLimited) {
-		return queue.RetryAfter(RateLimitBackoff, err)
-	}
-	return err
+	return crm.Classify(err, Signals())
 }
 
 // amojoRefusal says whether amojo answered a refusal that repeating
@@ -252,8 +251,9 @@ func (s *Service) scopeOf(ctx context.Context, in *store.Integration) (string, e
 }
 
 // Chat relays a customer's message into the account's chat of that
-// customer: our message id is amojo's msgid (its idempotency key, so a
-// retry after a lost answer adds nothing), the conversation is the
+// customer: our message id is amojo's msgid (a send whose answer was lost
+// is looked for in the chat before it goes again: chatLanded), the
+// conversation is the
 // customer's (one per customer of a channel), the sender carries the
 // customer's name, phone (it becomes the contact's phone in amoCRM) and
 // avatar. Files go as amojo's picture, video, voice, audio or file with
@@ -298,6 +298,10 @@ func (s *Service) Chat(ctx context.Context, d *routing.Delivery, m *store.Messag
 	}
 	msg := AmojoMessage{Timestamp: when.Unix(), MsecTimestamp: when.UnixMilli(), MsgID: m.ID, ConversationID: conv,
 		Sender: s.amojoSender(d, ct), Message: s.amojoContent(m, ct, lang(in))}
+	landed, err := s.chatLanded(ctx, d, scope, msg)
+	if err != nil || landed {
+		return err
+	}
 	if _, err := s.amojoFor(in).SendMessage(ctx, scope, msg); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			// The scope is gone (disconnected in amoCRM): connect again and
@@ -306,7 +310,39 @@ func (s *Service) Chat(ctx context.Context, d *routing.Delivery, m *store.Messag
 		}
 		return s.classifyAmojo(err)
 	}
-	return nil
+	return s.store.DeleteLinks(ctx, in.ID, linkAmojoTry, []string{m.ID})
+}
+
+// linkAmojoTry marks a customer's message sent into amojo whose answer is
+// not seen yet (chatLanded).
+const linkAmojoTry = "amojo_try"
+
+// chatLanded marks the message as sent to amojo and, when an earlier send
+// is still marked (its answer was lost, or the process died), reads the
+// chat's history for it first: true when it is there already (its time,
+// type and text or file), so it is not sent again. amojo's documentation
+// names msgid our id of the message but does not say that a second
+// new_message with the same msgid adds nothing, so the gateway does not
+// count on it. A history that cannot be read fails the call: sending
+// blind could send twice.
+func (s *Service) chatLanded(ctx context.Context, d *routing.Delivery, scope string, msg AmojoMessage) (bool, error) {
+	in := d.Integration
+	doubt, err := s.store.MarkMirrorAttempts(ctx, in.ID, d.Binding.ID, linkAmojoTry, []string{msg.MsgID})
+	if err != nil || !doubt[msg.MsgID] {
+		return false, err
+	}
+	hist, err := s.amojoFor(in).History(ctx, scope, msg.ConversationID)
+	if err != nil {
+		return false, s.classifyAmojo(err)
+	}
+	for _, h := range hist {
+		if h.Timestamp == msg.Timestamp && h.Message.Type == msg.Message.Type && h.Message.Text == msg.Message.Text && h.Message.Media == msg.Message.Media {
+			s.log.Info("amocrm: a message found in the amoCRM chat after an unfinished send, not sent again",
+				"integration_id", in.ID, "message_id", msg.MsgID)
+			return true, s.store.DeleteLinks(ctx, in.ID, linkAmojoTry, []string{msg.MsgID})
+		}
+	}
+	return false, nil
 }
 
 // mediaWait is how long a customer's file still downloading holds its

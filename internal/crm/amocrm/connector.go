@@ -30,7 +30,14 @@ const (
 	// binding writes the customer's messages into (a new binding of the
 	// channel takes the dialog's lead over: crm.RecordLink).
 	linkLead = "crm_lead"
+	// linkLeadTry marks, per binding and customer, a lead creation whose
+	// outcome is not recorded yet (recoverLeads).
+	linkLeadTry = "crm_lead_try"
 )
+
+// leadClockSlack widens the window in which a lead made by an unfinished
+// call is looked for: amoCRM's clock (created_at) against ours (the mark).
+const leadClockSlack = 5 * time.Minute
 
 // The Service is routing's connector for amoCRM accounts.
 var _ routing.Connector = (*Service)(nil)
@@ -327,7 +334,24 @@ func (s *Service) ensureLeads(ctx context.Context, d *routing.Delivery, cts []*s
 	if len(todo) == 0 {
 		return leads, nil
 	}
-	created, err := s.createLeads(ctx, d, todo)
+	created, err := s.recoverLeads(ctx, d, todo)
+	if err != nil {
+		return leads, err
+	}
+	var rest []*newLead
+	var at []int
+	for i, nl := range todo {
+		if created[i].lead == 0 {
+			rest, at = append(rest, nl), append(at, i)
+		}
+	}
+	var made []createdIDs
+	if len(rest) > 0 {
+		made, err = s.createLeads(ctx, d, rest)
+	}
+	for i, c := range made {
+		created[at[i]] = c
+	}
 	if lerr := s.linkLeads(ctx, d, todo, created); lerr != nil {
 		return leads, lerr
 	}
@@ -337,6 +361,109 @@ func (s *Service) ensureLeads(ctx context.Context, d *routing.Delivery, cts []*s
 		}
 	}
 	return leads, err
+}
+
+// recoverLeads marks the leads about to be created (linkLeadTry) and,
+// for a customer whose earlier creation is still marked (that call did
+// not see its answer: the process died, or amoCRM did the work and the
+// answer was lost), looks for the lead it may have made before making
+// one. amoCRM has no field of ours to find a lead by without setting the
+// account up (a custom field), and a tag per lead would fill the
+// account's tag list; so the lead is recognised by what we sent and
+// when: created in the pipeline since the mark, tagged with the channel,
+// named after the customer (under any of the names the customer's fields
+// give: the profile may have arrived since), carrying the contact we
+// embedded when that was an existing one, and linked to no customer.
+// Found leads come back by position of todo (with their contact); a zero
+// lead is to be created. A look-up that fails fails the call: creating
+// blind could create twice.
+func (s *Service) recoverLeads(ctx context.Context, d *routing.Delivery, todo []*newLead) ([]createdIDs, error) {
+	in, b := d.Integration, d.Binding
+	locals := make([]string, len(todo))
+	for i, nl := range todo {
+		locals[i] = b.ID + ":" + nl.ct.ID
+	}
+	since, err := s.store.MarkAttempts(ctx, in.ID, b.ID, linkLeadTry, locals)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]createdIDs, len(todo))
+	var recent []Lead
+	read := false
+	for i, nl := range todo {
+		at, doubt := since[locals[i]]
+		if !doubt {
+			continue
+		}
+		if !read {
+			// One read for the call: the oldest mark bounds it.
+			oldest := at
+			for _, t := range since {
+				if t.Before(oldest) {
+					oldest = t
+				}
+			}
+			if recent, err = s.API(in).RecentLeads(ctx, nl.input.PipelineID, oldest.Add(-leadClockSlack).Unix()); err != nil {
+				return nil, Classify(err)
+			}
+			read = true
+		}
+		if out[i], err = s.findMadeLead(ctx, d, nl, at, recent, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// findMadeLead is recoverLeads' look-up for one customer among the
+// recent leads; zero ids when none fits. taken are the leads already
+// recovered for other customers of the call.
+func (s *Service) findMadeLead(ctx context.Context, d *routing.Delivery, nl *newLead, since time.Time, recent []Lead, taken []createdIDs) (createdIDs, error) {
+	in := d.Integration
+	label := channelLabel(channel.Type(d.Channel.Type))
+	names := map[string]bool{}
+	for _, v := range []string{nl.ct.Name, nl.ct.Username, nl.ct.Phone, nl.ct.ExternalID} {
+		if v = cleanLine(v); v != "" {
+			names[label+": "+v] = true
+		}
+	}
+	from := since.Add(-leadClockSlack).Unix()
+	var embedded int
+	if cs := nl.input.Embedded.Contacts; len(cs) > 0 {
+		embedded = cs[0].ID
+	}
+	var best *Lead
+	for i := range recent {
+		l := &recent[i]
+		switch {
+		case !names[l.Name], l.CreatedAt < from,
+			nl.input.PipelineID != 0 && l.PipelineID != nl.input.PipelineID,
+			!slices.ContainsFunc(l.Embedded.Tags, func(t Tag) bool { return t.Name == label }),
+			embedded != 0 && !slices.ContainsFunc(l.Embedded.Contacts, func(c EntityLink) bool { return c.ID == embedded }),
+			slices.ContainsFunc(taken, func(c createdIDs) bool { return c.lead == l.ID }),
+			best != nil && best.ID < l.ID: // the oldest fitting one, the same on every retry
+			continue
+		}
+		owners, err := s.store.LocalIDsByRemote(ctx, in.ID, linkLead, strconv.Itoa(l.ID))
+		if err != nil {
+			return createdIDs{}, err
+		}
+		if len(owners) == 0 {
+			best = l
+		}
+	}
+	if best == nil {
+		return createdIDs{}, nil
+	}
+	// The lead keeps the owner the lost call gave it.
+	nl.owner.UserID = strconv.Itoa(best.ResponsibleUserID)
+	got := createdIDs{lead: best.ID}
+	if len(best.Embedded.Contacts) > 0 {
+		got.contact = best.Embedded.Contacts[0].ID
+	}
+	s.log.Info("amocrm: a lead an unfinished call made is found and not made again",
+		"integration_id", in.ID, "binding_id", d.Binding.ID, "contact_id", nl.ct.ID, "lead_id", got.lead)
+	return got, nil
 }
 
 // createdIDs are the ids one new lead got.
@@ -522,6 +649,10 @@ func (s *Service) linkLeads(ctx context.Context, d *routing.Delivery, todo []*ne
 			c := created[i]
 			if c.lead == 0 {
 				continue
+			}
+			// Linked in this commit: the creation is no longer in doubt.
+			if err := store.DropLinks(tx, in.ID, linkLeadTry, []string{b.ID + ":" + nl.ct.ID}); err != nil {
+				return err
 			}
 			if c.contact != 0 {
 				if err := store.PutLink(tx, in.ID, linkContact, nl.ct.ID, strconv.Itoa(c.contact)); err != nil {
@@ -726,6 +857,11 @@ func (s *Service) adoptContactLeads(ctx context.Context, d *routing.Delivery, ct
 				return err
 			}
 			if err := store.PutLink(tx, in.ID, linkLead, b.ID+":"+ct.ID, strconv.Itoa(best.ID)); err != nil {
+				return err
+			}
+			// A creation left in doubt (its lead is likely this one,
+			// found through the contact) is settled with the link.
+			if err := store.DropLinks(tx, in.ID, linkLeadTry, []string{b.ID + ":" + ct.ID}); err != nil {
 				return err
 			}
 			k := store.DialogKey{WorkspaceID: b.WorkspaceID, IntegrationID: in.ID, ChannelID: b.ChannelID, ContactID: ct.ID}

@@ -209,13 +209,31 @@ func Permanent(err error) bool {
 // NeedsReauth reports whether only the admin installing again helps.
 func NeedsReauth(err error) bool { return errors.Is(err, ErrNeedsReauth) }
 
+// Outage reports an answer of amoCRM that is down or cut off behind its
+// proxy (502, 503, 504): work waits it out without spending attempts. A
+// plain 500 is not one (a request that trips a bug must still
+// dead-letter).
+func Outage(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Status {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
 // Signals tells crm.Classify what amoCRM's errors mean: a refused grant
-// parks the integration's work; 429 is retried after RateLimitBackoff; 5xx
-// and network errors go to the queue's own backoff. (402 is Classify's:
+// parks the integration's work; 429 is retried after RateLimitBackoff;
+// 502/503/504 and network errors wait for amoCRM without spending
+// attempts; another 5xx goes to the queue's own backoff. (402 is Classify's:
 // the work is parked while the account is unpaid.)
 func Signals() crm.Signals {
 	return crm.Signals{
 		NeedsReauth: NeedsReauth,
+		Outage:      Outage,
 		RetryAfter: func(err error) time.Duration {
 			switch {
 			case errors.Is(err, ErrRateLimited):

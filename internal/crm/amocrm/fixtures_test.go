@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/internal/phone"
+	"github.com/switchboard/switchboard/internal/routing"
 )
 
 const (
@@ -493,11 +494,25 @@ func TestErrorsFromFixtures(t *testing.T) {
 			t.Errorf("%s: retryable %v", c.file, !c.retryable)
 		}
 	}
-	// A 502 from the front (HTML, not JSON) and a dropped connection are
-	// retried with the queue's backoff, unchanged by Classify.
-	bad := parseError("GET /api/v4/leads", 502, http.Header{}, []byte("<html>Bad Gateway</html>"))
-	if !errors.Is(bad, ErrServer) || !Retryable(bad) || Permanent(bad) || Classify(bad) != error(bad) {
-		t.Errorf("502: %v", bad)
+	// A 502 from the front (HTML, not JSON) is amoCRM down: it waits
+	// (routing.ErrUnavailable, attempts unspent) with its cause kept; a
+	// plain 500 is retried with the queue's backoff, unchanged by
+	// Classify, so a request that trips a bug still dead-letters.
+	for _, st := range []int{502, 503, 504} {
+		bad := parseError("GET /api/v4/leads", st, http.Header{}, []byte("<html>Bad Gateway</html>"))
+		got := Classify(bad)
+		if !errors.Is(bad, ErrServer) || !Retryable(bad) || Permanent(bad) || !errors.Is(got, routing.ErrUnavailable) || !errors.Is(got, bad) {
+			t.Errorf("%d: %v classified %v", st, bad, got)
+		}
+	}
+	for _, st := range []int{500, 429} {
+		other := parseError("GET /api/v4/leads", st, http.Header{}, nil)
+		if got := Classify(other); errors.Is(got, routing.ErrUnavailable) {
+			t.Errorf("%d classified as an outage: %v", st, got)
+		}
+	}
+	if plain := parseError("GET /api/v4/leads", 500, http.Header{}, nil); Classify(plain) != error(plain) {
+		t.Errorf("500 changed by Classify: %v", Classify(plain))
 	}
 	netErr := errors.New("connection reset by peer")
 	if !Retryable(netErr) || Retryable(context.Canceled) || Retryable(ErrInvalidHost) {
@@ -534,4 +549,20 @@ func hs256(msg, secret string) string {
 	m := hmac.New(sha256.New, []byte(secret))
 	m.Write([]byte(msg))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// amojo down (502/503/504) waits like amoCRM down, with its cause
+// kept; a 500 is left to the queue's backoff, unchanged.
+func TestClassifyAmojo(t *testing.T) {
+	s := &Service{}
+	for _, st := range []int{502, 503, 504, 500} {
+		e := parseError("amojo POST /v2/origin/custom/x", st, http.Header{}, nil)
+		got := s.classifyAmojo(e)
+		if down := st != 500; errors.Is(got, routing.ErrUnavailable) != down || !errors.Is(got, e) {
+			t.Errorf("%d: classified %v; outage want %v", st, got, down)
+		}
+		if st == 500 && got != error(e) {
+			t.Errorf("500 changed: %v", got)
+		}
+	}
 }

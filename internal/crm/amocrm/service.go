@@ -183,6 +183,7 @@ func (s *Service) Mount(r crm.Routes) {
 
 // Handle adds the integration's jobs to a queue.
 func (s *Service) Handle(q crm.JobHandlers) {
+	q = crm.OutageAware(q)
 	q.Handle(JobInstall, s.handleInstall)
 	q.Handle(JobAssign, s.handleAssign)
 	q.Handle(JobAmojoConnect, s.handleAmojoConnect)

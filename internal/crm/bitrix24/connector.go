@@ -594,6 +594,7 @@ func (s *Service) classify(err error) error {
 	return crm.Classify(err, crm.Signals{
 		NeedsReauth: func(err error) bool { return errors.Is(err, ErrNeedsReauth) },
 		RetryAfter:  RetryAfter,
+		Outage:      IsOutage,
 	})
 }
 

@@ -26,6 +26,32 @@ const (
 	linkCRMDeal    = "crm_deal"
 )
 
+// linkRecordTry marks, per binding and customer ("binding id:contact
+// id"), a batch that creates the customer's contact or record and whose
+// outcome is not recorded yet: a run that finds it looks for what that
+// call may have made (by ORIGIN_ID) before creating anything again.
+const linkRecordTry = "crm_record_try"
+
+// originator is the ORIGINATOR_ID (the external system) of the contacts
+// and records we create; their ORIGIN_ID is our stable key for them
+// (contactOrigin, recordOrigin), so a creation whose answer was lost is
+// found again with a crm.*.list filter on the two.
+const originator = "switchboard"
+
+// contactOrigin is the ORIGIN_ID of the contact we create for a customer.
+func contactOrigin(ct *store.Contact) string { return "c:" + ct.ID }
+
+// recordOrigin is the ORIGIN_ID of the lead or deal we create for a
+// customer of a binding; one replacing a closed record names it, so the
+// replacement has a key of its own (the closed record keeps the old one).
+func recordOrigin(b *store.ChannelBinding, ct *store.Contact, replaced string) string {
+	k := "r:" + b.ID + ":" + ct.ID
+	if replaced != "" {
+		k += ":" + replaced
+	}
+	return k
+}
+
 // Sources we add to the portal's CRM so records carry their channel.
 var crmSources = map[channel.Type]string{channel.WhatsApp: "WHATSAPP", channel.Instagram: "INSTAGRAM"}
 
@@ -139,6 +165,12 @@ type recordPlan struct {
 	owner               routing.NewOwner
 	// replaced is the closed record a new one replaces (on_repeat new).
 	replaced string
+	// recovered is the record an earlier, unfinished call made (found by
+	// its ORIGIN_ID): linked like a created one, not created again.
+	recovered string
+	// tried: the creation is marked (linkRecordTry) until linkRecord
+	// records its outcome.
+	tried bool
 }
 
 // planRecord finds the customer's contact (by link, then by phone) and
@@ -170,6 +202,11 @@ func (s *Service) planRecord(ctx context.Context, d *routing.Delivery, ct *store
 		}
 		pl.contactID = found
 	}
+	if pl.contactID == "" || pl.entityID == "" {
+		if err := s.recoverRecord(ctx, d, ct, pl); err != nil {
+			return nil, err
+		}
+	}
 	owner := in.InstalledBy
 	if pl.entityID == "" {
 		if pl.owner, err = routing.OwnerForNewRecord(ctx, s.store, b, ct.ID); err != nil {
@@ -190,7 +227,8 @@ func (s *Service) planRecord(ctx context.Context, d *routing.Delivery, ct *store
 	if pl.contactID == "" {
 		// A contact we create is the new record's owner's; one found in
 		// the CRM keeps whoever has it there.
-		fields := map[string]any{"NAME": first, "LAST_NAME": last, "OPENED": "Y", "SOURCE_ID": source, "SOURCE_DESCRIPTION": sourceDesc}
+		fields := map[string]any{"NAME": first, "LAST_NAME": last, "OPENED": "Y", "SOURCE_ID": source, "SOURCE_DESCRIPTION": sourceDesc,
+			"ORIGINATOR_ID": originator, "ORIGIN_ID": contactOrigin(ct)}
 		if ct.Phone != "" {
 			fields["PHONE"] = []map[string]any{{"VALUE": ct.Phone, "VALUE_TYPE": "MOBILE"}}
 		}
@@ -203,7 +241,8 @@ func (s *Service) planRecord(ctx context.Context, d *routing.Delivery, ct *store
 	pl.entityRef = pl.entityID
 	if pl.entityID == "" {
 		title := fmt.Sprintf("%s: %s", connectorLabel(typ), NeutralizeBB(cmp.Or(ct.Name, ct.Phone, ct.Username, ct.ExternalID)))
-		fields := map[string]any{"TITLE": title, "SOURCE_ID": source, "SOURCE_DESCRIPTION": sourceDesc, "OPENED": "Y"}
+		fields := map[string]any{"TITLE": title, "SOURCE_ID": source, "SOURCE_DESCRIPTION": sourceDesc, "OPENED": "Y",
+			"ORIGINATOR_ID": originator, "ORIGIN_ID": recordOrigin(b, ct, pl.replaced)}
 		if owner != "" {
 			fields["ASSIGNED_BY_ID"] = owner
 		}
@@ -229,6 +268,67 @@ func (s *Service) planRecord(ctx context.Context, d *routing.Delivery, ct *store
 	return pl, nil
 }
 
+// recoverRecord marks the creation of the customer's contact or record
+// the plan is about to make (linkRecordTry) and, when an earlier call's
+// mark is still there (that call did not see its answer: the process
+// died, or the answer was lost after the portal had done the work), asks
+// the portal first for what that call may have made, by ORIGINATOR_ID
+// and ORIGIN_ID, in one batch: a record found becomes the plan's, with
+// the owner it was given; a contact found likewise. A portal that cannot
+// be asked fails the call: creating blind could create twice.
+func (s *Service) recoverRecord(ctx context.Context, d *routing.Delivery, ct *store.Contact, pl *recordPlan) error {
+	in, b := d.Integration, d.Binding
+	local := b.ID + ":" + ct.ID
+	doubt, err := s.store.MarkMirrorAttempts(ctx, in.ID, b.ID, linkRecordTry, []string{local})
+	if err != nil {
+		return err
+	}
+	pl.tried = true
+	if !doubt[local] {
+		return nil
+	}
+	find := func(name, entity, origin string) BatchCommand {
+		return BatchCommand{Name: name, Method: "crm." + entity + ".list", Params: map[string]any{
+			"filter": map[string]any{"ORIGINATOR_ID": originator, "ORIGIN_ID": origin},
+			"select": []string{"ID", "ASSIGNED_BY_ID"},
+			"order":  map[string]any{"ID": "ASC"},
+		}}
+	}
+	var cmds []BatchCommand
+	if pl.entityID == "" {
+		cmds = append(cmds, find("entity", pl.entity, recordOrigin(b, ct, pl.replaced)))
+	}
+	if pl.contactID == "" {
+		cmds = append(cmds, find("contact", "contact", contactOrigin(ct)))
+	}
+	res, err := s.client.Batch(ctx, in.ID, cmds, true)
+	if err != nil {
+		return s.classify(err)
+	}
+	type row struct {
+		ID         string `json:"ID"`
+		AssignedBy string `json:"ASSIGNED_BY_ID"`
+	}
+	for _, c := range cmds {
+		var rows []row
+		if err := res.Decode(c.Name, &rows); err != nil {
+			return s.classify(err)
+		}
+		if len(rows) == 0 {
+			continue
+		}
+		if c.Name == "entity" {
+			pl.entityID, pl.recovered = rows[0].ID, rows[0].ID
+			pl.owner = routing.NewOwner{UserID: rows[0].AssignedBy}
+		} else {
+			pl.contactID = rows[0].ID
+		}
+		s.log.Info("bitrix24: a "+c.Name+" an unfinished call made is found and not made again",
+			"integration_id", in.ID, "binding_id", b.ID, "contact_id", ct.ID, "crm_id", rows[0].ID)
+	}
+	return nil
+}
+
 // linkRecord records what the batch created (even if a later comment
 // failed, so a retry does not create the contact or the record twice),
 // re-links a customer whose closed record was replaced, and tells the
@@ -241,7 +341,16 @@ func (s *Service) linkRecord(ctx context.Context, d *routing.Delivery, ct *store
 				return err
 			}
 		}
-		created := resultID(res.Results["entity"])
+		created := cmp.Or(resultID(res.Results["entity"]), pl.recovered)
+		recordSettled := created != "" || pl.entityID != ""
+		contactSettled := pl.contactRef == pl.contactID || resultID(res.Results["contact"]) != ""
+		if pl.tried && recordSettled && contactSettled {
+			// Everything the plan made is linked in this commit: the
+			// creation is no longer in doubt.
+			if err := store.DropLinks(tx, in.ID, linkRecordTry, []string{b.ID + ":" + ct.ID}); err != nil {
+				return err
+			}
+		}
 		if created == "" {
 			return nil
 		}
@@ -285,9 +394,6 @@ func (s *Service) mirrorCRMContact(ctx context.Context, d *routing.Delivery, ct 
 	if err != nil {
 		return 0, err
 	}
-	if found > 0 && found == len(msgs) {
-		return found, nil // all there; the record is, too
-	}
 	msgs, texts = msgs[found:], texts[found:]
 	cmds := pl.cmds
 	for i := range msgs {
@@ -295,9 +401,13 @@ func (s *Service) mirrorCRMContact(ctx context.Context, d *routing.Delivery, ct 
 			"fields": map[string]any{"ENTITY_ID": pl.entityRef, "ENTITY_TYPE": pl.entity, "COMMENT": texts[i]},
 		}})
 	}
-	res, err := s.client.Batch(ctx, d.Integration.ID, cmds, true)
-	if err != nil {
-		return found, s.classify(err)
+	res := &BatchResult{}
+	if len(cmds) > 0 {
+		if res, err = s.client.Batch(ctx, d.Integration.ID, cmds, true); err != nil {
+			return found, s.classify(err)
+		}
+	} else if found > 0 && pl.recovered == "" && !pl.tried {
+		return found, nil // all there, the record too: nothing to link
 	}
 	if err := s.linkRecord(ctx, d, ct, pl, res); err != nil {
 		return 0, err

@@ -117,6 +117,23 @@ func IsRateLimited(err error) bool {
 	return ae.HTTPStatus == http.StatusTooManyRequests || ae.HTTPStatus >= 500
 }
 
+// IsOutage reports an answer of a portal that is down or cut off behind
+// its proxy: 502, 503 or 504 carrying none of the rate-limit codes
+// (QUERY_LIMIT_EXCEEDED itself comes as a 503) and not a deleted portal.
+// Work waits such an outage out without spending attempts; a plain 500
+// is not one (a request that trips a bug must still dead-letter).
+func IsOutage(err error) bool {
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.HasCode(CodeQueryLimitExceeded, CodeOperationTimeLimit, CodeOverloadLimit, CodePortalDeleted) {
+		return false
+	}
+	switch ae.HTTPStatus {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
 // IsReauthRequired reports that the integration cannot work until an admin
 // re-authorises (or pays for) the app: retries will not help.
 func IsReauthRequired(err error) bool {

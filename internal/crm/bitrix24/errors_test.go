@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/routing"
 )
 
 func TestParseAPIErrorFixtures(t *testing.T) {
@@ -200,5 +202,42 @@ func TestIsReauthRequiredSentinel(t *testing.T) {
 	}
 	if IsReauthRequired(errors.New("x")) || IsRateLimited(errors.New("x")) || IsExpiredToken(nil) {
 		t.Error("plain error classified")
+	}
+}
+
+// A portal answering 502/503/504 is down: Classify marks it
+// routing.ErrUnavailable (the job waits, attempts unspent), cause kept.
+// QUERY_LIMIT_EXCEEDED and the other limits come with the same statuses
+// but are rate limits (retried after their delay), and a plain 500 keeps
+// the queue's backoff, so a request that trips a bug still dead-letters.
+func TestClassifyOutage(t *testing.T) {
+	s := &Service{}
+	for _, c := range []struct {
+		status  int
+		code    string
+		outage  bool
+		limited bool
+	}{
+		{http.StatusBadGateway, "", true, false},
+		{http.StatusServiceUnavailable, "", true, false},
+		{http.StatusGatewayTimeout, "", true, false},
+		{http.StatusServiceUnavailable, "INTERNAL_SERVER_ERROR", true, false},
+		{http.StatusServiceUnavailable, CodeQueryLimitExceeded, false, true},
+		{http.StatusServiceUnavailable, CodeOverloadLimit, false, true},
+		{http.StatusTooManyRequests, CodeOperationTimeLimit, false, true},
+		{http.StatusInternalServerError, "INTERNAL_SERVER_ERROR", false, true},
+		{http.StatusInternalServerError, "", false, true},
+	} {
+		ae := &APIError{HTTPStatus: c.status, Code: c.code}
+		got := s.classify(fmt.Errorf("call: %w", ae))
+		if errors.Is(got, routing.ErrUnavailable) != c.outage || IsOutage(ae) != c.outage {
+			t.Errorf("%d %s: classified %v; outage want %v", c.status, c.code, got, c.outage)
+		}
+		if !errors.Is(got, ae) {
+			t.Errorf("%d %s: cause lost: %v", c.status, c.code, got)
+		}
+		if !c.outage && c.limited && RetryAfter(got) == 0 {
+			t.Errorf("%d %s: no retry delay", c.status, c.code)
+		}
 	}
 }

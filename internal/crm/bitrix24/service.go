@@ -141,6 +141,7 @@ func (s *Service) Client() *Client { return s.client }
 
 // Handle adds the integration's jobs to a queue.
 func (s *Service) Handle(q crm.JobHandlers) {
+	q = crm.OutageAware(q)
 	q.Handle(JobSetup, s.handleSetup)
 	q.Handle(JobEvent, s.handleEvent)
 	q.Handle(JobActivate, s.handleActivate)

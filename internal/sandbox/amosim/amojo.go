@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"time"
@@ -137,14 +138,33 @@ func (s *Server) amojo(h func(w http.ResponseWriter, r *http.Request, body []byt
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if s.amojoCalls == nil {
+			s.amojoCalls = map[string]int{}
+		}
+		s.amojoCalls[r.Pattern]++
 		if len(s.amojoFail) > 0 {
 			st := s.amojoFail[0]
 			s.amojoFail = s.amojoFail[1:]
 			amojoError(w, st, http.StatusText(st))
 			return
 		}
+		if s.failAfter[r.Pattern] > 0 {
+			// Done, then the answer lost (FailAfterApply).
+			s.failAfter[r.Pattern]--
+			h(httptest.NewRecorder(), r, body)
+			amojoError(w, http.StatusBadGateway, "upstream timed out")
+			return
+		}
 		h(w, r, body)
 	}
+}
+
+// AmojoCalls is how many signed amojo requests of route (a pattern such
+// as "POST /v2/origin/custom/{id}") the simulator took.
+func (s *Server) AmojoCalls(route string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.amojoCalls[route]
 }
 
 // FailAmojo makes the next amojo requests (after their signature check)

@@ -618,7 +618,18 @@ func (s *Server) listLeads(w http.ResponseWriter, r *http.Request, c *call) {
 		if qs := strings.ToLower(q.Get("query")); qs != "" && !strings.Contains(strings.ToLower(l.Name), qs) {
 			continue
 		}
+		if from, err := strconv.ParseInt(q.Get("filter[created_at][from]"), 10, 64); err == nil && l.CreatedAt < from {
+			continue
+		}
+		if to, err := strconv.ParseInt(q.Get("filter[created_at][to]"), 10, 64); err == nil && l.CreatedAt > to {
+			continue
+		}
 		all = append(all, c.leadJSON(l, with))
+	}
+	// Ids grow with creation time, so the newest first is the ids
+	// reversed.
+	if q.Get("order[created_at]") == "desc" || q.Get("order[id]") == "desc" {
+		slices.Reverse(all)
 	}
 	writeList(w, r, c, "leads", all, page, limit, nil)
 }

@@ -152,6 +152,8 @@ type Server struct {
 	// failAfter counts, by route pattern, requests to apply and then
 	// answer with 502 (FailAfterApply).
 	failAfter map[string]int
+	// amojoCalls counts the signed amojo requests by route pattern.
+	amojoCalls map[string]int
 	// failRoute, by route pattern, refuses requests without their work
 	// (FailRoute).
 	failRoute map[string]routeFailure

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -171,5 +172,27 @@ func TestUsersAndDepartments(t *testing.T) {
 	r = env.ok(t, "app.info", nil)
 	if dig(r.body, "result", "CODE") != testClientID || dig(r.body, "result", "INSTALLED") != true || dig(r.body, "result", "STATUS") != "P" {
 		t.Errorf("app.info: %s", r.raw)
+	}
+}
+
+// TestOriginFilter: ORIGINATOR_ID and ORIGIN_ID (the external system and
+// the item's id there) are kept on add and filter crm.*.list, as the
+// portal's own fields do, so an integration finds what it created.
+func TestOriginFilter(t *testing.T) {
+	env := newSim(t, Options{}, PortalOptions{})
+	for _, m := range []string{"crm.lead.add", "crm.deal.add", "crm.contact.add"} {
+		env.ok(t, m, map[string]any{"fields": map[string]any{"TITLE": "other", "ORIGINATOR_ID": "switchboard", "ORIGIN_ID": "r:b1:c2"}})
+		r := env.ok(t, m, map[string]any{"fields": map[string]any{"TITLE": "ours", "ORIGINATOR_ID": "switchboard", "ORIGIN_ID": "r:b1:c1"}})
+		id := formatID(r.body["result"].(float64))
+		list := strings.Replace(m, ".add", ".list", 1)
+		r = env.ok(t, list, map[string]any{"filter": map[string]any{"ORIGINATOR_ID": "switchboard", "ORIGIN_ID": "r:b1:c1"}, "select": []string{"ID", "ORIGIN_ID"}})
+		rows, _ := r.body["result"].([]any)
+		if len(rows) != 1 || dig(rows[0], "ID") != id || dig(rows[0], "ORIGIN_ID") != "r:b1:c1" {
+			t.Errorf("%s by origin: %s", list, r.raw)
+		}
+		r = env.ok(t, list, map[string]any{"filter": map[string]any{"ORIGINATOR_ID": "someone", "ORIGIN_ID": "r:b1:c1"}})
+		if rows, _ := r.body["result"].([]any); len(rows) != 0 {
+			t.Errorf("%s by another originator: %s", list, r.raw)
+		}
 	}
 }
