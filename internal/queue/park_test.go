@@ -314,7 +314,7 @@ func TestParkingFollowsTheKeysHead(t *testing.T) {
 // TestMigrationParksQueuedJobs takes the parking migration (and the lane
 // migration after it) down and up again over a backlog, as an upgrade
 // finds it: the delayed jobs, and the jobs behind a delayed head of their
-// key, come out parked; the rest not; all in lane ”.
+// key, come out parked; the rest not; all in the empty lane.
 func TestMigrationParksQueuedJobs(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
