@@ -75,6 +75,7 @@ func TestParkingNeverHidesAReadyJob(t *testing.T) {
 		r := rand.New(rand.NewPCG(7, 11))
 		workspaces := []string{"", "a", "b", "c"}
 		keys := []string{"", "k0", "k1", "k2", "k3", "k4", "k5"}
+		lanes := []string{"", "ch-1", "ch-2"}
 		// pick chooses one of the ids that query finds in the first
 		// database; the others hold the same jobs under the same ids.
 		pick := func(query string) (int64, bool) {
@@ -96,7 +97,7 @@ func TestParkingNeverHidesAReadyJob(t *testing.T) {
 			var batch []queue.NewJob
 			for range r.IntN(4) {
 				j := queue.NewJob{Kind: "send", WorkspaceID: workspaces[r.IntN(len(workspaces))],
-					Key: keys[r.IntN(len(keys))], Payload: round}
+					Key: keys[r.IntN(len(keys))], Lane: lanes[r.IntN(len(lanes))], Payload: round}
 				if r.IntN(4) == 0 {
 					j.RunAt = time.Now().Add(time.Hour)
 				}

@@ -65,7 +65,7 @@ type Queue struct {
 	notify    chan struct{}
 	cursor    string // workspace served last; only the poller touches it
 	// laneCursors holds the lane each workspace served last, for those
-	// whose last lane was not ''; only the poller touches it.
+	// whose last lane was not the empty one; only the poller touches it.
 	laneCursors map[string]string
 	window      int  // walkWindow; tests make it small
 	walkOnly    bool // no scan after a walk that found nothing; tests only

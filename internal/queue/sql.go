@@ -104,7 +104,7 @@ const picksSQL = `WITH RECURSIVE ws(w) AS (
 
 // laneCursorsSQLite and laneCursorsPostgres read the lane each workspace
 // served last (laneCursors, as a JSON object) into rows of (workspace_id,
-// lane); a workspace without a row served lane ” last.
+// lane); a workspace without a row served the empty lane last.
 const (
 	laneCursorsSQLite   = `SELECT key AS workspace_id, value AS lane FROM json_each(?)`
 	laneCursorsPostgres = `SELECT key AS workspace_id, value AS lane FROM jsonb_each_text(CAST(? AS jsonb))`
