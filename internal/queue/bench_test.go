@@ -154,7 +154,7 @@ func fillBacklog(b *testing.B, db *store.DB, shape string, n int) {
 				count = max(n-90, 10)
 			}
 			for i := range count {
-				j := queue.NewJob{Kind: "bench", WorkspaceID: "ws00", Payload: i, RunAt: past}
+				j := queue.NewJob{Kind: "bench", WorkspaceID: "ws00", Lane: fmt.Sprintf("ch%d", c), Payload: i, RunAt: past}
 				if i%2 == 1 {
 					j.Key = fmt.Sprintf("send:ch%d:%d", c, (i/2)%max(count/10, 1))
 				}
