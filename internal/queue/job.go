@@ -5,8 +5,9 @@
 //
 // Jobs sharing a Key run strictly one at a time in enqueue order, even
 // across retries, so messages to one customer go out in the order they were
-// written. Among the jobs that are ready, workspaces take turns, so one busy
-// tenant cannot starve the others.
+// written. Among the jobs that are ready, workspaces take turns, and within
+// a workspace its channels (lanes) take turns, so neither one busy tenant
+// nor one busy channel of a tenant can starve the others.
 package queue
 
 import (
