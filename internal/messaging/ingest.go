@@ -201,7 +201,7 @@ func (s *Service) storeInbound(tx *gorm.DB, ch *store.Channel, in *channel.Inbou
 	enqueued := false
 	if contact.Created && contact.Name == "" {
 		if p, ok := s.registry.ByType(channel.Type(ch.Type)); ok && p.Profiles != nil {
-			if _, err := queue.Enqueue(tx, queue.NewJob{Kind: JobProfile, WorkspaceID: ch.WorkspaceID,
+			if _, err := queue.Enqueue(tx, queue.NewJob{Kind: JobProfile, WorkspaceID: ch.WorkspaceID, Lane: ch.ID,
 				Payload: profileJob{ContactID: contact.ID}, MaxAttempts: 5}); err != nil {
 				return false, false, fmt.Errorf("messaging: enqueue profile: %w", err)
 			}
@@ -225,7 +225,7 @@ func (s *Service) storeInbound(tx *gorm.DB, ch *store.Channel, in *channel.Inbou
 		return true, enqueued, nil
 	}
 	_, err = queue.Enqueue(tx, queue.NewJob{
-		Kind: JobFetchMedia, WorkspaceID: ch.WorkspaceID,
+		Kind: JobFetchMedia, WorkspaceID: ch.WorkspaceID, Lane: ch.ID,
 		Payload: fetchMediaJob{MediaID: mediaRow.ID},
 	})
 	if err != nil {

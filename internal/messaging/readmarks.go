@@ -30,7 +30,7 @@ func markReadKey(channelID, contactID string) string {
 // skipped), so callers need not check first.
 func EnqueueMarkRead(tx *gorm.DB, workspaceID, channelID, contactID string) error {
 	_, err := queue.Enqueue(tx, queue.NewJob{
-		Kind: JobMarkRead, WorkspaceID: workspaceID,
+		Kind: JobMarkRead, WorkspaceID: workspaceID, Lane: channelID,
 		Key:     markReadKey(channelID, contactID),
 		Payload: markReadJob{ChannelID: channelID, ContactID: contactID},
 	})

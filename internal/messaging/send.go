@@ -179,7 +179,7 @@ func (s *Service) Send(ctx context.Context, scope store.Scope, channelID string,
 			return err
 		}
 		_, err = queue.Enqueue(tx, queue.NewJob{
-			Kind: JobSend, WorkspaceID: ch.WorkspaceID,
+			Kind: JobSend, WorkspaceID: ch.WorkspaceID, Lane: ch.ID,
 			// One customer's messages go out in order, one at a time.
 			Key:     sendKey(ch.ID, contact.ID),
 			Payload: sendJob{MessageID: m.ID, Automatic: req.Automatic},

@@ -94,7 +94,10 @@ func benchEnqueueAndProcess(b *testing.B, db *store.DB, keys int) {
 //     blocked, and the 20 ready jobs per workspace behind them;
 //   - hot: one key of n-100 jobs (at least 10) whose head is running (a
 //     CRM binding's mirror jobs draining after an outage), and behind it
-//     100 ready jobs of keys of their own over the 20 workspaces.
+//     100 ready jobs of keys of their own over the 20 workspaces;
+//   - lanes: one workspace with 10 channels, all ready, half without a key
+//     and half in keys of the channel: channel 0 holds all but 90 of the
+//     jobs (at least 10), the other nine 10 each.
 //
 // The claimed jobs are put back (untimed) after each claim, so every claim
 // sees the same backlog.
@@ -107,7 +110,7 @@ func BenchmarkClaim(b *testing.B) {
 		{"postgres", storetest.Postgres},
 	}
 	for _, e := range engines {
-		for _, shape := range []string{"ready", "blocked", "mixed", "hot"} {
+		for _, shape := range []string{"ready", "blocked", "mixed", "hot", "lanes"} {
 			for _, n := range []int{50, 5000, 50000} {
 				// The backlog outlives the runs that size b.N, so it is
 				// made once and closed with the parent benchmark.
@@ -141,6 +144,22 @@ func fillBacklog(b *testing.B, db *store.DB, shape string, n int) {
 		for i := range 100 {
 			jobs = append(jobs, queue.NewJob{Kind: "bench", WorkspaceID: fmt.Sprintf("ws%02d", i%20),
 				Key: fmt.Sprintf("send:ch:%d", i), Payload: i, RunAt: past})
+		}
+		n = 0
+	}
+	if shape == "lanes" {
+		for c := range 10 {
+			count := 10
+			if c == 0 {
+				count = max(n-90, 10)
+			}
+			for i := range count {
+				j := queue.NewJob{Kind: "bench", WorkspaceID: "ws00", Lane: fmt.Sprintf("ch%d", c), Payload: i, RunAt: past}
+				if i%2 == 1 {
+					j.Key = fmt.Sprintf("send:ch%d:%d", c, (i/2)%max(count/10, 1))
+				}
+				jobs = append(jobs, j)
+			}
 		}
 		n = 0
 	}

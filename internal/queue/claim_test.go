@@ -22,11 +22,13 @@ import (
 )
 
 // randomBacklog makes a backlog that exercises every rule of the claim:
-// several workspaces (the empty one too), keys shared by many jobs, jobs
-// without a key, delayed jobs, and a kind the queue does not handle.
+// several workspaces (the empty one too), several lanes in each (the empty
+// one too), keys shared by many jobs (across lanes too), jobs without a
+// key, delayed jobs, and a kind the queue does not handle.
 func randomBacklog(n int) []queue.NewJob {
 	r := rand.New(rand.NewPCG(1, 2))
 	workspaces := []string{"", "a", "b", "ws-busy", "ws-quiet"}
+	lanes := []string{"", "ch-1", "ch-2", "ch-3"}
 	later := time.Now().Add(time.Hour)
 	var jobs []queue.NewJob
 	for range n {
@@ -34,6 +36,7 @@ func randomBacklog(n int) []queue.NewJob {
 		if j.WorkspaceID == "ws-busy" || r.IntN(2) == 0 {
 			j.WorkspaceID = "ws-busy"
 		}
+		j.Lane = lanes[r.IntN(len(lanes))]
 		if r.IntN(3) > 0 {
 			j.Key = fmt.Sprintf("k%d", r.IntN(25))
 		}

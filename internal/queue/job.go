@@ -5,8 +5,9 @@
 //
 // Jobs sharing a Key run strictly one at a time in enqueue order, even
 // across retries, so messages to one customer go out in the order they were
-// written. Among the jobs that are ready, workspaces take turns, so one busy
-// tenant cannot starve the others.
+// written. Among the jobs that are ready, workspaces take turns, and within
+// a workspace its channels (lanes) take turns, so neither one busy tenant
+// nor one busy channel of a tenant can starve the others.
 package queue
 
 import (
@@ -44,6 +45,10 @@ type NewJob struct {
 	// "send:<channel_id>:<contact_id>". An empty Key makes the job
 	// independent of every other.
 	Key string
+	// Lane is the channel the job serves (its id), empty for a job that
+	// serves none. Within a workspace the lanes take turns, so one
+	// channel's backlog does not hold up another channel's jobs.
+	Lane string
 	// Payload is stored JSON-encoded; Job.Decode reads it back.
 	Payload any
 	// RunAt delays the job; zero means now.
@@ -59,6 +64,7 @@ type Job struct {
 	Kind        string
 	WorkspaceID string
 	Key         string
+	Lane        string
 	Payload     json.RawMessage
 	State       string
 	// Attempts counts the handler calls so far, including the current one
@@ -111,11 +117,11 @@ func Enqueue(tx *gorm.DB, j NewJob) (int64, error) {
 		runAt = j.RunAt.UTC().Truncate(time.Microsecond)
 	}
 	var id int64
-	err = tx.Raw(`INSERT INTO jobs (kind, workspace_id, queue_key, payload, state, attempts,
+	err = tx.Raw(`INSERT INTO jobs (kind, workspace_id, queue_key, lane, payload, state, attempts,
 			max_attempts, run_at, locked_by, last_error, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, 0, ?, ?, '', '', ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, '', '', ?, ?)
 		RETURNING id`,
-		j.Kind, j.WorkspaceID, j.Key, string(payload), StatePending, maxAttempts, runAt, now, now,
+		j.Kind, j.WorkspaceID, j.Key, j.Lane, string(payload), StatePending, maxAttempts, runAt, now, now,
 	).Scan(&id).Error
 	if err != nil {
 		return 0, fmt.Errorf("queue: enqueue %s: %w", j.Kind, err)

@@ -75,6 +75,7 @@ func TestParkingNeverHidesAReadyJob(t *testing.T) {
 		r := rand.New(rand.NewPCG(7, 11))
 		workspaces := []string{"", "a", "b", "c"}
 		keys := []string{"", "k0", "k1", "k2", "k3", "k4", "k5"}
+		lanes := []string{"", "ch-1", "ch-2"}
 		// pick chooses one of the ids that query finds in the first
 		// database; the others hold the same jobs under the same ids.
 		pick := func(query string) (int64, bool) {
@@ -96,7 +97,7 @@ func TestParkingNeverHidesAReadyJob(t *testing.T) {
 			var batch []queue.NewJob
 			for range r.IntN(4) {
 				j := queue.NewJob{Kind: "send", WorkspaceID: workspaces[r.IntN(len(workspaces))],
-					Key: keys[r.IntN(len(keys))], Payload: round}
+					Key: keys[r.IntN(len(keys))], Lane: lanes[r.IntN(len(lanes))], Payload: round}
 				if r.IntN(4) == 0 {
 					j.RunAt = time.Now().Add(time.Hour)
 				}
@@ -311,9 +312,10 @@ func TestParkingFollowsTheKeysHead(t *testing.T) {
 	})
 }
 
-// TestMigrationParksQueuedJobs takes the parking migration down and up
-// again over a backlog, as an upgrade finds it: the delayed jobs, and the
-// jobs behind a delayed head of their key, come out parked; the rest not.
+// TestMigrationParksQueuedJobs takes the parking migration (and the lane
+// migration after it) down and up again over a backlog, as an upgrade
+// finds it: the delayed jobs, and the jobs behind a delayed head of their
+// key, come out parked; the rest not; all in the empty lane.
 func TestMigrationParksQueuedJobs(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
@@ -333,7 +335,7 @@ func TestMigrationParksQueuedJobs(t *testing.T) {
 			t.Fatal(err)
 		}
 		later := time.Now().Add(time.Hour)
-		got := enqueue(t, db,
+		got := enqueueAt31(t, db,
 			queue.NewJob{Kind: "send", Key: "k", Payload: 0},
 			queue.NewJob{Kind: "send", Key: "k", Payload: 1, RunAt: later},
 			queue.NewJob{Kind: "send", Key: "k", Payload: 2},
@@ -350,7 +352,34 @@ func TestMigrationParksQueuedJobs(t *testing.T) {
 		if bad := ids(t, db, unsoundWaits); len(bad) > 0 {
 			t.Errorf("jobs %v parked longer than their key holds them", bad)
 		}
+		if l := ids(t, db, `SELECT id FROM jobs WHERE lane <> '' ORDER BY id`); len(l) > 0 {
+			t.Errorf("jobs %v in a lane after the migration, want none", l)
+		}
 	})
+}
+
+// enqueueAt31 enqueues jobs into the jobs table as migration 31 left it:
+// queue.Enqueue writes columns added since.
+func enqueueAt31(t *testing.T, db *store.DB, jobs ...queue.NewJob) []int64 {
+	t.Helper()
+	var out []int64
+	for _, j := range jobs {
+		now := store.Now()
+		runAt := now
+		if !j.RunAt.IsZero() {
+			runAt = j.RunAt.UTC().Truncate(time.Microsecond)
+		}
+		var id int64
+		err := db.Gorm.Raw(`INSERT INTO jobs (kind, workspace_id, queue_key, payload, state, attempts,
+				max_attempts, run_at, locked_by, last_error, created_at, updated_at)
+			VALUES (?, ?, ?, ?, 'pending', 0, 12, ?, '', '', ?, ?) RETURNING id`,
+			j.Kind, j.WorkspaceID, j.Key, fmt.Sprint(j.Payload), runAt, now, now).Scan(&id).Error
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, id)
+	}
+	return out
 }
 
 // TestConcurrentClaimersParkAndNeverShareAKey has several claimers on

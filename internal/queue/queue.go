@@ -64,8 +64,11 @@ type Queue struct {
 	slots     chan struct{}      // one token per busy worker
 	notify    chan struct{}
 	cursor    string // workspace served last; only the poller touches it
-	window    int    // walkWindow; tests make it small
-	walkOnly  bool   // no scan after a walk that found nothing; tests only
+	// laneCursors holds the lane each workspace served last, for those
+	// whose last lane was not the empty one; only the poller touches it.
+	laneCursors map[string]string
+	window      int  // walkWindow; tests make it small
+	walkOnly    bool // no scan after a walk that found nothing; tests only
 }
 
 // finishTimeout bounds recording a job's outcome, which is done even while
@@ -107,6 +110,8 @@ func New(db *store.DB, opts Options) *Queue {
 		slots:    make(chan struct{}, opts.Workers),
 		notify:   make(chan struct{}, 1),
 		window:   walkWindow,
+
+		laneCursors: make(map[string]string),
 	}
 	if opts.Registerer != nil {
 		q.metrics = newMetrics(q, opts.Registerer)

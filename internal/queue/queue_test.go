@@ -10,6 +10,7 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -470,6 +471,93 @@ func TestFairnessAcrossWorkspaces(t *testing.T) {
 		}
 		if other != 20 {
 			t.Errorf("ws-other ran %d of the first 42 jobs, want all its 20; order %v", other, order[:42])
+		}
+	})
+}
+
+// TestChannelsTakeTurnsWithinAWorkspace: workspace W has channel A with
+// 1,000 ready jobs and channel B with one, enqueued after A's; another
+// workspace has one job too. B's job is claimed within the first round
+// (one turn for each workspace and each of W's channels), walking and
+// scanning alike; then A's jobs follow.
+func TestChannelsTakeTurnsWithinAWorkspace(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		var jobs []queue.NewJob
+		for i := range 1000 {
+			jobs = append(jobs, queue.NewJob{Kind: "send", WorkspaceID: "W", Lane: "A", Payload: i})
+		}
+		jobs = append(jobs, queue.NewJob{Kind: "send", WorkspaceID: "W", Lane: "B", Payload: "b"},
+			queue.NewJob{Kind: "send", WorkspaceID: "V", Lane: "C", Payload: "v"})
+		ids := enqueue(t, db, jobs...)
+		idB, idV := ids[1000], ids[1001]
+		for _, window := range []int{1 << 20, 0} {
+			q := newQueue(t, db, queue.Options{InstanceID: fmt.Sprintf("w%d", window)})
+			q.Handle("send", func(context.Context, *queue.Job) error { return nil })
+			q.SetWindow(window)
+			var order []int64
+			var claimed []*queue.Job
+			// Claims of one job each: a round is three claims.
+			for range 3 {
+				got, err := q.Claim(ctx, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != 1 {
+					t.Fatalf("window %d: claimed %d jobs, want 1", window, len(got))
+				}
+				order = append(order, got[0].ID)
+				claimed = append(claimed, got...)
+			}
+			if !slices.Contains(order, idB) || !slices.Contains(order, idV) || !slices.Contains(order, ids[0]) {
+				t.Errorf("window %d: first round claimed %v, want A's first job %d, B's %d and V's %d",
+					window, order, ids[0], idB, idV)
+			}
+			// Put them back for the other window.
+			for _, j := range claimed {
+				if err := db.Gorm.Exec(`UPDATE jobs SET state = 'pending', attempts = 0, locked_by = '', locked_until = NULL WHERE id = ?`, j.ID).Error; err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	})
+}
+
+// TestChannelsAlternate: two channels of one workspace, each with a
+// backlog, are served in turn claim after claim, though each claim ranks
+// them afresh: the lane served last goes behind the other one.
+func TestChannelsAlternate(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		var jobs []queue.NewJob
+		for i := range 6 {
+			jobs = append(jobs, queue.NewJob{Kind: "send", WorkspaceID: "W", Lane: "A", Payload: i})
+		}
+		for i := range 6 {
+			jobs = append(jobs, queue.NewJob{Kind: "send", WorkspaceID: "W", Lane: "B", Payload: i})
+		}
+		enqueue(t, db, jobs...)
+		for _, window := range []int{1 << 20, 0} {
+			q := newQueue(t, db, queue.Options{InstanceID: fmt.Sprintf("w%d", window)})
+			q.Handle("send", func(context.Context, *queue.Job) error { return nil })
+			q.SetWindow(window)
+			var lanes []string
+			for range 3 {
+				got, err := q.Claim(ctx, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != 1 {
+					t.Fatalf("window %d: claimed %d jobs, want 1", window, len(got))
+				}
+				lanes = append(lanes, got[0].Lane)
+				if _, err := q.Complete(ctx, got[0]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := strings.Join(lanes, ""); got != "ABA" {
+				t.Errorf("window %d: claims served lanes %s, want ABA", window, got)
+			}
 		}
 	})
 }

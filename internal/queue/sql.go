@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -17,7 +18,7 @@ import (
 // ErrNotDead is returned by Requeue for a job that is not dead-lettered.
 var ErrNotDead = errors.New("queue: no dead job with that id")
 
-const jobColumns = `id, kind, workspace_id, queue_key, payload, state, attempts, max_attempts,
+const jobColumns = `id, kind, workspace_id, queue_key, lane, payload, state, attempts, max_attempts,
 	run_at, locked_by, locked_until, last_error, created_at, updated_at`
 
 // readyJob holds when the pending job x may run now: it is due, of a kind
@@ -33,27 +34,41 @@ const readyJob = `x.state = 'pending' AND x.wait_until IS NULL AND x.run_at <= ?
 				NOT EXISTS (SELECT 1 FROM jobs o WHERE o.queue_key = x.queue_key AND o.state = 'pending' AND o.id < x.id)
 				AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.queue_key = x.queue_key AND r.state = 'running')))`
 
-// Two claims implement one rule: workspaces take turns, ready jobs go by
-// their turn (their rank by id among their workspace's ready jobs), and
-// among equal turns the workspaces after the one served last come first, so
-// a workspace with one job is served within one round however many jobs
-// another has queued. The walk reads a few index entries per workspace and
-// serves a ready backlog of any length at the same cost (issue 10); the
-// scan reads every pending job once, more cheaply per job than the walk's
-// probes, so it takes over where the walk would have to read far.
+// Two claims implement one rule, fair at two levels: workspaces take turns,
+// and within a workspace its lanes (channels, NewJob.Lane) take turns.
+//
+//   - A job's lane turn is its rank by id among its lane's ready jobs.
+//   - A workspace orders its ready jobs by lane turn, and among equal lane
+//     turns the lanes after the one it served last come first (then by
+//     lane); a job's turn is its rank in that order.
+//   - Ready jobs go by their turn, and among equal turns the workspaces
+//     after the one served last come first (then by workspace).
+//
+// So a workspace with one job is served within one round however many jobs
+// another has queued, and a channel with one job within one round of its
+// workspace's channels however many another channel of it has queued. Both
+// "served last" are kept by the claimer (Queue.cursor and laneCursors):
+// without them the same workspace or lane would win every tie, claim after
+// claim, and the others would wait for its backlog after all.
+//
+// The walk reads a few index entries per lane and serves a ready backlog of
+// any length at the same cost (issue 10); the scan reads every pending job
+// once, more cheaply per job than the walk's probes, so it takes over where
+// the walk would have to read far.
 //
 // The walk, picksSQL:
 //
 //   - ws lists the workspaces with unparked pending jobs, one probe of
-//     jobs_walk each (a loose index scan: either engine would otherwise
-//     read every pending job to find the distinct values);
-//   - picks walks each workspace's unparked pending jobs in id order, each
-//     step one scalar subquery that stops at the next ready job, for at
-//     most as many turns as the claim wants jobs. Scalar subqueries leave
-//     neither engine a plan that scans jobs once per workspace, as SQLite
-//     chose for a join.
+//     jobs_walk_lane each (a loose index scan: either engine would
+//     otherwise read every pending job to find the distinct values);
+//   - lanes lists each workspace's lanes the same way, one probe each;
+//   - picks walks each lane's unparked pending jobs in id order, each step
+//     one scalar subquery that stops at the next ready job, for at most as
+//     many turns as the claim wants jobs (a job's turn in its workspace is
+//     at least its lane turn). Scalar subqueries leave neither engine a
+//     plan that scans jobs once per workspace, as SQLite chose for a join.
 //
-// A workspace walks only its first window unparked jobs (bound is the next
+// A lane walks only its first window unparked jobs (bound is the next
 // one's id, NULL when it has no more). Each job read in vain costs a probe,
 // so a walk that came to its bound before its last turn gives up: then the
 // walk claims nothing at all and the scan decides. Parking keeps a CRM
@@ -67,37 +82,70 @@ const picksSQL = `WITH RECURSIVE ws(w) AS (
 		UNION ALL
 		SELECT (SELECT MIN(p.workspace_id) FROM jobs p WHERE p.state = 'pending' AND p.wait_until IS NULL AND p.workspace_id > ws.w)
 		FROM ws WHERE ws.w IS NOT NULL
-	), picks(workspace_id, bound, id, turn) AS (
-		SELECT w, (SELECT b.id FROM jobs b WHERE b.state = 'pending' AND b.wait_until IS NULL AND b.workspace_id = ws.w ORDER BY b.id LIMIT 1 OFFSET ?),
-			CAST(0 AS bigint), 0
+	), lanes(w, l) AS (
+		SELECT w, (SELECT MIN(p.lane) FROM jobs p WHERE p.state = 'pending' AND p.wait_until IS NULL AND p.workspace_id = ws.w)
 		FROM ws WHERE w IS NOT NULL
 		UNION ALL
-		SELECT h.workspace_id, h.bound, (SELECT x.id FROM jobs x
-			WHERE x.workspace_id = h.workspace_id AND x.id > h.id AND x.id < COALESCE(h.bound, 9223372036854775807)
+		SELECT lanes.w, (SELECT MIN(p.lane) FROM jobs p
+			WHERE p.state = 'pending' AND p.wait_until IS NULL AND p.workspace_id = lanes.w AND p.lane > lanes.l)
+		FROM lanes WHERE lanes.l IS NOT NULL
+	), picks(workspace_id, lane, bound, id, turn) AS (
+		SELECT w, l, (SELECT b.id FROM jobs b WHERE b.state = 'pending' AND b.wait_until IS NULL AND b.workspace_id = lanes.w AND b.lane = lanes.l
+				ORDER BY b.id LIMIT 1 OFFSET ?),
+			CAST(0 AS bigint), 0
+		FROM lanes WHERE l IS NOT NULL
+		UNION ALL
+		SELECT h.workspace_id, h.lane, h.bound, (SELECT x.id FROM jobs x
+			WHERE x.workspace_id = h.workspace_id AND x.lane = h.lane AND x.id > h.id AND x.id < COALESCE(h.bound, 9223372036854775807)
 				AND ` + readyJob + `
 			ORDER BY x.id LIMIT 1), h.turn + 1
 		FROM picks h WHERE h.id IS NOT NULL AND h.turn < ?
 	)`
 
+// laneCursorsSQLite and laneCursorsPostgres read the lane each workspace
+// served last (laneCursors, as a JSON object) into rows of (workspace_id,
+// lane); a workspace without a row served the empty lane last.
+const (
+	laneCursorsSQLite   = `SELECT key AS workspace_id, value AS lane FROM json_each(?)`
+	laneCursorsPostgres = `SELECT key AS workspace_id, value AS lane FROM jsonb_each_text(CAST(? AS jsonb))`
+)
+
+// rankSQL ranks the rows of lane turns %[3]s (id, workspace_id, lane,
+// lane_turn) by their turn in their workspace: lane turn first, then the
+// lanes after the workspace's last served lane (from %[2]s), then by lane.
+// %[1]s is a collation for PostgreSQL, so that it compares lanes bytewise
+// as SQLite and nextLaneCursors do. A job's turn is at least its lane
+// turn, so only the lane turns up to the claim's size (the last ?) can
+// make the claim: the others are left out before the second ranking, which
+// then sorts a few rows per lane rather than every ready job again.
+const rankSQL = `SELECT r.id, r.workspace_id,
+		ROW_NUMBER() OVER (PARTITION BY r.workspace_id
+			ORDER BY r.lane_turn, CASE WHEN r.lane %[1]s > COALESCE(lc.lane, '') THEN 0 ELSE 1 END, r.lane %[1]s) AS turn
+	FROM (%[3]s) r
+	LEFT JOIN (%[2]s) lc ON lc.workspace_id = r.workspace_id
+	WHERE r.lane_turn <= ?`
+
 // walkOrder ranks the walk's picks; it yields none when a walk gave up.
-// %s is a collation for PostgreSQL, so that it compares workspace ids
-// bytewise as SQLite and nextCursor do.
-const walkOrder = `SELECT h.id FROM picks h
-	WHERE h.turn > 0 AND h.id IS NOT NULL
-		AND NOT EXISTS (SELECT 1 FROM picks t WHERE t.id IS NULL AND t.bound IS NOT NULL)
+// %[1]s is a collation for PostgreSQL, so that it compares workspace ids
+// bytewise as SQLite and nextCursor do; %[2]s reads the lane cursors.
+const walkOrder = `SELECT h.id FROM (` + rankSQL + `) h
+	WHERE NOT EXISTS (SELECT 1 FROM picks t WHERE t.id IS NULL AND t.bound IS NOT NULL)
 	ORDER BY h.turn, CASE WHEN h.workspace_id %[1]s > ? THEN 0 ELSE 1 END, h.workspace_id %[1]s, h.id`
+
+// walkLaneTurns are the walk's picks as rankSQL takes them.
+const walkLaneTurns = `SELECT p.id, p.workspace_id, p.lane, p.turn AS lane_turn FROM picks p WHERE p.turn > 0 AND p.id IS NOT NULL`
 
 // keyHeadsSQL selects the head of every key: its oldest pending job. Only
 // a head may run; the rest of the key waits behind it.
 const keyHeadsSQL = `SELECT MIN(o.id) FROM jobs o WHERE o.state = 'pending' AND o.queue_key <> '' GROUP BY o.queue_key`
 
-// scanSQL is the scan: it ranks every ready job. The heads are found by two
-// uncorrelated subqueries that each engine runs once per claim; correlated
-// NOT EXISTS probes per pending job were several times slower on a large
-// backlog. It reads every pending job, a hot key's backlog too; on
-// PostgreSQL scanHeadsSQL takes its place.
-const scanSQL = `SELECT c.id, c.workspace_id,
-		ROW_NUMBER() OVER (PARTITION BY c.workspace_id ORDER BY c.id) AS turn
+// scanSQL is the scan's lane turns: it ranks every ready job in its lane.
+// The heads are found by two uncorrelated subqueries that each engine runs
+// once per claim; correlated NOT EXISTS probes per pending job were several
+// times slower on a large backlog. It reads every pending job, a hot key's
+// backlog too; on PostgreSQL scanHeadsSQL takes its place.
+const scanSQL = `SELECT c.id, c.workspace_id, c.lane,
+		ROW_NUMBER() OVER (PARTITION BY c.workspace_id, c.lane ORDER BY c.id) AS lane_turn
 	FROM jobs c
 	WHERE c.state = 'pending' AND c.run_at <= ? AND c.kind IN ?
 		AND (c.queue_key = '' OR (
@@ -116,8 +164,8 @@ const scanSQL = `SELECT c.id, c.workspace_id,
 //   - the unkeyed pending jobs come from jobs_key's empty key.
 //
 // Their rows are then checked for being due and of a handled kind, and
-// ranked. On SQLite this took seconds a claim on a hot key of 5,000 jobs
-// (its plan was not looked into), so SQLite keeps scanSQL.
+// ranked in their lane. On SQLite this took seconds a claim on a hot key
+// of 5,000 jobs (its plan was not looked into), so SQLite keeps scanSQL.
 const scanHeadsSQL = `WITH RECURSIVE keys(k) AS (
 		SELECT MIN(queue_key) FROM jobs WHERE state = 'pending' AND queue_key > ''
 		UNION ALL
@@ -131,8 +179,8 @@ const scanHeadsSQL = `WITH RECURSIVE keys(k) AS (
 		UNION ALL
 		SELECT u.id FROM jobs u WHERE u.queue_key = '' AND u.state = 'pending'
 	)
-	SELECT c.id, c.workspace_id,
-		ROW_NUMBER() OVER (PARTITION BY c.workspace_id ORDER BY c.id) AS turn
+	SELECT c.id, c.workspace_id, c.lane,
+		ROW_NUMBER() OVER (PARTITION BY c.workspace_id, c.lane ORDER BY c.id) AS lane_turn
 	FROM heads JOIN jobs c ON c.id = heads.id
 	WHERE c.state = 'pending' AND c.run_at <= ? AND c.kind IN ?`
 
@@ -148,11 +196,11 @@ WHERE id IN (`
 // SQLite re-ran the window query for every job.
 var (
 	walkSQLite = claimSet + picksSQL + `
-	` + fmt.Sprintf(walkOrder, "") + `
+	` + fmt.Sprintf(walkOrder, "", laneCursorsSQLite, walkLaneTurns) + `
 	LIMIT ?)
 RETURNING ` + jobColumns
 	scanSQLite = claimSet + `
-	SELECT h.id FROM (` + scanSQL + `) h
+	SELECT h.id FROM (` + fmt.Sprintf(rankSQL, "", laneCursorsSQLite, scanSQL) + `) h
 	` + fmt.Sprintf(scanOrder, "") + `
 	LIMIT ?)
 RETURNING ` + jobColumns
@@ -173,7 +221,7 @@ RETURNING ` + jobColumns
 var (
 	walkPostgres = claimSet + `
 	SELECT j.id FROM unnest(ARRAY(` + picksSQL + `
-		` + fmt.Sprintf(walkOrder, `COLLATE "C"`) + `
+		` + fmt.Sprintf(walkOrder, `COLLATE "C"`, laneCursorsPostgres, walkLaneTurns) + `
 	)) WITH ORDINALITY AS u(id, rank)
 	JOIN jobs j ON j.id = u.id
 	WHERE j.state = 'pending' AND j.run_at <= ?
@@ -182,7 +230,7 @@ var (
 	FOR UPDATE OF j SKIP LOCKED)
 RETURNING ` + jobColumns
 	scanPostgres = claimSet + `
-	SELECT j.id FROM jobs j JOIN (` + scanHeadsSQL + `) h ON h.id = j.id
+	SELECT j.id FROM jobs j JOIN (` + fmt.Sprintf(rankSQL, `COLLATE "C"`, laneCursorsPostgres, scanHeadsSQL) + `) h ON h.id = j.id
 	WHERE j.state = 'pending' AND j.run_at <= ?
 	` + fmt.Sprintf(scanOrder, `COLLATE "C"`) + `
 	LIMIT ?
@@ -262,6 +310,12 @@ func (q *Queue) claim(ctx context.Context, n int) ([]*Job, error) {
 	defer cancel()
 	now := store.Now()
 	until := now.Add(q.opts.Lease)
+	// A string: gorm would expand a []byte into a list of its bytes.
+	laneJSON, err := json.Marshal(q.laneCursors)
+	if err != nil {
+		return nil, fmt.Errorf("queue: claim: lane cursors: %w", err)
+	}
+	lanes := string(laneJSON)
 	var jobs []*Job
 	run := func(tx *gorm.DB, query string, args ...any) error {
 		rows, err := tx.Raw(query, append([]any{q.opts.InstanceID, until, now}, args...)...).Rows()
@@ -271,7 +325,6 @@ func (q *Queue) claim(ctx context.Context, n int) ([]*Job, error) {
 		jobs, err = scanJobs(rows)
 		return err
 	}
-	var err error
 	if q.db.Dialect == store.Postgres {
 		// A local setting (noJIT) lasts until the commit, so the claim
 		// gets a transaction of its own; it is still one commit per claim,
@@ -280,18 +333,18 @@ func (q *Queue) claim(ctx context.Context, n int) ([]*Job, error) {
 			if err := tx.Exec(unparkPostgres, now).Error; err != nil {
 				return err
 			}
-			if err := run(tx, walkPostgres, q.window, now, q.kinds, n, q.cursor, now, n); err != nil || len(jobs) > 0 || q.walkOnly {
+			if err := run(tx, walkPostgres, q.window, now, q.kinds, n, lanes, n, q.cursor, now, n); err != nil || len(jobs) > 0 || q.walkOnly {
 				return err
 			}
-			return run(tx, scanPostgres, now, q.kinds, now, q.cursor, n)
+			return run(tx, scanPostgres, now, q.kinds, lanes, n, now, q.cursor, n)
 		})
 	} else {
 		db := q.db.Gorm.WithContext(ctx)
 		if err = db.Exec(unparkSQLite, now).Error; err != nil {
 			return nil, fmt.Errorf("queue: claim: %w", err)
 		}
-		if err = run(db, walkSQLite, q.window, now, q.kinds, n, q.cursor, n); err == nil && len(jobs) == 0 && !q.walkOnly {
-			err = run(db, scanSQLite, now, q.kinds, q.cursor, n)
+		if err = run(db, walkSQLite, q.window, now, q.kinds, n, lanes, n, q.cursor, n); err == nil && len(jobs) == 0 && !q.walkOnly {
+			err = run(db, scanSQLite, now, q.kinds, lanes, n, q.cursor, n)
 		}
 	}
 	if err != nil {
@@ -299,6 +352,7 @@ func (q *Queue) claim(ctx context.Context, n int) ([]*Job, error) {
 	}
 	slices.SortFunc(jobs, func(a, b *Job) int { return cmp.Compare(a.ID, b.ID) })
 	q.cursor = nextCursor(q.cursor, jobs)
+	nextLaneCursors(q.laneCursors, jobs)
 	return jobs, nil
 }
 
@@ -325,6 +379,39 @@ func nextCursor(cur string, jobs []*Job) string {
 		return wrapped
 	}
 	return after
+}
+
+// nextLaneCursors records in cursors, for each workspace in a claim, the
+// lane it served last: the lane of its last job in the order of rankSQL,
+// whose claimed jobs of a lane are that lane's first turns, so a job's
+// rank by id among them is its lane turn. jobs are in id order. The empty
+// lane is the cursor of a workspace without an entry, so it is not kept.
+func nextLaneCursors(cursors map[string]string, jobs []*Job) {
+	type last struct {
+		turn  int
+		after bool // the lane comes after the workspace's cursor
+		lane  string
+	}
+	turns := map[[2]string]int{}
+	lasts := map[string]last{}
+	for _, j := range jobs {
+		turns[[2]string{j.WorkspaceID, j.Lane}]++
+		cand := last{turns[[2]string{j.WorkspaceID, j.Lane}], j.Lane > cursors[j.WorkspaceID], j.Lane}
+		cur, seen := lasts[j.WorkspaceID]
+		// Later in the order: a higher lane turn; at the same turn the
+		// lanes after the cursor come first, then the others, each by lane.
+		if !seen || cand.turn > cur.turn || cand.turn == cur.turn &&
+			(cur.after && !cand.after || cur.after == cand.after && cand.lane > cur.lane) {
+			lasts[j.WorkspaceID] = cand
+		}
+	}
+	for ws, l := range lasts {
+		if l.lane == "" {
+			delete(cursors, ws)
+		} else {
+			cursors[ws] = l.lane
+		}
+	}
 }
 
 // The outcome statements only apply while this run still holds the job:
@@ -502,7 +589,7 @@ func scanJobs(rows *sql.Rows) ([]*Job, error) {
 	for rows.Next() {
 		j := new(Job)
 		var payload []byte
-		err := rows.Scan(&j.ID, &j.Kind, &j.WorkspaceID, &j.Key, &payload, &j.State, &j.Attempts, &j.MaxAttempts,
+		err := rows.Scan(&j.ID, &j.Kind, &j.WorkspaceID, &j.Key, &j.Lane, &payload, &j.State, &j.Attempts, &j.MaxAttempts,
 			dbTime{&j.RunAt}, &j.LockedBy, dbTime{&j.LockedUntil}, &j.LastError, dbTime{&j.CreatedAt}, dbTime{&j.UpdatedAt})
 		if err != nil {
 			return jobs, err

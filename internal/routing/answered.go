@@ -49,7 +49,7 @@ func (r *Router) answers(typ string) bool {
 
 // enqueueAnswered queues the answered job of a dialog.
 func enqueueAnswered(tx *gorm.DB, workspaceID string, p answeredJob) error {
-	_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobAnswered, WorkspaceID: workspaceID, Key: answeredKey(p.DialogID),
+	_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobAnswered, WorkspaceID: workspaceID, Lane: p.ChannelID, Key: answeredKey(p.DialogID),
 		Payload: p, MaxAttempts: 50})
 	if err != nil {
 		return fmt.Errorf("routing: enqueue answered: %w", err)

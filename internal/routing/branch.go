@@ -559,7 +559,7 @@ func (r *Router) branchBindings(tx *gorm.DB, ch *store.Channel, m *store.Message
 		if err != nil || !counted {
 			return nil, err
 		}
-		_, err = queue.Enqueue(tx, queue.NewJob{Kind: JobBranchMenu, WorkspaceID: ch.WorkspaceID,
+		_, err = queue.Enqueue(tx, queue.NewJob{Kind: JobBranchMenu, WorkspaceID: ch.WorkspaceID, Lane: ch.ID,
 			Key: "branch:" + ch.ID + ":" + m.ContactID, Payload: menuJob{ChannelID: ch.ID, ContactID: m.ContactID}, MaxAttempts: 10})
 		if err != nil {
 			return nil, fmt.Errorf("routing: enqueue branch menu: %w", err)
@@ -596,7 +596,7 @@ func takeHeld(tx *gorm.DB, b []store.StatedBinding, contactID string, p *store.B
 	if others && b[0].Live() {
 		// A mirror job carries its own message only: the held ones go
 		// with a sweep of the binding.
-		if err := enqueueMirror(tx, b[0].WorkspaceID, b[0].ID, ""); err != nil {
+		if err := enqueueMirror(tx, b[0].WorkspaceID, b[0].ChannelID, b[0].ID, ""); err != nil {
 			return err
 		}
 	}

@@ -45,7 +45,7 @@ func (r *Router) chatStored(tx *gorm.DB, b *store.StatedBinding, m *store.Messag
 	if !ok || !cc.ChatEnabled() {
 		return nil
 	}
-	_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobChat, WorkspaceID: b.WorkspaceID,
+	_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobChat, WorkspaceID: b.WorkspaceID, Lane: b.ChannelID,
 		Key: "chat:" + b.ID + ":" + m.ContactID, Payload: chatJob{BindingID: b.ID, MessageID: m.ID}, MaxAttempts: 50})
 	if err != nil {
 		return fmt.Errorf("routing: enqueue chat: %w", err)

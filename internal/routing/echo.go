@@ -93,7 +93,7 @@ func (r *Router) echoStored(tx *gorm.DB, b *store.StatedBinding, m *store.Messag
 			return nil // its own chat's message: the chat shows it already
 		}
 	}
-	_, err = queue.Enqueue(tx, queue.NewJob{Kind: JobEcho, WorkspaceID: b.WorkspaceID,
+	_, err = queue.Enqueue(tx, queue.NewJob{Kind: JobEcho, WorkspaceID: b.WorkspaceID, Lane: b.ChannelID,
 		Key: "echo:" + b.ID + ":" + m.ContactID, Payload: echoJob{BindingID: b.ID, MessageID: m.ID}, MaxAttempts: 20})
 	if err != nil {
 		return fmt.Errorf("routing: enqueue echo: %w", err)

@@ -180,7 +180,7 @@ func (r *Router) mirrorStored(tx *gorm.DB, b *store.ChannelBinding, m *store.Mes
 	case MirrorHourly, MirrorDaily:
 		return openWindow(tx, b, mode, m.CreatedAt)
 	}
-	return enqueueMirror(tx, b.WorkspaceID, b.ID, m.ID)
+	return enqueueMirror(tx, b.WorkspaceID, b.ChannelID, b.ID, m.ID)
 }
 
 // openWindow opens the binding's batch for the window at t and, when it is
@@ -290,7 +290,7 @@ func (r *Router) closeBatches(ctx context.Context, integrationID string, until *
 				// Switched to each since the window opened: the each-path
 				// owns the binding's messages, and is woken for those that
 				// came while it was hourly or daily.
-				if err := enqueueMirror(tx, b.WorkspaceID, b.ID, ""); err != nil {
+				if err := enqueueMirror(tx, b.WorkspaceID, b.ChannelID, b.ID, ""); err != nil {
 					return err
 				}
 			}

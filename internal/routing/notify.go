@@ -155,12 +155,12 @@ func armBinding(tx *gorm.DB, b *store.StatedBinding, channelID, contactID string
 	if err := enqueueEnsure(tx, b, contactID, key); err != nil {
 		return err
 	}
-	if _, err := queue.Enqueue(tx, queue.NewJob{Kind: JobNotify, WorkspaceID: b.WorkspaceID, Key: key,
+	if _, err := queue.Enqueue(tx, queue.NewJob{Kind: JobNotify, WorkspaceID: b.WorkspaceID, Lane: b.ChannelID, Key: key,
 		Payload: p, MaxAttempts: 50}); err != nil {
 		return fmt.Errorf("routing: enqueue notice: %w", err)
 	}
 	due := arm.WaitingSince.Add(time.Duration(set.NotifyAfterSeconds) * time.Second)
-	if _, err := queue.Enqueue(tx, queue.NewJob{Kind: JobEscalate, WorkspaceID: b.WorkspaceID, Key: EscalationKey(b.ID),
+	if _, err := queue.Enqueue(tx, queue.NewJob{Kind: JobEscalate, WorkspaceID: b.WorkspaceID, Lane: b.ChannelID, Key: EscalationKey(b.ID),
 		Payload: p, RunAt: due, MaxAttempts: 50}); err != nil {
 		return fmt.Errorf("routing: enqueue escalation: %w", err)
 	}
@@ -171,7 +171,7 @@ func armBinding(tx *gorm.DB, b *store.StatedBinding, channelID, contactID string
 // armNotices queues the real ones; tests queue another to prove a
 // duplicated or retried timer tells nobody twice.
 func EnqueueEscalation(tx *gorm.DB, b *store.ChannelBinding, at time.Time) error {
-	_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobEscalate, WorkspaceID: b.WorkspaceID, Key: EscalationKey(b.ID),
+	_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobEscalate, WorkspaceID: b.WorkspaceID, Lane: b.ChannelID, Key: EscalationKey(b.ID),
 		Payload: noticeJob{IntegrationID: b.IntegrationID, ChannelID: b.ChannelID}, RunAt: at, MaxAttempts: 50})
 	if err != nil {
 		return fmt.Errorf("routing: enqueue escalation: %w", err)

@@ -168,6 +168,7 @@ type jobRow struct {
 	ID       int64
 	Kind     string
 	QueueKey string
+	Lane     string
 	Payload  string
 	RunAt    time.Time
 }
@@ -176,7 +177,7 @@ type jobRow struct {
 func (f *noticeFixture) jobs(t *testing.T, dialogID string) []jobRow {
 	t.Helper()
 	var rows []jobRow
-	err := f.db.Gorm.Raw(`SELECT id, kind, queue_key, payload, run_at FROM jobs WHERE kind IN ? ORDER BY id`,
+	err := f.db.Gorm.Raw(`SELECT id, kind, queue_key, lane, payload, run_at FROM jobs WHERE kind IN ? ORDER BY id`,
 		[]string{JobNotify, JobEscalate}).Scan(&rows).Error
 	if err != nil {
 		t.Fatal(err)
@@ -252,6 +253,16 @@ func TestNoticesArmOncePerWaitingPeriod(t *testing.T) {
 		// Behind the binding's mirror job, so it can link the record.
 		if js[0].QueueKey != mirrorKey(f.b.ID) {
 			t.Fatalf("notice key %q", js[0].QueueKey)
+		}
+		// The channel's jobs take turns with its workspace's other
+		// channels: the notice, the timer and the mirror job all run in
+		// the channel's lane.
+		var mirrorLanes []string
+		if err := db.Gorm.Raw(`SELECT lane FROM jobs WHERE kind = ?`, JobMirror).Scan(&mirrorLanes).Error; err != nil {
+			t.Fatal(err)
+		}
+		if js[0].Lane != f.ch.ID || js[1].Lane != f.ch.ID || len(mirrorLanes) == 0 || mirrorLanes[0] != f.ch.ID {
+			t.Fatalf("lanes: notice %q, timer %q, mirror %v; want the channel's %q", js[0].Lane, js[1].Lane, mirrorLanes, f.ch.ID)
 		}
 
 		// An answer ends the period; the next message begins another,

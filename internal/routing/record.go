@@ -44,7 +44,7 @@ func enqueueEnsure(tx *gorm.DB, b *store.StatedBinding, contactID, key string) e
 	if !b.Live() || MirrorModeOf(&b.ChannelBinding) == MirrorEach {
 		return nil
 	}
-	_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobEnsureRecord, WorkspaceID: b.WorkspaceID, Key: key,
+	_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobEnsureRecord, WorkspaceID: b.WorkspaceID, Lane: b.ChannelID, Key: key,
 		Payload: ensureJob{BindingID: b.ID, ContactID: contactID}, MaxAttempts: 50})
 	if err != nil {
 		return fmt.Errorf("routing: enqueue record: %w", err)

@@ -241,12 +241,12 @@ func wantsAnswer(m *store.Message) bool {
 	return true
 }
 
-// enqueueMirror queues a mirror job for one binding and one message (an
-// empty messageID queues a sweep); the jobs of a binding share one key, so
-// they run one at a time and in order, and the one that runs takes the
-// messages of those waiting behind it (handleMirror).
-func enqueueMirror(tx *gorm.DB, workspaceID, bindingID, messageID string) error {
-	_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobMirror, WorkspaceID: workspaceID,
+// enqueueMirror queues a mirror job for one binding (of channelID) and one
+// message (an empty messageID queues a sweep); the jobs of a binding share
+// one key, so they run one at a time and in order, and the one that runs
+// takes the messages of those waiting behind it (handleMirror).
+func enqueueMirror(tx *gorm.DB, workspaceID, channelID, bindingID, messageID string) error {
+	_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobMirror, WorkspaceID: workspaceID, Lane: channelID,
 		Key: mirrorKey(bindingID), Payload: mirrorJob{BindingID: bindingID, MessageID: messageID}, MaxAttempts: 50})
 	if err != nil {
 		return fmt.Errorf("routing: enqueue mirror: %w", err)
@@ -261,7 +261,7 @@ func (r *Router) StatusChanged(tx *gorm.DB, ch *store.Channel, m *store.Message)
 		return fmt.Errorf("routing: %w", err)
 	}
 	for _, l := range links {
-		_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobStatus, WorkspaceID: ch.WorkspaceID,
+		_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobStatus, WorkspaceID: ch.WorkspaceID, Lane: ch.ID,
 			Key: key(l.IntegrationID, m.ContactID), Payload: statusJob{IntegrationID: l.IntegrationID, MessageID: m.ID, Status: m.Status}, MaxAttempts: 20})
 		if err != nil {
 			return fmt.Errorf("routing: enqueue status: %w", err)
@@ -365,7 +365,7 @@ func (r *Router) handleMirror(ctx context.Context, j *queue.Job) error {
 				// Without batching every message is its own call: a sweep
 				// queues another for the rest.
 				err := r.store.Tx(context.WithoutCancel(ctx), func(tx *gorm.DB) error {
-					return enqueueMirror(tx, b.WorkspaceID, b.ID, "")
+					return enqueueMirror(tx, b.WorkspaceID, b.ChannelID, b.ID, "")
 				})
 				if err != nil {
 					// The rest goes with the binding's next message.
@@ -576,7 +576,7 @@ func (r *Router) mirrorParked(ctx context.Context, workspaceID string) error {
 	}
 	return r.store.Tx(ctx, func(tx *gorm.DB) error {
 		for _, b := range bindings {
-			if err := enqueueMirror(tx, b.WorkspaceID, b.ID, ""); err != nil {
+			if err := enqueueMirror(tx, b.WorkspaceID, b.ChannelID, b.ID, ""); err != nil {
 				return err
 			}
 		}

@@ -152,7 +152,7 @@ func (s *Service) queueNext(tx *gorm.DB, ch *store.Channel) error {
 	if err != nil || pending {
 		return err
 	}
-	_, err = queue.Enqueue(tx, queue.NewJob{Kind: JobRefresh, WorkspaceID: ch.WorkspaceID, Key: jobKey(ch.ID),
+	_, err = queue.Enqueue(tx, queue.NewJob{Kind: JobRefresh, WorkspaceID: ch.WorkspaceID, Lane: ch.ID, Key: jobKey(ch.ID),
 		Payload: refreshPayload{ChannelID: ch.ID}, RunAt: store.Now().Add(Every)})
 	return err
 }
@@ -193,7 +193,7 @@ func (s *Service) EnsureDaily(ctx context.Context) error {
 			queued++
 			// The first refresh runs now: a channel's list is then filled
 			// without anyone pressing Refresh.
-			_, err = queue.Enqueue(tx, queue.NewJob{Kind: JobRefresh, WorkspaceID: ch.WorkspaceID, Key: jobKey(ch.ID),
+			_, err = queue.Enqueue(tx, queue.NewJob{Kind: JobRefresh, WorkspaceID: ch.WorkspaceID, Lane: ch.ID, Key: jobKey(ch.ID),
 				Payload: refreshPayload{ChannelID: ch.ID}})
 			return err
 		})

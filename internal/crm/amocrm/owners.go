@@ -27,7 +27,7 @@ type assignJob struct {
 // enqueueAssign queues the lead's reassignment in tx; the jobs of one
 // customer share a key, so they run in order.
 func enqueueAssign(tx *gorm.DB, b *store.ChannelBinding, contactID string) error {
-	_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobAssign, WorkspaceID: b.WorkspaceID, Key: "amoassign:" + b.ID + ":" + contactID,
+	_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobAssign, WorkspaceID: b.WorkspaceID, Lane: b.ChannelID, Key: "amoassign:" + b.ID + ":" + contactID,
 		Payload: assignJob{IntegrationID: b.IntegrationID, BindingID: b.ID, ContactID: contactID}, MaxAttempts: 20})
 	return err
 }

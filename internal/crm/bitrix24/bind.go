@@ -126,7 +126,7 @@ func (s *Service) bind(ctx context.Context, scope store.Scope, integrationID, ch
 	}
 	if b.Mode == ModeOpenLines {
 		err := s.store.Tx(ctx, func(tx *gorm.DB) error {
-			_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobActivate, WorkspaceID: in.WorkspaceID, Key: "b24line:" + in.ID + ":" + b.LineID,
+			_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobActivate, WorkspaceID: in.WorkspaceID, Lane: ch.ID, Key: "b24line:" + in.ID + ":" + b.LineID,
 				Payload: activateJob{IntegrationID: in.ID, ChannelID: ch.ID, LineID: b.LineID, Active: true}})
 			return err
 		})
@@ -184,7 +184,7 @@ func (s *Service) Unbind(ctx context.Context, scope store.Scope, integrationID, 
 		return nil
 	}
 	err = s.store.Tx(ctx, func(tx *gorm.DB) error {
-		_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobActivate, WorkspaceID: in.WorkspaceID, Key: "b24line:" + in.ID + ":" + b.LineID,
+		_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobActivate, WorkspaceID: in.WorkspaceID, Lane: channelID, Key: "b24line:" + in.ID + ":" + b.LineID,
 			Payload: activateJob{IntegrationID: in.ID, ChannelID: channelID, LineID: b.LineID, Active: false}})
 		return err
 	})
