@@ -380,10 +380,21 @@ func TestEscalationTimer(t *testing.T) {
 		if err := f.st.SetIntegrationState(ctx, f.in.ID, store.IntegrationActive, ""); err != nil {
 			t.Fatal(err)
 		}
-		for range 2 {
-			if err := f.run(timer(late)); err != nil {
-				t.Fatal(err)
+		tm := timer(late)
+		if err := f.run(tm); err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range f.jobs(t, f.dialog(t, late).ID) {
+			if j.ID == tm.ID {
+				t.Fatalf("the timer outlived its run (it ends in the commit of its marks): %+v", j)
 			}
+		}
+		// A duplicate of the timer (another instance's) runs after it.
+		if _, err := queue.Enqueue(f.db.Gorm, queue.NewJob{Kind: JobEscalate, Key: tm.QueueKey, Payload: json.RawMessage(tm.Payload)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.run(timer(late)); err != nil {
+			t.Fatal(err)
 		}
 		if n := escalations(); n != 1 {
 			t.Fatalf("%d escalations from a timer run twice, want 1", n)
