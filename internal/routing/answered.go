@@ -148,7 +148,7 @@ func (r *Router) handleAnswered(ctx context.Context, j *queue.Job) error {
 	if err != nil {
 		return err
 	}
-	err = a.Answered(ctx, &Delivery{Integration: in, Binding: b, Channel: ch, Contact: d.Contact}, d)
+	err = a.Answered(ctx, &Delivery{Integration: in, Binding: b, Channel: ch, Contact: d.Contact, Job: j}, d)
 	if errors.Is(err, ErrParked) {
 		return queue.RetryAfter(parkDelay, err)
 	}
