@@ -1,0 +1,95 @@
+package messaging
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+
+	"gorm.io/gorm"
+
+	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/queue"
+	"github.com/switchboard/switchboard/internal/queue/queuetest"
+	"github.com/switchboard/switchboard/internal/secret"
+	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/internal/store/storetest"
+)
+
+// namedProfiles is a messenger that names every customer "Anna".
+type namedProfiles struct{ calls atomic.Int32 }
+
+func (p *namedProfiles) FetchProfile(context.Context, channel.Credentials, string) (*channel.Customer, error) {
+	p.calls.Add(1)
+	return &channel.Customer{Name: "Anna"}, nil
+}
+
+// The profile job names the customer and ends in the same commit: a run
+// whose lease was taken before its commit names nobody and gets
+// ErrLeaseLost, and the run that holds the job names the customer and
+// leaves no job behind.
+func TestProfileJobEndsInTheCommitOfTheName(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		box, err := secret.NewBox(bytes.Repeat([]byte{3}, 32))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := store.New(db, box)
+		ws, err := st.EnsureDefaultWorkspace(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := &store.Channel{WorkspaceID: ws.ID, Type: string(channel.WhatsApp), Name: "wa", AccountID: "acc-1"}
+		if err := st.CreateChannel(ctx, ch, "tok"); err != nil {
+			t.Fatal(err)
+		}
+		var contactID string
+		err = st.Tx(ctx, func(tx *gorm.DB) error {
+			ct, err := store.UpsertContact(tx, ch, channel.Customer{ExternalID: "79160000001"}, nil)
+			if err != nil {
+				return err
+			}
+			contactID = ct.ID
+			_, err = queue.Enqueue(tx, queue.NewJob{Kind: JobProfile, WorkspaceID: ws.ID, Payload: profileJob{ContactID: ct.ID}})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		profiles := &namedProfiles{}
+		reg := channel.NewRegistry()
+		reg.Register(&channel.Provider{Type: channel.WhatsApp, Profiles: profiles})
+		s := New(st, reg, nil, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), Config{}, nil)
+		name := func() string {
+			t.Helper()
+			ct, err := st.ContactByID(ctx, contactID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ct.Name
+		}
+
+		id := queuetest.Only(t, db, JobProfile)
+		late := queuetest.Hold(t, db, id, "late")
+		holder := queuetest.Hold(t, db, id, "holder")
+		if err := s.handleProfile(ctx, late); !errors.Is(err, queue.ErrLeaseLost) {
+			t.Fatalf("a run without the lease: %v, want ErrLeaseLost", err)
+		}
+		if n := name(); n != "" {
+			t.Fatalf("a run without the lease named the customer %q", n)
+		}
+		if err := s.handleProfile(ctx, holder); err != nil {
+			t.Fatal(err)
+		}
+		if n := name(); n != "Anna" {
+			t.Fatalf("the customer is named %q, want Anna", n)
+		}
+		if queuetest.Exists(t, db, id) {
+			t.Fatal("the profile job outlived the commit of the name")
+		}
+	})
+}
