@@ -290,7 +290,7 @@ func (r *Router) handleNotify(ctx context.Context, j *queue.Job) error {
 	for i := range ds {
 		ns = append(ns, Notice{Kind: NoticeNew, UserIDs: r.ownerOrGroup(w, &ds[i]), Dialog: &ds[i], Message: r.noticeMessage(ctx, &ds[i])})
 	}
-	return waitForCRM(j, r.deliver(ctx, w, ns, (*store.Store).MarkDialogAnnounced, end))
+	return waitForCRM(j, r.deliver(ctx, w, ns, markAnnounced, end))
 }
 
 // handleEscalate is the timer: every armed period of the binding that has
@@ -349,7 +349,7 @@ func (r *Router) handleEscalate(ctx context.Context, j *queue.Job) error {
 			ns = append(ns, Notice{Kind: NoticeEscalation, UserIDs: users, Dialog: &ds[i],
 				Message: r.noticeMessage(ctx, &ds[i]), Waited: now.Sub(*ds[i].NotifiedSince)})
 		}
-		err = r.deliver(ctx, w, ns, (*store.Store).MarkDialogEscalated, end)
+		err = r.deliver(ctx, w, ns, markEscalated, end)
 	}
 	if err != nil {
 		return err
@@ -383,12 +383,24 @@ func (r *Router) escalationDue(ctx context.Context, st *store.Store, dialogID st
 	return time.Time{}, nil
 }
 
+// dialogMark records in st that a dialog's period since was told; false
+// when it no longer waits since then or was marked already.
+type dialogMark func(ctx context.Context, st *store.Store, dialogID string, since time.Time) (bool, error)
+
+func markAnnounced(ctx context.Context, st *store.Store, dialogID string, since time.Time) (bool, error) {
+	return st.MarkDialogAnnounced(ctx, dialogID, since)
+}
+
+func markEscalated(ctx context.Context, st *store.Store, dialogID string, since time.Time) (bool, error) {
+	return st.MarkDialogEscalated(ctx, dialogID, since)
+}
+
 // deliver hands notices to the CRM and marks each period told (the
 // period is the armed one, NotifiedSince, which the store's lists only
 // return while it is the dialog's current waiting period). A notice with
 // nobody to tell is logged and marked, not failed. The marks, and what
 // they lead to, commit together with end (the job's end).
-func (r *Router) deliver(ctx context.Context, w *noticeWork, ns []Notice, mark func(st *store.Store, ctx context.Context, dialogID string, since time.Time) (bool, error), end func(tx *gorm.DB) error) error {
+func (r *Router) deliver(ctx context.Context, w *noticeWork, ns []Notice, mark dialogMark, end func(tx *gorm.DB) error) error {
 	send := make([]Notice, 0, len(ns))
 	for _, n := range ns {
 		if len(n.UserIDs) == 0 {
@@ -409,7 +421,7 @@ func (r *Router) deliver(ctx context.Context, w *noticeWork, ns []Notice, mark f
 	return r.store.Tx(ctx, func(tx *gorm.DB) error {
 		st := r.store.InTx(tx)
 		for _, n := range ns {
-			marked, err := mark(st, ctx, n.Dialog.ID, *n.Dialog.NotifiedSince)
+			marked, err := mark(ctx, st, n.Dialog.ID, *n.Dialog.NotifiedSince)
 			if err != nil {
 				return err
 			}
