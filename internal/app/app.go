@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/switchboard/switchboard/internal/channel"
 	"github.com/switchboard/switchboard/internal/channel/graph"
 	"github.com/switchboard/switchboard/internal/channel/instagram"
@@ -189,9 +191,14 @@ func (a *App) Handler() http.Handler { return a.handler }
 type menuSender struct{ svc *messaging.Service }
 
 // SendText queues a text to a channel's customer, as the gateway's own
-// automatic message (outside the dialog counter).
-func (m menuSender) SendText(ctx context.Context, channelID, to, text string) error {
-	_, err := m.svc.Send(ctx, store.All, channelID, messaging.SendRequest{To: to, Text: text, Automatic: true})
+// automatic message (outside the dialog counter); onStored, when not nil,
+// runs in the transaction that stores it.
+func (m menuSender) SendText(ctx context.Context, channelID, to, text string, onStored func(tx *gorm.DB) error) error {
+	req := messaging.SendRequest{To: to, Text: text, Automatic: true}
+	if onStored != nil {
+		req.OnStored = func(tx *gorm.DB, _ *store.Message) error { return onStored(tx) }
+	}
+	_, err := m.svc.Send(ctx, store.All, channelID, req)
 	return err
 }
 

@@ -78,7 +78,9 @@ func (s *Service) handleProfile(ctx context.Context, j *queue.Job) error {
 	if up == (store.ProfileUpdate{}) {
 		return nil
 	}
-	return s.store.UpdateContactProfile(ctx, ct.ID, up)
+	return queue.Finish(ctx, s.store, j, func(st *store.Store) error {
+		return st.UpdateContactProfile(ctx, ct.ID, up)
+	})
 }
 
 // maxLimiterWait is how long a worker waits for the channel's token
@@ -110,7 +112,7 @@ func (s *Service) handleSend(ctx context.Context, j *queue.Job) error {
 		if ch.StateReason != "" {
 			reason += ": " + ch.StateReason
 		}
-		return s.fail(ctx, ch, m, channel.ProviderError{Title: "channel unavailable", Details: reason})
+		return s.fail(ctx, j, ch, m, channel.ProviderError{Title: "channel unavailable", Details: reason})
 	}
 	prov, ok := s.registry.ByType(channel.Type(ch.Type))
 	if !ok {
@@ -118,7 +120,7 @@ func (s *Service) handleSend(ctx context.Context, j *queue.Job) error {
 	}
 	creds, err := s.store.Credentials(ch)
 	if err != nil {
-		return s.fail(ctx, ch, m, channel.ProviderError{Title: "credentials unreadable", Details: "the channel's token cannot be decrypted; set it again"})
+		return s.fail(ctx, j, ch, m, channel.ProviderError{Title: "credentials unreadable", Details: "the channel's token cannot be decrypted; set it again"})
 	}
 	// Before the rate limiter: a message held for the next hour must not
 	// take a token from the messages that can go now. The gateway's own
@@ -256,25 +258,24 @@ func (s *Service) sendFailure(ctx context.Context, j *queue.Job, ch *store.Chann
 	if errors.As(err, &se) {
 		switch se.Outcome {
 		case channel.OutcomeFailed:
-			return s.fail(ctx, ch, m, se.Err)
+			return s.fail(ctx, j, ch, m, se.Err)
 		case channel.OutcomeChannelError:
 			reason := se.Err.String()
-			if serr := s.store.SetChannelState(ctx, ch.ID, store.ChannelError, reason); serr != nil {
-				return serr
-			}
 			s.log.Error("channel put into error state", "channel_id", ch.ID, "reason", reason)
-			return s.fail(ctx, ch, m, se.Err)
+			return s.fail(ctx, j, ch, m, se.Err, func(st *store.Store) error {
+				return st.SetChannelState(ctx, ch.ID, store.ChannelError, reason)
+			})
 		}
 	}
 	if errors.Is(err, netguard.ErrPrivateAddress) {
-		return s.fail(ctx, ch, m, channel.ProviderError{Title: "media link refused", Details: err.Error()})
+		return s.fail(ctx, j, ch, m, channel.ProviderError{Title: "media link refused", Details: err.Error()})
 	}
 	if j.Attempts >= j.MaxAttempts {
 		pe := channel.ProviderError{Title: "gave up after retries", Details: err.Error()}
 		if se != nil {
 			pe = se.Err
 		}
-		return s.fail(ctx, ch, m, pe)
+		return s.fail(ctx, j, ch, m, pe)
 	}
 	if se != nil && se.RetryAfter > 0 {
 		return queue.RetryAfter(se.RetryAfter, err)
@@ -282,16 +283,26 @@ func (s *Service) sendFailure(ctx context.Context, j *queue.Job, ch *store.Chann
 	return err
 }
 
-func (s *Service) fail(ctx context.Context, ch *store.Channel, m *store.Message, pe channel.ProviderError) error {
+// fail records the message as failed, with the other writes the failure
+// takes (a channel put into error state), and ends the send job j in the
+// same commit.
+func (s *Service) fail(ctx context.Context, j *queue.Job, ch *store.Channel, m *store.Message, pe channel.ProviderError, also ...func(st *store.Store) error) error {
 	err := s.store.Tx(ctx, func(tx *gorm.DB) error {
+		for _, write := range also {
+			if err := write(s.store.InTx(tx)); err != nil {
+				return err
+			}
+		}
 		if err := store.MarkFailed(tx, m, pe); err != nil {
 			return err
 		}
-		if m.Status != string(channel.StatusFailed) {
-			return nil // it had moved on already (e.g. read)
+		if m.Status == string(channel.StatusFailed) { // else it had moved on already (e.g. read)
+			m.ErrorCode, m.ErrorTitle, m.ErrorDetail = pe.Code, pe.Title, cmp.Or(pe.Details, pe.Message)
+			if err := s.statusChanged(tx, ch, m); err != nil {
+				return err
+			}
 		}
-		m.ErrorCode, m.ErrorTitle, m.ErrorDetail = pe.Code, pe.Title, cmp.Or(pe.Details, pe.Message)
-		return s.statusChanged(tx, ch, m)
+		return queue.Done(tx, j)
 	})
 	if err != nil {
 		return err
@@ -326,21 +337,22 @@ func (s *Service) handleFetchMedia(ctx context.Context, j *queue.Job) error {
 	}
 	creds, err := s.store.Credentials(ch)
 	if err != nil {
-		return s.mediaFailed(ctx, md, "channel token cannot be decrypted")
+		return s.mediaFailed(ctx, j, md, "channel token cannot be decrypted")
 	}
 	dl, err := prov.Fetcher.FetchMedia(ctx, creds, &channel.Media{ProviderID: md.ProviderID, URL: md.SourceURL, MimeType: md.MimeType}, s.cfg.MediaMaxBytes)
 	if err != nil {
 		var se *channel.SendError
 		switch {
 		case errors.Is(err, netguard.ErrPrivateAddress), errors.Is(err, channel.ErrTooLarge):
-			return s.mediaFailed(ctx, md, err.Error())
+			return s.mediaFailed(ctx, j, md, err.Error())
 		case errors.As(err, &se) && se.Outcome == channel.OutcomeChannelError:
-			s.store.SetChannelState(ctx, ch.ID, store.ChannelError, se.Err.String())
-			return s.mediaFailed(ctx, md, se.Err.String())
+			return s.mediaFailed(ctx, j, md, se.Err.String(), func(st *store.Store) error {
+				return st.SetChannelState(ctx, ch.ID, store.ChannelError, se.Err.String())
+			})
 		case errors.As(err, &se) && se.Outcome == channel.OutcomeFailed:
-			return s.mediaFailed(ctx, md, se.Err.String())
+			return s.mediaFailed(ctx, j, md, se.Err.String())
 		case j.Attempts >= j.MaxAttempts:
-			return s.mediaFailed(ctx, md, err.Error())
+			return s.mediaFailed(ctx, j, md, err.Error())
 		}
 		return fmt.Errorf("fetch media %s: %w", md.ID, err)
 	}
@@ -356,13 +368,25 @@ func (s *Service) handleFetchMedia(ctx context.Context, j *queue.Job) error {
 	if mime == "" {
 		mime = http.DetectContentType(dl.Data)
 	}
-	return s.store.MarkMediaStored(ctx, md.ID, store.StoredFile{
-		Key: key, Size: int64(len(dl.Data)), SHA256: hex.EncodeToString(sum[:]), MimeType: mime})
+	return queue.Finish(ctx, s.store, j, func(st *store.Store) error {
+		return st.MarkMediaStored(ctx, md.ID, store.StoredFile{
+			Key: key, Size: int64(len(dl.Data)), SHA256: hex.EncodeToString(sum[:]), MimeType: mime})
+	})
 }
 
-func (s *Service) mediaFailed(ctx context.Context, md *store.Media, reason string) error {
+// mediaFailed records why the file cannot be had, with the other writes
+// the failure takes (a channel put into error state), and ends the fetch
+// job j in the same commit.
+func (s *Service) mediaFailed(ctx context.Context, j *queue.Job, md *store.Media, reason string, also ...func(st *store.Store) error) error {
 	s.log.Warn("media download failed", "media_id", md.ID, "channel_id", md.ChannelID, "reason", reason)
-	return s.store.MarkMediaFailed(ctx, md.ID, reason)
+	return queue.Finish(ctx, s.store, j, func(st *store.Store) error {
+		for _, write := range also {
+			if err := write(st); err != nil {
+				return err
+			}
+		}
+		return st.MarkMediaFailed(ctx, md.ID, reason)
+	})
 }
 
 // OpenMedia returns a stored file for the signed-URL handler.

@@ -107,8 +107,8 @@ func (s *Service) handleMarkRead(ctx context.Context, j *queue.Job) error {
 		}
 		return err
 	}
-	if _, err := s.store.MarkInboundRead(ctx, m.ID, store.Now()); err != nil {
+	return queue.Finish(ctx, s.store, j, func(st *store.Store) error {
+		_, err := st.MarkInboundRead(ctx, m.ID, store.Now())
 		return err
-	}
-	return nil
+	})
 }

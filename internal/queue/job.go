@@ -276,3 +276,18 @@ func Absorb(tx *gorm.DB, j *Job, ids []int64) error {
 	}
 	return nil
 }
+
+// Finish runs work on a view of st bound to one transaction (store.InTx)
+// and ends the running job j in that transaction with Done: the job's
+// writes and its end are one commit. An error from work, or ErrLeaseLost,
+// rolls all of it back and is returned for the handler to return. Only for
+// a handler whose writes are its last step: one that retries or snoozes
+// after writing something must commit that on its own and return the error.
+func Finish(ctx context.Context, st *store.Store, j *Job, work func(st *store.Store) error) error {
+	return st.Tx(ctx, func(tx *gorm.DB) error {
+		if err := work(st.InTx(tx)); err != nil {
+			return err
+		}
+		return Done(tx, j)
+	})
+}

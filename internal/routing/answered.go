@@ -90,11 +90,11 @@ func (r *Router) NoReplyNeeded(ctx context.Context, scope store.Scope, id string
 // ended while it was being delivered (its mark found the dialog no longer
 // waiting then): the answer's own job may have run before the CRM
 // recorded the notice, so another one goes after it.
-func (r *Router) answeredMeanwhile(ctx context.Context, w *noticeWork, n Notice) error {
+func (r *Router) answeredMeanwhile(ctx context.Context, st *store.Store, w *noticeWork, n Notice) error {
 	if _, ok := w.notifier.(Answerer); !ok {
 		return nil
 	}
-	d, err := r.store.GetDialog(ctx, store.All, n.Dialog.ID)
+	d, err := st.GetDialog(ctx, store.All, n.Dialog.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
@@ -104,7 +104,7 @@ func (r *Router) answeredMeanwhile(ctx context.Context, w *noticeWork, n Notice)
 	if p := d.ArmedPeriod(); p != nil && p.Equal(*n.Dialog.NotifiedSince) {
 		return nil // still waiting in that period: marked before, not answered
 	}
-	return r.store.Tx(ctx, func(tx *gorm.DB) error {
+	return st.Tx(ctx, func(tx *gorm.DB) error {
 		return enqueueAnswered(tx, w.in.WorkspaceID, answeredJob{IntegrationID: w.in.ID, ChannelID: w.channel.ID, DialogID: d.ID})
 	})
 }
@@ -148,7 +148,7 @@ func (r *Router) handleAnswered(ctx context.Context, j *queue.Job) error {
 	if err != nil {
 		return err
 	}
-	err = a.Answered(ctx, &Delivery{Integration: in, Binding: b, Channel: ch, Contact: d.Contact}, d)
+	err = a.Answered(ctx, &Delivery{Integration: in, Binding: b, Channel: ch, Contact: d.Contact, Job: j}, d)
 	if errors.Is(err, ErrParked) {
 		return queue.RetryAfter(parkDelay, err)
 	}

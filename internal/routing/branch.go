@@ -473,7 +473,9 @@ type menuJob struct {
 // messaging to send the branch menu. internal/app wires it with the
 // messaging service, so routing does not import messaging.
 type MenuSender interface {
-	SendText(ctx context.Context, channelID, to, text string) error
+	// SendText queues text to the customer; onStored, when not nil, runs
+	// in the transaction that stores the message (a job ends there).
+	SendText(ctx context.Context, channelID, to, text string, onStored func(tx *gorm.DB) error) error
 }
 
 // SetMenuSender wires the sender of branch menus; without one a channel in
@@ -683,7 +685,9 @@ func (r *Router) handleBranchMenu(ctx context.Context, j *queue.Job) error {
 	if ch.Type == string(channel.WhatsApp) {
 		to = "+" + to
 	}
-	if err := r.menus.SendText(ctx, ch.ID, to, cfg.Menu()); err != nil {
+	// The job ends in the commit of the menu's message.
+	end := func(tx *gorm.DB) error { return queue.Done(tx, j) }
+	if err := r.menus.SendText(ctx, ch.ID, to, cfg.Menu(), end); err != nil {
 		if fe := fault.As(err); fe != nil {
 			// Refused for good (window closed, channel disabled): the
 			// customer stays held until they write again.

@@ -81,7 +81,7 @@ func (r *Router) handleChat(ctx context.Context, j *queue.Job) error {
 	if err != nil {
 		return err
 	}
-	err = cc.Chat(ctx, &Delivery{Integration: in, Binding: b, Channel: ch, Contact: m.Contact}, m)
+	err = cc.Chat(ctx, &Delivery{Integration: in, Binding: b, Channel: ch, Contact: m.Contact, Job: j}, m)
 	if errors.Is(err, ErrParked) {
 		return queue.RetryAfter(parkDelay, err)
 	}

@@ -133,7 +133,7 @@ func (r *Router) handleEcho(ctx context.Context, j *queue.Job) error {
 	if err != nil {
 		return err
 	}
-	err = oe.EchoOutbound(ctx, &Delivery{Integration: in, Binding: b, Channel: ch, Contact: m.Contact}, m, o)
+	err = oe.EchoOutbound(ctx, &Delivery{Integration: in, Binding: b, Channel: ch, Contact: m.Contact, Job: j}, m, o)
 	if errors.Is(err, ErrParked) {
 		return queue.RetryAfter(parkDelay, err)
 	}

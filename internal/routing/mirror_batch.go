@@ -222,14 +222,16 @@ func (r *Router) Flush(ctx context.Context, scope store.Scope, integrationID str
 	if err != nil {
 		return FlushResult{}, err
 	}
-	res, err := r.closeBatches(ctx, in.ID, nil)
+	res, err := r.closeBatches(ctx, in.ID, nil, nil)
 	res.IntegrationID = in.ID
 	return res, err
 }
 
 // closeBatches closes the integration's open batches (those whose window
 // ended by until; all with until nil, the flush) and queues their writing.
-func (r *Router) closeBatches(ctx context.Context, integrationID string, until *time.Time) (FlushResult, error) {
+// end, when not nil, runs last in the same transaction (a window job ends
+// there).
+func (r *Router) closeBatches(ctx context.Context, integrationID string, until *time.Time, end func(tx *gorm.DB, res FlushResult) error) (FlushResult, error) {
 	var res FlushResult
 	// Read before the transaction: SQLite has one connection, held by it.
 	bindings, err := r.store.ListBindings(ctx, integrationID)
@@ -300,13 +302,15 @@ func (r *Router) closeBatches(ctx context.Context, integrationID string, until *
 				workspaceID = batch.WorkspaceID
 			}
 		}
-		if res.Batches == 0 {
-			return nil
+		if res.Batches > 0 {
+			_, err = queue.Enqueue(tx, queue.NewJob{Kind: JobMirrorSend, WorkspaceID: workspaceID, Key: "mirror-send:" + integrationID,
+				Payload: batchJob{IntegrationID: integrationID}, MaxAttempts: 50})
+			if err != nil {
+				return fmt.Errorf("routing: enqueue mirror send: %w", err)
+			}
 		}
-		_, err = queue.Enqueue(tx, queue.NewJob{Kind: JobMirrorSend, WorkspaceID: workspaceID, Key: "mirror-send:" + integrationID,
-			Payload: batchJob{IntegrationID: integrationID}, MaxAttempts: 50})
-		if err != nil {
-			return fmt.Errorf("routing: enqueue mirror send: %w", err)
+		if end != nil {
+			return end(tx, res)
 		}
 		return nil
 	})
@@ -322,7 +326,14 @@ func (r *Router) handleMirrorWindow(ctx context.Context, j *queue.Job) error {
 		return queue.Permanent(err)
 	}
 	now := store.Now()
-	res, err := r.closeBatches(ctx, p.IntegrationID, &now)
+	// The job ends in the commit of the batches it closed, unless some
+	// are parked and it has to look again.
+	res, err := r.closeBatches(ctx, p.IntegrationID, &now, func(tx *gorm.DB, res FlushResult) error {
+		if res.Parked > 0 {
+			return nil
+		}
+		return queue.Done(tx, j)
+	})
 	if err == nil && res.Parked > 0 {
 		// Looked at again until the channel is bound again; a job that
 		// runs out of attempts is re-armed when the account is
@@ -369,7 +380,12 @@ func (r *Router) handleMirrorSend(ctx context.Context, j *queue.Job) error {
 			return err
 		}
 		if len(batches) > 0 {
-			if err := r.sendBatches(ctx, in, bc, batches); err != nil {
+			// The last round ends the job in the commit of its last batch.
+			var last *queue.Job
+			if len(batches) == len(pending) && len(pending) < maxSendBatches {
+				last = j
+			}
+			if err := r.sendBatches(ctx, in, bc, batches, last); err != nil {
 				return err
 			}
 		}
@@ -440,7 +456,11 @@ func (r *Router) loadBatches(ctx context.Context, in *store.Integration, pending
 // sendBatches marks the batches as sending, hands them to the CRM and
 // records what it wrote: the batch as sent and each message as mirrored,
 // in one transaction per batch.
-func (r *Router) sendBatches(ctx context.Context, in *store.Integration, bc BatchConnector, batches []Batch) error {
+//
+// j, when not nil, is the running job, ended in the commit of the last
+// batch if the CRM took them all; with its lease lost that batch is
+// recorded all the same (the CRM has it), without the job's end.
+func (r *Router) sendBatches(ctx context.Context, in *store.Integration, bc BatchConnector, batches []Batch, j *queue.Job) error {
 	ids := make([]string, len(batches))
 	byID := make(map[string]*Batch, len(batches))
 	for i := range batches {
@@ -451,20 +471,32 @@ func (r *Router) sendBatches(ctx context.Context, in *store.Integration, bc Batc
 		return err
 	}
 	sent, err := bc.MirrorBatches(ctx, in, batches)
-	for _, id := range sent {
+	for i, id := range sent {
 		b := byID[id]
 		if b == nil {
 			continue
 		}
-		// Recorded even when the context ended: the CRM has the batch.
-		lerr := r.store.Tx(context.WithoutCancel(ctx), func(tx *gorm.DB) error {
+		end := j != nil && err == nil && len(sent) == len(batches) && i == len(sent)-1
+		record := func(tx *gorm.DB) error {
 			for _, m := range b.Messages {
 				if err := store.PutLink(tx, in.ID, LinkMirrored, m.ID, b.Binding.ID); err != nil {
 					return err
 				}
 			}
-			return store.MarkMirrorBatchSent(tx, b.ID)
-		})
+			if err := store.MarkMirrorBatchSent(tx, b.ID); err != nil {
+				return err
+			}
+			if end {
+				return queue.Done(tx, j)
+			}
+			return nil
+		}
+		// Recorded even when the context ended: the CRM has the batch.
+		lerr := r.store.Tx(context.WithoutCancel(ctx), record)
+		if end && errors.Is(lerr, queue.ErrLeaseLost) {
+			end = false
+			lerr = r.store.Tx(context.WithoutCancel(ctx), record)
+		}
 		if lerr != nil {
 			return lerr
 		}

@@ -262,37 +262,35 @@ func (r *Router) handleNotify(ctx context.Context, j *queue.Job) error {
 	if err != nil {
 		return err
 	}
-	if len(ds) > 0 {
-		if run, err := workable(w.in); !run {
-			return err
-		}
-		if err := r.recipients(ctx, w); err != nil {
-			return err
-		}
-		ns := make([]Notice, 0, len(ds))
-		for i := range ds {
-			ns = append(ns, Notice{Kind: NoticeNew, UserIDs: r.ownerOrGroup(w, &ds[i]), Dialog: &ds[i], Message: r.noticeMessage(ctx, &ds[i])})
-		}
-		if err := r.deliver(ctx, w, ns, r.store.MarkDialogAnnounced); err != nil {
-			return waitForCRM(j, err)
-		}
-	}
-	if len(ds) == MaxNotices {
-		return nil // more may be due: the jobs behind carry on
-	}
+	// With MaxNotices listed more may be due: the jobs behind carry on.
 	var covered []int64
 	for _, f := range fs {
 		var fp noticeJob
-		if f.Decode(&fp) == nil && fp.IntegrationID == p.IntegrationID && fp.ChannelID == p.ChannelID {
+		if len(ds) < MaxNotices && f.Decode(&fp) == nil && fp.IntegrationID == p.IntegrationID && fp.ChannelID == p.ChannelID {
 			covered = append(covered, f.ID)
 		}
 	}
-	return r.store.Tx(ctx, func(tx *gorm.DB) error {
+	// The job, and those it covered, end in the commit of the marks.
+	end := func(tx *gorm.DB) error {
 		if err := queue.Absorb(tx, j, covered); err != nil {
 			return err
 		}
 		return queue.Done(tx, j)
-	})
+	}
+	if len(ds) == 0 {
+		return r.store.Tx(ctx, end)
+	}
+	if run, err := workable(w.in); !run {
+		return err
+	}
+	if err := r.recipients(ctx, w); err != nil {
+		return err
+	}
+	ns := make([]Notice, 0, len(ds))
+	for i := range ds {
+		ns = append(ns, Notice{Kind: NoticeNew, UserIDs: r.ownerOrGroup(w, &ds[i]), Dialog: &ds[i], Message: r.noticeMessage(ctx, &ds[i])})
+	}
+	return waitForCRM(j, r.deliver(ctx, w, ns, markAnnounced, end))
 }
 
 // handleEscalate is the timer: every armed period of the binding that has
@@ -322,7 +320,19 @@ func (r *Router) handleEscalate(ctx context.Context, j *queue.Job) error {
 	if err != nil {
 		return err
 	}
-	if len(ds) > 0 {
+	// The job ends in the commit of the marks, unless it has to wait.
+	var due time.Time
+	end := func(tx *gorm.DB) error {
+		var err error
+		due, err = r.escalationDue(ctx, r.store.InTx(tx), p.DialogID, now, delay)
+		if err != nil || !due.IsZero() {
+			return err
+		}
+		return queue.Done(tx, j)
+	}
+	if len(ds) == 0 {
+		err = r.store.Tx(ctx, end)
+	} else {
 		if run, err := workable(w.in); !run {
 			return err
 		}
@@ -339,36 +349,58 @@ func (r *Router) handleEscalate(ctx context.Context, j *queue.Job) error {
 			ns = append(ns, Notice{Kind: NoticeEscalation, UserIDs: users, Dialog: &ds[i],
 				Message: r.noticeMessage(ctx, &ds[i]), Waited: now.Sub(*ds[i].NotifiedSince)})
 		}
-		if err := r.deliver(ctx, w, ns, r.store.MarkDialogEscalated); err != nil {
-			return err
-		}
-	}
-	// The period that queued this timer may not be due yet: its deadline
-	// moved later (a raised delay) or the timer was re-armed early
-	// (Resume). Wait for it rather than leave it untold.
-	if p.DialogID == "" {
-		return nil
-	}
-	d, err := r.store.GetDialog(ctx, store.All, p.DialogID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
+		err = r.deliver(ctx, w, ns, markEscalated, end)
 	}
 	if err != nil {
 		return err
 	}
-	if since := d.ArmedPeriod(); since != nil && !d.EscalatedFor(*since) {
-		if due := since.Add(delay); now.Before(due) {
-			return queue.Snooze(due, errNotDue)
-		}
+	if !due.IsZero() {
+		return queue.Snooze(due, errNotDue)
 	}
 	return nil
+}
+
+// escalationDue is when the timer's own dialog's period falls due, zero if
+// it has (or is told, or gone): the period that queued the timer may not be
+// due yet, its deadline moved later (a raised delay) or the timer re-armed
+// early (Resume). The timer waits for it rather than leave it untold.
+func (r *Router) escalationDue(ctx context.Context, st *store.Store, dialogID string, now time.Time, delay time.Duration) (time.Time, error) {
+	if dialogID == "" {
+		return time.Time{}, nil
+	}
+	d, err := st.GetDialog(ctx, store.All, dialogID)
+	if errors.Is(err, store.ErrNotFound) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	if since := d.ArmedPeriod(); since != nil && !d.EscalatedFor(*since) {
+		if due := since.Add(delay); now.Before(due) {
+			return due, nil
+		}
+	}
+	return time.Time{}, nil
+}
+
+// dialogMark records in st that a dialog's period since was told; false
+// when it no longer waits since then or was marked already.
+type dialogMark func(ctx context.Context, st *store.Store, dialogID string, since time.Time) (bool, error)
+
+func markAnnounced(ctx context.Context, st *store.Store, dialogID string, since time.Time) (bool, error) {
+	return st.MarkDialogAnnounced(ctx, dialogID, since)
+}
+
+func markEscalated(ctx context.Context, st *store.Store, dialogID string, since time.Time) (bool, error) {
+	return st.MarkDialogEscalated(ctx, dialogID, since)
 }
 
 // deliver hands notices to the CRM and marks each period told (the
 // period is the armed one, NotifiedSince, which the store's lists only
 // return while it is the dialog's current waiting period). A notice with
-// nobody to tell is logged and marked, not failed.
-func (r *Router) deliver(ctx context.Context, w *noticeWork, ns []Notice, mark func(ctx context.Context, dialogID string, since time.Time) (bool, error)) error {
+// nobody to tell is logged and marked, not failed. The marks, and what
+// they lead to, commit together with end (the job's end).
+func (r *Router) deliver(ctx context.Context, w *noticeWork, ns []Notice, mark dialogMark, end func(tx *gorm.DB) error) error {
 	send := make([]Notice, 0, len(ns))
 	for _, n := range ns {
 		if len(n.UserIDs) == 0 {
@@ -386,18 +418,21 @@ func (r *Router) deliver(ctx context.Context, w *noticeWork, ns []Notice, mark f
 			return err
 		}
 	}
-	for _, n := range ns {
-		marked, err := mark(ctx, n.Dialog.ID, *n.Dialog.NotifiedSince)
-		if err != nil {
-			return err
-		}
-		if !marked && len(n.UserIDs) > 0 {
-			if err := r.answeredMeanwhile(ctx, w, n); err != nil {
+	return r.store.Tx(ctx, func(tx *gorm.DB) error {
+		st := r.store.InTx(tx)
+		for _, n := range ns {
+			marked, err := mark(ctx, st, n.Dialog.ID, *n.Dialog.NotifiedSince)
+			if err != nil {
 				return err
 			}
+			if !marked && len(n.UserIDs) > 0 {
+				if err := r.answeredMeanwhile(ctx, st, w, n); err != nil {
+					return err
+				}
+			}
 		}
-	}
-	return nil
+		return end(tx)
+	})
 }
 
 // noticeMessage reads the message that began the dialog's waiting period,

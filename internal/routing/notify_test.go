@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/channel"
 	"github.com/switchboard/switchboard/internal/queue"
+	"github.com/switchboard/switchboard/internal/queue/queuetest"
 	"github.com/switchboard/switchboard/internal/secret"
 	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/internal/store/storetest"
@@ -391,10 +392,21 @@ func TestEscalationTimer(t *testing.T) {
 		if err := f.st.SetIntegrationState(ctx, f.in.ID, store.IntegrationActive, ""); err != nil {
 			t.Fatal(err)
 		}
-		for range 2 {
-			if err := f.run(timer(late)); err != nil {
-				t.Fatal(err)
+		tm := timer(late)
+		if err := f.run(tm); err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range f.jobs(t, f.dialog(t, late).ID) {
+			if j.ID == tm.ID {
+				t.Fatalf("the timer outlived its run (it ends in the commit of its marks): %+v", j)
 			}
+		}
+		// A duplicate of the timer (another instance's) runs after it.
+		if _, err := queue.Enqueue(f.db.Gorm, queue.NewJob{Kind: JobEscalate, Key: tm.QueueKey, Payload: json.RawMessage(tm.Payload)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.run(timer(late)); err != nil {
+			t.Fatal(err)
 		}
 		if n := escalations(); n != 1 {
 			t.Fatalf("%d escalations from a timer run twice, want 1", n)
@@ -586,6 +598,44 @@ func TestEarlyTimerKeepsItsOwnDeadline(t *testing.T) {
 		sent := f.crm.sent()
 		if len(sent) != 1 || sent[0].Kind != NoticeEscalation || sent[0].Dialog.ContactID != due.ID {
 			t.Fatalf("notices %+v, want the due customer's escalation", sent)
+		}
+	})
+}
+
+// A notice's marks and its job's end are one commit: a run whose lease
+// was taken before its commit marks nothing (ErrLeaseLost; its notice went
+// out, and goes again, as after a crash between the two); the run holding
+// the job marks the dialog once and leaves no job behind.
+func TestNoticeEndsInTheCommitOfItsMarks(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newNoticeFixture(t, db)
+		ct := f.contact(t, "79163000001")
+		f.message(t, ct, store.Inbound, "text", 0)
+		var notice jobRow
+		for _, j := range f.jobs(t, f.dialog(t, ct).ID) {
+			if j.Kind == JobNotify {
+				notice = j
+			}
+		}
+		if notice.ID == 0 {
+			t.Fatal("no notice job")
+		}
+		late := queuetest.Hold(t, db, notice.ID, "late")
+		holder := queuetest.Hold(t, db, notice.ID, "holder")
+		if err := f.r.handleNotify(context.Background(), late); !errors.Is(err, queue.ErrLeaseLost) {
+			t.Fatalf("a run without the lease: %v, want ErrLeaseLost", err)
+		}
+		if d := f.dialog(t, ct); d.AnnouncedSince != nil {
+			t.Fatalf("a run without the lease marked the dialog: %+v", d.Dialog)
+		}
+		if err := f.r.handleNotify(context.Background(), holder); err != nil {
+			t.Fatal(err)
+		}
+		if d := f.dialog(t, ct); d.AnnouncedSince == nil || !d.AnnouncedSince.Equal(*d.WaitingSince) {
+			t.Fatalf("the holder's run did not mark the dialog: %+v", d.Dialog)
+		}
+		if queuetest.Exists(t, db, notice.ID) {
+			t.Fatal("the notice job outlived the commit of its marks")
 		}
 	})
 }

@@ -80,7 +80,7 @@ func (r *Router) handleEnsureRecord(ctx context.Context, j *queue.Job) error {
 	if err != nil {
 		return err
 	}
-	err = re.EnsureRecord(ctx, &Delivery{Integration: in, Binding: b, Channel: ch, Contact: ct}, ct)
+	err = re.EnsureRecord(ctx, &Delivery{Integration: in, Binding: b, Channel: ch, Contact: ct, Job: j}, ct)
 	if errors.Is(err, ErrParked) {
 		return queue.RetryAfter(parkDelay, err)
 	}

@@ -107,6 +107,11 @@ type Delivery struct {
 	// found as delivered without writing them again; one that cannot
 	// writes them again (a possible duplicate rather than a lost message).
 	InDoubt map[string]bool
+	// Job is the running job the delivery is the last step of, or nil. A
+	// connector whose own last step is a database write ends it there with
+	// queue.Done (one commit for the work and the job's end); one that
+	// does not leaves it to the queue.
+	Job *queue.Job
 }
 
 // Router implements the messaging hooks and the CRM jobs.
@@ -525,7 +530,7 @@ func (r *Router) handleStatus(ctx context.Context, j *queue.Job) error {
 	if err != nil {
 		return err
 	}
-	err = conn.Status(ctx, &Delivery{Integration: in, Binding: b, Channel: ch, Contact: m.Contact}, m)
+	err = conn.Status(ctx, &Delivery{Integration: in, Binding: b, Channel: ch, Contact: m.Contact, Job: j}, m)
 	if errors.Is(err, ErrParked) {
 		return queue.RetryAfter(parkDelay, err)
 	}

@@ -26,17 +26,35 @@ var (
 // Store is the gateway's data access, over one DB and the key that seals
 // credentials.
 type Store struct {
-	DB           *DB
-	box          *secret.Box
-	refreshLocks locks
-	channels     channelCache
-	feeds        feedCache
+	DB  *DB
+	box *secret.Box
+	// tx, when set, is the transaction every method of this view runs in
+	// (see InTx); the locks and caches are shared with the store it was
+	// made from, so pointers.
+	tx           *gorm.DB
+	refreshLocks *locks
+	channels     *channelCache
+	feeds        *feedCache
 }
 
+// New is the store over db; box seals and opens the credentials.
 func New(db *DB, box *secret.Box) *Store {
-	return &Store{DB: db, box: box,
-		channels: channelCache{ttl: channelCacheTTL},
-		feeds:    feedCache{ttl: feedCacheTTL, clone: cloneFeed}}
+	return &Store{DB: db, box: box, refreshLocks: &locks{},
+		channels: &channelCache{ttl: channelCacheTTL},
+		feeds:    &feedCache{ttl: feedCacheTTL, clone: cloneFeed}}
+}
+
+// InTx is a view of the store whose methods all run in tx, a transaction
+// Tx handed out, so that a caller can commit a method's writes together
+// with its own (a queue job ending with queue.Done). A method that opens a
+// transaction of its own opens a savepoint in tx instead. Methods whose
+// statement may fail on purpose (a unique violation caught and retried)
+// must not be called on it with PostgreSQL, which aborts the whole
+// transaction on a failed statement.
+func (s *Store) InTx(tx *gorm.DB) *Store {
+	view := *s
+	view.tx = tx
+	return &view
 }
 
 // Scope limits a query to one workspace. The zero Scope is the operator's
@@ -53,18 +71,28 @@ func (s Scope) apply(q *gorm.DB) *gorm.DB {
 	return q.Where("workspace_id = ?", s.WorkspaceID)
 }
 
-func (s *Store) g(ctx context.Context) *gorm.DB { return s.DB.Gorm.WithContext(ctx) }
+func (s *Store) g(ctx context.Context) *gorm.DB {
+	if s.tx != nil {
+		return s.tx.WithContext(ctx)
+	}
+	return s.DB.Gorm.WithContext(ctx)
+}
 
 // Tx runs f in a transaction. A transaction that changed a channel's feed
 // (bindings, integrations' states, routing: their writers invalidate the
 // feed cache as they write) invalidates it once more when it ends: a
 // lookup between the write and the commit read the old rows and may have
 // cached them.
+// The channel cache is treated alike (SetChannelState in a transaction of
+// InTx's).
 func (s *Store) Tx(ctx context.Context, f func(tx *gorm.DB) error) error {
-	gen := s.feeds.generation()
+	feedGen, channelGen := s.feeds.generation(), s.channels.generation()
 	err := s.g(ctx).Transaction(f)
-	if s.feeds.generation() != gen {
+	if s.feeds.generation() != feedGen {
 		s.feeds.invalidate()
+	}
+	if s.channels.generation() != channelGen {
+		s.channels.invalidate()
 	}
 	return err
 }

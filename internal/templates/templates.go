@@ -115,16 +115,19 @@ func (s *Service) Refresh(ctx context.Context, sc store.Scope, channelID string)
 	if ch.State != store.ChannelActive {
 		return nil, fault.New(fault.Conflict, "channel_disabled", "the channel is disabled; enable it before refreshing its templates")
 	}
-	if err := s.fetchAndStore(ctx, ch, lister, false); err != nil {
+	if err := s.fetchAndStore(ctx, ch, lister, nil); err != nil {
 		return nil, err
 	}
 	return s.List(ctx, sc, channelID)
 }
 
 // fetchAndStore reads the whole set and replaces the stored one, queueing
-// the next daily refresh in the same transaction unless one is queued
-// (renew: the running daily job, which is not pending itself).
-func (s *Service) fetchAndStore(ctx context.Context, ch *store.Channel, lister channel.TemplateLister, renew bool) error {
+// the next daily refresh in the same transaction unless one is queued (the
+// running daily job is not pending itself).
+// daily is the refresh job when the daily chain runs it (nil for a
+// refresh asked through the API): it ends in the commit that stores the
+// templates and queues the next day's.
+func (s *Service) fetchAndStore(ctx context.Context, ch *store.Channel, lister channel.TemplateLister, daily *queue.Job) error {
 	creds, err := s.st.Credentials(ch)
 	if err != nil {
 		return err
@@ -137,24 +140,33 @@ func (s *Service) fetchAndStore(ctx context.Context, ch *store.Channel, lister c
 	for _, t := range got {
 		rows = append(rows, store.ChannelTemplate{Name: t.Name, Language: t.Language, Category: t.Category, Status: t.Status, Components: string(t.Components)})
 	}
-	err = s.st.ReplaceTemplates(ctx, ch.ID, rows, func(tx *gorm.DB) error { return s.queueNext(tx, ch) })
+	err = s.st.ReplaceTemplates(ctx, ch.ID, rows, func(tx *gorm.DB) error { return s.queueNext(tx, ch, daily) })
 	if err != nil {
 		return err
 	}
 	s.notify()
-	s.log.Info("templates refreshed", "channel_id", ch.ID, "workspace_id", ch.WorkspaceID, "templates", len(rows), "daily", renew)
+	s.log.Info("templates refreshed", "channel_id", ch.ID, "workspace_id", ch.WorkspaceID, "templates", len(rows), "daily", daily != nil)
 	return nil
 }
 
-// queueNext enqueues the channel's refresh for a day later unless one waits.
-func (s *Service) queueNext(tx *gorm.DB, ch *store.Channel) error {
+// queueNext enqueues the channel's refresh for a day later unless one
+// waits, and ends the running refresh job daily (when not nil) in tx.
+func (s *Service) queueNext(tx *gorm.DB, ch *store.Channel, daily *queue.Job) error {
 	pending, err := queue.Pending(tx, JobRefresh, jobKey(ch.ID))
-	if err != nil || pending {
+	if err != nil {
 		return err
 	}
-	_, err = queue.Enqueue(tx, queue.NewJob{Kind: JobRefresh, WorkspaceID: ch.WorkspaceID, Lane: ch.ID, Key: jobKey(ch.ID),
-		Payload: refreshPayload{ChannelID: ch.ID}, RunAt: store.Now().Add(Every)})
-	return err
+	if !pending {
+		_, err = queue.Enqueue(tx, queue.NewJob{Kind: JobRefresh, WorkspaceID: ch.WorkspaceID, Lane: ch.ID, Key: jobKey(ch.ID),
+			Payload: refreshPayload{ChannelID: ch.ID}, RunAt: store.Now().Add(Every)})
+		if err != nil {
+			return err
+		}
+	}
+	if daily != nil {
+		return queue.Done(tx, daily)
+	}
+	return nil
 }
 
 // refreshFailure names why the messenger did not give the templates.
@@ -227,10 +239,10 @@ func (s *Service) handleRefresh(ctx context.Context, j *queue.Job) error {
 		s.log.Info("templates: daily refresh ends", "channel_id", ch.ID, "reason", "channel_disabled")
 		return nil
 	}
-	err = s.fetchAndStore(ctx, ch, lister, true)
+	err = s.fetchAndStore(ctx, ch, lister, j)
 	if fe := fault.As(err); err != nil && fe != nil && fe.Code == "templates_token_refused" {
 		s.log.Warn("templates: daily refresh refused by Meta; trying again tomorrow", "channel_id", ch.ID, "workspace_id", ch.WorkspaceID, "err", err)
-		return s.st.Tx(ctx, func(tx *gorm.DB) error { return s.queueNext(tx, ch) })
+		return s.st.Tx(ctx, func(tx *gorm.DB) error { return s.queueNext(tx, ch, j) })
 	}
 	return err
 }

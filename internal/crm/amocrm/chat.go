@@ -211,8 +211,12 @@ func (s *Service) handleAmojoConnect(ctx context.Context, j *queue.Job) error {
 	if want := s.cfg.ChannelID + "_" + in.ChatAccountID; conn.ScopeID != want {
 		return queue.Permanent(fmt.Errorf("amocrm: amojo connect answered scope %q, not %q", conn.ScopeID, want))
 	}
+	// The job ends in the commit of the scope.
 	if err := s.store.Tx(ctx, func(tx *gorm.DB) error {
-		return store.ReplaceLink(tx, in.ID, linkAmojoScope, "scope", conn.ScopeID)
+		if err := store.ReplaceLink(tx, in.ID, linkAmojoScope, "scope", conn.ScopeID); err != nil {
+			return err
+		}
+		return queue.Done(tx, j)
 	}); err != nil {
 		return err
 	}

@@ -358,17 +358,17 @@ func (s *Service) handleDP(ctx context.Context, j *queue.Job) error {
 	// there is no text, or the window for it is closed.
 	text, tpl := get("text"), crm.AutomationTemplate(get("template"), get("template_language"), get("template_params"), l)
 	if text == "" && tpl == nil {
-		return s.dpNote(ctx, in, ev.ID, run.LeadID, dpTexts[l]["no_text"])
+		return s.dpNote(ctx, j, in, ev.ID, run.LeadID, dpTexts[l]["no_text"])
 	}
 	rc, err := s.dpRecipient(ctx, in, &run)
 	if fe := fault.As(err); fe != nil && fe.Code == crm.CodeNoChannel {
-		return s.dpNote(ctx, in, ev.ID, run.LeadID, fe.Message)
+		return s.dpNote(ctx, j, in, ev.ID, run.LeadID, fe.Message)
 	}
 	if err != nil {
 		return err
 	}
 	if rc == nil {
-		return s.dpNote(ctx, in, ev.ID, run.LeadID, dpTexts[l]["no_customer"])
+		return s.dpNote(ctx, j, in, ev.ID, run.LeadID, dpTexts[l]["no_customer"])
 	}
 	ch := rc.ch
 	if tpl != nil {
@@ -396,7 +396,11 @@ func (s *Service) handleDP(ctx context.Context, j *queue.Job) error {
 					return err
 				}
 			}
-			return store.PutLink(tx, in.ID, linkDP, ev.ID, m.ID)
+			if err := store.PutLink(tx, in.ID, linkDP, ev.ID, m.ID); err != nil {
+				return err
+			}
+			// The job ends in the commit of the message it sends.
+			return queue.Done(tx, j)
 		})
 		return err
 	}
@@ -413,7 +417,7 @@ func (s *Service) handleDP(ctx context.Context, j *queue.Job) error {
 		if fe.Code == "window_closed" {
 			reason = crm.WindowClosed(l, ch.Type)
 		}
-		return s.dpNote(ctx, in, ev.ID, run.LeadID, reason)
+		return s.dpNote(ctx, j, in, ev.ID, run.LeadID, reason)
 	}
 	return err
 }
@@ -524,14 +528,21 @@ func (s *Service) dpRecipient(ctx context.Context, in *store.Integration, run *d
 
 // dpNote writes on the lead why the run sent nothing, and links the run
 // so that it is done. A lead deleted since has nobody to tell.
-func (s *Service) dpNote(ctx context.Context, in *store.Integration, eventID string, leadID int, why string) error {
+//
+// The run's job j ends in the commit of the link that says so.
+func (s *Service) dpNote(ctx context.Context, j *queue.Job, in *store.Integration, eventID string, leadID int, why string) error {
 	text := fmt.Sprintf(dpTexts[lang(in)]["failed"], why)
 	s.log.Info("amocrm: digital pipeline run sent nothing", "integration_id", in.ID, "lead_id", leadID, "reason", why)
 	_, err := s.API(in).AddNotes(ctx, "leads", []NoteInput{{EntityID: leadID, NoteType: NoteCommon, Params: NoteParams{Text: SplitText(text, NoteTextLimit)[0]}}})
 	if err != nil && !isNotFoundItem(err) {
 		return Classify(err)
 	}
-	return s.store.Tx(ctx, func(tx *gorm.DB) error { return store.PutLink(tx, in.ID, linkDP, eventID, "note") })
+	return s.store.Tx(ctx, func(tx *gorm.DB) error {
+		if err := store.PutLink(tx, in.ID, linkDP, eventID, "note"); err != nil {
+			return err
+		}
+		return queue.Done(tx, j)
+	})
 }
 
 // isNotFoundItem says a refused note named its lead as not found.

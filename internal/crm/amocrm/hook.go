@@ -200,11 +200,16 @@ func (s *Service) handleAmojoHook(ctx context.Context, j *queue.Job) error {
 	if err != nil {
 		return Classify(err)
 	}
+	// The job ends in the commit of the message it sends (the first
+	// responder's claim after it is best effort).
 	_, err = s.SendAsManager(ctx, in, userID, ct.ChannelID, req, func(tx *gorm.DB, m *store.Message) error {
 		if err := store.PutLink(tx, in.ID, linkAmojoIn, amoID, m.ID); err != nil {
 			return err
 		}
-		return store.PutLink(tx, in.ID, routing.LinkOutbound, m.ID, amojoOutPrefix+amoID)
+		if err := store.PutLink(tx, in.ID, routing.LinkOutbound, m.ID, amojoOutPrefix+amoID); err != nil {
+			return err
+		}
+		return queue.Done(tx, j)
 	})
 	if fe := fault.As(err); fe != nil && fe.Kind != fault.Unavailable && fe.Kind != fault.Upstream {
 		return fail(905, refusalText(l, ch.Type, fe))

@@ -148,7 +148,7 @@ func (s *Service) handleInstall(ctx context.Context, j *queue.Job) error {
 	if err := s.configured(); err != nil {
 		return queue.Permanent(err)
 	}
-	in, err := s.connectOnce(ctx, p.Host, p.Code)
+	in, err := s.connectOnce(ctx, j, p.Host, p.Code)
 	if err != nil {
 		if fe := fault.As(err); fe != nil && fe.Kind != fault.Upstream {
 			s.log.Warn("amocrm: widget install refused", "host", p.Host, "code", fe.Code, "err", err)
@@ -172,8 +172,10 @@ const (
 // so the tokens it bought are stashed (sealed) before the account is read,
 // and an attempt after a failed read (amoCRM answering 429 or 5xx) takes
 // them instead of exchanging the spent code again. The stash is dropped
-// once the account is recorded.
-func (s *Service) connectOnce(ctx context.Context, host, code string) (*store.Integration, error) {
+// once the account is recorded, in the commit that ends the install job j
+// (a run that lost its lease drops nothing: the holder's run takes the
+// stash and records the account again, as a retry does).
+func (s *Service) connectOnce(ctx context.Context, j *queue.Job, host, code string) (*store.Integration, error) {
 	if _, err := s.accountBase(host); err != nil {
 		return nil, err
 	}
@@ -215,8 +217,9 @@ func (s *Service) connectOnce(ctx context.Context, host, code string) (*store.In
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.DropStashed(ctx, installStash, key); err != nil {
-		s.log.Warn("amocrm: drop the install's stash", "integration_id", in.ID, "err", err)
+	err = queue.Finish(ctx, s.store, j, func(st *store.Store) error { return st.DropStashed(ctx, installStash, key) })
+	if err != nil {
+		return nil, fmt.Errorf("amocrm: drop the install's stash: %w", err)
 	}
 	return in, nil
 }

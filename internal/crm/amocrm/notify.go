@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
 )
@@ -216,7 +217,19 @@ func (s *Service) Answered(ctx context.Context, d *routing.Delivery, dialog *sto
 	if len(locals) > 0 {
 		s.log.Info("amocrm: tasks of an answered customer completed", "integration_id", in.ID, "dialog_id", dialog.ID, "tasks", len(ids))
 	}
-	return s.store.DeleteLinks(context.WithoutCancel(ctx), in.ID, linkTask, locals)
+	// Forgotten even when the context ended: amoCRM has them completed.
+	// The job ends in the same commit; with its lease lost they are
+	// forgotten all the same, without the job's end.
+	ctx = context.WithoutCancel(ctx)
+	forget := func(st *store.Store) error { return st.DeleteLinks(ctx, in.ID, linkTask, locals) }
+	if d.Job == nil {
+		return forget(s.store)
+	}
+	err = queue.Finish(ctx, s.store, d.Job, forget)
+	if errors.Is(err, queue.ErrLeaseLost) {
+		return forget(s.store)
+	}
+	return err
 }
 
 // noticeLeads are the waiting customers' leads in this binding, by store

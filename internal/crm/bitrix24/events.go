@@ -209,11 +209,16 @@ func (s *Service) handleEvent(ctx context.Context, j *queue.Job) error {
 		return s.editUnsupported(ctx, in, d)
 	case "ONIMCONNECTORLINEDELETE":
 		line, _ := data["data"].(string)
-		n, err := s.store.DeleteBindingsByLine(ctx, in.ID, line)
-		s.log.Info("bitrix24 open line deleted", "integration_id", in.ID, "line", line, "bindings_removed", n)
+		var n int64
+		err := queue.Finish(ctx, s.store, j, func(st *store.Store) error {
+			var err error
+			n, err = st.DeleteBindingsByLine(ctx, in.ID, line)
+			return err
+		})
+		s.log.Info("bitrix24 open line deleted", "integration_id", in.ID, "line", line, "bindings_removed", n, "err", err)
 		return err
 	case "ONIMCONNECTORSTATUSDELETE":
-		return s.connectorRemoved(ctx, in, str(d, "connector"), str(d, "line"))
+		return s.connectorRemoved(ctx, j, in, str(d, "connector"), str(d, "line"))
 	case "ROBOT":
 		return s.runRobot(ctx, in, data)
 	}
@@ -222,8 +227,9 @@ func (s *Service) handleEvent(ctx context.Context, j *queue.Job) error {
 }
 
 // connectorRemoved drops the bindings of the line the connector was
-// switched off on (only for our connector of that channel type).
-func (s *Service) connectorRemoved(ctx context.Context, in *store.Integration, connector, line string) error {
+// switched off on (only for our connector of that channel type), all in
+// the commit that ends the event's job j.
+func (s *Service) connectorRemoved(ctx context.Context, j *queue.Job, in *store.Integration, connector, line string) error {
 	typ, ok := s.channelTypeOf(connector)
 	if !ok {
 		return nil
@@ -232,6 +238,7 @@ func (s *Service) connectorRemoved(ctx context.Context, in *store.Integration, c
 	if err != nil {
 		return err
 	}
+	var unbind []string
 	for _, b := range bs {
 		if b.Mode != ModeOpenLines || b.LineID != line {
 			continue
@@ -240,10 +247,21 @@ func (s *Service) connectorRemoved(ctx context.Context, in *store.Integration, c
 		if err != nil || ch.Type != string(typ) {
 			continue
 		}
-		if _, err := s.store.DeleteBinding(ctx, in.ID, b.ChannelID); err != nil {
-			return fmt.Errorf("bitrix24: unbind %s: %w", b.ChannelID, err)
+		unbind = append(unbind, b.ChannelID)
+	}
+	err = queue.Finish(ctx, s.store, j, func(st *store.Store) error {
+		for _, channelID := range unbind {
+			if _, err := st.DeleteBinding(ctx, in.ID, channelID); err != nil {
+				return fmt.Errorf("bitrix24: unbind %s: %w", channelID, err)
+			}
 		}
-		s.log.Info("bitrix24 connector switched off on a line", "integration_id", in.ID, "line", line, "channel_id", b.ChannelID)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, channelID := range unbind {
+		s.log.Info("bitrix24 connector switched off on a line", "integration_id", in.ID, "line", line, "channel_id", channelID)
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/netguard"
+	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -164,7 +165,9 @@ func (s *Service) mismatch(p *portalBindings) string {
 // customers' messages still reach its Open Lines, and parking them too
 // would hide the customers from operators as well; only operators'
 // replies cannot arrive, and the state says so where the admin looks.
-func (s *Service) verifyHandlers(ctx context.Context, in *store.Integration) error {
+//
+// The state is set in the commit that ends the setup job j.
+func (s *Service) verifyHandlers(ctx context.Context, in *store.Integration, j *queue.Job) error {
 	p, err := s.readBindings(ctx, in.ID)
 	if err != nil {
 		return s.classify(err)
@@ -176,9 +179,13 @@ func (s *Service) verifyHandlers(ctx context.Context, in *store.Integration) err
 	switch {
 	case reason != "":
 		s.log.Warn("bitrix24 portal's handlers do not reach this gateway", "integration_id", in.ID, "domain", in.Domain, "reason", reason)
-		return s.store.SetIntegrationState(ctx, in.ID, store.IntegrationHandlersMismatch, reason)
+		return queue.Finish(ctx, s.store, j, func(st *store.Store) error {
+			return st.SetIntegrationState(ctx, in.ID, store.IntegrationHandlersMismatch, reason)
+		})
 	case in.State == store.IntegrationHandlersMismatch:
-		return s.store.SetIntegrationState(ctx, in.ID, store.IntegrationActive, "")
+		return queue.Finish(ctx, s.store, j, func(st *store.Store) error {
+			return st.SetIntegrationState(ctx, in.ID, store.IntegrationActive, "")
+		})
 	}
 	return nil
 }

@@ -263,7 +263,7 @@ func (s *Service) handleSetup(ctx context.Context, j *queue.Job) error {
 		return fmt.Errorf("bitrix24: setup %s: %s: %w", in.Domain, name, e)
 	}
 	s.log.Info("bitrix24 portal set up", "integration_id", in.ID, "domain", in.Domain)
-	return s.verifyHandlers(ctx, in)
+	return s.verifyHandlers(ctx, in, j)
 }
 
 var connectorNames = map[channel.Type]string{channel.WhatsApp: "WhatsApp (Switchboard)", channel.Instagram: "Instagram (Switchboard)"}

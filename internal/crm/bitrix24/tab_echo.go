@@ -67,7 +67,7 @@ func (s *Service) EchoesOutbound(b *store.ChannelBinding) bool { return b.Mode =
 // imconnector.send.messages with message.user_id (a message "on behalf of
 // the manager") could, being an operator's own message in the line.
 func (s *Service) EchoOutbound(ctx context.Context, d *routing.Delivery, m *store.MessageView, o *routing.Origin) error {
-	return s.echo(ctx, d.Integration, m, o)
+	return s.echo(ctx, d.Integration, m, o, d.Job)
 }
 
 // handleOpenLineEcho runs an echo job of earlier versions.
@@ -93,11 +93,12 @@ func (s *Service) handleOpenLineEcho(ctx context.Context, j *queue.Job) error {
 	if err != nil {
 		return err
 	}
-	return s.echo(ctx, in, m, &routing.Origin{IntegrationID: in.ID, Own: true, UserID: p.UserID})
+	return s.echo(ctx, in, m, &routing.Origin{IntegrationID: in.ID, Own: true, UserID: p.UserID}, j)
 }
 
-// echo writes m into its customer's Open Lines chat once (linkOLEcho).
-func (s *Service) echo(ctx context.Context, in *store.Integration, m *store.MessageView, o *routing.Origin) error {
+// echo writes m into its customer's Open Lines chat once (linkOLEcho),
+// and ends the running job j (when not nil) in the commit of the link.
+func (s *Service) echo(ctx context.Context, in *store.Integration, m *store.MessageView, o *routing.Origin, j *queue.Job) error {
 	switch _, err := s.store.RemoteOf(ctx, in.ID, linkOLEcho, m.ID); {
 	case err == nil:
 		return nil // written by an earlier run
@@ -126,7 +127,13 @@ func (s *Service) echo(ctx context.Context, in *store.Integration, m *store.Mess
 		return s.classify(err)
 	}
 	return s.store.Tx(ctx, func(tx *gorm.DB) error {
-		return store.PutLink(tx, in.ID, linkOLEcho, m.ID, chat+":"+resultID(msgID))
+		if err := store.PutLink(tx, in.ID, linkOLEcho, m.ID, chat+":"+resultID(msgID)); err != nil {
+			return err
+		}
+		if j != nil {
+			return queue.Done(tx, j)
+		}
+		return nil
 	})
 }
 

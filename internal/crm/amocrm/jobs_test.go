@@ -1,0 +1,99 @@
+package amocrm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"gorm.io/gorm"
+
+	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/messaging"
+	"github.com/switchboard/switchboard/internal/queue"
+	"github.com/switchboard/switchboard/internal/queue/queuetest"
+	"github.com/switchboard/switchboard/internal/routing"
+	"github.com/switchboard/switchboard/internal/sandbox/amosim"
+	"github.com/switchboard/switchboard/internal/secret"
+	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/internal/store/storetest"
+)
+
+// The amojo connect job keeps the channel's scope and ends in one commit:
+// a run whose lease was taken keeps nothing (ErrLeaseLost; the connect
+// call it made is repeated, and amojo answers it alike); the run holding
+// the job keeps the scope and leaves no job.
+func TestAmojoConnectEndsInTheCommitOfTheScope(t *testing.T) {
+	const chanID, chanSecret = "f90ba33d-c9d9-44da-b76c-c349b0ecbe41", "5a44c5dff55f3c15a4cce8d7c4cc27e207c7e189"
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		sim := amosim.New(amosim.Options{ChannelID: chanID, ChannelSecret: chanSecret})
+		acc := amosim.ExampleAccount()
+		if err := sim.AddAccount(acc); err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(sim)
+		t.Cleanup(func() { srv.Close(); sim.Close() })
+
+		box, err := secret.NewBox(bytes.Repeat([]byte{7}, 32))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := store.New(db, box)
+		ws, err := st.EnsureDefaultWorkspace(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, _, err := st.UpsertIntegration(ctx, store.InstallParams{Type: Type, ExternalID: "30123456", Domain: strings.TrimPrefix(srv.URL, "http://"),
+			WorkspaceID: ws.ID, ChatAccountID: acc.AmojoID, Secrets: store.IntegrationSecrets{RefreshToken: "r"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = st.Tx(ctx, func(tx *gorm.DB) error {
+			_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobAmojoConnect, WorkspaceID: ws.ID, Payload: amojoConnectJob{IntegrationID: in.ID}})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		log := slog.New(slog.NewTextHandler(io.Discard, nil))
+		msg := messaging.New(st, channel.NewRegistry(), nil, nil, nil, log, messaging.Config{}, nil)
+		s := New(Config{PublicURL: "https://gw.example", BaseURL: srv.URL, ChannelID: chanID, ChannelSecret: chanSecret},
+			st, msg, routing.New(st, log), http.DefaultClient, log)
+		scope := func() string {
+			t.Helper()
+			got, err := st.RemoteOf(ctx, in.ID, linkAmojoScope, "scope")
+			if errors.Is(err, store.ErrNotFound) {
+				return ""
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return got
+		}
+
+		id := queuetest.Only(t, db, JobAmojoConnect)
+		late := queuetest.Hold(t, db, id, "late")
+		holder := queuetest.Hold(t, db, id, "holder")
+		if err := s.handleAmojoConnect(ctx, late); !errors.Is(err, queue.ErrLeaseLost) {
+			t.Fatalf("a run without the lease: %v, want ErrLeaseLost", err)
+		}
+		if got := scope(); got != "" {
+			t.Fatalf("a run without the lease kept the scope %q", got)
+		}
+		if err := s.handleAmojoConnect(ctx, holder); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := scope(), chanID+"_"+acc.AmojoID; got != want {
+			t.Fatalf("scope %q, want %q", got, want)
+		}
+		if queuetest.Exists(t, db, id) {
+			t.Fatal("the connect job outlived the commit of the scope")
+		}
+	})
+}
