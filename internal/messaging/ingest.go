@@ -23,15 +23,22 @@ type IngestResult struct {
 	Errors     int // account-level errors reported by Meta
 }
 
+// routed is one envelope of a delivery with the channel it belongs to.
+type routed struct {
+	ch  *store.Channel
+	env *channel.Envelope
+}
+
+// counted is one message metric to count once its transaction committed.
+type counted struct{ typ, dir, status string }
+
 // Ingest stores a verified, parsed delivery. Everything for known channels
-// is written in one transaction together with the jobs it causes, so the
-// caller may answer 200 once Ingest returns nil and nothing is lost.
+// is written in one transaction together with the jobs it causes (a
+// transaction other deliveries arriving at the same time may share: see
+// group_commit.go), so the caller may answer 200 once Ingest returns nil
+// and nothing is lost.
 func (s *Service) Ingest(ctx context.Context, b *channel.Batch, raw []byte) (IngestResult, error) {
 	var res IngestResult
-	type routed struct {
-		ch  *store.Channel
-		env *channel.Envelope
-	}
 	var work []routed
 	for i := range b.Envelopes {
 		env := &b.Envelopes[i]
@@ -65,64 +72,64 @@ func (s *Service) Ingest(ctx context.Context, b *channel.Batch, raw []byte) (Ing
 	if len(work) == 0 {
 		return res, nil
 	}
-	type counted struct{ typ, dir, status string }
-	var seen []counted
-	enqueued := false
-	err := s.store.Tx(ctx, func(tx *gorm.DB) error {
-		res.Stored, res.Duplicates, res.Statuses, res.Errors = 0, 0, 0, 0
-		seen = seen[:0]
-		for _, w := range work {
-			for i := range w.env.Messages {
-				in := &w.env.Messages[i]
-				stored, job, err := s.storeInbound(tx, w.ch, in)
-				if err != nil {
-					return err
-				}
-				if !stored {
-					res.Duplicates++
-					continue
-				}
-				res.Stored++
-				enqueued = enqueued || job
-				dir := store.Inbound
-				if in.Echo {
-					dir = store.Outbound
-				}
-				seen = append(seen, counted{w.ch.Type, dir, "received"})
-			}
-			for _, st := range w.env.Statuses {
-				r, m, err := store.ApplyStatus(tx, w.ch.ID, st)
-				if err != nil {
-					return err
-				}
-				res.Statuses++
-				if r == store.StatusApplied {
-					seen = append(seen, counted{w.ch.Type, store.Outbound, string(st.Status)})
-					if err := s.statusChanged(tx, w.ch, m); err != nil {
-						return err
-					}
-				}
-			}
-			for _, e := range w.env.Errors {
-				res.Errors++
-				s.log.Warn("messenger reported an account error", "channel_id", w.ch.ID, "code", e.Code, "title", e.Title, "details", e.Details)
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	d := &delivery{ctx: ctx, work: work, wake: make(chan []*delivery, 1)}
+	if err := s.commit(d); err != nil {
 		return res, fmt.Errorf("messaging: store delivery: %w", err)
 	}
-	for _, c := range seen {
+	res.Stored, res.Duplicates, res.Statuses, res.Errors = d.res.Stored, d.res.Duplicates, d.res.Statuses, d.res.Errors
+	for _, c := range d.seen {
 		s.metrics.Messages.WithLabelValues(c.typ, c.dir, c.status).Inc()
 	}
 	for _, w := range work {
 		s.webhookSeen(ctx, w.ch.ID)
 	}
-	if enqueued {
+	if d.enqueued {
 		s.notify()
 	}
 	return res, nil
+}
+
+// storeDelivery writes one delivery's messages and statuses in tx, counting
+// into d.
+func (s *Service) storeDelivery(tx *gorm.DB, d *delivery) error {
+	for _, w := range d.work {
+		for i := range w.env.Messages {
+			in := &w.env.Messages[i]
+			stored, job, err := s.storeInbound(tx, w.ch, in)
+			if err != nil {
+				return err
+			}
+			if !stored {
+				d.res.Duplicates++
+				continue
+			}
+			d.res.Stored++
+			d.enqueued = d.enqueued || job
+			dir := store.Inbound
+			if in.Echo {
+				dir = store.Outbound
+			}
+			d.seen = append(d.seen, counted{w.ch.Type, dir, "received"})
+		}
+		for _, st := range w.env.Statuses {
+			r, m, err := store.ApplyStatus(tx, w.ch.ID, st)
+			if err != nil {
+				return err
+			}
+			d.res.Statuses++
+			if r == store.StatusApplied {
+				d.seen = append(d.seen, counted{w.ch.Type, store.Outbound, string(st.Status)})
+				if err := s.statusChanged(tx, w.ch, m); err != nil {
+					return err
+				}
+			}
+		}
+		for _, e := range w.env.Errors {
+			d.res.Errors++
+			s.log.Warn("messenger reported an account error", "channel_id", w.ch.ID, "code", e.Code, "title", e.Title, "details", e.Details)
+		}
+	}
+	return nil
 }
 
 // storeInbound writes one inbound event; it reports whether it was new and
