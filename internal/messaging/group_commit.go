@@ -7,6 +7,9 @@ import (
 	"sync"
 
 	"gorm.io/gorm"
+
+	"github.com/switchboard/switchboard/internal/channel"
+	"github.com/switchboard/switchboard/internal/store"
 )
 
 // Group commit: deliveries that arrive while others are being stored share
@@ -167,13 +170,24 @@ func (s *Service) storeGroup(group []*delivery) {
 	// must not roll back the others' work.
 	ctx := context.WithoutCancel(group[0].ctx)
 	err := s.store.Tx(ctx, func(tx *gorm.DB) error {
+		// Runs of plain deliveries go in two statements per run; the
+		// others their own way, in their place in the order.
+		var plain []*delivery
 		for _, d := range ordered {
 			d.reset()
+			if d.plain() {
+				plain = append(plain, d)
+				continue
+			}
+			if err := s.storePlain(tx, plain); err != nil {
+				return err
+			}
+			plain = plain[:0]
 			if err := s.storeDelivery(tx, d); err != nil {
 				return err
 			}
 		}
-		return nil
+		return s.storePlain(tx, plain)
 	})
 	if err == nil {
 		return
@@ -183,6 +197,78 @@ func (s *Service) storeGroup(group []*delivery) {
 	for _, d := range group {
 		d.err = s.storeAlone(d)
 	}
+}
+
+// plain says whether every event of the delivery is a plain message: one
+// with an id and without media, a quote, a reaction or a deletion, which
+// stores as a contact upsert and a message insert and nothing else before
+// the hooks. Statuses and account errors make a delivery not plain.
+func (d *delivery) plain() bool {
+	n := 0
+	for _, w := range d.work {
+		if len(w.env.Statuses) > 0 || len(w.env.Errors) > 0 {
+			return false
+		}
+		for i := range w.env.Messages {
+			in := &w.env.Messages[i]
+			if in.Deleted || in.ExternalID == "" || in.QuotedExternalID != "" || in.Reaction != nil || in.Media != nil {
+				return false
+			}
+			n++
+		}
+	}
+	return n > 0
+}
+
+// storePlain stores plain deliveries' messages with one contact upsert
+// and one message insert for all of them (store.StoreInboundRows), then
+// does for each new message what storeInbound does after its insert.
+func (s *Service) storePlain(tx *gorm.DB, ds []*delivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	type origin struct {
+		d  *delivery
+		ch *store.Channel
+		in *channel.Inbound
+	}
+	var rows []store.InboundRow
+	var from []origin
+	for _, d := range ds {
+		for _, w := range d.work {
+			for i := range w.env.Messages {
+				in := &w.env.Messages[i]
+				m, inboundAt := inboundMessage(w.ch, in)
+				rows = append(rows, store.InboundRow{Channel: w.ch, Customer: in.Customer, InboundAt: inboundAt, Message: m})
+				from = append(from, origin{d, w.ch, in})
+			}
+		}
+	}
+	if err := store.StoreInboundRows(tx, rows); err != nil {
+		return err
+	}
+	for i := range rows {
+		r, o := &rows[i], from[i]
+		enqueued, err := s.profileWanted(tx, o.ch, r.Contact)
+		if err != nil {
+			return err
+		}
+		if !r.Inserted {
+			o.d.res.Duplicates++
+			continue
+		}
+		if err := s.messageStored(tx, o.ch, r.Message); err != nil {
+			return err
+		}
+		o.d.res.Stored++
+		o.d.enqueued = o.d.enqueued || enqueued
+		dir := store.Inbound
+		if o.in.Echo {
+			dir = store.Outbound
+		}
+		o.d.seen = append(o.d.seen, counted{o.ch.Type, dir, "received"})
+	}
+	return nil
 }
 
 // storeAlone stores one delivery in its own transaction.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -154,25 +155,7 @@ func (s *Service) storeInbound(tx *gorm.DB, ch *store.Channel, in *channel.Inbou
 	// redelivery (or the echo of our own send) from a new message, and the
 	// look-up cost every new message a round trip. A redelivery still
 	// refreshes the contact with what it carries, which it already has.
-	var inboundAt = &in.Timestamp
-	if in.Echo || in.Timestamp.IsZero() {
-		inboundAt = nil
-	}
-	m := &store.Message{
-		WorkspaceID: ch.WorkspaceID, ChannelID: ch.ID,
-		Direction: store.Inbound, Type: string(in.Type), Text: in.Text,
-		ExternalID: strPtr(in.ExternalID), QuotedExternalID: in.QuotedExternalID,
-		Status: string(channel.StatusReceived),
-	}
-	if !in.Timestamp.IsZero() {
-		ts := in.Timestamp.UTC()
-		m.ProviderAt = &ts
-	}
-	if in.Echo {
-		// Sent by a person from the messenger's own app, not through us.
-		m.Direction, m.Status = store.Outbound, string(channel.StatusSent)
-		m.SentAt = m.ProviderAt
-	}
+	m, inboundAt := inboundMessage(ch, in)
 	quoted := in.QuotedExternalID
 	if in.Reaction != nil {
 		quoted = in.Reaction.TargetExternalID
@@ -181,13 +164,6 @@ func (s *Service) storeInbound(tx *gorm.DB, ch *store.Channel, in *channel.Inbou
 		if q, err := store.FindByExternalID(tx, ch.ID, quoted); err == nil {
 			m.QuotedMessageID = &q.ID
 		}
-	}
-	if len(in.Errors) > 0 {
-		e := in.Errors[0]
-		m.ErrorCode, m.ErrorTitle, m.ErrorDetail = e.Code, e.Title, cmp.Or(e.Details, e.Message)
-	}
-	if extra := inboundExtra(in); extra != nil {
-		m.Extra = extra
 	}
 	var mediaRow *store.Media
 	if in.Media != nil && (in.Media.ProviderID != "" || in.Media.URL != "") {
@@ -205,15 +181,9 @@ func (s *Service) storeInbound(tx *gorm.DB, ch *store.Channel, in *channel.Inbou
 	if err != nil {
 		return false, false, err
 	}
-	enqueued := false
-	if contact.Created && contact.Name == "" {
-		if p, ok := s.registry.ByType(channel.Type(ch.Type)); ok && p.Profiles != nil {
-			if _, err := queue.Enqueue(tx, queue.NewJob{Kind: JobProfile, WorkspaceID: ch.WorkspaceID,
-				Payload: profileJob{ContactID: contact.ID}, MaxAttempts: 5}); err != nil {
-				return false, false, fmt.Errorf("messaging: enqueue profile: %w", err)
-			}
-			enqueued = true
-		}
+	enqueued, err := s.profileWanted(tx, ch, contact)
+	if err != nil {
+		return false, false, err
 	}
 	if !inserted {
 		// A redelivery, the echo of our own send, or a concurrent
@@ -239,6 +209,57 @@ func (s *Service) storeInbound(tx *gorm.DB, ch *store.Channel, in *channel.Inbou
 		return false, false, fmt.Errorf("messaging: enqueue media fetch: %w", err)
 	}
 	return true, true, nil
+}
+
+// inboundMessage is the message row of an inbound event, and the time
+// that moves its contact's service window (nil for an echo or an event
+// without a time).
+func inboundMessage(ch *store.Channel, in *channel.Inbound) (*store.Message, *time.Time) {
+	var inboundAt = &in.Timestamp
+	if in.Echo || in.Timestamp.IsZero() {
+		inboundAt = nil
+	}
+	m := &store.Message{
+		WorkspaceID: ch.WorkspaceID, ChannelID: ch.ID,
+		Direction: store.Inbound, Type: string(in.Type), Text: in.Text,
+		ExternalID: strPtr(in.ExternalID), QuotedExternalID: in.QuotedExternalID,
+		Status: string(channel.StatusReceived),
+	}
+	if !in.Timestamp.IsZero() {
+		ts := in.Timestamp.UTC()
+		m.ProviderAt = &ts
+	}
+	if in.Echo {
+		// Sent by a person from the messenger's own app, not through us.
+		m.Direction, m.Status = store.Outbound, string(channel.StatusSent)
+		m.SentAt = m.ProviderAt
+	}
+	if len(in.Errors) > 0 {
+		e := in.Errors[0]
+		m.ErrorCode, m.ErrorTitle, m.ErrorDetail = e.Code, e.Title, cmp.Or(e.Details, e.Message)
+	}
+	if extra := inboundExtra(in); extra != nil {
+		m.Extra = extra
+	}
+	return m, inboundAt
+}
+
+// profileWanted enqueues the reading of a new contact's profile when the
+// delivery did not name the customer and the messenger can tell; it
+// reports whether it enqueued.
+func (s *Service) profileWanted(tx *gorm.DB, ch *store.Channel, contact *store.Contact) (bool, error) {
+	if !contact.Created || contact.Name != "" {
+		return false, nil
+	}
+	p, ok := s.registry.ByType(channel.Type(ch.Type))
+	if !ok || p.Profiles == nil {
+		return false, nil
+	}
+	if _, err := queue.Enqueue(tx, queue.NewJob{Kind: JobProfile, WorkspaceID: ch.WorkspaceID,
+		Payload: profileJob{ContactID: contact.ID}, MaxAttempts: 5}); err != nil {
+		return false, fmt.Errorf("messaging: enqueue profile: %w", err)
+	}
+	return true, nil
 }
 
 // inboundExtra gathers what has no column into the message's JSON extra.
