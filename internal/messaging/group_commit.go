@@ -3,6 +3,7 @@ package messaging
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 
@@ -133,9 +134,27 @@ func (c *committer) takeLocked() []*delivery {
 }
 
 // lead stores a group, hands the next one to a waiting delivery (or
-// steps down), then answers the group's members.
+// steps down), then answers the group's members. group[0] is the leader's
+// own delivery, answered by its return. A panic while storing (a hook's)
+// still answers the others, with an error, and frees the leader's slot
+// before it goes on up the leader's stack.
 func (s *Service) lead(group []*delivery) {
+	defer func() {
+		if p := recover(); p != nil {
+			for _, d := range group {
+				d.err = fmt.Errorf("messaging: storing a group of deliveries panicked: %v", p)
+			}
+			s.handOff(group)
+			panic(p)
+		}
+	}()
 	s.storeGroup(group)
+	s.handOff(group)
+}
+
+// handOff passes the leader's slot to the next group, if any is waiting,
+// and answers the members of the group just stored.
+func (s *Service) handOff(group []*delivery) {
 	c := &s.committer
 	c.mu.Lock()
 	if len(c.pending) > 0 {

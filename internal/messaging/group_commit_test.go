@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -44,6 +45,8 @@ func (h *groupHook) MessageStored(tx *gorm.DB, ch *store.Channel, m *store.Messa
 		<-h.gate
 	case m.Text == "bad":
 		return errBad
+	case m.Text == "panic":
+		panic("test: a hook panics")
 	}
 	if poison {
 		for _, q := range []string{
@@ -123,20 +126,32 @@ func (f *groupFixture) ingestGrouped(t *testing.T, others ...*channel.Batch) []a
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		answers[0].res, answers[0].err = f.svc.Ingest(ctx, text("wamid.gate", "7000", "gate"), nil)
+		answers[0] = f.ingest(ctx, text("wamid.gate", "7000", "gate"))
 	}()
 	f.waitFor(t, func() bool { return len(f.hook.txOf["gate"]) == 1 })
 	for i, b := range others {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			answers[i+1].res, answers[i+1].err = f.svc.Ingest(ctx, b, nil)
+			answers[i+1] = f.ingest(ctx, b)
 		}()
 	}
 	f.waitFor(t, func() bool { return len(f.svc.committer.pending) == len(others) })
 	close(f.hook.gate)
 	wg.Wait()
 	return answers
+}
+
+// ingest is Ingest with a panic turned into an error, as the HTTP
+// server's recovery turns it into a 500.
+func (f *groupFixture) ingest(ctx context.Context, b *channel.Batch) (a answer) {
+	defer func() {
+		if p := recover(); p != nil {
+			a.err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	a.res, a.err = f.svc.Ingest(ctx, b, nil)
+	return a
 }
 
 // waitFor polls cond under the hook's and the committer's locks; the
@@ -304,6 +319,21 @@ func TestGroupCommitCallerGivesUpWhileWaiting(t *testing.T) {
 		}
 		if got, want := f.texts(t), []string{"gate"}; !slices.Equal(got, want) {
 			t.Errorf("stored %q, want %q", got, want)
+		}
+	})
+}
+
+// A hook that panics inside a group still lets every member be answered
+// (none waits forever), and the leader's slot is free again afterwards.
+func TestGroupCommitSurvivesAPanic(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newGroupFixture(t, db)
+		answers := f.ingestGrouped(t, text("wamid.a", "7001", "a"), text("wamid.p", "7002", "panic"))
+		if answers[0].err != nil || answers[1].err == nil || answers[2].err == nil {
+			t.Fatalf("answers: %+v", answers)
+		}
+		if a := f.ingest(context.Background(), text("wamid.after", "7003", "after")); a.err != nil || a.res.Stored != 1 {
+			t.Fatalf("after the panic: %+v", a)
 		}
 	})
 }
