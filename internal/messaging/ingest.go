@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -23,15 +24,22 @@ type IngestResult struct {
 	Errors     int // account-level errors reported by Meta
 }
 
+// routed is one envelope of a delivery with the channel it belongs to.
+type routed struct {
+	ch  *store.Channel
+	env *channel.Envelope
+}
+
+// counted is one message metric to count once its transaction committed.
+type counted struct{ typ, dir, status string }
+
 // Ingest stores a verified, parsed delivery. Everything for known channels
-// is written in one transaction together with the jobs it causes, so the
-// caller may answer 200 once Ingest returns nil and nothing is lost.
+// is written in one transaction together with the jobs it causes (a
+// transaction other deliveries arriving at the same time may share: see
+// group_commit.go), so the caller may answer 200 once Ingest returns nil
+// and nothing is lost.
 func (s *Service) Ingest(ctx context.Context, b *channel.Batch, raw []byte) (IngestResult, error) {
 	var res IngestResult
-	type routed struct {
-		ch  *store.Channel
-		env *channel.Envelope
-	}
 	var work []routed
 	for i := range b.Envelopes {
 		env := &b.Envelopes[i]
@@ -65,64 +73,64 @@ func (s *Service) Ingest(ctx context.Context, b *channel.Batch, raw []byte) (Ing
 	if len(work) == 0 {
 		return res, nil
 	}
-	type counted struct{ typ, dir, status string }
-	var seen []counted
-	enqueued := false
-	err := s.store.Tx(ctx, func(tx *gorm.DB) error {
-		res.Stored, res.Duplicates, res.Statuses, res.Errors = 0, 0, 0, 0
-		seen = seen[:0]
-		for _, w := range work {
-			for i := range w.env.Messages {
-				in := &w.env.Messages[i]
-				stored, job, err := s.storeInbound(tx, w.ch, in)
-				if err != nil {
-					return err
-				}
-				if !stored {
-					res.Duplicates++
-					continue
-				}
-				res.Stored++
-				enqueued = enqueued || job
-				dir := store.Inbound
-				if in.Echo {
-					dir = store.Outbound
-				}
-				seen = append(seen, counted{w.ch.Type, dir, "received"})
-			}
-			for _, st := range w.env.Statuses {
-				r, m, err := store.ApplyStatus(tx, w.ch.ID, st)
-				if err != nil {
-					return err
-				}
-				res.Statuses++
-				if r == store.StatusApplied {
-					seen = append(seen, counted{w.ch.Type, store.Outbound, string(st.Status)})
-					if err := s.statusChanged(tx, w.ch, m); err != nil {
-						return err
-					}
-				}
-			}
-			for _, e := range w.env.Errors {
-				res.Errors++
-				s.log.Warn("messenger reported an account error", "channel_id", w.ch.ID, "code", e.Code, "title", e.Title, "details", e.Details)
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	d := &delivery{ctx: ctx, work: work, wake: make(chan []*delivery, 1)}
+	if err := s.commit(d); err != nil {
 		return res, fmt.Errorf("messaging: store delivery: %w", err)
 	}
-	for _, c := range seen {
+	res.Stored, res.Duplicates, res.Statuses, res.Errors = d.res.Stored, d.res.Duplicates, d.res.Statuses, d.res.Errors
+	for _, c := range d.seen {
 		s.metrics.Messages.WithLabelValues(c.typ, c.dir, c.status).Inc()
 	}
 	for _, w := range work {
 		s.webhookSeen(ctx, w.ch.ID)
 	}
-	if enqueued {
+	if d.enqueued {
 		s.notify()
 	}
 	return res, nil
+}
+
+// storeDelivery writes one delivery's messages and statuses in tx, counting
+// into d.
+func (s *Service) storeDelivery(tx *gorm.DB, d *delivery) error {
+	for _, w := range d.work {
+		for i := range w.env.Messages {
+			in := &w.env.Messages[i]
+			stored, job, err := s.storeInbound(tx, w.ch, in)
+			if err != nil {
+				return err
+			}
+			if !stored {
+				d.res.Duplicates++
+				continue
+			}
+			d.res.Stored++
+			d.enqueued = d.enqueued || job
+			dir := store.Inbound
+			if in.Echo {
+				dir = store.Outbound
+			}
+			d.seen = append(d.seen, counted{w.ch.Type, dir, "received"})
+		}
+		for _, st := range w.env.Statuses {
+			r, m, err := store.ApplyStatus(tx, w.ch.ID, st)
+			if err != nil {
+				return err
+			}
+			d.res.Statuses++
+			if r == store.StatusApplied {
+				d.seen = append(d.seen, counted{w.ch.Type, store.Outbound, string(st.Status)})
+				if err := s.statusChanged(tx, w.ch, m); err != nil {
+					return err
+				}
+			}
+		}
+		for _, e := range w.env.Errors {
+			d.res.Errors++
+			s.log.Warn("messenger reported an account error", "channel_id", w.ch.ID, "code", e.Code, "title", e.Title, "details", e.Details)
+		}
+	}
+	return nil
 }
 
 // storeInbound writes one inbound event; it reports whether it was new and
@@ -147,25 +155,7 @@ func (s *Service) storeInbound(tx *gorm.DB, ch *store.Channel, in *channel.Inbou
 	// redelivery (or the echo of our own send) from a new message, and the
 	// look-up cost every new message a round trip. A redelivery still
 	// refreshes the contact with what it carries, which it already has.
-	var inboundAt = &in.Timestamp
-	if in.Echo || in.Timestamp.IsZero() {
-		inboundAt = nil
-	}
-	m := &store.Message{
-		WorkspaceID: ch.WorkspaceID, ChannelID: ch.ID,
-		Direction: store.Inbound, Type: string(in.Type), Text: in.Text,
-		ExternalID: strPtr(in.ExternalID), QuotedExternalID: in.QuotedExternalID,
-		Status: string(channel.StatusReceived),
-	}
-	if !in.Timestamp.IsZero() {
-		ts := in.Timestamp.UTC()
-		m.ProviderAt = &ts
-	}
-	if in.Echo {
-		// Sent by a person from the messenger's own app, not through us.
-		m.Direction, m.Status = store.Outbound, string(channel.StatusSent)
-		m.SentAt = m.ProviderAt
-	}
+	m, inboundAt := inboundMessage(ch, in)
 	quoted := in.QuotedExternalID
 	if in.Reaction != nil {
 		quoted = in.Reaction.TargetExternalID
@@ -174,13 +164,6 @@ func (s *Service) storeInbound(tx *gorm.DB, ch *store.Channel, in *channel.Inbou
 		if q, err := store.FindByExternalID(tx, ch.ID, quoted); err == nil {
 			m.QuotedMessageID = &q.ID
 		}
-	}
-	if len(in.Errors) > 0 {
-		e := in.Errors[0]
-		m.ErrorCode, m.ErrorTitle, m.ErrorDetail = e.Code, e.Title, cmp.Or(e.Details, e.Message)
-	}
-	if extra := inboundExtra(in); extra != nil {
-		m.Extra = extra
 	}
 	var mediaRow *store.Media
 	if in.Media != nil && (in.Media.ProviderID != "" || in.Media.URL != "") {
@@ -198,15 +181,9 @@ func (s *Service) storeInbound(tx *gorm.DB, ch *store.Channel, in *channel.Inbou
 	if err != nil {
 		return false, false, err
 	}
-	enqueued := false
-	if contact.Created && contact.Name == "" {
-		if p, ok := s.registry.ByType(channel.Type(ch.Type)); ok && p.Profiles != nil {
-			if _, err := queue.Enqueue(tx, queue.NewJob{Kind: JobProfile, WorkspaceID: ch.WorkspaceID, Lane: ch.ID,
-				Payload: profileJob{ContactID: contact.ID}, MaxAttempts: 5}); err != nil {
-				return false, false, fmt.Errorf("messaging: enqueue profile: %w", err)
-			}
-			enqueued = true
-		}
+	enqueued, err := s.profileWanted(tx, ch, contact)
+	if err != nil {
+		return false, false, err
 	}
 	if !inserted {
 		// A redelivery, the echo of our own send, or a concurrent
@@ -232,6 +209,57 @@ func (s *Service) storeInbound(tx *gorm.DB, ch *store.Channel, in *channel.Inbou
 		return false, false, fmt.Errorf("messaging: enqueue media fetch: %w", err)
 	}
 	return true, true, nil
+}
+
+// inboundMessage is the message row of an inbound event, and the time
+// that moves its contact's service window (nil for an echo or an event
+// without a time).
+func inboundMessage(ch *store.Channel, in *channel.Inbound) (*store.Message, *time.Time) {
+	var inboundAt = &in.Timestamp
+	if in.Echo || in.Timestamp.IsZero() {
+		inboundAt = nil
+	}
+	m := &store.Message{
+		WorkspaceID: ch.WorkspaceID, ChannelID: ch.ID,
+		Direction: store.Inbound, Type: string(in.Type), Text: in.Text,
+		ExternalID: strPtr(in.ExternalID), QuotedExternalID: in.QuotedExternalID,
+		Status: string(channel.StatusReceived),
+	}
+	if !in.Timestamp.IsZero() {
+		ts := in.Timestamp.UTC()
+		m.ProviderAt = &ts
+	}
+	if in.Echo {
+		// Sent by a person from the messenger's own app, not through us.
+		m.Direction, m.Status = store.Outbound, string(channel.StatusSent)
+		m.SentAt = m.ProviderAt
+	}
+	if len(in.Errors) > 0 {
+		e := in.Errors[0]
+		m.ErrorCode, m.ErrorTitle, m.ErrorDetail = e.Code, e.Title, cmp.Or(e.Details, e.Message)
+	}
+	if extra := inboundExtra(in); extra != nil {
+		m.Extra = extra
+	}
+	return m, inboundAt
+}
+
+// profileWanted enqueues the reading of a new contact's profile when the
+// delivery did not name the customer and the messenger can tell; it
+// reports whether it enqueued.
+func (s *Service) profileWanted(tx *gorm.DB, ch *store.Channel, contact *store.Contact) (bool, error) {
+	if !contact.Created || contact.Name != "" {
+		return false, nil
+	}
+	p, ok := s.registry.ByType(channel.Type(ch.Type))
+	if !ok || p.Profiles == nil {
+		return false, nil
+	}
+	if _, err := queue.Enqueue(tx, queue.NewJob{Kind: JobProfile, WorkspaceID: ch.WorkspaceID, Lane: ch.ID,
+		Payload: profileJob{ContactID: contact.ID}, MaxAttempts: 5}); err != nil {
+		return false, fmt.Errorf("messaging: enqueue profile: %w", err)
+	}
+	return true, nil
 }
 
 // inboundExtra gathers what has no column into the message's JSON extra.

@@ -57,6 +57,8 @@ type Service struct {
 	zones sync.Map // time zone name → *time.Location
 	// marks throttles the channels' "last webhook seen" writes.
 	marks webhookMarks
+	// committer groups concurrent deliveries into shared transactions.
+	committer committer
 }
 
 // Hook lets integrations follow what the core stores. Each call runs
@@ -102,7 +104,12 @@ func New(st *store.Store, reg *channel.Registry, files media.Store, signer *medi
 	if notify == nil {
 		notify = func() {}
 	}
-	return &Service{store: st, registry: reg, files: files, signer: signer, metrics: m, log: log, cfg: cfg, notify: notify, limiters: map[string]*rate.Limiter{}}
+	s := &Service{store: st, registry: reg, files: files, signer: signer, metrics: m, log: log, cfg: cfg, notify: notify, limiters: map[string]*rate.Limiter{}}
+	s.committer.maxLeaders = leadersSQLite
+	if st.DB.Dialect == store.Postgres {
+		s.committer.maxLeaders = leadersPostgres
+	}
+	return s
 }
 
 // limiter is the channel's token bucket; a channel's own rate overrides

@@ -20,6 +20,9 @@ type Metrics struct {
 	OutboundLatency *prometheus.HistogramVec
 	// WebhookAck is how long we took to answer a webhook.
 	WebhookAck prometheus.Histogram
+	// IngestGroup is how many webhook deliveries shared one transaction
+	// (group commit): mostly 1 at low load, larger under load.
+	IngestGroup prometheus.Histogram
 }
 
 func New() *Metrics {
@@ -40,8 +43,12 @@ func New() *Metrics {
 			Name: "switchboard_webhook_ack_seconds", Help: "Time to store and acknowledge a webhook.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
+		IngestGroup: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "switchboard_ingest_group_deliveries", Help: "Webhook deliveries stored together in one transaction.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
+		}),
 	}
-	reg.MustRegister(m.WebhooksReceived, m.Messages, m.OutboundLatency, m.WebhookAck,
+	reg.MustRegister(m.WebhooksReceived, m.Messages, m.OutboundLatency, m.WebhookAck, m.IngestGroup,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
