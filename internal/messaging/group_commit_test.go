@@ -1,7 +1,6 @@
 package messaging
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/switchboard/switchboard/internal/channel"
 	"github.com/switchboard/switchboard/internal/metrics"
-	"github.com/switchboard/switchboard/internal/secret"
 	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/internal/store/storetest"
 )
@@ -76,15 +74,7 @@ type groupFixture struct {
 func newGroupFixture(t *testing.T, db *store.DB) *groupFixture {
 	t.Helper()
 	ctx := context.Background()
-	box, err := secret.NewBox(bytes.Repeat([]byte{7}, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := store.New(db, box)
-	ws, err := st.EnsureDefaultWorkspace(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, ws := storetest.Workspace(t, db)
 	ch := &store.Channel{WorkspaceID: ws.ID, Type: string(channel.WhatsApp), Name: "t", AccountID: "pn-1", WabaID: "waba-1"}
 	if err := st.CreateChannel(ctx, ch, "token"); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package messaging
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -15,7 +14,6 @@ import (
 	"github.com/switchboard/switchboard/internal/metrics"
 	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/queue/queuetest"
-	"github.com/switchboard/switchboard/internal/secret"
 	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/internal/store/storetest"
 )
@@ -35,21 +33,13 @@ func (p *namedProfiles) FetchProfile(context.Context, channel.Credentials, strin
 func TestProfileJobEndsInTheCommitOfTheName(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		box, err := secret.NewBox(bytes.Repeat([]byte{3}, 32))
-		if err != nil {
-			t.Fatal(err)
-		}
-		st := store.New(db, box)
-		ws, err := st.EnsureDefaultWorkspace(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		st, ws := storetest.Workspace(t, db)
 		ch := &store.Channel{WorkspaceID: ws.ID, Type: string(channel.WhatsApp), Name: "wa", AccountID: "acc-1"}
 		if err := st.CreateChannel(ctx, ch, "tok"); err != nil {
 			t.Fatal(err)
 		}
 		var contactID string
-		err = st.Tx(ctx, func(tx *gorm.DB) error {
+		err := st.Tx(ctx, func(tx *gorm.DB) error {
 			ct, err := store.UpsertContact(tx, ch, channel.Customer{ExternalID: "79160000001"}, nil)
 			if err != nil {
 				return err
@@ -102,22 +92,14 @@ func TestProfileJobEndsInTheCommitOfTheName(t *testing.T) {
 func TestFailedSendEndsInTheCommitOfTheFailure(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		box, err := secret.NewBox(bytes.Repeat([]byte{3}, 32))
-		if err != nil {
-			t.Fatal(err)
-		}
-		st := store.New(db, box)
-		ws, err := st.EnsureDefaultWorkspace(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		st, ws := storetest.Workspace(t, db)
 		ch := &store.Channel{WorkspaceID: ws.ID, Type: string(channel.WhatsApp), Name: "wa", AccountID: "acc-1"}
 		if err := st.CreateChannel(ctx, ch, "tok"); err != nil {
 			t.Fatal(err)
 		}
 		m := &store.Message{WorkspaceID: ws.ID, ChannelID: ch.ID, Direction: store.Outbound, Type: "text", Text: "hello",
 			Status: string(channel.StatusQueued)}
-		err = st.Tx(ctx, func(tx *gorm.DB) error {
+		err := st.Tx(ctx, func(tx *gorm.DB) error {
 			ct, err := store.UpsertContact(tx, ch, channel.Customer{ExternalID: "79160000001"}, nil)
 			if err != nil {
 				return err

@@ -1,7 +1,6 @@
 package routing_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -14,7 +13,6 @@ import (
 	"github.com/switchboard/switchboard/internal/channel"
 	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/routing"
-	"github.com/switchboard/switchboard/internal/secret"
 	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/internal/store/storetest"
 )
@@ -69,15 +67,7 @@ func (noteCRM) UserName(_ context.Context, _ *store.Integration, id string) stri
 func TestEchoIntoOtherCRMs(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		box, err := secret.NewBox(bytes.Repeat([]byte{3}, 32))
-		if err != nil {
-			t.Fatal(err)
-		}
-		st := store.New(db, box)
-		ws, err := st.EnsureDefaultWorkspace(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		st, ws := storetest.Workspace(t, db)
 		install := func(typ string) *store.Integration {
 			in, _, err := st.UpsertIntegration(ctx, store.InstallParams{Type: typ, ExternalID: typ, Domain: typ + ".example", WorkspaceID: ws.ID,
 				Secrets: store.IntegrationSecrets{RefreshToken: "r"}})

@@ -1,7 +1,6 @@
 package routing_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"github.com/switchboard/switchboard/internal/channel"
 	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/routing"
-	"github.com/switchboard/switchboard/internal/secret"
 	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/internal/store/storetest"
 )
@@ -70,15 +68,7 @@ func (d *batchDouble) MirrorBatches(ctx context.Context, _ *store.Integration, b
 func TestBatchesThroughTheNeutralInterface(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		box, err := secret.NewBox(bytes.Repeat([]byte{2}, 32))
-		if err != nil {
-			t.Fatal(err)
-		}
-		st := store.New(db, box)
-		ws, err := st.EnsureDefaultWorkspace(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		st, ws := storetest.Workspace(t, db)
 		in, _, err := st.UpsertIntegration(ctx, store.InstallParams{Type: "double", ExternalID: "p1", Domain: "p1.example", WorkspaceID: ws.ID,
 			Secrets: store.IntegrationSecrets{RefreshToken: "r"}})
 		if err != nil {

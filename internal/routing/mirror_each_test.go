@@ -1,7 +1,6 @@
 package routing_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,7 +17,6 @@ import (
 	"github.com/switchboard/switchboard/internal/channel"
 	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/routing"
-	"github.com/switchboard/switchboard/internal/secret"
 	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/internal/store/storetest"
 )
@@ -28,15 +26,7 @@ import (
 func boundChannel(t *testing.T, db *store.DB, typ string) (*store.Store, *store.Workspace, *store.Channel) {
 	t.Helper()
 	ctx := context.Background()
-	box, err := secret.NewBox(bytes.Repeat([]byte{3}, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := store.New(db, box)
-	ws, err := st.EnsureDefaultWorkspace(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, ws := storetest.Workspace(t, db)
 	in, _, err := st.UpsertIntegration(ctx, store.InstallParams{Type: typ, ExternalID: "p1", Domain: "p1.example", WorkspaceID: ws.ID,
 		Secrets: store.IntegrationSecrets{RefreshToken: "r"}})
 	if err != nil {

@@ -1,7 +1,6 @@
 package routing
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,7 +17,6 @@ import (
 	"github.com/switchboard/switchboard/internal/channel"
 	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/queue/queuetest"
-	"github.com/switchboard/switchboard/internal/secret"
 	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/internal/store/storetest"
 )
@@ -68,15 +66,7 @@ type noticeFixture struct {
 func newNoticeFixture(t *testing.T, db *store.DB) *noticeFixture {
 	t.Helper()
 	ctx := context.Background()
-	box, err := secret.NewBox(bytes.Repeat([]byte{1}, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := store.New(db, box)
-	ws, err := st.EnsureDefaultWorkspace(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, ws := storetest.Workspace(t, db)
 	ch := &store.Channel{WorkspaceID: ws.ID, Type: "whatsapp", Name: "Продажи", AccountID: "acc-1"}
 	if err := st.CreateChannel(ctx, ch, "tok"); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package templates
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"github.com/switchboard/switchboard/internal/channel"
 	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/queue/queuetest"
-	"github.com/switchboard/switchboard/internal/secret"
 	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/internal/store/storetest"
 )
@@ -32,21 +30,14 @@ func (oneTemplate) ListTemplates(context.Context, channel.Credentials, string) (
 func TestDailyRefreshEndsInTheCommitOfTheSet(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		box, err := secret.NewBox(bytes.Repeat([]byte{4}, 32))
-		if err != nil {
-			t.Fatal(err)
-		}
-		st := store.New(db, box)
-		ws, err := st.EnsureDefaultWorkspace(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		st, ws := storetest.Workspace(t, db)
 		ch := &store.Channel{WorkspaceID: ws.ID, Type: string(channel.WhatsApp), Name: "wa", AccountID: "acc-1", WabaID: "waba-1"}
 		if err := st.CreateChannel(ctx, ch, "tok"); err != nil {
 			t.Fatal(err)
 		}
 		var id int64
-		err = st.Tx(ctx, func(tx *gorm.DB) error {
+		err := st.Tx(ctx, func(tx *gorm.DB) error {
+			var err error
 			id, err = queue.Enqueue(tx, queue.NewJob{Kind: JobRefresh, WorkspaceID: ws.ID, Key: jobKey(ch.ID), Payload: refreshPayload{ChannelID: ch.ID}})
 			return err
 		})

@@ -1,7 +1,6 @@
 package amocrm
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -19,7 +18,6 @@ import (
 	"github.com/switchboard/switchboard/internal/queue/queuetest"
 	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/sandbox/amosim"
-	"github.com/switchboard/switchboard/internal/secret"
 	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/internal/store/storetest"
 )
@@ -40,15 +38,7 @@ func TestAmojoConnectEndsInTheCommitOfTheScope(t *testing.T) {
 		srv := httptest.NewServer(sim)
 		t.Cleanup(func() { srv.Close(); sim.Close() })
 
-		box, err := secret.NewBox(bytes.Repeat([]byte{7}, 32))
-		if err != nil {
-			t.Fatal(err)
-		}
-		st := store.New(db, box)
-		ws, err := st.EnsureDefaultWorkspace(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		st, ws := storetest.Workspace(t, db)
 		in, _, err := st.UpsertIntegration(ctx, store.InstallParams{Type: Type, ExternalID: "30123456", Domain: strings.TrimPrefix(srv.URL, "http://"),
 			WorkspaceID: ws.ID, ChatAccountID: acc.AmojoID, Secrets: store.IntegrationSecrets{RefreshToken: "r"}})
 		if err != nil {

@@ -18,7 +18,6 @@ import (
 	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/queue/queuetest"
 	"github.com/switchboard/switchboard/internal/routing"
-	"github.com/switchboard/switchboard/internal/secret"
 	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/internal/store/storetest"
 )
@@ -29,15 +28,7 @@ import (
 func TestLineDeletedEventEndsInTheCommitOfTheUnbinding(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		box, err := secret.NewBox(bytes.Repeat([]byte{5}, 32))
-		if err != nil {
-			t.Fatal(err)
-		}
-		st := store.New(db, box)
-		ws, err := st.EnsureDefaultWorkspace(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		st, ws := storetest.Workspace(t, db)
 		in, _, err := st.UpsertIntegration(ctx, store.InstallParams{Type: Type, ExternalID: "member-1", Domain: "p1.example", WorkspaceID: ws.ID,
 			Secrets: store.IntegrationSecrets{RefreshToken: "r"}})
 		if err != nil {

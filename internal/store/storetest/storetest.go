@@ -4,6 +4,7 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/switchboard/switchboard/internal/secret"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -105,4 +107,21 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// Workspace gives a test a store over db, with tokens sealed by a fixed
+// test key, and its default workspace: the start most store-backed tests
+// share.
+func Workspace(t testing.TB, db *store.DB) (*store.Store, *store.Workspace) {
+	t.Helper()
+	box, err := secret.NewBox(bytes.Repeat([]byte{3}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.New(db, box)
+	ws, err := st.EnsureDefaultWorkspace(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, ws
 }
