@@ -68,12 +68,16 @@ func (d *delivery) reset() {
 
 // lockKey orders a group's deliveries so that concurrent groups take the
 // contacts' and messages' row locks in one order and cannot deadlock on
-// them: channel, then customer, then message id. Within a customer the
-// stable sort keeps the order of arrival.
+// them: channel, then customer; statuses (no customer) then by the
+// message they move. A customer's messages are not ordered by their ids
+// (a wamid says nothing of order): the stable sort keeps them in the
+// order they arrived, which is the order they are stored, mirrored and
+// read back as the customer's latest. Their contact's row lock, taken
+// first by every group, is what keeps two groups from crossing there.
 func (d *delivery) lockKey() (string, string, string) {
 	for _, w := range d.work {
 		for _, in := range w.env.Messages {
-			return w.ch.ID, in.Customer.ExternalID, in.ExternalID
+			return w.ch.ID, in.Customer.ExternalID, ""
 		}
 		for _, st := range w.env.Statuses {
 			return w.ch.ID, "", st.ExternalID

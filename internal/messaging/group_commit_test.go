@@ -327,3 +327,50 @@ func TestGroupCommitSurvivesAPanic(t *testing.T) {
 		}
 	})
 }
+
+// A customer's messages in one group are stored in the order they arrived,
+// whatever their wamids: the group is sorted by channel and customer for
+// its locks, never by wamid within a customer.
+func TestGroupCommitKeepsACustomersArrivalOrder(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newGroupFixture(t, db)
+		ctx := context.Background()
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f.ingest(ctx, text("wamid.gate", "7000", "gate"))
+		}()
+		f.waitFor(t, func() bool { return len(f.hook.txOf["gate"]) == 1 })
+		// Arriving one after another, with wamids that sort backwards.
+		arrivals := []*channel.Batch{text("wamid.z", "7001", "first"), text("wamid.m", "7002", "other"),
+			text("wamid.y", "7001", "second"), text("wamid.x", "7001", "third")}
+		errs := make([]error, len(arrivals))
+		for i, b := range arrivals {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = f.svc.Ingest(ctx, b, nil)
+			}()
+			f.waitFor(t, func() bool { return len(f.svc.committer.pending) == i+1 })
+		}
+		close(f.hook.gate)
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("delivery %d: %v", i, err)
+			}
+		}
+		var got []string
+		err := f.st.DB.Gorm.Model(&store.Message{}).
+			Joins("JOIN contacts ON contacts.id = messages.contact_id").
+			Where("messages.channel_id = ? AND contacts.external_id = ?", f.ch.ID, "7001").
+			Order("messages.created_at, messages.id").Pluck("messages.text", &got).Error
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"first", "second", "third"}; !slices.Equal(got, want) {
+			t.Errorf("stored in the order %q, want %q", got, want)
+		}
+	})
+}

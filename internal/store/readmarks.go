@@ -15,7 +15,9 @@ func (s *Store) LatestInbound(ctx context.Context, channelID, contactID string) 
 	var m Message
 	err := s.g(ctx).
 		Where("channel_id = ? AND contact_id = ? AND direction = ? AND external_id IS NOT NULL", channelID, contactID, Inbound).
-		Order("created_at DESC, id DESC").First(&m).Error
+		// Meta's time first: webhooks sent together arrive in any order,
+		// so the message stored last need not be the customer's last.
+		Order("COALESCE(provider_at, created_at) DESC, created_at DESC, id DESC").First(&m).Error
 	if err != nil {
 		return nil, notFound(err)
 	}
