@@ -59,10 +59,14 @@ func (t *Tokens) Refresh(ctx context.Context, integrationID string, fn func(in *
 }
 
 // MarkNeedsReauth records that the integration's refresh token is dead:
-// only its admin authorising again brings it back.
-func (t *Tokens) MarkNeedsReauth(ctx context.Context, integrationID, reason string) error {
-	if err := t.st.SetIntegrationState(ctx, integrationID, store.IntegrationNeedsReauth, reason); err != nil {
-		return fmt.Errorf("crm: mark %s needs re-authorisation: %w", integrationID, err)
+// only its admin authorising again brings it back. tokenVersion names the
+// tokens that were refused (Integration.TokenVersion as the refresh saw
+// it): if newer ones were stored since (the admin installed again while
+// the refresh failed), the mark is dropped and it reports false.
+func (t *Tokens) MarkNeedsReauth(ctx context.Context, integrationID string, tokenVersion int64, reason string) (bool, error) {
+	marked, err := t.st.MarkNeedsReauthAt(ctx, integrationID, tokenVersion, reason)
+	if err != nil {
+		return false, fmt.Errorf("crm: mark %s needs re-authorisation: %w", integrationID, err)
 	}
-	return nil
+	return marked, nil
 }

@@ -48,8 +48,28 @@ func TestTokensRefresh(t *testing.T) {
 		if _, sec, _ := tk.Load(ctx, in.ID); sec.RefreshToken != "r2" {
 			t.Fatalf("a failed refresh changed the tokens: %+v", sec)
 		}
-		if err := tk.MarkNeedsReauth(ctx, in.ID, "refresh token revoked"); err != nil {
+		// The admin installs again while a refresh with the old tokens
+		// is being refused: the late mark must not undo the install.
+		refused, _, err := tk.Load(ctx, in.ID)
+		if err != nil {
 			t.Fatal(err)
+		}
+		if _, _, err := st.UpsertIntegration(ctx, store.InstallParams{Type: "crmx", ExternalID: "acc-1", Domain: "acc.example",
+			Secrets: store.IntegrationSecrets{AccessToken: "a3", RefreshToken: "r3", ApplicationToken: "app"}}); err != nil {
+			t.Fatal(err)
+		}
+		if marked, err := tk.MarkNeedsReauth(ctx, in.ID, refused.TokenVersion, "refresh token revoked"); err != nil || marked {
+			t.Fatalf("a mark of replaced tokens: marked %v, %v", marked, err)
+		}
+		if got, _, _ := tk.Load(ctx, in.ID); got.State == store.IntegrationNeedsReauth {
+			t.Fatalf("the install was undone by a mark of the tokens it replaced: %q", got.StateReason)
+		}
+		current, _, err := tk.Load(ctx, in.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if marked, err := tk.MarkNeedsReauth(ctx, in.ID, current.TokenVersion, "refresh token revoked"); err != nil || !marked {
+			t.Fatalf("a mark of the stored tokens: marked %v, %v", marked, err)
 		}
 		if got, _, _ := tk.Load(ctx, in.ID); got.State != store.IntegrationNeedsReauth || got.StateReason != "refresh token revoked" {
 			t.Fatalf("state %q %q", got.State, got.StateReason)

@@ -232,6 +232,21 @@ func (s *Store) SetIntegrationState(ctx context.Context, id, state, reason strin
 	return err
 }
 
+// MarkNeedsReauthAt puts the integration into needs_reauth with reason
+// only while its tokens are still at tokenVersion, the ones that were
+// refused: an install or a refresh that stored new tokens meanwhile (a
+// re-install racing a refresh that failed with the old ones) must not be
+// undone by the late mark. It reports whether it marked.
+func (s *Store) MarkNeedsReauthAt(ctx context.Context, id string, tokenVersion int64, reason string) (bool, error) {
+	res := s.g(ctx).Model(&Integration{}).Where("id = ? AND token_version = ?", id, tokenVersion).
+		Updates(map[string]any{"state": IntegrationNeedsReauth, "state_reason": reason, "updated_at": Now()})
+	s.feeds.invalidate()
+	if res.Error != nil {
+		return false, fmt.Errorf("store: integration %s needs re-authorisation: %w", id, res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
 // ChangeIntegrationState moves an integration from one of the states from
 // to state with reason, in tx (one of Store.Tx, which forgets the cached
 // feeds again after the commit); it reports whether it did (false: the

@@ -116,7 +116,7 @@ func New(cfg Config, st *store.Store, msg *messaging.Service, router *routing.Ro
 	s.tokens = &storeTokens{t: crm.NewTokens(st), log: log}
 	s.client = NewClient(Options{OAuth: s.oauth(), HTTP: hc, Tokens: s.tokens, Hosts: s.hosts(), Logger: log, Limiter: cfg.Limiter,
 		OnNeedsReauth: func(ctx context.Context, integrationID, reason string) {
-			s.tokens.markNeedsReauth(ctx, integrationID, reason)
+			s.tokens.markNeedsReauth(ctx, integrationID, currentTokens, reason)
 		}, OnPaymentRequired: s.markUnpaid})
 	s.tokens.client = s.client
 	router.Register(Type, s)

@@ -59,7 +59,9 @@ func (t *storeTokens) Refresh(ctx context.Context, integrationID, failed string)
 	// the caller gave up meanwhile (the old refresh token is dead).
 	ctx = context.WithoutCancel(ctx)
 	refused := ""
+	var refusedVersion int64 // the tokens amoCRM refused
 	_, sec, err := t.t.Refresh(ctx, integrationID, func(in *store.Integration, sec store.IntegrationSecrets) (crm.Grant, error) {
+		refusedVersion = in.TokenVersion
 		if !tokensUsable(in) {
 			return crm.Grant{}, fmt.Errorf("%w: the integration is %s", ErrNeedsReauth, in.State)
 		}
@@ -89,25 +91,41 @@ func (t *storeTokens) Refresh(ctx context.Context, integrationID, failed string)
 	})
 	if err != nil {
 		if refused != "" {
-			t.markNeedsReauth(ctx, integrationID, refused)
+			t.markNeedsReauth(ctx, integrationID, refusedVersion, refused)
 		}
 		return "", err
 	}
 	return sec.AccessToken, nil
 }
 
-// markNeedsReauth records that only the admin can bring the account back;
+// currentTokens asks markNeedsReauth to mark whatever tokens are stored
+// now: a caller that was refused without knowing which tokens it used.
+const currentTokens int64 = -1
+
+// markNeedsReauth records that only the admin can bring the account back,
+// unless the tokens at version (the refused ones) were replaced meanwhile;
 // an uninstalled integration stays uninstalled.
-func (t *storeTokens) markNeedsReauth(ctx context.Context, integrationID, reason string) {
+func (t *storeTokens) markNeedsReauth(ctx context.Context, integrationID string, version int64, reason string) {
 	in, _, err := t.t.Load(ctx, integrationID)
-	if err == nil && in.State == store.IntegrationUninstalled {
-		return
-	}
-	if err := t.t.MarkNeedsReauth(ctx, integrationID, reason); err != nil {
+	if err != nil {
 		t.log.Error("amocrm: mark needs re-authorisation", "integration_id", integrationID, "err", err)
 		return
 	}
-	t.log.Warn("amocrm account needs re-authorisation", "integration_id", integrationID, "reason", reason)
+	if in.State == store.IntegrationUninstalled {
+		return
+	}
+	if version == currentTokens {
+		version = in.TokenVersion
+	}
+	marked, err := t.t.MarkNeedsReauth(ctx, integrationID, version, reason)
+	switch {
+	case err != nil:
+		t.log.Error("amocrm: mark needs re-authorisation", "integration_id", integrationID, "err", err)
+	case marked:
+		t.log.Warn("amocrm account needs re-authorisation", "integration_id", integrationID, "reason", reason)
+	default:
+		t.log.Info("amocrm: refused tokens were replaced meanwhile (installed again); not marked", "integration_id", integrationID)
+	}
 }
 
 // tokensUsable says whether an integration's tokens may be used: a live

@@ -245,7 +245,7 @@ func (c *Client) CallResult(ctx context.Context, integrationID, method string, p
 		// access to this portal (uninstalled, installing user deactivated).
 		// Refreshing again on every call would only burn refresh tokens and
 		// risk a ban from the auth server.
-		c.markNeedsReauth(ctx, integrationID, "access token refused right after refresh: "+errCode(err))
+		c.markNeedsReauth(ctx, integrationID, creds.Version, "access token refused right after refresh: "+errCode(err))
 		return nil, fmt.Errorf("bitrix24: %s: after refresh: %w: %w", method, ErrNeedsReauth, err)
 	}
 	return nil, fmt.Errorf("bitrix24: %s: %w", method, err)
@@ -270,7 +270,9 @@ func (c *Client) refresh(ctx context.Context, integrationID, failedToken string)
 
 	var refreshErr error
 	var movedTo string
+	var refusedVersion int64 // the credentials the OAuth server refused
 	creds, err := c.tokens.RefreshLocked(rctx, integrationID, func(cur Credentials) (Credentials, error) {
+		refusedVersion = cur.Version
 		if cur.AccessToken != failedToken {
 			return cur, nil // someone else refreshed while we waited for the lock
 		}
@@ -307,7 +309,7 @@ func (c *Client) refresh(ctx context.Context, integrationID, failedToken string)
 	})
 	if err != nil {
 		if refreshErr != nil && IsReauthRequired(refreshErr) {
-			c.markNeedsReauth(rctx, integrationID, "refresh refused: "+errCode(refreshErr))
+			c.markNeedsReauth(rctx, integrationID, refusedVersion, "refresh refused: "+errCode(refreshErr))
 		}
 		if refreshErr != nil && errors.Is(err, refreshErr) {
 			return Credentials{}, err // already says "bitrix24: refresh token"
@@ -320,10 +322,15 @@ func (c *Client) refresh(ctx context.Context, integrationID, failedToken string)
 	return creds, nil
 }
 
-func (c *Client) markNeedsReauth(ctx context.Context, integrationID, reason string) {
-	c.log.WarnContext(ctx, "bitrix24: integration needs re-authorisation", "integration", integrationID, "reason", reason)
-	if err := c.tokens.MarkNeedsReauth(context.WithoutCancel(ctx), integrationID, reason); err != nil {
+func (c *Client) markNeedsReauth(ctx context.Context, integrationID string, version int64, reason string) {
+	marked, err := c.tokens.MarkNeedsReauth(context.WithoutCancel(ctx), integrationID, version, reason)
+	switch {
+	case err != nil:
 		c.log.ErrorContext(ctx, "bitrix24: mark needs re-authorisation", "integration", integrationID, "err", err)
+	case marked:
+		c.log.WarnContext(ctx, "bitrix24: integration needs re-authorisation", "integration", integrationID, "reason", reason)
+	default:
+		c.log.InfoContext(ctx, "bitrix24: refused tokens were replaced meanwhile (installed again); not marked", "integration", integrationID)
 	}
 }
 

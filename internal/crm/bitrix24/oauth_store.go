@@ -45,8 +45,10 @@ type TokenStore interface {
 	// returned. When fn returns cur with the same tokens the write may be
 	// skipped.
 	RefreshLocked(ctx context.Context, integrationID string, fn func(cur Credentials) (Credentials, error)) (Credentials, error)
-	// MarkNeedsReauth records that the portal's refresh token is dead.
-	MarkNeedsReauth(ctx context.Context, integrationID, reason string) error
+	// MarkNeedsReauth records that the portal's refresh token is dead,
+	// unless newer credentials than version (the refused ones) were stored
+	// meanwhile; it reports whether it marked.
+	MarkNeedsReauth(ctx context.Context, integrationID string, version int64, reason string) (bool, error)
 }
 
 // MemoryTokenStore is a TokenStore in memory, for tests and single-process
@@ -159,10 +161,13 @@ func (s *MemoryTokenStore) RefreshLocked(ctx context.Context, integrationID stri
 }
 
 // MarkNeedsReauth implements TokenStore.
-func (s *MemoryTokenStore) MarkNeedsReauth(_ context.Context, integrationID, reason string) error {
+func (s *MemoryTokenStore) MarkNeedsReauth(_ context.Context, integrationID string, version int64, reason string) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.init()
+	if s.creds[integrationID].Version != version {
+		return false, nil
+	}
 	s.reauth[integrationID] = reason
-	return nil
+	return true, nil
 }

@@ -41,8 +41,14 @@ func TestMemoryTokenStore(t *testing.T) {
 		t.Errorf("stored %+v", c)
 	}
 
-	if err := s.MarkNeedsReauth(ctx, "x", "invalid_grant"); err != nil {
-		t.Fatal(err)
+	if marked, err := s.MarkNeedsReauth(ctx, "x", c.Version-1, "invalid_grant"); err != nil || marked {
+		t.Fatalf("a mark of replaced credentials: marked %v, %v", marked, err)
+	}
+	if _, err := s.Credentials(ctx, "x"); err != nil {
+		t.Fatalf("credentials after a stale mark: %v", err)
+	}
+	if marked, err := s.MarkNeedsReauth(ctx, "x", c.Version, "invalid_grant"); err != nil || !marked {
+		t.Fatalf("a mark of the stored credentials: marked %v, %v", marked, err)
 	}
 	if _, err := s.Credentials(ctx, "x"); !errors.Is(err, ErrNeedsReauth) {
 		t.Errorf("marked: %v", err)

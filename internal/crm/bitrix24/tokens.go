@@ -43,6 +43,6 @@ func (t storeTokens) RefreshLocked(ctx context.Context, integrationID string, fn
 	return credentialsOf(in, sec), nil
 }
 
-func (t storeTokens) MarkNeedsReauth(ctx context.Context, integrationID, reason string) error {
-	return t.t.MarkNeedsReauth(ctx, integrationID, reason)
+func (t storeTokens) MarkNeedsReauth(ctx context.Context, integrationID string, version int64, reason string) (bool, error) {
+	return t.t.MarkNeedsReauth(ctx, integrationID, version, reason)
 }
