@@ -55,10 +55,16 @@ func TestMirrorWindowSurvivesResume(t *testing.T) {
 			t.Fatal(res.Error)
 		}
 		moved = res.RowsAffected
+		if moved != 1 {
+			t.Fatalf("after the window's end: %d timers at its end (want 1)", moved)
+		}
+		// The timer was parked until its old time; the edit unparks it, and
+		// the claim that takes it may come after WaitIdle saw nothing due.
 		e.App.Queue.Notify()
+		e.Eventually("the batch written after the window's end", func() bool { return len(e.Portal.TimelineComments()) >= 1 })
 		e.WaitIdle()
-		if n := len(e.Portal.TimelineComments()); n != 1 || moved != 1 {
-			t.Fatalf("after the window's end: %d comments, %d timers at its end (want 1 and 1)", n, moved)
+		if n := len(e.Portal.TimelineComments()); n != 1 {
+			t.Fatalf("after the window's end: %d comments (want 1)", n)
 		}
 	})
 }
