@@ -120,7 +120,7 @@ func parseFlags(args []string) (config, error) {
 	fs.Float64Var(&c.replyRate, "reply-rate", 10, "soak: operator replies per second through the API")
 	fs.DurationVar(&c.drain, "drain", 5*time.Minute, "how long to wait for the queue to empty after the load")
 	fs.DurationVar(&c.crmLatency, "crm-latency", 50*time.Millisecond, "delay of every portal REST answer, so that jobs are in flight when a fault hits")
-	fs.DurationVar(&c.analyze, "analyze", 20*time.Second, "when the server runs with autovacuum off, ANALYZE the run's database this often (0: never)")
+	fs.DurationVar(&c.analyze, "analyze", 20*time.Second, "when the server runs with autovacuum off, vacuum and analyze the run's tables past autovacuum's thresholds this often (0: never)")
 	fs.BoolVar(&c.keepDB, "keep-db", false, "keep the run's database")
 	fs.BoolVar(&c.force, "force", false, "pgrestart even while `go test -race` runs")
 	fs.StringVar(&c.workDir, "work-dir", "", "where the binary, data dirs and gateway logs go (default: a temp dir, kept)")
@@ -198,12 +198,12 @@ func run(ctx context.Context, cfg config, out io.Writer, log *slog.Logger) (bool
 	log.Info("cluster ready", "db", c.dbName, "instances", len(c.gws), "channel", c.channel, "logs", cfg.workDir)
 	stats := "autovacuum on"
 	if c.autovacuumOff(ctx) {
-		stats = "autovacuum off on this server, never analyzed"
+		stats = "autovacuum off on this server, never vacuumed or analyzed"
 		if cfg.analyze > 0 {
-			stats = fmt.Sprintf("autovacuum off on this server: ANALYZE every %s instead", cfg.analyze)
+			stats = fmt.Sprintf("autovacuum off on this server: the harness vacuums and analyzes as autovacuum would, every %s", cfg.analyze)
 			actx, cancel := context.WithCancel(ctx)
 			defer cancel()
-			go c.analyzeLoop(actx, cfg.analyze)
+			go c.maintenanceLoop(actx, cfg.analyze)
 		}
 	}
 	host, _ := os.Hostname()
@@ -227,6 +227,9 @@ func run(ctx context.Context, cfg config, out io.Writer, log *slog.Logger) (bool
 	}
 	if err != nil {
 		return false, err
+	}
+	if n, m := c.vacuums.Load(), c.analyzes.Load(); n+m > 0 {
+		rows = append(rows, row{"maintenance", fmt.Sprintf("%d VACUUM (ANALYZE) and %d ANALYZE of single tables, as autovacuum would", n, m), nil})
 	}
 	return printTable(out, "faults: "+cfg.scenario, append(header, rows...)), nil
 }
