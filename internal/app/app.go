@@ -98,6 +98,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 		db.Close()
 		return nil, err
 	}
+	if off, err := db.AutovacuumOff(ctx); err != nil {
+		db.Close()
+		return nil, err
+	} else if off {
+		log.Warn("PostgreSQL runs with autovacuum off: the jobs table will bloat and the queue slow down under load; turn it on, or VACUUM (ANALYZE) jobs often")
+	}
 	st := store.New(db, box)
 	ws, err := st.EnsureDefaultWorkspace(ctx)
 	if err != nil {

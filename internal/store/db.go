@@ -107,6 +107,21 @@ func Open(ctx context.Context, url, sqlitePath string) (*DB, error) {
 	return &DB{Gorm: g, Dialect: SQLite}, nil
 }
 
+// AutovacuumOff reports whether the database is PostgreSQL with autovacuum
+// switched off: the jobs table leaves hundreds of thousands of dead rows an
+// hour under load, and without vacuum its claims slow until the backlog
+// grows faster than it drains.
+func (d *DB) AutovacuumOff(ctx context.Context) (bool, error) {
+	if d.Dialect != Postgres {
+		return false, nil
+	}
+	var v string
+	if err := d.SQL().QueryRowContext(ctx, "SHOW autovacuum").Scan(&v); err != nil {
+		return false, fmt.Errorf("store: show autovacuum: %w", err)
+	}
+	return v == "off", nil
+}
+
 func scheme(url string) string {
 	if i := strings.Index(url, ":"); i > 0 {
 		return url[:i]

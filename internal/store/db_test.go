@@ -28,3 +28,23 @@ func TestOpenRejectsUnknownScheme(t *testing.T) {
 		t.Fatal("mysql url accepted")
 	}
 }
+
+func TestAutovacuumOffAsTheServerSays(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		off, err := db.AutovacuumOff(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := false
+		if db.Dialect == store.Postgres {
+			var v string
+			if err := db.SQL().QueryRow("SHOW autovacuum").Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			want = v == "off"
+		}
+		if off != want {
+			t.Fatalf("%s: AutovacuumOff = %v, want %v", db.Dialect, off, want)
+		}
+	})
+}
