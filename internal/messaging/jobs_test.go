@@ -147,3 +147,45 @@ func TestFailedSendEndsInTheCommitOfTheFailure(t *testing.T) {
 		}
 	})
 }
+
+// A sent template is stored as the customer reads it — the synced body
+// with the parameters in place — so the cabinet, the CRM and its notices
+// show the text; a template not synced yet keeps a preview naming it.
+func TestSentTemplateStoredAsItsText(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		st, ws := storetest.Workspace(t, db)
+		ch := &store.Channel{WorkspaceID: ws.ID, Type: string(channel.WhatsApp), Name: "wa", AccountID: "acc-1"}
+		if err := st.CreateChannel(ctx, ch, "tok"); err != nil {
+			t.Fatal(err)
+		}
+		err := st.ReplaceTemplates(ctx, ch.ID, []store.ChannelTemplate{{Name: "order_update", Language: "ru", Status: "APPROVED",
+			Components: `[{"type":"HEADER","format":"TEXT","text":"Заказ"},{"type":"BODY","text":"Здравствуйте, {{1}}! Заказ {{2}} передан в доставку."}]`}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg := channel.NewRegistry()
+		reg.Register(&channel.Provider{Type: channel.WhatsApp})
+		s := New(st, reg, nil, nil, metrics.New(), slog.New(slog.NewTextHandler(io.Discard, nil)), Config{}, nil)
+		for _, c := range []struct {
+			tpl  channel.Template
+			want string
+		}{
+			{channel.Template{Name: "order_update", Language: "ru", Params: []string{"Ерлан", "A-4513"}}, "Здравствуйте, Ерлан! Заказ A-4513 передан в доставку."},
+			// Another language of the same name is another template.
+			{channel.Template{Name: "order_update", Language: "en", Params: []string{"Ann"}}, "[template order_update/en] Ann"},
+		} {
+			m, err := s.Send(ctx, store.Scope{WorkspaceID: ws.ID}, ch.ID, SendRequest{To: "+79160000001", Template: &c.tpl})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := st.GetMessage(ctx, store.All, m.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Text != c.want {
+				t.Errorf("%s/%s stored as %q, want %q", c.tpl.Name, c.tpl.Language, got.Text, c.want)
+			}
+		}
+	})
+}

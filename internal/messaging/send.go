@@ -148,7 +148,9 @@ func (s *Service) Send(ctx context.Context, scope store.Scope, channelID string,
 		b, _ := json.Marshal(req.Template)
 		t := string(b)
 		m.Template = &t
-		m.Text = templatePreview(req.Template)
+		if m.Text, err = s.templateText(ctx, ch.ID, req.Template); err != nil {
+			return nil, err
+		}
 	}
 	if quoted != nil {
 		m.QuotedMessageID, m.QuotedExternalID = &quoted.ID, *quoted.ExternalID
@@ -423,6 +425,25 @@ func (s *Service) prepareMedia(ctx context.Context, ch *store.Channel, req *Send
 	}
 	row.State = store.MediaStored
 	return row, nil
+}
+
+// templateText is what a sent template reads as, stored as the message's
+// text so that the cabinet, the CRM and its notices show what the customer
+// got: the synced template's body with the parameters in place. A template
+// not synced yet keeps a preview that names it and its parameters.
+func (s *Service) templateText(ctx context.Context, channelID string, t *channel.Template) (string, error) {
+	synced, err := s.store.Template(ctx, channelID, t.Name, t.Language)
+	if errors.Is(err, store.ErrNotFound) {
+		return templatePreview(t), nil
+	}
+	if err != nil {
+		return "", err
+	}
+	body := channel.TemplateBody(json.RawMessage(synced.Components))
+	if body == "" {
+		return templatePreview(t), nil
+	}
+	return channel.FillTemplate(body, t.Params), nil
 }
 
 func templatePreview(t *channel.Template) string {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -61,4 +62,18 @@ func (s *Store) Templates(ctx context.Context, channelID string) ([]ChannelTempl
 		return nil, fmt.Errorf("store: list templates: %w", err)
 	}
 	return out, nil
+}
+
+// Template is one of a channel's synced templates by name and language,
+// ErrNotFound when the channel has no such template (yet).
+func (s *Store) Template(ctx context.Context, channelID, name, language string) (*ChannelTemplate, error) {
+	var out ChannelTemplate
+	err := s.g(ctx).Where("channel_id = ? AND name = ? AND language = ?", channelID, name, language).Take(&out).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get template: %w", err)
+	}
+	return &out, nil
 }

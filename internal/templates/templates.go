@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"time"
 
 	"gorm.io/gorm"
@@ -247,18 +246,6 @@ func (s *Service) handleRefresh(ctx context.Context, j *queue.Job) error {
 	return err
 }
 
-// placeholder is a template variable: {{1}} or a named {{order_id}}.
-var placeholder = regexp.MustCompile(`\{\{\s*([A-Za-z0-9_]+)\s*\}\}`)
-
-// countVariables counts the distinct placeholders of a text.
-func countVariables(text string) int {
-	seen := map[string]bool{}
-	for _, m := range placeholder.FindAllStringSubmatch(text, -1) {
-		seen[m[1]] = true
-	}
-	return len(seen)
-}
-
 func view(r store.ChannelTemplate) Template {
 	t := Template{Name: r.Name, Language: r.Language, Category: r.Category, Status: r.Status,
 		Components: json.RawMessage(r.Components), SyncedAt: r.SyncedAt}
@@ -277,10 +264,10 @@ func view(r store.ChannelTemplate) Template {
 			switch c.Type {
 			case "HEADER", "header":
 				if c.Format == "" || c.Format == "TEXT" || c.Format == "text" {
-					t.HeaderVariables += countVariables(c.Text)
+					t.HeaderVariables += channel.CountTemplateVariables(c.Text)
 				}
 			case "BODY", "body":
-				t.BodyVariables += countVariables(c.Text)
+				t.BodyVariables += channel.CountTemplateVariables(c.Text)
 			}
 		}
 	}

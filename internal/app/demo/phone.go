@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/channel"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -109,7 +110,16 @@ func (d *Demo) Conversation() []PhoneMessage {
 				Body string `json:"body"`
 			} `json:"text"`
 			Template struct {
-				Name string `json:"name"`
+				Name     string `json:"name"`
+				Language struct {
+					Code string `json:"code"`
+				} `json:"language"`
+				Components []struct {
+					Type       string `json:"type"`
+					Parameters []struct {
+						Text string `json:"text"`
+					} `json:"parameters"`
+				} `json:"components"`
 			} `json:"template"`
 			Image    phoneMedia `json:"image"`
 			Video    phoneMedia `json:"video"`
@@ -137,7 +147,15 @@ func (d *Demo) Conversation() []PhoneMessage {
 		switch b.Type {
 		case "text":
 		case "template":
-			text = "[template " + b.Template.Name + "]"
+			var params []string
+			for _, c := range b.Template.Components {
+				if strings.EqualFold(c.Type, "body") {
+					for _, p := range c.Parameters {
+						params = append(params, p.Text)
+					}
+				}
+			}
+			text = d.templateText(b.Template.Name, b.Template.Language.Code, params)
 		case "image":
 			text = b.Image.line("image")
 		case "video":
@@ -153,6 +171,24 @@ func (d *Demo) Conversation() []PhoneMessage {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
 	return out
+}
+
+// templateText is a template message as the customer's WhatsApp shows it:
+// the approved body Meta holds, with the parameters in place.
+func (d *Demo) templateText(name, language string, params []string) string {
+	for _, t := range d.Meta.Templates(WabaID) {
+		if t.Name != name || t.Language != language {
+			continue
+		}
+		raw, err := json.Marshal(t.Components)
+		if err != nil {
+			break
+		}
+		if body := channel.TemplateBody(raw); body != "" {
+			return channel.FillTemplate(body, params)
+		}
+	}
+	return "[template " + name + "]"
 }
 
 // phoneMedia is the part of a business's file message the phone shows:

@@ -10,7 +10,8 @@ import (
 )
 
 // The phone shows a file the business sent with its name and caption, as
-// the customer's WhatsApp would, not as a bare "[document]".
+// the customer's WhatsApp would, not as a bare "[document]", and a
+// template as its approved text with the parameters in place.
 func TestDemoPhoneShowsFileCaptions(t *testing.T) {
 	d := start(t, t.TempDir())
 	send := func(body map[string]any) {
@@ -31,11 +32,15 @@ func TestDemoPhoneShowsFileCaptions(t *testing.T) {
 	send(map[string]any{"messaging_product": "whatsapp", "to": to, "type": "video",
 		"video": map[string]string{"id": "m2", "caption": "Как доехать"}})
 	send(map[string]any{"messaging_product": "whatsapp", "to": to, "type": "audio", "audio": map[string]string{"id": "m3"}})
+	send(map[string]any{"messaging_product": "whatsapp", "to": to, "type": "template", "template": map[string]any{
+		"name": "order_update", "language": map[string]string{"code": "ru", "policy": "deterministic"},
+		"components": []any{map[string]any{"type": "body", "parameters": []any{
+			map[string]string{"type": "text", "text": "Анна"}, map[string]string{"type": "text", "text": "A-1024"}}}}}})
 	var got []string
 	for _, m := range d.Conversation() {
 		got = append(got, m.Text)
 	}
-	want := []string{"[document] price.pdf\nНаш прайс", "[video]\nКак доехать", "[audio]"}
+	want := []string{"[document] price.pdf\nНаш прайс", "[video]\nКак доехать", "[audio]", "Здравствуйте, Анна! Заказ A-1024 передан в доставку."}
 	if len(got) != len(want) {
 		t.Fatalf("the phone shows %q, want %q", got, want)
 	}

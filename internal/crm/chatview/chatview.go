@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -494,7 +493,7 @@ func (s *Service) choices(ctx context.Context, in *store.Integration, channelID,
 			continue
 		}
 		c := TemplateChoice{Value: channelID + "|" + t.Name + "|" + t.Language, ChannelID: channelID, Name: t.Name, Language: t.Language,
-			LangLabel: label, Body: templateBody(t.Components), Field: "tv|" + t.Name + "|" + t.Language + "|"}
+			LangLabel: label, Body: channel.TemplateBody(t.Components), Field: "tv|" + t.Name + "|" + t.Language + "|"}
 		for i := 1; i <= t.BodyVariables; i++ {
 			c.Vars = append(c.Vars, Var{N: i})
 		}
@@ -595,35 +594,11 @@ func (s *Service) filledTemplate(ctx context.Context, in *store.Integration, bod
 			s.cfg.Log.Warn("chat view: templates", "integration_id", in.ID, "channel_id", m.ChannelID, "err", err)
 		}
 		for _, st := range ts {
-			byKey[st.Name+"|"+st.Language] = templateBody(st.Components)
+			byKey[st.Name+"|"+st.Language] = channel.TemplateBody(st.Components)
 		}
 		bodies[m.ChannelID] = byKey
 	}
-	return FillTemplate(byKey[t.Name+"|"+t.Language], t.Params)
-}
-
-// placeholder is a template variable: {{1}}, or a named {{first_name}}.
-var placeholder = regexp.MustCompile(`\{\{\s*([A-Za-z0-9_]+)\s*\}\}`)
-
-// FillTemplate puts a template's parameters into its body: {{n}} is the
-// n-th parameter; named variables take the parameters in the order they
-// first appear. A variable without a parameter stays as written.
-func FillTemplate(body string, params []string) string {
-	named := map[string]int{}
-	return placeholder.ReplaceAllStringFunc(body, func(ph string) string {
-		key := placeholder.FindStringSubmatch(ph)[1]
-		n, err := strconv.Atoi(key)
-		if err != nil {
-			if _, ok := named[key]; !ok {
-				named[key] = len(named) + 1
-			}
-			n = named[key]
-		}
-		if n < 1 || n > len(params) {
-			return ph
-		}
-		return params[n-1]
-	})
+	return channel.FillTemplate(byKey[t.Name+"|"+t.Language], t.Params)
 }
 
 // languageNames name the template languages people meet most; others

@@ -3,7 +3,6 @@ package chatview
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"mime"
@@ -233,22 +232,4 @@ func Notice(lang string, q url.Values) (text string, isErr bool) {
 		return t, true
 	}
 	return Texts(lang)["err_internal"], true
-}
-
-// templateBody is the text of a template's body, for the picker to show
-// where its variables go.
-func templateBody(components json.RawMessage) string {
-	var comps []struct {
-		Type string `json:"type"`
-		Text string `json:"text"`
-	}
-	if json.Unmarshal(components, &comps) != nil {
-		return ""
-	}
-	for _, c := range comps {
-		if strings.EqualFold(c.Type, "BODY") {
-			return c.Text
-		}
-	}
-	return ""
 }

@@ -58,6 +58,16 @@ func (s *Server) SetTemplates(wabaID string, ts []Template) {
 	s.templates[wabaID] = append([]Template{}, ts...)
 }
 
+// Templates are a WABA's message templates as Graph would list them.
+func (s *Server) Templates(wabaID string) []Template {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ts, set := s.templates[wabaID]; set {
+		return append([]Template{}, ts...)
+	}
+	return DefaultTemplates()
+}
+
 // SetTemplatePageSize caps the page of GET /{waba-id}/message_templates,
 // so that a test sees paging with a few templates. 0 means Graph's 25.
 func (s *Server) SetTemplatePageSize(n int) {
@@ -74,16 +84,13 @@ func (s *Server) handleWABATemplates(w http.ResponseWriter, r *http.Request, tok
 			allowed = true
 		}
 	}
-	ts, set := s.templates[wabaID]
 	size := s.templatePage
 	s.mu.Unlock()
 	if !allowed {
 		writeGraphError(w, errUnsupported(r.Method, wabaID))
 		return
 	}
-	if !set {
-		ts = DefaultTemplates()
-	}
+	ts := s.Templates(wabaID)
 	limit := 25
 	if v, err := strconv.Atoi(r.URL.Query().Get("limit")); err == nil && v > 0 {
 		limit = v
