@@ -37,10 +37,13 @@ type Template struct {
 	// HeaderVariables and BodyVariables count the distinct {{1}}…{{n}}
 	// (or named {{x}}) placeholders of the text header and the body;
 	// Variables is their sum, what a sender must fill in.
-	HeaderVariables int       `json:"header_variables"`
-	BodyVariables   int       `json:"body_variables"`
-	Variables       int       `json:"variables"`
-	SyncedAt        time.Time `json:"synced_at"`
+	HeaderVariables int `json:"header_variables"`
+	// HeaderMedia is true when the header is a file (image, video,
+	// document): a send must carry the file, which a picker cannot.
+	HeaderMedia   bool      `json:"header_media"`
+	BodyVariables int       `json:"body_variables"`
+	Variables     int       `json:"variables"`
+	SyncedAt      time.Time `json:"synced_at"`
 }
 
 // Service refreshes and lists channels' templates.
@@ -265,6 +268,8 @@ func view(r store.ChannelTemplate) Template {
 			case "HEADER", "header":
 				if c.Format == "" || c.Format == "TEXT" || c.Format == "text" {
 					t.HeaderVariables += channel.CountTemplateVariables(c.Text)
+				} else {
+					t.HeaderMedia = true
 				}
 			case "BODY", "body":
 				t.BodyVariables += channel.CountTemplateVariables(c.Text)

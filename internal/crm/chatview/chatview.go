@@ -472,7 +472,8 @@ func (p *Page) Keep(f url.Values) {
 
 // choices are a channel's approved templates the page can fill in, in
 // every language, the page's language first. A template with a variable
-// in its header is left out — a send carries body parameters only — and
+// or a file in its header is left out — a send carries body parameters
+// only, and Meta refuses it without them (132000, 132012) — and
 // named in left ("name (language)"), so that the page can say so.
 func (s *Service) choices(ctx context.Context, in *store.Integration, channelID, lang string) (out []TemplateChoice, left []string) {
 	if s.cfg.Templates == nil {
@@ -488,7 +489,7 @@ func (s *Service) choices(ctx context.Context, in *store.Integration, channelID,
 			continue
 		}
 		label := LanguageName(t.Language)
-		if t.HeaderVariables > 0 {
+		if t.HeaderVariables > 0 || t.HeaderMedia {
 			left = append(left, t.Name+" ("+label+")")
 			continue
 		}

@@ -176,7 +176,9 @@ func textTo(to, body string) map[string]any {
 func templateTo(to string) map[string]any {
 	return map[string]any{
 		"messaging_product": "whatsapp", "to": to, "type": "template",
-		"template": map[string]any{"name": "order_update", "language": map[string]any{"code": "ru"}},
+		"template": map[string]any{"name": "order_update", "language": map[string]any{"code": "ru"},
+			"components": []any{map[string]any{"type": "body", "parameters": []any{
+				map[string]any{"type": "text", "text": "Анна"}, map[string]any{"type": "text", "text": "A-1024"}}}}},
 	}
 }
 

@@ -2,8 +2,12 @@ package metasim
 
 import (
 	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"regexp"
 	"strconv"
+	"strings"
 )
 
 // GET /{waba-id}/message_templates lists a WhatsApp Business Account's
@@ -134,4 +138,86 @@ func (s *Server) handleWABATemplates(w http.ResponseWriter, r *http.Request, tok
 		resp.Paging = p
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// templateVariable is a placeholder of a template text: {{1}} or {{name}}.
+var templateVariable = regexp.MustCompile(`\{\{\s*([A-Za-z0-9_]+)\s*\}\}`)
+
+// approvedTemplate is the WABA's approved template a send names, or the
+// error Graph answers the send with: 132001 when no approved template has
+// that name in that language, 132000 when the header's or the body's text
+// parameters are not as many as the template's distinct variables.
+func (s *Server) approvedTemplate(wabaID string, t *waSendTemplate) (*Template, *graphError) {
+	var found *Template
+	ts := s.Templates(wabaID)
+	for i := range ts {
+		if ts[i].Name == t.Name && ts[i].Language == t.Language.Code && ts[i].Status == "APPROVED" {
+			found = &ts[i]
+		}
+	}
+	if found == nil {
+		return nil, waError(132001, "(#132001) Template name does not exist in the translation",
+			fmt.Sprintf("template name (%s) does not exist in %s", t.Name, t.Language.Code))
+	}
+	for _, part := range []string{"header", "body"} {
+		want, media := 0, false
+		for _, c := range found.Components {
+			typ, _ := c["type"].(string)
+			text, _ := c["text"].(string)
+			format, _ := c["format"].(string)
+			if !strings.EqualFold(typ, part) {
+				continue
+			}
+			media = format != "" && !strings.EqualFold(format, "TEXT")
+			seen := map[string]bool{}
+			for _, m := range templateVariable.FindAllStringSubmatch(text, -1) {
+				seen[m[1]] = true
+			}
+			want = len(seen)
+		}
+		if media {
+			// A media header takes its file as its one parameter.
+			if e := mediaHeaderParam(found, t); e != nil {
+				return nil, e
+			}
+			continue
+		}
+		got := 0
+		for _, c := range t.Components {
+			if strings.EqualFold(c.Type, part) {
+				got += len(c.Parameters)
+			}
+		}
+		if got != want {
+			return nil, waError(132000, "(#132000) Number of parameters does not match the expected number of params",
+				fmt.Sprintf("%s: number of localizable_params (%d) does not match the expected number of params (%d)", part, got, want))
+		}
+	}
+	return found, nil
+}
+
+// mediaHeaderParam checks the header parameter of a template whose header
+// is a file: one parameter of the header's format (image, video,
+// document), else 132012 as Graph answers.
+func mediaHeaderParam(found *Template, t *waSendTemplate) *graphError {
+	want := ""
+	for _, c := range found.Components {
+		if typ, _ := c["type"].(string); strings.EqualFold(typ, "header") {
+			want, _ = c["format"].(string)
+		}
+	}
+	got := "UNKNOWN"
+	for _, c := range t.Components {
+		if strings.EqualFold(c.Type, "header") && len(c.Parameters) == 1 {
+			var pt string
+			if json.Unmarshal(c.Parameters[0]["type"], &pt) == nil {
+				got = strings.ToUpper(pt)
+			}
+		}
+	}
+	if got == strings.ToUpper(want) {
+		return nil
+	}
+	return waError(132012, "(#132012) Parameter format does not match format in the created template",
+		fmt.Sprintf("header: Format mismatch, expected %s, received %s", strings.ToUpper(want), got))
 }

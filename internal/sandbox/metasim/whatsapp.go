@@ -153,6 +153,15 @@ func (s *Server) handleWASend(w http.ResponseWriter, num *waNumber, body []byte)
 		writeGraphError(w, errWAInvalidParam(d))
 		return
 	}
+	category := "service"
+	if typ == "template" {
+		approved, gerr := s.approvedTemplate(num.wabaID, req.Template)
+		if gerr != nil {
+			writeGraphError(w, gerr)
+			return
+		}
+		category = strings.ToLower(approved.Category)
+	}
 
 	now := s.clock()
 	s.mu.Lock()
@@ -198,12 +207,8 @@ func (s *Server) handleWASend(w http.ResponseWriter, num *waNumber, body []byte)
 		Contacts:         []waSendContact{{Input: req.To, WaID: waID}},
 		Messages:         []waSendMessage{{ID: wamid}},
 	}
-	category := "service"
 	if template {
 		resp.Messages[0].MessageStatus = "accepted"
-		// The real category comes from the approved template, which the
-		// simulator does not model; utility is the common case.
-		category = "utility"
 	}
 	// Scheduled before answering: Meta's statuses can overtake the send
 	// response, and Wait must see the work once the client has its answer.

@@ -57,10 +57,71 @@ func TestWhatsAppSendTemplateAccepted(t *testing.T) {
 	}
 }
 
+// A template send is checked against the WABA's approved templates as
+// Graph checks it: an unknown or unapproved name/language is 132001, body
+// or text-header parameters unlike the template's variables 132000, a
+// media header without its file 132012.
+func TestWhatsAppTemplateRefusals(t *testing.T) {
+	env := newSim(t, Options{PairLimit: PairLimit{Disabled: true}})
+	tpl := func(name, lang string, comps ...any) map[string]any {
+		return map[string]any{"messaging_product": "whatsapp", "to": testCustomer, "type": "template",
+			"template": map[string]any{"name": name, "language": map[string]any{"code": lang}, "components": comps}}
+	}
+	text := func(vs ...string) []any {
+		var out []any
+		for _, v := range vs {
+			out = append(out, map[string]any{"type": "text", "text": v})
+		}
+		return out
+	}
+	body := func(vs ...string) any { return map[string]any{"type": "body", "parameters": text(vs...)} }
+	header := func(vs ...string) any { return map[string]any{"type": "header", "parameters": text(vs...)} }
+	env.sim.SetTemplates(testWABA, append(DefaultTemplates(), Template{Name: "promo_photo", Language: "ru", Category: "MARKETING", Status: "APPROVED",
+		Components: []map[string]any{{"type": "HEADER", "format": "IMAGE"}, {"type": "BODY", "text": "Скидки!"}}}))
+	image := map[string]any{"type": "header", "parameters": []any{map[string]any{"type": "image", "image": map[string]any{"link": "https://x.test/a.jpg"}}}}
+	for _, c := range []struct {
+		name    string
+		req     map[string]any
+		code    int
+		details string
+	}{
+		{"unknown name", tpl("made_up", "ru"), 132001, "template name (made_up) does not exist in ru"},
+		{"other language", tpl("order_update", "en", body("a", "b")), 132001, "does not exist in en"},
+		{"pending review", tpl("appointment_reminder", "ru", body("a", "b")), 132001, "appointment_reminder"},
+		{"body short", tpl("order_update", "ru", body("a")), 132000, "body: number of localizable_params (1) does not match the expected number of params (2)"},
+		{"body long", tpl("order_update", "ru", body("a", "b", "c")), 132000, "(3)"},
+		{"header variables in the body", tpl("spring_sale", "en_US", body("Anna", "20%", "May")), 132000, "header: number of localizable_params (0)"},
+		{"media header missing", tpl("promo_photo", "ru"), 132012, "expected IMAGE, received UNKNOWN"},
+		{"ok: body", tpl("order_update", "ru", body("a", "b")), 0, ""},
+		{"ok: header and body", tpl("spring_sale", "en_US", header("Anna"), body("20%", "May")), 0, ""},
+		{"ok: media header", tpl("promo_photo", "ru", image), 0, ""},
+	} {
+		status, raw := env.sendWA(t, c.req)
+		if c.code == 0 {
+			if status != http.StatusOK {
+				t.Errorf("%s: %d %s", c.name, status, raw)
+			}
+			continue
+		}
+		var e apiError
+		if err := json.Unmarshal(raw, &e); err != nil || status != http.StatusBadRequest || e.Error.Code != c.code || !strings.Contains(string(raw), c.details) {
+			t.Errorf("%s: %d %s, want 400 with %d and %q", c.name, status, raw, c.code, c.details)
+		}
+	}
+}
+
 // TestWhatsAppFixtureRequestsAccepted replays every send request fixture:
 // what the contract documents as valid must be valid for the simulator.
 func TestWhatsAppFixtureRequestsAccepted(t *testing.T) {
 	env := newSim(t, Options{PairLimit: PairLimit{Disabled: true}})
+	// The template fixture's own approved template: an image header, two
+	// body variables and two buttons.
+	env.sim.SetTemplates(testWABA, append(DefaultTemplates(), Template{ID: "1000000000000009", Name: "order_shipped", Language: "ru",
+		Category: "UTILITY", Status: "APPROVED", Components: []map[string]any{
+			{"type": "HEADER", "format": "IMAGE"},
+			{"type": "BODY", "text": "{{1}}, заказ {{2}} отправлен."},
+			{"type": "BUTTONS", "buttons": []map[string]any{{"type": "QUICK_REPLY", "text": "Перенести"}, {"type": "URL", "text": "Отследить", "url": "https://shop.example.kz/t/{{1}}"}}},
+		}}))
 	files := []string{
 		"wa-send-text-request.json", "wa-send-reply-request.json", "wa-send-image-link-request.json",
 		"wa-send-document-id-request.json", "wa-send-voice-id-request.json", "wa-send-template-request.json",
