@@ -299,7 +299,10 @@ func (r *Router) handleNotify(ctx context.Context, j *queue.Job) error {
 // the delivery: a crash in between repeats the notice (Bitrix24 replaces
 // a notice with the same tag) rather than losing it; a retried or
 // duplicated timer finds the marks and tells nobody. A period answered
-// or marked "no reply needed" no longer waits and is not listed.
+// or marked "no reply needed" no longer waits and is not listed. The
+// timers queued behind it whose dialogs then have nothing left to tell end
+// in the same commit (coveredTimers): a backlog of due timers is told in
+// runs of MaxNotices, not one run per timer.
 func (r *Router) handleEscalate(ctx context.Context, j *queue.Job) error {
 	var p noticeJob
 	if err := j.Decode(&p); err != nil {
@@ -316,17 +319,35 @@ func (r *Router) handleEscalate(ctx context.Context, j *queue.Job) error {
 	}
 	delay := time.Duration(set.NotifyAfterSeconds) * time.Second
 	now := store.Now()
+	// The timers behind this one, which its run may cover (see
+	// coveredTimers); none of them can start while this one runs.
+	fs, err := queue.Followers(ctx, r.store.DB.Gorm, j, escalationFollowers)
+	if err != nil {
+		return err
+	}
 	ds, err := r.store.DialogsToEscalate(ctx, w.in.ID, w.channel.ID, now.Add(-delay), MaxNotices)
 	if err != nil {
 		return err
 	}
-	// The job ends in the commit of the marks, unless it has to wait.
+	// The job, and the timers it covered, end in the commit of the marks,
+	// unless it has to wait; a waiting job still ends those it covered.
 	var due time.Time
 	end := func(tx *gorm.DB) error {
+		st := r.store.InTx(tx)
 		var err error
-		due, err = r.escalationDue(ctx, r.store.InTx(tx), p.DialogID, now, delay)
-		if err != nil || !due.IsZero() {
+		due, err = r.escalationDue(ctx, st, p.DialogID, now, delay)
+		if err != nil {
 			return err
+		}
+		covered, err := coveredTimers(ctx, st, p, fs, now, len(ds) < MaxNotices)
+		if err != nil {
+			return err
+		}
+		if err := queue.Absorb(tx, j, covered); err != nil {
+			return err
+		}
+		if !due.IsZero() {
+			return nil
 		}
 		return queue.Done(tx, j)
 	}
@@ -358,6 +379,54 @@ func (r *Router) handleEscalate(ctx context.Context, j *queue.Job) error {
 		return queue.Snooze(due, errNotDue)
 	}
 	return nil
+}
+
+// escalationFollowers bounds the timers behind a running one that its run
+// reads to cover. More than MaxNotices: the timers of dialogs answered in
+// the meantime (most of a busy binding's) are covered too, so a backlog of
+// them ends in a few runs rather than one run each.
+const escalationFollowers = 4 * MaxNotices
+
+// coveredTimers picks, among the timers fs queued behind the running one
+// (of the binding of p), those whose work is done once this run's marks
+// commit; st is the transaction of that commit, after the marks. A timer
+// of a dialog is covered when its dialog has nothing left to escalate: its
+// period was told (by this run or an earlier one), or it no longer waits
+// in it. A timer whose dialog still waits untold is kept, due or not: not
+// due, it must still fire at its time; due but beyond the MaxNotices this
+// run listed, it tells it. A timer of no dialog (EnqueueEscalation) is
+// covered when it is due and this run listed everything due (all), as its
+// own run now would. A new waiting period arms a timer of its own, so
+// covering the timer of a dialog's earlier period leaves none untimed.
+func coveredTimers(ctx context.Context, st *store.Store, p noticeJob, fs []*queue.Job, now time.Time, all bool) ([]int64, error) {
+	var covered, withDialog []int64
+	var dialogs []string
+	dialogOf := map[int64]string{}
+	for _, f := range fs {
+		var fp noticeJob
+		if f.Decode(&fp) != nil || fp.IntegrationID != p.IntegrationID || fp.ChannelID != p.ChannelID {
+			continue // not this binding's: its own run decides
+		}
+		if fp.DialogID == "" {
+			if all && !f.RunAt.After(now) {
+				covered = append(covered, f.ID)
+			}
+			continue
+		}
+		withDialog = append(withDialog, f.ID)
+		dialogOf[f.ID] = fp.DialogID
+		dialogs = append(dialogs, fp.DialogID)
+	}
+	left, err := st.DialogsLeftToEscalate(ctx, dialogs)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range withDialog {
+		if !left[dialogOf[id]] {
+			covered = append(covered, id)
+		}
+	}
+	return covered, nil
 }
 
 // escalationDue is when the timer's own dialog's period falls due, zero if

@@ -629,3 +629,116 @@ func TestNoticeEndsInTheCommitOfItsMarks(t *testing.T) {
 		}
 	})
 }
+
+// A burst of due timers under one binding, with customers answered in the
+// meantime among them and one customer not due yet at the end: the first
+// run tells MaxNotices and covers the timers of what it told and of the
+// answered; each next run tells the next MaxNotices. Every waiting
+// customer is escalated once, in a few runs and deliveries; the timer of
+// the customer not due yet is left queued and escalates at its time.
+func TestEscalationBurstCoversTheTimersBehind(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newNoticeFixture(t, db)
+		// 60 s, so the customer not due yet can fall due by a lowered
+		// delay rather than by the test sleeping.
+		if err := db.Gorm.Exec(`UPDATE integrations SET settings = ? WHERE id = ?`, `{"notify_after_seconds":60}`, f.in.ID).Error; err != nil {
+			t.Fatal(err)
+		}
+		const waiting = 2*MaxNotices + 13
+		var answered []*store.Contact
+		for i := range waiting {
+			f.message(t, f.contact(t, fmt.Sprintf("7916800%04d", i)), store.Inbound, "text", 10*time.Minute)
+			if i%10 == 0 {
+				ct := f.contact(t, fmt.Sprintf("7916810%04d", i))
+				f.message(t, ct, store.Inbound, "text", 10*time.Minute)
+				f.message(t, ct, store.Outbound, "text", 0)
+				answered = append(answered, ct)
+			}
+		}
+		later := f.contact(t, "79168200001")
+		f.message(t, later, store.Inbound, "text", 30*time.Second)
+		laterTimer := f.jobs(t, f.dialog(t, later).ID)[1]
+		if laterTimer.Kind != JobEscalate {
+			t.Fatalf("the later customer's jobs: %+v", f.jobs(t, f.dialog(t, later).ID))
+		}
+		// Timers of no dialog (a test's, or a duplicate): the one due is
+		// covered by a run that listed everything due, the one due in an
+		// hour is left for its time.
+		for _, at := range []time.Time{time.Time{}, time.Now().Add(time.Hour)} {
+			if err := f.st.Tx(context.Background(), func(tx *gorm.DB) error { return EnqueueEscalation(tx, f.b, at) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var timers []jobRow
+		if err := db.Gorm.Raw(`SELECT id, kind, queue_key, payload, run_at FROM jobs WHERE kind = ? ORDER BY id`, JobEscalate).Scan(&timers).Error; err != nil {
+			t.Fatal(err)
+		}
+		hourly := timers[len(timers)-1].ID
+		if want := waiting + len(answered) + 3; len(timers) != want {
+			t.Fatalf("%d timers, want %d", len(timers), want)
+		}
+		// The key's order: each timer runs unless a run ahead covered it.
+		runs := 0
+		for _, j := range timers {
+			if !queuetest.Exists(t, db, j.ID) {
+				continue
+			}
+			if j.ID == hourly {
+				continue // not yet: it stays queued
+			}
+			runs++
+			err := f.run(j)
+			if j.ID == laterTimer.ID {
+				if !errors.Is(err, errNotDue) {
+					t.Fatalf("the timer of the customer not due yet: %v, want a snooze", err)
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if runs != 4 || f.crm.calls != 3 {
+			t.Fatalf("%d timers: %d runs, %d deliveries; want 4 runs (3 of %d, and the one not due) and 3 deliveries",
+				len(timers), runs, f.crm.calls, MaxNotices)
+		}
+		told := map[string]int{}
+		for _, n := range f.crm.sent() {
+			told[n.Dialog.ContactID]++
+		}
+		if len(told) != waiting || told[later.ID] != 0 {
+			t.Fatalf("%d customers told (the later one %d times), want the %d waiting", len(told), told[later.ID], waiting)
+		}
+		for ct, n := range told {
+			if n != 1 {
+				t.Fatalf("customer %s told %d times", ct, n)
+			}
+		}
+		for _, ct := range answered {
+			if told[ct.ID] != 0 {
+				t.Fatalf("an answered customer was told: %s", ct.ID)
+			}
+		}
+		var left []int64
+		if err := db.Gorm.Raw(`SELECT id FROM jobs WHERE kind = ? ORDER BY id`, JobEscalate).Scan(&left).Error; err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(left, []int64{laterTimer.ID, hourly}) {
+			t.Fatalf("timers left %v, want the later customer's %d and the one due in an hour %d", left, laterTimer.ID, hourly)
+		}
+		// Its time comes (the delay lowered to 20 s): it tells its customer.
+		if err := db.Gorm.Exec(`UPDATE integrations SET settings = ? WHERE id = ?`, `{"notify_after_seconds":20}`, f.in.ID).Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := f.run(laterTimer); err != nil {
+			t.Fatal(err)
+		}
+		sent := f.crm.sent()
+		if last := sent[len(sent)-1]; len(sent) != waiting+1 || last.Dialog.ContactID != later.ID {
+			t.Fatalf("%d notices, the last of %s; want the later customer's after the %d", len(sent), last.Dialog.ContactID, waiting)
+		}
+		if queuetest.Exists(t, db, laterTimer.ID) || !queuetest.Exists(t, db, hourly) {
+			t.Fatal("the later customer's timer outlived its escalation, or the one due in an hour did not")
+		}
+	})
+}

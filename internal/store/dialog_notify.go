@@ -136,6 +136,29 @@ func (s *Store) dialogsToTell(ctx context.Context, integrationID, channelID, mar
 	return s.dialogViews(ctx, ds)
 }
 
+// DialogsLeftToEscalate returns which of the given dialogs wait in an
+// armed period not escalated yet, due or not. An escalation timer whose
+// dialog is not among them has nothing left to tell (told, answered,
+// marked "no reply needed", or gone).
+func (s *Store) DialogsLeftToEscalate(ctx context.Context, dialogIDs []string) (map[string]bool, error) {
+	left := map[string]bool{}
+	if len(dialogIDs) == 0 {
+		return left, nil
+	}
+	var ids []string
+	err := s.g(ctx).Model(&Dialog{}).
+		Where(`id IN ? AND waiting AND notified_since = waiting_since
+			AND (`+noticeEscalated+` IS NULL OR `+noticeEscalated+` <> waiting_since)`, dialogIDs).
+		Pluck("id", &ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("store: dialogs left to escalate: %w", err)
+	}
+	for _, id := range ids {
+		left[id] = true
+	}
+	return left, nil
+}
+
 // MarkDialogAnnounced records that the "new message" notice of the
 // waiting period that began at since went out. It changes nothing and
 // returns false when the dialog no longer waits since then, or that
