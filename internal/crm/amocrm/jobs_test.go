@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -84,6 +86,91 @@ func TestAmojoConnectEndsInTheCommitOfTheScope(t *testing.T) {
 		}
 		if queuetest.Exists(t, db, id) {
 			t.Fatal("the connect job outlived the commit of the scope")
+		}
+	})
+}
+
+// A payment probe that finds the account paid makes the integration
+// active, re-arms its parked work and ends, in one commit: a run whose
+// lease was taken changes none of it (ErrLeaseLost); the run holding the
+// probe does all of it and leaves no probe.
+func TestPaymentProbeEndsInTheCommitOfTheResume(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		sim := amosim.New(amosim.Options{})
+		acc := amosim.ExampleAccount()
+		if err := sim.AddAccount(acc); err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(sim)
+		t.Cleanup(func() { srv.Close(); sim.Close() })
+		tok, err := sim.LongLivedToken(acc.ID, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		st, ws := storetest.Workspace(t, db)
+		in, _, err := st.UpsertIntegration(ctx, store.InstallParams{Type: Type, ExternalID: strconv.Itoa(acc.ID), Domain: strings.TrimPrefix(srv.URL, "http://"),
+			WorkspaceID: ws.ID, Secrets: store.IntegrationSecrets{AccessToken: tok}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.SetIntegrationState(ctx, in.ID, store.IntegrationUnpaid, UnpaidReason); err != nil {
+			t.Fatal(err)
+		}
+		err = st.Tx(ctx, func(tx *gorm.DB) error {
+			// Work the 402 parked, put off for an hour.
+			if _, err := queue.Enqueue(tx, queue.NewJob{Kind: JobAssign, WorkspaceID: ws.ID, Payload: map[string]string{},
+				RunAt: store.Now().Add(time.Hour)}); err != nil {
+				return err
+			}
+			_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobPaymentProbe, WorkspaceID: ws.ID, Key: PaymentProbeKey(in.ID),
+				Payload: probeJob{IntegrationID: in.ID}})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		log := slog.New(slog.NewTextHandler(io.Discard, nil))
+		msg := messaging.New(st, channel.NewRegistry(), nil, nil, nil, log, messaging.Config{}, nil)
+		s := New(Config{PublicURL: "https://gw.example", BaseURL: srv.URL, AllowPrivate: true}, st, msg, routing.New(st, log), http.DefaultClient, log)
+		state := func() string {
+			t.Helper()
+			got, err := st.GetIntegration(ctx, store.All, in.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return got.State
+		}
+		parked := func() bool {
+			t.Helper()
+			var n int64
+			if err := db.Gorm.Raw(`SELECT COUNT(*) FROM jobs WHERE kind = ? AND run_at > ?`, JobAssign, store.Now()).Scan(&n).Error; err != nil {
+				t.Fatal(err)
+			}
+			return n == 1
+		}
+
+		id := queuetest.Only(t, db, JobPaymentProbe)
+		late := queuetest.Hold(t, db, id, "late")
+		holder := queuetest.Hold(t, db, id, "holder")
+		if err := s.handlePaymentProbe(ctx, late); !errors.Is(err, queue.ErrLeaseLost) {
+			t.Fatalf("a run without the lease: %v, want ErrLeaseLost", err)
+		}
+		if got := state(); got != store.IntegrationUnpaid || !parked() {
+			t.Fatalf("a run without the lease committed: state %q, work parked %v", got, parked())
+		}
+		if err := s.handlePaymentProbe(ctx, holder); err != nil {
+			t.Fatal(err)
+		}
+		if got := state(); got != store.IntegrationActive {
+			t.Fatalf("state %q, want %q", got, store.IntegrationActive)
+		}
+		if parked() {
+			t.Fatal("the parked work was not re-armed")
+		}
+		if queuetest.Exists(t, db, id) {
+			t.Fatal("the probe outlived the commit of the resume")
 		}
 	})
 }
