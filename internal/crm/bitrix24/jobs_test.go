@@ -3,6 +3,7 @@ package bitrix24
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"github.com/switchboard/switchboard/internal/channel"
 	"github.com/switchboard/switchboard/internal/media"
 	"github.com/switchboard/switchboard/internal/messaging"
+	"github.com/switchboard/switchboard/internal/metrics"
 	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/queue/queuetest"
 	"github.com/switchboard/switchboard/internal/routing"
@@ -82,6 +84,86 @@ func TestLineDeletedEventEndsInTheCommitOfTheUnbinding(t *testing.T) {
 		}
 		if queuetest.Exists(t, db, id) {
 			t.Fatal("the event's job outlived the commit of the unbinding")
+		}
+	})
+}
+
+// An operator's reply from an Open Lines chat is stored for sending and
+// its event's job ends in the same commit: a run whose lease was taken
+// stores nothing (ErrLeaseLost); the run holding the job stores the reply
+// once and leaves no job.
+func TestOperatorMessageEndsInTheCommitOfTheSend(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		st, ws := storetest.Workspace(t, db)
+		in, _, err := st.UpsertIntegration(ctx, store.InstallParams{Type: Type, ExternalID: "member-1", Domain: "p1.example", WorkspaceID: ws.ID,
+			Secrets: store.IntegrationSecrets{RefreshToken: "r"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := &store.Channel{WorkspaceID: ws.ID, Type: string(channel.WhatsApp), Name: "wa", AccountID: "acc-1"}
+		if err := st.CreateChannel(ctx, ch, "tok"); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.PutBinding(ctx, &store.ChannelBinding{WorkspaceID: ws.ID, IntegrationID: in.ID, ChannelID: ch.ID, Mode: ModeOpenLines, LineID: "1"}); err != nil {
+			t.Fatal(err)
+		}
+		log := slog.New(slog.NewTextHandler(io.Discard, nil))
+		msg := messaging.New(st, channel.NewRegistry(), nil, nil, metrics.New(), log, messaging.Config{}, nil)
+		s := New(Config{PublicURL: "https://gw.example"}, st, msg, routing.New(st, log),
+			media.NewSigner(bytes.Repeat([]byte{6}, 32), "https://gw.example", time.Hour), http.DefaultClient, log)
+		var ct *store.Contact
+		err = st.Tx(ctx, func(tx *gorm.DB) error {
+			// The customer wrote a minute ago: the window is open.
+			wrote := store.Now().Add(-time.Minute)
+			if ct, err = store.UpsertContact(tx, ch, channel.Customer{ExternalID: "79161234567", Phone: "+79161234567"}, &wrote); err != nil {
+				return err
+			}
+			payload, err := json.Marshal(map[string]any{"data": map[string]any{"CONNECTOR": s.ConnectorID(channel.WhatsApp), "LINE": "1",
+				"MESSAGES": []any{map[string]any{"im": map[string]any{"chat_id": "11", "message_id": "901"},
+					"message": map[string]any{"text": "Добрый день", "user_id": "5"}, "chat": map[string]any{"id": ct.ID}}}}})
+			if err != nil {
+				return err
+			}
+			ev := &store.CRMEvent{IntegrationID: in.ID, Kind: "ONIMCONNECTORMESSAGEADD", DedupKey: "msg-901", Payload: string(payload)}
+			if _, err := store.InsertCRMEvent(tx, ev); err != nil {
+				return err
+			}
+			_, err = queue.Enqueue(tx, queue.NewJob{Kind: JobEvent, WorkspaceID: ws.ID, Payload: eventJob{EventID: ev.ID}})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent := func() int64 {
+			t.Helper()
+			var n int64
+			if err := db.Gorm.Raw(`SELECT COUNT(*) FROM messages WHERE direction = ? AND contact_id = ?`, store.Outbound, ct.ID).Scan(&n).Error; err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+
+		id := queuetest.Only(t, db, JobEvent)
+		late := queuetest.Hold(t, db, id, "late")
+		holder := queuetest.Hold(t, db, id, "holder")
+		if err := s.handleEvent(ctx, late); !errors.Is(err, queue.ErrLeaseLost) {
+			t.Fatalf("a run without the lease: %v, want ErrLeaseLost", err)
+		}
+		if n := sent(); n != 0 {
+			t.Fatalf("a run without the lease committed: %d replies stored, want 0", n)
+		}
+		if err := s.handleEvent(ctx, holder); err != nil {
+			t.Fatal(err)
+		}
+		if n := sent(); n != 1 {
+			t.Fatalf("%d replies stored, want 1", n)
+		}
+		if _, err := st.LocalOf(ctx, in.ID, routing.LinkOutbound, "11:901"); err != nil {
+			t.Fatalf("the reply is not linked to its Open Lines message: %v", err)
+		}
+		if queuetest.Exists(t, db, id) {
+			t.Fatal("the event's job outlived the commit of the reply")
 		}
 	})
 }
