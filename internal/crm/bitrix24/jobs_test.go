@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -20,6 +22,7 @@ import (
 	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/queue/queuetest"
 	"github.com/switchboard/switchboard/internal/routing"
+	"github.com/switchboard/switchboard/internal/sandbox/b24sim"
 	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/internal/store/storetest"
 )
@@ -164,6 +167,100 @@ func TestOperatorMessageEndsInTheCommitOfTheSend(t *testing.T) {
 		}
 		if queuetest.Exists(t, db, id) {
 			t.Fatal("the event's job outlived the commit of the reply")
+		}
+	})
+}
+
+// A record the ensure-record job creates is linked in the commit that
+// ends the job, while the creation's try mark before the call stays a
+// commit of its own: a run whose lease was taken after its call links
+// nothing (ErrLeaseLost); the run holding the job finds the lead that
+// call made (by its ORIGIN_ID, since the mark says the call was made),
+// links it without making a second, and leaves no job.
+func TestEnsureRecordEndsInTheCommitOfTheLinks(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		sim := b24sim.New(b24sim.Options{})
+		srv := httptest.NewServer(sim)
+		t.Cleanup(func() { srv.Close(); sim.Close() })
+		sim.SetBaseURL(srv.URL)
+		portal := sim.AddPortal(b24sim.PortalOptions{MemberID: testMemberID})
+		access, refresh := sim.InstallTokens(testMemberID)
+
+		st, ws := storetest.Workspace(t, db)
+		in, _, err := st.UpsertIntegration(ctx, store.InstallParams{Type: Type, ExternalID: testMemberID, Domain: "p1.example",
+			ClientEndpoint: sim.ClientEndpoint(), WorkspaceID: ws.ID, Expiry: time.Now().Add(time.Hour),
+			Secrets: store.IntegrationSecrets{AccessToken: access, RefreshToken: refresh}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := &store.Channel{WorkspaceID: ws.ID, Type: string(channel.WhatsApp), Name: "wa", AccountID: "acc-1"}
+		if err := st.CreateChannel(ctx, ch, "tok"); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.PutBinding(ctx, &store.ChannelBinding{WorkspaceID: ws.ID, IntegrationID: in.ID, ChannelID: ch.ID, Mode: ModeCRM, Entity: "lead"}); err != nil {
+			t.Fatal(err)
+		}
+		bs, err := st.ListBindings(ctx, in.ID)
+		if err != nil || len(bs) != 1 {
+			t.Fatalf("bindings %v, %v", bs, err)
+		}
+		b := &bs[0]
+		var ct *store.Contact
+		err = st.Tx(ctx, func(tx *gorm.DB) error {
+			wrote := store.Now().Add(-time.Minute)
+			if ct, err = store.UpsertContact(tx, ch, channel.Customer{ExternalID: "79161234567", Name: "Анна"}, &wrote); err != nil {
+				return err
+			}
+			_, err = queue.Enqueue(tx, queue.NewJob{Kind: routing.JobEnsureRecord, WorkspaceID: ws.ID, Payload: map[string]string{"contact_id": ct.ID}})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		log := slog.New(slog.NewTextHandler(io.Discard, nil))
+		msg := messaging.New(st, channel.NewRegistry(), nil, nil, metrics.New(), log, messaging.Config{}, nil)
+		s := New(Config{PublicURL: "https://gw.example", AllowPrivate: true}, st, msg, routing.New(st, log),
+			media.NewSigner(bytes.Repeat([]byte{6}, 32), "https://gw.example", time.Hour), http.DefaultClient, log)
+		linked := func() string {
+			t.Helper()
+			got, err := st.RemoteOf(ctx, in.ID, linkCRMLead, b.ID+":"+ct.ID)
+			if errors.Is(err, store.ErrNotFound) {
+				return ""
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return got
+		}
+		delivery := func(j *queue.Job) *routing.Delivery {
+			return &routing.Delivery{Integration: in, Binding: b, Channel: ch, Contact: ct, Job: j}
+		}
+
+		id := queuetest.Only(t, db, routing.JobEnsureRecord)
+		late := queuetest.Hold(t, db, id, "late")
+		holder := queuetest.Hold(t, db, id, "holder")
+		if err := s.EnsureRecord(ctx, delivery(late), ct); !errors.Is(err, queue.ErrLeaseLost) {
+			t.Fatalf("a run without the lease: %v, want ErrLeaseLost", err)
+		}
+		if n := len(portal.Leads()); n != 1 {
+			t.Fatalf("the run without the lease made %d leads, want 1", n)
+		}
+		if got := linked(); got != "" {
+			t.Fatalf("a run without the lease linked lead %s", got)
+		}
+		if err := s.EnsureRecord(ctx, delivery(holder), ct); err != nil {
+			t.Fatal(err)
+		}
+		leads := portal.Leads()
+		if len(leads) != 1 {
+			t.Fatalf("%d leads in the portal, want the one the first call made", len(leads))
+		}
+		if got, want := linked(), fmt.Sprint(leads[0]["ID"]); got != want {
+			t.Fatalf("linked lead %q, want %q", got, want)
+		}
+		if queuetest.Exists(t, db, id) {
+			t.Fatal("the ensure-record job outlived the commit of the links")
 		}
 	})
 }
