@@ -328,9 +328,9 @@ func InboundText(r crm.Rendered) string {
 
 // operatorMessages sends what operators wrote in an Open Lines chat to the
 // customer. The event's job j ends in the commit that stores the last
-// message's last send (or, when nothing is left to send, its mark): one
-// commit for the usual one-message event instead of two, and a run whose
-// lease was taken stores nothing of that message.
+// message's send (or, when nothing is left to send, its mark): one commit
+// for the usual one-message event instead of two, and a run whose lease
+// was taken stores nothing of that message.
 func (s *Service) operatorMessages(ctx context.Context, j *queue.Job, in *store.Integration, d map[string]any) error {
 	connector, line := str(d, "CONNECTOR"), str(d, "LINE")
 	typ, ok := s.channelTypeOf(connector)
@@ -359,9 +359,9 @@ func (s *Service) operatorMessages(ctx context.Context, j *queue.Job, in *store.
 }
 
 // operatorMessage sends one operator message. end, when set, is the job
-// to end (queue.Done) in the commit of the message's last write, when
-// there is one; a message that writes nothing (sent already, refused)
-// leaves the job to the queue.
+// to end (queue.Done) in the commit of the message's only write, when
+// there is one; a message that writes nothing (sent already, refused) or
+// several times (files) leaves the job to the queue.
 func (s *Service) operatorMessage(ctx context.Context, in *store.Integration, b *store.ChannelBinding, typ channel.Type, m map[string]any, end *queue.Job) error {
 	imChat, imMsg := str(m, "im", "chat_id"), str(m, "im", "message_id")
 	remote := imChat + ":" + imMsg
@@ -419,11 +419,15 @@ func (s *Service) operatorMessage(ctx context.Context, in *store.Integration, b 
 	if operator == "0" {
 		operator = "" // the line's automation (a greeting, an autoreply)
 	}
-	for i, req := range reqs {
-		// The last send's commit ends the job; ended says it was asked
-		// to, so that a commit failing after it is not taken for a
-		// refused send the job may end on.
-		ends := end != nil && i == len(reqs)-1
+	// A message of one send ends the job in that send's commit. One of
+	// several (files) does not: its first send stored links it as sent
+	// (the skip above), so a last send rolled back with the lease would
+	// be skipped by the run holding the job, and never sent.
+	ends := end != nil && len(reqs) == 1
+	for _, req := range reqs {
+		// ended says the commit was asked to end the job, so that a
+		// commit failing after that is not taken for a refused send the
+		// job may end on.
 		ended := false
 		req.OnStored = func(tx *gorm.DB, msg *store.Message) error {
 			// In branch mode only the customer's branch writes to them.

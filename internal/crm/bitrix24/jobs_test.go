@@ -264,3 +264,84 @@ func TestEnsureRecordEndsInTheCommitOfTheLinks(t *testing.T) {
 		}
 	})
 }
+
+// An operator's message of several files is several sends, and its
+// event's job does not end in the last one's commit: the first send links
+// the message as sent, so a last send rolled back with a lost lease would
+// be skipped by the run holding the job and never reach the customer. A
+// run whose lease was taken stores both sends; the holder stores none
+// again.
+func TestOperatorFilesAllSentWhenTheLeaseIsLost(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "image/jpeg")
+			_, _ = w.Write(append([]byte{0xff, 0xd8, 0xff, 0xe0}, bytes.Repeat([]byte(r.URL.Path), 64)...))
+		}))
+		t.Cleanup(files.Close)
+		st, ws := storetest.Workspace(t, db)
+		in, _, err := st.UpsertIntegration(ctx, store.InstallParams{Type: Type, ExternalID: "member-1", Domain: "p1.example", WorkspaceID: ws.ID,
+			ClientEndpoint: files.URL + "/rest/", Secrets: store.IntegrationSecrets{RefreshToken: "r"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := &store.Channel{WorkspaceID: ws.ID, Type: string(channel.WhatsApp), Name: "wa", AccountID: "acc-1"}
+		if err := st.CreateChannel(ctx, ch, "tok"); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.PutBinding(ctx, &store.ChannelBinding{WorkspaceID: ws.ID, IntegrationID: in.ID, ChannelID: ch.ID, Mode: ModeOpenLines, LineID: "1"}); err != nil {
+			t.Fatal(err)
+		}
+		dir, err := media.NewLocalStore(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		log := slog.New(slog.NewTextHandler(io.Discard, nil))
+		msg := messaging.New(st, channel.NewRegistry(), dir, nil, metrics.New(), log, messaging.Config{}, nil)
+		s := New(Config{PublicURL: "https://gw.example", AllowPrivate: true}, st, msg, routing.New(st, log),
+			media.NewSigner(bytes.Repeat([]byte{6}, 32), "https://gw.example", time.Hour), http.DefaultClient, log)
+		var ct *store.Contact
+		err = st.Tx(ctx, func(tx *gorm.DB) error {
+			wrote := store.Now().Add(-time.Minute)
+			if ct, err = store.UpsertContact(tx, ch, channel.Customer{ExternalID: "79161234567", Phone: "+79161234567"}, &wrote); err != nil {
+				return err
+			}
+			payload, err := json.Marshal(map[string]any{"data": map[string]any{"CONNECTOR": s.ConnectorID(channel.WhatsApp), "LINE": "1",
+				"MESSAGES": []any{map[string]any{"im": map[string]any{"chat_id": "11", "message_id": "902"},
+					"message": map[string]any{"text": "Счёт и акт", "user_id": "5", "files": []any{
+						map[string]any{"name": "a.jpg", "link": files.URL + "/a.jpg"}, map[string]any{"name": "b.jpg", "link": files.URL + "/b.jpg"}}},
+					"chat": map[string]any{"id": ct.ID}}}}})
+			if err != nil {
+				return err
+			}
+			ev := &store.CRMEvent{IntegrationID: in.ID, Kind: "ONIMCONNECTORMESSAGEADD", DedupKey: "msg-902", Payload: string(payload)}
+			if _, err := store.InsertCRMEvent(tx, ev); err != nil {
+				return err
+			}
+			_, err = queue.Enqueue(tx, queue.NewJob{Kind: JobEvent, WorkspaceID: ws.ID, Payload: eventJob{EventID: ev.ID}})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent := func() int64 {
+			t.Helper()
+			var n int64
+			if err := db.Gorm.Raw(`SELECT COUNT(*) FROM messages WHERE direction = ? AND contact_id = ?`, store.Outbound, ct.ID).Scan(&n).Error; err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+
+		id := queuetest.Only(t, db, JobEvent)
+		late := queuetest.Hold(t, db, id, "late")
+		holder := queuetest.Hold(t, db, id, "holder")
+		lateErr := s.handleEvent(ctx, late)
+		if err := s.handleEvent(ctx, holder); err != nil {
+			t.Fatal(err)
+		}
+		if n := sent(); n != 2 {
+			t.Fatalf("%d of the 2 files stored for sending (the run without the lease: %v)", n, lateErr)
+		}
+	})
+}
