@@ -645,8 +645,14 @@ func (d dbTime) parse(s string) error {
 // authorisation) is back. It is a function on the database rather than a
 // method because the router that calls it holds no queue.
 func Rearm(ctx context.Context, db *store.DB, workspaceID string, kinds ...string) error {
+	return RearmIn(db.Gorm.WithContext(ctx), workspaceID, kinds...)
+}
+
+// RearmIn is Rearm in tx, so that a job re-arming others (a payment
+// probe) commits that with its own end (Done).
+func RearmIn(tx *gorm.DB, workspaceID string, kinds ...string) error {
 	now := store.Now()
-	err := db.Gorm.WithContext(ctx).Exec(
+	err := tx.Exec(
 		"UPDATE jobs SET state = ?, run_at = ?, attempts = 0, updated_at = ? WHERE workspace_id = ? AND kind IN ? AND state IN (?, ?)",
 		StatePending, now, now, workspaceID, kinds, StatePending, StateDead).Error
 	if err != nil {
@@ -660,8 +666,13 @@ func Rearm(ctx context.Context, db *store.DB, workspaceID string, kinds ...strin
 // timer (a mirror window's close) the time is the point, and one run early
 // finds nothing due and is gone.
 func RearmDead(ctx context.Context, db *store.DB, workspaceID string, kinds ...string) error {
+	return RearmDeadIn(db.Gorm.WithContext(ctx), workspaceID, kinds...)
+}
+
+// RearmDeadIn is RearmDead in tx (see RearmIn).
+func RearmDeadIn(tx *gorm.DB, workspaceID string, kinds ...string) error {
 	now := store.Now()
-	err := db.Gorm.WithContext(ctx).Exec(
+	err := tx.Exec(
 		"UPDATE jobs SET state = ?, run_at = ?, attempts = 0, updated_at = ? WHERE workspace_id = ? AND kind IN ? AND state = ?",
 		StatePending, now, now, workspaceID, kinds, StateDead).Error
 	if err != nil {

@@ -28,7 +28,10 @@ type RecordEnsurer interface {
 	// EnsureRecord creates what the customer lacks in the CRM (contact,
 	// record; a new record where the policy replaces a closed one) and
 	// links it to the dialog; with everything in place it should cost no
-	// call. Errors are classified like Mirror's.
+	// call. Errors are classified like Mirror's. The links are the job's
+	// last step: d.Job ends (queue.Done) in their commit, while a mark
+	// that makes a creation's lost answer detectable is committed on its
+	// own before the CRM call.
 	EnsureRecord(ctx context.Context, d *Delivery, contact *store.Contact) error
 }
 

@@ -541,10 +541,18 @@ func (r *Router) handleStatus(ctx context.Context, j *queue.Job) error {
 // authorised again, and queues a mirror run per live binding: a customer
 // message that came while the binding was not live has no mirror job of
 // its own (MessageStored queues none then), and would otherwise wait for
-// the customer's next message.
+// the customer's next message. All of it is one commit.
 func (r *Router) Resume(ctx context.Context, workspaceID string) error {
+	return r.store.Tx(ctx, func(tx *gorm.DB) error { return r.ResumeIn(ctx, tx, workspaceID) })
+}
+
+// ResumeIn is Resume in tx, a transaction of the router's store, so that
+// a job whose last step is the resume (an account found paid again) ends
+// in the same commit (queue.Done). The integrations are read in tx, so a
+// state changed earlier in it counts.
+func (r *Router) ResumeIn(ctx context.Context, tx *gorm.DB, workspaceID string) error {
 	// Escalation timers re-armed before their deadline snooze again.
-	if err := queue.Rearm(ctx, r.store.DB, workspaceID, JobMirror, JobStatus, JobMirrorSend, JobNotify, JobEscalate, JobEnsureRecord, JobChat, JobAnswered, JobEcho); err != nil {
+	if err := queue.RearmIn(tx, workspaceID, JobMirror, JobStatus, JobMirrorSend, JobNotify, JobEscalate, JobEnsureRecord, JobChat, JobAnswered, JobEcho); err != nil {
 		return err
 	}
 	// A window's close is a timer due at the window's end: run now, it
@@ -552,39 +560,34 @@ func (r *Router) Resume(ctx context.Context, workspaceID string) error {
 	// would close only with the next one or a flush. Only a dead one
 	// (parked past its attempts) runs again now; a pending one keeps
 	// its time.
-	if err := queue.RearmDead(ctx, r.store.DB, workspaceID, JobMirrorWindow); err != nil {
+	if err := queue.RearmDeadIn(tx, workspaceID, JobMirrorWindow); err != nil {
 		return err
 	}
-	return r.mirrorParked(ctx, workspaceID)
+	return r.mirrorParked(ctx, tx, workspaceID)
 }
 
-// mirrorParked queues one mirror run for each binding of the workspace's
-// live integrations; a run with nothing unmirrored makes no CRM call.
-func (r *Router) mirrorParked(ctx context.Context, workspaceID string) error {
-	ins, err := r.store.ListIntegrations(ctx, store.Scope{WorkspaceID: workspaceID})
+// mirrorParked queues, in tx, one mirror run for each binding of the
+// workspace's live integrations; a run with nothing unmirrored makes no
+// CRM call.
+func (r *Router) mirrorParked(ctx context.Context, tx *gorm.DB, workspaceID string) error {
+	st := r.store.InTx(tx)
+	ins, err := st.ListIntegrations(ctx, store.Scope{WorkspaceID: workspaceID})
 	if err != nil {
 		return err
 	}
-	var bindings []store.ChannelBinding
 	for i := range ins {
 		if !Live(&ins[i]) {
 			continue
 		}
-		bs, err := r.store.ListBindings(ctx, ins[i].ID)
+		bs, err := st.ListBindings(ctx, ins[i].ID)
 		if err != nil {
 			return fmt.Errorf("routing: bindings to resume: %w", err)
 		}
-		bindings = append(bindings, bs...)
-	}
-	if len(bindings) == 0 {
-		return nil
-	}
-	return r.store.Tx(ctx, func(tx *gorm.DB) error {
-		for _, b := range bindings {
+		for _, b := range bs {
 			if err := enqueueMirror(tx, b.WorkspaceID, b.ChannelID, b.ID, ""); err != nil {
 				return err
 			}
 		}
-		return nil
-	})
+	}
+	return nil
 }

@@ -65,7 +65,7 @@ func (s *Service) MirrorBatches(ctx context.Context, in *store.Integration, batc
 		if err != nil {
 			return nil, err
 		}
-		leads, err := s.ensureLeads(ctx, d, order, nil)
+		leads, err := s.ensureLeads(ctx, d, order, nil, nil)
 		if err != nil {
 			fail(b.ID, err)
 		}

@@ -58,7 +58,7 @@ func (s *Service) Mirror(ctx context.Context, d *routing.Delivery, msgs []store.
 	if err != nil {
 		return nil, err
 	}
-	leads, leadErr := s.ensureLeads(ctx, d, order, nil)
+	leads, leadErr := s.ensureLeads(ctx, d, order, nil, nil)
 	loc := s.location(ctx, d.Integration)
 	var plan []plannedNote
 	for _, ct := range order {
@@ -91,7 +91,7 @@ func (s *Service) Mirror(ctx context.Context, d *routing.Delivery, msgs []store.
 				again = append(again, ct)
 			}
 		}
-		fresh, ferr := s.ensureLeads(ctx, d, again, gone)
+		fresh, ferr := s.ensureLeads(ctx, d, again, gone, nil)
 		rest := plan[written:]
 		for i := range rest {
 			if id := rest[i].note.EntityID; gone[id] {
@@ -255,7 +255,14 @@ type newLead struct {
 // gone names leads amoCRM no longer has (deleted by a user): they are
 // replaced like closed ones. Customers whose lead could not be made are
 // missing from the answer and the error says why; the others are usable.
-func (s *Service) ensureLeads(ctx context.Context, d *routing.Delivery, cts []*store.Contact, gone map[int]bool) (map[string]int, error) {
+//
+// end, when set, is the running job whose last step this is: it ends
+// (queue.Done) in the commit of the run's last write (the adopted leads'
+// links, or the new leads'), when nothing failed. The creation's try mark
+// (linkLeadTry) stays a commit of its own before the call, so a run whose
+// last commit fails (its lease lost) leaves the creation in doubt and the
+// next run looks for the lead first.
+func (s *Service) ensureLeads(ctx context.Context, d *routing.Delivery, cts []*store.Contact, gone map[int]bool, end *queue.Job) (map[string]int, error) {
 	in, b := d.Integration, d.Binding
 	// The mirror, batch and notice jobs of a binding run under different
 	// queue keys; each may be the first to meet a new customer. Within
@@ -289,7 +296,15 @@ func (s *Service) ensureLeads(ctx context.Context, d *routing.Delivery, cts []*s
 	// integration was deleted with its links and installed again): their
 	// contact's lead is taken over, as a linked one is.
 	contacts := map[string]int{}
-	known, err := s.adoptContactLeads(ctx, d, unlinked, linked, contacts)
+	// The adoption's commit is the run's last when it links every
+	// customer to a lead that is kept (written into, not replaced): then
+	// nothing below writes or calls.
+	var adoptEnd *queue.Job
+	if len(unlinked) == len(cts) {
+		adoptEnd = end
+	}
+	keeps := func(l *Lead) bool { return (!routing.StartNewRecord(p, true) || l.Open()) && !gone[l.ID] }
+	known, err := s.adoptContactLeads(ctx, d, unlinked, linked, contacts, adoptEnd, keeps)
 	if err != nil {
 		return nil, err
 	}
@@ -352,7 +367,11 @@ func (s *Service) ensureLeads(ctx context.Context, d *routing.Delivery, cts []*s
 	for i, c := range made {
 		created[at[i]] = c
 	}
-	if lerr := s.linkLeads(ctx, d, todo, created); lerr != nil {
+	var linkEnd *queue.Job
+	if err == nil {
+		linkEnd = end
+	}
+	if lerr := s.linkLeads(ctx, d, todo, created, linkEnd); lerr != nil {
 		return leads, lerr
 	}
 	for i, nl := range todo {
@@ -641,8 +660,9 @@ func (s *Service) planLead(ctx context.Context, d *routing.Delivery, ct *store.C
 
 // linkLeads records what createLeads made, in one transaction: the
 // customer's contact and lead (replacing a closed lead's link), and the
-// dialog's record and owner.
-func (s *Service) linkLeads(ctx context.Context, d *routing.Delivery, todo []*newLead, created []createdIDs) error {
+// dialog's record and owner. end, when set, is the running job that ends
+// (queue.Done) in the same commit.
+func (s *Service) linkLeads(ctx context.Context, d *routing.Delivery, todo []*newLead, created []createdIDs, end *queue.Job) error {
 	in, b := d.Integration, d.Binding
 	return s.store.Tx(ctx, func(tx *gorm.DB) error {
 		for i, nl := range todo {
@@ -680,7 +700,10 @@ func (s *Service) linkLeads(ctx context.Context, d *routing.Delivery, todo []*ne
 				}
 			}
 		}
-		return nil
+		if end == nil {
+			return nil
+		}
+		return queue.Done(tx, end)
 	})
 }
 
@@ -730,8 +753,11 @@ const statusUnsorted = 1
 // updated; with none open, the most recently updated closed one, which
 // on_repeat then writes into or replaces as for any linked closed lead.
 // The lead taken is linked (with the contact and the dialog) and added to
-// linked; known says, of each lead taken, whether it is open.
-func (s *Service) adoptContactLeads(ctx context.Context, d *routing.Delivery, cts []*store.Contact, linked, contacts map[string]int) (map[int]bool, error) {
+// linked; known says, of each lead taken, whether it is open. end, when
+// set, is the running job that ends (queue.Done) in the commit of the
+// links when every customer got a lead and keeps says each is kept.
+func (s *Service) adoptContactLeads(ctx context.Context, d *routing.Delivery, cts []*store.Contact, linked, contacts map[string]int,
+	end *queue.Job, keeps func(*Lead) bool) (map[int]bool, error) {
 	in, b := d.Integration, d.Binding
 	leadsOf := map[string][]int{}
 	var all []int
@@ -847,6 +873,12 @@ func (s *Service) adoptContactLeads(ctx context.Context, d *routing.Delivery, ct
 		}
 	}
 	known := map[int]bool{}
+	settled := end != nil
+	for _, ct := range cts {
+		if best := pick[ct.ID]; best == nil || !keeps(best) {
+			settled = false
+		}
+	}
 	err = s.store.Tx(ctx, func(tx *gorm.DB) error {
 		for _, ct := range cts {
 			best := pick[ct.ID]
@@ -872,7 +904,10 @@ func (s *Service) adoptContactLeads(ctx context.Context, d *routing.Delivery, ct
 			s.log.Info("amocrm: the customer's lead in the account is taken over", "integration_id", in.ID,
 				"binding_id", b.ID, "contact_id", ct.ID, "lead_id", best.ID, "open", best.Open())
 		}
-		return nil
+		if !settled {
+			return nil
+		}
+		return queue.Done(tx, end)
 	})
 	return known, err
 }
@@ -973,8 +1008,9 @@ func cleanLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 // EnsureRecord implements routing.RecordEnsurer: in the batched mirror
 // modes the customer's contact and lead (on the owner the policy picks)
 // are made at the first message, so managers see the lead before the
-// window's note. A linked open lead costs no write.
+// window's note. A linked open lead costs no write. A lead made or taken
+// over is linked in the commit that ends the job (d.Job), its last step.
 func (s *Service) EnsureRecord(ctx context.Context, d *routing.Delivery, contact *store.Contact) error {
-	_, err := s.ensureLeads(ctx, d, []*store.Contact{contact}, nil)
+	_, err := s.ensureLeads(ctx, d, []*store.Contact{contact}, nil, d.Job)
 	return err
 }

@@ -265,7 +265,7 @@ func (s *Service) noticeLeads(ctx context.Context, d *routing.Delivery, ns []rou
 	if len(missing) == 0 || routing.MirrorModeOf(d.Binding) == routing.MirrorNone {
 		return leads, nil
 	}
-	made, err := s.ensureLeads(ctx, d, missing, nil)
+	made, err := s.ensureLeads(ctx, d, missing, nil, nil)
 	for k, v := range made {
 		leads[k] = v
 	}

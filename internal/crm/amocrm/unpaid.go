@@ -75,6 +75,9 @@ func (s *Service) markUnpaid(ctx context.Context, integrationID string) {
 // attempt. Answered: the integration is active again and its parked work
 // resumes. An integration that became something else meanwhile
 // (reinstalled, uninstalled, refused its tokens) has its own way back.
+// The state's change, the re-armed work and the probe's end are one
+// commit: a probe that lost its lease changes nothing, and one that ended
+// has resumed everything.
 func (s *Service) handlePaymentProbe(ctx context.Context, j *queue.Job) error {
 	var p probeJob
 	if err := j.Decode(&p); err != nil {
@@ -90,8 +93,10 @@ func (s *Service) handlePaymentProbe(ctx context.Context, j *queue.Job) error {
 	switch in.State {
 	case store.IntegrationUnpaid:
 	case store.IntegrationActive:
-		// A retry: the state was cleared, the resume failed.
-		return s.resumePaid(ctx, in)
+		// A retry of a probe that found the account paid but did not
+		// end (its commit failed, or the integration was activated by
+		// other means): the parked work still needs re-arming.
+		return s.resumePaid(ctx, j, in, false)
 	default:
 		return nil
 	}
@@ -102,24 +107,33 @@ func (s *Service) handlePaymentProbe(ctx context.Context, j *queue.Job) error {
 		s.log.Info("amocrm account still unusable", "integration_id", in.ID, "err", err)
 		return queue.Snooze(store.Now().Add(PaymentProbeInterval), err)
 	}
-	err = s.store.Tx(ctx, func(tx *gorm.DB) error {
-		_, err := s.store.ChangeIntegrationState(tx, in.ID, []string{store.IntegrationUnpaid}, store.IntegrationActive, "")
-		return err
-	})
-	if err != nil {
+	if err := s.resumePaid(ctx, j, in, true); err != nil {
 		return err
 	}
 	s.log.Info("amocrm account is paid again; its work resumes", "integration_id", in.ID)
-	return s.resumePaid(ctx, in)
+	return nil
 }
 
-// resumePaid re-arms the account's parked work: routing's (mirroring,
-// notices, chats) and the integration's own jobs that met the 402.
-func (s *Service) resumePaid(ctx context.Context, in *store.Integration) error {
-	if err := s.router.Resume(ctx, in.WorkspaceID); err != nil {
-		return fmt.Errorf("amocrm: resume %s: %w", in.ID, err)
-	}
-	if err := queue.Rearm(ctx, s.store.DB, in.WorkspaceID, JobAssign, JobDP); err != nil {
+// resumePaid makes the integration active (when activate says so),
+// re-arms the account's parked work (routing's: mirroring, notices,
+// chats; and the integration's own jobs that met the 402) and ends the
+// probe j, in one transaction.
+func (s *Service) resumePaid(ctx context.Context, j *queue.Job, in *store.Integration, activate bool) error {
+	err := s.store.Tx(ctx, func(tx *gorm.DB) error {
+		if activate {
+			if _, err := s.store.ChangeIntegrationState(tx, in.ID, []string{store.IntegrationUnpaid}, store.IntegrationActive, ""); err != nil {
+				return err
+			}
+		}
+		if err := s.router.ResumeIn(ctx, tx, in.WorkspaceID); err != nil {
+			return err
+		}
+		if err := queue.RearmIn(tx, in.WorkspaceID, JobAssign, JobDP); err != nil {
+			return err
+		}
+		return queue.Done(tx, j)
+	})
+	if err != nil {
 		return fmt.Errorf("amocrm: resume %s: %w", in.ID, err)
 	}
 	s.notify()

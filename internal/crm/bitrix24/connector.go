@@ -327,8 +327,11 @@ func InboundText(r crm.Rendered) string {
 }
 
 // operatorMessages sends what operators wrote in an Open Lines chat to the
-// customer.
-func (s *Service) operatorMessages(ctx context.Context, in *store.Integration, d map[string]any) error {
+// customer. The event's job j ends in the commit that stores the last
+// message's send (or, when nothing is left to send, its mark): one commit
+// for the usual one-message event instead of two, and a run whose lease
+// was taken stores nothing of that message.
+func (s *Service) operatorMessages(ctx context.Context, j *queue.Job, in *store.Integration, d map[string]any) error {
 	connector, line := str(d, "CONNECTOR"), str(d, "LINE")
 	typ, ok := s.channelTypeOf(connector)
 	if !ok {
@@ -342,15 +345,24 @@ func (s *Service) operatorMessages(ctx context.Context, in *store.Integration, d
 	if err != nil {
 		return err
 	}
-	for _, m := range list(d["MESSAGES"]) {
-		if err := s.operatorMessage(ctx, in, b, typ, m); err != nil {
+	msgs := list(d["MESSAGES"])
+	for i, m := range msgs {
+		var end *queue.Job
+		if i == len(msgs)-1 {
+			end = j
+		}
+		if err := s.operatorMessage(ctx, in, b, typ, m, end); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Service) operatorMessage(ctx context.Context, in *store.Integration, b *store.ChannelBinding, typ channel.Type, m map[string]any) error {
+// operatorMessage sends one operator message. end, when set, is the job
+// to end (queue.Done) in the commit of the message's only write, when
+// there is one; a message that writes nothing (sent already, refused) or
+// several times (files) leaves the job to the queue.
+func (s *Service) operatorMessage(ctx context.Context, in *store.Integration, b *store.ChannelBinding, typ channel.Type, m map[string]any, end *queue.Job) error {
 	imChat, imMsg := str(m, "im", "chat_id"), str(m, "im", "message_id")
 	remote := imChat + ":" + imMsg
 	switch _, err := s.store.LocalOf(ctx, in.ID, routing.LinkOutbound, remote); {
@@ -393,7 +405,13 @@ func (s *Service) operatorMessage(ctx context.Context, in *store.Integration, b 
 			// Nothing left to send. Remember the message as handled, so a
 			// retry of this event for a later message does not say it twice.
 			return s.store.Tx(ctx, func(tx *gorm.DB) error {
-				return store.PutLink(tx, in.ID, routing.LinkOutbound, "b24file:"+remote, remote)
+				if err := store.PutLink(tx, in.ID, routing.LinkOutbound, "b24file:"+remote, remote); err != nil {
+					return err
+				}
+				if end == nil {
+					return nil
+				}
+				return queue.Done(tx, end)
 			})
 		}
 	}
@@ -401,7 +419,16 @@ func (s *Service) operatorMessage(ctx context.Context, in *store.Integration, b 
 	if operator == "0" {
 		operator = "" // the line's automation (a greeting, an autoreply)
 	}
+	// A message of one send ends the job in that send's commit. One of
+	// several (files) does not: its first send stored links it as sent
+	// (the skip above), so a last send rolled back with the lease would
+	// be skipped by the run holding the job, and never sent.
+	ends := end != nil && len(reqs) == 1
 	for _, req := range reqs {
+		// ended says the commit was asked to end the job, so that a
+		// commit failing after that is not taken for a refused send the
+		// job may end on.
+		ended := false
 		req.OnStored = func(tx *gorm.DB, msg *store.Message) error {
 			// In branch mode only the customer's branch writes to them.
 			if err := routing.ClaimOutbound(tx, in.ID, ch.ID, msg.ContactID); err != nil {
@@ -412,11 +439,18 @@ func (s *Service) operatorMessage(ctx context.Context, in *store.Integration, b 
 			if err := routing.MarkOrigin(tx, in.ID, msg.ID, operator); err != nil {
 				return err
 			}
-			return store.PutLink(tx, in.ID, routing.LinkOutbound, msg.ID, remote)
+			if err := store.PutLink(tx, in.ID, routing.LinkOutbound, msg.ID, remote); err != nil {
+				return err
+			}
+			if !ends {
+				return nil
+			}
+			ended = true
+			return queue.Done(tx, end)
 		}
 		_, err := s.msg.Send(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, ch.ID, req)
 		var me *fault.Error
-		if errors.As(err, &me) {
+		if errors.As(err, &me) && !ended {
 			reason := me.Message
 			if me.Code == "window_closed" {
 				reason = crm.WindowClosed(shownLang(in.Language), ch.Type)

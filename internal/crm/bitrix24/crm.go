@@ -74,7 +74,7 @@ func (s *Service) mirrorCRM(ctx context.Context, d *routing.Delivery, ready []st
 	var done []string
 	for _, id := range order {
 		msgs := byContact[id]
-		n, err := s.mirrorCRMContact(ctx, d, msgs[0].Contact, msgs, loc, closed)
+		n, err := s.mirrorCRMContact(ctx, d, msgs[0].Contact, msgs, loc, closed, nil)
 		for _, m := range msgs[:n] {
 			done = append(done, m.ID)
 		}
@@ -332,53 +332,70 @@ func (s *Service) recoverRecord(ctx context.Context, d *routing.Delivery, ct *st
 // linkRecord records what the batch created (even if a later comment
 // failed, so a retry does not create the contact or the record twice),
 // re-links a customer whose closed record was replaced, and tells the
-// dialog its record and owner.
-func (s *Service) linkRecord(ctx context.Context, d *routing.Delivery, ct *store.Contact, pl *recordPlan, res *BatchResult) error {
+// dialog its record and owner. end, when set and the batch had no error,
+// is the running job that ends (queue.Done) in this commit: the links are
+// its last write. The creation's try mark (linkRecordTry) was committed
+// on its own before the call, so a run whose commit fails here (its lease
+// lost) leaves the creation in doubt and the next run finds it.
+func (s *Service) linkRecord(ctx context.Context, d *routing.Delivery, ct *store.Contact, pl *recordPlan, res *BatchResult, end *queue.Job) error {
 	in, b := d.Integration, d.Binding
 	return s.store.Tx(ctx, func(tx *gorm.DB) error {
-		if id := cmp.Or(resultID(res.Results["contact"]), pl.contactID); id != "" {
-			if err := store.PutLink(tx, in.ID, linkCRMContact, ct.ID, id); err != nil {
-				return err
-			}
+		if err := s.putRecordLinks(tx, in, b, ct, pl, res); err != nil {
+			return err
 		}
-		created := cmp.Or(resultID(res.Results["entity"]), pl.recovered)
-		recordSettled := created != "" || pl.entityID != ""
-		contactSettled := pl.contactRef == pl.contactID || resultID(res.Results["contact"]) != ""
-		if pl.tried && recordSettled && contactSettled {
-			// Everything the plan made is linked in this commit: the
-			// creation is no longer in doubt.
-			if err := store.DropLinks(tx, in.ID, linkRecordTry, []string{b.ID + ":" + ct.ID}); err != nil {
-				return err
-			}
-		}
-		if created == "" {
+		if end == nil || len(res.Errors) > 0 {
 			return nil
 		}
-		put := store.PutLink
-		if pl.replaced != "" {
-			put = store.ReplaceLink
-		}
-		if err := put(tx, in.ID, pl.link, b.ID+":"+ct.ID, created); err != nil {
-			return err
-		}
-		k := store.DialogKey{WorkspaceID: b.WorkspaceID, IntegrationID: in.ID, ChannelID: b.ChannelID, ContactID: ct.ID}
-		if err := store.SetDialogCRM(tx, k, store.DialogCRM{Entity: pl.entity, EntityID: created, OwnerUserID: pl.owner.UserID}); err != nil {
-			return err
-		}
-		if pl.owner.Reason == routing.OwnerWaiting {
-			// A member may claim the customer between the owner's choice
-			// and this link; their reassignment found no record then.
-			// This job, run after the link commits, applies such a claim
-			// (and costs no call when there is none).
-			return enqueueAssign(tx, b, ct.ID)
-		}
-		return nil
+		return queue.Done(tx, end)
 	})
 }
 
+// putRecordLinks is linkRecord's writes, in tx.
+func (s *Service) putRecordLinks(tx *gorm.DB, in *store.Integration, b *store.ChannelBinding, ct *store.Contact, pl *recordPlan, res *BatchResult) error {
+	if id := cmp.Or(resultID(res.Results["contact"]), pl.contactID); id != "" {
+		if err := store.PutLink(tx, in.ID, linkCRMContact, ct.ID, id); err != nil {
+			return err
+		}
+	}
+	created := cmp.Or(resultID(res.Results["entity"]), pl.recovered)
+	recordSettled := created != "" || pl.entityID != ""
+	contactSettled := pl.contactRef == pl.contactID || resultID(res.Results["contact"]) != ""
+	if pl.tried && recordSettled && contactSettled {
+		// Everything the plan made is linked in this commit: the
+		// creation is no longer in doubt.
+		if err := store.DropLinks(tx, in.ID, linkRecordTry, []string{b.ID + ":" + ct.ID}); err != nil {
+			return err
+		}
+	}
+	if created == "" {
+		return nil
+	}
+	put := store.PutLink
+	if pl.replaced != "" {
+		put = store.ReplaceLink
+	}
+	if err := put(tx, in.ID, pl.link, b.ID+":"+ct.ID, created); err != nil {
+		return err
+	}
+	k := store.DialogKey{WorkspaceID: b.WorkspaceID, IntegrationID: in.ID, ChannelID: b.ChannelID, ContactID: ct.ID}
+	if err := store.SetDialogCRM(tx, k, store.DialogCRM{Entity: pl.entity, EntityID: created, OwnerUserID: pl.owner.UserID}); err != nil {
+		return err
+	}
+	if pl.owner.Reason == routing.OwnerWaiting {
+		// A member may claim the customer between the owner's choice
+		// and this link; their reassignment found no record then.
+		// This job, run after the link commits, applies such a claim
+		// (and costs no call when there is none).
+		return enqueueAssign(tx, b, ct.ID)
+	}
+	return nil
+}
+
 // mirrorCRMContact mirrors one customer's messages; it returns how many,
-// from the start, reached the timeline.
-func (s *Service) mirrorCRMContact(ctx context.Context, d *routing.Delivery, ct *store.Contact, msgs []store.MessageView, loc *time.Location, closed map[string]bool) (int, error) {
+// from the start, reached the timeline. end, when set, is the running job
+// whose last step this is: it ends in the commit of the links
+// (linkRecord) when nothing failed.
+func (s *Service) mirrorCRMContact(ctx context.Context, d *routing.Delivery, ct *store.Contact, msgs []store.MessageView, loc *time.Location, closed map[string]bool, end *queue.Job) (int, error) {
 	pl, err := s.planRecord(ctx, d, ct, closed)
 	if err != nil {
 		return 0, err
@@ -409,7 +426,7 @@ func (s *Service) mirrorCRMContact(ctx context.Context, d *routing.Delivery, ct 
 	} else if found > 0 && pl.recovered == "" && !pl.tried {
 		return found, nil // all there, the record too: nothing to link
 	}
-	if err := s.linkRecord(ctx, d, ct, pl, res); err != nil {
+	if err := s.linkRecord(ctx, d, ct, pl, res, end); err != nil {
 		return 0, err
 	}
 	done := found

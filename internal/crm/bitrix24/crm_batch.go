@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/channel"
 	"github.com/switchboard/switchboard/internal/crm"
+	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
 )
@@ -123,32 +124,42 @@ func (s *Service) MirrorBatches(ctx context.Context, in *store.Integration, batc
 // (with the contact) by the each-path's code when there is none yet.
 func (s *Service) batchRecord(ctx context.Context, d *routing.Delivery, ct *store.Contact, loc *time.Location) (entity, entityID string, err error) {
 	entity, link := crmEntity(d.Binding)
+	if entityID, err = s.makeRecord(ctx, d, ct, loc, nil); err != nil || entityID != "" {
+		return entity, entityID, err
+	}
+	entityID, err = s.store.RemoteOf(ctx, d.Integration.ID, link, d.Binding.ID+":"+ct.ID)
+	if err != nil {
+		return "", "", fmt.Errorf("bitrix24: record of customer %s not created: %w", ct.ID, err)
+	}
+	return entity, entityID, nil
+}
+
+// makeRecord returns the customer's open record in the binding's entity,
+// or creates (and links) one with the contact and returns "". end, when
+// set, is the running job to end (queue.Done) in the commit of the links,
+// when the creation is the run's last step.
+func (s *Service) makeRecord(ctx context.Context, d *routing.Delivery, ct *store.Contact, loc *time.Location, end *queue.Job) (string, error) {
+	_, link := crmEntity(d.Binding)
 	key := d.Binding.ID + ":" + ct.ID
 	var closed map[string]bool
-	entityID, err = s.store.RemoteOf(ctx, d.Integration.ID, link, key)
+	entityID, err := s.store.RemoteOf(ctx, d.Integration.ID, link, key)
 	switch {
 	case err == nil:
 		// Under on_repeat "new" a won or lost record is not written
 		// into: the batch goes to a new one, as the each-path does.
 		closed, err = s.closedRecords(ctx, d, []string{ct.ID})
 		if err != nil {
-			return "", "", err
+			return "", err
 		}
 		if !closed[entityID] {
-			return entity, entityID, nil
+			return entityID, nil
 		}
 	case !errors.Is(err, store.ErrNotFound):
-		return "", "", err
+		return "", err
 	}
 	// No messages: only the contact and the record are made.
-	if _, err := s.mirrorCRMContact(ctx, d, ct, nil, loc, closed); err != nil {
-		return "", "", err
-	}
-	entityID, err = s.store.RemoteOf(ctx, d.Integration.ID, link, key)
-	if err != nil {
-		return "", "", fmt.Errorf("bitrix24: record of customer %s not created: %w", ct.ID, err)
-	}
-	return entity, entityID, nil
+	_, err = s.mirrorCRMContact(ctx, d, ct, nil, loc, closed, end)
+	return "", err
 }
 
 // EnsureRecord implements routing.RecordEnsurer for CRM mode: the
@@ -156,7 +167,8 @@ func (s *Service) batchRecord(ctx context.Context, d *routing.Delivery, ct *stor
 // owner the binding's policy picks) at once, through the path a batch
 // takes for a customer without a record; only the comments wait for the
 // batch. A customer with an open record costs no call (the closure check
-// runs only under on_repeat "new").
+// runs only under on_repeat "new"). A record made is linked in the commit
+// that ends the job (d.Job), its last step.
 func (s *Service) EnsureRecord(ctx context.Context, d *routing.Delivery, ct *store.Contact) error {
 	loc := time.UTC
 	ws, err := s.store.GetWorkspace(ctx, store.All, d.Integration.WorkspaceID)
@@ -166,7 +178,7 @@ func (s *Service) EnsureRecord(ctx context.Context, d *routing.Delivery, ct *sto
 	if l, err := time.LoadLocation(ws.Timezone); err == nil {
 		loc = l
 	}
-	_, _, err = s.batchRecord(ctx, d, ct, loc)
+	_, err = s.makeRecord(ctx, d, ct, loc, d.Job)
 	return err
 }
 

@@ -204,7 +204,7 @@ func (s *Service) handleEvent(ctx context.Context, j *queue.Job) error {
 	d, _ := data["data"].(map[string]any)
 	switch ev.Kind {
 	case "ONIMCONNECTORMESSAGEADD":
-		return s.operatorMessages(ctx, in, d)
+		return s.operatorMessages(ctx, j, in, d)
 	case "ONIMCONNECTORMESSAGEUPDATE", "ONIMCONNECTORMESSAGEDELETE":
 		return s.editUnsupported(ctx, in, d)
 	case "ONIMCONNECTORLINEDELETE":
