@@ -63,6 +63,30 @@ func TestDemoInBrowser(t *testing.T) {
 	browsertest.Do(t, ctx, chromedp.Navigate(d.URLs.B24+"/sim/"))
 	browsertest.WaitFor(t, ctx, `document.body.innerText.includes(`+strconv.Quote(ask)+`)`)
 	browsertest.WaitFor(t, ctx, `[...document.querySelectorAll('.msg.system')].some(m => m.textContent.includes(`+strconv.Quote("(amoCRM): "+answer)+`))`)
+	// As Bitrix24 shows them: BB-code as formatting, not as brackets, and
+	// times in the portal's time zone (Moscow), not the browser's (UTC here).
+	transcript := browsertest.Eval[string](t, ctx, `document.getElementById('lines').innerText`)
+	for _, tag := range []string{"[b]", "[/b]", "[br]", "[url"} {
+		if strings.Contains(transcript, tag) {
+			t.Errorf("the Open Line shows BB-code %s as text:\n%s", tag, transcript)
+		}
+	}
+	// The page's BB-code, on what the gateway sends (quotes, links in
+	// notices) and what an operator may type; a javascript: link gets no
+	// href, and a customer's bracket (broken by the gateway) stays text.
+	got := browsertest.Eval[string](t, ctx, `bb('[b]Имя[/b][br][QUOTE]вопрос[/QUOTE]ответ [URL=https://example.com/d/1]сделка[/URL] [url=javascript:alert(1)]x[/url] [\u200bb]как есть').innerHTML`)
+	want := `<b data-bb="b">Имя</b><br><blockquote data-bb="quote">вопрос</blockquote>ответ <a data-bb="url" target="_blank" rel="noopener" href="https://example.com/d/1">сделка</a> <a data-bb="url" target="_blank" rel="noopener">x</a> [` + "\u200b" + `b]как есть`
+	if got != want {
+		t.Errorf("BB-code on the Open Line:\n got %s\nwant %s", got, want)
+	}
+	msk, err := time.LoadLocation(demo.DemoTimezone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := browsertest.Eval[string](t, ctx, `document.querySelector('#lines .msg .meta').textContent.slice(0, 5)`)
+	if now := time.Now().In(msk); clock != now.Format("15:04") && clock != now.Add(-time.Minute).Format("15:04") && clock != now.Add(-2*time.Minute).Format("15:04") {
+		t.Errorf("the Open Line's first message is timed %q, want Moscow's %s", clock, now.Format("15:04"))
+	}
 	browsertest.Do(t, ctx, demoShot(t, "demo-bitrix24.png"))
 
 	// The widget's card window on the lead, as amoCRM frames it.

@@ -186,7 +186,7 @@ func Start(ctx context.Context, o Options) (_ *Demo, err error) {
 	lines := []b24sim.OpenLine{{ID: B24Line, Name: "WhatsApp"}, {ID: 2, Name: "Instagram"}}
 	d.Portal = d.B24.AddPortal(b24sim.PortalOptions{MemberID: B24MemberID, Domain: B24Domain, ApplicationToken: B24AppToken, Lines: lines})
 	b24Console := b24console.Handler(d.B24, b24console.Config{MemberID: B24MemberID, Domain: B24Domain, Lines: lines,
-		InstallURL: d.URLs.Gateway + "/bitrix24/install", AppURL: d.URLs.Gateway + "/bitrix24/app"}, o.Log.With("sim", "bitrix24"))
+		InstallURL: d.URLs.Gateway + "/bitrix24/install", AppURL: d.URLs.Gateway + "/bitrix24/app", TimeZone: DemoTimezone}, o.Log.With("sim", "bitrix24"))
 
 	dp, err := WidgetDPSettings()
 	if err != nil {

@@ -30,6 +30,9 @@ type Config struct {
 	InstallURL string
 	AppURL     string
 	Lines      []b24sim.OpenLine
+	// TimeZone is the portal's (IANA name): Bitrix24 shows chat times in
+	// it, not in the browser's. Empty means Europe/Moscow.
+	TimeZone string
 }
 
 // Handler serves the console at /sim/ (the page, the operator's answer,
@@ -333,6 +336,7 @@ func (c *control) page(w http.ResponseWriter, r *http.Request) {
 		"AppURL":     c.cfg.AppURL,
 		"Users":      users,
 		"DealID":     deal,
+		"TimeZone":   cmp.Or(c.cfg.TimeZone, "Europe/Moscow"),
 	})
 	if err != nil {
 		c.log.Error("render page", "err", err)

@@ -21,6 +21,7 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
  .out { background: #e8f7e4; margin-left: 4rem; }
  .system { background: #fff8e1; margin-left: 2rem; font-style: italic; }
  .meta { color: #777; font-size: .78rem; }
+ .msg blockquote { margin: .2rem 0; padding-left: .5rem; border-left: 3px solid #cbd5e1; color: #555; }
  form { display: flex; gap: .5rem; flex-wrap: wrap; align-items: end; margin-top: .6rem; }
  label { font-size: .8rem; display: block; }
  input, textarea { font: inherit; padding: .3rem; }
@@ -113,6 +114,48 @@ function replyForm(line) {
   return f;
 }
 
+// The portal's time zone: Bitrix24 shows times in it, not in the browser's.
+const tz = {{.TimeZone}};
+
+// bb builds what Bitrix24's chat shows for a message's BB-code: [b] [i] [u]
+// [s] and [quote] as styles, [br] as a line break, [url] and [url=…] as
+// links (http and https only); anything else stays text. DOM nodes only,
+// never innerHTML: the text carries customer input.
+function bb(text) {
+  const root = el('div');
+  const stack = [root];
+  const top = () => stack[stack.length - 1];
+  const tags = {b: 'b', i: 'i', u: 'u', s: 's', quote: 'blockquote', url: 'a'};
+  const re = /\[(\/?)(b|i|u|s|br|quote|url)(?:=([^\]]*))?\]/gi;
+  let last = 0, m;
+  while ((m = re.exec(text)) !== null) {
+    if (m.index > last) top().appendChild(document.createTextNode(text.slice(last, m.index)));
+    last = re.lastIndex;
+    const tag = m[2].toLowerCase();
+    if (tag === 'br') { top().appendChild(document.createElement('br')); continue; }
+    if (m[1]) {
+      for (let i = stack.length - 1; i > 0; i--) {
+        if (stack[i].dataset.bb !== tag) continue;
+        const a = stack[i];
+        if (tag === 'url' && !a.href && /^https?:\/\//i.test(a.textContent)) a.href = a.textContent;
+        stack.length = i;
+        break;
+      }
+      continue;
+    }
+    const node = document.createElement(tags[tag]);
+    node.dataset.bb = tag;
+    if (tag === 'url') {
+      node.target = '_blank'; node.rel = 'noopener';
+      if (/^https?:\/\//i.test(m[3] || '')) node.href = m[3];
+    }
+    top().appendChild(node);
+    stack.push(node);
+  }
+  if (last < text.length) top().appendChild(document.createTextNode(text.slice(last)));
+  return root;
+}
+
 async function poll() {
   try {
     const [lines, deliveries] = await Promise.all([
@@ -137,9 +180,9 @@ async function poll() {
       for (const m of line.messages) {
         const d = el('div', 'msg ' + m.direction);
         const flags = [m.edited && 'edited/изменено', m.deleted && 'deleted/удалено', m.delivered && 'delivered/доставлено', m.read && 'read/прочитано'].filter(Boolean).join(', ');
-        d.appendChild(el('div', 'meta', new Date(m.time).toLocaleTimeString('ru-RU') + ' · ' + m.author + ' · chat ' + m.chat +
+        d.appendChild(el('div', 'meta', new Date(m.time).toLocaleTimeString('ru-RU', {timeZone: tz}) + ' · ' + m.author + ' · chat ' + m.chat +
           ' · im ' + m.im_chat_id + '/' + m.im_message_id + (flags ? ' · ' + flags : '')));
-        d.appendChild(el('div', '', m.text));
+        d.appendChild(bb(m.text));
         for (const f of (m.files || [])) {
           const a = el('a', '', '📎 ' + f.name);
           a.href = f.url; a.target = '_blank'; a.rel = 'noopener';
@@ -155,7 +198,7 @@ async function poll() {
     tbody.replaceChildren();
     for (const d of deliveries.slice().reverse().slice(0, 50)) {
       const row = el('tr');
-      row.appendChild(el('td', '', new Date(d.time).toLocaleTimeString('ru-RU')));
+      row.appendChild(el('td', '', new Date(d.time).toLocaleTimeString('ru-RU', {timeZone: tz})));
       row.appendChild(el('td', '', d.event));
       row.appendChild(el('td', '', d.handler));
       row.appendChild(el('td', d.error || d.status < 200 || d.status > 299 ? 'bad' : '', d.error || String(d.status)));
