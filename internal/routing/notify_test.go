@@ -63,7 +63,7 @@ type noticeFixture struct {
 	b   *store.ChannelBinding
 }
 
-func newNoticeFixture(t *testing.T, db *store.DB) *noticeFixture {
+func newNoticeFixture(t testing.TB, db *store.DB) *noticeFixture {
 	t.Helper()
 	ctx := context.Background()
 	st, ws := storetest.Workspace(t, db)
@@ -92,7 +92,7 @@ func newNoticeFixture(t *testing.T, db *store.DB) *noticeFixture {
 }
 
 // access gives these users read access to the channel, and nobody else.
-func (f *noticeFixture) access(t *testing.T, users ...string) {
+func (f *noticeFixture) access(t testing.TB, users ...string) {
 	t.Helper()
 	var rows []store.ChannelAccess
 	for _, u := range users {
@@ -119,7 +119,7 @@ func (f *noticeFixture) policy(t *testing.T, group ...string) {
 	}
 }
 
-func (f *noticeFixture) contact(t *testing.T, phone string) *store.Contact {
+func (f *noticeFixture) contact(t testing.TB, phone string) *store.Contact {
 	t.Helper()
 	ct, err := store.UpsertContact(f.db.Gorm, f.ch, channel.Customer{ExternalID: phone, Phone: "+" + phone, Name: "Анна"}, nil)
 	if err != nil {
@@ -130,7 +130,7 @@ func (f *noticeFixture) contact(t *testing.T, phone string) *store.Contact {
 
 // message stores a message of the contact as the ingest path does and
 // runs the routing hook in its transaction; ago backdates it.
-func (f *noticeFixture) message(t *testing.T, ct *store.Contact, dir, typ string, ago time.Duration) *store.Message {
+func (f *noticeFixture) message(t testing.TB, ct *store.Contact, dir, typ string, ago time.Duration) *store.Message {
 	t.Helper()
 	m := &store.Message{WorkspaceID: f.ws, ChannelID: f.ch.ID, ContactID: ct.ID, Direction: dir, Type: typ, Text: "Где мой заказ?", Status: "received"}
 	err := f.st.Tx(context.Background(), func(tx *gorm.DB) error {
