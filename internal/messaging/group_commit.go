@@ -337,7 +337,8 @@ func (d *delivery) statusesOnly() bool {
 // store.ApplyStatuses, then does for each what storeDelivery does after
 // its ApplyStatus, in the same order: count it, and for one that moved
 // its message count the metric and call the hooks with the message as
-// ApplyStatus would have returned it.
+// ApplyStatus would have returned it (statusesChanged: routing's hook
+// takes a channel's changes in one call).
 //
 // Such deliveries sort together (lockKey: no customer, then by message),
 // ahead of their channel's customer messages, so a run of them is
@@ -364,6 +365,8 @@ func (s *Service) storeStatuses(tx *gorm.DB, ds []*delivery) error {
 	if err := store.ApplyStatuses(tx, rows); err != nil {
 		return err
 	}
+	var chs []*store.Channel
+	var ms []*store.Message
 	for i := range rows {
 		r, o := &rows[i], from[i]
 		o.d.res.Statuses++
@@ -371,9 +374,10 @@ func (s *Service) storeStatuses(tx *gorm.DB, ds []*delivery) error {
 			continue
 		}
 		o.d.seen = append(o.d.seen, counted{o.ch.Type, store.Outbound, string(r.Update.Status)})
-		if err := s.statusChanged(tx, o.ch, r.Message); err != nil {
-			return err
-		}
+		chs, ms = append(chs, o.ch), append(ms, r.Message)
+	}
+	if err := s.statusesChanged(tx, chs, ms); err != nil {
+		return err
 	}
 	for _, d := range ds {
 		for _, w := range d.work {

@@ -29,6 +29,7 @@ type groupHook struct {
 	mu        sync.Mutex
 	txOf      map[string][]*gorm.DB // text -> the transactions that stored it, in order
 	statuses  []statusCall
+	batches   int // StatusesChanged calls with several changes
 	poisonAll bool
 }
 
@@ -73,6 +74,22 @@ func (h *groupHook) StatusChanged(tx *gorm.DB, ch *store.Channel, m *store.Messa
 	h.statuses = append(h.statuses, statusCall{ch.ID, *m.ExternalID, m.Status, tx})
 	if *m.ExternalID == "wamid.z.bad" { // sorts after the others in a group
 		return errBad
+	}
+	return nil
+}
+
+// StatusesChanged records each change as StatusChanged does, and counts
+// the calls with more than one.
+func (h *groupHook) StatusesChanged(tx *gorm.DB, ch *store.Channel, ms []*store.Message) error {
+	h.mu.Lock()
+	if len(ms) > 1 {
+		h.batches++
+	}
+	h.mu.Unlock()
+	for _, m := range ms {
+		if err := h.StatusChanged(tx, ch, m); err != nil {
+			return err
+		}
 	}
 	return nil
 }

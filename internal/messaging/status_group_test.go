@@ -164,6 +164,9 @@ func TestGroupCommitAppliesStatusesAsOneByOne(t *testing.T) {
 			if !slices.Equal(g, s) {
 				t.Fatalf("hook calls\n %q\none by one\n %q", g, s)
 			}
+			if f.hook.batches == 0 {
+				t.Errorf("the hook was never handed several status changes at once")
+			}
 			if len(slices.Compact(txs)) > 1 {
 				t.Errorf("the group's statuses were applied in %d transactions, not its one", len(slices.Compact(txs)))
 			}
