@@ -181,8 +181,8 @@ func lockExternalIDs(tx *gorm.DB, keys []msgKey) error {
 }
 
 // messageColumns are every column of messages, in Message's field order;
-// scanMessage reads them. A column added to Message must be added to both
-// (TestApplyStatusesMatchesApplyStatus compares every field with gorm's
+// messageFields points at them. A column added to Message must be added to both
+// (TestApplyStatusesReadsEveryField compares every field with gorm's
 // read).
 const messageColumns = `id, workspace_id, channel_id, contact_id, direction, type, text, media_id, extra, template,
 	external_id, quoted_message_id, quoted_external_id, human_agent, status, error_code, error_title, error_detail,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -256,6 +257,86 @@ func TestApplyStatusesWithoutTimestamp(t *testing.T) {
 		}
 		if err := tw.st.Tx(context.Background(), func(tx *gorm.DB) error { return store.ApplyStatuses(tx, nil) }); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// The message ApplyStatuses hands back for a hook is every column of the
+// row as gorm reads it, the status moved: a column added to Message but
+// not to the batch's read would come back empty here.
+func TestApplyStatusesReadsEveryField(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		st, ws := storetest.Workspace(t, db)
+		ch := &store.Channel{WorkspaceID: ws.ID, Type: "whatsapp", Name: "wa", AccountID: "pn-every"}
+		if err := st.CreateChannel(context.Background(), ch, "tok"); err != nil {
+			t.Fatal(err)
+		}
+		ct, err := store.UpsertContact(db.Gorm, ch, channel.Customer{ExternalID: "7701"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+		media := &store.Media{ID: store.NewID(), WorkspaceID: ch.WorkspaceID, ChannelID: ch.ID, State: store.MediaPending, CreatedAt: base, UpdatedAt: base}
+		if err := store.InsertMedia(db.Gorm, media); err != nil {
+			t.Fatal(err)
+		}
+		m := &store.Message{}
+		v := reflect.ValueOf(m).Elem()
+		for i := range v.NumField() {
+			s := "v" + v.Type().Field(i).Name
+			at := base.Add(time.Duration(i) * time.Minute)
+			switch p := v.Field(i).Addr().Interface().(type) {
+			case *string:
+				*p = s
+			case **string:
+				*p = &s
+			case *bool:
+				*p = true
+			case *int:
+				*p = 400 + i
+			case **time.Time:
+				*p = &at
+			case *time.Time:
+				// created_at and updated_at are InsertMessage's own.
+			default:
+				t.Fatalf("field %s of a type this test does not fill", v.Type().Field(i).Name)
+			}
+		}
+		m.ID, m.WorkspaceID, m.ChannelID, m.ContactID, m.MediaID = "", ch.WorkspaceID, ch.ID, ct.ID, &media.ID
+		m.Status = string(channel.StatusSent)
+		if ok, err := store.InsertMessage(db.Gorm, m); err != nil || !ok {
+			t.Fatalf("insert: %v %v", ok, err)
+		}
+		var want store.Message
+		if err := db.Gorm.Where("id = ?", m.ID).First(&want).Error; err != nil {
+			t.Fatal(err)
+		}
+		want.Status = string(channel.StatusDelivered)
+		rows := []store.StatusRow{{ChannelID: ch.ID, Update: channel.StatusUpdate{ExternalID: *m.ExternalID, Status: channel.StatusDelivered, Timestamp: base}}}
+		if err := st.Tx(context.Background(), func(tx *gorm.DB) error { return store.ApplyStatuses(tx, rows) }); err != nil {
+			t.Fatal(err)
+		}
+		if rows[0].Result != store.StatusApplied || rows[0].Message == nil {
+			t.Fatalf("result %d, message %v", rows[0].Result, rows[0].Message)
+		}
+		gv, wv := reflect.ValueOf(*rows[0].Message), reflect.ValueOf(want)
+		for i := range gv.NumField() {
+			name := gv.Type().Field(i).Name
+			g, w := gv.Field(i).Interface(), wv.Field(i).Interface()
+			switch w := w.(type) {
+			case time.Time:
+				if !g.(time.Time).Equal(w) {
+					t.Errorf("%s: %v, gorm read %v", name, g, w)
+				}
+			case *time.Time:
+				if gt := g.(*time.Time); (gt == nil) != (w == nil) || (gt != nil && !gt.Equal(*w)) {
+					t.Errorf("%s: %v, gorm read %v", name, gt, w)
+				}
+			default:
+				if !reflect.DeepEqual(g, w) {
+					t.Errorf("%s: %#v, gorm read %#v", name, g, w)
+				}
+			}
 		}
 	})
 }
