@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -173,7 +174,7 @@ func lockExternalIDs(tx *gorm.DB, keys []msgKey) error {
 		locks[i] = k.lock()
 	}
 	_, err := tx.Statement.ConnPool.ExecContext(tx.Statement.Context,
-		`SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) WITH ORDINALITY AS l(k, n)`, locks)
+		`SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k`, locks)
 	if err != nil {
 		return fmt.Errorf("store: lock external ids: %w", err)
 	}
@@ -246,7 +247,7 @@ func messagesByExternalID(tx *gorm.DB, keys []msgKey) (map[msgKey]*Message, erro
 
 // errStatusMoved fails a batch whose message changed status between its
 // read and its write.
-var errStatusMoved = fmt.Errorf("store: a message's status changed while a batch of statuses was applied to it")
+var errStatusMoved = errors.New("store: a message's status changed while a batch of statuses was applied to it")
 
 // statusSet is what a status write sets: the status, its times (each
 // kept when already set, as advance's "IS NULL" update keeps it), the
@@ -319,14 +320,14 @@ WHERE id = ? AND status = ?`
 // insertOrphans keeps statuses for unknown messages in one statement, in
 // order (MarkSent applies them by id); one already kept for the same
 // message and status is kept once, as ApplyStatus's insert does.
-func insertOrphans(tx *gorm.DB, os []OrphanStatus) error {
-	if len(os) == 0 {
+func insertOrphans(tx *gorm.DB, orphans []OrphanStatus) error {
+	if len(orphans) == 0 {
 		return nil
 	}
 	var q strings.Builder
 	q.WriteString("INSERT INTO orphan_statuses (channel_id, external_id, status, error_code, error_title, error_detail, occurred_at, created_at) VALUES ")
-	args := make([]any, 0, len(os)*8)
-	for i, o := range os {
+	args := make([]any, 0, len(orphans)*8)
+	for i, o := range orphans {
 		if i > 0 {
 			q.WriteString(", ")
 		}
