@@ -340,3 +340,72 @@ func TestApplyStatusesReadsEveryField(t *testing.T) {
 		}
 	})
 }
+
+// A writer that does not take the external-id lock (MarkFailed) moving a
+// message between the batch's read and its write fails the batch, rather
+// than the batch writing what it folded from a stale read: the caller
+// then applies the statuses one by one. PostgreSQL only: SQLite has one
+// writer, so nothing moves in between.
+func TestApplyStatusesRefusesAMovedMessage(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		if db.Dialect != store.Postgres {
+			t.Skip("one writer at a time on SQLite")
+		}
+		ctx := context.Background()
+		tw := newStatusTwin(t, db)
+		id := "wamid.moved"
+		tw.seed(t, store.Message{Direction: store.Outbound, Type: "text", ExternalID: &id, Status: string(channel.StatusSent)})
+		var m store.Message
+		if err := db.Gorm.Where("channel_id = ? AND external_id = ?", tw.batch.ID, id).First(&m).Error; err != nil {
+			t.Fatal(err)
+		}
+		locked, release := make(chan struct{}), make(chan struct{})
+		other := make(chan error, 1)
+		go func() {
+			other <- tw.st.Tx(ctx, func(tx *gorm.DB) error {
+				if err := store.MarkFailed(tx, &m, channel.ProviderError{Code: 131026, Title: "Message undeliverable"}); err != nil {
+					return err
+				}
+				close(locked)
+				<-release
+				return nil
+			})
+		}()
+		<-locked
+		batch := make(chan error, 1)
+		go func() {
+			rows := []store.StatusRow{{ChannelID: tw.batch.ID, Update: channel.StatusUpdate{ExternalID: id, Status: channel.StatusFailed,
+				Timestamp: time.Now(), Error: &channel.ProviderError{Code: 131047, Title: "Re-engagement message"}}}}
+			batch <- tw.st.Tx(ctx, func(tx *gorm.DB) error { return store.ApplyStatuses(tx, rows) })
+		}()
+		// Release the other writer once the batch has read "sent" and its
+		// write waits for the row.
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			var waiting int64
+			err := db.Gorm.Raw(`SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%read_status%'`).Scan(&waiting).Error
+			if err != nil {
+				t.Fatal(err)
+			}
+			if waiting > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the batch's write never waited for the row")
+			}
+		}
+		close(release)
+		if err := <-other; err != nil {
+			t.Fatal(err)
+		}
+		if err := <-batch; err == nil {
+			t.Fatal("the batch wrote over a message that moved after its read")
+		}
+		var got store.Message
+		if err := db.Gorm.Where("id = ?", m.ID).First(&got).Error; err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != string(channel.StatusFailed) || got.ErrorCode != 131026 {
+			t.Fatalf("status %s, error %d; want MarkFailed's failed 131026", got.Status, got.ErrorCode)
+		}
+	})
+}
