@@ -303,3 +303,8 @@ func derive(key []byte, purpose string) []byte {
 	m.Write([]byte(purpose))
 	return m.Sum(nil)
 }
+
+// The router takes a group's status changes in one call; were its
+// method's signature to drift, it would silently be called once per
+// change, so the build checks it.
+var _ messaging.StatusesHook = (*routing.Router)(nil)

@@ -196,24 +196,47 @@ func (s *Service) storeGroup(group []*delivery) {
 	// must not roll back the others' work.
 	ctx := context.WithoutCancel(group[0].ctx)
 	err := s.store.Tx(ctx, func(tx *gorm.DB) error {
-		// Runs of plain deliveries go in two statements per run; the
-		// others their own way, in their place in the order.
-		var plain []*delivery
-		for _, d := range ordered {
-			d.reset()
-			if d.plain() {
-				plain = append(plain, d)
-				continue
-			}
+		// Runs of plain deliveries go in two statements per run, runs of
+		// status deliveries in a few; the others their own way, in their
+		// place in the order. At most one run is open at a time.
+		var plain, statuses []*delivery
+		flush := func() error {
 			if err := s.storePlain(tx, plain); err != nil {
 				return err
 			}
-			plain = plain[:0]
-			if err := s.storeDelivery(tx, d); err != nil {
+			if err := s.storeStatuses(tx, statuses); err != nil {
 				return err
 			}
+			plain, statuses = plain[:0], statuses[:0]
+			return nil
 		}
-		return s.storePlain(tx, plain)
+		for _, d := range ordered {
+			d.reset()
+			switch {
+			case d.plain():
+				if len(statuses) > 0 {
+					if err := flush(); err != nil {
+						return err
+					}
+				}
+				plain = append(plain, d)
+			case d.statusesOnly():
+				if len(plain) > 0 {
+					if err := flush(); err != nil {
+						return err
+					}
+				}
+				statuses = append(statuses, d)
+			default:
+				if err := flush(); err != nil {
+					return err
+				}
+				if err := s.storeDelivery(tx, d); err != nil {
+					return err
+				}
+			}
+		}
+		return flush()
 	})
 	if err == nil {
 		return
@@ -293,6 +316,76 @@ func (s *Service) storePlain(tx *gorm.DB, ds []*delivery) error {
 			dir = store.Outbound
 		}
 		o.d.seen = append(o.d.seen, counted{o.ch.Type, dir, "received"})
+	}
+	return nil
+}
+
+// statusesOnly says whether the delivery carries statuses (and perhaps
+// account errors) and no message: what storeStatuses stores.
+func (d *delivery) statusesOnly() bool {
+	n := 0
+	for _, w := range d.work {
+		if len(w.env.Messages) > 0 {
+			return false
+		}
+		n += len(w.env.Statuses)
+	}
+	return n > 0
+}
+
+// storeStatuses applies the statuses of status deliveries with one
+// store.ApplyStatuses, then does for each what storeDelivery does after
+// its ApplyStatus, in the same order: count it, and for one that moved
+// its message count the metric and call the hooks with the message as
+// ApplyStatus would have returned it (statusesChanged: routing's hook
+// takes a channel's changes in one call).
+//
+// Such deliveries sort together (lockKey: no customer, then by message),
+// ahead of their channel's customer messages, so a run of them is
+// applied at the place the first of them had in the group, and nothing
+// between them in the order touches their messages.
+func (s *Service) storeStatuses(tx *gorm.DB, ds []*delivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	type origin struct {
+		d  *delivery
+		ch *store.Channel
+	}
+	var rows []store.StatusRow
+	var from []origin
+	for _, d := range ds {
+		for _, w := range d.work {
+			for _, st := range w.env.Statuses {
+				rows = append(rows, store.StatusRow{ChannelID: w.ch.ID, Update: st})
+				from = append(from, origin{d, w.ch})
+			}
+		}
+	}
+	if err := store.ApplyStatuses(tx, rows); err != nil {
+		return err
+	}
+	var chs []*store.Channel
+	var ms []*store.Message
+	for i := range rows {
+		r, o := &rows[i], from[i]
+		o.d.res.Statuses++
+		if r.Result != store.StatusApplied {
+			continue
+		}
+		o.d.seen = append(o.d.seen, counted{o.ch.Type, store.Outbound, string(r.Update.Status)})
+		chs, ms = append(chs, o.ch), append(ms, r.Message)
+	}
+	if err := s.statusesChanged(tx, chs, ms); err != nil {
+		return err
+	}
+	for _, d := range ds {
+		for _, w := range d.work {
+			for _, e := range w.env.Errors {
+				d.res.Errors++
+				s.log.Warn("messenger reported an account error", "channel_id", w.ch.ID, "code", e.Code, "title", e.Title, "details", e.Details)
+			}
+		}
 	}
 	return nil
 }

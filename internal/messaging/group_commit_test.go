@@ -28,6 +28,8 @@ type groupHook struct {
 	gate      chan struct{}
 	mu        sync.Mutex
 	txOf      map[string][]*gorm.DB // text -> the transactions that stored it, in order
+	statuses  []statusCall
+	batches   int // StatusesChanged calls with several changes
 	poisonAll bool
 }
 
@@ -60,7 +62,37 @@ func (h *groupHook) MessageStored(tx *gorm.DB, ch *store.Channel, m *store.Messa
 	return nil
 }
 
-func (h *groupHook) StatusChanged(*gorm.DB, *store.Channel, *store.Message) error { return nil }
+// statusCall is one StatusChanged call the hook saw.
+type statusCall struct {
+	channelID, externalID, status string
+	tx                            *gorm.DB
+}
+
+func (h *groupHook) StatusChanged(tx *gorm.DB, ch *store.Channel, m *store.Message) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.statuses = append(h.statuses, statusCall{ch.ID, *m.ExternalID, m.Status, tx})
+	if *m.ExternalID == "wamid.z.bad" { // sorts after the others in a group
+		return errBad
+	}
+	return nil
+}
+
+// StatusesChanged records each change as StatusChanged does, and counts
+// the calls with more than one.
+func (h *groupHook) StatusesChanged(tx *gorm.DB, ch *store.Channel, ms []*store.Message) error {
+	h.mu.Lock()
+	if len(ms) > 1 {
+		h.batches++
+	}
+	h.mu.Unlock()
+	for _, m := range ms {
+		if err := h.StatusChanged(tx, ch, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // groupFixture is a Service on a fresh database with one WhatsApp channel
 // and the hook above.
@@ -69,6 +101,11 @@ type groupFixture struct {
 	st   *store.Store
 	ch   *store.Channel
 	hook *groupHook
+	// gates counts ingestGrouped's calls.
+	gates int
+	// inOrder makes ingestGrouped's deliveries join the group in the
+	// order given, each once the previous one waits.
+	inOrder bool
 }
 
 func newGroupFixture(t *testing.T, db *store.DB) *groupFixture {
@@ -111,12 +148,19 @@ func (f *groupFixture) ingestGrouped(t *testing.T, others ...*channel.Batch) []a
 	f.hook.mu.Lock()
 	f.hook.txOf = map[string][]*gorm.DB{}
 	f.hook.mu.Unlock()
+	// Each call's gate is a new message: a redelivered one would call no
+	// hook, and so hold nothing.
+	gate := "wamid.gate"
+	if f.gates > 0 {
+		gate = fmt.Sprintf("wamid.gate.%d", f.gates)
+	}
+	f.gates++
 	answers := make([]answer, len(others)+1)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		answers[0] = f.ingest(ctx, text("wamid.gate", "7000", "gate"))
+		answers[0] = f.ingest(ctx, text(gate, "7000", "gate"))
 	}()
 	f.waitFor(t, func() bool { return len(f.hook.txOf["gate"]) == 1 })
 	for i, b := range others {
@@ -125,6 +169,9 @@ func (f *groupFixture) ingestGrouped(t *testing.T, others ...*channel.Batch) []a
 			defer wg.Done()
 			answers[i+1] = f.ingest(ctx, b)
 		}()
+		if f.inOrder {
+			f.waitFor(t, func() bool { return len(f.svc.committer.pending) == i+1 })
+		}
 	}
 	f.waitFor(t, func() bool { return len(f.svc.committer.pending) == len(others) })
 	close(f.hook.gate)

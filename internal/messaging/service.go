@@ -73,6 +73,15 @@ type Hook interface {
 	StatusChanged(tx *gorm.DB, ch *store.Channel, m *store.Message) error
 }
 
+// StatusesHook is a Hook that can take a channel's status changes of a
+// group of webhooks in one call (routing reads their CRM links with one
+// statement). The call must do what StatusChanged for each message in
+// order would do.
+type StatusesHook interface {
+	Hook
+	StatusesChanged(tx *gorm.DB, ch *store.Channel, ms []*store.Message) error
+}
+
 // Notify wakes the queue workers (after a commit that enqueued work).
 func (s *Service) Notify() { s.notify() }
 
@@ -83,6 +92,35 @@ func (s *Service) messageStored(tx *gorm.DB, ch *store.Channel, m *store.Message
 	for _, h := range s.hooks {
 		if err := h.MessageStored(tx, ch, m); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// statusesChanged calls the hooks for status changes in order: a
+// StatusesHook once per run of the same channel's changes, any other
+// hook once per change. Each hook sees the changes in their order; one
+// hook's calls no longer interleave with another's, which no hook can
+// tell (each writes only its own rows).
+func (s *Service) statusesChanged(tx *gorm.DB, chs []*store.Channel, ms []*store.Message) error {
+	for _, h := range s.hooks {
+		bh, ok := h.(StatusesHook)
+		for i := 0; i < len(ms); {
+			if !ok {
+				if err := h.StatusChanged(tx, chs[i], ms[i]); err != nil {
+					return err
+				}
+				i++
+				continue
+			}
+			j := i + 1
+			for j < len(ms) && chs[j].ID == chs[i].ID {
+				j++
+			}
+			if err := bh.StatusesChanged(tx, chs[i], ms[i:j]); err != nil {
+				return err
+			}
+			i = j
 		}
 	}
 	return nil

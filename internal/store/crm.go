@@ -34,6 +34,24 @@ func LinksByLocal(tx *gorm.DB, kind, localID string) ([]CRMLink, error) {
 	return out, nil
 }
 
+// LinksByLocals is LinksByLocal for many local objects in one statement:
+// each id's links, in the order they were made. Routing reads the links
+// of a group of webhooks' status changes with it.
+func LinksByLocals(tx *gorm.DB, kind string, localIDs []string) (map[string][]CRMLink, error) {
+	out := map[string][]CRMLink{}
+	if len(localIDs) == 0 {
+		return out, nil
+	}
+	var links []CRMLink
+	if err := tx.Where("kind = ? AND local_id IN ?", kind, localIDs).Order("id").Find(&links).Error; err != nil {
+		return nil, fmt.Errorf("store: links of %d objects: %w", len(localIDs), err)
+	}
+	for _, l := range links {
+		out[l.LocalID] = append(out[l.LocalID], l)
+	}
+	return out, nil
+}
+
 // LinksOfLocal is LinksByLocal outside a transaction.
 func (s *Store) LinksOfLocal(ctx context.Context, kind, localID string) ([]CRMLink, error) {
 	return LinksByLocal(s.g(ctx), kind, localID)

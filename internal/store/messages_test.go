@@ -71,8 +71,27 @@ func TestMarkSentKeepsWhatHappenedToTheEcho(t *testing.T) {
 // must not be lost: on PostgreSQL each transaction used to miss the
 // other's rows (the status kept as an orphan after MarkSent had read the
 // orphans). Here MarkSent's transaction stays open a moment after it read
-// them, and the status arrives in that moment.
+// them, and the status arrives in that moment. The same holds for a
+// status applied in a group's batch (ApplyStatuses), which takes the same
+// lock.
 func TestStatusDuringMarkSentIsNotLost(t *testing.T) {
+	appliers := map[string]func(tx *gorm.DB, channelID string, u channel.StatusUpdate) error{
+		"alone": func(tx *gorm.DB, channelID string, u channel.StatusUpdate) error {
+			_, _, err := store.ApplyStatus(tx, channelID, u)
+			return err
+		},
+		"batch": func(tx *gorm.DB, channelID string, u channel.StatusUpdate) error {
+			other := u
+			other.ExternalID = "wamid.another"
+			return store.ApplyStatuses(tx, []store.StatusRow{{ChannelID: channelID, Update: other}, {ChannelID: channelID, Update: u}})
+		},
+	}
+	for name, apply := range appliers {
+		t.Run(name, func(t *testing.T) { statusDuringMarkSent(t, apply) })
+	}
+}
+
+func statusDuringMarkSent(t *testing.T, apply func(tx *gorm.DB, channelID string, u channel.StatusUpdate) error) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		box, _ := secret.NewBox(bytes.Repeat([]byte{1}, 32))
 		st := store.New(db, box)
@@ -111,8 +130,7 @@ func TestStatusDuringMarkSentIsNotLost(t *testing.T) {
 					<-marked
 				}
 				done <- st.Tx(ctx, func(tx *gorm.DB) error {
-					_, _, err := store.ApplyStatus(tx, ch.ID, channel.StatusUpdate{ExternalID: wamid, Status: channel.StatusDelivered, Timestamp: store.Now()})
-					return err
+					return apply(tx, ch.ID, channel.StatusUpdate{ExternalID: wamid, Status: channel.StatusDelivered, Timestamp: store.Now()})
 				})
 			}()
 			for range 2 {

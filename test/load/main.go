@@ -11,6 +11,15 @@
 // used as it is. Without it the channel must exist. A fraction of deliveries (-duplicates) re-sends an
 // earlier payload byte for byte, as Meta's retries do, to exercise dedupe.
 //
+// A fraction of deliveries (-statuses) are status webhooks (sent, then
+// delivered, then read, one status each, as WhatsApp sends them) for the
+// run's own earlier messages, placed a little after the message they
+// name: near enough that some overtake each other or the message in
+// flight, as Meta's do. They name customer messages, not business ones
+// (a load run has no wamids of messages the gateway sent), which the
+// gateway moves exactly as an outbound message without a CRM link: the
+// same lock, read and update.
+//
 // -senders N spreads the unique messages over exactly N customer numbers
 // (fewer only when there are fewer unique messages), numbered from
 // -sender-offset: the gateway has not seen them unless an earlier run used
@@ -72,6 +81,7 @@ type config struct {
 	n             int
 	concurrency   int
 	duplicates    float64
+	statuses      float64
 	senders       int
 	senderOffset  int
 	raw           bool
@@ -113,6 +123,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.n, "n", 5000, "total webhooks to send, duplicates included")
 	fs.IntVar(&c.concurrency, "c", 32, "concurrent connections")
 	fs.Float64Var(&c.duplicates, "duplicates", 0.05, "fraction of webhooks that re-send an earlier payload verbatim (0 to 0.9)")
+	fs.Float64Var(&c.statuses, "statuses", 0, "fraction of webhooks that are status webhooks (sent, delivered, read) for the run's earlier messages (0 to 0.9, with -duplicates at most 0.9)")
 	fs.IntVar(&c.senders, "senders", 3000, "distinct customer numbers")
 	fs.IntVar(&c.senderOffset, "sender-offset", 0, "first customer number's index: customers are +7705{offset..offset+senders-1}; a fresh offset means customers new to the gateway")
 	fs.BoolVar(&c.raw, "raw", false, "no gateway: insert -n rows straight into -raw-db with -c workers, one transaction each, and print the rate")
@@ -131,6 +142,8 @@ func parseFlags(args []string) (config, error) {
 		return c, fmt.Errorf("-c must be 1..%d, got %d", maxConcurrency, c.concurrency)
 	case c.duplicates < 0 || c.duplicates > 0.9:
 		return c, fmt.Errorf("-duplicates must be 0..0.9, got %g", c.duplicates)
+	case c.statuses < 0 || c.statuses > 0.9 || c.duplicates+c.statuses > 0.9:
+		return c, fmt.Errorf("-statuses must be 0..0.9 and -duplicates plus -statuses at most 0.9, got %g and %g", c.statuses, c.duplicates)
 	case c.senders < 1 || c.senders > maxMessages:
 		return c, fmt.Errorf("-senders must be 1..%d, got %d", maxMessages, c.senders)
 	case c.senderOffset < 0 || c.senderOffset+c.senders > maxSenderNumbers:
@@ -298,20 +311,24 @@ func truncate(b []byte, n int) string {
 }
 
 type plan struct {
-	sends   [][]byte // in send order; duplicates share the backing array of their original
-	unique  int
-	senders int
+	sends    [][]byte // in send order; duplicates share the backing array of their original
+	unique   int
+	statuses int
+	senders  int
 }
 
 // buildPlan renders every payload up front so that JSON encoding and HMAC
 // key setup stay out of the measured latency.
 func buildPlan(cfg config, ch channel, rng *rand.Rand) (plan, error) {
 	dups := int(float64(cfg.n) * cfg.duplicates)
-	unique := cfg.n - dups
+	statuses := int(float64(cfg.n) * cfg.statuses)
+	unique := cfg.n - dups - statuses
 	senders := min(cfg.senders, unique)
 	now := time.Now()
 	seen := make(map[string]bool, unique)
 	originals := make([][]byte, unique)
+	wamids := make([]string, unique)
+	froms := make([]string, unique)
 	for i := range originals {
 		k := cfg.senderOffset + i%senders
 		from := fmt.Sprintf("7705%07d", k)
@@ -333,7 +350,7 @@ func buildPlan(cfg config, ch channel, rng *rand.Rand) (plan, error) {
 		if err != nil {
 			return plan{}, err
 		}
-		originals[i] = payload
+		originals[i], wamids[i], froms[i] = payload, wamid, from
 	}
 	// Place each duplicate a little after its original: near enough that
 	// some race the original in flight (concurrent dedupe), some well after.
@@ -350,12 +367,29 @@ func buildPlan(cfg config, ch channel, rng *rand.Rand) (plan, error) {
 		j := rng.IntN(unique)
 		slots = append(slots, slot{float64(j) + 0.5 + rng.Float64()*spread, originals[j]})
 	}
+	// Statuses go to the messages in turn, each message's in Meta's order
+	// (sent, delivered, read, then again from sent if there are more),
+	// each placed after its message by at least the concurrency and up
+	// to the duplicates' spread more, so most find their message stored.
+	kinds := [...]string{"sent", "delivered", "read"}
+	for k := range statuses {
+		j, kind := k/len(kinds)%unique, k%len(kinds)
+		payload, err := metasim.BuildWhatsAppStatusWebhook(metasim.WhatsAppStatus{
+			WABAID: ch.wabaID, PhoneNumberID: ch.phoneNumberID, DisplayPhone: ch.displayPhone,
+			WAMID: wamids[j], Status: kinds[kind], RecipientID: froms[j], Time: now.Add(time.Duration(kind+1) * time.Second),
+		})
+		if err != nil {
+			return plan{}, err
+		}
+		at := float64(j) + float64(cfg.concurrency) + float64(kind)*0.1 + rng.Float64()*spread
+		slots = append(slots, slot{at, payload})
+	}
 	sort.SliceStable(slots, func(a, b int) bool { return slots[a].order < slots[b].order })
 	sends := make([][]byte, len(slots))
 	for i, s := range slots {
 		sends[i] = s.payload
 	}
-	return plan{sends: sends, unique: unique, senders: senders}, nil
+	return plan{sends: sends, unique: unique, statuses: statuses, senders: senders}, nil
 }
 
 type result struct {
@@ -439,8 +473,8 @@ func report(out io.Writer, cfg config, target string, ch channel, p plan, res re
 	} else {
 		fmt.Fprintf(out, "channel      phone_number_id %s\n", ch.phoneNumberID)
 	}
-	fmt.Fprintf(out, "plan         %d webhooks: %d unique wamids + %d verbatim duplicates, %d senders, concurrency %d\n",
-		len(p.sends), p.unique, len(p.sends)-p.unique, p.senders, cfg.concurrency)
+	fmt.Fprintf(out, "plan         %d webhooks: %d unique wamids + %d verbatim duplicates + %d statuses, %d senders, concurrency %d\n",
+		len(p.sends), p.unique, len(p.sends)-p.unique-p.statuses, p.statuses, p.senders, cfg.concurrency)
 	fmt.Fprintf(out, "senders      %d distinct customers, +7705%07d…+7705%07d (new to the gateway unless an earlier run used these numbers)\n",
 		p.senders, cfg.senderOffset, cfg.senderOffset+p.senders-1)
 	fmt.Fprintf(out, "sent         %d in %s\n", res.attempted, res.elapsed.Round(time.Millisecond))

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +24,7 @@ type fakeGateway struct {
 	mu        sync.Mutex
 	posts     int
 	wamids    map[string]int
+	statuses  map[string][]string // wamid -> its statuses, as they came
 	senders   map[string]bool
 	phoneIDs  map[string]bool
 	badSig    int
@@ -51,6 +54,10 @@ func (g *fakeGateway) handler(t *testing.T, secret string) http.Handler {
 							From string `json:"from"`
 							ID   string `json:"id"`
 						} `json:"messages"`
+						Statuses []struct {
+							ID     string `json:"id"`
+							Status string `json:"status"`
+						} `json:"statuses"`
 					} `json:"value"`
 				} `json:"changes"`
 			} `json:"entry"`
@@ -61,6 +68,12 @@ func (g *fakeGateway) handler(t *testing.T, secret string) http.Handler {
 		}
 		v := h.Entry[0].Changes[0].Value
 		g.phoneIDs[v.Metadata.PhoneNumberID] = true
+		for _, st := range v.Statuses {
+			g.statuses[st.ID] = append(g.statuses[st.ID], st.Status)
+		}
+		if len(v.Messages) == 0 {
+			return
+		}
 		g.wamids[v.Messages[0].ID]++
 		g.senders[v.Messages[0].From] = true
 	})
@@ -77,7 +90,7 @@ func (g *fakeGateway) handler(t *testing.T, secret string) http.Handler {
 }
 
 func newFakeGateway(t *testing.T, secret string) (*fakeGateway, *httptest.Server) {
-	g := &fakeGateway{wamids: map[string]int{}, senders: map[string]bool{}, phoneIDs: map[string]bool{}}
+	g := &fakeGateway{wamids: map[string]int{}, statuses: map[string][]string{}, senders: map[string]bool{}, phoneIDs: map[string]bool{}}
 	srv := httptest.NewServer(g.handler(t, secret))
 	t.Cleanup(srv.Close)
 	return g, srv
@@ -128,6 +141,65 @@ func TestLoadRun(t *testing.T) {
 	}
 }
 
+// -statuses sends that fraction as status webhooks for the run's own
+// messages: each message in turn gets sent, delivered and read, each
+// status after its message in the send order.
+func TestLoadStatuses(t *testing.T) {
+	g, srv := newFakeGateway(t, "load-app-secret")
+	cfg, err := parseFlags([]string{"-url", srv.URL, "-n", "400", "-c", "8", "-duplicates", "0.1", "-statuses", "0.3", "-senders", "150"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), cfg, &out, quiet()); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "240 unique wamids + 40 verbatim duplicates + 120 statuses") {
+		t.Errorf("report:\n%s", out.String())
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.posts != 400 || len(g.wamids) != 240 || len(g.statuses) != 40 {
+		t.Fatalf("posts %d, wamids %d, wamids with statuses %d; want 400, 240, 40", g.posts, len(g.wamids), len(g.statuses))
+	}
+	for id, sts := range g.statuses {
+		slices.Sort(sts)
+		if g.wamids[id] == 0 || !slices.Equal(sts, []string{"delivered", "read", "sent"}) {
+			t.Errorf("%s: statuses %q for a message sent %d times", id, sts, g.wamids[id])
+		}
+	}
+
+	p, err := buildPlan(cfg, channel{phoneNumberID: "1", wabaID: "2"}, rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i, payload := range p.sends {
+		var h struct {
+			Entry []struct {
+				Changes []struct {
+					Value struct {
+						Messages []struct{ ID string } `json:"messages"`
+						Statuses []struct{ ID string } `json:"statuses"`
+					} `json:"value"`
+				} `json:"changes"`
+			} `json:"entry"`
+		}
+		if err := json.Unmarshal(payload, &h); err != nil {
+			t.Fatal(err)
+		}
+		v := h.Entry[0].Changes[0].Value
+		for _, m := range v.Messages {
+			seen[m.ID] = true
+		}
+		for _, st := range v.Statuses {
+			if !seen[st.ID] {
+				t.Fatalf("send %d: a status for %s before its message", i, st.ID)
+			}
+		}
+	}
+}
+
 func TestLoadWrongSecretFails(t *testing.T) {
 	_, srv := newFakeGateway(t, "gateway-secret")
 	cfg, _ := parseFlags([]string{"-url", srv.URL, "-n", "20", "-c", "4", "-app-secret", "other"})
@@ -169,7 +241,7 @@ func TestLoadTimeout(t *testing.T) {
 }
 
 func TestFlagValidation(t *testing.T) {
-	for _, args := range [][]string{{"-n", "0"}, {"-c", "0"}, {"-duplicates", "1"}, {"-timeout", "0s"}, {"-n", "2000000"}} {
+	for _, args := range [][]string{{"-n", "0"}, {"-c", "0"}, {"-duplicates", "1"}, {"-statuses", "0.95"}, {"-statuses", "0.5", "-duplicates", "0.5"}, {"-timeout", "0s"}, {"-n", "2000000"}} {
 		if _, err := parseFlags(args); err == nil {
 			t.Errorf("%v accepted", args)
 		}

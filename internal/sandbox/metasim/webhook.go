@@ -276,6 +276,32 @@ func BuildWhatsAppWebhook(m WhatsAppInbound) (payload []byte, wamid string, err 
 	return payload, wamid, nil
 }
 
+// WhatsAppStatus describes one status webhook (sent, delivered, read) for
+// a message the business sent.
+type WhatsAppStatus struct {
+	WABAID        string
+	PhoneNumberID string
+	DisplayPhone  string // business number; "+" and punctuation are stripped as Meta does
+	WAMID         string // the message's wamid
+	Status        string // sent, delivered or read
+	RecipientID   string // customer wa_id (digits)
+	Time          time.Time
+}
+
+// BuildWhatsAppStatusWebhook renders s as the exact bytes Meta would POST.
+func BuildWhatsAppStatusWebhook(s WhatsAppStatus) ([]byte, error) {
+	v := waValue{
+		MessagingProduct: "whatsapp",
+		Metadata:         waMetadata{DisplayPhoneNumber: digitsOnly(s.DisplayPhone), PhoneNumberID: s.PhoneNumberID},
+		Statuses:         []waStatus{{ID: s.WAMID, Status: s.Status, Timestamp: unixString(s.Time), RecipientID: s.RecipientID}},
+	}
+	payload, err := metaJSON(waEnvelope(s.WABAID, v))
+	if err != nil {
+		return nil, fmt.Errorf("metasim: build whatsapp status webhook: %w", err)
+	}
+	return payload, nil
+}
+
 func waEnvelope(wabaID string, values ...waValue) waWebhook {
 	changes := make([]waChange, len(values))
 	for i, v := range values {
