@@ -80,9 +80,16 @@ func New(cfg Config) *Service {
 // UploadMaxBytes is the largest file a page may send.
 func (s *Service) UploadMaxBytes() int64 { return s.cfg.UploadMaxBytes }
 
-// Record is a CRM record as its provider resolved it for the page's user.
+// Record is a CRM record as its provider resolved it for the page's user,
+// or a customer of a channel bound to no CRM (Integration nil).
 type Record struct {
+	// Integration is the CRM whose record it is. nil is a conversation of
+	// a channel bound to no CRM: no CRM user's rights apply to it, so the
+	// place that shows it (the cabinet) decides who sees it, and whoever
+	// sees it may write.
 	Integration *store.Integration
+	// WorkspaceID is the record's workspace when Integration is nil.
+	WorkspaceID string
 	// Session is the page's user (their CRM id and admin flag).
 	Session *crm.Session
 	// Lang is the language the page is shown in ("ru" or "en").
@@ -98,6 +105,22 @@ type Record struct {
 	// RightsBy says who sets the access rights and where, in Lang, for
 	// the read-only notice ("" says Switchboard's admin).
 	RightsBy string
+}
+
+// workspace is the record's workspace.
+func (r *Record) workspace() string {
+	if r.Integration != nil {
+		return r.Integration.WorkspaceID
+	}
+	return r.WorkspaceID
+}
+
+// integrationID is the record's integration for the logs ("" for none).
+func (r *Record) integrationID() string {
+	if r.Integration != nil {
+		return r.Integration.ID
+	}
+	return ""
 }
 
 // SendFunc stores and queues a message the page's user wrote, running the
@@ -283,7 +306,7 @@ func (s *Service) look(ctx context.Context, rec Record) (*view, error) {
 			v.def = r.ChannelID
 		}
 	}
-	if v.chs, err = s.cfg.Store.ListChannels(ctx, store.Scope{WorkspaceID: in.WorkspaceID}); err != nil {
+	if v.chs, err = s.cfg.Store.ListChannels(ctx, store.Scope{WorkspaceID: rec.workspace()}); err != nil {
 		return nil, err
 	}
 	for i, ch := range v.chs {
@@ -334,14 +357,14 @@ func (s *Service) look(ctx context.Context, rec Record) (*view, error) {
 // Build makes the page of a record: its customers' messages the user may
 // see, oldest first, and where they may write.
 func (s *Service) Build(ctx context.Context, rec Record) (*Page, error) {
-	in := rec.Integration
+	ws, inID := rec.workspace(), rec.integrationID()
 	t := Texts(rec.Lang)
 	p := &Page{Lang: rec.Lang, T: t, Phones: rec.Phones, UploadMax: s.cfg.UploadMaxBytes, UploadMB: s.cfg.UploadMaxBytes >> 20,
 		Banners: map[string]string{}}
 	loc := time.UTC
-	if ws, err := s.cfg.Store.GetWorkspace(ctx, store.All, in.WorkspaceID); err != nil {
-		s.cfg.Log.Error("chat view: workspace", "integration_id", in.ID, "err", err)
-	} else if l, err := time.LoadLocation(ws.Timezone); err == nil {
+	if w, err := s.cfg.Store.GetWorkspace(ctx, store.All, ws); err != nil {
+		s.cfg.Log.Error("chat view: workspace", "integration_id", inID, "err", err)
+	} else if l, err := time.LoadLocation(w.Timezone); err == nil {
 		loc = l
 	}
 	v, err := s.look(ctx, rec)
@@ -363,7 +386,7 @@ func (s *Service) Build(ctx context.Context, rec Record) (*Page, error) {
 		views, err := s.cfg.Store.ListContactMessages(ctx, ct.ID, HistoryLimit)
 		if err != nil {
 			// One customer's history missing beats no page at all.
-			s.cfg.Log.Error("chat view: messages", "integration_id", in.ID, "contact_id", ct.ID, "err", err)
+			s.cfg.Log.Error("chat view: messages", "integration_id", inID, "contact_id", ct.ID, "err", err)
 			continue
 		}
 		for i := range views {
@@ -372,7 +395,7 @@ func (s *Service) Build(ctx context.Context, rec Record) (*Page, error) {
 			if err != nil {
 				s.cfg.Log.Error("chat view: render a message", "message_id", m.ID, "err", err)
 			}
-			if body := s.filledTemplate(ctx, in, bodies, &m.Message); body != "" {
+			if body := s.filledTemplate(ctx, ws, bodies, &m.Message); body != "" {
 				// A template shows as the customer read it.
 				r.Text = body
 			}
@@ -408,12 +431,12 @@ func (s *Service) Build(ctx context.Context, rec Record) (*Page, error) {
 			continue
 		}
 		done[tg.ChannelID] = true
-		cs, left := s.choices(ctx, in, tg.ChannelID, rec.Lang)
+		cs, left := s.choices(ctx, ws, tg.ChannelID, rec.Lang)
 		p.Templates = append(p.Templates, cs...)
 		omitted = append(omitted, left...)
 	}
 	if len(p.Targets) > 0 {
-		qs, err := s.cfg.Store.ListQuickReplies(ctx, store.Scope{WorkspaceID: in.WorkspaceID})
+		qs, err := s.cfg.Store.ListQuickReplies(ctx, store.Scope{WorkspaceID: ws})
 		if err != nil {
 			return nil, err
 		}
@@ -475,13 +498,13 @@ func (p *Page) Keep(f url.Values) {
 // every language, the page's language first. A template with a variable
 // in its header is left out — a send carries body parameters only — and
 // named in left ("name (language)"), so that the page can say so.
-func (s *Service) choices(ctx context.Context, in *store.Integration, channelID, lang string) (out []TemplateChoice, left []string) {
+func (s *Service) choices(ctx context.Context, workspaceID, channelID, lang string) (out []TemplateChoice, left []string) {
 	if s.cfg.Templates == nil {
 		return nil, nil
 	}
-	ts, err := s.cfg.Templates.List(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, channelID)
+	ts, err := s.cfg.Templates.List(ctx, store.Scope{WorkspaceID: workspaceID}, channelID)
 	if err != nil {
-		s.cfg.Log.Warn("chat view: templates", "integration_id", in.ID, "channel_id", channelID, "err", err)
+		s.cfg.Log.Warn("chat view: templates", "workspace_id", workspaceID, "channel_id", channelID, "err", err)
 		return nil, nil
 	}
 	for _, t := range ts {
@@ -523,8 +546,13 @@ func (s *Service) Gate(ctx context.Context, in *store.Integration, ss *crm.Sessi
 // gate is what the page's user may see and do in the integration: the
 // routing core's access matrix and visibility rule, the CRM's admins
 // passing everything (see routing.Gate). The matrix comes along for the
-// user's default channel.
+// user's default channel. Without an integration (a channel bound to no
+// CRM) there are no rights to apply: the gate passes everything, as an
+// integration's does before its matrix is set.
 func (s *Service) gate(ctx context.Context, in *store.Integration, ss *crm.Session) (routing.Gate, []store.ChannelAccess, error) {
+	if in == nil {
+		return routing.NewGate(routing.IntegrationSettings{}, nil, "", true), nil, nil
+	}
 	settings, err := routing.SettingsOf(in)
 	if err != nil {
 		// Settings that do not decode would silently open what an admin
@@ -548,6 +576,9 @@ const unknownOwner = "\x00unknown"
 // user could be, so "own" visibility hides rather than leaks it.
 func (s *Service) dialogOwners(ctx context.Context, in *store.Integration, contacts []store.Contact) map[string]string {
 	out := map[string]string{}
+	if in == nil {
+		return out // nobody owns a conversation outside a CRM
+	}
 	for _, ct := range contacts {
 		d, err := s.cfg.Store.FindDialog(ctx, store.DialogKey{IntegrationID: in.ID, ChannelID: ct.ChannelID, ContactID: ct.ID})
 		switch {
@@ -578,7 +609,7 @@ func windowOpen(ch store.Channel, ct store.Contact) bool {
 // ("" when the message is no template or its template is not synced, and
 // the stored preview stays). bodies caches each channel's bodies by
 // name|language for the page.
-func (s *Service) filledTemplate(ctx context.Context, in *store.Integration, bodies map[string]map[string]string, m *store.Message) string {
+func (s *Service) filledTemplate(ctx context.Context, workspaceID string, bodies map[string]map[string]string, m *store.Message) string {
 	if m.Template == nil || s.cfg.Templates == nil {
 		return ""
 	}
@@ -590,9 +621,9 @@ func (s *Service) filledTemplate(ctx context.Context, in *store.Integration, bod
 	byKey, ok := bodies[m.ChannelID]
 	if !ok {
 		byKey = map[string]string{}
-		ts, err := s.cfg.Templates.List(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, m.ChannelID)
+		ts, err := s.cfg.Templates.List(ctx, store.Scope{WorkspaceID: workspaceID}, m.ChannelID)
 		if err != nil {
-			s.cfg.Log.Warn("chat view: templates", "integration_id", in.ID, "channel_id", m.ChannelID, "err", err)
+			s.cfg.Log.Warn("chat view: templates", "workspace_id", workspaceID, "channel_id", m.ChannelID, "err", err)
 		}
 		for _, st := range ts {
 			byKey[st.Name+"|"+st.Language] = templateBody(st.Components)
