@@ -26,8 +26,10 @@ type page struct {
 	WS      *store.Workspace
 	IsAdmin bool
 	CSRF    string
-	Path    string
-	TZ      string
+	// Back is the page's address with its query (the open dialog, the
+	// list's filter): where switching the language comes back to.
+	Back string
+	TZ   string
 
 	// Sign-in.
 	Email   string
@@ -89,7 +91,7 @@ func lang(c *gin.Context) string {
 
 func (s *Server) newPage(c *gin.Context, nav string) *page {
 	l := lang(c)
-	p := &page{Lang: l, T: cabinetTexts[l], Nav: nav, Path: c.Request.URL.Path}
+	p := &page{Lang: l, T: cabinetTexts[l], Nav: nav, Back: c.Request.URL.RequestURI()}
 	if cc := cabinetOf(c); cc != nil {
 		p.User, p.WS, p.CSRF = cc.User, cc.Workspace, cc.csrf
 		p.IsAdmin = cc.User.Role == store.RoleOwner || cc.User.Role == store.RoleAdmin
