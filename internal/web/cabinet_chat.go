@@ -63,7 +63,6 @@ type chatPage struct {
 	MineUnlinked bool
 	// Dialog is the open dialog (nil: none chosen).
 	Dialog *chatDialog
-	Emoji  []string
 }
 
 // chatRow is one dialog of the list.
@@ -319,7 +318,7 @@ func (s *Server) chatPage(c *gin.Context) {
 		s.pageErr(c, err)
 		return
 	}
-	cp := &chatPage{Filter: chatFilter(c), Filters: chatFilters, Emoji: chatEmoji, NoLinks: a.noLinks()}
+	cp := &chatPage{Filter: chatFilter(c), Filters: chatFilters, NoLinks: a.noLinks()}
 	cp.MineUnlinked = cp.Filter == "mine" && len(a.links) == 0
 	p.Chat = cp
 	if id := c.Query("d"); id != "" {
@@ -481,6 +480,7 @@ func (s *Server) chatDialogView(ctx context.Context, cc *cabinetCtx, a *chatAcce
 		return nil, err
 	}
 	v.Action, v.CSRF = "/chat/dialogs/"+d.ID+"/send", cc.csrf
+	v.Emoji = chatEmoji
 	out := &chatDialog{ID: d.ID, ContactID: d.Contact.ID, Name: contactName(d.Contact), View: v,
 		CanNoReply: len(m.noReply(a)) > 0}
 	if ch, err := s.d.Store.GetChannel(ctx, store.Scope{WorkspaceID: cc.Workspace.ID}, d.ChannelID); err == nil {

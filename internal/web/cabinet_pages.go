@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/switchboard/switchboard/internal/crm/chatview"
 	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/store"
 	assets "github.com/switchboard/switchboard/web"
@@ -142,10 +143,7 @@ func when(t time.Time, tz, lang string) string {
 	if err != nil {
 		loc = time.UTC
 	}
-	if lang == "en" {
-		return t.In(loc).Format("Jan 2, 2006 15:04")
-	}
-	return t.In(loc).Format("02.01.2006 15:04")
+	return chatview.FormatTime(t, loc, lang)
 }
 
 func stateLabel(t map[string]string, state string) string {

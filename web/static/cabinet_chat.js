@@ -82,13 +82,12 @@
     text.focus();
     text.selectionStart = text.selectionEnd = a + s.length;
   }
-  var emoji = document.getElementById('chat-emoji');
-  if (emoji) {
-    emoji.addEventListener('click', function (ev) {
-      var e = ev.target.getAttribute && ev.target.getAttribute('data-emoji');
-      if (e) { insert(e); }
-    });
-  }
+  // The emoji row is part of the send box, which a live refresh may
+  // swap: its clicks are caught on the document.
+  document.addEventListener('click', function (ev) {
+    var b = ev.target.closest && ev.target.closest('#chat-emoji button[data-emoji]');
+    if (b) { insert(b.getAttribute('data-emoji')); }
+  });
   var notice = document.getElementById('chat-live-notice');
   document.addEventListener('submit', function (ev) {
     var form = ev.target;

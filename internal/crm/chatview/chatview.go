@@ -257,6 +257,10 @@ type Page struct {
 	Text string
 	// QuickReplies are the workspace's quick replies for the send box.
 	QuickReplies []QuickReply
+	// Emoji are the buttons under the text box that put one in the text
+	// (the place's own choice; none when nil). They belong to the text
+	// box, so they come and go with it.
+	Emoji []string
 	// Watch are the customers (contact ids) whose messages the page shows:
 	// what its event stream may tell about.
 	Watch []string
@@ -400,7 +404,7 @@ func (s *Service) Build(ctx context.Context, rec Record) (*Page, error) {
 				r.Text = body
 			}
 			p.Messages = append(p.Messages, Message{Rendered: r, Direction: m.Direction, Channel: v.chName[m.ChannelID],
-				Time: m.CreatedAt.In(loc).Format("02.01.2006 15:04"), Status: cmp.Or(t["status_"+m.Status], m.Status), State: m.Status, at: m.CreatedAt})
+				Time: FormatTime(m.CreatedAt, loc, rec.Lang), Status: cmp.Or(t["status_"+m.Status], m.Status), State: m.Status, at: m.CreatedAt})
 		}
 	}
 	sort.SliceStable(p.Messages, func(i, j int) bool { return p.Messages[i].at.Before(p.Messages[j].at) })
@@ -631,6 +635,19 @@ func (s *Service) filledTemplate(ctx context.Context, workspaceID string, bodies
 		bodies[m.ChannelID] = byKey
 	}
 	return FillTemplate(byKey[t.Name+"|"+t.Language], t.Params)
+}
+
+// FormatTime is how a page shows a moment, in the account's time zone
+// loc: one format per language, so that a page never mixes two (the
+// cabinet's lists and the conversation use it alike).
+func FormatTime(t time.Time, loc *time.Location, lang string) string {
+	if loc == nil {
+		loc = time.UTC
+	}
+	if lang == "en" {
+		return t.In(loc).Format("Jan 2, 2006 15:04")
+	}
+	return t.In(loc).Format("02.01.2006 15:04")
 }
 
 // placeholder is a template variable: {{1}}, or a named {{first_name}}.
