@@ -9,6 +9,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/switchboard/switchboard/internal/app/apptest"
+	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/test/browsertest"
 )
 
@@ -34,7 +35,7 @@ func TestCabinetChatWithoutCRMInBrowser(t *testing.T) {
 	ctx := browsertest.New(t, browsertest.Size(1200, 900), browsertest.Timeout(120*time.Second))
 	e := apptest.Start(t, apptest.Options{})
 	ws := e.App.DefaultWorkspace.ID
-	e.CreateWhatsAppIn(ws)
+	ch := e.CreateWhatsAppIn(ws)
 	if _, err := e.Sim.SendWhatsAppText(context.Background(), apptest.PhoneNumberID, "79161234567", "Анна Смирнова", "Когда доставка?"); err != nil {
 		t.Fatal(err)
 	}
@@ -90,4 +91,18 @@ func TestCabinetChatWithoutCRMInBrowser(t *testing.T) {
 	took := browsertest.WaitWithin(t, ctx, 20*time.Second, `[...document.querySelectorAll('#chat-log .msg.out[data-status=read]')].some(m => m.innerText.includes('Tomorrow 👍'))`)
 	t.Logf("sent to read tick on the page: %s", took)
 	chatKept(t, ctx)
+
+	// The customer's window closes while the chat is open (nothing is
+	// stored then): the send box turns to the closed-window banner
+	// without a reload.
+	if err := e.App.Store.BackdateContactInbound(context.Background(), ch, "79161234567", store.Now().Add(-24*time.Hour+4*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	browsertest.Do(t, ctx, chromedp.Reload())
+	browsertest.WaitFor(t, ctx, `!!document.querySelector('#chat-form textarea') && document.querySelector('#chat-window').hidden`)
+	chatMark(t, ctx)
+	took = browsertest.WaitWithin(t, ctx, 20*time.Second, `!!document.querySelector('#chat-window') && !document.querySelector('#chat-window').hidden`)
+	t.Logf("window closed to banner on the page: %s", took)
+	chatKept(t, ctx)
+	browsertest.Do(t, ctx, browsertest.ElementShot(t, "#chat-send", "chat-window-closed.png"))
 }

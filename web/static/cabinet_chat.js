@@ -56,6 +56,11 @@
     return '/chat/list?f=' + encodeURIComponent(filter) + (dialog ? '&d=' + encodeURIComponent(dialog) : '');
   });
   var refreshLog = log && dialog ? refresher(log, function () { return '/chat/dialogs/' + encodeURIComponent(dialog) + '/log'; }) : null;
+  // A window that closes by the clock (chat.js says when): the list's
+  // waiting words and the send box follow.
+  if (refreshLog) {
+    log.addEventListener('chat-stale', function () { refreshLog(); refreshList(); });
+  }
 
   if (window.EventSource) {
     var es = new EventSource('/chat/events');

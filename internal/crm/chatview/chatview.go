@@ -247,6 +247,13 @@ type Page struct {
 	// WindowClosed is the preselected target's closed-window banner ("" when
 	// its window is open).
 	WindowClosed string
+	// WindowClosesIn is how many milliseconds after the page was made the
+	// first open window among the targets closes (0: none is open).
+	// Nothing is stored then to tell the event stream, so the page's
+	// script asks for the conversation again at that moment and the send
+	// box turns to templates without a reload. Relative, so that the
+	// browser's clock does not matter.
+	WindowClosesIn int64
 	// Banners are the closed-window explanations by messenger, for the
 	// page's script when another target is chosen.
 	Banners map[string]string
@@ -285,6 +292,9 @@ type view struct {
 	owners   map[string]string
 	targets  []Target
 	readOnly bool
+	// closes is when the first open window among the targets closes
+	// (zero: none is open).
+	closes time.Time
 	// cands are every recipient of the record by target value, the ones
 	// the access rights took away included, so that a send to one is
 	// refused for the right reason.
@@ -342,7 +352,11 @@ func (s *Service) look(ctx context.Context, rec Record) (*view, error) {
 	for _, ct := range rec.Contacts {
 		for _, ch := range v.chs {
 			if ch.ID == ct.ChannelID && ch.State == store.ChannelActive {
-				add(ch, cmp.Or(ct.Phone, ct.Username, ct.ExternalID), ct.ExternalID, v.owners[ct.ID], windowOpen(ch, ct))
+				open := windowOpen(ch, ct)
+				add(ch, cmp.Or(ct.Phone, ct.Username, ct.ExternalID), ct.ExternalID, v.owners[ct.ID], open)
+				if c := windowCloses(ch, ct); open && gate.Sends(ch.ID, v.owners[ct.ID]) && (v.closes.IsZero() || c.Before(v.closes)) {
+					v.closes = c
+				}
 			}
 		}
 	}
@@ -409,6 +423,9 @@ func (s *Service) Build(ctx context.Context, rec Record) (*Page, error) {
 	}
 	sort.SliceStable(p.Messages, func(i, j int) bool { return p.Messages[i].at.Before(p.Messages[j].at) })
 	p.Targets = v.targets
+	if !v.closes.IsZero() {
+		p.WindowClosesIn = max(time.Until(v.closes).Milliseconds(), 1)
+	}
 	if v.readOnly {
 		p.ReadOnly = t["read_only"] + " " + cmp.Or(rec.RightsBy, t["rights_by"])
 	}
@@ -601,11 +618,20 @@ func (s *Service) dialogOwners(ctx context.Context, in *store.Integration, conta
 // 24 hours of their last message, on Instagram within 7 days (sent with
 // the HUMAN_AGENT tag after 24 hours), as messaging decides a send.
 func windowOpen(ch store.Channel, ct store.Contact) bool {
+	return ct.LastInboundAt != nil && !time.Now().After(windowCloses(ch, ct))
+}
+
+// windowCloses is when the customer's window on the channel closes (zero
+// when they never wrote).
+func windowCloses(ch store.Channel, ct store.Contact) time.Time {
+	if ct.LastInboundAt == nil {
+		return time.Time{}
+	}
 	window := messaging.ServiceWindow
 	if ch.Type == string(channel.Instagram) {
 		window = messaging.HumanAgentWindow
 	}
-	return ct.LastInboundAt != nil && time.Since(*ct.LastInboundAt) <= window
+	return ct.LastInboundAt.Add(window)
 }
 
 // filledTemplate is a sent template's text as the customer got it: the
