@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -95,6 +96,38 @@ func TestUnboundConversations(t *testing.T) {
 		}
 		if got, err := st.UnboundConversations(ctx, other.ID, 10); err != nil || len(got) != 1 || got[0].ID != gleb {
 			t.Errorf("the other workspace sees %+v %v, want Глеб only", got, err)
+		}
+	})
+}
+
+// Backdating a customer's last message (the demo's "close the 24-hour
+// window") touches that message, so that the open chats' event stream
+// tells them to look again; it changes nothing else of it.
+func TestBackdateTouchesTheLatestMessage(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		st, ws := storetest.Workspace(t, db)
+		ch := newDialogFixture(t, st, ws.ID, "free", "m1").ch
+		anna := unboundSay(t, st, ch, "7001", true, channel.MsgText)
+		before, err := st.ListContactMessages(ctx, anna, 10)
+		if err != nil || len(before) != 1 {
+			t.Fatal(before, err)
+		}
+		since := before[0].UpdatedAt
+		at := store.Now().Add(-25 * time.Hour)
+		if err := st.BackdateContactInbound(ctx, ch.ID, "7001", at); err != nil {
+			t.Fatal(err)
+		}
+		changed, err := st.MessagesChangedSince(ctx, since, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(changed) != 1 || changed[0].ID != before[0].ID || changed[0].ContactID != anna {
+			t.Fatalf("changes after the backdate: %+v, want Анна's message", changed)
+		}
+		after, err := st.ListContactMessages(ctx, anna, 10)
+		if err != nil || after[0].Status != before[0].Status || !after[0].CreatedAt.Equal(before[0].CreatedAt) {
+			t.Fatalf("the message changed: %+v %v", after, err)
 		}
 	})
 }
