@@ -63,16 +63,39 @@
   }
 
   if (window.EventSource) {
-    var es = new EventSource('/chat/events');
-    es.addEventListener('change', function (ev) {
-      var d = {};
-      try { d = JSON.parse(ev.data); } catch (e) { d = { all: true }; }
-      refreshList();
-      if (refreshLog && (d.all || (d.contacts || []).indexOf(contact) >= 0)) { refreshLog(); }
-    });
-    es.onopen = function () { lost.hidden = true; };
-    // EventSource reconnects by itself, sending Last-Event-ID.
-    es.onerror = function () { lost.hidden = es.readyState === EventSource.OPEN; };
+    // missed: the page went without a stream, and what changed meanwhile
+    // is fetched once one is open again.
+    var missed = false;
+    var connect = function () {
+      var es = new EventSource('/chat/events');
+      es.addEventListener('change', function (ev) {
+        var d = {};
+        try { d = JSON.parse(ev.data); } catch (e) { d = { all: true }; }
+        refreshList();
+        if (refreshLog && (d.all || (d.contacts || []).indexOf(contact) >= 0)) { refreshLog(); }
+      });
+      es.onopen = function () {
+        lost.hidden = true;
+        if (missed) {
+          missed = false;
+          refreshList();
+          if (refreshLog) { refreshLog(); }
+        }
+      };
+      // A dropped connection reconnects by itself, sending Last-Event-ID;
+      // an answer that is no stream (a proxy's 502 or 503 while the
+      // gateway restarts) closes the EventSource for good, and the page
+      // would never hear of a message or a status again: it opens a new
+      // one after a pause.
+      es.onerror = function () {
+        lost.hidden = es.readyState === EventSource.OPEN;
+        if (es.readyState === EventSource.CLOSED) {
+          missed = true;
+          setTimeout(connect, 3000);
+        }
+      };
+    };
+    connect();
   }
 
   // The send box may be swapped by a live refresh (the customer's window
