@@ -2,8 +2,10 @@ package app_test
 
 import (
 	"context"
+	"html"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -143,5 +145,23 @@ func TestCabinetSignInKeepsThePath(t *testing.T) {
 				t.Fatalf("next %q: %d %q", bad, r.StatusCode, r.Header.Get("Location"))
 			}
 		}
+		// Switching the cabinet's language keeps the open dialog and the
+		// list's filter: the page's whole address, query included.
+		open := "/chat?d=" + f.anna + "&f=unassigned"
+		_, page = v.get(open)
+		back := langBackRe.FindStringSubmatch(page)
+		if back == nil || html.UnescapeString(back[1]) != open {
+			t.Fatalf("the language switch goes back to %q, want %q", back, open)
+		}
+		r, _ = v.do("POST", "/language", url.Values{"csrf": {csrfOf(t, page)}, "lang": {"en"}, "back": {html.UnescapeString(back[1])}})
+		if r.StatusCode != 303 || r.Header.Get("Location") != open {
+			t.Fatalf("language switch: %d %q", r.StatusCode, r.Header.Get("Location"))
+		}
+		if _, page := v.get(r.Header.Get("Location")); !strings.Contains(page, `id="chat-name"`) || !strings.Contains(page, `<html lang="en"`) {
+			t.Fatal("after the switch the dialog is not open in English")
+		}
 	})
 }
+
+// langBackRe finds where the header's language switch goes back to.
+var langBackRe = regexp.MustCompile(`<form method="post" action="/language">.*?name="back" value="([^"]*)"`)

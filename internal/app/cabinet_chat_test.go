@@ -487,31 +487,89 @@ func TestCabinetChatMedia(t *testing.T) {
 	})
 }
 
-// TestCabinetChatNamesUnboundChannels: a channel bound to no CRM keeps no
-// dialogs, so its customers are not in the shared chat; owners and admins
-// are told which channels those are (in their language), managers are not.
-func TestCabinetChatNamesUnboundChannels(t *testing.T) {
-	apptest.Each(t, b24Opts, func(t *testing.T, e *apptest.Env) {
-		f := newChatFixture(t, e)
-		st, body := e.Do("POST", "/api/v1/channels", map[string]any{"type": "instagram", "name": "Инстаграм без CRM", "workspace_id": f.ws,
-			"ig_user_id": apptest.IGUserID, "page_id": "1122334455", "access_token": apptest.IGToken})
-		if st != http.StatusCreated {
-			t.Fatalf("instagram channel: %d %v", st, body)
-		}
-		for _, path := range []string{"/chat", "/chat/list"} {
-			_, page := f.owner.get(path)
-			if !strings.Contains(page, `id="chat-unbound"`) || !strings.Contains(page, "Каналы без CRM: Инстаграм без CRM.") || strings.Contains(page, "Продажи, ") {
-				t.Fatalf("owner's %s does not name the unbound channel:\n%s", path, page)
+// TestCabinetChatUnboundChannel: a channel bound to no CRM keeps no
+// dialogs, yet a team without a CRM reads and answers its customers in the
+// shared chat — owners and managers alike, since no CRM user's rights
+// apply — and another workspace neither lists nor opens them.
+func TestCabinetChatUnboundChannel(t *testing.T) {
+	apptest.Each(t, apptest.Options{}, func(t *testing.T, e *apptest.Env) {
+		ctx := context.Background()
+		ws := e.App.DefaultWorkspace.ID
+		ch := createWAIn(t, e, ws)
+		for _, text := range []string{"Здравствуйте!", "Заказ 4512 ещё в пути?"} {
+			if _, err := e.Sim.SendWhatsAppText(ctx, apptest.PhoneNumberID, annaWA, "Анна", text); err != nil {
+				t.Fatal(err)
 			}
 		}
-		if st, _ := f.owner.post("/language", url.Values{"csrf": {f.ownerTok}, "lang": {"en"}, "back": {"/chat"}}); st != 303 {
-			t.Fatalf("language switch: %d", st)
+		var anna string // Анна's contact id: her conversation's
+		e.Eventually("Анна's messages", func() bool {
+			ct, err := e.App.Store.GetContact(ctx, ch, annaWA)
+			if err == nil && len(e.Messages(ch)) == 2 {
+				anna = ct.ID
+			}
+			return anna != ""
+		})
+		addUser(t, e, ws, "owner@example.com", "owner", ownerPW)
+		addUser(t, e, ws, "mgr@example.com", "manager", "manager password")
+		owner, ownerTok := chatSignIn(t, e, "owner@example.com", ownerPW)
+		mgr, _ := chatSignIn(t, e, "mgr@example.com", "manager password")
+		_, other := e.Do("POST", "/api/v1/workspaces", map[string]any{"name": "Other"})
+		addUser(t, e, other["id"].(string), "stranger@example.com", "owner", "stranger password")
+		stranger, strangerTok := chatSignIn(t, e, "stranger@example.com", "stranger password")
+
+		for who, v := range map[string]*visitor{"owner": owner, "manager": mgr} {
+			if got := chatList(t, v, ""); len(got) != 1 || got[anna] != "2" {
+				t.Fatalf("%s's list: %v, want Анна with 2 unread", who, got)
+			}
+			st, page := v.get("/chat?d=" + anna)
+			if st != 200 || !strings.Contains(page, "Заказ 4512 ещё в пути?") || !strings.Contains(page, `id="chat-form"`) ||
+				!strings.Contains(page, "ждёт") || strings.Contains(page, `id="chat-no-links"`) {
+				t.Fatalf("%s's conversation: %d\n%s", who, st, page)
+			}
 		}
-		if _, page := f.owner.get("/chat"); !strings.Contains(page, "Channels without a CRM: Инстаграм без CRM.") {
-			t.Fatalf("owner's English chat:\n%s", page)
+		// Nothing keeps a "no reply needed" outside a dialog: not offered.
+		_, page := owner.get("/chat?d=" + anna)
+		if strings.Contains(page, `id="chat-no-reply"`) && !noReplyHidden.MatchString(page) {
+			t.Fatal("no reply needed offered for a channel bound to no CRM")
 		}
-		if _, page := f.mgr.get("/chat"); strings.Contains(page, `id="chat-unbound"`) {
-			t.Fatalf("a manager is told about unbound channels:\n%s", page)
+		target := chatTargetRe.FindStringSubmatch(page)
+		if target == nil {
+			t.Fatal("no target on the page")
+		}
+		send := url.Values{"target": {strings.ReplaceAll(target[1], "&#43;", "+")}, "text": {"Добрый день! Заказ в пути."}, "csrf": {ownerTok}}
+		// Another workspace's owner can neither see nor write to Анна.
+		if got := chatList(t, stranger, ""); len(got) != 0 {
+			t.Fatalf("another workspace lists %v", got)
+		}
+		if st, _ := stranger.get("/chat?d=" + anna); st != 404 {
+			t.Fatalf("another workspace opens Анна: %d", st)
+		}
+		strangerSend := url.Values{"target": send["target"], "text": {"чужой"}, "csrf": {strangerTok}}
+		if st, _ := stranger.post("/chat/dialogs/"+anna+"/send", strangerSend); st != 404 {
+			t.Fatalf("another workspace writes to Анна: %d", st)
+		}
+		r, _ := owner.do("POST", "/chat/dialogs/"+anna+"/send", send)
+		if r.StatusCode != 303 || !strings.Contains(r.Header.Get("Location"), "sent=1") {
+			t.Fatalf("send: %d %s", r.StatusCode, r.Header.Get("Location"))
+		}
+		sent := 0
+		for _, m := range e.Messages(ch) {
+			if m["direction"] == "out" {
+				sent++
+				if m["text"] != "Добрый день! Заказ в пути." {
+					t.Fatalf("sent %v", m)
+				}
+			}
+		}
+		if sent != 1 {
+			t.Fatalf("%d answers stored, want 1", sent)
+		}
+		// The answer ends the wait and the unread.
+		if got := chatList(t, mgr, ""); got[anna] != "0" {
+			t.Fatalf("after the answer: %v", got)
+		}
+		if _, page := owner.get("/chat/list"); strings.Contains(page, `class="wait"`) {
+			t.Fatalf("Анна still waits after the answer:\n%s", page)
 		}
 	})
 }

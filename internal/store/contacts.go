@@ -90,6 +90,13 @@ func (s *Store) BackdateContactInbound(ctx context.Context, channelID, externalI
 			Update("last_inbound_at", at).Error; err != nil {
 			return fmt.Errorf("store: backdate contact %s's dialogs: %w", c.ID, err)
 		}
+		// The open chats follow messages.updated_at (their event
+		// stream): the customer's latest message is touched, so that
+		// they fetch the conversation again and show the closed window.
+		if err := tx.Exec(`UPDATE messages SET updated_at = ? WHERE id = (SELECT MAX(id) FROM messages WHERE contact_id = ? AND direction = ?)`,
+			Now(), c.ID, Inbound).Error; err != nil {
+			return fmt.Errorf("store: backdate contact %s: touch its latest message: %w", c.ID, err)
+		}
 		return nil
 	})
 }

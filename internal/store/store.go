@@ -404,16 +404,3 @@ func (s *Store) Credentials(ch *Channel) (channel.Credentials, error) {
 func (s *Store) SaveUnrouted(ctx context.Context, typ channel.Type, accountID string, payload []byte) error {
 	return s.g(ctx).Create(&UnroutedEvent{ChannelType: string(typ), AccountID: accountID, Payload: string(payload), CreatedAt: Now()}).Error
 }
-
-// UnboundChannels lists the workspace's channels that no CRM integration
-// is bound to: their customers' messages are stored, but no dialog is kept
-// for them, so the shared chat has nothing to show and says why.
-func (s *Store) UnboundChannels(ctx context.Context, workspaceID string) ([]Channel, error) {
-	var chs []Channel
-	err := s.g(ctx).Where("workspace_id = ? AND state <> ? AND NOT EXISTS (SELECT 1 FROM channel_bindings b WHERE b.channel_id = channels.id)", workspaceID, ChannelDisabled).
-		Order("name").Find(&chs).Error
-	if err != nil {
-		return nil, fmt.Errorf("store: unbound channels: %w", err)
-	}
-	return chs, nil
-}

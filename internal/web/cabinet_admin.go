@@ -126,7 +126,7 @@ func (s *Server) renderChannels(c *gin.Context, status int, p *page) {
 		}
 		p.ChannelList = append(p.ChannelList, r)
 	}
-	p.Path = "/channels" // a refused form's page switches language back here
+	p.Back = "/channels" // a refused form's page switches language back here
 	p.WebhookURL = strings.TrimRight(s.d.PublicURL, "/") + "/webhooks/meta"
 	p.VerifyToken = s.d.MetaVerifyToken
 	if p.ChannelForm.Type == "" {

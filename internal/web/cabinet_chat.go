@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -33,6 +32,15 @@ import (
 // an integration sees none of its dialogs: the rights are kept per CRM
 // user, so without a link there is nobody whose rights could apply, and
 // the page says so instead of showing an empty list without a reason.
+//
+// A channel bound to no CRM keeps no dialogs (a dialog is a customer as one
+// integration sees them); its customers' conversations come from the
+// store as dialogs without an integration (store.UnboundConversations,
+// their id the customer's contact id). No CRM user's rights apply to them,
+// so every cabinet user of the workspace sees and answers them: a team
+// working without a CRM, or before binding one, answers its customers
+// here. Nobody owns them, and they have no read marks of their own: their
+// unread count is what came since the last answer.
 
 // chatListMax bounds the dialogs the list shows: the most recent ones.
 const chatListMax = 300
@@ -53,12 +61,8 @@ type chatPage struct {
 	// MineUnlinked explains an empty "mine": the user (an owner or admin,
 	// who sees everything) is linked to no CRM user, so owns no dialog.
 	MineUnlinked bool
-	// Unbound names, for owners and admins, the channels bound to no
-	// CRM: their customers have no dialogs, so they are not in the list.
-	Unbound string
 	// Dialog is the open dialog (nil: none chosen).
 	Dialog *chatDialog
-	Emoji  []string
 }
 
 // chatRow is one dialog of the list.
@@ -78,7 +82,7 @@ type chatDialog struct {
 }
 
 // chatAccess is what the signed-in user may see in each integration of
-// the workspace.
+// the workspace; the integration "" stands for the channels bound to none.
 type chatAccess struct {
 	admin bool
 	// links are the user's CRM users by integration id.
@@ -124,6 +128,14 @@ func (s *Server) chatAccessOf(ctx context.Context, cc *cabinetCtx) (*chatAccess,
 		return nil, err
 	}
 	a.links = links[cc.User.ID]
+	// The conversations of channels bound to no CRM: open to everyone
+	// (the gate of no integration passes everything).
+	unbound := &crm.Session{Admin: a.admin}
+	g, err := s.d.Chat.Gate(ctx, nil, unbound)
+	if err != nil {
+		return nil, err
+	}
+	a.gates[""], a.sessions[""] = g, unbound
 	ins, err := s.d.Store.ListIntegrations(ctx, store.Scope{WorkspaceID: cc.Workspace.ID})
 	if err != nil {
 		return nil, err
@@ -146,6 +158,12 @@ func (s *Server) chatAccessOf(ctx context.Context, cc *cabinetCtx) (*chatAccess,
 		a.gates[in.ID], a.sessions[in.ID] = g, ss
 	}
 	return a, nil
+}
+
+// noLinks is whether the user is a manager the dialogs of every CRM are
+// closed to: linked to no CRM user of the workspace's integrations.
+func (a *chatAccess) noLinks() bool {
+	return !a.admin && len(a.ins) > 0 && len(a.gates) == 1 // the unbound channels' gate alone
 }
 
 // chatFilter is the list's filter from the query; an unknown one is all.
@@ -191,6 +209,11 @@ func (s *Server) chatRows(ctx context.Context, cc *cabinetCtx, a *chatAccess, p 
 	if err != nil {
 		return nil, err
 	}
+	free, err := s.d.Store.UnboundConversations(ctx, cc.Workspace.ID, chatListMax)
+	if err != nil {
+		return nil, err
+	}
+	ds = mergeRecent(free, ds, chatListMax)
 	chs, err := s.d.Store.ListChannels(ctx, store.Scope{WorkspaceID: cc.Workspace.ID})
 	if err != nil {
 		return nil, err
@@ -256,21 +279,20 @@ func (s *Server) chatRows(ctx context.Context, cc *cabinetCtx, a *chatAccess, p 
 	return rows, nil
 }
 
-// chatUnbound names the workspace's channels bound to no CRM, for the
-// people who can bind them (owners and admins); "" for everyone else.
-func (s *Server) chatUnbound(ctx context.Context, cc *cabinetCtx, a *chatAccess) (string, error) {
-	if !a.admin {
-		return "", nil
+// mergeRecent merges two lists of dialogs, each the most recent first,
+// into one of at most limit. On a tie a comes first: a channel unbound
+// since keeps its old dialogs, and the conversation read from its
+// messages (in a) is the one to open, the same customer's row.
+func mergeRecent(a, b []store.DialogView, limit int) []store.DialogView {
+	out := make([]store.DialogView, 0, min(len(a)+len(b), limit))
+	for len(out) < limit && (len(a) > 0 || len(b) > 0) {
+		if len(b) == 0 || (len(a) > 0 && !a[0].LastMessageAt.Before(b[0].LastMessageAt)) {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
 	}
-	chs, err := s.d.Store.UnboundChannels(ctx, cc.Workspace.ID)
-	if err != nil {
-		return "", err
-	}
-	names := make([]string, len(chs))
-	for i, ch := range chs {
-		names[i] = ch.Name
-	}
-	return strings.Join(names, ", "), nil
+	return out
 }
 
 // earliest is the earlier of two waiting times; a wait whose start is
@@ -296,12 +318,8 @@ func (s *Server) chatPage(c *gin.Context) {
 		s.pageErr(c, err)
 		return
 	}
-	cp := &chatPage{Filter: chatFilter(c), Filters: chatFilters, Emoji: chatEmoji, NoLinks: !a.admin && len(a.gates) == 0}
+	cp := &chatPage{Filter: chatFilter(c), Filters: chatFilters, NoLinks: a.noLinks()}
 	cp.MineUnlinked = cp.Filter == "mine" && len(a.links) == 0
-	if cp.Unbound, err = s.chatUnbound(ctx, cc, a); err != nil {
-		s.pageErr(c, err)
-		return
-	}
 	p.Chat = cp
 	if id := c.Query("d"); id != "" {
 		dv, ok := s.chatDialogOf(c, a, id)
@@ -338,12 +356,22 @@ func (s *Server) chatDialogOf(c *gin.Context, a *chatAccess, id string) (*chatMe
 		s.refusePage(c, http.StatusNotFound, "not_found")
 		return nil, false
 	}
-	d, err := s.d.Store.GetDialog(c.Request.Context(), store.Scope{WorkspaceID: cabinetOf(c).Workspace.ID}, id)
+	ws := cabinetOf(c).Workspace.ID
+	d, err := s.d.Store.GetDialog(c.Request.Context(), store.Scope{WorkspaceID: ws}, id)
+	if errors.Is(err, store.ErrNotFound) {
+		// A customer of a channel bound to no CRM: a conversation
+		// without a dialog, by its contact id (ids are unique across
+		// tables). Only that one: it has no dialogs to merge.
+		d, err = s.d.Store.UnboundConversation(c.Request.Context(), ws, id)
+		if err == nil && d.Contact != nil && a.sees(&d.Dialog) {
+			return &chatMerged{DialogView: d, all: []store.DialogView{*d}, since: d.WaitingSince}, true
+		}
+	}
 	if err != nil {
 		s.pageErr(c, err)
 		return nil, false
 	}
-	if d.Contact == nil {
+	if d.Contact == nil || d.IntegrationID == "" {
 		s.refusePage(c, http.StatusNotFound, "not_found")
 		return nil, false
 	}
@@ -391,11 +419,12 @@ type chatMerged struct {
 }
 
 // noReply are the merged dialogs that wait and the user may write in:
-// those "no reply needed" stops.
+// those "no reply needed" stops. A conversation of a channel bound to no
+// CRM has no dialog row to keep the decision: only an answer ends its wait.
 func (m *chatMerged) noReply(a *chatAccess) []string {
 	var ids []string
 	for i := range m.all {
-		if m.all[i].Waiting && a.sends(&m.all[i].Dialog) {
+		if m.all[i].Waiting && m.all[i].IntegrationID != "" && a.sends(&m.all[i].Dialog) {
 			ids = append(ids, m.all[i].ID)
 		}
 	}
@@ -416,6 +445,9 @@ func (m *chatMerged) waiting() bool {
 // customer's newest message read at the messenger.
 func (s *Server) markRead(ctx context.Context, userID string, m *chatMerged) error {
 	for _, d := range m.all {
+		if d.IntegrationID == "" {
+			continue // no dialog row to mark (its unread ends with an answer)
+		}
 		if err := s.d.Store.MarkDialogRead(ctx, userID, d.ID); err != nil {
 			return err
 		}
@@ -428,11 +460,13 @@ func (s *Server) markRead(ctx context.Context, userID string, m *chatMerged) err
 
 // chatRecord is the dialog as the chat view takes a record: its customer,
 // and their number so that every WhatsApp channel may write to it (the
-// channel switch).
+// channel switch). A conversation of a channel bound to no CRM keeps to
+// its own channel: its gate passes everything, so the number would open
+// the CRM-bound channels past their access rights.
 func chatRecord(a *chatAccess, d *store.DialogView, lang string) chatview.Record {
-	rec := chatview.Record{Integration: a.ins[d.IntegrationID], Session: a.sessions[d.IntegrationID], Lang: lang,
+	rec := chatview.Record{Integration: a.ins[d.IntegrationID], WorkspaceID: d.WorkspaceID, Session: a.sessions[d.IntegrationID], Lang: lang,
 		Contacts: []store.Contact{*d.Contact}}
-	if d.Contact.Phone != "" {
+	if d.Contact.Phone != "" && d.IntegrationID != "" {
 		rec.Phones = []string{d.Contact.Phone}
 	}
 	return rec
@@ -446,6 +480,7 @@ func (s *Server) chatDialogView(ctx context.Context, cc *cabinetCtx, a *chatAcce
 		return nil, err
 	}
 	v.Action, v.CSRF = "/chat/dialogs/"+d.ID+"/send", cc.csrf
+	v.Emoji = chatEmoji
 	out := &chatDialog{ID: d.ID, ContactID: d.Contact.ID, Name: contactName(d.Contact), View: v,
 		CanNoReply: len(m.noReply(a)) > 0}
 	if ch, err := s.d.Store.GetChannel(ctx, store.Scope{WorkspaceID: cc.Workspace.ID}, d.ChannelID); err == nil {
@@ -469,12 +504,8 @@ func (s *Server) chatList(c *gin.Context) {
 		s.pageErr(c, err)
 		return
 	}
-	cp := &chatPage{Filter: chatFilter(c), NoLinks: !a.admin && len(a.gates) == 0}
+	cp := &chatPage{Filter: chatFilter(c), NoLinks: a.noLinks()}
 	cp.MineUnlinked = cp.Filter == "mine" && len(a.links) == 0
-	if cp.Unbound, err = s.chatUnbound(ctx, cc, a); err != nil {
-		s.pageErr(c, err)
-		return
-	}
 	p.Chat = cp
 	if cp.Rows, err = s.chatRows(ctx, cc, a, p, cp.Filter, c.Query("d")); err != nil {
 		s.pageErr(c, err)

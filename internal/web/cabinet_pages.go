@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/switchboard/switchboard/internal/crm/chatview"
 	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/store"
 	assets "github.com/switchboard/switchboard/web"
@@ -26,8 +27,10 @@ type page struct {
 	WS      *store.Workspace
 	IsAdmin bool
 	CSRF    string
-	Path    string
-	TZ      string
+	// Back is the page's address with its query (the open dialog, the
+	// list's filter): where switching the language comes back to.
+	Back string
+	TZ   string
 
 	// Sign-in.
 	Email   string
@@ -89,7 +92,7 @@ func lang(c *gin.Context) string {
 
 func (s *Server) newPage(c *gin.Context, nav string) *page {
 	l := lang(c)
-	p := &page{Lang: l, T: cabinetTexts[l], Nav: nav, Path: c.Request.URL.Path}
+	p := &page{Lang: l, T: cabinetTexts[l], Nav: nav, Back: c.Request.URL.RequestURI()}
 	if cc := cabinetOf(c); cc != nil {
 		p.User, p.WS, p.CSRF = cc.User, cc.Workspace, cc.csrf
 		p.IsAdmin = cc.User.Role == store.RoleOwner || cc.User.Role == store.RoleAdmin
@@ -140,10 +143,7 @@ func when(t time.Time, tz, lang string) string {
 	if err != nil {
 		loc = time.UTC
 	}
-	if lang == "en" {
-		return t.In(loc).Format("Jan 2, 2006 15:04")
-	}
-	return t.In(loc).Format("02.01.2006 15:04")
+	return chatview.FormatTime(t, loc, lang)
 }
 
 func stateLabel(t map[string]string, state string) string {

@@ -358,7 +358,7 @@ func (s *Server) renderIntegration(c *gin.Context, status int, st *settingsState
 	p.Settings = f
 	// A refused form is shown at its action's address; the language
 	// switch comes back to the page's own.
-	p.Path = "/integrations/" + st.in.ID
+	p.Back = "/integrations/" + st.in.ID
 	s.render(c, status, "integration", p)
 }
 

@@ -56,18 +56,46 @@
     return '/chat/list?f=' + encodeURIComponent(filter) + (dialog ? '&d=' + encodeURIComponent(dialog) : '');
   });
   var refreshLog = log && dialog ? refresher(log, function () { return '/chat/dialogs/' + encodeURIComponent(dialog) + '/log'; }) : null;
+  // A window that closes by the clock (chat.js says when): the list's
+  // waiting words and the send box follow.
+  if (refreshLog) {
+    log.addEventListener('chat-stale', function () { refreshLog(); refreshList(); });
+  }
 
   if (window.EventSource) {
-    var es = new EventSource('/chat/events');
-    es.addEventListener('change', function (ev) {
-      var d = {};
-      try { d = JSON.parse(ev.data); } catch (e) { d = { all: true }; }
-      refreshList();
-      if (refreshLog && (d.all || (d.contacts || []).indexOf(contact) >= 0)) { refreshLog(); }
-    });
-    es.onopen = function () { lost.hidden = true; };
-    // EventSource reconnects by itself, sending Last-Event-ID.
-    es.onerror = function () { lost.hidden = es.readyState === EventSource.OPEN; };
+    // missed: the page went without a stream, and what changed meanwhile
+    // is fetched once one is open again.
+    var missed = false;
+    var connect = function () {
+      var es = new EventSource('/chat/events');
+      es.addEventListener('change', function (ev) {
+        var d = {};
+        try { d = JSON.parse(ev.data); } catch (e) { d = { all: true }; }
+        refreshList();
+        if (refreshLog && (d.all || (d.contacts || []).indexOf(contact) >= 0)) { refreshLog(); }
+      });
+      es.onopen = function () {
+        lost.hidden = true;
+        if (missed) {
+          missed = false;
+          refreshList();
+          if (refreshLog) { refreshLog(); }
+        }
+      };
+      // A dropped connection reconnects by itself, sending Last-Event-ID;
+      // an answer that is no stream (a proxy's 502 or 503 while the
+      // gateway restarts) closes the EventSource for good, and the page
+      // would never hear of a message or a status again: it opens a new
+      // one after a pause.
+      es.onerror = function () {
+        lost.hidden = es.readyState === EventSource.OPEN;
+        if (es.readyState === EventSource.CLOSED) {
+          missed = true;
+          setTimeout(connect, 3000);
+        }
+      };
+    };
+    connect();
   }
 
   // The send box may be swapped by a live refresh (the customer's window
@@ -82,13 +110,12 @@
     text.focus();
     text.selectionStart = text.selectionEnd = a + s.length;
   }
-  var emoji = document.getElementById('chat-emoji');
-  if (emoji) {
-    emoji.addEventListener('click', function (ev) {
-      var e = ev.target.getAttribute && ev.target.getAttribute('data-emoji');
-      if (e) { insert(e); }
-    });
-  }
+  // The emoji row is part of the send box, which a live refresh may
+  // swap: its clicks are caught on the document.
+  document.addEventListener('click', function (ev) {
+    var b = ev.target.closest && ev.target.closest('#chat-emoji button[data-emoji]');
+    if (b) { insert(b.getAttribute('data-emoji')); }
+  });
   var notice = document.getElementById('chat-live-notice');
   document.addEventListener('submit', function (ev) {
     var form = ev.target;

@@ -79,9 +79,16 @@ func New(cfg Config) *Service {
 // UploadMaxBytes is the largest file a page may send.
 func (s *Service) UploadMaxBytes() int64 { return s.cfg.UploadMaxBytes }
 
-// Record is a CRM record as its provider resolved it for the page's user.
+// Record is a CRM record as its provider resolved it for the page's user,
+// or a customer of a channel bound to no CRM (Integration nil).
 type Record struct {
+	// Integration is the CRM whose record it is. nil is a conversation of
+	// a channel bound to no CRM: no CRM user's rights apply to it, so the
+	// place that shows it (the cabinet) decides who sees it, and whoever
+	// sees it may write.
 	Integration *store.Integration
+	// WorkspaceID is the record's workspace when Integration is nil.
+	WorkspaceID string
 	// Session is the page's user (their CRM id and admin flag).
 	Session *crm.Session
 	// Lang is the language the page is shown in ("ru" or "en").
@@ -97,6 +104,22 @@ type Record struct {
 	// RightsBy says who sets the access rights and where, in Lang, for
 	// the read-only notice ("" says Switchboard's admin).
 	RightsBy string
+}
+
+// workspace is the record's workspace.
+func (r *Record) workspace() string {
+	if r.Integration != nil {
+		return r.Integration.WorkspaceID
+	}
+	return r.WorkspaceID
+}
+
+// integrationID is the record's integration for the logs ("" for none).
+func (r *Record) integrationID() string {
+	if r.Integration != nil {
+		return r.Integration.ID
+	}
+	return ""
 }
 
 // SendFunc stores and queues a message the page's user wrote, running the
@@ -223,6 +246,13 @@ type Page struct {
 	// WindowClosed is the preselected target's closed-window banner ("" when
 	// its window is open).
 	WindowClosed string
+	// WindowClosesIn is how many milliseconds after the page was made the
+	// first open window among the targets closes (0: none is open).
+	// Nothing is stored then to tell the event stream, so the page's
+	// script asks for the conversation again at that moment and the send
+	// box turns to templates without a reload. Relative, so that the
+	// browser's clock does not matter.
+	WindowClosesIn int64
 	// Banners are the closed-window explanations by messenger, for the
 	// page's script when another target is chosen.
 	Banners map[string]string
@@ -233,6 +263,10 @@ type Page struct {
 	Text string
 	// QuickReplies are the workspace's quick replies for the send box.
 	QuickReplies []QuickReply
+	// Emoji are the buttons under the text box that put one in the text
+	// (the place's own choice; none when nil). They belong to the text
+	// box, so they come and go with it.
+	Emoji []string
 	// Watch are the customers (contact ids) whose messages the page shows:
 	// what its event stream may tell about.
 	Watch []string
@@ -257,6 +291,9 @@ type view struct {
 	owners   map[string]string
 	targets  []Target
 	readOnly bool
+	// closes is when the first open window among the targets closes
+	// (zero: none is open).
+	closes time.Time
 	// cands are every recipient of the record by target value, the ones
 	// the access rights took away included, so that a send to one is
 	// refused for the right reason.
@@ -282,7 +319,7 @@ func (s *Service) look(ctx context.Context, rec Record) (*view, error) {
 			v.def = r.ChannelID
 		}
 	}
-	if v.chs, err = s.cfg.Store.ListChannels(ctx, store.Scope{WorkspaceID: in.WorkspaceID}); err != nil {
+	if v.chs, err = s.cfg.Store.ListChannels(ctx, store.Scope{WorkspaceID: rec.workspace()}); err != nil {
 		return nil, err
 	}
 	for i, ch := range v.chs {
@@ -314,7 +351,11 @@ func (s *Service) look(ctx context.Context, rec Record) (*view, error) {
 	for _, ct := range rec.Contacts {
 		for _, ch := range v.chs {
 			if ch.ID == ct.ChannelID && ch.State == store.ChannelActive {
-				add(ch, cmp.Or(ct.Phone, ct.Username, ct.ExternalID), ct.ExternalID, v.owners[ct.ID], windowOpen(ch, ct))
+				open := windowOpen(ch, ct)
+				add(ch, cmp.Or(ct.Phone, ct.Username, ct.ExternalID), ct.ExternalID, v.owners[ct.ID], open)
+				if c := windowCloses(ch, ct); open && gate.Sends(ch.ID, v.owners[ct.ID]) && (v.closes.IsZero() || c.Before(v.closes)) {
+					v.closes = c
+				}
 			}
 		}
 	}
@@ -333,14 +374,14 @@ func (s *Service) look(ctx context.Context, rec Record) (*view, error) {
 // Build makes the page of a record: its customers' messages the user may
 // see, oldest first, and where they may write.
 func (s *Service) Build(ctx context.Context, rec Record) (*Page, error) {
-	in := rec.Integration
+	ws, inID := rec.workspace(), rec.integrationID()
 	t := Texts(rec.Lang)
 	p := &Page{Lang: rec.Lang, T: t, Phones: rec.Phones, UploadMax: s.cfg.UploadMaxBytes, UploadMB: s.cfg.UploadMaxBytes >> 20,
 		Banners: map[string]string{}}
 	loc := time.UTC
-	if ws, err := s.cfg.Store.GetWorkspace(ctx, store.All, in.WorkspaceID); err != nil {
-		s.cfg.Log.Error("chat view: workspace", "integration_id", in.ID, "err", err)
-	} else if l, err := time.LoadLocation(ws.Timezone); err == nil {
+	if w, err := s.cfg.Store.GetWorkspace(ctx, store.All, ws); err != nil {
+		s.cfg.Log.Error("chat view: workspace", "integration_id", inID, "err", err)
+	} else if l, err := time.LoadLocation(w.Timezone); err == nil {
 		loc = l
 	}
 	v, err := s.look(ctx, rec)
@@ -362,7 +403,7 @@ func (s *Service) Build(ctx context.Context, rec Record) (*Page, error) {
 		views, err := s.cfg.Store.ListContactMessages(ctx, ct.ID, HistoryLimit)
 		if err != nil {
 			// One customer's history missing beats no page at all.
-			s.cfg.Log.Error("chat view: messages", "integration_id", in.ID, "contact_id", ct.ID, "err", err)
+			s.cfg.Log.Error("chat view: messages", "integration_id", inID, "contact_id", ct.ID, "err", err)
 			continue
 		}
 		for i := range views {
@@ -371,16 +412,19 @@ func (s *Service) Build(ctx context.Context, rec Record) (*Page, error) {
 			if err != nil {
 				s.cfg.Log.Error("chat view: render a message", "message_id", m.ID, "err", err)
 			}
-			if body := s.filledTemplate(ctx, in, bodies, &m.Message); body != "" {
+			if body := s.filledTemplate(ctx, ws, bodies, &m.Message); body != "" {
 				// A template shows as the customer read it.
 				r.Text = body
 			}
 			p.Messages = append(p.Messages, Message{Rendered: r, Direction: m.Direction, Channel: v.chName[m.ChannelID],
-				Time: m.CreatedAt.In(loc).Format("02.01.2006 15:04"), Status: cmp.Or(t["status_"+m.Status], m.Status), State: m.Status, at: m.CreatedAt})
+				Time: FormatTime(m.CreatedAt, loc, rec.Lang), Status: cmp.Or(t["status_"+m.Status], m.Status), State: m.Status, at: m.CreatedAt})
 		}
 	}
 	sort.SliceStable(p.Messages, func(i, j int) bool { return p.Messages[i].at.Before(p.Messages[j].at) })
 	p.Targets = v.targets
+	if !v.closes.IsZero() {
+		p.WindowClosesIn = max(time.Until(v.closes).Milliseconds(), 1)
+	}
 	if v.readOnly {
 		p.ReadOnly = t["read_only"] + " " + cmp.Or(rec.RightsBy, t["rights_by"])
 	}
@@ -407,12 +451,12 @@ func (s *Service) Build(ctx context.Context, rec Record) (*Page, error) {
 			continue
 		}
 		done[tg.ChannelID] = true
-		cs, left := s.choices(ctx, in, tg.ChannelID, rec.Lang)
+		cs, left := s.choices(ctx, ws, tg.ChannelID, rec.Lang)
 		p.Templates = append(p.Templates, cs...)
 		omitted = append(omitted, left...)
 	}
 	if len(p.Targets) > 0 {
-		qs, err := s.cfg.Store.ListQuickReplies(ctx, store.Scope{WorkspaceID: in.WorkspaceID})
+		qs, err := s.cfg.Store.ListQuickReplies(ctx, store.Scope{WorkspaceID: ws})
 		if err != nil {
 			return nil, err
 		}
@@ -475,13 +519,13 @@ func (p *Page) Keep(f url.Values) {
 // or a file in its header is left out — a send carries body parameters
 // only, and Meta refuses it without them (132000, 132012) — and
 // named in left ("name (language)"), so that the page can say so.
-func (s *Service) choices(ctx context.Context, in *store.Integration, channelID, lang string) (out []TemplateChoice, left []string) {
+func (s *Service) choices(ctx context.Context, workspaceID, channelID, lang string) (out []TemplateChoice, left []string) {
 	if s.cfg.Templates == nil {
 		return nil, nil
 	}
-	ts, err := s.cfg.Templates.List(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, channelID)
+	ts, err := s.cfg.Templates.List(ctx, store.Scope{WorkspaceID: workspaceID}, channelID)
 	if err != nil {
-		s.cfg.Log.Warn("chat view: templates", "integration_id", in.ID, "channel_id", channelID, "err", err)
+		s.cfg.Log.Warn("chat view: templates", "workspace_id", workspaceID, "channel_id", channelID, "err", err)
 		return nil, nil
 	}
 	for _, t := range ts {
@@ -523,8 +567,13 @@ func (s *Service) Gate(ctx context.Context, in *store.Integration, ss *crm.Sessi
 // gate is what the page's user may see and do in the integration: the
 // routing core's access matrix and visibility rule, the CRM's admins
 // passing everything (see routing.Gate). The matrix comes along for the
-// user's default channel.
+// user's default channel. Without an integration (a channel bound to no
+// CRM) there are no rights to apply: the gate passes everything, as an
+// integration's does before its matrix is set.
 func (s *Service) gate(ctx context.Context, in *store.Integration, ss *crm.Session) (routing.Gate, []store.ChannelAccess, error) {
+	if in == nil {
+		return routing.NewGate(routing.IntegrationSettings{}, nil, "", true), nil, nil
+	}
 	settings, err := routing.SettingsOf(in)
 	if err != nil {
 		// Settings that do not decode would silently open what an admin
@@ -548,6 +597,9 @@ const unknownOwner = "\x00unknown"
 // user could be, so "own" visibility hides rather than leaks it.
 func (s *Service) dialogOwners(ctx context.Context, in *store.Integration, contacts []store.Contact) map[string]string {
 	out := map[string]string{}
+	if in == nil {
+		return out // nobody owns a conversation outside a CRM
+	}
 	for _, ct := range contacts {
 		d, err := s.cfg.Store.FindDialog(ctx, store.DialogKey{IntegrationID: in.ID, ChannelID: ct.ChannelID, ContactID: ct.ID})
 		switch {
@@ -566,11 +618,20 @@ func (s *Service) dialogOwners(ctx context.Context, in *store.Integration, conta
 // 24 hours of their last message, on Instagram within 7 days (sent with
 // the HUMAN_AGENT tag after 24 hours), as messaging decides a send.
 func windowOpen(ch store.Channel, ct store.Contact) bool {
+	return ct.LastInboundAt != nil && !time.Now().After(windowCloses(ch, ct))
+}
+
+// windowCloses is when the customer's window on the channel closes (zero
+// when they never wrote).
+func windowCloses(ch store.Channel, ct store.Contact) time.Time {
+	if ct.LastInboundAt == nil {
+		return time.Time{}
+	}
 	window := messaging.ServiceWindow
 	if ch.Type == string(channel.Instagram) {
 		window = messaging.HumanAgentWindow
 	}
-	return ct.LastInboundAt != nil && time.Since(*ct.LastInboundAt) <= window
+	return ct.LastInboundAt.Add(window)
 }
 
 // filledTemplate is a sent template's text as the customer got it: the
@@ -578,7 +639,7 @@ func windowOpen(ch store.Channel, ct store.Contact) bool {
 // ("" when the message is no template or its template is not synced, and
 // the stored preview stays). bodies caches each channel's bodies by
 // name|language for the page.
-func (s *Service) filledTemplate(ctx context.Context, in *store.Integration, bodies map[string]map[string]string, m *store.Message) string {
+func (s *Service) filledTemplate(ctx context.Context, workspaceID string, bodies map[string]map[string]string, m *store.Message) string {
 	if m.Template == nil || s.cfg.Templates == nil {
 		return ""
 	}
@@ -590,9 +651,9 @@ func (s *Service) filledTemplate(ctx context.Context, in *store.Integration, bod
 	byKey, ok := bodies[m.ChannelID]
 	if !ok {
 		byKey = map[string]string{}
-		ts, err := s.cfg.Templates.List(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, m.ChannelID)
+		ts, err := s.cfg.Templates.List(ctx, store.Scope{WorkspaceID: workspaceID}, m.ChannelID)
 		if err != nil {
-			s.cfg.Log.Warn("chat view: templates", "integration_id", in.ID, "channel_id", m.ChannelID, "err", err)
+			s.cfg.Log.Warn("chat view: templates", "workspace_id", workspaceID, "channel_id", m.ChannelID, "err", err)
 		}
 		for _, st := range ts {
 			byKey[st.Name+"|"+st.Language] = channel.TemplateBody(st.Components)
@@ -600,6 +661,19 @@ func (s *Service) filledTemplate(ctx context.Context, in *store.Integration, bod
 		bodies[m.ChannelID] = byKey
 	}
 	return channel.FillTemplate(byKey[t.Name+"|"+t.Language], t.Params)
+}
+
+// FormatTime is how a page shows a moment, in the account's time zone
+// loc: one format per language, so that a page never mixes two (the
+// cabinet's lists and the conversation use it alike).
+func FormatTime(t time.Time, loc *time.Location, lang string) string {
+	if loc == nil {
+		loc = time.UTC
+	}
+	if lang == "en" {
+		return t.In(loc).Format("Jan 2, 2006 15:04")
+	}
+	return t.In(loc).Format("02.01.2006 15:04")
 }
 
 // languageNames name the template languages people meet most; others

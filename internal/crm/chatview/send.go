@@ -60,7 +60,7 @@ func (s *Service) ReadForm(w http.ResponseWriter, r *http.Request) error {
 // outcome is goes back as the page's redirect query: sent=1, or error=code
 // (and messenger= for a closed window), worded by Notice.
 func (s *Service) Send(ctx context.Context, rec Record, r *http.Request, send SendFunc) (url.Values, error) {
-	in := rec.Integration
+	ws := rec.workspace()
 	f := r.PostForm
 	v, err := s.look(ctx, rec)
 	if err != nil {
@@ -87,7 +87,7 @@ func (s *Service) Send(ctx context.Context, rec Record, r *http.Request, send Se
 	var quick *store.QuickReply
 	var quickFile *messaging.Upload
 	if id := f.Get("quick"); id != "" {
-		if quick, quickFile, err = s.quickReply(ctx, in.WorkspaceID, id); err != nil {
+		if quick, quickFile, err = s.quickReply(ctx, ws, id); err != nil {
 			return nil, err
 		}
 	}
@@ -98,7 +98,7 @@ func (s *Service) Send(ctx context.Context, rec Record, r *http.Request, send Se
 		// may still hold are not sent with it.
 		var choice *TemplateChoice
 		if chID, _, _ := strings.Cut(pick, "|"); chID == c.channelID {
-			cs, _ := s.choices(ctx, in, chID, rec.Lang)
+			cs, _ := s.choices(ctx, ws, chID, rec.Lang)
 			for _, tc := range cs {
 				if tc.Value == pick {
 					choice = &tc
@@ -169,7 +169,7 @@ func (s *Service) Send(ctx context.Context, rec Record, r *http.Request, send Se
 	case errors.Is(err, store.ErrNotFound):
 		q.Set("error", "channel_not_found")
 	default:
-		s.cfg.Log.Error("chat view: send", "integration_id", in.ID, "err", err)
+		s.cfg.Log.Error("chat view: send", "integration_id", rec.integrationID(), "err", err)
 		q.Set("error", "internal")
 	}
 	return q, nil

@@ -6,7 +6,7 @@ import "strings"
 // "err_" + the error's code; every code a send can meet has both.
 var texts = map[string]map[string]string{
 	"ru": {
-		"conversation": "Переписка", "no_messages": "Сообщений с этим клиентом пока нет.", "write": "Написать клиенту",
+		"conversation": "Переписка", "no_messages": "Сообщений с этим клиентом пока нет.", "write": "Написать клиенту", "emoji": "Эмодзи",
 		"no_target": "У клиента нет номера телефона или активного канала.",
 		"channel":   "Канал", "text": "Текст сообщения", "send": "Отправить", "file": "Файл", "file_hint": "до %d МБ",
 		"template": "Шаблон", "template_none": "— без шаблона —", "template_pick": "Окно 24 часов закрыто: выберите шаблон WhatsApp и заполните переменные.",
@@ -50,7 +50,7 @@ var texts = map[string]map[string]string{
 		"err_form_invalid":               "Форма пришла повреждённой. Обновите страницу и попробуйте снова.",
 	},
 	"en": {
-		"conversation": "Conversation", "no_messages": "No messages with this customer yet.", "write": "Write to the customer",
+		"conversation": "Conversation", "no_messages": "No messages with this customer yet.", "write": "Write to the customer", "emoji": "Emoji",
 		"no_target": "The customer has no phone number or active channel.",
 		"channel":   "Channel", "text": "Message text", "send": "Send", "file": "File", "file_hint": "up to %d MB",
 		"template": "Template", "template_none": "— no template —", "template_pick": "The 24-hour window is closed: choose a WhatsApp template and fill in its variables.",
