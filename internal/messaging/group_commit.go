@@ -101,7 +101,8 @@ func (d *delivery) lockKey() (string, string, string) {
 // places:
 //   - commit adds its delivery; with a slot free, pending was empty (the
 //     invariant), so the delivery takes itself as a group and fills the
-//     slot, leaving pending empty; with none free the claim is void.
+//     slot, leaving pending empty; with none free it only waits, which
+//     the invariant allows.
 //   - handOff, with deliveries pending (so, by the invariant, every slot
 //     busy), passes its slot to the next group and leaders stays: those
 //     beyond groupCap stay pending beside slots still all busy. With none
