@@ -58,8 +58,10 @@ func TestMirrorWindowSurvivesResume(t *testing.T) {
 		if moved != 1 {
 			t.Fatalf("after the window's end: %d timers at its end (want 1)", moved)
 		}
-		// The timer was parked until its old time; the edit unparks it, and
-		// the claim that takes it may come after WaitIdle saw nothing due.
+		// The timer ends in the commit that queues the batch's send; WaitIdle
+		// alone once returned in between (Queue.Busy read its clock before
+		// its count, and the send looked not yet due), so the test also
+		// waits for the comment itself.
 		e.App.Queue.Notify()
 		e.Eventually("the batch written after the window's end", func() bool { return len(e.Portal.TimelineComments()) >= 1 })
 		e.WaitIdle()

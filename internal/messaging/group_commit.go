@@ -87,6 +87,35 @@ func (d *delivery) lockKey() (string, string, string) {
 }
 
 // committer holds the deliveries waiting for a group.
+//
+// Everything here rests on one invariant: whenever mu is free, a free
+// slot (leaders < maxLeaders) means no delivery is pending. It is what
+// lets a delivery that finds a free slot commit at once without looking
+// for others, and what lets a waiting delivery sleep until it is handed
+// something: only a finishing leader's handOff takes waiters out of
+// pending, so a delivery left pending beside a free slot would wait for
+// the next leader to finish, and with no more traffic for ever (its
+// webhook times out, and Meta retries what was never refused).
+//
+// It holds because pending and leaders change only under mu, in three
+// places:
+//   - commit adds its delivery; with a slot free, pending was empty (the
+//     invariant), so the delivery takes itself as a group and fills the
+//     slot, leaving pending empty; with none free it only waits, which
+//     the invariant allows.
+//   - handOff, with deliveries pending (so, by the invariant, every slot
+//     busy), passes its slot to the next group and leaders stays: those
+//     beyond groupCap stay pending beside slots still all busy. With none
+//     pending it frees the slot. lead's recovery from a panic goes
+//     through handOff too, so a panicking group never keeps nor drops a
+//     slot.
+//   - a caller that gives up only takes its delivery out of pending.
+//
+// Each pending delivery is taken off pending exactly once (takeLocked), so
+// it is answered once: as the first of a group, by the group itself, which
+// it leads; as a later member, by its leader's nil once stored. wake has
+// room for that one value, so handOff never waits under mu for a receiver
+// (which may be waiting for mu to give up).
 type committer struct {
 	mu         sync.Mutex
 	pending    []*delivery

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -420,4 +423,191 @@ func TestGroupCommitKeepsACustomersArrivalOrder(t *testing.T) {
 			t.Errorf("stored in the order %q, want %q", got, want)
 		}
 	})
+}
+
+// Many callers at once, with stores of random length, deliveries that
+// fail (a group holding one is stored again alone, member by member) and
+// callers that give up at random moments. Every delivery is answered
+// exactly once (its commit returns, and no second answer is left in its
+// wake), nil only for a delivery that is stored, and the ones that
+// neither fail nor give up all succeed. Throughout, a sampler checks under
+// the committer's lock that no delivery waits while a leader's slot is
+// free (see committer), and at the end no slot is held. A slot freed
+// without the next group handed over fails the sampler, and leaves the
+// last waiters asleep until the deadline.
+//
+// SQLite runs on a file here, not in memory: a caller that gives up while
+// its delivery is stored alone ends that transaction by its context, and
+// database/sql then discards the connection, with it the in-memory
+// database, which lives only as long as its one connection.
+func TestGroupCommitHammered(t *testing.T) {
+	each := func(t *testing.T, f func(t *testing.T, db *store.DB)) {
+		t.Run("sqlite", func(t *testing.T) {
+			ctx := context.Background()
+			db, err := store.Open(ctx, "", filepath.Join(t.TempDir(), "switchboard.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			if err := db.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			f(t, db)
+		})
+		if os.Getenv(storetest.EnvURL) != "" {
+			t.Run("postgres", func(t *testing.T) { f(t, storetest.Postgres(t)) })
+		}
+	}
+	each(t, func(t *testing.T, db *store.DB) {
+		f := newGroupFixture(t, db)
+		f.svc.AddHook(slowHook{})
+		close(f.hook.gate) // no delivery here is held
+		// The engine's own number of leaders, then more than it has.
+		leaders := leadersSQLite
+		if db.Dialect == store.Postgres {
+			leaders = leadersPostgres
+		}
+		for round, n := range []int{leaders, 3} {
+			t.Run(fmt.Sprintf("leaders=%d", n), func(t *testing.T) {
+				hammerGroupCommit(t, f, n, fmt.Sprintf("r%d-", round))
+			})
+		}
+	})
+}
+
+// slowHook makes storing each message take a random while, so that groups
+// form and leaders finish in any order.
+type slowHook struct{}
+
+func (slowHook) MessageStored(*gorm.DB, *store.Channel, *store.Message) error {
+	time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
+	return nil
+}
+
+func (slowHook) StatusChanged(*gorm.DB, *store.Channel, *store.Message) error { return nil }
+
+// hammerGroupCommit runs the test above with the given number of leaders;
+// prefix keeps a round's messages apart from an earlier round's.
+func hammerGroupCommit(t *testing.T, f *groupFixture, leaders int, prefix string) {
+	c := &f.svc.committer
+	c.maxLeaders = leaders
+
+	const callers, each = 24, 12
+	type outcome struct {
+		d      *delivery
+		text   string
+		bad    bool
+		gaveUp bool // its context was cancelled at some point
+		err    error
+	}
+	outcomes := make([]outcome, callers*each)
+
+	// The sampler sees the committer only between two critical sections,
+	// which is where the invariant must hold.
+	stop := make(chan struct{})
+	var violations, maxPending int
+	var violation string
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c.mu.Lock()
+			if c.leaders < c.maxLeaders && len(c.pending) > 0 {
+				violations++
+				violation = fmt.Sprintf("%d of %d slots busy with %d deliveries pending", c.leaders, c.maxLeaders, len(c.pending))
+			}
+			maxPending = max(maxPending, len(c.pending))
+			c.mu.Unlock()
+			time.Sleep(20 * time.Microsecond)
+		}
+	}()
+
+	var wg sync.WaitGroup
+	for g := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				n := g*each + i
+				o := &outcomes[n]
+				o.text = fmt.Sprintf("%sm%03d", prefix, n)
+				o.bad = rand.IntN(10) == 0
+				if o.bad {
+					o.text = "bad"
+				}
+				ctx := context.Background()
+				if rand.IntN(8) == 0 {
+					cctx, cancel := context.WithCancel(ctx)
+					o.gaveUp = true
+					time.AfterFunc(time.Duration(rand.IntN(2000))*time.Microsecond, cancel)
+					ctx = cctx
+				}
+				b := text(fmt.Sprintf("wamid.%s%03d", prefix, n), fmt.Sprintf("70%02d", rand.IntN(20)), o.text)
+				// Built as Ingest builds it, and committed as Ingest does,
+				// so that the test keeps the delivery and can look into its
+				// wake afterwards.
+				o.d = &delivery{ctx: ctx, work: []routed{{f.ch, &b.Envelopes[0]}}, wake: make(chan []*delivery, 1)}
+				o.err = f.svc.commit(o.d)
+				time.Sleep(time.Duration(rand.IntN(500)) * time.Microsecond)
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		// A guard against a hang, not a measure: the hammer takes a second.
+		close(stop)
+		<-sampled
+		c.mu.Lock()
+		state := fmt.Sprintf("%d of %d slots busy, %d deliveries pending", c.leaders, c.maxLeaders, len(c.pending))
+		c.mu.Unlock()
+		t.Fatalf("deliveries still waiting after 60s: %s; %d times one waited beside a free slot", state, violations)
+	}
+	close(stop)
+	<-sampled
+	if violations > 0 {
+		t.Errorf("%d times a delivery waited beside a free slot, e.g. %s", violations, violation)
+	}
+	if maxPending == 0 {
+		t.Errorf("no delivery ever waited for a group: the hammer did not hit")
+	}
+	c.mu.Lock()
+	if c.leaders != 0 || len(c.pending) != 0 {
+		t.Errorf("after the last answer: %d slots busy, %d deliveries pending", c.leaders, len(c.pending))
+	}
+	c.mu.Unlock()
+
+	stored := map[string]bool{}
+	for _, s := range f.texts(t) {
+		stored[s] = true
+	}
+	var answered, refused, leftEarly int
+	for _, o := range outcomes {
+		switch {
+		case len(o.d.wake) != 0:
+			t.Errorf("%s: a second answer is waiting in its wake", o.text)
+		case o.err == nil && (o.bad || !stored[o.text] || o.d.res.Stored != 1):
+			t.Errorf("%s: acknowledged (stored %d) but not in the database", o.text, o.d.res.Stored)
+		case o.bad && o.err == nil, o.bad && !o.gaveUp && !errors.Is(o.err, errBad):
+			t.Errorf("bad delivery answered with %v", o.err)
+		case !o.bad && !o.gaveUp && o.err != nil:
+			t.Errorf("%s: refused: %v", o.text, o.err)
+		}
+		switch {
+		case o.err == nil:
+			answered++
+		case o.bad:
+			refused++
+		default:
+			leftEarly++
+		}
+	}
+	t.Logf("%d stored, %d refused, %d given up; at most %d waiting at once", answered, refused, leftEarly, maxPending)
 }

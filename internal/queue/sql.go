@@ -685,13 +685,34 @@ func RearmDeadIn(tx *gorm.DB, workspaceID string, kinds ...string) error {
 // key); none means the work handed to the queue so far is done, or waits
 // for a time (tests wait for that). A due job behind its key's parked head
 // is not ready: it runs after the head, not now.
+//
+// "Now" is read only once the count's snapshot is taken. A job's run_at
+// is stamped by the clock before its transaction commits, so a job due at
+// its enqueue that the snapshot sees has a run_at before that snapshot,
+// hence before now. Read earlier, as it once was, now could precede the
+// snapshot: a finishing job that queued its follow-up in its last commit
+// (the mirror window queueing its send) was gone, and the follow-up not
+// yet due, so Busy said 0 while work was ready (tests waiting for an idle
+// queue went on too early; on SQLite the count waits for the one
+// connection, which made that likely). The snapshot is the transaction's:
+// SQLite's by its one connection, PostgreSQL's by REPEATABLE READ, so the
+// two counts see the same jobs, read-only.
 func (q *Queue) Busy(ctx context.Context) (int64, error) {
-	var n int64
-	err := q.db.Gorm.WithContext(ctx).Table("jobs").
-		Where(`state = ? OR (state = ? AND run_at <= ? AND (queue_key = '' OR id IN (`+keyHeadsSQL+`)))`,
-			StateRunning, StatePending, store.Now()).Count(&n).Error
+	var opts *sql.TxOptions
+	if q.db.Dialect == store.Postgres {
+		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+	}
+	var running, ready int64
+	err := q.db.Gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// The first statement takes the snapshot.
+		if err := tx.Table("jobs").Where("state = ?", StateRunning).Count(&running).Error; err != nil {
+			return err
+		}
+		return tx.Table("jobs").Where(`state = ? AND run_at <= ? AND (queue_key = '' OR id IN (`+keyHeadsSQL+`))`,
+			StatePending, store.Now()).Count(&ready).Error
+	}, opts)
 	if err != nil {
 		return 0, fmt.Errorf("queue: busy jobs: %w", err)
 	}
-	return n, nil
+	return running + ready, nil
 }

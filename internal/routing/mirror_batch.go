@@ -33,7 +33,8 @@ import (
 // Job kinds of batched mirroring.
 const (
 	// JobMirrorWindow closes an integration's batches whose window has
-	// ended; it is queued once per batch, due at its window's end.
+	// ended; it is queued once per batch, due at its window's end, in the
+	// lane of the batch's channel.
 	JobMirrorWindow = "crm.mirror.window"
 	// JobMirrorSend writes an integration's closed batches to the CRM.
 	JobMirrorSend = "crm.mirror.send"
@@ -195,7 +196,11 @@ func openWindow(tx *gorm.DB, b *store.ChannelBinding, mode string, t time.Time) 
 	if err != nil || !created {
 		return err
 	}
-	_, err = queue.Enqueue(tx, queue.NewJob{Kind: JobMirrorWindow, WorkspaceID: b.WorkspaceID, RunAt: closes,
+	// The timer is the channel's: each batch queues its own, so a channel's
+	// close is not held up by another channel's backlog in the turns of the
+	// lanes, though its run closes whatever other batch of the integration
+	// is due too (their own timers then find nothing).
+	_, err = queue.Enqueue(tx, queue.NewJob{Kind: JobMirrorWindow, WorkspaceID: b.WorkspaceID, Lane: b.ChannelID, RunAt: closes,
 		Payload: batchJob{IntegrationID: b.IntegrationID}, MaxAttempts: 50})
 	if err != nil {
 		return fmt.Errorf("routing: enqueue mirror window: %w", err)
@@ -303,6 +308,8 @@ func (r *Router) closeBatches(ctx context.Context, integrationID string, until *
 			}
 		}
 		if res.Batches > 0 {
+			// No lane: one send writes every closed batch of the
+			// integration, whichever channels they came from.
 			_, err = queue.Enqueue(tx, queue.NewJob{Kind: JobMirrorSend, WorkspaceID: workspaceID, Key: "mirror-send:" + integrationID,
 				Payload: batchJob{IntegrationID: integrationID}, MaxAttempts: 50})
 			if err != nil {
@@ -516,7 +523,8 @@ func (r *Router) Bound(ctx context.Context, b *store.ChannelBinding) error {
 		return err
 	}
 	return r.store.Tx(ctx, func(tx *gorm.DB) error {
-		_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobMirrorWindow, WorkspaceID: b.WorkspaceID,
+		// Queued for this channel's waiting batches: the channel's lane.
+		_, err := queue.Enqueue(tx, queue.NewJob{Kind: JobMirrorWindow, WorkspaceID: b.WorkspaceID, Lane: b.ChannelID,
 			Payload: batchJob{IntegrationID: b.IntegrationID}, MaxAttempts: 50})
 		if err != nil {
 			return fmt.Errorf("routing: enqueue mirror window: %w", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -194,6 +195,76 @@ func TestBatchesThroughTheNeutralInterface(t *testing.T) {
 			if time.Now().After(deadline) || each > 1 || batched > 2 {
 				t.Fatalf("after the switch: each-path %d messages, %d batch calls", each, batched)
 			}
+		}
+	})
+}
+
+// TestMirrorBatchJobLanes: a window's timer serves the channel whose batch
+// queued it, and so does the look Bound queues for a channel bound again:
+// each runs in its channel's lane. The send writes the whole integration's
+// batches and runs in the empty lane. The queue is not started, so the
+// jobs stay to be read.
+func TestMirrorBatchJobLanes(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		st, ws := storetest.Workspace(t, db)
+		in, _, err := st.UpsertIntegration(ctx, store.InstallParams{Type: "double", ExternalID: "p1", Domain: "p1.example", WorkspaceID: ws.ID,
+			Secrets: store.IntegrationSecrets{RefreshToken: "r"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := routing.New(st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		r.Register("double", &batchDouble{written: map[string]int{}})
+		var chans []*store.Channel
+		var bindings []*store.ChannelBinding
+		for i, mode := range []string{routing.MirrorHourly, routing.MirrorDaily} {
+			ch := &store.Channel{WorkspaceID: ws.ID, Type: "whatsapp", Name: "wa", AccountID: fmt.Sprintf("acc-%d", i)}
+			if err := st.CreateChannel(ctx, ch, "tok"); err != nil {
+				t.Fatal(err)
+			}
+			b := &store.ChannelBinding{WorkspaceID: ws.ID, IntegrationID: in.ID, ChannelID: ch.ID, Mode: routing.ModeRecord, Mirror: mode}
+			if err := st.PutBinding(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+			chans, bindings = append(chans, ch), append(bindings, b)
+			err := st.Tx(ctx, func(tx *gorm.DB) error {
+				c, err := store.UpsertContact(tx, ch, channel.Customer{ExternalID: "79160000001"}, nil)
+				if err != nil {
+					return err
+				}
+				m := &store.Message{WorkspaceID: ws.ID, ChannelID: ch.ID, ContactID: c.ID, Direction: store.Inbound, Type: "text",
+					Text: mode, Status: string(channel.StatusReceived)}
+				if _, err := store.InsertMessage(tx, m); err != nil {
+					return err
+				}
+				return r.MessageStored(tx, ch, m)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		lanes := func(kind string) []string {
+			t.Helper()
+			var out []string
+			if err := db.Gorm.Raw(`SELECT lane FROM jobs WHERE kind = ? ORDER BY id`, kind).Scan(&out).Error; err != nil {
+				t.Fatal(err)
+			}
+			return out
+		}
+		if got, want := lanes(routing.JobMirrorWindow), []string{chans[0].ID, chans[1].ID}; !slices.Equal(got, want) {
+			t.Fatalf("window timers in lanes %q, want their channels' %q", got, want)
+		}
+		if err := r.Bound(ctx, bindings[1]); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := lanes(routing.JobMirrorWindow), []string{chans[0].ID, chans[1].ID, chans[1].ID}; !slices.Equal(got, want) {
+			t.Fatalf("after Bound, window jobs in lanes %q, want %q", got, want)
+		}
+		if res, err := r.Flush(ctx, store.All, in.ID); err != nil || res.Batches != 2 {
+			t.Fatalf("flush: %+v %v", res, err)
+		}
+		if got := lanes(routing.JobMirrorSend); !slices.Equal(got, []string{""}) {
+			t.Fatalf("send in lanes %q, want the empty one", got)
 		}
 	})
 }
