@@ -180,7 +180,7 @@ func TestBitrix24AppPage(t *testing.T) {
 	if st, _ := submit(t, e, "/bitrix24/app/bind", url.Values{"sess": {sessOf(t, page)}, "channel_id": {ch}, "mode": {"none"}}); st != http.StatusForbidden {
 		t.Fatalf("non-admin save: %d", st)
 	}
-	if st, _ := submit(t, e, "/bitrix24/app/bind", url.Values{"sess": {sess[:len(sess)-2] + "AA"}, "channel_id": {ch}, "mode": {"none"}}); st != http.StatusUnauthorized {
+	if st, _ := submit(t, e, "/bitrix24/app/bind", url.Values{"sess": {forgeSignature(sess)}, "channel_id": {ch}, "mode": {"none"}}); st != http.StatusUnauthorized {
 		t.Fatalf("tampered session: %d", st)
 	}
 }
