@@ -59,6 +59,9 @@ func demoCommand(args []string, stdout, stderr io.Writer) error {
 func runDemo(ctx context.Context, o demo.Options, keep bool, stdout io.Writer) error {
 	fmt.Fprintln(stdout, "Starting the demo in", o.DataDir, "…")
 	d, err := demo.Start(ctx, o)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%w\nport %d or one of the next three is taken: start with --port 0 (any free ports) or another --port", err, o.Port)
+	}
 	if err != nil {
 		return err
 	}

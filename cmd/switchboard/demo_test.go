@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -125,5 +127,20 @@ func TestDemoRunsAndStops(t *testing.T) {
 	}
 	if _, err := http.Get(cabinet[1] + "login"); err == nil {
 		t.Fatal("the gateway still answers after the stop")
+	}
+}
+
+// A taken port says what to do: another --port, or 0 for free ports.
+func TestDemoPortTaken(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	var out bytes.Buffer
+	err = runDemo(context.Background(), demo.Options{Host: "127.0.0.1", Port: port, DataDir: t.TempDir()}, false, &out)
+	if err == nil || !strings.Contains(err.Error(), "--port 0") || !strings.Contains(err.Error(), strconv.Itoa(port)) {
+		t.Fatalf("port %d taken: %v", port, err)
 	}
 }

@@ -19,8 +19,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -303,9 +305,28 @@ func userCommand(stdin io.Reader, args []string, stdout, stderr io.Writer) error
 		}
 		return err
 	}
-	fmt.Fprintf(stdout, "user %s added to workspace %s: %s (%s)\n", u.ID, u.WorkspaceID, u.Email, u.Role)
+	// The database is named: run without the gateway's settings, the
+	// command writes to a SQLite file of its own, and signing in to a
+	// gateway on PostgreSQL would then fail with no hint why.
+	fmt.Fprintf(stdout, "user %s added to workspace %s in %s: %s (%s)\n", u.ID, u.WorkspaceID, databaseName(cfg), u.Email, u.Role)
 	if generated != "" {
 		fmt.Fprintf(stdout, "\nPassword (shown once):\n\n    %s\n\n", generated)
 	}
 	return nil
+}
+
+// databaseName says which database a configuration opens, without its
+// credentials: "PostgreSQL db on host:port" or "SQLite /path/switchboard.db".
+func databaseName(cfg *config.Config) string {
+	if cfg.DatabaseURL == "" {
+		if abs, err := filepath.Abs(cfg.SQLitePath()); err == nil {
+			return "SQLite " + abs + " (set SWITCHBOARD_DATABASE_URL to use the gateway's PostgreSQL)"
+		}
+		return "SQLite " + cfg.SQLitePath()
+	}
+	u, err := url.Parse(cfg.DatabaseURL)
+	if err != nil {
+		return "PostgreSQL"
+	}
+	return "PostgreSQL " + strings.TrimPrefix(u.Path, "/") + " on " + u.Host
 }

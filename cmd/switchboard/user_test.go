@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -22,6 +23,11 @@ func TestUserAdd(t *testing.T) {
 	err := runIn(strings.NewReader("long enough secret\n"), []string{"user", "add", "--email", "Owner@Example.com", "--role", "owner", "--password-stdin"}, &out, &errb)
 	if err != nil || !strings.Contains(out.String(), "owner@example.com (owner)") || strings.Contains(out.String(), "long enough secret") {
 		t.Fatalf("user add: %v %q", err, out.String())
+	}
+	// It names the database it wrote to, so that a user added to the
+	// wrong one (no SWITCHBOARD_DATABASE_URL given) can see it.
+	if want := "in SQLite " + filepath.Join(dir, "switchboard.db"); !strings.Contains(out.String(), want) {
+		t.Fatalf("user add does not say %q: %q", want, out.String())
 	}
 	out.Reset()
 	if err := runIn(strings.NewReader(""), []string{"user", "add", "--email", "m@example.com", "--role", "manager"}, &out, &errb); err != nil {
