@@ -408,6 +408,9 @@ type MessageView struct {
 	Media   *Media
 	// Quoted is the text of the message this one replies to, if known.
 	Quoted string
+	// Author is who wrote an outbound message, when recorded; only the
+	// lists the chat views read fill it in.
+	Author *MessageAuthor
 }
 
 // ListMessages lists a channel's messages newest first. before is the id
@@ -536,5 +539,9 @@ func (s *Store) ListContactMessages(ctx context.Context, contactID string, limit
 	if err := s.g(ctx).Where("contact_id = ?", contactID).Order("id DESC").Limit(limit).Find(&ms).Error; err != nil {
 		return nil, fmt.Errorf("store: contact messages: %w", err)
 	}
-	return s.views(ctx, ms)
+	vs, err := s.views(ctx, ms)
+	if err != nil {
+		return nil, err
+	}
+	return vs, s.withAuthors(ctx, vs)
 }
