@@ -200,7 +200,7 @@ type menuSender struct{ svc *messaging.Service }
 // automatic message (outside the dialog counter); onStored, when not nil,
 // runs in the transaction that stores it.
 func (m menuSender) SendText(ctx context.Context, channelID, to, text string, onStored func(tx *gorm.DB) error) error {
-	req := messaging.SendRequest{To: to, Text: text, Automatic: true}
+	req := messaging.SendRequest{To: to, Text: text, Automatic: true, Author: &store.MessageAuthor{Kind: store.AuthorAuto}}
 	if onStored != nil {
 		req.OnStored = func(tx *gorm.DB, _ *store.Message) error { return onStored(tx) }
 	}

@@ -48,6 +48,10 @@ type SendRequest struct {
 	// customer wrote first and waits for it. Never set from a request a
 	// user or API client makes (no JSON name).
 	Automatic bool `json:"-"`
+	// Author is who wrote the message (Kind and, when known, UserID and
+	// Name), recorded with it for the chat views; nil records none. Set
+	// by the caller that knows the writer, never from a request body.
+	Author *store.MessageAuthor `json:"-"`
 }
 
 type SendMedia struct {
@@ -169,6 +173,13 @@ func (s *Service) Send(ctx context.Context, scope store.Scope, channelID string,
 		}
 		if _, err := store.InsertMessage(tx, m); err != nil {
 			return err
+		}
+		if req.Author != nil {
+			a := *req.Author
+			a.MessageID, a.WorkspaceID = m.ID, m.WorkspaceID
+			if err := store.InsertMessageAuthor(tx, &a); err != nil {
+				return err
+			}
 		}
 		if req.OnStored != nil {
 			if err := req.OnStored(tx, m); err != nil {

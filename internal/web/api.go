@@ -657,6 +657,7 @@ func (s *Server) sendMessage(c *gin.Context) {
 	} else if !decode(c, &req) {
 		return
 	}
+	req.Author = &store.MessageAuthor{Kind: store.AuthorAPI}
 	m, err := s.d.Messaging.Send(c.Request.Context(), scopeOf(c), c.Param("id"), req)
 	if err != nil {
 		s.failErr(c, err)

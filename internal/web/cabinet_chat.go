@@ -580,6 +580,9 @@ func (s *Server) chatSend(c *gin.Context) {
 	lang := lang(c)
 	sc := store.Scope{WorkspaceID: cc.Workspace.ID}
 	q, err := s.d.Chat.Send(ctx, chatRecord(a, dv.DialogView, lang), c.Request, func(ctx context.Context, channelID string, req messaging.SendRequest) (*store.Message, error) {
+		// The cabinet user wrote it, whatever CRM user the page's record
+		// would name.
+		req.Author = &store.MessageAuthor{Kind: store.AuthorCabinet, UserID: cc.User.ID, Name: cc.User.Name}
 		return s.d.Messaging.Send(ctx, sc, channelID, req)
 	})
 	if err != nil {

@@ -24,6 +24,18 @@ import (
 // the send's failure, since the message is on its way.
 func (s *Service) SendAsManager(ctx context.Context, in *store.Integration, userID, channelID string, req messaging.SendRequest,
 	also func(tx *gorm.DB, m *store.Message) error) (*store.Message, error) {
+	if req.Author == nil {
+		// The chat views name the manager, or amoCRM's automation.
+		req.Author = &store.MessageAuthor{Kind: store.AuthorRobot, UserID: in.Type}
+		if userID != "" {
+			name, err := s.store.CRMUserName(ctx, in.ID, userID)
+			if err != nil {
+				// A message is worth sending without its writer's name.
+				s.log.Warn("amocrm: manager name", "integration_id", in.ID, "user_id", userID, "err", err)
+			}
+			req.Author = &store.MessageAuthor{Kind: store.AuthorCRM, UserID: userID, Name: name}
+		}
+	}
 	req.OnStored = func(tx *gorm.DB, m *store.Message) error {
 		if err := routing.ClaimOutbound(tx, in.ID, m.ChannelID, m.ContactID); err != nil {
 			return err

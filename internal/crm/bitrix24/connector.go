@@ -419,12 +419,18 @@ func (s *Service) operatorMessage(ctx context.Context, in *store.Integration, b 
 	if operator == "0" {
 		operator = "" // the line's automation (a greeting, an autoreply)
 	}
+	// The chat views name the operator (or the line's automation).
+	author := &store.MessageAuthor{Kind: store.AuthorRobot, UserID: in.Type}
+	if operator != "" {
+		author = &store.MessageAuthor{Kind: store.AuthorCRM, UserID: operator, Name: s.UserName(ctx, in, operator)}
+	}
 	// A message of one send ends the job in that send's commit. One of
 	// several (files) does not: its first send stored links it as sent
 	// (the skip above), so a last send rolled back with the lease would
 	// be skipped by the run holding the job, and never sent.
 	ends := end != nil && len(reqs) == 1
 	for _, req := range reqs {
+		req.Author = author
 		// ended says the commit was asked to end the job, so that a
 		// commit failing after that is not taken for a refused send the
 		// job may end on.

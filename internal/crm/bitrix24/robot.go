@@ -114,6 +114,7 @@ func (s *Service) runRobot(ctx context.Context, in *store.Integration, data map[
 		req.Template, req.Text = t, ""
 	}
 	req.OnStored = s.crmSendStored(in, "")
+	req.Author = &store.MessageAuthor{Kind: store.AuthorRobot, UserID: in.Type}
 	m, err := s.msg.Send(ctx, store.Scope{WorkspaceID: in.WorkspaceID}, ch.ID, req)
 	var me *fault.Error
 	if errors.As(err, &me) {

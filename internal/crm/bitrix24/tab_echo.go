@@ -120,7 +120,19 @@ func (s *Service) echo(ctx context.Context, in *store.Integration, m *store.Mess
 	for _, f := range r.Files {
 		body = strings.TrimSpace(body + "\n" + f.URL)
 	}
-	text := s.echoLine(ctx, in, o, body)
+	writer := ""
+	if o.IntegrationID == "" {
+		// Written in the cabinet: the echo names the colleague, not the
+		// gateway, when the message's author is recorded.
+		a, err := s.store.MessageAuthorOf(ctx, m.WorkspaceID, m.ID)
+		if err != nil {
+			return err
+		}
+		if a != nil && a.Kind == store.AuthorCabinet {
+			writer = a.Name
+		}
+	}
+	text := s.echoLine(ctx, in, o, writer, body)
 	var msgID json.RawMessage
 	err = s.client.Call(ctx, in.ID, "im.message.add", map[string]any{"DIALOG_ID": "chat" + chat, "MESSAGE": text, "SYSTEM": "Y"}, &msgID)
 	if err != nil {
@@ -138,9 +150,10 @@ func (s *Service) echo(ctx context.Context, in *store.Integration, m *store.Mess
 }
 
 // echoLine is the echo of body naming who wrote it: a portal user on the
-// card tab, a robot, another CRM's user or automation, or Switchboard
-// (the cabinet, the API).
-func (s *Service) echoLine(ctx context.Context, in *store.Integration, o *routing.Origin, body string) string {
+// card tab, a robot, another CRM's user or automation, the cabinet user
+// (writer, "" when unknown), or Switchboard (the API, a cabinet message
+// of an unknown writer).
+func (s *Service) echoLine(ctx context.Context, in *store.Integration, o *routing.Origin, writer, body string) string {
 	l := in.Language
 	switch {
 	case o.Own && o.UserID != "":
@@ -152,6 +165,8 @@ func (s *Service) echoLine(ctx context.Context, in *store.Integration, o *routin
 		return fmt.Sprintf(echoText(l, "other"), NeutralizeBB(who), NeutralizeBB(o.CRM), body)
 	case o.IntegrationID != "":
 		return fmt.Sprintf(echoText(l, "automation"), NeutralizeBB(o.CRM), body)
+	case writer != "":
+		return fmt.Sprintf(echoText(l, "cabinet"), NeutralizeBB(writer), body)
 	}
 	return fmt.Sprintf(echoText(l, "gateway"), body)
 }
@@ -200,6 +215,7 @@ var echoTexts = map[string][2]string{
 	"other":      {"%s (%s): %s", "%s (%s): %s"},
 	"automation": {"Автоматизация %s: %s", "%s automation: %s"},
 	"gateway":    {"Switchboard: %s", "Switchboard: %s"},
+	"cabinet":    {"%s: %s", "%s: %s"},
 	"user":       {"Пользователь", "User"},
 }
 

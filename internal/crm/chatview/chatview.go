@@ -174,6 +174,9 @@ func (s *Service) Customers(ctx context.Context, in *store.Integration, phones, 
 type Message struct {
 	crm.Rendered
 	Direction, Channel, Time, Status string
+	// Author names who wrote an outbound message in the page's language
+	// ("" when not recorded: messages sent before authors were kept).
+	Author string
 	// State is the status as stored (queued, sent, delivered, read,
 	// failed): what the delivery ticks are drawn from.
 	State string
@@ -417,7 +420,8 @@ func (s *Service) Build(ctx context.Context, rec Record) (*Page, error) {
 				r.Text = body
 			}
 			p.Messages = append(p.Messages, Message{Rendered: r, Direction: m.Direction, Channel: v.chName[m.ChannelID],
-				Time: FormatTime(m.CreatedAt, loc, rec.Lang), Status: cmp.Or(t["status_"+m.Status], m.Status), State: m.Status, at: m.CreatedAt})
+				Time: FormatTime(m.CreatedAt, loc, rec.Lang), Status: cmp.Or(t["status_"+m.Status], m.Status), State: m.Status, at: m.CreatedAt,
+				Author: AuthorLabel(m.Author, t)})
 		}
 	}
 	sort.SliceStable(p.Messages, func(i, j int) bool { return p.Messages[i].at.Before(p.Messages[j].at) })
@@ -661,6 +665,25 @@ func (s *Service) filledTemplate(ctx context.Context, workspaceID string, bodies
 		bodies[m.ChannelID] = byKey
 	}
 	return channel.FillTemplate(byKey[t.Name+"|"+t.Language], t.Params)
+}
+
+// AuthorLabel names a message's author with the page's texts t: a
+// person by name (a CRM user without a stored name by id), an automation
+// by what it is; "" for none recorded.
+func AuthorLabel(a *store.MessageAuthor, t map[string]string) string {
+	switch {
+	case a == nil:
+		return ""
+	case a.Name != "":
+		return a.Name
+	case a.Kind == store.AuthorAPI || a.Kind == store.AuthorAuto:
+		return t["author_"+a.Kind]
+	case a.Kind == store.AuthorRobot:
+		return cmp.Or(t["author_robot_"+a.UserID], t["author_robot"])
+	case a.UserID != "":
+		return fmt.Sprintf(t["author_user"], a.UserID)
+	}
+	return ""
 }
 
 // FormatTime is how a page shows a moment, in the account's time zone

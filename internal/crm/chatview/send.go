@@ -150,6 +150,15 @@ func (s *Service) Send(ctx context.Context, rec Record, r *http.Request, send Se
 		}
 	}
 	withQuickReply(&req, quick, quickFile)
+	if rec.Integration != nil && rec.Session != nil && rec.Session.UserID != "" {
+		// The CRM's user wrote it (a cabinet's send names its own user
+		// instead).
+		name, err := s.cfg.Store.CRMUserName(ctx, rec.Integration.ID, rec.Session.UserID)
+		if err != nil {
+			s.cfg.Log.Warn("chat view: author name", "integration_id", rec.Integration.ID, "err", err)
+		}
+		req.Author = &store.MessageAuthor{Kind: store.AuthorCRM, UserID: rec.Session.UserID, Name: name}
+	}
 	_, err = send(ctx, c.channelID, req)
 	var fe *fault.Error
 	switch {
