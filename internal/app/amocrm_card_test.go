@@ -165,6 +165,10 @@ func TestAmoCRMCardWindow(t *testing.T) {
 		if st != http.StatusOK || !strings.Contains(page, "поставлено в очередь") || !strings.Contains(page, "Завтра с 10 до 14.") {
 			t.Fatalf("send: %d\n%s", st, page)
 		}
+		// The answer names the manager who wrote it.
+		if got := authorOf(page, "Завтра с 10 до 14."); got != "Иван Менеджеров" {
+			t.Fatalf("the manager's answer's author: %q", got)
+		}
 		e.Eventually("text sent through the Graph API", func() bool { return len(graphSends(e.Sim, path)) == 1 })
 		jsonEq(t, graphSends(e.Sim, path)[0].Body, `{"messaging_product":"whatsapp","recipient_type":"individual","to":"79161234567","type":"text","text":{"body":"Завтра с 10 до 14.","preview_url":false}}`)
 
