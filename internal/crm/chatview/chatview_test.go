@@ -4,6 +4,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/switchboard/switchboard/internal/store"
 )
 
 // Both languages word the same things: a key missing in one would show as
@@ -79,6 +81,32 @@ func TestSameLanguage(t *testing.T) {
 	}{{"ru", "ru", true}, {"en_US", "en", true}, {"en", "en", true}, {"en_US", "ru", false}, {"kk", "ru", false}} {
 		if got := sameLanguage(c.code, c.lang); got != c.want {
 			t.Errorf("sameLanguage(%q, %q) = %v", c.code, c.lang, got)
+		}
+	}
+}
+
+// Every kind of author is named in both languages: a person by their
+// name, an unnamed CRM user by id, automations by what they are.
+func TestAuthorLabel(t *testing.T) {
+	for _, c := range []struct {
+		a      *store.MessageAuthor
+		ru, en string
+	}{
+		{nil, "", ""},
+		{&store.MessageAuthor{Kind: store.AuthorCabinet, UserID: "u1", Name: "Анна Петрова"}, "Анна Петрова", "Анна Петрова"},
+		{&store.MessageAuthor{Kind: store.AuthorCRM, UserID: "7", Name: "Ivan"}, "Ivan", "Ivan"},
+		{&store.MessageAuthor{Kind: store.AuthorCRM, UserID: "7"}, "Пользователь #7", "User #7"},
+		{&store.MessageAuthor{Kind: store.AuthorAPI}, "API", "API"},
+		{&store.MessageAuthor{Kind: store.AuthorAuto}, "Автоответ", "Auto-reply"},
+		{&store.MessageAuthor{Kind: store.AuthorRobot, UserID: "bitrix24"}, "Робот Битрикс24", "Bitrix24 robot"},
+		{&store.MessageAuthor{Kind: store.AuthorRobot, UserID: "amocrm"}, "Робот amoCRM", "amoCRM robot"},
+		{&store.MessageAuthor{Kind: store.AuthorRobot, UserID: "other"}, "Робот CRM", "CRM robot"},
+	} {
+		if got := AuthorLabel(c.a, Texts("ru")); got != c.ru {
+			t.Errorf("ru %+v: %q, want %q", c.a, got, c.ru)
+		}
+		if got := AuthorLabel(c.a, Texts("en")); got != c.en {
+			t.Errorf("en %+v: %q, want %q", c.a, got, c.en)
 		}
 	}
 }
