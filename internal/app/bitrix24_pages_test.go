@@ -86,6 +86,11 @@ func TestBitrix24CardTab(t *testing.T) {
 	if q < 0 || a < 0 || q > a || !russian.MatchString(page) || regexp.MustCompile(`· (queued|sent|delivered|read)\s*<`).MatchString(page) {
 		t.Fatalf("conversation order or status wording wrong (question at %d, reply at %d):\n%s", q, a, page)
 	}
+	// The answer names the portal user who wrote it (by id: this portal's
+	// users were never read).
+	if got := authorOf(page, "Завтра с 10 до 14."); got != "Пользователь #27" {
+		t.Fatalf("the tab answer's author: %q", got)
+	}
 	path := "/v25.0/" + apptest.PhoneNumberID + "/messages"
 	e.Eventually("sent through the Graph API", func() bool { return len(graphSends(e.Sim, path)) == 1 })
 	jsonEq(t, graphSends(e.Sim, path)[0].Body, `{"messaging_product":"whatsapp","recipient_type":"individual","to":"79161234567","type":"text","text":{"body":"Завтра с 10 до 14.","preview_url":false}}`)
