@@ -125,6 +125,11 @@ func newGroupFixture(t *testing.T, db *store.DB) *groupFixture {
 	// One leader on both engines: the gate then holds the only group
 	// under way, and every delivery after it waits for the next group.
 	svc.committer.maxLeaders = 1
+	// The gate holds SQLite's only connection in its transaction: a
+	// delivery whose channel lookup missed the cache would wait for it
+	// instead of joining the next group (seen under -race in CI, where
+	// a second passed between the gate's lookup and the others').
+	st.CacheChannelsFor(time.Hour)
 	return &groupFixture{svc: svc, st: st, ch: ch, hook: hook}
 }
 

@@ -164,7 +164,9 @@ func TestGroupCommitAppliesStatusesAsOneByOne(t *testing.T) {
 			if !slices.Equal(g, s) {
 				t.Fatalf("hook calls\n %q\none by one\n %q", g, s)
 			}
-			if f.hook.batches == 0 {
+			// Counted over the rounds: one round's random plan may change
+			// no more than one message of the channel.
+			if round == 5 && f.hook.batches == 0 {
 				t.Errorf("the hook was never handed several status changes at once")
 			}
 			if len(slices.Compact(txs)) > 1 {

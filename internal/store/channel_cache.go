@@ -24,3 +24,13 @@ type channelKey struct{ typ, account string }
 // a test or tool that changes a channel row behind the store's back and
 // must see the change before channelCacheTTL passes.
 func (s *Store) ForgetChannels() { s.channels.invalidate() }
+
+// CacheChannelsFor sets how long this store trusts a channel it found
+// (channelCacheTTL unless set). Tests that hold SQLite's only connection
+// in an open transaction need every later lookup served from memory,
+// however slowly a loaded machine runs them.
+func (s *Store) CacheChannelsFor(d time.Duration) {
+	s.channels.mu.Lock()
+	defer s.channels.mu.Unlock()
+	s.channels.ttl = d
+}
