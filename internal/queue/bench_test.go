@@ -2,6 +2,7 @@ package queue_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"sync/atomic"
@@ -185,7 +186,13 @@ func benchJobs(b *testing.B, db *store.DB, keys int, handle queue.Handler) {
 //     100 ready jobs of keys of their own over the 20 workspaces;
 //   - lanes: one workspace with 10 channels, all ready, half without a key
 //     and half in keys of the channel: channel 0 holds all but 90 of the
-//     jobs (at least 10), the other nine 10 each.
+//     jobs (at least 10), the other nine 10 each;
+//   - hotdead: hot, after n earlier jobs of the hot key were claimed and
+//     deleted while another transaction held a snapshot taken before
+//     them, as a slow claim or report does. On PostgreSQL their index
+//     entries stay until that snapshot ends and a VACUUM runs, and every
+//     probe of the key that walks them pays for each (issue 10's soak:
+//     claims of 5-18 s behind a draining binding).
 //
 // The claimed jobs are put back (untimed) after each claim, so every claim
 // sees the same backlog.
@@ -198,7 +205,7 @@ func BenchmarkClaim(b *testing.B) {
 		{"postgres", storetest.Postgres},
 	}
 	for _, e := range engines {
-		for _, shape := range []string{"ready", "blocked", "mixed", "hot", "lanes"} {
+		for _, shape := range []string{"ready", "blocked", "mixed", "hot", "lanes", "hotdead"} {
 			for _, n := range []int{50, 5000, 50000} {
 				// The backlog outlives the runs that size b.N, so it is
 				// made once and closed with the parent benchmark.
@@ -210,7 +217,7 @@ func BenchmarkClaim(b *testing.B) {
 					}
 					if db == nil {
 						db = e.open(parent)
-						fillBacklog(b, db, shape, n)
+						fillBacklog(b, parent, db, shape, n)
 					}
 					benchClaim(b, db)
 				})
@@ -220,11 +227,15 @@ func BenchmarkClaim(b *testing.B) {
 }
 
 // fillBacklog enqueues a backlog of n jobs of the given shape over 20
-// workspaces in one transaction.
-func fillBacklog(b *testing.B, db *store.DB, shape string, n int) {
+// workspaces in one transaction; what it leaves open, owner closes.
+func fillBacklog(b *testing.B, owner testing.TB, db *store.DB, shape string, n int) {
 	b.Helper()
 	past, later := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
 	var jobs []queue.NewJob
+	if shape == "hotdead" {
+		fillDeadHistory(b, owner, db, "crm:hot", n)
+		shape = "hot"
+	}
 	if shape == "hot" {
 		for range max(n-100, 10) {
 			jobs = append(jobs, queue.NewJob{Kind: "bench", WorkspaceID: "ws00", Key: "crm:hot", Payload: 0, RunAt: past})
@@ -297,6 +308,67 @@ func fillBacklog(b *testing.B, db *store.DB, shape string, n int) {
 	// analyses SQLite, so neither does the benchmark.
 	if db.Dialect == store.Postgres {
 		if err := db.Gorm.Exec(`ANALYZE jobs`).Error; err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// fillDeadHistory leaves n jobs of key claimed and deleted behind a
+// snapshot that stays open until the benchmark's database is closed.
+func fillDeadHistory(b *testing.B, owner testing.TB, db *store.DB, key string, n int) {
+	b.Helper()
+	ctx := context.Background()
+	if db.Dialect == store.Postgres {
+		sqlDB, err := db.Gorm.DB()
+		if err != nil {
+			b.Fatal(err)
+		}
+		conn, err := sqlDB.Conn(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tx, err := conn.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		// The first statement takes the snapshot.
+		var one int
+		if err := tx.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+			b.Fatal(err)
+		}
+		owner.Cleanup(func() {
+			if err := tx.Rollback(); err != nil {
+				b.Error(err)
+			}
+			if err := conn.Close(); err != nil {
+				b.Error(err)
+			}
+		})
+	}
+	err := db.Gorm.Transaction(func(tx *gorm.DB) error {
+		for i := range n {
+			if _, err := queue.Enqueue(tx, queue.NewJob{Kind: "bench", WorkspaceID: "ws00", Key: key, Payload: i}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Claimed and finished in runs of 100, oldest first, as the workers
+	// did one by one: the index entries left are the same.
+	var first int64
+	if err := db.Gorm.Raw(`SELECT MIN(id) FROM jobs WHERE queue_key = ?`, key).Scan(&first).Error; err != nil {
+		b.Fatal(err)
+	}
+	for lo := first; lo < first+int64(n); lo += 100 {
+		err := db.Gorm.Exec(`UPDATE jobs SET state = 'running', locked_by = 'gone', attempts = 1
+			WHERE queue_key = ? AND id >= ? AND id < ?`, key, lo, lo+100).Error
+		if err == nil {
+			err = db.Gorm.Exec(`DELETE FROM jobs WHERE queue_key = ? AND state = 'running'`, key).Error
+		}
+		if err != nil {
 			b.Fatal(err)
 		}
 	}

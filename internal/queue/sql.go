@@ -24,15 +24,25 @@ const jobColumns = `id, kind, workspace_id, queue_key, lane, payload, state, att
 // readyJob holds when the pending job x may run now: it is due, of a kind
 // this instance handles, and the head of its key (the oldest pending job of
 // the key, with no job of the key running; an empty key shares nothing).
-// Each NOT EXISTS is one probe of jobs_key. The walk reads only jobs that
-// are not parked (wait_until IS NULL, see unparkSQLite); a parked job
-// cannot be ready, so that changes which jobs it reads, not what it finds.
-// The checks stay whole: parking only ever errs towards a job it left out
-// of the park, which the checks then skip.
+// The walk reads only jobs that are not parked (wait_until IS NULL, see
+// unparkSQLite); a parked job cannot be ready, so that changes which jobs
+// it reads, not what it finds. The checks stay whole: parking only ever
+// errs towards a job it left out of the park, which the checks then skip.
+//
+// The two key checks are each one probe of jobs_key, read from the top
+// down (MAX) and taken in turn (COALESCE stops at the first it finds):
+// a job behind others of its key finds the one before it at once, and a
+// key's running job, claimed last, is the newest running entry. Read from
+// the bottom up, as NOT EXISTS did, both walked past the index entries of
+// every job the key had finished, which PostgreSQL keeps until no open
+// snapshot predates them and a VACUUM has run: behind a draining CRM
+// binding's running head each job the walk read cost a walk of the key's
+// history (issue 10's soak: claims of 5-18 s, BenchmarkClaim's hotdead).
+// Only a key's real head still reads that history, once.
 const readyJob = `x.state = 'pending' AND x.wait_until IS NULL AND x.run_at <= ? AND x.kind IN ?
-			AND (x.queue_key = '' OR (
-				NOT EXISTS (SELECT 1 FROM jobs o WHERE o.queue_key = x.queue_key AND o.state = 'pending' AND o.id < x.id)
-				AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.queue_key = x.queue_key AND r.state = 'running')))`
+			AND (x.queue_key = '' OR COALESCE(
+				(SELECT MAX(o.id) FROM jobs o WHERE o.queue_key = x.queue_key AND o.state = 'pending' AND o.id < x.id),
+				(SELECT MAX(r.id) FROM jobs r WHERE r.queue_key = x.queue_key AND r.state = 'running')) IS NULL)`
 
 // Two claims implement one rule, fair at two levels: workspaces take turns,
 // and within a workspace its lanes (channels, NewJob.Lane) take turns.
