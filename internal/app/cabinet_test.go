@@ -633,3 +633,45 @@ func TestCabinetRoles(t *testing.T) {
 		e.NoPasswordsInLogs(ownerPW, "admin password", "manager password", "other password")
 	})
 }
+
+// TestUnknownAddressAnswersInKind: a browser that opens a mistyped or
+// outdated cabinet address gets the "not found" page in its language,
+// with a way home; a program (and anything under /api/) gets JSON.
+func TestUnknownAddressAnswersInKind(t *testing.T) {
+	e := apptest.Start(t, apptest.Options{})
+	get := func(path, accept, lang string) (*http.Response, string) {
+		t.Helper()
+		req, err := http.NewRequest("GET", e.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Accept", accept)
+		req.Header.Set("Accept-Language", lang)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, string(b)
+	}
+	const browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+	for _, c := range []struct{ lang, want string }{{"ru-RU,ru;q=0.9", "Главная"}, {"en-GB,en;q=0.9", "Home"}} {
+		r, page := get("/chats", browser, c.lang)
+		if r.StatusCode != http.StatusNotFound || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") {
+			t.Fatalf("%s: /chats in a browser: %d %s", c.lang, r.StatusCode, r.Header.Get("Content-Type"))
+		}
+		if !strings.Contains(page, "Не найдено.") || !strings.Contains(page, "Not found.") || !strings.Contains(page, `<a href="/">`+c.want+`</a>`) {
+			t.Fatalf("%s: /chats page has no way home in its language:\n%.600s", c.lang, page)
+		}
+	}
+	for _, c := range []struct{ path, accept string }{{"/chats", "application/json"}, {"/api/v1/nope", browser}, {"/webhooks/nope", browser}} {
+		r, body := get(c.path, c.accept, "ru")
+		if r.StatusCode != http.StatusNotFound || !strings.Contains(body, `"code":"not_found"`) {
+			t.Fatalf("%s (Accept %s): %d %s", c.path, c.accept, r.StatusCode, body)
+		}
+	}
+}

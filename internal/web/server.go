@@ -106,7 +106,7 @@ func New(d Deps) *Server {
 		_ = s.engine.SetTrustedProxies(nil) // nil cannot fail
 	}
 	s.engine.Use(s.recover, s.accessLog, s.bodyDeadline)
-	s.engine.NoRoute(func(c *gin.Context) { fail(c, http.StatusNotFound, "not_found", "no such endpoint") })
+	s.engine.NoRoute(s.noRoute)
 	s.engine.NoMethod(func(c *gin.Context) {
 		fail(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed here")
 	})
@@ -224,6 +224,32 @@ func (s *Server) bodyDeadline(c *gin.Context) {
 
 // fail answers {"error":{"code":…,"message":…}}, with <, > and & as they
 // are (not \u003c): people read these on terminals.
+// noRoute answers an unknown address: a person's browser asking for a
+// page (a mistyped or outdated cabinet link) gets the cabinet's "not
+// found" page in their language with a way home; a program gets the API's
+// JSON error.
+func (s *Server) noRoute(c *gin.Context) {
+	if wantsPage(c.Request) {
+		s.refusePage(c, http.StatusNotFound, "not_found")
+		return
+	}
+	fail(c, http.StatusNotFound, "not_found", "no such endpoint")
+}
+
+// wantsPage reports whether r is a browser's page load: a GET or HEAD
+// outside the API, webhook and media paths whose Accept names HTML.
+func wantsPage(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	for _, prefix := range []string{"/api/", "/webhooks/", "/media/", "/assets/"} {
+		if strings.HasPrefix(r.URL.Path, prefix) {
+			return false
+		}
+	}
+	return strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
 func fail(c *gin.Context, status int, code, msg string) {
 	c.AbortWithStatusPureJSON(status, gin.H{"error": gin.H{"code": code, "message": msg}})
 }
