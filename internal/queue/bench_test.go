@@ -192,7 +192,11 @@ func benchJobs(b *testing.B, db *store.DB, keys int, handle queue.Handler) {
 //     them, as a slow claim or report does. On PostgreSQL their index
 //     entries stay until that snapshot ends and a VACUUM runs, and every
 //     probe of the key that walks them pays for each (issue 10's soak:
-//     claims of 5-18 s behind a draining binding).
+//     claims of 5-18 s behind a draining binding);
+//   - stale: hot, on PostgreSQL with the statistics of the empty table
+//     (analysed before the backlog came, not after), as on a fresh
+//     database in the first minute of a burst, before autovacuum's
+//     ANALYZE.
 //
 // The claimed jobs are put back (untimed) after each claim, so every claim
 // sees the same backlog.
@@ -205,7 +209,7 @@ func BenchmarkClaim(b *testing.B) {
 		{"postgres", storetest.Postgres},
 	}
 	for _, e := range engines {
-		for _, shape := range []string{"ready", "blocked", "mixed", "hot", "lanes", "hotdead"} {
+		for _, shape := range []string{"ready", "blocked", "mixed", "hot", "lanes", "hotdead", "stale"} {
 			for _, n := range []int{50, 5000, 50000} {
 				// The backlog outlives the runs that size b.N, so it is
 				// made once and closed with the parent benchmark.
@@ -231,6 +235,18 @@ func BenchmarkClaim(b *testing.B) {
 func fillBacklog(b *testing.B, owner testing.TB, db *store.DB, shape string, n int) {
 	b.Helper()
 	past, later := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
+	analyse := func() {
+		if db.Dialect == store.Postgres {
+			if err := db.Gorm.Exec(`ANALYZE jobs`).Error; err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	stale := shape == "stale"
+	if stale {
+		analyse()
+		shape = "hot"
+	}
 	var jobs []queue.NewJob
 	if shape == "hotdead" {
 		fillDeadHistory(b, owner, db, "crm:hot", n)
@@ -306,10 +322,8 @@ func fillBacklog(b *testing.B, owner testing.TB, db *store.DB, shape string, n i
 	}
 	// PostgreSQL's autovacuum keeps statistics; the gateway never
 	// analyses SQLite, so neither does the benchmark.
-	if db.Dialect == store.Postgres {
-		if err := db.Gorm.Exec(`ANALYZE jobs`).Error; err != nil {
-			b.Fatal(err)
-		}
+	if !stale {
+		analyse()
 	}
 }
 

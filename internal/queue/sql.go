@@ -169,30 +169,36 @@ const scanSQL = `SELECT c.id, c.workspace_id, c.lane,
 //
 //   - keys lists the distinct keys with pending jobs, one probe of jobs_key
 //     each (a loose index scan, as ws in picksSQL);
-//   - heads takes each key's oldest pending job, one probe of jobs_key,
-//     unless a job of the key is running;
+//   - each key's oldest pending job is taken, one probe of jobs_key, unless
+//     a job of the key is running;
 //   - the unkeyed pending jobs come from jobs_key's empty key.
 //
-// Their rows are then checked for being due and of a handled kind, and
-// ranked in their lane. On SQLite this took seconds a claim on a hot key
-// of 5,000 jobs (its plan was not looked into), so SQLite keeps scanSQL.
+// Those ids are gathered into an array once, and only then are their rows
+// read, by primary key, and checked for being due and of a handled kind,
+// and ranked in their lane. Joined instead, the plan rested on the
+// statistics: on a table last analysed nearly empty (a fresh database, the
+// first minute of a burst) PostgreSQL took the due pending jobs for one
+// row and gathered the heads again for each of them, thousands of probes
+// per job, and claims took 4-12 s until the next ANALYZE (issue 10's soak
+// starts). On SQLite this took seconds a claim on a hot key of 5,000 jobs
+// (its plan was not looked into), so SQLite keeps scanSQL.
 const scanHeadsSQL = `WITH RECURSIVE keys(k) AS (
 		SELECT MIN(queue_key) FROM jobs WHERE state = 'pending' AND queue_key > ''
 		UNION ALL
 		SELECT (SELECT MIN(p.queue_key) FROM jobs p WHERE p.state = 'pending' AND p.queue_key > keys.k)
 		FROM keys WHERE keys.k IS NOT NULL
-	), heads(id) AS (
-		SELECT (SELECT MIN(o.id) FROM jobs o WHERE o.queue_key = keys.k AND o.state = 'pending')
-		FROM keys
-		WHERE keys.k IS NOT NULL
-			AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.queue_key = keys.k AND r.state = 'running')
-		UNION ALL
-		SELECT u.id FROM jobs u WHERE u.queue_key = '' AND u.state = 'pending'
 	)
 	SELECT c.id, c.workspace_id, c.lane,
 		ROW_NUMBER() OVER (PARTITION BY c.workspace_id, c.lane ORDER BY c.id) AS lane_turn
-	FROM heads JOIN jobs c ON c.id = heads.id
-	WHERE c.state = 'pending' AND c.run_at <= ? AND c.kind IN ?`
+	FROM jobs c
+	WHERE c.id = ANY (ARRAY(
+			SELECT (SELECT MIN(o.id) FROM jobs o WHERE o.queue_key = keys.k AND o.state = 'pending')
+			FROM keys
+			WHERE keys.k IS NOT NULL
+				AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.queue_key = keys.k AND r.state = 'running')
+			UNION ALL
+			SELECT u.id FROM jobs u WHERE u.queue_key = '' AND u.state = 'pending'))
+		AND c.state = 'pending' AND c.run_at <= ? AND c.kind IN ?`
 
 // scanOrder is walkOrder for the scan.
 const scanOrder = `ORDER BY h.turn, CASE WHEN h.workspace_id %[1]s > ? THEN 0 ELSE 1 END, h.workspace_id %[1]s, h.id`
