@@ -83,6 +83,7 @@ func (s *Server) mountCabinet() {
 	s.mountCabinetChat(in)
 	s.mountCabinetQuick(in, admin)
 	s.mountCabinetEmployees(in, admin)
+	s.mountCabinetWorkspace(admin)
 }
 
 func randomToken(n int) string {

@@ -52,7 +52,7 @@ var cabinetTexts = map[string]map[string]string{
 // the templates page) and joined into cabinetTexts once, here, so a page's
 // file never has to know the others'.
 func init() {
-	for _, more := range []map[string]map[string]string{adminTexts, templateTexts, settingsTexts, chatTexts, quickTexts, accountTexts} {
+	for _, more := range []map[string]map[string]string{adminTexts, templateTexts, settingsTexts, chatTexts, quickTexts, accountTexts, workspaceTexts} {
 		for lang, texts := range more {
 			maps.Copy(cabinetTexts[lang], texts)
 		}

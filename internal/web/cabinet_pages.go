@@ -59,6 +59,8 @@ type page struct {
 	Chat *chatPage
 	// The Templates page's quick replies.
 	Quick *quickPageData
+	// The workspace's settings form.
+	WorkspaceForm *workspaceForm
 }
 
 type channelRow struct {

@@ -3,15 +3,13 @@ package web
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/nyaruka/phonenumbers"
 
+	"github.com/switchboard/switchboard/internal/fault"
 	"github.com/switchboard/switchboard/internal/messaging"
 	"github.com/switchboard/switchboard/internal/store"
 )
@@ -38,11 +36,13 @@ func (s *Server) updateWorkspace(c *gin.Context) {
 		return
 	}
 	if req.PhoneRegion != nil {
-		*req.PhoneRegion = strings.ToUpper(strings.TrimSpace(*req.PhoneRegion))
-		if _, ok := phonenumbers.GetSupportedRegions()[*req.PhoneRegion]; !ok {
-			fail(c, http.StatusUnprocessableEntity, "phone_region_invalid", fmt.Sprintf("phone_region is a two-letter country code (RU, KZ, UZ…), got %q", *req.PhoneRegion))
+		region, err := validPhoneRegion(*req.PhoneRegion)
+		if err != nil {
+			fe := fault.As(err)
+			fail(c, http.StatusUnprocessableEntity, fe.Code, fe.Message)
 			return
 		}
+		*req.PhoneRegion = region
 	}
 	var limit *int
 	if req.DialogsPerHourLimit != nil {
@@ -90,15 +90,12 @@ func (s *Server) wakeHeld(ctx context.Context, workspaceID string) {
 	}
 }
 
-// checkTimezone answers and returns false unless tz is an IANA zone name
-// (not "Local", which would be this server's clock, not the workspace's).
+// checkTimezone is validTimezone for handlers: it answers and returns
+// false when tz is refused.
 func checkTimezone(c *gin.Context, tz string) bool {
-	if len(tz) > maxTimezone || textProblem(tz, maxTimezone) != "" {
-		fail(c, http.StatusUnprocessableEntity, "timezone_invalid", "timezone is an IANA time zone (e.g. Europe/Moscow, Asia/Almaty)")
-		return false
-	}
-	if _, err := time.LoadLocation(tz); err != nil || tz == "" || tz == "Local" {
-		fail(c, http.StatusUnprocessableEntity, "timezone_invalid", fmt.Sprintf("%q is not an IANA time zone (e.g. Europe/Moscow, Asia/Almaty)", tz))
+	if err := validTimezone(tz); err != nil {
+		fe := fault.As(err)
+		fail(c, http.StatusUnprocessableEntity, fe.Code, fe.Message)
 		return false
 	}
 	return true
@@ -109,10 +106,12 @@ func checkTimezone(c *gin.Context, tz string) bool {
 // fraction, an exponent or null.
 func checkDialogLimit(c *gin.Context, raw json.RawMessage) (int, bool) {
 	n, err := strconv.ParseInt(string(raw), 10, 64)
-	if err != nil || n < 0 || n > store.MaxDialogsPerHour {
-		fail(c, http.StatusUnprocessableEntity, "dialogs_per_hour_limit_invalid", fmt.Sprintf(
-			"dialogs_per_hour_limit is a whole number of new dialogs per channel per hour, 0 (no limit) to %d; got %.40s",
-			store.MaxDialogsPerHour, raw))
+	if err != nil {
+		n = -1
+	}
+	if err := validDialogLimit(n, string(raw)); err != nil {
+		fe := fault.As(err)
+		fail(c, http.StatusUnprocessableEntity, fe.Code, fe.Message)
 		return 0, false
 	}
 	return int(n), true
