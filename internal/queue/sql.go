@@ -311,16 +311,16 @@ const walkWindow = 100
 // cannot know how far the walk goes and prices it by the backlog: with
 // most pending jobs delayed its estimate passed the JIT threshold, and
 // compiling took over a second for a claim that runs in a millisecond.
-// It also has the claim's statements run on their generic plan, made once
-// per connection (the driver prepares them): planning the walk took about
-// 2.8 ms of a 3.5 ms claim. The walk and the scan are written so that
-// their plan does not rest on the parameters or on fresh statistics (each
-// step an index probe, the scan's heads gathered once), which is what
-// makes one plan for every claim safe. BenchmarkClaim, PostgreSQL, ms per
-// claim at 50,000: ready 4.3 -> 3.4, mixed 4.3 -> 2.9, hot 5.1 -> 3.5,
-// lanes 3.4 -> 1.9, stale 6.3 -> 4.4. Local to the transaction, as SET
-// LOCAL.
-const noJIT = `set_config('jit', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)`
+// Local to the transaction, as SET LOCAL.
+//
+// The claim's statements are planned afresh each time (about 2.8 ms of a
+// 3.5 ms claim on a small backlog), and must stay so: a generic plan,
+// made once per connection, was tried and fell over in a soak's first
+// minute. Made on the still empty table, it read jobs_ready for every
+// probe (a whole pending backlog per key) and stayed that way as the
+// table grew, claims of 1.4-9.3 s, until an ANALYZE replaced it; a fresh
+// plan sees the table's size even when its statistics are old.
+const noJIT = `set_config('jit', 'off', true)`
 
 // claim marks up to n ready jobs as running by this instance. The walk goes
 // first; when it claims nothing (nothing ready, a walk gave up, or every
