@@ -25,6 +25,8 @@ type visitor struct {
 	// ip, when set, is sent as X-Forwarded-For (which must not count).
 	ip   string
 	lang string
+	// accept, when set, is sent as Accept.
+	accept string
 }
 
 func newVisitor(t *testing.T, e *apptest.Env) *visitor {
@@ -50,6 +52,9 @@ func (v *visitor) do(method, path string, form url.Values) (*http.Response, stri
 	}
 	if v.ip != "" {
 		req.Header.Set("X-Forwarded-For", v.ip)
+	}
+	if v.accept != "" {
+		req.Header.Set("Accept", v.accept)
 	}
 	if v.lang != "" {
 		req.Header.Set("Accept-Language", v.lang)
@@ -641,22 +646,9 @@ func TestUnknownAddressAnswersInKind(t *testing.T) {
 	e := apptest.Start(t, apptest.Options{})
 	get := func(path, accept, lang string) (*http.Response, string) {
 		t.Helper()
-		req, err := http.NewRequest("GET", e.URL+path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Accept", accept)
-		req.Header.Set("Accept-Language", lang)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp, string(b)
+		v := newVisitor(t, e)
+		v.accept, v.lang = accept, lang
+		return v.do("GET", path, nil)
 	}
 	const browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 	for _, c := range []struct{ lang, want string }{{"ru-RU,ru;q=0.9", "Главная"}, {"en-GB,en;q=0.9", "Home"}} {
