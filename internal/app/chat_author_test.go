@@ -93,3 +93,27 @@ func TestChatNamesWhoAnswered(t *testing.T) {
 		}
 	})
 }
+
+// TestChatNamesANamelessColleagueByEmail: a cabinet user added without a
+// name (as `switchboard user add` in the README adds the first one) signs
+// their answers with their email, not an id.
+func TestChatNamesANamelessColleagueByEmail(t *testing.T) {
+	apptest.Each(t, b24Opts, func(t *testing.T, e *apptest.Env) {
+		f := newChatFixture(t, e)
+		_, page := f.owner.get("/chat?d=" + f.anna)
+		target := chatTargetRe.FindStringSubmatch(page)
+		if target == nil {
+			t.Fatal("no target on the page")
+		}
+		const mine = "Счёт отправила на почту."
+		send := url.Values{"csrf": {f.ownerTok}, "target": {strings.ReplaceAll(target[1], "&#43;", "+")}, "text": {mine}}
+		if r, _ := f.owner.do("POST", "/chat/dialogs/"+f.anna+"/send", send); r.StatusCode != 303 {
+			t.Fatalf("send: %d", r.StatusCode)
+		}
+		e.WaitIdle()
+		_, page = f.owner.get("/chat?d=" + f.anna)
+		if got := authorOf(page, mine); got != "owner@example.com" {
+			t.Fatalf("the nameless colleague's answer is signed %q", got)
+		}
+	})
+}

@@ -582,7 +582,9 @@ func (s *Server) chatSend(c *gin.Context) {
 	q, err := s.d.Chat.Send(ctx, chatRecord(a, dv.DialogView, lang), c.Request, func(ctx context.Context, channelID string, req messaging.SendRequest) (*store.Message, error) {
 		// The cabinet user wrote it, whatever CRM user the page's record
 		// would name.
-		req.Author = &store.MessageAuthor{Kind: store.AuthorCabinet, UserID: cc.User.ID, Name: cc.User.Name}
+		// A colleague added without a name (as the README adds the
+		// first) is named by email, not by an id nobody knows.
+		req.Author = &store.MessageAuthor{Kind: store.AuthorCabinet, UserID: cc.User.ID, Name: cmp.Or(cc.User.Name, cc.User.Email)}
 		return s.d.Messaging.Send(ctx, sc, channelID, req)
 	})
 	if err != nil {
