@@ -608,8 +608,22 @@ func TestCabinetRoles(t *testing.T) {
 		if st, page := adm.post("/employees", url.Values{"csrf": {admTok}, "email": {"new@example.com"}, "role": {"manager"}}); st != 200 || !regexp.MustCompile(`id="generated">\S{16}<`).MatchString(page) {
 			t.Errorf("an admin adds a manager with a generated password: %d", st)
 		}
-		if st, page := adm.post("/employees", url.Values{"csrf": {admTok}, "email": {"bad"}, "role": {"manager"}}); st != 422 || !strings.Contains(page, `data-field="email"`) {
+		if st, page := adm.post("/employees", url.Values{"csrf": {admTok}, "email": {"bad"}, "role": {"manager"}}); st != 422 || !strings.Contains(page, `data-field="email"`) ||
+			!strings.Contains(page, "Укажите адрес электронной почты") {
 			t.Errorf("a bad e-mail in the form: %d", st)
+		}
+		// Refusals in the page's language (a new user saw the API's English).
+		for _, c := range []struct {
+			form        url.Values
+			field, text string
+		}{
+			{url.Values{"email": {"short@example.com"}, "role": {"manager"}, "password": {"short"}}, "password", "Пароль — не короче 10 символов."},
+			{url.Values{"email": {"manager@example.com"}, "role": {"manager"}}, "email", "Сотрудник с такой почтой уже есть."},
+		} {
+			c.form.Set("csrf", admTok)
+			if st, page := adm.post("/employees", c.form); st != 422 || !strings.Contains(page, `data-field="`+c.field+`"`) || !strings.Contains(page, c.text) {
+				t.Errorf("%v: %d, want %q on the page", c.form, st, c.text)
+			}
 		}
 		if n := countRows(t, e, "cabinet_users", "workspace_id = ?", otherWS); n != 1 {
 			t.Fatalf("the other workspace's people changed: %d", n)

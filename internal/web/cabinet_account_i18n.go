@@ -19,6 +19,8 @@ var accountTexts = map[string]map[string]string{
 		"e_password_too_long":      "Пароль слишком длинный.",
 		"e_last_owner":             "В рабочем пространстве должен остаться хотя бы один владелец: сначала назначьте владельцем другого сотрудника.",
 		"e_person_name_invalid":    "Имя слишком длинное или содержит недопустимые символы.",
+		"e_email_invalid":          "Укажите адрес электронной почты, например anna@example.com.",
+		"e_email_taken":            "Сотрудник с такой почтой уже есть.",
 		"e_role_invalid":           "Роль — владелец, администратор или менеджер.",
 	},
 	"en": {
@@ -37,6 +39,8 @@ var accountTexts = map[string]map[string]string{
 		"e_password_too_long":      "The password is too long.",
 		"e_last_owner":             "A workspace keeps at least one owner: make another employee owner first.",
 		"e_person_name_invalid":    "The name is too long or has characters that are not allowed.",
+		"e_email_invalid":          "Enter an email address, such as anna@example.com.",
+		"e_email_taken":            "An employee with this email already exists.",
 		"e_role_invalid":           "The role is owner, admin or manager.",
 	},
 }

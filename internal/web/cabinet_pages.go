@@ -257,6 +257,15 @@ func (s *Server) addEmployee(c *gin.Context) {
 	if fe := fault.As(err); fe != nil {
 		nu.Password = ""
 		p.Form, p.Problem, p.Field = nu, fe.Message, fe.Field
+		// In the page's language: the API's words were shown as they
+		// came (found by a new user: an English refusal on a Russian page).
+		code := fe.Code
+		if code == "name_invalid" {
+			code = "person_name_invalid" // a person's name, not a channel's
+		}
+		if txt, ok := p.T["e_"+code]; ok {
+			p.Problem = txt
+		}
 		s.renderEmployees(c, http.StatusUnprocessableEntity, p)
 		return
 	}
