@@ -123,6 +123,22 @@ func defaultBaseURL(addr string) string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
+// formInstallURL is what the page's install form starts with: -install-url,
+// else the gateway's install handler next to -redirect-url, else the
+// README's local gateway. An empty field showing the address as a grey
+// placeholder made a new user's first press fail ("url must be an
+// http(s) URL"). Only -install-url posts on its own at start.
+func formInstallURL(c config) string {
+	if c.installURL != "" {
+		return c.installURL
+	}
+	if u, err := url.Parse(c.redirectURL); err == nil && u.Host != "" && (u.Scheme == "http" || u.Scheme == "https") {
+		u.Path, u.RawQuery, u.Fragment = "/bitrix24/install", "", ""
+		return u.String()
+	}
+	return "http://127.0.0.1:8080/bitrix24/install"
+}
+
 // appURLFor guesses the app page from the install handler: the gateway
 // serves both, /bitrix24/install and /bitrix24/app.
 func appURLFor(installURL string) string {
@@ -208,6 +224,6 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 }
 
 func newHandler(sim *b24sim.Server, cfg config, logger *slog.Logger) http.Handler {
-	return console.Handler(sim, console.Config{MemberID: cfg.memberID, Domain: cfg.domain, InstallURL: cfg.installURL,
+	return console.Handler(sim, console.Config{MemberID: cfg.memberID, Domain: cfg.domain, InstallURL: formInstallURL(cfg),
 		AppURL: cfg.appURL, Lines: cfg.lines}, logger)
 }

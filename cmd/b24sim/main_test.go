@@ -268,3 +268,25 @@ func TestOpenAsPortalUser(t *testing.T) {
 		t.Fatalf("open the card tab: %d\n%s", st, body)
 	}
 }
+
+// TestFormInstallURL: the page's install form starts filled in, so its
+// first press works: -install-url, else the install handler next to
+// -redirect-url, else the README's local gateway.
+func TestFormInstallURL(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-install-url", "http://gw.local:8081/bitrix24/install"}, "http://gw.local:8081/bitrix24/install"},
+		{[]string{"-redirect-url", "http://127.0.0.1:8082/bitrix24/oauth/callback?x=1"}, "http://127.0.0.1:8082/bitrix24/install"},
+		{nil, "http://127.0.0.1:8080/bitrix24/install"},
+	} {
+		cfg, err := parseFlags(c.args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := formInstallURL(cfg); got != c.want {
+			t.Errorf("%v: %q, want %q", c.args, got, c.want)
+		}
+	}
+}
