@@ -7,6 +7,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -526,6 +528,24 @@ func (CRMLink) TableName() string { return "crm_links" }
 func PutLink(tx *gorm.DB, integrationID, kind, localID, remoteID string) error {
 	return tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&CRMLink{IntegrationID: integrationID, Kind: kind,
 		LocalID: localID, RemoteID: remoteID, CreatedAt: Now()}).Error
+}
+
+// PutLinks is PutLink for many local objects of one kind (remote id by
+// local id) in one statement; they are written in local id order, so two
+// writers of the same objects wait for each other rather than deadlock.
+func PutLinks(tx *gorm.DB, integrationID, kind string, remoteByLocal map[string]string) error {
+	if len(remoteByLocal) == 0 {
+		return nil
+	}
+	now := Now()
+	rows := make([]CRMLink, 0, len(remoteByLocal))
+	for _, local := range slices.Sorted(maps.Keys(remoteByLocal)) {
+		rows = append(rows, CRMLink{IntegrationID: integrationID, Kind: kind, LocalID: local, RemoteID: remoteByLocal[local], CreatedAt: now})
+	}
+	if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&rows).Error; err != nil {
+		return fmt.Errorf("store: put links: %w", err)
+	}
+	return nil
 }
 
 // LinkByLocal returns the remote id of a local object, or ErrNotFound.

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/switchboard/switchboard/internal/secret"
 	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/internal/store/storetest"
@@ -163,4 +165,41 @@ func TestRefreshTokensAcrossInstances(t *testing.T) {
 	if calls.Load() != 1 {
 		t.Fatalf("%d refreshes across two instances, want exactly 1", calls.Load())
 	}
+}
+
+// PutLinks writes the links it is given in one statement and, like
+// PutLink, keeps a local object's first link of a kind: a link already
+// there is not overwritten, another integration's or kind's is untouched.
+func TestPutLinksKeepsTheFirstLink(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		st := testStore(t, db)
+		in := install(t, st, "ref")
+		ctx := context.Background()
+		err := st.Tx(ctx, func(tx *gorm.DB) error {
+			if err := store.PutLink(tx, in.ID, "chat", "c1", "old"); err != nil {
+				return err
+			}
+			if err := store.PutLink(tx, in.ID, "other", "c2", "kept"); err != nil {
+				return err
+			}
+			if err := store.PutLinks(tx, in.ID, "chat", nil); err != nil {
+				return err
+			}
+			return store.PutLinks(tx, in.ID, "chat", map[string]string{"c1": "new", "c2": "20", "c3": "30"})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[[2]string]string{{"chat", "c1"}: "old", {"chat", "c2"}: "20", {"chat", "c3"}: "30", {"other", "c2"}: "kept"}
+		for k, remote := range want {
+			got, err := store.LinkByLocal(db.Gorm, in.ID, k[0], k[1])
+			if err != nil || got != remote {
+				t.Fatalf("%s link of %s: %q %v, want %q", k[0], k[1], got, err, remote)
+			}
+		}
+		var n int64
+		if err := db.Gorm.Model(&store.CRMLink{}).Where("integration_id = ?", in.ID).Count(&n).Error; err != nil || n != 4 {
+			t.Fatalf("%d links (%v), want 4", n, err)
+		}
+	})
 }
