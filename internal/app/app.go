@@ -146,6 +146,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error
 
 	router := routing.New(st, log)
 	router.Notify = q.Notify
+	router.TimeMirror = func(step string, took time.Duration) { m.MirrorStep.WithLabelValues(step).Observe(took.Seconds()) }
 	svc.AddHook(router)
 	router.SetMenuSender(menuSender{svc})
 	router.Handle(q)

@@ -23,6 +23,9 @@ type Metrics struct {
 	// IngestGroup is how many webhook deliveries shared one transaction
 	// (group commit): mostly 1 at low load, larger under load.
 	IngestGroup prometheus.Histogram
+	// MirrorStep is how long each step of a per-message CRM mirror run
+	// took (plan, read, mark, crm, record; routing.MirrorSteps).
+	MirrorStep *prometheus.HistogramVec
 }
 
 func New() *Metrics {
@@ -47,8 +50,12 @@ func New() *Metrics {
 			Name: "switchboard_ingest_group_deliveries", Help: "Webhook deliveries stored together in one transaction.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
 		}),
+		MirrorStep: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "switchboard_mirror_step_seconds", Help: "Duration of each step of a CRM mirror run (plan, read, mark, crm, record).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}, []string{"step"}),
 	}
-	reg.MustRegister(m.WebhooksReceived, m.Messages, m.OutboundLatency, m.WebhookAck, m.IngestGroup,
+	reg.MustRegister(m.WebhooksReceived, m.Messages, m.OutboundLatency, m.WebhookAck, m.IngestGroup, m.MirrorStep,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -114,6 +114,16 @@ func TestMirrorEachTakesTheJobsBehindIt(t *testing.T) {
 		r := routing.New(st, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		r.Register("double", double)
 		r.Batch = true
+		var stepsMu sync.Mutex
+		steps := map[string]int{}
+		r.TimeMirror = func(step string, took time.Duration) {
+			stepsMu.Lock()
+			defer stepsMu.Unlock()
+			if took < 0 {
+				t.Errorf("step %s took %s", step, took)
+			}
+			steps[step]++
+		}
 
 		const n, customers = 120, 4
 		for i := 0; i < n; i++ {
@@ -174,6 +184,24 @@ func TestMirrorEachTakesTheJobsBehindIt(t *testing.T) {
 			if !double.inDoubt[1][id] {
 				t.Fatalf("message %s of the lost call not in doubt on the next", id)
 			}
+		}
+		// The chunk marked while the lost call was in flight was never
+		// sent: its marks went with the run, so no later call doubts it.
+		for i, doubt := range double.inDoubt[2:] {
+			if len(doubt) != 0 {
+				t.Fatalf("call %d told %d messages are in doubt; only the lost call's were", i+2, len(doubt))
+			}
+		}
+		// Each run's steps are timed: one mark and one CRM step per call,
+		// one plan and one read per run, a record per run that wrote.
+		stepsMu.Lock()
+		defer stepsMu.Unlock()
+		if steps[routing.MirrorStepMark] != len(double.calls) || steps[routing.MirrorStepCRM] != len(double.calls) {
+			t.Fatalf("steps timed %v for %d Mirror calls", steps, len(double.calls))
+		}
+		if steps[routing.MirrorStepPlan] == 0 || steps[routing.MirrorStepRead] != steps[routing.MirrorStepPlan] ||
+			steps[routing.MirrorStepRecord] == 0 || steps[routing.MirrorStepRecord] > steps[routing.MirrorStepPlan] {
+			t.Fatalf("steps timed %v", steps)
 		}
 		var marks int64
 		if err := db.Gorm.Raw("SELECT COUNT(*) FROM crm_links WHERE kind = ?", routing.LinkMirrorAttempt).Scan(&marks).Error; err != nil {

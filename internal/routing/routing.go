@@ -126,6 +126,41 @@ type Router struct {
 	Notify func()
 	// menus sends the branch menu (branch.go); set by SetMenuSender.
 	menus MenuSender
+	// TimeMirror, when set, is told how long each step of a per-message
+	// mirror run took (MirrorSteps), so that an operator whose binding's
+	// mirror falls behind sees whether the database or the CRM holds it.
+	TimeMirror func(step string, took time.Duration)
+}
+
+// The steps of a per-message mirror run, as TimeMirror names them.
+const (
+	// MirrorStepPlan reads the jobs queued behind the run (and, for a
+	// sweep, the channel's unmirrored messages).
+	MirrorStepPlan = "plan"
+	// MirrorStepRead reads the run's messages with their customers and
+	// files.
+	MirrorStepRead = "read"
+	// MirrorStepMark commits a chunk's attempt marks before its CRM call.
+	MirrorStepMark = "mark"
+	// MirrorStepCRM is a chunk's CRM call, with the connector's own reads
+	// and writes around it and its wait for the CRM's rate limit.
+	MirrorStepCRM = "crm"
+	// MirrorStepRecord commits the run's outcome: the messages linked as
+	// mirrored, the jobs it covered ended.
+	MirrorStepRecord = "record"
+)
+
+// MirrorSteps lists the steps TimeMirror is told of, in run order.
+var MirrorSteps = []string{MirrorStepPlan, MirrorStepRead, MirrorStepMark, MirrorStepCRM, MirrorStepRecord}
+
+// since tells TimeMirror, when set, that step took since began, and
+// returns now for the next step to start from.
+func (r *Router) since(step string, began time.Time) time.Time {
+	now := time.Now()
+	if r.TimeMirror != nil {
+		r.TimeMirror(step, now.Sub(began))
+	}
+	return now
 }
 
 func New(st *store.Store, log *slog.Logger) *Router {
@@ -361,14 +396,17 @@ func (r *Router) handleMirror(ctx context.Context, j *queue.Job) error {
 	if err != nil {
 		return err
 	}
+	step := time.Now()
 	w, err := r.mirrorWork(ctx, j, &p, in.ID, b)
 	if err != nil {
 		return err
 	}
+	step = r.since(MirrorStepPlan, step)
 	msgs, err := r.store.MessagesToMirror(ctx, in.ID, b.ID, LinkMirrored, w.ids)
 	if err != nil {
 		return fmt.Errorf("routing: pending messages: %w", err)
 	}
+	step = r.since(MirrorStepRead, step)
 	unwritten := make(map[string]bool, len(msgs))
 	for i := range msgs {
 		unwritten[msgs[i].ID] = true
@@ -396,30 +434,49 @@ func (r *Router) handleMirror(ctx context.Context, j *queue.Job) error {
 	// binding's backlog (after an outage, or a burst) drains with one
 	// claim per runCalls calls. The next call waits for the previous one,
 	// and stops the run when it did not take all its messages, so no
-	// customer's later message overtakes an earlier one.
-	var done []string
+	// customer's later message overtakes an earlier one. A chunk's
+	// attempt marks are committed while the previous chunk's call is in
+	// flight (the commit was a tenth of a run's time); marks of a chunk
+	// the run then does not send are dropped again with its outcome.
+	var done, unsent []string
 	budget := time.Duration(math.MaxInt64)
 	if dl, ok := ctx.Deadline(); ok {
 		budget = time.Until(dl) / 4
 	}
 	began := time.Now()
+	var chunks [][]store.MessageView
 	for start := 0; start < len(msgs); start += MaxBatch {
-		chunk := msgs[start:min(start+MaxBatch, len(msgs))]
-		ids := make([]string, len(chunk))
-		for i := range chunk {
-			ids[i] = chunk[i].ID
-		}
-		inDoubt, merr := r.store.MarkMirrorAttempts(ctx, in.ID, b.ID, LinkMirrorAttempt, ids)
-		if merr != nil {
-			err = fmt.Errorf("routing: %w", merr)
+		chunks = append(chunks, msgs[start:min(start+MaxBatch, len(msgs))])
+	}
+	var ahead <-chan chunkMarks
+	if len(chunks) > 0 {
+		ahead = r.markChunk(ctx, in.ID, b.ID, chunks[0])
+	}
+	for k, chunk := range chunks {
+		marks := <-ahead
+		ahead = nil
+		step = r.since(MirrorStepMark, step)
+		if marks.err != nil {
+			err = fmt.Errorf("routing: %w", marks.err)
 			break
 		}
-		d := &Delivery{Integration: in, Binding: b, Channel: ch, InDoubt: inDoubt}
+		if k+1 < len(chunks) {
+			ahead = r.markChunk(ctx, in.ID, b.ID, chunks[k+1])
+		}
+		d := &Delivery{Integration: in, Binding: b, Channel: ch, InDoubt: marks.inDoubt}
 		var got []string
 		got, err = conn.Mirror(ctx, d, chunk)
+		step = r.since(MirrorStepCRM, step)
 		done = append(done, got...)
 		if err != nil || len(got) < len(chunk) || time.Since(began) > budget {
 			break
+		}
+	}
+	if ahead != nil {
+		// Marked for a call the run does not make: those it marked itself
+		// are not in doubt.
+		if marks := <-ahead; marks.err == nil {
+			unsent = marks.fresh
 		}
 	}
 	// Followers whose message this run wrote, or an earlier one did (it
@@ -434,9 +491,12 @@ func (r *Router) handleMirror(ctx context.Context, j *queue.Job) error {
 		}
 	}
 	finished := err == nil
-	if len(done) > 0 || len(covered) > 0 {
+	if len(done) > 0 || len(covered) > 0 || len(unsent) > 0 {
 		lerr := r.store.Tx(ctx, func(tx *gorm.DB) error {
 			if err := store.MarkMirrored(tx, in.ID, b.ID, LinkMirrored, LinkMirrorAttempt, done); err != nil {
+				return err
+			}
+			if err := store.DropAttempts(tx, in.ID, LinkMirrorAttempt, unsent); err != nil {
 				return err
 			}
 			if err := queue.Absorb(tx, j, covered); err != nil {
@@ -451,11 +511,42 @@ func (r *Router) handleMirror(ctx context.Context, j *queue.Job) error {
 		if lerr != nil {
 			return fmt.Errorf("routing: record mirrored: %w", lerr)
 		}
+		r.since(MirrorStepRecord, step)
 	}
 	if errors.Is(err, ErrParked) {
 		return queue.RetryAfter(parkDelay, err)
 	}
 	return waitForCRM(j, err)
+}
+
+// chunkMarks is the outcome of marking a chunk's messages as attempted:
+// those an earlier call was attempted for (in doubt), and those this mark
+// wrote (fresh).
+type chunkMarks struct {
+	inDoubt map[string]bool
+	fresh   []string
+	err     error
+}
+
+// markChunk commits a chunk's attempt marks (store.MarkMirrorAttempts)
+// in the background and hands over the outcome when it is done.
+func (r *Router) markChunk(ctx context.Context, integrationID, bindingID string, chunk []store.MessageView) <-chan chunkMarks {
+	out := make(chan chunkMarks, 1)
+	ids := make([]string, len(chunk))
+	for i := range chunk {
+		ids[i] = chunk[i].ID
+	}
+	go func() {
+		inDoubt, err := r.store.MarkMirrorAttempts(ctx, integrationID, bindingID, LinkMirrorAttempt, ids)
+		m := chunkMarks{inDoubt: inDoubt, err: err}
+		for _, id := range ids {
+			if !inDoubt[id] {
+				m.fresh = append(m.fresh, id)
+			}
+		}
+		out <- m
+	}()
+	return out
 }
 
 // mirrorWork is what one mirror run looks at: the messages of the job and

@@ -330,6 +330,19 @@ func (s *Store) MarkAttempts(ctx context.Context, integrationID, bindingID, atte
 	return inDoubt, nil
 }
 
+// DropAttempts removes, in tx, the attempt marks (attemptKind) of
+// messages whose CRM call was not made after all.
+func DropAttempts(tx *gorm.DB, integrationID, attemptKind string, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	err := tx.Exec(`DELETE FROM crm_links WHERE integration_id = ? AND kind = ? AND local_id IN ?`, integrationID, attemptKind, ids).Error
+	if err != nil {
+		return fmt.Errorf("store: drop attempts: %w", err)
+	}
+	return nil
+}
+
 // MarkMirrored links, in tx, messages as mirrored (linkKind, remote: the
 // binding) to the integration and drops their attempt marks (attemptKind).
 func MarkMirrored(tx *gorm.DB, integrationID, bindingID, linkKind, attemptKind string, ids []string) error {
@@ -344,9 +357,5 @@ func MarkMirrored(tx *gorm.DB, integrationID, bindingID, linkKind, attemptKind s
 	if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&rows).Error; err != nil {
 		return fmt.Errorf("store: mark mirrored: %w", err)
 	}
-	err := tx.Exec(`DELETE FROM crm_links WHERE integration_id = ? AND kind = ? AND local_id IN ?`, integrationID, attemptKind, ids).Error
-	if err != nil {
-		return fmt.Errorf("store: drop mirror attempts: %w", err)
-	}
-	return nil
+	return DropAttempts(tx, integrationID, attemptKind, ids)
 }

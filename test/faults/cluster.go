@@ -91,13 +91,17 @@ type cluster struct {
 	meta    *metasim.Server
 	metaSrv *httptest.Server
 
-	b24     *b24sim.Server
-	portal  *b24sim.Portal
-	crm     *switchable
-	gws     []*gateway
-	channel string
-	integ   string
-	client  *http.Client
+	b24    *b24sim.Server
+	portal *b24sim.Portal
+	// simNanos and simCalls sum the portal simulator's own time on REST
+	// calls (without -crm-latency), so a slow mirror step can be told
+	// apart from a slow simulator on a starved machine.
+	simNanos, simCalls atomic.Int64
+	crm                *switchable
+	gws                []*gateway
+	channel            string
+	integ              string
+	client             *http.Client
 
 	// vacuums and analyzes count maintenanceLoop's statements.
 	vacuums, analyzes atomic.Int64
@@ -167,15 +171,17 @@ func startCluster(ctx context.Context, bin string, o clusterOptions) (*cluster, 
 
 	c.b24 = b24sim.New(b24sim.Options{ClientID: b24ClientID, ClientSecret: b24Secret,
 		RedirectURL: public + "/bitrix24/oauth/callback", LeakRate: o.simRate, LeakBurst: o.simBurst})
-	var h http.Handler = c.b24
-	if o.crmLatency > 0 {
-		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if strings.HasPrefix(r.URL.Path, "/rest/") {
-				time.Sleep(o.crmLatency)
-			}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/rest/") {
 			c.b24.ServeHTTP(w, r)
-		})
-	}
+			return
+		}
+		time.Sleep(o.crmLatency)
+		began := time.Now()
+		c.b24.ServeHTTP(w, r)
+		c.simNanos.Add(int64(time.Since(began)))
+		c.simCalls.Add(1)
+	})
 	crm, err := newSwitchable(h)
 	if err != nil {
 		return c, err
@@ -513,24 +519,43 @@ func rssKB(pid int) int64 {
 	return 0
 }
 
-// goroutines reads go_goroutines from an instance's /metrics.
-func (c *cluster) goroutines(ctx context.Context, g *gateway) int {
+// scrape reads an instance's /metrics into series (name with its labels,
+// as printed) → value; nil when the instance does not answer.
+func (c *cluster) scrape(ctx context.Context, g *gateway) map[string]float64 {
 	req, err := http.NewRequestWithContext(ctx, "GET", g.url+"/metrics", nil)
 	if err != nil {
-		return -1
+		return nil
 	}
 	req.Header.Set("Authorization", "Bearer "+adminToken)
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return -1
+		return nil
 	}
 	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil
+	}
+	series := map[string]float64{}
 	for _, line := range strings.Split(string(raw), "\n") {
-		if v, ok := strings.CutPrefix(line, "go_goroutines "); ok {
-			n, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return int(n)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
 		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			series[line[:i]] = v
+		}
+	}
+	return series
+}
+
+// goroutines reads go_goroutines from an instance's /metrics.
+func (c *cluster) goroutines(ctx context.Context, g *gateway) int {
+	if v, ok := c.scrape(ctx, g)["go_goroutines"]; ok {
+		return int(v)
 	}
 	return -1
 }

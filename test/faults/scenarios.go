@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/routing"
 )
 
 // pgctl runs pg_ctlcluster on the configured cluster.
@@ -187,6 +189,41 @@ type sample struct {
 	goroutines []int
 	due        int
 	acked      int64
+	// mirror sums, over the instances, the time spent in each mirror step
+	// and in crm.mirror runs (and their counts) since the start.
+	mirror mirrorTime
+}
+
+// mirrorTime is where the instances' per-message mirror runs spent their
+// time, read from their /metrics, and the portal simulator's own time on
+// REST calls ("sim", any caller's).
+type mirrorTime struct {
+	secs  map[string]float64 // by step, "runs" for whole runs, "sim"
+	count map[string]float64
+}
+
+// addSeries adds an instance's mirror series to t.
+func (t *mirrorTime) addSeries(series map[string]float64) {
+	if t.secs == nil {
+		t.secs, t.count = map[string]float64{}, map[string]float64{}
+	}
+	for _, step := range routing.MirrorSteps {
+		t.secs[step] += series[`switchboard_mirror_step_seconds_sum{step="`+step+`"}`]
+		t.count[step] += series[`switchboard_mirror_step_seconds_count{step="`+step+`"}`]
+	}
+	t.secs["runs"] += series[`switchboard_queue_job_duration_seconds_sum{kind="`+routing.JobMirror+`"}`]
+	t.count["runs"] += series[`switchboard_queue_job_duration_seconds_count{kind="`+routing.JobMirror+`"}`]
+}
+
+// since says where the mirror's time went between prev and t: runs and
+// their seconds, then each step's seconds and count.
+func (t mirrorTime) since(prev mirrorTime) string {
+	d := func(m, p map[string]float64, k string) float64 { return m[k] - p[k] }
+	parts := []string{fmt.Sprintf("%.0f runs %.1fs", d(t.count, prev.count, "runs"), d(t.secs, prev.secs, "runs"))}
+	for _, step := range append(routing.MirrorSteps, "sim") {
+		parts = append(parts, fmt.Sprintf("%s %.1fs/%.0f", step, d(t.secs, prev.secs, step), d(t.count, prev.count, step)))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // soak holds a steady -rate with operator replies (sends to Graph, whose
@@ -206,11 +243,23 @@ func soak(ctx context.Context, c *cluster, cfg config, log *slog.Logger) ([]row,
 		s := sample{at: time.Since(start), acked: l.ackedN.Load()}
 		for _, g := range c.gws {
 			s.rss = append(s.rss, rssKB(g.pid()))
-			s.goroutines = append(s.goroutines, c.goroutines(ctx, g))
+			series := c.scrape(ctx, g)
+			n, ok := series["go_goroutines"]
+			if !ok {
+				n = -1
+			}
+			s.goroutines = append(s.goroutines, int(n))
+			s.mirror.addSeries(series)
 		}
 		s.due, _, _ = c.jobsLeft(ctx, time.Now())
+		s.mirror.secs["sim"], s.mirror.count["sim"] = time.Duration(c.simNanos.Load()).Seconds(), float64(c.simCalls.Load())
+		var prev mirrorTime
+		if len(samples) > 0 {
+			prev = samples[len(samples)-1].mirror
+		}
 		samples = append(samples, s)
-		log.Info("soak sample", "at", s.at.Round(time.Second), "rss_kb", s.rss, "goroutines", s.goroutines, "due_jobs", s.due, "acked", s.acked)
+		log.Info("soak sample", "at", s.at.Round(time.Second), "rss_kb", s.rss, "goroutines", s.goroutines, "due_jobs", s.due, "acked", s.acked,
+			"mirror", s.mirror.since(prev))
 	}
 	take()
 	t := time.NewTicker(cfg.sample)
@@ -241,9 +290,11 @@ loop:
 		{"load", fmt.Sprintf("%g msg/s for %s, %g replies/s through the API (%d accepted, %d refused)", cfg.rate, cfg.soak, cfg.replyRate, rp.sent.Load(), rp.fails.Load()), nil},
 		{"replies by status", statusLine(out), nil},
 	}
+	var prev mirrorTime
 	for _, s := range samples {
 		pre = append(pre, row{fmt.Sprintf("sample +%s", s.at.Round(time.Second)),
-			fmt.Sprintf("RSS MB %v, goroutines %v, due jobs %d, acked %d", mb(s.rss), s.goroutines, s.due, s.acked), nil})
+			fmt.Sprintf("RSS MB %v, goroutines %v, due jobs %d, acked %d; mirror: %s", mb(s.rss), s.goroutines, s.due, s.acked, s.mirror.since(prev)), nil})
+		prev = s.mirror
 	}
 	// Flat: the last sample under load against the first one after a
 	// minute's warm-up (or the second sample), per instance.
