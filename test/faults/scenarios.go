@@ -186,6 +186,7 @@ func isClosed(ch chan struct{}) bool {
 type sample struct {
 	at         time.Duration
 	rss        []int64
+	heapMB     []int64 // Go heap in use (go_memstats_heap_inuse_bytes)
 	goroutines []int
 	due        int
 	acked      int64
@@ -249,6 +250,7 @@ func soak(ctx context.Context, c *cluster, cfg config, log *slog.Logger) ([]row,
 				n = -1
 			}
 			s.goroutines = append(s.goroutines, int(n))
+			s.heapMB = append(s.heapMB, int64(series["go_memstats_heap_inuse_bytes"])>>20)
 			s.mirror.addSeries(series)
 		}
 		s.due, _, _ = c.jobsLeft(ctx, time.Now())
@@ -258,7 +260,7 @@ func soak(ctx context.Context, c *cluster, cfg config, log *slog.Logger) ([]row,
 			prev = samples[len(samples)-1].mirror
 		}
 		samples = append(samples, s)
-		log.Info("soak sample", "at", s.at.Round(time.Second), "rss_kb", s.rss, "goroutines", s.goroutines, "due_jobs", s.due, "acked", s.acked,
+		log.Info("soak sample", "at", s.at.Round(time.Second), "rss_kb", s.rss, "heap_mb", s.heapMB, "goroutines", s.goroutines, "due_jobs", s.due, "acked", s.acked,
 			"mirror", s.mirror.since(prev))
 	}
 	take()
@@ -293,7 +295,7 @@ loop:
 	var prev mirrorTime
 	for _, s := range samples {
 		pre = append(pre, row{fmt.Sprintf("sample +%s", s.at.Round(time.Second)),
-			fmt.Sprintf("RSS MB %v, goroutines %v, due jobs %d, acked %d; mirror: %s", mb(s.rss), s.goroutines, s.due, s.acked, s.mirror.since(prev)), nil})
+			fmt.Sprintf("RSS MB %v, heap MB %v, goroutines %v, due jobs %d, acked %d; mirror: %s", mb(s.rss), s.heapMB, s.goroutines, s.due, s.acked, s.mirror.since(prev)), nil})
 		prev = s.mirror
 	}
 	// Flat: the last sample under load against the first one after a
